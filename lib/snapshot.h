@@ -1,0 +1,193 @@
+/*
+ * snapshot.h - the nightly snapshot file: format and validating reader.
+ *
+ * One immutable, mmap-able file written by weft-batch and read by every
+ * ranker (and weftctl, weft-eval). Layout (little-endian, every section
+ * 64-byte aligned):
+ *
+ *   struct wf_snap_hdr       magic, format version, generation, build time,
+ *                            source digest, section table, header checksum
+ *   section STRS             string bytes (ids and names), not terminated
+ *   section ITEMS            struct wf_snap_item[nitems]
+ *   section ITEM_HASH        uint32_t[pow2]: item index + 1, 0 = empty;
+ *                            slot = wf_hash64(id) & mask, linear probing
+ *   section USERS            struct wf_snap_user[nusers]
+ *   section USER_HASH        as ITEM_HASH, for users
+ *   section CANDS            struct wf_snap_cand[]: per-user candidate lists,
+ *                            each sorted by score descending
+ *   section NEIGH            struct wf_snap_cand[]: per-item neighbours
+ *                            (time-decayed session co-occurrence), sorted
+ *   section COMPL            struct wf_snap_cand[]: per-item complements
+ *                            (bought/carted together), sorted
+ *   section NAMES            struct wf_snap_name[ncats + nbrands]:
+ *                            categories first, then brands
+ *   section POPULAR          struct wf_snap_cand[]: global popularity, sorted
+ *   section TRENDING         struct wf_snap_cand[]: rising items, sorted
+ *
+ * Every section carries an XXH3-64 checksum; the header carries one over
+ * itself. wf_snap_open() checks magic, version, sizes, every checksum and
+ * every index (a candidate's item < nitems, offsets inside their sections)
+ * before anyone reads the file, so a reader never trusts a bad file.
+ * A manifest (JSON, <file>.manifest.json) is written beside each snapshot.
+ *
+ * Readers: weft-ranker, weft-admin (validation before a load), weftctl,
+ * weft-eval, weft-batch. Never logs: errors come back as -errno plus a
+ * human message.
+ */
+#ifndef WF_SNAPSHOT_H
+#define WF_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WF_SNAP_MAGIC 0x31504e5354464557ull /* "WEFTSNP1" */
+#define WF_SNAP_FORMAT_VERSION 1u
+#define WF_SNAP_MAX_SECTIONS 16u
+
+enum wf_snap_section_id {
+	WF_SNAP_SEC_STRS = 1,
+	WF_SNAP_SEC_ITEMS,
+	WF_SNAP_SEC_ITEM_HASH,
+	WF_SNAP_SEC_USERS,
+	WF_SNAP_SEC_USER_HASH,
+	WF_SNAP_SEC_CANDS,
+	WF_SNAP_SEC_NEIGH,
+	WF_SNAP_SEC_COMPL,
+	WF_SNAP_SEC_NAMES,
+	WF_SNAP_SEC_POPULAR,
+	WF_SNAP_SEC_TRENDING,
+};
+
+struct wf_snap_section {
+	uint32_t id;   /* enum wf_snap_section_id */
+	uint32_t pad;
+	uint64_t off;  /* from the start of the file, 64-aligned */
+	uint64_t size; /* bytes */
+	uint64_t xxh3; /* XXH3-64 of the section bytes */
+};
+
+struct wf_snap_hdr {
+	uint64_t magic;
+	uint32_t format_version;
+	uint32_t header_size;    /* sizeof(struct wf_snap_hdr) */
+	uint64_t generation;     /* set by weft-batch; admin may override at load */
+	uint64_t build_ms;       /* wall clock of the build */
+	uint64_t source_digest;  /* XXH3 of the input files */
+	uint64_t file_size;
+	uint64_t data_end_ms;    /* ts of the newest event the build saw */
+	uint32_t nitems, nusers;
+	uint32_t ncats, nbrands;
+	uint32_t nsections;
+	uint32_t flags;
+	struct wf_snap_section sec[WF_SNAP_MAX_SECTIONS];
+	uint64_t header_xxh3;    /* XXH3-64 of this struct with this field 0 */
+};
+
+/* A candidate, neighbour, complement or popular entry. */
+struct wf_snap_cand {
+	uint32_t item; /* index into ITEMS */
+	float score;
+};
+
+struct wf_snap_name {
+	uint32_t off; /* into STRS */
+	uint32_t len;
+};
+
+#define WF_SNAP_NO_CAT 0xffffffffu
+
+struct wf_snap_item {
+	uint32_t id_off, id_len;   /* into STRS */
+	uint32_t category;         /* index into NAMES, or WF_SNAP_NO_CAT */
+	uint32_t brand;            /* index into NAMES (after ncats), or WF_SNAP_NO_CAT */
+	uint32_t price_cents;      /* 0 = unknown */
+	uint8_t price_band;        /* 0..4 within its category (quintile), 255 unknown */
+	uint8_t nsizes;
+	uint16_t flags;
+	float popularity;          /* time-decayed, normalised to [0,1] */
+	float trend;               /* recent vs past rate, >= 0 */
+	uint32_t neigh_off, neigh_cnt; /* into NEIGH */
+	uint32_t compl_off, compl_cnt; /* into COMPL */
+};
+
+/* Customer value segments from the batch model (RFM and LTV). */
+enum wf_snap_segment {
+	WF_SEG_NONE = 0,
+	WF_SEG_NEW,       /* first seen recently, few orders */
+	WF_SEG_ACTIVE,
+	WF_SEG_LOYAL,     /* frequent and recent */
+	WF_SEG_VIP,       /* top monetary value */
+	WF_SEG_AT_RISK,   /* was active, gone quiet */
+	WF_SEG_LAPSED,    /* win-back candidates */
+	WF_SEG_COUNT
+};
+
+struct wf_snap_user {
+	uint32_t id_off, id_len;   /* into STRS */
+	uint64_t cand_off;         /* index into CANDS */
+	uint32_t cand_cnt;
+	uint16_t segment;          /* enum wf_snap_segment */
+	uint8_t r, f, m;           /* RFM quintiles 1..5 (0 = no purchases) */
+	uint8_t pad;
+	float ltv;                 /* estimated lifetime value, currency units */
+	uint32_t orders;
+	uint32_t last_seen_days;   /* days before data_end_ms */
+	uint32_t pad2;
+};
+
+/* An open, validated snapshot. Owner: whoever opened it; wf_snap_close(). */
+struct wf_snap {
+	const uint8_t *base;
+	uint64_t size;
+	const struct wf_snap_hdr *hdr;
+	const char *strs;
+	uint64_t strs_len;
+	const struct wf_snap_item *items;
+	uint32_t nitems;
+	const uint32_t *item_hash;
+	uint32_t item_hash_mask;
+	const struct wf_snap_user *users;
+	uint32_t nusers;
+	const uint32_t *user_hash;
+	uint32_t user_hash_mask;
+	const struct wf_snap_cand *cands;
+	uint64_t ncands;
+	const struct wf_snap_cand *neigh;
+	uint64_t nneigh;
+	const struct wf_snap_cand *compl;
+	uint64_t ncompl;
+	const struct wf_snap_name *names; /* ncats + nbrands */
+	uint32_t ncats, nbrands;
+	const struct wf_snap_cand *popular;
+	uint32_t npopular;
+	const struct wf_snap_cand *trending;
+	uint32_t ntrending;
+	char path[1024];
+};
+
+/*
+ * Map and validate path. On failure returns -errno (-ENOENT, -EACCES,
+ * -EPROTO bad magic/format/size/index, -EBADMSG checksum mismatch,
+ * -EPROTONOSUPPORT other format version) and writes a one-line human
+ * explanation to err (e.g. "snapshot /x: section CANDS checksum mismatch
+ * (file corrupt?)"). *ret untouched on failure.
+ */
+int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errlen);
+
+/* Unmap. Accepts NULL. */
+void wf_snap_close(struct wf_snap *s);
+
+/* Index of an item / user id, or -1. */
+int64_t wf_snap_item_find(const struct wf_snap *s, const char *id, size_t len);
+int64_t wf_snap_user_find(const struct wf_snap *s, const char *id, size_t len);
+
+static inline const char *wf_snap_str(const struct wf_snap *s, uint32_t off)
+{
+	return s->strs + off;
+}
+
+/* Category / brand name of an item ("" if none); *ret_len gets the length. */
+const char *wf_snap_cat_name(const struct wf_snap *s, uint32_t cat, uint32_t *ret_len);
+const char *wf_snap_brand_name(const struct wf_snap *s, uint32_t brand, uint32_t *ret_len);
+
+#endif

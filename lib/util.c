@@ -1,0 +1,257 @@
+/*
+ * util.c - helpers shared by every weft program (see util.h).
+ * Linked into every program through libweft.
+ */
+#include "lib/util.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+static const char *log_prog = "weft";
+static int log_level = WF_LOG_INFO;
+
+void wf_freep(void *pp)
+{
+	free(*(void **)pp);
+}
+
+void wf_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
+void wf_fclosep(FILE **f)
+{
+	if (*f)
+		fclose(*f);
+}
+
+uint64_t wf_hash64(const void *data, size_t len)
+{
+	return XXH3_64bits(data, len);
+}
+
+void wf_log_init(const char *prog)
+{
+	const char *lvl = getenv("WEFT_LOG_LEVEL");
+
+	log_prog = prog;
+	if (lvl && *lvl)
+		log_level = atoi(lvl);
+}
+
+void wf_log_set_level(int level)
+{
+	log_level = level;
+}
+
+void wf_log(int level, const char *fmt, ...)
+{
+	static const char *const names[] = { [WF_LOG_ERR] = "error", [WF_LOG_WARN] = "warning",
+					      [WF_LOG_INFO] = "info", [WF_LOG_DEBUG] = "debug" };
+	char line[2048];
+	va_list ap;
+	int n;
+
+	if (level > log_level)
+		return;
+	n = snprintf(line, sizeof(line), "<%d>%s: %s: ", level, log_prog,
+		     (level >= 0 && level < (int)WF_ARRAY_SIZE(names) && names[level]) ? names[level] : "log");
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* One write per line so lines from several processes do not interleave. */
+	n = (int)strnlen(line, sizeof(line) - 2);
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, (size_t)n);
+}
+
+void wf_escape(char *out, size_t out_len, const char *s, size_t len)
+{
+	size_t o = 0;
+
+	if (out_len == 0)
+		return;
+	for (size_t i = 0; i < len && o + 5 < out_len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+			out[o++] = (char)c;
+		} else {
+			o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", c);
+		}
+	}
+	out[o] = '\0';
+}
+
+int wf_parse_i64(const char *s, size_t len, int64_t *ret)
+{
+	char tmp[32];
+	char *end;
+	long long v;
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	errno = 0;
+	v = strtoll(tmp, &end, 10);
+	if (*end != '\0' || end == tmp)
+		return -EINVAL;
+	if (errno == ERANGE)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int wf_parse_double(const char *s, size_t len, double *ret)
+{
+	char tmp[64];
+	char *end;
+	double v;
+
+	if (len == 0 || len >= sizeof(tmp))
+		return -EINVAL;
+	memcpy(tmp, s, len);
+	tmp[len] = '\0';
+	errno = 0;
+	v = strtod(tmp, &end);
+	if (*end != '\0' || end == tmp || !isfinite(v))
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int wf_buf_reserve(struct wf_buf *b, size_t extra)
+{
+	size_t need = b->len + extra;
+	size_t cap;
+	char *p;
+
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int wf_buf_append(struct wf_buf *b, const void *p, size_t n)
+{
+	int r = wf_buf_reserve(b, n + 1);
+
+	if (r < 0)
+		return r;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int wf_buf_printf(struct wf_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	r = wf_buf_reserve(b, (size_t)n + 1);
+	if (r < 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void wf_buf_consume(struct wf_buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+		return;
+	}
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+}
+
+void wf_buf_fini(struct wf_buf *b)
+{
+	free(b->data);
+	*b = (struct wf_buf){ 0 };
+}
+
+int wf_read_file(const char *path, char **ret, size_t *ret_len)
+{
+	WF_CLEANUP(wf_closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *p;
+	size_t off = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	p = malloc((size_t)st.st_size + 1);
+	if (!p)
+		return -ENOMEM;
+	while (off < (size_t)st.st_size) {
+		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? -errno : -EIO;
+			free(p);
+			return e;
+		}
+		off += (size_t)n;
+	}
+	p[off] = '\0';
+	*ret = p;
+	if (ret_len)
+		*ret_len = off;
+	return 0;
+}
+
+int wf_write_file_atomic(const char *path, const void *data, size_t len)
+{
+	char tmp[4096];
+	const char *p = data;
+	int fd, r = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}

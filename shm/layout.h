@@ -1,0 +1,197 @@
+/*
+ * layout.h - the one layout of weft's shared-memory segment.
+ *
+ * /dev/shm/<name>: a header with a table of contents, then regions found by
+ * name (never by caller arithmetic). Fixed-size types only, offsets from the
+ * base instead of pointers. Any change here bumps WF_SHM_LAYOUT_VERSION;
+ * attach refuses a mismatch with -EPROTO.
+ *
+ * Regions:
+ *   "ctl"       struct wf_ctl: weights, snapshot generations, process state
+ *   "shard.N"   struct wf_shard_ctl for shard N, followed by its request ring
+ *               and its reply ring
+ *   "stock"     struct wf_stock: size-level inventory
+ */
+#ifndef WF_SHM_LAYOUT_H
+#define WF_SHM_LAYOUT_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/proto.h"
+#include "shm/ring.h"
+#include "shm/wait.h"
+
+#define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
+#define WF_SHM_LAYOUT_VERSION 1u
+#define WF_SHM_MAX_SHARDS 64u
+#define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
+#define WF_SHM_NAME_MAX 24u
+#define WF_PATH_MAX 1024u
+
+struct wf_shm_toc_entry {
+	char name[WF_SHM_NAME_MAX]; /* NUL-terminated */
+	uint64_t off;               /* from the segment base */
+	uint64_t size;
+};
+_Static_assert(sizeof(struct wf_shm_toc_entry) == 40, "toc entry");
+
+/* Written once by the creator before the segment gets its final name;
+ * read-only afterwards. */
+struct wf_shm_hdr {
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t nshards;
+	uint64_t total_size;
+	uint64_t created_ms; /* wall clock */
+	uint32_t ntoc;
+	uint32_t ring_capacity;
+	struct wf_shm_toc_entry toc[WF_SHM_TOC_MAX];
+};
+
+/*
+ * Seqlock: the writer makes seq odd, writes, makes it even (release); a
+ * reader retries while seq is odd or changed across its read. Fields under
+ * a seqlock are read and written with relaxed atomic word accesses
+ * (wf_seq_copy), so the race is a defined one.
+ */
+struct wf_seqlock {
+	_Atomic uint32_t seq;
+};
+
+/* Snapshot generation record: which file a generation serves from. */
+struct wf_snap_ref {
+	uint64_t gen;       /* 0 = none */
+	uint64_t loaded_ms; /* wall clock when admin accepted it */
+	char path[WF_PATH_MAX];
+};
+
+/* Weight pair of one page type x visitor type, as float bits. */
+struct wf_weight {
+	uint32_t batch_bits;
+	uint32_t session_bits;
+};
+
+/*
+ * Control block. Writers and readers per field:
+ *   weights_lock, weights        writer weft-admin; readers rankers (each query)
+ *   snap_lock, snap_cur/prev     writer weft-admin; readers rankers, weftctl
+ *   snap_cur_gen                 writer weft-admin (R3 release, after snap_cur is
+ *                                written); readers rankers (A3 acquire, each loop)
+ *   admin_pid                    writer weft-admin; readers weftctl (relaxed, display)
+ *   ingest_pid, ingest_epoch     writer weft-ingest at start; readers rankers (relaxed:
+ *                                display; replies of old epochs are dropped by ingest)
+ *   ingest_ready                 writer weft-ingest (release); reader admin (acquire)
+ *   ingest_wait                  see wait.h; owner weft-ingest, wakers rankers
+ *   shutdown                     writer weft-admin (release); readers all (acquire)
+ *   next_lsn                     writer weft-ingest only (relaxed: single writer,
+ *                                published to readers through ring records)
+ *   stats                        writer weft-ingest (relaxed counters); readers admin
+ */
+struct wf_ctl {
+	struct wf_seqlock weights_lock;
+	struct wf_weight weights[WF_PAGE_COUNT][WF_VISITOR_COUNT];
+
+	alignas(64) struct wf_seqlock snap_lock;
+	struct wf_snap_ref snap_cur;
+	struct wf_snap_ref snap_prev;
+	_Atomic uint64_t snap_cur_gen;
+	_Atomic uint64_t snap_next_gen; /* writer weft-admin only (relaxed) */
+
+	alignas(64) _Atomic uint32_t admin_pid;
+	_Atomic uint32_t ingest_pid;
+	_Atomic uint32_t ingest_epoch;
+	_Atomic uint32_t ingest_ready;
+	_Atomic uint32_t shutdown;
+	_Atomic uint64_t next_lsn;
+
+	alignas(64) struct wf_waiter ingest_wait;
+
+	alignas(64) struct {
+		_Atomic uint64_t connections;     /* open now */
+		_Atomic uint64_t connections_total;
+		_Atomic uint64_t commands;
+		_Atomic uint64_t errors;
+		_Atomic uint64_t events_acked;
+		_Atomic uint64_t bytes_in, bytes_out;
+		_Atomic uint64_t backpressure_stalls;
+	} ingest_stats;
+};
+
+/*
+ * Per shard. Writer of every field: weft-ranker@N, unless noted.
+ * Readers: weft-admin and weftctl (relaxed: display), weft-ingest (notes).
+ */
+struct wf_shard_ctl {
+	_Atomic uint32_t ranker_pid;
+	_Atomic uint32_t ranker_starts;   /* bumped on every (re)start */
+	_Atomic uint64_t loaded_gen;      /* R4 release after a swap; A4 acquire in admin */
+	_Atomic uint64_t failed_gen;      /* generation it could not load (R4/A4 as above) */
+	_Atomic uint64_t heartbeat_ms;    /* wall clock of the last loop pass */
+	_Atomic uint32_t ready;           /* R5 release when serving; A5 acquire in admin */
+	_Atomic uint32_t cpu;             /* core it is pinned to */
+
+	/* Owner ranker sleeps here; waker weft-ingest after committing requests. */
+	alignas(64) struct wf_waiter ranker_wait;
+
+	alignas(64) struct {
+		_Atomic uint64_t requests;
+		_Atomic uint64_t events;
+		_Atomic uint64_t recs;
+		_Atomic uint64_t reranks;
+		_Atomic uint64_t errors;
+		_Atomic uint64_t sessions_live;
+		_Atomic uint64_t session_bytes;  /* allocated in the session arena */
+		_Atomic uint64_t snapshot_bytes; /* allocated in the generation arena */
+		_Atomic uint64_t snapshot_users; /* users held in the generation arena */
+		_Atomic uint64_t swaps;
+		_Atomic uint64_t busy_ns;        /* time spent handling requests */
+	} stats;
+
+	/* Read-only after creation: offsets of this shard's rings. */
+	alignas(64) uint64_t req_ring_off;
+	uint64_t rep_ring_off;
+};
+
+/*
+ * Size-level stock. One writer (weft-ingest, which receives STOCK), any
+ * number of lock-free readers (rankers). Open addressing by item hash,
+ * linear probing, never deleted (sold out is qty 0).
+ *
+ * Per slot: key is published last with a store-release (R6) after the
+ * slot's other fields; readers load key with acquire (A6). nsizes is
+ * published with release (R7) after the size entry it adds; readers load it
+ * with acquire (A7). in_stock (count of sizes with qty > 0, or for a
+ * size-less item qty > 0 ? 1 : 0) is updated after the qty it summarises
+ * (relaxed both: each is a single word, and a reader may see either side of
+ * one STOCK command, which is the same as having read a moment earlier or
+ * later).
+ */
+#define WF_STOCK_SIZES 16u
+#define WF_STOCK_SIZE_NAME 12u
+
+struct wf_stock_size {
+	char name[WF_STOCK_SIZE_NAME]; /* NUL-padded; written before R7 */
+	_Atomic int32_t qty;
+};
+
+struct wf_stock_slot {
+	_Atomic uint64_t key;       /* wf_hash64(item id) | 1; 0 = empty slot */
+	_Atomic uint32_t nsizes;    /* 0 = item tracked without sizes */
+	_Atomic int32_t qty;        /* quantity of a size-less item */
+	_Atomic uint32_t in_stock;  /* sizes with qty > 0 (size-less: 0 or 1) */
+	uint32_t pad;
+	struct wf_stock_size size[WF_STOCK_SIZES];
+};
+
+struct wf_stock {
+	uint32_t capacity;           /* slots, power of two; read-only */
+	uint32_t mask;
+	_Atomic uint32_t used;       /* writer weft-ingest; relaxed (stats) */
+	_Atomic uint32_t full_drops; /* writer weft-ingest; relaxed (stats) */
+	alignas(64) struct wf_stock_slot slot[];
+};
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * msg.h - the records weft-ingest and weft-ranker exchange over a shard's
+ * rings.
+ *
+ * Request ring (ingest -> ranker), kind WF_MSG_REQ:
+ *   struct wf_msg_req, then argc x uint32_t argument lengths, then the
+ *   argument bytes back to back. Arguments exclude the command name
+ *   (cmd says which command); for EVENT: session user type item [f v]...
+ * Reply ring (ranker -> ingest), kind WF_MSG_REP:
+ *   struct wf_msg_rep, then resp_len bytes of ready-made RESP2.
+ *
+ * req_id = (ingest_epoch << 32) | per-shard sequence number. Replies come
+ * back in request order per shard; weft-ingest drops a reply whose epoch is
+ * not its own (requests of a previous ingest process) or whose sequence it
+ * has already seen (a restarted ranker redoing unreleased requests).
+ *
+ * Both sides validate: the decoder bounds-checks every length, so a corrupt
+ * record is an error, never an out-of-bounds read.
+ */
+#ifndef WF_MSG_H
+#define WF_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/ring.h"
+
+enum { WF_MSG_REQ = 1, WF_MSG_REP = 2 };
+
+#define WF_MSG_MAX_ARGS 1024u
+
+struct wf_msg_req {
+	uint64_t req_id;
+	uint64_t t_recv_ns; /* CLOCK_MONOTONIC when ingest parsed it */
+	uint64_t lsn;       /* journal sequence of an EVENT, else 0 */
+	uint16_t cmd;       /* enum wf_cmd */
+	uint16_t argc;
+	uint32_t flags;
+};
+_Static_assert(sizeof(struct wf_msg_req) == 32, "request header");
+
+struct wf_msg_rep {
+	uint64_t req_id;
+	uint64_t t_recv_ns; /* copied from the request */
+	uint64_t t_done_ns; /* CLOCK_MONOTONIC when the ranker finished */
+	uint32_t resp_len;
+	uint32_t flags;
+};
+_Static_assert(sizeof(struct wf_msg_rep) == 32, "reply header");
+
+struct wf_msg_arg {
+	const char *p;
+	uint32_t len;
+};
+
+/* A decoded request; argv points into the ring record. */
+struct wf_msg_req_view {
+	const struct wf_msg_req *hdr;
+	uint32_t argc;
+	struct wf_msg_arg argv[WF_MSG_MAX_ARGS];
+};
+
+/* Payload bytes a request of argc arguments totalling bytes needs. */
+static inline uint32_t wf_msg_req_size(uint32_t argc, uint64_t bytes)
+{
+	return (uint32_t)(sizeof(struct wf_msg_req) + 4ull * argc + bytes);
+}
+
+/*
+ * Reserve and fill a request in the ring (not committed). argv/argl: the
+ * arguments. Returns 0, -EAGAIN if the ring is full, -EMSGSIZE if it can
+ * never fit, -E2BIG if argc > WF_MSG_MAX_ARGS.
+ */
+int wf_msg_req_push(struct wf_ring_prod *p, const struct wf_msg_req *hdr, const char *const *argv,
+		    const uint32_t *argl);
+
+/* Decode a request payload. 0 or -EPROTO. */
+int wf_msg_req_decode(const void *payload, uint32_t len, struct wf_msg_req_view *v);
+
+/* Reserve and fill a reply carrying resp[0..resp_len). 0, -EAGAIN, -EMSGSIZE. */
+int wf_msg_rep_push(struct wf_ring_prod *p, const struct wf_msg_rep *hdr, const void *resp, uint32_t resp_len);
+
+/* Decode a reply payload; *ret_resp points at the RESP bytes. 0 or -EPROTO. */
+int wf_msg_rep_decode(const void *payload, uint32_t len, const struct wf_msg_rep **ret_hdr,
+		      const char **ret_resp);
+
+#endif
