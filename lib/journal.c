@@ -1,0 +1,583 @@
+/*
+ * journal.c - append-only event journal with group commit and recovery
+ * (see journal.h). Written by weft-ingest; read by weft-ranker (replay),
+ * weft-batch (nightly) and the fuzz target. Linked through libweft.
+ */
+#include "lib/journal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH32_state_t on the stack */
+#include <xxhash.h>
+
+#include "lib/util.h"
+
+#define SEG_MAGIC 0x314c4e4a54464557ull /* "WEFTJNL1" */
+#define SEG_HDR 32u
+#define REC_HDR 32u
+#define DEFAULT_SEGMENT (64ull << 20)
+
+struct seg_hdr {
+	uint64_t magic;
+	uint64_t first_lsn;
+	uint64_t created_ms;
+	uint32_t version;
+	uint32_t xxh32; /* of the first 28 bytes */
+};
+_Static_assert(sizeof(struct seg_hdr) == SEG_HDR, "segment header");
+
+struct rec_hdr {
+	uint32_t len; /* bytes after this header, before padding */
+	uint32_t xxh32;
+	uint64_t lsn;
+	uint64_t ts_ms;
+	uint16_t shard;
+	uint16_t argc;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct rec_hdr) == REC_HDR, "record header");
+
+struct wf_journal {
+	char dir[1024];
+	struct wf_journal_opts opts;
+	int fd;              /* current segment */
+	uint64_t seg_size;   /* bytes written or in flight in the current segment */
+	uint64_t next_lsn;
+	uint64_t durable_lsn;
+	struct wf_buf pending;   /* appended, not yet flushing */
+	uint64_t pending_last;   /* last LSN in pending */
+	struct wf_buf inflight;  /* being written */
+	uint64_t inflight_last;
+	int flushing;
+	int failed;
+};
+
+static uint32_t rec_checksum(const uint8_t *rec, uint32_t total_unpadded)
+{
+	XXH32_state_t st;
+	struct rec_hdr h;
+
+	memcpy(&h, rec, sizeof(h));
+	h.xxh32 = 0;
+	XXH32_reset(&st, 0x77656674);
+	XXH32_update(&st, &h, sizeof(h));
+	XXH32_update(&st, rec + REC_HDR, total_unpadded - REC_HDR);
+	return XXH32_digest(&st);
+}
+
+int wf_journal_decode(const uint8_t *buf, size_t len, struct wf_journal_rec *rec)
+{
+	struct rec_hdr h;
+	uint64_t total;
+	const uint8_t *lens, *data, *end;
+
+	if (len < REC_HDR)
+		return 0;
+	memcpy(&h, buf, sizeof(h));
+	if (h.len == 0 && h.lsn == 0)
+		return -EBADMSG; /* zero fill: preallocated or torn */
+	if (h.len > WF_JOURNAL_MAX_RECORD || h.argc > WF_JOURNAL_MAX_ARGS || h.reserved != 0)
+		return -EBADMSG;
+	total = WF_ALIGN_UP((uint64_t)REC_HDR + h.len, 8);
+	if (len < total)
+		return 0;
+	if (rec_checksum(buf, REC_HDR + h.len) != h.xxh32)
+		return -EBADMSG;
+	if ((uint64_t)h.argc * 4 > h.len)
+		return -EBADMSG;
+	lens = buf + REC_HDR;
+	data = lens + 4u * h.argc;
+	end = buf + REC_HDR + h.len;
+	rec->lsn = h.lsn;
+	rec->ts_ms = h.ts_ms;
+	rec->shard = h.shard;
+	rec->argc = h.argc;
+	for (uint32_t i = 0; i < h.argc; i++) {
+		uint32_t l;
+		memcpy(&l, lens + 4u * i, 4);
+		if (l > (uint64_t)(end - data))
+			return -EBADMSG;
+		rec->argv[i] = (const char *)data;
+		rec->argl[i] = l;
+		data += l;
+	}
+	if (data != end)
+		return -EBADMSG;
+	return (int)total;
+}
+
+/* ---- segments ---- */
+
+static int seg_name_lsn(const char *name, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (strlen(name) != 20 || strcmp(name + 16, ".wfj") != 0)
+		return -EINVAL;
+	v = strtoull(name, &end, 16);
+	if (end != name + 16)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorted first-LSNs of the segments in dir. */
+static int list_segments(const char *dir, uint64_t **ret, size_t *ret_n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		uint64_t lsn;
+		if (seg_name_lsn(e->d_name, &lsn) < 0)
+			continue;
+		if (n == cap) {
+			uint64_t *nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = lsn;
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), cmp_u64);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static void seg_path(char *out, size_t n, const char *dir, uint64_t lsn)
+{
+	snprintf(out, n, "%s/%016llx.wfj", dir, (unsigned long long)lsn);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int seg_create(struct wf_journal *j, uint64_t first_lsn)
+{
+	char path[1200];
+	struct seg_hdr h = { .magic = SEG_MAGIC, .first_lsn = first_lsn, .created_ms = wf_wall_ms(), .version = 1 };
+	int fd;
+
+	h.xxh32 = XXH32(&h, offsetof(struct seg_hdr, xxh32), 0);
+	seg_path(path, sizeof(path), j->dir, first_lsn);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || fdatasync(fd) < 0) {
+		int e = errno ? -errno : -EIO;
+		close(fd);
+		unlink(path);
+		return e;
+	}
+	fsync_dir(j->dir);
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = fd;
+	j->seg_size = SEG_HDR;
+	return 0;
+}
+
+/* Scan a segment file: last valid lsn and the end offset of valid data. */
+static int seg_scan(const char *path, uint64_t *ret_last_lsn, uint64_t *ret_end, uint64_t *ret_first)
+{
+	char *data;
+	size_t len;
+	struct seg_hdr h;
+	uint64_t off = SEG_HDR, last = 0;
+	int r = wf_read_file(path, &data, &len);
+	static struct wf_journal_rec rec;
+
+	if (r < 0)
+		return r;
+	if (len < SEG_HDR) {
+		free(data);
+		return -ENODATA;
+	}
+	memcpy(&h, data, sizeof(h));
+	if (h.magic != SEG_MAGIC || h.xxh32 != XXH32(&h, offsetof(struct seg_hdr, xxh32), 0)) {
+		free(data);
+		return -ENODATA;
+	}
+	while (off < len) {
+		int n = wf_journal_decode((uint8_t *)data + off, len - off, &rec);
+		if (n <= 0)
+			break;
+		last = rec.lsn;
+		off += (uint64_t)n;
+	}
+	free(data);
+	*ret_last_lsn = last;
+	*ret_end = off;
+	*ret_first = h.first_lsn;
+	return 0;
+}
+
+int wf_journal_open(const char *dir, const struct wf_journal_opts *opts, struct wf_journal **ret, char *err,
+		    size_t errlen)
+{
+	struct wf_journal *j;
+	uint64_t *segs = NULL;
+	size_t nsegs = 0;
+	int r;
+
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		r = -errno;
+		snprintf(err, errlen, "cannot create journal directory %s: %s", dir, strerror(-r));
+		return r;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	snprintf(j->dir, sizeof(j->dir), "%s", dir);
+	j->fd = -1;
+	j->opts.segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT;
+	j->opts.durability = opts ? opts->durability : WF_JOURNAL_FSYNC;
+	j->next_lsn = 1;
+
+	r = list_segments(dir, &segs, &nsegs);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot list journal directory %s: %s", dir, strerror(-r));
+		goto fail;
+	}
+	/* Newest segment with a valid header: recover its tail. A newest
+	 * segment whose header never made it to disk is removed. */
+	while (nsegs > 0) {
+		char path[1200];
+		uint64_t last = 0, end = 0, first = 0;
+
+		seg_path(path, sizeof(path), dir, segs[nsegs - 1]);
+		r = seg_scan(path, &last, &end, &first);
+		if (r == -ENODATA) {
+			unlink(path);
+			nsegs--;
+			continue;
+		}
+		if (r < 0) {
+			snprintf(err, errlen, "cannot read journal segment %s: %s", path, strerror(-r));
+			goto fail;
+		}
+		j->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (j->fd < 0 || ftruncate(j->fd, (off_t)end) < 0 || fdatasync(j->fd) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "cannot recover journal segment %s: %s", path, strerror(-r));
+			goto fail;
+		}
+		j->seg_size = end;
+		j->next_lsn = last ? last + 1 : first;
+		break;
+	}
+	if (j->fd < 0) {
+		r = seg_create(j, j->next_lsn);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot create a journal segment in %s: %s", dir, strerror(-r));
+			goto fail;
+		}
+	}
+	j->durable_lsn = j->next_lsn - 1;
+	free(segs);
+	*ret = j;
+	return 0;
+fail:
+	free(segs);
+	wf_journal_close(j);
+	return r;
+}
+
+void wf_journal_close(struct wf_journal *j)
+{
+	if (!j)
+		return;
+	if (j->fd >= 0)
+		close(j->fd);
+	wf_buf_fini(&j->pending);
+	wf_buf_fini(&j->inflight);
+	free(j);
+}
+
+int wf_journal_append(struct wf_journal *j, uint64_t ts_ms, uint16_t shard, uint32_t argc, const char *const *argv,
+		      const uint32_t *argl, uint64_t *ret_lsn)
+{
+	uint64_t body = 4ull * argc;
+	struct rec_hdr h;
+	size_t start;
+	uint8_t *p;
+	int r;
+
+	if (argc > WF_JOURNAL_MAX_ARGS)
+		return -E2BIG;
+	for (uint32_t i = 0; i < argc; i++)
+		body += argl[i];
+	if (body > WF_JOURNAL_MAX_RECORD)
+		return -E2BIG;
+	r = wf_buf_reserve(&j->pending, WF_ALIGN_UP(REC_HDR + body, 8) + 1);
+	if (r < 0)
+		return r;
+	start = j->pending.len;
+	p = (uint8_t *)j->pending.data + start;
+	h = (struct rec_hdr){ .len = (uint32_t)body, .lsn = j->next_lsn, .ts_ms = ts_ms, .shard = shard,
+			      .argc = (uint16_t)argc };
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + REC_HDR, argl, 4ull * argc);
+	p += REC_HDR + 4ull * argc;
+	for (uint32_t i = 0; i < argc; i++) {
+		memcpy(p, argv[i], argl[i]);
+		p += argl[i];
+	}
+	memset(p, 0, WF_ALIGN_UP(REC_HDR + body, 8) - (REC_HDR + body));
+	p = (uint8_t *)j->pending.data + start;
+	h.xxh32 = rec_checksum(p, (uint32_t)(REC_HDR + body));
+	memcpy(p + offsetof(struct rec_hdr, xxh32), &h.xxh32, 4);
+	j->pending.len += WF_ALIGN_UP(REC_HDR + body, 8);
+	j->pending_last = j->next_lsn;
+	*ret_lsn = j->next_lsn++;
+	return 0;
+}
+
+uint64_t wf_journal_next_lsn(const struct wf_journal *j)
+{
+	return j->next_lsn;
+}
+
+uint64_t wf_journal_durable_lsn(const struct wf_journal *j)
+{
+	return j->durable_lsn;
+}
+
+int wf_journal_durability(const struct wf_journal *j)
+{
+	return j->opts.durability;
+}
+
+size_t wf_journal_pending_bytes(const struct wf_journal *j)
+{
+	return j->pending.len;
+}
+
+int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret)
+{
+	struct wf_buf t;
+
+	if (j->failed)
+		return -EIO;
+	if (j->flushing || j->pending.len == 0)
+		return 0;
+	if (j->seg_size >= j->opts.segment_bytes) {
+		/* Roll: the first LSN of the pending batch names the new file. */
+		struct rec_hdr h;
+		int r;
+		memcpy(&h, j->pending.data, sizeof(h));
+		r = seg_create(j, h.lsn);
+		if (r < 0)
+			return r;
+	}
+	t = j->inflight;
+	j->inflight = j->pending;
+	j->pending = t;
+	j->pending.len = 0;
+	j->inflight_last = j->pending_last;
+	j->flushing = 1;
+	ret->fd = j->fd;
+	ret->offset = j->seg_size;
+	ret->iov.iov_base = j->inflight.data;
+	ret->iov.iov_len = j->inflight.len;
+	ret->sync = j->opts.durability == WF_JOURNAL_FSYNC;
+	j->seg_size += j->inflight.len;
+	return 1;
+}
+
+int wf_journal_flush_end(struct wf_journal *j, int64_t res)
+{
+	if (!j->flushing)
+		return -EINVAL;
+	j->flushing = 0;
+	if (res < 0 || (uint64_t)res != j->inflight.len) {
+		j->failed = 1;
+		return res < 0 ? (int)res : -EIO;
+	}
+	j->durable_lsn = j->inflight_last;
+	j->inflight.len = 0;
+	return 0;
+}
+
+int wf_journal_flush_sync(struct wf_journal *j)
+{
+	struct wf_journal_flush f;
+	int r = wf_journal_flush_begin(j, &f);
+	size_t done = 0;
+
+	if (r <= 0)
+		return r;
+	while (done < f.iov.iov_len) {
+		ssize_t n = pwrite(f.fd, (char *)f.iov.iov_base + done, f.iov.iov_len - done, (off_t)(f.offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return wf_journal_flush_end(j, n < 0 ? -errno : -EIO);
+		done += (size_t)n;
+	}
+	if (f.sync && fdatasync(f.fd) < 0)
+		return wf_journal_flush_end(j, -errno);
+	return wf_journal_flush_end(j, (int64_t)done);
+}
+
+/* ---- reader ---- */
+
+struct wf_journal_reader {
+	char dir[1024];
+	uint64_t *segs;
+	size_t nsegs, cur;
+	char *data;
+	size_t len, off;
+	uint64_t from_lsn;
+};
+
+static int reader_load(struct wf_journal_reader *r)
+{
+	char path[1200];
+	struct seg_hdr h;
+	int e;
+
+	free(r->data);
+	r->data = NULL;
+	seg_path(path, sizeof(path), r->dir, r->segs[r->cur]);
+	e = wf_read_file(path, &r->data, &r->len);
+	if (e == -ENOENT) { /* pruned meanwhile */
+		r->len = 0;
+		r->off = 0;
+		return 0;
+	}
+	if (e < 0)
+		return e;
+	if (r->len < SEG_HDR)
+		return r->cur + 1 == r->nsegs ? 0 : -EBADMSG;
+	memcpy(&h, r->data, sizeof(h));
+	if (h.magic != SEG_MAGIC)
+		return -EBADMSG;
+	r->off = SEG_HDR;
+	return 0;
+}
+
+int wf_journal_reader_open(const char *dir, uint64_t from_lsn, struct wf_journal_reader **ret)
+{
+	struct wf_journal_reader *r = calloc(1, sizeof(*r));
+	int e;
+
+	if (!r)
+		return -ENOMEM;
+	snprintf(r->dir, sizeof(r->dir), "%s", dir);
+	r->from_lsn = from_lsn;
+	e = list_segments(dir, &r->segs, &r->nsegs);
+	if (e < 0) {
+		free(r);
+		return e;
+	}
+	/* Start at the last segment whose first LSN is <= from_lsn. */
+	while (r->cur + 1 < r->nsegs && r->segs[r->cur + 1] <= from_lsn)
+		r->cur++;
+	if (r->nsegs) {
+		e = reader_load(r);
+		if (e < 0) {
+			wf_journal_reader_close(r);
+			return e;
+		}
+	}
+	*ret = r;
+	return 0;
+}
+
+int wf_journal_reader_next(struct wf_journal_reader *r, struct wf_journal_rec *rec)
+{
+	while (r->cur < r->nsegs) {
+		if (r->off < r->len) {
+			int n = wf_journal_decode((uint8_t *)r->data + r->off, r->len - r->off, rec);
+			if (n > 0) {
+				r->off += (size_t)n;
+				if (rec->lsn < r->from_lsn)
+					continue;
+				return 1;
+			}
+			/* A bad or partial record ends the newest segment (a torn
+			 * tail being written right now); elsewhere it is corruption. */
+			if (r->cur + 1 < r->nsegs)
+				return -EBADMSG;
+			return 0;
+		}
+		if (++r->cur >= r->nsegs)
+			break;
+		int e = reader_load(r);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+void wf_journal_reader_close(struct wf_journal_reader *r)
+{
+	if (!r)
+		return;
+	free(r->data);
+	free(r->segs);
+	free(r);
+}
+
+int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn)
+{
+	uint64_t *segs;
+	size_t n;
+	int removed = 0;
+	int r = list_segments(dir, &segs, &n);
+
+	if (r < 0)
+		return r;
+	/* A segment may go when the next one starts at or below keep_lsn (so
+	 * all its records are older) and it was last written before before_ms.
+	 * The newest segment always stays. */
+	for (size_t i = 0; i + 1 < n; i++) {
+		char path[1200];
+		struct stat st;
+
+		if (segs[i + 1] > keep_lsn)
+			break;
+		seg_path(path, sizeof(path), dir, segs[i]);
+		if (stat(path, &st) < 0)
+			continue;
+		if ((uint64_t)st.st_mtim.tv_sec * 1000 >= before_ms)
+			break;
+		if (unlink(path) == 0)
+			removed++;
+	}
+	free(segs);
+	return removed;
+}

@@ -1,0 +1,128 @@
+/*
+ * journal.h - weft's event journal: append-only segment files of
+ * length-prefixed, checksummed records, written with group commit.
+ *
+ * Writer: weft-ingest only. It appends every valid EVENT (wf_journal_append
+ * gives it a log sequence number, LSN), and once per loop pass takes the
+ * batch (wf_journal_flush_begin) and writes it with io_uring, linked with an
+ * fdatasync in durability "fsync" mode; when the write (and sync) complete,
+ * wf_journal_flush_end makes every LSN of the batch durable, and only then
+ * are those events acknowledged. The module does no I/O on the hot path
+ * itself, so it does not depend on io_uring; wf_journal_flush_sync() does
+ * the same synchronously for tools and tests.
+ *
+ * Readers: weft-ranker (replays its shard's tail after a restart),
+ * weft-batch (nightly build from the journal), the fuzz target.
+ *
+ * Files: DIR/<first-lsn, 16 hex digits>.wfj, each starting with a 32-byte
+ * segment header. Record (8-byte aligned):
+ *   u32 len (bytes after this header), u32 xxh32 (of the header with this
+ *   field 0, and the body), u64 lsn, u64 ts_ms, u16 shard, u16 argc,
+ *   u32 reserved, then argc x u32 argument lengths and the argument bytes.
+ * Arguments are the EVENT's: session user type item [field value]...
+ *
+ * Recovery (wf_journal_open): the newest segment is scanned; a torn or
+ * corrupt tail (a crash mid-write) is truncated away; the next LSN follows
+ * the last valid record. Records are never rewritten.
+ */
+#ifndef WF_JOURNAL_H
+#define WF_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define WF_JOURNAL_MAX_ARGS 64u
+#define WF_JOURNAL_MAX_RECORD (64u * 1024)
+
+enum wf_journal_durability {
+	WF_JOURNAL_FSYNC = 0, /* ack after fdatasync */
+	WF_JOURNAL_OS,        /* ack after write(): survives a process crash, not power loss */
+};
+
+struct wf_journal_opts {
+	uint64_t segment_bytes; /* roll to a new segment past this (default 64 MiB) */
+	int durability;         /* enum wf_journal_durability */
+};
+
+struct wf_journal;
+
+/*
+ * Open (creating DIR if needed) and recover. Returns 0, or -errno; on
+ * -EBADMSG a segment other than the newest is corrupt (the message in err
+ * names it). *ret untouched on failure.
+ */
+int wf_journal_open(const char *dir, const struct wf_journal_opts *opts, struct wf_journal **ret, char *err,
+		    size_t errlen);
+void wf_journal_close(struct wf_journal *j); /* accepts NULL; does not flush */
+
+/* Append a record to the pending batch. Returns 0 and the record's LSN, or
+ * -E2BIG (too many arguments or over WF_JOURNAL_MAX_RECORD), -ENOMEM. */
+int wf_journal_append(struct wf_journal *j, uint64_t ts_ms, uint16_t shard, uint32_t argc,
+		      const char *const *argv, const uint32_t *argl, uint64_t *ret_lsn);
+
+/* LSN the next append will get; highest LSN that is durable (0 = none). */
+uint64_t wf_journal_next_lsn(const struct wf_journal *j);
+uint64_t wf_journal_durable_lsn(const struct wf_journal *j);
+int wf_journal_durability(const struct wf_journal *j);
+
+/* Bytes appended and not yet handed to a flush. */
+size_t wf_journal_pending_bytes(const struct wf_journal *j);
+
+/*
+ * Start a flush of everything appended so far. Returns 1 and fills *ret
+ * (fd, file offset, one iovec, whether to fdatasync) when there is work,
+ * 0 when nothing is pending or a flush is already in flight (one at a
+ * time: appends meanwhile form the next batch — that is the group commit),
+ * -errno if rolling to a new segment failed.
+ */
+struct wf_journal_flush {
+	int fd;
+	uint64_t offset;
+	struct iovec iov;
+	int sync; /* 1: follow the write with fdatasync before ending the flush */
+};
+int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret);
+
+/*
+ * The flush finished: res = bytes written (a short write is an error here:
+ * the caller retries the remainder itself or reports), or -errno. On
+ * success every LSN of the batch becomes durable. On failure the journal
+ * refuses further flushes (-EIO) until reopened: acks stop, nothing is lost
+ * that was acked.
+ */
+int wf_journal_flush_end(struct wf_journal *j, int64_t res);
+
+/* Begin + write + fdatasync + end, synchronously. 0 or -errno. */
+int wf_journal_flush_sync(struct wf_journal *j);
+
+/* ---- reading ---- */
+
+struct wf_journal_rec {
+	uint64_t lsn;
+	uint64_t ts_ms;
+	uint16_t shard;
+	uint32_t argc;
+	const char *argv[WF_JOURNAL_MAX_ARGS];
+	uint32_t argl[WF_JOURNAL_MAX_ARGS];
+};
+
+struct wf_journal_reader;
+
+/* Read every record with lsn >= from_lsn, in order, across segments. */
+int wf_journal_reader_open(const char *dir, uint64_t from_lsn, struct wf_journal_reader **ret);
+/* 1 record read (valid until the next call), 0 end, -EBADMSG corruption
+ * before the end of the newest segment. */
+int wf_journal_reader_next(struct wf_journal_reader *r, struct wf_journal_rec *rec);
+void wf_journal_reader_close(struct wf_journal_reader *r);
+
+/* Decode one record from buf (for the fuzz target and the reader).
+ * Returns the record's total size (> 0), 0 if buf holds an incomplete
+ * record, -EBADMSG if it is not a valid record. */
+int wf_journal_decode(const uint8_t *buf, size_t len, struct wf_journal_rec *rec);
+
+/* Remove whole segments whose records are all older than before_ms and
+ * below keep_lsn. Returns the number removed or -errno. */
+int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn);
+
+#endif
