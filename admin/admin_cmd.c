@@ -179,7 +179,7 @@ static int64_t snapshot_switch(struct wf_admin_ctx *ctx, const char *arg, char *
 	r = wf_admin_snapstate_save(ctx);
 	if (r < 0)
 		wf_warn("cannot save %s/snapshot.state: %s (generation %llu is live but will not survive a restart)",
-			ctx->dir, strerror(-r), (unsigned long long)gen);
+			ctx->state_dir, strerror(-r), (unsigned long long)gen);
 	return (int64_t)gen;
 }
 
@@ -198,7 +198,7 @@ static void snapshot_restore(struct wf_admin_ctx *ctx)
 	ctx->prev_snap = p->old_prev_snap;
 	r = wf_admin_snapstate_save(ctx);
 	if (r < 0)
-		wf_warn("cannot save %s/snapshot.state: %s", ctx->dir, strerror(-r));
+		wf_warn("cannot save %s/snapshot.state: %s", ctx->state_dir, strerror(-r));
 }
 
 /* The switch stands: drop the snapshot that fell off the end. */
@@ -294,7 +294,7 @@ static int cmd_snapshot_rollback(struct wf_admin_ctx *ctx, struct wf_admin_clien
 	ctx->cur_snap = psnap;
 	r = wf_admin_snapstate_save(ctx);
 	if (r < 0)
-		wf_warn("cannot save %s/snapshot.state: %s", ctx->dir, strerror(-r));
+		wf_warn("cannot save %s/snapshot.state: %s", ctx->state_dir, strerror(-r));
 	pending_start(ctx, c, prev.gen, 1);
 	return 0;
 }
@@ -497,8 +497,8 @@ static int cmd_weights_set(struct wf_admin_ctx *ctx, struct wf_admin_client *c, 
 	wf_info("weights %s/%s set to batch %g session %g", wf_page_name(page), wf_visitor_name(vis), b, s);
 	r = wf_admin_weights_save(ctx);
 	if (r < 0) {
-		wf_err("cannot save %s/weights.ini: %s", ctx->dir, strerror(-r));
-		return wf_resp_w_error(&c->out, "ERR weights applied but not saved to %s/weights.ini: %s", ctx->dir,
+		wf_err("cannot save %s/weights.ini: %s", ctx->state_dir, strerror(-r));
+		return wf_resp_w_error(&c->out, "ERR weights applied but not saved to %s/weights.ini: %s", ctx->state_dir,
 				       strerror(-r));
 	}
 	return wf_resp_w_simple(&c->out, "OK");

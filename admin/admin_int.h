@@ -38,7 +38,8 @@ struct wf_admin_pending {
 
 /* One per weft-admin process; passed first to every function. */
 struct wf_admin_ctx {
-	const char *dir;
+	const char *dir;            /* sockets */
+	const char *state_dir;      /* weights.ini, snapshot.state (default dir) */
 	const char *shm_name;
 	uint32_t nshards;
 	const char *snapshot_arg;   /* --snapshot */

@@ -23,7 +23,7 @@
 
 static int state_path(struct wf_admin_ctx *ctx, const char *file, char *out, size_t len)
 {
-	if ((size_t)snprintf(out, len, "%s/%s", ctx->dir, file) >= len)
+	if ((size_t)snprintf(out, len, "%s/%s", ctx->state_dir, file) >= len)
 		return -ENAMETOOLONG;
 	return 0;
 }

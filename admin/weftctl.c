@@ -1,0 +1,334 @@
+/*
+ * weftctl.c - the weft admin CLI: argument parsing and the admin-socket
+ * subcommands (hiredis over DIR/admin.sock). `weftctl up` lives in
+ * weftctl_up.c, output formatting in weftctl_render.c.
+ * Program: weftctl (links libweft, hiredis).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "admin/weftctl_int.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: weftctl [--dir DIR] [--json] COMMAND\n"
+		"\n"
+		"commands (talk to weft-admin over DIR/admin.sock):\n"
+		"  status                              is weft up? ingest, rankers, snapshot\n"
+		"  stats                               counters of ingest and every ranker\n"
+		"  snapshot load FILE                  validate FILE, make it current, wait for the rankers\n"
+		"  snapshot rollback                   go back to the previous generation\n"
+		"  snapshot status                     current/previous generation, per-ranker state\n"
+		"  weights get                         batch/session weights per page x visitor\n"
+		"  weights set PAGE VISITOR BATCH SESSION\n"
+		"                                      PAGE: home pdp cart search category email;\n"
+		"                                      VISITOR: returning new; numbers in [0, 10]\n"
+		"  shutdown                            stop every weft process\n"
+		"\n"
+		"  up [--shards N] [--snapshot FILE] [--foreground-log]\n"
+		"                                      run the whole appliance in the foreground\n"
+		"                                      (no systemd); Ctrl-C stops it\n"
+		"\n"
+		"options:\n"
+		"  --dir DIR         runtime directory (default %s)\n"
+		"  --json            one JSON object on stdout, for scripts\n"
+		"  --shards N        (up) number of rankers (default: online CPUs)\n"
+		"  --snapshot FILE   (up) snapshot to serve\n"
+		"  --foreground-log  (up) debug-level logs from every process\n",
+		WF_CLI_DEFAULT_DIR);
+}
+
+static int bad_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "weftctl: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n\n");
+	usage(stderr);
+	return 2;
+}
+
+redisContext *wf_cli_connect(const struct wf_cli_opts *o, int quiet)
+{
+	char path[PATH_MAX];
+	redisContext *c;
+
+	snprintf(path, sizeof(path), "%s/admin.sock", o->dir);
+	c = redisConnectUnix(path);
+	if (c && !c->err)
+		return c;
+	if (!quiet) {
+		const char *why = c ? c->errstr : "out of memory";
+
+		if (o->json) {
+			struct wf_buf b = { 0 };
+			char msg[PATH_MAX * 2];
+
+			snprintf(msg, sizeof(msg), "cannot connect to %s: %s - is weft running?", path, why);
+			if (wf_buf_printf(&b, "{\"ok\":false,\"error\":") == 0 && wf_cli_json_str(&b, msg, strlen(msg)) == 0)
+				printf("%.*s}\n", (int)b.len, b.data);
+			wf_buf_fini(&b);
+		}
+		fprintf(stderr,
+			"weftctl: cannot connect to %s: %s — is weft running? start it with "
+			"`weftctl up --dir %s` or `systemctl start weft.target`\n",
+			path, why, o->dir);
+	}
+	redisFree(c);
+	return NULL;
+}
+
+/* Print a reply per --json or for a person. Returns the exit code. */
+static int show(const struct wf_cli_opts *o, const redisReply *r)
+{
+	int err = r->type == REDIS_REPLY_ERROR;
+	const char *msg = r->str;
+	size_t mlen = r->len;
+
+	if (err && mlen >= 4 && strncmp(msg, "ERR ", 4) == 0) {
+		/* The RESP error class means nothing to a person. */
+		msg += 4;
+		mlen -= 4;
+	}
+
+	if (o->json) {
+		struct wf_buf b = { 0 };
+		int rc;
+
+		if (r->type == REDIS_REPLY_STATUS || err) {
+			rc = wf_buf_printf(&b, "{\"ok\":%s,\"%s\":", err ? "false" : "true", err ? "error" : "message");
+			if (rc == 0)
+				rc = wf_cli_json_str(&b, msg, mlen);
+			if (rc == 0)
+				rc = wf_buf_append(&b, "}", 1);
+		} else {
+			rc = wf_cli_json(&b, r);
+		}
+		if (rc == 0)
+			printf("%.*s\n", (int)b.len, b.data);
+		wf_buf_fini(&b);
+		if (rc)
+			return 1;
+	} else if (err) {
+		fprintf(stderr, "weftctl: %.*s\n", (int)mlen, msg);
+	} else {
+		wf_cli_print(stdout, r, 0);
+	}
+	return err ? 1 : 0;
+}
+
+/* Send argv, return the reply (NULL after printing the transport error). */
+static redisReply *call(redisContext *c, const struct wf_cli_opts *o, int argc, const char **argv)
+{
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+
+	if (!r)
+		fprintf(stderr, "weftctl: %s/admin.sock: %s (weft-admin went away?)\n", o->dir,
+			c->errstr[0] ? c->errstr : "connection lost");
+	return r;
+}
+
+static int run_one(const struct wf_cli_opts *o, int argc, const char **argv)
+{
+	redisContext *c = wf_cli_connect(o, 0);
+	redisReply *r;
+	int rc;
+
+	if (!c)
+		return 1;
+	r = call(c, o, argc, argv);
+	rc = r ? show(o, r) : 1;
+	freeReplyObject(r);
+	redisFree(c);
+	return rc;
+}
+
+/* status: a summary of STATS and SNAPSHOT STATUS. */
+static int cmd_status(const struct wf_cli_opts *o)
+{
+	const char *stats_argv[] = { "STATS" }, *snap_argv[] = { "SNAPSHOT", "STATUS" };
+	redisContext *c = wf_cli_connect(o, 0);
+	redisReply *st = NULL, *sn = NULL;
+	int rc = 1;
+
+	if (!c)
+		return 1;
+	st = call(c, o, 1, stats_argv);
+	if (st)
+		sn = call(c, o, 2, snap_argv);
+	if (!st || !sn)
+		goto out;
+	if (st->type == REDIS_REPLY_ERROR || sn->type == REDIS_REPLY_ERROR) {
+		rc = show(o, st->type == REDIS_REPLY_ERROR ? st : sn);
+		goto out;
+	}
+	if (o->json) {
+		struct wf_buf b = { 0 };
+
+		if (wf_buf_printf(&b, "{\"running\":true,\"stats\":") == 0 && wf_cli_json(&b, st) == 0 &&
+		    wf_buf_printf(&b, ",\"snapshot\":") == 0 && wf_cli_json(&b, sn) == 0 &&
+		    wf_buf_append(&b, "}", 1) == 0) {
+			printf("%.*s\n", (int)b.len, b.data);
+			rc = 0;
+		}
+		wf_buf_fini(&b);
+		goto out;
+	}
+	{
+		const redisReply *ing = wf_cli_get(st, "ingest"), *shards = wf_cli_get(st, "shards");
+		const redisReply *cur = wf_cli_get(sn, "current");
+		long long n = wf_cli_get_int(st, "nshards", 0), ready = 0, alive = 0, gen;
+		const redisReply *seg = wf_cli_get(st, "segment");
+
+		gen = wf_cli_get_int(sn, "current_gen", 0);
+		for (size_t i = 0; shards && shards->type == REDIS_REPLY_ARRAY && i < shards->elements; i++) {
+			ready += wf_cli_get_int(shards->element[i], "ready", 0) != 0;
+			alive += wf_cli_get_int(shards->element[i], "alive", 0) != 0;
+		}
+		printf("weft     running (admin pid %lld, segment %s, %lld shards)\n",
+		       wf_cli_get_int(st, "admin_pid", 0), seg && seg->str ? seg->str : "?", n);
+		printf("ingest   %s (pid %lld)\n",
+		       wf_cli_get_int(ing, "ready", 0) ? "ready"
+		       : wf_cli_get_int(ing, "alive", 0) ? "starting"
+							 : "not running",
+		       wf_cli_get_int(ing, "pid", 0));
+		printf("rankers  %lld/%lld ready, %lld running\n", ready, n, alive);
+		if (gen && cur && cur->type == REDIS_REPLY_ARRAY) {
+			const redisReply *p = wf_cli_get(cur, "path");
+			long long loaded = 0;
+
+			for (size_t i = 0; shards && shards->type == REDIS_REPLY_ARRAY && i < shards->elements; i++)
+				loaded += wf_cli_get_int(shards->element[i], "loaded_gen", 0) == gen;
+			printf("snapshot generation %lld (%s), loaded by %lld/%lld rankers\n", gen,
+			       p && p->str ? p->str : "?", loaded, n);
+		} else {
+			printf("snapshot none loaded (weftctl --dir %s snapshot load FILE)\n", o->dir);
+		}
+		rc = 0;
+	}
+out:
+	freeReplyObject(st);
+	freeReplyObject(sn);
+	redisFree(c);
+	return rc;
+}
+
+static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char **pos, int *npos)
+{
+	*npos = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL;
+		const char *eq = strchr(a, '=');
+		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+
+		if (a[0] != '-' || strcmp(a, "-") == 0) {
+			pos[(*npos)++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			while (++i < argc)
+				pos[(*npos)++] = argv[i];
+			break;
+		}
+#define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
+		if (OPT("--json") || OPT("--foreground-log") || OPT("-h") || OPT("--help")) {
+			if (eq)
+				return bad_usage("option %s takes no value", a);
+			if (OPT("--json"))
+				o->json = 1;
+			else if (OPT("--foreground-log"))
+				o->foreground_log = 1;
+			else {
+				usage(stdout);
+				exit(0);
+			}
+			continue;
+		}
+		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot"))
+			return bad_usage("unknown option %s", a);
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else
+			return bad_usage("option %s needs a value", a);
+		if (OPT("--dir")) {
+			o->dir = val;
+		} else if (OPT("--snapshot")) {
+			o->snapshot = val;
+		} else {
+			char *end;
+
+			errno = 0;
+			o->shards = strtol(val, &end, 10);
+			if (errno || *end || end == val || o->shards < 1 || o->shards > 64)
+				return bad_usage("--shards wants a number in 1..64, not '%s'", val);
+		}
+#undef OPT
+	}
+	if (!*o->dir)
+		return bad_usage("%s--dir must not be empty", "");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct wf_cli_opts o = { .dir = WF_CLI_DEFAULT_DIR };
+	const char **pos = calloc((size_t)argc + 1, sizeof(char *));
+	char abs[PATH_MAX];
+	int npos, rc;
+
+	wf_log_init("weftctl");
+	if (!pos)
+		return 1;
+	rc = parse_opts(argc, argv, &o, pos, &npos);
+	if (rc)
+		goto out;
+	rc = 2;
+	if (npos == 0) {
+		rc = bad_usage("%sno command given", "");
+		goto out;
+	}
+#define IS(i, s) (npos > (i) && strcasecmp(pos[i], s) == 0)
+	if (!IS(0, "up") && (o.shards || o.snapshot || o.foreground_log)) {
+		rc = bad_usage("%s--shards, --snapshot and --foreground-log belong to `weftctl up`", "");
+		goto out;
+	}
+	if (IS(0, "up") && npos == 1)
+		rc = wf_cli_up(&o);
+	else if (IS(0, "status") && npos == 1)
+		rc = cmd_status(&o);
+	else if (IS(0, "stats") && npos == 1)
+		rc = run_one(&o, 1, (const char *[]){ "STATS" });
+	else if (IS(0, "shutdown") && npos == 1)
+		rc = run_one(&o, 1, (const char *[]){ "SHUTDOWN" });
+	else if (IS(0, "ping") && npos == 1)
+		rc = run_one(&o, 1, (const char *[]){ "PING" });
+	else if (IS(0, "snapshot") && IS(1, "load") && npos == 3) {
+		/* weft-admin runs elsewhere: resolve the path here. */
+		if (!realpath(pos[2], abs)) {
+			fprintf(stderr, "weftctl: snapshot %s: %s\n", pos[2], strerror(errno));
+			rc = 1;
+			goto out;
+		}
+		rc = run_one(&o, 3, (const char *[]){ "SNAPSHOT", "LOAD", abs });
+	} else if (IS(0, "snapshot") && IS(1, "rollback") && npos == 2)
+		rc = run_one(&o, 2, (const char *[]){ "SNAPSHOT", "ROLLBACK" });
+	else if (IS(0, "snapshot") && IS(1, "status") && npos == 2)
+		rc = run_one(&o, 2, (const char *[]){ "SNAPSHOT", "STATUS" });
+	else if (IS(0, "weights") && IS(1, "get") && npos == 2)
+		rc = run_one(&o, 2, (const char *[]){ "WEIGHTS", "GET" });
+	else if (IS(0, "weights") && IS(1, "set") && npos == 6)
+		rc = run_one(&o, 6, (const char *[]){ "WEIGHTS", "SET", pos[2], pos[3], pos[4], pos[5] });
+	else if (IS(0, "snapshot") || IS(0, "weights"))
+		rc = bad_usage("bad or incomplete subcommand of '%s'", pos[0]);
+	else
+		rc = bad_usage("unknown command '%s'", pos[0]);
+#undef IS
+out:
+	free(pos);
+	return rc;
+}

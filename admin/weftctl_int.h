@@ -1,0 +1,49 @@
+/*
+ * weftctl_int.h - what weftctl's files share (weftctl.c: arguments and
+ * admin commands; weftctl_render.c: tables and JSON; weftctl_up.c: the
+ * foreground supervisor). Internal to admin/.
+ */
+#ifndef WF_WEFTCTL_INT_H
+#define WF_WEFTCTL_INT_H
+
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+
+#include "lib/util.h"
+
+#define WF_CLI_DEFAULT_DIR "/run/weft"
+
+struct wf_cli_opts {
+	const char *dir;
+	int json;
+	/* up only */
+	long shards;           /* 0 = online cpus */
+	const char *snapshot;
+	int foreground_log;
+};
+
+/*
+ * Reply conventions (admin_cmd.c): an array whose elements are all arrays is
+ * a list; any other array is a map of key, value pairs. Strings that look
+ * like JSON numbers are numbers.
+ */
+
+/* Append r as JSON to b. 0 or -ENOMEM. */
+int wf_cli_json(struct wf_buf *b, const redisReply *r);
+/* Append s as a JSON string literal (quoted, escaped). */
+int wf_cli_json_str(struct wf_buf *b, const char *s, size_t len);
+/* Print r for a person: maps as aligned "key  value" lines, lists as
+ * tables (transposed when they have many columns), indent spaces deep. */
+void wf_cli_print(FILE *f, const redisReply *r, int indent);
+/* Value of key in map reply r, or NULL. */
+const redisReply *wf_cli_get(const redisReply *r, const char *key);
+/* Integer value of key (integer or numeric string), or def. */
+long long wf_cli_get_int(const redisReply *r, const char *key, long long def);
+
+/* Connect to DIR/admin.sock; on failure print what to do and return NULL. */
+redisContext *wf_cli_connect(const struct wf_cli_opts *o, int quiet);
+
+/* weftctl up. Returns the process exit code. */
+int wf_cli_up(const struct wf_cli_opts *o);
+
+#endif

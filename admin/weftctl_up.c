@@ -1,0 +1,569 @@
+/*
+ * weftctl_up.c - `weftctl up`: run the whole appliance in the foreground
+ * without systemd. Starts weft-admin (which creates the segment), waits for
+ * its socket, starts one weft-ranker per shard and weft-ingest, prints one
+ * "weft ready" line once everything serves, then supervises: a child that
+ * dies is restarted after a short backoff while the others keep running.
+ * SIGINT/SIGTERM or ctl->shutdown (weftctl shutdown) stop everything, and
+ * the segment and sockets are removed.
+ *
+ * Reads shm only (ctl->ingest_ready, shard ready/loaded_gen, shutdown).
+ * Linked into weftctl.
+ */
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "admin/weftctl_int.h"
+#include "shm/shm.h"
+
+#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 2)
+#define UP_START_TIMEOUT_MS 120000u /* everything ready, or give up */
+#define UP_ADMIN_TIMEOUT_MS 15000u  /* admin.sock answers PING */
+#define UP_GRACE_MS 10000u          /* SIGTERM -> SIGKILL */
+#define UP_STABLE_MS 10000u         /* a child that lived this long resets its backoff */
+#define UP_TICK_MS 100
+
+enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST };
+
+struct up_child {
+	int kind;
+	int shard;
+	char label[48];       /* "weft-ranker --shard 1" */
+	pid_t pid;            /* 0 = not running */
+	uint64_t started_ns;
+	uint64_t restart_at_ns; /* 0 = no restart scheduled */
+	unsigned failures;    /* consecutive quick deaths (backoff) */
+};
+
+/* The supervisor's context (one per `weftctl up`). */
+struct up_ctx {
+	const struct wf_cli_opts *o;
+	char dir[PATH_MAX];
+	char shm_name[32];
+	char snapshot[PATH_MAX]; /* absolute, or "" */
+	char shards_arg[16];
+	char bin[3][PATH_MAX];   /* admin, ranker, ingest */
+	uint32_t nshards;
+	int sfd;
+	int stopping;
+	struct wf_shm *shm;
+	struct up_child child[UP_MAX_CHILDREN];
+	int nchild;
+	redisContext *load;      /* SNAPSHOT LOAD in flight (up --snapshot) */
+	int snap_done;
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "weftctl: ");
+
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
+}
+
+/* ---- finding the daemons ---- */
+
+static int is_exec(const char *p)
+{
+	return access(p, X_OK) == 0;
+}
+
+static int find_bin(const char *name, const char *subdir, char *out, size_t len)
+{
+	const char *env = getenv("WEFT_LIBEXEC_DIR");
+	char self[PATH_MAX], *slash, *path, *save = NULL;
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(out, len, "%s/%s", env, name);
+		return is_exec(out) ? 0 : -ENOENT;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if ((size_t)snprintf(out, len, "%s/%s", self, name) < len && is_exec(out))
+				return 0;
+			if ((size_t)snprintf(out, len, "%s/../%s/%s", self, subdir, name) < len && is_exec(out))
+				return 0;
+#ifdef WEFT_LIBEXECDIR
+			if ((size_t)snprintf(out, len, "%s/%s", WEFT_LIBEXECDIR, name) < len && is_exec(out))
+				return 0;
+#endif
+		}
+	}
+	path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin");
+	for (char *d = path ? strtok_r(path, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, len, "%s/%s", d, name);
+		if (is_exec(out)) {
+			free(path);
+			return 0;
+		}
+	}
+	free(path);
+	return -ENOENT;
+}
+
+/* ---- children ---- */
+
+static int spawn(struct up_ctx *u, struct up_child *ch)
+{
+	char shard[16];
+	const char *argv[16];
+	int n = 0;
+	pid_t parent = getpid(), pid;
+
+	argv[n++] = u->bin[ch->kind];
+	if (ch->kind == KIND_RANKER) {
+		/* First, so `pgrep -f "weft-ranker --shard 1 .*--dir D"` finds it. */
+		snprintf(shard, sizeof(shard), "%d", ch->shard);
+		argv[n++] = "--shard";
+		argv[n++] = shard;
+	}
+	argv[n++] = "--dir";
+	argv[n++] = u->dir;
+	argv[n++] = "--shm";
+	argv[n++] = u->shm_name;
+	if (ch->kind == KIND_ADMIN) {
+		argv[n++] = "--shards";
+		argv[n++] = u->shards_arg;
+		if (u->snapshot[0]) {
+			argv[n++] = "--snapshot";
+			argv[n++] = u->snapshot;
+		}
+	}
+	argv[n] = NULL;
+
+	pid = fork();
+	if (pid < 0) {
+		say("fork() failed for %s: %s", ch->label, strerror(errno));
+		return -errno;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int devnull;
+
+		/* Die with the supervisor, even if it is SIGKILLed. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		/* Own process group: a terminal's Ctrl-C reaches weftctl only,
+		 * which then stops the children in order. */
+		setpgid(0, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL); /* signalfd blocked them */
+		signal(SIGPIPE, SIG_DFL);
+		devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (devnull >= 0)
+			dup2(devnull, 0);
+		if (u->o->foreground_log)
+			setenv("WEFT_LOG_LEVEL", "7", 1);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "weftctl: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	ch->pid = pid;
+	ch->started_ns = wf_now_ns();
+	ch->restart_at_ns = 0;
+	return 0;
+}
+
+static struct up_child *child_add(struct up_ctx *u, int kind, int shard)
+{
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest" };
+	struct up_child *ch = &u->child[u->nchild++];
+
+	ch->kind = kind;
+	ch->shard = shard;
+	if (kind == KIND_RANKER)
+		snprintf(ch->label, sizeof(ch->label), "%s --shard %d", names[kind], shard);
+	else
+		snprintf(ch->label, sizeof(ch->label), "%s", names[kind]);
+	return ch;
+}
+
+static int shutdown_flag(struct up_ctx *u)
+{
+	/* acquire: pairs with R8 in weft-admin's SHUTDOWN. */
+	return u->shm && atomic_load_explicit(&u->shm->ctl->shutdown, memory_order_acquire);
+}
+
+/* Reap exited children; schedule restarts unless stopping. */
+static void reap(struct up_ctx *u)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		char why[96];
+
+		if (pid <= 0)
+			return;
+		for (int i = 0; i < u->nchild; i++) {
+			struct up_child *ch = &u->child[i];
+			uint64_t lived, delay_ms;
+
+			if (ch->pid != pid)
+				continue;
+			ch->pid = 0;
+			if (WIFEXITED(status))
+				snprintf(why, sizeof(why), "exited with code %d", WEXITSTATUS(status));
+			else
+				snprintf(why, sizeof(why), "was killed by signal %d (%s)", WTERMSIG(status),
+					 strsignal(WTERMSIG(status)));
+			if (u->stopping || shutdown_flag(u)) {
+				say("%s (pid %d) %s", ch->label, (int)pid, why);
+				break;
+			}
+			lived = (wf_now_ns() - ch->started_ns) / 1000000u;
+			ch->failures = lived >= UP_STABLE_MS ? 0 : ch->failures + 1;
+			delay_ms = ch->failures ? WF_MIN(250ull << WF_MIN(ch->failures - 1, 5u), 5000ull) : 100;
+			ch->restart_at_ns = wf_now_ns() + delay_ms * 1000000u;
+			say("%s (pid %d) %s after %llu ms; restarting in %llu ms", ch->label, (int)pid, why,
+			    (unsigned long long)lived, (unsigned long long)delay_ms);
+			break;
+		}
+	}
+}
+
+static void restart_due(struct up_ctx *u)
+{
+	uint64_t now = wf_now_ns();
+
+	for (int i = 0; i < u->nchild; i++) {
+		struct up_child *ch = &u->child[i];
+
+		if (!ch->pid && ch->restart_at_ns && now >= ch->restart_at_ns && spawn(u, ch) == 0)
+			say("restarted %s (pid %d)", ch->label, (int)ch->pid);
+	}
+}
+
+/* Returns 1 when SIGINT/SIGTERM arrived. */
+static int wait_tick(struct up_ctx *u, int ms)
+{
+	struct pollfd p = { .fd = u->sfd, .events = POLLIN };
+	struct signalfd_siginfo si;
+	int stop = 0;
+
+	if (poll(&p, 1, ms) > 0)
+		while (read(u->sfd, &si, sizeof(si)) == sizeof(si))
+			if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+				say("%s received, stopping weft", strsignal((int)si.ssi_signo));
+				stop = 1;
+			}
+	reap(u);
+	return stop;
+}
+
+static void stop_all(struct up_ctx *u)
+{
+	uint64_t deadline;
+	int left;
+
+	u->stopping = 1;
+	for (int i = u->nchild - 1; i >= 0; i--)
+		if (u->child[i].pid)
+			kill(u->child[i].pid, SIGTERM);
+	deadline = wf_now_ns() + UP_GRACE_MS * 1000000ull;
+	for (;;) {
+		left = 0;
+		for (int i = 0; i < u->nchild; i++)
+			left += u->child[i].pid != 0;
+		if (!left)
+			break;
+		if (wf_now_ns() >= deadline) {
+			for (int i = 0; i < u->nchild; i++)
+				if (u->child[i].pid) {
+					say("%s (pid %d) did not stop within %u s; killing it", u->child[i].label,
+					    (int)u->child[i].pid, UP_GRACE_MS / 1000);
+					kill(u->child[i].pid, SIGKILL);
+				}
+			deadline = UINT64_MAX;
+		}
+		wait_tick(u, UP_TICK_MS);
+	}
+}
+
+static void cleanup_files(struct up_ctx *u)
+{
+	char p[PATH_MAX + 32];
+
+	wf_shm_unlink(u->shm_name);
+	snprintf(p, sizeof(p), "%s/admin.sock", u->dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/weft.sock", u->dir);
+	unlink(p);
+}
+
+/* ---- readiness ---- */
+
+static int admin_answers(struct up_ctx *u)
+{
+	struct wf_cli_opts q = *u->o;
+	redisContext *c;
+	redisReply *r;
+	int ok;
+
+	q.dir = u->dir;
+	c = wf_cli_connect(&q, 1);
+	if (!c)
+		return 0;
+	r = redisCommand(c, "PING");
+	ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+	freeReplyObject(r);
+	redisFree(c);
+	return ok;
+}
+
+/* Everything serving? Writes who is not yet into why. */
+static int all_ready(struct up_ctx *u, char *why, size_t len)
+{
+	struct wf_ctl *ctl = u->shm->ctl;
+	/* A3-style acquire: pairs with R3 in wf_ctl_snap_set(). */
+	uint64_t gen = atomic_load_explicit(&ctl->snap_cur_gen, memory_order_acquire);
+
+	/* acquire: pairs with weft-ingest's release store of ingest_ready. */
+	if (!atomic_load_explicit(&ctl->ingest_ready, memory_order_acquire)) {
+		snprintf(why, len, "weft-ingest is not ready");
+		return 0;
+	}
+	for (uint32_t i = 0; i < u->nshards; i++) {
+		struct wf_shard_ctl *sh = wf_shm_shard(u->shm, i);
+
+		/* A5: pairs with R5 in the ranker. */
+		if (!atomic_load_explicit(&sh->ready, memory_order_acquire)) {
+			snprintf(why, len, "weft-ranker --shard %u is not ready", i);
+			return 0;
+		}
+		/* A4: pairs with R4 in the ranker. */
+		if (u->snapshot[0] && atomic_load_explicit(&sh->loaded_gen, memory_order_acquire) != gen) {
+			snprintf(why, len, "weft-ranker --shard %u has not loaded snapshot generation %llu", i,
+				 (unsigned long long)gen);
+			return 0;
+		}
+	}
+	if (u->snapshot[0] && !u->snap_done) {
+		if ((size_t)snprintf(why, len, "snapshot %s is not loaded", u->snapshot) >= len)
+			snprintf(why, len, "the snapshot is not loaded");
+		return 0;
+	}
+	return 1;
+}
+
+/*
+ * `up --snapshot FILE` when the restored state names another file: ask
+ * admin to load FILE once the rankers serve. The reply is read without
+ * blocking the supervisor. Returns -1 on a refused load.
+ */
+static int snapshot_step(struct up_ctx *u)
+{
+	struct wf_snap_ref cur;
+	redisReply *r = NULL;
+	int done = 0;
+
+	if (!u->snapshot[0] || u->snap_done)
+		return 0;
+	if (!u->load) {
+		struct wf_cli_opts q = *u->o;
+
+		wf_ctl_snap_get(u->shm->ctl, &cur, NULL);
+		if (cur.gen && strcmp(cur.path, u->snapshot) == 0) {
+			u->snap_done = 1;
+			return 0;
+		}
+		for (uint32_t i = 0; i < u->nshards; i++)
+			/* A5: pairs with R5 in the ranker. */
+			if (!atomic_load_explicit(&wf_shm_shard(u->shm, i)->ready, memory_order_acquire))
+				return 0;
+		q.dir = u->dir;
+		u->load = wf_cli_connect(&q, 1);
+		if (!u->load)
+			return 0;
+		if (redisAppendCommand(u->load, "SNAPSHOT LOAD %s", u->snapshot) != REDIS_OK)
+			goto lost;
+		while (!done)
+			if (redisBufferWrite(u->load, &done) != REDIS_OK)
+				goto lost;
+		return 0;
+	}
+	if (redisBufferRead(u->load) != REDIS_OK && u->load->err != 0)
+		goto lost;
+	if (redisGetReplyFromReader(u->load, (void **)&r) != REDIS_OK)
+		goto lost;
+	if (!r)
+		return 0;
+	redisFree(u->load);
+	u->load = NULL;
+	if (r->type == REDIS_REPLY_ERROR) {
+		say("snapshot %s refused: %s", u->snapshot, r->str);
+		freeReplyObject(r);
+		return -1;
+	}
+	say("snapshot %s: %s", u->snapshot, r->str);
+	freeReplyObject(r);
+	u->snap_done = 1;
+	return 0;
+lost:
+	redisFree(u->load);
+	u->load = NULL;
+	return 0;
+}
+
+static int setup(struct up_ctx *u)
+{
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest" };
+	static const char *const subdirs[] = { "admin", "rankers", "ingest" };
+	char tmp[PATH_MAX];
+	sigset_t set;
+	long ncpu;
+
+	/* mkdir -p */
+	snprintf(tmp, sizeof(tmp), "%s", u->o->dir);
+	for (char *p = tmp + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			mkdir(tmp, 0755);
+			*p = '/';
+		}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST) {
+		say("cannot create %s: %s", tmp, strerror(errno));
+		return -errno;
+	}
+	if (!realpath(u->o->dir, u->dir)) {
+		say("cannot resolve %s: %s", u->o->dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(u->shm_name, sizeof(u->shm_name), "weft.%012llx",
+		 (unsigned long long)(wf_hash64(u->dir, strlen(u->dir)) >> 16));
+	if (u->o->snapshot && !realpath(u->o->snapshot, u->snapshot)) {
+		say("snapshot %s: %s", u->o->snapshot, strerror(errno));
+		return -errno;
+	}
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	u->nshards = (uint32_t)(u->o->shards ? u->o->shards : WF_MAX(1, WF_MIN(ncpu, (long)WF_SHM_MAX_SHARDS)));
+	snprintf(u->shards_arg, sizeof(u->shards_arg), "%u", u->nshards);
+	for (int k = 0; k < 3; k++)
+		if (find_bin(names[k], subdirs[k], u->bin[k], sizeof(u->bin[k])) < 0) {
+			say("cannot find %s: set WEFT_LIBEXEC_DIR to the directory that holds it, "
+			    "or put it next to weftctl or on PATH",
+			    names[k]);
+			return -ENOENT;
+		}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	u->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (u->sfd < 0)
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	/* A stale segment of a previous run that was SIGKILLed. */
+	if (wf_shm_unlink(u->shm_name) == 0)
+		say("removed stale segment /dev/shm/%s", u->shm_name);
+	return 0;
+}
+
+/* Start everything and wait until it serves. 0, or -1 to give up. */
+static int start(struct up_ctx *u)
+{
+	struct up_child *admin = child_add(u, KIND_ADMIN, -1);
+	uint64_t t0 = wf_now_ns(), deadline = t0 + UP_ADMIN_TIMEOUT_MS * 1000000ull;
+	char why[PATH_MAX + 128];
+	int r;
+
+	say("starting weft in %s (segment %s, %u shards)", u->dir, u->shm_name, u->nshards);
+	if (spawn(u, admin) < 0)
+		return -1;
+	while (!admin_answers(u)) {
+		if (wait_tick(u, 50))
+			return -1;
+		if (!admin->pid) {
+			say("weft-admin failed to start (see its log above)");
+			return -1;
+		}
+		if (wf_now_ns() >= deadline) {
+			say("weft-admin did not answer on %s/admin.sock within %u s", u->dir, UP_ADMIN_TIMEOUT_MS / 1000);
+			return -1;
+		}
+	}
+	r = wf_shm_attach(u->shm_name, &u->shm);
+	if (r < 0) {
+		say("cannot attach segment %s: %s", u->shm_name, strerror(-r));
+		return -1;
+	}
+	for (uint32_t i = 0; i < u->nshards; i++)
+		spawn(u, child_add(u, KIND_RANKER, (int)i));
+	spawn(u, child_add(u, KIND_INGEST, -1));
+
+	deadline = wf_now_ns() + UP_START_TIMEOUT_MS * 1000000ull;
+	for (;;) {
+		if (wait_tick(u, UP_TICK_MS) || shutdown_flag(u))
+			return -1;
+		restart_due(u);
+		if (snapshot_step(u) < 0)
+			return -1;
+		if (all_ready(u, why, sizeof(why)))
+			break;
+		if (wf_now_ns() >= deadline) {
+			say("weft did not become ready within %u s: %s", UP_START_TIMEOUT_MS / 1000, why);
+			return -1;
+		}
+	}
+	printf("weft ready: %u shard%s, clients on %s/weft.sock, admin on %s/admin.sock (%llu ms)\n", u->nshards,
+	       u->nshards == 1 ? "" : "s",
+	       u->dir, u->dir, (unsigned long long)((wf_now_ns() - t0) / 1000000u));
+	fflush(stdout);
+	return 0;
+}
+
+int wf_cli_up(const struct wf_cli_opts *o)
+{
+	struct up_ctx *u = calloc(1, sizeof(*u));
+	int rc = 1;
+
+	if (!u)
+		return 1;
+	u->o = o;
+	u->sfd = -1;
+	if (setup(u) < 0)
+		goto out;
+	if (start(u) == 0) {
+		rc = 0;
+		for (;;) {
+			if (wait_tick(u, UP_TICK_MS))
+				break;
+			if (shutdown_flag(u)) {
+				say("shutdown requested (weftctl shutdown), stopping weft");
+				break;
+			}
+			restart_due(u);
+		}
+	}
+	stop_all(u);
+	cleanup_files(u);
+	say("weft stopped");
+out:
+	if (u->load)
+		redisFree(u->load);
+	wf_shm_detach(u->shm);
+	if (u->sfd >= 0)
+		close(u->sfd);
+	free(u);
+	return rc;
+}
