@@ -31,8 +31,11 @@ struct wf_csv {
 	uint64_t bytes_read;   /* for progress reporting */
 	uint32_t nfields;
 	struct wf_csv_field field[WF_CSV_MAX_FIELDS];
-	char *buf;             /* internal */
+	char *buf;             /* internal: read buffer, records are parsed in place */
 	size_t buf_cap;
+	size_t buf_pos;        /* internal: first unconsumed byte */
+	size_t buf_end;        /* internal: end of valid bytes */
+	int eof;               /* internal: the file has no more bytes */
 };
 
 /* Open path (or "-" for stdin) for reading. 0 or -errno. */
