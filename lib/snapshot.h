@@ -96,6 +96,13 @@ struct wf_snap_name {
 
 #define WF_SNAP_NO_CAT 0xffffffffu
 
+/* wf_snap_item.brand is the brand number b < nbrands; its name is
+ * NAMES[ncats + b] (wf_snap_brand_name()). */
+
+/* wf_snap_item.flags */
+#define WF_SNAP_ITEM_IN_CATALOG 0x1u /* listed in the catalog CSV */
+#define WF_SNAP_ITEM_SOLD_OUT 0x2u   /* the inventory CSV had every size at 0 */
+
 struct wf_snap_item {
 	uint32_t id_off, id_len;   /* into STRS */
 	uint32_t category;         /* index into NAMES, or WF_SNAP_NO_CAT */
@@ -189,5 +196,8 @@ static inline const char *wf_snap_str(const struct wf_snap *s, uint32_t off)
 /* Category / brand name of an item ("" if none); *ret_len gets the length. */
 const char *wf_snap_cat_name(const struct wf_snap *s, uint32_t cat, uint32_t *ret_len);
 const char *wf_snap_brand_name(const struct wf_snap *s, uint32_t brand, uint32_t *ret_len);
+
+/* Name of a section id ("STRS", "CANDS", ...; "?" if unknown). */
+const char *wf_snap_section_name(uint32_t id);
 
 #endif

@@ -4,7 +4,7 @@
 # Any crash, leak or sanitizer report fails the test; the reproducer is kept
 # in the scratch directory, whose path is printed.
 set -eu
-fuzzer=$1 seeds=$2 secs=$3
+fuzzer=$(readlink -f "$1") seeds=$(readlink -f "$2") secs=$3
 work=$(mktemp -d "${TMPDIR:-/tmp}/weft-fuzz.XXXXXX")
 mkdir "$work/corpus"
 cp "$seeds"/* "$work/corpus/" 2>/dev/null || true

@@ -1,0 +1,947 @@
+/*
+ * model.c - weft-batch's first model (batch/README.md describes it):
+ * decayed popularity and trend per item, item-to-item session
+ * co-occurrence (NEIGH), co-cart/co-purchase complements with a
+ * category-level fallback (COMPL), price bands, RFM/segment/LTV per user,
+ * and per-user candidate lists. Linked only into weft-batch.
+ *
+ * Each stage is its own function over the context so a fuller model can
+ * replace one without touching the others. Per-item and per-user stages run
+ * on opt.threads threads (wf_batch_parallel) with per-worker scratch; no
+ * stage allocates per event.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "batch/batch.h"
+
+#define DAY_MS 86400000.0
+#define HALF_LIFE_DAYS 7.0
+#define TREND_WINDOW_DAYS 2.0
+#define TREND_SMOOTHING 1.0   /* strength per day added to both rates */
+#define TREND_MIN_RECENT 3.0  /* recent strength an item needs to trend */
+#define COMPL_MIN_SUPPORT 2   /* users who carted/bought both items */
+#define HIST_TOP 30u          /* history items whose neighbours are pulled in */
+#define FAV_CATS 3u
+
+/* Candidate score weights (the sources of a user's list). */
+#define W_HISTORY 1.0f
+#define W_HISTORY_BOUGHT 0.3f /* bought items are rarely bought again */
+#define W_NEIGH 0.8f
+#define W_COMPL 0.6f
+#define W_FAVCAT 0.3f
+#define W_POPULAR 0.05f
+
+float wf_batch_strength(uint8_t type)
+{
+	static const float s[WF_EV_COUNT] = {
+		[WF_EV_VIEW] = 1.0f,  [WF_EV_CLICK] = 2.0f,   [WF_EV_PDP] = 3.0f,	[WF_EV_HOVER] = 1.0f,
+		[WF_EV_DWELL] = 1.5f, [WF_EV_SCROLL] = 0.5f,  [WF_EV_SEARCH] = 0.0f, [WF_EV_CART_ADD] = 5.0f,
+		[WF_EV_CART_REMOVE] = 0.0f, [WF_EV_PURCHASE] = 8.0f,
+	};
+	return type < WF_EV_COUNT ? s[type] : 0.0f;
+}
+
+double wf_batch_decay(const struct wf_batch *b, int64_t ts_ms)
+{
+	return exp2(-(double)(b->max_ms - ts_ms) / (HALF_LIFE_DAYS * DAY_MS));
+}
+
+/* ---- parallel for ---- */
+
+struct par {
+	struct wf_batch *b;
+	uint64_t n;
+	void (*fn)(void *, uint64_t, uint32_t);
+	void *arg;
+	atomic_uint_fast64_t next; /* next chunk start; relaxed: only hands out disjoint ranges, the
+				      results are published by pthread_join */
+	uint32_t worker;
+};
+
+struct par_worker {
+	struct par *p;
+	uint32_t id;
+	pthread_t th;
+};
+
+static void *par_run(void *arg)
+{
+	struct par_worker *w = arg;
+	struct par *p = w->p;
+	const uint64_t chunk = 64;
+
+	for (;;) {
+		uint64_t i = atomic_fetch_add_explicit(&p->next, chunk, memory_order_relaxed);
+		if (i >= p->n)
+			break;
+		for (uint64_t j = i; j < WF_MIN(i + chunk, p->n); j++)
+			p->fn(p->arg, j, w->id);
+	}
+	return NULL;
+}
+
+int wf_batch_parallel(struct wf_batch *b, uint64_t n, void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg)
+{
+	struct par p = { .b = b, .n = n, .fn = fn, .arg = arg };
+	struct par_worker w[64];
+	uint32_t nt = WF_MAX(1u, WF_MIN(b->opt.threads, 64u)), started = 0;
+
+	atomic_init(&p.next, 0);
+	for (uint32_t i = 1; i < nt; i++) {
+		w[i] = (struct par_worker){ .p = &p, .id = i };
+		/* Without a thread the others (at least this one) do its share. */
+		if (pthread_create(&w[i].th, NULL, par_run, &w[i]) != 0)
+			break;
+		started = i;
+	}
+	w[0] = (struct par_worker){ .p = &p, .id = 0 };
+	par_run(&w[0]);
+	for (uint32_t i = 1; i <= started; i++)
+		pthread_join(w[i].th, NULL);
+	return 0;
+}
+
+/* ---- per-worker scratch: a dense accumulator over items ---- */
+
+struct acc {
+	float *v;
+	uint32_t *touched;
+	uint32_t n;
+};
+
+static int acc_init(struct acc *a, uint32_t nitems)
+{
+	a->v = calloc(nitems ? nitems : 1, sizeof(*a->v));
+	a->touched = malloc((nitems ? nitems : 1) * sizeof(*a->touched));
+	a->n = 0;
+	return a->v && a->touched ? 0 : -ENOMEM;
+}
+
+static void acc_fini(struct acc *a)
+{
+	free(a->v);
+	free(a->touched);
+}
+
+static inline void acc_add(struct acc *a, uint32_t i, float x)
+{
+	if (a->v[i] == 0.0f)
+		a->touched[a->n++] = i;
+	a->v[i] += x;
+	if (a->v[i] == 0.0f) /* stays listed; a zero score is dropped at selection */
+		a->v[i] = 1e-30f;
+}
+
+static void acc_clear(struct acc *a)
+{
+	for (uint32_t k = 0; k < a->n; k++)
+		a->v[a->touched[k]] = 0.0f;
+	a->n = 0;
+}
+
+/* Top-k selection with a min-heap; out sorted by score descending, ties by
+ * item index so builds are reproducible. Returns the count. */
+static inline bool worse(const struct wf_snap_cand *x, const struct wf_snap_cand *y)
+{
+	return x->score < y->score || (x->score == y->score && x->item > y->item);
+}
+
+static void heap_down(struct wf_snap_cand *h, uint32_t n, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+		if (l < n && worse(&h[l], &h[m]))
+			m = l;
+		if (l + 1 < n && worse(&h[l + 1], &h[m]))
+			m = l + 1;
+		if (m == i)
+			return;
+		struct wf_snap_cand t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+struct topk {
+	struct wf_snap_cand *h;
+	uint32_t n, k;
+};
+
+static void topk_push(struct topk *t, uint32_t item, float score)
+{
+	struct wf_snap_cand c = { item, score };
+
+	if (!(score > 0.0f) || t->k == 0)
+		return;
+	if (t->n < t->k) {
+		uint32_t i = t->n++;
+		t->h[i] = c;
+		while (i > 0 && worse(&t->h[i], &t->h[(i - 1) / 2])) {
+			struct wf_snap_cand x = t->h[i];
+			t->h[i] = t->h[(i - 1) / 2];
+			t->h[(i - 1) / 2] = x;
+			i = (i - 1) / 2;
+		}
+	} else if (worse(&t->h[0], &c)) {
+		t->h[0] = c;
+		heap_down(t->h, t->n, 0);
+	}
+}
+
+/* Sort the heap in place, best first. */
+static uint32_t topk_finish(struct topk *t)
+{
+	uint32_t n = t->n;
+
+	for (uint32_t end = n; end > 1; end--) {
+		struct wf_snap_cand x = t->h[0];
+		t->h[0] = t->h[end - 1];
+		t->h[end - 1] = x;
+		heap_down(t->h, end - 1, 0);
+	}
+	return n;
+}
+
+/* ---- CSR grouping (counting sort of event numbers by a key) ---- */
+
+struct csr {
+	uint64_t *off; /* nkeys + 1 */
+	uint32_t *idx;
+};
+
+static void csr_fini(struct csr *c)
+{
+	free(c->off);
+	free(c->idx);
+	*c = (struct csr){ 0 };
+}
+
+static int csr_events(struct wf_batch *b, uint32_t nkeys, bool by_user, struct csr *ret)
+{
+	struct csr c = { calloc((size_t)nkeys + 2, sizeof(uint64_t)), NULL };
+
+	if (!c.off)
+		return -ENOMEM;
+	/* Count into off[k + 2], prefix-sum so off[k + 1] is k's start, then
+	 * fill advancing off[k + 1] to k's end: off[k]..off[k + 1] is k. */
+	for (uint64_t i = 0; i < b->nev; i++) {
+		uint32_t k = by_user ? b->ev[i].user : b->ev[i].session;
+		if (k != WF_BATCH_NO_USER)
+			c.off[k + 2]++;
+	}
+	for (uint32_t k = 2; k <= nkeys + 1; k++)
+		c.off[k] += c.off[k - 1];
+	c.idx = malloc((c.off[nkeys + 1] ? c.off[nkeys + 1] : 1) * sizeof(*c.idx));
+	if (!c.idx) {
+		free(c.off);
+		return -ENOMEM;
+	}
+	for (uint64_t i = 0; i < b->nev; i++) {
+		uint32_t k = by_user ? b->ev[i].user : b->ev[i].session;
+		if (k != WF_BATCH_NO_USER)
+			c.idx[c.off[k + 1]++] = (uint32_t)i;
+	}
+	*ret = c;
+	return 0;
+}
+
+/* Transpose a CSR of item lists (rows -> items) into items -> rows. */
+static int csr_transpose(const uint64_t *off, const uint32_t *items, uint32_t nrows, uint32_t nitems, struct csr *ret)
+{
+	struct csr t = { calloc((size_t)nitems + 2, sizeof(uint64_t)), NULL };
+
+	if (!t.off)
+		return -ENOMEM;
+	for (uint64_t j = 0; j < off[nrows]; j++)
+		t.off[items[j] + 2]++;
+	for (uint32_t i = 2; i <= nitems + 1; i++)
+		t.off[i] += t.off[i - 1];
+	t.idx = malloc((off[nrows] ? off[nrows] : 1) * sizeof(*t.idx));
+	if (!t.idx) {
+		free(t.off);
+		return -ENOMEM;
+	}
+	for (uint32_t r = 0; r < nrows; r++)
+		for (uint64_t j = off[r]; j < off[r + 1]; j++)
+			t.idx[t.off[items[j] + 1]++] = r;
+	*ret = t;
+	return 0;
+}
+
+/* Distinct items per group (session or user basket), first-seen order,
+ * capped; keep(e) chooses the events that count. */
+static int distinct_items(struct wf_batch *b, const struct csr *g, uint32_t ngroups, uint32_t cap,
+			  bool (*keep)(const struct wf_batch_event *), struct csr *ret)
+{
+	uint32_t nitems = b->items.n;
+	uint32_t *stamp = calloc(nitems ? nitems : 1, sizeof(*stamp));
+	struct csr d = { calloc((size_t)ngroups + 1, sizeof(uint64_t)), NULL };
+	uint64_t n = 0, dcap = 1u << 20;
+
+	d.idx = malloc(dcap * sizeof(*d.idx));
+	if (!stamp || !d.off || !d.idx)
+		goto nomem;
+	for (uint32_t s = 0; s < ngroups; s++) {
+		uint32_t cnt = 0;
+		for (uint64_t j = g->off[s]; j < g->off[s + 1] && cnt < cap; j++) {
+			const struct wf_batch_event *e = &b->ev[g->idx[j]];
+			if (e->item == 0xffffffffu || !keep(e) || stamp[e->item] == s + 1)
+				continue;
+			stamp[e->item] = s + 1;
+			if (n == dcap) {
+				uint32_t *p = realloc(d.idx, 2 * dcap * sizeof(*p));
+				if (!p)
+					goto nomem;
+				d.idx = p;
+				dcap *= 2;
+			}
+			d.idx[n++] = e->item;
+			cnt++;
+		}
+		d.off[s + 1] = n;
+	}
+	free(stamp);
+	*ret = d;
+	return 0;
+nomem:
+	free(stamp);
+	csr_fini(&d);
+	return -ENOMEM;
+}
+
+static bool keep_any(const struct wf_batch_event *e)
+{
+	return wf_batch_strength(e->type) > 0.0f;
+}
+
+static bool keep_basket(const struct wf_batch_event *e)
+{
+	return e->type == WF_EV_CART_ADD || e->type == WF_EV_PURCHASE;
+}
+
+/* ---- stage: item statistics (popularity, trend, per-category tops) ---- */
+
+static int cmp_pop_desc(const void *x, const void *y, void *arg)
+{
+	const struct wf_batch_item *it = arg;
+	uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
+
+	if (it[a].popularity != it[c].popularity)
+		return it[a].popularity > it[c].popularity ? -1 : 1;
+	return a < c ? -1 : a > c;
+}
+
+static int item_stats(struct wf_batch *b)
+{
+	uint32_t nitems = b->items.n, ncats = b->cats.n;
+	double span_days = (double)(b->max_ms - b->min_ms) / DAY_MS;
+	double recent_days = WF_MIN(TREND_WINDOW_DAYS, WF_MAX(span_days, 1.0 / 24));
+	double past_days = WF_MAX(span_days - TREND_WINDOW_DAYS, 1.0);
+	int64_t cut = b->max_ms - (int64_t)(TREND_WINDOW_DAYS * DAY_MS);
+	float maxpop = 0;
+	uint32_t *order;
+
+	for (uint64_t i = 0; i < b->nev; i++) {
+		const struct wf_batch_event *e = &b->ev[i];
+		float s = wf_batch_strength(e->type);
+		if (e->item == 0xffffffffu || s == 0.0f)
+			continue;
+		struct wf_batch_item *it = &b->item[e->item];
+		it->pop_raw += (float)(s * wf_batch_decay(b, e->ts_ms));
+		if (e->ts_ms > cut)
+			it->recent += s;
+		else
+			it->past += s;
+	}
+	for (uint32_t i = 0; i < nitems; i++)
+		maxpop = WF_MAX(maxpop, b->item[i].pop_raw);
+	for (uint32_t i = 0; i < nitems; i++) {
+		struct wf_batch_item *it = &b->item[i];
+		double rr = it->recent / recent_days, pr = it->past / past_days;
+		it->popularity = maxpop > 0 ? it->pop_raw / maxpop : 0.0f;
+		it->trend = (float)((rr + TREND_SMOOTHING) / (pr + TREND_SMOOTHING));
+	}
+
+	order = malloc((nitems ? nitems : 1) * sizeof(*order));
+	b->cat_top = malloc(((size_t)ncats * WF_BATCH_CAT_TOP + 1) * sizeof(*b->cat_top));
+	b->cat_top_cnt = calloc(ncats + 1, sizeof(*b->cat_top_cnt));
+	if (!order || !b->cat_top || !b->cat_top_cnt) {
+		free(order);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < nitems; i++)
+		order[i] = i;
+	qsort_r(order, nitems, sizeof(*order), cmp_pop_desc, b->item);
+	b->npopular = 0;
+	for (uint32_t k = 0; k < nitems; k++) {
+		uint32_t i = order[k];
+		const struct wf_batch_item *it = &b->item[i];
+		if (!(it->popularity > 0.0f))
+			break;
+		if (b->npopular < WF_BATCH_POPULAR_TOP)
+			b->popular[b->npopular++] = (struct wf_snap_cand){ i, it->popularity };
+		if (it->category != WF_SNAP_NO_CAT && b->cat_top_cnt[it->category] < WF_BATCH_CAT_TOP)
+			b->cat_top[(size_t)it->category * WF_BATCH_CAT_TOP + b->cat_top_cnt[it->category]++] = i;
+	}
+	free(order);
+
+	struct topk t = { b->trending, 0, WF_BATCH_TRENDING_TOP };
+	for (uint32_t i = 0; i < nitems; i++) {
+		const struct wf_batch_item *it = &b->item[i];
+		if (it->trend > 1.0f && it->recent >= TREND_MIN_RECENT)
+			topk_push(&t, i, it->trend);
+	}
+	b->ntrending = topk_finish(&t);
+	return 0;
+}
+
+/* ---- stage: price bands (quintile of price within the category) ---- */
+
+static int cmp_cat_price(const void *x, const void *y, void *arg)
+{
+	const struct wf_batch_item *it = arg;
+	const struct wf_batch_item *a = &it[*(const uint32_t *)x], *c = &it[*(const uint32_t *)y];
+
+	if (a->category != c->category)
+		return a->category < c->category ? -1 : 1;
+	return (a->price_cents > c->price_cents) - (a->price_cents < c->price_cents);
+}
+
+static int price_bands(struct wf_batch *b)
+{
+	uint32_t *idx = malloc((b->items.n ? b->items.n : 1) * sizeof(*idx)), n = 0;
+
+	if (!idx)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < b->items.n; i++)
+		if (b->item[i].price_cents > 0)
+			idx[n++] = i;
+	qsort_r(idx, n, sizeof(*idx), cmp_cat_price, b->item);
+	for (uint32_t s = 0; s < n;) {
+		uint32_t e = s, cat = b->item[idx[s]].category;
+		while (e < n && b->item[idx[e]].category == cat)
+			e++;
+		for (uint32_t k = s; k < e; k++) {
+			/* Equal prices share the band of the first of them. */
+			uint32_t first = k;
+			while (first > s && b->item[idx[first - 1]].price_cents == b->item[idx[k]].price_cents)
+				first--;
+			b->item[idx[k]].price_band = (uint8_t)((uint64_t)5 * (first - s) / (e - s));
+		}
+		s = e;
+	}
+	free(idx);
+	return 0;
+}
+
+/* ---- stage: item neighbours from session co-occurrence ---- */
+
+struct neigh_job {
+	struct wf_batch *b;
+	const struct csr *si, *is; /* session -> items, item -> sessions */
+	const float *sess_w;
+	struct acc *acc;           /* per worker */
+	struct wf_snap_cand *heap; /* per worker, NEIGH_TOP each */
+};
+
+static void neigh_one(void *arg, uint64_t a64, uint32_t w)
+{
+	struct neigh_job *j = arg;
+	struct wf_batch *b = j->b;
+	struct acc *acc = &j->acc[w];
+	uint32_t a = (uint32_t)a64;
+	struct topk t = { j->heap + (size_t)w * WF_BATCH_NEIGH_TOP, 0, WF_BATCH_NEIGH_TOP };
+
+	for (uint64_t k = j->is->off[a]; k < j->is->off[a + 1]; k++) {
+		uint32_t s = j->is->idx[k];
+		for (uint64_t m = j->si->off[s]; m < j->si->off[s + 1]; m++)
+			if (j->si->idx[m] != a)
+				acc_add(acc, j->si->idx[m], j->sess_w[s]);
+	}
+	for (uint32_t k = 0; k < acc->n; k++) {
+		uint32_t c = acc->touched[k];
+		float den = sqrtf(b->item[a].sess_norm * b->item[c].sess_norm);
+		if (den > 0)
+			topk_push(&t, c, acc->v[c] / den);
+	}
+	acc_clear(acc);
+	b->neigh_cnt[a] = topk_finish(&t);
+	memcpy(b->neigh + (size_t)a * WF_BATCH_NEIGH_TOP, t.h, b->neigh_cnt[a] * sizeof(*t.h));
+}
+
+/* ---- stage: complements ---- */
+
+struct compl_job {
+	struct wf_batch *b;
+	const struct csr *ub, *ib; /* user -> basket items, item -> users */
+	const float *catc;         /* ncats x ncats normalised co-basket, or NULL */
+	struct acc *acc;
+	struct wf_snap_cand *heap; /* per worker, COMPL_TOP each */
+};
+
+static void compl_one(void *arg, uint64_t a64, uint32_t w)
+{
+	struct compl_job *j = arg;
+	struct wf_batch *b = j->b;
+	struct acc *acc = &j->acc[w];
+	uint32_t a = (uint32_t)a64, n;
+	struct topk t = { j->heap + (size_t)w * WF_BATCH_COMPL_TOP, 0, WF_BATCH_COMPL_TOP };
+	struct wf_snap_cand *out = b->compl + (size_t)a * WF_BATCH_COMPL_TOP;
+
+	for (uint64_t k = j->ib->off[a]; k < j->ib->off[a + 1]; k++) {
+		uint32_t u = j->ib->idx[k];
+		for (uint64_t m = j->ub->off[u]; m < j->ub->off[u + 1]; m++)
+			if (j->ub->idx[m] != a)
+				acc_add(acc, j->ub->idx[m], 1.0f);
+	}
+	for (uint32_t k = 0; k < acc->n; k++) {
+		uint32_t c = acc->touched[k];
+		if (acc->v[c] >= COMPL_MIN_SUPPORT)
+			topk_push(&t, c, acc->v[c] / sqrtf(b->item[a].basket_norm * b->item[c].basket_norm));
+	}
+	acc_clear(acc);
+	n = topk_finish(&t);
+	memcpy(out, t.h, n * sizeof(*out));
+
+	/* Too sparse: fill from the categories bought together with a's. */
+	uint32_t ca = b->item[a].category, ncats = b->cats.n;
+	if (n < WF_BATCH_COMPL_TOP && j->catc && ca != WF_SNAP_NO_CAT) {
+		float ceiling = n ? out[n - 1].score * 0.99f : 1.0f;
+		uint32_t favc[FAV_CATS], nfav = 0;
+		struct topk f = { t.h, 0, WF_BATCH_COMPL_TOP - n };
+
+		for (uint32_t pick = 0; pick < FAV_CATS; pick++) {
+			uint32_t best = WF_SNAP_NO_CAT;
+			for (uint32_t c = 0; c < ncats; c++) {
+				bool taken = c == ca;
+				for (uint32_t q = 0; q < nfav; q++)
+					taken |= favc[q] == c;
+				if (!taken && j->catc[(size_t)ca * ncats + c] > 0 &&
+				    (best == WF_SNAP_NO_CAT || j->catc[(size_t)ca * ncats + c] > j->catc[(size_t)ca * ncats + best]))
+					best = c;
+			}
+			if (best == WF_SNAP_NO_CAT)
+				break;
+			favc[nfav++] = best;
+		}
+		for (uint32_t q = 0; q < nfav; q++) {
+			uint32_t c = favc[q];
+			for (uint32_t k = 0; k < b->cat_top_cnt[c]; k++) {
+				uint32_t p = b->cat_top[(size_t)c * WF_BATCH_CAT_TOP + k];
+				bool dup = false;
+				for (uint32_t x = 0; x < n; x++)
+					dup |= out[x].item == p;
+				if (!dup)
+					topk_push(&f, p, j->catc[(size_t)ca * ncats + c] * b->item[p].popularity);
+			}
+		}
+		uint32_t nf = topk_finish(&f);
+		float top = nf ? f.h[0].score : 1.0f;
+		for (uint32_t k = 0; k < nf; k++)
+			out[n + k] = (struct wf_snap_cand){ f.h[k].item, f.h[k].score / top * ceiling * 0.5f };
+		n += nf;
+	}
+	b->compl_cnt[a] = n;
+}
+
+static int build_compl(struct wf_batch *b, const struct csr *ub)
+{
+	uint32_t nitems = b->items.n, ncats = b->cats.n, nt = WF_MAX(1u, b->opt.threads);
+	struct csr ib = { 0 };
+	float *catc = NULL, *catn = NULL;
+	struct compl_job j = { .b = b, .ub = ub, .ib = &ib };
+	int r;
+
+	if ((r = csr_transpose(ub->off, ub->idx, b->users.n, nitems, &ib)) < 0)
+		return r;
+	for (uint32_t i = 0; i < nitems; i++)
+		b->item[i].basket_norm = (float)(ib.off[i + 1] - ib.off[i]);
+	/* Category co-basket matrix, cosine-normalised, while it fits (16 MiB). */
+	if (ncats > 0 && ncats <= 2048) {
+		catc = calloc((size_t)ncats * ncats, sizeof(*catc));
+		catn = calloc(ncats, sizeof(*catn));
+		uint32_t *seen = malloc(ncats * sizeof(*seen)), *cl = malloc(ncats * sizeof(*cl));
+		if (!catc || !catn || !seen || !cl) {
+			free(seen);
+			free(cl);
+			r = -ENOMEM;
+			goto out;
+		}
+		memset(seen, 0xff, ncats * sizeof(*seen));
+		for (uint32_t u = 0; u < b->users.n; u++) {
+			uint32_t nc = 0;
+			for (uint64_t m = ub->off[u]; m < ub->off[u + 1]; m++) {
+				uint32_t c = b->item[ub->idx[m]].category;
+				if (c != WF_SNAP_NO_CAT && seen[c] != u) {
+					seen[c] = u;
+					cl[nc++] = c;
+				}
+			}
+			for (uint32_t x = 0; x < nc; x++) {
+				catn[cl[x]] += 1;
+				for (uint32_t y = 0; y < nc; y++)
+					if (x != y)
+						catc[(size_t)cl[x] * ncats + cl[y]] += 1;
+			}
+		}
+		for (uint32_t x = 0; x < ncats; x++)
+			for (uint32_t y = 0; y < ncats; y++)
+				if (catc[(size_t)x * ncats + y] > 0)
+					catc[(size_t)x * ncats + y] /= sqrtf(catn[x] * catn[y]);
+		free(seen);
+		free(cl);
+	}
+	j.catc = catc;
+	j.acc = calloc(nt, sizeof(*j.acc));
+	j.heap = malloc((size_t)nt * WF_BATCH_COMPL_TOP * sizeof(*j.heap));
+	b->compl = malloc(((size_t)nitems * WF_BATCH_COMPL_TOP + 1) * sizeof(*b->compl));
+	b->compl_cnt = calloc(nitems + 1, sizeof(*b->compl_cnt));
+	if (!j.acc || !j.heap || !b->compl || !b->compl_cnt) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t w = 0; w < nt; w++)
+		if ((r = acc_init(&j.acc[w], nitems)) < 0)
+			goto out;
+	r = wf_batch_parallel(b, nitems, compl_one, &j);
+out:
+	if (j.acc)
+		for (uint32_t w = 0; w < nt; w++)
+			acc_fini(&j.acc[w]);
+	free(j.acc);
+	free(j.heap);
+	free(catc);
+	free(catn);
+	csr_fini(&ib);
+	return r;
+}
+
+static int build_neigh(struct wf_batch *b, const struct csr *bysess)
+{
+	uint32_t nitems = b->items.n, nsess = (uint32_t)b->st.sessions, nt = WF_MAX(1u, b->opt.threads);
+	struct csr si = { 0 }, is = { 0 };
+	float *sess_w = malloc(((size_t)nsess + 1) * sizeof(*sess_w));
+	struct neigh_job j = { .b = b, .si = &si, .is = &is, .sess_w = sess_w };
+	int r;
+
+	if (!sess_w)
+		return -ENOMEM;
+	for (uint32_t s = 0; s < nsess; s++) {
+		int64_t last = INT64_MIN;
+		for (uint64_t k = bysess->off[s]; k < bysess->off[s + 1]; k++)
+			last = WF_MAX(last, b->ev[bysess->idx[k]].ts_ms);
+		sess_w[s] = (float)wf_batch_decay(b, last);
+	}
+	if ((r = distinct_items(b, bysess, nsess, WF_BATCH_SESSION_CAP, keep_any, &si)) < 0 ||
+	    (r = csr_transpose(si.off, si.idx, nsess, nitems, &is)) < 0)
+		goto out;
+	for (uint32_t i = 0; i < nitems; i++) {
+		float n = 0;
+		for (uint64_t k = is.off[i]; k < is.off[i + 1]; k++)
+			n += sess_w[is.idx[k]];
+		b->item[i].sess_norm = n;
+	}
+	j.acc = calloc(nt, sizeof(*j.acc));
+	j.heap = malloc((size_t)nt * WF_BATCH_NEIGH_TOP * sizeof(*j.heap));
+	b->neigh = malloc(((size_t)nitems * WF_BATCH_NEIGH_TOP + 1) * sizeof(*b->neigh));
+	b->neigh_cnt = calloc(nitems + 1, sizeof(*b->neigh_cnt));
+	if (!j.acc || !j.heap || !b->neigh || !b->neigh_cnt) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t w = 0; w < nt; w++)
+		if ((r = acc_init(&j.acc[w], nitems)) < 0)
+			goto out;
+	r = wf_batch_parallel(b, nitems, neigh_one, &j);
+out:
+	if (j.acc)
+		for (uint32_t w = 0; w < nt; w++)
+			acc_fini(&j.acc[w]);
+	free(j.acc);
+	free(j.heap);
+	free(sess_w);
+	csr_fini(&si);
+	csr_fini(&is);
+	return r;
+}
+
+/* ---- stage: users (orders, RFM quintiles, segment, LTV) ---- */
+
+static int cmp_by_value(const void *x, const void *y, void *arg)
+{
+	const double *v = arg;
+	double a = v[*(const uint32_t *)x], c = v[*(const uint32_t *)y];
+
+	return (a > c) - (a < c);
+}
+
+/* Quintile 1..5 of v over idx[0..n) (higher value, higher quintile); equal
+ * values share a quintile. */
+static void quintiles(uint32_t *idx, uint32_t n, double *v, uint8_t *out)
+{
+	qsort_r(idx, n, sizeof(*idx), cmp_by_value, v);
+	for (uint32_t k = 0, first = 0; k < n; k++) {
+		if (k > 0 && v[idx[k]] != v[idx[k - 1]])
+			first = k;
+		out[idx[k]] = (uint8_t)(1 + (uint64_t)5 * first / n);
+	}
+}
+
+static int user_stats(struct wf_batch *b, const struct csr *byuser)
+{
+	uint32_t nusers = b->users.n, nbuyers = 0;
+	uint32_t *sess_stamp = calloc(b->st.sessions + 1, sizeof(*sess_stamp));
+	uint32_t *idx = malloc(((size_t)nusers + 1) * sizeof(*idx));
+	double *v = malloc(((size_t)nusers + 1) * sizeof(*v));
+	uint8_t *q = malloc((size_t)nusers + 1);
+
+	if (!sess_stamp || !idx || !v || !q) {
+		free(sess_stamp);
+		free(idx);
+		free(v);
+		free(q);
+		return -ENOMEM;
+	}
+	for (uint32_t u = 0; u < nusers; u++) {
+		struct wf_batch_user *us = &b->user[u];
+		for (uint64_t k = byuser->off[u]; k < byuser->off[u + 1]; k++) {
+			const struct wf_batch_event *e = &b->ev[byuser->idx[k]];
+			us->first_ms = WF_MIN(us->first_ms, e->ts_ms);
+			us->last_ms = WF_MAX(us->last_ms, e->ts_ms);
+			us->nevents++;
+			if (e->type != WF_EV_PURCHASE || e->item == 0xffffffffu)
+				continue;
+			us->last_buy_ms = WF_MAX(us->last_buy_ms, e->ts_ms);
+			us->spend += (float)(b->item[e->item].price_cents / 100.0 * e->value);
+			if (sess_stamp[e->session] != u + 1) {
+				sess_stamp[e->session] = u + 1;
+				us->orders++;
+			}
+		}
+		if (us->orders)
+			idx[nbuyers++] = u;
+	}
+	/* R, F, M quintiles over buyers. */
+	for (uint32_t k = 0; k < nbuyers; k++)
+		v[idx[k]] = (double)b->user[idx[k]].last_buy_ms;
+	quintiles(idx, nbuyers, v, q);
+	for (uint32_t k = 0; k < nbuyers; k++)
+		b->user[idx[k]].r = q[idx[k]];
+	for (uint32_t k = 0; k < nbuyers; k++)
+		v[idx[k]] = b->user[idx[k]].orders;
+	quintiles(idx, nbuyers, v, q);
+	for (uint32_t k = 0; k < nbuyers; k++)
+		b->user[idx[k]].f = q[idx[k]];
+	for (uint32_t k = 0; k < nbuyers; k++)
+		v[idx[k]] = b->user[idx[k]].spend;
+	quintiles(idx, nbuyers, v, q);
+	for (uint32_t k = 0; k < nbuyers; k++)
+		b->user[idx[k]].m = q[idx[k]];
+
+	/* "New" and "quiet" are relative to how much history there is: with two
+	 * weeks of data everyone was first seen within two weeks. */
+	double span_days = (double)(b->max_ms - b->min_ms) / DAY_MS;
+	double new_days = WF_MIN(14.0, span_days / 4), quiet_days = WF_MIN(30.0, span_days / 2);
+	for (uint32_t u = 0; u < nusers; u++) {
+		struct wf_batch_user *us = &b->user[u];
+		double seen_days = (double)(b->max_ms - us->last_ms) / DAY_MS;
+		double age_days = (double)(b->max_ms - us->first_ms) / DAY_MS;
+
+		if (seen_days > 60)
+			us->segment = WF_SEG_LAPSED;
+		else if (us->orders == 0)
+			us->segment = age_days <= new_days ? WF_SEG_NEW : seen_days > quiet_days ? WF_SEG_AT_RISK : WF_SEG_ACTIVE;
+		else if (us->m == 5 && us->f >= 4)
+			us->segment = WF_SEG_VIP;
+		else if (us->r >= 4 && us->f >= 4)
+			us->segment = WF_SEG_LOYAL;
+		else if (us->r <= 2 && (us->f >= 3 || us->m >= 3))
+			us->segment = WF_SEG_AT_RISK;
+		else if (age_days <= new_days && us->orders <= 1)
+			us->segment = WF_SEG_NEW;
+		else
+			us->segment = WF_SEG_ACTIVE;
+		/* LTV = average order value x orders x expected lifetime factor
+		 * (1 for the least recent buyers up to 3 for the most recent). */
+		us->ltv = us->orders ? (float)(us->spend * (1.0 + 2.0 * (us->r - 1) / 4.0)) : 0.0f;
+	}
+	free(sess_stamp);
+	free(idx);
+	free(v);
+	free(q);
+	return 0;
+}
+
+/* ---- stage: per-user candidates ---- */
+
+struct cand_job {
+	struct wf_batch *b;
+	const struct csr *byuser;
+	struct acc *hist, *score, *cat; /* per worker */
+	uint8_t **bought;               /* per worker, nitems flags */
+	struct wf_snap_cand **heap;     /* per worker, HIST_TOP / candidates */
+};
+
+static void cand_one(void *arg, uint64_t u64, uint32_t w)
+{
+	struct cand_job *j = arg;
+	struct wf_batch *b = j->b;
+	uint32_t u = (uint32_t)u64, N = b->opt.candidates;
+	struct acc *h = &j->hist[w], *sc = &j->score[w], *cat = &j->cat[w];
+	uint8_t *bought = j->bought[w];
+	float hmax = 0, cmax = 0;
+
+	for (uint64_t k = j->byuser->off[u]; k < j->byuser->off[u + 1]; k++) {
+		const struct wf_batch_event *e = &b->ev[j->byuser->idx[k]];
+		float s = wf_batch_strength(e->type);
+		if (e->item == 0xffffffffu || s == 0.0f)
+			continue;
+		s *= (float)wf_batch_decay(b, e->ts_ms);
+		acc_add(h, e->item, s);
+		if (e->type == WF_EV_PURCHASE)
+			bought[e->item] |= 1;
+		if (e->type == WF_EV_CART_ADD)
+			bought[e->item] |= 2;
+		if (b->item[e->item].category != WF_SNAP_NO_CAT)
+			acc_add(cat, b->item[e->item].category, s);
+	}
+	for (uint32_t k = 0; k < h->n; k++)
+		hmax = WF_MAX(hmax, h->v[h->touched[k]]);
+	/* The user's own history. */
+	struct topk ht = { j->heap[w], 0, HIST_TOP };
+	for (uint32_t k = 0; k < h->n; k++) {
+		uint32_t i = h->touched[k];
+		float hn = h->v[i] / hmax;
+		acc_add(sc, i, hn * ((bought[i] & 1) ? W_HISTORY_BOUGHT : W_HISTORY));
+		topk_push(&ht, i, hn);
+	}
+	/* Neighbours and complements of the strongest history items. */
+	uint32_t nh = topk_finish(&ht);
+	for (uint32_t k = 0; k < nh; k++) {
+		uint32_t i = ht.h[k].item;
+		float hn = ht.h[k].score;
+		const struct wf_snap_cand *nb = b->neigh + (size_t)i * WF_BATCH_NEIGH_TOP;
+		for (uint32_t m = 0; m < b->neigh_cnt[i]; m++)
+			acc_add(sc, nb[m].item, W_NEIGH * hn * nb[m].score);
+		if (bought[i]) {
+			const struct wf_snap_cand *cp = b->compl + (size_t)i * WF_BATCH_COMPL_TOP;
+			for (uint32_t m = 0; m < b->compl_cnt[i]; m++)
+				acc_add(sc, cp[m].item, W_COMPL * hn * cp[m].score);
+		}
+	}
+	/* Favourite categories' popular items. */
+	for (uint32_t k = 0; k < cat->n; k++)
+		cmax = WF_MAX(cmax, cat->v[cat->touched[k]]);
+	for (uint32_t pick = 0; pick < FAV_CATS && cat->n; pick++) {
+		uint32_t best = 0;
+		float bv = 0;
+		for (uint32_t k = 0; k < cat->n; k++)
+			if (cat->v[cat->touched[k]] > bv) {
+				bv = cat->v[cat->touched[k]];
+				best = cat->touched[k];
+			}
+		if (bv <= 1e-20f)
+			break;
+		for (uint32_t k = 0; k < b->cat_top_cnt[best]; k++) {
+			uint32_t p = b->cat_top[(size_t)best * WF_BATCH_CAT_TOP + k];
+			acc_add(sc, p, W_FAVCAT * (bv / cmax) * b->item[p].popularity);
+		}
+		cat->v[best] = 1e-30f; /* taken; acc_clear resets it */
+	}
+	/* Global popularity to fill. */
+	for (uint32_t k = 0; k < WF_MIN(b->npopular, N); k++)
+		acc_add(sc, b->popular[k].item, W_POPULAR * b->popular[k].score);
+
+	struct topk t = { b->cands + (size_t)u * N, 0, N };
+	for (uint32_t k = 0; k < sc->n; k++)
+		topk_push(&t, sc->touched[k], sc->v[sc->touched[k]]);
+	b->cand_cnt[u] = topk_finish(&t);
+	for (uint32_t k = 0; k < h->n; k++)
+		bought[h->touched[k]] = 0;
+	acc_clear(h);
+	acc_clear(sc);
+	acc_clear(cat);
+}
+
+static int build_cands(struct wf_batch *b, const struct csr *byuser)
+{
+	uint32_t nt = WF_MAX(1u, b->opt.threads), nitems = b->items.n, nusers = b->users.n;
+	struct cand_job j = { .b = b, .byuser = byuser };
+	int r = -ENOMEM;
+
+	j.hist = calloc(nt, sizeof(*j.hist));
+	j.score = calloc(nt, sizeof(*j.score));
+	j.cat = calloc(nt, sizeof(*j.cat));
+	j.bought = calloc(nt, sizeof(*j.bought));
+	j.heap = calloc(nt, sizeof(*j.heap));
+	b->cands = malloc(((size_t)nusers * b->opt.candidates + 1) * sizeof(*b->cands));
+	b->cand_cnt = calloc((size_t)nusers + 1, sizeof(*b->cand_cnt));
+	if (!j.hist || !j.score || !j.cat || !j.bought || !j.heap || !b->cands || !b->cand_cnt)
+		goto out;
+	for (uint32_t w = 0; w < nt; w++) {
+		if (acc_init(&j.hist[w], nitems) < 0 || acc_init(&j.score[w], nitems) < 0 ||
+		    acc_init(&j.cat[w], b->cats.n) < 0)
+			goto out;
+		j.bought[w] = calloc(nitems ? nitems : 1, 1);
+		j.heap[w] = malloc(HIST_TOP * sizeof(**j.heap));
+		if (!j.bought[w] || !j.heap[w])
+			goto out;
+	}
+	r = wf_batch_parallel(b, nusers, cand_one, &j);
+out:
+	for (uint32_t w = 0; w < nt; w++) {
+		if (j.hist)
+			acc_fini(&j.hist[w]);
+		if (j.score)
+			acc_fini(&j.score[w]);
+		if (j.cat)
+			acc_fini(&j.cat[w]);
+		if (j.bought)
+			free(j.bought[w]);
+		if (j.heap)
+			free(j.heap[w]);
+	}
+	free(j.hist);
+	free(j.score);
+	free(j.cat);
+	free(j.bought);
+	free(j.heap);
+	return r;
+}
+
+int wf_batch_model(struct wf_batch *b)
+{
+	struct csr bysess = { 0 }, byuser = { 0 }, ub = { 0 };
+	int r;
+
+	if (b->nev >= 0xffffffffull) {
+		wf_err("%llu events: this builder indexes events with 32 bits; split the input",
+		       (unsigned long long)b->nev);
+		return -E2BIG;
+	}
+	wf_batch_progress(b, "item statistics", 0, 0);
+	if ((r = item_stats(b)) < 0 || (r = price_bands(b)) < 0)
+		goto out;
+	wf_batch_progress(b, "item neighbours (sessions)", 0, 0);
+	if ((r = csr_events(b, (uint32_t)b->st.sessions, false, &bysess)) < 0 || (r = build_neigh(b, &bysess)) < 0)
+		goto out;
+	csr_fini(&bysess);
+	wf_batch_progress(b, "users and complements", 0, 0);
+	if ((r = csr_events(b, b->users.n, true, &byuser)) < 0 ||
+	    (r = distinct_items(b, &byuser, b->users.n, WF_BATCH_BASKET_CAP, keep_basket, &ub)) < 0 ||
+	    (r = build_compl(b, &ub)) < 0 || (r = user_stats(b, &byuser)) < 0)
+		goto out;
+	csr_fini(&ub);
+	wf_batch_progress(b, "candidates", 0, 0);
+	r = build_cands(b, &byuser);
+out:
+	csr_fini(&bysess);
+	csr_fini(&byuser);
+	csr_fini(&ub);
+	if (r < 0)
+		wf_err("model: %s", strerror(-r));
+	return r;
+}
