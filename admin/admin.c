@@ -10,7 +10,9 @@
  *
  * Program: weft-admin (links libweft, libinih, libsystemd).
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -38,7 +40,9 @@ static void usage(FILE *f)
 		   "  --snapshot FILE    load FILE at start if no snapshot is current\n"
 		   "  --socket PATH      admin socket (default DIR/admin.sock)\n"
 		   "  --state-dir DIR    where weights.ini and snapshot.state live (default --dir)\n"
-		   "  --load-timeout SEC how long SNAPSHOT LOAD waits for the rankers (default 300)\n",
+		   "  --load-timeout SEC how long SNAPSHOT LOAD waits for the rankers (default 300)\n"
+		   "  --admin-group G    group owning admin.sock; only root, our user and members of\n"
+		   "                     G may use it (default: our own group)\n",
 		WF_SHM_MAX_SHARDS);
 }
 
@@ -49,6 +53,7 @@ static int parse_args(struct wf_admin_ctx *ctx, int argc, char **argv)
 		{ "shards", required_argument, NULL, 'n' },   { "snapshot", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'S' },   { "load-timeout", required_argument, NULL, 't' },
 		{ "state-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
+		{ "admin-group", required_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL;
@@ -63,6 +68,7 @@ static int parse_args(struct wf_admin_ctx *ctx, int argc, char **argv)
 		case 'm': ctx->shm_name = optarg; break;
 		case 's': ctx->snapshot_arg = optarg; break;
 		case 'S': sock = optarg; break;
+		case 'g': ctx->admin_group = optarg; break;
 		case 'n':
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1 || v > WF_SHM_MAX_SHARDS) {
 				fprintf(stderr, "weft-admin: --shards wants a number in 1..%u, not '%s'\n",
@@ -184,8 +190,20 @@ static int open_listener(struct wf_admin_ctx *ctx)
 	 * (a second admin on the same dir would own the segment too). */
 	if (unlink(ctx->sock_path) < 0 && errno != ENOENT)
 		wf_warn("cannot remove stale %s: %s", ctx->sock_path, strerror(errno));
+	ctx->admin_gid = getegid();
+	if (ctx->admin_group) {
+		struct group *g = getgrnam(ctx->admin_group);
+
+		if (!g) {
+			wf_err("admin group '%s' does not exist: create it (groupadd %s) or pass another "
+			       "--admin-group", ctx->admin_group, ctx->admin_group);
+			close(fd);
+			return -ENOENT;
+		}
+		ctx->admin_gid = g->gr_gid;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(ctx->sock_path, 0660) < 0 ||
-	    listen(fd, 64) < 0) {
+	    (ctx->admin_group && chown(ctx->sock_path, (uid_t)-1, ctx->admin_gid) < 0) || listen(fd, 64) < 0) {
 		int r = -errno;
 
 		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
@@ -227,6 +245,36 @@ static void client_close(struct wf_admin_client *c)
 	c->fd = -1;
 }
 
+/*
+ * Who may administer weft: root, the user weft-admin runs as, and members
+ * (primary or supplementary) of the admin group. The socket's mode already
+ * says so to the kernel; this check holds even if someone loosens the mode
+ * or passes the socket on. Returns 1 if allowed; *why explains a refusal.
+ */
+static int peer_allowed(const struct wf_admin_ctx *ctx, int fd, char *why, size_t whylen)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	gid_t groups[256];
+	socklen_t glen = sizeof(groups);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		snprintf(why, whylen, "cannot read peer credentials: %s", strerror(errno));
+		return 0;
+	}
+	if (cr.uid == 0 || cr.uid == geteuid() || cr.gid == ctx->admin_gid)
+		return 1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0) {
+		for (size_t i = 0; i < glen / sizeof(gid_t); i++)
+			if (groups[i] == ctx->admin_gid)
+				return 1;
+	}
+	snprintf(why, whylen, "permission denied: uid %u is not root, the weft user, or in group %u; "
+		 "add the user to the admin group (usermod -aG <group> <user>)", (unsigned)cr.uid,
+		 (unsigned)ctx->admin_gid);
+	return 0;
+}
+
 static void accept_clients(struct wf_admin_ctx *ctx)
 {
 	for (;;) {
@@ -237,6 +285,19 @@ static void accept_clients(struct wf_admin_ctx *ctx)
 			if (errno != EAGAIN && errno != EINTR)
 				wf_warn("accept() on %s failed: %s", ctx->sock_path, strerror(errno));
 			return;
+		}
+		char why[256];
+
+		if (!peer_allowed(ctx, fd, why, sizeof(why))) {
+			char msg[320];
+			int n = snprintf(msg, sizeof(msg), "-ERR %s\r\n", why);
+
+			if (write(fd, msg, (size_t)n) < 0) {
+				/* nothing more to do for a client we refuse */
+			}
+			close(fd);
+			wf_warn("refused an admin client: %s", why);
+			continue;
 		}
 		for (i = 0; i < WF_ADMIN_MAX_CLIENTS && ctx->clients[i].fd >= 0; i++)
 			;

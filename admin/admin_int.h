@@ -7,6 +7,7 @@
 #define WF_ADMIN_INT_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "lib/resp.h"
 #include "lib/snapshot.h"
@@ -45,6 +46,8 @@ struct wf_admin_ctx {
 	const char *snapshot_arg;   /* --snapshot */
 	char sock_path[WF_PATH_MAX];
 	uint64_t load_timeout_ms;
+	const char *admin_group;    /* --admin-group: socket group, allowed peers */
+	gid_t admin_gid;            /* resolved admin_group, or our egid */
 
 	struct wf_shm *shm;
 	int created;                /* 1 if this process created the segment */
