@@ -1,0 +1,481 @@
+/*
+ * rank.c - session model and hybrid scoring (see rank.h). Linked into
+ * weft-ranker, weft-eval and weft-batch through libweftrank.
+ */
+#include "lib/rank/rank.h"
+#include "lib/util.h"
+
+#include <math.h>
+#include <string.h>
+
+void wf_rank_params_default(struct wf_rank_params *p)
+{
+	static const float strength[WF_EV_COUNT] = {
+		[WF_EV_VIEW] = 1.0f,     [WF_EV_CLICK] = 2.0f,  [WF_EV_PDP] = 3.0f,
+		[WF_EV_HOVER] = 1.2f,    [WF_EV_DWELL] = 1.5f,  [WF_EV_SCROLL] = 0.3f,
+		[WF_EV_SEARCH] = 0.0f,   [WF_EV_CART_ADD] = 5.0f, [WF_EV_CART_REMOVE] = 0.0f,
+		[WF_EV_PURCHASE] = 8.0f,
+	};
+
+	memset(p, 0, sizeof(*p));
+	memcpy(p->strength, strength, sizeof(strength));
+	p->dwell_ms_full = 10000.0f;
+	p->decay = 0.9f;
+	p->tau = 4.0f;
+	p->w_cat = 0.45f;
+	p->w_brand = 0.2f;
+	p->w_band = 0.1f;
+	p->w_neigh = 0.6f;
+	p->w_recent_item = 0.3f;
+	p->w_trend = 0.02f;
+	p->w_pop = 0.05f;
+	p->w_compl = 0.4f;
+	p->penalty_seen = 0.0f;
+	p->recent_window = 4;
+	p->pivot_recent_share = 0.75f;
+	p->pivot_before_share = 0.2f;
+	p->neigh_items = 5;
+	p->pool_popular = 200;
+	p->pool_trending = 50;
+}
+
+void wf_rank_session_init(struct wf_rank_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (uint32_t i = 0; i < WF_RANK_CART; i++)
+		s->cart[i] = s->bought[i] = -1;
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
+		s->cat[i].key = s->brand[i].key = UINT32_MAX;
+	for (uint32_t i = 0; i < WF_RANK_RECENT; i++)
+		s->recent_cats[i] = UINT32_MAX;
+}
+
+static float saturate(float x, float tau)
+{
+	return x > 0 ? 1.0f - expf(-x / tau) : 0.0f;
+}
+
+/* Add w to key's slot; a full table replaces its weakest entry if the
+ * newcomer is stronger (space-saving, bounded). */
+static void aff_add(struct wf_rank_aff *a, uint32_t key, float w)
+{
+	uint32_t weakest = 0;
+
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
+		if (a[i].key == key) {
+			a[i].w += w;
+			return;
+		}
+		if (a[i].key == UINT32_MAX) {
+			a[i].key = key;
+			a[i].w = w;
+			return;
+		}
+		if (a[i].w < a[weakest].w)
+			weakest = i;
+	}
+	if (a[weakest].w < w) {
+		a[weakest].key = key;
+		a[weakest].w = w;
+	}
+}
+
+static float aff_get(const struct wf_rank_aff *a, uint32_t key)
+{
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
+		if (a[i].key == key)
+			return a[i].w;
+	return 0.0f;
+}
+
+static void set_add(int32_t *set, int32_t item)
+{
+	for (uint32_t i = 0; i < WF_RANK_CART; i++)
+		if (set[i] == item)
+			return;
+	for (uint32_t i = 0; i < WF_RANK_CART; i++)
+		if (set[i] < 0) {
+			set[i] = item;
+			return;
+		}
+	memmove(set, set + 1, (WF_RANK_CART - 1) * sizeof(*set)); /* forget the oldest */
+	set[WF_RANK_CART - 1] = item;
+}
+
+static int set_has(const int32_t *set, int64_t item)
+{
+	for (uint32_t i = 0; i < WF_RANK_CART; i++)
+		if (set[i] == item)
+			return 1;
+	return 0;
+}
+
+static void set_del(int32_t *set, int64_t item)
+{
+	for (uint32_t i = 0; i < WF_RANK_CART; i++)
+		if (set[i] == item)
+			set[i] = -1;
+}
+
+/*
+ * Pivot: the last recent_window item events agree on one category that the
+ * rest of the session barely touched. Then the model weights the recent
+ * window (see cat_affinity()).
+ */
+static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params *p)
+{
+	uint32_t win = WF_MIN(p->recent_window, (uint32_t)WF_RANK_RECENT);
+	uint32_t n = WF_MIN((uint32_t)s->recent_count, win), top = UINT32_MAX, topn = 0;
+	uint32_t before_total = 0, before_top = 0;
+	uint8_t was = s->pivot;
+
+	s->pivot = 0;
+	if (n < win || s->nitem_events < 2 * win)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t c = s->recent_cats[(s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT], cnt = 0;
+		if (c == UINT32_MAX)
+			continue;
+		for (uint32_t j = 0; j < n; j++)
+			cnt += s->recent_cats[(s->recent_head + WF_RANK_RECENT - 1 - j) % WF_RANK_RECENT] == c;
+		if (cnt > topn) {
+			topn = cnt;
+			top = c;
+		}
+	}
+	if (top == UINT32_MAX || (float)topn < p->pivot_recent_share * (float)n)
+		return;
+	/* The earlier part of the session still in the ring. */
+	for (uint32_t i = n; i < s->recent_count; i++) {
+		uint32_t c = s->recent_cats[(s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT];
+		if (c == UINT32_MAX)
+			continue;
+		before_total++;
+		before_top += c == top;
+	}
+	if (before_total >= win && (float)before_top <= p->pivot_before_share * (float)before_total) {
+		s->pivot = 1;
+		if (!was)
+			s->pivots++;
+	}
+}
+
+void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
+			   int type, int64_t item, uint32_t value)
+{
+	float w;
+
+	if (type < 0 || type >= WF_EV_COUNT)
+		return;
+	s->nevents++;
+	w = p->strength[type];
+	if (type == WF_EV_DWELL)
+		w *= WF_MIN((float)value / p->dwell_ms_full, 1.0f);
+	if (item >= 0 && (uint64_t)item < snap->nitems) {
+		if (type == WF_EV_CART_ADD)
+			set_add(s->cart, (int32_t)item);
+		else if (type == WF_EV_CART_REMOVE)
+			set_del(s->cart, item);
+		else if (type == WF_EV_PURCHASE) {
+			set_del(s->cart, item);
+			set_add(s->bought, (int32_t)item);
+		}
+	}
+	if (w <= 0 || item < 0 || (uint64_t)item >= snap->nitems)
+		return;
+
+	/* Decay per event, then add: recent behaviour weighs more, and the
+	 * saturation in scoring keeps one weak event from swinging the list. */
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
+		s->cat[i].w *= p->decay;
+		s->brand[i].w *= p->decay;
+	}
+	for (uint32_t i = 0; i < WF_RANK_BANDS; i++)
+		s->band[i] *= p->decay;
+	s->total = s->total * p->decay + w;
+
+	const struct wf_snap_item *it = &snap->items[item];
+	if (it->category != WF_SNAP_NO_CAT)
+		aff_add(s->cat, it->category, w);
+	if (it->brand != WF_SNAP_NO_CAT)
+		aff_add(s->brand, it->brand, w);
+	if (it->price_band < WF_RANK_BANDS)
+		s->band[it->price_band] += w;
+
+	/* A repeated look at the last item strengthens it rather than
+	 * pushing older items out of the window. */
+	uint32_t last = (s->recent_head + WF_RANK_RECENT - 1) % WF_RANK_RECENT;
+	if (s->recent_count && s->recent[last].item == (int32_t)item) {
+		s->recent[last].strength += w;
+	} else {
+		s->recent[s->recent_head].item = (int32_t)item;
+		s->recent[s->recent_head].strength = w;
+		s->recent_cats[s->recent_head] = it->category;
+		s->recent_head = (uint16_t)((s->recent_head + 1) % WF_RANK_RECENT);
+		if (s->recent_count < WF_RANK_RECENT)
+			s->recent_count++;
+		s->nitem_events++;
+		detect_pivot(s, p);
+	}
+}
+
+int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_cat, float *ret_w)
+{
+	int best = -1;
+
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
+		if (s->cat[i].key != UINT32_MAX && (best < 0 || s->cat[i].w > s->cat[best].w))
+			best = (int)i;
+	if (best < 0)
+		return -1;
+	*ret_cat = s->cat[best].key;
+	*ret_w = s->cat[best].w;
+	return 0;
+}
+
+/* ---- pool ---- */
+
+static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
+{
+	uint32_t mask = WF_RANK_POOL * 2 - 1;
+	uint32_t h = (item * 2654435761u) & mask;
+
+	for (;; h = (h + 1) & mask) {
+		uint32_t v = w->slot[h];
+		if (v == 0) {
+			if (w->n == WF_RANK_POOL)
+				return UINT32_MAX;
+			w->slot[h] = w->n + 1;
+			w->item[w->n] = item;
+			w->batch[w->n] = w->neigh[w->n] = w->compl[w->n] = 0;
+			return w->n++;
+		}
+		if (w->item[v - 1] == item)
+			return v - 1;
+	}
+}
+
+static void pool_reset(struct wf_rank_scratch *w)
+{
+	memset(w->slot, 0, sizeof(w->slot));
+	w->n = 0;
+}
+
+/* Category affinity: during a pivot, the recent window speaks. */
+static float cat_affinity(const struct wf_rank_session *s, const struct wf_rank_params *p, uint32_t cat)
+{
+	if (s->pivot) {
+		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count), n = 0;
+		for (uint32_t i = 0; i < win; i++) {
+			uint32_t j = (s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT;
+			if (s->recent_cats[j] == cat)
+				n++;
+		}
+		/* As if the window's events were all the session had. */
+		return saturate((float)n * p->strength[WF_EV_PDP], p->tau);
+	}
+	return saturate(aff_get(s->cat, cat), p->tau);
+}
+
+static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w)
+{
+	const struct wf_rank_session *s = q->sess;
+	float maxb = q->ncands ? q->cands[0].score : 0;
+
+	pool_reset(w);
+	for (uint32_t i = 0; i < q->ncands; i++) {
+		uint32_t k = pool_add(w, q->cands[i].item);
+		if (k != UINT32_MAX)
+			w->batch[k] = maxb > 0 ? q->cands[i].score / maxb : 0;
+	}
+	if (s) {
+		/* Neighbours of the recent items, newest first, weighted by how
+		 * strongly and how lately each was looked at. */
+		uint32_t n = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
+		for (uint32_t r = 0; r < n; r++) {
+			uint32_t j = (s->recent_head + WF_RANK_RECENT - 1 - r) % WF_RANK_RECENT;
+			int32_t src = s->recent[j].item;
+			float rw = saturate(s->recent[j].strength, p->tau) / (float)(1 + r);
+			if (src < 0)
+				continue;
+			const struct wf_snap_item *it = &snap->items[src];
+			for (uint32_t x = 0; x < it->neigh_cnt; x++) {
+				const struct wf_snap_cand *c = &snap->neigh[it->neigh_off + x];
+				uint32_t k = pool_add(w, c->item);
+				if (k != UINT32_MAX)
+					w->neigh[k] += rw * c->score;
+			}
+			/* The item itself: shoppers come back to what they just saw. */
+			uint32_t k = pool_add(w, (uint32_t)src);
+			if (k != UINT32_MAX)
+				w->neigh[k] += rw * p->w_recent_item / WF_MAX(p->w_neigh, 1e-6f);
+		}
+		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
+			int32_t src = s->cart[c];
+			if (src < 0)
+				continue;
+			const struct wf_snap_item *it = &snap->items[src];
+			for (uint32_t x = 0; x < it->compl_cnt; x++) {
+				const struct wf_snap_cand *cc = &snap->compl[it->compl_off + x];
+				uint32_t k = pool_add(w, cc->item);
+				if (k != UINT32_MAX)
+					w->compl[k] = WF_MAX(w->compl[k], cc->score);
+			}
+		}
+	}
+	if (q->anchor >= 0 && (uint64_t)q->anchor < snap->nitems) {
+		const struct wf_snap_item *it = &snap->items[q->anchor];
+		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
+			uint32_t k = pool_add(w, snap->neigh[it->neigh_off + x].item);
+			if (k != UINT32_MAX)
+				w->neigh[k] += snap->neigh[it->neigh_off + x].score;
+		}
+	}
+	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
+		pool_add(w, snap->popular[i].item);
+	for (uint32_t i = 0; i < WF_MIN(p->pool_trending, snap->ntrending); i++)
+		pool_add(w, snap->trending[i].item);
+}
+
+static int excluded(const struct wf_rank_query *q, uint32_t item)
+{
+	if ((int64_t)item == q->anchor)
+		return 1;
+	if (q->sess && (set_has(q->sess->cart, item) || set_has(q->sess->bought, item)))
+		return 1;
+	return 0;
+}
+
+/* The score of pool entry k and its parts; score = sum of parts. */
+static float score_one(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       const struct wf_rank_scratch *w, uint32_t k, struct wf_rank_explain *ex)
+{
+	const struct wf_snap_item *it = &snap->items[w->item[k]];
+	const struct wf_rank_session *s = q->sess;
+	struct wf_rank_explain e = { 0 };
+
+	e.batch = q->w_batch * w->batch[k];
+	if (s && s->total > 0) {
+		float aff = 0;
+		if (it->category != WF_SNAP_NO_CAT)
+			aff += p->w_cat * cat_affinity(s, p, it->category);
+		if (it->brand != WF_SNAP_NO_CAT)
+			aff += p->w_brand * saturate(aff_get(s->brand, it->brand), p->tau);
+		if (it->price_band < WF_RANK_BANDS)
+			aff += p->w_band * (s->band[it->price_band] / WF_MAX(s->total, 1e-6f));
+		e.session = q->w_session * aff;
+		e.neighbours = q->w_session * p->w_neigh * saturate(w->neigh[k], 1.0f);
+		e.complement = p->w_compl * w->compl[k];
+		if (p->penalty_seen > 0) {
+			uint32_t seen = 0;
+			for (uint32_t i = 0; i < s->recent_count; i++)
+				seen += s->recent[i].item == (int32_t)w->item[k];
+			e.penalty = -p->penalty_seen * (float)seen;
+		}
+	} else if (q->anchor >= 0) {
+		e.neighbours = q->w_session * p->w_neigh * saturate(w->neigh[k], 1.0f);
+	}
+	e.trend = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
+	if (ex)
+		*ex = e;
+	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
+}
+
+/* Indexes of the pool sorted by score, best first (ties: lower item id). */
+static void sort_pool(struct wf_rank_scratch *w, uint32_t n)
+{
+	/* Insertion sort on a small pool is hard to beat; for a large one a
+	 * simple heap-free shell sort keeps it O(n^1.3). */
+	static const uint32_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
+
+	for (uint32_t i = 0; i < n; i++)
+		w->order[i] = i;
+	for (uint32_t g = 0; g < WF_ARRAY_SIZE(gaps); g++) {
+		uint32_t gap = gaps[g];
+		for (uint32_t i = gap; i < n; i++) {
+			uint32_t t = w->order[i], j = i;
+			while (j >= gap) {
+				uint32_t o = w->order[j - gap];
+				if (w->score[o] > w->score[t] ||
+				    (w->score[o] == w->score[t] && w->item[o] < w->item[t]))
+					break;
+				w->order[j] = o;
+				j -= gap;
+			}
+			w->order[j] = t;
+		}
+	}
+}
+
+int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
+{
+	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0;
+
+	build_pool(snap, p, q, w);
+	for (uint32_t i = 0; i < w->n; i++)
+		w->score[i] = excluded(q, w->item[i]) ? -INFINITY : score_one(snap, p, q, w, i, NULL);
+	sort_pool(w, w->n);
+	for (uint32_t i = 0; i < w->n && n < k; i++) {
+		uint32_t x = w->order[i];
+		if (w->score[x] == -INFINITY)
+			break;
+		if (q->filter && !q->filter(q->filter_ctx, w->item[x]))
+			continue;
+		out_items[n] = w->item[x];
+		out_scores[n] = score_one(snap, p, q, w, x, out_explain ? &out_explain[n] : NULL);
+		n++;
+	}
+	return (int)n;
+}
+
+int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos, float *out_scores)
+{
+	uint32_t known = 0, out = 0;
+	float sc[WF_RANK_POOL];
+	uint32_t idx[WF_RANK_POOL];
+
+	if (n > WF_RANK_POOL)
+		n = WF_RANK_POOL;
+	/* Score the given items exactly as RECS would: same pool signals. */
+	build_pool(snap, p, q, w);
+	for (uint32_t i = 0; i < n; i++) {
+		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
+			continue;
+		uint32_t k = pool_add(w, (uint32_t)items[i]);
+		if (k == UINT32_MAX)
+			continue;
+		sc[known] = score_one(snap, p, q, w, k, NULL);
+		idx[known++] = i;
+	}
+	/* Stable insertion sort by score: equal scores keep the app's order. */
+	for (uint32_t i = 1; i < known; i++) {
+		float s = sc[i];
+		uint32_t x = idx[i], j = i;
+		while (j > 0 && sc[j - 1] < s) {
+			sc[j] = sc[j - 1];
+			idx[j] = idx[j - 1];
+			j--;
+		}
+		sc[j] = s;
+		idx[j] = x;
+	}
+	for (uint32_t i = 0; i < known; i++) {
+		if (q->filter && !q->filter(q->filter_ctx, (uint32_t)items[idx[i]]))
+			continue;
+		out_pos[out] = idx[i];
+		if (out_scores)
+			out_scores[out] = sc[i];
+		out++;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems) {
+			out_pos[out] = i;
+			if (out_scores)
+				out_scores[out] = 0;
+			out++;
+		}
+	return (int)out;
+}

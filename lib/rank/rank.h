@@ -1,0 +1,144 @@
+/*
+ * rank.h - weft's scoring library: the session model and the hybrid
+ * ranking, one library linked into weft-ranker, weft-eval and weft-batch,
+ * so offline and online scoring cannot drift apart.
+ *
+ *   score = w_batch * batch + w_session * (affinity + neighbours)
+ *           + trend + complement - penalty
+ *
+ * over a candidate pool = the user's batch list, the neighbours of the
+ * session's recent items (and of an ANCHOR item), the complements of the
+ * cart, and the popular and trending items (cold start).
+ *
+ * The session state is fixed-size (no allocation) and clock-free: affinity
+ * decays per event, not per second, so a replay gives the same scores as
+ * the live appliance. Every score comes with its parts (EXPLAIN), which add
+ * up to it exactly.
+ *
+ * Pure functions over caller memory; never logs, never allocates.
+ */
+#ifndef WF_RANK_H
+#define WF_RANK_H
+
+#include <stdint.h>
+
+#include "lib/proto.h"
+#include "lib/snapshot.h"
+
+#define WF_RANK_RECENT 16u   /* recent item events kept */
+#define WF_RANK_AFF 8u       /* category / brand affinity slots */
+#define WF_RANK_CART 8u      /* cart and purchased items kept */
+#define WF_RANK_BANDS 5u     /* price bands */
+#define WF_RANK_POOL 2048u   /* candidate pool bound per query */
+#define WF_RANK_MAX_K 500u
+
+/* Every weight and constant of the model, in one place. */
+struct wf_rank_params {
+	float strength[WF_EV_COUNT]; /* purchase > cart_add > pdp > click > dwell > hover > view */
+	float dwell_ms_full;         /* dwell of this many ms counts its full strength */
+	float decay;                 /* affinities are multiplied by this at each new event */
+	float tau;                   /* saturation: a(x) = 1 - exp(-x / tau) (anti-jitter) */
+	float w_cat, w_brand, w_band;/* affinity mix inside the session score */
+	float w_neigh;               /* neighbours of recent items inside the session score */
+	float w_recent_item;         /* the items just looked at, inside the session score */
+	float w_trend, w_pop;        /* catalog signals (outside the batch/session blend) */
+	float w_compl;               /* complements of the cart */
+	float penalty_seen;          /* items already looked at many times */
+	uint32_t recent_window;      /* events in the "recent" window for pivot detection */
+	float pivot_recent_share;    /* recent window's top category share to call a pivot */
+	float pivot_before_share;    /* ...while the earlier session gave it at most this */
+	uint32_t neigh_items;        /* recent items whose neighbours join the pool */
+	uint32_t pool_popular;       /* popular items in every pool */
+	uint32_t pool_trending;      /* trending items in every pool */
+};
+
+void wf_rank_params_default(struct wf_rank_params *p);
+
+struct wf_rank_aff {
+	uint32_t key; /* category, brand (snapshot index); UINT32_MAX empty */
+	float w;
+};
+
+/* One shopper's visit, as the model sees it. Owner: the caller. */
+struct wf_rank_session {
+	uint32_t nevents;                        /* events applied */
+	uint32_t nitem_events;                   /* of which about a known item */
+	uint16_t recent_head, recent_count;
+	struct {
+		int32_t item;                    /* snapshot index, -1 unknown */
+		float strength;
+	} recent[WF_RANK_RECENT];
+	int32_t cart[WF_RANK_CART];              /* -1 empty */
+	int32_t bought[WF_RANK_CART];
+	struct wf_rank_aff cat[WF_RANK_AFF];     /* decayed, whole session */
+	struct wf_rank_aff brand[WF_RANK_AFF];
+	float band[WF_RANK_BANDS];
+	uint32_t recent_cats[WF_RANK_RECENT];    /* category per recent item event (pivot) */
+	uint16_t pivots;                         /* pivots detected so far */
+	uint8_t pivot;                           /* 1 while the recent window diverges */
+	uint8_t pad;
+	float total;                             /* decayed total strength */
+};
+_Static_assert(sizeof(struct wf_rank_session) < 1024, "a session must stay under 1 KiB");
+
+void wf_rank_session_init(struct wf_rank_session *s);
+
+/*
+ * Apply one event. item: snapshot index or -1 (unknown item, or a search).
+ * value: dwell ms for dwell, else unused. Cart adds and purchases enter the
+ * cart / bought sets (removed from results); cart_remove leaves the cart.
+ */
+void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
+			   int type, int64_t item, uint32_t value);
+
+/* The parts of a score; their sum is the score. */
+struct wf_rank_explain {
+	float batch, session, neighbours, trend, complement, penalty;
+};
+
+/* Keep item (1) or drop it (0): stock, size. */
+typedef int (*wf_rank_filter_fn)(void *ctx, uint32_t item);
+
+struct wf_rank_query {
+	const struct wf_rank_session *sess;  /* may be NULL: empty session */
+	const struct wf_snap_cand *cands;    /* the user's batch list (sorted), or NULL */
+	uint32_t ncands;
+	float w_batch, w_session;
+	int64_t anchor;                      /* ANCHOR item (PDP), or -1 */
+	uint32_t k;                          /* 1..WF_RANK_MAX_K */
+	wf_rank_filter_fn filter;            /* may be NULL */
+	void *filter_ctx;
+};
+
+/* Scratch memory for one query at a time (per thread). */
+struct wf_rank_scratch {
+	uint32_t slot[WF_RANK_POOL * 2];     /* pool hash: pool index + 1 */
+	uint32_t item[WF_RANK_POOL];
+	float batch[WF_RANK_POOL], neigh[WF_RANK_POOL], compl[WF_RANK_POOL];
+	float score[WF_RANK_POOL];
+	uint32_t order[WF_RANK_POOL];
+	uint32_t n;
+};
+
+/*
+ * Recommend: up to q->k items, best first, none of them carted, bought,
+ * the anchor, or refused by the filter. Returns the count written to
+ * out_items/out_scores (and out_explain when non-NULL).
+ */
+int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain);
+
+/*
+ * Rerank given items (snapshot indexes; -1 for unknown ones) for this
+ * shopper. Writes positions into items[] to out_pos in the new order,
+ * dropping filtered items; unknown items keep their relative order after
+ * the known ones. Returns the count written. n <= WF_RANK_POOL.
+ */
+int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos,
+		   float *out_scores);
+
+/* Strongest categories of the session (for segments and the evaluator). */
+int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_cat, float *ret_w);
+
+#endif
