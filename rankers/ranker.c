@@ -1,0 +1,511 @@
+/*
+ * ranker.c - weft-ranker: owns one shard. Consumes its request ring,
+ * answers on its reply ring, holds its sessions (session arena) and its
+ * share of the snapshot (one jemalloc arena per generation), replays the
+ * journal tail after a restart, and swaps generations between requests.
+ *
+ *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
+ *               [--journal DIR]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jemalloc/jemalloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "lib/journal.h"
+#include "rankers/ranker_int.h"
+
+#define SPIN_NS 30000ull
+#define SLEEP_NS 100000000ull
+#define BATCH 64u
+
+static void usage(FILE *f)
+{
+	fputs("usage: weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]\n"
+	      "                   [--journal DIR]\n"
+	      "  --shard I         the shard this ranker owns (0..N-1)\n"
+	      "  --dir DIR         the appliance's run directory\n"
+	      "  --shm NAME        shared segment (created by weft-admin)\n"
+	      "  --cpu C           core to pin to (default: I modulo the online cores)\n"
+	      "  --session-ttl SEC idle sessions are forgotten after this (default 1800)\n"
+	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n",
+	      f);
+}
+
+/* ---- generations ---- */
+
+static int arena_create(unsigned *ret)
+{
+	size_t sz = sizeof(*ret);
+	return mallctl("arenas.create", ret, &sz, NULL, 0) == 0 ? 0 : -ENOMEM;
+}
+
+static void arena_destroy(unsigned a)
+{
+	char name[64];
+	snprintf(name, sizeof(name), "arena.%u.destroy", a);
+	mallctl(name, NULL, NULL, NULL, 0);
+}
+
+static void gen_free(struct ranker_gen *g)
+{
+	if (!g)
+		return;
+	wf_snap_close(g->snap);
+	arena_destroy(g->arena); /* every list of the generation, in one call */
+	free(g);
+}
+
+/* Build a generation: map the file, copy the lists of our users into a
+ * fresh arena. Runs on the loader thread, off the serving path. */
+static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const char *path)
+{
+	struct ranker_gen *g = calloc(1, sizeof(*g));
+	uint32_t nshards = wf_shm_nshards(ctx->shm), slots = 16;
+	char err[512];
+	int r;
+
+	if (!g)
+		return NULL;
+	g->gen = gen;
+	r = wf_snap_open(path, &g->snap, err, sizeof(err));
+	if (r < 0) {
+		wf_err("shard %u cannot load generation %llu: %s", ctx->shard, (unsigned long long)gen, err);
+		free(g);
+		return NULL;
+	}
+	if (arena_create(&g->arena) < 0) {
+		wf_err("shard %u: arenas.create failed", ctx->shard);
+		wf_snap_close(g->snap);
+		free(g);
+		return NULL;
+	}
+	for (uint32_t u = 0; u < g->snap->nusers; u++) {
+		const struct wf_snap_user *su = &g->snap->users[u];
+		if (wf_shard_of(wf_snap_str(g->snap, su->id_off), su->id_len, nshards) == ctx->shard)
+			g->nowned++;
+	}
+	while (slots < 2 * g->nowned)
+		slots *= 2;
+	g->owned = ranker_alloc(g->arena, (size_t)slots * sizeof(*g->owned));
+	if (!g->owned)
+		goto nomem;
+	memset(g->owned, 0, (size_t)slots * sizeof(*g->owned));
+	g->owned_mask = slots - 1;
+	g->bytes = (uint64_t)slots * sizeof(*g->owned);
+	for (uint32_t u = 0; u < g->snap->nusers; u++) {
+		const struct wf_snap_user *su = &g->snap->users[u];
+		const char *id = wf_snap_str(g->snap, su->id_off);
+		uint64_t key;
+		uint32_t i;
+
+		if (wf_shard_of(id, su->id_len, nshards) != ctx->shard)
+			continue;
+		key = wf_hash64(id, su->id_len) | 1;
+		for (i = (uint32_t)key & g->owned_mask; g->owned[i].key; i = (i + 1) & g->owned_mask)
+			;
+		g->owned[i].key = key;
+		g->owned[i].user = u;
+		g->owned[i].ncands = su->cand_cnt;
+		if (su->cand_cnt) {
+			size_t n = su->cand_cnt * sizeof(struct wf_snap_cand);
+			g->owned[i].cands = ranker_alloc(g->arena, n);
+			if (!g->owned[i].cands)
+				goto nomem;
+			memcpy(g->owned[i].cands, g->snap->cands + su->cand_off, n);
+			g->bytes += n;
+		}
+	}
+	return g;
+nomem:
+	wf_err("shard %u: out of memory building generation %llu", ctx->shard, (unsigned long long)gen);
+	gen_free(g);
+	return NULL;
+}
+
+static void *loader_main(void *arg)
+{
+	struct ranker_ctx *ctx = arg;
+	uint64_t built = 0;
+
+	while (!ctx->stop) {
+		/* A9: pairs with R9 in check_generation(). */
+		uint64_t want = atomic_load_explicit(&ctx->want_gen, memory_order_acquire);
+		struct wf_snap_ref cur;
+
+		if (want == built || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
+			usleep(20000);
+			continue;
+		}
+		wf_ctl_snap_get(ctx->shm->ctl, &cur, NULL);
+		if (cur.gen != want) {
+			built = 0; /* changed again meanwhile: look next time */
+			usleep(20000);
+			continue;
+		}
+		struct ranker_gen *g = gen_build(ctx, want, cur.path);
+		built = want;
+		if (!g) {
+			/* R4: pairs with A4 in weft-admin. */
+			atomic_store_explicit(&ctx->sc->failed_gen, want, memory_order_release);
+			continue;
+		}
+		/* R8: pairs with A8 in take_generation(); the whole generation is
+		 * built before the loop sees the pointer. */
+		atomic_store_explicit(&ctx->ready, g, memory_order_release);
+	}
+	return NULL;
+}
+
+static void check_generation(struct ranker_ctx *ctx)
+{
+	/* A3: pairs with R3 in wf_ctl_snap_set(). */
+	uint64_t gen = atomic_load_explicit(&ctx->shm->ctl->snap_cur_gen, memory_order_acquire);
+
+	if (gen && (!ctx->cur || ctx->cur->gen != gen))
+		/* R9: pairs with A9 in loader_main(). */
+		atomic_store_explicit(&ctx->want_gen, gen, memory_order_release);
+}
+
+/* Between two requests: switch to a generation the loader finished. */
+static void take_generation(struct ranker_ctx *ctx)
+{
+	/* A8: pairs with R8 in loader_main(). */
+	struct ranker_gen *g = atomic_load_explicit(&ctx->ready, memory_order_acquire);
+	struct ranker_gen *old;
+
+	if (!g)
+		return;
+	old = ctx->cur;
+	ctx->cur = g;
+	/* release: pairs with the loader's acquire load of `ready`; it may
+	 * build the next generation once it sees the slot empty. */
+	atomic_store_explicit(&ctx->ready, NULL, memory_order_release);
+	gen_free(old);
+	atomic_store_explicit(&ctx->sc->stats.snapshot_bytes, g->bytes, memory_order_relaxed); /* stats */
+	atomic_store_explicit(&ctx->sc->stats.snapshot_users, g->nowned, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ctx->sc->stats.swaps, 1, memory_order_relaxed);
+	/* R4: pairs with A4 in weft-admin's SNAPSHOT LOAD wait. */
+	atomic_store_explicit(&ctx->sc->loaded_gen, g->gen, memory_order_release);
+	wf_info("shard %u serves generation %llu (%u users, %.1f MB in arena %u)", ctx->shard,
+		(unsigned long long)g->gen, g->nowned, g->bytes / 1e6, g->arena);
+}
+
+/* ---- journal replay ---- */
+
+/* Rebuild the sessions of this shard from the journal tail covering the
+ * session TTL, so a restarted ranker lost nothing that was acknowledged. */
+static void replay_journal(struct ranker_ctx *ctx)
+{
+	struct wf_journal_reader *r;
+	static struct wf_journal_rec rec;
+	uint64_t since = wf_wall_ms() - ctx->session_ttl_ms, n = 0, last = 0;
+	int e;
+
+	e = wf_journal_reader_open(ctx->journal_dir, 0, &r);
+	if (e < 0) {
+		if (e != -ENOENT)
+			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror(-e));
+		return;
+	}
+	while ((e = wf_journal_reader_next(r, &rec)) == 1) {
+		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+
+		last = rec.lsn;
+		if (rec.shard != ctx->shard || rec.ts_ms < since)
+			continue;
+		for (uint32_t i = 0; i < rec.argc; i++)
+			a[i] = (struct wf_msg_arg){ rec.argv[i], rec.argl[i] };
+		ranker_event(ctx, a, rec.argc, rec.ts_ms, NULL);
+		n++;
+	}
+	if (e < 0)
+		wf_warn("shard %u: journal replay stopped at a corrupt record after lsn %llu", ctx->shard,
+			(unsigned long long)last);
+	wf_journal_reader_close(r);
+	ctx->replayed_lsn = last;
+	if (n)
+		wf_info("shard %u replayed %llu journal events (through lsn %llu)", ctx->shard,
+			(unsigned long long)n, (unsigned long long)last);
+}
+
+/* ---- the loop ---- */
+
+static void wake_ingest(struct ranker_ctx *ctx)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n;
+
+	if (!wf_wait_needs_wake(&ctx->shm->ctl->ingest_wait))
+		return;
+	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", ctx->shm_name);
+	if (sendto(ctx->bell_fd, "!", 1, MSG_DONTWAIT, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
+		/* ingest not there (restarting): it polls its rings on start */
+	}
+}
+
+static void push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv)
+{
+	struct wf_msg_rep h = { .req_id = req_id, .t_recv_ns = t_recv, .t_done_ns = wf_now_ns() };
+	int r;
+
+	if (ctx->out.len > wf_ring_max_payload(ctx->rep.r) - sizeof(h)) {
+		ctx->out.len = 0;
+		wf_resp_w_error(&ctx->out, "ERR reply too large: ask for fewer items");
+	}
+	/* Never drop: a full reply ring means ingest is behind; let it drain. */
+	while ((r = wf_msg_rep_push(&ctx->rep, &h, ctx->out.data, (uint32_t)ctx->out.len)) == -EAGAIN) {
+		wf_ring_prod_commit(&ctx->rep);
+		wake_ingest(ctx);
+		usleep(50);
+	}
+	ctx->out.len = 0;
+}
+
+static int handle_batch(struct ranker_ctx *ctx)
+{
+	uint32_t n = 0, len, kind;
+	const void *p;
+	uint64_t t0 = wf_now_ns();
+
+	take_generation(ctx);
+	while (n < BATCH && (p = wf_ring_pop(&ctx->req, &len, &kind))) {
+		n++;
+		if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, ctx->view) < 0) {
+			/* Cannot happen with a sane ingest; answer so nobody waits. */
+			wf_resp_w_error(&ctx->out, "ERR ranker %u got a malformed request", ctx->shard);
+			push_reply(ctx, len >= 8 ? *(const uint64_t *)p : 0, 0);
+			continue;
+		}
+		ranker_handle(ctx, ctx->view);
+		push_reply(ctx, ctx->view->hdr->req_id, ctx->view->hdr->t_recv_ns);
+	}
+	if (!n)
+		return 0;
+	/* Replies first, then give the requests back: a crash in between
+	 * redoes them, and ingest drops the duplicate replies. */
+	wf_ring_prod_commit(&ctx->rep);
+	wf_ring_cons_release(&ctx->req);
+	wake_ingest(ctx);
+	atomic_fetch_add_explicit(&ctx->sc->stats.requests, n, memory_order_relaxed); /* stats */
+	atomic_fetch_add_explicit(&ctx->sc->stats.busy_ns, wf_now_ns() - t0, memory_order_relaxed);
+	return (int)n;
+}
+
+static void housekeeping(struct ranker_ctx *ctx)
+{
+	uint64_t now = wf_wall_ms();
+	struct signalfd_siginfo si;
+
+	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_relaxed); /* display only */
+	check_generation(ctx);
+	take_generation(ctx);
+	if (now - ctx->last_expire_ms > 1000) {
+		ranker_sessions_expire(ctx, now);
+		ctx->last_expire_ms = now;
+		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
+		atomic_store_explicit(&ctx->sc->stats.session_bytes, ctx->session_bytes, memory_order_relaxed);
+	}
+	if (read(ctx->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		ctx->stop = 1;
+	/* A: pairs with the release store of shutdown in weft-admin. */
+	if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
+		ctx->stop = 1;
+}
+
+static void run(struct ranker_ctx *ctx)
+{
+	uint64_t last_hk = 0;
+
+	while (!ctx->stop) {
+		uint64_t now = wf_now_ns();
+		if (now - last_hk > 10000000ull) { /* every 10 ms while busy */
+			housekeeping(ctx);
+			last_hk = now;
+		}
+		if (handle_batch(ctx))
+			continue;
+		/* Idle: spin briefly (cheap wake-up under load), then sleep on
+		 * the futex so a 2-core box is not starved. */
+		uint64_t until = wf_now_ns() + SPIN_NS;
+		int got = 0;
+		while (wf_now_ns() < until)
+			if (wf_ring_readable(&ctx->req)) {
+				got = 1;
+				break;
+			} else {
+				__builtin_ia32_pause();
+			}
+		if (got)
+			continue;
+		wf_wait_prepare(&ctx->sc->ranker_wait);
+		if (wf_ring_readable(&ctx->req) || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
+			wf_wait_cancel(&ctx->sc->ranker_wait);
+			continue;
+		}
+		wf_wait_futex(&ctx->sc->ranker_wait, SLEEP_NS);
+		housekeeping(ctx);
+		last_hk = wf_now_ns();
+	}
+}
+
+static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "shard", required_argument, NULL, 'i' }, { "dir", required_argument, NULL, 'd' },
+		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
+		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
+	};
+	int64_t v;
+	int o, have_shard = 0;
+	static char jdir[WF_PATH_MAX];
+
+	ctx->cpu = -1;
+	ctx->session_ttl_ms = 1800 * 1000ull;
+	ctx->abandon_ms = 15 * 60 * 1000ull;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'i':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v >= WF_SHM_MAX_SHARDS)
+				goto bad;
+			ctx->shard = (uint32_t)v;
+			have_shard = 1;
+			break;
+		case 'd': ctx->dir = optarg; break;
+		case 'm': ctx->shm_name = optarg; break;
+		case 'j': ctx->journal_dir = optarg; break;
+		case 'c':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0)
+				goto bad;
+			ctx->cpu = (int)v;
+			break;
+		case 't':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1)
+				goto bad;
+			ctx->session_ttl_ms = (uint64_t)v * 1000;
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: goto bad;
+		}
+	}
+	if (!have_shard || !ctx->dir || !ctx->shm_name || optind != argc)
+		goto bad;
+	if (!ctx->journal_dir) {
+		snprintf(jdir, sizeof(jdir), "%s/journal", ctx->dir);
+		ctx->journal_dir = jdir;
+	}
+	return 0;
+bad:
+	fprintf(stderr, "weft-ranker: --shard, --dir and --shm are required (numbers must be valid)\n");
+	usage(stderr);
+	return -EINVAL;
+}
+
+static int attach(struct ranker_ctx *ctx)
+{
+	int r = -ENOENT;
+
+	for (int i = 0; i < 200 && (r = wf_shm_attach(ctx->shm_name, &ctx->shm)) == -ENOENT; i++)
+		usleep(50000);
+	if (r < 0) {
+		wf_err("cannot attach shared segment %s: %s (is weft-admin running?)", ctx->shm_name, strerror(-r));
+		return r;
+	}
+	if (ctx->shard >= wf_shm_nshards(ctx->shm)) {
+		wf_err("shard %u does not exist: the segment has %u shards", ctx->shard, wf_shm_nshards(ctx->shm));
+		return -EINVAL;
+	}
+	ctx->sc = wf_shm_shard(ctx->shm, ctx->shard);
+	wf_ring_cons_attach(&ctx->req, wf_shm_req_ring(ctx->shm, ctx->shard));
+	wf_ring_prod_attach(&ctx->rep, wf_shm_rep_ring(ctx->shm, ctx->shard));
+	return 0;
+}
+
+static void pin(struct ranker_ctx *ctx)
+{
+	cpu_set_t set;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int cpu = ctx->cpu >= 0 ? ctx->cpu : (int)(ctx->shard % (uint32_t)(ncpu > 0 ? ncpu : 1));
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		wf_warn("cannot pin shard %u to cpu %d: %s", ctx->shard, cpu, strerror(errno));
+	atomic_store_explicit(&ctx->sc->cpu, (uint32_t)cpu, memory_order_relaxed); /* display only */
+}
+
+int main(int argc, char **argv)
+{
+	static struct ranker_ctx ctx;
+	pthread_t loader;
+	sigset_t set;
+	char name[32];
+
+	wf_log_init("weft-ranker");
+	if (parse_args(&ctx, argc, argv) < 0)
+		return 2;
+	snprintf(name, sizeof(name), "weft-ranker");
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	ctx.signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	ctx.bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	ctx.scratch = calloc(1, sizeof(*ctx.scratch));
+	ctx.view = calloc(1, sizeof(*ctx.view));
+	if (ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view) {
+		wf_err("startup failed: %s", strerror(errno));
+		return 1;
+	}
+	if (attach(&ctx) < 0)
+		return 1;
+	pin(&ctx);
+	wf_rank_params_default(&ctx.params);
+	if (arena_create(&ctx.sess_arena) < 0 || ranker_sessions_init(&ctx) < 0) {
+		wf_err("cannot create the session arena");
+		return 1;
+	}
+	atomic_store_explicit(&ctx.sc->ranker_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
+	atomic_fetch_add_explicit(&ctx.sc->ranker_starts, 1, memory_order_relaxed);
+	if (pthread_create(&loader, NULL, loader_main, &ctx) != 0) {
+		wf_err("cannot start the snapshot loader thread");
+		return 1;
+	}
+	/* Serve the current generation from the first request on. */
+	check_generation(&ctx);
+	for (int i = 0; i < 6000 && atomic_load_explicit(&ctx.want_gen, memory_order_relaxed) && !ctx.cur; i++) {
+		take_generation(&ctx);
+		if (atomic_load_explicit(&ctx.sc->failed_gen, memory_order_acquire) ==
+		    atomic_load_explicit(&ctx.want_gen, memory_order_relaxed))
+			break;
+		if (!ctx.cur)
+			usleep(10000);
+	}
+	replay_journal(&ctx);
+	/* R5: pairs with A5 in weft-admin / weftctl up. */
+	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
+	sd_notify(0, "READY=1");
+	wf_info("shard %u serving (pid %d)", ctx.shard, (int)getpid());
+	run(&ctx);
+	atomic_store_explicit(&ctx.sc->ready, 0, memory_order_release);
+	ctx.stop = 1;
+	pthread_join(loader, NULL);
+	gen_free(atomic_load_explicit(&ctx.ready, memory_order_acquire));
+	ranker_sessions_fini(&ctx);
+	gen_free(ctx.cur);
+	wf_shm_detach(ctx.shm);
+	wf_info("shard %u stopped", ctx.shard);
+	return 0;
+}

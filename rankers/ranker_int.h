@@ -1,0 +1,116 @@
+/*
+ * ranker_int.h - weft-ranker internals, shared by ranker.c (process, loop,
+ * snapshot generations, journal replay) and session.c (sessions and the
+ * client commands). Private to rankers/.
+ */
+#ifndef WF_RANKER_INT_H
+#define WF_RANKER_INT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "lib/rank/rank.h"
+#include "lib/resp.h"
+#include "lib/snapshot.h"
+#include "lib/util.h"
+#include "shm/msg.h"
+#include "shm/shm.h"
+
+#define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
+#define RANKER_SESSION_TABLE (1u << 16)
+
+/* A snapshot generation as this shard holds it: the mapped file, and the
+ * candidate lists of the users this shard owns, copied into the
+ * generation's own jemalloc arena (freed with it in one call). */
+struct ranker_owned {
+	uint64_t key;                   /* wf_hash64(user id); 0 = empty slot */
+	uint32_t user;                  /* snapshot user index */
+	uint32_t ncands;
+	struct wf_snap_cand *cands;     /* in the generation arena */
+};
+
+struct ranker_gen {
+	uint64_t gen;
+	struct wf_snap *snap;
+	unsigned arena;                 /* jemalloc arena index */
+	struct ranker_owned *owned;     /* open addressing, in the arena */
+	uint32_t owned_mask;
+	uint32_t nowned;
+	uint64_t bytes;                 /* allocated in the arena */
+};
+
+/* One session. Allocated in the session arena. */
+struct ranker_session {
+	struct ranker_session *next;    /* hash chain */
+	uint64_t key;                   /* wf_hash64(session id) */
+	uint64_t last_ms;               /* wall clock of the last event or query (TTL) */
+	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
+	uint64_t snap_gen;              /* generation its item indexes refer to */
+	char id[WF_ID_MAX + 1];
+	char user[WF_ID_MAX + 1];       /* "" until known */
+	struct wf_rank_session model;
+	/* History: records of [u64 ts_ms][u16 len][len bytes: argc-prefixed
+	 * args as u16 len + bytes], appended. */
+	uint8_t *hist;
+	uint32_t hist_len, hist_cap, hist_n;
+};
+
+struct ranker_ctx {
+	const char *dir, *shm_name, *journal_dir;
+	uint32_t shard;
+	int cpu;
+	uint64_t session_ttl_ms;
+	uint64_t abandon_ms;            /* cart_abandon after this idle time */
+
+	struct wf_shm *shm;
+	struct wf_shard_ctl *sc;
+	struct wf_ring_cons req;
+	struct wf_ring_prod rep;
+	int bell_fd;
+	int signal_fd;
+	_Atomic int stop;               /* seq_cst: read by the loader thread too */
+
+	struct wf_rank_params params;
+	struct wf_rank_scratch *scratch;
+
+	/* Generations: cur serves; the loader thread builds the next and
+	 * publishes it in `ready` (R8 release in the loader; A8 acquire in
+	 * the loop). */
+	struct ranker_gen *cur;
+	_Atomic(struct ranker_gen *) ready;
+	_Atomic uint64_t want_gen;      /* loop -> loader: generation to build (R9/A9) */
+	_Atomic int loader_busy;
+	uint64_t failed_gen_seen;
+
+	/* Sessions (session arena). */
+	unsigned sess_arena;
+	struct ranker_session **sessions;
+	uint32_t nsessions;
+	uint64_t session_bytes;
+
+	/* Journal replay watermark: events with lsn <= this were replayed
+	 * at start and are not applied again when they come through the ring. */
+	uint64_t replayed_lsn;
+
+	struct wf_buf out;              /* reply being built */
+	struct wf_msg_req_view *view;
+	uint64_t last_expire_ms;
+};
+
+/* session.c */
+int ranker_sessions_init(struct ranker_ctx *ctx);
+void ranker_sessions_fini(struct ranker_ctx *ctx);
+void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
+/* Apply an EVENT (args: session user type item [field value]...). Returns
+ * 0, or -errno with a RESP error already written to out when out != NULL. */
+int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
+		 struct wf_buf *out);
+/* Handle one request; writes its RESP reply to ctx->out. */
+void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v);
+/* Re-resolve session item indexes after a generation swap. */
+void ranker_sessions_regen(struct ranker_ctx *ctx);
+
+void *ranker_alloc(unsigned arena, size_t n);
+void ranker_free(void *p);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * session.c - weft-ranker's sessions and client commands: EVENT, RECS,
+ * RERANK, HISTORY, SEGMENTS. Sessions live in the ranker's session arena;
+ * scoring is the shared library (lib/rank). Linked only into weft-ranker.
+ */
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <math.h>
+#include <strings.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/journal.h"
+#include "lib/proto.h"
+#include "rankers/ranker_int.h"
+
+static const char *const segment_names[WF_SEG_COUNT] = {
+	"none", "new", "active", "loyal", "vip", "at_risk", "lapsed",
+};
+
+void *ranker_alloc(unsigned arena, size_t n)
+{
+	return mallocx(n, MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE);
+}
+
+void ranker_free(void *p)
+{
+	if (p)
+		dallocx(p, MALLOCX_TCACHE_NONE);
+}
+
+static uint32_t buckets = RANKER_SESSION_TABLE;
+
+int ranker_sessions_init(struct ranker_ctx *ctx)
+{
+	ctx->sessions = ranker_alloc(ctx->sess_arena, buckets * sizeof(*ctx->sessions));
+	if (!ctx->sessions)
+		return -ENOMEM;
+	memset(ctx->sessions, 0, buckets * sizeof(*ctx->sessions));
+	return 0;
+}
+
+static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	ctx->session_bytes -= sizeof(*s) + s->hist_cap;
+	ranker_free(s->hist);
+	ranker_free(s);
+	ctx->nsessions--;
+}
+
+void ranker_sessions_fini(struct ranker_ctx *ctx)
+{
+	if (!ctx->sessions)
+		return;
+	for (uint32_t b = 0; b < buckets; b++)
+		while (ctx->sessions[b]) {
+			struct ranker_session *s = ctx->sessions[b];
+			ctx->sessions[b] = s->next;
+			session_free(ctx, s);
+		}
+	ranker_free(ctx->sessions);
+	ctx->sessions = NULL;
+}
+
+static int arg_eq(const struct wf_msg_arg *a, const char *s)
+{
+	size_t n = strlen(s);
+	return a->len == n && strncasecmp(a->p, s, n) == 0;
+}
+
+static int is_anon(const struct wf_msg_arg *a)
+{
+	return a->len == 1 && a->p[0] == '-';
+}
+
+static struct ranker_session *session_find(struct ranker_ctx *ctx, const struct wf_msg_arg *id)
+{
+	uint64_t key = wf_hash64(id->p, id->len);
+
+	for (struct ranker_session *s = ctx->sessions[key & (buckets - 1)]; s; s = s->next)
+		if (s->key == key && strlen(s->id) == id->len && memcmp(s->id, id->p, id->len) == 0)
+			return s;
+	return NULL;
+}
+
+static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct wf_msg_arg *id, uint64_t now_ms)
+{
+	struct ranker_session *s = session_find(ctx, id);
+	uint64_t key;
+
+	if (s)
+		return s;
+	if (id->len > WF_ID_MAX)
+		return NULL;
+	s = ranker_alloc(ctx->sess_arena, sizeof(*s));
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	key = wf_hash64(id->p, id->len);
+	s->key = key;
+	memcpy(s->id, id->p, id->len);
+	s->last_ms = now_ms;
+	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	wf_rank_session_init(&s->model);
+	s->next = ctx->sessions[key & (buckets - 1)];
+	ctx->sessions[key & (buckets - 1)] = s;
+	ctx->nsessions++;
+	ctx->session_bytes += sizeof(*s);
+	return s;
+}
+
+void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
+{
+	for (uint32_t b = 0; b < buckets; b++) {
+		struct ranker_session **pp = &ctx->sessions[b];
+		while (*pp) {
+			struct ranker_session *s = *pp;
+			if (now_ms - s->last_ms > ctx->session_ttl_ms) {
+				*pp = s->next;
+				session_free(ctx, s);
+			} else {
+				pp = &s->next;
+			}
+		}
+	}
+}
+
+static int64_t item_index(struct ranker_ctx *ctx, const char *id, size_t len)
+{
+	if (!ctx->cur || (len == 1 && id[0] == '-'))
+		return -1;
+	return wf_snap_item_find(ctx->cur->snap, id, len);
+}
+
+/* Value field of an event: dwell "ms", else 0; and an optional "ts". */
+static void event_fields(const struct wf_msg_arg *argv, uint32_t argc, uint32_t *ret_value, uint64_t *ret_ts)
+{
+	for (uint32_t i = 4; i + 1 < argc; i += 2) {
+		int64_t v;
+		if (wf_parse_i64(argv[i + 1].p, argv[i + 1].len, &v) < 0 || v < 0)
+			continue;
+		if (arg_eq(&argv[i], "ms"))
+			*ret_value = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+		else if (arg_eq(&argv[i], "ts"))
+			*ret_ts = (uint64_t)v;
+	}
+}
+
+/* Re-apply a session's history to a fresh model: after a snapshot swap
+ * the item indexes of the old generation mean nothing. */
+static void session_rebuild(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	uint32_t off = 0;
+
+	wf_rank_session_init(&s->model);
+	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	while (off + 10 <= s->hist_len) {
+		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+		uint16_t len;
+		uint32_t p, argc = 0, value = 0;
+		uint64_t ts;
+
+		memcpy(&len, s->hist + off + 8, 2);
+		p = off + 10;
+		while (p < off + 10 + len && argc < WF_JOURNAL_MAX_ARGS) {
+			uint16_t l;
+			memcpy(&l, s->hist + p, 2);
+			a[argc].p = (const char *)s->hist + p + 2;
+			a[argc].len = l;
+			argc++;
+			p += 2u + l;
+		}
+		/* a[] = user type item [f v]...: shift to the EVENT layout. */
+		if (argc >= 3 && ctx->cur) {
+			int type = wf_event_from_name(a[1].p, a[1].len);
+			struct wf_msg_arg full[WF_JOURNAL_MAX_ARGS + 1];
+			full[0] = (struct wf_msg_arg){ s->id, (uint32_t)strlen(s->id) };
+			memcpy(full + 1, a, argc * sizeof(a[0]));
+			event_fields(full, argc + 1, &value, &ts);
+			wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
+					      item_index(ctx, a[2].p, a[2].len), value);
+		}
+		off += 10u + len;
+	}
+}
+
+static void session_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	if (s && ctx->cur && s->snap_gen != ctx->cur->gen)
+		session_rebuild(ctx, s);
+}
+
+static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts, const struct wf_msg_arg *argv,
+		       uint32_t argc)
+{
+	uint32_t need = 10;
+	uint8_t *p;
+
+	for (uint32_t i = 1; i < argc; i++)
+		need += 2u + argv[i].len;
+	if (need - 10 > UINT16_MAX)
+		return -E2BIG;
+	if (s->hist_len + need > s->hist_cap) {
+		uint32_t cap = WF_MAX(s->hist_cap * 2, s->hist_len + need + 256);
+		uint8_t *n = ranker_alloc(ctx->sess_arena, cap);
+		if (!n)
+			return -ENOMEM;
+		if (s->hist_len)
+			memcpy(n, s->hist, s->hist_len);
+		ranker_free(s->hist);
+		ctx->session_bytes += cap - s->hist_cap;
+		s->hist = n;
+		s->hist_cap = cap;
+	}
+	p = s->hist + s->hist_len;
+	memcpy(p, &ts, 8);
+	uint16_t len = (uint16_t)(need - 10);
+	memcpy(p + 8, &len, 2);
+	p += 10;
+	for (uint32_t i = 1; i < argc; i++) {
+		uint16_t l = (uint16_t)argv[i].len;
+		memcpy(p, &l, 2);
+		memcpy(p + 2, argv[i].p, l);
+		p += 2u + l;
+	}
+	s->hist_len += need;
+	s->hist_n++;
+	return 0;
+}
+
+int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
+		 struct wf_buf *out)
+{
+	struct ranker_session *s;
+	uint32_t value = 0;
+	int type, r;
+
+	if (argc < 4 || (argc - 4) % 2 || argc > WF_JOURNAL_MAX_ARGS + 1) {
+		if (out)
+			wf_resp_w_error(out, "ERR EVENT wants: session user type item [field value]...");
+		return -EINVAL;
+	}
+	type = wf_event_from_name(argv[2].p, argv[2].len);
+	if (type < 0 || !wf_id_valid(argv[0].p, argv[0].len) || !wf_id_valid(argv[1].p, argv[1].len) ||
+	    !wf_id_valid(argv[3].p, argv[3].len)) {
+		if (out)
+			wf_resp_w_error(out, "ERR bad event: unknown type or malformed id");
+		return -EINVAL;
+	}
+	event_fields(argv, argc, &value, &ts_ms);
+	s = session_get(ctx, &argv[0], wf_wall_ms());
+	if (!s) {
+		if (out)
+			wf_resp_w_error(out, "ERR out of memory for sessions");
+		return -ENOMEM;
+	}
+	if (s->hist_n >= RANKER_HISTORY_MAX) {
+		if (out)
+			wf_resp_w_error(out, "ERR session %.*s is full (%u events): start a new session id",
+					(int)argv[0].len, argv[0].p, RANKER_HISTORY_MAX);
+		return -ENOSPC;
+	}
+	if (!is_anon(&argv[1])) {
+		memcpy(s->user, argv[1].p, argv[1].len);
+		s->user[argv[1].len] = '\0';
+	}
+	session_fresh(ctx, s);
+	r = hist_append(ctx, s, ts_ms, argv, argc);
+	if (r < 0) {
+		if (out)
+			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
+		return r;
+	}
+	s->last_ms = s->last_event_ms = wf_wall_ms();
+	if (ctx->cur)
+		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
+				      item_index(ctx, argv[3].p, argv[3].len), value);
+	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
+	if (out)
+		wf_resp_w_int(out, 1);
+	return 0;
+}
+
+/* ---- queries ---- */
+
+struct stock_filter {
+	const struct wf_snap *snap;
+	const struct wf_stock *stock;
+	const char *size;
+	size_t size_len;
+};
+
+static int stock_ok(void *p, uint32_t item)
+{
+	const struct stock_filter *f = p;
+	const struct wf_snap_item *it = &f->snap->items[item];
+	uint64_t key = wf_stock_key(wf_snap_str(f->snap, it->id_off), it->id_len);
+	int st = wf_stock_state(f->stock, key, f->size, f->size_len);
+
+	if (st == WF_STOCK_UNKNOWN)
+		return !(it->flags & WF_SNAP_ITEM_SOLD_OUT) && !f->size_len;
+	return st == WF_STOCK_IN;
+}
+
+static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, const struct wf_snap_cand **ret_cands,
+			   uint32_t *ret_n)
+{
+	struct ranker_gen *g = ctx->cur;
+	int64_t u;
+
+	*ret_cands = NULL;
+	*ret_n = 0;
+	if (!g || len == 0 || (len == 1 && id[0] == '-'))
+		return -1;
+	if (g->owned && wf_shard_of(id, len, wf_shm_nshards(ctx->shm)) == ctx->shard) {
+		uint64_t key = wf_hash64(id, len) | 1;
+		for (uint32_t i = (uint32_t)key & g->owned_mask; g->owned[i].key; i = (i + 1) & g->owned_mask) {
+			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
+			if (g->owned[i].key == key && su->id_len == len &&
+			    memcmp(wf_snap_str(g->snap, su->id_off), id, len) == 0) {
+				*ret_cands = g->owned[i].cands;
+				*ret_n = g->owned[i].ncands;
+				return g->owned[i].user;
+			}
+		}
+		return -1;
+	}
+	u = wf_snap_user_find(g->snap, id, len);
+	if (u >= 0) {
+		*ret_cands = g->snap->cands + g->snap->users[u].cand_off;
+		*ret_n = g->snap->users[u].cand_cnt;
+	}
+	return u;
+}
+
+static void item_id(struct ranker_ctx *ctx, uint32_t item, const char **p, uint32_t *len)
+{
+	const struct wf_snap_item *it = &ctx->cur->snap->items[item];
+	*p = wf_snap_str(ctx->cur->snap, it->id_off);
+	*len = it->id_len;
+}
+
+/* Common part of RECS and RERANK: session, user, weights, filter. */
+struct query_env {
+	struct ranker_session *sess;
+	struct wf_rank_query q;
+	struct stock_filter f;
+	int64_t user;
+};
+
+static void query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, int page, struct query_env *e)
+{
+	const char *uid = argv[1].p;
+	size_t ulen = argv[1].len;
+	int visitor;
+
+	memset(e, 0, sizeof(*e));
+	e->sess = session_find(ctx, &argv[0]);
+	session_fresh(ctx, e->sess);
+	if (is_anon(&argv[1]) && e->sess && e->sess->user[0]) {
+		uid = e->sess->user;
+		ulen = strlen(uid);
+	}
+	e->user = user_lookup(ctx, uid, ulen, &e->q.cands, &e->q.ncands);
+	visitor = e->user >= 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
+	wf_ctl_weights_get(ctx->shm->ctl, page, visitor, &e->q.w_batch, &e->q.w_session);
+	e->q.sess = e->sess ? &e->sess->model : NULL;
+	e->q.anchor = -1;
+	e->f.snap = ctx->cur->snap;
+	e->f.stock = ctx->shm->stock;
+	e->q.filter = stock_ok;
+	e->q.filter_ctx = &e->f;
+	if (e->sess)
+		e->sess->last_ms = wf_wall_ms();
+}
+
+static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	int64_t k;
+	int page = WF_PAGE_HOME, explain = 0, n;
+	struct query_env e;
+	const struct wf_msg_arg *anchor = NULL, *size = NULL;
+	uint32_t items[WF_RANK_MAX_K];
+	float scores[WF_RANK_MAX_K];
+	static struct wf_rank_explain ex[WF_RANK_MAX_K];
+
+	if (argc < 3 || wf_parse_i64(argv[2].p, argv[2].len, &k) < 0 || k < 1 || k > WF_RANK_MAX_K) {
+		wf_resp_w_error(out, "ERR RECS wants: session user k(1..%u) [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]",
+				WF_RANK_MAX_K);
+		return;
+	}
+	for (uint32_t i = 3; i < argc; i++) {
+		if (arg_eq(&argv[i], "EXPLAIN")) {
+			explain = 1;
+		} else if (i + 1 < argc && arg_eq(&argv[i], "PAGE")) {
+			page = wf_page_from_name(argv[i + 1].p, argv[i + 1].len);
+			if (page < 0) {
+				wf_resp_w_error(out, "ERR unknown page type '%.*s'", (int)WF_MIN(argv[i + 1].len, 64u),
+						argv[i + 1].p);
+				return;
+			}
+			i++;
+		} else if (i + 1 < argc && arg_eq(&argv[i], "ANCHOR")) {
+			anchor = &argv[++i];
+		} else if (i + 1 < argc && arg_eq(&argv[i], "SIZE")) {
+			size = &argv[++i];
+		} else {
+			wf_resp_w_error(out, "ERR RECS: unexpected argument '%.*s'", (int)WF_MIN(argv[i].len, 64u),
+					argv[i].p);
+			return;
+		}
+	}
+	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
+	if (!ctx->cur) {
+		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
+		return;
+	}
+	query_setup(ctx, argv, page, &e);
+	e.q.k = (uint32_t)k;
+	if (anchor)
+		e.q.anchor = item_index(ctx, anchor->p, anchor->len);
+	if (size) {
+		e.f.size = size->p;
+		e.f.size_len = size->len;
+	}
+	n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores, explain ? ex : NULL);
+	wf_resp_w_array(out, n);
+	for (int i = 0; i < n; i++) {
+		const char *id;
+		uint32_t len;
+
+		item_id(ctx, items[i], &id, &len);
+		if (!explain) {
+			wf_resp_w_bulk(out, id, len);
+			continue;
+		}
+		wf_resp_w_array(out, 14);
+		wf_resp_w_bulk(out, id, len);
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)scores[i]);
+		wf_resp_w_bulk_str(out, "batch");
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].batch);
+		wf_resp_w_bulk_str(out, "session");
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].session);
+		wf_resp_w_bulk_str(out, "neighbours");
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].neighbours);
+		wf_resp_w_bulk_str(out, "trend");
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].trend);
+		wf_resp_w_bulk_str(out, "complement");
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].complement);
+		wf_resp_w_bulk_str(out, "penalty");
+		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].penalty);
+	}
+}
+
+static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	static int64_t items[WF_RANK_POOL];
+	static uint32_t pos[WF_RANK_POOL];
+	uint32_t n = argc - 2;
+	struct query_env e;
+	int m;
+
+	if (argc < 3 || n > WF_RANK_POOL) {
+		wf_resp_w_error(out, "ERR RERANK wants: session user item... (at most %u items)", WF_RANK_POOL);
+		return;
+	}
+	atomic_fetch_add_explicit(&ctx->sc->stats.reranks, 1, memory_order_relaxed); /* stats */
+	if (!ctx->cur) {
+		/* No snapshot: nothing to score with; the app's order stands. */
+		wf_resp_w_array(out, n);
+		for (uint32_t i = 0; i < n; i++)
+			wf_resp_w_bulk(out, argv[2 + i].p, argv[2 + i].len);
+		return;
+	}
+	query_setup(ctx, argv, WF_PAGE_SEARCH, &e);
+	for (uint32_t i = 0; i < n; i++)
+		items[i] = item_index(ctx, argv[2 + i].p, argv[2 + i].len);
+	m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
+	wf_resp_w_array(out, m);
+	for (int i = 0; i < m; i++)
+		wf_resp_w_bulk(out, argv[2 + pos[i]].p, argv[2 + pos[i]].len);
+}
+
+static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	struct ranker_session *s;
+	uint32_t off = 0;
+
+	if (argc != 1) {
+		wf_resp_w_error(out, "ERR HISTORY wants: session");
+		return;
+	}
+	s = session_find(ctx, &argv[0]);
+	if (!s) {
+		wf_resp_w_array(out, 0);
+		return;
+	}
+	wf_resp_w_array(out, s->hist_n);
+	while (off + 10 <= s->hist_len) {
+		uint64_t ts;
+		uint16_t len, l;
+		uint32_t p, n = 0;
+
+		memcpy(&ts, s->hist + off, 8);
+		memcpy(&len, s->hist + off + 8, 2);
+		for (p = off + 10; p < off + 10u + len; p += 2u + l, n++)
+			memcpy(&l, s->hist + p, 2);
+		/* [ts, user, type, item, field, value, ...] */
+		wf_resp_w_array(out, 1 + n);
+		wf_resp_w_bulk_fmt(out, "%llu", (unsigned long long)ts);
+		for (p = off + 10; p < off + 10u + len; p += 2u + l) {
+			memcpy(&l, s->hist + p, 2);
+			wf_resp_w_bulk(out, s->hist + p + 2, l);
+		}
+		off += 10u + len;
+	}
+}
+
+static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	const char *names[8];
+	uint32_t n = 0;
+	struct ranker_session *s;
+	const struct wf_snap_cand *c;
+	uint32_t nc;
+	int64_t u;
+
+	if (argc != 2) {
+		wf_resp_w_error(out, "ERR SEGMENTS wants: session user");
+		return;
+	}
+	s = session_find(ctx, &argv[0]);
+	u = user_lookup(ctx, argv[1].p, argv[1].len, &c, &nc);
+	if (u < 0 && s && s->user[0])
+		u = user_lookup(ctx, s->user, strlen(s->user), &c, &nc);
+	if (u >= 0) {
+		uint16_t seg = ctx->cur->snap->users[u].segment;
+		if (seg > WF_SEG_NONE && seg < WF_SEG_COUNT)
+			names[n++] = segment_names[seg];
+		if (s && (seg == WF_SEG_AT_RISK || seg == WF_SEG_LAPSED))
+			names[n++] = "win_back"; /* a lapsing shopper is back right now */
+	}
+	if (s) {
+		int cart = 0;
+		for (uint32_t i = 0; i < WF_RANK_CART; i++)
+			cart |= s->model.cart[i] >= 0;
+		if (cart && wf_wall_ms() - s->last_event_ms > ctx->abandon_ms)
+			names[n++] = "cart_abandon";
+		uint32_t cat;
+		float w;
+		if (wf_rank_session_top_category(&s->model, &cat, &w) == 0 && w >= 3 * ctx->params.strength[WF_EV_PDP] * 0.8f)
+			names[n++] = "high_intent";
+		if (s->model.pivot)
+			names[n++] = "intent_pivot";
+	}
+	wf_resp_w_array(out, n);
+	for (uint32_t i = 0; i < n; i++)
+		wf_resp_w_bulk_str(out, names[i]);
+}
+
+void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
+{
+	struct wf_buf *out = &ctx->out;
+
+	switch (v->hdr->cmd) {
+	case WF_CMD_EVENT:
+		/* Replayed at start already: acknowledge without applying twice. */
+		if (v->hdr->lsn && v->hdr->lsn <= ctx->replayed_lsn) {
+			wf_resp_w_int(out, 1);
+			break;
+		}
+		ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), out);
+		break;
+	case WF_CMD_RECS:
+		cmd_recs(ctx, v->argv, v->argc, out);
+		break;
+	case WF_CMD_RERANK:
+		cmd_rerank(ctx, v->argv, v->argc, out);
+		break;
+	case WF_CMD_HISTORY:
+		cmd_history(ctx, v->argv, v->argc, out);
+		break;
+	case WF_CMD_SEGMENTS:
+		cmd_segments(ctx, v->argv, v->argc, out);
+		break;
+	default:
+		wf_resp_w_error(out, "ERR unknown command code %u", v->hdr->cmd);
+		atomic_fetch_add_explicit(&ctx->sc->stats.errors, 1, memory_order_relaxed); /* stats */
+	}
+}
