@@ -1,0 +1,341 @@
+/*
+ * cmd.c - weft-ingest's commands: validation and routing of the commands a
+ * ranker answers (EVENT, RECS, RERANK, HISTORY, SEGMENTS), and the ones
+ * answered here (PING, ECHO, QUIT, SELECT, INFO, CONFIG GET, COMMAND,
+ * STOCK). Linked only into weft-ingest.
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+#include "lib/proto.h"
+
+static int is(const struct wf_resp_arg *a, const char *s)
+{
+	return wf_resp_arg_is(a, s);
+}
+
+/* Reply now (in order): an error. */
+static int err(struct ingest_ctx *ctx, struct ingest_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int err(struct ingest_ctx *ctx, struct ingest_conn *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ctx->tmp.len = 0;
+	wf_resp_w_error(&ctx->tmp, "ERR %s", msg);
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed); /* stats */
+	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0);
+}
+
+static int reply(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0);
+}
+
+static void quoted(char *out, size_t n, const struct wf_resp_arg *a)
+{
+	wf_escape(out, n, a->p, WF_MIN(a->len, 64u));
+}
+
+/* ---- ranker commands ---- */
+
+static int valid_id(struct ingest_ctx *ctx, struct ingest_conn *c, const char *what, const struct wf_resp_arg *a)
+{
+	char q[300];
+
+	if (wf_id_valid(a->p, a->len))
+		return 1;
+	quoted(q, sizeof(q), a);
+	err(ctx, c, "invalid %s '%s': 1..%u printable bytes without spaces", what, q, WF_ID_MAX);
+	return 0;
+}
+
+static int check_event(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+{
+	char q[300];
+
+	if (r->argc < 5 || (r->argc - 5) % 2) {
+		err(ctx, c, "EVENT wants: session user type item [field value]...");
+		return 0;
+	}
+	if (r->argc - 1 > WF_JOURNAL_MAX_ARGS) {
+		err(ctx, c, "EVENT has too many fields (at most %u)", (WF_JOURNAL_MAX_ARGS - 4) / 2);
+		return 0;
+	}
+	if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]) ||
+	    !valid_id(ctx, c, "item", &r->argv[4]))
+		return 0;
+	if (wf_event_from_name(r->argv[3].p, r->argv[3].len) < 0) {
+		quoted(q, sizeof(q), &r->argv[3]);
+		err(ctx, c, "unknown event type '%s' (view click pdp hover dwell scroll search cart_add cart_remove "
+			    "purchase)", q);
+		return 0;
+	}
+	for (uint32_t i = 5; i < r->argc; i += 2) {
+		const struct wf_resp_arg *f = &r->argv[i], *v = &r->argv[i + 1];
+		int64_t n;
+
+		if (f->len == 0 || f->len > 32 || v->len > 1024) {
+			err(ctx, c, "EVENT field names are 1..32 bytes and values at most 1024");
+			return 0;
+		}
+		if ((is(f, "ms") || is(f, "depth") || is(f, "qty") || is(f, "ts")) &&
+		    (wf_parse_i64(v->p, v->len, &n) < 0 || n < 0)) {
+			quoted(q, sizeof(q), f);
+			err(ctx, c, "EVENT field '%s' wants a non-negative integer", q);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+{
+	int64_t k;
+	char q[300];
+
+	if (r->argc < 4) {
+		err(ctx, c, "RECS wants: session user k [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]");
+		return 0;
+	}
+	if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
+		return 0;
+	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > 500) {
+		quoted(q, sizeof(q), &r->argv[3]);
+		err(ctx, c, "RECS k must be an integer from 1 to 500, not '%s'", q);
+		return 0;
+	}
+	for (uint32_t i = 4; i < r->argc; i++) {
+		if (is(&r->argv[i], "EXPLAIN"))
+			continue;
+		if (i + 1 < r->argc && is(&r->argv[i], "PAGE")) {
+			if (wf_page_from_name(r->argv[i + 1].p, r->argv[i + 1].len) < 0) {
+				quoted(q, sizeof(q), &r->argv[i + 1]);
+				err(ctx, c, "unknown page type '%s' (home pdp cart search category email)", q);
+				return 0;
+			}
+			i++;
+			continue;
+		}
+		if (i + 1 < r->argc && (is(&r->argv[i], "ANCHOR") || is(&r->argv[i], "SIZE"))) {
+			i++;
+			continue;
+		}
+		quoted(q, sizeof(q), &r->argv[i]);
+		err(ctx, c, "RECS: unexpected argument '%s'", q);
+		return 0;
+	}
+	return 1;
+}
+
+static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, int cmd)
+{
+	const char *user = NULL;
+	size_t ulen = 0;
+	uint32_t shard;
+
+	switch (cmd) {
+	case WF_CMD_EVENT:
+		if (!check_event(ctx, c, r))
+			return 0;
+		break;
+	case WF_CMD_RECS:
+		if (!check_recs(ctx, c, r))
+			return 0;
+		break;
+	case WF_CMD_RERANK:
+		if (r->argc < 4) {
+			err(ctx, c, "RERANK wants: session user item...");
+			return 0;
+		}
+		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
+			return 0;
+		break;
+	case WF_CMD_HISTORY:
+		if (r->argc != 2) {
+			err(ctx, c, "HISTORY wants: session");
+			return 0;
+		}
+		if (!valid_id(ctx, c, "session", &r->argv[1]))
+			return 0;
+		break;
+	case WF_CMD_SEGMENTS:
+		if (r->argc != 3) {
+			err(ctx, c, "SEGMENTS wants: session user");
+			return 0;
+		}
+		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
+			return 0;
+		break;
+	}
+	if (cmd != WF_CMD_HISTORY) {
+		user = r->argv[2].p;
+		ulen = r->argv[2].len;
+	}
+	shard = wf_route_shard(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms());
+	return ingest_forward(ctx, c, shard, cmd, r);
+}
+
+/* ---- local commands ---- */
+
+static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	struct wf_buf b = { 0 };
+	struct wf_ctl *ctl = ctx->shm->ctl;
+
+	wf_buf_printf(&b,
+		      "# Server\r\nweft_version:%s\r\nredis_version:7.0.0\r\nprocess_id:%d\r\nuptime_in_seconds:%llu\r\n"
+		      "shards:%u\r\n\r\n# Clients\r\nconnected_clients:%u\r\n\r\n# Stats\r\n"
+		      "total_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\nbackpressure_stalls:%llu\r\n"
+		      "sessions_routed:%llu\r\njournal_durable_lsn:%llu\r\njournal_durability:%s\r\n",
+		      WEFT_VERSION, (int)getpid(), (unsigned long long)((wf_wall_ms() - ctx->start_ms) / 1000),
+		      ctx->nshards, ctx->nconns, (unsigned long long)ctx->commands,
+		      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked, memory_order_relaxed),
+		      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.errors, memory_order_relaxed),
+		      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.backpressure_stalls,
+							       memory_order_relaxed),
+		      (unsigned long long)wf_route_count(&ctx->route),
+		      (unsigned long long)wf_journal_durable_lsn(ctx->journal),
+		      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os");
+	for (uint32_t s = 0; s < ctx->nshards; s++)
+		wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,
+			      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),
+			      (unsigned long long)(ctx->shards[s].fifo_tail - ctx->shards[s].fifo_head));
+	ctx->tmp.len = 0;
+	wf_resp_w_bulk(&ctx->tmp, b.data, b.len);
+	wf_buf_fini(&b);
+	return reply(ctx, c);
+}
+
+static int cmd_config(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+{
+	static const char *const kv[][2] = {
+		{ "save", "" }, { "appendonly", "no" }, { "databases", "1" }, { "maxclients", NULL },
+	};
+	char pat[128], val[32];
+	uint32_t n = 0;
+
+	if (r->argc != 3 || !is(&r->argv[1], "GET")) {
+		return err(ctx, c, "only CONFIG GET pattern is supported");
+	}
+	snprintf(pat, sizeof(pat), "%.*s", (int)WF_MIN(r->argv[2].len, 120u), r->argv[2].p);
+	for (size_t i = 0; i < WF_ARRAY_SIZE(kv); i++)
+		n += fnmatch(pat, kv[i][0], FNM_CASEFOLD) == 0;
+	ctx->tmp.len = 0;
+	wf_resp_w_array(&ctx->tmp, 2 * n);
+	for (size_t i = 0; i < WF_ARRAY_SIZE(kv); i++) {
+		if (fnmatch(pat, kv[i][0], FNM_CASEFOLD) != 0)
+			continue;
+		wf_resp_w_bulk_str(&ctx->tmp, kv[i][0]);
+		snprintf(val, sizeof(val), "%u", ctx->max_clients);
+		wf_resp_w_bulk_str(&ctx->tmp, kv[i][1] ? kv[i][1] : val);
+	}
+	return reply(ctx, c);
+}
+
+static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+{
+	struct wf_stock_view v[WF_STOCK_SIZES];
+	int64_t qty;
+	int n;
+
+	if (r->argc < 2 || r->argc > 4 || !valid_id(ctx, c, "item", &r->argv[1]))
+		return r->argc < 2 || r->argc > 4 ? err(ctx, c, "STOCK wants: item size qty | item [size]") : 0;
+	if (r->argc == 4) {
+		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &qty) < 0 || qty < 0 || qty > INT32_MAX)
+			return err(ctx, c, "STOCK qty must be an integer from 0 to %d", INT32_MAX);
+		n = wf_stock_set(ctx->shm->stock, r->argv[1].p, r->argv[1].len, r->argv[2].p, r->argv[2].len,
+				 (int32_t)qty);
+		if (n == -EINVAL)
+			return err(ctx, c, "STOCK size names are at most %u bytes", WF_STOCK_SIZE_NAME - 1);
+		if (n == -ENOSPC)
+			return err(ctx, c, "stock table full (or more than %u sizes for this item): raise the "
+					   "segment's stock capacity", WF_STOCK_SIZES);
+		ctx->tmp.len = 0;
+		wf_resp_w_int(&ctx->tmp, 1);
+		return reply(ctx, c);
+	}
+	n = wf_stock_read(ctx->shm->stock, r->argv[1].p, r->argv[1].len, v, WF_STOCK_SIZES);
+	ctx->tmp.len = 0;
+	if (r->argc == 3) {
+		for (int i = 0; i < n; i++)
+			if (strlen(v[i].name) == r->argv[2].len && memcmp(v[i].name, r->argv[2].p, r->argv[2].len) == 0) {
+				wf_resp_w_int(&ctx->tmp, v[i].qty);
+				return reply(ctx, c);
+			}
+		wf_resp_w_null(&ctx->tmp);
+		return reply(ctx, c);
+	}
+	wf_resp_w_array(&ctx->tmp, n > 0 ? 2 * n : 0);
+	for (int i = 0; i < n; i++) {
+		wf_resp_w_bulk_str(&ctx->tmp, v[i].name);
+		wf_resp_w_int(&ctx->tmp, v[i].qty);
+	}
+	return reply(ctx, c);
+}
+
+int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+{
+	const struct wf_resp_arg *a = &r->argv[0];
+	char q[300];
+
+	ctx->commands++;
+	if (is(a, "EVENT"))
+		return forward(ctx, c, r, WF_CMD_EVENT);
+	if (is(a, "RECS"))
+		return forward(ctx, c, r, WF_CMD_RECS);
+	if (is(a, "RERANK"))
+		return forward(ctx, c, r, WF_CMD_RERANK);
+	if (is(a, "HISTORY"))
+		return forward(ctx, c, r, WF_CMD_HISTORY);
+	if (is(a, "SEGMENTS"))
+		return forward(ctx, c, r, WF_CMD_SEGMENTS);
+	ctx->tmp.len = 0;
+	if (is(a, "PING")) {
+		if (r->argc > 1)
+			wf_resp_w_bulk(&ctx->tmp, r->argv[1].p, r->argv[1].len);
+		else
+			wf_resp_w_simple(&ctx->tmp, "PONG");
+		return reply(ctx, c);
+	}
+	if (is(a, "ECHO") && r->argc == 2) {
+		wf_resp_w_bulk(&ctx->tmp, r->argv[1].p, r->argv[1].len);
+		return reply(ctx, c);
+	}
+	if (is(a, "QUIT")) {
+		wf_resp_w_simple(&ctx->tmp, "OK");
+		return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 1);
+	}
+	if (is(a, "SELECT")) {
+		if (r->argc == 2 && r->argv[1].len == 1 && r->argv[1].p[0] == '0') {
+			wf_resp_w_simple(&ctx->tmp, "OK");
+			return reply(ctx, c);
+		}
+		return err(ctx, c, "weft has one database: SELECT 0");
+	}
+	if (is(a, "CLIENT")) {
+		wf_resp_w_simple(&ctx->tmp, "OK");
+		return reply(ctx, c);
+	}
+	if (is(a, "INFO"))
+		return cmd_info(ctx, c);
+	if (is(a, "CONFIG"))
+		return cmd_config(ctx, c, r);
+	if (is(a, "COMMAND")) {
+		wf_resp_w_array(&ctx->tmp, 0);
+		return reply(ctx, c);
+	}
+	if (is(a, "STOCK"))
+		return cmd_stock(ctx, c, r);
+	quoted(q, sizeof(q), a);
+	return err(ctx, c, "unknown command '%s' (weft speaks EVENT RECS RERANK STOCK SEGMENTS HISTORY PING INFO)", q);
+}

@@ -1,0 +1,972 @@
+/*
+ * ingest.c - weft-ingest: the one process that owns client connections.
+ *
+ * One thread, one io_uring: multishot accept; receive into a provided
+ * buffer ring; parse RESP2/inline; validate; journal EVENTs (group commit,
+ * fdatasync linked after the write); route each request to its session's
+ * shard through the shard's request ring; collect replies from the reply
+ * rings; send replies back in request order per connection, EVENTs only
+ * once durable. Backpressure: a connection whose shard ring is full, or
+ * that owes too many replies, is not read until it drains.
+ *
+ *   weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]
+ *               [--journal DIR] [--durability fsync|os] [--socket-group G]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JWRITE, OP_JSYNC };
+
+static uint64_t ud(int op, uint32_t idx, uint32_t gen)
+{
+	return ((uint64_t)op << 56) | ((uint64_t)(idx & 0xffffff) << 32) | gen;
+}
+
+static struct io_uring_sqe *get_sqe(struct ingest_ctx *ctx)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&ctx->ring);
+
+	if (!sqe) {
+		io_uring_submit(&ctx->ring);
+		sqe = io_uring_get_sqe(&ctx->ring);
+	}
+	return sqe; /* the SQ drains on submit: not NULL in practice */
+}
+
+/* ---- connections ---- */
+
+static void mark_dirty(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = 1;
+		ctx->dirty[ctx->ndirty++] = c->idx;
+	}
+}
+
+static struct ingest_conn *conn_new(struct ingest_ctx *ctx, int fd)
+{
+	struct ingest_conn *c;
+	uint32_t idx;
+
+	if (ctx->nfree == 0)
+		return NULL;
+	idx = ctx->free_idx[--ctx->nfree];
+	c = ctx->conns[idx];
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			ctx->nfree++;
+			return NULL;
+		}
+		ctx->conns[idx] = c;
+		c->idx = idx;
+	}
+	c->fd = fd;
+	c->gen++;
+	c->in.len = c->out.len = c->sendbuf.len = 0;
+	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = 0;
+	c->head = c->tail = 0;
+	if (!c->slots) {
+		c->cap = 64;
+		c->slots = calloc(c->cap, sizeof(*c->slots));
+		if (!c->slots) {
+			ctx->nfree++;
+			return NULL;
+		}
+	}
+	ctx->nconns++;
+	atomic_store_explicit(&ctx->shm->ctl->ingest_stats.connections, ctx->nconns, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.connections_total, 1, memory_order_relaxed);
+	return c;
+}
+
+static void conn_release(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	for (uint64_t s = c->head; s < c->tail; s++) {
+		struct ingest_slot *sl = &c->slots[s % c->cap];
+		free(sl->data);
+		sl->data = NULL;
+	}
+	c->head = c->tail = 0;
+	c->gen++; /* replies still owed by rankers will not find it */
+	/* Keep buffers for reuse, but not huge ones. */
+	if (c->in.cap > (1u << 20))
+		wf_buf_fini(&c->in);
+	if (c->out.cap > (1u << 20))
+		wf_buf_fini(&c->out);
+	if (c->sendbuf.cap > (1u << 20))
+		wf_buf_fini(&c->sendbuf);
+	ctx->free_idx[ctx->nfree++] = c->idx;
+	ctx->nconns--;
+	atomic_store_explicit(&ctx->shm->ctl->ingest_stats.connections, ctx->nconns, memory_order_relaxed);
+}
+
+/* A connection goes away once nothing of ours is in flight on it. */
+static void conn_kill(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	if (!c->dead) {
+		c->dead = 1;
+		shutdown(c->fd, SHUT_RDWR); /* completes an armed recv */
+	}
+	if (!c->recv_armed && !c->send_armed && c->fd >= 0)
+		conn_release(ctx, c);
+}
+
+static struct ingest_slot *slot_new(struct ingest_conn *c)
+{
+	if (c->tail - c->head == c->cap) {
+		uint32_t ncap = c->cap * 2;
+		struct ingest_slot *n = calloc(ncap, sizeof(*n));
+		if (!n)
+			return NULL;
+		for (uint64_t s = c->head; s < c->tail; s++)
+			n[s % ncap] = c->slots[s % c->cap];
+		free(c->slots);
+		c->slots = n;
+		c->cap = ncap;
+	}
+	struct ingest_slot *sl = &c->slots[c->tail % c->cap];
+	memset(sl, 0, sizeof(*sl));
+	c->tail++;
+	return sl;
+}
+
+static int slot_fill(struct ingest_slot *sl, const char *data, size_t len)
+{
+	if (len <= INGEST_SLOT_INLINE) {
+		memcpy(sl->inl, data, len);
+		sl->data = NULL;
+	} else {
+		sl->data = malloc(len);
+		if (!sl->data)
+			return -ENOMEM;
+		memcpy(sl->data, data, len);
+	}
+	sl->len = (uint32_t)len;
+	sl->ready = 1;
+	return 0;
+}
+
+/* Move every reply that may go now, in order, to the output buffer. */
+static void conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	uint64_t durable = wf_journal_durable_lsn(ctx->journal);
+	uint64_t acked = 0;
+
+	while (c->head < c->tail) {
+		struct ingest_slot *sl = &c->slots[c->head % c->cap];
+		static const char jfail[] = "-ERR the journal cannot write: event not stored, retry later\r\n";
+
+		if (!sl->ready)
+			break;
+		if (sl->wait_lsn > durable) {
+			if (!ctx->journal_failed)
+				break;
+			wf_buf_append(&c->out, jfail, sizeof(jfail) - 1);
+		} else {
+			wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
+			acked += sl->is_event && sl->len == 4 && memcmp(sl->data ? sl->data : sl->inl, ":1\r\n", 4) == 0;
+		}
+		free(sl->data);
+		sl->data = NULL;
+		if (sl->close)
+			c->closing = 1;
+		c->head++;
+		if (c->closing)
+			break;
+	}
+	if (acked)
+		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.events_acked, acked, memory_order_relaxed);
+	if (c->out.len)
+		mark_dirty(ctx, c);
+}
+
+int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char *data, size_t len, int close)
+{
+	struct ingest_slot *sl;
+
+	/* In order and nothing owed before it: straight to the output. */
+	if (c->head == c->tail && !close)
+		return wf_buf_append(&c->out, data, len) < 0 ? -ENOMEM : (mark_dirty(ctx, c), 0);
+	sl = slot_new(c);
+	if (!sl || slot_fill(sl, data, len) < 0)
+		return -ENOMEM;
+	sl->close = (uint8_t)close;
+	conn_drain(ctx, c);
+	return 0;
+}
+
+int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd, const struct wf_resp_req *r)
+{
+	struct ingest_shard *sh = &ctx->shards[shard];
+	const char *argv[WF_MSG_MAX_ARGS];
+	uint32_t argl[WF_MSG_MAX_ARGS];
+	struct wf_msg_req h = { 0 };
+	struct ingest_slot *sl;
+	uint64_t lsn = 0;
+	int e;
+
+	if (c->tail - c->head >= INGEST_MAX_PENDING || sh->fifo_tail - sh->fifo_head >= sh->fifo_cap)
+		return -EAGAIN;
+	if (cmd == WF_CMD_EVENT) {
+		if (ctx->journal_failed) {
+			static const char m[] = "-ERR the journal cannot write: event not stored, retry later\r\n";
+			return ingest_reply_local(ctx, c, m, sizeof(m) - 1, 0);
+		}
+		lsn = wf_journal_next_lsn(ctx->journal);
+	}
+	h.req_id = ((uint64_t)ctx->epoch << 32) | sh->next_seq;
+	h.t_recv_ns = wf_now_ns();
+	h.lsn = lsn;
+	h.cmd = (uint16_t)cmd;
+	h.argc = (uint16_t)(r->argc - 1);
+	for (uint32_t i = 1; i < r->argc; i++) {
+		argv[i - 1] = r->argv[i].p;
+		argl[i - 1] = r->argv[i].len;
+	}
+	e = wf_msg_req_push(&sh->req, &h, argv, argl);
+	if (e == -EAGAIN) {
+		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.backpressure_stalls, 1, memory_order_relaxed);
+		return -EAGAIN;
+	}
+	if (e < 0) {
+		static const char m[] = "-ERR request too large for the shard ring\r\n";
+		return ingest_reply_local(ctx, c, m, sizeof(m) - 1, 0);
+	}
+	if (cmd == WF_CMD_EVENT) {
+		uint64_t got;
+		/* Cannot fail: argc and sizes were checked in check_event(). */
+		if (wf_journal_append(ctx->journal, wf_wall_ms(), (uint16_t)shard, h.argc, argv, argl, &got) < 0 ||
+		    got != lsn) {
+			wf_err("journal append failed for lsn %llu", (unsigned long long)lsn);
+			ctx->journal_failed = 1;
+		}
+	}
+	sl = slot_new(c);
+	if (!sl)
+		return -ENOMEM;
+	sl->wait_lsn = lsn;
+	sl->is_event = cmd == WF_CMD_EVENT;
+	sh->fifo[sh->fifo_tail % sh->fifo_cap] = (struct ingest_pending){
+		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq,
+	};
+	sh->fifo_tail++;
+	sh->next_seq++;
+	sh->dirty = 1;
+	return 0;
+}
+
+/* Parse and execute what a connection sent, until it stalls. */
+static void conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	size_t off = 0;
+
+	c->stalled = 0;
+	while (off < c->in.len && !c->closing && !c->dead) {
+		const char *e = NULL;
+		int n = wf_resp_parse(c->in.data + off, c->in.len - off, NULL, ctx->req, &e);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			char m[256];
+			int l = snprintf(m, sizeof(m), "-ERR %s\r\n", e ? e : "Protocol error");
+			ingest_reply_local(ctx, c, m, (size_t)l, 1);
+			atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed);
+			off = c->in.len;
+			break;
+		}
+		if (ctx->req->argc == 0) {
+			off += (size_t)n;
+			continue;
+		}
+		int r = ingest_dispatch(ctx, c, ctx->req);
+		if (r == -EAGAIN) {
+			c->stalled = 1;
+			break;
+		}
+		if (r < 0) {
+			wf_err("out of memory serving a client: closing it");
+			conn_kill(ctx, c);
+			return;
+		}
+		off += (size_t)n;
+	}
+	wf_buf_consume(&c->in, off);
+}
+
+static void arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (c->recv_armed || c->dead || c->closing || c->stalled || c->in.len > INGEST_MAX_INPUT ||
+	    c->out.len + c->sendbuf.len > INGEST_MAX_OUTPUT || c->tail - c->head >= INGEST_MAX_PENDING ||
+	    ctx->stopping)
+		return;
+	sqe = get_sqe(ctx);
+	io_uring_prep_recv(sqe, c->fd, NULL, INGEST_BUF_SIZE, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = INGEST_BGID;
+	io_uring_sqe_set_data64(sqe, ud(OP_RECV, c->idx, c->gen));
+	c->recv_armed = 1;
+}
+
+static void arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	struct io_uring_sqe *sqe;
+	struct wf_buf t;
+
+	if (c->send_armed || c->dead)
+		return;
+	if (c->sendbuf.len == 0) {
+		if (c->out.len == 0)
+			return;
+		t = c->sendbuf;
+		c->sendbuf = c->out;
+		c->out = t;
+		c->out.len = 0;
+	}
+	sqe = get_sqe(ctx);
+	io_uring_prep_send(sqe, c->fd, c->sendbuf.data, c->sendbuf.len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud(OP_SEND, c->idx, c->gen));
+	c->send_armed = 1;
+}
+
+/* ---- replies from the rankers ---- */
+
+static int poll_replies(struct ingest_ctx *ctx)
+{
+	int work = 0;
+
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		const void *p;
+		uint32_t len, kind, n = 0;
+
+		while ((p = wf_ring_pop(&sh->rep, &len, &kind))) {
+			const struct wf_msg_rep *h;
+			const char *resp;
+			n++;
+			if (kind != WF_MSG_REP || wf_msg_rep_decode(p, len, &h, &resp) < 0)
+				continue;
+			if ((uint32_t)(h->req_id >> 32) != ctx->epoch)
+				continue; /* for a previous weft-ingest: nobody waits */
+			uint32_t seq = (uint32_t)h->req_id;
+			/* A restarted ranker redoes requests it had answered. */
+			while (sh->fifo_head < sh->fifo_tail &&
+			       (int32_t)(sh->fifo[sh->fifo_head % sh->fifo_cap].seq - seq) < 0) {
+				/* Owed, yet the ranker went past it: cannot happen with
+				 * replies in order; answer so the client is not stuck. */
+				struct ingest_pending *pd = &sh->fifo[sh->fifo_head % sh->fifo_cap];
+				struct ingest_conn *c = ctx->conns[pd->conn_idx];
+				static const char m[] = "-ERR ranker lost this request; retry\r\n";
+				if (c && c->gen == pd->conn_gen && c->fd >= 0 && pd->slot >= c->head && pd->slot < c->tail) {
+					slot_fill(&c->slots[pd->slot % c->cap], m, sizeof(m) - 1);
+					conn_drain(ctx, c);
+				}
+				sh->fifo_head++;
+			}
+			if (sh->fifo_head == sh->fifo_tail || sh->fifo[sh->fifo_head % sh->fifo_cap].seq != seq)
+				continue; /* duplicate */
+			struct ingest_pending *pd = &sh->fifo[sh->fifo_head % sh->fifo_cap];
+			struct ingest_conn *c = ctx->conns[pd->conn_idx];
+			sh->fifo_head++;
+			if (!c || c->gen != pd->conn_gen || c->fd < 0 || pd->slot < c->head || pd->slot >= c->tail)
+				continue; /* the client went away */
+			slot_fill(&c->slots[pd->slot % c->cap], resp, h->resp_len);
+			conn_drain(ctx, c);
+		}
+		if (n) {
+			wf_ring_cons_release(&sh->rep);
+			work += (int)n;
+		}
+	}
+	return work;
+}
+
+static void commit_shards(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		if (!sh->dirty)
+			continue;
+		sh->dirty = 0;
+		wf_ring_prod_commit(&sh->req);
+		if (wf_wait_needs_wake(&sh->sc->ranker_wait))
+			wf_wake_futex(&sh->sc->ranker_wait);
+	}
+}
+
+/* ---- journal ---- */
+
+static void journal_kick(struct ingest_ctx *ctx)
+{
+	struct wf_journal_flush f;
+	struct io_uring_sqe *sqe;
+	int r;
+
+	if (ctx->journal_inflight || ctx->journal_failed)
+		return;
+	r = wf_journal_flush_begin(ctx->journal, &f);
+	if (r < 0) {
+		wf_err("journal flush failed: %s; events are no longer acknowledged", strerror(-r));
+		ctx->journal_failed = 1;
+		return;
+	}
+	if (r == 0)
+		return;
+	sqe = get_sqe(ctx);
+	io_uring_prep_write(sqe, f.fd, f.iov.iov_base, (unsigned)f.iov.iov_len, f.offset);
+	io_uring_sqe_set_data64(sqe, ud(OP_JWRITE, 0, 0));
+	if (f.sync) {
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = get_sqe(ctx);
+		io_uring_prep_fsync(sqe, f.fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, ud(OP_JSYNC, 0, 0));
+	}
+	ctx->journal_inflight = f.sync ? 2 : 1;
+	ctx->journal_write_res = 0;
+}
+
+static void journal_done(struct ingest_ctx *ctx, int op, int res)
+{
+	if (op == OP_JWRITE)
+		ctx->journal_write_res = res;
+	else if (res < 0 && ctx->journal_write_res >= 0)
+		ctx->journal_write_res = res;
+	if (--ctx->journal_inflight)
+		return;
+	if (wf_journal_flush_end(ctx->journal, ctx->journal_write_res) < 0) {
+		wf_err("journal write failed: %s; events are no longer acknowledged",
+		       strerror(ctx->journal_write_res < 0 ? (int)-ctx->journal_write_res : EIO));
+		ctx->journal_failed = 1;
+	}
+	/* Replies waiting for durability may go now. */
+	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
+		struct ingest_conn *c = ctx->conns[i];
+		if (c && c->fd >= 0 && c->head < c->tail)
+			conn_drain(ctx, c);
+	}
+}
+
+/* ---- completions ---- */
+
+static void on_accept(struct ingest_ctx *ctx, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		ctx->accept_armed = 0;
+	if (cqe->res < 0) {
+		if (cqe->res != -EINTR && cqe->res != -ECANCELED)
+			wf_warn("accept failed: %s", strerror(-cqe->res));
+		return;
+	}
+	if (ctx->stopping) {
+		close(cqe->res);
+		return;
+	}
+	struct ingest_conn *c = conn_new(ctx, cqe->res);
+	if (!c) {
+		static const char m[] = "-ERR max clients reached\r\n";
+		if (write(cqe->res, m, sizeof(m) - 1) < 0) {
+			/* refused client: nothing more to tell it */
+		}
+		close(cqe->res);
+		return;
+	}
+	arm_recv(ctx, c);
+}
+
+static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uring_cqe *cqe)
+{
+	c->recv_armed = 0;
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+		uint8_t *buf = ctx->bufs + (size_t)bid * INGEST_BUF_SIZE;
+		if (cqe->res > 0 && !c->dead && wf_buf_append(&c->in, buf, (size_t)cqe->res) < 0)
+			c->dead = 1;
+		io_uring_buf_ring_add(ctx->br, buf, INGEST_BUF_SIZE, bid, io_uring_buf_ring_mask(INGEST_BUF_COUNT), 0);
+		io_uring_buf_ring_advance(ctx->br, 1);
+	}
+	if (cqe->res == -ENOBUFS) {
+		mark_dirty(ctx, c); /* buffers ran dry: re-arm next pass */
+		return;
+	}
+	if (cqe->res <= 0 || c->dead) {
+		conn_kill(ctx, c);
+		return;
+	}
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.bytes_in, (uint64_t)cqe->res, memory_order_relaxed);
+	conn_parse(ctx, c);
+	mark_dirty(ctx, c);
+}
+
+static void on_send(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uring_cqe *cqe)
+{
+	c->send_armed = 0;
+	if (cqe->res <= 0 || c->dead) {
+		conn_kill(ctx, c);
+		return;
+	}
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.bytes_out, (uint64_t)cqe->res, memory_order_relaxed);
+	wf_buf_consume(&c->sendbuf, (size_t)cqe->res);
+	mark_dirty(ctx, c);
+}
+
+static int reap(struct ingest_ctx *ctx)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&ctx->ring, head, cqe) {
+		uint64_t d = io_uring_cqe_get_data64(cqe);
+		int op = (int)(d >> 56);
+		uint32_t idx = (uint32_t)(d >> 32) & 0xffffff, gen = (uint32_t)d;
+		struct ingest_conn *c = (op == OP_RECV || op == OP_SEND) && idx < ctx->nconns_cap ? ctx->conns[idx] : NULL;
+
+		n++;
+		switch (op) {
+		case OP_ACCEPT:
+			on_accept(ctx, cqe);
+			break;
+		case OP_RECV:
+		case OP_SEND:
+			if (!c || c->gen != gen) {
+				/* stale: a buffer may still need returning */
+				if (op == OP_RECV && (cqe->flags & IORING_CQE_F_BUFFER)) {
+					uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+					io_uring_buf_ring_add(ctx->br, ctx->bufs + (size_t)bid * INGEST_BUF_SIZE,
+							      INGEST_BUF_SIZE, bid, io_uring_buf_ring_mask(INGEST_BUF_COUNT), 0);
+					io_uring_buf_ring_advance(ctx->br, 1);
+				}
+				break;
+			}
+			if (op == OP_RECV)
+				on_recv(ctx, c, cqe);
+			else
+				on_send(ctx, c, cqe);
+			break;
+		case OP_BELL:
+			ctx->bell_armed = 0;
+			break;
+		case OP_SIGNAL:
+			ctx->sig_armed = 0;
+			if (cqe->res > 0) {
+				wf_info("signal received: stopping");
+				ctx->stopping = 1;
+			}
+			break;
+		case OP_JWRITE:
+		case OP_JSYNC:
+			journal_done(ctx, op, cqe->res);
+			break;
+		}
+	}
+	io_uring_cq_advance(&ctx->ring, n);
+	return (int)n;
+}
+
+/* ---- the loop ---- */
+
+static void arm_fixed(struct ingest_ctx *ctx)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ctx->accept_armed && !ctx->stopping) {
+		sqe = get_sqe(ctx);
+		io_uring_prep_multishot_accept(sqe, ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		io_uring_sqe_set_data64(sqe, ud(OP_ACCEPT, 0, 0));
+		ctx->accept_armed = 1;
+	}
+	if (!ctx->bell_armed) {
+		sqe = get_sqe(ctx);
+		io_uring_prep_recv(sqe, ctx->bell_fd, ctx->bell_buf, sizeof(ctx->bell_buf), 0);
+		io_uring_sqe_set_data64(sqe, ud(OP_BELL, 0, 0));
+		ctx->bell_armed = 1;
+	}
+	if (!ctx->sig_armed) {
+		sqe = get_sqe(ctx);
+		io_uring_prep_read(sqe, ctx->signal_fd, ctx->sig_buf, sizeof(ctx->sig_buf), 0);
+		io_uring_sqe_set_data64(sqe, ud(OP_SIGNAL, 0, 0));
+		ctx->sig_armed = 1;
+	}
+}
+
+static void retry_stalled(struct ingest_ctx *ctx)
+{
+	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
+		struct ingest_conn *c = ctx->conns[i];
+		if (c && c->fd >= 0 && c->stalled) {
+			conn_parse(ctx, c);
+			mark_dirty(ctx, c);
+		}
+	}
+}
+
+static void service_dirty(struct ingest_ctx *ctx)
+{
+	for (uint32_t i = 0; i < ctx->ndirty; i++) {
+		struct ingest_conn *c = ctx->conns[ctx->dirty[i]];
+		c->dirty = 0;
+		if (c->fd < 0)
+			continue;
+		if (c->dead) {
+			conn_kill(ctx, c);
+			continue;
+		}
+		arm_send(ctx, c);
+		if (c->closing && !c->send_armed && c->head == c->tail) {
+			conn_kill(ctx, c);
+			continue;
+		}
+		arm_recv(ctx, c);
+	}
+	ctx->ndirty = 0;
+}
+
+static int rings_readable(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++)
+		if (wf_ring_readable(&ctx->shards[s].rep))
+			return 1;
+	return 0;
+}
+
+static int owed(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++)
+		if (ctx->shards[s].fifo_head != ctx->shards[s].fifo_tail)
+			return 1;
+	return 0;
+}
+
+static void run(struct ingest_ctx *ctx)
+{
+	uint64_t stop_deadline = 0;
+	uint32_t stalled_tick = 0;
+
+	for (;;) {
+		int work = reap(ctx);
+
+		work += poll_replies(ctx);
+		if (ctx->ndirty || (++stalled_tick & 63) == 0)
+			retry_stalled(ctx);
+		commit_shards(ctx);
+		journal_kick(ctx);
+		service_dirty(ctx);
+		arm_fixed(ctx);
+		/* A: pairs with the release store of shutdown in weft-admin. */
+		if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
+			ctx->stopping = 1;
+		if (ctx->stopping) {
+			if (!stop_deadline)
+				stop_deadline = wf_now_ns() + 5000000000ull;
+			/* Leave once every owed reply is sent (or after 5 s). */
+			if ((!owed(ctx) && !ctx->journal_inflight) || wf_now_ns() > stop_deadline)
+				break;
+		}
+		if (work) {
+			io_uring_submit(&ctx->ring);
+			continue;
+		}
+		/* Idle: a short spin catches replies cheaply under load. */
+		uint64_t until = wf_now_ns() + 5000;
+		while (wf_now_ns() < until && !rings_readable(ctx))
+			__builtin_ia32_pause();
+		if (rings_readable(ctx))
+			continue;
+		wf_wait_prepare(&ctx->shm->ctl->ingest_wait);
+		if (rings_readable(ctx)) {
+			wf_wait_cancel(&ctx->shm->ctl->ingest_wait);
+			continue;
+		}
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 50000000 };
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&ctx->ring, &cqe, 1, &ts, NULL);
+		wf_wait_cancel(&ctx->shm->ctl->ingest_wait);
+	}
+}
+
+/* ---- setup ---- */
+
+static int setup_buffers(struct ingest_ctx *ctx)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	size_t ring_bytes = INGEST_BUF_COUNT * sizeof(struct io_uring_buf);
+	int r;
+
+	ctx->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	ctx->bufs = malloc((size_t)INGEST_BUF_COUNT * INGEST_BUF_SIZE);
+	if (ctx->br == MAP_FAILED || !ctx->bufs)
+		return -ENOMEM;
+	reg.ring_addr = (uint64_t)(uintptr_t)ctx->br;
+	reg.ring_entries = INGEST_BUF_COUNT;
+	reg.bgid = INGEST_BGID;
+	r = io_uring_register_buf_ring(&ctx->ring, &reg, 0);
+	if (r < 0)
+		return r;
+	io_uring_buf_ring_init(ctx->br);
+	for (uint32_t i = 0; i < INGEST_BUF_COUNT; i++)
+		io_uring_buf_ring_add(ctx->br, ctx->bufs + (size_t)i * INGEST_BUF_SIZE, INGEST_BUF_SIZE, (uint16_t)i,
+				      io_uring_buf_ring_mask(INGEST_BUF_COUNT), (int)i);
+	io_uring_buf_ring_advance(ctx->br, INGEST_BUF_COUNT);
+	return 0;
+}
+
+static int open_listener(struct ingest_ctx *ctx)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = sd_listen_fds(0);
+
+	if (n > 0) {
+		ctx->listen_fd = SD_LISTEN_FDS_START;
+		return 0;
+	}
+	if (strlen(ctx->sock_path) >= sizeof(sa.sun_path)) {
+		wf_err("client socket path %s is too long", ctx->sock_path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sa.sun_path, ctx->sock_path);
+	ctx->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ctx->listen_fd < 0)
+		return -errno;
+	unlink(ctx->sock_path);
+	if (bind(ctx->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ctx->listen_fd, 4096) < 0) {
+		int r = -errno;
+		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
+		return r;
+	}
+	if (ctx->socket_group) {
+		struct group *g = getgrnam(ctx->socket_group);
+		if (!g || chown(ctx->sock_path, (uid_t)-1, g->gr_gid) < 0 || chmod(ctx->sock_path, 0660) < 0) {
+			wf_err("cannot give %s to group %s: %s", ctx->sock_path, ctx->socket_group,
+			       g ? strerror(errno) : "no such group");
+			return -EPERM;
+		}
+	} else {
+		chmod(ctx->sock_path, 0666);
+	}
+	return 0;
+}
+
+static int open_bell(struct ingest_ctx *ctx)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", ctx->shm_name);
+
+	ctx->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ctx->bell_fd < 0)
+		return -errno;
+	if (bind(ctx->bell_fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
+	    0) {
+		int r = -errno;
+		wf_err("cannot bind the doorbell socket for %s: %s (is another weft-ingest running on this segment?)",
+		       ctx->shm_name, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* Sessions pinned before a restart stay pinned: the journal says where
+ * each one went. */
+static void rebuild_routes(struct ingest_ctx *ctx)
+{
+	struct wf_journal_reader *r;
+	static struct wf_journal_rec rec;
+	uint64_t since = wf_wall_ms() - ctx->route_ttl_ms, n = 0;
+
+	if (wf_journal_reader_open(ctx->journal_dir, 0, &r) < 0)
+		return;
+	while (wf_journal_reader_next(r, &rec) == 1)
+		if (rec.ts_ms >= since && rec.argc > 0) {
+			wf_route_pin(&ctx->route, rec.argv[0], rec.argl[0], rec.shard, rec.ts_ms);
+			n++;
+		}
+	wf_journal_reader_close(r);
+	if (n)
+		wf_info("routing rebuilt from %llu journal events", (unsigned long long)n);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]\n"
+	      "                   [--journal DIR] [--durability fsync|os] [--socket-group G]\n"
+	      "  --socket PATH     client socket (default DIR/weft.sock; systemd socket activation wins)\n"
+	      "  --journal DIR     event journal (default DIR/journal)\n"
+	      "  --durability M    fsync: acknowledge after fdatasync (default); os: after write()\n"
+	      "  --socket-group G  give the socket to group G, mode 0660 (default: mode 0666)\n",
+	      f);
+}
+
+static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },        { "shm", required_argument, NULL, 'm' },
+		{ "socket", required_argument, NULL, 's' },     { "max-clients", required_argument, NULL, 'c' },
+		{ "journal", required_argument, NULL, 'j' },    { "durability", required_argument, NULL, 'D' },
+		{ "socket-group", required_argument, NULL, 'g' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char sock[WF_PATH_MAX], jdir[WF_PATH_MAX];
+	int o;
+	int64_t v;
+
+	ctx->max_clients = 10000;
+	ctx->route_ttl_ms = 3600 * 1000ull;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': ctx->dir = optarg; break;
+		case 'm': ctx->shm_name = optarg; break;
+		case 's': ctx->sock_path = optarg; break;
+		case 'j': ctx->journal_dir = optarg; break;
+		case 'g': ctx->socket_group = optarg; break;
+		case 'c':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1 || v > 1000000) {
+				fprintf(stderr, "weft-ingest: --max-clients wants 1..1000000\n");
+				return -EINVAL;
+			}
+			ctx->max_clients = (uint32_t)v;
+			break;
+		case 'D':
+			if (strcmp(optarg, "fsync") == 0)
+				ctx->durability = WF_JOURNAL_FSYNC;
+			else if (strcmp(optarg, "os") == 0)
+				ctx->durability = WF_JOURNAL_OS;
+			else {
+				fprintf(stderr, "weft-ingest: --durability is fsync or os\n");
+				return -EINVAL;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (!ctx->dir || !ctx->shm_name || optind != argc) {
+		fprintf(stderr, "weft-ingest: --dir and --shm are required\n");
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!ctx->sock_path) {
+		snprintf(sock, sizeof(sock), "%s/weft.sock", ctx->dir);
+		ctx->sock_path = sock;
+	}
+	if (!ctx->journal_dir) {
+		snprintf(jdir, sizeof(jdir), "%s/journal", ctx->dir);
+		ctx->journal_dir = jdir;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct ingest_ctx ctx;
+	struct wf_journal_opts jo = { 0 };
+	struct io_uring_params p = { 0 };
+	char err[512];
+	sigset_t set;
+	int r;
+
+	wf_log_init("weft-ingest");
+	if (parse_args(&ctx, argc, argv) < 0)
+		return 2;
+	ctx.start_ms = wf_wall_ms();
+	for (int i = 0; i < 200 && (r = wf_shm_attach(ctx.shm_name, &ctx.shm)) == -ENOENT; i++)
+		usleep(50000);
+	if (r < 0) {
+		wf_err("cannot attach shared segment %s: %s (is weft-admin running?)", ctx.shm_name, strerror(-r));
+		return 1;
+	}
+	ctx.nshards = wf_shm_nshards(ctx.shm);
+	/* relaxed: the epoch only has to differ from the previous ingest's;
+	 * rankers copy it from requests, never read it here. */
+	ctx.epoch = atomic_fetch_add_explicit(&ctx.shm->ctl->ingest_epoch, 1, memory_order_relaxed) + 1;
+	ctx.shards = calloc(ctx.nshards, sizeof(*ctx.shards));
+	ctx.req = malloc(sizeof(*ctx.req));
+	ctx.nconns_cap = ctx.max_clients;
+	ctx.conns = calloc(ctx.nconns_cap, sizeof(*ctx.conns));
+	ctx.free_idx = malloc(ctx.nconns_cap * sizeof(*ctx.free_idx));
+	ctx.dirty = malloc(ctx.nconns_cap * sizeof(*ctx.dirty));
+	if (!ctx.shards || !ctx.req || !ctx.conns || !ctx.free_idx || !ctx.dirty) {
+		wf_err("out of memory at start");
+		return 1;
+	}
+	for (uint32_t i = 0; i < ctx.nconns_cap; i++)
+		ctx.free_idx[ctx.nfree++] = ctx.nconns_cap - 1 - i;
+	for (uint32_t s = 0; s < ctx.nshards; s++) {
+		struct ingest_shard *sh = &ctx.shards[s];
+		sh->sc = wf_shm_shard(ctx.shm, s);
+		wf_ring_prod_attach(&sh->req, wf_shm_req_ring(ctx.shm, s));
+		wf_ring_cons_attach(&sh->rep, wf_shm_rep_ring(ctx.shm, s));
+		sh->fifo_cap = 1u << 17;
+		sh->fifo = malloc(sh->fifo_cap * sizeof(*sh->fifo));
+		if (!sh->fifo) {
+			wf_err("out of memory at start");
+			return 1;
+		}
+	}
+	if (wf_route_init(&ctx.route, ctx.nshards, 1u << 22, ctx.route_ttl_ms, wf_wall_ms()) < 0) {
+		wf_err("out of memory for the session table");
+		return 1;
+	}
+	jo.durability = ctx.durability;
+	r = wf_journal_open(ctx.journal_dir, &jo, &ctx.journal, err, sizeof(err));
+	if (r < 0) {
+		wf_err("%s", err);
+		return 1;
+	}
+	rebuild_routes(&ctx);
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ctx.signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+	r = io_uring_queue_init_params(4096, &ctx.ring, &p);
+	if (r < 0) {
+		p.flags = 0;
+		r = io_uring_queue_init_params(4096, &ctx.ring, &p);
+	}
+	if (r < 0) {
+		wf_err("io_uring_queue_init() failed: %s (is io_uring disabled? see /proc/sys/kernel/io_uring_disabled)",
+		       strerror(-r));
+		return 1;
+	}
+	r = setup_buffers(&ctx);
+	if (r < 0) {
+		wf_err("cannot register the receive buffer ring: %s (kernel >= 5.19 needed)", strerror(-r));
+		return 1;
+	}
+	if (ctx.signal_fd < 0 || open_bell(&ctx) < 0 || open_listener(&ctx) < 0)
+		return 1;
+	atomic_store_explicit(&ctx.shm->ctl->ingest_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
+	/* R: pairs with the acquire load of ingest_ready in weft-admin / weftctl up. */
+	atomic_store_explicit(&ctx.shm->ctl->ingest_ready, 1, memory_order_release);
+	sd_notify(0, "READY=1");
+	wf_info("serving clients on %s (%u shards, journal %s, durability %s)", ctx.sock_path, ctx.nshards,
+		ctx.journal_dir, ctx.durability == WF_JOURNAL_FSYNC ? "fsync" : "os");
+	run(&ctx);
+	atomic_store_explicit(&ctx.shm->ctl->ingest_ready, 0, memory_order_release);
+	if (!ctx.journal_failed)
+		wf_journal_flush_sync(ctx.journal);
+	wf_journal_close(ctx.journal);
+	io_uring_queue_exit(&ctx.ring);
+	wf_info("stopped");
+	return 0;
+}

@@ -1,0 +1,124 @@
+/*
+ * ingest.h - weft-ingest internals: the context, connections, reply
+ * slots and per-shard state. Private to ingest/.
+ */
+#ifndef WF_INGEST_H
+#define WF_INGEST_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+#include "ingest/route.h"
+#include "lib/journal.h"
+#include "lib/resp.h"
+#include "lib/util.h"
+#include "shm/msg.h"
+#include "shm/shm.h"
+
+#define INGEST_BUF_SIZE (16u * 1024)     /* provided receive buffer */
+#define INGEST_BUF_COUNT 512u            /* provided buffers (power of two) */
+#define INGEST_BGID 1
+#define INGEST_MAX_PENDING 4096u         /* replies owed to one connection */
+#define INGEST_MAX_INPUT (WF_RESP_MAX_BULK + (1u << 20))
+#define INGEST_MAX_OUTPUT (8u << 20)     /* stop reading a client that does not read */
+
+#define WEFT_VERSION "0.1.0"
+#define INGEST_SLOT_INLINE 24u
+
+/* A reply owed to a client, in request order. */
+struct ingest_slot {
+	uint8_t ready;      /* reply bytes present */
+	uint8_t close;      /* close the connection after this reply */
+	uint8_t is_event;   /* an EVENT: counts as acked when sent */
+	uint64_t wait_lsn;  /* also wait until the journal is durable to here */
+	char *data;         /* malloc'd reply, or NULL when it fits inl */
+	uint32_t len;
+	char inl[INGEST_SLOT_INLINE];
+};
+
+struct ingest_conn {
+	int fd;
+	uint32_t idx;        /* position in ctx->conns */
+	uint32_t gen;        /* bumps on reuse of idx: stale completions are ignored */
+	struct wf_buf in;    /* received, not yet parsed */
+	struct wf_buf out;   /* replies gathered while a send is in flight */
+	struct wf_buf sendbuf; /* being sent (never reallocated while in flight) */
+	uint8_t recv_armed, send_armed, closing, dead;
+	uint8_t stalled;     /* a shard ring was full: parse again later */
+	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
+	/* Reply slots: absolute sequence numbers head..tail, ring of cap. */
+	struct ingest_slot *slots;
+	uint32_t cap;
+	uint64_t head, tail;
+};
+
+/* A request a ranker owes us. */
+struct ingest_pending {
+	uint32_t conn_idx, conn_gen;
+	uint64_t slot;       /* absolute slot number in that connection */
+	uint32_t seq;
+};
+
+struct ingest_shard {
+	struct wf_ring_prod req;
+	struct wf_ring_cons rep;
+	struct wf_shard_ctl *sc;
+	uint32_t next_seq;
+	int dirty;           /* requests reserved, not yet committed */
+	struct ingest_pending *fifo;  /* ring of fifo_cap */
+	uint32_t fifo_cap;
+	uint64_t fifo_head, fifo_tail;
+};
+
+struct ingest_ctx {
+	const char *dir, *shm_name, *sock_path, *journal_dir;
+	const char *socket_group;
+	uint32_t max_clients;
+	int durability;
+	uint64_t route_ttl_ms;
+
+	struct wf_shm *shm;
+	uint32_t nshards, epoch;
+	struct ingest_shard *shards;
+	struct wf_route route;
+	struct wf_journal *journal;
+	int journal_inflight;
+	int64_t journal_write_res;
+	int journal_failed;
+
+	struct io_uring ring;
+	struct io_uring_buf_ring *br;
+	uint8_t *bufs;
+	int listen_fd, bell_fd, signal_fd;
+	uint8_t bell_buf[64];
+	uint8_t sig_buf[128];
+	int accept_armed, bell_armed, sig_armed;
+	int stopping;
+
+	struct ingest_conn **conns;
+	uint32_t nconns_cap, nconns;
+	uint32_t *free_idx;
+	uint32_t nfree;
+
+	uint32_t *dirty;           /* connections to look at this pass */
+	uint32_t ndirty;
+	struct wf_resp_req *req;   /* parse scratch */
+	struct wf_buf tmp;         /* reply scratch */
+	uint64_t start_ms;
+	uint64_t commands;
+};
+
+/* ingest.c */
+/* Queue a reply produced here (in order with the connection's others). */
+int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char *data, size_t len, int close);
+/* Send a validated ranker command to shard; 0, -EAGAIN (ring full or too
+ * many replies owed: the caller stalls the connection), -ENOMEM. */
+int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd,
+		   const struct wf_resp_req *r);
+
+/* cmd.c */
+/* Execute one parsed request: 0 handled (its reply is queued), -EAGAIN
+ * stall (nothing done; retry later), -ENOMEM. */
+int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r);
+
+#endif

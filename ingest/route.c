@@ -1,0 +1,105 @@
+/*
+ * route.c - session -> shard table with idle TTL (see route.h).
+ * Linked into weft-ingest and tests/test_route.
+ */
+#include "ingest/route.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/util.h"
+
+int wf_route_init(struct wf_route *r, uint32_t nshards, uint32_t max_entries, uint64_t ttl_ms, uint64_t now_ms)
+{
+	uint32_t slots = 64;
+
+	memset(r, 0, sizeof(*r));
+	while (slots / 2 < max_entries)
+		slots *= 2;
+	r->cur = calloc(slots, sizeof(*r->cur));
+	r->prev = calloc(slots, sizeof(*r->prev));
+	if (!r->cur || !r->prev) {
+		wf_route_fini(r);
+		return -ENOMEM;
+	}
+	r->mask = slots - 1;
+	r->max_entries = slots / 2;
+	r->nshards = nshards;
+	r->ttl_ms = ttl_ms;
+	r->rotated_ms = now_ms;
+	return 0;
+}
+
+void wf_route_fini(struct wf_route *r)
+{
+	free(r->cur);
+	free(r->prev);
+	r->cur = r->prev = NULL;
+}
+
+static void rotate(struct wf_route *r, uint64_t now_ms)
+{
+	struct wf_route_entry *t = r->prev;
+
+	r->prev = r->cur;
+	r->nprev = r->ncur;
+	memset(t, 0, ((size_t)r->mask + 1) * sizeof(*t));
+	r->cur = t;
+	r->ncur = 0;
+	r->rotated_ms = now_ms;
+}
+
+static struct wf_route_entry *probe(struct wf_route_entry *t, uint32_t mask, uint64_t key)
+{
+	uint32_t i = (uint32_t)(key >> 17) & mask;
+
+	while (t[i].key && t[i].key != key)
+		i = (i + 1) & mask;
+	return &t[i];
+}
+
+static uint32_t put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t now_ms)
+{
+	struct wf_route_entry *e;
+
+	if (r->ncur >= r->max_entries)
+		rotate(r, now_ms);
+	e = probe(r->cur, r->mask, key);
+	if (!e->key) {
+		e->key = key;
+		r->ncur++;
+	}
+	e->shard = shard;
+	return shard;
+}
+
+uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			uint64_t now_ms)
+{
+	uint64_t key = wf_hash64(session, slen) | 1;
+	struct wf_route_entry *e;
+
+	if (now_ms - r->rotated_ms >= r->ttl_ms / 2)
+		rotate(r, now_ms);
+	e = probe(r->cur, r->mask, key);
+	if (e->key)
+		return e->shard;
+	e = probe(r->prev, r->mask, key);
+	if (e->key)
+		return put(r, key, e->shard, now_ms); /* used again: keep it */
+	if (user && ulen && !(ulen == 1 && user[0] == '-'))
+		return put(r, key, wf_shard_of(user, ulen, r->nshards), now_ms);
+	return put(r, key, wf_shard_of(session, slen, r->nshards), now_ms);
+}
+
+void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms)
+{
+	if (shard < r->nshards)
+		put(r, wf_hash64(session, slen) | 1, shard, now_ms);
+}
+
+uint64_t wf_route_count(const struct wf_route *r)
+{
+	return (uint64_t)r->ncur + r->nprev;
+}

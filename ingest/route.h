@@ -1,0 +1,56 @@
+/*
+ * route.h - weft-ingest's session table: which shard a session lives on.
+ *
+ * A session is pinned at its first request: to the shard of its user when
+ * the user is known then, else to the shard of the session id; every later
+ * request of the session goes there, so a shopper who logs in halfway keeps
+ * their context. Entries idle longer than the TTL are forgotten.
+ *
+ * Two generations of open-addressing tables: lookups check the current
+ * and then the previous one (moving a hit forward); every TTL/2 (or when
+ * the current one fills) the previous generation is dropped whole. So there
+ * is no per-entry deletion, memory is bounded by 2 x max_entries, and an
+ * entry lives between TTL/2 and TTL after its last use. Sessions are keyed
+ * by a 64-bit hash of their id (a collision among millions of live
+ * sessions has odds below one in a million; its effect would be one
+ * session routed by the other's pin).
+ *
+ * Owner: weft-ingest's context (one thread). Never logs.
+ */
+#ifndef WF_ROUTE_H
+#define WF_ROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct wf_route_entry {
+	uint64_t key;   /* wf_hash64(session id) | 1; 0 = empty */
+	uint32_t shard;
+	uint32_t pad;
+};
+
+struct wf_route {
+	struct wf_route_entry *cur, *prev;
+	uint32_t mask;        /* slots - 1 per generation */
+	uint32_t ncur, nprev;
+	uint32_t max_entries; /* per generation: rotate when reached */
+	uint32_t nshards;
+	uint64_t ttl_ms;
+	uint64_t rotated_ms;
+};
+
+/* max_entries per generation (rounded up to a power of two / 2). 0 or -ENOMEM. */
+int wf_route_init(struct wf_route *r, uint32_t nshards, uint32_t max_entries, uint64_t ttl_ms, uint64_t now_ms);
+void wf_route_fini(struct wf_route *r);
+
+/* The shard of session (pinning it now if new); user may be NULL or "-". */
+uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			uint64_t now_ms);
+
+/* Pin a session to a shard (rebuilding the table from the journal). */
+void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms);
+
+/* Sessions remembered now (both generations). */
+uint64_t wf_route_count(const struct wf_route *r);
+
+#endif
