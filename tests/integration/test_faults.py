@@ -68,7 +68,7 @@ class Client(threading.Thread):
 def victims():
     v = [("weft-ingest", APP.pids("weft-ingest")), ("weft-admin", APP.pids("weft-admin"))]
     for i in range(APP.shards):
-        v.append((f"ranker {i}", APP.pids(f"weft-ranker --shard {i} ")))
+        v.append((f"ranker {i}", APP.pids(f"weft-ranker --shard {i}")))
     return [(n, p) for n, p in v if p]
 
 
@@ -80,7 +80,11 @@ def test_kill9_under_load_loses_no_acked_event():
     killed = []
     for _ in range(ROUNDS):
         time.sleep(rnd.uniform(0.2, 0.6))
-        name, pids = rnd.choice(victims())
+        deadline = time.time() + 15
+        while not (alive := victims()) and time.time() < deadline:
+            time.sleep(0.1)  # everything is being restarted right now
+        assert alive, "no weft process came back within 15 s"
+        name, pids = rnd.choice(alive)
         os.kill(pids[0], signal.SIGKILL)
         killed.append(name)
     time.sleep(1.0)
@@ -126,4 +130,7 @@ if __name__ == "__main__":
     finally:
         if APP.proc.poll() is None:
             APP.stop()
-        T.cleanup()
+        if os.environ.get("WEFT_KEEP"):
+            print("kept", T.path, file=sys.stderr)
+        else:
+            T.cleanup()
