@@ -160,7 +160,8 @@ static int list_segments(const char *dir, uint64_t **ret, size_t *ret_n)
 		v[n++] = lsn;
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_u64);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_u64);
 	*ret = v;
 	*ret_n = n;
 	return 0;
