@@ -208,31 +208,37 @@ static void take_generation(struct ranker_ctx *ctx)
 static void replay_journal(struct ranker_ctx *ctx)
 {
 	struct wf_journal_reader *r;
-	static struct wf_journal_rec rec;
+	struct wf_journal_rec *rec = calloc(1, sizeof(*rec));
 	uint64_t since = wf_wall_ms() - ctx->session_ttl_ms, n = 0, last = 0;
 	int e;
 
+	if (!rec) {
+		wf_err("shard %u: no memory to replay the journal", ctx->shard);
+		return;
+	}
 	e = wf_journal_reader_open(ctx->journal_dir, 0, &r);
 	if (e < 0) {
 		if (e != -ENOENT)
 			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror(-e));
+		free(rec);
 		return;
 	}
-	while ((e = wf_journal_reader_next(r, &rec)) == 1) {
+	while ((e = wf_journal_reader_next(r, rec)) == 1) {
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 
-		last = rec.lsn;
-		if (rec.shard != ctx->shard || rec.ts_ms < since)
+		last = rec->lsn;
+		if (rec->shard != ctx->shard || rec->ts_ms < since)
 			continue;
-		for (uint32_t i = 0; i < rec.argc; i++)
-			a[i] = (struct wf_msg_arg){ rec.argv[i], rec.argl[i] };
-		ranker_event(ctx, a, rec.argc, rec.ts_ms, NULL);
+		for (uint32_t i = 0; i < rec->argc; i++)
+			a[i] = (struct wf_msg_arg){ rec->argv[i], rec->argl[i] };
+		ranker_event(ctx, a, rec->argc, rec->ts_ms, NULL);
 		n++;
 	}
 	if (e < 0)
 		wf_warn("shard %u: journal replay stopped at a corrupt record after lsn %llu", ctx->shard,
 			(unsigned long long)last);
 	wf_journal_reader_close(r);
+	free(rec);
 	ctx->replayed_lsn = last;
 	if (n)
 		wf_info("shard %u replayed %llu journal events (through lsn %llu)", ctx->shard,
@@ -255,7 +261,23 @@ static void wake_ingest(struct ranker_ctx *ctx)
 	}
 }
 
-static void push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv)
+/* Stop was asked for (signal or ctl->shutdown): sets ctx->stop. */
+static int should_stop(struct ranker_ctx *ctx)
+{
+	struct signalfd_siginfo si;
+
+	if (read(ctx->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		ctx->stop = 1;
+	/* A: pairs with the release store of shutdown in weft-admin. */
+	if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
+		ctx->stop = 1;
+	return ctx->stop;
+}
+
+/* Push the reply in ctx->out. 0, or -ECANCELED when asked to stop while
+ * the reply ring stayed full (the request is then not released, so the
+ * next ranker redoes it). */
+static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv)
 {
 	struct wf_msg_rep h = { .req_id = req_id, .t_recv_ns = t_recv, .t_done_ns = wf_now_ns() };
 	int r;
@@ -268,9 +290,14 @@ static void push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv)
 	while ((r = wf_msg_rep_push(&ctx->rep, &h, ctx->out.data, (uint32_t)ctx->out.len)) == -EAGAIN) {
 		wf_ring_prod_commit(&ctx->rep);
 		wake_ingest(ctx);
+		if (should_stop(ctx)) {
+			ctx->out.len = 0;
+			return -ECANCELED;
+		}
 		usleep(50);
 	}
 	ctx->out.len = 0;
+	return 0;
 }
 
 static int handle_batch(struct ranker_ctx *ctx)
@@ -284,12 +311,17 @@ static int handle_batch(struct ranker_ctx *ctx)
 		n++;
 		if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, ctx->view) < 0) {
 			/* Cannot happen with a sane ingest; answer so nobody waits. */
+			uint64_t id = 0;
+			if (len >= 8)
+				memcpy(&id, p, 8);
 			wf_resp_w_error(&ctx->out, "ERR ranker %u got a malformed request", ctx->shard);
-			push_reply(ctx, len >= 8 ? *(const uint64_t *)p : 0, 0);
+			if (push_reply(ctx, id, 0) < 0)
+				goto cancel;
 			continue;
 		}
 		ranker_handle(ctx, ctx->view);
-		push_reply(ctx, ctx->view->hdr->req_id, ctx->view->hdr->t_recv_ns);
+		if (push_reply(ctx, ctx->view->hdr->req_id, ctx->view->hdr->t_recv_ns) < 0)
+			goto cancel;
 	}
 	if (!n)
 		return 0;
@@ -301,12 +333,16 @@ static int handle_batch(struct ranker_ctx *ctx)
 	atomic_fetch_add_explicit(&ctx->sc->stats.requests, n, memory_order_relaxed); /* stats */
 	atomic_fetch_add_explicit(&ctx->sc->stats.busy_ns, wf_now_ns() - t0, memory_order_relaxed);
 	return (int)n;
+cancel:
+	/* Stopping with the reply ring full: publish what was answered, keep
+	 * every request of the batch unreleased (redone after a restart). */
+	wf_ring_prod_commit(&ctx->rep);
+	return 0;
 }
 
 static void housekeeping(struct ranker_ctx *ctx)
 {
 	uint64_t now = wf_wall_ms();
-	struct signalfd_siginfo si;
 
 	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_relaxed); /* display only */
 	check_generation(ctx);
@@ -317,11 +353,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
 		atomic_store_explicit(&ctx->sc->stats.session_bytes, ctx->session_bytes, memory_order_relaxed);
 	}
-	if (read(ctx->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		ctx->stop = 1;
-	/* A: pairs with the release store of shutdown in weft-admin. */
-	if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
-		ctx->stop = 1;
+	should_stop(ctx);
 }
 
 static void run(struct ranker_ctx *ctx)
@@ -370,7 +402,6 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	};
 	int64_t v;
 	int o, have_shard = 0;
-	static char jdir[WF_PATH_MAX];
 
 	ctx->cpu = -1;
 	ctx->session_ttl_ms = 1800 * 1000ull;
@@ -403,8 +434,8 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	if (!have_shard || !ctx->dir || !ctx->shm_name || optind != argc)
 		goto bad;
 	if (!ctx->journal_dir) {
-		snprintf(jdir, sizeof(jdir), "%s/journal", ctx->dir);
-		ctx->journal_dir = jdir;
+		snprintf(ctx->journal_buf, sizeof(ctx->journal_buf), "%s/journal", ctx->dir);
+		ctx->journal_dir = ctx->journal_buf;
 	}
 	return 0;
 bad:
@@ -465,7 +496,11 @@ int main(int argc, char **argv)
 	ctx.bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	ctx.scratch = calloc(1, sizeof(*ctx.scratch));
 	ctx.view = calloc(1, sizeof(*ctx.view));
-	if (ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view) {
+	ctx.explain = calloc(WF_RANK_MAX_K, sizeof(*ctx.explain));
+	ctx.rr_items = calloc(WF_RANK_POOL, sizeof(*ctx.rr_items));
+	ctx.rr_pos = calloc(WF_RANK_POOL, sizeof(*ctx.rr_pos));
+	if (ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view || !ctx.explain || !ctx.rr_items ||
+	    !ctx.rr_pos) {
 		wf_err("startup failed: %s", strerror(errno));
 		return 1;
 	}

@@ -17,7 +17,8 @@
 #include "shm/shm.h"
 
 #define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
-#define RANKER_SESSION_TABLE (1u << 16)
+#define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
+#define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
 
 /* A snapshot generation as this shard holds it: the mapped file, and the
  * candidate lists of the users this shard owns, copied into the
@@ -57,6 +58,7 @@ struct ranker_session {
 
 struct ranker_ctx {
 	const char *dir, *shm_name, *journal_dir;
+	char journal_buf[WF_PATH_MAX];  /* DIR/journal when --journal is not given */
 	uint32_t shard;
 	int cpu;
 	uint64_t session_ttl_ms;
@@ -91,6 +93,11 @@ struct ranker_ctx {
 	/* Journal replay watermark: events with lsn <= this were replayed
 	 * at start and are not applied again when they come through the ring. */
 	uint64_t replayed_lsn;
+
+	/* Per-query buffers (one query at a time, allocated at start). */
+	struct wf_rank_explain *explain; /* WF_RANK_MAX_K */
+	int64_t *rr_items;              /* WF_RANK_POOL: RERANK snapshot indexes */
+	uint32_t *rr_pos;               /* WF_RANK_POOL */
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;

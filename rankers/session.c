@@ -23,13 +23,19 @@ void *ranker_alloc(unsigned arena, size_t n)
 	return mallocx(n, MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE);
 }
 
+/* Bytes jemalloc really hands out for a request of n (its size class). */
+static uint64_t usable(size_t n)
+{
+	return n ? nallocx(n, 0) : 0;
+}
+
 void ranker_free(void *p)
 {
 	if (p)
 		dallocx(p, MALLOCX_TCACHE_NONE);
 }
 
-static uint32_t buckets = RANKER_SESSION_TABLE;
+enum { buckets = RANKER_SESSION_TABLE };
 
 int ranker_sessions_init(struct ranker_ctx *ctx)
 {
@@ -42,7 +48,7 @@ int ranker_sessions_init(struct ranker_ctx *ctx)
 
 static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
 {
-	ctx->session_bytes -= sizeof(*s) + s->hist_cap;
+	ctx->session_bytes -= usable(sizeof(*s)) + usable(s->hist_cap);
 	ranker_free(s->hist);
 	ranker_free(s);
 	ctx->nsessions--;
@@ -105,7 +111,7 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	s->next = ctx->sessions[key & (buckets - 1)];
 	ctx->sessions[key & (buckets - 1)] = s;
 	ctx->nsessions++;
-	ctx->session_bytes += sizeof(*s);
+	ctx->session_bytes += usable(sizeof(*s));
 	return s;
 }
 
@@ -208,7 +214,7 @@ static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_
 		if (s->hist_len)
 			memcpy(n, s->hist, s->hist_len);
 		ranker_free(s->hist);
-		ctx->session_bytes += cap - s->hist_cap;
+		ctx->session_bytes += usable(cap) - usable(s->hist_cap);
 		s->hist = n;
 		s->hist_cap = cap;
 	}
@@ -297,8 +303,10 @@ static int stock_ok(void *p, uint32_t item)
 	uint64_t key = wf_stock_key(wf_snap_str(f->snap, it->id_off), it->id_len);
 	int st = wf_stock_state(f->stock, key, f->size, f->size_len);
 
+	/* Never stocked live: the snapshot's word, and a size is only
+	 * granted to an item that has no sizes. */
 	if (st == WF_STOCK_UNKNOWN)
-		return !(it->flags & WF_SNAP_ITEM_SOLD_OUT) && !f->size_len;
+		return !(it->flags & WF_SNAP_ITEM_SOLD_OUT) && (!f->size_len || it->nsizes == 0);
 	return st == WF_STOCK_IN;
 }
 
@@ -374,6 +382,36 @@ static void query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 		e->sess->last_ms = wf_wall_ms();
 }
 
+/* Micro-units, so the printed parts add up to the printed score exactly. */
+static void w_micro(struct wf_buf *out, int64_t v)
+{
+	uint64_t a = v < 0 ? (uint64_t)-v : (uint64_t)v;
+	wf_resp_w_bulk_fmt(out, "%s%llu.%06llu", v < 0 ? "-" : "", (unsigned long long)(a / 1000000),
+			   (unsigned long long)(a % 1000000));
+}
+
+/* [id, score, "batch", v, "session", v, ...]: each part rounded to 1e-6,
+ * the score printed as the sum of the rounded parts (it differs from the
+ * library's float by at most 3e-6). */
+static void write_explained(struct wf_buf *out, const char *id, uint32_t len, const struct wf_rank_explain *e)
+{
+	static const char *const names[6] = { "batch", "session", "neighbours", "trend", "complement", "penalty" };
+	const float parts[6] = { e->batch, e->session, e->neighbours, e->trend, e->complement, e->penalty };
+	int64_t micro[6], sum = 0;
+
+	for (int j = 0; j < 6; j++) {
+		micro[j] = llround((double)parts[j] * 1e6);
+		sum += micro[j];
+	}
+	wf_resp_w_array(out, 14);
+	wf_resp_w_bulk(out, id, len);
+	w_micro(out, sum);
+	for (int j = 0; j < 6; j++) {
+		wf_resp_w_bulk_str(out, names[j]);
+		w_micro(out, micro[j]);
+	}
+}
+
 static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
 {
 	int64_t k;
@@ -382,7 +420,7 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 	const struct wf_msg_arg *anchor = NULL, *size = NULL;
 	uint32_t items[WF_RANK_MAX_K];
 	float scores[WF_RANK_MAX_K];
-	static struct wf_rank_explain ex[WF_RANK_MAX_K];
+	struct wf_rank_explain *ex = ctx->explain;
 
 	if (argc < 3 || wf_parse_i64(argv[2].p, argv[2].len, &k) < 0 || k < 1 || k > WF_RANK_MAX_K) {
 		wf_resp_w_error(out, "ERR RECS wants: session user k(1..%u) [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]",
@@ -434,29 +472,14 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 			wf_resp_w_bulk(out, id, len);
 			continue;
 		}
-		wf_resp_w_array(out, 14);
-		wf_resp_w_bulk(out, id, len);
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)scores[i]);
-		wf_resp_w_bulk_str(out, "batch");
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].batch);
-		wf_resp_w_bulk_str(out, "session");
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].session);
-		wf_resp_w_bulk_str(out, "neighbours");
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].neighbours);
-		wf_resp_w_bulk_str(out, "trend");
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].trend);
-		wf_resp_w_bulk_str(out, "complement");
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].complement);
-		wf_resp_w_bulk_str(out, "penalty");
-		wf_resp_w_bulk_fmt(out, "%.6f", (double)ex[i].penalty);
+		write_explained(out, id, len, &ex[i]);
 	}
 }
 
 static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
 {
-	static int64_t items[WF_RANK_POOL];
-	static uint32_t pos[WF_RANK_POOL];
-	uint32_t n = argc - 2;
+	int64_t *items = ctx->rr_items;
+	uint32_t *pos = ctx->rr_pos, n = argc - 2;
 	struct query_env e;
 	int m;
 
@@ -476,15 +499,46 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 	for (uint32_t i = 0; i < n; i++)
 		items[i] = item_index(ctx, argv[2 + i].p, argv[2 + i].len);
 	m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
-	wf_resp_w_array(out, m);
-	for (int i = 0; i < m; i++)
+	/* Items the snapshot lacks can still be sold out in the live table. */
+	uint32_t keep = 0;
+	for (int i = 0; i < m; i++) {
+		const struct wf_msg_arg *a = &argv[2 + pos[i]];
+		if (items[pos[i]] < 0 &&
+		    wf_stock_state(ctx->shm->stock, wf_stock_key(a->p, a->len), NULL, 0) == WF_STOCK_OUT)
+			continue;
+		pos[keep++] = pos[i];
+	}
+	wf_resp_w_array(out, keep);
+	for (uint32_t i = 0; i < keep; i++)
 		wf_resp_w_bulk(out, argv[2 + pos[i]].p, argv[2 + pos[i]].len);
+}
+
+/* Decode the history record at off: its ts and args (user type item
+ * [f v]...). Returns the next record's offset, or 0 past the end. */
+static uint32_t hist_next(const struct ranker_session *s, uint32_t off, uint64_t *ret_ts, struct wf_msg_arg *a,
+			  uint32_t *ret_argc)
+{
+	uint16_t len, l;
+	uint32_t p, argc = 0;
+
+	if (off + 10 > s->hist_len)
+		return 0;
+	memcpy(ret_ts, s->hist + off, 8);
+	memcpy(&len, s->hist + off + 8, 2);
+	for (p = off + 10; p < off + 10u + len && argc < WF_JOURNAL_MAX_ARGS; p += 2u + l) {
+		memcpy(&l, s->hist + p, 2);
+		a[argc++] = (struct wf_msg_arg){ (const char *)s->hist + p + 2, l };
+	}
+	*ret_argc = argc;
+	return off + 10u + len;
 }
 
 static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
 {
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 	struct ranker_session *s;
-	uint32_t off = 0;
+	uint32_t off = 0, n;
+	uint64_t ts;
 
 	if (argc != 1) {
 		wf_resp_w_error(out, "ERR HISTORY wants: session");
@@ -496,24 +550,54 @@ static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, u
 		return;
 	}
 	wf_resp_w_array(out, s->hist_n);
-	while (off + 10 <= s->hist_len) {
-		uint64_t ts;
-		uint16_t len, l;
-		uint32_t p, n = 0;
-
-		memcpy(&ts, s->hist + off, 8);
-		memcpy(&len, s->hist + off + 8, 2);
-		for (p = off + 10; p < off + 10u + len; p += 2u + l, n++)
-			memcpy(&l, s->hist + p, 2);
-		/* [ts, user, type, item, field, value, ...] */
-		wf_resp_w_array(out, 1 + n);
+	/* Per event: [ts, type, item, field, value, ..., "user", id] (the user
+	 * pair only when the event named one). */
+	while ((off = hist_next(s, off, &ts, a, &n)) != 0) {
+		int user = n > 0 && !is_anon(&a[0]);
+		wf_resp_w_array(out, (int64_t)n + (user ? 2 : 0));
 		wf_resp_w_bulk_fmt(out, "%llu", (unsigned long long)ts);
-		for (p = off + 10; p < off + 10u + len; p += 2u + l) {
-			memcpy(&l, s->hist + p, 2);
-			wf_resp_w_bulk(out, s->hist + p + 2, l);
+		for (uint32_t i = 1; i < n; i++)
+			wf_resp_w_bulk(out, a[i].p, a[i].len);
+		if (user) {
+			wf_resp_w_bulk_str(out, "user");
+			wf_resp_w_bulk(out, a[0].p, a[0].len);
 		}
-		off += 10u + len;
 	}
+}
+
+/* high_intent: RANKER_HIGH_INTENT_PDP pdp views in one category during
+ * this session (counted from its history). */
+static int high_intent(struct ranker_ctx *ctx, const struct ranker_session *s)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+	struct {
+		uint32_t cat, n;
+	} seen[16];
+	uint32_t off = 0, n, nseen = 0;
+	uint64_t ts;
+
+	if (!ctx->cur)
+		return 0;
+	while ((off = hist_next(s, off, &ts, a, &n)) != 0) {
+		if (n < 3 || wf_event_from_name(a[1].p, a[1].len) != WF_EV_PDP)
+			continue;
+		int64_t it = item_index(ctx, a[2].p, a[2].len);
+		if (it < 0)
+			continue;
+		uint32_t cat = ctx->cur->snap->items[it].category, i;
+		if (cat == WF_SNAP_NO_CAT)
+			continue;
+		for (i = 0; i < nseen && seen[i].cat != cat; i++)
+			;
+		if (i == nseen) {
+			if (nseen == WF_ARRAY_SIZE(seen))
+				continue;
+			seen[nseen++] = (typeof(seen[0])){ cat, 0 };
+		}
+		if (++seen[i].n >= RANKER_HIGH_INTENT_PDP)
+			return 1;
+	}
+	return 0;
 }
 
 static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
@@ -530,6 +614,7 @@ static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, 
 		return;
 	}
 	s = session_find(ctx, &argv[0]);
+	session_fresh(ctx, s);
 	u = user_lookup(ctx, argv[1].p, argv[1].len, &c, &nc);
 	if (u < 0 && s && s->user[0])
 		u = user_lookup(ctx, s->user, strlen(s->user), &c, &nc);
@@ -546,9 +631,7 @@ static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, 
 			cart |= s->model.cart[i] >= 0;
 		if (cart && wf_wall_ms() - s->last_event_ms > ctx->abandon_ms)
 			names[n++] = "cart_abandon";
-		uint32_t cat;
-		float w;
-		if (wf_rank_session_top_category(&s->model, &cat, &w) == 0 && w >= 3 * ctx->params.strength[WF_EV_PDP] * 0.8f)
+		if (high_intent(ctx, s))
 			names[n++] = "high_intent";
 		if (s->model.pivot)
 			names[n++] = "intent_pivot";

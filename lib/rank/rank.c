@@ -1,6 +1,7 @@
 /*
  * rank.c - session model and hybrid scoring (see rank.h). Linked into
- * weft-ranker, weft-eval and weft-batch through libweftrank.
+ * weft-ranker, weft-eval and weft-batch through libweftrank. Pure
+ * functions over caller memory: no allocation, no logging, no clock.
  */
 #include "lib/rank/rank.h"
 #include "lib/util.h"
@@ -12,7 +13,7 @@ void wf_rank_params_default(struct wf_rank_params *p)
 {
 	static const float strength[WF_EV_COUNT] = {
 		[WF_EV_VIEW] = 1.0f,     [WF_EV_CLICK] = 2.0f,  [WF_EV_PDP] = 3.0f,
-		[WF_EV_HOVER] = 1.2f,    [WF_EV_DWELL] = 1.5f,  [WF_EV_SCROLL] = 0.3f,
+		[WF_EV_HOVER] = 1.2f,    [WF_EV_DWELL] = 1.5f,  [WF_EV_SCROLL] = 0.0f,
 		[WF_EV_SEARCH] = 0.0f,   [WF_EV_CART_ADD] = 5.0f, [WF_EV_CART_REMOVE] = 0.0f,
 		[WF_EV_PURCHASE] = 8.0f,
 	};
@@ -22,6 +23,8 @@ void wf_rank_params_default(struct wf_rank_params *p)
 	p->dwell_ms_full = 10000.0f;
 	p->decay = 0.9f;
 	p->tau = 4.0f;
+	p->rho = 2.0f;   /* one event 1/9 of full, three 3/4 */
+	p->rep_unit = 2.0f; /* a click is one repetition; pdp 1.5, cart_add 2.5, purchase 4 */
 	p->w_cat = 0.45f;
 	p->w_brand = 0.2f;
 	p->w_band = 0.1f;
@@ -46,29 +49,37 @@ void wf_rank_session_init(struct wf_rank_session *s)
 		s->cart[i] = s->bought[i] = -1;
 	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
 		s->cat[i].key = s->brand[i].key = UINT32_MAX;
-	for (uint32_t i = 0; i < WF_RANK_RECENT; i++)
+	for (uint32_t i = 0; i < WF_RANK_RECENT; i++) {
+		s->recent[i].item = -1;
 		s->recent_cats[i] = UINT32_MAX;
+	}
 }
 
-static float saturate(float x, float tau)
+float wf_rank_evidence(const struct wf_rank_params *p, float w, float n)
 {
-	return x > 0 ? 1.0f - expf(-x / tau) : 0.0f;
+	float n3 = n * n * n, r3 = p->rho * p->rho * p->rho;
+
+	if (w <= 0 || n <= 0)
+		return 0.0f;
+	return (1.0f - expf(-w / p->tau)) * (n3 / (n3 + r3));
 }
 
-/* Add w to key's slot; a full table replaces its weakest entry if the
+/* Add (w, n) to key's slot; a full table replaces its weakest entry if the
  * newcomer is stronger (space-saving, bounded). */
-static void aff_add(struct wf_rank_aff *a, uint32_t key, float w)
+static void aff_add(struct wf_rank_aff *a, uint32_t key, float w, float n)
 {
 	uint32_t weakest = 0;
 
 	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
 		if (a[i].key == key) {
 			a[i].w += w;
+			a[i].n += n;
 			return;
 		}
 		if (a[i].key == UINT32_MAX) {
 			a[i].key = key;
 			a[i].w = w;
+			a[i].n = n;
 			return;
 		}
 		if (a[i].w < a[weakest].w)
@@ -77,15 +88,16 @@ static void aff_add(struct wf_rank_aff *a, uint32_t key, float w)
 	if (a[weakest].w < w) {
 		a[weakest].key = key;
 		a[weakest].w = w;
+		a[weakest].n = n;
 	}
 }
 
-static float aff_get(const struct wf_rank_aff *a, uint32_t key)
+static const struct wf_rank_aff *aff_get(const struct wf_rank_aff *a, uint32_t key)
 {
 	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
 		if (a[i].key == key)
-			return a[i].w;
-	return 0.0f;
+			return &a[i];
+	return NULL;
 }
 
 static void set_add(int32_t *set, int32_t item)
@@ -117,10 +129,17 @@ static void set_del(int32_t *set, int64_t item)
 			set[i] = -1;
 }
 
+/* Ring slot of the i-th newest recent entry (i < recent_count). */
+static uint32_t recent_slot(const struct wf_rank_session *s, uint32_t i)
+{
+	return (s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT;
+}
+
 /*
- * Pivot: the last recent_window item events agree on one category that the
- * rest of the session barely touched. Then the model weights the recent
- * window (see cat_affinity()).
+ * Pivot: at least pivot_recent_share of the last recent_window entries are
+ * in one category that the earlier entries of the ring (at least a window's
+ * worth) gave at most pivot_before_share. Then the model reads category
+ * affinity from the recent window alone (see cat_affinity()).
  */
 static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params *p)
 {
@@ -130,14 +149,14 @@ static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params 
 	uint8_t was = s->pivot;
 
 	s->pivot = 0;
-	if (n < win || s->nitem_events < 2 * win)
+	if (win == 0 || n < win)
 		return;
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t c = s->recent_cats[(s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT], cnt = 0;
+		uint32_t c = s->recent_cats[recent_slot(s, i)], cnt = 0;
 		if (c == UINT32_MAX)
 			continue;
 		for (uint32_t j = 0; j < n; j++)
-			cnt += s->recent_cats[(s->recent_head + WF_RANK_RECENT - 1 - j) % WF_RANK_RECENT] == c;
+			cnt += s->recent_cats[recent_slot(s, j)] == c;
 		if (cnt > topn) {
 			topn = cnt;
 			top = c;
@@ -145,9 +164,8 @@ static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params 
 	}
 	if (top == UINT32_MAX || (float)topn < p->pivot_recent_share * (float)n)
 		return;
-	/* The earlier part of the session still in the ring. */
 	for (uint32_t i = n; i < s->recent_count; i++) {
-		uint32_t c = s->recent_cats[(s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT];
+		uint32_t c = s->recent_cats[recent_slot(s, i)];
 		if (c == UINT32_MAX)
 			continue;
 		before_total++;
@@ -163,60 +181,68 @@ static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params 
 void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
 			   int type, int64_t item, uint32_t value)
 {
-	float w;
+	float w, reps;
 
 	if (type < 0 || type >= WF_EV_COUNT)
 		return;
 	s->nevents++;
+	if (item < 0 || (uint64_t)item >= snap->nitems)
+		return; /* unknown item or none (search): nothing to learn from */
+	if (type == WF_EV_CART_ADD)
+		set_add(s->cart, (int32_t)item);
+	else if (type == WF_EV_CART_REMOVE)
+		set_del(s->cart, item);
+	else if (type == WF_EV_PURCHASE) {
+		set_del(s->cart, item);
+		set_add(s->bought, (int32_t)item);
+	}
 	w = p->strength[type];
 	if (type == WF_EV_DWELL)
 		w *= WF_MIN((float)value / p->dwell_ms_full, 1.0f);
-	if (item >= 0 && (uint64_t)item < snap->nitems) {
-		if (type == WF_EV_CART_ADD)
-			set_add(s->cart, (int32_t)item);
-		else if (type == WF_EV_CART_REMOVE)
-			set_del(s->cart, item);
-		else if (type == WF_EV_PURCHASE) {
-			set_del(s->cart, item);
-			set_add(s->bought, (int32_t)item);
-		}
-	}
-	if (w <= 0 || item < 0 || (uint64_t)item >= snap->nitems)
+	if (!(w > 0))
 		return;
+	reps = WF_MAX(1.0f, w / p->rep_unit);
 
-	/* Decay per event, then add: recent behaviour weighs more, and the
-	 * saturation in scoring keeps one weak event from swinging the list. */
+	/* Decay, then add: recent behaviour weighs more. */
 	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
 		s->cat[i].w *= p->decay;
+		s->cat[i].n *= p->decay;
 		s->brand[i].w *= p->decay;
+		s->brand[i].n *= p->decay;
 	}
-	for (uint32_t i = 0; i < WF_RANK_BANDS; i++)
-		s->band[i] *= p->decay;
+	for (uint32_t i = 0; i < WF_RANK_BANDS; i++) {
+		s->band_w[i] *= p->decay;
+		s->band_n[i] *= p->decay;
+	}
 	s->total = s->total * p->decay + w;
 
 	const struct wf_snap_item *it = &snap->items[item];
 	if (it->category != WF_SNAP_NO_CAT)
-		aff_add(s->cat, it->category, w);
+		aff_add(s->cat, it->category, w, reps);
 	if (it->brand != WF_SNAP_NO_CAT)
-		aff_add(s->brand, it->brand, w);
-	if (it->price_band < WF_RANK_BANDS)
-		s->band[it->price_band] += w;
+		aff_add(s->brand, it->brand, w, reps);
+	if (it->price_band < WF_RANK_BANDS) {
+		s->band_w[it->price_band] += w;
+		s->band_n[it->price_band] += reps;
+	}
 
-	/* A repeated look at the last item strengthens it rather than
-	 * pushing older items out of the window. */
-	uint32_t last = (s->recent_head + WF_RANK_RECENT - 1) % WF_RANK_RECENT;
+	/* A repeated look at the newest item strengthens it rather than
+	 * pushing older items out of the ring. */
+	uint32_t last = recent_slot(s, 0);
 	if (s->recent_count && s->recent[last].item == (int32_t)item) {
 		s->recent[last].strength += w;
-	} else {
-		s->recent[s->recent_head].item = (int32_t)item;
-		s->recent[s->recent_head].strength = w;
-		s->recent_cats[s->recent_head] = it->category;
-		s->recent_head = (uint16_t)((s->recent_head + 1) % WF_RANK_RECENT);
-		if (s->recent_count < WF_RANK_RECENT)
-			s->recent_count++;
-		s->nitem_events++;
-		detect_pivot(s, p);
+		s->recent[last].reps += reps;
+		return;
 	}
+	s->recent[s->recent_head].item = (int32_t)item;
+	s->recent[s->recent_head].strength = w;
+	s->recent[s->recent_head].reps = reps;
+	s->recent_cats[s->recent_head] = it->category;
+	s->recent_head = (uint16_t)((s->recent_head + 1) % WF_RANK_RECENT);
+	if (s->recent_count < WF_RANK_RECENT)
+		s->recent_count++;
+	s->nitem_events++;
+	detect_pivot(s, p);
 }
 
 int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_cat, float *ret_w)
@@ -243,11 +269,12 @@ static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
 	for (;; h = (h + 1) & mask) {
 		uint32_t v = w->slot[h];
 		if (v == 0) {
-			if (w->n == WF_RANK_POOL)
+			if (w->n >= w->cap)
 				return UINT32_MAX;
 			w->slot[h] = w->n + 1;
 			w->item[w->n] = item;
-			w->batch[w->n] = w->neigh[w->n] = w->compl[w->n] = 0;
+			w->batch[w->n] = -1.0f;
+			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
 			return w->n++;
 		}
 		if (w->item[v - 1] == item)
@@ -255,49 +282,61 @@ static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
 	}
 }
 
-static void pool_reset(struct wf_rank_scratch *w)
+static void pool_reset(struct wf_rank_scratch *w, uint32_t cap)
 {
 	memset(w->slot, 0, sizeof(w->slot));
 	w->n = 0;
+	w->cap = WF_MIN(cap, WF_RANK_POOL);
 }
 
-/* Category affinity: during a pivot, the recent window speaks. */
+/* Category affinity: during a pivot the recent window alone speaks, as if
+ * its events were all the session had. */
 static float cat_affinity(const struct wf_rank_session *s, const struct wf_rank_params *p, uint32_t cat)
 {
 	if (s->pivot) {
-		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count), n = 0;
+		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count);
+		float w = 0, n = 0;
 		for (uint32_t i = 0; i < win; i++) {
-			uint32_t j = (s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT;
-			if (s->recent_cats[j] == cat)
-				n++;
+			uint32_t j = recent_slot(s, i);
+			if (s->recent_cats[j] == cat) {
+				w += s->recent[j].strength;
+				n += s->recent[j].reps;
+			}
 		}
-		/* As if the window's events were all the session had. */
-		return saturate((float)n * p->strength[WF_EV_PDP], p->tau);
+		return wf_rank_evidence(p, w, n);
 	}
-	return saturate(aff_get(s->cat, cat), p->tau);
+	const struct wf_rank_aff *a = aff_get(s->cat, cat);
+	return a ? wf_rank_evidence(p, a->w, a->n) : 0.0f;
 }
 
+/* The pool: batch list, neighbours of recent items and the anchor, the
+ * recent items, cart complements, popular and trending items. */
 static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w)
+		       struct wf_rank_scratch *w, uint32_t cap)
 {
 	const struct wf_rank_session *s = q->sess;
-	float maxb = q->ncands ? q->cands[0].score : 0;
+	float maxb = 0;
 
-	pool_reset(w);
+	pool_reset(w, cap);
+	/* Normalise per list, so w_batch means the same for every user. */
+	for (uint32_t i = 0; i < q->ncands; i++)
+		maxb = WF_MAX(maxb, q->cands[i].score);
 	for (uint32_t i = 0; i < q->ncands; i++) {
+		if (q->cands[i].item >= snap->nitems)
+			continue;
 		uint32_t k = pool_add(w, q->cands[i].item);
-		if (k != UINT32_MAX)
-			w->batch[k] = maxb > 0 ? q->cands[i].score / maxb : 0;
+		if (k != UINT32_MAX && w->batch[k] < 0)
+			w->batch[k] = maxb > 0 ? WF_MAX(q->cands[i].score, 0.0f) / maxb : 0.0f;
 	}
 	if (s) {
-		/* Neighbours of the recent items, newest first, weighted by how
-		 * strongly and how lately each was looked at. */
+		/* Neighbours of the newest recent items, each weighted by its
+		 * evidence and by its age in the ring. */
 		uint32_t n = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
 		for (uint32_t r = 0; r < n; r++) {
-			uint32_t j = (s->recent_head + WF_RANK_RECENT - 1 - r) % WF_RANK_RECENT;
+			uint32_t j = recent_slot(s, r);
 			int32_t src = s->recent[j].item;
-			float rw = saturate(s->recent[j].strength, p->tau) / (float)(1 + r);
-			if (src < 0)
+			float rw = wf_rank_evidence(p, s->recent[j].strength, s->recent[j].reps) / (float)(1 + r);
+			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->neigh_cnt; x++) {
@@ -306,14 +345,13 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 				if (k != UINT32_MAX)
 					w->neigh[k] += rw * c->score;
 			}
-			/* The item itself: shoppers come back to what they just saw. */
 			uint32_t k = pool_add(w, (uint32_t)src);
 			if (k != UINT32_MAX)
-				w->neigh[k] += rw * p->w_recent_item / WF_MAX(p->w_neigh, 1e-6f);
+				w->seen[k] += rw;
 		}
 		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
 			int32_t src = s->cart[c];
-			if (src < 0)
+			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->compl_cnt; x++) {
@@ -347,7 +385,8 @@ static int excluded(const struct wf_rank_query *q, uint32_t item)
 	return 0;
 }
 
-/* The score of pool entry k and its parts; score = sum of parts. */
+/* The score of pool entry k and its parts; the score is their sum, in the
+ * order rank.h documents. */
 static float score_one(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       const struct wf_rank_scratch *w, uint32_t k, struct wf_rank_explain *ex)
 {
@@ -355,38 +394,41 @@ static float score_one(const struct wf_snap *snap, const struct wf_rank_params *
 	const struct wf_rank_session *s = q->sess;
 	struct wf_rank_explain e = { 0 };
 
-	e.batch = q->w_batch * w->batch[k];
+	if (w->batch[k] >= 0)
+		e.batch = q->w_batch * w->batch[k];
+	else /* the batch score of a listed item already holds popularity and trend */
+		e.trend = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
 	if (s && s->total > 0) {
 		float aff = 0;
 		if (it->category != WF_SNAP_NO_CAT)
 			aff += p->w_cat * cat_affinity(s, p, it->category);
-		if (it->brand != WF_SNAP_NO_CAT)
-			aff += p->w_brand * saturate(aff_get(s->brand, it->brand), p->tau);
+		if (it->brand != WF_SNAP_NO_CAT) {
+			const struct wf_rank_aff *b = aff_get(s->brand, it->brand);
+			if (b)
+				aff += p->w_brand * wf_rank_evidence(p, b->w, b->n);
+		}
 		if (it->price_band < WF_RANK_BANDS)
-			aff += p->w_band * (s->band[it->price_band] / WF_MAX(s->total, 1e-6f));
+			aff += p->w_band * wf_rank_evidence(p, s->band_w[it->price_band], s->band_n[it->price_band]);
 		e.session = q->w_session * aff;
-		e.neighbours = q->w_session * p->w_neigh * saturate(w->neigh[k], 1.0f);
-		e.complement = p->w_compl * w->compl[k];
 		if (p->penalty_seen > 0) {
 			uint32_t seen = 0;
 			for (uint32_t i = 0; i < s->recent_count; i++)
-				seen += s->recent[i].item == (int32_t)w->item[k];
+				seen += s->recent[recent_slot(s, i)].item == (int32_t)w->item[k];
 			e.penalty = -p->penalty_seen * (float)seen;
 		}
-	} else if (q->anchor >= 0) {
-		e.neighbours = q->w_session * p->w_neigh * saturate(w->neigh[k], 1.0f);
 	}
-	e.trend = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
+	e.neighbours = q->w_session *
+		       (p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f));
+	e.complement = p->w_compl * w->compl[k];
 	if (ex)
 		*ex = e;
 	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
 }
 
-/* Indexes of the pool sorted by score, best first (ties: lower item id). */
+/* Pool indexes sorted by score, best first (ties: lower item index). */
 static void sort_pool(struct wf_rank_scratch *w, uint32_t n)
 {
-	/* Insertion sort on a small pool is hard to beat; for a large one a
-	 * simple heap-free shell sort keeps it O(n^1.3). */
+	/* Shell sort (Ciura gaps): no allocation, O(n^1.3) on a 2K pool. */
 	static const uint32_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
 
 	for (uint32_t i = 0; i < n; i++)
@@ -413,7 +455,7 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 {
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0;
 
-	build_pool(snap, p, q, w);
+	build_pool(snap, p, q, w, WF_RANK_POOL);
 	for (uint32_t i = 0; i < w->n; i++)
 		w->score[i] = excluded(q, w->item[i]) ? -INFINITY : score_one(snap, p, q, w, i, NULL);
 	sort_pool(w, w->n);
@@ -439,14 +481,13 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 
 	if (n > WF_RANK_POOL)
 		n = WF_RANK_POOL;
-	/* Score the given items exactly as RECS would: same pool signals. */
-	build_pool(snap, p, q, w);
+	/* Same signals as RECS; the pool leaves room for every given item. */
+	build_pool(snap, p, q, w, WF_RANK_POOL - n);
+	w->cap = WF_RANK_POOL;
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
 			continue;
 		uint32_t k = pool_add(w, (uint32_t)items[i]);
-		if (k == UINT32_MAX)
-			continue;
 		sc[known] = score_one(snap, p, q, w, k, NULL);
 		idx[known++] = i;
 	}

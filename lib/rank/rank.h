@@ -4,7 +4,7 @@
  * so offline and online scoring cannot drift apart.
  *
  *   score = w_batch * batch + w_session * (affinity + neighbours)
- *           + trend + complement - penalty
+ *           + catalog prior + complement - penalty
  *
  * over a candidate pool = the user's batch list, the neighbours of the
  * session's recent items (and of an ANCHOR item), the complements of the
@@ -32,18 +32,28 @@
 #define WF_RANK_POOL 2048u   /* candidate pool bound per query */
 #define WF_RANK_MAX_K 500u
 
-/* Every weight and constant of the model, in one place. */
+/* Every weight and constant of the model, in one place (the offline
+ * evaluator tunes these; nothing else in weft hard-codes a model number). */
 struct wf_rank_params {
 	float strength[WF_EV_COUNT]; /* purchase > cart_add > pdp > click > dwell > hover > view */
 	float dwell_ms_full;         /* dwell of this many ms counts its full strength */
-	float decay;                 /* affinities are multiplied by this at each new event */
-	float tau;                   /* saturation: a(x) = 1 - exp(-x / tau) (anti-jitter) */
+	float decay;                 /* evidence is multiplied by this at each new item event */
+	/*
+	 * Anti-jitter. Evidence for a category, brand, price band or recent item
+	 * is a decayed strength w and a decayed repetition count n; its weight
+	 *   a(w, n) = (1 - exp(-w / tau)) * n^3 / (n^3 + rho^3)
+	 * saturates in strength and needs repetition: one click gives little,
+	 * three looks at a category a lot. An event counts as
+	 * max(1, strength / rep_unit) repetitions, so one strong event (cart_add,
+	 * purchase) weighs like several weak ones.
+	 */
+	float tau, rho, rep_unit;
 	float w_cat, w_brand, w_band;/* affinity mix inside the session score */
 	float w_neigh;               /* neighbours of recent items inside the session score */
 	float w_recent_item;         /* the items just looked at, inside the session score */
-	float w_trend, w_pop;        /* catalog signals (outside the batch/session blend) */
+	float w_trend, w_pop;        /* catalog prior, for items outside the user's batch list */
 	float w_compl;               /* complements of the cart */
-	float penalty_seen;          /* items already looked at many times */
+	float penalty_seen;          /* per repeat look at an item already in the recent ring */
 	uint32_t recent_window;      /* events in the "recent" window for pivot detection */
 	float pivot_recent_share;    /* recent window's top category share to call a pivot */
 	float pivot_before_share;    /* ...while the earlier session gave it at most this */
@@ -56,24 +66,30 @@ void wf_rank_params_default(struct wf_rank_params *p);
 
 struct wf_rank_aff {
 	uint32_t key; /* category, brand (snapshot index); UINT32_MAX empty */
-	float w;
+	float w;      /* decayed strength */
+	float n;      /* decayed repetitions */
 };
 
-/* One shopper's visit, as the model sees it. Owner: the caller. */
+/*
+ * One shopper's visit, as the model sees it: fixed size, no pointers, so
+ * the caller may keep it anywhere (the ranker keeps it in its session
+ * arena) and copy it freely. Owner: the caller.
+ */
 struct wf_rank_session {
 	uint32_t nevents;                        /* events applied */
-	uint32_t nitem_events;                   /* of which about a known item */
+	uint32_t nitem_events;                   /* of which entered the recent ring */
 	uint16_t recent_head, recent_count;
 	struct {
-		int32_t item;                    /* snapshot index, -1 unknown */
-		float strength;
-	} recent[WF_RANK_RECENT];
+		int32_t item;                    /* snapshot index */
+		float strength;                  /* summed over consecutive repeats */
+		float reps;
+	} recent[WF_RANK_RECENT];                /* ring: newest at recent_head - 1 */
 	int32_t cart[WF_RANK_CART];              /* -1 empty */
 	int32_t bought[WF_RANK_CART];
 	struct wf_rank_aff cat[WF_RANK_AFF];     /* decayed, whole session */
 	struct wf_rank_aff brand[WF_RANK_AFF];
-	float band[WF_RANK_BANDS];
-	uint32_t recent_cats[WF_RANK_RECENT];    /* category per recent item event (pivot) */
+	float band_w[WF_RANK_BANDS], band_n[WF_RANK_BANDS];
+	uint32_t recent_cats[WF_RANK_RECENT];    /* category per recent entry (pivot) */
 	uint16_t pivots;                         /* pivots detected so far */
 	uint8_t pivot;                           /* 1 while the recent window diverges */
 	uint8_t pad;
@@ -87,11 +103,27 @@ void wf_rank_session_init(struct wf_rank_session *s);
  * Apply one event. item: snapshot index or -1 (unknown item, or a search).
  * value: dwell ms for dwell, else unused. Cart adds and purchases enter the
  * cart / bought sets (removed from results); cart_remove leaves the cart.
+ * Decay is per item event, not per second: the model is clock-free, so a
+ * replay of the same events (journal, evaluator) gives the same scores.
  */
 void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
 			   int type, int64_t item, uint32_t value);
 
-/* The parts of a score; their sum is the score. */
+/* Evidence weight a(w, n) in [0, 1) (see struct wf_rank_params). */
+float wf_rank_evidence(const struct wf_rank_params *p, float w, float n);
+
+/*
+ * The parts of a score; their sum, added in this field order in float, is
+ * the score bit for bit.
+ *   batch      w_batch * the item's batch score / the list's best score
+ *   session    w_session * category, brand and price-band affinity
+ *   neighbours w_session * (neighbours of recent items and of the ANCHOR,
+ *              and the recent items themselves)
+ *   trend      catalog prior (popularity, trend) for items outside the
+ *              user's batch list, whose batch score already holds it
+ *   complement complements of the cart
+ *   penalty    <= 0: repeat looks (penalty_seen)
+ */
 struct wf_rank_explain {
 	float batch, session, neighbours, trend, complement, penalty;
 };
@@ -101,44 +133,47 @@ typedef int (*wf_rank_filter_fn)(void *ctx, uint32_t item);
 
 struct wf_rank_query {
 	const struct wf_rank_session *sess;  /* may be NULL: empty session */
-	const struct wf_snap_cand *cands;    /* the user's batch list (sorted), or NULL */
+	const struct wf_snap_cand *cands;    /* the user's batch list, or NULL */
 	uint32_t ncands;
-	float w_batch, w_session;
+	float w_batch, w_session;            /* page x visitor weights (control block) */
 	int64_t anchor;                      /* ANCHOR item (PDP), or -1 */
 	uint32_t k;                          /* 1..WF_RANK_MAX_K */
 	wf_rank_filter_fn filter;            /* may be NULL */
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (per thread). */
+/* Scratch memory for one query at a time (one per thread, ~90 KiB). */
 struct wf_rank_scratch {
 	uint32_t slot[WF_RANK_POOL * 2];     /* pool hash: pool index + 1 */
 	uint32_t item[WF_RANK_POOL];
-	float batch[WF_RANK_POOL], neigh[WF_RANK_POOL], compl[WF_RANK_POOL];
+	float batch[WF_RANK_POOL];           /* normalised batch score, < 0: not in the list */
+	float neigh[WF_RANK_POOL], seen[WF_RANK_POOL], compl[WF_RANK_POOL];
 	float score[WF_RANK_POOL];
 	uint32_t order[WF_RANK_POOL];
-	uint32_t n;
+	uint32_t n, cap;
 };
 
 /*
- * Recommend: up to q->k items, best first, none of them carted, bought,
- * the anchor, or refused by the filter. Returns the count written to
- * out_items/out_scores (and out_explain when non-NULL).
+ * Recommend: up to q->k items, best first (ties: lower index), none of them
+ * carted, bought, the anchor, or refused by the filter. Returns the count
+ * written to out_items/out_scores (and out_explain when non-NULL).
  */
 int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain);
 
 /*
- * Rerank given items (snapshot indexes; -1 for unknown ones) for this
- * shopper. Writes positions into items[] to out_pos in the new order,
- * dropping filtered items; unknown items keep their relative order after
- * the known ones. Returns the count written. n <= WF_RANK_POOL.
+ * Rerank given items (snapshot indexes; -1 for unknown ones) by the score
+ * RECS would give them. Writes positions into items[] to out_pos in the new
+ * order (equal scores keep the given order), dropping items the filter
+ * refuses; unknown items follow the known ones in their given order. Returns
+ * the count written. n <= WF_RANK_POOL (more are ignored).
  */
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos,
 		   float *out_scores);
 
-/* Strongest categories of the session (for segments and the evaluator). */
+/* The session's strongest category by decayed strength (segments, the
+ * evaluator). 0, or -1 when the session has none; outputs untouched then. */
 int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_cat, float *ret_w);
 
 #endif

@@ -1,0 +1,444 @@
+/*
+ * test_rank.c - the scoring library (lib/rank): on the small store of
+ * test_ranker.h, RECS for a known user with an empty session is the batch
+ * list; one click does not move the top 3; three views of a new category
+ * bring it up; a carted item leaves and its complements rise; purchases
+ * leave; a filtered (sold-out) item never appears; EXPLAIN parts add up to
+ * the score bit for bit; RERANK puts session-matching items first and
+ * unknown items last in their order; an intent pivot is detected and acted
+ * on. The last case prints (never asserts) bytes per session and the time
+ * of a RECS over a 200-candidate list on an in-memory snapshot.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "lib/rank/rank.h"
+#include "lib/util.h"
+#include "tests/test_ranker.h"
+
+struct fx {
+	char dir[256], path[512];
+	struct wf_snap *snap;
+	struct wf_rank_params p;
+	struct wf_rank_scratch *w;
+	struct wf_rank_session s;
+	const struct wf_snap_cand *cands; /* alice */
+	uint32_t ncands;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+	int64_t u;
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/weft.test.rank.%d.XXXXXX", (int)getpid());
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/s.snap", f->dir);
+	if (tr_write_store(f->path, 1) < 0 || wf_snap_open(f->path, &f->snap, err, sizeof(err)) < 0)
+		return -1;
+	f->w = calloc(1, sizeof(*f->w));
+	wf_rank_params_default(&f->p);
+	wf_rank_session_init(&f->s);
+	u = wf_snap_user_find(f->snap, "alice", 5);
+	if (u < 0 || !f->w)
+		return -1;
+	f->cands = f->snap->cands + f->snap->users[u].cand_off;
+	f->ncands = f->snap->users[u].cand_cnt;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[600];
+
+	wf_snap_close(f->snap);
+	free(f->w);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static int64_t item(const struct fx *f, const char *id)
+{
+	int64_t i = wf_snap_item_find(f->snap, id, strlen(id));
+	assert_true(i >= 0);
+	return i;
+}
+
+static void ev(struct fx *f, int type, const char *id)
+{
+	wf_rank_session_apply(&f->s, f->snap, &f->p, type, item(f, id), 0);
+}
+
+/* A query as the ranker makes it for alice (returning: 0.4 / 0.6). */
+static struct wf_rank_query query(struct fx *f, uint32_t k)
+{
+	return (struct wf_rank_query){ .sess = &f->s, .cands = f->cands, .ncands = f->ncands, .w_batch = 0.4f,
+				       .w_session = 0.6f, .anchor = -1, .k = k };
+}
+
+static int recs(struct fx *f, const struct wf_rank_query *q, uint32_t *out)
+{
+	float sc[WF_RANK_MAX_K];
+	int n = wf_rank_recs(f->snap, &f->p, q, f->w, out, sc, NULL);
+
+	assert_true(n >= 0);
+	return n;
+}
+
+/* Rank (0-based) of the first item of category cat in out[0..n), or n. */
+static int first_of_cat(const struct fx *f, const uint32_t *out, int n, uint32_t cat)
+{
+	for (int i = 0; i < n; i++)
+		if (f->snap->items[out[i]].category == cat)
+			return i;
+	return n;
+}
+
+static int rank_of(const uint32_t *out, int n, int64_t it)
+{
+	for (int i = 0; i < n; i++)
+		if (out[i] == it)
+			return i;
+	return n;
+}
+
+static void test_rank_empty_session_returns_batch_order(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, TR_ALICE_N);
+	uint32_t out[WF_RANK_MAX_K];
+
+	assert_int_equal(recs(f, &q, out), TR_ALICE_N);
+	for (uint32_t i = 0; i < TR_ALICE_N; i++)
+		assert_int_equal(out[i], f->cands[i].item);
+	/* No session at all: the same. */
+	q.sess = NULL;
+	assert_int_equal(recs(f, &q, out), TR_ALICE_N);
+	for (uint32_t i = 0; i < TR_ALICE_N; i++)
+		assert_int_equal(out[i], f->cands[i].item);
+}
+
+static void test_rank_single_click_keeps_top3(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, 10);
+	uint32_t before[WF_RANK_MAX_K], after[WF_RANK_MAX_K];
+	const char *clicks[] = { "i12", "i20", "i35", "i02" }; /* listed hat, new bag, new sock, listed shoe */
+
+	assert_int_equal(recs(f, &q, before), 10);
+	for (uint32_t c = 0; c < WF_ARRAY_SIZE(clicks); c++) {
+		wf_rank_session_init(&f->s);
+		ev(f, WF_EV_CLICK, clicks[c]);
+		assert_int_equal(recs(f, &q, after), 10);
+		assert_memory_equal(before, after, 3 * sizeof(before[0]));
+	}
+}
+
+static void test_rank_three_views_new_category_moves_it_up(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, 40);
+	uint32_t before[WF_RANK_MAX_K], after[WF_RANK_MAX_K];
+	int nb = recs(f, &q, before), na, fb, fa;
+
+	ev(f, WF_EV_VIEW, "i20");
+	ev(f, WF_EV_VIEW, "i21");
+	ev(f, WF_EV_VIEW, "i22");
+	na = recs(f, &q, after);
+	fb = first_of_cat(f, before, nb, 2);
+	fa = first_of_cat(f, after, na, 2);
+	assert_true(fb >= (int)TR_ALICE_N); /* below all of alice's list before */
+	assert_true(fa < fb);
+	assert_true(fa < (int)TR_ALICE_N - 1); /* now above some of her list */
+	/* ... and every bag item ranks no worse than before. */
+	for (int i = 0; i < na; i++)
+		if (f->snap->items[after[i]].category == 2)
+			assert_true(i <= rank_of(before, nb, after[i]));
+}
+
+static void test_rank_cart_add_removes_item_and_lifts_complements(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, 40);
+	uint32_t before[WF_RANK_MAX_K], after[WF_RANK_MAX_K];
+	int nb = recs(f, &q, before), na;
+
+	assert_int_equal(before[0], item(f, "i00"));
+	ev(f, WF_EV_CART_ADD, "i00");
+	na = recs(f, &q, after);
+	assert_int_equal(rank_of(after, na, item(f, "i00")), na);
+	assert_true(rank_of(after, na, item(f, "i30")) < rank_of(before, nb, item(f, "i30")));
+	assert_true(rank_of(after, na, item(f, "i31")) < rank_of(before, nb, item(f, "i31")));
+	assert_true(rank_of(after, na, item(f, "i30")) < 10);
+	/* Removed from the cart: it may come back. */
+	ev(f, WF_EV_CART_REMOVE, "i00");
+	na = recs(f, &q, after);
+	assert_true(rank_of(after, na, item(f, "i00")) < na);
+	/* Bought: gone for good. */
+	ev(f, WF_EV_PURCHASE, "i00");
+	na = recs(f, &q, after);
+	assert_int_equal(rank_of(after, na, item(f, "i00")), na);
+}
+
+struct deny {
+	int64_t a, b;
+	uint32_t asked;
+};
+
+static int deny_filter(void *ctx, uint32_t it)
+{
+	struct deny *d = ctx;
+	d->asked++;
+	return it != d->a && it != d->b;
+}
+
+static void test_rank_filtered_item_never_appears(void **state)
+{
+	struct fx *f = *state;
+	struct deny d = { item(f, "i01"), item(f, "i30"), 0 };
+	struct wf_rank_query q = query(f, 40);
+	uint32_t out[WF_RANK_MAX_K], pos[8];
+	int64_t given[4] = { item(f, "i30"), item(f, "i01"), item(f, "i02"), -1 };
+	int n;
+
+	q.filter = deny_filter;
+	q.filter_ctx = &d;
+	n = recs(f, &q, out);
+	assert_true(n > 10);
+	assert_true(d.asked > 0);
+	ev(f, WF_EV_CART_ADD, "i00"); /* i30 is a complement now */
+	ev(f, WF_EV_PDP, "i00");
+	for (int round = 0; round < 2; round++) {
+		n = recs(f, &q, out);
+		assert_int_equal(rank_of(out, n, d.a), n);
+		assert_int_equal(rank_of(out, n, d.b), n);
+		ev(f, WF_EV_PDP, "i01");
+	}
+	/* RERANK drops them too, and keeps the unknown item. */
+	n = wf_rank_rerank(f->snap, &f->p, &q, f->w, given, 4, pos, NULL);
+	assert_int_equal(n, 2);
+	assert_int_equal(pos[0], 2);
+	assert_int_equal(pos[1], 3);
+}
+
+static void check_explain(struct fx *f, const struct wf_rank_query *q)
+{
+	uint32_t out[WF_RANK_MAX_K], out2[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K], sc2[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	int n = wf_rank_recs(f->snap, &f->p, q, f->w, out, sc, ex);
+	int n2 = wf_rank_recs(f->snap, &f->p, q, f->w, out2, sc2, NULL);
+
+	assert_true(n > 0);
+	assert_int_equal(n, n2);
+	assert_memory_equal(out, out2, (size_t)n * sizeof(out[0]));
+	for (int i = 0; i < n; i++) {
+		float sum = ex[i].batch + ex[i].session + ex[i].neighbours + ex[i].trend + ex[i].complement +
+			    ex[i].penalty;
+		assert_true(sum == sc[i]);
+		assert_true(sc[i] == sc2[i]);
+		assert_true(ex[i].penalty <= 0);
+		if (i)
+			assert_true(sc[i - 1] >= sc[i]);
+	}
+}
+
+static void test_rank_explain_parts_sum_to_score(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, 40);
+
+	f->p.penalty_seen = 0.01f; /* exercise every part */
+	check_explain(f, &q);
+	ev(f, WF_EV_VIEW, "i20");
+	ev(f, WF_EV_DWELL, "i21");
+	wf_rank_session_apply(&f->s, f->snap, &f->p, WF_EV_DWELL, item(f, "i22"), 4000);
+	ev(f, WF_EV_CART_ADD, "i00");
+	ev(f, WF_EV_CLICK, "i23");
+	ev(f, WF_EV_CLICK, "i23");
+	check_explain(f, &q);
+	q.anchor = item(f, "i11");
+	check_explain(f, &q);
+	q.cands = NULL; /* anonymous */
+	q.ncands = 0;
+	q.w_batch = 0.1f;
+	q.w_session = 0.9f;
+	check_explain(f, &q);
+}
+
+static void test_rank_rerank_puts_session_matches_first(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, 10);
+	int64_t given[6] = { item(f, "i01"), item(f, "i11"), -1, item(f, "i26"), -1, item(f, "i35") };
+	uint32_t pos[8];
+	float sc[8];
+	int n;
+
+	q.cands = NULL; /* a new visitor searching */
+	q.ncands = 0;
+	ev(f, WF_EV_PDP, "i20");
+	ev(f, WF_EV_PDP, "i22");
+	ev(f, WF_EV_CLICK, "i24");
+	n = wf_rank_rerank(f->snap, &f->p, &q, f->w, given, 6, pos, sc);
+	assert_int_equal(n, 6);
+	assert_int_equal(pos[0], 3);    /* the bag */
+	assert_int_equal(pos[4], 2);    /* unknown ids last, in their order */
+	assert_int_equal(pos[5], 4);
+	for (int i = 1; i < 4; i++)
+		assert_true(sc[i - 1] >= sc[i]);
+	/* Empty session: equal-scoring items keep the app's order. */
+	wf_rank_session_init(&f->s);
+	int64_t same[3] = { item(f, "i26"), item(f, "i26"), -1 };
+	n = wf_rank_rerank(f->snap, &f->p, &q, f->w, same, 3, pos, NULL);
+	assert_int_equal(n, 3);
+	assert_int_equal(pos[0], 0);
+	assert_int_equal(pos[1], 1);
+	assert_int_equal(pos[2], 2);
+}
+
+static void test_rank_intent_pivot_detected_and_followed(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_query q = query(f, 10);
+	uint32_t out[WF_RANK_MAX_K];
+	char id[8];
+	int n;
+
+	q.cands = NULL;
+	q.ncands = 0;
+	for (int i = 0; i < 8; i++) { /* a long look at shoes... */
+		snprintf(id, sizeof(id), "i%02d", i);
+		ev(f, WF_EV_PDP, id);
+	}
+	assert_int_equal(f->s.pivot, 0);
+	for (int i = 0; i < 4; i++) { /* ...then socks only */
+		snprintf(id, sizeof(id), "i%02d", 30 + i);
+		ev(f, WF_EV_VIEW, id);
+	}
+	assert_int_equal(f->s.pivot, 1);
+	assert_int_equal(f->s.pivots, 1);
+	n = recs(f, &q, out);
+	assert_true(n == 10);
+	assert_int_equal(f->snap->items[out[0]].category, 3);
+	/* Back to shoes: the pivot ends. */
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "i%02d", i);
+		ev(f, WF_EV_CLICK, id);
+	}
+	assert_int_equal(f->s.pivot, 0);
+}
+
+static void test_rank_unknown_items_and_bad_types_are_ignored(void **state)
+{
+	struct fx *f = *state;
+	struct wf_rank_session before;
+
+	ev(f, WF_EV_VIEW, "i03");
+	before = f->s;
+	wf_rank_session_apply(&f->s, f->snap, &f->p, WF_EV_CLICK, -1, 0);
+	wf_rank_session_apply(&f->s, f->snap, &f->p, WF_EV_CLICK, TR_NITEMS, 0);
+	wf_rank_session_apply(&f->s, f->snap, &f->p, WF_EV_SEARCH, -1, 0);
+	wf_rank_session_apply(&f->s, f->snap, &f->p, 99, item(f, "i04"), 0);
+	wf_rank_session_apply(&f->s, f->snap, &f->p, -1, item(f, "i04"), 0);
+	assert_int_equal(f->s.nevents, before.nevents + 3);
+	f->s.nevents = before.nevents;
+	assert_memory_equal(&f->s, &before, sizeof(before));
+}
+
+/* ---- measurement (printed, not asserted) ---- */
+
+static void test_rank_measure_recs_200_candidates(void **state)
+{
+	enum { NI = 20000, NEIGH = 20, NC = 200 };
+	struct fx *f = *state;
+	struct wf_snap s = { 0 };
+	struct wf_snap_item *items = calloc(NI, sizeof(*items));
+	struct wf_snap_cand *neigh = calloc((size_t)NI * NEIGH, sizeof(*neigh));
+	struct wf_snap_cand *cands = calloc(NC, sizeof(*cands));
+	struct wf_snap_cand *pop = calloc(200, sizeof(*pop));
+	struct wf_rank_session sess;
+	uint32_t out[20];
+	float sc[20];
+	uint64_t seed = 42, t0, t1, t2;
+	const int iters = 2000;
+
+	assert_non_null(items);
+	assert_non_null(neigh);
+	assert_non_null(cands);
+	assert_non_null(pop);
+	for (uint32_t i = 0; i < NI; i++) {
+		items[i].category = i % 300;
+		items[i].brand = i % 90;
+		items[i].price_band = (uint8_t)(i % 5);
+		items[i].popularity = (float)(i % 100) / 100.0f;
+		items[i].neigh_off = i * NEIGH;
+		items[i].neigh_cnt = NEIGH;
+		for (uint32_t x = 0; x < NEIGH; x++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			neigh[i * NEIGH + x] = (struct wf_snap_cand){ (uint32_t)(seed >> 33) % NI, 1.0f / (float)(x + 1) };
+		}
+	}
+	for (uint32_t i = 0; i < NC; i++)
+		cands[i] = (struct wf_snap_cand){ (i * 97) % NI, 1.0f - (float)i / NC };
+	for (uint32_t i = 0; i < 200; i++)
+		pop[i] = (struct wf_snap_cand){ i * 13, 1.0f };
+	s.items = items;
+	s.nitems = NI;
+	s.neigh = neigh;
+	s.nneigh = (uint64_t)NI * NEIGH;
+	s.popular = pop;
+	s.npopular = 200;
+	wf_rank_session_init(&sess);
+	for (uint32_t e = 0; e < 12; e++)
+		wf_rank_session_apply(&sess, &s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
+
+	struct wf_rank_query q = { .sess = &sess, .cands = cands, .ncands = NC, .w_batch = 0.4f, .w_session = 0.6f,
+				   .anchor = -1, .k = 20 };
+	t0 = wf_now_ns();
+	for (int i = 0; i < iters; i++)
+		assert_int_equal(wf_rank_recs(&s, &f->p, &q, f->w, out, sc, NULL), 20);
+	t1 = wf_now_ns();
+	for (int i = 0; i < iters; i++)
+		wf_rank_session_apply(&sess, &s, &f->p, WF_EV_CLICK, (uint32_t)(i * 31) % NI, 0);
+	t2 = wf_now_ns();
+	print_message("rank: sizeof(struct wf_rank_session) = %zu bytes, scratch = %zu bytes\n",
+		      sizeof(struct wf_rank_session), sizeof(struct wf_rank_scratch));
+	print_message("rank: RECS k=20 over %d batch candidates + %u pool (12-event session, 20 neighbours/item): "
+		      "%.1f us/call\n", NC, f->w->n - NC, (double)(t1 - t0) / iters / 1000.0);
+	print_message("rank: session apply: %.0f ns/event\n", (double)(t2 - t1) / iters);
+	free(items);
+	free(neigh);
+	free(cands);
+	free(pop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_rank_empty_session_returns_batch_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_single_click_keeps_top3, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_three_views_new_category_moves_it_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_cart_add_removes_item_and_lifts_complements, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_filtered_item_never_appears, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_explain_parts_sum_to_score, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_rerank_puts_session_matches_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_intent_pivot_detected_and_followed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_unknown_items_and_bad_types_are_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_measure_recs_200_candidates, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("rank", tests, NULL, NULL);
+}

@@ -1,0 +1,473 @@
+/*
+ * test_ranker.c - weft-ranker as a process, driven the way weft-ingest
+ * drives it: this test creates the segment, publishes a snapshot
+ * generation in the control block, starts the real weft-ranker binary for
+ * one shard, pushes WF_MSG_REQ records into its request ring (waking it on
+ * its futex) and reads the RESP bytes of its replies.
+ *
+ * Covers: start-up (pid, starts, ready, loaded generation), RECS order,
+ * EVENT acks, cart_add removal and complements, live stock with and
+ * without SIZE, EXPLAIN parts adding up (decimal, exactly), HISTORY,
+ * RERANK, SEGMENTS (snapshot segment, high_intent), errors, generation
+ * swap keeping sessions, a refused file keeping the current generation,
+ * and a clean exit on ctl->shutdown. Prints (never asserts) bytes per
+ * session and the request round trip.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/proto.h"
+#include "lib/util.h"
+#include "shm/msg.h"
+#include "shm/shm.h"
+#include "tests/test_ranker.h"
+
+struct fx {
+	char dir[256], shm_name[64], snap1[512], snap2[512], bad[512];
+	struct wf_shm *shm;
+	uint32_t shard;
+	pid_t pid;
+	struct wf_ring_prod req;
+	struct wf_ring_cons rep;
+	uint64_t next_id;
+	char reply[1 << 20];
+	size_t reply_len;
+};
+
+static struct fx F;
+
+static int wait_for(int (*cond)(void))
+{
+	for (int i = 0; i < 1000; i++) { /* 20 s: a bound, not a timing check */
+		if (cond())
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+static struct wf_shard_ctl *sc(void)
+{
+	return wf_shm_shard(F.shm, F.shard);
+}
+
+static int ranker_ready(void)
+{
+	return atomic_load_explicit(&sc()->ready, memory_order_acquire) == 1;
+}
+
+static void publish(uint64_t gen, const char *path)
+{
+	struct wf_snap_ref cur = { .gen = gen, .loaded_ms = wf_wall_ms() }, prev = { 0 };
+
+	snprintf(cur.path, sizeof(cur.path), "%s", path);
+	wf_ctl_snap_set(F.shm->ctl, &cur, &prev);
+}
+
+static int group_setup(void **state)
+{
+	struct wf_shm_config cfg = { .nshards = 4, .ring_capacity = 1u << 20, .stock_capacity = 1024 };
+	const char *root = getenv("WEFT_BUILD_ROOT");
+	char exe[600], shard[16];
+
+	snprintf(F.dir, sizeof(F.dir), "/tmp/weft.test.ranker.%d.XXXXXX", (int)getpid());
+	if (!mkdtemp(F.dir))
+		return -1;
+	snprintf(F.shm_name, sizeof(F.shm_name), "weft.test.ranker.%d", (int)getpid());
+	snprintf(F.snap1, sizeof(F.snap1), "%s/g1.snap", F.dir);
+	snprintf(F.snap2, sizeof(F.snap2), "%s/g2.snap", F.dir);
+	snprintf(F.bad, sizeof(F.bad), "%s/bad.snap", F.dir);
+	snprintf(exe, sizeof(exe), "%s/rankers/weft-ranker", root ? root : ".");
+	if (access(exe, X_OK) < 0) {
+		fprintf(stderr, "no %s (set WEFT_BUILD_ROOT)\n", exe);
+		return -1;
+	}
+	if (tr_write_store(F.snap1, 1) < 0 || tr_write_store(F.snap2, 2) < 0)
+		return -1;
+	if (wf_shm_create(F.shm_name, &cfg, &F.shm) < 0)
+		return -1;
+	wf_ctl_weights_default(F.shm->ctl);
+	/* The shard alice lives on: her list comes from the generation arena;
+	 * bob's (another shard with 4 shards) straight from the mapped file. */
+	F.shard = wf_shard_of("alice", 5, 4);
+	publish(1, F.snap1);
+	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
+	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
+	snprintf(shard, sizeof(shard), "%u", F.shard);
+	F.pid = fork();
+	if (F.pid == 0) {
+		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl", "600",
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (F.pid < 0 || !wait_for(ranker_ready))
+		return -1;
+	*state = &F;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[600];
+
+	if (F.pid > 0) {
+		kill(F.pid, SIGTERM);
+		waitpid(F.pid, NULL, 0);
+	}
+	wf_shm_detach(F.shm);
+	wf_shm_unlink(F.shm_name);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", F.dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Send one request (args exclude the command) and wait for its reply
+ * into F.reply. */
+static void call(int cmd, const char *const *argv, uint32_t argc)
+{
+	uint32_t argl[64], len = 0, kind = 0;
+	struct wf_msg_req h = { .req_id = ++F.next_id, .t_recv_ns = wf_now_ns(), .cmd = (uint16_t)cmd,
+				.argc = (uint16_t)argc };
+	const struct wf_msg_rep *rh;
+	const char *resp;
+	const void *p = NULL;
+
+	for (uint32_t i = 0; i < argc; i++)
+		argl[i] = (uint32_t)strlen(argv[i]);
+	assert_int_equal(wf_msg_req_push(&F.req, &h, argv, argl), 0);
+	wf_ring_prod_commit(&F.req);
+	if (wf_wait_needs_wake(&sc()->ranker_wait))
+		wf_wake_futex(&sc()->ranker_wait);
+	for (int i = 0; i < 4000000 && !(p = wf_ring_pop(&F.rep, &len, &kind)); i++)
+		if (i > 200000)
+			usleep(10); /* spin first: the round trip is measured below */
+	assert_non_null(p);
+	assert_int_equal(kind, WF_MSG_REP);
+	assert_int_equal(wf_msg_rep_decode(p, len, &rh, &resp), 0);
+	assert_true(rh->req_id == h.req_id);
+	assert_true(rh->resp_len < sizeof(F.reply));
+	memcpy(F.reply, resp, rh->resp_len);
+	F.reply[rh->resp_len] = '\0';
+	F.reply_len = rh->resp_len;
+	wf_ring_cons_release(&F.rep);
+}
+
+#define CALL(cmd, ...)                                                          \
+	do {                                                                    \
+		const char *const a_[] = { __VA_ARGS__ };                        \
+		call(cmd, a_, (uint32_t)(sizeof(a_) / sizeof(a_[0])));           \
+	} while (0)
+
+/* A RESP reply flattened: bulk strings and integers as text, arrays as
+ * "*n" followed by their elements. Returns the token count. */
+struct toks {
+	char t[4096][160];
+	int n;
+};
+
+static const char *flatten_one(const char *p, struct toks *t)
+{
+	const char *e = strstr(p, "\r\n");
+	long n;
+
+	assert_non_null(e);
+	assert_true(t->n < 4096);
+	switch (*p) {
+	case '*':
+		n = strtol(p + 1, NULL, 10);
+		snprintf(t->t[t->n++], 160, "*%ld", n);
+		p = e + 2;
+		for (long i = 0; i < n; i++)
+			p = flatten_one(p, t);
+		return p;
+	case '$':
+		n = strtol(p + 1, NULL, 10);
+		assert_true(n >= 0 && n < 160);
+		memcpy(t->t[t->n], e + 2, (size_t)n);
+		t->t[t->n++][n] = '\0';
+		return e + 2 + n + 2;
+	default: /* + - : */
+		snprintf(t->t[t->n++], 160, "%.*s", (int)(e - p), p);
+		return e + 2;
+	}
+}
+
+static struct toks *flatten(void)
+{
+	static struct toks t;
+
+	t.n = 0;
+	flatten_one(F.reply, &t);
+	return &t;
+}
+
+/* Items of a flat (non-EXPLAIN) array reply. */
+static int items_of(char out[][16], int max)
+{
+	struct toks *t = flatten();
+	int n = 0;
+
+	assert_true(t->t[0][0] == '*');
+	for (int i = 1; i < t->n && n < max; i++)
+		snprintf(out[n++], 16, "%s", t->t[i]);
+	return n;
+}
+
+static int has(char items[][16], int n, const char *id)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(items[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+static void test_ranker_started_and_loaded_generation(void **state)
+{
+	assert_int_equal(atomic_load(&sc()->ranker_pid), (uint32_t)F.pid);
+	assert_int_equal(atomic_load(&sc()->ranker_starts), 1);
+	assert_int_equal(atomic_load(&sc()->loaded_gen), 1);
+	assert_int_equal(atomic_load(&sc()->stats.snapshot_users),
+			 (wf_shard_of("bob", 3, 4) == F.shard) + 1); /* alice, and bob if he is ours */
+}
+
+static void test_ranker_recs_is_batch_list_then_cart_changes_it(void **state)
+{
+	char it[64][16];
+	int n;
+
+	CALL(WF_CMD_RECS, "s1", "alice", "5");
+	assert_string_equal(F.reply, "*5\r\n$3\r\ni00\r\n$3\r\ni01\r\n$3\r\ni02\r\n$3\r\ni03\r\n$3\r\ni04\r\n");
+	CALL(WF_CMD_EVENT, "s1", "alice", "cart_add", "i00");
+	assert_string_equal(F.reply, ":1\r\n");
+	CALL(WF_CMD_RECS, "s1", "alice", "10");
+	n = items_of(it, 64);
+	assert_int_equal(n, 10);
+	assert_false(has(it, n, "i00"));
+	assert_true(has(it, n, "i30"));
+	/* The same user seen anonymously in this session keeps the context. */
+	CALL(WF_CMD_RECS, "s1", "-", "10");
+	n = items_of(it, 64);
+	assert_false(has(it, n, "i00"));
+	assert_true(has(it, n, "i30"));
+}
+
+static void test_ranker_stock_filters_items_and_sizes(void **state)
+{
+	char it[64][16];
+	int n;
+
+	assert_int_equal(wf_stock_set(F.shm->stock, "i01", 3, NULL, 0, 0), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i02", 3, "M", 1, 0), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i02", 3, "L", 1, 4), 0);
+	CALL(WF_CMD_RECS, "st", "alice", "40");
+	n = items_of(it, 64);
+	assert_true(n > 10);
+	assert_false(has(it, n, "i01"));
+	assert_true(has(it, n, "i02"));
+	CALL(WF_CMD_RECS, "st", "alice", "40", "SIZE", "M");
+	n = items_of(it, 64);
+	assert_false(has(it, n, "i01"));
+	assert_false(has(it, n, "i02"));
+	assert_true(has(it, n, "i03")); /* size-less, never stocked live: any size */
+	CALL(WF_CMD_RECS, "st", "alice", "40", "SIZE", "L");
+	n = items_of(it, 64);
+	assert_true(has(it, n, "i02"));
+	CALL(WF_CMD_RERANK, "st", "alice", "i05", "i01", "nosuch", "i02");
+	assert_string_equal(F.reply, "*3\r\n$3\r\ni02\r\n$3\r\ni05\r\n$6\r\nnosuch\r\n");
+	assert_int_equal(wf_stock_set(F.shm->stock, "i01", 3, NULL, 0, 2), 0);
+}
+
+/* "0.123456" / "-0.000012" -> micro-units */
+static int64_t micro(const char *s)
+{
+	int neg = *s == '-';
+	char *dot;
+	int64_t whole = strtoll(s + neg, &dot, 10), frac;
+
+	assert_true(*dot == '.' && strlen(dot + 1) == 6);
+	frac = strtoll(dot + 1, NULL, 10);
+	return (neg ? -1 : 1) * (whole * 1000000 + frac);
+}
+
+static void test_ranker_explain_parts_add_up(void **state)
+{
+	struct toks *t;
+	int items = 0;
+
+	CALL(WF_CMD_EVENT, "ex", "alice", "pdp", "i22");
+	CALL(WF_CMD_EVENT, "ex", "alice", "cart_add", "i00");
+	CALL(WF_CMD_RECS, "ex", "alice", "10", "EXPLAIN", "PAGE", "pdp", "ANCHOR", "i11");
+	t = flatten();
+	assert_string_equal(t->t[0], "*10");
+	for (int i = 1; i < t->n; i += 15, items++) {
+		int64_t sum = 0;
+		assert_string_equal(t->t[i], "*14");
+		assert_true(strcmp(t->t[i + 1], "i00") != 0 && strcmp(t->t[i + 1], "i11") != 0);
+		for (int j = 0; j < 6; j++)
+			sum += micro(t->t[i + 4 + 2 * j]);
+		assert_string_equal(t->t[i + 3], "batch");
+		assert_string_equal(t->t[i + 13], "penalty");
+		assert_true(sum == micro(t->t[i + 2]));
+	}
+	assert_int_equal(items, 10);
+}
+
+static void test_ranker_history_and_segments(void **state)
+{
+	struct toks *t;
+
+	CALL(WF_CMD_EVENT, "h1", "-", "pdp", "i20");
+	CALL(WF_CMD_EVENT, "h1", "-", "dwell", "i21", "ms", "4000");
+	CALL(WF_CMD_SEGMENTS, "h1", "-");
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_EVENT, "h1", "bob", "pdp", "i21");
+	CALL(WF_CMD_EVENT, "h1", "bob", "pdp", "i23");
+	CALL(WF_CMD_HISTORY, "h1");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4");
+	assert_string_equal(t->t[1], "*3");
+	assert_string_equal(t->t[3], "pdp");
+	assert_string_equal(t->t[4], "i20");
+	assert_string_equal(t->t[5], "*5");
+	assert_string_equal(t->t[7], "dwell");
+	assert_string_equal(t->t[9], "ms");
+	assert_string_equal(t->t[10], "4000");
+	assert_string_equal(t->t[11], "*5");
+	assert_string_equal(t->t[15], "user");
+	assert_string_equal(t->t[16], "bob");
+	/* bob: at_risk in the snapshot and back now; three bag pdps. */
+	CALL(WF_CMD_SEGMENTS, "h1", "bob");
+	assert_string_equal(F.reply,
+			    "*3\r\n$7\r\nat_risk\r\n$8\r\nwin_back\r\n$11\r\nhigh_intent\r\n");
+	CALL(WF_CMD_SEGMENTS, "nobody", "alice");
+	assert_string_equal(F.reply, "*1\r\n$5\r\nloyal\r\n");
+	CALL(WF_CMD_HISTORY, "nobody");
+	assert_string_equal(F.reply, "*0\r\n");
+}
+
+static void test_ranker_bad_requests_get_err(void **state)
+{
+	CALL(WF_CMD_RECS, "s", "-", "zero");
+	assert_true(F.reply[0] == '-');
+	CALL(WF_CMD_RECS, "s", "-", "5", "PAGE", "moon");
+	assert_true(F.reply[0] == '-');
+	CALL(WF_CMD_EVENT, "s", "-", "teleport", "i01");
+	assert_true(F.reply[0] == '-');
+	CALL(WF_CMD_EVENT, "s", "-", "view");
+	assert_true(F.reply[0] == '-');
+	CALL(WF_CMD_HISTORY, "a", "b");
+	assert_true(F.reply[0] == '-');
+	CALL(77, "x");
+	assert_true(F.reply[0] == '-');
+	CALL(WF_CMD_RECS, "s", "-", "3");
+	assert_true(F.reply[0] == '*');
+}
+
+static int gen2_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 2;
+}
+
+static int gen3_failed(void)
+{
+	return atomic_load_explicit(&sc()->failed_gen, memory_order_acquire) == 3;
+}
+
+static void test_ranker_swap_keeps_sessions_and_refuses_bad_file(void **state)
+{
+	char it[64][16];
+	int n;
+	FILE *f;
+
+	CALL(WF_CMD_EVENT, "sw", "alice", "cart_add", "i00");
+	publish(2, F.snap2);
+	assert_true(wait_for(gen2_loaded));
+	CALL(WF_CMD_RECS, "sw", "alice", "10");
+	n = items_of(it, 64);
+	assert_int_equal(n, 10);
+	assert_false(has(it, n, "i00")); /* the cart survived the swap */
+	assert_true(has(it, n, "i30"));
+	f = fopen(F.bad, "w");
+	assert_non_null(f);
+	fputs("not a snapshot", f);
+	fclose(f);
+	publish(3, F.bad);
+	assert_true(wait_for(gen3_failed));
+	assert_int_equal(atomic_load(&sc()->loaded_gen), 2);
+	CALL(WF_CMD_RECS, "sw2", "alice", "3");
+	assert_string_equal(F.reply, "*3\r\n$3\r\ni00\r\n$3\r\ni01\r\n$3\r\ni02\r\n");
+	publish(2, F.snap2);
+}
+
+static int many_sessions_counted(void)
+{
+	return atomic_load_explicit(&sc()->stats.sessions_live, memory_order_relaxed) >= 1000;
+}
+
+static void test_ranker_measure_session_bytes_and_round_trip(void **state)
+{
+	char sid[32];
+	uint64_t t0, t1, live, bytes;
+
+	t0 = wf_now_ns();
+	for (int i = 0; i < 1000; i++) {
+		snprintf(sid, sizeof(sid), "m%d", i);
+		CALL(WF_CMD_EVENT, sid, "-", "view", "i05");
+		CALL(WF_CMD_EVENT, sid, "-", "pdp", "i06");
+		CALL(WF_CMD_EVENT, sid, "-", "click", "i07");
+	}
+	t1 = wf_now_ns();
+	for (int i = 0; i < 1000; i++)
+		CALL(WF_CMD_RECS, "m1", "alice", "20");
+	print_message("ranker: EVENT round trip (one at a time, through the rings): %.1f us\n",
+		      (double)(t1 - t0) / 3000 / 1000);
+	print_message("ranker: RECS k=20 round trip: %.1f us\n", (double)(wf_now_ns() - t1) / 1000 / 1000);
+	assert_true(wait_for(many_sessions_counted));
+	live = atomic_load(&sc()->stats.sessions_live);
+	bytes = atomic_load(&sc()->stats.session_bytes);
+	print_message("ranker: %llu sessions, %llu bytes in the session arena: %.0f bytes/session "
+		      "(3 events each)\n",
+		      (unsigned long long)live, (unsigned long long)bytes, (double)bytes / (double)live);
+}
+
+static void test_ranker_exits_on_shutdown(void **state)
+{
+	int st = -1;
+
+	atomic_store_explicit(&F.shm->ctl->shutdown, 1, memory_order_release);
+	wf_wake_futex(&sc()->ranker_wait);
+	for (int i = 0; i < 1000; i++) {
+		pid_t r = waitpid(F.pid, &st, WNOHANG);
+		if (r == F.pid)
+			break;
+		usleep(20000);
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(atomic_load(&sc()->ready), 0);
+	F.pid = 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ranker_started_and_loaded_generation),
+		cmocka_unit_test(test_ranker_recs_is_batch_list_then_cart_changes_it),
+		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
+		cmocka_unit_test(test_ranker_explain_parts_add_up),
+		cmocka_unit_test(test_ranker_history_and_segments),
+		cmocka_unit_test(test_ranker_bad_requests_get_err),
+		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
+		cmocka_unit_test(test_ranker_measure_session_bytes_and_round_trip),
+		cmocka_unit_test(test_ranker_exits_on_shutdown),
+	};
+	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);
+}
