@@ -73,6 +73,8 @@ static void usage(FILE *f)
 	      "                    (the test days are never looked at while tuning); 0 = defaults\n"
 	      "  --live DIR        also replay through the appliance running at DIR (weft.sock,\n"
 	      "                    admin.sock) and compare with the in-process numbers\n"
+	      "  --tune-model      with --valid-days: also tune the session model's main constants\n"
+	      "                    (the appliance serves the defaults: use this to choose new defaults)\n"
 	      "  --plot FILE.png   draw HR@k for k = 1..50 per variant (gnuplot)\n"
 	      "  --json            one JSON object on stdout\n",
 	      f);
@@ -260,6 +262,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { "live", required_argument, NULL, 'l' },
 		{ "plot", required_argument, NULL, 'p' }, { "valid-days", required_argument, NULL, 'v' },
 		{ "threads", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
+		{ "tune-model", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct eval_opts o = { .k = 20, .threads = 2 };
@@ -283,6 +286,7 @@ int main(int argc, char **argv)
 		case 'v': o.valid_days = atof(optarg); break;
 		case 't': o.threads = atoi(optarg); break;
 		case 'q': o.quiet = 1; break;
+		case 'M': o.tune_model = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

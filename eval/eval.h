@@ -13,7 +13,7 @@
 struct eval_opts {
 	const char *events, *catalog, *live, *plot;
 	uint32_t k;
-	int threads, quiet;
+	int threads, quiet, tune_model;
 	double valid_days;
 	struct wf_rank_params params;
 	float w[2][2]; /* [returning|new][batch|session], page home */

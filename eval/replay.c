@@ -247,12 +247,48 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 	free(jobs);
 }
 
+/* Batch share per visitor type for the current model parameters. */
+static void tune_weights(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
+			 int64_t to, double best[2]);
+
 void eval_tune(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from, int64_t to)
+{
+	double best[2];
+
+	if (o->tune_model) {
+		/* The session model's main constants, by the hybrid's MRR on the
+		 * validation days (each with its best batch share). */
+		static const float wr[] = { 1.0f, 2.0f, 4.0f }, wn[] = { 0.3f, 0.6f, 1.2f },
+				   ce[] = { 1.5f, 2.0f, 3.0f };
+		struct eval_opts t = *o, keep = *o;
+		double top = -1;
+		for (size_t a = 0; a < WF_ARRAY_SIZE(wr); a++)
+			for (size_t b = 0; b < WF_ARRAY_SIZE(wn); b++)
+				for (size_t c = 0; c < WF_ARRAY_SIZE(ce); c++) {
+					t.params.w_recent_item = wr[a];
+					t.params.w_neigh = wn[b];
+					t.params.confidence_events = ce[c];
+					tune_weights(&t, log, snap, from, to, best);
+					if (best[0] + best[1] > top) {
+						top = best[0] + best[1];
+						keep = t;
+					}
+				}
+		o->params = keep.params;
+		memcpy(o->w, keep.w, sizeof(o->w));
+		fprintf(stderr, "weft-eval: tuned model: w_recent_item %.2f w_neigh %.2f confidence_events %.1f\n",
+			o->params.w_recent_item, o->params.w_neigh, o->params.confidence_events);
+	}
+	tune_weights(o, log, snap, from, to, best);
+}
+
+static void tune_weights(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
+			 int64_t to, double best[2])
 {
 	static struct eval_result r;
 	struct eval_opts t = *o;
-	double best[2] = { -1, -1 };
 
+	best[0] = best[1] = -1;
 	t.quiet = 1;
 	/* Returning and new visitors are separate slices of the same replay,
 	 * so one grid over the batch share tunes both. */
@@ -271,10 +307,10 @@ void eval_tune(struct eval_opts *o, const struct eval_log *log, const struct wf_
 				o->w[v][1] = 1.0f - wb;
 			}
 		}
-		if (!o->quiet)
+		if (!o->quiet && !o->tune_model)
 			fprintf(stderr, "\rweft-eval: tuning on the validation days: batch share %.1f", wb);
 	}
-	if (!o->quiet)
+	if (!o->quiet && !o->tune_model)
 		fprintf(stderr, "\nweft-eval: tuned weights: returning %.1f/%.1f, new %.1f/%.1f (MRR@%u %.4f / %.4f)\n",
 			o->w[0][0], o->w[0][1], o->w[1][0], o->w[1][1], o->k, best[0], best[1]);
 }

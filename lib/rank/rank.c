@@ -28,8 +28,9 @@ void wf_rank_params_default(struct wf_rank_params *p)
 	p->w_cat = 0.45f;
 	p->w_brand = 0.2f;
 	p->w_band = 0.1f;
-	p->w_neigh = 0.6f;
-	p->w_recent_item = 0.3f;
+	p->w_neigh = 1.2f;
+	p->w_recent_item = 4.0f; /* w_recent_item, w_neigh, confidence_events: tuned on validation days (EVAL.md) */
+	p->confidence_events = 1.5f;
 	p->w_trend = 0.02f;
 	p->w_pop = 0.05f;
 	p->w_compl = 0.4f;
@@ -329,13 +330,18 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 			w->batch[k] = maxb > 0 ? WF_MAX(q->cands[i].score, 0.0f) / maxb : 0.0f;
 	}
 	if (s) {
-		/* Neighbours of the newest recent items, each weighted by its
-		 * evidence and by its age in the ring. */
+		/* Neighbours of the newest recent items, weighted by how strongly
+		 * (saturating) and how lately each was looked at. The items seen
+		 * earlier in the session join too: shoppers go back to them (the
+		 * one just looked at is not re-recommended: it is on screen). How
+		 * much all this may move the list is the session's confidence,
+		 * applied in score_one() (anti-jitter). */
 		uint32_t n = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
 		for (uint32_t r = 0; r < n; r++) {
 			uint32_t j = recent_slot(s, r);
 			int32_t src = s->recent[j].item;
-			float rw = wf_rank_evidence(p, s->recent[j].strength, s->recent[j].reps) / (float)(1 + r);
+			float rec = 1.0f / (float)(1 + r);
+			float rw = (1.0f - expf(-s->recent[j].strength / p->tau)) * rec;
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
@@ -345,9 +351,14 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 				if (k != UINT32_MAX)
 					w->neigh[k] += rw * c->score;
 			}
+		}
+		for (uint32_t r = 1; r < s->recent_count; r++) {
+			int32_t src = s->recent[recent_slot(s, r)].item;
+			if (src < 0 || (uint32_t)src >= snap->nitems)
+				continue;
 			uint32_t k = pool_add(w, (uint32_t)src);
 			if (k != UINT32_MAX)
-				w->seen[k] += rw;
+				w->seen[k] = WF_MAX(w->seen[k], 1.0f / (float)r);
 		}
 		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
 			int32_t src = s->cart[c];
@@ -385,6 +396,18 @@ static int excluded(const struct wf_rank_query *q, uint32_t item)
 	return 0;
 }
 
+/* How far this session may move the list: grows with repeated item
+ * events (one click: little; several: a lot). The same factor for every
+ * item, so it never reorders the session's own candidates among
+ * themselves, only against the batch list (anti-jitter). */
+static float session_confidence(const struct wf_rank_session *s, const struct wf_rank_params *p)
+{
+	float n3 = (float)s->nitem_events * (float)s->nitem_events * (float)s->nitem_events;
+	float c3 = p->confidence_events * p->confidence_events * p->confidence_events;
+
+	return n3 / (n3 + c3);
+}
+
 /* The score of pool entry k and its parts; the score is their sum, in the
  * order rank.h documents. */
 static float score_one(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
@@ -417,8 +440,11 @@ static float score_one(const struct wf_snap *snap, const struct wf_rank_params *
 			e.penalty = -p->penalty_seen * (float)seen;
 		}
 	}
-	e.neighbours = q->w_session *
-		       (p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f));
+	if (s)
+		e.neighbours = q->w_session * session_confidence(s, p) *
+			       (p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f));
+	else if (q->anchor >= 0)
+		e.neighbours = q->w_session * p->w_neigh * WF_MIN(w->neigh[k], 1.0f);
 	e.complement = p->w_compl * w->compl[k];
 	if (ex)
 		*ex = e;

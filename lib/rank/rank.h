@@ -50,7 +50,8 @@ struct wf_rank_params {
 	float tau, rho, rep_unit;
 	float w_cat, w_brand, w_band;/* affinity mix inside the session score */
 	float w_neigh;               /* neighbours of recent items inside the session score */
-	float w_recent_item;         /* the items just looked at, inside the session score */
+	float w_recent_item;         /* items seen earlier in the session (re-visits) */
+	float confidence_events;     /* session confidence n^3 / (n^3 + this^3), n item events */
 	float w_trend, w_pop;        /* catalog prior, for items outside the user's batch list */
 	float w_compl;               /* complements of the cart */
 	float penalty_seen;          /* per repeat look at an item already in the recent ring */
