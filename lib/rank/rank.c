@@ -476,16 +476,78 @@ static void sort_pool(struct wf_rank_scratch *w, uint32_t n)
 	}
 }
 
+/* a ranks before b: higher score, then lower item index (a total order). */
+static int before(const struct wf_rank_scratch *w, uint32_t a, uint32_t b)
+{
+	return w->score[a] > w->score[b] || (w->score[a] == w->score[b] && w->item[a] < w->item[b]);
+}
+
+/* Put the m best pool entries, in no particular order, in order[0..m)
+ * (quickselect on order[0..n), expected O(n)). */
+static void select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m)
+{
+	uint32_t lo = 0, hi = n;
+
+	for (uint32_t i = 0; i < n; i++)
+		w->order[i] = i;
+	while (hi - lo > 1 && m > lo && m < hi) {
+		uint32_t piv = w->order[lo + (hi - lo) / 2], i = lo, j = hi - 1;
+		while (i <= j) {
+			while (before(w, w->order[i], piv))
+				i++;
+			while (before(w, piv, w->order[j]))
+				j--;
+			if (i <= j) {
+				uint32_t t = w->order[i];
+				w->order[i++] = w->order[j];
+				w->order[j] = t;
+				if (j == 0)
+					break;
+				j--;
+			}
+		}
+		if (m <= j + 1)
+			hi = j + 1;
+		else if (m >= i)
+			lo = i;
+		else
+			break;
+	}
+}
+
+/* Sort order[0..m) best first (insertion sort: m is small). */
+static void sort_top(struct wf_rank_scratch *w, uint32_t m)
+{
+	for (uint32_t i = 1; i < m; i++) {
+		uint32_t t = w->order[i], j = i;
+		while (j > 0 && before(w, t, w->order[j - 1])) {
+			w->order[j] = w->order[j - 1];
+			j--;
+		}
+		w->order[j] = t;
+	}
+}
+
 int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
-	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0;
+	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
 
 	build_pool(snap, p, q, w, WF_RANK_POOL);
-	for (uint32_t i = 0; i < w->n; i++)
+	for (i = 0; i < w->n; i++)
 		w->score[i] = excluded(q, w->item[i]) ? -INFINITY : score_one(snap, p, q, w, i, NULL);
-	sort_pool(w, w->n);
-	for (uint32_t i = 0; i < w->n && n < k; i++) {
+	/* Only the best few need ordering: select them, sort those; if the
+	 * filter refuses too many, order the whole pool after all. */
+	m = WF_MIN(w->n, 2 * k + 16);
+	select_top(w, w->n, m);
+	sort_top(w, m);
+	for (i = 0; i < w->n && n < k; i++) {
+		if (i == m && m < w->n) {
+			sort_pool(w, w->n);
+			i = 0;
+			n = 0;
+			m = w->n;
+		}
 		uint32_t x = w->order[i];
 		if (w->score[x] == -INFINITY)
 			break;
