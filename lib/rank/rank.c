@@ -538,7 +538,7 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 		w->score[i] = excluded(q, w->item[i]) ? -INFINITY : score_one(snap, p, q, w, i, NULL);
 	/* Only the best few need ordering: select them, sort those; if the
 	 * filter refuses too many, order the whole pool after all. */
-	m = WF_MIN(w->n, 2 * k + 16);
+	m = WF_MIN(w->n, q->filter ? 2 * k + 16 : k);
 	select_top(w, w->n, m);
 	sort_top(w, m);
 	for (i = 0; i < w->n && n < k; i++) {
