@@ -34,7 +34,10 @@ static void walk_list(const struct wf_snap *s, const struct wf_snap_cand *c, uin
 		sink += len ? (uint64_t)p[len - 1] : 0;
 		p = wf_snap_brand_name(s, it->brand, &len);
 		sink += len ? (uint64_t)p[len - 1] : 0;
-		sink += (uint64_t)c[i].score;
+		uint32_t bits;
+
+		memcpy(&bits, &c[i].score, sizeof(bits)); /* any finite float: no conversion UB */
+		sink += bits;
 	}
 }
 
