@@ -240,7 +240,7 @@ static int plot(const char *png, const struct eval_result *res)
 	g = popen(cmd, "w");
 	if (!g)
 		return -errno;
-	fprintf(g, "set terminal pngcairo size 900,560\nset output '%s'\n", png);
+	fprintf(g, "set terminal pngcairo size 900,560 noenhanced\nset output '%s'\n", png);
 	fprintf(g, "set title 'weft-eval: HR@k per variant'\nset xlabel 'k'\nset ylabel 'HR@k'\n"
 		   "set key left top\nset grid\nset yrange [0:*]\n");
 	fprintf(g, "plot '-' using 1:2 with lines lw 2 title 'popularity', '-' using 1:2 with lines lw 2 title "
