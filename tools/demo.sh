@@ -77,7 +77,8 @@ bold "6. Recommendations now (carted item gone, the new intent and its complemen
 
 TOP=$(head -1 "$WORK/after.txt")
 bold "7. Why is $TOP first?  RECS ... EXPLAIN (score and its parts)"
-"${CLI[@]}" RECS "$SESSION" "$USER" 3 PAGE home EXPLAIN | sed 's/^/   /'
+"${CLI[@]}" RECS "$SESSION" "$USER" 3 PAGE home EXPLAIN | paste - - - - - - - - - - - - - - |
+	awk -F'\t' '{ printf "   %-8s score %s =", $1, $2; for (i = 3; i < NF; i += 2) printf " %s %s", $i, $(i + 1); print "" }'
 
 bold "8. $TOP sells out in every size (STOCK), and disappears at once:"
 sizes=$(awk -F, -v i="$TOP" '$1 == i { print $2 }' "$STORE/inventory.csv")
@@ -88,7 +89,7 @@ done
 "${CLI[@]}" RECS "$SESSION" "$USER" 10 PAGE home | show
 
 bold "9. The session as recorded (HISTORY), and the appliance's state (weftctl status)"
-"${CLI[@]}" HISTORY "$SESSION" | paste - - - - | head -12 | sed 's/^/   /'
+"${CLI[@]}" --no-raw HISTORY "$SESSION" | head -24 | sed 's/^/   /'
 "$BUILD/admin/weftctl" --dir "$RUN" status | sed 's/^/   /'
 
 bold "10. Stop (weftctl shutdown)"
