@@ -310,6 +310,47 @@ static float cat_affinity(const struct wf_rank_session *s, const struct wf_rank_
 	return a ? wf_rank_evidence(p, a->w, a->n) : 0.0f;
 }
 
+/* Evidence of every category, brand and band the session touched, once per
+ * query: score_one() then only looks values up. */
+static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_session *s, const struct wf_rank_params *p)
+{
+	w->ncat = 0;
+	if (s->pivot) {
+		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count);
+		for (uint32_t i = 0; i < win; i++) {
+			uint32_t c = s->recent_cats[recent_slot(s, i)], k;
+			if (c == UINT32_MAX)
+				continue;
+			for (k = 0; k < w->ncat && w->cat_key[k] != c; k++)
+				;
+			if (k == w->ncat) {
+				w->cat_key[w->ncat] = c;
+				w->cat_ev[w->ncat++] = cat_affinity(s, p, c);
+			}
+		}
+	} else {
+		for (uint32_t i = 0; i < WF_RANK_AFF; i++)
+			if (s->cat[i].key != UINT32_MAX) {
+				w->cat_key[w->ncat] = s->cat[i].key;
+				w->cat_ev[w->ncat++] = wf_rank_evidence(p, s->cat[i].w, s->cat[i].n);
+			}
+	}
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
+		w->brand_key[i] = s->brand[i].key;
+		w->brand_ev[i] = s->brand[i].key == UINT32_MAX ? 0.0f : wf_rank_evidence(p, s->brand[i].w, s->brand[i].n);
+	}
+	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
+		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
+}
+
+static float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32_t key)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (keys[i] == key)
+			return ev[i];
+	return 0.0f;
+}
+
 /* The pool: batch list, neighbours of recent items and the anchor, the
  * recent items, cart complements, popular and trending items. */
 static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
@@ -319,6 +360,8 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	float maxb = 0;
 
 	pool_reset(w, cap);
+	if (s)
+		session_evidence(w, s, p);
 	/* Normalise per list, so w_batch means the same for every user. */
 	for (uint32_t i = 0; i < q->ncands; i++)
 		maxb = WF_MAX(maxb, q->cands[i].score);
@@ -424,14 +467,11 @@ static float score_one(const struct wf_snap *snap, const struct wf_rank_params *
 	if (s && s->total > 0) {
 		float aff = 0;
 		if (it->category != WF_SNAP_NO_CAT)
-			aff += p->w_cat * cat_affinity(s, p, it->category);
-		if (it->brand != WF_SNAP_NO_CAT) {
-			const struct wf_rank_aff *b = aff_get(s->brand, it->brand);
-			if (b)
-				aff += p->w_brand * wf_rank_evidence(p, b->w, b->n);
-		}
+			aff += p->w_cat * lookup_ev(w->cat_key, w->cat_ev, w->ncat, it->category);
+		if (it->brand != WF_SNAP_NO_CAT)
+			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, WF_RANK_AFF, it->brand);
 		if (it->price_band < WF_RANK_BANDS)
-			aff += p->w_band * wf_rank_evidence(p, s->band_w[it->price_band], s->band_n[it->price_band]);
+			aff += p->w_band * w->band_ev[it->price_band];
 		e.session = q->w_session * aff;
 		if (p->penalty_seen > 0) {
 			uint32_t seen = 0;

@@ -152,6 +152,14 @@ struct wf_rank_scratch {
 	float score[WF_RANK_POOL];
 	uint32_t order[WF_RANK_POOL];
 	uint32_t n, cap;
+	/* The session's evidence per category, brand and price band, computed
+	 * once per query (not once per scored item). */
+	uint32_t cat_key[WF_RANK_AFF + WF_RANK_RECENT];
+	float cat_ev[WF_RANK_AFF + WF_RANK_RECENT];
+	uint32_t ncat;
+	uint32_t brand_key[WF_RANK_AFF];
+	float brand_ev[WF_RANK_AFF];
+	float band_ev[WF_RANK_BANDS];
 };
 
 /*
