@@ -29,7 +29,7 @@ static void usage(FILE *f)
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
 		"  shutdown                            stop every weft process\n"
 		"\n"
-		"  up [--shards N] [--snapshot FILE] [--foreground-log]\n"
+		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -38,6 +38,7 @@ static void usage(FILE *f)
 		"  --json            one JSON object on stdout, for scripts\n"
 		"  --shards N        (up) number of rankers (default: online CPUs)\n"
 		"  --snapshot FILE   (up) snapshot to serve\n"
+		"  --durability M    (up) fsync: EVENT acknowledged after fdatasync (default); os: after write()\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -247,7 +248,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			}
 			continue;
 		}
-		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot"))
+		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -259,6 +260,10 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->dir = val;
 		} else if (OPT("--snapshot")) {
 			o->snapshot = val;
+		} else if (OPT("--durability")) {
+			if (strcmp(val, "fsync") != 0 && strcmp(val, "os") != 0)
+				return bad_usage("--durability is fsync or os, not '%s'", val);
+			o->durability = val;
 		} else {
 			char *end;
 

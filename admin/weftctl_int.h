@@ -19,6 +19,7 @@ struct wf_cli_opts {
 	/* up only */
 	long shards;           /* 0 = online cpus */
 	const char *snapshot;
+	const char *durability; /* NULL = weft-ingest's default (fsync) */
 	int foreground_log;
 };
 

@@ -139,6 +139,10 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	argv[n++] = u->dir;
 	argv[n++] = "--shm";
 	argv[n++] = u->shm_name;
+	if (ch->kind == KIND_INGEST && u->o->durability) {
+		argv[n++] = "--durability";
+		argv[n++] = u->o->durability;
+	}
 	if (ch->kind == KIND_ADMIN) {
 		argv[n++] = "--shards";
 		argv[n++] = u->shards_arg;
