@@ -59,6 +59,11 @@ static struct wf_route_entry *probe(struct wf_route_entry *t, uint32_t mask, uin
 	return &t[i];
 }
 
+static int fresh(const struct wf_route *r, const struct wf_route_entry *e, uint64_t now_ms)
+{
+	return e->key && (uint64_t)(now_ms / 1000) - e->last_s <= r->ttl_ms / 1000;
+}
+
 static uint32_t put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t now_ms)
 {
 	struct wf_route_entry *e;
@@ -71,6 +76,7 @@ static uint32_t put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t n
 		r->ncur++;
 	}
 	e->shard = shard;
+	e->last_s = (uint32_t)(now_ms / 1000);
 	return shard;
 }
 
@@ -83,11 +89,16 @@ uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, co
 	if (now_ms - r->rotated_ms >= r->ttl_ms / 2)
 		rotate(r, now_ms);
 	e = probe(r->cur, r->mask, key);
-	if (e->key)
+	if (fresh(r, e, now_ms)) {
+		e->last_s = (uint32_t)(now_ms / 1000);
 		return e->shard;
-	e = probe(r->prev, r->mask, key);
-	if (e->key)
-		return put(r, key, e->shard, now_ms); /* used again: keep it */
+	}
+	if (!e->key) {
+		e = probe(r->prev, r->mask, key);
+		if (fresh(r, e, now_ms))
+			return put(r, key, e->shard, now_ms); /* used again: keep it */
+	}
+	/* New, or idle past the TTL: a new visit, pinned afresh. */
 	if (user && ulen && !(ulen == 1 && user[0] == '-'))
 		return put(r, key, wf_shard_of(user, ulen, r->nshards), now_ms);
 	return put(r, key, wf_shard_of(session, slen, r->nshards), now_ms);

@@ -10,7 +10,8 @@
  * and then the previous one (moving a hit forward); every TTL/2 (or when
  * the current one fills) the previous generation is dropped whole. So there
  * is no per-entry deletion, memory is bounded by 2 x max_entries, and an
- * entry lives between TTL/2 and TTL after its last use. Sessions are keyed
+ * entry is kept between TTL/2 and TTL after its last use, and an entry found
+ * idle for more than the TTL counts as absent. Sessions are keyed
  * by a 64-bit hash of their id (a collision among millions of live
  * sessions has odds below one in a million; its effect would be one
  * session routed by the other's pin).
@@ -26,7 +27,7 @@
 struct wf_route_entry {
 	uint64_t key;   /* wf_hash64(session id) | 1; 0 = empty */
 	uint32_t shard;
-	uint32_t pad;
+	uint32_t last_s;  /* wall-clock seconds of the last use */
 };
 
 struct wf_route {

@@ -1,0 +1,141 @@
+/*
+ * test_routing.c - weft-ingest's session table (ingest/route.h): a session
+ * is pinned at its first request (user's shard if known, else the
+ * session's), keeps that shard when the shopper logs in halfway, is
+ * forgotten after the idle TTL, survives a restart through wf_route_pin,
+ * and the table stays within its bound under millions of sessions.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ingest/route.h"
+#include "lib/util.h"
+
+#define NSHARDS 8u
+#define TTL 60000u
+
+static uint32_t shard_of(const char *s)
+{
+	return wf_shard_of(s, strlen(s), NSHARDS);
+}
+
+/* A session id whose own shard differs from the user's. */
+static void split_ids(char *sess, size_t n, const char *user)
+{
+	for (int i = 0;; i++) {
+		snprintf(sess, n, "sess-%d", i);
+		if (shard_of(sess) != shard_of(user))
+			return;
+	}
+}
+
+static void test_route_anonymous_pins_by_session(void **state)
+{
+	struct wf_route r;
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	for (int i = 0; i < 200; i++) {
+		char s[32];
+		snprintf(s, sizeof(s), "anon-%d", i);
+		assert_int_equal(wf_route_shard(&r, s, strlen(s), "-", 1, 10), shard_of(s));
+		assert_int_equal(wf_route_shard(&r, s, strlen(s), NULL, 0, 11), shard_of(s));
+	}
+	wf_route_fini(&r);
+}
+
+static void test_route_known_user_pins_by_user(void **state)
+{
+	struct wf_route r;
+	char s[32];
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	split_ids(s, sizeof(s), "alice");
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "alice", 5, 1), shard_of("alice"));
+	/* Later requests of the session, anonymous or not, stay there. */
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "-", 1, 2), shard_of("alice"));
+	wf_route_fini(&r);
+}
+
+static void test_route_login_halfway_keeps_shard(void **state)
+{
+	struct wf_route r;
+	char s[32];
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	split_ids(s, sizeof(s), "bob");
+	uint32_t first = wf_route_shard(&r, s, strlen(s), "-", 1, 1);
+	assert_int_equal(first, shard_of(s));
+	/* The shopper logs in: same session, now with a user on another shard. */
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "bob", 3, 2), first);
+	assert_int_not_equal(first, shard_of("bob"));
+	wf_route_fini(&r);
+}
+
+static void test_route_idle_ttl_forgets(void **state)
+{
+	struct wf_route r;
+	char s[32];
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	split_ids(s, sizeof(s), "carol");
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "-", 1, 0), shard_of(s));
+	/* Used within TTL/2: kept (and refreshed). */
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "carol", 5, TTL / 2 + 1), shard_of(s));
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "carol", 5, TTL), shard_of(s));
+	/* Idle for more than the TTL: a new visit, pinned afresh by its user. */
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "carol", 5, 3 * TTL), shard_of("carol"));
+	wf_route_fini(&r);
+}
+
+static void test_route_pin_restores_after_restart(void **state)
+{
+	struct wf_route r;
+	char s[32];
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	split_ids(s, sizeof(s), "dave");
+	/* What the journal says: this session went to its own shard. */
+	wf_route_pin(&r, s, strlen(s), shard_of(s), 5);
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "dave", 4, 6), shard_of(s));
+	/* A shard number out of range is ignored, not trusted. */
+	wf_route_pin(&r, "x", 1, NSHARDS + 3, 7);
+	assert_int_equal(wf_route_shard(&r, "x", 1, NULL, 0, 8), shard_of("x"));
+	wf_route_fini(&r);
+}
+
+static void test_route_bounded_under_many_sessions(void **state)
+{
+	struct wf_route r;
+	char s[32];
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1000, TTL, 0), 0);
+	for (int i = 0; i < 200000; i++) {
+		snprintf(s, sizeof(s), "many-%d", i);
+		assert_true(wf_route_shard(&r, s, strlen(s), NULL, 0, 1) < NSHARDS);
+		/* Two generations of at most max_entries (rounded up) each. */
+		assert_true(wf_route_count(&r) <= 2 * 1024);
+	}
+	/* The newest sessions are still remembered with their pins. */
+	wf_route_pin(&r, "last", 4, 3, 2);
+	assert_int_equal(wf_route_shard(&r, "last", 4, "zed", 3, 3), 3);
+	wf_route_fini(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_route_anonymous_pins_by_session),
+		cmocka_unit_test(test_route_known_user_pins_by_user),
+		cmocka_unit_test(test_route_login_halfway_keeps_shard),
+		cmocka_unit_test(test_route_idle_ttl_forgets),
+		cmocka_unit_test(test_route_pin_restores_after_restart),
+		cmocka_unit_test(test_route_bounded_under_many_sessions),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
