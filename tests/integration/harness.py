@@ -169,3 +169,14 @@ def shard_of(key, nshards):
         _xxh.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     b = key.encode()
     return (_xxh.XXH3_64bits(b, len(b)) * nshards) >> 64
+
+
+def sessions_of(shard, n, nshards=2, prefix="anon"):
+    """n session ids that an anonymous first request pins to shard."""
+    out, i = [], 0
+    while len(out) < n:
+        s = f"{prefix}{i}"
+        if shard_of(s, nshards) == shard:
+            out.append(s)
+        i += 1
+    return out

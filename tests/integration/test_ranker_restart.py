@@ -14,22 +14,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from harness import Appliance, Store, TestDir, shard_of  # noqa: E402
+from harness import Appliance, Store, TestDir, sessions_of  # noqa: E402
 
 T = TestDir("restart")
 STORE = Store(T.path)
 APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
 USERS = STORE.users()
-
-
-def sessions_of(shard, n):
-    out, i = [], 0
-    while len(out) < n:
-        s = f"anon{i}"
-        if shard_of(s, 2) == shard:
-            out.append(s)
-        i += 1
-    return out
 
 
 def test_kill_ranker_other_shard_keeps_serving():

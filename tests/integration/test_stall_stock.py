@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from harness import Appliance, Store, TestDir, shard_of  # noqa: E402
+from harness import Appliance, Store, TestDir, sessions_of  # noqa: E402
 
 T = TestDir("stall")
 STORE = Store(T.path)
@@ -26,18 +26,8 @@ APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
 ITEMS = [r["item_id"] for r in STORE.items()]
 
 
-def sessions_of(shard, n, prefix):
-    out, i = [], 0
-    while len(out) < n:
-        s = f"{prefix}{i}"
-        if shard_of(s, 2) == shard:
-            out.append(s)
-        i += 1
-    return out
-
-
 def test_sigstop_ranker_loses_nothing_other_shard_serves():
-    s0, s1 = sessions_of(0, 4, "stall0-"), sessions_of(1, 4, "stall1-")
+    s0, s1 = sessions_of(0, 4, prefix="stall0-"), sessions_of(1, 4, prefix="stall1-")
     acked0 = {s: [] for s in s0}
     errors = []
 
