@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/proto.h"
 #include "lib/snapshot.h"
 #include "lib/util.h"
 
@@ -28,10 +29,7 @@
 #define WF_BATCH_BASKET_CAP 200u   /* distinct carted/bought items per user */
 #define WF_BATCH_NO_USER 0xffffffffu
 
-enum wf_batch_ev {
-	WF_EV_VIEW, WF_EV_CLICK, WF_EV_PDP, WF_EV_HOVER, WF_EV_DWELL, WF_EV_SCROLL,
-	WF_EV_SEARCH, WF_EV_CART_ADD, WF_EV_CART_REMOVE, WF_EV_PURCHASE, WF_EV_COUNT
-};
+/* Event types: enum wf_event_type of lib/proto.h (one vocabulary for all). */
 
 /* One event row. item is WF_BATCH_NO_USER-like 0xffffffff for a search
  * without an item. */
@@ -40,7 +38,7 @@ struct wf_batch_event {
 	uint32_t user;    /* index into users, or WF_BATCH_NO_USER (anonymous) */
 	uint32_t session; /* dense session number */
 	uint32_t item;    /* index into items, or 0xffffffff */
-	uint8_t type;     /* enum wf_batch_ev */
+	uint8_t type;     /* enum wf_event_type */
 	uint8_t pad[3];
 	float value;      /* quantity for purchases/cart adds (1 if absent) */
 	uint32_t pad2;

@@ -6,12 +6,21 @@
  *   weft-batch build --events FILE [--catalog FILE] [--inventory FILE] --out FILE
  *                    [--candidates N] [--generation G] [--threads T] [--quiet]
  *   weft-batch verify FILE [--json]
+ *   weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]
+ *                      [--inventory FILE] [--keep N] [--candidates N] [--quiet]
  *
  * Exit status: 0 success, 1 failure (the error is logged), 2 usage.
  */
+#include <dirent.h>
 #include <getopt.h>
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "lib/journal.h"
+#include "lib/proto.h"
 
 #include "batch/batch.h"
 
@@ -19,7 +28,9 @@ static void usage(FILE *f)
 {
 	fputs("usage: weft-batch build --events FILE [--catalog FILE] [--inventory FILE] --out FILE\n"
 	      "                        [--candidates N (200)] [--generation G] [--threads T] [--quiet]\n"
-	      "       weft-batch verify FILE [--json]\n",
+	      "       weft-batch verify FILE [--json]\n"
+	      "       weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]\n"
+	      "                          [--inventory FILE] [--keep N (7)] [--candidates N] [--quiet]\n",
 	      f);
 }
 
@@ -234,6 +245,282 @@ static int cmd_verify(int argc, char **argv)
 	return 0;
 }
 
+/* ---- nightly: the journal (and any history) into tonight's snapshot ---- */
+
+/* One CSV field, quoted when it needs to be. */
+static void csv_field(FILE *f, const char *p, size_t n)
+{
+	if (!memchr(p, ',', n) && !memchr(p, '"', n) && !memchr(p, '\n', n)) {
+		fwrite(p, 1, n, f);
+		return;
+	}
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"')
+			fputc('"', f);
+		fputc(p[i] == '\n' ? ' ' : p[i], f);
+	}
+	fputc('"', f);
+}
+
+/* Append every journal record as an events row; returns rows or -errno. */
+static int64_t journal_to_csv(const char *jdir, FILE *out)
+{
+	struct wf_journal_reader *r;
+	struct wf_journal_rec *rec = calloc(1, sizeof(*rec));
+	int64_t n = 0;
+	int e;
+
+	if (!rec)
+		return -ENOMEM;
+	e = wf_journal_reader_open(jdir, 0, &r);
+	if (e < 0) {
+		free(rec);
+		return e == -ENOENT ? 0 : e;
+	}
+	while ((e = wf_journal_reader_next(r, rec)) == 1) {
+		const char *val = "";
+		uint32_t vl = 0;
+
+		if (rec->argc < 4)
+			continue;
+		/* ts,user_id,session_id,event,item_id,value */
+		fprintf(out, "%" PRIu64 ",", rec->ts_ms);
+		if (!(rec->argl[1] == 1 && rec->argv[1][0] == '-'))
+			csv_field(out, rec->argv[1], rec->argl[1]);
+		fputc(',', out);
+		csv_field(out, rec->argv[0], rec->argl[0]);
+		fputc(',', out);
+		csv_field(out, rec->argv[2], rec->argl[2]);
+		fputc(',', out);
+		if (!(rec->argl[3] == 1 && rec->argv[3][0] == '-'))
+			csv_field(out, rec->argv[3], rec->argl[3]);
+		fputc(',', out);
+		for (uint32_t i = 4; i + 1 < rec->argc; i += 2) {
+			static const char *const keys[] = { "ms", "depth", "q", "qty" };
+			for (size_t k = 0; k < WF_ARRAY_SIZE(keys); k++)
+				if (rec->argl[i] == strlen(keys[k]) && memcmp(rec->argv[i], keys[k], rec->argl[i]) == 0) {
+					val = rec->argv[i + 1];
+					vl = rec->argl[i + 1];
+				}
+		}
+		csv_field(out, val, vl);
+		fputc('\n', out);
+		n++;
+	}
+	wf_journal_reader_close(r);
+	free(rec);
+	if (e < 0) {
+		wf_warn("the journal in %s has a corrupt record after %" PRId64 " events: building from those", jdir, n);
+	}
+	return n;
+}
+
+/* Copy a history CSV's rows (not its header) to out. */
+static int64_t history_to_csv(const char *path, FILE *out)
+{
+	FILE *in = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int64_t n = 0;
+
+	if (!in)
+		return -errno;
+	while ((len = getline(&line, &cap, in)) > 0) {
+		if (n++ == 0 && strncmp(line, "ts,", 3) == 0)
+			continue;
+		fwrite(line, 1, (size_t)len, out);
+		if (line[len - 1] != '\n')
+			fputc('\n', out);
+	}
+	free(line);
+	fclose(in);
+	return n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Keep the newest `keep` night-*.snap files (and their manifests). */
+static void prune_snapshots(const char *dir, unsigned keep)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char *names[1024];
+	size_t n = 0;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) && n < WF_ARRAY_SIZE(names)) {
+		size_t l = strlen(e->d_name);
+		if (strncmp(e->d_name, "night-", 6) == 0 && l > 5 && strcmp(e->d_name + l - 5, ".snap") == 0)
+			names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (i + keep < n) {
+			char p[4096 + 512];
+			snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+			unlink(p);
+			snprintf(p, sizeof(p), "%s/%s.manifest.json", dir, names[i]);
+			unlink(p);
+		}
+		free(names[i]);
+	}
+}
+
+static int cmd_nightly(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 's' }, { "admin", required_argument, NULL, 'a' },
+		{ "history", required_argument, NULL, 'H' },   { "catalog", required_argument, NULL, 'c' },
+		{ "inventory", required_argument, NULL, 'i' }, { "keep", required_argument, NULL, 'k' },
+		{ "candidates", required_argument, NULL, 'n' }, { "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },             { 0 },
+	};
+	const char *state = NULL, *admin = NULL, *catalog = NULL, *inventory = NULL, *cands = NULL;
+	const char *history[64];
+	unsigned nhist = 0, keep = 7;
+	int quiet = 0, c;
+	char jdir[4096], sdir[4096], events[4200], out[4200], stamp[32];
+	int64_t rows = 0, n;
+	uint64_t v;
+	FILE *f;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': state = optarg; break;
+		case 'a': admin = optarg; break;
+		case 'c': catalog = optarg; break;
+		case 'i': inventory = optarg; break;
+		case 'n': cands = optarg; break;
+		case 'q': quiet = 1; break;
+		case 'H':
+			if (nhist == WF_ARRAY_SIZE(history)) {
+				wf_err("at most %zu --history files", WF_ARRAY_SIZE(history));
+				return 2;
+			}
+			history[nhist++] = optarg;
+			break;
+		case 'k':
+			if (parse_u64(optarg, 1, 1000, &v) < 0) {
+				wf_err("--keep wants 1..1000, not '%s'", optarg);
+				return 2;
+			}
+			keep = (unsigned)v;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!state || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	snprintf(jdir, sizeof(jdir), "%s/journal", state);
+	snprintf(sdir, sizeof(sdir), "%s/snapshots", state);
+	if (mkdir(sdir, 0750) < 0 && errno != EEXIST) {
+		wf_err("cannot create %s: %s", sdir, strerror(errno));
+		return 1;
+	}
+	snprintf(events, sizeof(events), "%s/.nightly-events.csv", sdir);
+	f = fopen(events, "w");
+	if (!f) {
+		wf_err("cannot write %s: %s", events, strerror(errno));
+		return 1;
+	}
+	fputs("ts,user_id,session_id,event,item_id,value\n", f);
+	for (unsigned i = 0; i < nhist; i++) {
+		n = history_to_csv(history[i], f);
+		if (n < 0) {
+			wf_err("cannot read history %s: %s", history[i], strerror((int)-n));
+			fclose(f);
+			unlink(events);
+			return 1;
+		}
+		rows += n;
+	}
+	n = journal_to_csv(jdir, f);
+	if (fclose(f) != 0 || n < 0) {
+		wf_err("cannot turn the journal %s into events: %s", jdir, strerror(n < 0 ? (int)-n : errno));
+		unlink(events);
+		return 1;
+	}
+	rows += n;
+	if (!quiet)
+		wf_info("nightly: %" PRId64 " journal events and %" PRId64 " history rows", n, rows - n);
+	if (rows == 0) {
+		wf_err("nothing to build from: %s holds no events and no --history was given; the current "
+		       "snapshot stays", jdir);
+		unlink(events);
+		return 1;
+	}
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+	snprintf(out, sizeof(out), "%s/night-%s.snap", sdir, stamp);
+
+	/* The very same build as `weft-batch build`. */
+	const char *bargv[16];
+	int bargc = 0, r;
+	bargv[bargc++] = "build";
+	bargv[bargc++] = "--events";
+	bargv[bargc++] = events;
+	bargv[bargc++] = "--out";
+	bargv[bargc++] = out;
+	if (catalog) {
+		bargv[bargc++] = "--catalog";
+		bargv[bargc++] = catalog;
+	}
+	if (inventory) {
+		bargv[bargc++] = "--inventory";
+		bargv[bargc++] = inventory;
+	}
+	if (cands) {
+		bargv[bargc++] = "--candidates";
+		bargv[bargc++] = cands;
+	}
+	if (quiet)
+		bargv[bargc++] = "--quiet";
+	bargv[bargc] = NULL;
+	optind = 1;
+	r = cmd_build(bargc, (char **)bargv);
+	unlink(events);
+	if (r != 0) {
+		wf_err("nightly build failed; the current snapshot stays");
+		return r;
+	}
+	prune_snapshots(sdir, keep);
+	if (!admin)
+		return 0;
+
+	redisContext *ac = redisConnectUnix(admin);
+	redisReply *rep;
+	if (!ac || ac->err) {
+		wf_err("built %s but cannot reach %s to load it: %s (load it with weftctl snapshot load)", out, admin,
+		       ac ? ac->errstr : "out of memory");
+		redisFree(ac);
+		return 1;
+	}
+	rep = redisCommand(ac, "SNAPSHOT LOAD %s", out);
+	if (!rep || rep->type == REDIS_REPLY_ERROR) {
+		wf_err("weft refused %s: %s; the current snapshot stays", out, rep ? rep->str : ac->errstr);
+		if (rep)
+			freeReplyObject(rep);
+		redisFree(ac);
+		return 1;
+	}
+	printf("%s\n", rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_STRING ? rep->str : "loaded");
+	freeReplyObject(rep);
+	redisFree(ac);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	wf_log_init("weft-batch");
@@ -245,6 +532,8 @@ int main(int argc, char **argv)
 		return cmd_build(argc - 1, argv + 1);
 	if (strcmp(argv[1], "verify") == 0)
 		return cmd_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "nightly") == 0)
+		return cmd_nightly(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(stdout);
 		return 0;
