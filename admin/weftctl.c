@@ -22,6 +22,7 @@ static void usage(FILE *f)
 		"  stats                               counters of ingest and every ranker\n"
 		"  snapshot load FILE                  validate FILE, make it current, wait for the rankers\n"
 		"  snapshot rollback                   go back to the previous generation\n"
+		"  stock load FILE                     inventory CSV (item_id,size,qty) into the live stock table\n"
 		"  snapshot status                     current/previous generation, per-ranker state\n"
 		"  weights get                         batch/session weights per page x visitor\n"
 		"  weights set PAGE VISITOR BATCH SESSION\n"
@@ -328,7 +329,9 @@ int main(int argc, char **argv)
 		rc = run_one(&o, 2, (const char *[]){ "WEIGHTS", "GET" });
 	else if (IS(0, "weights") && IS(1, "set") && npos == 6)
 		rc = run_one(&o, 6, (const char *[]){ "WEIGHTS", "SET", pos[2], pos[3], pos[4], pos[5] });
-	else if (IS(0, "snapshot") || IS(0, "weights"))
+	else if (IS(0, "stock") && IS(1, "load") && npos == 3)
+		rc = wf_cli_stock_load(&o, pos[2]);
+	else if (IS(0, "snapshot") || IS(0, "weights") || IS(0, "stock"))
 		rc = bad_usage("bad or incomplete subcommand of '%s'", pos[0]);
 	else
 		rc = bad_usage("unknown command '%s'", pos[0]);

@@ -44,6 +44,9 @@ long long wf_cli_get_int(const redisReply *r, const char *key, long long def);
 /* Connect to DIR/admin.sock; on failure print what to do and return NULL. */
 redisContext *wf_cli_connect(const struct wf_cli_opts *o, int quiet);
 
+/* weftctl stock load FILE. Returns the process exit code. */
+int wf_cli_stock_load(const struct wf_cli_opts *o, const char *file);
+
 /* weftctl up. Returns the process exit code. */
 int wf_cli_up(const struct wf_cli_opts *o);
 

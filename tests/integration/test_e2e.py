@@ -118,6 +118,21 @@ def test_weight_change_seen_by_next_query():
     assert base
 
 
+def test_stock_load_from_inventory_csv():
+    inv = os.path.join(STORE.dir, "inventory.csv")
+    r = APP.weftctl("stock", "load", inv)
+    assert ", 0 refused" in r.stdout, r.stdout
+    rows = [line.split(",") for line in open(inv).read().split("\n")[1:] if line]
+    item = rows[0][0]
+    want = {sz: int(q) for it, sz, q in rows if it == item}
+    got = C.execute_command("STOCK", item)
+    assert dict(zip(got[0::2], map(int, got[1::2]))) == want, (got, want)
+    # An item sold out in every size is never recommended afterwards.
+    out = {it for it, _, _ in rows} - {it for it, _, q in rows if int(q) > 0}
+    for u in USERS[:20]:
+        assert not (set(C.execute_command("RECS", "inv-" + u, u, 50)) & out)
+
+
 def test_redis_cli_works():
     u = USERS[0]
     out = subprocess.run(["redis-cli", "-s", APP.sock, "RECS", "cli1", u, "10"], capture_output=True,
@@ -148,7 +163,7 @@ if __name__ == "__main__":
                      test_history_lists_events_in_order, test_pipeline_across_shards_keeps_order,
                      test_login_midway_keeps_session_context,
                      test_bad_commands_get_err_and_connection_survives, test_weight_change_seen_by_next_query,
-                     test_redis_cli_works, test_redis_benchmark_recs_no_errors, test_shutdown_is_clean])
+                     test_stock_load_from_inventory_csv, test_redis_cli_works, test_redis_benchmark_recs_no_errors, test_shutdown_is_clean])
     finally:
         if APP.proc.poll() is None:
             APP.dump_log()
