@@ -23,6 +23,8 @@ static void usage(FILE *f)
 		"  snapshot load FILE                  validate FILE, make it current, wait for the rankers\n"
 		"  snapshot rollback                   go back to the previous generation\n"
 		"  stock load FILE                     inventory CSV (item_id,size,qty) into the live stock table\n"
+		"  export --channel email [--k K] [--out FILE] [--snapshot FILE]\n"
+		"                                      every user's top K batch items as CSV, stock-filtered\n"
 		"  snapshot status                     current/previous generation, per-ranker state\n"
 		"  weights get                         batch/session weights per page x visitor\n"
 		"  weights set PAGE VISITOR BATCH SESSION\n"
@@ -249,7 +251,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			}
 			continue;
 		}
-		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability"))
+		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
+		    !OPT("--channel") && !OPT("--k") && !OPT("--out"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -261,6 +264,17 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->dir = val;
 		} else if (OPT("--snapshot")) {
 			o->snapshot = val;
+		} else if (OPT("--channel")) {
+			o->channel = val;
+		} else if (OPT("--out")) {
+			o->out = val;
+		} else if (OPT("--k")) {
+			char *end;
+
+			errno = 0;
+			o->k = strtol(val, &end, 10);
+			if (errno || *end || end == val || o->k < 1 || o->k > 1000)
+				return bad_usage("--k wants a number in 1..1000, not '%s'", val);
 		} else if (OPT("--durability")) {
 			if (strcmp(val, "fsync") != 0 && strcmp(val, "os") != 0)
 				return bad_usage("--durability is fsync or os, not '%s'", val);
@@ -299,7 +313,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 #define IS(i, s) (npos > (i) && strcasecmp(pos[i], s) == 0)
-	if (!IS(0, "up") && (o.shards || o.snapshot || o.foreground_log)) {
+	if (!IS(0, "up") && (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log)) {
 		rc = bad_usage("%s--shards, --snapshot and --foreground-log belong to `weftctl up`", "");
 		goto out;
 	}
@@ -329,7 +343,11 @@ int main(int argc, char **argv)
 		rc = run_one(&o, 2, (const char *[]){ "WEIGHTS", "GET" });
 	else if (IS(0, "weights") && IS(1, "set") && npos == 6)
 		rc = run_one(&o, 6, (const char *[]){ "WEIGHTS", "SET", pos[2], pos[3], pos[4], pos[5] });
-	else if (IS(0, "stock") && IS(1, "load") && npos == 3)
+	else if (IS(0, "export") && npos == 1) {
+		if (!o.k)
+			o.k = 10;
+		rc = wf_cli_export(&o);
+	} else if (IS(0, "stock") && IS(1, "load") && npos == 3)
 		rc = wf_cli_stock_load(&o, pos[2]);
 	else if (IS(0, "snapshot") || IS(0, "weights") || IS(0, "stock"))
 		rc = bad_usage("bad or incomplete subcommand of '%s'", pos[0]);

@@ -20,6 +20,9 @@ struct wf_cli_opts {
 	long shards;           /* 0 = online cpus */
 	const char *snapshot;
 	const char *durability; /* NULL = weft-ingest's default (fsync) */
+	/* export only */
+	const char *channel, *out;
+	long k;
 	int foreground_log;
 };
 
@@ -43,6 +46,9 @@ long long wf_cli_get_int(const redisReply *r, const char *key, long long def);
 
 /* Connect to DIR/admin.sock; on failure print what to do and return NULL. */
 redisContext *wf_cli_connect(const struct wf_cli_opts *o, int quiet);
+
+/* weftctl export --channel email. Returns the process exit code. */
+int wf_cli_export(const struct wf_cli_opts *o);
 
 /* weftctl stock load FILE. Returns the process exit code. */
 int wf_cli_stock_load(const struct wf_cli_opts *o, const char *file);

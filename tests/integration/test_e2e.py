@@ -133,6 +133,25 @@ def test_stock_load_from_inventory_csv():
         assert not (set(C.execute_command("RECS", "inv-" + u, u, 50)) & out)
 
 
+def test_email_export_is_batch_and_stock_filtered():
+    inv = os.path.join(STORE.dir, "inventory.csv")
+    rows = [line.split(",") for line in open(inv).read().split("\n")[1:] if line]
+    out_items = {it for it, _, _ in rows} - {it for it, _, q in rows if int(q) > 0}
+    path = os.path.join(T.path, "email.csv")
+    APP.weftctl("export", "--channel", "email", "--k", "5", "--out", path)
+    lines = open(path).read().split("\n")
+    assert lines[0] == "user_id,rank,item_id,score"
+    per_user = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        u, rank, item, score = line.split(",")
+        per_user.setdefault(u, []).append(int(rank))
+        assert item not in out_items, item
+        assert item in ITEM_IDS
+    assert per_user and all(r == list(range(1, len(r) + 1)) and len(r) <= 5 for r in per_user.values())
+
+
 def test_redis_cli_works():
     u = USERS[0]
     out = subprocess.run(["redis-cli", "-s", APP.sock, "RECS", "cli1", u, "10"], capture_output=True,
@@ -163,7 +182,8 @@ if __name__ == "__main__":
                      test_history_lists_events_in_order, test_pipeline_across_shards_keeps_order,
                      test_login_midway_keeps_session_context,
                      test_bad_commands_get_err_and_connection_survives, test_weight_change_seen_by_next_query,
-                     test_stock_load_from_inventory_csv, test_redis_cli_works, test_redis_benchmark_recs_no_errors, test_shutdown_is_clean])
+                     test_stock_load_from_inventory_csv,
+                     test_email_export_is_batch_and_stock_filtered, test_redis_cli_works, test_redis_benchmark_recs_no_errors, test_shutdown_is_clean])
     finally:
         if APP.proc.poll() is None:
             APP.dump_log()
