@@ -22,6 +22,7 @@ static void usage(FILE *f)
 		"  stats                               counters of ingest and every ranker\n"
 		"  snapshot load FILE                  validate FILE, make it current, wait for the rankers\n"
 		"  snapshot rollback                   go back to the previous generation\n"
+		"  snapshot diff A B                   what changed between two snapshot files\n"
 		"  stock load FILE                     inventory CSV (item_id,size,qty) into the live stock table\n"
 		"  export --channel email [--k K] [--out FILE] [--snapshot FILE]\n"
 		"                                      every user's top K batch items as CSV, stock-filtered\n"
@@ -335,7 +336,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		rc = run_one(&o, 3, (const char *[]){ "SNAPSHOT", "LOAD", abs });
-	} else if (IS(0, "snapshot") && IS(1, "rollback") && npos == 2)
+	} else if (IS(0, "snapshot") && IS(1, "diff") && npos == 4)
+		rc = wf_cli_snapshot_diff(&o, pos[2], pos[3]);
+	else if (IS(0, "snapshot") && IS(1, "rollback") && npos == 2)
 		rc = run_one(&o, 2, (const char *[]){ "SNAPSHOT", "ROLLBACK" });
 	else if (IS(0, "snapshot") && IS(1, "status") && npos == 2)
 		rc = run_one(&o, 2, (const char *[]){ "SNAPSHOT", "STATUS" });

@@ -47,6 +47,9 @@ long long wf_cli_get_int(const redisReply *r, const char *key, long long def);
 /* Connect to DIR/admin.sock; on failure print what to do and return NULL. */
 redisContext *wf_cli_connect(const struct wf_cli_opts *o, int quiet);
 
+/* weftctl snapshot diff A B. Returns the process exit code. */
+int wf_cli_snapshot_diff(const struct wf_cli_opts *o, const char *a, const char *b);
+
 /* weftctl export --channel email. Returns the process exit code. */
 int wf_cli_export(const struct wf_cli_opts *o);
 

@@ -97,10 +97,22 @@ def test_bad_snapshots_refused_and_current_keeps_serving():
     assert APP.weftctl("snapshot", "status").stdout.split("\n")[0] == status.split("\n")[0]
 
 
+def test_snapshot_diff_reports_the_change():
+    import json
+    r = APP.weftctl("--json", "snapshot", "diff", SNAP_A, SNAP_B)
+    d = json.loads(r.stdout)
+    assert d["users"]["kept"] == d["a"]["users"] and d["users"]["lost"] == 0, d["users"]
+    assert d["a"]["candidates"] < d["b"]["candidates"], (d["a"], d["b"])
+    assert d["changed_list"]["mean"] > 0 and d["rose"], d
+    same = json.loads(APP.weftctl("--json", "snapshot", "diff", SNAP_A, SNAP_A).stdout)
+    assert same["changed_top20"]["mean"] == 0 and same["rose"] == [] and same["fell"] == []
+
+
 if __name__ == "__main__":
     try:
         harness.run([test_ten_swaps_and_rollback_under_load,
-                     test_bad_snapshots_refused_and_current_keeps_serving])
+                     test_bad_snapshots_refused_and_current_keeps_serving,
+                     test_snapshot_diff_reports_the_change])
     finally:
         if APP.proc.poll() is None:
             APP.stop()
