@@ -267,10 +267,29 @@ int wf_resp_w_int(struct wf_buf *b, int64_t v)
 	return wf_buf_printf(b, ":%lld\r\n", (long long)v);
 }
 
+/* "<c><decimal n>\r\n" into out (>= 24 bytes); returns its length. On the
+ * reply hot path: no printf. */
+static int len_line(char *out, char c, uint64_t n)
+{
+	char tmp[24];
+	int t = 0, h = 0;
+
+	do {
+		tmp[t++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	out[h++] = c;
+	while (t)
+		out[h++] = tmp[--t];
+	out[h++] = '\r';
+	out[h++] = '\n';
+	return h;
+}
+
 int wf_resp_w_bulk(struct wf_buf *b, const void *p, size_t n)
 {
 	char hdr[32];
-	int h = snprintf(hdr, sizeof(hdr), "$%zu\r\n", n);
+	int h = len_line(hdr, '$', n);
 	int r = wf_buf_reserve(b, (size_t)h + n + 3);
 
 	if (r)
@@ -308,5 +327,9 @@ int wf_resp_w_null(struct wf_buf *b)
 
 int wf_resp_w_array(struct wf_buf *b, int64_t n)
 {
-	return wf_buf_printf(b, "*%lld\r\n", (long long)n);
+	char hdr[32];
+
+	if (n < 0)
+		return wf_buf_append(b, "*-1\r\n", 5);
+	return wf_buf_append(b, hdr, (size_t)len_line(hdr, '*', (uint64_t)n));
 }

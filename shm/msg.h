@@ -42,7 +42,8 @@ _Static_assert(sizeof(struct wf_msg_req) == 32, "request header");
 struct wf_msg_rep {
 	uint64_t req_id;
 	uint64_t t_recv_ns; /* copied from the request */
-	uint64_t t_done_ns; /* CLOCK_MONOTONIC when the ranker finished */
+	uint64_t t_done_ns; /* CLOCK_MONOTONIC when the ranker began the batch holding it
+	                     * (one clock read per batch, not per request) */
 	uint32_t resp_len;
 	uint32_t flags;
 };

@@ -616,8 +616,15 @@ int wf_stock_set(struct wf_stock *st, const char *item, size_t item_len, const c
 
 int wf_stock_state(const struct wf_stock *st, uint64_t key, const char *size, size_t size_len)
 {
-	struct wf_stock_slot *s = stock_find(st, key, 0);
+	struct wf_stock_slot *s;
 	uint32_t n;
+
+	/* relaxed: a store that has never sent STOCK skips the probe (a random
+	 * cache line of a large table); an insert racing with this read is the
+	 * same as reading a moment earlier. */
+	if (atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed) == 0)
+		return WF_STOCK_UNKNOWN;
+	s = stock_find(st, key, 0);
 
 	if (!s)
 		return WF_STOCK_UNKNOWN;
