@@ -572,6 +572,13 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 		rm_int(&s, "snapshot_users", LOAD(sh->stats.snapshot_users));
 		rm_int(&s, "swaps", LOAD(sh->stats.swaps));
 		rm_int(&s, "busy_ms", LOAD(sh->stats.busy_ns) / 1000000);
+		{
+			uint64_t n;
+			rm_int(&s, "visible_p50_ns", (int64_t)wf_lat_quantile(sh->stats.visible_hist, 0.50, &n));
+			rm_int(&s, "visible_p95_ns", (int64_t)wf_lat_quantile(sh->stats.visible_hist, 0.95, NULL));
+			rm_int(&s, "visible_p99_ns", (int64_t)wf_lat_quantile(sh->stats.visible_hist, 0.99, NULL));
+			rm_int(&s, "visible_events", (int64_t)n);
+		}
 		rm_int(&s, "req_ring_used", wf_ring_used(wf_shm_req_ring(ctx->shm, i)));
 		rm_int(&s, "rep_ring_used", wf_ring_used(wf_shm_rep_ring(ctx->shm, i)));
 		rm_item(&shards, &s);

@@ -652,7 +652,12 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 			wf_resp_w_int(out, 1);
 			break;
 		}
-		ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), out);
+		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), out) == 0 && v->hdr->t_recv_ns) {
+			/* CLOCK_MONOTONIC is one clock for every process on the box. */
+			uint64_t now = wf_now_ns();
+			if (now >= v->hdr->t_recv_ns)
+				wf_lat_add(ctx->sc->stats.visible_hist, now - v->hdr->t_recv_ns);
+		}
 		break;
 	case WF_CMD_RECS:
 		cmd_recs(ctx, v->argv, v->argc, out);

@@ -21,11 +21,12 @@
 #include <stdint.h>
 
 #include "lib/proto.h"
+#include "shm/lathist.h"
 #include "shm/ring.h"
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 1u
+#define WF_SHM_LAYOUT_VERSION 2u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -148,6 +149,9 @@ struct wf_shard_ctl {
 		_Atomic uint64_t snapshot_users; /* users held in the generation arena */
 		_Atomic uint64_t swaps;
 		_Atomic uint64_t busy_ns;        /* time spent handling requests */
+		/* Event-to-visible: from weft-ingest parsing an EVENT to this
+		 * ranker having applied it (visible to the next RECS), ns. */
+		_Atomic uint64_t visible_hist[WF_LAT_BUCKETS];
 	} stats;
 
 	/* Read-only after creation: offsets of this shard's rings. */

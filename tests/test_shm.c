@@ -218,6 +218,32 @@ static void test_stock_reader_in_other_process_sees_writes(void **state)
 	wf_shm_detach(s);
 }
 
+/* Latency histogram: every value falls in a bucket whose upper bound is
+ * above it and at most ~25 % away; quantiles come out in order. */
+static void test_lathist_buckets_and_quantiles(void **state)
+{
+	static _Atomic uint64_t h[WF_LAT_BUCKETS];
+	uint64_t n;
+
+	for (uint64_t ns = 1; ns < (1ull << 31); ns = ns * 3 / 2 + 1) {
+		uint32_t b = wf_lat_bucket(ns);
+		assert_true(b < WF_LAT_BUCKETS);
+		assert_true(wf_lat_bucket_upper(b) > ns);
+		assert_true(ns < 8 || wf_lat_bucket_upper(b) <= ns + ns / 4 + 1);
+		if (b > 0)
+			assert_true(wf_lat_bucket_upper(b - 1) <= ns);
+	}
+	assert_int_equal(wf_lat_quantile(h, 0.5, &n), 0);
+	assert_int_equal(n, 0);
+	for (int i = 1; i <= 100; i++)
+		wf_lat_add(h, (uint64_t)i * 1000); /* 1..100 us */
+	uint64_t p50 = wf_lat_quantile(h, 0.50, &n), p99 = wf_lat_quantile(h, 0.99, NULL);
+	assert_int_equal(n, 100);
+	assert_true(p50 >= 50000 && p50 <= 64000);
+	assert_true(p99 >= 99000 && p99 <= 128000);
+	assert_true(p50 < p99);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +255,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stock_sizes_and_sold_out, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stock_full_table_returns_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stock_reader_in_other_process_sees_writes, setup, teardown),
+		cmocka_unit_test(test_lathist_buckets_and_quantiles),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
