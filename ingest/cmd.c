@@ -159,6 +159,9 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		}
 		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
 			return 0;
+		for (uint32_t i = 3; i < r->argc; i++)
+			if (!valid_id(ctx, c, "item", &r->argv[i]))
+				return 0;
 		break;
 	case WF_CMD_HISTORY:
 		if (r->argc != 2) {
@@ -187,31 +190,55 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 
 /* ---- local commands ---- */
 
-static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c)
+/* INFO [section...]: as Redis, no argument (or all/default/everything)
+ * gives every section; otherwise only the named ones. */
+static int info_wants(const struct wf_resp_req *r, const char *section)
+{
+	if (r->argc < 2)
+		return 1;
+	for (uint32_t i = 1; i < r->argc; i++)
+		if (is(&r->argv[i], section) || is(&r->argv[i], "all") || is(&r->argv[i], "default") ||
+		    is(&r->argv[i], "everything"))
+			return 1;
+	return 0;
+}
+
+static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	struct wf_buf b = { 0 };
 	struct wf_ctl *ctl = ctx->shm->ctl;
 
-	wf_buf_printf(&b,
-		      "# Server\r\nweft_version:%s\r\nredis_version:7.0.0\r\nprocess_id:%d\r\nuptime_in_seconds:%llu\r\n"
-		      "shards:%u\r\n\r\n# Clients\r\nconnected_clients:%u\r\n\r\n# Stats\r\n"
-		      "total_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\nbackpressure_stalls:%llu\r\n"
-		      "sessions_routed:%llu\r\njournal_durable_lsn:%llu\r\njournal_durability:%s\r\n",
-		      WEFT_VERSION, (int)getpid(), (unsigned long long)((wf_wall_ms() - ctx->start_ms) / 1000),
-		      ctx->nshards, ctx->nconns, (unsigned long long)ctx->commands,
-		      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked, memory_order_relaxed),
-		      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.errors, memory_order_relaxed),
-		      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.backpressure_stalls,
-							       memory_order_relaxed),
-		      (unsigned long long)wf_route_count(&ctx->route),
-		      (unsigned long long)wf_journal_durable_lsn(ctx->journal),
-		      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os");
-	for (uint32_t s = 0; s < ctx->nshards; s++)
-		wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,
-			      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),
-			      (unsigned long long)(ctx->shards[s].fifo_tail - ctx->shards[s].fifo_head));
+	if (info_wants(r, "server"))
+		wf_buf_printf(&b, "# Server\r\nweft_version:%s\r\nredis_version:7.0.0\r\nprocess_id:%d\r\n"
+			      "uptime_in_seconds:%llu\r\nshards:%u\r\n\r\n",
+			      WEFT_VERSION, (int)getpid(), (unsigned long long)((wf_wall_ms() - ctx->start_ms) / 1000),
+			      ctx->nshards);
+	if (info_wants(r, "clients"))
+		wf_buf_printf(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n", ctx->nconns,
+			      ctx->max_clients);
+	if (info_wants(r, "stats")) {
+		wf_buf_printf(&b,
+			      "# Stats\r\ntotal_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\n"
+			      "backpressure_stalls:%llu\r\nsessions_routed:%llu\r\njournal_durable_lsn:%llu\r\n"
+			      "journal_durability:%s\r\n",
+			      (unsigned long long)ctx->commands,
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked,
+								       memory_order_relaxed), /* display */
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.errors, memory_order_relaxed),
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.backpressure_stalls,
+								       memory_order_relaxed),
+			      (unsigned long long)wf_route_count(&ctx->route),
+			      (unsigned long long)wf_journal_durable_lsn(ctx->journal),
+			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os");
+		for (uint32_t s = 0; s < ctx->nshards; s++)
+			wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,
+				      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),
+				      (unsigned long long)(ctx->shards[s].fifo_tail - ctx->shards[s].fifo_head));
+	}
+	if (b.len >= 4 && b.data[b.len - 1] == '\n' && b.data[b.len - 3] == '\n')
+		b.len -= 2; /* no blank line after the last section */
 	ctx->tmp.len = 0;
-	wf_resp_w_bulk(&ctx->tmp, b.data, b.len);
+	wf_resp_w_bulk(&ctx->tmp, b.data ? b.data : "", b.len);
 	wf_buf_fini(&b);
 	return reply(ctx, c);
 }
@@ -307,7 +334,9 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			wf_resp_w_simple(&ctx->tmp, "PONG");
 		return reply(ctx, c);
 	}
-	if (is(a, "ECHO") && r->argc == 2) {
+	if (is(a, "ECHO")) {
+		if (r->argc != 2)
+			return err(ctx, c, "wrong number of arguments for 'echo' command");
 		wf_resp_w_bulk(&ctx->tmp, r->argv[1].p, r->argv[1].len);
 		return reply(ctx, c);
 	}
@@ -327,7 +356,7 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 		return reply(ctx, c);
 	}
 	if (is(a, "INFO"))
-		return cmd_info(ctx, c);
+		return cmd_info(ctx, c, r);
 	if (is(a, "CONFIG"))
 		return cmd_config(ctx, c, r);
 	if (is(a, "COMMAND")) {

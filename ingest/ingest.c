@@ -78,7 +78,7 @@ static struct ingest_conn *conn_new(struct ingest_ctx *ctx, int fd)
 	c->fd = fd;
 	c->gen++;
 	c->in.len = c->out.len = c->sendbuf.len = 0;
-	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = 0;
+	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
 	c->head = c->tail = 0;
 	if (!c->slots) {
 		c->cap = 64;
@@ -201,6 +201,8 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 {
 	struct ingest_slot *sl;
 
+	if (close)
+		c->last_queued = 1;
 	/* In order and nothing owed before it: straight to the output. */
 	if (c->head == c->tail && !close)
 		return wf_buf_append(&c->out, data, len) < 0 ? -ENOMEM : (mark_dirty(ctx, c), 0);
@@ -272,23 +274,26 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	return 0;
 }
 
-/* Parse and execute what a connection sent, until it stalls. */
+/* Parse and execute what a connection sent, until it stalls. A request
+ * still incomplete past INGEST_MAX_INPUT can never be read (the connection
+ * stops receiving there): it is refused and the connection closed. */
 static void conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
 	size_t off = 0;
+	int n = 1;
 
 	c->stalled = 0;
-	while (off < c->in.len && !c->closing && !c->dead) {
+	while (off < c->in.len && !c->closing && !c->dead && !c->last_queued) {
 		const char *e = NULL;
-		int n = wf_resp_parse(c->in.data + off, c->in.len - off, NULL, ctx->req, &e);
 
+		n = wf_resp_parse(c->in.data + off, c->in.len - off, NULL, ctx->req, &e);
 		if (n == 0)
 			break;
 		if (n < 0) {
 			char m[256];
 			int l = snprintf(m, sizeof(m), "-ERR %s\r\n", e ? e : "Protocol error");
 			ingest_reply_local(ctx, c, m, (size_t)l, 1);
-			atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed); /* stats */
 			off = c->in.len;
 			break;
 		}
@@ -299,6 +304,7 @@ static void conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 		int r = ingest_dispatch(ctx, c, ctx->req);
 		if (r == -EAGAIN) {
 			c->stalled = 1;
+			ctx->any_stalled = 1;
 			break;
 		}
 		if (r < 0) {
@@ -308,6 +314,14 @@ static void conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 		}
 		off += (size_t)n;
 	}
+	if (n == 0 && c->in.len - off > INGEST_MAX_INPUT) {
+		static const char m[] = "-ERR Protocol error: request larger than the 1.5 MiB input limit\r\n";
+		ingest_reply_local(ctx, c, m, sizeof(m) - 1, 1);
+		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed); /* stats */
+		off = c->in.len;
+	}
+	if (c->last_queued)
+		off = c->in.len; /* nothing after QUIT or an error is executed */
 	wf_buf_consume(&c->in, off);
 }
 
@@ -315,7 +329,7 @@ static void arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_armed || c->dead || c->closing || c->stalled || c->in.len > INGEST_MAX_INPUT ||
+	if (c->recv_armed || c->dead || c->closing || c->stalled || c->last_queued || c->in.len > INGEST_MAX_INPUT ||
 	    c->out.len + c->sendbuf.len > INGEST_MAX_OUTPUT || c->tail - c->head >= INGEST_MAX_PENDING ||
 	    ctx->stopping)
 		return;
@@ -609,13 +623,20 @@ static void arm_fixed(struct ingest_ctx *ctx)
 
 static void retry_stalled(struct ingest_ctx *ctx)
 {
+	uint32_t left = 0;
+
+	if (!ctx->any_stalled)
+		return;
+	ctx->any_stalled = 0;
 	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
 		struct ingest_conn *c = ctx->conns[i];
 		if (c && c->fd >= 0 && c->stalled) {
 			conn_parse(ctx, c);
 			mark_dirty(ctx, c);
+			left |= c->stalled;
 		}
 	}
+	ctx->any_stalled |= left;
 }
 
 static void service_dirty(struct ingest_ctx *ctx)
@@ -681,6 +702,8 @@ static void run(struct ingest_ctx *ctx)
 				break;
 		}
 		if (work) {
+			/* relaxed: a statistic for INFO/STATS readers, no ordering. */
+			atomic_store_explicit(&ctx->shm->ctl->ingest_stats.commands, ctx->commands, memory_order_relaxed);
 			io_uring_submit(&ctx->ring);
 			continue;
 		}

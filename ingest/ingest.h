@@ -45,6 +45,8 @@ struct ingest_conn {
 	struct wf_buf sendbuf; /* being sent (never reallocated while in flight) */
 	uint8_t recv_armed, send_armed, closing, dead;
 	uint8_t stalled;     /* a shard ring was full: parse again later */
+	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
+	                      * protocol error): parse nothing after it */
 	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
 	/* Reply slots: absolute sequence numbers head..tail, ring of cap. */
 	struct ingest_slot *slots;
@@ -100,6 +102,7 @@ struct ingest_ctx {
 	uint32_t *free_idx;
 	uint32_t nfree;
 
+	uint32_t any_stalled;      /* some connection may have stalled=1 */
 	uint32_t *dirty;           /* connections to look at this pass */
 	uint32_t ndirty;
 	struct wf_resp_req *req;   /* parse scratch */

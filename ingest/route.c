@@ -1,6 +1,6 @@
 /*
  * route.c - session -> shard table with idle TTL (see route.h).
- * Linked into weft-ingest and tests/test_route.
+ * Linked into weft-ingest and tests/test_routing.
  */
 #include "ingest/route.h"
 

@@ -21,39 +21,38 @@ const struct wf_resp_limits wf_resp_default_limits = {
 	.max_inline = WF_RESP_MAX_INLINE,
 };
 
-/* Parse "<digits>\r\n" at p (sign allowed); returns bytes used incl. CRLF,
- * 0 if the line is incomplete, -EPROTO if not a number or too long. */
+/* Parse "<digits>\r\n" at p (a leading '-' allowed; no '+', no leading
+ * zeros, as Redis's string2ll). Returns bytes used incl. CRLF, 0 if the
+ * line is incomplete, -EPROTO as soon as a byte cannot belong to such a
+ * line or the value passes 2^40 (so at most ~16 bytes are ever scanned). */
 static int parse_len_line(const char *p, size_t len, int64_t *ret)
 {
-	const char *cr = memchr(p, '\r', len < 32 ? len : 32);
+	size_t i = 0, d0;
 	int64_t v = 0;
-	size_t i = 0;
 	int neg = 0;
 
-	if (!cr) {
-		if (len >= 32)
-			return -EPROTO; /* no number is this long */
-		return 0;
-	}
-	if ((size_t)(cr - p) + 1 >= len)
-		return 0; /* need the '\n' */
-	if (cr[1] != '\n')
-		return -EPROTO;
-	if (p[0] == '-') {
+	if (len && p[0] == '-') {
 		neg = 1;
 		i = 1;
 	}
-	if (i == (size_t)(cr - p))
-		return -EPROTO;
-	for (; p + i < cr; i++) {
-		if (p[i] < '0' || p[i] > '9')
+	d0 = i;
+	for (; i < len && p[i] != '\r'; i++) {
+		if (p[i] < '0' || p[i] > '9' || (i > d0 && p[d0] == '0'))
 			return -EPROTO;
 		v = v * 10 + (p[i] - '0');
 		if (v > (int64_t)1 << 40)
 			return -EPROTO;
 	}
+	if (i == len)
+		return 0;
+	if (i == d0)
+		return -EPROTO; /* no digits */
+	if (i + 1 == len)
+		return 0; /* need the '\n' */
+	if (p[i + 1] != '\n')
+		return -EPROTO;
 	*ret = neg ? -v : v;
-	return (int)(cr - p) + 2;
+	return (int)i + 2;
 }
 
 static int parse_multibulk(const char *buf, size_t len, const struct wf_resp_limits *lim, struct wf_resp_req *req,
@@ -186,12 +185,14 @@ static int parse_inline(const char *buf, size_t len, const struct wf_resp_limits
 			const char **ret_err)
 {
 	size_t max = WF_MIN((size_t)lim->max_inline, sizeof(req->scratch));
-	const char *nl = memchr(buf, '\n', WF_MIN(len, max + 1));
+	const char *nl = memchr(buf, '\n', WF_MIN(len, max + 2)); /* max bytes, CR, LF */
 	size_t n;
 	int r;
 
 	if (!nl) {
-		if (len > max) {
+		/* Over the limit once max + 1 bytes are here and the last of them
+		 * cannot be the CR of a CRLF. */
+		if (len > max + 1 || (len == max + 1 && buf[max] != '\r')) {
 			*ret_err = "Protocol error: too big inline request";
 			return -E2BIG;
 		}

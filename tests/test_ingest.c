@@ -1,0 +1,630 @@
+/*
+ * test_ingest.c - weft-ingest end to end over its Unix socket, against a
+ * fake ranker (a thread here that serves every shard of a test segment and
+ * answers each request with "+<CMD> <arg> <arg>..." or ":1" for EVENT):
+ * replies stay in request order when a pipeline spans shards; backpressure
+ * holds requests (nothing dropped) while the ranker does not read; a
+ * connection that closes with requests in flight does not leak replies into
+ * the next connection that reuses its slot; foreign-epoch and duplicate
+ * replies are dropped; protocol errors, oversized requests and QUIT answer
+ * then close, executing nothing after; validation errors keep the
+ * connection; max clients; STOCK; INFO; SIGTERM exits 0.
+ *
+ * Needs the weft-ingest binary (WEFT_BUILD_ROOT/ingest/weft-ingest). Uses
+ * its own segment weft.test.ingest.<pid> and a temp dir.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/proto.h"
+#include "lib/util.h"
+#include "shm/msg.h"
+#include "shm/shm.h"
+
+#define NSHARDS 2u
+#define MAX_CLIENTS 8
+#define IO_TIMEOUT_MS 20000 /* a hang detector, not a measurement */
+
+struct fake {
+	struct wf_shm *shm;
+	pthread_t th;
+	_Atomic int stop;
+	_Atomic int paused;
+	_Atomic int dup_next;       /* next reply: a foreign-epoch one before it, a copy after */
+	_Atomic uint64_t served[NSHARDS];
+	_Atomic uint64_t saw_marker; /* requests whose first argument is "afterquit" */
+	int bell_fd;
+};
+
+struct env {
+	char dir[256], sock[300], shm_name[64];
+	pid_t ingest;
+	struct fake fake;
+};
+
+static struct env E;
+
+static const char *cmd_name(int cmd)
+{
+	static const char *const n[] = { "?", "EVENT", "RECS", "RERANK", "HISTORY", "SEGMENTS" };
+	return cmd > 0 && cmd < WF_CMD_COUNT ? n[cmd] : "?";
+}
+
+static void fake_bell(struct fake *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", E.shm_name);
+
+	if (wf_wait_needs_wake(&f->shm->ctl->ingest_wait))
+		(void)!sendto(f->bell_fd, "!", 1, MSG_DONTWAIT, (struct sockaddr *)&sa,
+			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+}
+
+/* Push a reply, waiting for room (ingest drains the reply ring every pass). */
+static void fake_push(struct fake *f, struct wf_ring_prod *rp, const struct wf_msg_rep *h, const char *resp,
+		      uint32_t len)
+{
+	while (wf_msg_rep_push(rp, h, resp, len) == -EAGAIN) {
+		wf_ring_prod_commit(rp);
+		fake_bell(f);
+		usleep(100);
+	}
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+	struct wf_ring_cons rq[NSHARDS];
+	struct wf_ring_prod rp[NSHARDS];
+	static struct wf_msg_req_view v;
+	char out[4096];
+
+	for (uint32_t s = 0; s < NSHARDS; s++) {
+		wf_ring_cons_attach(&rq[s], wf_shm_req_ring(f->shm, s));
+		wf_ring_prod_attach(&rp[s], wf_shm_rep_ring(f->shm, s));
+	}
+	while (!atomic_load_explicit(&f->stop, memory_order_relaxed)) {
+		int work = 0;
+
+		if (atomic_load_explicit(&f->paused, memory_order_acquire)) {
+			usleep(200);
+			continue;
+		}
+		for (uint32_t s = 0; s < NSHARDS; s++) {
+			const void *p;
+			uint32_t len, kind, n = 0;
+
+			while ((p = wf_ring_pop(&rq[s], &len, &kind))) {
+				struct wf_msg_rep h = { 0 };
+				size_t o = 0;
+
+				n++;
+				if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, &v) < 0)
+					continue;
+				if (v.hdr->cmd == WF_CMD_EVENT) {
+					o = (size_t)snprintf(out, sizeof(out), ":1\r\n");
+				} else {
+					o = (size_t)snprintf(out, sizeof(out), "+%s", cmd_name(v.hdr->cmd));
+					for (uint32_t i = 0; i < v.argc && o < sizeof(out) - 300; i++)
+						o += (size_t)snprintf(out + o, sizeof(out) - o, " %.*s",
+								      (int)WF_MIN(v.argv[i].len, 256u), v.argv[i].p);
+					o += (size_t)snprintf(out + o, sizeof(out) - o, "\r\n");
+				}
+				if (v.argc > 0 && v.argv[0].len == 9 && memcmp(v.argv[0].p, "afterquit", 9) == 0)
+					atomic_fetch_add_explicit(&f->saw_marker, 1, memory_order_relaxed);
+				h.req_id = v.hdr->req_id;
+				h.t_recv_ns = v.hdr->t_recv_ns;
+				if (atomic_exchange_explicit(&f->dup_next, 0, memory_order_relaxed)) {
+					struct wf_msg_rep foreign = h;
+					foreign.req_id ^= (uint64_t)0x5a5a << 32; /* another epoch */
+					fake_push(f, &rp[s], &foreign, "+FOREIGN\r\n", 10);
+					fake_push(f, &rp[s], &h, out, (uint32_t)o);
+				}
+				fake_push(f, &rp[s], &h, out, (uint32_t)o);
+				atomic_fetch_add_explicit(&f->served[s], 1, memory_order_relaxed);
+			}
+			if (n) {
+				wf_ring_cons_release(&rq[s]);
+				wf_ring_prod_commit(&rp[s]);
+				work = 1;
+			}
+		}
+		if (work)
+			fake_bell(f);
+		else
+			usleep(50);
+	}
+	return NULL;
+}
+
+/* ---- client side ---- */
+
+static int cli_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_true(strlen(E.sock) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, E.sock, strlen(E.sock) + 1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Send out[0..n) while reading; return when want bytes arrived, or what
+ * arrived ends with until (if not NULL), or at EOF. The reply is
+ * NUL-terminated in *ret (malloc'd). */
+static size_t exchange_until(int fd, const char *out, size_t n, size_t want, const char *until, char **ret)
+{
+	size_t sent = 0, cap = 1 << 16, got = 0;
+	char *in = malloc(cap + 1);
+
+	assert_non_null(in);
+	while (got < want) {
+		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0) };
+		int r = poll(&p, 1, IO_TIMEOUT_MS);
+
+		if (r == 0)
+			fail_msg("no progress for %d ms: sent %zu/%zu, got %zu/%zu", IO_TIMEOUT_MS, sent, n, got, want);
+		if ((p.revents & POLLOUT) && sent < n) {
+			ssize_t w = send(fd, out + sent, n - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w > 0)
+				sent += (size_t)w;
+			else if (w < 0 && errno != EAGAIN)
+				sent = n; /* peer closed: read what it said */
+		}
+		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (got == cap) {
+				cap *= 2;
+				in = realloc(in, cap + 1);
+				assert_non_null(in);
+			}
+			ssize_t m = recv(fd, in + got, cap - got, MSG_DONTWAIT);
+			if (m == 0 || (m < 0 && errno != EAGAIN))
+				break;
+			if (m > 0)
+				got += (size_t)m;
+			if (until && got >= strlen(until) && memcmp(in + got - strlen(until), until, strlen(until)) == 0)
+				break;
+		}
+	}
+	in[got] = '\0';
+	*ret = in;
+	return got;
+}
+
+static size_t exchange(int fd, const char *out, size_t n, size_t want, char **ret)
+{
+	return exchange_until(fd, out, n, want, NULL, ret);
+}
+
+static void expect_reply(int fd, const char *send_s, const char *want)
+{
+	char *got;
+
+	exchange(fd, send_s, strlen(send_s), strlen(want), &got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void expect_reply_then_eof(int fd, const char *send_s, const char *want)
+{
+	char *got;
+
+	exchange(fd, send_s, strlen(send_s), SIZE_MAX, &got);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static uint64_t stat_stalls(void)
+{
+	return atomic_load_explicit(&E.fake.shm->ctl->ingest_stats.backpressure_stalls, memory_order_relaxed);
+}
+
+/* Wait (bounded) until ingest holds exactly n connections. */
+static void wait_connections(uint64_t n)
+{
+	for (int i = 0; i < IO_TIMEOUT_MS / 5; i++) {
+		if (atomic_load_explicit(&E.fake.shm->ctl->ingest_stats.connections, memory_order_relaxed) == n)
+			return;
+		usleep(5000);
+	}
+	fail_msg("ingest never reached %llu connections", (unsigned long long)n);
+}
+
+/* ---- setup ---- */
+
+static int setup(void **state)
+{
+	struct wf_shm_config cfg = { .nshards = NSHARDS, .ring_capacity = 8192, .stock_capacity = 1024 };
+	const char *root = getenv("WEFT_BUILD_ROOT");
+	char exe[512], maxc[16];
+
+	snprintf(E.shm_name, sizeof(E.shm_name), "weft.test.ingest.%d", (int)getpid());
+	snprintf(E.dir, sizeof(E.dir), "%s/weft-test-ingest.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(E.dir))
+		return -1;
+	snprintf(E.sock, sizeof(E.sock), "%s/weft.sock", E.dir);
+	snprintf(exe, sizeof(exe), "%s/ingest/weft-ingest", root ? root : "build");
+	if (access(exe, X_OK) != 0) {
+		fprintf(stderr, "test_ingest: %s not built\n", exe);
+		return -1;
+	}
+	if (wf_shm_create(E.shm_name, &cfg, &E.fake.shm) < 0)
+		return -1;
+	E.fake.bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (pthread_create(&E.fake.th, NULL, fake_main, &E.fake) != 0)
+		return -1;
+	snprintf(maxc, sizeof(maxc), "%d", MAX_CLIENTS);
+	E.ingest = fork();
+	if (E.ingest == 0) {
+		execl(exe, exe, "--dir", E.dir, "--shm", E.shm_name, "--max-clients", maxc, "--durability", "os",
+		      (char *)NULL);
+		_exit(127);
+	}
+	/* A5-like: pairs with the release store of ingest_ready in weft-ingest. */
+	for (int i = 0; i < 2000; i++) {
+		if (atomic_load_explicit(&E.fake.shm->ctl->ingest_ready, memory_order_acquire))
+			return 0;
+		if (waitpid(E.ingest, NULL, WNOHANG) == E.ingest)
+			return -1;
+		usleep(5000);
+	}
+	return -1;
+}
+
+static int teardown(void **state)
+{
+	int st = -1;
+	char cmd[600];
+
+	if (E.ingest > 0) {
+		kill(E.ingest, SIGTERM);
+		waitpid(E.ingest, &st, 0);
+	}
+	atomic_store_explicit(&E.fake.stop, 1, memory_order_relaxed);
+	pthread_join(E.fake.th, NULL);
+	wf_shm_unlink(E.shm_name);
+	wf_shm_detach(E.fake.shm);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.dir);
+	(void)!system(cmd);
+	/* SIGTERM: stop accepting, flush, exit 0. */
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "weft-ingest did not exit 0 on SIGTERM (status %d)\n", st);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_ingest_local_commands_answer(void **state)
+{
+	int fd = cli_connect();
+
+	expect_reply(fd, "PING\r\n", "+PONG\r\n");
+	expect_reply(fd, "*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n", "$2\r\nhi\r\n");
+	expect_reply(fd, "ECHO \"a b\"\r\n", "$3\r\na b\r\n");
+	expect_reply(fd, "SELECT 0\r\n", "+OK\r\n");
+	expect_reply(fd, "COMMAND DOCS\r\n", "*0\r\n");
+	expect_reply(fd, "CONFIG GET save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+	expect_reply(fd, "CONFIG GET appendonly\r\n", "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+	expect_reply(fd, "HELLO 3\r\n",
+		     "-ERR unknown command 'HELLO' (weft speaks EVENT RECS RERANK STOCK SEGMENTS HISTORY PING INFO)\r\n");
+	close(fd);
+}
+
+static void test_ingest_stock_set_and_read(void **state)
+{
+	int fd = cli_connect();
+
+	expect_reply(fd, "STOCK sku1 M 3\r\nSTOCK sku1 L 0\r\n", ":1\r\n:1\r\n");
+	expect_reply(fd, "STOCK sku1 M\r\n", ":3\r\n");
+	expect_reply(fd, "STOCK sku1 XL\r\n", "$-1\r\n");
+	expect_reply(fd, "STOCK sku1\r\n", "*4\r\n$1\r\nM\r\n:3\r\n$1\r\nL\r\n:0\r\n");
+	expect_reply(fd, "STOCK sku1 M -1\r\n", "-ERR STOCK qty must be an integer from 0 to 2147483647\r\n");
+	close(fd);
+}
+
+static void test_ingest_info_is_redis_like(void **state)
+{
+	static const char *const fields[] = { "# Server\r\n", "\r\nweft_version:", "\r\nprocess_id:",
+					      "\r\nuptime_in_seconds:", "# Clients\r\nconnected_clients:1\r\n",
+					      "# Stats\r\n", "\r\ntotal_commands_processed:", "\r\nevents_acked:",
+					      "\r\nshard0:", "\r\nshard1:" };
+	int fd;
+	char *got;
+
+	wait_connections(0);
+	fd = cli_connect();
+	exchange_until(fd, "INFO\r\nPING\r\n", 12, SIZE_MAX, "\r\n+PONG\r\n", &got);
+	assert_true(got[0] == '$');
+	for (size_t i = 0; i < WF_ARRAY_SIZE(fields); i++)
+		if (!strstr(got, fields[i]))
+			fail_msg("INFO lacks '%s': %s", fields[i], got);
+	/* The bulk length is right: the PONG follows it exactly. */
+	long len = strtol(got + 1, NULL, 10);
+	char *body = strstr(got, "\r\n") + 2;
+	assert_string_equal(body + len, "\r\n+PONG\r\n");
+	free(got);
+	/* One section only, as Redis. */
+	exchange_until(fd, "INFO clients\r\nPING\r\n", 20, SIZE_MAX, "\r\n+PONG\r\n", &got);
+	assert_non_null(strstr(got, "# Clients\r\nconnected_clients:1\r\n"));
+	assert_null(strstr(got, "# Server"));
+	assert_null(strstr(got, "# Stats"));
+	free(got);
+	close(fd);
+}
+
+/* A pipeline whose requests alternate between shards, with local commands
+ * between them: every reply comes back, in request order. */
+static void test_ingest_pipeline_across_shards_in_order(void **state)
+{
+	enum { N = 3000 };
+	struct wf_buf out = { 0 }, want = { 0 };
+	uint64_t before[NSHARDS];
+	int fd = cli_connect();
+	char *got;
+
+	for (uint32_t s = 0; s < NSHARDS; s++)
+		before[s] = atomic_load(&E.fake.served[s]);
+	for (int i = 0; i < N; i++) {
+		switch (i % 4) {
+		case 0:
+			wf_buf_printf(&out, "HISTORY s%d\r\n", i);
+			wf_buf_printf(&want, "+HISTORY s%d\r\n", i);
+			break;
+		case 1:
+			wf_buf_printf(&out, "*4\r\n$4\r\nRECS\r\n$3\r\nt%02d\r\n$1\r\n-\r\n$2\r\n10\r\n", i % 100);
+			wf_buf_printf(&want, "+RECS t%02d - 10\r\n", i % 100);
+			break;
+		case 2:
+			wf_buf_printf(&out, "ECHO e%d\r\n", i);
+			wf_buf_printf(&want, "$%d\r\ne%d\r\n", snprintf(NULL, 0, "e%d", i), i);
+			break;
+		case 3:
+			wf_buf_printf(&out, "EVENT s%d u%d view item%d\r\n", i, i, i);
+			wf_buf_printf(&want, ":1\r\n");
+			break;
+		}
+	}
+	size_t n = exchange(fd, out.data, out.len, want.len, &got);
+	assert_int_equal(n, want.len);
+	assert_memory_equal(got, want.data, want.len);
+	/* It did span the shards. */
+	for (uint32_t s = 0; s < NSHARDS; s++)
+		assert_true(atomic_load(&E.fake.served[s]) > before[s] + N / 8);
+	free(got);
+	wf_buf_fini(&out);
+	wf_buf_fini(&want);
+	close(fd);
+}
+
+/* While the ranker does not read, requests wait (the connection is not
+ * read); once it reads again every reply arrives, in order. */
+static void test_ingest_backpressure_holds_then_delivers_all(void **state)
+{
+	enum { N = 6000 };
+	struct wf_buf out = { 0 }, want = { 0 };
+	uint64_t stalls = stat_stalls();
+	size_t sent = 0;
+	int fd = cli_connect();
+	char *got;
+
+	for (int i = 0; i < N; i++) {
+		wf_buf_printf(&out, "HISTORY bp%d\r\n", i);
+		wf_buf_printf(&want, "+HISTORY bp%d\r\n", i);
+	}
+	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
+	/* Send what the socket takes now; the 8 KiB shard rings fill. */
+	while (sent < out.len) {
+		ssize_t w = send(fd, out.data + sent, out.len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w <= 0)
+			break;
+		sent += (size_t)w;
+	}
+	for (int i = 0; i < IO_TIMEOUT_MS / 5 && stat_stalls() == stalls; i++)
+		usleep(5000);
+	assert_true(stat_stalls() > stalls);
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	size_t n = exchange(fd, out.data + sent, out.len - sent, want.len, &got);
+	assert_int_equal(n, want.len);
+	assert_memory_equal(got, want.data, want.len);
+	free(got);
+	wf_buf_fini(&out);
+	wf_buf_fini(&want);
+	close(fd);
+}
+
+/* A client leaves with replies owed; the next client, which reuses its
+ * connection slot (free slots are a stack), gets only its own replies. */
+static void test_ingest_closed_connection_replies_go_nowhere(void **state)
+{
+	struct wf_buf out = { 0 };
+	int fd;
+
+	wait_connections(0);
+	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
+	fd = cli_connect();
+	for (int i = 0; i < 40; i++) /* fits the 8 KiB rings: the connection is not stalled */
+		wf_buf_printf(&out, "HISTORY gone%d\r\n", i);
+	assert_int_equal(send(fd, out.data, out.len, MSG_NOSIGNAL), (ssize_t)out.len);
+	/* Wait (bounded) until ingest forwarded them: replies are owed. */
+	for (int i = 0; i < IO_TIMEOUT_MS / 5; i++) {
+		if (wf_ring_used(wf_shm_req_ring(E.fake.shm, 0)) + wf_ring_used(wf_shm_req_ring(E.fake.shm, 1)) > 0)
+			break;
+		usleep(5000);
+	}
+	assert_true(wf_ring_used(wf_shm_req_ring(E.fake.shm, 0)) + wf_ring_used(wf_shm_req_ring(E.fake.shm, 1)) > 0);
+	close(fd);
+	wait_connections(0);
+	fd = cli_connect();
+	expect_reply(fd, "PING\r\n", "+PONG\r\n"); /* accepted before the old replies come */
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	expect_reply(fd, "HISTORY mine1\r\nPING\r\nHISTORY mine2\r\n", "+HISTORY mine1\r\n+PONG\r\n+HISTORY mine2\r\n");
+	close(fd);
+	wf_buf_fini(&out);
+}
+
+/* A reply from another ingest epoch is ignored; a repeated one is too. */
+static void test_ingest_drops_foreign_and_duplicate_replies(void **state)
+{
+	int fd = cli_connect();
+
+	atomic_store_explicit(&E.fake.dup_next, 1, memory_order_relaxed);
+	expect_reply(fd, "HISTORY d1\r\nHISTORY d2\r\nPING\r\n", "+HISTORY d1\r\n+HISTORY d2\r\n+PONG\r\n");
+	assert_int_equal(atomic_load(&E.fake.dup_next), 0);
+	/* Nothing else is pending on the connection. */
+	expect_reply(fd, "PING\r\n", "+PONG\r\n");
+	close(fd);
+}
+
+static void test_ingest_validation_keeps_connection(void **state)
+{
+	int fd = cli_connect();
+
+	expect_reply(fd, "EVENT s1 u1 stare i1\r\n",
+		     "-ERR unknown event type 'stare' (view click pdp hover dwell scroll search cart_add cart_remove "
+		     "purchase)\r\n");
+	expect_reply(fd, "EVENT s1 u1 view i1 ms\r\n", "-ERR EVENT wants: session user type item [field value]...\r\n");
+	expect_reply(fd, "EVENT s1 u1 dwell i1 ms x\r\n", "-ERR EVENT field 'ms' wants a non-negative integer\r\n");
+	expect_reply(fd, "RECS s1 u1 0\r\n", "-ERR RECS k must be an integer from 1 to 500, not '0'\r\n");
+	expect_reply(fd, "RECS s1 u1 501\r\n", "-ERR RECS k must be an integer from 1 to 500, not '501'\r\n");
+	expect_reply(fd, "RECS s1 u1 5 PAGE attic\r\n",
+		     "-ERR unknown page type 'attic' (home pdp cart search category email)\r\n");
+	expect_reply(fd, "RERANK s1 u1 a \"b c\"\r\n",
+		     "-ERR invalid item 'b c': 1..128 printable bytes without spaces\r\n");
+	expect_reply(fd, "HISTORY\r\n", "-ERR HISTORY wants: session\r\n");
+	expect_reply(fd, "RECS s1 u1 5 PAGE pdp ANCHOR i9 EXPLAIN SIZE M\r\n",
+		     "+RECS s1 u1 5 PAGE pdp ANCHOR i9 EXPLAIN SIZE M\r\n");
+	close(fd);
+}
+
+/* An error in the stream: earlier replies first, then the error, then EOF;
+ * nothing after the bad frame runs. */
+static void test_ingest_protocol_error_replies_and_closes(void **state)
+{
+	int fd = cli_connect();
+
+	expect_reply_then_eof(fd, "PING\r\nHISTORY pe1\r\n*1\r\n$x\r\nHISTORY pe2\r\n",
+			      "+PONG\r\n+HISTORY pe1\r\n-ERR Protocol error: invalid bulk length\r\n");
+	close(fd);
+	fd = cli_connect();
+	expect_reply_then_eof(fd, "ECHO \"open\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n");
+	close(fd);
+}
+
+static void test_ingest_quit_runs_nothing_after(void **state)
+{
+	struct wf_buf probe = { 0 }, want = { 0 };
+	int fd = cli_connect();
+	char *got;
+
+	expect_reply_then_eof(fd, "HISTORY q1\r\nQUIT\r\nHISTORY afterquit\r\nEVENT afterquit - view i\r\n",
+			      "+HISTORY q1\r\n+OK\r\n");
+	close(fd);
+	/* Requests to every shard after it: whatever was queued before is done. */
+	for (int i = 0; i < 64; i++) {
+		wf_buf_printf(&probe, "HISTORY probe%d\r\n", i);
+		wf_buf_printf(&want, "+HISTORY probe%d\r\n", i);
+	}
+	fd = cli_connect();
+	assert_int_equal(exchange(fd, probe.data, probe.len, want.len, &got), want.len);
+	assert_memory_equal(got, want.data, want.len);
+	assert_int_equal(atomic_load(&E.fake.saw_marker), 0);
+	free(got);
+	close(fd);
+	wf_buf_fini(&probe);
+	wf_buf_fini(&want);
+}
+
+static void test_ingest_oversized_requests_close(void **state)
+{
+	size_t big = 2u << 20;
+	char *out = malloc(big + 64);
+	int fd = cli_connect();
+	size_t n;
+
+	assert_non_null(out);
+	/* One bulk over the 512 KiB cap: refused from its header. */
+	expect_reply_then_eof(fd, "*2\r\n$4\r\nECHO\r\n$600000\r\n", "-ERR argument too long\r\n");
+	close(fd);
+	/* Legal bulks, but the request is over the 1.5 MiB input limit. */
+	fd = cli_connect();
+	n = (size_t)sprintf(out, "*5\r\n$4\r\nECHO\r\n");
+	for (int i = 0; i < 4; i++) {
+		n += (size_t)sprintf(out + n, "$500000\r\n");
+		memset(out + n, 'x', 500000);
+		n += 500000;
+		memcpy(out + n, "\r\n", 2);
+		n += 2;
+	}
+	char *got;
+	exchange(fd, out, n, SIZE_MAX, &got);
+	assert_string_equal(got, "-ERR Protocol error: request larger than the 1.5 MiB input limit\r\n");
+	free(got);
+	close(fd);
+	/* An inline line over 64 KiB. */
+	fd = cli_connect();
+	memset(out, 'a', 70000);
+	exchange(fd, out, 70000, SIZE_MAX, &got);
+	assert_string_equal(got, "-ERR Protocol error: too big inline request\r\n");
+	free(got);
+	close(fd);
+	free(out);
+}
+
+static void test_ingest_max_clients_refused(void **state)
+{
+	int fds[MAX_CLIENTS], extra;
+
+	wait_connections(0);
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		fds[i] = cli_connect();
+		expect_reply(fds[i], "PING\r\n", "+PONG\r\n");
+	}
+	extra = cli_connect();
+	expect_reply_then_eof(extra, "PING\r\n", "-ERR max clients reached\r\n");
+	close(extra);
+	close(fds[0]);
+	wait_connections(MAX_CLIENTS - 1);
+	extra = cli_connect();
+	expect_reply(extra, "PING\r\n", "+PONG\r\n");
+	close(extra);
+	for (int i = 1; i < MAX_CLIENTS; i++)
+		close(fds[i]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ingest_local_commands_answer),
+		cmocka_unit_test(test_ingest_stock_set_and_read),
+		cmocka_unit_test(test_ingest_info_is_redis_like),
+		cmocka_unit_test(test_ingest_pipeline_across_shards_in_order),
+		cmocka_unit_test(test_ingest_backpressure_holds_then_delivers_all),
+		cmocka_unit_test(test_ingest_closed_connection_replies_go_nowhere),
+		cmocka_unit_test(test_ingest_drops_foreign_and_duplicate_replies),
+		cmocka_unit_test(test_ingest_validation_keeps_connection),
+		cmocka_unit_test(test_ingest_protocol_error_replies_and_closes),
+		cmocka_unit_test(test_ingest_quit_runs_nothing_after),
+		cmocka_unit_test(test_ingest_oversized_requests_close),
+		cmocka_unit_test(test_ingest_max_clients_refused),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
