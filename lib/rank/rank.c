@@ -115,14 +115,6 @@ static void set_add(int32_t *set, int32_t item)
 	set[WF_RANK_CART - 1] = item;
 }
 
-static int set_has(const int32_t *set, int64_t item)
-{
-	for (uint32_t i = 0; i < WF_RANK_CART; i++)
-		if (set[i] == item)
-			return 1;
-	return 0;
-}
-
 static void set_del(int32_t *set, int64_t item)
 {
 	for (uint32_t i = 0; i < WF_RANK_CART; i++)
@@ -310,6 +302,18 @@ static float cat_affinity(const struct wf_rank_session *s, const struct wf_rank_
 	return a ? wf_rank_evidence(p, a->w, a->n) : 0.0f;
 }
 
+/* How far this session may move the list: grows with repeated item
+ * events (one click: little; several: a lot). The same factor for every
+ * item, so it never reorders the session's own candidates among
+ * themselves, only against the batch list (anti-jitter). */
+static float session_confidence(const struct wf_rank_session *s, const struct wf_rank_params *p)
+{
+	float n3 = (float)s->nitem_events * (float)s->nitem_events * (float)s->nitem_events;
+	float c3 = p->confidence_events * p->confidence_events * p->confidence_events;
+
+	return n3 / (n3 + c3);
+}
+
 /* Evidence of every category, brand and band the session touched, once per
  * query: score_one() then only looks values up. */
 static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_session *s, const struct wf_rank_params *p)
@@ -335,12 +339,15 @@ static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_ses
 				w->cat_ev[w->ncat++] = wf_rank_evidence(p, s->cat[i].w, s->cat[i].n);
 			}
 	}
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
-		w->brand_key[i] = s->brand[i].key;
-		w->brand_ev[i] = s->brand[i].key == UINT32_MAX ? 0.0f : wf_rank_evidence(p, s->brand[i].w, s->brand[i].n);
-	}
+	w->nbrand = 0;
+	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
+		if (s->brand[i].key != UINT32_MAX) {
+			w->brand_key[w->nbrand] = s->brand[i].key;
+			w->brand_ev[w->nbrand++] = wf_rank_evidence(p, s->brand[i].w, s->brand[i].n);
+		}
 	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
 		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
+	w->confidence = session_confidence(s, p);
 }
 
 static float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32_t key)
@@ -430,30 +437,9 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 		pool_add(w, snap->trending[i].item);
 }
 
-static int excluded(const struct wf_rank_query *q, uint32_t item)
-{
-	if ((int64_t)item == q->anchor)
-		return 1;
-	if (q->sess && (set_has(q->sess->cart, item) || set_has(q->sess->bought, item)))
-		return 1;
-	return 0;
-}
-
-/* How far this session may move the list: grows with repeated item
- * events (one click: little; several: a lot). The same factor for every
- * item, so it never reorders the session's own candidates among
- * themselves, only against the batch list (anti-jitter). */
-static float session_confidence(const struct wf_rank_session *s, const struct wf_rank_params *p)
-{
-	float n3 = (float)s->nitem_events * (float)s->nitem_events * (float)s->nitem_events;
-	float c3 = p->confidence_events * p->confidence_events * p->confidence_events;
-
-	return n3 / (n3 + c3);
-}
-
 /* The score of pool entry k and its parts; the score is their sum, in the
  * order rank.h documents. */
-static float score_one(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+static inline __attribute__((always_inline)) float score_one(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       const struct wf_rank_scratch *w, uint32_t k, struct wf_rank_explain *ex)
 {
 	const struct wf_snap_item *it = &snap->items[w->item[k]];
@@ -469,7 +455,7 @@ static float score_one(const struct wf_snap *snap, const struct wf_rank_params *
 		if (it->category != WF_SNAP_NO_CAT)
 			aff += p->w_cat * lookup_ev(w->cat_key, w->cat_ev, w->ncat, it->category);
 		if (it->brand != WF_SNAP_NO_CAT)
-			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, WF_RANK_AFF, it->brand);
+			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, w->nbrand, it->brand);
 		if (it->price_band < WF_RANK_BANDS)
 			aff += p->w_band * w->band_ev[it->price_band];
 		e.session = q->w_session * aff;
@@ -481,7 +467,7 @@ static float score_one(const struct wf_snap *snap, const struct wf_rank_params *
 		}
 	}
 	if (s)
-		e.neighbours = q->w_session * session_confidence(s, p) *
+		e.neighbours = q->w_session * w->confidence *
 			       (p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f));
 	else if (q->anchor >= 0)
 		e.neighbours = q->w_session * p->w_neigh * WF_MIN(w->neigh[k], 1.0f);
@@ -522,49 +508,89 @@ static int before(const struct wf_rank_scratch *w, uint32_t a, uint32_t b)
 	return w->score[a] > w->score[b] || (w->score[a] == w->score[b] && w->item[a] < w->item[b]);
 }
 
-/* Put the m best pool entries, in no particular order, in order[0..m)
- * (quickselect on order[0..n), expected O(n)). */
-static void select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m)
+/* Put the m best scored pool entries (score > -inf) in order[0..ret),
+ * best first, and return ret <= m; *ret_more is 1 when entries were left
+ * out. A bounded heap with the worst kept entry at the root: most entries
+ * lose one comparison with it and cost nothing more. */
+static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
 {
-	uint32_t lo = 0, hi = n;
+	uint32_t *h = w->order, hn = 0;
 
-	for (uint32_t i = 0; i < n; i++)
-		w->order[i] = i;
-	while (hi - lo > 1 && m > lo && m < hi) {
-		uint32_t piv = w->order[lo + (hi - lo) / 2], i = lo, j = hi - 1;
-		while (i <= j) {
-			while (before(w, w->order[i], piv))
-				i++;
-			while (before(w, piv, w->order[j]))
-				j--;
-			if (i <= j) {
-				uint32_t t = w->order[i];
-				w->order[i++] = w->order[j];
-				w->order[j] = t;
-				if (j == 0)
+	*ret_more = 0;
+	for (uint32_t x = 0; x < n; x++) {
+		uint32_t i;
+		if (w->score[x] == -INFINITY)
+			continue;
+		if (hn == m) {
+			*ret_more = 1;
+			if (m == 0 || !before(w, x, h[0]))
+				continue;
+			/* Replace the root and sift it down. */
+			i = 0;
+			for (;;) {
+				uint32_t c = 2 * i + 1;
+				if (c >= hn)
 					break;
-				j--;
+				if (c + 1 < hn && before(w, h[c], h[c + 1]))
+					c++; /* the worse child */
+				if (!before(w, x, h[c]))
+					break;
+				h[i] = h[c];
+				i = c;
 			}
+			h[i] = x;
+			continue;
 		}
-		if (m <= j + 1)
-			hi = j + 1;
-		else if (m >= i)
-			lo = i;
-		else
-			break;
+		/* Sift up: a parent is never better than its children. */
+		for (i = hn++; i > 0 && before(w, h[(i - 1) / 2], x); i = (i - 1) / 2)
+			h[i] = h[(i - 1) / 2];
+		h[i] = x;
+	}
+	/* Sort the kept entries best first (insertion sort: m is small). */
+	for (uint32_t i = 1; i < hn; i++) {
+		uint32_t t = h[i], j = i;
+		while (j > 0 && before(w, t, h[j - 1])) {
+			h[j] = h[j - 1];
+			j--;
+		}
+		h[j] = t;
+	}
+	return hn;
+}
+
+/* Pool index of item, or UINT32_MAX when it is not in the pool. */
+static uint32_t pool_find(const struct wf_rank_scratch *w, uint32_t item)
+{
+	uint32_t mask = WF_RANK_POOL * 2 - 1;
+
+	for (uint32_t h = (item * 2654435761u) & mask;; h = (h + 1) & mask) {
+		uint32_t v = w->slot[h];
+		if (v == 0)
+			return UINT32_MAX;
+		if (w->item[v - 1] == item)
+			return v - 1;
 	}
 }
 
-/* Sort order[0..m) best first (insertion sort: m is small). */
-static void sort_top(struct wf_rank_scratch *w, uint32_t m)
+/* Score every pool entry; carted and bought items and the anchor get -inf
+ * (looked up once each, not tested per entry). */
+static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w)
 {
-	for (uint32_t i = 1; i < m; i++) {
-		uint32_t t = w->order[i], j = i;
-		while (j > 0 && before(w, t, w->order[j - 1])) {
-			w->order[j] = w->order[j - 1];
-			j--;
-		}
-		w->order[j] = t;
+	const struct wf_rank_session *s = q->sess;
+	uint32_t x;
+
+	for (uint32_t i = 0; i < w->n; i++)
+		w->score[i] = score_one(snap, p, q, w, i, NULL);
+	if (q->anchor >= 0 && q->anchor <= UINT32_MAX && (x = pool_find(w, (uint32_t)q->anchor)) != UINT32_MAX)
+		w->score[x] = -INFINITY;
+	if (!s)
+		return;
+	for (uint32_t c = 0; c < WF_RANK_CART; c++) {
+		if (s->cart[c] >= 0 && (x = pool_find(w, (uint32_t)s->cart[c])) != UINT32_MAX)
+			w->score[x] = -INFINITY;
+		if (s->bought[c] >= 0 && (x = pool_find(w, (uint32_t)s->bought[c])) != UINT32_MAX)
+			w->score[x] = -INFINITY;
 	}
 }
 
@@ -572,21 +598,22 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
+	int more;
 
 	build_pool(snap, p, q, w, WF_RANK_POOL);
-	for (i = 0; i < w->n; i++)
-		w->score[i] = excluded(q, w->item[i]) ? -INFINITY : score_one(snap, p, q, w, i, NULL);
+	score_pool(snap, p, q, w);
 	/* Only the best few need ordering: select them, sort those; if the
 	 * filter refuses too many, order the whole pool after all. */
-	m = WF_MIN(w->n, q->filter ? 2 * k + 16 : k);
-	select_top(w, w->n, m);
-	sort_top(w, m);
-	for (i = 0; i < w->n && n < k; i++) {
-		if (i == m && m < w->n) {
+	m = select_top(w, w->n, WF_MIN(w->n, q->filter ? 2 * k + 16 : k), &more);
+	for (i = 0; n < k; i++) {
+		if (i == m) {
+			if (!more)
+				break;
 			sort_pool(w, w->n);
+			m = w->n;
+			more = 0;
 			i = 0;
 			n = 0;
-			m = w->n;
 		}
 		uint32_t x = w->order[i];
 		if (w->score[x] == -INFINITY)

@@ -159,7 +159,9 @@ struct wf_rank_scratch {
 	uint32_t ncat;
 	uint32_t brand_key[WF_RANK_AFF];
 	float brand_ev[WF_RANK_AFF];
+	uint32_t nbrand;
 	float band_ev[WF_RANK_BANDS];
+	float confidence;                    /* the session's confidence, once per query */
 };
 
 /*
