@@ -2,7 +2,8 @@
  * test_rank.c - the scoring library (lib/rank): on the small store of
  * test_ranker.h, RECS for a known user with an empty session is the batch
  * list; one click does not move the top 3; three views of a new category
- * bring it up; a carted item leaves and its complements rise; purchases
+ * bring it up; a carted item leaves and its complements rise to the top 5
+ * (even after a long look at one category); purchases
  * leave; a filtered (sold-out) item never appears; EXPLAIN parts add up to
  * the score bit for bit; RERANK puts session-matching items first and
  * unknown items last in their order; an intent pivot is detected and acted
@@ -183,6 +184,33 @@ static void test_rank_cart_add_removes_item_and_lifts_complements(void **state)
 	assert_true(rank_of(after, na, item(f, "i30")) < rank_of(before, nb, item(f, "i30")));
 	assert_true(rank_of(after, na, item(f, "i31")) < rank_of(before, nb, item(f, "i31")));
 	assert_true(rank_of(after, na, item(f, "i30")) < 10);
+	/* Complements reach the top of the list, even when the session's
+	 * other evidence is strong: after a long look at shoes, carting a
+	 * shoe brings its socks into the top 5, for a returning shopper and
+	 * for a new visitor. */
+	for (int anon = 0; anon < 2; anon++) {
+		struct wf_rank_query qa = query(f, 40);
+		char id[8];
+		if (anon) {
+			qa.cands = NULL;
+			qa.ncands = 0;
+			qa.w_batch = 0.1f;
+			qa.w_session = 0.9f;
+		}
+		wf_rank_session_init(&f->s);
+		for (int r = 0; r < 2; r++)
+			for (int i = 1; i < 8; i++) {
+				snprintf(id, sizeof(id), "i%02d", i);
+				ev(f, WF_EV_PDP, id);
+			}
+		na = recs(f, &qa, after);
+		assert_true(rank_of(after, na, item(f, "i30")) >= 5);
+		assert_true(rank_of(after, na, item(f, "i31")) >= 5);
+		ev(f, WF_EV_CART_ADD, "i00");
+		na = recs(f, &qa, after);
+		assert_true(rank_of(after, na, item(f, "i30")) < 5);
+		assert_true(rank_of(after, na, item(f, "i31")) < 10);
+	}
 	/* Removed from the cart: it may come back. */
 	ev(f, WF_EV_CART_REMOVE, "i00");
 	na = recs(f, &q, after);

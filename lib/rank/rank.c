@@ -34,6 +34,7 @@ void wf_rank_params_default(struct wf_rank_params *p)
 	p->w_trend = 0.02f;
 	p->w_pop = 0.05f;
 	p->w_compl = 0.4f;
+	p->w_compl_lift = 0.5f; /* the smallest that brings complements into the top 5 (test_rank); tuned on validation days (EVAL.md) */
 	p->penalty_seen = 0.0f;
 	p->recent_window = 4;
 	p->pivot_recent_share = 0.75f;
@@ -367,6 +368,8 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	float maxb = 0;
 
 	pool_reset(w, cap);
+	w->ncompl = 0;
+	w->compl_top = 0;
 	if (s)
 		session_evidence(w, s, p);
 	/* Normalise per list, so w_batch means the same for every user. */
@@ -410,16 +413,29 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 			if (k != UINT32_MAX)
 				w->seen[k] = WF_MAX(w->seen[k], 1.0f / (float)r);
 		}
+		/* Complements of the cart, by how lately each carted item was
+		 * looked at: decay^r for the r-th newest entry of the recent
+		 * ring, decay^WF_RANK_RECENT once it has left the ring. */
 		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
 			int32_t src = s->cart[c];
+			float fresh = 1.0f;
+			uint32_t r;
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
+			for (r = 0; r < s->recent_count && s->recent[recent_slot(s, r)].item != src; r++)
+				;
+			if (r == s->recent_count)
+				r = WF_RANK_RECENT;
+			while (r--)
+				fresh *= p->decay;
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->compl_cnt; x++) {
 				const struct wf_snap_cand *cc = &snap->compl[it->compl_off + x];
 				uint32_t k = pool_add(w, cc->item);
-				if (k != UINT32_MAX)
-					w->compl[k] = WF_MAX(w->compl[k], cc->score);
+				if (k != UINT32_MAX) {
+					w->ncompl += w->compl[k] == 0 && cc->score > 0;
+					w->compl[k] = WF_MAX(w->compl[k], fresh * cc->score);
+				}
 			}
 		}
 	}
@@ -471,7 +487,8 @@ static inline __attribute__((always_inline)) float score_one(const struct wf_sna
 			       (p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f));
 	else if (q->anchor >= 0)
 		e.neighbours = q->w_session * p->w_neigh * WF_MIN(w->neigh[k], 1.0f);
-	e.complement = p->w_compl * w->compl[k];
+	if (w->compl[k] > 0)
+		e.complement = w->compl[k] * (p->w_compl + p->w_compl_lift * w->compl_top);
 	if (ex)
 		*ex = e;
 	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
@@ -592,6 +609,19 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 		if (s->bought[c] >= 0 && (x = pool_find(w, (uint32_t)s->bought[c])) != UINT32_MAX)
 			w->score[x] = -INFINITY;
 	}
+	if (!w->ncompl)
+		return;
+	/* The cart's complements are lifted by the best score of the rest
+	 * of the pool, so they reach the top whatever the scale of the
+	 * session's other evidence (rank.h, w_compl_lift). */
+	float top = 0;
+	for (uint32_t i = 0; i < w->n; i++)
+		if (w->compl[i] == 0 && w->score[i] > top)
+			top = w->score[i];
+	w->compl_top = top;
+	for (uint32_t i = 0; i < w->n; i++)
+		if (w->compl[i] > 0 && w->score[i] != -INFINITY)
+			w->score[i] = score_one(snap, p, q, w, i, NULL);
 }
 
 int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
@@ -638,6 +668,8 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 		n = WF_RANK_POOL;
 	/* Same signals as RECS; the pool leaves room for every given item. */
 	build_pool(snap, p, q, w, WF_RANK_POOL - n);
+	if (w->ncompl)
+		score_pool(snap, p, q, w); /* the complements' lift, as RECS has it */
 	w->cap = WF_RANK_POOL;
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)

@@ -53,7 +53,17 @@ struct wf_rank_params {
 	float w_recent_item;         /* items seen earlier in the session (re-visits) */
 	float confidence_events;     /* session confidence n^3 / (n^3 + this^3), n item events */
 	float w_trend, w_pop;        /* catalog prior, for items outside the user's batch list */
-	float w_compl;               /* complements of the cart */
+	/*
+	 * Complements of the cart: an item that complements a carted item
+	 * with score c (snapshot COMPL) gets
+	 *   c * fresh * (w_compl + w_compl_lift * top)
+	 * fresh = decay^r, r the carted item's place in the recent ring
+	 * (decay^WF_RANK_RECENT once it left it)
+	 * where top is the best score of the pool's other entries, so the
+	 * strongest complements come near the top of the list however
+	 * strong the session's other evidence is.
+	 */
+	float w_compl, w_compl_lift;
 	float penalty_seen;          /* per repeat look at an item already in the recent ring */
 	uint32_t recent_window;      /* events in the "recent" window for pivot detection */
 	float pivot_recent_share;    /* recent window's top category share to call a pivot */
@@ -122,7 +132,8 @@ float wf_rank_evidence(const struct wf_rank_params *p, float w, float n);
  *              and the recent items themselves)
  *   trend      catalog prior (popularity, trend) for items outside the
  *              user's batch list, whose batch score already holds it
- *   complement complements of the cart
+ *   complement complements of the cart, lifted by the best other score
+ *              (w_compl_lift)
  *   penalty    <= 0: repeat looks (penalty_seen)
  */
 struct wf_rank_explain {
@@ -162,6 +173,8 @@ struct wf_rank_scratch {
 	uint32_t nbrand;
 	float band_ev[WF_RANK_BANDS];
 	float confidence;                    /* the session's confidence, once per query */
+	uint32_t ncompl;                     /* pool entries that complement the cart */
+	float compl_top;                     /* best score among the others (w_compl_lift) */
 };
 
 /*
