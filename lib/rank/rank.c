@@ -6,8 +6,11 @@
 #include "lib/rank/rank.h"
 #include "lib/util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+
+#define RANK_PREFETCH 8u /* pool entries ahead whose item metadata is prefetched */
 
 void wf_rank_params_default(struct wf_rank_params *p)
 {
@@ -269,10 +272,13 @@ static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
 			w->item[w->n] = item;
 			w->batch[w->n] = -1.0f;
 			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
+			w->shared[w->n] = w->mark;
 			return w->n++;
 		}
-		if (w->item[v - 1] == item)
+		if (w->item[v - 1] == item) {
+			w->shared[v - 1] |= w->mark;
 			return v - 1;
+		}
 	}
 }
 
@@ -361,18 +367,31 @@ static float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32
 
 /* The pool: batch list, neighbours of recent items and the anchor, the
  * recent items, cart complements, popular and trending items. */
+static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w);
+static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
+			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w);
+
 static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w, uint32_t cap)
 {
 	const struct wf_rank_session *s = q->sess;
-	float maxb = 0;
 
 	pool_reset(w, cap);
 	w->ncompl = 0;
 	w->compl_top = 0;
 	if (s)
 		session_evidence(w, s, p);
-	/* Normalise per list, so w_batch means the same for every user. */
+	pool_add_list(snap, q, w);
+	pool_add_session(snap, p, s, q->anchor, w);
+}
+
+/* The user's batch list, normalised by its best score so that w_batch
+ * means the same for every user. */
+static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w)
+{
+	float maxb = 0;
+
+	w->mark = 0;
 	for (uint32_t i = 0; i < q->ncands; i++)
 		maxb = WF_MAX(maxb, q->cands[i].score);
 	for (uint32_t i = 0; i < q->ncands; i++) {
@@ -382,6 +401,15 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 		if (k != UINT32_MAX && w->batch[k] < 0)
 			w->batch[k] = maxb > 0 ? WF_MAX(q->cands[i].score, 0.0f) / maxb : 0.0f;
 	}
+}
+
+/* What every query of this session shares: the neighbours of its recent
+ * items and of the anchor, the recent items, the cart's complements, the
+ * popular and trending items. */
+static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
+			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w)
+{
+	w->mark = 1;
 	if (s) {
 		/* Neighbours of the newest recent items, weighted by how strongly
 		 * (saturating) and how lately each was looked at. The items seen
@@ -439,8 +467,8 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 			}
 		}
 	}
-	if (q->anchor >= 0 && (uint64_t)q->anchor < snap->nitems) {
-		const struct wf_snap_item *it = &snap->items[q->anchor];
+	if (anchor >= 0 && (uint64_t)anchor < snap->nitems) {
+		const struct wf_snap_item *it = &snap->items[anchor];
 		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
 			uint32_t k = pool_add(w, snap->neigh[it->neigh_off + x].item);
 			if (k != UINT32_MAX)
@@ -453,19 +481,28 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 		pool_add(w, snap->trending[i].item);
 }
 
-/* The score of pool entry k and its parts; the score is their sum, in the
- * order rank.h documents. */
-static inline __attribute__((always_inline)) float score_one(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       const struct wf_rank_scratch *w, uint32_t k, struct wf_rank_explain *ex)
+/* The parts of pool entry k's score that do not depend on the query's
+ * batch list or weights (wf_rank_recs_multi() shares them). */
+struct entry_parts {
+	float prior;   /* catalog prior, when need_prior */
+	float aff;     /* category, brand and band affinity, before w_session */
+	float near;    /* neighbours and re-visits, before w_session and confidence */
+	float penalty;
+	int has_aff;
+};
+
+static inline __attribute__((always_inline)) void entry_parts(const struct wf_snap *snap,
+							       const struct wf_rank_params *p,
+							       const struct wf_rank_session *s, int64_t anchor,
+							       const struct wf_rank_scratch *w, uint32_t k,
+							       int need_prior, struct entry_parts *pt)
 {
 	const struct wf_snap_item *it = &snap->items[w->item[k]];
-	const struct wf_rank_session *s = q->sess;
-	struct wf_rank_explain e = { 0 };
 
-	if (w->batch[k] >= 0)
-		e.batch = q->w_batch * w->batch[k];
-	else /* the batch score of a listed item already holds popularity and trend */
-		e.trend = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
+	pt->prior = pt->aff = pt->near = pt->penalty = 0;
+	pt->has_aff = 0;
+	if (need_prior) /* the batch score of a listed item already holds popularity and trend */
+		pt->prior = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
 	if (s && s->total > 0) {
 		float aff = 0;
 		if (it->category != WF_SNAP_NO_CAT)
@@ -474,24 +511,61 @@ static inline __attribute__((always_inline)) float score_one(const struct wf_sna
 			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, w->nbrand, it->brand);
 		if (it->price_band < WF_RANK_BANDS)
 			aff += p->w_band * w->band_ev[it->price_band];
-		e.session = q->w_session * aff;
+		pt->aff = aff;
+		pt->has_aff = 1;
 		if (p->penalty_seen > 0) {
 			uint32_t seen = 0;
 			for (uint32_t i = 0; i < s->recent_count; i++)
 				seen += s->recent[recent_slot(s, i)].item == (int32_t)w->item[k];
-			e.penalty = -p->penalty_seen * (float)seen;
+			pt->penalty = -p->penalty_seen * (float)seen;
 		}
 	}
 	if (s)
-		e.neighbours = q->w_session * w->confidence *
-			       (p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f));
+		pt->near = p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f);
+	else if (anchor >= 0)
+		pt->near = WF_MIN(w->neigh[k], 1.0f);
+}
+
+/* Pool entry k's score for query q with normalised batch score batch (< 0:
+ * not in q's list) and its parts; the score is their sum, in the order
+ * rank.h documents. */
+static inline __attribute__((always_inline)) float entry_score(const struct wf_rank_params *p,
+								const struct wf_rank_query *q,
+								const struct wf_rank_scratch *w, uint32_t k, float batch,
+								const struct entry_parts *pt, struct wf_rank_explain *ex)
+{
+	struct wf_rank_explain e = { 0 };
+
+	if (batch >= 0)
+		e.batch = q->w_batch * batch;
+	else
+		e.trend = pt->prior;
+	if (pt->has_aff) {
+		e.session = q->w_session * pt->aff;
+		e.penalty = pt->penalty;
+	}
+	if (q->sess)
+		e.neighbours = q->w_session * w->confidence * pt->near;
 	else if (q->anchor >= 0)
-		e.neighbours = q->w_session * p->w_neigh * WF_MIN(w->neigh[k], 1.0f);
+		e.neighbours = q->w_session * p->w_neigh * pt->near;
 	if (w->compl[k] > 0)
 		e.complement = w->compl[k] * (p->w_compl + p->w_compl_lift * w->compl_top);
 	if (ex)
 		*ex = e;
 	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
+}
+
+/* The score of pool entry k for query q (and its parts). */
+static inline __attribute__((always_inline)) float score_one(const struct wf_snap *snap,
+							      const struct wf_rank_params *p,
+							      const struct wf_rank_query *q,
+							      const struct wf_rank_scratch *w, uint32_t k,
+							      struct wf_rank_explain *ex)
+{
+	struct entry_parts pt;
+
+	entry_parts(snap, p, q->sess, q->anchor, w, k, w->batch[k] < 0, &pt);
+	return entry_score(p, q, w, k, w->batch[k], &pt, ex);
 }
 
 /* Pool indexes sorted by score, best first (ties: lower item index). */
@@ -519,58 +593,77 @@ static void sort_pool(struct wf_rank_scratch *w, uint32_t n)
 	}
 }
 
-/* a ranks before b: higher score, then lower item index (a total order). */
-static int before(const struct wf_rank_scratch *w, uint32_t a, uint32_t b)
+/* An entry's place in the order as one integer: higher score first, then
+ * lower item index, the order sort_pool() gives (+ 0.0f makes -0 +0,
+ * which compares equal to it). */
+static inline uint64_t order_key(float score, uint32_t item)
 {
-	return w->score[a] > w->score[b] || (w->score[a] == w->score[b] && w->item[a] < w->item[b]);
+	union {
+		float f;
+		uint32_t u;
+	} v = { .f = score + 0.0f };
+	uint32_t u = (v.u & 0x80000000u) ? ~v.u : (v.u | 0x80000000u);
+
+	return ((uint64_t)u << 32) | (uint32_t)~item;
+}
+
+/* Sift h[i] down the heap h[0..hn) (the worst entry, lowest key, at the root). */
+static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint32_t i)
+{
+	uint32_t x = h[i];
+	uint64_t kx = key[x];
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= hn)
+			break;
+		if (c + 1 < hn && key[h[c + 1]] < key[h[c]])
+			c++; /* the worse child */
+		if (kx <= key[h[c]])
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	h[i] = x;
 }
 
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
  * out. A bounded heap with the worst kept entry at the root: most entries
- * lose one comparison with it and cost nothing more. */
+ * lose one comparison with it and cost nothing more; then a heap sort.
+ * Compares order_key()s (one integer comparison, not two float ones). */
 static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
 {
 	uint32_t *h = w->order, hn = 0;
+	uint64_t *key = w->key, root = 0;
 
 	*ret_more = 0;
 	for (uint32_t x = 0; x < n; x++) {
 		uint32_t i;
 		if (w->score[x] == -INFINITY)
 			continue;
+		uint64_t kx = key[x] = order_key(w->score[x], w->item[x]);
 		if (hn == m) {
 			*ret_more = 1;
-			if (m == 0 || !before(w, x, h[0]))
+			if (m == 0 || kx <= root)
 				continue;
-			/* Replace the root and sift it down. */
-			i = 0;
-			for (;;) {
-				uint32_t c = 2 * i + 1;
-				if (c >= hn)
-					break;
-				if (c + 1 < hn && before(w, h[c], h[c + 1]))
-					c++; /* the worse child */
-				if (!before(w, x, h[c]))
-					break;
-				h[i] = h[c];
-				i = c;
-			}
-			h[i] = x;
+			h[0] = x; /* replace the root */
+			heap_down(key, h, hn, 0);
+			root = key[h[0]];
 			continue;
 		}
 		/* Sift up: a parent is never better than its children. */
-		for (i = hn++; i > 0 && before(w, h[(i - 1) / 2], x); i = (i - 1) / 2)
+		for (i = hn++; i > 0 && key[h[(i - 1) / 2]] > kx; i = (i - 1) / 2)
 			h[i] = h[(i - 1) / 2];
 		h[i] = x;
+		root = key[h[0]];
 	}
-	/* Sort the kept entries best first (insertion sort: m is small). */
-	for (uint32_t i = 1; i < hn; i++) {
-		uint32_t t = h[i], j = i;
-		while (j > 0 && before(w, t, h[j - 1])) {
-			h[j] = h[j - 1];
-			j--;
-		}
-		h[j] = t;
+	/* Heap sort: the worst goes last, each in turn; the best stays first. */
+	for (uint32_t end = hn; end > 1; end--) {
+		uint32_t t = h[0];
+		h[0] = h[end - 1];
+		h[end - 1] = t;
+		heap_down(key, h, end - 1, 0);
 	}
 	return hn;
 }
@@ -589,16 +682,16 @@ static uint32_t pool_find(const struct wf_rank_scratch *w, uint32_t item)
 	}
 }
 
-/* Score every pool entry; carted and bought items and the anchor get -inf
- * (looked up once each, not tested per entry). */
-static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w)
+/* With every pool entry scored in w->score (and w->batch the query's):
+ * carted and bought items and the anchor get -inf (looked up once each,
+ * not tested per entry), and the cart's complements their lift. */
+static void finish_scores(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+			  struct wf_rank_scratch *w)
 {
 	const struct wf_rank_session *s = q->sess;
 	uint32_t x;
 
-	for (uint32_t i = 0; i < w->n; i++)
-		w->score[i] = score_one(snap, p, q, w, i, NULL);
+	w->compl_top = 0;
 	if (q->anchor >= 0 && q->anchor <= UINT32_MAX && (x = pool_find(w, (uint32_t)q->anchor)) != UINT32_MAX)
 		w->score[x] = -INFINITY;
 	if (!s)
@@ -624,14 +717,26 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 			w->score[i] = score_one(snap, p, q, w, i, NULL);
 }
 
-int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
+/* Score every pool entry for q. */
+static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w)
+{
+	w->compl_top = 0;
+	for (uint32_t i = 0; i < w->n; i++) {
+		if (i + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
+			__builtin_prefetch(&snap->items[w->item[i + RANK_PREFETCH]]);
+		w->score[i] = score_one(snap, p, q, w, i, NULL);
+	}
+	finish_scores(snap, p, q, w);
+}
+
+/* The best q->k scored entries, best first, through the filter. */
+static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
 	int more;
 
-	build_pool(snap, p, q, w, WF_RANK_POOL);
-	score_pool(snap, p, q, w);
 	/* Only the best few need ordering: select them, sort those; if the
 	 * filter refuses too many, order the whole pool after all. */
 	m = select_top(w, w->n, WF_MIN(w->n, q->filter ? 2 * k + 16 : k), &more);
@@ -651,10 +756,89 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 		if (q->filter && !q->filter(q->filter_ctx, w->item[x]))
 			continue;
 		out_items[n] = w->item[x];
-		out_scores[n] = score_one(snap, p, q, w, x, out_explain ? &out_explain[n] : NULL);
+		/* w->score[x] is score_one()'s, bit for bit: only the parts need it. */
+		out_scores[n] = out_explain ? score_one(snap, p, q, w, x, &out_explain[n]) : w->score[x];
 		n++;
 	}
 	return (int)n;
+}
+
+int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
+{
+	build_pool(snap, p, q, w, WF_RANK_POOL);
+	score_pool(snap, p, q, w);
+	return emit(snap, p, q, w, out_items, out_scores, out_explain);
+}
+
+/*
+ * One pool for all the queries: each query's batch list (its batch scores
+ * kept apart in mbatch), then what they share; an entry is in query i's
+ * pool when it is shared or in i's list. Each entry's session signals are
+ * looked up once and combined with each query's weights; then each query
+ * is finished and emitted as wf_rank_recs() would, from its own scores.
+ * The pool's contents do not depend on the order entries joined it, so
+ * the results are wf_rank_recs()'s, unless the union fills the pool: then
+ * each query is run alone.
+ */
+int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n)
+{
+	const struct wf_rank_session *s;
+	uint32_t stride, done[WF_RANK_MULTI];
+
+	if (nq < 1 || nq > WF_RANK_MULTI)
+		return -EINVAL;
+	s = q[0].sess;
+	stride = q[0].k;
+	for (uint32_t i = 1; i < nq; i++)
+		if (q[i].sess != s || q[i].anchor != q[0].anchor || q[i].k != stride || q[i].filter != q[0].filter ||
+		    q[i].filter_ctx != q[0].filter_ctx)
+			return -EINVAL;
+	pool_reset(w, WF_RANK_POOL);
+	w->ncompl = 0;
+	w->compl_top = 0;
+	if (s)
+		session_evidence(w, s, p);
+	for (uint32_t i = 0; i < nq; i++) {
+		for (uint32_t x = 0; x < w->n; x++)
+			w->batch[x] = -1.0f;
+		pool_add_list(snap, &q[i], w);
+		memcpy(w->mbatch[i], w->batch, w->n * sizeof(float));
+		done[i] = w->n;
+	}
+	pool_add_session(snap, p, s, q[0].anchor, w);
+	if (w->n >= WF_RANK_POOL) {
+		for (uint32_t i = 0; i < nq; i++)
+			ret_n[i] = wf_rank_recs(snap, p, &q[i], w, out_items + (size_t)i * stride,
+						out_scores + (size_t)i * stride, NULL);
+		return 0;
+	}
+	for (uint32_t i = 0; i < nq; i++)
+		for (uint32_t x = done[i]; x < w->n; x++)
+			w->mbatch[i][x] = -1.0f;
+	w->compl_top = 0;
+	for (uint32_t x = 0; x < w->n; x++) {
+		struct entry_parts pt;
+		int need_prior = 0;
+		if (x + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
+			__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH]]);
+		for (uint32_t i = 0; i < nq; i++)
+			need_prior |= w->mbatch[i][x] < 0;
+		entry_parts(snap, p, s, q[0].anchor, w, x, need_prior, &pt);
+		for (uint32_t i = 0; i < nq; i++)
+			w->mscore[i][x] = w->shared[x] || w->mbatch[i][x] >= 0
+						  ? entry_score(p, &q[i], w, x, w->mbatch[i][x], &pt, NULL)
+						  : -INFINITY;
+	}
+	for (uint32_t i = 0; i < nq; i++) {
+		memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
+		memcpy(w->score, w->mscore[i], w->n * sizeof(float));
+		finish_scores(snap, p, &q[i], w);
+		ret_n[i] = emit(snap, p, &q[i], w, out_items + (size_t)i * stride, out_scores + (size_t)i * stride,
+				NULL);
+	}
+	return 0;
 }
 
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,

@@ -31,6 +31,7 @@
 #define WF_RANK_BANDS 5u     /* price bands */
 #define WF_RANK_POOL 2048u   /* candidate pool bound per query */
 #define WF_RANK_MAX_K 500u
+#define WF_RANK_MULTI 2u   /* queries per wf_rank_recs_multi() call */
 
 /* Every weight and constant of the model, in one place (the offline
  * evaluator tunes these; nothing else in weft hard-codes a model number). */
@@ -154,7 +155,7 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (one per thread, ~90 KiB). */
+/* Scratch memory for one query at a time (one per thread, ~123 KiB). */
 struct wf_rank_scratch {
 	uint32_t slot[WF_RANK_POOL * 2];     /* pool hash: pool index + 1 */
 	uint32_t item[WF_RANK_POOL];
@@ -162,6 +163,7 @@ struct wf_rank_scratch {
 	float neigh[WF_RANK_POOL], seen[WF_RANK_POOL], compl[WF_RANK_POOL];
 	float score[WF_RANK_POOL];
 	uint32_t order[WF_RANK_POOL];
+	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
 	uint32_t n, cap;
 	/* The session's evidence per category, brand and price band, computed
 	 * once per query (not once per scored item). */
@@ -175,6 +177,12 @@ struct wf_rank_scratch {
 	float confidence;                    /* the session's confidence, once per query */
 	uint32_t ncompl;                     /* pool entries that complement the cart */
 	float compl_top;                     /* best score among the others (w_compl_lift) */
+	/* wf_rank_recs_multi(): entries every query's pool has (not only a
+	 * batch list), and per query its batch scores, scores and lift. */
+	uint8_t shared[WF_RANK_POOL], mark;
+	float mbatch[WF_RANK_MULTI][WF_RANK_POOL];
+	float mscore[WF_RANK_MULTI][WF_RANK_POOL];
+	float mcompl_top[WF_RANK_MULTI];
 };
 
 /*
@@ -184,6 +192,19 @@ struct wf_rank_scratch {
  */
 int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain);
+
+/*
+ * Recommend for nq (1..WF_RANK_MULTI) queries at once that share the
+ * session, anchor, k, filter and filter context and differ only in their
+ * batch list and weights (the evaluator's session-only and hybrid
+ * variants): the pool is built and each entry's session signals looked up
+ * once. Query i's items and scores go to out_items / out_scores from
+ * i * q[0].k on, their count to ret_n[i]; they are what wf_rank_recs()
+ * gives for q[i], bit for bit. Returns 0, or -EINVAL (nq out of range, or
+ * the queries differ in more than list and weights).
+ */
+int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n);
 
 /*
  * Rerank given items (snapshot indexes; -1 for unknown ones) by the score
