@@ -174,10 +174,11 @@ static int build_snapshot(const char *events, const char *catalog, const char *o
 static void print_json(const struct eval_opts *o, const struct eval_result *res, const struct eval_result *live)
 {
 	printf("{\"k\":%u,\"events\":%llu,\"test_sessions\":%llu,\"pivot_sessions\":%llu,"
-	       "\"replay_events_per_sec\":%.0f,\"weights\":{\"returning\":[%.3f,%.3f],\"new\":[%.3f,%.3f]},"
+	       "\"replay_events_per_sec\":%.0f,\"replay_events_per_cpu_sec\":%.0f,\"replay_threads\":%d,\"weights\":{\"returning\":[%.3f,%.3f],\"new\":[%.3f,%.3f]},"
 	       "\"variants\":{",
 	       o->k, (unsigned long long)res->events, (unsigned long long)res->test_sessions,
 	       (unsigned long long)res->pivot_sessions, res->replay_secs > 0 ? res->events / res->replay_secs : 0,
+	       res->replay_cpu_secs > 0 ? res->events / res->replay_cpu_secs : 0, o->threads,
 	       o->w[0][0], o->w[0][1], o->w[1][0], o->w[1][1]);
 	for (int v = 0; v < EV_NVARIANTS; v++)
 		printf("%s\"%s\":{\"hr\":%.6f,\"mrr\":%.6f,\"predictions\":%llu}", v ? "," : "", variant_names[v],
@@ -228,7 +229,9 @@ static void print_table(const struct eval_opts *o, const struct eval_result *res
 			       eval_mrr(&live->m[v][SL_ALL], o->k));
 		printf("   (through the appliance's socket)\n");
 	}
-	printf("\nreplay: %.0f events/s\n", res->replay_secs > 0 ? res->events / res->replay_secs : 0);
+	printf("\nreplay: %.0f events/s (%d threads; %.0f events per CPU-second of the replay threads)\n",
+	       res->replay_secs > 0 ? res->events / res->replay_secs : 0, o->threads,
+	       res->replay_cpu_secs > 0 ? res->events / res->replay_cpu_secs : 0);
 }
 
 static int plot(const char *png, const struct eval_result *res)
@@ -296,6 +299,9 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* HR@k for k <= depth is the same whatever the depth (a list's top k
+	 * is the shorter list): ask only for what is reported. */
+	o.depth = o.plot ? EVAL_MAX_K : o.k;
 	if (eval_log_read(&log, o.events, o.quiet) < 0)
 		return 1;
 	for (uint64_t i = 0; i < log.nev; i++)

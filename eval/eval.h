@@ -13,6 +13,7 @@
 struct eval_opts {
 	const char *events, *catalog, *live, *plot;
 	uint32_t k;
+	uint32_t depth; /* recommendations asked per prediction: k, or EVAL_MAX_K for --plot */
 	int threads, quiet, tune_model;
 	double valid_days;
 	struct wf_rank_params params;
@@ -21,6 +22,33 @@ struct eval_opts {
 
 /* The weights the appliance starts with (the seeds' 40/60 and 10/90). */
 void eval_default_weights(struct eval_opts *o);
+
+/*
+ * The log's sessions as CSR over the time-sorted events: the events of
+ * session s are log->ev[order[off[s]] .. order[off[s+1] - 1]], in time
+ * order; first[s] is its first timestamp. test[0..ntest) are the sessions
+ * that start in [from, to) with at least two events. str_item / str_user
+ * map every interned id to its snapshot item / user index, or -1. Owner:
+ * the caller (eval_sessions_free()).
+ */
+struct eval_sessions {
+	uint64_t *off, *order;
+	int64_t *first;
+	uint32_t *test, ntest;
+	int64_t *str_item, *str_user;
+};
+
+/* Returns 0 or -ENOMEM (then *ss is empty). */
+int eval_sessions_build(const struct eval_log *log, const struct wf_snap *snap, int64_t from, int64_t to,
+			struct eval_sessions *ss);
+void eval_sessions_free(struct eval_sessions *ss); /* takes an empty or partial one */
+
+/* 1 when an event of this type is a prediction target (a next item the
+ * shopper looked at: view, click, pdp, cart_add, purchase). */
+int eval_is_target(int type);
+
+/* Count one prediction in m: a hit at the target's rank in items[0..n). */
+void eval_score(struct eval_metrics *m, const uint32_t *items, size_t n, int64_t target);
 
 /* Replay sessions starting in [from, to) against snap; fills *res. */
 void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,

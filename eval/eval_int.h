@@ -52,6 +52,7 @@ struct eval_result {
 	struct eval_metrics m[EV_NVARIANTS][SL_NSLICES];
 	uint64_t events, test_sessions, pivot_sessions;
 	double replay_secs;
+	double replay_cpu_secs; /* summed over the replay threads */
 };
 
 const char *eval_variant_name(int v);

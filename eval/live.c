@@ -55,59 +55,35 @@ static int set_weights(redisContext *a, float rb, float rs, float nb, float ns)
 	return admin(a, "WEIGHTS SET home returning %f %f", rb, rs) | admin(a, "WEIGHTS SET home new %f %f", nb, ns);
 }
 
-static int is_target_type(int t)
-{
-	return t == WF_EV_VIEW || t == WF_EV_CLICK || t == WF_EV_PDP || t == WF_EV_CART_ADD || t == WF_EV_PURCHASE;
-}
-
 /* Replay one variant; anonymous = send no user ids (session-only). */
 static int replay_variant(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap,
-			  redisContext *c, int64_t from, int variant, struct eval_result *res)
+			  const struct eval_sessions *ss, redisContext *c, int variant, struct eval_result *res)
 {
-	uint32_t ns = log->nsessions;
-	int64_t *first = malloc(ns * sizeof(*first));
-	uint64_t *off = calloc((size_t)ns + 1, sizeof(*off)), *fill = calloc(ns, sizeof(*fill));
-	uint64_t *order = malloc(log->nev * sizeof(*order));
+	char kbuf[16];
 	uint64_t done = 0;
 
-	if (!first || !off || !fill || !order)
-		return -1;
-	for (uint32_t s = 0; s < ns; s++)
-		first[s] = INT64_MAX;
-	for (uint64_t i = 0; i < log->nev; i++) {
-		off[log->ev[i].session + 1]++;
-		first[log->ev[i].session] = WF_MIN(first[log->ev[i].session], log->ev[i].ts_ms);
-	}
-	for (uint32_t s = 0; s < ns; s++)
-		off[s + 1] += off[s];
-	for (uint64_t i = 0; i < log->nev; i++)
-		order[off[log->ev[i].session] + fill[log->ev[i].session]++] = i;
-	for (uint32_t s = 0; s < ns; s++) {
-		uint64_t a = off[s], b = off[s + 1];
-		char sid[64], kbuf[16];
+	snprintf(kbuf, sizeof(kbuf), "%u", o->depth);
+	for (uint32_t t = 0; t < ss->ntest; t++) {
+		uint32_t s = ss->test[t];
+		uint64_t a = ss->off[s], b = ss->off[s + 1];
+		char sid[64];
 		char user[WF_ID_MAX + 1] = "-";
-		int64_t uidx = -1;
-		uint32_t pending = 0;
 		int known = 0;
 
-		if (first[s] < from || b - a < 2)
-			continue;
 		snprintf(sid, sizeof(sid), "eval%x-%d-%u", (unsigned)getpid() ^ (unsigned)time(NULL), variant, s);
-		snprintf(kbuf, sizeof(kbuf), "%u", EVAL_MAX_K);
 		int64_t *targets = malloc((b - a) * sizeof(*targets));
+		if (!targets)
+			return -1;
 		for (uint64_t i = a; i < b; i++) {
-			const struct eval_event *e = &log->ev[order[i]];
+			const struct eval_event *e = &log->ev[ss->order[i]];
 			char val[16];
 			uint32_t il = 1, ul;
 			const char *it = "-";
 
-			if (variant == EV_HYBRID && !known && e->user != UINT32_MAX) {
+			if (variant == EV_HYBRID && !known && e->user != UINT32_MAX && ss->str_user[e->user] >= 0) {
 				const char *u = eval_str(log, e->user, &ul);
-				uidx = wf_snap_user_find(snap, u, ul);
-				if (uidx >= 0) {
-					snprintf(user, sizeof(user), "%.*s", (int)ul, u);
-					known = 1;
-				}
+				snprintf(user, sizeof(user), "%.*s", (int)ul, u);
+				known = 1;
 			}
 			if (e->item != UINT32_MAX)
 				it = eval_str(log, e->item, &il);
@@ -115,18 +91,14 @@ static int replay_variant(const struct eval_opts *o, const struct eval_log *log,
 			const char *argv[] = { "EVENT", sid, user, wf_event_name(e->type), it, "ms", val };
 			size_t argl[] = { 5, strlen(sid), strlen(user), strlen(argv[3]), il, 2, strlen(val) };
 			redisAppendCommandArgv(c, e->type == WF_EV_DWELL ? 7 : 5, argv, argl);
-			pending++;
 			targets[i - a] = -2;
 			if (i + 1 < b) {
-				const struct eval_event *nx = &log->ev[order[i + 1]];
-				if (nx->item != UINT32_MAX && is_target_type(nx->type)) {
-					uint32_t tl;
-					const char *tp = eval_str(log, nx->item, &tl);
+				const struct eval_event *nx = &log->ev[ss->order[i + 1]];
+				if (nx->item != UINT32_MAX && eval_is_target(nx->type)) {
 					const char *rv[] = { "RECS", sid, user, kbuf, "PAGE", "home" };
 					size_t rl[] = { 4, strlen(sid), strlen(user), strlen(kbuf), 4, 4 };
-					targets[i - a] = wf_snap_item_find(snap, tp, tl);
+					targets[i - a] = ss->str_item[nx->item];
 					redisAppendCommandArgv(c, 6, rv, rl);
-					pending++;
 				}
 			}
 		}
@@ -136,6 +108,7 @@ static int replay_variant(const struct eval_opts *o, const struct eval_log *log,
 			if (redisGetReply(c, (void **)&r) != REDIS_OK || !r || r->type != REDIS_REPLY_INTEGER) {
 				fprintf(stderr, "weft-eval: EVENT not acknowledged: %s\n",
 					r && r->str ? r->str : c->errstr);
+				free(targets);
 				return -1;
 			}
 			freeReplyObject(r);
@@ -144,20 +117,19 @@ static int replay_variant(const struct eval_opts *o, const struct eval_log *log,
 				continue;
 			if (redisGetReply(c, (void **)&r) != REDIS_OK || !r || r->type != REDIS_REPLY_ARRAY) {
 				fprintf(stderr, "weft-eval: RECS failed: %s\n", r && r->str ? r->str : c->errstr);
+				free(targets);
 				return -1;
 			}
-			struct eval_metrics *m = &res->m[variant][SL_ALL];
-			m->preds++;
-			for (size_t x = 0; x < r->elements && x < EVAL_MAX_K; x++)
-				if (targets[i - a] >= 0 &&
-				    wf_snap_item_find(snap, r->element[x]->str, r->element[x]->len) == targets[i - a]) {
-					m->hits[x]++;
-					break;
-				}
+			/* Score the reply as the in-process replay scores its list. */
+			uint32_t items[EVAL_MAX_K];
+			size_t n = 0;
+			for (size_t x = 0; x < r->elements && n < EVAL_MAX_K; x++) {
+				int64_t ix = wf_snap_item_find(snap, r->element[x]->str, r->element[x]->len);
+				items[n++] = ix >= 0 ? (uint32_t)ix : UINT32_MAX;
+			}
+			eval_score(&res->m[variant][SL_ALL], items, n, targets[i - a]);
 			freeReplyObject(r);
 		}
-		(void)pending;
-		(void)uidx;
 		free(targets);
 		if (!o->quiet && (++done & 255) == 0)
 			fprintf(stderr, "\rweft-eval: live %s: %llu sessions", eval_variant_name(variant),
@@ -165,10 +137,6 @@ static int replay_variant(const struct eval_opts *o, const struct eval_log *log,
 	}
 	if (!o->quiet)
 		fputc('\n', stderr);
-	free(first);
-	free(off);
-	free(fill);
-	free(order);
 	return 0;
 }
 
@@ -176,20 +144,26 @@ int eval_live(const struct eval_opts *o, const struct eval_log *log, const struc
 	      int64_t from, struct eval_result *res)
 {
 	redisContext *a = connect_sock(o->live, "admin.sock"), *c = connect_sock(o->live, "weft.sock");
+	struct eval_sessions ss = { 0 };
 	int r = -1;
 
 	memset(res, 0, sizeof(*res));
 	if (!a || !c)
 		goto out;
+	if (eval_sessions_build(log, snap, from, INT64_MAX, &ss) < 0) {
+		fprintf(stderr, "weft-eval: out of memory\n");
+		goto out;
+	}
 	if (admin(a, "SNAPSHOT LOAD %s", snap_path) < 0)
 		goto out;
-	if (set_weights(a, 0, 1, 0, 1) < 0 || replay_variant(o, log, snap, c, from, EV_SESSION, res) < 0)
+	if (set_weights(a, 0, 1, 0, 1) < 0 || replay_variant(o, log, snap, &ss, c, EV_SESSION, res) < 0)
 		goto out;
 	if (set_weights(a, o->w[0][0], o->w[0][1], o->w[1][0], o->w[1][1]) < 0 ||
-	    replay_variant(o, log, snap, c, from, EV_HYBRID, res) < 0)
+	    replay_variant(o, log, snap, &ss, c, EV_HYBRID, res) < 0)
 		goto out;
 	r = 0;
 out:
+	eval_sessions_free(&ss);
 	if (a) {
 		set_weights(a, 0.4f, 0.6f, 0.1f, 0.9f);
 		redisFree(a);

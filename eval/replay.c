@@ -7,26 +7,35 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "eval/eval.h"
 #include "lib/proto.h"
 
-struct replay_job {
+/*
+ * What the replay threads share. Everything but the two counters and the
+ * lock-guarded "running" count is written before the threads start
+ * (pthread_create orders it) and only read by them.
+ */
+struct replay_shared {
 	const struct eval_opts *o;
 	const struct eval_log *log;
 	const struct wf_snap *snap;
-	const int64_t *str_item;     /* interned string -> snapshot item, or -1 */
-	const uint64_t *sess_off;    /* CSR: events of session s are order[sess_off[s]..sess_off[s+1]) */
-	const uint64_t *order;
-	const uint32_t *test;        /* test sessions */
-	uint32_t ntest;
-	uint32_t first, step;        /* this thread's share: first, first+step, ... */
-	struct eval_result res;
-	_Atomic uint64_t *progress;
+	const struct eval_sessions *ss;
+	uint32_t pop[EVAL_MAX_K], npop;  /* the popularity variant's list: the same for every event */
+	_Atomic uint32_t next;           /* next test session to take (a ticket) */
+	_Atomic uint64_t done;           /* sessions replayed (progress display only) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;               /* signalled when a thread ends */
+	int running;                     /* threads not ended yet; under mu */
+};
+
+struct replay_job {
+	struct replay_shared *sh;
+	struct eval_result res;          /* this thread's sums; merged after the join */
 };
 
 void eval_default_weights(struct eval_opts *o)
@@ -37,15 +46,16 @@ void eval_default_weights(struct eval_opts *o)
 	o->w[WF_VISITOR_NEW][1] = 0.9f;
 }
 
-static int is_target_type(int t)
+int eval_is_target(int type)
 {
-	return t == WF_EV_VIEW || t == WF_EV_CLICK || t == WF_EV_PDP || t == WF_EV_CART_ADD || t == WF_EV_PURCHASE;
+	return type == WF_EV_VIEW || type == WF_EV_CLICK || type == WF_EV_PDP || type == WF_EV_CART_ADD ||
+	       type == WF_EV_PURCHASE;
 }
 
-static void score(struct eval_metrics *m, const uint32_t *items, int n, int64_t target)
+void eval_score(struct eval_metrics *m, const uint32_t *items, size_t n, int64_t target)
 {
 	m->preds++;
-	for (int r = 0; r < n && r < (int)EVAL_MAX_K; r++)
+	for (size_t r = 0; r < n && r < EVAL_MAX_K; r++)
 		if ((int64_t)items[r] == target) {
 			m->hits[r]++;
 			return;
@@ -59,118 +69,131 @@ static void add_metrics(struct eval_metrics *dst, const struct eval_metrics *src
 		dst->hits[r] += src->hits[r];
 }
 
+/* Replay test session s: after each event, one prediction per variant. */
+static void replay_session(const struct replay_shared *sh, struct wf_rank_scratch *w, uint32_t s,
+			   struct eval_result *res)
+{
+	const struct eval_sessions *ss = sh->ss;
+	const struct wf_snap *snap = sh->snap;
+	const struct wf_rank_params *p = &sh->o->params;
+	uint64_t a = ss->off[s], b = ss->off[s + 1];
+	struct eval_metrics local[EV_NVARIANTS];
+	struct wf_rank_session sess;
+	int64_t user = -1;
+	const struct wf_snap_cand *cands = NULL;
+	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop, items[2 * EVAL_MAX_K];
+	float scores[2 * EVAL_MAX_K];
+
+	memset(local, 0, sizeof(local));
+	memcpy(batch, sh->pop, sizeof(batch));
+	wf_rank_session_init(&sess);
+	for (uint64_t i = a; i < b; i++) {
+		const struct eval_event *e = &sh->log->ev[ss->order[i]];
+		int64_t item = e->item == UINT32_MAX ? -1 : ss->str_item[e->item];
+
+		/* A shopper who logs in halfway: from then on, their list. */
+		if (user < 0 && e->user != UINT32_MAX && (user = ss->str_user[e->user]) >= 0) {
+			cands = snap->cands + snap->users[user].cand_off;
+			ncands = snap->users[user].cand_cnt;
+			if (ncands) { /* the batch variant: the nightly list as it is */
+				nbatch = WF_MIN(sh->o->depth, ncands);
+				for (uint32_t r = 0; r < nbatch; r++)
+					batch[r] = cands[r].item;
+			}
+		}
+		wf_rank_session_apply(&sess, snap, p, e->type, item, e->type == WF_EV_DWELL ? e->value : 0);
+		res->events++;
+		if (i + 1 >= b)
+			break;
+		const struct eval_event *nx = &sh->log->ev[ss->order[i + 1]];
+		if (nx->item == UINT32_MAX || !eval_is_target(nx->type))
+			continue;
+		int64_t target = ss->str_item[nx->item];
+		int vis = user >= 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
+		int n[2];
+
+		/* popularity and batch do not depend on the session */
+		eval_score(&local[EV_POPULARITY], sh->pop, sh->npop, target);
+		eval_score(&local[EV_BATCH], batch, nbatch, target);
+		/* the session model only (no list, weights 0/1), and the hybrid,
+		 * from one pool */
+		struct wf_rank_query q[2] = {
+			{ .sess = &sess, .w_batch = 0, .w_session = 1, .anchor = -1, .k = sh->o->depth },
+			{ .sess = &sess, .cands = cands, .ncands = ncands, .w_batch = sh->o->w[vis][0],
+			  .w_session = sh->o->w[vis][1], .anchor = -1, .k = sh->o->depth },
+		};
+		wf_rank_recs_multi(snap, p, q, 2, w, items, scores, n);
+		eval_score(&local[EV_SESSION], items, (size_t)n[0], target);
+		eval_score(&local[EV_HYBRID], items + sh->o->depth, (size_t)n[1], target);
+	}
+	res->test_sessions++;
+	res->pivot_sessions += sess.pivots > 0;
+	for (int v = 0; v < EV_NVARIANTS; v++) {
+		add_metrics(&res->m[v][SL_ALL], &local[v]);
+		add_metrics(&res->m[v][user >= 0 ? SL_RETURNING : SL_NEW], &local[v]);
+		if (sess.pivots)
+			add_metrics(&res->m[v][SL_PIVOT], &local[v]);
+	}
+}
+
+/*
+ * A replay thread takes test sessions by ticket until none are left. The
+ * results are integer sums per thread, merged after the join: the same
+ * whatever the number of threads or which took which session.
+ */
 static void *replay_thread(void *arg)
 {
 	struct replay_job *j = arg;
-	const struct wf_snap *snap = j->snap;
+	struct replay_shared *sh = j->sh;
 	struct wf_rank_scratch *w = malloc(sizeof(*w));
-	struct wf_rank_session sess;
-	uint32_t items[EVAL_MAX_K];
-	float scores[EVAL_MAX_K];
 
-	if (!w)
-		return NULL;
-	for (uint32_t t = j->first; t < j->ntest; t += j->step) {
-		uint32_t s = j->test[t];
-		uint64_t a = j->sess_off[s], b = j->sess_off[s + 1];
-		struct eval_metrics local[EV_NVARIANTS];
-		int64_t user = -1;
-		const struct wf_snap_cand *cands = NULL;
-		uint32_t ncands = 0;
-
-		memset(local, 0, sizeof(local));
-		wf_rank_session_init(&sess);
-		for (uint64_t i = a; i < b; i++) {
-			const struct eval_event *e = &j->log->ev[j->order[i]];
-			int64_t item = e->item == UINT32_MAX ? -1 : j->str_item[e->item];
-
-			/* A shopper who logs in halfway: from then on, their list. */
-			if (user < 0 && e->user != UINT32_MAX) {
-				uint32_t ul;
-				const char *u = eval_str(j->log, e->user, &ul);
-				user = wf_snap_user_find(snap, u, ul);
-				if (user >= 0) {
-					cands = snap->cands + snap->users[user].cand_off;
-					ncands = snap->users[user].cand_cnt;
-				}
-			}
-			wf_rank_session_apply(&sess, snap, &j->o->params, e->type, item,
-					      e->type == WF_EV_DWELL ? e->value : 0);
-			j->res.events++;
-			if (i + 1 >= b)
-				break;
-			const struct eval_event *nx = &j->log->ev[j->order[i + 1]];
-			if (nx->item == UINT32_MAX || !is_target_type(nx->type))
-				continue;
-			int64_t target = j->str_item[nx->item];
-			int vis = user >= 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
-			int n;
-
-			/* popularity */
-			n = (int)WF_MIN(EVAL_MAX_K, snap->npopular);
-			for (int r = 0; r < n; r++)
-				items[r] = snap->popular[r].item;
-			score(&local[EV_POPULARITY], items, n, target);
-
-			/* batch: the nightly list as it is (popular for an unknown user) */
-			const struct wf_snap_cand *bl = ncands ? cands : snap->popular;
-			n = (int)WF_MIN(EVAL_MAX_K, ncands ? ncands : snap->npopular);
-			for (int r = 0; r < n; r++)
-				items[r] = bl[r].item;
-			score(&local[EV_BATCH], items, n, target);
-			/* session model only, and the hybrid */
-			struct wf_rank_query q = { .sess = &sess, .w_batch = 0, .w_session = 1, .anchor = -1,
-						   .k = EVAL_MAX_K };
-			n = wf_rank_recs(snap, &j->o->params, &q, w, items, scores, NULL);
-			score(&local[EV_SESSION], items, n, target);
-			q.cands = cands;
-			q.ncands = ncands;
-			q.w_batch = j->o->w[vis][0];
-			q.w_session = j->o->w[vis][1];
-			n = wf_rank_recs(snap, &j->o->params, &q, w, items, scores, NULL);
-			score(&local[EV_HYBRID], items, n, target);
-		}
-		j->res.test_sessions++;
-		j->res.pivot_sessions += sess.pivots > 0;
-		for (int v = 0; v < EV_NVARIANTS; v++) {
-			add_metrics(&j->res.m[v][SL_ALL], &local[v]);
-			add_metrics(&j->res.m[v][user >= 0 ? SL_RETURNING : SL_NEW], &local[v]);
-			if (sess.pivots)
-				add_metrics(&j->res.m[v][SL_PIVOT], &local[v]);
-		}
-		atomic_fetch_add_explicit(j->progress, 1, memory_order_relaxed); /* progress display only */
+	for (;;) {
+		/* Relaxed: a ticket counter; what it indexes is read-only. */
+		uint32_t t = atomic_fetch_add_explicit(&sh->next, 1, memory_order_relaxed);
+		if (!w || t >= sh->ss->ntest)
+			break;
+		replay_session(sh, w, sh->ss->test[t], &j->res);
+		atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed); /* progress display only */
 	}
 	free(w);
+	struct timespec cpu;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+		j->res.replay_cpu_secs = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
+	pthread_mutex_lock(&sh->mu);
+	if (!w)
+		j->res.test_sessions = UINT64_MAX; /* out of memory: eval_replay() fails */
+	sh->running--;
+	pthread_cond_signal(&sh->cv);
+	pthread_mutex_unlock(&sh->mu);
 	return NULL;
 }
 
-/* Sessions as CSR over the time-sorted events, and which are tests. */
-struct sessions {
-	uint64_t *off, *order;
-	uint32_t *test, ntest;
-	int64_t *str_item;
-};
-
-static int sessions_build(const struct eval_log *log, const struct wf_snap *snap, int64_t from, int64_t to,
-			  struct sessions *ss)
+int eval_sessions_build(const struct eval_log *log, const struct wf_snap *snap, int64_t from, int64_t to,
+			struct eval_sessions *ss)
 {
 	uint32_t ns = log->nsessions;
-	int64_t *first = malloc(ns * sizeof(*first));
 	uint64_t *fill = calloc((size_t)ns + 1, sizeof(*fill));
+	size_t nstr = log->nstr ? log->nstr : 1;
 
+	memset(ss, 0, sizeof(*ss));
+	ss->first = malloc(((size_t)ns + 1) * sizeof(*ss->first));
 	ss->off = calloc((size_t)ns + 1, sizeof(*ss->off));
-	ss->order = malloc(log->nev * sizeof(*ss->order));
-	ss->test = malloc(ns * sizeof(*ss->test));
-	ss->str_item = malloc((size_t)(log->nstr ? log->nstr : 1) * sizeof(*ss->str_item));
-	if (!first || !fill || !ss->off || !ss->order || !ss->test || !ss->str_item)
+	ss->order = malloc((log->nev ? log->nev : 1) * sizeof(*ss->order));
+	ss->test = malloc(((size_t)ns + 1) * sizeof(*ss->test));
+	ss->str_item = malloc(nstr * sizeof(*ss->str_item));
+	ss->str_user = malloc(nstr * sizeof(*ss->str_user));
+	if (!fill || !ss->first || !ss->off || !ss->order || !ss->test || !ss->str_item || !ss->str_user) {
+		free(fill);
+		eval_sessions_free(ss);
 		return -ENOMEM;
+	}
 	for (uint32_t s = 0; s < ns; s++)
-		first[s] = INT64_MAX;
+		ss->first[s] = INT64_MAX;
 	for (uint64_t i = 0; i < log->nev; i++) {
 		const struct eval_event *e = &log->ev[i];
 		ss->off[e->session + 1]++;
-		if (e->ts_ms < first[e->session])
-			first[e->session] = e->ts_ms;
+		if (e->ts_ms < ss->first[e->session])
+			ss->first[e->session] = e->ts_ms;
 	}
 	for (uint32_t s = 0; s < ns; s++)
 		ss->off[s + 1] += ss->off[s];
@@ -178,73 +201,99 @@ static int sessions_build(const struct eval_log *log, const struct wf_snap *snap
 		uint32_t s = log->ev[i].session;
 		ss->order[ss->off[s] + fill[s]++] = i; /* log->ev is time-sorted: so is each session */
 	}
-	ss->ntest = 0;
 	for (uint32_t s = 0; s < ns; s++)
-		if (first[s] >= from && first[s] < to && ss->off[s + 1] - ss->off[s] >= 2)
+		if (ss->first[s] >= from && ss->first[s] < to && ss->off[s + 1] - ss->off[s] >= 2)
 			ss->test[ss->ntest++] = s;
+	/* Ids are interned once for users and items alike: look each up as
+	 * both (an id that is not an item or not a user gets -1). */
 	for (uint32_t i = 0; i < log->nstr; i++) {
 		uint32_t l;
 		const char *p = eval_str(log, i, &l);
 		ss->str_item[i] = wf_snap_item_find(snap, p, l);
+		ss->str_user[i] = wf_snap_user_find(snap, p, l);
 	}
-	free(first);
 	free(fill);
 	return 0;
 }
 
-static void sessions_free(struct sessions *ss)
+void eval_sessions_free(struct eval_sessions *ss)
 {
+	free(ss->first);
 	free(ss->off);
 	free(ss->order);
 	free(ss->test);
 	free(ss->str_item);
+	free(ss->str_user);
+	memset(ss, 0, sizeof(*ss));
 }
 
 void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
 		 int64_t to, struct eval_result *res)
 {
-	struct sessions ss = { 0 };
+	struct eval_sessions ss;
 	int nt = WF_MAX(1, WF_MIN(o->threads, 64));
 	struct replay_job *jobs = calloc((size_t)nt, sizeof(*jobs));
+	struct replay_shared sh = { .o = o, .log = log, .snap = snap, .ss = &ss, .running = nt };
 	pthread_t th[64];
-	_Atomic uint64_t progress = 0;
 	uint64_t t0 = wf_now_ns();
+	int fail = 0;
 
 	memset(res, 0, sizeof(*res));
-	if (!jobs || sessions_build(log, snap, from, to, &ss) < 0) {
+	if (!jobs || eval_sessions_build(log, snap, from, to, &ss) < 0) {
 		fprintf(stderr, "weft-eval: out of memory\n");
 		exit(1);
 	}
+	sh.npop = (uint32_t)WF_MIN(o->depth, snap->npopular);
+	for (uint32_t r = 0; r < sh.npop; r++)
+		sh.pop[r] = snap->popular[r].item;
+	pthread_mutex_init(&sh.mu, NULL);
+	pthread_cond_init(&sh.cv, NULL);
 	for (int i = 0; i < nt; i++) {
-		jobs[i] = (struct replay_job){ .o = o, .log = log, .snap = snap, .str_item = ss.str_item,
-					       .sess_off = ss.off, .order = ss.order, .test = ss.test,
-					       .ntest = ss.ntest, .first = (uint32_t)i, .step = (uint32_t)nt,
-					       .progress = &progress };
-		pthread_create(&th[i], NULL, replay_thread, &jobs[i]);
-	}
-	if (!o->quiet) {
-		/* Progress on stderr while the threads work. */
-		for (;;) {
-			uint64_t p = atomic_load_explicit(&progress, memory_order_relaxed);
-			fprintf(stderr, "\rweft-eval: replayed %llu / %u sessions", (unsigned long long)p, ss.ntest);
-			if (p >= ss.ntest)
-				break;
-			usleep(200000);
+		jobs[i].sh = &sh;
+		if (pthread_create(&th[i], NULL, replay_thread, &jobs[i]) != 0) {
+			fprintf(stderr, "weft-eval: cannot start a replay thread\n");
+			exit(1);
 		}
-		fputc('\n', stderr);
 	}
+	/* Progress on stderr while the threads work; woken at once when the
+	 * last one ends. */
+	pthread_mutex_lock(&sh.mu);
+	while (sh.running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&sh.cv, &sh.mu, &ts);
+		if (!o->quiet)
+			fprintf(stderr, "\rweft-eval: replayed %llu / %u sessions",
+				(unsigned long long)atomic_load_explicit(&sh.done, memory_order_relaxed), ss.ntest);
+	}
+	pthread_mutex_unlock(&sh.mu);
+	if (!o->quiet)
+		fputc('\n', stderr);
 	for (int i = 0; i < nt; i++) {
 		pthread_join(th[i], NULL);
+		fail |= jobs[i].res.test_sessions == UINT64_MAX;
 		res->events += jobs[i].res.events;
 		res->test_sessions += jobs[i].res.test_sessions;
 		res->pivot_sessions += jobs[i].res.pivot_sessions;
+		res->replay_cpu_secs += jobs[i].res.replay_cpu_secs;
 		for (int v = 0; v < EV_NVARIANTS; v++)
 			for (int s = 0; s < SL_NSLICES; s++)
 				add_metrics(&res->m[v][s], &jobs[i].res.m[v][s]);
 	}
 	res->replay_secs = (double)(wf_now_ns() - t0) / 1e9;
-	sessions_free(&ss);
+	pthread_cond_destroy(&sh.cv);
+	pthread_mutex_destroy(&sh.mu);
+	eval_sessions_free(&ss);
 	free(jobs);
+	if (fail) {
+		fprintf(stderr, "weft-eval: out of memory\n");
+		exit(1);
+	}
 }
 
 /* Batch share per visitor type for the current model parameters. */
@@ -259,25 +308,33 @@ void eval_tune(struct eval_opts *o, const struct eval_log *log, const struct wf_
 		/* The session model's main constants, by the hybrid's MRR on the
 		 * validation days (each with its best batch share). */
 		static const float wr[] = { 1.0f, 2.0f, 4.0f }, wn[] = { 0.3f, 0.6f, 1.2f },
-				   ce[] = { 1.5f, 2.0f, 3.0f };
+				   ce[] = { 1.5f, 2.0f, 3.0f }, cl[] = { 0.5f, 1.0f, 2.0f };
 		struct eval_opts t = *o, keep = *o;
 		double top = -1;
 		for (size_t a = 0; a < WF_ARRAY_SIZE(wr); a++)
 			for (size_t b = 0; b < WF_ARRAY_SIZE(wn); b++)
-				for (size_t c = 0; c < WF_ARRAY_SIZE(ce); c++) {
-					t.params.w_recent_item = wr[a];
-					t.params.w_neigh = wn[b];
-					t.params.confidence_events = ce[c];
-					tune_weights(&t, log, snap, from, to, best);
-					if (best[0] + best[1] > top) {
-						top = best[0] + best[1];
-						keep = t;
+				for (size_t c = 0; c < WF_ARRAY_SIZE(ce); c++)
+					for (size_t d = 0; d < WF_ARRAY_SIZE(cl); d++) {
+						t.params.w_recent_item = wr[a];
+						t.params.w_neigh = wn[b];
+						t.params.confidence_events = ce[c];
+						t.params.w_compl_lift = cl[d];
+						tune_weights(&t, log, snap, from, to, best);
+						if (!o->quiet)
+							fprintf(stderr, "weft-eval: model %.2f %.2f %.1f %.2f: MRR %.5f %.5f\n",
+								t.params.w_recent_item, t.params.w_neigh,
+								t.params.confidence_events, t.params.w_compl_lift, best[0],
+								best[1]);
+						if (best[0] + best[1] > top) {
+							top = best[0] + best[1];
+							keep = t;
+						}
 					}
-				}
 		o->params = keep.params;
 		memcpy(o->w, keep.w, sizeof(o->w));
-		fprintf(stderr, "weft-eval: tuned model: w_recent_item %.2f w_neigh %.2f confidence_events %.1f\n",
-			o->params.w_recent_item, o->params.w_neigh, o->params.confidence_events);
+		fprintf(stderr,
+			"weft-eval: tuned model: w_recent_item %.2f w_neigh %.2f confidence_events %.1f w_compl_lift %.2f\n",
+			o->params.w_recent_item, o->params.w_neigh, o->params.confidence_events, o->params.w_compl_lift);
 	}
 	tune_weights(o, log, snap, from, to, best);
 }
