@@ -8,7 +8,8 @@
  * the score bit for bit; RERANK puts session-matching items first and
  * unknown items last in their order; an intent pivot is detected and acted
  * on; one pool for several queries (wf_rank_recs_multi) gives what each
- * query alone gives, bit for bit. The last case prints (never asserts) bytes per session and the time
+ * query alone gives, bit for bit, and wf_rank_positions() each item's
+ * place in those lists. The last case prints (never asserts) bytes per session and the time
  * of a RECS over a 200-candidate list on an in-memory snapshot.
  */
 #include <setjmp.h>
@@ -404,6 +405,21 @@ static void check_multi(struct fx *f, struct wf_rank_query *q2)
 		assert_memory_equal(out + i * 40, one, (size_t)n1 * sizeof(one[0]));
 		assert_memory_equal(sc + i * 40, sc1, (size_t)n1 * sizeof(sc1[0]));
 	}
+	/* wf_rank_positions(): each item's place in those lists, or -1,
+	 * also for lists cut short (k = 5). */
+	for (int cut = 0; cut < 2; cut++) {
+		q2[0].k = q2[1].k = cut ? 5 : 40;
+		for (int64_t it = -1; it < (int64_t)TR_NITEMS; it++) {
+			int32_t pos[2];
+			assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 2, f->w, it, pos), 0);
+			for (int i = 0; i < 2; i++) {
+				int n1 = wf_rank_recs(f->snap, &f->p, &q2[i], f->w, one, sc1, NULL);
+				int r = it < 0 ? n1 : rank_of(one, n1, it);
+				assert_int_equal(pos[i], r < n1 ? r : -1);
+			}
+		}
+	}
+	q2[0].k = q2[1].k = 40;
 }
 
 static void test_rank_multi_equals_single_queries(void **state)

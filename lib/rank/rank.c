@@ -781,18 +781,21 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
  * the results are wf_rank_recs()'s, unless the union fills the pool: then
  * each query is run alone.
  */
-int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n)
+/* Check that the queries differ only in list and weights (-EINVAL if
+ * not), build their one pool and score it per query into mscore. Returns 1
+ * when the union filled the pool (then the caller runs each query alone),
+ * else 0. */
+static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       uint32_t nq, struct wf_rank_scratch *w)
 {
 	const struct wf_rank_session *s;
-	uint32_t stride, done[WF_RANK_MULTI];
+	uint32_t done[WF_RANK_MULTI];
 
 	if (nq < 1 || nq > WF_RANK_MULTI)
 		return -EINVAL;
 	s = q[0].sess;
-	stride = q[0].k;
 	for (uint32_t i = 1; i < nq; i++)
-		if (q[i].sess != s || q[i].anchor != q[0].anchor || q[i].k != stride || q[i].filter != q[0].filter ||
+		if (q[i].sess != s || q[i].anchor != q[0].anchor || q[i].k != q[0].k || q[i].filter != q[0].filter ||
 		    q[i].filter_ctx != q[0].filter_ctx)
 			return -EINVAL;
 	pool_reset(w, WF_RANK_POOL);
@@ -808,16 +811,11 @@ int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *
 		done[i] = w->n;
 	}
 	pool_add_session(snap, p, s, q[0].anchor, w);
-	if (w->n >= WF_RANK_POOL) {
-		for (uint32_t i = 0; i < nq; i++)
-			ret_n[i] = wf_rank_recs(snap, p, &q[i], w, out_items + (size_t)i * stride,
-						out_scores + (size_t)i * stride, NULL);
-		return 0;
-	}
+	if (w->n >= WF_RANK_POOL)
+		return 1;
 	for (uint32_t i = 0; i < nq; i++)
 		for (uint32_t x = done[i]; x < w->n; x++)
 			w->mbatch[i][x] = -1.0f;
-	w->compl_top = 0;
 	for (uint32_t x = 0; x < w->n; x++) {
 		struct entry_parts pt;
 		int need_prior = 0;
@@ -831,12 +829,70 @@ int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *
 						  ? entry_score(p, &q[i], w, x, w->mbatch[i][x], &pt, NULL)
 						  : -INFINITY;
 	}
+	return 0;
+}
+
+/* Query i of a multi_score()d pool, finished as wf_rank_recs() would. */
+static void multi_take(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       uint32_t i, struct wf_rank_scratch *w)
+{
+	memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
+	memcpy(w->score, w->mscore[i], w->n * sizeof(float));
+	finish_scores(snap, p, &q[i], w);
+}
+
+int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n)
+{
+	int r = multi_score(snap, p, q, nq, w);
+
+	if (r < 0)
+		return r;
 	for (uint32_t i = 0; i < nq; i++) {
-		memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
-		memcpy(w->score, w->mscore[i], w->n * sizeof(float));
-		finish_scores(snap, p, &q[i], w);
-		ret_n[i] = emit(snap, p, &q[i], w, out_items + (size_t)i * stride, out_scores + (size_t)i * stride,
-				NULL);
+		size_t at = (size_t)i * q[0].k;
+		if (r == 1) {
+			ret_n[i] = wf_rank_recs(snap, p, &q[i], w, out_items + at, out_scores + at, NULL);
+			continue;
+		}
+		multi_take(snap, p, q, i, w);
+		ret_n[i] = emit(snap, p, &q[i], w, out_items + at, out_scores + at, NULL);
+	}
+	return 0;
+}
+
+/* Where emit() would place item, from the scored pool: the filter-passing
+ * entries that rank before it, counted; -1 when it would not be listed. */
+static int32_t position(const struct wf_rank_query *q, const struct wf_rank_scratch *w, int64_t item)
+{
+	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), x, before = 0;
+	uint64_t kt;
+
+	if (item < 0 || item > UINT32_MAX || (x = pool_find(w, (uint32_t)item)) == UINT32_MAX ||
+	    w->score[x] == -INFINITY || (q->filter && !q->filter(q->filter_ctx, (uint32_t)item)))
+		return -1;
+	kt = order_key(w->score[x], w->item[x]);
+	for (uint32_t i = 0; i < w->n && before < k; i++)
+		if (w->score[i] != -INFINITY && order_key(w->score[i], w->item[i]) > kt &&
+		    (!q->filter || q->filter(q->filter_ctx, w->item[i])))
+			before++;
+	return before < k ? (int32_t)before : -1;
+}
+
+int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos)
+{
+	int r = multi_score(snap, p, q, nq, w);
+
+	if (r < 0)
+		return r;
+	for (uint32_t i = 0; i < nq; i++) {
+		if (r == 1) {
+			build_pool(snap, p, &q[i], w, WF_RANK_POOL);
+			score_pool(snap, p, &q[i], w);
+		} else {
+			multi_take(snap, p, q, i, w);
+		}
+		ret_pos[i] = position(&q[i], w, item);
 	}
 	return 0;
 }

@@ -207,6 +207,18 @@ int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *
 		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n);
 
 /*
+ * Where the lists of wf_rank_recs_multi() would place item (a snapshot
+ * index): ret_pos[i] is its 0-based position in wf_rank_recs()'s list for
+ * q[i], or -1 when that list does not hold it (not in the pool, carted,
+ * bought, the anchor, refused by the filter, or not among the best q[i].k).
+ * Counts instead of selecting and sorting: what an evaluator needs when it
+ * only asks where the shopper's next item came. Returns 0, or -EINVAL as
+ * wf_rank_recs_multi().
+ */
+int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos);
+
+/*
  * Rerank given items (snapshot indexes; -1 for unknown ones) by the score
  * RECS would give them. Writes positions into items[] to out_pos in the new
  * order (equal scores keep the given order), dropping items the filter
