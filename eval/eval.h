@@ -49,6 +49,8 @@ int eval_is_target(int type);
 
 /* Count one prediction in m: a hit at the target's rank in items[0..n). */
 void eval_score(struct eval_metrics *m, const uint32_t *items, size_t n, int64_t target);
+/* The same, given the target's rank in the list (-1: not in it). */
+void eval_score_at(struct eval_metrics *m, int32_t rank);
 
 /* Replay sessions starting in [from, to) against snap; fills *res. */
 void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,

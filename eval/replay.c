@@ -62,6 +62,13 @@ void eval_score(struct eval_metrics *m, const uint32_t *items, size_t n, int64_t
 		}
 }
 
+void eval_score_at(struct eval_metrics *m, int32_t rank)
+{
+	m->preds++;
+	if (rank >= 0 && rank < (int32_t)EVAL_MAX_K)
+		m->hits[rank]++;
+}
+
 static void add_metrics(struct eval_metrics *dst, const struct eval_metrics *src)
 {
 	dst->preds += src->preds;
@@ -81,8 +88,7 @@ static void replay_session(const struct replay_shared *sh, struct wf_rank_scratc
 	struct wf_rank_session sess;
 	int64_t user = -1;
 	const struct wf_snap_cand *cands = NULL;
-	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop, items[2 * EVAL_MAX_K];
-	float scores[2 * EVAL_MAX_K];
+	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop;
 
 	memset(local, 0, sizeof(local));
 	memcpy(batch, sh->pop, sizeof(batch));
@@ -110,21 +116,21 @@ static void replay_session(const struct replay_shared *sh, struct wf_rank_scratc
 			continue;
 		int64_t target = ss->str_item[nx->item];
 		int vis = user >= 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
-		int n[2];
+		int32_t pos[2];
 
 		/* popularity and batch do not depend on the session */
 		eval_score(&local[EV_POPULARITY], sh->pop, sh->npop, target);
 		eval_score(&local[EV_BATCH], batch, nbatch, target);
 		/* the session model only (no list, weights 0/1), and the hybrid,
-		 * from one pool */
+		 * from one pool: where their lists would place the target */
 		struct wf_rank_query q[2] = {
 			{ .sess = &sess, .w_batch = 0, .w_session = 1, .anchor = -1, .k = sh->o->depth },
 			{ .sess = &sess, .cands = cands, .ncands = ncands, .w_batch = sh->o->w[vis][0],
 			  .w_session = sh->o->w[vis][1], .anchor = -1, .k = sh->o->depth },
 		};
-		wf_rank_recs_multi(snap, p, q, 2, w, items, scores, n);
-		eval_score(&local[EV_SESSION], items, (size_t)n[0], target);
-		eval_score(&local[EV_HYBRID], items + sh->o->depth, (size_t)n[1], target);
+		wf_rank_positions(snap, p, q, 2, w, target, pos);
+		eval_score_at(&local[EV_SESSION], pos[0]);
+		eval_score_at(&local[EV_HYBRID], pos[1]);
 	}
 	res->test_sessions++;
 	res->pivot_sessions += sess.pivots > 0;
