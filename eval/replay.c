@@ -1,8 +1,11 @@
 /*
  * replay.c - weft-eval's in-process replay: every test session in time
- * order, K recommendations after each event from each variant, scored
- * against the next item the shopper looked at. Uses the same scoring
- * library as weft-ranker (lib/rank). Sessions are split over threads.
+ * order; after each event, where each variant's K recommendations would
+ * put the next item the shopper looked at. Uses the same scoring library
+ * as weft-ranker (lib/rank). Threads take sessions by ticket; their
+ * integer sums are merged after the join, so any thread count gives the
+ * same numbers. Also the session index live.c replays from, and the
+ * tuning on the validation days.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -275,6 +278,7 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 		pthread_cond_timedwait(&sh.cv, &sh.mu, &ts);
 		if (!o->quiet)
 			fprintf(stderr, "\rweft-eval: replayed %llu / %u sessions",
+				/* relaxed: a display; the results come after the join */
 				(unsigned long long)atomic_load_explicit(&sh.done, memory_order_relaxed), ss.ntest);
 	}
 	pthread_mutex_unlock(&sh.mu);
