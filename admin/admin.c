@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -175,42 +174,19 @@ static void restore_state(struct wf_admin_ctx *ctx)
 
 static int open_listener(struct wf_admin_ctx *ctx)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	unsigned int gid;
+	int r = wf_unix_listen(ctx->sock_path, 64, 0660, ctx->admin_group, SOCK_NONBLOCK, &ctx->listen_fd, &gid);
 
-	if (strlen(ctx->sock_path) >= sizeof(sa.sun_path)) {
-		wf_err("admin socket path %s is too long for a Unix socket", ctx->sock_path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, ctx->sock_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* A stale socket from a previous run: nobody listens on it any more
-	 * (a second admin on the same dir would own the segment too). */
-	if (unlink(ctx->sock_path) < 0 && errno != ENOENT)
-		wf_warn("cannot remove stale %s: %s", ctx->sock_path, strerror(errno));
-	ctx->admin_gid = getegid();
-	if (ctx->admin_group) {
-		struct group *g = getgrnam(ctx->admin_group);
-
-		if (!g) {
-			wf_err("admin group '%s' does not exist: create it (groupadd %s) or pass another "
-			       "--admin-group", ctx->admin_group, ctx->admin_group);
-			close(fd);
-			return -ENOENT;
-		}
-		ctx->admin_gid = g->gr_gid;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(ctx->sock_path, 0660) < 0 ||
-	    (ctx->admin_group && chown(ctx->sock_path, (uid_t)-1, ctx->admin_gid) < 0) || listen(fd, 64) < 0) {
-		int r = -errno;
-
-		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
-		close(fd);
+	if (r == -ENOENT && ctx->admin_group) {
+		wf_err("admin group '%s' does not exist: create it (groupadd %s) or pass another "
+		       "--admin-group", ctx->admin_group, ctx->admin_group);
 		return r;
 	}
-	ctx->listen_fd = fd;
+	if (r < 0) {
+		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
+		return r;
+	}
+	ctx->admin_gid = gid;
 	return 0;
 }
 

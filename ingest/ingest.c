@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -753,38 +752,20 @@ static int setup_buffers(struct ingest_ctx *ctx)
 
 static int open_listener(struct ingest_ctx *ctx)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int n = sd_listen_fds(0);
+	int n = sd_listen_fds(0), r;
 
 	if (n > 0) {
 		ctx->listen_fd = SD_LISTEN_FDS_START;
 		return 0;
 	}
-	if (strlen(ctx->sock_path) >= sizeof(sa.sun_path)) {
-		wf_err("client socket path %s is too long", ctx->sock_path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(sa.sun_path, ctx->sock_path);
-	ctx->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (ctx->listen_fd < 0)
-		return -errno;
-	unlink(ctx->sock_path);
-	if (bind(ctx->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(ctx->listen_fd, 4096) < 0) {
-		int r = -errno;
+	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_group ? 0660 : 0666, ctx->socket_group, 0,
+			   &ctx->listen_fd, NULL);
+	if (r == -ENOENT && ctx->socket_group)
+		wf_err("client socket group '%s' does not exist: create it (groupadd %s) or pass another "
+		       "--socket-group", ctx->socket_group, ctx->socket_group);
+	else if (r < 0)
 		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
-		return r;
-	}
-	if (ctx->socket_group) {
-		struct group *g = getgrnam(ctx->socket_group);
-		if (!g || chown(ctx->sock_path, (uid_t)-1, g->gr_gid) < 0 || chmod(ctx->sock_path, 0660) < 0) {
-			wf_err("cannot give %s to group %s: %s", ctx->sock_path, ctx->socket_group,
-			       g ? strerror(errno) : "no such group");
-			return -EPERM;
-		}
-	} else {
-		chmod(ctx->sock_path, 0666);
-	}
-	return 0;
+	return r;
 }
 
 static int open_bell(struct ingest_ctx *ctx)

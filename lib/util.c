@@ -5,8 +5,11 @@
 #include "lib/util.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <math.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -253,5 +256,43 @@ int wf_write_file_atomic(const char *path, const void *data, size_t len)
 		r = -errno;
 	if (r < 0)
 		unlink(tmp);
+	return r;
+}
+
+int wf_unix_listen(const char *path, int backlog, unsigned int mode, const char *group, int flags, int *ret_fd,
+		   unsigned int *ret_gid)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	gid_t gid = getegid();
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	if (group) {
+		struct group *g = getgrnam(group);
+
+		if (!g)
+			return -ENOENT;
+		gid = g->gr_gid;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
+	if (fd < 0)
+		return -errno;
+	/* A stale socket from an earlier run: nobody listens on it any more
+	 * (a second instance on the same directory fails earlier, on the
+	 * shm segment it would have to own). */
+	if (unlink(path) < 0 && errno != ENOENT)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, (mode_t)mode) < 0 ||
+	    (group && chown(path, (uid_t)-1, gid) < 0) || listen(fd, backlog) < 0)
+		goto fail;
+	*ret_fd = fd;
+	if (ret_gid)
+		*ret_gid = (unsigned int)gid;
+	return 0;
+fail:
+	r = -errno;
+	close(fd);
 	return r;
 }
