@@ -252,6 +252,13 @@ static void sections(const char *path, uint64_t *ret, uint32_t *n)
 	*n = s->hdr->nsections;
 	for (uint32_t i = 0; i < *n; i++)
 		ret[i] = s->hdr->sec[i].xxh3;
+	/* Padding is written as zeros (it once carried the writer's stack
+	 * bytes under clang -O0, so builds differed by the work done before). */
+	for (uint32_t u = 0; u < s->hdr->nusers; u++) {
+		const struct wf_snap_user *us = &s->users[u];
+		assert_true(us->pad[0] == 0 && us->pad[1] == 0 && us->pad[2] == 0);
+		assert_true(us->pad2[0] == 0 && us->pad2[1] == 0);
+	}
 	wf_snap_close(s);
 }
 
