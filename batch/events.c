@@ -257,7 +257,7 @@ static int intern_first(struct wf_intern *t, uint64_t **first, uint64_t ev, cons
 
 	if (r < 0 || !isnew)
 		return r;
-	if ((t->n & (t->n - 1)) == 0 || t->n == 1) {
+	if ((t->n & (t->n - 1)) == 0) {
 		/* grow at powers of two: n - 1 entries fit, the new one may not */
 		uint64_t *p = realloc(*first, (size_t)WF_MAX(t->n * 2, 16u) * sizeof(*p));
 		if (!p)
@@ -338,6 +338,26 @@ static int hash_pieces(struct srcfile *f, uint64_t from, uint64_t to)
 	return 0;
 }
 
+/* A lib/csv.h reader over [p, p + len) of a mapping. lib/csv.h opens a
+ * path; its reader state is public (lib/csv.h), so the stream is swapped
+ * for an fmemopen() one. 0 or -errno. */
+static int csv_open_range(struct wf_csv *c, const char *p, uint64_t len)
+{
+	int r = wf_csv_open(c, "/dev/null", ',');
+
+	if (r < 0)
+		return r;
+	fclose(c->f);
+	c->f = fmemopen((void *)(uintptr_t)p, len, "r");
+	if (!c->f) {
+		r = -errno;
+		free(c->buf);
+		memset(c, 0, sizeof(*c));
+		return r;
+	}
+	return 0;
+}
+
 static void parse_csv(struct loader *L, struct job *j)
 {
 	struct srcfile *f = &L->files[j->file];
@@ -350,18 +370,10 @@ static void parse_csv(struct loader *L, struct job *j)
 		wf_err("out of memory");
 		return;
 	}
-	/* lib/csv.h reads a path; this job reads a range of the mapping. */
-	if ((r = wf_csv_open(&c, "/dev/null", ',')) < 0) {
+	if ((r = csv_open_range(&c, f->base + j->off, j->len)) < 0) {
 		j->err = r;
-		wf_err("%s: cannot start a reader: %s", f->path, strerror(-r));
-		return;
-	}
-	fclose(c.f);
-	c.f = fmemopen((void *)(uintptr_t)(f->base + j->off), j->len, "r");
-	if (!c.f) {
-		j->err = -errno;
-		wf_err("%s: fmemopen() failed: %s", f->path, strerror(-j->err));
-		wf_csv_close(&c);
+		wf_err("%s: cannot start a reader for bytes %" PRIu64 "..%" PRIu64 ": %s", f->path, j->off,
+		       j->off + j->len, strerror(-r));
 		return;
 	}
 	while ((r = wf_csv_next(&c)) != 0 && !j->err) {
@@ -616,13 +628,13 @@ static int open_file(struct srcfile *f)
 			pos = end;
 			continue;
 		}
-		if ((r = wf_csv_open(&c, "/dev/null", ',')) < 0)
+		if ((r = csv_open_range(&c, f->base + pos, end - pos)) < 0) {
+			wf_err("%s: cannot start a reader: %s", f->path, strerror(-r));
 			return r;
-		fclose(c.f);
-		c.f = fmemopen((void *)(uintptr_t)(f->base + pos), end - pos, "r");
-		r = c.f ? wf_csv_next(&c) : -errno;
-		if (r <= 0) {
-			wf_err("%s: cannot read the header line", f->path);
+		}
+		if ((r = wf_csv_next(&c)) <= 0) {
+			wf_err("%s:%" PRIu64 ": cannot read the header line (%s)", f->path, line,
+			       r == -EPROTO ? "malformed CSV record" : r < 0 ? strerror(-r) : "empty");
 			wf_csv_close(&c);
 			return r < 0 ? r : -EINVAL;
 		}

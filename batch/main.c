@@ -3,11 +3,14 @@
  * catalog CSVs (`build`) and validates existing ones (`verify`).
  * The program weft-batch; run by the weft-batch.service timer or by hand.
  *
- *   weft-batch build --events FILE [--catalog FILE] [--inventory FILE] --out FILE
- *                    [--candidates N] [--generation G] [--threads T] [--quiet]
+ *   weft-batch build --events FILE... [--catalog FILE] [--inventory FILE] --out FILE
+ *                    [--candidates N] [--generation G] [--threads T] [--chunk-bytes B] [--quiet]
  *   weft-batch verify FILE [--json]
  *   weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]
- *                      [--inventory FILE] [--keep N] [--candidates N] [--quiet]
+ *                      [--inventory FILE] [--keep N] [--candidates N] [--threads T] [--quiet]
+ *
+ * build and nightly run the same pipeline (wf_batch_run): nightly only
+ * adds the journal as an input, names the output and loads it.
  *
  * Exit status: 0 success, 1 failure (the error is logged), 2 usage.
  */
@@ -116,6 +119,42 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+/* The options build and nightly share (short codes c i n t q, and e for
+ * --events / --history). 1 handled, 0 not one of them, -1 bad value
+ * (logged). */
+static int common_opt(struct wf_batch *b, int c, const char *name)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'e':
+		if (b->opt.nevents == WF_BATCH_MAX_EVENT_FILES) {
+			wf_err("at most %u --%s files", WF_BATCH_MAX_EVENT_FILES, name);
+			return -1;
+		}
+		b->opt.events[b->opt.nevents++] = optarg;
+		return 1;
+	case 'c': b->opt.catalog = optarg; return 1;
+	case 'i': b->opt.inventory = optarg; return 1;
+	case 'q': b->opt.quiet = true; return 1;
+	case 'n':
+		if (parse_u64(optarg, 1, 10000, &v) < 0) {
+			wf_err("--candidates wants an integer in 1..10000, not '%s'", optarg);
+			return -1;
+		}
+		b->opt.candidates = (uint32_t)v;
+		return 1;
+	case 't':
+		if (parse_u64(optarg, 1, 64, &v) < 0) {
+			wf_err("--threads wants an integer in 1..64, not '%s'", optarg);
+			return -1;
+		}
+		b->opt.threads = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_build(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -133,25 +172,14 @@ static int cmd_build(int argc, char **argv)
 	if (!b)
 		return 1;
 	while ((c = getopt_long(argc, argv, "e:c:i:o:n:g:t:qh", opts, NULL)) != -1) {
+		int k = common_opt(b, c, "events");
+
+		if (k < 0)
+			goto out;
+		if (k > 0)
+			continue;
 		switch (c) {
-		case 'e':
-			if (b->opt.nevents == WF_BATCH_MAX_EVENT_FILES) {
-				wf_err("at most %u --events files", WF_BATCH_MAX_EVENT_FILES);
-				goto out;
-			}
-			b->opt.events[b->opt.nevents++] = optarg;
-			break;
-		case 'c': b->opt.catalog = optarg; break;
-		case 'i': b->opt.inventory = optarg; break;
 		case 'o': b->opt.out = optarg; break;
-		case 'q': b->opt.quiet = true; break;
-		case 'n':
-			if (parse_u64(optarg, 1, 10000, &v) < 0) {
-				wf_err("--candidates wants an integer in 1..10000, not '%s'", optarg);
-				goto out;
-			}
-			b->opt.candidates = (uint32_t)v;
-			break;
 		case 'g':
 			if (parse_u64(optarg, 0, INT64_MAX, &v) < 0) {
 				wf_err("--generation wants a non-negative integer, not '%s'", optarg);
@@ -159,13 +187,6 @@ static int cmd_build(int argc, char **argv)
 			}
 			b->opt.generation = v;
 			b->opt.have_generation = true;
-			break;
-		case 't':
-			if (parse_u64(optarg, 1, 64, &v) < 0) {
-				wf_err("--threads wants an integer in 1..64, not '%s'", optarg);
-				goto out;
-			}
-			b->opt.threads = (uint32_t)v;
 			break;
 		case 'C':
 			if (parse_u64(optarg, 1, UINT64_MAX >> 2, &v) < 0) {
@@ -286,25 +307,46 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Keep the newest `keep` night-*.snap files (and their manifests). */
+/* Keep the newest `keep` night-*.snap files (and their manifests); the
+ * names sort by their timestamp. Nothing is removed when the directory
+ * cannot be listed in full (a warning says so). */
 static void prune_snapshots(const char *dir, unsigned keep)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char *names[1024];
-	size_t n = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	bool ok = true;
 
-	if (!d)
+	if (!d) {
+		wf_warn("cannot list %s to keep the newest %u nights: %s", dir, keep, strerror(errno));
 		return;
-	while ((e = readdir(d)) && n < WF_ARRAY_SIZE(names)) {
+	}
+	while (ok && (e = readdir(d))) {
 		size_t l = strlen(e->d_name);
-		if (strncmp(e->d_name, "night-", 6) == 0 && l > 5 && strcmp(e->d_name + l - 5, ".snap") == 0)
-			names[n++] = strdup(e->d_name);
+		if (strncmp(e->d_name, "night-", 6) != 0 || l <= 5 || strcmp(e->d_name + l - 5, ".snap") != 0)
+			continue;
+		if (n == cap) {
+			char **p = realloc(names, (cap ? cap * 2 : 64) * sizeof(*p));
+			if (!p) {
+				ok = false;
+				break;
+			}
+			names = p;
+			cap = cap ? cap * 2 : 64;
+		}
+		if (!(names[n] = strdup(e->d_name)))
+			ok = false;
+		else
+			n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(names[0]), cmp_str);
+	if (!ok)
+		wf_warn("out of memory listing %s: no old nights removed", dir);
+	else
+		qsort(names, n, sizeof(names[0]), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		if (i + keep < n) {
+		if (ok && i + keep < n) {
 			char p[4096 + 512];
 			snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
 			unlink(p);
@@ -313,6 +355,7 @@ static void prune_snapshots(const char *dir, unsigned keep)
 		}
 		free(names[i]);
 	}
+	free(names);
 }
 
 /* Ask weft-admin to load path; prints its reply. 0, or 1 with the reason logged. */
@@ -348,7 +391,7 @@ static int cmd_nightly(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' }, { "admin", required_argument, NULL, 'a' },
-		{ "history", required_argument, NULL, 'H' },   { "catalog", required_argument, NULL, 'c' },
+		{ "history", required_argument, NULL, 'e' },   { "catalog", required_argument, NULL, 'c' },
 		{ "inventory", required_argument, NULL, 'i' }, { "keep", required_argument, NULL, 'k' },
 		{ "candidates", required_argument, NULL, 'n' }, { "threads", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
@@ -366,39 +409,21 @@ static int cmd_nightly(int argc, char **argv)
 	if (!b)
 		return 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int k = common_opt(b, c, "history");
+
+		if (k < 0)
+			goto out;
+		if (k > 0)
+			continue;
 		switch (c) {
 		case 's': state = optarg; break;
 		case 'a': admin = optarg; break;
-		case 'c': b->opt.catalog = optarg; break;
-		case 'i': b->opt.inventory = optarg; break;
-		case 'q': b->opt.quiet = true; break;
-		case 'H':
-			if (b->opt.nevents == WF_BATCH_MAX_EVENT_FILES) {
-				wf_err("at most %u --history files", WF_BATCH_MAX_EVENT_FILES);
-				goto out;
-			}
-			b->opt.events[b->opt.nevents++] = optarg;
-			break;
 		case 'k':
 			if (parse_u64(optarg, 1, 1000, &v) < 0) {
 				wf_err("--keep wants 1..1000, not '%s'", optarg);
 				goto out;
 			}
 			keep = (unsigned)v;
-			break;
-		case 'n':
-			if (parse_u64(optarg, 1, 10000, &v) < 0) {
-				wf_err("--candidates wants an integer in 1..10000, not '%s'", optarg);
-				goto out;
-			}
-			b->opt.candidates = (uint32_t)v;
-			break;
-		case 't':
-			if (parse_u64(optarg, 1, 64, &v) < 0) {
-				wf_err("--threads wants an integer in 1..64, not '%s'", optarg);
-				goto out;
-			}
-			b->opt.threads = (uint32_t)v;
 			break;
 		case 'h': usage(stdout); rc = 0; goto out;
 		default: usage(stderr); goto out;
