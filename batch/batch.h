@@ -187,12 +187,16 @@ int wf_batch_run(struct wf_batch *b);
 /* Append s as a JSON string (quoted, escaped) to o. */
 void wf_batch_json_str(struct wf_buf *o, const char *s, size_t len);
 
-/* Progress line on stderr unless quiet. */
+/* Progress line on stderr unless quiet: bytes (MiB) done of total, or the
+ * phase alone when total is 0; _count: items done of total. */
 void wf_batch_progress(struct wf_batch *b, const char *phase, uint64_t done, uint64_t total);
+void wf_batch_progress_count(struct wf_batch *b, const char *phase, uint64_t done, uint64_t total);
 
 /* Run fn(arg, i, worker) for i in [0, n) on opt.threads threads; each worker
- * gets its own number < threads for its scratch space. Returns 0 (a thread
- * that cannot be started leaves its share to the others). */
-int wf_batch_parallel(struct wf_batch *b, uint64_t n, void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg);
+ * gets its own number < threads for its scratch space. With what, about
+ * once a second a progress line "what: i of n". Returns 0 (a thread that
+ * cannot be started leaves its share to the others). */
+int wf_batch_parallel(struct wf_batch *b, uint64_t n, const char *what,
+		      void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg);
 
 #endif

@@ -785,7 +785,7 @@ int wf_batch_load_events(struct wf_batch *b, XXH3_state_t *digest)
 	}
 	if ((r = plan(&L)) < 0)
 		goto out;
-	wf_batch_parallel(b, L.njobs, job_run, &L);
+	wf_batch_parallel(b, L.njobs, NULL, job_run, &L); /* progress: by bytes, progress() */
 	if ((r = L.err) < 0)
 		goto out;
 	wf_batch_progress(b, "reading events", L.total_bytes, L.total_bytes);

@@ -51,6 +51,14 @@ void wf_batch_progress(struct wf_batch *b, const char *phase, uint64_t done, uin
 		fprintf(stderr, "weft-batch: %6.1fs %s\n", t, phase);
 }
 
+void wf_batch_progress_count(struct wf_batch *b, const char *phase, uint64_t done, uint64_t total)
+{
+	if (b->opt.quiet || !total)
+		return;
+	fprintf(stderr, "weft-batch: %6.1fs %s: %" PRIu64 " of %" PRIu64 " (%.0f%%)\n",
+		(double)(wf_now_ns() - b->t0_ns) / 1e9, phase, done, total, 100.0 * (double)done / (double)total);
+}
+
 void wf_batch_fini(struct wf_batch *b)
 {
 	wf_intern_fini(&b->items);

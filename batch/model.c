@@ -59,6 +59,7 @@ struct par {
 	uint64_t n;
 	void (*fn)(void *, uint64_t, uint32_t);
 	void *arg;
+	const char *what;          /* progress label, or NULL */
 	atomic_uint_fast64_t next; /* next chunk start; relaxed: only hands out disjoint ranges, the
 				      results are published by pthread_join */
 	uint32_t worker;
@@ -77,6 +78,7 @@ static void *par_run(void *arg)
 	/* Hand out 64 indexes at a time, fewer when there are few (the
 	 * loader's jobs are each big). */
 	const uint64_t chunk = WF_MAX(1u, WF_MIN(64u, p->n / (16u * WF_MAX(1u, p->b->opt.threads))));
+	uint64_t last_ns = wf_now_ns(), k = 0;
 
 	for (;;) {
 		uint64_t i = atomic_fetch_add_explicit(&p->next, chunk, memory_order_relaxed);
@@ -84,13 +86,23 @@ static void *par_run(void *arg)
 			break;
 		for (uint64_t j = i; j < WF_MIN(i + chunk, p->n); j++)
 			p->fn(p->arg, j, w->id);
+		/* Worker 0 shows how far the hand-out got, about once a second;
+		 * the clock is read every 16 chunks. */
+		if (w->id == 0 && p->what && (++k & 15) == 0) {
+			uint64_t now = wf_now_ns();
+			if (now - last_ns >= 1000000000ull) {
+				wf_batch_progress_count(p->b, p->what, WF_MIN(i + chunk, p->n), p->n);
+				last_ns = now;
+			}
+		}
 	}
 	return NULL;
 }
 
-int wf_batch_parallel(struct wf_batch *b, uint64_t n, void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg)
+int wf_batch_parallel(struct wf_batch *b, uint64_t n, const char *what,
+		      void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg)
 {
-	struct par p = { .b = b, .n = n, .fn = fn, .arg = arg };
+	struct par p = { .b = b, .n = n, .fn = fn, .arg = arg, .what = what };
 	struct par_worker w[64];
 	uint32_t nt = WF_MAX(1u, WF_MIN(b->opt.threads, 64u)), started = 0;
 
@@ -668,7 +680,7 @@ static int build_compl(struct wf_batch *b, const struct csr *ub)
 	for (uint32_t w = 0; w < nt; w++)
 		if ((r = acc_init(&j.acc[w], nitems)) < 0)
 			goto out;
-	r = wf_batch_parallel(b, nitems, compl_one, &j);
+	r = wf_batch_parallel(b, nitems, "complements (items)", compl_one, &j);
 out:
 	if (j.acc)
 		for (uint32_t w = 0; w < nt; w++)
@@ -717,7 +729,7 @@ static int build_neigh(struct wf_batch *b, const struct csr *bysess)
 	for (uint32_t w = 0; w < nt; w++)
 		if ((r = acc_init(&j.acc[w], nitems)) < 0)
 			goto out;
-	r = wf_batch_parallel(b, nitems, neigh_one, &j);
+	r = wf_batch_parallel(b, nitems, "neighbours (items)", neigh_one, &j);
 out:
 	if (j.acc)
 		for (uint32_t w = 0; w < nt; w++)
@@ -956,7 +968,7 @@ static int build_cands(struct wf_batch *b, const struct csr *byuser)
 		if (!j.bought[w] || !j.heap[w])
 			goto out;
 	}
-	r = wf_batch_parallel(b, nusers, cand_one, &j);
+	r = wf_batch_parallel(b, nusers, "candidates (users)", cand_one, &j);
 out:
 	for (uint32_t w = 0; w < nt; w++) {
 		if (j.hist)
