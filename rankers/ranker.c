@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <systemd/sd-daemon.h>
@@ -24,6 +26,8 @@
 
 #include "lib/journal.h"
 #include "rankers/ranker_int.h"
+
+#define RANKER_LOADER_NICE 10 /* the snapshot loader thread, relative to the serving loop */
 
 /* Idle spin before sleeping: a count of pause instructions (~20-40 us),
  * not a clock, so spinning makes no system-clock reads. */
@@ -148,6 +152,10 @@ static void *loader_main(void *arg)
 	struct ranker_ctx *ctx = arg;
 	uint64_t built = 0;
 
+	/* The loader shares its core with the serving loop: lower its nice
+	 * (this thread only) so a swap slows requests less. Best effort. */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RANKER_LOADER_NICE) < 0)
+		wf_warn("shard %u: cannot lower the snapshot loader's priority: %s", ctx->shard, strerror(errno));
 	while (!ctx->stop) {
 		/* A9: pairs with R9 in check_generation(). */
 		uint64_t want = atomic_load_explicit(&ctx->want_gen, memory_order_acquire);
