@@ -12,6 +12,7 @@
  * with per-user stamps over B's items, so 1M users x 200 candidates is a
  * few seconds, not a quadratic list comparison.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,27 +80,42 @@ static void print_item(const struct wf_snap *s, uint32_t i)
 	fputs(buf, stdout);
 }
 
-/* The report; a, b open. Returns the exit code. */
-static int diff(const struct wf_cli_opts *o, const char *pa, const char *pb, struct wf_snap *a, struct wf_snap *b)
+/* What diff_compute() finds; owned by the caller (diff_fini). */
+struct diff {
+	uint64_t kept, lost, gained, items_kept, items_gained, items_lost;
+	struct dist d20, dall;   /* per kept user: Jaccard distance of the top 20 / whole lists */
+	struct delta *dl;        /* items whose list count changed, most risen first */
+	uint64_t ndelta;
+};
+
+static void diff_fini(struct diff *d)
+{
+	free(d->d20.v);
+	free(d->dall.v);
+	free(d->dl);
+}
+
+/* One pass over A's users (a hash lookup in B each), their lists marked
+ * by per-user stamps over B's items; list counts per item. 0 or -ENOMEM. */
+static int diff_compute(const struct wf_snap *a, const struct wf_snap *b, struct diff *ret)
 {
 	uint32_t *a2b = malloc(((size_t)a->nitems + 1) * sizeof(*a2b));
 	uint32_t *mark20 = calloc((size_t)b->nitems + 1, sizeof(*mark20));
 	uint32_t *markall = calloc((size_t)b->nitems + 1, sizeof(*markall));
 	int64_t *cnt = calloc((size_t)b->nitems + a->nitems + 1, sizeof(*cnt));
-	struct delta *dl = malloc(((size_t)b->nitems + a->nitems + 1) * sizeof(*dl));
-	struct dist d20 = { .v = malloc(((size_t)a->nusers + 1) * sizeof(float)) };
-	struct dist dall = { .v = malloc(((size_t)a->nusers + 1) * sizeof(float)) };
-	uint64_t kept = 0, lost = 0, gained, ndelta = 0, items_kept = 0;
-	int rc = 1;
+	struct diff d = { .dl = malloc(((size_t)b->nitems + a->nitems + 1) * sizeof(*d.dl)),
+			  .d20 = { .v = malloc(((size_t)a->nusers + 1) * sizeof(float)) },
+			  .dall = { .v = malloc(((size_t)a->nusers + 1) * sizeof(float)) } };
+	int r = -ENOMEM;
 
-	if (!a2b || !mark20 || !markall || !cnt || !dl || !d20.v || !dall.v) {
-		fprintf(stderr, "weftctl: out of memory\n");
+	if (!a2b || !mark20 || !markall || !cnt || !d.dl || !d.d20.v || !d.dall.v) {
+		diff_fini(&d);
 		goto out;
 	}
 	for (uint32_t i = 0; i < a->nitems; i++) {
 		int64_t j = wf_snap_item_find(b, wf_snap_str(a, a->items[i].id_off), a->items[i].id_len);
 		a2b[i] = j < 0 ? UINT32_MAX : (uint32_t)j;
-		items_kept += j >= 0;
+		d.items_kept += j >= 0;
 	}
 	/* Appearances in lists: +1 per B list, -1 per A list (items B lacks
 	 * counted past B's items). */
@@ -112,10 +128,10 @@ static int diff(const struct wf_cli_opts *o, const char *pa, const char *pb, str
 	for (uint32_t u = 0; u < a->nusers; u++) {
 		const struct wf_snap_user *ua = &a->users[u];
 		int64_t v = wf_snap_user_find(b, wf_snap_str(a, ua->id_off), ua->id_len);
-		uint32_t stamp = (uint32_t)kept + 1, in20 = 0, inall = 0;
+		uint32_t stamp = (uint32_t)d.kept + 1, in20 = 0, inall = 0;
 
 		if (v < 0) {
-			lost++;
+			d.lost++;
 			continue;
 		}
 		const struct wf_snap_user *ub = &b->users[v];
@@ -134,24 +150,76 @@ static int diff(const struct wf_cli_opts *o, const char *pa, const char *pb, str
 			in20 += i < na20 && mark20[x] == stamp;
 		}
 		/* Two empty lists are the same list. */
-		d20.v[kept] = na20 + nb20 ? 1.0f - (float)in20 / (float)(na20 + nb20 - in20) : 0.0f;
-		dall.v[kept] = ua->cand_cnt + ub->cand_cnt
-				       ? 1.0f - (float)inall / (float)(ua->cand_cnt + ub->cand_cnt - inall)
-				       : 0.0f;
-		kept++;
+		d.d20.v[d.kept] = na20 + nb20 ? 1.0f - (float)in20 / (float)(na20 + nb20 - in20) : 0.0f;
+		d.dall.v[d.kept] = ua->cand_cnt + ub->cand_cnt
+					   ? 1.0f - (float)inall / (float)(ua->cand_cnt + ub->cand_cnt - inall)
+					   : 0.0f;
+		d.kept++;
 	}
-	gained = b->nusers - kept;
-	d20.n = dall.n = kept;
-	dist_finish(&d20);
-	dist_finish(&dall);
+	d.gained = b->nusers - d.kept;
+	d.items_gained = b->nitems - d.items_kept;
+	d.items_lost = a->nitems - d.items_kept;
+	d.d20.n = d.dall.n = d.kept;
+	dist_finish(&d.d20);
+	dist_finish(&d.dall);
 	for (uint64_t i = 0; i < (uint64_t)b->nitems + a->nitems; i++)
 		if (cnt[i])
-			dl[ndelta++] = (struct delta){ cnt[i], i < b->nitems ? (uint32_t)i : (uint32_t)(i - b->nitems),
-						       i >= b->nitems };
-	qsort(dl, ndelta, sizeof(*dl), cmp_delta);
+			d.dl[d.ndelta++] = (struct delta){ cnt[i], i < b->nitems ? (uint32_t)i : (uint32_t)(i - b->nitems),
+							   i >= b->nitems };
+	qsort(d.dl, d.ndelta, sizeof(*d.dl), cmp_delta);
+	*ret = d;
+	r = 0;
+out:
+	free(a2b);
+	free(mark20);
+	free(markall);
+	free(cnt);
+	return r;
+}
 
-	uint64_t items_gained = b->nitems - items_kept, items_lost = a->nitems - items_kept;
+/* The items that rose (side 0) or fell (side 1) most, into j (JSON) or
+ * on stdout. */
+static void print_movers(const struct wf_cli_opts *o, struct wf_buf *j, const struct diff *d,
+			 const struct wf_snap *a, const struct wf_snap *b, int side)
+{
+	uint32_t shown = 0;
+
+	if (o->json)
+		wf_buf_printf(j, side ? "],\"fell\":[" : ",\"rose\":[");
+	else
+		printf(side ? "  fell most (lists with the item, B - A)\n" : "  rose most (lists with the item, B - A)\n");
+	for (uint64_t k = 0; k < d->ndelta && shown < TOP_MOVERS; k++) {
+		const struct delta *x = &d->dl[side ? d->ndelta - 1 - k : k];
+		const struct wf_snap *s = x->only_a ? a : b;
+		if ((side == 0 && x->d <= 0) || (side == 1 && x->d >= 0))
+			break;
+		if (o->json) {
+			wf_buf_printf(j, "%s{\"item\":", shown ? "," : "");
+			json_item(j, s, x->item);
+			wf_buf_printf(j, ",\"lists\":%lld%s}", (long long)x->d, x->only_a ? ",\"gone\":true" : "");
+		} else {
+			printf("    %+9lld  ", (long long)x->d);
+			print_item(s, x->item);
+			printf("%s\n", x->only_a ? "  (gone from B)" : "");
+		}
+		shown++;
+	}
+	if (!o->json && shown == 0)
+		printf("    (none)\n");
+}
+
+/* The report; a, b open. Returns the exit code. */
+static int diff(const struct wf_cli_opts *o, const char *pa, const char *pb, struct wf_snap *a, struct wf_snap *b)
+{
 	struct wf_buf j = { 0 };
+	struct diff d;
+	uint64_t kept;
+
+	if (diff_compute(a, b, &d) < 0) {
+		fprintf(stderr, "weftctl: out of memory\n");
+		return 1;
+	}
+	kept = d.kept;
 	if (o->json) {
 		wf_buf_printf(&j, "{\"a\":{\"path\":");
 		wf_cli_json_str(&j, pa, strlen(pa));
@@ -166,73 +234,42 @@ static int diff(const struct wf_cli_opts *o, const char *pa, const char *pb, str
 			      "\"changed_top20\":{\"mean\":%.4f,\"p50\":%.4f,\"p90\":%.4f},"
 			      "\"changed_list\":{\"mean\":%.4f,\"p50\":%.4f,\"p90\":%.4f}",
 			      (unsigned long long)b->hdr->generation, b->nusers, b->nitems, (unsigned long long)b->ncands,
-			      (unsigned long long)kept, (unsigned long long)gained, (unsigned long long)lost,
-			      (unsigned long long)items_kept, (unsigned long long)items_gained,
-			      (unsigned long long)items_lost, (unsigned long long)a->ncands, (unsigned long long)b->ncands,
-			      (long long)b->ncands - (long long)a->ncands, d20.mean, (double)pct(d20.v, kept, 0.5),
-			      (double)pct(d20.v, kept, 0.9), dall.mean, (double)pct(dall.v, kept, 0.5),
-			      (double)pct(dall.v, kept, 0.9));
+			      (unsigned long long)kept, (unsigned long long)d.gained, (unsigned long long)d.lost,
+			      (unsigned long long)d.items_kept, (unsigned long long)d.items_gained,
+			      (unsigned long long)d.items_lost, (unsigned long long)a->ncands, (unsigned long long)b->ncands,
+			      (long long)b->ncands - (long long)a->ncands, d.d20.mean, (double)pct(d.d20.v, kept, 0.5),
+			      (double)pct(d.d20.v, kept, 0.9), d.dall.mean, (double)pct(d.dall.v, kept, 0.5),
+			      (double)pct(d.dall.v, kept, 0.9));
 	} else {
 		printf("snapshot diff: %s (generation %llu) -> %s (generation %llu)\n", pa,
 		       (unsigned long long)a->hdr->generation, pb, (unsigned long long)b->hdr->generation);
 		printf("  users       %10u -> %-10u kept %llu, gained %llu, lost %llu\n", a->nusers, b->nusers,
-		       (unsigned long long)kept, (unsigned long long)gained, (unsigned long long)lost);
+		       (unsigned long long)kept, (unsigned long long)d.gained, (unsigned long long)d.lost);
 		printf("  items       %10u -> %-10u kept %llu, gained %llu, lost %llu\n", a->nitems, b->nitems,
-		       (unsigned long long)items_kept, (unsigned long long)items_gained, (unsigned long long)items_lost);
+		       (unsigned long long)d.items_kept, (unsigned long long)d.items_gained,
+		       (unsigned long long)d.items_lost);
 		printf("  candidates  %10llu -> %-10llu (%+lld)\n", (unsigned long long)a->ncands,
 		       (unsigned long long)b->ncands, (long long)b->ncands - (long long)a->ncands);
 		printf("  lists changed, kept users (Jaccard distance: 0 same, 1 disjoint)\n");
 		printf("                  mean    p50    p90\n");
-		printf("    top 20       %.3f  %.3f  %.3f\n", d20.mean, (double)pct(d20.v, kept, 0.5),
-		       (double)pct(d20.v, kept, 0.9));
-		printf("    whole list   %.3f  %.3f  %.3f\n", dall.mean, (double)pct(dall.v, kept, 0.5),
-		       (double)pct(dall.v, kept, 0.9));
+		printf("    top 20       %.3f  %.3f  %.3f\n", d.d20.mean, (double)pct(d.d20.v, kept, 0.5),
+		       (double)pct(d.d20.v, kept, 0.9));
+		printf("    whole list   %.3f  %.3f  %.3f\n", d.dall.mean, (double)pct(d.dall.v, kept, 0.5),
+		       (double)pct(d.dall.v, kept, 0.9));
 	}
-	for (int side = 0; side < 2; side++) {
-		uint32_t shown = 0;
-
-		if (o->json)
-			wf_buf_printf(&j, side ? "],\"fell\":[" : ",\"rose\":[");
-		else
-			printf(side ? "  fell most (lists with the item, B - A)\n" : "  rose most (lists with the item, B - A)\n");
-		for (uint64_t k = 0; k < ndelta && shown < TOP_MOVERS; k++) {
-			const struct delta *x = &dl[side ? ndelta - 1 - k : k];
-			const struct wf_snap *s = x->only_a ? a : b;
-			if ((side == 0 && x->d <= 0) || (side == 1 && x->d >= 0))
-				break;
-			if (o->json) {
-				wf_buf_printf(&j, "%s{\"item\":", shown ? "," : "");
-				json_item(&j, s, x->item);
-				wf_buf_printf(&j, ",\"lists\":%lld%s}", (long long)x->d, x->only_a ? ",\"gone\":true" : "");
-			} else {
-				printf("    %+9lld  ", (long long)x->d);
-				print_item(s, x->item);
-				printf("%s\n", x->only_a ? "  (gone from B)" : "");
-			}
-			shown++;
-		}
-		if (!o->json && shown == 0)
-			printf("    (none)\n");
-	}
+	print_movers(o, &j, &d, a, b, 0);
+	print_movers(o, &j, &d, a, b, 1);
+	diff_fini(&d);
 	if (o->json) {
 		wf_buf_printf(&j, "]}\n");
 		if (!j.data) {
 			fprintf(stderr, "weftctl: out of memory\n");
-			goto out;
+			return 1;
 		}
 		fwrite(j.data, 1, j.len, stdout);
 		wf_buf_fini(&j);
 	}
-	rc = 0;
-out:
-	free(a2b);
-	free(mark20);
-	free(markall);
-	free(cnt);
-	free(dl);
-	free(d20.v);
-	free(dall.v);
-	return rc;
+	return 0;
 }
 
 int wf_cli_snapshot_diff(const struct wf_cli_opts *o, const char *pa, const char *pb)
