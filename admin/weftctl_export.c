@@ -45,6 +45,23 @@ static int admin_strings(const struct wf_cli_opts *o, char *snap, size_t snaplen
 	return r;
 }
 
+/* One CSV field, quoted (RFC 4180) when it holds a separator, quote or
+ * line break: ids are opaque strings. */
+static void csv_field(FILE *f, const char *p, size_t n)
+{
+	if (!memchr(p, ',', n) && !memchr(p, '"', n) && !memchr(p, '\n', n) && !memchr(p, '\r', n)) {
+		fwrite(p, 1, n, f);
+		return;
+	}
+	fputc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"')
+			fputc('"', f);
+		fputc(p[i], f);
+	}
+	fputc('"', f);
+}
+
 int wf_cli_export(const struct wf_cli_opts *o)
 {
 	char snap_path[PATH_MAX] = "", seg[256] = "", err[512];
@@ -98,8 +115,10 @@ int wf_cli_export(const struct wf_cli_opts *o)
 				skipped++;
 				continue;
 			}
-			fprintf(out, "%.*s,%u,%.*s,%.6f\n", (int)usr->id_len, wf_snap_str(s, usr->id_off), ++rank,
-				(int)it->id_len, id, (double)c->score);
+			csv_field(out, wf_snap_str(s, usr->id_off), usr->id_len);
+			fprintf(out, ",%u,", ++rank);
+			csv_field(out, id, it->id_len);
+			fprintf(out, ",%.6f\n", (double)c->score);
 			rows++;
 		}
 		if (!o->json && (u + 1) % 200000 == 0)

@@ -14,7 +14,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <xxhash.h>
 
+#include "lib/csv.h"
 #include "lib/proto.h"
 #include "lib/snapshot.h"
 #include "lib/util.h"
@@ -31,18 +33,18 @@
 
 /* Event types: enum wf_event_type of lib/proto.h (one vocabulary for all). */
 
-/* One event row. item is WF_BATCH_NO_USER-like 0xffffffff for a search
- * without an item. */
+/* One event row, 24 bytes (126M of them at 1M users: 3 GB). item is
+ * 0xffffffff for a search without an item. */
 struct wf_batch_event {
 	int64_t ts_ms;
 	uint32_t user;    /* index into users, or WF_BATCH_NO_USER (anonymous) */
 	uint32_t session; /* dense session number */
 	uint32_t item;    /* index into items, or 0xffffffff */
 	uint8_t type;     /* enum wf_event_type */
-	uint8_t pad[3];
-	float value;      /* quantity for purchases/cart adds (1 if absent) */
-	uint32_t pad2;
+	uint8_t pad;
+	uint16_t qty;     /* quantity for purchases/cart adds, 1..1000 (1 if absent) */
 };
+_Static_assert(sizeof(struct wf_batch_event) == 24, "event record size");
 
 /* Interned strings: arena offsets plus an open-addressing table. */
 struct wf_intern {
@@ -80,8 +82,15 @@ struct wf_batch_user {
 	float ltv;
 };
 
+#define WF_BATCH_MAX_EVENT_FILES 64u
+#define WF_BATCH_CHUNK_BYTES (256u << 20) /* events CSV bytes parsed per job */
+
 struct wf_batch_opts {
-	const char *events, *catalog, *inventory, *out;
+	const char *events[WF_BATCH_MAX_EVENT_FILES]; /* events CSVs, read in this order */
+	uint32_t nevents;
+	const char *journal;       /* journal directory (nightly), read after the CSVs, or NULL */
+	const char *catalog, *inventory, *out;
+	uint64_t chunk_bytes;      /* events CSV bytes per parse job (WF_BATCH_CHUNK_BYTES) */
 	uint32_t candidates;
 	uint64_t generation;
 	bool have_generation;
@@ -100,12 +109,12 @@ struct wf_batch_stats {
 struct wf_batch {
 	struct wf_batch_opts opt;
 	struct wf_buf strs;        /* STRS arena */
-	struct wf_buf sess_arena;  /* session ids (not written) */
-	struct wf_intern items, users, cats, brands, sessions;
+	struct wf_intern items, users, cats, brands;
 	struct wf_batch_item *item;   /* items.cap entries */
 	struct wf_batch_user *user;   /* users.cap entries */
-	struct wf_batch_event *ev;
-	uint64_t nev, ev_cap;
+	struct wf_batch_event *ev;    /* anonymous mapping of ev_map bytes (events.c) */
+	uint64_t nev, ev_map;
+	uint32_t item_cap, user_cap;  /* allocated entries of item / user */
 	int64_t min_ms, max_ms;       /* event time range */
 	uint64_t source_digest;
 	uint64_t build_ms;
@@ -125,6 +134,13 @@ struct wf_batch {
 	uint32_t ntrending;
 	struct wf_snap_cand *cands;   /* nusers * candidates slots, compacted by emit */
 	uint32_t *cand_cnt;
+
+	/* Seasonality (model.c): weekday the snapshot serves (0 = Sunday,
+	 * UTC; the day after data_end), or -1 when the data spans < 14 days;
+	 * per category the boost for that weekday (1 = none). */
+	int serve_wday;
+	float *cat_boost;             /* cats.n entries, or NULL */
+	float *cat_wday_index;        /* cats.n x 7: category's weekday rate / its mean rate */
 };
 
 /* intern.c-like helpers (load.c) */
@@ -140,21 +156,47 @@ float wf_batch_strength(uint8_t type);
 /* exp2(-(max_ms - ts) / half-life), 7 days. */
 double wf_batch_decay(const struct wf_batch *b, int64_t ts_ms);
 
+/* Header columns by name (load.c): idx[k] is the column of names[k], or -1. */
+struct wf_batch_cols {
+	int idx[8];
+};
+void wf_batch_map_header(const struct wf_csv *c, const char *const *names, uint32_t n, struct wf_batch_cols *ret);
+/* Field k of the current record (an empty field when the column is absent). */
+const struct wf_csv_field *wf_batch_col(const struct wf_csv *c, const struct wf_batch_cols *m, int k);
+
+/* Model record for an item / user index, interning the id (load.c). The
+ * record is zeroed to defaults when the id is new. 0 or -ENOMEM/-E2BIG. */
+int wf_batch_item_get(struct wf_batch *b, const char *id, uint32_t len, uint32_t *ret);
+int wf_batch_user_get(struct wf_batch *b, const char *id, uint32_t len, uint32_t *ret);
+
+/* events.c: read every events CSV (split into byte ranges at line
+ * boundaries, parsed on opt.threads threads, merged in file order so ids
+ * and line numbers are those of a sequential read) and the journal into
+ * b->ev, and fold their bytes into b->source_digest's state. */
+int wf_batch_load_events(struct wf_batch *b, XXH3_state_t *digest);
+void wf_batch_events_free(struct wf_batch *b);
+
 /* Stages of a build; each returns 0 or -errno and logs its own error. */
 int wf_batch_load(struct wf_batch *b);
 int wf_batch_model(struct wf_batch *b);
 int wf_batch_emit(struct wf_batch *b);
 void wf_batch_fini(struct wf_batch *b);
+/* The whole build (load, model, emit): what `build` and `nightly` run. */
+int wf_batch_run(struct wf_batch *b);
 
 /* Append s as a JSON string (quoted, escaped) to o. */
 void wf_batch_json_str(struct wf_buf *o, const char *s, size_t len);
 
-/* Progress line on stderr unless quiet. */
+/* Progress line on stderr unless quiet: bytes (MiB) done of total, or the
+ * phase alone when total is 0; _count: items done of total. */
 void wf_batch_progress(struct wf_batch *b, const char *phase, uint64_t done, uint64_t total);
+void wf_batch_progress_count(struct wf_batch *b, const char *phase, uint64_t done, uint64_t total);
 
 /* Run fn(arg, i, worker) for i in [0, n) on opt.threads threads; each worker
- * gets its own number < threads for its scratch space. Returns 0 (a thread
- * that cannot be started leaves its share to the others). */
-int wf_batch_parallel(struct wf_batch *b, uint64_t n, void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg);
+ * gets its own number < threads for its scratch space. With what, about
+ * once a second a progress line "what: i of n". Returns 0 (a thread that
+ * cannot be started leaves its share to the others). */
+int wf_batch_parallel(struct wf_batch *b, uint64_t n, const char *what,
+		      void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg);
 
 #endif

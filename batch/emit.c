@@ -87,6 +87,43 @@ static void top_json(struct wf_buf *o, const struct wf_snap *s, const uint32_t *
 	wf_buf_append(o, "]", 1);
 }
 
+static int cmp_boost_desc(const void *x, const void *y, void *arg)
+{
+	const float *v = arg;
+	float a = v[*(const uint32_t *)x], c = v[*(const uint32_t *)y];
+
+	return a > c ? -1 : a < c ? 1 : (*(const uint32_t *)x > *(const uint32_t *)y) - (*(const uint32_t *)x < *(const uint32_t *)y);
+}
+
+/* "seasonality": the weekday served and the categories boosted and damped
+ * most for it (README "Seasonality"). */
+static void season_json(struct wf_buf *o, const struct wf_batch *b)
+{
+	static const char *const wd[7] = { "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday" };
+	uint32_t n = b->cats.n, *idx;
+
+	if (b->serve_wday < 0 || !b->cat_boost || !(idx = malloc((n + 1) * sizeof(*idx)))) {
+		wf_buf_printf(o, "{\"weekday_pattern\": false}");
+		return;
+	}
+	for (uint32_t c = 0; c < n; c++)
+		idx[c] = c;
+	qsort_r(idx, n, sizeof(*idx), cmp_boost_desc, b->cat_boost);
+	wf_buf_printf(o, "{\"weekday_pattern\": true, \"serve_weekday\": \"%s\", \"categories\": [", wd[b->serve_wday]);
+	for (uint32_t k = 0, shown = 0; k < n; k++) {
+		/* the 10 most boosted and the 10 most damped */
+		if (k >= 10 && k + 10 < n)
+			continue;
+		uint32_t c = idx[k];
+		wf_buf_printf(o, "%s\n    {\"category\": ", shown++ ? "," : "");
+		wf_batch_json_str(o, b->strs.data + b->cats.off[c], b->cats.len[c]);
+		wf_buf_printf(o, ", \"weekday_index\": %.3f, \"boost\": %.3f}", (double)b->cat_wday_index[(size_t)c * 7 + b->serve_wday],
+			      (double)b->cat_boost[c]);
+	}
+	wf_buf_printf(o, "]}");
+	free(idx);
+}
+
 static int manifest(struct wf_batch *b, const struct wf_snap *s)
 {
 	const struct wf_snap_hdr *h = s->hdr;
@@ -131,8 +168,17 @@ static int manifest(struct wf_batch *b, const struct wf_snap *s)
 			  ",\n  \"source_digest\": \"%016" PRIx64 "\",\n",
 		      h->file_size, h->generation, h->build_ms, (double)(wf_now_ns() - b->t0_ns) / 1e9, b->min_ms,
 		      h->data_end_ms, h->source_digest);
-	wf_buf_printf(&o, "  \"inputs\": {\"events\": ");
-	wf_batch_json_str(&o, b->opt.events, strlen(b->opt.events));
+	wf_buf_printf(&o, "  \"inputs\": {\"events\": [");
+	for (uint32_t i = 0; i < b->opt.nevents; i++) {
+		if (i)
+			wf_buf_append(&o, ", ", 2);
+		wf_batch_json_str(&o, b->opt.events[i], strlen(b->opt.events[i]));
+	}
+	wf_buf_printf(&o, "], \"journal\": ");
+	if (b->opt.journal)
+		wf_batch_json_str(&o, b->opt.journal, strlen(b->opt.journal));
+	else
+		wf_buf_printf(&o, "null");
 	wf_buf_printf(&o, ", \"catalog\": ");
 	if (b->opt.catalog)
 		wf_batch_json_str(&o, b->opt.catalog, strlen(b->opt.catalog));
@@ -169,7 +215,9 @@ static int manifest(struct wf_batch *b, const struct wf_snap *s)
 	wf_buf_printf(&o, "\n  },\n  \"segments\": {");
 	for (int g = 0; g < WF_SEG_COUNT; g++)
 		wf_buf_printf(&o, "%s\"%s\": %" PRIu64, g ? ", " : "", seg_names[g], seg_users[g]);
-	wf_buf_printf(&o, "},\n  \"top_items\": ");
+	wf_buf_printf(&o, "},\n  \"seasonality\": ");
+	season_json(&o, b);
+	wf_buf_printf(&o, ",\n  \"top_items\": ");
 	top_json(&o, s, all, TOP_ITEMS);
 	wf_buf_printf(&o, ",\n  \"top_items_by_segment\": {");
 	for (int g = 0, first = 1; g < WF_SEG_COUNT; g++) {

@@ -123,8 +123,9 @@ int64_t wf_intern_find(const struct wf_intern *t, const char *s, uint32_t len)
 /* ---- per-entity arrays that follow the intern tables ---- */
 
 /* Intern an item id and make sure its model record exists. */
-static int get_item(struct wf_batch *b, uint32_t *cap, const char *id, uint32_t len, uint32_t *ret)
+int wf_batch_item_get(struct wf_batch *b, const char *id, uint32_t len, uint32_t *ret)
 {
+	uint32_t *cap = &b->item_cap;
 	bool isnew;
 	int r = wf_intern_get(&b->items, id, len, ret, &isnew);
 
@@ -144,8 +145,9 @@ static int get_item(struct wf_batch *b, uint32_t *cap, const char *id, uint32_t 
 	return 0;
 }
 
-static int get_user(struct wf_batch *b, uint32_t *cap, const char *id, uint32_t len, uint32_t *ret)
+int wf_batch_user_get(struct wf_batch *b, const char *id, uint32_t len, uint32_t *ret)
 {
+	uint32_t *cap = &b->user_cap;
 	bool isnew;
 	int r = wf_intern_get(&b->users, id, len, ret, &isnew);
 
@@ -167,12 +169,8 @@ static int get_user(struct wf_batch *b, uint32_t *cap, const char *id, uint32_t 
 
 /* ---- CSV helpers ---- */
 
-struct cols {
-	int idx[8];
-};
-
 /* Map header names to column numbers; -1 if absent. */
-static void map_header(const struct wf_csv *c, const char *const *names, uint32_t n, struct cols *ret)
+void wf_batch_map_header(const struct wf_csv *c, const char *const *names, uint32_t n, struct wf_batch_cols *ret)
 {
 	for (uint32_t k = 0; k < n; k++) {
 		ret->idx[k] = -1;
@@ -193,7 +191,7 @@ static void map_header(const struct wf_csv *c, const char *const *names, uint32_
 	}
 }
 
-static const struct wf_csv_field *col(const struct wf_csv *c, const struct cols *m, int k)
+const struct wf_csv_field *wf_batch_col(const struct wf_csv *c, const struct wf_batch_cols *m, int k)
 {
 	static const struct wf_csv_field empty = { "", 0 };
 	int i = m->idx[k];
@@ -207,13 +205,6 @@ static void bad_row(struct wf_batch *b, const char *path, uint64_t line, uint64_
 		wf_warn("%s:%llu: %s; row skipped", path, (unsigned long long)line, why);
 	else if (*count == MAX_REPORTED + 1)
 		wf_warn("%s: more malformed rows; only the count is reported from here on", path);
-}
-
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 /* Too many bad rows means the wrong file or format, not a few bad lines. */
@@ -231,7 +222,7 @@ static int judge(const char *path, const char *what, uint64_t good, uint64_t bad
 }
 
 static int open_csv(struct wf_csv *c, const char *path, const char *what, const char *const *names, uint32_t n,
-		    uint32_t required, struct cols *m)
+		    uint32_t required, struct wf_batch_cols *m)
 {
 	int r = wf_csv_open(c, path, ',');
 
@@ -245,7 +236,7 @@ static int open_csv(struct wf_csv *c, const char *path, const char *what, const 
 		wf_csv_close(c);
 		return r < 0 ? r : -EINVAL;
 	}
-	map_header(c, names, n, m);
+	wf_batch_map_header(c, names, n, m);
 	for (uint32_t k = 0; k < required; k++) {
 		if (m->idx[k] < 0) {
 			wf_err("%s: header lacks column '%s' (the %s CSV starts with a header naming its columns)", path,
@@ -259,12 +250,12 @@ static int open_csv(struct wf_csv *c, const char *path, const char *what, const 
 
 /* ---- catalog: item_id,category,brand,price,sizes ---- */
 
-static int load_catalog(struct wf_batch *b, uint32_t *icap)
+static int load_catalog(struct wf_batch *b)
 {
 	static const char *const names[] = { "item_id", "category", "brand", "price", "sizes" };
 	const char *path = b->opt.catalog;
 	struct wf_csv c;
-	struct cols m;
+	struct wf_batch_cols m;
 	uint64_t good = 0, bad = 0;
 	int r;
 
@@ -281,11 +272,11 @@ static int load_catalog(struct wf_batch *b, uint32_t *icap)
 			bad_row(b, path, c.line_no, &bad, "malformed CSV record");
 			continue;
 		}
-		id = col(&c, &m, 0);
-		cat = col(&c, &m, 1);
-		brand = col(&c, &m, 2);
-		price = col(&c, &m, 3);
-		sizes = col(&c, &m, 4);
+		id = wf_batch_col(&c, &m, 0);
+		cat = wf_batch_col(&c, &m, 1);
+		brand = wf_batch_col(&c, &m, 2);
+		price = wf_batch_col(&c, &m, 3);
+		sizes = wf_batch_col(&c, &m, 4);
 		if (id->len == 0 || id->len > WF_BATCH_MAX_ID) {
 			bad_row(b, path, c.line_no, &bad, "item_id empty or longer than 128 bytes");
 			continue;
@@ -298,7 +289,7 @@ static int load_catalog(struct wf_batch *b, uint32_t *icap)
 			bad_row(b, path, c.line_no, &bad, "category or brand longer than 128 bytes");
 			continue;
 		}
-		if ((r = get_item(b, icap, id->p, id->len, &idx)) < 0)
+		if ((r = wf_batch_item_get(b, id->p, id->len, &idx)) < 0)
 			break;
 		struct wf_batch_item *it = &b->item[idx];
 		it->flags |= WF_SNAP_ITEM_IN_CATALOG;
@@ -340,7 +331,7 @@ static int load_inventory(struct wf_batch *b)
 	static const char *const names[] = { "item_id", "size", "qty" };
 	const char *path = b->opt.inventory;
 	struct wf_csv c;
-	struct cols m;
+	struct wf_batch_cols m;
 	uint64_t good = 0, bad = 0;
 	int r;
 
@@ -357,8 +348,8 @@ static int load_inventory(struct wf_batch *b)
 			bad_row(b, path, c.line_no, &bad, "malformed CSV record");
 			continue;
 		}
-		id = col(&c, &m, 0);
-		qty = col(&c, &m, 2);
+		id = wf_batch_col(&c, &m, 0);
+		qty = wf_batch_col(&c, &m, 2);
 		if (id->len == 0 || id->len > WF_BATCH_MAX_ID || wf_parse_i64(qty->p, qty->len, &q) < 0 || q < 0) {
 			bad_row(b, path, c.line_no, &bad, "item_id empty or qty not a non-negative integer");
 			continue;
@@ -380,136 +371,17 @@ static int load_inventory(struct wf_batch *b)
 	return judge(path, "inventory", good, bad);
 }
 
-/* ---- events: ts,user_id,session_id,event,item_id,value ---- */
-
-static int parse_type(const char *p, uint32_t len)
+/* Fold the catalog's and inventory's bytes into the source digest (the
+ * events' went in first, piece by piece, from events.c), each followed by
+ * its 64-bit length so a byte moved from one file to the next changes it. */
+static int digest_files(struct wf_batch *b, XXH3_state_t *st)
 {
-	static const char *const names[WF_EV_COUNT] = {
-		[WF_EV_VIEW] = "view",	       [WF_EV_CLICK] = "click",	    [WF_EV_PDP] = "pdp",
-		[WF_EV_HOVER] = "hover",       [WF_EV_DWELL] = "dwell",	    [WF_EV_SCROLL] = "scroll",
-		[WF_EV_SEARCH] = "search",     [WF_EV_CART_ADD] = "cart_add", [WF_EV_CART_REMOVE] = "cart_remove",
-		[WF_EV_PURCHASE] = "purchase",
-	};
-
-	for (int i = 0; i < WF_EV_COUNT; i++)
-		if (strlen(names[i]) == len && memcmp(names[i], p, len) == 0)
-			return i;
-	return -1;
-}
-
-static int push_event(struct wf_batch *b, const struct wf_batch_event *e)
-{
-	if (b->nev == b->ev_cap) {
-		uint64_t cap = b->ev_cap ? b->ev_cap * 2 : (1u << 20);
-		struct wf_batch_event *p = realloc(b->ev, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		b->ev = p;
-		b->ev_cap = cap;
-	}
-	b->ev[b->nev++] = *e;
-	return 0;
-}
-
-static int load_events(struct wf_batch *b, uint32_t *icap, uint32_t *ucap)
-{
-	static const char *const names[] = { "ts", "session_id", "event", "item_id", "user_id", "value" };
-	const char *path = b->opt.events;
-	uint64_t total = file_size(path), good = 0, bad = 0, last_ns = 0;
-	struct wf_csv c;
-	struct cols m;
-	int r;
-
-	if ((r = open_csv(&c, path, "events", names, 6, 4, &m)) < 0)
-		return r;
-	b->min_ms = INT64_MAX;
-	b->max_ms = INT64_MIN;
-	while ((r = wf_csv_next(&c)) != 0) {
-		const struct wf_csv_field *ts = col(&c, &m, 0), *sess = col(&c, &m, 1), *type = col(&c, &m, 2),
-					  *item = col(&c, &m, 3), *user = col(&c, &m, 4), *val = col(&c, &m, 5);
-		struct wf_batch_event e = { .item = 0xffffffffu, .user = WF_BATCH_NO_USER, .value = 1.0f };
-		int t;
-
-		if (r < 0 && r != -EPROTO)
-			break;
-		if ((good & 0xffff) == 0 && !b->opt.quiet) {
-			uint64_t now = wf_now_ns();
-			if (now - last_ns > 1000000000ull) {
-				wf_batch_progress(b, "reading events", c.bytes_read, total);
-				last_ns = now;
-			}
-		}
-		if (r == -EPROTO) {
-			bad_row(b, path, c.line_no, &bad, "malformed CSV record");
-			continue;
-		}
-		if (wf_parse_i64(ts->p, ts->len, &e.ts_ms) < 0 || e.ts_ms < 0) {
-			bad_row(b, path, c.line_no, &bad, "ts is not a unix time in milliseconds");
-			continue;
-		}
-		if ((t = parse_type(type->p, type->len)) < 0) {
-			bad_row(b, path, c.line_no, &bad, "unknown event type");
-			continue;
-		}
-		e.type = (uint8_t)t;
-		if (sess->len == 0 || sess->len > WF_BATCH_MAX_ID || user->len > WF_BATCH_MAX_ID ||
-		    item->len > WF_BATCH_MAX_ID) {
-			bad_row(b, path, c.line_no, &bad, "session_id empty, or an id longer than 128 bytes");
-			continue;
-		}
-		if (item->len == 0 && t != WF_EV_SEARCH) {
-			bad_row(b, path, c.line_no, &bad, "item_id empty (only search events may omit it)");
-			continue;
-		}
-		if ((t == WF_EV_PURCHASE || t == WF_EV_CART_ADD) && val->len) {
-			double q;
-			if (wf_parse_double(val->p, val->len, &q) == 0 && q > 0 && q <= 1000)
-				e.value = (float)q;
-		}
-		if (item->len && (r = get_item(b, icap, item->p, item->len, &e.item)) < 0)
-			break;
-		if (user->len && (r = get_user(b, ucap, user->p, user->len, &e.user)) < 0)
-			break;
-		if ((r = wf_intern_get(&b->sessions, sess->p, sess->len, &e.session, NULL)) < 0)
-			break;
-		if ((r = push_event(b, &e)) < 0)
-			break;
-		b->min_ms = WF_MIN(b->min_ms, e.ts_ms);
-		b->max_ms = WF_MAX(b->max_ms, e.ts_ms);
-		b->st.anon_events += e.user == WF_BATCH_NO_USER;
-		good++;
-	}
-	wf_csv_close(&c);
-	if (r < 0) {
-		wf_err("%s: %s", path, r == -ENOMEM ? "out of memory while loading events" : strerror(-r));
-		return r;
-	}
-	wf_batch_progress(b, "reading events", total, total);
-	b->st.events_read = good;
-	b->st.rows_skipped = bad;
-	b->st.sessions = b->sessions.n;
-	if (good == 0) {
-		wf_err("%s: no usable event rows", path);
-		return -EINVAL;
-	}
-	return judge(path, "events", good, bad);
-}
-
-/* XXH3 over each input's bytes, in a fixed order (events, catalog,
- * inventory), with each file's length mixed in so a byte moved from one
- * file to the next changes the digest. */
-static int digest(struct wf_batch *b)
-{
-	const char *files[] = { b->opt.events, b->opt.catalog, b->opt.inventory };
-	XXH3_state_t *st = XXH3_createState();
+	const char *files[] = { b->opt.catalog, b->opt.inventory };
 	char *buf = malloc(1u << 20);
 	int r = 0;
 
-	if (!st || !buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	XXH3_64bits_reset(st);
+	if (!buf)
+		return -ENOMEM;
 	for (size_t i = 0; i < WF_ARRAY_SIZE(files) && r == 0; i++) {
 		uint64_t len = 0;
 		int fd;
@@ -539,37 +411,34 @@ static int digest(struct wf_batch *b)
 		close(fd);
 		XXH3_64bits_update(st, &len, sizeof(len));
 	}
-	b->source_digest = XXH3_64bits_digest(st);
-out:
-	XXH3_freeState(st);
 	free(buf);
 	return r;
 }
 
 int wf_batch_load(struct wf_batch *b)
 {
-	uint32_t icap = 0, ucap = 0;
+	XXH3_state_t *st = XXH3_createState();
 	int r;
 
-	if ((r = wf_intern_init(&b->items, &b->strs)) < 0 || (r = wf_intern_init(&b->users, &b->strs)) < 0 ||
-	    (r = wf_intern_init(&b->cats, &b->strs)) < 0 || (r = wf_intern_init(&b->brands, &b->strs)) < 0 ||
-	    (r = wf_intern_init(&b->sessions, &b->sess_arena)) < 0) {
+	if (!st || (r = wf_intern_init(&b->items, &b->strs)) < 0 || (r = wf_intern_init(&b->users, &b->strs)) < 0 ||
+	    (r = wf_intern_init(&b->cats, &b->strs)) < 0 || (r = wf_intern_init(&b->brands, &b->strs)) < 0) {
 		wf_err("out of memory");
-		return r;
+		XXH3_freeState(st);
+		return -ENOMEM;
 	}
-	if ((r = digest(b)) < 0)
-		return r;
-	if (b->opt.catalog && (r = load_catalog(b, &icap)) < 0)
-		return r;
-	if ((r = load_events(b, &icap, &ucap)) < 0)
-		return r;
+	XXH3_64bits_reset(st);
+	/* Catalog first: its items get the first numbers, as they always did. */
+	if (b->opt.catalog && (r = load_catalog(b)) < 0)
+		goto out;
+	if ((r = wf_batch_load_events(b, st)) < 0 || (r = digest_files(b, st)) < 0)
+		goto out;
+	b->source_digest = XXH3_64bits_digest(st);
 	if (b->opt.inventory && (r = load_inventory(b)) < 0)
-		return r;
-	/* The sessions' ids are not written: only their numbers are needed. */
-	wf_intern_fini(&b->sessions);
-	wf_buf_fini(&b->sess_arena);
+		goto out;
 	for (uint32_t i = 0; i < b->items.n; i++)
 		if (b->item[i].stock_rows && !b->item[i].stock_pos)
 			b->item[i].flags |= WF_SNAP_ITEM_SOLD_OUT;
-	return 0;
+out:
+	XXH3_freeState(st);
+	return r;
 }

@@ -3,11 +3,14 @@
  * catalog CSVs (`build`) and validates existing ones (`verify`).
  * The program weft-batch; run by the weft-batch.service timer or by hand.
  *
- *   weft-batch build --events FILE [--catalog FILE] [--inventory FILE] --out FILE
- *                    [--candidates N] [--generation G] [--threads T] [--quiet]
+ *   weft-batch build --events FILE... [--catalog FILE] [--inventory FILE] --out FILE
+ *                    [--candidates N] [--generation G] [--threads T] [--chunk-bytes B] [--quiet]
  *   weft-batch verify FILE [--json]
  *   weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]
- *                      [--inventory FILE] [--keep N] [--candidates N] [--quiet]
+ *                      [--inventory FILE] [--keep N] [--candidates N] [--threads T] [--quiet]
+ *
+ * build and nightly run the same pipeline (wf_batch_run): nightly only
+ * adds the journal as an input, names the output and loads it.
  *
  * Exit status: 0 success, 1 failure (the error is logged), 2 usage.
  */
@@ -26,11 +29,12 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: weft-batch build --events FILE [--catalog FILE] [--inventory FILE] --out FILE\n"
-	      "                        [--candidates N (200)] [--generation G] [--threads T] [--quiet]\n"
+	fputs("usage: weft-batch build --events FILE... [--catalog FILE] [--inventory FILE] --out FILE\n"
+	      "                        [--candidates N (200)] [--generation G] [--threads T] [--chunk-bytes B]\n"
+	      "                        [--quiet]\n"
 	      "       weft-batch verify FILE [--json]\n"
 	      "       weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]\n"
-	      "                          [--inventory FILE] [--keep N (7)] [--candidates N] [--quiet]\n",
+	      "                          [--inventory FILE] [--keep N (7)] [--candidates N] [--threads T] [--quiet]\n",
 	      f);
 }
 
@@ -47,18 +51,26 @@ void wf_batch_progress(struct wf_batch *b, const char *phase, uint64_t done, uin
 		fprintf(stderr, "weft-batch: %6.1fs %s\n", t, phase);
 }
 
+void wf_batch_progress_count(struct wf_batch *b, const char *phase, uint64_t done, uint64_t total)
+{
+	if (b->opt.quiet || !total)
+		return;
+	fprintf(stderr, "weft-batch: %6.1fs %s: %" PRIu64 " of %" PRIu64 " (%.0f%%)\n",
+		(double)(wf_now_ns() - b->t0_ns) / 1e9, phase, done, total, 100.0 * (double)done / (double)total);
+}
+
 void wf_batch_fini(struct wf_batch *b)
 {
 	wf_intern_fini(&b->items);
 	wf_intern_fini(&b->users);
 	wf_intern_fini(&b->cats);
 	wf_intern_fini(&b->brands);
-	wf_intern_fini(&b->sessions);
 	wf_buf_fini(&b->strs);
-	wf_buf_fini(&b->sess_arena);
 	free(b->item);
 	free(b->user);
-	free(b->ev);
+	wf_batch_events_free(b);
+	free(b->cat_boost);
+	free(b->cat_wday_index);
 	free(b->neigh);
 	free(b->neigh_cnt);
 	free(b->compl);
@@ -67,6 +79,42 @@ void wf_batch_fini(struct wf_batch *b)
 	free(b->cat_top_cnt);
 	free(b->cands);
 	free(b->cand_cnt);
+}
+
+int wf_batch_run(struct wf_batch *b)
+{
+	int r = wf_batch_load(b);
+
+	if (r == 0)
+		r = wf_batch_model(b);
+	if (r == 0)
+		r = wf_batch_emit(b);
+	if (r == 0 && !b->opt.quiet)
+		fprintf(stderr,
+			"weft-batch: wrote %s: %u users, %u items, %" PRIu64 " events read, %" PRIu64
+			" rows skipped, %" PRIu64 " users with full lists, %.1fs\n",
+			b->opt.out, b->users.n, b->items.n, b->st.events_read, b->st.rows_skipped, b->st.users_full,
+			(double)(wf_now_ns() - b->t0_ns) / 1e9);
+	return r;
+}
+
+/* A new build context with the defaults both commands share. */
+static struct wf_batch *batch_new(void)
+{
+	struct wf_batch *b = calloc(1, sizeof(*b));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!b) {
+		wf_err("out of memory");
+		return NULL;
+	}
+	b->opt.candidates = 200;
+	b->opt.threads = ncpu > 0 ? (uint32_t)WF_MIN(ncpu, 64) : 2;
+	b->opt.chunk_bytes = WF_BATCH_CHUNK_BYTES;
+	b->serve_wday = -1;
+	b->t0_ns = wf_now_ns();
+	b->build_ms = wf_wall_ms();
+	return b;
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
@@ -79,6 +127,42 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+/* The options build and nightly share (short codes c i n t q, and e for
+ * --events / --history). 1 handled, 0 not one of them, -1 bad value
+ * (logged). */
+static int common_opt(struct wf_batch *b, int c, const char *name)
+{
+	uint64_t v;
+
+	switch (c) {
+	case 'e':
+		if (b->opt.nevents == WF_BATCH_MAX_EVENT_FILES) {
+			wf_err("at most %u --%s files", WF_BATCH_MAX_EVENT_FILES, name);
+			return -1;
+		}
+		b->opt.events[b->opt.nevents++] = optarg;
+		return 1;
+	case 'c': b->opt.catalog = optarg; return 1;
+	case 'i': b->opt.inventory = optarg; return 1;
+	case 'q': b->opt.quiet = true; return 1;
+	case 'n':
+		if (parse_u64(optarg, 1, 10000, &v) < 0) {
+			wf_err("--candidates wants an integer in 1..10000, not '%s'", optarg);
+			return -1;
+		}
+		b->opt.candidates = (uint32_t)v;
+		return 1;
+	case 't':
+		if (parse_u64(optarg, 1, 64, &v) < 0) {
+			wf_err("--threads wants an integer in 1..64, not '%s'", optarg);
+			return -1;
+		}
+		b->opt.threads = (uint32_t)v;
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_build(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -86,74 +170,53 @@ static int cmd_build(int argc, char **argv)
 		{ "inventory", required_argument, NULL, 'i' }, { "out", required_argument, NULL, 'o' },
 		{ "candidates", required_argument, NULL, 'n' }, { "generation", required_argument, NULL, 'g' },
 		{ "threads", required_argument, NULL, 't' },	{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },		{ 0 },
+		{ "chunk-bytes", required_argument, NULL, 'C' }, { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	struct wf_batch *b = calloc(1, sizeof(*b));
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct wf_batch *b = batch_new();
 	uint64_t v;
-	int c, r;
+	int c, r, rc = 2;
 
 	if (!b)
 		return 1;
-	b->opt.candidates = 200;
-	b->opt.threads = ncpu > 0 ? (uint32_t)WF_MIN(ncpu, 64) : 2;
-	b->t0_ns = wf_now_ns();
-	b->build_ms = wf_wall_ms();
 	while ((c = getopt_long(argc, argv, "e:c:i:o:n:g:t:qh", opts, NULL)) != -1) {
+		int k = common_opt(b, c, "events");
+
+		if (k < 0)
+			goto out;
+		if (k > 0)
+			continue;
 		switch (c) {
-		case 'e': b->opt.events = optarg; break;
-		case 'c': b->opt.catalog = optarg; break;
-		case 'i': b->opt.inventory = optarg; break;
 		case 'o': b->opt.out = optarg; break;
-		case 'q': b->opt.quiet = true; break;
-		case 'n':
-			if (parse_u64(optarg, 1, 10000, &v) < 0) {
-				wf_err("--candidates wants an integer in 1..10000, not '%s'", optarg);
-				free(b);
-				return 2;
-			}
-			b->opt.candidates = (uint32_t)v;
-			break;
 		case 'g':
 			if (parse_u64(optarg, 0, INT64_MAX, &v) < 0) {
 				wf_err("--generation wants a non-negative integer, not '%s'", optarg);
-				free(b);
-				return 2;
+				goto out;
 			}
 			b->opt.generation = v;
 			b->opt.have_generation = true;
 			break;
-		case 't':
-			if (parse_u64(optarg, 1, 64, &v) < 0) {
-				wf_err("--threads wants an integer in 1..64, not '%s'", optarg);
-				free(b);
-				return 2;
+		case 'C':
+			if (parse_u64(optarg, 1, UINT64_MAX >> 2, &v) < 0) {
+				wf_err("--chunk-bytes wants a positive integer, not '%s'", optarg);
+				goto out;
 			}
-			b->opt.threads = (uint32_t)v;
+			b->opt.chunk_bytes = v;
 			break;
-		case 'h': usage(stdout); free(b); return 0;
-		default: usage(stderr); free(b); return 2;
+		case 'h': usage(stdout); rc = 0; goto out;
+		default: usage(stderr); goto out;
 		}
 	}
-	if (!b->opt.events || !b->opt.out || optind != argc) {
+	if (!b->opt.nevents || !b->opt.out || optind != argc) {
 		usage(stderr);
-		free(b);
-		return 2;
+		goto out;
 	}
-	r = wf_batch_load(b);
-	if (r == 0)
-		r = wf_batch_model(b);
-	if (r == 0)
-		r = wf_batch_emit(b);
-	if (r == 0 && !b->opt.quiet)
-		fprintf(stderr,
-			"weft-batch: wrote %s: %u users, %u items, %" PRIu64 " events read, %" PRIu64
-			" rows skipped, %" PRIu64 " users with full lists, %.1fs\n",
-			b->opt.out, b->users.n, b->items.n, b->st.events_read, b->st.rows_skipped, b->st.users_full,
-			(double)(wf_now_ns() - b->t0_ns) / 1e9);
+	r = wf_batch_run(b);
+	rc = r < 0 ? 1 : 0;
+out:
 	wf_batch_fini(b);
 	free(b);
-	return r < 0 ? 1 : 0;
+	return rc;
 }
 
 static void print_id(FILE *f, const struct wf_snap *s, uint32_t off, uint32_t len)
@@ -247,122 +310,51 @@ static int cmd_verify(int argc, char **argv)
 
 /* ---- nightly: the journal (and any history) into tonight's snapshot ---- */
 
-/* One CSV field, quoted when it needs to be. */
-static void csv_field(FILE *f, const char *p, size_t n)
-{
-	if (!memchr(p, ',', n) && !memchr(p, '"', n) && !memchr(p, '\n', n)) {
-		fwrite(p, 1, n, f);
-		return;
-	}
-	fputc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '"')
-			fputc('"', f);
-		fputc(p[i] == '\n' ? ' ' : p[i], f);
-	}
-	fputc('"', f);
-}
-
-/* Append every journal record as an events row; returns rows or -errno. */
-static int64_t journal_to_csv(const char *jdir, FILE *out)
-{
-	struct wf_journal_reader *r;
-	struct wf_journal_rec *rec = calloc(1, sizeof(*rec));
-	int64_t n = 0;
-	int e;
-
-	if (!rec)
-		return -ENOMEM;
-	e = wf_journal_reader_open(jdir, 0, &r);
-	if (e < 0) {
-		free(rec);
-		return e == -ENOENT ? 0 : e;
-	}
-	while ((e = wf_journal_reader_next(r, rec)) == 1) {
-		const char *val = "";
-		uint32_t vl = 0;
-
-		if (rec->argc < 4)
-			continue;
-		/* ts,user_id,session_id,event,item_id,value */
-		fprintf(out, "%" PRIu64 ",", rec->ts_ms);
-		if (!(rec->argl[1] == 1 && rec->argv[1][0] == '-'))
-			csv_field(out, rec->argv[1], rec->argl[1]);
-		fputc(',', out);
-		csv_field(out, rec->argv[0], rec->argl[0]);
-		fputc(',', out);
-		csv_field(out, rec->argv[2], rec->argl[2]);
-		fputc(',', out);
-		if (!(rec->argl[3] == 1 && rec->argv[3][0] == '-'))
-			csv_field(out, rec->argv[3], rec->argl[3]);
-		fputc(',', out);
-		for (uint32_t i = 4; i + 1 < rec->argc; i += 2) {
-			static const char *const keys[] = { "ms", "depth", "q", "qty" };
-			for (size_t k = 0; k < WF_ARRAY_SIZE(keys); k++)
-				if (rec->argl[i] == strlen(keys[k]) && memcmp(rec->argv[i], keys[k], rec->argl[i]) == 0) {
-					val = rec->argv[i + 1];
-					vl = rec->argl[i + 1];
-				}
-		}
-		csv_field(out, val, vl);
-		fputc('\n', out);
-		n++;
-	}
-	wf_journal_reader_close(r);
-	free(rec);
-	if (e < 0) {
-		wf_warn("the journal in %s has a corrupt record after %" PRId64 " events: building from those", jdir, n);
-	}
-	return n;
-}
-
-/* Copy a history CSV's rows (not its header) to out. */
-static int64_t history_to_csv(const char *path, FILE *out)
-{
-	FILE *in = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int64_t n = 0;
-
-	if (!in)
-		return -errno;
-	while ((len = getline(&line, &cap, in)) > 0) {
-		if (n++ == 0 && strncmp(line, "ts,", 3) == 0)
-			continue;
-		fwrite(line, 1, (size_t)len, out);
-		if (line[len - 1] != '\n')
-			fputc('\n', out);
-	}
-	free(line);
-	fclose(in);
-	return n;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Keep the newest `keep` night-*.snap files (and their manifests). */
+/* Keep the newest `keep` night-*.snap files (and their manifests); the
+ * names sort by their timestamp. Nothing is removed when the directory
+ * cannot be listed in full (a warning says so). */
 static void prune_snapshots(const char *dir, unsigned keep)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char *names[1024];
-	size_t n = 0;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	bool ok = true;
 
-	if (!d)
+	if (!d) {
+		wf_warn("cannot list %s to keep the newest %u nights: %s", dir, keep, strerror(errno));
 		return;
-	while ((e = readdir(d)) && n < WF_ARRAY_SIZE(names)) {
+	}
+	while (ok && (e = readdir(d))) {
 		size_t l = strlen(e->d_name);
-		if (strncmp(e->d_name, "night-", 6) == 0 && l > 5 && strcmp(e->d_name + l - 5, ".snap") == 0)
-			names[n++] = strdup(e->d_name);
+		if (strncmp(e->d_name, "night-", 6) != 0 || l <= 5 || strcmp(e->d_name + l - 5, ".snap") != 0)
+			continue;
+		if (n == cap) {
+			char **p = realloc(names, (cap ? cap * 2 : 64) * sizeof(*p));
+			if (!p) {
+				ok = false;
+				break;
+			}
+			names = p;
+			cap = cap ? cap * 2 : 64;
+		}
+		if (!(names[n] = strdup(e->d_name)))
+			ok = false;
+		else
+			n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(names[0]), cmp_str);
+	if (!ok)
+		wf_warn("out of memory listing %s: no old nights removed", dir);
+	else
+		qsort(names, n, sizeof(names[0]), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		if (i + keep < n) {
+		if (ok && i + keep < n) {
 			char p[4096 + 512];
 			snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
 			unlink(p);
@@ -371,154 +363,107 @@ static void prune_snapshots(const char *dir, unsigned keep)
 		}
 		free(names[i]);
 	}
+	free(names);
+}
+
+/* Ask weft-admin to load path; prints its reply. 0, or 1 with the reason logged. */
+static int admin_load(const char *admin, const char *path)
+{
+	redisContext *ac = redisConnectUnix(admin);
+	redisReply *rep;
+	int rc = 1;
+
+	if (!ac || ac->err) {
+		wf_err("built %s but cannot reach %s to load it: %s; the current snapshot stays (load it with "
+		       "weftctl snapshot load)", path, admin, ac ? ac->errstr : "out of memory");
+		redisFree(ac);
+		return 1;
+	}
+	rep = redisCommand(ac, "SNAPSHOT LOAD %s", path);
+	if (!rep)
+		wf_err("no reply from %s to SNAPSHOT LOAD %s: %s; the current snapshot stays", admin, path, ac->errstr);
+	else if (rep->type == REDIS_REPLY_ERROR)
+		wf_err("weft refused %s: %s; the current snapshot stays", path, rep->str);
+	else {
+		printf("%s: %s\n", path,
+		       rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_STRING ? rep->str : "loaded");
+		rc = 0;
+	}
+	if (rep)
+		freeReplyObject(rep);
+	redisFree(ac);
+	return rc;
 }
 
 static int cmd_nightly(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, 's' }, { "admin", required_argument, NULL, 'a' },
-		{ "history", required_argument, NULL, 'H' },   { "catalog", required_argument, NULL, 'c' },
+		{ "history", required_argument, NULL, 'e' },   { "catalog", required_argument, NULL, 'c' },
 		{ "inventory", required_argument, NULL, 'i' }, { "keep", required_argument, NULL, 'k' },
-		{ "candidates", required_argument, NULL, 'n' }, { "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },             { 0 },
+		{ "candidates", required_argument, NULL, 'n' }, { "threads", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	const char *state = NULL, *admin = NULL, *catalog = NULL, *inventory = NULL, *cands = NULL;
-	const char *history[64];
-	unsigned nhist = 0, keep = 7;
-	int quiet = 0, c;
-	char jdir[4096], sdir[4096], events[4200], out[4200], stamp[32];
-	int64_t rows = 0, n;
+	struct wf_batch *b = batch_new();
+	const char *state = NULL, *admin = NULL;
+	unsigned keep = 7;
+	int c, rc = 2;
+	char jdir[4096], sdir[4096], out[4200], stamp[32];
 	uint64_t v;
-	FILE *f;
 	time_t now = time(NULL);
 	struct tm tm;
 
+	if (!b)
+		return 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		int k = common_opt(b, c, "history");
+
+		if (k < 0)
+			goto out;
+		if (k > 0)
+			continue;
 		switch (c) {
 		case 's': state = optarg; break;
 		case 'a': admin = optarg; break;
-		case 'c': catalog = optarg; break;
-		case 'i': inventory = optarg; break;
-		case 'n': cands = optarg; break;
-		case 'q': quiet = 1; break;
-		case 'H':
-			if (nhist == WF_ARRAY_SIZE(history)) {
-				wf_err("at most %zu --history files", WF_ARRAY_SIZE(history));
-				return 2;
-			}
-			history[nhist++] = optarg;
-			break;
 		case 'k':
 			if (parse_u64(optarg, 1, 1000, &v) < 0) {
 				wf_err("--keep wants 1..1000, not '%s'", optarg);
-				return 2;
+				goto out;
 			}
 			keep = (unsigned)v;
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': usage(stdout); rc = 0; goto out;
+		default: usage(stderr); goto out;
 		}
 	}
 	if (!state || optind != argc) {
 		usage(stderr);
-		return 2;
+		goto out;
 	}
+	rc = 1;
 	snprintf(jdir, sizeof(jdir), "%s/journal", state);
 	snprintf(sdir, sizeof(sdir), "%s/snapshots", state);
 	if (mkdir(sdir, 0750) < 0 && errno != EEXIST) {
-		wf_err("cannot create %s: %s", sdir, strerror(errno));
-		return 1;
-	}
-	snprintf(events, sizeof(events), "%s/.nightly-events.csv", sdir);
-	f = fopen(events, "w");
-	if (!f) {
-		wf_err("cannot write %s: %s", events, strerror(errno));
-		return 1;
-	}
-	fputs("ts,user_id,session_id,event,item_id,value\n", f);
-	for (unsigned i = 0; i < nhist; i++) {
-		n = history_to_csv(history[i], f);
-		if (n < 0) {
-			wf_err("cannot read history %s: %s", history[i], strerror((int)-n));
-			fclose(f);
-			unlink(events);
-			return 1;
-		}
-		rows += n;
-	}
-	n = journal_to_csv(jdir, f);
-	if (fclose(f) != 0 || n < 0) {
-		wf_err("cannot turn the journal %s into events: %s", jdir, strerror(n < 0 ? (int)-n : errno));
-		unlink(events);
-		return 1;
-	}
-	rows += n;
-	if (!quiet)
-		wf_info("nightly: %" PRId64 " journal events and %" PRId64 " history rows", n, rows - n);
-	if (rows == 0) {
-		wf_err("nothing to build from: %s holds no events and no --history was given; the current "
-		       "snapshot stays", jdir);
-		unlink(events);
-		return 1;
+		wf_err("cannot create %s: %s; the current snapshot stays", sdir, strerror(errno));
+		goto out;
 	}
 	localtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
 	snprintf(out, sizeof(out), "%s/night-%s.snap", sdir, stamp);
-
-	/* The very same build as `weft-batch build`. */
-	const char *bargv[16];
-	int bargc = 0, r;
-	bargv[bargc++] = "build";
-	bargv[bargc++] = "--events";
-	bargv[bargc++] = events;
-	bargv[bargc++] = "--out";
-	bargv[bargc++] = out;
-	if (catalog) {
-		bargv[bargc++] = "--catalog";
-		bargv[bargc++] = catalog;
-	}
-	if (inventory) {
-		bargv[bargc++] = "--inventory";
-		bargv[bargc++] = inventory;
-	}
-	if (cands) {
-		bargv[bargc++] = "--candidates";
-		bargv[bargc++] = cands;
-	}
-	if (quiet)
-		bargv[bargc++] = "--quiet";
-	bargv[bargc] = NULL;
-	optind = 1;
-	r = cmd_build(bargc, (char **)bargv);
-	unlink(events);
-	if (r != 0) {
-		wf_err("nightly build failed; the current snapshot stays");
-		return r;
+	b->opt.journal = jdir;
+	b->opt.out = out;
+	/* The very same build as `weft-batch build`: history CSVs, then the journal. */
+	if (wf_batch_run(b) < 0) {
+		wf_err("nightly build failed (reason above); the current snapshot stays");
+		goto out;
 	}
 	prune_snapshots(sdir, keep);
-	if (!admin)
-		return 0;
-
-	redisContext *ac = redisConnectUnix(admin);
-	redisReply *rep;
-	if (!ac || ac->err) {
-		wf_err("built %s but cannot reach %s to load it: %s (load it with weftctl snapshot load)", out, admin,
-		       ac ? ac->errstr : "out of memory");
-		redisFree(ac);
-		return 1;
-	}
-	rep = redisCommand(ac, "SNAPSHOT LOAD %s", out);
-	if (!rep || rep->type == REDIS_REPLY_ERROR) {
-		wf_err("weft refused %s: %s; the current snapshot stays", out, rep ? rep->str : ac->errstr);
-		if (rep)
-			freeReplyObject(rep);
-		redisFree(ac);
-		return 1;
-	}
-	printf("%s\n", rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_STRING ? rep->str : "loaded");
-	freeReplyObject(rep);
-	redisFree(ac);
-	return 0;
+	rc = admin ? admin_load(admin, out) : 0;
+out:
+	wf_batch_fini(b);
+	free(b);
+	return rc;
 }
 
 int main(int argc, char **argv)

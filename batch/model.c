@@ -24,6 +24,10 @@
 #define COMPL_MIN_SUPPORT 2   /* users who carted/bought both items */
 #define HIST_TOP 30u          /* history items whose neighbours are pulled in */
 #define FAV_CATS 3u
+#define SEASON_MIN_DAYS 14.0  /* a weekday pattern needs two of each weekday */
+#define SEASON_PRIOR 200.0    /* strength at which a category's own pattern gets half weight */
+#define SEASON_MIN_BOOST 0.67f
+#define SEASON_MAX_BOOST 1.5f
 
 /* Candidate score weights (the sources of a user's list). */
 #define W_HISTORY 1.0f
@@ -55,6 +59,7 @@ struct par {
 	uint64_t n;
 	void (*fn)(void *, uint64_t, uint32_t);
 	void *arg;
+	const char *what;          /* progress label, or NULL */
 	atomic_uint_fast64_t next; /* next chunk start; relaxed: only hands out disjoint ranges, the
 				      results are published by pthread_join */
 	uint32_t worker;
@@ -70,7 +75,10 @@ static void *par_run(void *arg)
 {
 	struct par_worker *w = arg;
 	struct par *p = w->p;
-	const uint64_t chunk = 64;
+	/* Hand out 64 indexes at a time, fewer when there are few (the
+	 * loader's jobs are each big). */
+	const uint64_t chunk = WF_MAX(1u, WF_MIN(64u, p->n / (16u * WF_MAX(1u, p->b->opt.threads))));
+	uint64_t last_ns = wf_now_ns(), k = 0;
 
 	for (;;) {
 		uint64_t i = atomic_fetch_add_explicit(&p->next, chunk, memory_order_relaxed);
@@ -78,13 +86,23 @@ static void *par_run(void *arg)
 			break;
 		for (uint64_t j = i; j < WF_MIN(i + chunk, p->n); j++)
 			p->fn(p->arg, j, w->id);
+		/* Worker 0 shows how far the hand-out got, about once a second;
+		 * the clock is read every 16 chunks. */
+		if (w->id == 0 && p->what && (++k & 15) == 0) {
+			uint64_t now = wf_now_ns();
+			if (now - last_ns >= 1000000000ull) {
+				wf_batch_progress_count(p->b, p->what, WF_MIN(i + chunk, p->n), p->n);
+				last_ns = now;
+			}
+		}
 	}
 	return NULL;
 }
 
-int wf_batch_parallel(struct wf_batch *b, uint64_t n, void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg)
+int wf_batch_parallel(struct wf_batch *b, uint64_t n, const char *what,
+		      void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg)
 {
-	struct par p = { .b = b, .n = n, .fn = fn, .arg = arg };
+	struct par p = { .b = b, .n = n, .fn = fn, .arg = arg, .what = what };
 	struct par_worker w[64];
 	uint32_t nt = WF_MAX(1u, WF_MIN(b->opt.threads, 64u)), started = 0;
 
@@ -334,6 +352,52 @@ static int cmp_pop_desc(const void *x, const void *y, void *arg)
 	return a < c ? -1 : a > c;
 }
 
+/* Weekday of a unix time in ms, UTC, 0 = Sunday (1970-01-01 was a Thursday). */
+static int wday_of(int64_t ms)
+{
+	int64_t d = ms >= 0 ? ms / (int64_t)DAY_MS : (ms - (int64_t)DAY_MS + 1) / (int64_t)DAY_MS;
+
+	return (int)(((d + 4) % 7 + 7) % 7);
+}
+
+/* Day-of-week seasonality (README "Seasonality"): with >= 14 days of data,
+ * each category's strength per weekday, as a rate per calendar day of that
+ * weekday, over its mean rate per day is its weekday index; the weekday
+ * the snapshot serves is the day after data_end. A category's boost is its
+ * index for that weekday shrunk towards 1 by how much evidence it has
+ * (weight S/(S + SEASON_PRIOR)), clamped to [0.67, 1.5]. catw: ncats x 7
+ * strength sums. */
+static int seasonality(struct wf_batch *b, const double *catw)
+{
+	uint32_t ncats = b->cats.n;
+	int64_t d0 = b->min_ms / (int64_t)DAY_MS, d1 = b->max_ms / (int64_t)DAY_MS;
+	double ndays[7] = { 0 }, total_days = (double)(d1 - d0 + 1);
+
+	b->serve_wday = -1;
+	if (ncats == 0 || (double)(b->max_ms - b->min_ms) / DAY_MS < SEASON_MIN_DAYS)
+		return 0;
+	b->cat_boost = malloc(ncats * sizeof(*b->cat_boost));
+	b->cat_wday_index = malloc((size_t)ncats * 7 * sizeof(*b->cat_wday_index));
+	if (!b->cat_boost || !b->cat_wday_index)
+		return -ENOMEM;
+	for (int64_t d = d0; d <= d1; d++)
+		ndays[wday_of(d * (int64_t)DAY_MS)] += 1;
+	b->serve_wday = wday_of(b->max_ms + (int64_t)DAY_MS);
+	for (uint32_t c = 0; c < ncats; c++) {
+		double sum = 0, mean;
+		for (int w = 0; w < 7; w++)
+			sum += catw[(size_t)c * 7 + w];
+		mean = sum / total_days;
+		for (int w = 0; w < 7; w++)
+			b->cat_wday_index[(size_t)c * 7 + w] =
+				mean > 0 && ndays[w] > 0 ? (float)(catw[(size_t)c * 7 + w] / ndays[w] / mean) : 1.0f;
+		double idx = b->cat_wday_index[(size_t)c * 7 + b->serve_wday], wgt = sum / (sum + SEASON_PRIOR);
+		float boost = (float)(1.0 + wgt * (idx - 1.0));
+		b->cat_boost[c] = WF_MIN(SEASON_MAX_BOOST, WF_MAX(SEASON_MIN_BOOST, boost));
+	}
+	return 0;
+}
+
 static int item_stats(struct wf_batch *b)
 {
 	uint32_t nitems = b->items.n, ncats = b->cats.n;
@@ -343,7 +407,11 @@ static int item_stats(struct wf_batch *b)
 	int64_t cut = b->max_ms - (int64_t)(TREND_WINDOW_DAYS * DAY_MS);
 	float maxpop = 0;
 	uint32_t *order;
+	double *catw = calloc((size_t)ncats * 7 + 1, sizeof(*catw));
+	int r;
 
+	if (!catw)
+		return -ENOMEM;
 	for (uint64_t i = 0; i < b->nev; i++) {
 		const struct wf_batch_event *e = &b->ev[i];
 		float s = wf_batch_strength(e->type);
@@ -355,7 +423,13 @@ static int item_stats(struct wf_batch *b)
 			it->recent += s;
 		else
 			it->past += s;
+		if (it->category != WF_SNAP_NO_CAT)
+			catw[(size_t)it->category * 7 + wday_of(e->ts_ms)] += s;
 	}
+	r = seasonality(b, catw);
+	free(catw);
+	if (r < 0)
+		return r;
 	for (uint32_t i = 0; i < nitems; i++)
 		maxpop = WF_MAX(maxpop, b->item[i].pop_raw);
 	for (uint32_t i = 0; i < nitems; i++) {
@@ -606,7 +680,7 @@ static int build_compl(struct wf_batch *b, const struct csr *ub)
 	for (uint32_t w = 0; w < nt; w++)
 		if ((r = acc_init(&j.acc[w], nitems)) < 0)
 			goto out;
-	r = wf_batch_parallel(b, nitems, compl_one, &j);
+	r = wf_batch_parallel(b, nitems, "complements (items)", compl_one, &j);
 out:
 	if (j.acc)
 		for (uint32_t w = 0; w < nt; w++)
@@ -655,7 +729,7 @@ static int build_neigh(struct wf_batch *b, const struct csr *bysess)
 	for (uint32_t w = 0; w < nt; w++)
 		if ((r = acc_init(&j.acc[w], nitems)) < 0)
 			goto out;
-	r = wf_batch_parallel(b, nitems, neigh_one, &j);
+	r = wf_batch_parallel(b, nitems, "neighbours (items)", neigh_one, &j);
 out:
 	if (j.acc)
 		for (uint32_t w = 0; w < nt; w++)
@@ -715,7 +789,7 @@ static int user_stats(struct wf_batch *b, const struct csr *byuser)
 			if (e->type != WF_EV_PURCHASE || e->item == 0xffffffffu)
 				continue;
 			us->last_buy_ms = WF_MAX(us->last_buy_ms, e->ts_ms);
-			us->spend += (float)(b->item[e->item].price_cents / 100.0 * e->value);
+			us->spend += (float)(b->item[e->item].price_cents / 100.0 * e->qty);
 			if (sess_stamp[e->session] != u + 1) {
 				sess_stamp[e->session] = u + 1;
 				us->orders++;
@@ -855,9 +929,13 @@ static void cand_one(void *arg, uint64_t u64, uint32_t w)
 	for (uint32_t k = 0; k < WF_MIN(b->npopular, N); k++)
 		acc_add(sc, b->popular[k].item, W_POPULAR * b->popular[k].score);
 
+	/* Seasonality: the serving weekday's category boost on every source. */
 	struct topk t = { b->cands + (size_t)u * N, 0, N };
-	for (uint32_t k = 0; k < sc->n; k++)
-		topk_push(&t, sc->touched[k], sc->v[sc->touched[k]]);
+	for (uint32_t k = 0; k < sc->n; k++) {
+		uint32_t i = sc->touched[k], c = b->item[i].category;
+		float boost = b->cat_boost && c != WF_SNAP_NO_CAT ? b->cat_boost[c] : 1.0f;
+		topk_push(&t, i, sc->v[i] * boost);
+	}
 	b->cand_cnt[u] = topk_finish(&t);
 	for (uint32_t k = 0; k < h->n; k++)
 		bought[h->touched[k]] = 0;
@@ -890,7 +968,7 @@ static int build_cands(struct wf_batch *b, const struct csr *byuser)
 		if (!j.bought[w] || !j.heap[w])
 			goto out;
 	}
-	r = wf_batch_parallel(b, nusers, cand_one, &j);
+	r = wf_batch_parallel(b, nusers, "candidates (users)", cand_one, &j);
 out:
 	for (uint32_t w = 0; w < nt; w++) {
 		if (j.hist)
@@ -937,6 +1015,8 @@ int wf_batch_model(struct wf_batch *b)
 	csr_fini(&ub);
 	wf_batch_progress(b, "candidates", 0, 0);
 	r = build_cands(b, &byuser);
+	/* The events are done with: the writer's memory comes next. */
+	wf_batch_events_free(b);
 out:
 	csr_fini(&bysess);
 	csr_fini(&byuser);

@@ -135,12 +135,23 @@ struct wf_snap_user {
 	uint32_t cand_cnt;
 	uint16_t segment;          /* enum wf_snap_segment */
 	uint8_t r, f, m;           /* RFM quintiles 1..5 (0 = no purchases) */
-	uint8_t pad;
+	uint8_t pad[3];            /* 0; every byte of the record is a named field, so an
+				      initializer zeroes it (no compiler-chosen padding bytes
+				      reach the file) */
 	float ltv;                 /* estimated lifetime value, currency units */
 	uint32_t orders;
 	uint32_t last_seen_days;   /* days before data_end_ms */
-	uint32_t pad2;
+	uint32_t pad2[2];          /* 0 */
 };
+/* On-disk records have no implicit padding: a writer's struct copy could
+ * carry stack bytes into the file and make builds differ (issue 5). */
+_Static_assert(sizeof(struct wf_snap_user) == 48 && offsetof(struct wf_snap_user, ltv) == 28 &&
+		       offsetof(struct wf_snap_user, pad2) == 40,
+	       "wf_snap_user layout: 48 bytes, no implicit padding");
+_Static_assert(sizeof(struct wf_snap_item) == 48 && offsetof(struct wf_snap_item, popularity) == 24,
+	       "wf_snap_item layout: 48 bytes, no implicit padding");
+_Static_assert(sizeof(struct wf_snap_cand) == 8 && sizeof(struct wf_snap_name) == 8, "list/name records: 8 bytes");
+_Static_assert(sizeof(struct wf_snap_hdr) == 600, "header: 600 bytes, no implicit padding");
 
 /* An open, validated snapshot. Owner: whoever opened it; wf_snap_close(). */
 struct wf_snap {

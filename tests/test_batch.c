@@ -4,7 +4,11 @@
  * manifest's counts against the file as the reader sees it, the model's
  * basic promises (co-viewed items become neighbours, catalog-only items are
  * listed, anonymous events make no user, lists sorted), `verify` on a good
- * and a corrupted file, and the refusal of a file that is mostly garbage.
+ * and a corrupted file, the refusal of a file that is mostly garbage, the
+ * parallel read (many ranges on 2 threads = one range on 1 thread, file
+ * line numbers for malformed rows), the weekday seasonality, and
+ * `weftctl snapshot diff` / `weftctl export --channel email` on two nights
+ * (Runs $WEFT_BUILD_ROOT/admin/weftctl too).
  * Runs $WEFT_BUILD_ROOT/batch/weft-batch.
  */
 #include <setjmp.h>
@@ -35,8 +39,9 @@ static void write_text(const char *name, const char *text)
 	fclose(f);
 }
 
-/* Run weft-batch with a shell-free argv; returns its exit status. */
-static int run(const char *const *args)
+/* Run weft-batch with a shell-free argv; stderr to errpath when given.
+ * Returns its exit status. */
+static int run_err(const char *const *args, const char *errpath)
 {
 	pid_t pid = fork();
 	int st;
@@ -49,13 +54,18 @@ static int run(const char *const *args)
 		for (; args[n - 1]; n++)
 			argv[n] = (char *)args[n - 1];
 		argv[n] = NULL;
-		if (!freopen("/dev/null", "w", stdout))
+		if (!freopen("/dev/null", "w", stdout) || (errpath && !freopen(errpath, "w", stderr)))
 			_exit(126);
 		execv(prog, argv);
 		_exit(127);
 	}
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int run(const char *const *args)
+{
+	return run_err(args, NULL);
 }
 
 /* Integer value of "key": N in the manifest (first occurrence). */
@@ -232,11 +242,267 @@ static void test_batch_mostly_garbage_fails(void **state)
 	assert_int_equal(run(bad), 2);
 }
 
+/* The section checksums of a snapshot: equal sums, equal content. */
+static void sections(const char *path, uint64_t *ret, uint32_t *n)
+{
+	struct wf_snap *s;
+	char err[512];
+
+	assert_int_equal(wf_snap_open(path, &s, err, sizeof(err)), 0);
+	*n = s->hdr->nsections;
+	for (uint32_t i = 0; i < *n; i++)
+		ret[i] = s->hdr->sec[i].xxh3;
+	/* Padding is written as zeros (it once carried the writer's stack
+	 * bytes under clang -O0, so builds differed by the work done before). */
+	for (uint32_t u = 0; u < s->hdr->nusers; u++) {
+		const struct wf_snap_user *us = &s->users[u];
+		assert_true(us->pad[0] == 0 && us->pad[1] == 0 && us->pad[2] == 0);
+		assert_true(us->pad2[0] == 0 && us->pad2[1] == 0);
+	}
+	wf_snap_close(s);
+}
+
+/* Events parsed in many small ranges on 2 threads give the very same
+ * snapshot as one range on one thread, and malformed rows are reported
+ * with their line numbers in the file, wherever the ranges fell. */
+static void test_batch_parallel_ranges_same_snapshot_and_lines(void **state)
+{
+	char ev[512], o1[512], o2[512], e1[512], e2[512], *err1, *err2;
+	struct wf_buf b = { 0 };
+	long long t = 1700000000000LL;
+	int line = 1, badlines[8], nbad = 0;
+	uint64_t s1[32], s2[32];
+	uint32_t n1, n2;
+
+	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
+	for (int i = 0; i < 400; i++) {
+		line++;
+		if (i % 97 == 13) {
+			wf_buf_printf(&b, "%lld,u%d,s%d,levitate,i%d,\n", t + i * 60000LL, i % 23, i / 5, i % 31);
+			badlines[nbad++] = line;
+		} else if (i == 250) {
+			wf_buf_printf(&b, "\n"); /* a blank line counts as a line */
+		} else {
+			wf_buf_printf(&b, "%lld,%s%d,s%d,%s,i%d,2\n", t + i * 60000LL, i % 7 ? "u" : "", i % 7 ? i % 23 : 0,
+				      i / 5, i % 3 ? "view" : "purchase", (i * 7) % 31);
+		}
+	}
+	line++;
+	wf_buf_printf(&b, "notanumber,u1,s1,view,i1,\n");
+	badlines[nbad++] = line;
+	write_text("par.csv", b.data);
+	wf_buf_fini(&b);
+	snprintf(ev, sizeof(ev), "%s/par.csv", dir);
+	snprintf(o1, sizeof(o1), "%s/par1.weft", dir);
+	snprintf(o2, sizeof(o2), "%s/par2.weft", dir);
+	snprintf(e1, sizeof(e1), "%s/par1.err", dir);
+	snprintf(e2, sizeof(e2), "%s/par2.err", dir);
+	const char *a1[] = { "build", "--events", ev, "--out", o1, "--generation", "3", "--threads", "1", "--quiet", NULL };
+	const char *a2[] = { "build", "--events", ev, "--out", o2, "--generation", "3", "--threads", "2",
+			     "--chunk-bytes", "300", "--quiet", NULL };
+	assert_int_equal(run_err(a1, e1), 0);
+	assert_int_equal(run_err(a2, e2), 0);
+	sections(o1, s1, &n1);
+	sections(o2, s2, &n2);
+	assert_int_equal(n1, n2);
+	for (uint32_t i = 0; i < n1; i++)
+		assert_int_equal(s1[i], s2[i]);
+	assert_int_equal(wf_read_file(e1, &err1, NULL), 0);
+	assert_int_equal(wf_read_file(e2, &err2, NULL), 0);
+	for (int k = 0; k < nbad; k++) {
+		char pat[600];
+		snprintf(pat, sizeof(pat), "par.csv:%d: ", badlines[k]);
+		assert_non_null(strstr(err1, pat));
+		assert_non_null(strstr(err2, pat));
+	}
+	assert_string_equal(err1, err2);
+	free(err1);
+	free(err2);
+}
+
+/* Three weeks where "hats" are bought on the weekday after the data ends
+ * and "socks" on the others: a shopper with the same history in both gets
+ * the hat first; with under 14 days there is no weekday pattern. */
+static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
+{
+	struct wf_buf b = { 0 };
+	const long long day = 86400000LL;
+	/* 2023-11-05 00:00 UTC is a Sunday; the data ends on Saturday
+	 * 2023-11-25, so the snapshot serves a Sunday. */
+	long long sun = 1699142400000LL, end = sun + 20 * day + 12 * 3600000LL;
+	char ev[512], cat[512], out[512], man[600], err[512], *json;
+	struct wf_snap *s;
+
+	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
+	for (int d = 0; d <= 20; d++)
+		for (int k = 0; k < 30; k++)
+			wf_buf_printf(&b, "%lld,bg%d,bg%d-%d,view,%s,\n", sun + d * day + k * 1000LL, k, k, d,
+				      d % 7 == 0 ? "hat1" : "sock1");
+	/* zed: one view of a sock and of a hat, same time (the sock has the
+	 * lower item number, so it would win the tie without seasonality). */
+	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
+	write_text("season.csv", b.data);
+	wf_buf_fini(&b);
+	/* socks first: lower item numbers win ties */
+	write_text("season_cat.csv", "item_id,category,brand,price,sizes\nsock1,socks,a,1,\nsock2,socks,a,1,\n"
+				     "hat1,hats,a,1,\nhat2,hats,a,1,\n");
+	snprintf(ev, sizeof(ev), "%s/season.csv", dir);
+	snprintf(cat, sizeof(cat), "%s/season_cat.csv", dir);
+	snprintf(out, sizeof(out), "%s/season.weft", dir);
+	snprintf(man, sizeof(man), "%s.manifest.json", out);
+	const char *args[] = { "build", "--events", ev, "--catalog", cat, "--out", out, "--quiet", NULL };
+	assert_int_equal(run(args), 0);
+	assert_int_equal(wf_read_file(man, &json, NULL), 0);
+	assert_non_null(strstr(json, "\"weekday_pattern\": true, \"serve_weekday\": \"Sunday\""));
+	free(json);
+	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
+	int64_t zed = wf_snap_user_find(s, "zed", 3), hat2 = wf_snap_item_find(s, "hat2", 4),
+		sock2 = wf_snap_item_find(s, "sock2", 5);
+	assert_true(zed >= 0 && hat2 >= 0 && sock2 >= 0);
+	const struct wf_snap_cand *c = &s->cands[s->users[zed].cand_off];
+	assert_true(s->users[zed].cand_cnt >= 2);
+	/* her own history first, the boosted category ahead */
+	assert_int_equal(c[0].item, hat2);
+	assert_int_equal(c[1].item, sock2);
+	assert_true(c[0].score > c[1].score);
+	wf_snap_close(s);
+
+	/* Only the last 10 days: no pattern, the tie goes to the sock. */
+	b = (struct wf_buf){ 0 };
+	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
+	for (int d = 11; d <= 20; d++)
+		for (int k = 0; k < 30; k++)
+			wf_buf_printf(&b, "%lld,bg%d,bg%d-%d,view,%s,\n", sun + d * day + k * 1000LL, k, k, d,
+				      d % 7 == 0 ? "hat1" : "sock1");
+	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
+	write_text("season.csv", b.data);
+	wf_buf_fini(&b);
+	assert_int_equal(run(args), 0);
+	assert_int_equal(wf_read_file(man, &json, NULL), 0);
+	assert_non_null(strstr(json, "\"weekday_pattern\": false"));
+	free(json);
+	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
+	zed = wf_snap_user_find(s, "zed", 3);
+	sock2 = wf_snap_item_find(s, "sock2", 5);
+	hat2 = wf_snap_item_find(s, "hat2", 4);
+	c = &s->cands[s->users[zed].cand_off];
+	assert_int_equal(c[0].item, sock2);
+	assert_int_equal(c[1].item, hat2);
+	wf_snap_close(s);
+}
+
+/* Run build/admin/weftctl with args; stdout to outpath, stderr to errpath. */
+static int run_weftctl(const char *const *args, const char *outpath, const char *errpath)
+{
+	const char *root = getenv("WEFT_BUILD_ROOT");
+	char ctl[1024];
+	pid_t pid;
+	int st;
+
+	snprintf(ctl, sizeof(ctl), "%s/admin/weftctl", root ? root : ".");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[32];
+		int n = 0;
+		argv[n++] = ctl;
+		for (; args[n - 1]; n++)
+			argv[n] = (char *)args[n - 1];
+		argv[n] = NULL;
+		if (!freopen(outpath, "w", stdout) || !freopen(errpath, "w", stderr))
+			_exit(126);
+		execv(ctl, argv);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Two nights: carol leaves, dave arrives, alice's and bob's lists are
+ * kept. `weftctl snapshot diff` counts them; a file that is not a
+ * snapshot is refused with the reader's message. `weftctl export` with
+ * no appliance running filters by the snapshot's sold-out flags and fills
+ * each user's K from further down the list. */
+static void test_batch_diff_and_export(void **state)
+{
+	char ev1[512], ev2[512], inv[512], s1[512], s2[512], out[512], err[512], csv[512], *o, *e;
+	long long t = 1700000000000LL;
+	struct wf_buf b = { 0 };
+
+	for (int night = 0; night < 2; night++) {
+		b = (struct wf_buf){ 0 };
+		wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
+		for (int i = 0; i < 6; i++) {
+			wf_buf_printf(&b, "%lld,alice,sa%d,view,i%d,\n", t + i * 1000LL, i, i);
+			wf_buf_printf(&b, "%lld,bob,sb%d,pdp,i%d,\n", t + i * 1000LL, i, (i + 2) % 8);
+			wf_buf_printf(&b, "%lld,%s,s%s%d,click,i%d,\n", t + i * 1000LL, night ? "dave" : "carol",
+				      night ? "d" : "c", i, 7 - i);
+		}
+		write_text(night ? "n2.csv" : "n1.csv", b.data);
+		wf_buf_fini(&b);
+	}
+	write_text("n_inv.csv", "item_id,size,qty\ni0,M,0\ni0,L,0\ni1,M,5\n");
+	snprintf(ev1, sizeof(ev1), "%s/n1.csv", dir);
+	snprintf(ev2, sizeof(ev2), "%s/n2.csv", dir);
+	snprintf(inv, sizeof(inv), "%s/n_inv.csv", dir);
+	snprintf(s1, sizeof(s1), "%s/n1.weft", dir);
+	snprintf(s2, sizeof(s2), "%s/n2.weft", dir);
+	snprintf(out, sizeof(out), "%s/ctl.out", dir);
+	snprintf(err, sizeof(err), "%s/ctl.err", dir);
+	const char *b1[] = { "build", "--events", ev1, "--out", s1, "--candidates", "6", "--quiet", NULL };
+	const char *b2[] = { "build", "--events", ev2, "--inventory", inv, "--out", s2, "--candidates", "6", "--quiet", NULL };
+	assert_int_equal(run(b1), 0);
+	assert_int_equal(run(b2), 0);
+
+	const char *d[] = { "--json", "snapshot", "diff", s1, s2, NULL };
+	assert_int_equal(run_weftctl(d, out, err), 0);
+	assert_int_equal(wf_read_file(out, &o, NULL), 0);
+	assert_non_null(strstr(o, "\"users\":{\"kept\":2,\"gained\":1,\"lost\":1}"));
+	assert_non_null(strstr(o, "\"changed_top20\":{"));
+	assert_non_null(strstr(o, "\"rose\":["));
+	free(o);
+	const char *same[] = { "--json", "snapshot", "diff", s1, s1, NULL };
+	assert_int_equal(run_weftctl(same, out, err), 0);
+	assert_int_equal(wf_read_file(out, &o, NULL), 0);
+	assert_non_null(strstr(o, "\"changed_list\":{\"mean\":0.0000,\"p50\":0.0000,\"p90\":0.0000}"));
+	assert_non_null(strstr(o, "\"rose\":[],\"fell\":[]"));
+	free(o);
+	const char *human[] = { "snapshot", "diff", s1, s2, NULL };
+	assert_int_equal(run_weftctl(human, out, err), 0);
+	const char *bad[] = { "snapshot", "diff", s1, ev1, NULL };
+	assert_int_equal(run_weftctl(bad, out, err), 1);
+	assert_int_equal(wf_read_file(err, &e, NULL), 0);
+	assert_non_null(strstr(e, "not a weft snapshot"));
+	free(e);
+
+	/* Export: i0 is sold out in every size; K = 4 for every user. */
+	char nodir[600];
+	snprintf(nodir, sizeof(nodir), "%s/no-appliance", dir);
+	snprintf(csv, sizeof(csv), "%s/email.csv", dir);
+	const char *x[] = { "--dir", nodir, "export", "--channel", "email", "--k", "4", "--snapshot", s2, "--out", csv, NULL };
+	assert_int_equal(run_weftctl(x, out, err), 0);
+	assert_int_equal(wf_read_file(csv, &o, NULL), 0);
+	assert_memory_equal(o, "user_id,rank,item_id,score\n", 27);
+	assert_null(strstr(o, ",i0,"));
+	for (int u = 0; u < 3; u++) {
+		static const char *const users[] = { "alice", "bob", "dave" };
+		char pat[64];
+		snprintf(pat, sizeof(pat), "\n%s,4,", users[u]);
+		assert_non_null(strstr(o, pat));
+		snprintf(pat, sizeof(pat), "\n%s,5,", users[u]);
+		assert_null(strstr(o, pat));
+	}
+	free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_batch_build_manifest_matches_file),
 		cmocka_unit_test(test_batch_mostly_garbage_fails),
+		cmocka_unit_test(test_batch_parallel_ranges_same_snapshot_and_lines),
+		cmocka_unit_test(test_batch_weekday_seasonality_boosts_serving_day),
+		cmocka_unit_test(test_batch_diff_and_export),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
