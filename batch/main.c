@@ -315,10 +315,27 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Keep the newest `keep` night-*.snap files (and their manifests); the
- * names sort by their timestamp. Nothing is removed when the directory
+/* Is dir/name one of the files weft serves (current or previous generation,
+ * the rollback target)? Compared by inode, so any spelling of the path counts. */
+static bool serving(const char *dir, const char *name, char *const *keep_paths, size_t nkeep)
+{
+	char p[4096 + 512];
+	struct stat a, b;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if (stat(p, &a) < 0)
+		return false;
+	for (size_t i = 0; i < nkeep; i++)
+		if (keep_paths[i] && stat(keep_paths[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return true;
+	return false;
+}
+
+/* Keep the newest `keep` night-*.snap files (and their manifests), and any
+ * night named in keep_paths (what weft serves now and can roll back to);
+ * the names sort by their timestamp. Nothing is removed when the directory
  * cannot be listed in full (a warning says so). */
-static void prune_snapshots(const char *dir, unsigned keep)
+static void prune_snapshots(const char *dir, unsigned keep, char *const *keep_paths, size_t nkeep)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -354,7 +371,7 @@ static void prune_snapshots(const char *dir, unsigned keep)
 	else
 		qsort(names, n, sizeof(names[0]), cmp_str);
 	for (size_t i = 0; i < n; i++) {
-		if (ok && i + keep < n) {
+		if (ok && i + keep < n && !serving(dir, names[i], keep_paths, nkeep)) {
 			char p[4096 + 512];
 			snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
 			unlink(p);
@@ -366,8 +383,32 @@ static void prune_snapshots(const char *dir, unsigned keep)
 	free(names);
 }
 
-/* Ask weft-admin to load path; prints its reply. 0, or 1 with the reason logged. */
-static int admin_load(const char *admin, const char *path)
+/* The "path" of the generation under key ("current", "previous") in a
+ * SNAPSHOT STATUS reply (flat key/value arrays), strdup'd; NULL if none. */
+static char *status_path(const redisReply *st, const char *key)
+{
+	if (!st || st->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < st->elements; i += 2) {
+		const redisReply *k = st->element[i], *g = st->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
+			continue;
+		if (strcmp(k->str, key) != 0 || g->type != REDIS_REPLY_ARRAY)
+			continue;
+		for (size_t j = 0; j + 1 < g->elements; j += 2)
+			if (g->element[j]->type == REDIS_REPLY_STRING && !strcmp(g->element[j]->str, "path") &&
+			    g->element[j + 1]->type == REDIS_REPLY_STRING)
+				return strdup(g->element[j + 1]->str);
+	}
+	return NULL;
+}
+
+/* Ask weft-admin to load path; prints its reply. Then asks which files
+ * serve now (current, previous) into ret_paths[0..1] (NULL where unknown),
+ * so pruning never removes the rollback target. 0, or 1 with the reason
+ * logged; 2 when loaded but the serving files are unknown (prune nothing). */
+static int admin_load(const char *admin, const char *path, char **ret_paths)
 {
 	redisContext *ac = redisConnectUnix(admin);
 	redisReply *rep;
@@ -391,6 +432,18 @@ static int admin_load(const char *admin, const char *path)
 	}
 	if (rep)
 		freeReplyObject(rep);
+	if (rc == 0) {
+		rep = redisCommand(ac, "SNAPSHOT STATUS");
+		ret_paths[0] = status_path(rep, "current");
+		ret_paths[1] = status_path(rep, "previous");
+		if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+			wf_warn("loaded %s, but %s did not say which snapshots serve (%s): no old nights removed",
+				path, admin, rep ? (rep->type == REDIS_REPLY_ERROR ? rep->str : "odd reply") : ac->errstr);
+			rc = 2;
+		}
+		if (rep)
+			freeReplyObject(rep);
+	}
 	redisFree(ac);
 	return rc;
 }
@@ -458,8 +511,21 @@ static int cmd_nightly(int argc, char **argv)
 		wf_err("nightly build failed (reason above); the current snapshot stays");
 		goto out;
 	}
-	prune_snapshots(sdir, keep);
-	rc = admin ? admin_load(admin, out) : 0;
+	/* Load first, prune after: a night is removed only when tonight's
+	 * serves, and never the file weft could roll back to. */
+	if (admin) {
+		char *serve[2] = { NULL, NULL };
+
+		rc = admin_load(admin, out, serve);
+		if (rc == 0)
+			prune_snapshots(sdir, keep, serve, 2);
+		rc = rc == 2 ? 0 : rc;
+		free(serve[0]);
+		free(serve[1]);
+	} else {
+		prune_snapshots(sdir, keep, NULL, 0);
+		rc = 0;
+	}
 out:
 	wf_batch_fini(b);
 	free(b);

@@ -140,9 +140,11 @@ static int nights(const char *state, char names[][64], int max)
 	return k;
 }
 
-/* A stand-in for weft-admin: accepts one connection on path, reads one
- * request and answers reply (RESP bytes). Returns the child's pid. */
-static pid_t fake_admin(const char *path, const char *reply)
+/* A stand-in for weft-admin: accepts one connection on path, answers the
+ * first request with reply (RESP bytes) and, when status is not NULL, a
+ * following SNAPSHOT STATUS with status. Returns the child's pid; the
+ * child exits 0 when the first request was SNAPSHOT LOAD. */
+static pid_t fake_admin2(const char *path, const char *reply, const char *status)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -162,11 +164,24 @@ static pid_t fake_admin(const char *path, const char *reply)
 			_exit(1);
 		if (write(c, reply, strlen(reply)) < 0)
 			_exit(1);
+		int load = strstr(buf, "SNAPSHOT") && strstr(buf, "LOAD") ? 0 : 2;
+		char buf2[4096];
+		ssize_t n2 = status ? read(c, buf2, sizeof(buf2) - 1) : 0;
+		if (n2 > 0) {
+			buf2[n2] = '\0';
+			if (strstr(buf2, "STATUS") && write(c, status, strlen(status)) < 0)
+				_exit(1);
+		}
 		close(c);
-		_exit(strstr(buf, "SNAPSHOT") && strstr(buf, "LOAD") ? 0 : 2);
+		_exit(load);
 	}
 	close(fd);
 	return pid;
+}
+
+static pid_t fake_admin(const char *path, const char *reply)
+{
+	return fake_admin2(path, reply, NULL);
 }
 
 static int setup(void **state)
@@ -207,10 +222,14 @@ static void test_nightly_journal_and_history_build_prune_load(void **state)
 			 "1700086400000,bob,h2,click,x3,\n");
 	write_file(cat, "item_id,category,brand,price,sizes\nx1,hats,acme,10.00,M\nx2,hats,acme,4.00,M\n"
 			"x3,socks,zed,2.00,M\n");
-	/* Two older nights and a file that is not a night: --keep 2 keeps the
-	 * older of them and tonight's, and never touches other files. */
+	/* Three older nights and a file that is not a night: --keep 2 keeps the
+	 * newest of them and tonight's, also the night weft names as its
+	 * previous generation (the rollback target), and never touches other
+	 * files. */
 	snprintf(old, sizeof(old), "%s/snapshots", st);
 	assert_int_equal(mkdir(old, 0750), 0);
+	snprintf(old, sizeof(old), "%s/snapshots/night-19990101-000000.snap", st);
+	write_file(old, "old");
 	snprintf(old, sizeof(old), "%s/snapshots/night-20000101-000000.snap", st);
 	write_file(old, "old");
 	snprintf(old, sizeof(old), "%s/snapshots/night-20000102-000000.snap", st);
@@ -218,7 +237,12 @@ static void test_nightly_journal_and_history_build_prune_load(void **state)
 	snprintf(old, sizeof(old), "%s/snapshots/keep-me.snap", st);
 	write_file(old, "mine");
 
-	pid_t adm = fake_admin(sock, "+OK generation 42 loaded on 2 rankers\r\n");
+	char prev[400], status[900];
+	snprintf(prev, sizeof(prev), "%s/snapshots/night-20000101-000000.snap", st);
+	snprintf(status, sizeof(status),
+		 "*4\r\n$7\r\ncurrent\r\n$-1\r\n$8\r\nprevious\r\n*4\r\n$3\r\ngen\r\n:41\r\n$4\r\npath\r\n$%zu\r\n%s\r\n",
+		 strlen(prev), prev);
+	pid_t adm = fake_admin2(sock, "+OK generation 42 loaded on 2 rankers\r\n", status);
 	const char *args[] = { "nightly", "--state-dir", st, "--history", hist, "--catalog", cat, "--keep", "2",
 			       "--candidates", "5", "--admin", sock, "--quiet", NULL };
 	assert_int_equal(run(args), 0);
@@ -229,10 +253,11 @@ static void test_nightly_journal_and_history_build_prune_load(void **state)
 	assert_non_null(strstr(out, "generation 42 loaded"));
 	free(out);
 
-	assert_int_equal(nights(st, names, 16), 2);
-	assert_string_equal(names[0], "night-20000102-000000.snap");
+	assert_int_equal(nights(st, names, 16), 3);
+	assert_string_equal(names[0], "night-20000101-000000.snap"); /* weft's previous */
+	assert_string_equal(names[1], "night-20000102-000000.snap");
 	assert_int_equal(access(old, F_OK), 0);
-	snprintf(path, sizeof(path), "%s/snapshots/%s", st, names[1]);
+	snprintf(path, sizeof(path), "%s/snapshots/%s", st, names[2]);
 	assert_int_equal(wf_snap_open(path, &s, err, sizeof(err)), 0);
 	/* history users and the journal's newcomer; the anonymous visitor is none */
 	assert_int_equal(s->nusers, 3);

@@ -8,6 +8,7 @@ seen only in today's journal is a returning shopper afterwards. A run with
 nothing to build from fails with a clear message and changes nothing.
 """
 import os
+import time
 import subprocess
 import sys
 
@@ -41,6 +42,36 @@ def test_nightly_builds_from_journal_and_loads():
     assert c.execute_command("SEGMENTS", "probe2", "newcomer-42") != []
 
 
+def _status_path(st, key):
+    """The path of generation `key` in a SNAPSHOT STATUS reply (flat pairs)."""
+    d = dict(zip(st[::2], st[1::2]))
+    g = d.get(key.encode()) or d.get(key)
+    if not g:
+        return None
+    g = dict(zip(g[::2], g[1::2]))
+    p = g.get(b"path") or g.get("path")
+    return p.decode() if isinstance(p, bytes) else p
+
+
+def test_nightly_keep_1_never_removes_the_rollback_target():
+    # Two more nights with --keep 1: the older night is weft's previous
+    # generation, so it stays (rollback needs it); the one before goes.
+    for _ in range(2):
+        time.sleep(1.1)  # night files are named to the second
+        r = subprocess.run([prog("weft-batch"), "nightly", "--state-dir", APP.dir, "--admin", APP.admin_sock,
+                            "--history", STORE.events, "--catalog", STORE.catalog, "--keep", "1", "--quiet"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    sdir = os.path.join(APP.dir, "snapshots")
+    snaps = sorted(f for f in os.listdir(sdir) if f.endswith(".snap"))
+    st = APP.admin().execute_command("SNAPSHOT", "STATUS")
+    cur, prev = _status_path(st, "current"), _status_path(st, "previous")
+    assert [os.path.join(sdir, f) for f in snaps] == [prev, cur], (snaps, cur, prev)
+    APP.admin().execute_command("SNAPSHOT", "ROLLBACK")
+    assert _status_path(APP.admin().execute_command("SNAPSHOT", "STATUS"), "current") == prev
+    assert APP.client().execute_command("RECS", "after-rollback", "newcomer-42", "5")
+
+
 def test_nightly_with_nothing_fails_clearly():
     empty = os.path.join(T.path, "empty-state")
     os.makedirs(empty)
@@ -51,7 +82,8 @@ def test_nightly_with_nothing_fails_clearly():
 
 if __name__ == "__main__":
     try:
-        harness.run([test_nightly_builds_from_journal_and_loads, test_nightly_with_nothing_fails_clearly])
+        harness.run([test_nightly_builds_from_journal_and_loads, test_nightly_keep_1_never_removes_the_rollback_target,
+                     test_nightly_with_nothing_fails_clearly])
     finally:
         if APP.proc.poll() is None:
             APP.stop()
