@@ -12,6 +12,7 @@ and the current one keeps serving; SNAPSHOT STATUS reports the generation.
 """
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import threading
@@ -89,10 +90,17 @@ def test_bad_snapshots_refused_and_current_keeps_serving():
     with open(corrupt, "r+b") as f:
         f.seek(len(data) - 100)
         f.write(b"\xff" * 8)
-    for bad in (trunc, corrupt, os.path.join(T.path, "missing.snap")):
+    future = os.path.join(T.path, "future.snap")
+    shutil.copy(SNAP_A, future)
+    with open(future, "r+b") as f:
+        f.seek(8)  # format_version, right after the 8-byte magic
+        f.write(struct.pack("<I", 999))
+    why = {trunc: "", corrupt: "", future: "format version 999", os.path.join(T.path, "missing.snap"): ""}
+    for bad, says in why.items():
         r = APP.weftctl("snapshot", "load", bad, check=False)
         assert r.returncode != 0, r
         assert r.stderr.strip() or r.stdout.strip(), "refusal must say why"
+        assert says in r.stderr + r.stdout, (says, r.stderr, r.stdout)
     assert c.execute_command("RECS", "keep", USERS[0], 10) == before
     assert APP.weftctl("snapshot", "status").stdout.split("\n")[0] == status.split("\n")[0]
 
