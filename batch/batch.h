@@ -137,10 +137,13 @@ struct wf_batch {
 
 	/* Seasonality (model.c): weekday the snapshot serves (0 = Sunday,
 	 * UTC; the day after data_end), or -1 when the data spans < 14 days;
-	 * per category the boost for that weekday (1 = none). */
+	 * per category the boost for that weekday (1 = none), times the
+	 * yearly boost when the data spans a year and 28 days (yearly). */
 	int serve_wday;
+	bool yearly;
 	float *cat_boost;             /* cats.n entries, or NULL */
 	float *cat_wday_index;        /* cats.n x 7: category's weekday rate / its mean rate */
+	float *cat_year_index;        /* cats.n: next 28 days a year ago / the 28 before (1 = none) */
 };
 
 /* intern.c-like helpers (load.c) */

@@ -95,21 +95,22 @@ static int cmp_boost_desc(const void *x, const void *y, void *arg)
 	return a > c ? -1 : a < c ? 1 : (*(const uint32_t *)x > *(const uint32_t *)y) - (*(const uint32_t *)x < *(const uint32_t *)y);
 }
 
-/* "seasonality": the weekday served and the categories boosted and damped
- * most for it (README "Seasonality"). */
+/* "seasonality": the weekday served, whether a yearly pattern was used, and
+ * the categories boosted and damped most (README "Seasonality"). */
 static void season_json(struct wf_buf *o, const struct wf_batch *b)
 {
 	static const char *const wd[7] = { "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday" };
 	uint32_t n = b->cats.n, *idx;
 
 	if (b->serve_wday < 0 || !b->cat_boost || !(idx = malloc((n + 1) * sizeof(*idx)))) {
-		wf_buf_printf(o, "{\"weekday_pattern\": false}");
+		wf_buf_printf(o, "{\"weekday_pattern\": false, \"yearly_pattern\": false}");
 		return;
 	}
 	for (uint32_t c = 0; c < n; c++)
 		idx[c] = c;
 	qsort_r(idx, n, sizeof(*idx), cmp_boost_desc, b->cat_boost);
-	wf_buf_printf(o, "{\"weekday_pattern\": true, \"serve_weekday\": \"%s\", \"categories\": [", wd[b->serve_wday]);
+	wf_buf_printf(o, "{\"weekday_pattern\": true, \"serve_weekday\": \"%s\", \"yearly_pattern\": %s, \"categories\": [",
+		      wd[b->serve_wday], b->yearly ? "true" : "false");
 	for (uint32_t k = 0, shown = 0; k < n; k++) {
 		/* the 10 most boosted and the 10 most damped */
 		if (k >= 10 && k + 10 < n)
@@ -117,8 +118,10 @@ static void season_json(struct wf_buf *o, const struct wf_batch *b)
 		uint32_t c = idx[k];
 		wf_buf_printf(o, "%s\n    {\"category\": ", shown++ ? "," : "");
 		wf_batch_json_str(o, b->strs.data + b->cats.off[c], b->cats.len[c]);
-		wf_buf_printf(o, ", \"weekday_index\": %.3f, \"boost\": %.3f}", (double)b->cat_wday_index[(size_t)c * 7 + b->serve_wday],
-			      (double)b->cat_boost[c]);
+		wf_buf_printf(o, ", \"weekday_index\": %.3f", (double)b->cat_wday_index[(size_t)c * 7 + b->serve_wday]);
+		if (b->yearly)
+			wf_buf_printf(o, ", \"year_index\": %.3f", (double)b->cat_year_index[c]);
+		wf_buf_printf(o, ", \"boost\": %.3f}", (double)b->cat_boost[c]);
 	}
 	wf_buf_printf(o, "]}");
 	free(idx);

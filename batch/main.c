@@ -71,6 +71,7 @@ void wf_batch_fini(struct wf_batch *b)
 	wf_batch_events_free(b);
 	free(b->cat_boost);
 	free(b->cat_wday_index);
+	free(b->cat_year_index);
 	free(b->neigh);
 	free(b->neigh_cnt);
 	free(b->compl);

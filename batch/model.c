@@ -28,6 +28,9 @@
 #define SEASON_PRIOR 200.0    /* strength at which a category's own pattern gets half weight */
 #define SEASON_MIN_BOOST 0.67f
 #define SEASON_MAX_BOOST 1.5f
+#define SEASON_YEAR_DAYS 364  /* 52 weeks: a year ago on the same weekday */
+#define SEASON_YEAR_WINDOW 28 /* days compared on either side of that point */
+#define SEASON_YEAR_SMOOTH 28.0 /* strength added to both windows (1 a day) */
 
 /* Candidate score weights (the sources of a user's list). */
 #define W_HISTORY 1.0f
@@ -367,7 +370,34 @@ static int wday_of(int64_t ms)
  * index for that weekday shrunk towards 1 by how much evidence it has
  * (weight S/(S + SEASON_PRIOR)), clamped to [0.67, 1.5]. catw: ncats x 7
  * strength sums. */
-static int seasonality(struct wf_batch *b, const double *catw)
+static float season_clamp(double boost)
+{
+	return (float)WF_MIN(SEASON_MAX_BOOST, WF_MAX(SEASON_MIN_BOOST, boost));
+}
+
+/* Yearly seasonality (README "Seasonality"): with a year and a window of
+ * data, what each category did a year ago (52 weeks) over the 28 days after
+ * the serving point, against the 28 days before it: its year index
+ * (A + 28) / (B + 28). Coats that rose into November last year rise now,
+ * before this year's data shows it. The boost is the index shrunk towards
+ * 1 by the evidence (A + B)/(A + B + SEASON_PRIOR), clamped, and multiplies
+ * the weekday boost (the product clamped the same way). caty: ncats x 2
+ * strength sums, [0] the window before, [1] the window after. */
+static void seasonality_yearly(struct wf_batch *b, const double *caty)
+{
+	b->yearly = (double)(b->max_ms - b->min_ms) / DAY_MS >= SEASON_YEAR_DAYS + SEASON_YEAR_WINDOW;
+	if (!b->yearly)
+		return;
+	for (uint32_t c = 0; c < b->cats.n; c++) {
+		double before = caty[(size_t)c * 2], after = caty[(size_t)c * 2 + 1], sum = before + after;
+		double idx = (after + SEASON_YEAR_SMOOTH) / (before + SEASON_YEAR_SMOOTH);
+
+		b->cat_year_index[c] = (float)idx;
+		b->cat_boost[c] = season_clamp(b->cat_boost[c] * (1.0 + sum / (sum + SEASON_PRIOR) * (idx - 1.0)));
+	}
+}
+
+static int seasonality(struct wf_batch *b, const double *catw, const double *caty)
 {
 	uint32_t ncats = b->cats.n;
 	int64_t d0 = b->min_ms / (int64_t)DAY_MS, d1 = b->max_ms / (int64_t)DAY_MS;
@@ -378,7 +408,8 @@ static int seasonality(struct wf_batch *b, const double *catw)
 		return 0;
 	b->cat_boost = malloc(ncats * sizeof(*b->cat_boost));
 	b->cat_wday_index = malloc((size_t)ncats * 7 * sizeof(*b->cat_wday_index));
-	if (!b->cat_boost || !b->cat_wday_index)
+	b->cat_year_index = malloc(ncats * sizeof(*b->cat_year_index));
+	if (!b->cat_boost || !b->cat_wday_index || !b->cat_year_index)
 		return -ENOMEM;
 	for (int64_t d = d0; d <= d1; d++)
 		ndays[wday_of(d * (int64_t)DAY_MS)] += 1;
@@ -392,9 +423,10 @@ static int seasonality(struct wf_batch *b, const double *catw)
 			b->cat_wday_index[(size_t)c * 7 + w] =
 				mean > 0 && ndays[w] > 0 ? (float)(catw[(size_t)c * 7 + w] / ndays[w] / mean) : 1.0f;
 		double idx = b->cat_wday_index[(size_t)c * 7 + b->serve_wday], wgt = sum / (sum + SEASON_PRIOR);
-		float boost = (float)(1.0 + wgt * (idx - 1.0));
-		b->cat_boost[c] = WF_MIN(SEASON_MAX_BOOST, WF_MAX(SEASON_MIN_BOOST, boost));
+		b->cat_boost[c] = season_clamp(1.0 + wgt * (idx - 1.0));
+		b->cat_year_index[c] = 1.0f;
 	}
+	seasonality_yearly(b, caty);
 	return 0;
 }
 
@@ -408,10 +440,17 @@ static int item_stats(struct wf_batch *b)
 	float maxpop = 0;
 	uint32_t *order;
 	double *catw = calloc((size_t)ncats * 7 + 1, sizeof(*catw));
+	double *caty = calloc((size_t)ncats * 2 + 1, sizeof(*caty));
+	/* The yearly windows: (ago - 28 d, ago] and (ago, ago + 28 d]. */
+	int64_t ago = b->max_ms - (int64_t)(SEASON_YEAR_DAYS * DAY_MS);
+	int64_t win = (int64_t)(SEASON_YEAR_WINDOW * DAY_MS);
 	int r;
 
-	if (!catw)
+	if (!catw || !caty) {
+		free(catw);
+		free(caty);
 		return -ENOMEM;
+	}
 	for (uint64_t i = 0; i < b->nev; i++) {
 		const struct wf_batch_event *e = &b->ev[i];
 		float s = wf_batch_strength(e->type);
@@ -423,11 +462,15 @@ static int item_stats(struct wf_batch *b)
 			it->recent += s;
 		else
 			it->past += s;
-		if (it->category != WF_SNAP_NO_CAT)
+		if (it->category != WF_SNAP_NO_CAT) {
 			catw[(size_t)it->category * 7 + wday_of(e->ts_ms)] += s;
+			if (e->ts_ms > ago - win && e->ts_ms <= ago + win)
+				caty[(size_t)it->category * 2 + (e->ts_ms > ago)] += s;
+		}
 	}
-	r = seasonality(b, catw);
+	r = seasonality(b, catw, caty);
 	free(catw);
+	free(caty);
 	if (r < 0)
 		return r;
 	for (uint32_t i = 0; i < nitems; i++)
@@ -929,7 +972,7 @@ static void cand_one(void *arg, uint64_t u64, uint32_t w)
 	for (uint32_t k = 0; k < WF_MIN(b->npopular, N); k++)
 		acc_add(sc, b->popular[k].item, W_POPULAR * b->popular[k].score);
 
-	/* Seasonality: the serving weekday's category boost on every source. */
+	/* Seasonality: the category's weekday (and yearly) boost on every source. */
 	struct topk t = { b->cands + (size_t)u * N, 0, N };
 	for (uint32_t k = 0; k < sc->n; k++) {
 		uint32_t i = sc->touched[k], c = b->item[i].category;

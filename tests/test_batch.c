@@ -354,6 +354,7 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 	assert_int_equal(run(args), 0);
 	assert_int_equal(wf_read_file(man, &json, NULL), 0);
 	assert_non_null(strstr(json, "\"weekday_pattern\": true, \"serve_weekday\": \"Sunday\""));
+	assert_non_null(strstr(json, "\"yearly_pattern\": false")); /* 21 days */
 	free(json);
 	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
 	int64_t zed = wf_snap_user_find(s, "zed", 3), hat2 = wf_snap_item_find(s, "hat2", 4),
@@ -389,6 +390,68 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 	assert_int_equal(c[0].item, sock2);
 	assert_int_equal(c[1].item, hat2);
 	wf_snap_close(s);
+}
+
+/* The first of zed's two candidates (sock2 or hat2) in a build of a 401-day
+ * log where "hats" were viewed on days [h0, h0 + 28) and socks every day;
+ * ret_json gets the manifest. */
+static int64_t yearly_first(int h0, char **ret_json, int64_t *ret_hat2)
+{
+	struct wf_buf b = { 0 };
+	const long long day = 86400000LL, sun = 1699142400000LL, end = sun + 400 * day + 12 * 3600000LL;
+	char ev[512], cat[512], out[512], man[600], err[512];
+	struct wf_snap *s;
+
+	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
+	for (int d = 0; d <= 400; d++) {
+		for (int k = 0; k < 5; k++)
+			wf_buf_printf(&b, "%lld,bg%d,bg%d-%d,view,sock1,\n", sun + d * day + k * 1000LL, k, k, d);
+		for (int k = 0; d >= h0 && d < h0 + 28 && k < 20; k++)
+			wf_buf_printf(&b, "%lld,hb%d,hb%d-%d,view,hat1,\n", sun + d * day + k * 1000LL, k, k, d);
+	}
+	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
+	write_text("year.csv", b.data);
+	wf_buf_fini(&b);
+	write_text("year_cat.csv", "item_id,category,brand,price,sizes\nsock1,socks,a,1,\nsock2,socks,a,1,\n"
+				   "hat1,hats,a,1,\nhat2,hats,a,1,\n");
+	snprintf(ev, sizeof(ev), "%s/year.csv", dir);
+	snprintf(cat, sizeof(cat), "%s/year_cat.csv", dir);
+	snprintf(out, sizeof(out), "%s/year.weft", dir);
+	snprintf(man, sizeof(man), "%s.manifest.json", out);
+	const char *args[] = { "build", "--events", ev, "--catalog", cat, "--out", out, "--quiet", NULL };
+	assert_int_equal(run(args), 0);
+	assert_int_equal(wf_read_file(man, ret_json, NULL), 0);
+	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
+	int64_t zed = wf_snap_user_find(s, "zed", 3);
+	assert_true(zed >= 0 && s->users[zed].cand_cnt >= 2);
+	int64_t first = s->cands[s->users[zed].cand_off].item;
+	*ret_hat2 = wf_snap_item_find(s, "hat2", 4);
+	wf_snap_close(s);
+	return first;
+}
+
+/* A year and a month of data: hats were in season over the four weeks
+ * after this point a year ago (52 weeks back), so a shopper who looked at a
+ * hat and a sock alike gets the hat first; when hats' season ended a year
+ * ago at this point, the sock. Both logs hold the same hat views (four of
+ * each weekday), so only the yearly pattern tells them apart. The 21-day
+ * log of the weekday test has no yearly pattern. */
+static void test_batch_yearly_seasonality_follows_last_year(void **state)
+{
+	char *json;
+	int64_t hat2, first;
+
+	/* end = day 400.5; a year ago = day 36.5: hats on days 37..64 (after) */
+	first = yearly_first(37, &json, &hat2);
+	assert_int_equal(first, hat2);
+	assert_non_null(strstr(json, "\"yearly_pattern\": true"));
+	assert_non_null(strstr(json, "\"year_index\": "));
+	free(json);
+	/* hats on days 9..36 (before): out of season, the sock first */
+	first = yearly_first(9, &json, &hat2);
+	assert_int_not_equal(first, hat2);
+	assert_non_null(strstr(json, "\"yearly_pattern\": true"));
+	free(json);
 }
 
 /* Run build/admin/weftctl with args; stdout to outpath, stderr to errpath. */
@@ -502,6 +565,7 @@ int main(void)
 		cmocka_unit_test(test_batch_mostly_garbage_fails),
 		cmocka_unit_test(test_batch_parallel_ranges_same_snapshot_and_lines),
 		cmocka_unit_test(test_batch_weekday_seasonality_boosts_serving_day),
+		cmocka_unit_test(test_batch_yearly_seasonality_follows_last_year),
 		cmocka_unit_test(test_batch_diff_and_export),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
