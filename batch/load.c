@@ -122,45 +122,45 @@ int64_t wf_intern_find(const struct wf_intern *t, const char *s, uint32_t len)
 
 /* ---- per-entity arrays that follow the intern tables ---- */
 
+/* Grow *arr (elements of size elem, capacity *cap) to hold index i. 0 or -ENOMEM. */
+static int grow_for(void **arr, uint32_t *cap, uint32_t i, size_t elem)
+{
+	uint32_t ncap = *cap ? *cap * 2 : 4096;
+	void *p;
+
+	if (i < *cap)
+		return 0;
+	while (ncap <= i)
+		ncap *= 2;
+	if (!(p = realloc(*arr, (size_t)ncap * elem)))
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
 /* Intern an item id and make sure its model record exists. */
 int wf_batch_item_get(struct wf_batch *b, const char *id, uint32_t len, uint32_t *ret)
 {
-	uint32_t *cap = &b->item_cap;
 	bool isnew;
 	int r = wf_intern_get(&b->items, id, len, ret, &isnew);
 
-	if (r < 0)
+	if (r < 0 || (r = grow_for((void **)&b->item, &b->item_cap, *ret, sizeof(*b->item))) < 0)
 		return r;
-	if (*ret >= *cap) {
-		uint32_t ncap = *cap ? *cap * 2 : 4096;
-		struct wf_batch_item *p = realloc(b->item, (size_t)ncap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		b->item = p;
-		*cap = ncap;
-	}
 	if (isnew)
 		b->item[*ret] = (struct wf_batch_item){ .category = WF_SNAP_NO_CAT, .brand = WF_SNAP_NO_CAT,
 							.price_band = 255 };
 	return 0;
 }
 
+/* Intern a user id and make sure its model record exists. */
 int wf_batch_user_get(struct wf_batch *b, const char *id, uint32_t len, uint32_t *ret)
 {
-	uint32_t *cap = &b->user_cap;
 	bool isnew;
 	int r = wf_intern_get(&b->users, id, len, ret, &isnew);
 
-	if (r < 0)
+	if (r < 0 || (r = grow_for((void **)&b->user, &b->user_cap, *ret, sizeof(*b->user))) < 0)
 		return r;
-	if (*ret >= *cap) {
-		uint32_t ncap = *cap ? *cap * 2 : 4096;
-		struct wf_batch_user *p = realloc(b->user, (size_t)ncap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		b->user = p;
-		*cap = ncap;
-	}
 	if (isnew)
 		b->user[*ret] = (struct wf_batch_user){ .first_ms = INT64_MAX, .last_ms = INT64_MIN,
 							.last_buy_ms = INT64_MIN };

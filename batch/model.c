@@ -556,21 +556,60 @@ static int price_bands(struct wf_batch *b)
 
 /* ---- stage: item neighbours from session co-occurrence ---- */
 
+/* Scratch of an item-by-item pass (neighbours, complements): per worker an
+ * accumulator over every item and a top-k heap. */
+struct item_pass {
+	struct acc *acc;           /* nt of them */
+	struct wf_snap_cand *heap; /* nt x top */
+	uint32_t nt;
+};
+
+/* Set up p for a pass keeping `top` per item, and the pass's output: *out,
+ * top slots per item, and *out_cnt, a count per item (both owned by b and
+ * freed with it). 0 or -ENOMEM; item_pass_fini() in either case. */
+static int item_pass_init(struct item_pass *p, struct wf_batch *b, uint32_t top, struct wf_snap_cand **out,
+			  uint32_t **out_cnt)
+{
+	uint32_t nitems = b->items.n;
+
+	p->nt = WF_MAX(1u, b->opt.threads);
+	p->acc = calloc(p->nt, sizeof(*p->acc));
+	p->heap = malloc((size_t)p->nt * top * sizeof(*p->heap));
+	*out = malloc(((size_t)nitems * top + 1) * sizeof(**out));
+	*out_cnt = calloc(nitems + 1, sizeof(**out_cnt));
+	if (!p->acc || !p->heap || !*out || !*out_cnt)
+		return -ENOMEM;
+	for (uint32_t w = 0; w < p->nt; w++) {
+		int r = acc_init(&p->acc[w], nitems);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void item_pass_fini(struct item_pass *p)
+{
+	if (p->acc)
+		for (uint32_t w = 0; w < p->nt; w++)
+			acc_fini(&p->acc[w]);
+	free(p->acc);
+	free(p->heap);
+}
+
 struct neigh_job {
 	struct wf_batch *b;
 	const struct csr *si, *is; /* session -> items, item -> sessions */
 	const float *sess_w;
-	struct acc *acc;           /* per worker */
-	struct wf_snap_cand *heap; /* per worker, NEIGH_TOP each */
+	struct item_pass pass;
 };
 
 static void neigh_one(void *arg, uint64_t a64, uint32_t w)
 {
 	struct neigh_job *j = arg;
 	struct wf_batch *b = j->b;
-	struct acc *acc = &j->acc[w];
+	struct acc *acc = &j->pass.acc[w];
 	uint32_t a = (uint32_t)a64;
-	struct topk t = { j->heap + (size_t)w * WF_BATCH_NEIGH_TOP, 0, WF_BATCH_NEIGH_TOP };
+	struct topk t = { j->pass.heap + (size_t)w * WF_BATCH_NEIGH_TOP, 0, WF_BATCH_NEIGH_TOP };
 
 	for (uint64_t k = j->is->off[a]; k < j->is->off[a + 1]; k++) {
 		uint32_t s = j->is->idx[k];
@@ -595,17 +634,16 @@ struct compl_job {
 	struct wf_batch *b;
 	const struct csr *ub, *ib; /* user -> basket items, item -> users */
 	const float *catc;         /* ncats x ncats normalised co-basket, or NULL */
-	struct acc *acc;
-	struct wf_snap_cand *heap; /* per worker, COMPL_TOP each */
+	struct item_pass pass;
 };
 
 static void compl_one(void *arg, uint64_t a64, uint32_t w)
 {
 	struct compl_job *j = arg;
 	struct wf_batch *b = j->b;
-	struct acc *acc = &j->acc[w];
+	struct acc *acc = &j->pass.acc[w];
 	uint32_t a = (uint32_t)a64, n;
-	struct topk t = { j->heap + (size_t)w * WF_BATCH_COMPL_TOP, 0, WF_BATCH_COMPL_TOP };
+	struct topk t = { j->pass.heap + (size_t)w * WF_BATCH_COMPL_TOP, 0, WF_BATCH_COMPL_TOP };
 	struct wf_snap_cand *out = b->compl + (size_t)a * WF_BATCH_COMPL_TOP;
 
 	for (uint64_t k = j->ib->off[a]; k < j->ib->off[a + 1]; k++) {
@@ -666,7 +704,7 @@ static void compl_one(void *arg, uint64_t a64, uint32_t w)
 
 static int build_compl(struct wf_batch *b, const struct csr *ub)
 {
-	uint32_t nitems = b->items.n, ncats = b->cats.n, nt = WF_MAX(1u, b->opt.threads);
+	uint32_t nitems = b->items.n, ncats = b->cats.n;
 	struct csr ib = { 0 };
 	float *catc = NULL, *catn = NULL;
 	struct compl_job j = { .b = b, .ub = ub, .ib = &ib };
@@ -712,24 +750,10 @@ static int build_compl(struct wf_batch *b, const struct csr *ub)
 		free(cl);
 	}
 	j.catc = catc;
-	j.acc = calloc(nt, sizeof(*j.acc));
-	j.heap = malloc((size_t)nt * WF_BATCH_COMPL_TOP * sizeof(*j.heap));
-	b->compl = malloc(((size_t)nitems * WF_BATCH_COMPL_TOP + 1) * sizeof(*b->compl));
-	b->compl_cnt = calloc(nitems + 1, sizeof(*b->compl_cnt));
-	if (!j.acc || !j.heap || !b->compl || !b->compl_cnt) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t w = 0; w < nt; w++)
-		if ((r = acc_init(&j.acc[w], nitems)) < 0)
-			goto out;
-	r = wf_batch_parallel(b, nitems, "complements (items)", compl_one, &j);
+	if ((r = item_pass_init(&j.pass, b, WF_BATCH_COMPL_TOP, &b->compl, &b->compl_cnt)) == 0)
+		r = wf_batch_parallel(b, nitems, "complements (items)", compl_one, &j);
 out:
-	if (j.acc)
-		for (uint32_t w = 0; w < nt; w++)
-			acc_fini(&j.acc[w]);
-	free(j.acc);
-	free(j.heap);
+	item_pass_fini(&j.pass);
 	free(catc);
 	free(catn);
 	csr_fini(&ib);
@@ -738,7 +762,7 @@ out:
 
 static int build_neigh(struct wf_batch *b, const struct csr *bysess)
 {
-	uint32_t nitems = b->items.n, nsess = (uint32_t)b->st.sessions, nt = WF_MAX(1u, b->opt.threads);
+	uint32_t nitems = b->items.n, nsess = (uint32_t)b->st.sessions;
 	struct csr si = { 0 }, is = { 0 };
 	float *sess_w = malloc(((size_t)nsess + 1) * sizeof(*sess_w));
 	struct neigh_job j = { .b = b, .si = &si, .is = &is, .sess_w = sess_w };
@@ -761,24 +785,10 @@ static int build_neigh(struct wf_batch *b, const struct csr *bysess)
 			n += sess_w[is.idx[k]];
 		b->item[i].sess_norm = n;
 	}
-	j.acc = calloc(nt, sizeof(*j.acc));
-	j.heap = malloc((size_t)nt * WF_BATCH_NEIGH_TOP * sizeof(*j.heap));
-	b->neigh = malloc(((size_t)nitems * WF_BATCH_NEIGH_TOP + 1) * sizeof(*b->neigh));
-	b->neigh_cnt = calloc(nitems + 1, sizeof(*b->neigh_cnt));
-	if (!j.acc || !j.heap || !b->neigh || !b->neigh_cnt) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t w = 0; w < nt; w++)
-		if ((r = acc_init(&j.acc[w], nitems)) < 0)
-			goto out;
-	r = wf_batch_parallel(b, nitems, "neighbours (items)", neigh_one, &j);
+	if ((r = item_pass_init(&j.pass, b, WF_BATCH_NEIGH_TOP, &b->neigh, &b->neigh_cnt)) == 0)
+		r = wf_batch_parallel(b, nitems, "neighbours (items)", neigh_one, &j);
 out:
-	if (j.acc)
-		for (uint32_t w = 0; w < nt; w++)
-			acc_fini(&j.acc[w]);
-	free(j.acc);
-	free(j.heap);
+	item_pass_fini(&j.pass);
 	free(sess_w);
 	csr_fini(&si);
 	csr_fini(&is);
