@@ -24,43 +24,22 @@
 
 #include "lib/snapshot.h"
 #include "lib/util.h"
+#include "tests/prog_run.h"
 
 static char dir[256], prog[1024];
 
 static void write_text(const char *name, const char *text)
 {
 	char path[512];
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	wf_test_write(path, text);
 }
 
-/* Run weft-batch with a shell-free argv; stderr to errpath when given.
- * Returns its exit status. */
+/* Run weft-batch; stderr to errpath when given. Returns its exit status. */
 static int run_err(const char *const *args, const char *errpath)
 {
-	pid_t pid = fork();
-	int st;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[32];
-		int n = 0;
-		argv[n++] = prog;
-		for (; args[n - 1]; n++)
-			argv[n] = (char *)args[n - 1];
-		argv[n] = NULL;
-		if (!freopen("/dev/null", "w", stdout) || (errpath && !freopen(errpath, "w", stderr)))
-			_exit(126);
-		execv(prog, argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+	return wf_test_exec(prog, args, NULL, errpath);
 }
 
 static int run(const char *const *args)
@@ -82,23 +61,13 @@ static long long jnum(const char *json, const char *key)
 
 static int setup(void **state)
 {
-	const char *root = getenv("WEFT_BUILD_ROOT");
-
-	snprintf(prog, sizeof(prog), "%s/batch/weft-batch", root ? root : ".");
-	if (access(prog, X_OK) != 0) {
-		fprintf(stderr, "weft-batch not built at %s\n", prog);
-		return -1;
-	}
-	snprintf(dir, sizeof(dir), "/tmp/weft.test.batch.%d.XXXXXX", (int)getpid());
-	return mkdtemp(dir) ? 0 : -1;
+	return wf_test_prog(prog, sizeof(prog), "batch/weft-batch") < 0 ? -1 :
+									    wf_test_mkdtemp(dir, sizeof(dir), "batch");
 }
 
 static int teardown(void **state)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return wf_test_rmtree(dir);
 }
 
 #define DAY 86400000LL
@@ -457,28 +426,10 @@ static void test_batch_yearly_seasonality_follows_last_year(void **state)
 /* Run build/admin/weftctl with args; stdout to outpath, stderr to errpath. */
 static int run_weftctl(const char *const *args, const char *outpath, const char *errpath)
 {
-	const char *root = getenv("WEFT_BUILD_ROOT");
 	char ctl[1024];
-	pid_t pid;
-	int st;
 
-	snprintf(ctl, sizeof(ctl), "%s/admin/weftctl", root ? root : ".");
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[32];
-		int n = 0;
-		argv[n++] = ctl;
-		for (; args[n - 1]; n++)
-			argv[n] = (char *)args[n - 1];
-		argv[n] = NULL;
-		if (!freopen(outpath, "w", stdout) || !freopen(errpath, "w", stderr))
-			_exit(126);
-		execv(ctl, argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+	assert_int_equal(wf_test_prog(ctl, sizeof(ctl), "admin/weftctl"), 0);
+	return wf_test_exec(ctl, args, outpath, errpath);
 }
 
 /* Two nights: carol leaves, dave arrives, alice's and bob's lists are

@@ -27,6 +27,7 @@
 #include "lib/journal.h"
 #include "lib/snapshot.h"
 #include "lib/util.h"
+#include "tests/prog_run.h"
 
 static char dir[256], prog[1024];
 
@@ -38,27 +39,10 @@ static char dir[256], prog[1024];
 static int run(const char *const *args)
 {
 	char o[400], e[400];
-	pid_t pid;
-	int st;
 
 	snprintf(o, sizeof(o), "%s/out.txt", dir);
 	snprintf(e, sizeof(e), "%s/err.txt", dir);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		char *argv[32];
-		int n = 0;
-		argv[n++] = prog;
-		for (; args[n - 1]; n++)
-			argv[n] = (char *)args[n - 1];
-		argv[n] = NULL;
-		if (!freopen(o, "w", stdout) || !freopen(e, "w", stderr))
-			_exit(126);
-		execv(prog, argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+	return wf_test_exec(prog, args, o, e);
 }
 
 static char *slurp(const char *name)
@@ -112,11 +96,7 @@ static void write_journal(const char *state)
 
 static void write_file(const char *path, const char *text)
 {
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	wf_test_write(path, text);
 }
 
 /* Names of STATE/snapshots/night-*.snap, sorted; returns the count. */
@@ -186,23 +166,13 @@ static pid_t fake_admin(const char *path, const char *reply)
 
 static int setup(void **state)
 {
-	const char *root = getenv("WEFT_BUILD_ROOT");
-
-	snprintf(prog, sizeof(prog), "%s/batch/weft-batch", root ? root : ".");
-	if (access(prog, X_OK) != 0) {
-		fprintf(stderr, "weft-batch not built at %s\n", prog);
-		return -1;
-	}
-	snprintf(dir, sizeof(dir), "/tmp/weft.test.nightly.%d.XXXXXX", (int)getpid());
-	return mkdtemp(dir) ? 0 : -1;
+	return wf_test_prog(prog, sizeof(prog), "batch/weft-batch") < 0 ? -1 :
+									    wf_test_mkdtemp(dir, sizeof(dir), "nightly");
 }
 
 static int teardown(void **state)
 {
-	char cmd[600];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return wf_test_rmtree(dir);
 }
 
 static void test_nightly_journal_and_history_build_prune_load(void **state)
