@@ -5,7 +5,7 @@
  * journal tail after a restart, and swaps generations between requests.
  *
  *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
- *               [--journal DIR]
+ *               [--journal DIR] [--recs-cache 0|1]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,13 +34,14 @@
 static void usage(FILE *f)
 {
 	fputs("usage: weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]\n"
-	      "                   [--journal DIR]\n"
+	      "                   [--journal DIR] [--recs-cache 0|1]\n"
 	      "  --shard I         the shard this ranker owns (0..N-1)\n"
 	      "  --dir DIR         the appliance's run directory\n"
 	      "  --shm NAME        shared segment (created by weft-admin)\n"
 	      "  --cpu C           core to pin to (default: I modulo the online cores)\n"
 	      "  --session-ttl SEC idle sessions are forgotten after this (default 1800)\n"
-	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n",
+	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n"
+	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n",
 	      f);
 }
 
@@ -402,12 +403,14 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		{ "shard", required_argument, NULL, 'i' }, { "dir", required_argument, NULL, 'd' },
 		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
 		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
+		{ "recs-cache", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	int64_t v;
 	int o, have_shard = 0;
 
 	ctx->cpu = -1;
+	ctx->recs_cache = 1;
 	ctx->session_ttl_ms = 1800 * 1000ull;
 	ctx->abandon_ms = 15 * 60 * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -430,6 +433,11 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1)
 				goto bad;
 			ctx->session_ttl_ms = (uint64_t)v * 1000;
+			break;
+		case 'r':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1)
+				goto bad;
+			ctx->recs_cache = (int)v;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
@@ -503,7 +511,9 @@ int main(int argc, char **argv)
 	ctx.explain = calloc(WF_RANK_MAX_K, sizeof(*ctx.explain));
 	ctx.rr_items = calloc(WF_RANK_POOL, sizeof(*ctx.rr_items));
 	ctx.rr_pos = calloc(WF_RANK_POOL, sizeof(*ctx.rr_pos));
-	if (ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view || !ctx.explain || !ctx.rr_items ||
+	if (ctx.recs_cache)
+		ctx.cache = calloc(RANKER_CACHE_SLOTS, sizeof(*ctx.cache));
+	if ((ctx.recs_cache && !ctx.cache) || ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view || !ctx.explain || !ctx.rr_items ||
 	    !ctx.rr_pos) {
 		wf_err("startup failed: %s", strerror(errno));
 		return 1;
@@ -545,6 +555,9 @@ int main(int argc, char **argv)
 	ranker_sessions_fini(&ctx);
 	gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
-	wf_info("shard %u stopped", ctx.shard);
+	wf_info("shard %u stopped; RECS from the ranked-list cache %llu, computed and cached %llu, "
+		"computed (cached prefix too short) %llu", ctx.shard, (unsigned long long)ctx.cache_hits,
+		(unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short);
+	free(ctx.cache);
 	return 0;
 }

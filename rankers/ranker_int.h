@@ -19,6 +19,8 @@
 #define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
+#define RANKER_CACHE_SLOTS (1u << 15)   /* ranked-list cache entries per shard (direct-mapped) */
+#define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
 /* A snapshot generation as this shard holds it: the mapped file, and the
  * candidate lists of the users this shard owns, copied into the
@@ -47,6 +49,7 @@ struct ranker_session {
 	uint64_t last_ms;               /* wall clock of the last event or query (TTL) */
 	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
 	uint64_t snap_gen;              /* generation its item indexes refer to */
+	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
 	char id[WF_ID_MAX + 1];
 	char user[WF_ID_MAX + 1];       /* "" until known */
 	struct wf_rank_session model;
@@ -56,11 +59,34 @@ struct ranker_session {
 	uint32_t hist_len, hist_cap, hist_n;
 };
 
+/*
+ * One cached ranked list: the best RANKER_CACHE_DEPTH pool items of a RECS
+ * without the stock filter (wf_rank_recs() with filter NULL), in rank
+ * order, and every input that list depends on. The scoring library is
+ * clock-free and deterministic, so the same inputs give the same list; a
+ * RECS then filters this prefix by live stock at read time, which is
+ * exactly what a fresh wf_rank_recs() with the filter returns as long as
+ * the prefix yields k items (or holds the whole pool: `complete`).
+ * Otherwise the query is computed fresh. Owner: the ranker loop.
+ */
+struct ranker_cached {
+	uint64_t stamp;                 /* session stamp; 0 = no session */
+	uint64_t gen;                   /* snapshot generation; 0 = empty slot */
+	const struct wf_snap_cand *cands; /* the user's batch list (identity) */
+	int64_t user;                   /* snapshot user index, -1 unknown */
+	int64_t anchor;                 /* ANCHOR item, -1 none */
+	uint32_t w_batch_bits, w_session_bits; /* page x visitor weights as used */
+	uint16_t n;                     /* items[] used */
+	uint16_t complete;              /* n < RANKER_CACHE_DEPTH: the whole pool */
+	uint32_t items[RANKER_CACHE_DEPTH];
+};
+
 struct ranker_ctx {
 	const char *dir, *shm_name, *journal_dir;
 	char journal_buf[WF_PATH_MAX];  /* DIR/journal when --journal is not given */
 	uint32_t shard;
 	int cpu;
+	int recs_cache;                 /* --recs-cache */
 	uint64_t session_ttl_ms;
 	uint64_t abandon_ms;            /* cart_abandon after this idle time */
 
@@ -89,6 +115,11 @@ struct ranker_ctx {
 	struct ranker_session **sessions;
 	uint32_t nsessions;
 	uint64_t session_bytes;
+	uint64_t stamp_next;            /* last session stamp handed out */
+
+	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
+	struct ranker_cached *cache;
+	uint64_t cache_hits, cache_fills, cache_short;
 
 	/* Journal replay watermark: events with lsn <= this were replayed
 	 * at start and are not applied again when they come through the ring. */

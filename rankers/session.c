@@ -107,6 +107,7 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	memcpy(s->id, id->p, id->len);
 	s->last_ms = now_ms;
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	s->stamp = ++ctx->stamp_next;
 	wf_rank_session_init(&s->model);
 	s->next = ctx->sessions[key & (buckets - 1)];
 	ctx->sessions[key & (buckets - 1)] = s;
@@ -160,6 +161,7 @@ static void session_rebuild(struct ranker_ctx *ctx, struct ranker_session *s)
 
 	wf_rank_session_init(&s->model);
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	s->stamp = ++ctx->stamp_next; /* a new model: cached lists of the old one are stale */
 	while (off + 10 <= s->hist_len) {
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 		uint16_t len;
@@ -270,6 +272,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 		memcpy(s->user, argv[1].p, argv[1].len);
 		s->user[argv[1].len] = '\0';
 	}
+	s->stamp = ++ctx->stamp_next; /* user may have changed; the model changes below */
 	session_fresh(ctx, s);
 	r = hist_append(ctx, s, ts_ms, argv, argc);
 	if (r < 0) {
@@ -281,6 +284,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	if (ctx->cur)
 		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
 				      item_index(ctx, argv[3].p, argv[3].len), value);
+	s->stamp = ++ctx->stamp_next;
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
 		wf_resp_w_int(out, 1);
@@ -412,6 +416,65 @@ static void write_explained(struct wf_buf *out, const char *id, uint32_t len, co
 	}
 }
 
+static uint32_t float_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+/*
+ * RECS through the ranked-list cache (see struct ranker_cached): fill the
+ * entry if any input changed, then filter its prefix by live stock.
+ * Returns the count written to out (<= k), or -1 when the prefix ran out
+ * before k items passed the filter and the pool was longer: the caller then
+ * computes the query fresh, so the answer is always the fresh one.
+ */
+static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32_t k, uint32_t *out)
+{
+	uint64_t stamp = e->sess ? e->sess->stamp : 0;
+	uint64_t h = (e->sess ? e->sess->key : 0x9e3779b97f4a7c15ull) ^
+		     ((uint64_t)(e->user + 1) * 0xff51afd7ed558ccdull) ^
+		     ((uint64_t)(e->q.anchor + 1) * 0xc4ceb9fe1a85ec53ull);
+	uint32_t wb = float_bits(e->q.w_batch), ws = float_bits(e->q.w_session), n = 0;
+	struct ranker_cached *c;
+
+	h ^= h >> 29;
+	c = &ctx->cache[(h ^ (h >> 32)) & (RANKER_CACHE_SLOTS - 1)];
+	if (c->gen == ctx->cur->gen && c->stamp == stamp && c->user == e->user && c->cands == e->q.cands &&
+	    c->anchor == e->q.anchor && c->w_batch_bits == wb && c->w_session_bits == ws) {
+		ctx->cache_hits++;
+	} else {
+		struct wf_rank_query q = e->q;
+		float scores[RANKER_CACHE_DEPTH];
+		int m;
+
+		q.k = RANKER_CACHE_DEPTH;
+		q.filter = NULL; /* stock is read at query time, below */
+		q.filter_ctx = NULL;
+		m = wf_rank_recs(ctx->cur->snap, &ctx->params, &q, ctx->scratch, c->items, scores, NULL);
+		c->gen = ctx->cur->gen;
+		c->stamp = stamp;
+		c->user = e->user;
+		c->cands = e->q.cands;
+		c->anchor = e->q.anchor;
+		c->w_batch_bits = wb;
+		c->w_session_bits = ws;
+		c->n = (uint16_t)m;
+		c->complete = m < (int)RANKER_CACHE_DEPTH;
+		ctx->cache_fills++;
+	}
+	for (uint32_t i = 0; i < c->n && n < k; i++)
+		if (stock_ok((void *)&e->f, c->items[i]))
+			out[n++] = c->items[i];
+	if (n < k && !c->complete) {
+		ctx->cache_short++;
+		return -1;
+	}
+	return (int)n;
+}
+
 static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
 {
 	int64_t k;
@@ -461,7 +524,13 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 		e.f.size = size->p;
 		e.f.size_len = size->len;
 	}
-	n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores, explain ? ex : NULL);
+	/* EXPLAIN is always computed fresh (it needs every part of every score). */
+	n = -1;
+	if (ctx->cache && !explain && k <= RANKER_CACHE_DEPTH)
+		n = recs_cached(ctx, &e, (uint32_t)k, items);
+	if (n < 0)
+		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores,
+				 explain ? ex : NULL);
 	wf_resp_w_array(out, n);
 	for (int i = 0; i < n; i++) {
 		const char *id;

@@ -10,7 +10,9 @@
  * without SIZE, EXPLAIN parts adding up (decimal, exactly), HISTORY,
  * RERANK, SEGMENTS (snapshot segment, high_intent), errors, generation
  * swap keeping sessions, a refused file keeping the current generation,
- * and a clean exit on ctl->shutdown. Prints (never asserts) bytes per
+ * a cached RECS equal to a fresh one (EXPLAIN is always computed fresh)
+ * across events, weight changes, stock changes and swaps, and a clean exit
+ * on ctl->shutdown. Prints (never asserts) bytes per
  * session and the request round trip.
  */
 #include <setjmp.h>
@@ -407,6 +409,93 @@ static void test_ranker_swap_keeps_sessions_and_refuses_bad_file(void **state)
 	publish(2, F.snap2);
 }
 
+/* RECS session user k [extra...] three times: the first may fill the
+ * ranked-list cache, the second is then answered from it, the third asks
+ * for EXPLAIN, which is always computed fresh. All three lists must be the
+ * same. Returns the count of items. */
+static int recs_all_ways(const char *sid, const char *user, const char *k, const char *x1, const char *x2)
+{
+	const char *argv[6] = { sid, user, k, x1, x2, "EXPLAIN" };
+	uint32_t argc = x1 ? (x2 ? 5 : 4) : 3;
+	char a[64][16], b[64][16];
+	struct toks *t;
+	int na, nb, nc = 0;
+
+	call(WF_CMD_RECS, argv, argc);
+	na = items_of(a, 64);
+	call(WF_CMD_RECS, argv, argc);
+	nb = items_of(b, 64);
+	assert_int_equal(na, nb);
+	for (int i = 0; i < na; i++)
+		assert_string_equal(a[i], b[i]);
+	if (argc == 3) {
+		argv[3] = "EXPLAIN";
+	} else if (argc == 4) {
+		argv[4] = "EXPLAIN";
+	}
+	call(WF_CMD_RECS, argv, argc + 1);
+	t = flatten();
+	assert_int_equal(strtol(t->t[0] + 1, NULL, 10), na);
+	for (int i = 1; i < t->n; i += 15, nc++) {
+		assert_true(nc < na);
+		assert_string_equal(t->t[i + 1], a[nc]);
+	}
+	assert_int_equal(nc, na);
+	return na;
+}
+
+static int gen4_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 4;
+}
+
+static void test_ranker_cached_recs_equal_fresh_across_changes(void **state)
+{
+	char g4[600];
+	float wb, ws;
+
+	/* A live session, sessionless queries, anonymous, pages, anchor, size. */
+	assert_int_equal(recs_all_ways("cf", "alice", "10", NULL, NULL), 10);
+	recs_all_ways("cf-none", "bob", "10", NULL, NULL);
+	recs_all_ways("cf-none", "-", "10", NULL, NULL);
+	CALL(WF_CMD_EVENT, "cf", "alice", "pdp", "i22");
+	recs_all_ways("cf", "alice", "10", NULL, NULL);
+	recs_all_ways("cf", "-", "10", NULL, NULL);
+	recs_all_ways("cf", "bob", "10", NULL, NULL);
+	CALL(WF_CMD_EVENT, "cf", "alice", "pdp", "i23");
+	CALL(WF_CMD_EVENT, "cf", "alice", "cart_add", "i00");
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf", "alice", "20", "PAGE", "pdp");
+	recs_all_ways("cf", "alice", "20", "ANCHOR", "i11");
+	recs_all_ways("cf", "alice", "20", "SIZE", "M");
+	/* Weights: the next query must not see the old ones' list. */
+	wf_ctl_weights_get(F.shm->ctl, WF_PAGE_HOME, WF_VISITOR_RETURNING, &wb, &ws);
+	wf_ctl_weights_set(F.shm->ctl, WF_PAGE_HOME, WF_VISITOR_RETURNING, 0.05f, 0.95f);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf-none", "bob", "10", NULL, NULL);
+	wf_ctl_weights_set(F.shm->ctl, WF_PAGE_HOME, WF_VISITOR_RETURNING, wb, ws);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	/* Stock: a sold-out item leaves a cached list at once, and comes back. */
+	assert_int_equal(wf_stock_set(F.shm->stock, "i12", 3, NULL, 0, 0), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i13", 3, "M", 1, 0), 0);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf", "alice", "20", "SIZE", "M");
+	recs_all_ways("cf-none", "alice", "40", NULL, NULL);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i12", 3, NULL, 0, 5), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i13", 3, "M", 1, 5), 0);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf-none", "alice", "40", NULL, NULL);
+	/* A snapshot swap: new item indexes, new lists. */
+	snprintf(g4, sizeof(g4), "%s/g4.snap", F.dir);
+	assert_int_equal(tr_write_store(g4, 4), 0);
+	publish(4, g4);
+	assert_true(wait_for(gen4_loaded));
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf-none", "bob", "10", NULL, NULL);
+	CALL(WF_CMD_EVENT, "cf", "alice", "cart_remove", "i00");
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+}
+
 static int many_sessions_counted(void)
 {
 	return atomic_load_explicit(&sc()->stats.sessions_live, memory_order_relaxed) >= 1000;
@@ -466,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_history_and_segments),
 		cmocka_unit_test(test_ranker_bad_requests_get_err),
 		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
+		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
 		cmocka_unit_test(test_ranker_measure_session_bytes_and_round_trip),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
