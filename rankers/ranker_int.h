@@ -42,7 +42,7 @@ struct ranker_gen {
 	uint64_t bytes;                 /* allocated in the arena */
 };
 
-/* One session. Allocated in the session arena. */
+/* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
 	uint64_t key;                   /* wf_hash64(session id) */
@@ -50,13 +50,16 @@ struct ranker_session {
 	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
 	uint64_t snap_gen;              /* generation its item indexes refer to */
 	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
-	char id[WF_ID_MAX + 1];
-	char user[WF_ID_MAX + 1];       /* "" until known */
-	struct wf_rank_session model;
-	/* History: records of [u64 ts_ms][u16 len][len bytes: argc-prefixed
-	 * args as u16 len + bytes], appended. */
+	char *user;                     /* user_len bytes + NUL, own allocation; NULL until known */
+	/* History (HISTORY, and the rebuild after a swap): compact records
+	 * appended, see hist_append() in session.c; NULL until the first event. */
 	uint8_t *hist;
-	uint32_t hist_len, hist_cap, hist_n;
+	uint64_t hist_last_ts;          /* ts of the newest record (records store deltas) */
+	uint32_t hist_len, hist_cap;
+	uint16_t hist_n;                /* <= RANKER_HISTORY_MAX */
+	uint8_t id_len, user_len;       /* ids are at most WF_ID_MAX (128) bytes */
+	struct wf_rank_session model;
+	char id[];                      /* id_len bytes + NUL */
 };
 
 /*

@@ -355,6 +355,52 @@ static void test_ranker_history_and_segments(void **state)
 	assert_string_equal(F.reply, "*0\r\n");
 }
 
+/* The compact history gives back what was sent: times (also going
+ * backwards), users changing and coming back, anonymous events between,
+ * fields, a search text. */
+static void test_ranker_history_round_trips_users_fields_and_times(void **state)
+{
+	static char q[151];
+	struct toks *t;
+
+	memset(q, 'q', sizeof(q) - 1);
+	CALL(WF_CMD_EVENT, "h2", "carol", "view", "i01", "ts", "1700000000000");
+	CALL(WF_CMD_EVENT, "h2", "-", "search", "-", "q", q, "ts", "1699999999000");
+	CALL(WF_CMD_EVENT, "h2", "dave", "dwell", "i02", "ms", "1200", "ts", "1700000000500");
+	CALL(WF_CMD_EVENT, "h2", "carol", "cart_add", "i03", "ts", "1800000000000");
+	CALL(WF_CMD_HISTORY, "h2");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4");
+	/* [ts, type, item, f, v..., "user", id] */
+	assert_string_equal(t->t[1], "*7");
+	assert_string_equal(t->t[2], "1700000000000");
+	assert_string_equal(t->t[3], "view");
+	assert_string_equal(t->t[4], "i01");
+	assert_string_equal(t->t[5], "ts");
+	assert_string_equal(t->t[7], "user");
+	assert_string_equal(t->t[8], "carol");
+	assert_string_equal(t->t[9], "*7");
+	assert_string_equal(t->t[10], "1699999999000");
+	assert_string_equal(t->t[11], "search");
+	assert_string_equal(t->t[12], "-");
+	assert_string_equal(t->t[13], "q");
+	assert_string_equal(t->t[14], q);
+	assert_string_equal(t->t[17], "*9");
+	assert_string_equal(t->t[18], "1700000000500");
+	assert_string_equal(t->t[19], "dwell");
+	assert_string_equal(t->t[21], "ms");
+	assert_string_equal(t->t[22], "1200");
+	assert_string_equal(t->t[25], "user");
+	assert_string_equal(t->t[26], "dave");
+	assert_string_equal(t->t[27], "*7");
+	assert_string_equal(t->t[28], "1800000000000");
+	assert_string_equal(t->t[29], "cart_add");
+	assert_string_equal(t->t[34], "carol");
+	/* The session is carol's again: her segment. */
+	CALL(WF_CMD_SEGMENTS, "h2", "-");
+	assert_string_equal(F.reply, "*0\r\n");
+}
+
 static void test_ranker_bad_requests_get_err(void **state)
 {
 	CALL(WF_CMD_RECS, "s", "-", "zero");
@@ -525,6 +571,16 @@ static void test_ranker_measure_session_bytes_and_round_trip(void **state)
 	print_message("ranker: %llu sessions, %llu bytes in the session arena: %.0f bytes/session "
 		      "(3 events each)\n",
 		      (unsigned long long)live, (unsigned long long)bytes, (double)bytes / (double)live);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(sid, sizeof(sid), "m%d", i);
+		for (int e = 0; e < 7; e++)
+			CALL(WF_CMD_EVENT, sid, "u000000000042", e == 3 ? "pdp" : "view", e & 1 ? "i11" : "i12");
+	}
+	wf_shm_shard(F.shm, F.shard)->stats.sessions_live = 0;
+	assert_true(wait_for(many_sessions_counted));
+	bytes = atomic_load(&sc()->stats.session_bytes);
+	print_message("ranker: %.0f bytes/session with 10 events each (a 13-byte user id)\n",
+		      (double)bytes / (double)atomic_load(&sc()->stats.sessions_live));
 }
 
 static void test_ranker_exits_on_shutdown(void **state)
@@ -553,6 +609,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
 		cmocka_unit_test(test_ranker_explain_parts_add_up),
 		cmocka_unit_test(test_ranker_history_and_segments),
+		cmocka_unit_test(test_ranker_history_round_trips_users_fields_and_times),
 		cmocka_unit_test(test_ranker_bad_requests_get_err),
 		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
 		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
