@@ -87,6 +87,13 @@ struct ingest_ctx {
 	int journal_inflight;
 	int64_t journal_write_res;
 	int journal_failed;
+	/* Group commit sizing (see journal_kick()): events appended since the
+	 * last flush began and when the first of them came; events in the
+	 * flush in flight; the recent largest group (decays 1/8 per flush);
+	 * the flush time, smoothed (ns). */
+	uint32_t journal_pending_n, journal_flush_n, journal_group_max;
+	uint64_t journal_pending_ns, journal_flush_t0, journal_flush_ns;
+	uint64_t journal_flushes, journal_flushed_events;
 
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
