@@ -106,6 +106,15 @@ static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const 
 	memset(g->owned, 0, (size_t)slots * sizeof(*g->owned));
 	g->owned_mask = slots - 1;
 	g->bytes = (uint64_t)slots * sizeof(*g->owned);
+	/* The stock filter's keys, hashed once per generation, not per query. */
+	g->stock_keys = ranker_alloc(g->arena, (size_t)g->snap->nitems * sizeof(*g->stock_keys) + 8);
+	if (!g->stock_keys)
+		goto nomem;
+	for (uint64_t i = 0; i < g->snap->nitems; i++) {
+		const struct wf_snap_item *it = &g->snap->items[i];
+		g->stock_keys[i] = wf_stock_key(wf_snap_str(g->snap, it->id_off), it->id_len);
+	}
+	g->bytes += g->snap->nitems * sizeof(*g->stock_keys);
 	for (uint32_t u = 0; u < g->snap->nusers; u++) {
 		const struct wf_snap_user *su = &g->snap->users[u];
 		const char *id = wf_snap_str(g->snap, su->id_off);
@@ -377,7 +386,7 @@ static void run(struct ranker_ctx *ctx)
 		/* Idle: spin briefly (cheap wake-up under load), then sleep on
 		 * the futex so a 2-core box is not starved. */
 		int got = 0;
-		for (int i = 0; i < SPIN_ITERS; i++)
+		for (int i = 0; i < ctx->spin_iters; i++)
 			if (wf_ring_readable(&ctx->req)) {
 				got = 1;
 				break;
@@ -403,7 +412,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		{ "shard", required_argument, NULL, 'i' }, { "dir", required_argument, NULL, 'd' },
 		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
 		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
-		{ "recs-cache", required_argument, NULL, 'r' },
+		{ "recs-cache", required_argument, NULL, 'r' }, { "spin", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	int64_t v;
@@ -411,6 +420,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 
 	ctx->cpu = -1;
 	ctx->recs_cache = 1;
+	ctx->spin_iters = SPIN_ITERS;
 	ctx->session_ttl_ms = 1800 * 1000ull;
 	ctx->abandon_ms = 15 * 60 * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -438,6 +448,11 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1)
 				goto bad;
 			ctx->recs_cache = (int)v;
+			break;
+		case 's':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1000000)
+				goto bad;
+			ctx->spin_iters = (int)v;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;

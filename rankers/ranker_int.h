@@ -40,6 +40,7 @@ struct ranker_gen {
 	uint32_t owned_mask;
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
+	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
 };
 
 /* One session. Allocated in the session arena, sized to its id. */
@@ -90,6 +91,7 @@ struct ranker_ctx {
 	uint32_t shard;
 	int cpu;
 	int recs_cache;                 /* --recs-cache */
+	int spin_iters;                 /* --spin: idle pause loops before sleeping */
 	uint64_t session_ttl_ms;
 	uint64_t abandon_ms;            /* cart_abandon after this idle time */
 

@@ -399,6 +399,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 
 struct stock_filter {
 	const struct wf_snap *snap;
+	const uint64_t *keys;           /* wf_stock_key() per item (the generation's) */
 	const struct wf_stock *stock;
 	const char *size;
 	size_t size_len;
@@ -408,8 +409,7 @@ static int stock_ok(void *p, uint32_t item)
 {
 	const struct stock_filter *f = p;
 	const struct wf_snap_item *it = &f->snap->items[item];
-	uint64_t key = wf_stock_key(wf_snap_str(f->snap, it->id_off), it->id_len);
-	int st = wf_stock_state(f->stock, key, f->size, f->size_len);
+	int st = wf_stock_state(f->stock, f->keys[item], f->size, f->size_len);
 
 	/* Never stocked live: the snapshot's word, and a size is only
 	 * granted to an item that has no sizes. */
@@ -483,6 +483,7 @@ static void query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 	e->q.sess = e->sess ? &e->sess->model : NULL;
 	e->q.anchor = -1;
 	e->f.snap = ctx->cur->snap;
+	e->f.keys = ctx->cur->stock_keys;
 	e->f.stock = ctx->shm->stock;
 	e->q.filter = stock_ok;
 	e->q.filter_ctx = &e->f;
@@ -569,6 +570,9 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		c->complete = m < (int)RANKER_CACHE_DEPTH;
 		ctx->cache_fills++;
 	}
+	/* Overlap the stock table's cache misses: load the slots first. */
+	for (uint32_t i = 0; i < c->n && i < k + 8; i++)
+		wf_stock_prefetch(e->f.stock, e->f.keys[c->items[i]]);
 	for (uint32_t i = 0; i < c->n && n < k; i++)
 		if (stock_ok((void *)&e->f, c->items[i]))
 			out[n++] = c->items[i];

@@ -614,6 +614,13 @@ int wf_stock_set(struct wf_stock *st, const char *item, size_t item_len, const c
 	return 0;
 }
 
+void wf_stock_prefetch(const struct wf_stock *st, uint64_t key)
+{
+	/* relaxed: a hint only (see wf_stock_state) */
+	if (atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed))
+		__builtin_prefetch(&st->slot[(uint32_t)(key >> 20) & st->mask], 0, 1);
+}
+
 int wf_stock_state(const struct wf_stock *st, uint64_t key, const char *size, size_t size_len)
 {
 	struct wf_stock_slot *s;

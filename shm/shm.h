@@ -103,6 +103,10 @@ enum { WF_STOCK_UNKNOWN = -1, WF_STOCK_OUT = 0, WF_STOCK_IN = 1 };
 /* Item-level: UNKNOWN if never stocked (treated as available), OUT if every
  * size is sold out, IN otherwise. With size given: that size's state. */
 int wf_stock_state(const struct wf_stock *st, uint64_t item_key, const char *size, size_t size_len);
+/* Start loading the slot wf_stock_state(st, item_key, ...) will probe
+ * first, so a caller about to check many items overlaps their cache
+ * misses. No effect on results; any process may call it. */
+void wf_stock_prefetch(const struct wf_stock *st, uint64_t item_key);
 /* The key wf_stock_state() expects for an item id. */
 uint64_t wf_stock_key(const char *item, size_t len);
 /* Read an item's sizes into out (up to max); returns count, or -ENOENT. */
