@@ -19,7 +19,7 @@
 #define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
-#define RANKER_CACHE_SLOTS (1u << 15)   /* ranked-list cache entries per shard (direct-mapped) */
+#define RANKER_CACHE_SLOTS (1u << 15)   /* ranked-list cache entries per shard (2-way sets) */
 #define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
 /* A snapshot generation as this shard holds it: the mapped file, and the
@@ -80,6 +80,7 @@ struct ranker_cached {
 	int64_t user;                   /* snapshot user index, -1 unknown */
 	int64_t anchor;                 /* ANCHOR item, -1 none */
 	uint32_t w_batch_bits, w_session_bits; /* page x visitor weights as used */
+	uint64_t used;                  /* ctx->cache_tick at the last use (LRU within a set) */
 	uint16_t n;                     /* items[] used */
 	uint16_t complete;              /* n < RANKER_CACHE_DEPTH: the whole pool */
 	uint32_t items[RANKER_CACHE_DEPTH];
@@ -124,7 +125,7 @@ struct ranker_ctx {
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
 	struct ranker_cached *cache;
-	uint64_t cache_hits, cache_fills, cache_short;
+	uint64_t cache_hits, cache_fills, cache_short, cache_tick;
 
 	/* Journal replay watermark: events with lsn <= this were replayed
 	 * at start and are not applied again when they come through the ring. */

@@ -545,12 +545,20 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 	uint32_t wb = float_bits(e->q.w_batch), ws = float_bits(e->q.w_session), n = 0;
 	struct ranker_cached *c;
 
+	struct ranker_cached *set;
+	int hit = 0;
+
 	h ^= h >> 29;
-	c = &ctx->cache[(h ^ (h >> 32)) & (RANKER_CACHE_SLOTS - 1)];
-	if (c->gen == ctx->cur->gen && c->stamp == stamp && c->user == e->user && c->cands == e->q.cands &&
-	    c->anchor == e->q.anchor && c->w_batch_bits == wb && c->w_session_bits == ws) {
+	set = &ctx->cache[(h ^ (h >> 32)) & (RANKER_CACHE_SLOTS - 2)];
+	for (int w = 0; w < 2 && !hit; w++) {
+		c = &set[w];
+		hit = c->gen == ctx->cur->gen && c->stamp == stamp && c->user == e->user && c->cands == e->q.cands &&
+		      c->anchor == e->q.anchor && c->w_batch_bits == wb && c->w_session_bits == ws;
+	}
+	if (hit) {
 		ctx->cache_hits++;
 	} else {
+		c = set[0].used <= set[1].used ? &set[0] : &set[1]; /* the least recently used way */
 		struct wf_rank_query q = e->q;
 		float scores[RANKER_CACHE_DEPTH];
 		int m;
@@ -570,6 +578,7 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		c->complete = m < (int)RANKER_CACHE_DEPTH;
 		ctx->cache_fills++;
 	}
+	c->used = ++ctx->cache_tick;
 	/* Overlap the stock table's cache misses: load the slots first. */
 	for (uint32_t i = 0; i < c->n && i < k + 8; i++)
 		wf_stock_prefetch(e->f.stock, e->f.keys[c->items[i]]);
