@@ -235,7 +235,8 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	}
 	h.req_id = ((uint64_t)ctx->epoch << 32) | sh->next_seq;
 	h.t_recv_ns = wf_now_ns();
-	h.lsn = lsn;
+	/* EVENT: its journal LSN; RECS: the session's version (front table). */
+	h.lsn = cmd == WF_CMD_RECS ? ctx->fwd_ver : lsn;
 	h.cmd = (uint16_t)cmd;
 	h.argc = (uint16_t)(r->argc - 1);
 	for (uint32_t i = 1; i < r->argc; i++) {
@@ -741,6 +742,8 @@ static void run(struct ingest_ctx *ctx)
 		if (work) {
 			/* relaxed: a statistic for INFO/STATS readers, no ordering. */
 			atomic_store_explicit(&ctx->shm->ctl->ingest_stats.commands, ctx->commands, memory_order_relaxed);
+			atomic_store_explicit(&ctx->shm->ctl->ingest_stats.recs_front, ctx->recs_front,
+					      memory_order_relaxed); /* statistic, as above */
 			io_uring_submit(&ctx->ring);
 			continue;
 		}
@@ -971,6 +974,7 @@ int main(int argc, char **argv)
 	for (uint32_t s = 0; s < ctx.nshards; s++) {
 		struct ingest_shard *sh = &ctx.shards[s];
 		sh->sc = wf_shm_shard(ctx.shm, s);
+		sh->front = wf_shm_front(ctx.shm, s);
 		wf_ring_prod_attach(&sh->req, wf_shm_req_ring(ctx.shm, s));
 		wf_ring_cons_attach(&sh->rep, wf_shm_rep_ring(ctx.shm, s));
 		sh->fifo_cap = 1u << 17;
@@ -1027,6 +1031,7 @@ int main(int argc, char **argv)
 	if (!ctx.journal_failed)
 		wf_journal_flush_sync(ctx.journal);
 	wf_journal_close(ctx.journal);
+	wf_info("RECS answered from the front tables: %llu", (unsigned long long)ctx.recs_front);
 	if (ctx.journal_flushes)
 		wf_info("journal: %llu flushes, %.1f events per group, %.0f us per flush (smoothed)",
 			(unsigned long long)ctx.journal_flushes,

@@ -65,6 +65,7 @@ struct ingest_shard {
 	struct wf_ring_prod req;
 	struct wf_ring_cons rep;
 	struct wf_shard_ctl *sc;
+	struct wf_front *front;       /* the ranker's answers ingest may give (reader) */
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
@@ -116,6 +117,8 @@ struct ingest_ctx {
 	struct wf_buf tmp;         /* reply scratch */
 	uint64_t start_ms;
 	uint64_t commands;
+	uint64_t fwd_ver;          /* session version for the request being forwarded (RECS) */
+	uint64_t recs_front;       /* RECS answered from a front table */
 };
 
 /* ingest.c */

@@ -13,6 +13,7 @@
 #include "lib/journal.h"
 #include "lib/proto.h"
 #include "rankers/ranker_int.h"
+#include "shm/front.h"
 
 static const char *const segment_names[WF_SEG_COUNT] = {
 	"none", "new", "active", "loyal", "vip", "at_risk", "lapsed",
@@ -536,7 +537,8 @@ static uint32_t float_bits(float f)
  * before k items passed the filter and the pool was longer: the caller then
  * computes the query fresh, so the answer is always the fresh one.
  */
-static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32_t k, uint32_t *out)
+static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32_t k, uint32_t *out,
+		       const struct ranker_cached **ret_c)
 {
 	uint64_t stamp = e->sess ? e->sess->stamp : 0;
 	uint64_t h = (e->sess ? e->sess->key : 0x9e3779b97f4a7c15ull) ^
@@ -589,11 +591,70 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		ctx->cache_short++;
 		return -1;
 	}
+	*ret_c = c;
 	return (int)n;
 }
 
-static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+/*
+ * Publish the list a RECS was answered from in the shard's front table, so
+ * weft-ingest can answer the same request itself while nothing it depends
+ * on changes (see struct wf_front_entry). wseq: the weights seqlock count
+ * read before the query (odd: do not publish).
+ */
+static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
+			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq)
 {
+	static struct wf_front_entry e; /* staging copy (one query at a time) */
+	struct wf_front_entry *slot;
+	uint32_t pos = 0, ids = 0;
+
+	/* acquire: pairs with the release in wf_seq_write_end() (weights). */
+	if (!ctx->front || !hdr->lsn || (wseq & 1) ||
+	    atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire) != wseq)
+		return;
+	memset(&e, 0, offsetof(struct wf_front_entry, stock_key));
+	for (uint32_t i = 0; i < argc; i++)
+		if (wf_front_args_add(e.args, &pos, argv[i].p, argv[i].len) < 0)
+			return;
+	e.args_len = pos;
+	e.key = wf_hash64(e.args, pos) | 1;
+	e.sver = hdr->lsn;
+	e.gen = ctx->cur->gen;
+	e.until_ms = wf_wall_ms() + ctx->session_ttl_ms / 2;
+	e.epoch = (uint32_t)(hdr->req_id >> 32);
+	e.starts = atomic_load_explicit(&ctx->sc->ranker_starts, memory_order_relaxed); /* our own field */
+	e.wseq = wseq;
+	e.complete = c->complete;
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct wf_snap_item *it = &ctx->cur->snap->items[c->items[i]];
+		if (ids + it->id_len > WF_FRONT_IDS) {
+			e.complete = 0;
+			break;
+		}
+		e.stock_key[i] = ctx->cur->stock_keys[c->items[i]];
+		e.snap_sold_out[i] = (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0;
+		e.id_len[i] = (uint8_t)it->id_len;
+		memcpy(e.ids + ids, wf_snap_str(ctx->cur->snap, it->id_off), it->id_len);
+		ids += it->id_len;
+		e.n++;
+	}
+	e.ids_len = ids;
+	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 1)];
+	uint32_t seq = wf_front_write_begin(slot);
+	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
+		     offsetof(struct wf_front_entry, stock_key) - sizeof(e.lock));
+	wf_seq_store(slot->stock_key, e.stock_key, sizeof(e.stock_key));
+	wf_seq_store(slot->snap_sold_out, e.snap_sold_out, sizeof(e.snap_sold_out));
+	wf_seq_store(slot->id_len, e.id_len, sizeof(e.id_len));
+	wf_seq_store(slot->ids, e.ids, WF_ALIGN_UP(ids, 4));
+	wf_front_write_end(slot, seq);
+}
+
+static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
+		     uint32_t argc, struct wf_buf *out)
+{
+	const struct ranker_cached *c = NULL;
+	uint32_t wseq;
 	int64_t k;
 	int page = WF_PAGE_HOME, explain = 0, n;
 	struct query_env e;
@@ -633,6 +694,9 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
 		return;
 	}
+	/* acquire: pairs with the release in wf_seq_write_end(); read before
+	 * the weights themselves (query_setup), checked again in front_publish(). */
+	wseq = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
 	query_setup(ctx, argv, page, &e);
 	e.q.k = (uint32_t)k;
 	if (anchor)
@@ -644,7 +708,9 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 	/* EXPLAIN is always computed fresh (it needs every part of every score). */
 	n = -1;
 	if (ctx->cache && !explain && k <= RANKER_CACHE_DEPTH)
-		n = recs_cached(ctx, &e, (uint32_t)k, items);
+		n = recs_cached(ctx, &e, (uint32_t)k, items, &c);
+	if (c && !size)
+		front_publish(ctx, hdr, argv, argc, c, wseq);
 	if (n < 0)
 		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores,
 				 explain ? ex : NULL);
@@ -828,7 +894,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		}
 		break;
 	case WF_CMD_RECS:
-		cmd_recs(ctx, v->argv, v->argc, out);
+		cmd_recs(ctx, v->hdr, v->argv, v->argc, out);
 		break;
 	case WF_CMD_RERANK:
 		cmd_rerank(ctx, v->argv, v->argc, out);
