@@ -487,18 +487,11 @@ static int attach(struct ranker_ctx *ctx)
 		return -EINVAL;
 	}
 	ctx->sc = wf_shm_shard(ctx->shm, ctx->shard);
-	if (ctx->recs_cache) {
-		/* A previous ranker may have died mid-write: empty every entry
-		 * (before ranker_starts moves, which retires them anyway). */
+	/* A previous ranker's entries carry its ranker_starts (retired once
+	 * ours moves); one it died writing stays odd until our next complete
+	 * write of it (wf_front_write_begin keeps odd odd): no reset needed. */
+	if (ctx->recs_cache)
 		ctx->front = wf_shm_front(ctx->shm, ctx->shard);
-		for (uint32_t i = 0; ctx->front && i < WF_FRONT_SLOTS; i++) {
-			struct wf_front_entry *e = &ctx->front->e[i];
-			uint32_t s = wf_front_write_begin(e);
-			/* relaxed: under the entry's seqlock */
-			__atomic_store_n(&e->args_len, 0, __ATOMIC_RELAXED);
-			wf_front_write_end(e, s);
-		}
-	}
 	wf_ring_cons_attach(&ctx->req, wf_shm_req_ring(ctx->shm, ctx->shard));
 	wf_ring_prod_attach(&ctx->rep, wf_shm_rep_ring(ctx->shm, ctx->shard));
 	return 0;
