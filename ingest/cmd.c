@@ -187,6 +187,9 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		return 1;
 	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1)
 		return 1;
+	/* Overlap the stock table's cache misses: load the slots first. */
+	for (uint32_t i = 0; i < e.n && i < (uint64_t)k + 8; i++)
+		wf_stock_prefetch(ctx->shm->stock, e.stock_key[i]);
 	/* The ranker's stock_ok() without SIZE: live stock, else the snapshot. */
 	for (uint32_t i = 0; i < e.n && n < (uint64_t)k; i++) {
 		int st = wf_stock_state(ctx->shm->stock, e.stock_key[i], NULL, 0);
