@@ -81,6 +81,7 @@ struct ranker_cached {
 	int64_t anchor;                 /* ANCHOR item, -1 none */
 	uint32_t w_batch_bits, w_session_bits; /* page x visitor weights as used */
 	uint64_t used;                  /* ctx->cache_tick at the last use (LRU within a set) */
+	uint64_t args_key;              /* front key of the last RECS it answered (0: none) */
 	uint16_t n;                     /* items[] used */
 	uint16_t complete;              /* n < RANKER_CACHE_DEPTH: the whole pool */
 	uint32_t items[RANKER_CACHE_DEPTH];

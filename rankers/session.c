@@ -578,6 +578,7 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		c->w_session_bits = ws;
 		c->n = (uint16_t)m;
 		c->complete = m < (int)RANKER_CACHE_DEPTH;
+		c->args_key = 0;
 		ctx->cache_fills++;
 	}
 	c->used = ++ctx->cache_tick;
@@ -618,6 +619,13 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 			return;
 	e.args_len = pos;
 	e.key = wf_hash64(e.args, pos) | 1;
+	/* Publish only a request seen twice with the same list: a one-off
+	 * (say, a random session id per query) would only cost a 2 KiB write
+	 * here and a cache miss in ingest. */
+	if (c->args_key != e.key) {
+		((struct ranker_cached *)c)->args_key = e.key;
+		return;
+	}
 	e.sver = hdr->lsn;
 	e.gen = ctx->cur->gen;
 	e.until_ms = wf_wall_ms() + ctx->session_ttl_ms / 2;
