@@ -456,7 +456,9 @@ static uint64_t journal_kick(struct ingest_ctx *ctx)
 
 	if (ctx->journal_inflight || ctx->journal_failed || !ctx->journal_pending_n)
 		return 0;
-	if (ctx->journal_pending_n < ctx->journal_group_max && !ctx->stopping) {
+	/* Only an fdatasync is worth waiting for; a write() alone is cheap. */
+	if (ctx->durability == WF_JOURNAL_FSYNC && ctx->journal_pending_n < ctx->journal_group_max &&
+	    !ctx->stopping) {
 		uint64_t linger = WF_MIN(ctx->journal_flush_ns / 4, JOURNAL_LINGER_MAX_NS);
 		uint64_t now = wf_now_ns();
 		if (now - ctx->journal_pending_ns < linger)

@@ -19,7 +19,7 @@
 #define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
-#define RANKER_CACHE_SLOTS (1u << 15)   /* ranked-list cache entries per shard (2-way sets) */
+#define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
 #define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
 /* A snapshot generation as this shard holds it: the mapped file, and the
