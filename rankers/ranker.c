@@ -375,6 +375,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 static void run(struct ranker_ctx *ctx)
 {
 	uint64_t last_hk = 0;
+	int spin = ctx->spin_iters;
 
 	while (!ctx->stop) {
 		uint64_t now = wf_now_ns();
@@ -386,16 +387,23 @@ static void run(struct ranker_ctx *ctx)
 			continue;
 		/* Idle: spin briefly (cheap wake-up under load), then sleep on
 		 * the futex so a 2-core box is not starved. */
+		/* Adaptive: a spin that found work doubles the next one (up to
+		 * --spin), one that ended in sleep halves it (down to 1/16), so
+		 * a ranker that is rarely needed (most RECS answered from the
+		 * front table) stops taking the core from ingest and clients. */
 		int got = 0;
-		for (int i = 0; i < ctx->spin_iters; i++)
+		for (int i = 0; i < spin; i++)
 			if (wf_ring_readable(&ctx->req)) {
 				got = 1;
 				break;
 			} else {
 				__builtin_ia32_pause();
 			}
-		if (got)
+		if (got) {
+			spin = WF_MIN(spin * 2, ctx->spin_iters);
 			continue;
+		}
+		spin = WF_MAX(spin / 2, ctx->spin_iters / 16);
 		wf_wait_prepare(&ctx->sc->ranker_wait);
 		if (wf_ring_readable(&ctx->req) || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
 			wf_wait_cancel(&ctx->sc->ranker_wait);
