@@ -138,20 +138,48 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return 1;
 }
 
+/* Copy the front entry at slot into e if it answers args/key for session
+ * version ver now: 1, else 0. */
+static int front_read(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
+		      uint64_t key, const char *args, uint32_t pos, uint64_t ver, struct wf_front_entry *e)
+{
+	uint32_t seq = wf_front_read_begin(slot), ws;
+
+	if (seq & 1)
+		return 0;
+	wf_seq_copy(e, slot, offsetof(struct wf_front_entry, stock_key));
+	/* acquire: pairs with the release in wf_seq_write_end() (weights);
+	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
+	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
+	if (e->key != key || e->args_len != pos || memcmp(e->args, args, pos) != 0 || e->sver != ver ||
+	    e->epoch != ctx->epoch || e->wseq != ws || e->n > WF_FRONT_ITEMS || e->ids_len > WF_FRONT_IDS ||
+	    e->gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
+	    /* relaxed: a count only compared for equality; a restart moves it */
+	    e->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
+	    wf_wall_ms() >= e->until_ms)
+		return 0;
+	wf_seq_copy(e->stock_key, slot->stock_key, (size_t)e->n * 8);
+	wf_seq_copy(e->snap_sold_out, slot->snap_sold_out, WF_ALIGN_UP(e->n, 4));
+	wf_seq_copy(e->id_len, slot->id_len, WF_ALIGN_UP(e->n, 4));
+	wf_seq_copy(e->ids, slot->ids, WF_ALIGN_UP(e->ids_len, 4));
+	return !wf_front_read_retry(slot, seq);
+}
+
 /*
- * RECS from the shard's front table (see struct wf_front_entry): when the
- * ranker's published answer to these exact arguments still holds, filter
- * its ranked prefix by live stock the way the ranker does and reply here.
- * Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
+ * RECS from the shard's front table (see struct wf_front_entry; two ways
+ * per key): when the ranker's published answer to these exact arguments
+ * still holds, filter its ranked prefix by live stock the way the ranker
+ * does and reply here. Returns 0 (answered), 1 (miss: forward it) or
+ * -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
 		      uint64_t ver)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	static struct wf_front_entry e; /* local copy (one thread) */
-	const struct wf_front_entry *slot;
+	const struct wf_front_entry *set;
 	char args[WF_FRONT_ARGS];
-	uint32_t pos = 0, seq, off = 0, n = 0, ws;
+	uint32_t pos = 0, off = 0, n = 0;
 	uint16_t pass[WF_FRONT_ITEMS], poff[WF_FRONT_ITEMS];
 	int64_t k;
 	uint64_t key;
@@ -165,25 +193,9 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
 			return 1;
 	key = wf_hash64(args, pos) | 1;
-	slot = &sh->front->e[key & (WF_FRONT_SLOTS - 1)];
-	seq = wf_front_read_begin(slot);
-	if (seq & 1)
-		return 1;
-	wf_seq_copy(&e, slot, offsetof(struct wf_front_entry, stock_key));
-	/* acquire: pairs with the release in wf_seq_write_end() (weights);
-	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
-	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	if (e.key != key || e.args_len != pos || memcmp(e.args, args, pos) != 0 || e.sver != ver ||
-	    e.epoch != ctx->epoch || e.wseq != ws || e.n > WF_FRONT_ITEMS || e.ids_len > WF_FRONT_IDS ||
-	    e.gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
-	    e.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) || /* restarts: display counter, exact */
-	    wf_wall_ms() >= e.until_ms)
-		return 1;
-	wf_seq_copy(e.stock_key, slot->stock_key, (size_t)e.n * 8);
-	wf_seq_copy(e.snap_sold_out, slot->snap_sold_out, WF_ALIGN_UP(e.n, 4));
-	wf_seq_copy(e.id_len, slot->id_len, WF_ALIGN_UP(e.n, 4));
-	wf_seq_copy(e.ids, slot->ids, WF_ALIGN_UP(e.ids_len, 4));
-	if (wf_front_read_retry(slot, seq))
+	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
+	if (!front_read(ctx, sh, &set[0], key, args, pos, ver, &e) &&
+	    !front_read(ctx, sh, &set[1], key, args, pos, ver, &e))
 		return 1;
 	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1)
 		return 1;

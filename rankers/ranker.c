@@ -542,8 +542,8 @@ int main(int argc, char **argv)
 	ctx.rr_pos = calloc(WF_RANK_POOL, sizeof(*ctx.rr_pos));
 	if (ctx.recs_cache)
 		ctx.cache = calloc(RANKER_CACHE_SLOTS, sizeof(*ctx.cache));
-	if ((ctx.recs_cache && !ctx.cache) || ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view || !ctx.explain || !ctx.rr_items ||
-	    !ctx.rr_pos) {
+	if ((ctx.recs_cache && !ctx.cache) || ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view ||
+	    !ctx.explain || !ctx.rr_items || !ctx.rr_pos) {
 		wf_err("startup failed: %s", strerror(errno));
 		return 1;
 	}

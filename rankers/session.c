@@ -647,7 +647,13 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 		e.n++;
 	}
 	e.ids_len = ids;
-	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 1)];
+	/* Two ways per key: this key's own entry, else the one that expires
+	 * first (reads of our own entries: relaxed, we are their only writer). */
+	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 2)];
+	if (__atomic_load_n(&slot[0].key, __ATOMIC_RELAXED) != e.key &&
+	    (__atomic_load_n(&slot[1].key, __ATOMIC_RELAXED) == e.key ||
+	     __atomic_load_n(&slot[1].until_ms, __ATOMIC_RELAXED) < __atomic_load_n(&slot[0].until_ms, __ATOMIC_RELAXED)))
+		slot++;
 	uint32_t seq = wf_front_write_begin(slot);
 	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
 		     offsetof(struct wf_front_entry, stock_key) - sizeof(e.lock));
