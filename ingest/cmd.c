@@ -224,6 +224,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, int cmd)
 {
 	uint64_t ver = 0;
+	int pinned = 0;
 	const char *user = NULL;
 	size_t ulen = 0;
 	uint32_t shard;
@@ -270,8 +271,9 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		ulen = r->argv[2].len;
 	}
 	shard = wf_route_shard_ver(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms(),
-				   cmd == WF_CMD_EVENT, &ver);
-	if (cmd == WF_CMD_RECS) {
+				   cmd == WF_CMD_EVENT, &ver, &pinned);
+	/* A session pinned just now has a version nothing was published for. */
+	if (cmd == WF_CMD_RECS && !pinned) {
 		int f = front_recs(ctx, c, r, shard, ver);
 		if (f <= 0)
 			return f;

@@ -83,10 +83,11 @@ static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t sha
 }
 
 uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
-			    uint64_t now_ms, int event, uint64_t *ret_ver)
+			    uint64_t now_ms, int event, uint64_t *ret_ver, int *ret_new)
 {
 	uint64_t key = wf_hash64(session, slen) | 1;
 	struct wf_route_entry *e;
+	int pinned = 0;
 
 	if (now_ms - r->rotated_ms >= r->ttl_ms / 2)
 		rotate(r, now_ms);
@@ -98,20 +99,24 @@ uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen
 	} else if (user && ulen && !(ulen == 1 && user[0] == '-')) {
 		/* New, or idle past the TTL: a new visit, pinned afresh. */
 		e = put(r, key, wf_shard_of(user, ulen, r->nshards), 0, now_ms);
+		pinned = 1;
 	} else {
 		e = put(r, key, wf_shard_of(session, slen, r->nshards), 0, now_ms);
+		pinned = 1;
 	}
 	if (event)
 		e->ver = ++r->ver_next;
 	if (ret_ver)
 		*ret_ver = e->ver;
+	if (ret_new)
+		*ret_new = pinned;
 	return e->shard;
 }
 
 uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
 			uint64_t now_ms)
 {
-	return wf_route_shard_ver(r, session, slen, user, ulen, now_ms, 0, NULL);
+	return wf_route_shard_ver(r, session, slen, user, ulen, now_ms, 0, NULL, NULL);
 }
 
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms)

@@ -52,9 +52,11 @@ uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, co
 
 /* The same, and the session's version in *ret_ver: a number that changes
  * whenever the session is pinned afresh, and on every call with event=1
- * (an EVENT being routed), so equal versions mean no event in between. */
+ * (an EVENT being routed), so equal versions mean no event in between;
+ * *ret_new (may be NULL) is 1 when this call pinned it afresh (so nothing
+ * can have been published for this version yet). */
 uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
-			    uint64_t now_ms, int event, uint64_t *ret_ver);
+			    uint64_t now_ms, int event, uint64_t *ret_ver, int *ret_new);
 
 /* Pin a session to a shard (rebuilding the table from the journal). */
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms);
