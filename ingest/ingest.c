@@ -440,12 +440,12 @@ static void commit_shards(struct ingest_ctx *ctx)
  * event a few microseconds later and miss it, so groups alternate between
  * two halves, each paying a whole fdatasync. So the next flush waits
  * until the group is as large as the recent largest one (every client is
- * back), or at most half a flush time (capped at 500 us) after its
+ * back), or at most a quarter of a flush time (capped at 250 us) after its
  * first event. A lone client (largest group 1) never waits. An ack still
  * means on disk: only when the flush starts is delayed.
  * Returns the ns until the group is due (0: started, or nothing to do).
  */
-#define JOURNAL_LINGER_MAX_NS 500000ull
+#define JOURNAL_LINGER_MAX_NS 250000ull
 #define INGEST_SPIN_ITERS 200 /* idle pause loops before sleeping (~5 us) */
 
 static uint64_t journal_kick(struct ingest_ctx *ctx)
@@ -459,7 +459,7 @@ static uint64_t journal_kick(struct ingest_ctx *ctx)
 	/* Only an fdatasync is worth waiting for; a write() alone is cheap. */
 	if (ctx->durability == WF_JOURNAL_FSYNC && ctx->journal_pending_n < ctx->journal_group_max &&
 	    !ctx->stopping) {
-		uint64_t linger = WF_MIN(ctx->journal_flush_ns / 2, JOURNAL_LINGER_MAX_NS);
+		uint64_t linger = WF_MIN(ctx->journal_flush_ns / 4, JOURNAL_LINGER_MAX_NS);
 		uint64_t now = wf_now_ns();
 		if (now - ctx->journal_pending_ns < linger)
 			return ctx->journal_pending_ns + linger - now;
