@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "shm/front.h"
 #include "lib/proto.h"
 
 static int is(const struct wf_resp_arg *a, const char *s)
@@ -137,8 +138,93 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return 1;
 }
 
+/* Copy the front entry at slot into e if it answers args/key for session
+ * version ver now: 1, else 0. */
+static int front_read(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
+		      uint64_t key, const char *args, uint32_t pos, uint64_t ver, struct wf_front_entry *e)
+{
+	uint32_t seq = wf_front_read_begin(slot), ws;
+
+	if (seq & 1)
+		return 0;
+	wf_seq_copy(e, slot, offsetof(struct wf_front_entry, stock_key));
+	/* acquire: pairs with the release in wf_seq_write_end() (weights);
+	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
+	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
+	if (e->key != key || e->args_len != pos || memcmp(e->args, args, pos) != 0 || e->sver != ver ||
+	    e->epoch != ctx->epoch || e->wseq != ws || e->n > WF_FRONT_ITEMS || e->ids_len > WF_FRONT_IDS ||
+	    e->gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
+	    /* relaxed: a count only compared for equality; a restart moves it */
+	    e->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
+	    wf_wall_ms() >= e->until_ms)
+		return 0;
+	wf_seq_copy(e->stock_key, slot->stock_key, (size_t)e->n * 8);
+	wf_seq_copy(e->snap_sold_out, slot->snap_sold_out, WF_ALIGN_UP(e->n, 4));
+	wf_seq_copy(e->id_len, slot->id_len, WF_ALIGN_UP(e->n, 4));
+	wf_seq_copy(e->ids, slot->ids, WF_ALIGN_UP(e->ids_len, 4));
+	return !wf_front_read_retry(slot, seq);
+}
+
+/*
+ * RECS from the shard's front table (see struct wf_front_entry; two ways
+ * per key): when the ranker's published answer to these exact arguments
+ * still holds, filter its ranked prefix by live stock the way the ranker
+ * does and reply here. Returns 0 (answered), 1 (miss: forward it) or
+ * -ENOMEM.
+ */
+static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
+		      uint64_t ver)
+{
+	struct ingest_shard *sh = &ctx->shards[shard];
+	static struct wf_front_entry e; /* local copy (one thread) */
+	const struct wf_front_entry *set;
+	char args[WF_FRONT_ARGS];
+	uint32_t pos = 0, off = 0, n = 0;
+	uint16_t pass[WF_FRONT_ITEMS], poff[WF_FRONT_ITEMS];
+	int64_t k;
+	uint64_t key;
+
+	if (!sh->front)
+		return 1;
+	for (uint32_t i = 4; i < r->argc; i++)
+		if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
+			return 1; /* the ranker never publishes those */
+	for (uint32_t i = 1; i < r->argc; i++)
+		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
+			return 1;
+	key = wf_hash64(args, pos) | 1;
+	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
+	if (!front_read(ctx, sh, &set[0], key, args, pos, ver, &e) &&
+	    !front_read(ctx, sh, &set[1], key, args, pos, ver, &e))
+		return 1;
+	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1)
+		return 1;
+	/* Overlap the stock table's cache misses: load the slots first. */
+	for (uint32_t i = 0; i < e.n && i < (uint64_t)k + 8; i++)
+		wf_stock_prefetch(ctx->shm->stock, e.stock_key[i]);
+	/* The ranker's stock_ok() without SIZE: live stock, else the snapshot. */
+	for (uint32_t i = 0; i < e.n && n < (uint64_t)k; i++) {
+		int st = wf_stock_state(ctx->shm->stock, e.stock_key[i], NULL, 0);
+		if ((st == WF_STOCK_UNKNOWN && !e.snap_sold_out[i]) || st == WF_STOCK_IN) {
+			pass[n] = (uint16_t)i;
+			poff[n++] = (uint16_t)off;
+		}
+		off += e.id_len[i];
+	}
+	if (n < (uint64_t)k && !e.complete)
+		return 1;
+	ctx->tmp.len = 0;
+	wf_resp_w_array(&ctx->tmp, n);
+	for (uint32_t i = 0; i < n; i++)
+		wf_resp_w_bulk(&ctx->tmp, e.ids + poff[i], e.id_len[pass[i]]);
+	ctx->recs_front++;
+	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
+}
+
 static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, int cmd)
 {
+	uint64_t ver = 0;
+	int pinned = 0;
 	const char *user = NULL;
 	size_t ulen = 0;
 	uint32_t shard;
@@ -184,7 +270,15 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
 	}
-	shard = wf_route_shard(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms());
+	shard = wf_route_shard_ver(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms(),
+				   cmd == WF_CMD_EVENT, &ver, &pinned);
+	/* A session pinned just now has a version nothing was published for. */
+	if (cmd == WF_CMD_RECS && !pinned) {
+		int f = front_recs(ctx, c, r, shard, ver);
+		if (f <= 0)
+			return f;
+	}
+	ctx->fwd_ver = ver;
 	return ingest_forward(ctx, c, shard, cmd, r);
 }
 

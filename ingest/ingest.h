@@ -65,6 +65,7 @@ struct ingest_shard {
 	struct wf_ring_prod req;
 	struct wf_ring_cons rep;
 	struct wf_shard_ctl *sc;
+	struct wf_front *front;       /* the ranker's answers ingest may give (reader) */
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
@@ -87,6 +88,13 @@ struct ingest_ctx {
 	int journal_inflight;
 	int64_t journal_write_res;
 	int journal_failed;
+	/* Group commit sizing (see journal_kick()): events appended since the
+	 * last flush began and when the first of them came; events in the
+	 * flush in flight; the recent largest group (decays 1/8 per flush);
+	 * the flush time, smoothed (ns). */
+	uint32_t journal_pending_n, journal_flush_n, journal_group_max;
+	uint64_t journal_pending_ns, journal_flush_t0, journal_flush_ns;
+	uint64_t journal_flushes, journal_flushed_events;
 
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
@@ -109,6 +117,8 @@ struct ingest_ctx {
 	struct wf_buf tmp;         /* reply scratch */
 	uint64_t start_ms;
 	uint64_t commands;
+	uint64_t fwd_ver;          /* session version for the request being forwarded (RECS) */
+	uint64_t recs_front;       /* RECS answered from a front table */
 };
 
 /* ingest.c */

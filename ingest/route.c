@@ -64,7 +64,8 @@ static int fresh(const struct wf_route *r, const struct wf_route_entry *e, uint6
 	return e->key && (uint64_t)(now_ms / 1000) - e->last_s <= r->ttl_ms / 1000;
 }
 
-static uint32_t put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t now_ms)
+/* ver 0: a new version. Returns the entry. */
+static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t ver, uint64_t now_ms)
 {
 	struct wf_route_entry *e;
 
@@ -77,37 +78,51 @@ static uint32_t put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t n
 	}
 	e->shard = shard;
 	e->last_s = (uint32_t)(now_ms / 1000);
-	return shard;
+	e->ver = ver ? ver : ++r->ver_next;
+	return e;
 }
 
-uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
-			uint64_t now_ms)
+uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			    uint64_t now_ms, int event, uint64_t *ret_ver, int *ret_new)
 {
 	uint64_t key = wf_hash64(session, slen) | 1;
 	struct wf_route_entry *e;
+	int pinned = 0;
 
 	if (now_ms - r->rotated_ms >= r->ttl_ms / 2)
 		rotate(r, now_ms);
 	e = probe(r->cur, r->mask, key);
 	if (fresh(r, e, now_ms)) {
 		e->last_s = (uint32_t)(now_ms / 1000);
-		return e->shard;
+	} else if (!e->key && (e = probe(r->prev, r->mask, key), fresh(r, e, now_ms))) {
+		e = put(r, key, e->shard, e->ver, now_ms); /* used again: keep it */
+	} else if (user && ulen && !(ulen == 1 && user[0] == '-')) {
+		/* New, or idle past the TTL: a new visit, pinned afresh. */
+		e = put(r, key, wf_shard_of(user, ulen, r->nshards), 0, now_ms);
+		pinned = 1;
+	} else {
+		e = put(r, key, wf_shard_of(session, slen, r->nshards), 0, now_ms);
+		pinned = 1;
 	}
-	if (!e->key) {
-		e = probe(r->prev, r->mask, key);
-		if (fresh(r, e, now_ms))
-			return put(r, key, e->shard, now_ms); /* used again: keep it */
-	}
-	/* New, or idle past the TTL: a new visit, pinned afresh. */
-	if (user && ulen && !(ulen == 1 && user[0] == '-'))
-		return put(r, key, wf_shard_of(user, ulen, r->nshards), now_ms);
-	return put(r, key, wf_shard_of(session, slen, r->nshards), now_ms);
+	if (event)
+		e->ver = ++r->ver_next;
+	if (ret_ver)
+		*ret_ver = e->ver;
+	if (ret_new)
+		*ret_new = pinned;
+	return e->shard;
+}
+
+uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			uint64_t now_ms)
+{
+	return wf_route_shard_ver(r, session, slen, user, ulen, now_ms, 0, NULL, NULL);
 }
 
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms)
 {
 	if (shard < r->nshards)
-		put(r, wf_hash64(session, slen) | 1, shard, now_ms);
+		put(r, wf_hash64(session, slen) | 1, shard, 0, now_ms);
 }
 
 uint64_t wf_route_count(const struct wf_route *r)

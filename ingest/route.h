@@ -28,6 +28,7 @@ struct wf_route_entry {
 	uint64_t key;   /* wf_hash64(session id) | 1; 0 = empty */
 	uint32_t shard;
 	uint32_t last_s;  /* wall-clock seconds of the last use */
+	uint64_t ver;     /* version: new on creation and on every EVENT (front table) */
 };
 
 struct wf_route {
@@ -38,6 +39,7 @@ struct wf_route {
 	uint32_t nshards;
 	uint64_t ttl_ms;
 	uint64_t rotated_ms;
+	uint64_t ver_next;    /* last version handed out (never reused) */
 };
 
 /* max_entries per generation (rounded up to a power of two / 2). 0 or -ENOMEM. */
@@ -47,6 +49,14 @@ void wf_route_fini(struct wf_route *r);
 /* The shard of session (pinning it now if new); user may be NULL or "-". */
 uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
 			uint64_t now_ms);
+
+/* The same, and the session's version in *ret_ver: a number that changes
+ * whenever the session is pinned afresh, and on every call with event=1
+ * (an EVENT being routed), so equal versions mean no event in between;
+ * *ret_new (may be NULL) is 1 when this call pinned it afresh (so nothing
+ * can have been published for this version yet). */
+uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			    uint64_t now_ms, int event, uint64_t *ret_ver, int *ret_new);
 
 /* Pin a session to a shard (rebuilding the table from the journal). */
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms);

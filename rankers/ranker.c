@@ -5,7 +5,7 @@
  * journal tail after a restart, and swaps generations between requests.
  *
  *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
- *               [--journal DIR]
+ *               [--journal DIR] [--recs-cache 0|1]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +26,7 @@
 
 #include "lib/journal.h"
 #include "rankers/ranker_int.h"
+#include "shm/front.h"
 
 #define RANKER_LOADER_NICE 10 /* the snapshot loader thread, relative to the serving loop */
 
@@ -38,13 +39,14 @@
 static void usage(FILE *f)
 {
 	fputs("usage: weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]\n"
-	      "                   [--journal DIR]\n"
+	      "                   [--journal DIR] [--recs-cache 0|1]\n"
 	      "  --shard I         the shard this ranker owns (0..N-1)\n"
 	      "  --dir DIR         the appliance's run directory\n"
 	      "  --shm NAME        shared segment (created by weft-admin)\n"
 	      "  --cpu C           core to pin to (default: I modulo the online cores)\n"
 	      "  --session-ttl SEC idle sessions are forgotten after this (default 1800)\n"
-	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n",
+	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n"
+	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n",
 	      f);
 }
 
@@ -120,6 +122,15 @@ static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const 
 	if (ncands && !(block = ranker_alloc(g->arena, ncands * sizeof(*block))))
 		goto nomem;
 	g->bytes = nallocx((size_t)slots * sizeof(*g->owned), 0) + ncands * sizeof(*block);
+	/* The stock filter's keys, hashed once per generation, not per query. */
+	g->stock_keys = ranker_alloc(g->arena, (size_t)g->snap->nitems * sizeof(*g->stock_keys) + 8);
+	if (!g->stock_keys)
+		goto nomem;
+	for (uint64_t i = 0; i < g->snap->nitems; i++) {
+		const struct wf_snap_item *it = &g->snap->items[i];
+		g->stock_keys[i] = wf_stock_key(wf_snap_str(g->snap, it->id_off), it->id_len);
+	}
+	g->bytes += g->snap->nitems * sizeof(*g->stock_keys);
 	for (uint32_t u = 0; u < g->snap->nusers; u++) {
 		const struct wf_snap_user *su = &g->snap->users[u];
 		const char *id = wf_snap_str(g->snap, su->id_off);
@@ -380,6 +391,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 static void run(struct ranker_ctx *ctx)
 {
 	uint64_t last_hk = 0;
+	int spin = ctx->spin_iters;
 
 	while (!ctx->stop) {
 		uint64_t now = wf_now_ns();
@@ -391,16 +403,23 @@ static void run(struct ranker_ctx *ctx)
 			continue;
 		/* Idle: spin briefly (cheap wake-up under load), then sleep on
 		 * the futex so a 2-core box is not starved. */
+		/* Adaptive: a spin that found work doubles the next one (up to
+		 * --spin), one that ended in sleep halves it (down to 1/16), so
+		 * a ranker that is rarely needed (most RECS answered from the
+		 * front table) stops taking the core from ingest and clients. */
 		int got = 0;
-		for (int i = 0; i < SPIN_ITERS; i++)
+		for (int i = 0; i < spin; i++)
 			if (wf_ring_readable(&ctx->req)) {
 				got = 1;
 				break;
 			} else {
 				__builtin_ia32_pause();
 			}
-		if (got)
+		if (got) {
+			spin = WF_MIN(spin * 2, ctx->spin_iters);
 			continue;
+		}
+		spin = WF_MAX(spin / 2, ctx->spin_iters / 16);
 		wf_wait_prepare(&ctx->sc->ranker_wait);
 		if (wf_ring_readable(&ctx->req) || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
 			wf_wait_cancel(&ctx->sc->ranker_wait);
@@ -418,12 +437,15 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		{ "shard", required_argument, NULL, 'i' }, { "dir", required_argument, NULL, 'd' },
 		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
 		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
+		{ "recs-cache", required_argument, NULL, 'r' }, { "spin", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	int64_t v;
 	int o, have_shard = 0;
 
 	ctx->cpu = -1;
+	ctx->recs_cache = 1;
+	ctx->spin_iters = SPIN_ITERS;
 	ctx->session_ttl_ms = 1800 * 1000ull;
 	ctx->abandon_ms = 15 * 60 * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -446,6 +468,16 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1)
 				goto bad;
 			ctx->session_ttl_ms = (uint64_t)v * 1000;
+			break;
+		case 'r':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1)
+				goto bad;
+			ctx->recs_cache = (int)v;
+			break;
+		case 's':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1000000)
+				goto bad;
+			ctx->spin_iters = (int)v;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
@@ -479,6 +511,11 @@ static int attach(struct ranker_ctx *ctx)
 		return -EINVAL;
 	}
 	ctx->sc = wf_shm_shard(ctx->shm, ctx->shard);
+	/* A previous ranker's entries carry its ranker_starts (retired once
+	 * ours moves); one it died writing stays odd until our next complete
+	 * write of it (wf_front_write_begin keeps odd odd): no reset needed. */
+	if (ctx->recs_cache)
+		ctx->front = wf_shm_front(ctx->shm, ctx->shard);
 	wf_ring_cons_attach(&ctx->req, wf_shm_req_ring(ctx->shm, ctx->shard));
 	wf_ring_prod_attach(&ctx->rep, wf_shm_rep_ring(ctx->shm, ctx->shard));
 	return 0;
@@ -519,8 +556,10 @@ int main(int argc, char **argv)
 	ctx.explain = calloc(WF_RANK_MAX_K, sizeof(*ctx.explain));
 	ctx.rr_items = calloc(WF_RANK_POOL, sizeof(*ctx.rr_items));
 	ctx.rr_pos = calloc(WF_RANK_POOL, sizeof(*ctx.rr_pos));
-	if (ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view || !ctx.explain || !ctx.rr_items ||
-	    !ctx.rr_pos) {
+	if (ctx.recs_cache)
+		ctx.cache = calloc(RANKER_CACHE_SLOTS, sizeof(*ctx.cache));
+	if ((ctx.recs_cache && !ctx.cache) || ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view ||
+	    !ctx.explain || !ctx.rr_items || !ctx.rr_pos) {
 		wf_err("startup failed: %s", strerror(errno));
 		return 1;
 	}
@@ -561,6 +600,9 @@ int main(int argc, char **argv)
 	ranker_sessions_fini(&ctx);
 	gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
-	wf_info("shard %u stopped", ctx.shard);
+	wf_info("shard %u stopped; RECS from the ranked-list cache %llu, computed and cached %llu, "
+		"computed (cached prefix too short) %llu", ctx.shard, (unsigned long long)ctx.cache_hits,
+		(unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short);
+	free(ctx.cache);
 	return 0;
 }

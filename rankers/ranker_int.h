@@ -19,6 +19,8 @@
 #define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
+#define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
+#define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
 /* A snapshot generation as this shard holds it: the mapped file, and the
  * candidate lists of the users this shard owns, copied into the
@@ -38,22 +40,51 @@ struct ranker_gen {
 	uint32_t owned_mask;
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
+	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
 };
 
-/* One session. Allocated in the session arena. */
+/* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
 	uint64_t key;                   /* wf_hash64(session id) */
 	uint64_t last_ms;               /* wall clock of the last event or query (TTL) */
 	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
 	uint64_t snap_gen;              /* generation its item indexes refer to */
-	char id[WF_ID_MAX + 1];
-	char user[WF_ID_MAX + 1];       /* "" until known */
-	struct wf_rank_session model;
-	/* History: records of [u64 ts_ms][u16 len][len bytes: argc-prefixed
-	 * args as u16 len + bytes], appended. */
+	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
+	char *user;                     /* user_len bytes + NUL, own allocation; NULL until known */
+	/* History (HISTORY, and the rebuild after a swap): compact records
+	 * appended, see hist_append() in session.c; NULL until the first event. */
 	uint8_t *hist;
-	uint32_t hist_len, hist_cap, hist_n;
+	uint64_t hist_last_ts;          /* ts of the newest record (records store deltas) */
+	uint32_t hist_len, hist_cap;
+	uint16_t hist_n;                /* <= RANKER_HISTORY_MAX */
+	uint8_t id_len, user_len;       /* ids are at most WF_ID_MAX (128) bytes */
+	struct wf_rank_session model;
+	char id[];                      /* id_len bytes + NUL */
+};
+
+/*
+ * One cached ranked list: the best RANKER_CACHE_DEPTH pool items of a RECS
+ * without the stock filter (wf_rank_recs() with filter NULL), in rank
+ * order, and every input that list depends on. The scoring library is
+ * clock-free and deterministic, so the same inputs give the same list; a
+ * RECS then filters this prefix by live stock at read time, which is
+ * exactly what a fresh wf_rank_recs() with the filter returns as long as
+ * the prefix yields k items (or holds the whole pool: `complete`).
+ * Otherwise the query is computed fresh. Owner: the ranker loop.
+ */
+struct ranker_cached {
+	uint64_t stamp;                 /* session stamp; 0 = no session */
+	uint64_t gen;                   /* snapshot generation; 0 = empty slot */
+	const struct wf_snap_cand *cands; /* the user's batch list (identity) */
+	int64_t user;                   /* snapshot user index, -1 unknown */
+	int64_t anchor;                 /* ANCHOR item, -1 none */
+	uint32_t w_batch_bits, w_session_bits; /* page x visitor weights as used */
+	uint64_t used;                  /* ctx->cache_tick at the last use (LRU within a set) */
+	uint64_t args_key;              /* front key of the last RECS it answered (0: none) */
+	uint16_t n;                     /* items[] used */
+	uint16_t complete;              /* n < RANKER_CACHE_DEPTH: the whole pool */
+	uint32_t items[RANKER_CACHE_DEPTH];
 };
 
 struct ranker_ctx {
@@ -61,11 +92,14 @@ struct ranker_ctx {
 	char journal_buf[WF_PATH_MAX];  /* DIR/journal when --journal is not given */
 	uint32_t shard;
 	int cpu;
+	int recs_cache;                 /* --recs-cache */
+	int spin_iters;                 /* --spin: idle pause loops before sleeping */
 	uint64_t session_ttl_ms;
 	uint64_t abandon_ms;            /* cart_abandon after this idle time */
 
 	struct wf_shm *shm;
 	struct wf_shard_ctl *sc;
+	struct wf_front *front;         /* this shard's front table (writer); NULL: --recs-cache 0 */
 	struct wf_ring_cons req;
 	struct wf_ring_prod rep;
 	int bell_fd;
@@ -89,6 +123,11 @@ struct ranker_ctx {
 	struct ranker_session **sessions;
 	uint32_t nsessions;
 	uint64_t session_bytes;
+	uint64_t stamp_next;            /* last session stamp handed out */
+
+	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
+	struct ranker_cached *cache;
+	uint64_t cache_hits, cache_fills, cache_short, cache_tick;
 
 	/* Journal replay watermark: events with lsn <= this were replayed
 	 * at start and are not applied again when they come through the ring. */

@@ -13,6 +13,7 @@
 #include "lib/journal.h"
 #include "lib/proto.h"
 #include "rankers/ranker_int.h"
+#include "shm/front.h"
 
 static const char *const segment_names[WF_SEG_COUNT] = {
 	"none", "new", "active", "loyal", "vip", "at_risk", "lapsed",
@@ -46,10 +47,16 @@ int ranker_sessions_init(struct ranker_ctx *ctx)
 	return 0;
 }
 
+static uint64_t session_size(const struct ranker_session *s)
+{
+	return usable(sizeof(*s) + s->id_len + 1u) + usable(s->hist_cap) + (s->user ? usable(s->user_len + 1u) : 0);
+}
+
 static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
 {
-	ctx->session_bytes -= usable(sizeof(*s)) + usable(s->hist_cap);
+	ctx->session_bytes -= session_size(s);
 	ranker_free(s->hist);
+	ranker_free(s->user);
 	ranker_free(s);
 	ctx->nsessions--;
 }
@@ -84,7 +91,7 @@ static struct ranker_session *session_find(struct ranker_ctx *ctx, const struct 
 	uint64_t key = wf_hash64(id->p, id->len);
 
 	for (struct ranker_session *s = ctx->sessions[key & (buckets - 1)]; s; s = s->next)
-		if (s->key == key && strlen(s->id) == id->len && memcmp(s->id, id->p, id->len) == 0)
+		if (s->key == key && s->id_len == id->len && memcmp(s->id, id->p, id->len) == 0)
 			return s;
 	return NULL;
 }
@@ -98,20 +105,23 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 		return s;
 	if (id->len > WF_ID_MAX)
 		return NULL;
-	s = ranker_alloc(ctx->sess_arena, sizeof(*s));
+	s = ranker_alloc(ctx->sess_arena, sizeof(*s) + id->len + 1);
 	if (!s)
 		return NULL;
 	memset(s, 0, sizeof(*s));
 	key = wf_hash64(id->p, id->len);
 	s->key = key;
+	s->id_len = (uint8_t)id->len;
 	memcpy(s->id, id->p, id->len);
+	s->id[id->len] = '\0';
 	s->last_ms = now_ms;
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	s->stamp = ++ctx->stamp_next;
 	wf_rank_session_init(&s->model);
 	s->next = ctx->sessions[key & (buckets - 1)];
 	ctx->sessions[key & (buckets - 1)] = s;
 	ctx->nsessions++;
-	ctx->session_bytes += usable(sizeof(*s));
+	ctx->session_bytes += session_size(s);
 	return s;
 }
 
@@ -152,41 +162,96 @@ static void event_fields(const struct wf_msg_arg *argv, uint32_t argc, uint32_t 
 	}
 }
 
+/*
+ * History records, appended to s->hist (one allocation, doubled as it
+ * grows, NULL until the first event), about 13 bytes for a plain event:
+ *   varint   ts - previous record's ts (zigzag LEB128; the first: ts - 0)
+ *   u8       event type (enum wf_event)
+ *   u8       flags: HIST_USER the event named a user (not "-"),
+ *            HIST_NEWUSER and it differs from the user the previous
+ *            naming record named: u8 len + the id follow
+ *   u8 len + item id
+ *   u8 n     field/value args, each u16 len + bytes
+ * Decoding walks from the start (struct hist_cur), which every reader
+ * does anyway (HISTORY, segments, the rebuild after a swap).
+ */
+#define HIST_USER 1u
+#define HIST_NEWUSER 2u
+
+struct hist_cur {
+	uint32_t off;
+	uint64_t ts;
+	const char *user;
+	uint32_t user_len;
+};
+
+static const char anon_user[] = "-";
+
+/* Decode the record at cur: ts and args laid out as the EVENT's after the
+ * session id (user type item [f v]...). Returns 1, or 0 past the end. */
+static int hist_next(const struct ranker_session *s, struct hist_cur *cur, uint64_t *ret_ts, struct wf_msg_arg *a,
+		     uint32_t *ret_argc)
+{
+	const uint8_t *h = s->hist;
+	uint32_t p = cur->off, argc = 3, shift = 0, nx;
+	uint64_t z = 0;
+	uint8_t type, flags, l8;
+
+	if (p >= s->hist_len)
+		return 0;
+	do {
+		z |= (uint64_t)(h[p] & 0x7f) << shift;
+		shift += 7;
+	} while (h[p++] & 0x80);
+	cur->ts += (z & 1) ? ~(z >> 1) : (z >> 1);
+	type = h[p++];
+	flags = h[p++];
+	if (flags & HIST_NEWUSER) {
+		cur->user_len = h[p];
+		cur->user = (const char *)h + p + 1;
+		p += 1u + cur->user_len;
+	}
+	if (flags & HIST_USER)
+		a[0] = (struct wf_msg_arg){ cur->user, cur->user_len };
+	else
+		a[0] = (struct wf_msg_arg){ anon_user, 1 };
+	a[1] = (struct wf_msg_arg){ wf_event_name(type), (uint32_t)strlen(wf_event_name(type)) };
+	l8 = h[p];
+	a[2] = (struct wf_msg_arg){ (const char *)h + p + 1, l8 };
+	p += 1u + l8;
+	nx = h[p++];
+	for (uint32_t i = 0; i < nx && argc < WF_JOURNAL_MAX_ARGS; i++) {
+		uint16_t l;
+		memcpy(&l, h + p, 2);
+		a[argc++] = (struct wf_msg_arg){ (const char *)h + p + 2, l };
+		p += 2u + l;
+	}
+	cur->off = p;
+	*ret_ts = cur->ts;
+	*ret_argc = argc;
+	return 1;
+}
+
 /* Re-apply a session's history to a fresh model: after a snapshot swap
  * the item indexes of the old generation mean nothing. */
 static void session_rebuild(struct ranker_ctx *ctx, struct ranker_session *s)
 {
-	uint32_t off = 0;
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS + 1];
+	struct hist_cur cur = { 0 };
+	uint32_t argc;
+	uint64_t ts;
 
 	wf_rank_session_init(&s->model);
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
-	while (off + 10 <= s->hist_len) {
-		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
-		uint16_t len;
-		uint32_t p, argc = 0, value = 0;
-		uint64_t ts;
-
-		memcpy(&len, s->hist + off + 8, 2);
-		p = off + 10;
-		while (p < off + 10 + len && argc < WF_JOURNAL_MAX_ARGS) {
-			uint16_t l;
-			memcpy(&l, s->hist + p, 2);
-			a[argc].p = (const char *)s->hist + p + 2;
-			a[argc].len = l;
-			argc++;
-			p += 2u + l;
-		}
-		/* a[] = user type item [f v]...: shift to the EVENT layout. */
-		if (argc >= 3 && ctx->cur) {
-			int type = wf_event_from_name(a[1].p, a[1].len);
-			struct wf_msg_arg full[WF_JOURNAL_MAX_ARGS + 1];
-			full[0] = (struct wf_msg_arg){ s->id, (uint32_t)strlen(s->id) };
-			memcpy(full + 1, a, argc * sizeof(a[0]));
-			event_fields(full, argc + 1, &value, &ts);
-			wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
-					      item_index(ctx, a[2].p, a[2].len), value);
-		}
-		off += 10u + len;
+	s->stamp = ++ctx->stamp_next; /* a new model: cached lists of the old one are stale */
+	/* a[0] = session id, then user type item [f v]... as in an EVENT. */
+	a[0] = (struct wf_msg_arg){ s->id, s->id_len };
+	while (ctx->cur && hist_next(s, &cur, &ts, a + 1, &argc)) {
+		uint32_t value = 0;
+		uint64_t ets;
+		event_fields(a, argc + 1, &value, &ets);
+		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params,
+				      wf_event_from_name(a[2].p, a[2].len), item_index(ctx, a[3].p, a[3].len), value);
 	}
 }
 
@@ -196,18 +261,25 @@ static void session_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
 		session_rebuild(ctx, s);
 }
 
-static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts, const struct wf_msg_arg *argv,
-		       uint32_t argc)
+/* Append one event (argv as the EVENT's: session user type item [f v]...);
+ * new_user: the user differs from the one the history named last. */
+static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts, int type,
+		       const struct wf_msg_arg *argv, uint32_t argc, int new_user)
 {
-	uint32_t need = 10;
+	int named = !is_anon(&argv[1]);
+	int64_t d = (int64_t)(ts - s->hist_last_ts);
+	uint64_t z = d < 0 ? ((uint64_t)~d << 1) | 1 : (uint64_t)d << 1;
+	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
 	uint8_t *p;
 
-	for (uint32_t i = 1; i < argc; i++)
+	if (named && new_user)
+		need += 1 + argv[1].len;
+	for (uint32_t i = 4; i < argc; i++)
 		need += 2u + argv[i].len;
-	if (need - 10 > UINT16_MAX)
+	if (need > UINT16_MAX)
 		return -E2BIG;
 	if (s->hist_len + need > s->hist_cap) {
-		uint32_t cap = WF_MAX(s->hist_cap * 2, s->hist_len + need + 256);
+		uint32_t cap = (uint32_t)usable(WF_MAX(WF_MAX(s->hist_cap * 2, s->hist_len + need), 32u));
 		uint8_t *n = ranker_alloc(ctx->sess_arena, cap);
 		if (!n)
 			return -ENOMEM;
@@ -219,18 +291,51 @@ static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_
 		s->hist_cap = cap;
 	}
 	p = s->hist + s->hist_len;
-	memcpy(p, &ts, 8);
-	uint16_t len = (uint16_t)(need - 10);
-	memcpy(p + 8, &len, 2);
-	p += 10;
-	for (uint32_t i = 1; i < argc; i++) {
+	do {
+		*p++ = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+		z >>= 7;
+	} while (z);
+	*p++ = (uint8_t)type;
+	*p++ = (uint8_t)((named ? HIST_USER : 0) | (named && new_user ? HIST_NEWUSER : 0));
+	if (named && new_user) {
+		*p++ = (uint8_t)argv[1].len;
+		memcpy(p, argv[1].p, argv[1].len);
+		p += argv[1].len;
+	}
+	*p++ = (uint8_t)argv[3].len;
+	memcpy(p, argv[3].p, argv[3].len);
+	p += argv[3].len;
+	*p++ = (uint8_t)(argc - 4);
+	for (uint32_t i = 4; i < argc; i++) {
 		uint16_t l = (uint16_t)argv[i].len;
 		memcpy(p, &l, 2);
 		memcpy(p + 2, argv[i].p, l);
 		p += 2u + l;
 	}
-	s->hist_len += need;
+	s->hist_len = (uint32_t)(p - s->hist);
+	s->hist_last_ts = ts;
 	s->hist_n++;
+	return 0;
+}
+
+/* Remember the user the session logged in as. 0 or -ENOMEM. */
+static int session_set_user(struct ranker_ctx *ctx, struct ranker_session *s, const struct wf_msg_arg *u)
+{
+	char *n;
+
+	if (s->user && s->user_len == u->len && memcmp(s->user, u->p, u->len) == 0)
+		return 0;
+	n = ranker_alloc(ctx->sess_arena, u->len + 1u);
+	if (!n)
+		return -ENOMEM;
+	memcpy(n, u->p, u->len);
+	n[u->len] = '\0';
+	if (s->user)
+		ctx->session_bytes -= usable(s->user_len + 1u);
+	ranker_free(s->user);
+	s->user = n;
+	s->user_len = (uint8_t)u->len;
+	ctx->session_bytes += usable(s->user_len + 1u);
 	return 0;
 }
 
@@ -239,7 +344,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 {
 	struct ranker_session *s;
 	uint32_t value = 0;
-	int type, r;
+	int type, r, new_user;
 
 	if (argc < 4 || (argc - 4) % 2 || argc > WF_JOURNAL_MAX_ARGS + 1) {
 		if (out)
@@ -266,12 +371,15 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 					(int)argv[0].len, argv[0].p, RANKER_HISTORY_MAX);
 		return -ENOSPC;
 	}
-	if (!is_anon(&argv[1])) {
-		memcpy(s->user, argv[1].p, argv[1].len);
-		s->user[argv[1].len] = '\0';
-	}
 	session_fresh(ctx, s);
-	r = hist_append(ctx, s, ts_ms, argv, argc);
+	/* The user the history named last is the session's user (only
+	 * events set it). */
+	new_user = !is_anon(&argv[1]) &&
+		   !(s->user && s->user_len == argv[1].len && memcmp(s->user, argv[1].p, argv[1].len) == 0);
+	r = new_user ? session_set_user(ctx, s, &argv[1]) : 0;
+	if (r == 0)
+		r = hist_append(ctx, s, ts_ms, type, argv, argc, new_user);
+	s->stamp = ++ctx->stamp_next; /* user may have changed; the model changes below */
 	if (r < 0) {
 		if (out)
 			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
@@ -281,6 +389,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	if (ctx->cur)
 		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
 				      item_index(ctx, argv[3].p, argv[3].len), value);
+	s->stamp = ++ctx->stamp_next;
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
 		wf_resp_w_int(out, 1);
@@ -291,6 +400,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 
 struct stock_filter {
 	const struct wf_snap *snap;
+	const uint64_t *keys;           /* wf_stock_key() per item (the generation's) */
 	const struct wf_stock *stock;
 	const char *size;
 	size_t size_len;
@@ -300,8 +410,7 @@ static int stock_ok(void *p, uint32_t item)
 {
 	const struct stock_filter *f = p;
 	const struct wf_snap_item *it = &f->snap->items[item];
-	uint64_t key = wf_stock_key(wf_snap_str(f->snap, it->id_off), it->id_len);
-	int st = wf_stock_state(f->stock, key, f->size, f->size_len);
+	int st = wf_stock_state(f->stock, f->keys[item], f->size, f->size_len);
 
 	/* Never stocked live: the snapshot's word, and a size is only
 	 * granted to an item that has no sizes. */
@@ -365,9 +474,9 @@ static void query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 	memset(e, 0, sizeof(*e));
 	e->sess = session_find(ctx, &argv[0]);
 	session_fresh(ctx, e->sess);
-	if (is_anon(&argv[1]) && e->sess && e->sess->user[0]) {
+	if (is_anon(&argv[1]) && e->sess && e->sess->user) {
 		uid = e->sess->user;
-		ulen = strlen(uid);
+		ulen = e->sess->user_len;
 	}
 	e->user = user_lookup(ctx, uid, ulen, &e->q.cands, &e->q.ncands);
 	visitor = e->user >= 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
@@ -375,6 +484,7 @@ static void query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 	e->q.sess = e->sess ? &e->sess->model : NULL;
 	e->q.anchor = -1;
 	e->f.snap = ctx->cur->snap;
+	e->f.keys = ctx->cur->stock_keys;
 	e->f.stock = ctx->shm->stock;
 	e->q.filter = stock_ok;
 	e->q.filter_ctx = &e->f;
@@ -412,8 +522,153 @@ static void write_explained(struct wf_buf *out, const char *id, uint32_t len, co
 	}
 }
 
-static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+static uint32_t float_bits(float f)
 {
+	uint32_t u;
+
+	memcpy(&u, &f, sizeof(u));
+	return u;
+}
+
+/*
+ * RECS through the ranked-list cache (see struct ranker_cached): fill the
+ * entry if any input changed, then filter its prefix by live stock.
+ * Returns the count written to out (<= k), or -1 when the prefix ran out
+ * before k items passed the filter and the pool was longer: the caller then
+ * computes the query fresh, so the answer is always the fresh one.
+ */
+static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32_t k, uint32_t *out,
+		       const struct ranker_cached **ret_c)
+{
+	uint64_t stamp = e->sess ? e->sess->stamp : 0;
+	uint64_t h = (e->sess ? e->sess->key : 0x9e3779b97f4a7c15ull) ^
+		     ((uint64_t)(e->user + 1) * 0xff51afd7ed558ccdull) ^
+		     ((uint64_t)(e->q.anchor + 1) * 0xc4ceb9fe1a85ec53ull);
+	uint32_t wb = float_bits(e->q.w_batch), ws = float_bits(e->q.w_session), n = 0;
+	struct ranker_cached *c;
+
+	struct ranker_cached *set;
+	int hit = 0;
+
+	h ^= h >> 29;
+	set = &ctx->cache[(h ^ (h >> 32)) & (RANKER_CACHE_SLOTS - 2)];
+	for (int w = 0; w < 2 && !hit; w++) {
+		c = &set[w];
+		hit = c->gen == ctx->cur->gen && c->stamp == stamp && c->user == e->user && c->cands == e->q.cands &&
+		      c->anchor == e->q.anchor && c->w_batch_bits == wb && c->w_session_bits == ws;
+	}
+	if (hit) {
+		ctx->cache_hits++;
+	} else {
+		c = set[0].used <= set[1].used ? &set[0] : &set[1]; /* the least recently used way */
+		struct wf_rank_query q = e->q;
+		float scores[RANKER_CACHE_DEPTH];
+		int m;
+
+		q.k = RANKER_CACHE_DEPTH;
+		q.filter = NULL; /* stock is read at query time, below */
+		q.filter_ctx = NULL;
+		m = wf_rank_recs(ctx->cur->snap, &ctx->params, &q, ctx->scratch, c->items, scores, NULL);
+		c->gen = ctx->cur->gen;
+		c->stamp = stamp;
+		c->user = e->user;
+		c->cands = e->q.cands;
+		c->anchor = e->q.anchor;
+		c->w_batch_bits = wb;
+		c->w_session_bits = ws;
+		c->n = (uint16_t)m;
+		c->complete = m < (int)RANKER_CACHE_DEPTH;
+		c->args_key = 0;
+		ctx->cache_fills++;
+	}
+	c->used = ++ctx->cache_tick;
+	/* Overlap the stock table's cache misses: load the slots first. */
+	for (uint32_t i = 0; i < c->n && i < k + 8; i++)
+		wf_stock_prefetch(e->f.stock, e->f.keys[c->items[i]]);
+	for (uint32_t i = 0; i < c->n && n < k; i++)
+		if (stock_ok((void *)&e->f, c->items[i]))
+			out[n++] = c->items[i];
+	if (n < k && !c->complete) {
+		ctx->cache_short++;
+		return -1;
+	}
+	*ret_c = c;
+	return (int)n;
+}
+
+/*
+ * Publish the list a RECS was answered from in the shard's front table, so
+ * weft-ingest can answer the same request itself while nothing it depends
+ * on changes (see struct wf_front_entry). wseq: the weights seqlock count
+ * read before the query (odd: do not publish).
+ */
+static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
+			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq)
+{
+	static struct wf_front_entry e; /* staging copy (one query at a time) */
+	struct wf_front_entry *slot;
+	uint32_t pos = 0, ids = 0;
+
+	/* acquire: pairs with the release in wf_seq_write_end() (weights). */
+	if (!ctx->front || !hdr->lsn || (wseq & 1) ||
+	    atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire) != wseq)
+		return;
+	memset(&e, 0, offsetof(struct wf_front_entry, stock_key));
+	for (uint32_t i = 0; i < argc; i++)
+		if (wf_front_args_add(e.args, &pos, argv[i].p, argv[i].len) < 0)
+			return;
+	e.args_len = pos;
+	e.key = wf_hash64(e.args, pos) | 1;
+	/* Publish only a request seen twice with the same list: a one-off
+	 * (say, a random session id per query) would only cost a 2 KiB write
+	 * here and a cache miss in ingest. */
+	if (c->args_key != e.key) {
+		((struct ranker_cached *)c)->args_key = e.key;
+		return;
+	}
+	e.sver = hdr->lsn;
+	e.gen = ctx->cur->gen;
+	e.until_ms = wf_wall_ms() + ctx->session_ttl_ms / 2;
+	e.epoch = (uint32_t)(hdr->req_id >> 32);
+	e.starts = atomic_load_explicit(&ctx->sc->ranker_starts, memory_order_relaxed); /* our own field */
+	e.wseq = wseq;
+	e.complete = c->complete;
+	for (uint32_t i = 0; i < c->n; i++) {
+		const struct wf_snap_item *it = &ctx->cur->snap->items[c->items[i]];
+		if (ids + it->id_len > WF_FRONT_IDS) {
+			e.complete = 0;
+			break;
+		}
+		e.stock_key[i] = ctx->cur->stock_keys[c->items[i]];
+		e.snap_sold_out[i] = (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0;
+		e.id_len[i] = (uint8_t)it->id_len;
+		memcpy(e.ids + ids, wf_snap_str(ctx->cur->snap, it->id_off), it->id_len);
+		ids += it->id_len;
+		e.n++;
+	}
+	e.ids_len = ids;
+	/* Two ways per key: this key's own entry, else the one that expires
+	 * first (reads of our own entries: relaxed, we are their only writer). */
+	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 2)];
+	if (__atomic_load_n(&slot[0].key, __ATOMIC_RELAXED) != e.key &&
+	    (__atomic_load_n(&slot[1].key, __ATOMIC_RELAXED) == e.key ||
+	     __atomic_load_n(&slot[1].until_ms, __ATOMIC_RELAXED) < __atomic_load_n(&slot[0].until_ms, __ATOMIC_RELAXED)))
+		slot++;
+	uint32_t seq = wf_front_write_begin(slot);
+	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
+		     offsetof(struct wf_front_entry, stock_key) - sizeof(e.lock));
+	wf_seq_store(slot->stock_key, e.stock_key, sizeof(e.stock_key));
+	wf_seq_store(slot->snap_sold_out, e.snap_sold_out, sizeof(e.snap_sold_out));
+	wf_seq_store(slot->id_len, e.id_len, sizeof(e.id_len));
+	wf_seq_store(slot->ids, e.ids, WF_ALIGN_UP(ids, 4));
+	wf_front_write_end(slot, seq);
+}
+
+static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
+		     uint32_t argc, struct wf_buf *out)
+{
+	const struct ranker_cached *c = NULL;
+	uint32_t wseq;
 	int64_t k;
 	int page = WF_PAGE_HOME, explain = 0, n;
 	struct query_env e;
@@ -453,6 +708,9 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
 		return;
 	}
+	/* acquire: pairs with the release in wf_seq_write_end(); read before
+	 * the weights themselves (query_setup), checked again in front_publish(). */
+	wseq = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
 	query_setup(ctx, argv, page, &e);
 	e.q.k = (uint32_t)k;
 	if (anchor)
@@ -461,7 +719,15 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 		e.f.size = size->p;
 		e.f.size_len = size->len;
 	}
-	n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores, explain ? ex : NULL);
+	/* EXPLAIN is always computed fresh (it needs every part of every score). */
+	n = -1;
+	if (ctx->cache && !explain && k <= RANKER_CACHE_DEPTH)
+		n = recs_cached(ctx, &e, (uint32_t)k, items, &c);
+	if (c && !size)
+		front_publish(ctx, hdr, argv, argc, c, wseq);
+	if (n < 0)
+		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores,
+				 explain ? ex : NULL);
 	wf_resp_w_array(out, n);
 	for (int i = 0; i < n; i++) {
 		const char *id;
@@ -513,31 +779,12 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 		wf_resp_w_bulk(out, argv[2 + pos[i]].p, argv[2 + pos[i]].len);
 }
 
-/* Decode the history record at off: its ts and args (user type item
- * [f v]...). Returns the next record's offset, or 0 past the end. */
-static uint32_t hist_next(const struct ranker_session *s, uint32_t off, uint64_t *ret_ts, struct wf_msg_arg *a,
-			  uint32_t *ret_argc)
-{
-	uint16_t len, l;
-	uint32_t p, argc = 0;
-
-	if (off + 10 > s->hist_len)
-		return 0;
-	memcpy(ret_ts, s->hist + off, 8);
-	memcpy(&len, s->hist + off + 8, 2);
-	for (p = off + 10; p < off + 10u + len && argc < WF_JOURNAL_MAX_ARGS; p += 2u + l) {
-		memcpy(&l, s->hist + p, 2);
-		a[argc++] = (struct wf_msg_arg){ (const char *)s->hist + p + 2, l };
-	}
-	*ret_argc = argc;
-	return off + 10u + len;
-}
-
 static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
 {
 	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+	struct hist_cur cur = { 0 };
 	struct ranker_session *s;
-	uint32_t off = 0, n;
+	uint32_t n;
 	uint64_t ts;
 
 	if (argc != 1) {
@@ -552,7 +799,7 @@ static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, u
 	wf_resp_w_array(out, s->hist_n);
 	/* Per event: [ts, type, item, field, value, ..., "user", id] (the user
 	 * pair only when the event named one). */
-	while ((off = hist_next(s, off, &ts, a, &n)) != 0) {
+	while (hist_next(s, &cur, &ts, a, &n)) {
 		int user = n > 0 && !is_anon(&a[0]);
 		wf_resp_w_array(out, (int64_t)n + (user ? 2 : 0));
 		wf_resp_w_bulk_fmt(out, "%llu", (unsigned long long)ts);
@@ -573,12 +820,13 @@ static int high_intent(struct ranker_ctx *ctx, const struct ranker_session *s)
 	struct {
 		uint32_t cat, n;
 	} seen[16];
-	uint32_t off = 0, n, nseen = 0;
+	struct hist_cur cur = { 0 };
+	uint32_t n, nseen = 0;
 	uint64_t ts;
 
 	if (!ctx->cur)
 		return 0;
-	while ((off = hist_next(s, off, &ts, a, &n)) != 0) {
+	while (hist_next(s, &cur, &ts, a, &n)) {
 		if (n < 3 || wf_event_from_name(a[1].p, a[1].len) != WF_EV_PDP)
 			continue;
 		int64_t it = item_index(ctx, a[2].p, a[2].len);
@@ -616,8 +864,8 @@ static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, 
 	s = session_find(ctx, &argv[0]);
 	session_fresh(ctx, s);
 	u = user_lookup(ctx, argv[1].p, argv[1].len, &c, &nc);
-	if (u < 0 && s && s->user[0])
-		u = user_lookup(ctx, s->user, strlen(s->user), &c, &nc);
+	if (u < 0 && s && s->user)
+		u = user_lookup(ctx, s->user, s->user_len, &c, &nc);
 	if (u >= 0) {
 		uint16_t seg = ctx->cur->snap->users[u].segment;
 		if (seg > WF_SEG_NONE && seg < WF_SEG_COUNT)
@@ -660,7 +908,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		}
 		break;
 	case WF_CMD_RECS:
-		cmd_recs(ctx, v->argv, v->argc, out);
+		cmd_recs(ctx, v->hdr, v->argv, v->argc, out);
 		break;
 	case WF_CMD_RERANK:
 		cmd_rerank(ctx, v->argv, v->argc, out);

@@ -8,8 +8,8 @@
  *
  * Regions:
  *   "ctl"       struct wf_ctl: weights, snapshot generations, process state
- *   "shard.N"   struct wf_shard_ctl for shard N, followed by its request ring
- *               and its reply ring
+ *   "shard.N"   struct wf_shard_ctl for shard N, followed by its request ring,
+ *               its reply ring and its front table (struct wf_front)
  *   "stock"     struct wf_stock: size-level inventory
  */
 #ifndef WF_SHM_LAYOUT_H
@@ -26,7 +26,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 2u
+#define WF_SHM_LAYOUT_VERSION 3u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -118,6 +118,7 @@ struct wf_ctl {
 		_Atomic uint64_t events_acked;
 		_Atomic uint64_t bytes_in, bytes_out;
 		_Atomic uint64_t backpressure_stalls;
+		_Atomic uint64_t recs_front;      /* RECS answered from a front table */
 	} ingest_stats;
 };
 
@@ -154,9 +155,60 @@ struct wf_shard_ctl {
 		_Atomic uint64_t visible_hist[WF_LAT_BUCKETS];
 	} stats;
 
-	/* Read-only after creation: offsets of this shard's rings. */
+	/* Read-only after creation: offsets of this shard's rings and front table. */
 	alignas(64) uint64_t req_ring_off;
 	uint64_t rep_ring_off;
+	uint64_t front_off;
+};
+
+/*
+ * Front table: RECS answers weft-ingest may give without a ring round trip.
+ * Writer: weft-ranker@N (one per shard); reader: weft-ingest. Each entry is
+ * under its own seqlock (fields copied with wf_seq_copy / wf_seq_store).
+ *
+ * The ranker publishes, after answering a RECS without EXPLAIN or SIZE,
+ * the stock-free ranked prefix it filtered (its ranked-list cache) and
+ * every input it depended on that ingest can check: the exact argument
+ * bytes, the session's version as ingest stamped it in the request (bumped
+ * by ingest on each EVENT it routes for that session), the ingest epoch,
+ * the ranker's start count, the generation it served, the weights seqlock
+ * count it read, and a deadline (half the ranker's session TTL, so a
+ * session kept alive only by front answers still reaches its ranker). An
+ * entry whose inputs all match answers exactly what the ranker would:
+ * ingest filters the prefix by live stock the ranker's way and takes k,
+ * or, when the prefix runs short, forwards the request.
+ */
+#define WF_FRONT_SLOTS 65536u /* 2 KiB each, 2-way sets: 128 MiB per shard, touched as used */
+#define WF_FRONT_ITEMS 64u
+#define WF_FRONT_ARGS 160u
+#define WF_FRONT_IDS 1024u
+
+struct wf_front_entry {
+	struct wf_seqlock lock;
+	uint32_t args_len;              /* 0: empty */
+	uint64_t key;                   /* hash of args */
+	uint64_t sver;                  /* session version (request's lsn field) */
+	uint64_t gen;                   /* generation served (loaded_gen) */
+	uint64_t until_ms;              /* wall clock: not used after */
+	uint32_t epoch;                 /* ingest epoch of the request */
+	uint32_t starts;                /* ranker_starts when computed */
+	uint32_t wseq;                  /* ctl->weights_lock.seq read (even) */
+	uint16_t n;                     /* items */
+	uint16_t complete;              /* the prefix is the whole pool */
+	uint32_t ids_len;
+	uint32_t pad;
+	char args[WF_FRONT_ARGS];       /* RECS args after the command, each u8 len + bytes */
+	uint64_t stock_key[WF_FRONT_ITEMS];
+	uint8_t snap_sold_out[WF_FRONT_ITEMS]; /* the snapshot's word, for items never stocked live */
+	uint8_t id_len[WF_FRONT_ITEMS];
+	char ids[WF_FRONT_IDS];         /* ids back to back */
+};
+_Static_assert(sizeof(struct wf_front_entry) == 64 + WF_FRONT_ARGS + 8 * WF_FRONT_ITEMS + 2 * WF_FRONT_ITEMS +
+		       WF_FRONT_IDS, "front entry");
+_Static_assert(offsetof(struct wf_front_entry, args) == 64, "front entry header");
+
+struct wf_front {
+	struct wf_front_entry e[WF_FRONT_SLOTS];
 };
 
 /*

@@ -105,7 +105,8 @@ static void plan_layout(const struct wf_shm_config *cfg, struct layout_plan *p)
 
 	p->ctl_off = off;
 	off = WF_ALIGN_UP(off + sizeof(struct wf_ctl), 4096);
-	p->shard_size = WF_ALIGN_UP(sizeof(struct wf_shard_ctl), 64) + 2 * wf_ring_footprint(cfg->ring_capacity);
+	p->shard_size = WF_ALIGN_UP(sizeof(struct wf_shard_ctl), 64) + 2 * wf_ring_footprint(cfg->ring_capacity) +
+			sizeof(struct wf_front);
 	p->shard_size = WF_ALIGN_UP(p->shard_size, 4096);
 	for (uint32_t i = 0; i < cfg->nshards; i++) {
 		p->shard_off[i] = off;
@@ -216,6 +217,7 @@ int wf_shm_create(const char *name, const struct wf_shm_config *cfg_in, struct w
 		toc_add(h, rn, plan.shard_off[i], plan.shard_size);
 		sc->req_ring_off = ring0;
 		sc->rep_ring_off = ring0 + wf_ring_footprint(cfg.ring_capacity);
+		sc->front_off = ring0 + 2 * wf_ring_footprint(cfg.ring_capacity); /* zero: every entry empty */
 		wf_ring_init((struct wf_ring *)(shm->base + sc->req_ring_off), cfg.ring_capacity);
 		wf_ring_init((struct wf_ring *)(shm->base + sc->rep_ring_off), cfg.ring_capacity);
 	}
@@ -437,6 +439,22 @@ void wf_seq_copy(void *dst, const void *src, size_t n)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
 }
 
+struct wf_front *wf_shm_front(const struct wf_shm *shm, uint32_t i)
+{
+	struct wf_shard_ctl *sc = wf_shm_shard(shm, i);
+
+	return sc ? wf_shm_ptr(shm, sc->front_off, sizeof(struct wf_front)) : NULL;
+}
+
+void wf_seq_store(void *dst, const void *src, size_t n)
+{
+	uint32_t *d = dst;
+	const uint32_t *s = src;
+
+	for (size_t i = 0; i < n / 4; i++)
+		__atomic_store_n(&d[i], s[i], __ATOMIC_RELAXED);
+}
+
 static void seq_store(void *dst, const void *src, size_t n)
 {
 	uint32_t *d = dst;
@@ -612,6 +630,13 @@ int wf_stock_set(struct wf_stock *st, const char *item, size_t item_len, const c
 	/* relaxed: a summary of the qtys just written (see layout.h). */
 	atomic_store_explicit(&s->in_stock, in, memory_order_relaxed);
 	return 0;
+}
+
+void wf_stock_prefetch(const struct wf_stock *st, uint64_t key)
+{
+	/* relaxed: a hint only (see wf_stock_state) */
+	if (atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed))
+		__builtin_prefetch(&st->slot[(uint32_t)(key >> 20) & st->mask], 0, 1);
 }
 
 int wf_stock_state(const struct wf_stock *st, uint64_t key, const char *size, size_t size_len)

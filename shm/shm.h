@@ -69,6 +69,9 @@ struct wf_shard_ctl *wf_shm_shard(const struct wf_shm *shm, uint32_t i);
 struct wf_ring *wf_shm_req_ring(const struct wf_shm *shm, uint32_t i);
 struct wf_ring *wf_shm_rep_ring(const struct wf_shm *shm, uint32_t i);
 
+/* Shard i's front table (see layout.h); NULL if i >= nshards. */
+struct wf_front *wf_shm_front(const struct wf_shm *shm, uint32_t i);
+
 /* Seqlock helpers (see layout.h). */
 void wf_seq_write_begin(struct wf_seqlock *l);
 void wf_seq_write_end(struct wf_seqlock *l);
@@ -76,6 +79,8 @@ uint32_t wf_seq_read_begin(const struct wf_seqlock *l);
 int wf_seq_read_retry(const struct wf_seqlock *l, uint32_t seq);
 /* Copy n bytes (multiple of 4, 4-aligned) with relaxed atomic word accesses. */
 void wf_seq_copy(void *dst, const void *src, size_t n);
+/* The writer's side of wf_seq_copy: relaxed word stores (n a multiple of 4). */
+void wf_seq_store(void *dst, const void *src, size_t n);
 
 /* Weights: read one page x visitor pair, consistent (retries the seqlock). */
 void wf_ctl_weights_get(struct wf_ctl *ctl, int page, int visitor, float *ret_batch, float *ret_session);
@@ -103,6 +108,10 @@ enum { WF_STOCK_UNKNOWN = -1, WF_STOCK_OUT = 0, WF_STOCK_IN = 1 };
 /* Item-level: UNKNOWN if never stocked (treated as available), OUT if every
  * size is sold out, IN otherwise. With size given: that size's state. */
 int wf_stock_state(const struct wf_stock *st, uint64_t item_key, const char *size, size_t size_len);
+/* Start loading the slot wf_stock_state(st, item_key, ...) will probe
+ * first, so a caller about to check many items overlaps their cache
+ * misses. No effect on results; any process may call it. */
+void wf_stock_prefetch(const struct wf_stock *st, uint64_t item_key);
 /* The key wf_stock_state() expects for an item id. */
 uint64_t wf_stock_key(const char *item, size_t len);
 /* Read an item's sizes into out (up to max); returns count, or -ENOENT. */

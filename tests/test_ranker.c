@@ -10,7 +10,9 @@
  * without SIZE, EXPLAIN parts adding up (decimal, exactly), HISTORY,
  * RERANK, SEGMENTS (snapshot segment, high_intent), errors, generation
  * swap keeping sessions, a refused file keeping the current generation,
- * and a clean exit on ctl->shutdown. Prints (never asserts) bytes per
+ * a cached RECS equal to a fresh one (EXPLAIN is always computed fresh)
+ * across events, weight changes, stock changes and swaps, and a clean exit
+ * on ctl->shutdown. Prints (never asserts) bytes per
  * session and the request round trip.
  */
 #include <setjmp.h>
@@ -353,6 +355,52 @@ static void test_ranker_history_and_segments(void **state)
 	assert_string_equal(F.reply, "*0\r\n");
 }
 
+/* The compact history gives back what was sent: times (also going
+ * backwards), users changing and coming back, anonymous events between,
+ * fields, a search text. */
+static void test_ranker_history_round_trips_users_fields_and_times(void **state)
+{
+	static char q[151];
+	struct toks *t;
+
+	memset(q, 'q', sizeof(q) - 1);
+	CALL(WF_CMD_EVENT, "h2", "carol", "view", "i01", "ts", "1700000000000");
+	CALL(WF_CMD_EVENT, "h2", "-", "search", "-", "q", q, "ts", "1699999999000");
+	CALL(WF_CMD_EVENT, "h2", "dave", "dwell", "i02", "ms", "1200", "ts", "1700000000500");
+	CALL(WF_CMD_EVENT, "h2", "carol", "cart_add", "i03", "ts", "1800000000000");
+	CALL(WF_CMD_HISTORY, "h2");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4");
+	/* [ts, type, item, f, v..., "user", id] */
+	assert_string_equal(t->t[1], "*7");
+	assert_string_equal(t->t[2], "1700000000000");
+	assert_string_equal(t->t[3], "view");
+	assert_string_equal(t->t[4], "i01");
+	assert_string_equal(t->t[5], "ts");
+	assert_string_equal(t->t[7], "user");
+	assert_string_equal(t->t[8], "carol");
+	assert_string_equal(t->t[9], "*7");
+	assert_string_equal(t->t[10], "1699999999000");
+	assert_string_equal(t->t[11], "search");
+	assert_string_equal(t->t[12], "-");
+	assert_string_equal(t->t[13], "q");
+	assert_string_equal(t->t[14], q);
+	assert_string_equal(t->t[17], "*9");
+	assert_string_equal(t->t[18], "1700000000500");
+	assert_string_equal(t->t[19], "dwell");
+	assert_string_equal(t->t[21], "ms");
+	assert_string_equal(t->t[22], "1200");
+	assert_string_equal(t->t[25], "user");
+	assert_string_equal(t->t[26], "dave");
+	assert_string_equal(t->t[27], "*7");
+	assert_string_equal(t->t[28], "1800000000000");
+	assert_string_equal(t->t[29], "cart_add");
+	assert_string_equal(t->t[34], "carol");
+	/* The session is carol's again: her segment. */
+	CALL(WF_CMD_SEGMENTS, "h2", "-");
+	assert_string_equal(F.reply, "*0\r\n");
+}
+
 static void test_ranker_bad_requests_get_err(void **state)
 {
 	CALL(WF_CMD_RECS, "s", "-", "zero");
@@ -407,6 +455,93 @@ static void test_ranker_swap_keeps_sessions_and_refuses_bad_file(void **state)
 	publish(2, F.snap2);
 }
 
+/* RECS session user k [extra...] three times: the first may fill the
+ * ranked-list cache, the second is then answered from it, the third asks
+ * for EXPLAIN, which is always computed fresh. All three lists must be the
+ * same. Returns the count of items. */
+static int recs_all_ways(const char *sid, const char *user, const char *k, const char *x1, const char *x2)
+{
+	const char *argv[6] = { sid, user, k, x1, x2, "EXPLAIN" };
+	uint32_t argc = x1 ? (x2 ? 5 : 4) : 3;
+	char a[64][16], b[64][16];
+	struct toks *t;
+	int na, nb, nc = 0;
+
+	call(WF_CMD_RECS, argv, argc);
+	na = items_of(a, 64);
+	call(WF_CMD_RECS, argv, argc);
+	nb = items_of(b, 64);
+	assert_int_equal(na, nb);
+	for (int i = 0; i < na; i++)
+		assert_string_equal(a[i], b[i]);
+	if (argc == 3) {
+		argv[3] = "EXPLAIN";
+	} else if (argc == 4) {
+		argv[4] = "EXPLAIN";
+	}
+	call(WF_CMD_RECS, argv, argc + 1);
+	t = flatten();
+	assert_int_equal(strtol(t->t[0] + 1, NULL, 10), na);
+	for (int i = 1; i < t->n; i += 15, nc++) {
+		assert_true(nc < na);
+		assert_string_equal(t->t[i + 1], a[nc]);
+	}
+	assert_int_equal(nc, na);
+	return na;
+}
+
+static int gen4_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 4;
+}
+
+static void test_ranker_cached_recs_equal_fresh_across_changes(void **state)
+{
+	char g4[600];
+	float wb, ws;
+
+	/* A live session, sessionless queries, anonymous, pages, anchor, size. */
+	assert_int_equal(recs_all_ways("cf", "alice", "10", NULL, NULL), 10);
+	recs_all_ways("cf-none", "bob", "10", NULL, NULL);
+	recs_all_ways("cf-none", "-", "10", NULL, NULL);
+	CALL(WF_CMD_EVENT, "cf", "alice", "pdp", "i22");
+	recs_all_ways("cf", "alice", "10", NULL, NULL);
+	recs_all_ways("cf", "-", "10", NULL, NULL);
+	recs_all_ways("cf", "bob", "10", NULL, NULL);
+	CALL(WF_CMD_EVENT, "cf", "alice", "pdp", "i23");
+	CALL(WF_CMD_EVENT, "cf", "alice", "cart_add", "i00");
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf", "alice", "20", "PAGE", "pdp");
+	recs_all_ways("cf", "alice", "20", "ANCHOR", "i11");
+	recs_all_ways("cf", "alice", "20", "SIZE", "M");
+	/* Weights: the next query must not see the old ones' list. */
+	wf_ctl_weights_get(F.shm->ctl, WF_PAGE_HOME, WF_VISITOR_RETURNING, &wb, &ws);
+	wf_ctl_weights_set(F.shm->ctl, WF_PAGE_HOME, WF_VISITOR_RETURNING, 0.05f, 0.95f);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf-none", "bob", "10", NULL, NULL);
+	wf_ctl_weights_set(F.shm->ctl, WF_PAGE_HOME, WF_VISITOR_RETURNING, wb, ws);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	/* Stock: a sold-out item leaves a cached list at once, and comes back. */
+	assert_int_equal(wf_stock_set(F.shm->stock, "i12", 3, NULL, 0, 0), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i13", 3, "M", 1, 0), 0);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf", "alice", "20", "SIZE", "M");
+	recs_all_ways("cf-none", "alice", "40", NULL, NULL);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i12", 3, NULL, 0, 5), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i13", 3, "M", 1, 5), 0);
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf-none", "alice", "40", NULL, NULL);
+	/* A snapshot swap: new item indexes, new lists. */
+	snprintf(g4, sizeof(g4), "%s/g4.snap", F.dir);
+	assert_int_equal(tr_write_store(g4, 4), 0);
+	publish(4, g4);
+	assert_true(wait_for(gen4_loaded));
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+	recs_all_ways("cf-none", "bob", "10", NULL, NULL);
+	CALL(WF_CMD_EVENT, "cf", "alice", "cart_remove", "i00");
+	recs_all_ways("cf", "alice", "20", NULL, NULL);
+}
+
 static int many_sessions_counted(void)
 {
 	return atomic_load_explicit(&sc()->stats.sessions_live, memory_order_relaxed) >= 1000;
@@ -436,6 +571,16 @@ static void test_ranker_measure_session_bytes_and_round_trip(void **state)
 	print_message("ranker: %llu sessions, %llu bytes in the session arena: %.0f bytes/session "
 		      "(3 events each)\n",
 		      (unsigned long long)live, (unsigned long long)bytes, (double)bytes / (double)live);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(sid, sizeof(sid), "m%d", i);
+		for (int e = 0; e < 7; e++)
+			CALL(WF_CMD_EVENT, sid, "u000000000042", e == 3 ? "pdp" : "view", e & 1 ? "i11" : "i12");
+	}
+	wf_shm_shard(F.shm, F.shard)->stats.sessions_live = 0;
+	assert_true(wait_for(many_sessions_counted));
+	bytes = atomic_load(&sc()->stats.session_bytes);
+	print_message("ranker: %.0f bytes/session with 10 events each (a 13-byte user id)\n",
+		      (double)bytes / (double)atomic_load(&sc()->stats.sessions_live));
 }
 
 static void test_ranker_exits_on_shutdown(void **state)
@@ -464,8 +609,10 @@ int main(void)
 		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
 		cmocka_unit_test(test_ranker_explain_parts_add_up),
 		cmocka_unit_test(test_ranker_history_and_segments),
+		cmocka_unit_test(test_ranker_history_round_trips_users_fields_and_times),
 		cmocka_unit_test(test_ranker_bad_requests_get_err),
 		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
+		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
 		cmocka_unit_test(test_ranker_measure_session_bytes_and_round_trip),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};

@@ -1,0 +1,123 @@
+#!/usr/bin/python3
+"""test_front.py - RECS answered without a ranker hop are the ranker's answers.
+
+weft-ingest answers a RECS itself from the shard's front table when the
+ranker's published list for the same arguments still holds (rankers/README,
+shm/layout.h). Here every RECS is asked three ways -- twice plainly (the
+second normally from the front table or the ranker's cache) and once with
+EXPLAIN, which is always computed fresh by the ranker -- and the lists must
+be identical, across: events on the same and on another connection,
+pipelined EVENT + RECS, a login in the middle of a session, weight changes,
+live stock changes (sold out, restocked, by size), and snapshot swaps.
+At the end the ingest log must show front-table answers (the path ran).
+"""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import Appliance, Store, TestDir, prog  # noqa: E402
+
+T = TestDir("front")
+STORE = Store(T.path, users=300, items=600, days=10)
+SNAP_B = os.path.join(T.path, "b.snap")
+subprocess.run([prog("weft-batch"), "build", "--events", STORE.events, "--catalog", STORE.catalog,
+                "--out", SNAP_B, "--candidates", "40", "--quiet"], check=True)
+APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
+USERS = STORE.users()
+ITEMS = [r["item_id"] for r in STORE.items()]
+C = APP.client()
+C2 = APP.client()
+CHECKED = [0]
+
+
+def same(sid, user, k="20", *extra):
+    a = C.execute_command("RECS", sid, user, k, *extra)
+    b = C.execute_command("RECS", sid, user, k, *extra)
+    c = C2.execute_command("RECS", sid, user, k, *extra)
+    ex = [row[0] for row in C.execute_command("RECS", sid, user, k, *extra, "EXPLAIN")]
+    assert a == b == c == ex, f"RECS {sid} {user} {k} {extra}: {a} / {b} / {c} / fresh {ex}"
+    CHECKED[0] += 1
+    return a
+
+
+def test_front_answers_equal_fresh_across_changes():
+    u, v = USERS[0], USERS[1]
+    same("f1", u)
+    same("f-none", v)
+    same("f-none", "-")
+    first = same("f1", u)
+    # An event on another connection: the next RECS must reflect it.
+    assert C2.execute_command("EVENT", "f1", u, "cart_add", first[0]) == 1
+    after = same("f1", u)
+    assert first[0] not in after
+    # Pipelined EVENT then RECS on one connection.
+    p = C.pipeline(transaction=False)
+    p.execute_command("EVENT", "f1", u, "cart_add", after[0])
+    p.execute_command("RECS", "f1", u, "20")
+    r = p.execute()
+    assert r[0] == 1 and after[0] not in r[1], r
+    same("f1", u)
+    same("f1", "-")
+    same("f1", u, "5", "PAGE", "pdp")
+    same("f1", u, "20", "ANCHOR", ITEMS[3])
+    same("f1", u, "20", "SIZE", "M")
+    # Anonymous, then a login halfway.
+    for it in ITEMS[10:14]:
+        C.execute_command("EVENT", "f2", "-", "pdp", it)
+    same("f2", "-")
+    C.execute_command("EVENT", "f2", v, "view", ITEMS[20])
+    same("f2", "-")
+    same("f2", v)
+    # Weights.
+    APP.weftctl("weights", "set", "home", "returning", "1", "0")
+    same("f1", u)
+    same("f-none", v)
+    APP.weftctl("weights", "set", "home", "new", "0", "1")
+    same("f2", "-")
+    APP.weftctl("weights", "set", "home", "returning", "0.4", "0.6")
+    APP.weftctl("weights", "set", "home", "new", "0.1", "0.9")
+    same("f1", u)
+    # Stock: sold out leaves a front answer at once; restocked comes back.
+    top = same("f-none", v)
+    for it in top[:3]:
+        C.execute_command("STOCK", it, "one", "0")
+    now = same("f-none", v)
+    assert not set(top[:3]) & set(now), (top[:3], now)
+    for it in top[:3]:
+        C.execute_command("STOCK", it, "one", "4")
+    assert same("f-none", v) == top
+    # Swaps, both ways.
+    APP.weftctl("snapshot", "load", SNAP_B)
+    same("f1", u)
+    same("f-none", v)
+    APP.weftctl("snapshot", "load", STORE.snapshot)
+    same("f1", u)
+    same("f2", "-")
+    # Many sessions, many users, each asked repeatedly.
+    for i in range(60):
+        sid, user = f"m{i}", USERS[i % len(USERS)]
+        C.execute_command("EVENT", sid, user, "view", ITEMS[i])
+        same(sid, user)
+        same(sid, "-")
+
+
+def test_front_path_ran():
+    rc = APP.stop()
+    assert rc == 0, rc
+    with open(os.path.join(T.path, "up.log")) as f:
+        text = f.read()
+    m = re.findall(r"RECS answered from the front tables: (\d+)", text)
+    assert m and int(m[-1]) > 0, f"no front answers logged after {CHECKED[0]} checks"
+    harness.log(f"front answers: {m[-1]} over {CHECKED[0]} checks")
+
+
+if __name__ == "__main__":
+    try:
+        harness.run([test_front_answers_equal_fresh_across_changes, test_front_path_ran])
+    finally:
+        if APP.proc.poll() is None:
+            APP.stop()
+        T.cleanup()
