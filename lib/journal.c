@@ -22,6 +22,7 @@
 #define SEG_HDR 32u
 #define REC_HDR 32u
 #define DEFAULT_SEGMENT (64ull << 20)
+#define ZERO_AHEAD (4ull << 20) /* zeros written past the data, in fsync mode */
 
 struct seg_hdr {
 	uint64_t magic;
@@ -48,6 +49,8 @@ struct wf_journal {
 	struct wf_journal_opts opts;
 	int fd;              /* current segment */
 	uint64_t seg_size;   /* bytes written or in flight in the current segment */
+	uint64_t zeroed_end; /* the segment file holds written zeros up to here */
+	int no_zero;         /* zeroing ahead failed once (e.g. ENOSPC): append */
 	uint64_t next_lsn;
 	uint64_t durable_lsn;
 	struct wf_buf pending;   /* appended, not yet flushing */
@@ -185,12 +188,64 @@ static int fsync_dir(const char *dir)
 	return r;
 }
 
+/*
+ * Zero ahead (fsync mode). fdatasync after an append that grows the file
+ * must also commit the new size, an ext4 journal commit each time; after
+ * an overwrite of blocks already written it flushes only the data: about
+ * half the time per flush here (append 190-230 us, overwrite 113-116 us on
+ * this VM's ext4). So the writer keeps ZERO_AHEAD bytes of written zeros
+ * past the data and writes records over them; the next fdatasync makes the
+ * zeros durable with the batch. A zero record header reads as the end of
+ * the data (wf_journal_decode), so recovery and readers of the newest
+ * segment stop there as at a torn tail, and a segment is cut back to its
+ * data before the next one is created, so no older segment has a zero
+ * tail. A failure to zero (a full disk) only turns this off.
+ */
+static void seg_zero_ahead(struct wf_journal *j, uint64_t need)
+{
+	static const uint8_t zeros[64 << 10];
+	struct iovec iov[64];
+	uint64_t from = WF_MAX(j->zeroed_end, j->seg_size), to = need + ZERO_AHEAD;
+
+	for (size_t i = 0; i < WF_ARRAY_SIZE(iov); i++)
+		iov[i] = (struct iovec){ (void *)zeros, sizeof(zeros) };
+	while (from < to) {
+		uint64_t n = WF_MIN(to - from, (uint64_t)sizeof(zeros) * WF_ARRAY_SIZE(iov));
+		int cnt = (int)((n + sizeof(zeros) - 1) / sizeof(zeros));
+		ssize_t w;
+
+		iov[cnt - 1].iov_len = n - (uint64_t)(cnt - 1) * sizeof(zeros);
+		w = pwritev(j->fd, iov, cnt, (off_t)from);
+		iov[cnt - 1].iov_len = sizeof(zeros);
+		if (w <= 0) {
+			j->no_zero = 1;
+			return;
+		}
+		from += (uint64_t)w;
+		j->zeroed_end = from;
+	}
+}
+
+/* Cut the current segment's zero tail off, durably, before it stops being
+ * the newest (readers take a bad record in an older segment for corruption). */
+static int seg_cut_zero_tail(struct wf_journal *j)
+{
+	if (j->fd < 0 || j->zeroed_end <= j->seg_size)
+		return 0;
+	if (ftruncate(j->fd, (off_t)j->seg_size) < 0 || fsync(j->fd) < 0) /* once a segment: fsync, size and all */
+		return -errno;
+	j->zeroed_end = j->seg_size;
+	return 0;
+}
+
 static int seg_create(struct wf_journal *j, uint64_t first_lsn)
 {
 	char path[1200];
 	struct seg_hdr h = { .magic = SEG_MAGIC, .first_lsn = first_lsn, .created_ms = wf_wall_ms(), .version = 1 };
-	int fd;
+	int fd, r;
 
+	if ((r = seg_cut_zero_tail(j)) < 0)
+		return r;
 	h.xxh32 = XXH32(&h, offsetof(struct seg_hdr, xxh32), 0);
 	seg_path(path, sizeof(path), j->dir, first_lsn);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
@@ -207,6 +262,7 @@ static int seg_create(struct wf_journal *j, uint64_t first_lsn)
 		close(j->fd);
 	j->fd = fd;
 	j->seg_size = SEG_HDR;
+	j->zeroed_end = SEG_HDR;
 	return 0;
 }
 
@@ -296,6 +352,7 @@ int wf_journal_open(const char *dir, const struct wf_journal_opts *opts, struct 
 			goto fail;
 		}
 		j->seg_size = end;
+		j->zeroed_end = end;
 		j->next_lsn = last ? last + 1 : first;
 		break;
 	}
@@ -403,6 +460,8 @@ int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret)
 		if (r < 0)
 			return r;
 	}
+	if (j->opts.durability == WF_JOURNAL_FSYNC && !j->no_zero && j->seg_size + j->pending.len > j->zeroed_end)
+		seg_zero_ahead(j, j->seg_size + j->pending.len);
 	t = j->inflight;
 	j->inflight = j->pending;
 	j->pending = t;

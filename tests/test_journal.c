@@ -192,6 +192,90 @@ static void test_journal_rolls_segments_and_reads_across(void **state)
 	wf_journal_reader_close(r);
 }
 
+/* Size of dir/name, and where its records end (the offset past the last
+ * record that decodes). */
+static void seg_sizes(const char *name, uint64_t *ret_size, uint64_t *ret_data_end)
+{
+	char path[600], *data;
+	size_t len, off = 32; /* segment header */
+	struct wf_journal_rec rec;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(wf_read_file(path, &data, &len), 0);
+	while (off < len && (n = wf_journal_decode((uint8_t *)data + off, len - off, &rec)) > 0)
+		off += (size_t)n;
+	free(data);
+	*ret_size = len;
+	*ret_data_end = off;
+}
+
+/* In fsync mode the writer keeps written zeros ahead of its data (cheaper
+ * fdatasync): the newest segment is longer than its records, every older
+ * one ends exactly at its last record, readers see every record and no
+ * corruption, and a reopen cuts the zeros and continues the LSNs. */
+static void test_journal_fsync_zero_ahead_reads_and_recovers(void **state)
+{
+	struct wf_journal_opts o = { .segment_bytes = 256 << 10, .durability = WF_JOURNAL_FSYNC };
+	struct wf_journal *j;
+	struct wf_journal_reader *r;
+	struct wf_journal_rec rec;
+	char err[256], item[32], newest[300] = "";
+	uint64_t want = 1, size, end;
+	int nseg = 0;
+	struct dirent **ents;
+
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	for (int i = 0; i < 12000; i++) {
+		snprintf(item, sizeof(item), "item%d", i);
+		append_event(j, "sess", item, 0);
+		if (i % 500 == 499)
+			assert_int_equal(wf_journal_flush_sync(j), 0);
+	}
+	int n = scandir(dir, &ents, NULL, alphasort);
+	assert_true(n > 0);
+	for (int i = 0; i < n; i++) {
+		if (strstr(ents[i]->d_name, ".wfj")) {
+			if (newest[0]) { /* the previous newest is an older segment */
+				seg_sizes(newest, &size, &end);
+				assert_int_equal(size, end);
+			}
+			snprintf(newest, sizeof(newest), "%s", ents[i]->d_name);
+			nseg++;
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	assert_true(nseg >= 2);
+	seg_sizes(newest, &size, &end);
+	assert_true(size >= end + (1u << 20)); /* zeros ahead of the data */
+
+	/* A reader while the writer is open, zero tail and all. */
+	assert_int_equal(wf_journal_reader_open(dir, 1, &r), 0);
+	int e;
+	while ((e = wf_journal_reader_next(r, &rec)) == 1)
+		assert_int_equal(rec.lsn, want++);
+	assert_int_equal(e, 0);
+	assert_int_equal(want, 12001);
+	wf_journal_reader_close(r);
+	wf_journal_close(j);
+
+	/* Reopen: the zeros are cut, the LSNs go on, the next flush zeroes again. */
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	assert_int_equal(wf_journal_next_lsn(j), 12001);
+	seg_sizes(newest, &size, &end);
+	assert_int_equal(size, end);
+	append_event(j, "sess", "after", 0);
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	assert_int_equal(wf_journal_durable_lsn(j), 12001);
+	wf_journal_close(j);
+	assert_int_equal(wf_journal_reader_open(dir, 12001, &r), 0);
+	assert_int_equal(wf_journal_reader_next(r, &rec), 1);
+	assert_int_equal(rec.lsn, 12001);
+	assert_int_equal(wf_journal_reader_next(r, &rec), 0);
+	wf_journal_reader_close(r);
+}
+
 static void test_journal_decode_rejects_garbage(void **state)
 {
 	struct wf_journal_rec rec;
@@ -297,6 +381,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_append_flush_reopen_continues_lsn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_group_commit_batches_appends_during_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_tail_is_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_fsync_zero_ahead_reads_and_recovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_rolls_segments_and_reads_across, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_decode_rejects_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_corrupt_middle_segment_is_reported, setup, teardown),
