@@ -16,7 +16,9 @@
  * for the cases session (10 events), empty (a session with no events), none
  * (no session) and explain (session, with EXPLAIN).
  * --check prints instead one hash over every result of every case (items,
- * score bits, EXPLAIN parts, RERANK order) for every user: equal hashes
+ * score bits, EXPLAIN parts, RERANK order) for every user, with the
+ * sold-out filter, filters that refuse a third and nine in ten of the
+ * items, and none: equal hashes
  * before and after a change mean equal results, bit for bit.
  */
 #include <stdio.h>
@@ -106,6 +108,20 @@ static struct wf_rank_query query(const struct bench *b, uint32_t i, int c)
 	};
 }
 
+/* For --check: filters that refuse a third of the items (emit() selects
+ * wider) and nine in ten (emit() orders the whole pool). */
+static int refuse_third(void *ctx, uint32_t item)
+{
+	(void)ctx;
+	return (item * 2654435761u) >> 16 & 1 ? 1 : item % 3 != 0;
+}
+
+static int refuse_most(void *ctx, uint32_t item)
+{
+	(void)ctx;
+	return item % 10 == 0;
+}
+
 static uint64_t hash_mix(uint64_t h, const void *p, size_t len)
 {
 	uint64_t v[2] = { h, wf_hash64(p, len) };
@@ -115,30 +131,37 @@ static uint64_t hash_mix(uint64_t h, const void *p, size_t len)
 
 static uint64_t check(struct bench *b)
 {
+	static const wf_rank_filter_fn filters[] = { sold_out, refuse_third, refuse_most, NULL };
 	uint32_t items[WF_RANK_MAX_K], pos[WF_RANK_POOL];
 	float sc[WF_RANK_MAX_K];
 	struct wf_rank_explain ex[WF_RANK_MAX_K];
 	int64_t rr[64];
 	uint64_t h = 0;
 
-	for (int c = 0; c < CASE_COUNT; c++)
-		for (uint32_t i = 0; i < b->nusers; i++) {
-			struct wf_rank_query q = query(b, i, c);
-			int n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
-			h = hash_mix(h, &n, sizeof(n));
-			h = hash_mix(h, items, (size_t)n * sizeof(*items));
-			h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
-			if (c == CASE_EXPLAIN)
-				h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
-			/* RERANK of the list's first 64 candidates, reversed. */
-			uint32_t nr = WF_MIN(q.ncands, (uint32_t)WF_ARRAY_SIZE(rr));
-			for (uint32_t x = 0; x < nr; x++)
-				rr[x] = q.cands[nr - 1 - x].item;
-			n = wf_rank_rerank(b->snap, &b->p, &q, b->w, rr, nr, pos, sc);
-			h = hash_mix(h, &n, sizeof(n));
-			h = hash_mix(h, pos, (size_t)n * sizeof(*pos));
-			h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
+		for (int c = 0; c < CASE_COUNT; c++) {
+			for (uint32_t i = 0; i < b->nusers; i++) {
+				struct wf_rank_query q = query(b, i, c);
+				uint32_t nr = WF_MIN(q.ncands, (uint32_t)WF_ARRAY_SIZE(rr));
+				int n;
+
+				q.filter = filters[f];
+				n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+				h = hash_mix(h, &n, sizeof(n));
+				h = hash_mix(h, items, (size_t)n * sizeof(*items));
+				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+				if (c == CASE_EXPLAIN)
+					h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+				/* RERANK of the list's first 64 candidates, reversed. */
+				for (uint32_t x = 0; x < nr; x++)
+					rr[x] = q.cands[nr - 1 - x].item;
+				n = wf_rank_rerank(b->snap, &b->p, &q, b->w, rr, nr, pos, sc);
+				h = hash_mix(h, &n, sizeof(n));
+				h = hash_mix(h, pos, (size_t)n * sizeof(*pos));
+				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+			}
 		}
+	}
 	return h;
 }
 
