@@ -735,18 +735,26 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
-	int more;
+	int more, wide = 0;
 
-	/* Only the best few need ordering: select them, sort those; if the
-	 * filter refuses too many, order the whole pool after all. */
-	m = select_top(w, w->n, WF_MIN(w->n, q->filter ? 2 * k + 16 : k), &more);
+	/* Only the best few need ordering: select the best k and sort those
+	 * (the filter usually keeps them all); if the filter refuses some,
+	 * select 2k + 16, and if it refuses too many of those, order the
+	 * whole pool after all. Each try lists the same entries in the same
+	 * order as far as it reaches, so the output is the same. */
+	m = select_top(w, w->n, WF_MIN(w->n, k), &more);
 	for (i = 0; n < k; i++) {
 		if (i == m) {
 			if (!more)
 				break;
-			sort_pool(w, w->n);
-			m = w->n;
-			more = 0;
+			if (!wide && 2 * k + 16 < w->n) {
+				m = select_top(w, w->n, 2 * k + 16, &more);
+				wide = 1;
+			} else {
+				sort_pool(w, w->n);
+				m = w->n;
+				more = 0;
+			}
 			i = 0;
 			n = 0;
 		}
