@@ -258,26 +258,38 @@ int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_
 
 /* ---- pool ---- */
 
+/* The pool hash: 2 * WF_RANK_POOL slots, each item << 32 | pool index + 1
+ * (0: empty), so a probe compares its item without a second load; slots
+ * from the top bits of a multiplicative hash (the low bits of the product
+ * depend on the item's low bits only). */
+#define POOL_SLOT_BITS 12u
+_Static_assert(1u << POOL_SLOT_BITS == WF_RANK_POOL * 2, "the pool hash has 2 * WF_RANK_POOL slots");
+
+static inline uint32_t pool_hash(uint32_t item)
+{
+	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
+}
+
 static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
 {
 	uint32_t mask = WF_RANK_POOL * 2 - 1;
-	uint32_t h = (item * 2654435761u) & mask;
 
-	for (;; h = (h + 1) & mask) {
-		uint32_t v = w->slot[h];
+	for (uint32_t h = pool_hash(item);; h = (h + 1) & mask) {
+		uint64_t v = w->slot[h];
 		if (v == 0) {
 			if (w->n >= w->cap)
 				return UINT32_MAX;
-			w->slot[h] = w->n + 1;
+			w->slot[h] = (uint64_t)item << 32 | (w->n + 1);
 			w->item[w->n] = item;
 			w->batch[w->n] = -1.0f;
 			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
 			w->shared[w->n] = w->mark;
 			return w->n++;
 		}
-		if (w->item[v - 1] == item) {
-			w->shared[v - 1] |= w->mark;
-			return v - 1;
+		if ((uint32_t)(v >> 32) == item) {
+			uint32_t k = (uint32_t)v - 1;
+			w->shared[k] |= w->mark;
+			return k;
 		}
 	}
 }
@@ -673,12 +685,12 @@ static uint32_t pool_find(const struct wf_rank_scratch *w, uint32_t item)
 {
 	uint32_t mask = WF_RANK_POOL * 2 - 1;
 
-	for (uint32_t h = (item * 2654435761u) & mask;; h = (h + 1) & mask) {
-		uint32_t v = w->slot[h];
+	for (uint32_t h = pool_hash(item);; h = (h + 1) & mask) {
+		uint64_t v = w->slot[h];
 		if (v == 0)
 			return UINT32_MAX;
-		if (w->item[v - 1] == item)
-			return v - 1;
+		if ((uint32_t)(v >> 32) == item)
+			return (uint32_t)v - 1;
 	}
 }
 

@@ -157,7 +157,7 @@ struct wf_rank_query {
 
 /* Scratch memory for one query at a time (one per thread, ~123 KiB). */
 struct wf_rank_scratch {
-	uint32_t slot[WF_RANK_POOL * 2];     /* pool hash: pool index + 1 */
+	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
 	float batch[WF_RANK_POOL];           /* normalised batch score, < 0: not in the list */
 	float neigh[WF_RANK_POOL], seen[WF_RANK_POOL], compl[WF_RANK_POOL];
