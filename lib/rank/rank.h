@@ -166,7 +166,8 @@ struct wf_rank_scratch {
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
 	uint32_t n, cap;
 	/* The session's evidence per category, brand and price band, computed
-	 * once per query (not once per scored item). */
+	 * once per query (not once per scored item); the counts include the
+	 * padding to whole lanes of 8 (key UINT32_MAX). */
 	uint32_t cat_key[WF_RANK_AFF + WF_RANK_RECENT];
 	float cat_ev[WF_RANK_AFF + WF_RANK_RECENT];
 	uint32_t ncat;
