@@ -677,35 +677,52 @@ static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint
 
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
- * out. A bounded heap with the worst kept entry at the root: most entries
- * lose one comparison with it and cost nothing more; then a heap sort.
- * Compares order_key()s (one integer comparison, not two float ones). */
+ * out. Every entry's order_key() first (one loop, no branches), then a
+ * bounded heap with the worst kept entry at the root: most entries lose
+ * one integer comparison with it and cost nothing more; then a heap sort. */
 static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
 {
-	uint32_t *h = w->order, hn = 0;
-	uint64_t *key = w->key, root = 0;
+	uint32_t *h = w->order, hn = 0, x;
+	uint64_t *key = w->key, root = 0, ninf = order_key(-INFINITY, 0); /* the highest key at -inf */
+	uint32_t more = 0;
 
-	*ret_more = 0;
-	for (uint32_t x = 0; x < n; x++) {
+	if (m == 0) {
+		for (x = 0; x < n; x++)
+			more |= w->score[x] != -INFINITY;
+		*ret_more = (int)more;
+		return 0;
+	}
+	/* Every key first, in one loop without branches. */
+	for (x = 0; x < n; x++)
+		key[x] = order_key(w->score[x], w->item[x]);
+	/* Fill the heap with the first m entries scored above -inf. */
+	for (x = 0; x < n && hn < m; x++) {
 		uint32_t i;
+		uint64_t kx = key[x];
 		if (w->score[x] == -INFINITY)
 			continue;
-		uint64_t kx = key[x] = order_key(w->score[x], w->item[x]);
-		if (hn == m) {
-			*ret_more = 1;
-			if (m == 0 || kx <= root)
-				continue;
-			h[0] = x; /* replace the root */
-			heap_down(key, h, hn, 0);
-			root = key[h[0]];
-			continue;
-		}
 		/* Sift up: a parent is never better than its children. */
 		for (i = hn++; i > 0 && key[h[(i - 1) / 2]] > kx; i = (i - 1) / 2)
 			h[i] = h[(i - 1) / 2];
 		h[i] = x;
+	}
+	if (hn)
+		root = key[h[0]];
+	/* Then each entry beats the worst kept one, or stops on one integer
+	 * comparison (an entry at -inf has a key at most ninf, below every
+	 * kept one; it only must not count as left out). */
+	for (; x < n; x++) {
+		uint64_t kx = key[x];
+		if (kx <= root) {
+			more |= kx > ninf;
+			continue;
+		}
+		more = 1;
+		h[0] = x; /* replace the root */
+		heap_down(key, h, hn, 0);
 		root = key[h[0]];
 	}
+	*ret_more = (int)more;
 	/* Heap sort: the worst goes last, each in turn; the best stays first. */
 	for (uint32_t end = hn; end > 1; end--) {
 		uint32_t t = h[0];
