@@ -270,7 +270,7 @@ static inline uint32_t pool_hash(uint32_t item)
 	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
 }
 
-static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
+static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
 {
 	uint32_t mask = WF_RANK_POOL * 2 - 1;
 
