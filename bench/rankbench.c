@@ -31,7 +31,7 @@
 #include "lib/util.h"
 
 #define BENCH_EVENTS 10u
-#define BENCH_USERS 512u
+#define BENCH_USERS 8192u
 
 struct bench {
 	struct wf_snap *snap;
