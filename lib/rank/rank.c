@@ -272,10 +272,27 @@ static inline uint32_t pool_hash(uint32_t item)
 
 static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
 {
-	uint32_t mask = WF_RANK_POOL * 2 - 1;
+	uint32_t mask = WF_RANK_POOL * 2 - 1, h = pool_hash(item), n = w->n;
+	uint64_t v = w->slot[h];
 
-	for (uint32_t h = pool_hash(item);; h = (h + 1) & mask) {
-		uint64_t v = w->slot[h];
+	/* Most items settle on their first slot, new or already there, and
+	 * which of the two is a coin toss for the neighbour and popular
+	 * lists: decided without a branch. A new entry is written at n
+	 * either way (n < cap <= WF_RANK_POOL: past the pool's end, unread,
+	 * when the item was there) and n moves only when it is new. */
+	if (__builtin_expect((v == 0 || (uint32_t)(v >> 32) == item) && n < w->cap, 1)) {
+		uint32_t fresh = v == 0, k = fresh ? n : (uint32_t)v - 1;
+		uint8_t sh = w->shared[k];
+		w->item[n] = item;
+		w->batch[n] = -1.0f;
+		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
+		w->shared[k] = fresh ? w->mark : (uint8_t)(sh | w->mark);
+		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
+		w->n = n + fresh;
+		return k;
+	}
+	for (;; h = (h + 1) & mask) {
+		v = w->slot[h];
 		if (v == 0) {
 			if (w->n >= w->cap)
 				return UINT32_MAX;
