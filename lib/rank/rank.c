@@ -282,11 +282,11 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 	 * when the item was there) and n moves only when it is new. */
 	if (__builtin_expect((v == 0 || (uint32_t)(v >> 32) == item) && n < w->cap, 1)) {
 		uint32_t fresh = v == 0, k = fresh ? n : (uint32_t)v - 1;
-		uint8_t sh = w->shared[k];
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
 		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
-		w->shared[k] = fresh ? w->mark : (uint8_t)(sh | w->mark);
+		w->shared[n] = w->mark;
+		w->shared[k] |= w->mark;
 		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
 		w->n = n + fresh;
 		return k;
