@@ -372,7 +372,9 @@ static inline float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n,
 		memcpy(&e, &ev[i], sizeof(e));
 		acc |= (ev_v4)(kk == k) & e;
 	}
-	bits = acc[0] | acc[1] | acc[2] | acc[3];
+	acc |= __builtin_shufflevector(acc, acc, 2, 3, 0, 1); /* or the lanes together in the vector */
+	acc |= __builtin_shufflevector(acc, acc, 1, 0, 3, 2);
+	bits = acc[0];
 	memcpy(&r, &bits, sizeof(r));
 	return r;
 }
