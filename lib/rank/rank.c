@@ -258,26 +258,55 @@ int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_
 
 /* ---- pool ---- */
 
-static uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
-{
-	uint32_t mask = WF_RANK_POOL * 2 - 1;
-	uint32_t h = (item * 2654435761u) & mask;
+/* The pool hash: 2 * WF_RANK_POOL slots, each item << 32 | pool index + 1
+ * (0: empty), so a probe compares its item without a second load; slots
+ * from the top bits of a multiplicative hash (the low bits of the product
+ * depend on the item's low bits only). */
+#define POOL_SLOT_BITS 12u
+_Static_assert(1u << POOL_SLOT_BITS == WF_RANK_POOL * 2, "the pool hash has 2 * WF_RANK_POOL slots");
 
+static inline uint32_t pool_hash(uint32_t item)
+{
+	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
+}
+
+static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
+{
+	uint32_t mask = WF_RANK_POOL * 2 - 1, h = pool_hash(item), n = w->n;
+	uint64_t v = w->slot[h];
+
+	/* Most items settle on their first slot, new or already there, and
+	 * which of the two is a coin toss for the neighbour and popular
+	 * lists: decided without a branch. A new entry is written at n
+	 * either way (n < cap <= WF_RANK_POOL: past the pool's end, unread,
+	 * when the item was there) and n moves only when it is new. */
+	if (__builtin_expect((v == 0 || (uint32_t)(v >> 32) == item) && n < w->cap, 1)) {
+		uint32_t fresh = v == 0, k = fresh ? n : (uint32_t)v - 1;
+		w->item[n] = item;
+		w->batch[n] = -1.0f;
+		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
+		w->shared[n] = w->mark;
+		w->shared[k] |= w->mark;
+		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
+		w->n = n + fresh;
+		return k;
+	}
 	for (;; h = (h + 1) & mask) {
-		uint32_t v = w->slot[h];
+		v = w->slot[h];
 		if (v == 0) {
 			if (w->n >= w->cap)
 				return UINT32_MAX;
-			w->slot[h] = w->n + 1;
+			w->slot[h] = (uint64_t)item << 32 | (w->n + 1);
 			w->item[w->n] = item;
 			w->batch[w->n] = -1.0f;
 			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
 			w->shared[w->n] = w->mark;
 			return w->n++;
 		}
-		if (w->item[v - 1] == item) {
-			w->shared[v - 1] |= w->mark;
-			return v - 1;
+		if ((uint32_t)(v >> 32) == item) {
+			uint32_t k = (uint32_t)v - 1;
+			w->shared[k] |= w->mark;
+			return k;
 		}
 	}
 }
@@ -321,6 +350,50 @@ static float session_confidence(const struct wf_rank_session *s, const struct wf
 	return n3 / (n3 + c3);
 }
 
+/* keys[0..n) (n a multiple of EV_LANES; keys unique, padding UINT32_MAX)
+ * -> ev[]; 0 when key is absent. Branch-free, four compares per vector
+ * instruction (GCC vector extensions): a search loop that stops at the
+ * match costs a mispredicted branch per scored entry, the match being
+ * anywhere. key != UINT32_MAX. */
+#define EV_LANES 8u
+_Static_assert(WF_RANK_AFF % EV_LANES == 0 && (WF_RANK_AFF + WF_RANK_RECENT) % EV_LANES == 0,
+	       "evidence tables are whole lanes");
+typedef uint32_t ev_v4 __attribute__((vector_size(16)));
+
+static inline float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32_t key)
+{
+	ev_v4 acc = { 0, 0, 0, 0 }, k = { key, key, key, key };
+	uint32_t bits;
+	float r;
+
+	for (uint32_t i = 0; i < n; i += 4) {
+		ev_v4 kk, e;
+		memcpy(&kk, &keys[i], sizeof(kk));
+		memcpy(&e, &ev[i], sizeof(e));
+		acc |= (ev_v4)(kk == k) & e;
+	}
+	acc |= __builtin_shufflevector(acc, acc, 2, 3, 0, 1); /* or the lanes together in the vector */
+	acc |= __builtin_shufflevector(acc, acc, 1, 0, 3, 2);
+	bits = acc[0];
+	memcpy(&r, &bits, sizeof(r));
+	return r;
+}
+
+/* Pad keys[n..] with UINT32_MAX (and ev with 0) to whole lanes; returns
+ * the padded count. */
+static uint32_t pad_ev(uint32_t *keys, float *ev, uint32_t n)
+{
+	uint32_t padded = (n + EV_LANES - 1) / EV_LANES * EV_LANES;
+
+	if (padded == 0)
+		padded = EV_LANES;
+	for (uint32_t i = n; i < padded; i++) {
+		keys[i] = UINT32_MAX;
+		ev[i] = 0.0f;
+	}
+	return padded;
+}
+
 /* Evidence of every category, brand and band the session touched, once per
  * query: score_one() then only looks values up. */
 static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_session *s, const struct wf_rank_params *p)
@@ -355,14 +428,8 @@ static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_ses
 	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
 		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
 	w->confidence = session_confidence(s, p);
-}
-
-static float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32_t key)
-{
-	for (uint32_t i = 0; i < n; i++)
-		if (keys[i] == key)
-			return ev[i];
-	return 0.0f;
+	w->ncat = pad_ev(w->cat_key, w->cat_ev, w->ncat);
+	w->nbrand = pad_ev(w->brand_key, w->brand_ev, w->nbrand);
 }
 
 /* The pool: batch list, neighbours of recent items and the anchor, the
@@ -508,7 +575,7 @@ static inline __attribute__((always_inline)) void entry_parts(const struct wf_sn
 		if (it->category != WF_SNAP_NO_CAT)
 			aff += p->w_cat * lookup_ev(w->cat_key, w->cat_ev, w->ncat, it->category);
 		if (it->brand != WF_SNAP_NO_CAT)
-			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, w->nbrand, it->brand);
+			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, WF_RANK_AFF, it->brand);
 		if (it->price_band < WF_RANK_BANDS)
 			aff += p->w_band * w->band_ev[it->price_band];
 		pt->aff = aff;
@@ -629,35 +696,52 @@ static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint
 
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
- * out. A bounded heap with the worst kept entry at the root: most entries
- * lose one comparison with it and cost nothing more; then a heap sort.
- * Compares order_key()s (one integer comparison, not two float ones). */
+ * out. Every entry's order_key() first (one loop, no branches), then a
+ * bounded heap with the worst kept entry at the root: most entries lose
+ * one integer comparison with it and cost nothing more; then a heap sort. */
 static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
 {
-	uint32_t *h = w->order, hn = 0;
-	uint64_t *key = w->key, root = 0;
+	uint32_t *h = w->order, hn = 0, x;
+	uint64_t *key = w->key, root = 0, ninf = order_key(-INFINITY, 0); /* the highest key at -inf */
+	uint32_t more = 0;
 
-	*ret_more = 0;
-	for (uint32_t x = 0; x < n; x++) {
+	if (m == 0) {
+		for (x = 0; x < n; x++)
+			more |= w->score[x] != -INFINITY;
+		*ret_more = (int)more;
+		return 0;
+	}
+	/* Every key first, in one loop without branches. */
+	for (x = 0; x < n; x++)
+		key[x] = order_key(w->score[x], w->item[x]);
+	/* Fill the heap with the first m entries scored above -inf. */
+	for (x = 0; x < n && hn < m; x++) {
 		uint32_t i;
+		uint64_t kx = key[x];
 		if (w->score[x] == -INFINITY)
 			continue;
-		uint64_t kx = key[x] = order_key(w->score[x], w->item[x]);
-		if (hn == m) {
-			*ret_more = 1;
-			if (m == 0 || kx <= root)
-				continue;
-			h[0] = x; /* replace the root */
-			heap_down(key, h, hn, 0);
-			root = key[h[0]];
-			continue;
-		}
 		/* Sift up: a parent is never better than its children. */
 		for (i = hn++; i > 0 && key[h[(i - 1) / 2]] > kx; i = (i - 1) / 2)
 			h[i] = h[(i - 1) / 2];
 		h[i] = x;
+	}
+	if (hn)
+		root = key[h[0]];
+	/* Then each entry beats the worst kept one, or stops on one integer
+	 * comparison (an entry at -inf has a key at most ninf, below every
+	 * kept one; it only must not count as left out). */
+	for (; x < n; x++) {
+		uint64_t kx = key[x];
+		if (kx <= root) {
+			more |= kx > ninf;
+			continue;
+		}
+		more = 1;
+		h[0] = x; /* replace the root */
+		heap_down(key, h, hn, 0);
 		root = key[h[0]];
 	}
+	*ret_more = (int)more;
 	/* Heap sort: the worst goes last, each in turn; the best stays first. */
 	for (uint32_t end = hn; end > 1; end--) {
 		uint32_t t = h[0];
@@ -673,12 +757,12 @@ static uint32_t pool_find(const struct wf_rank_scratch *w, uint32_t item)
 {
 	uint32_t mask = WF_RANK_POOL * 2 - 1;
 
-	for (uint32_t h = (item * 2654435761u) & mask;; h = (h + 1) & mask) {
-		uint32_t v = w->slot[h];
+	for (uint32_t h = pool_hash(item);; h = (h + 1) & mask) {
+		uint64_t v = w->slot[h];
 		if (v == 0)
 			return UINT32_MAX;
-		if (w->item[v - 1] == item)
-			return v - 1;
+		if ((uint32_t)(v >> 32) == item)
+			return (uint32_t)v - 1;
 	}
 }
 
@@ -735,18 +819,26 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
-	int more;
+	int more, wide = 0;
 
-	/* Only the best few need ordering: select them, sort those; if the
-	 * filter refuses too many, order the whole pool after all. */
-	m = select_top(w, w->n, WF_MIN(w->n, q->filter ? 2 * k + 16 : k), &more);
+	/* Only the best few need ordering: select the best k and sort those
+	 * (the filter usually keeps them all); if the filter refuses some,
+	 * select 2k + 16, and if it refuses too many of those, order the
+	 * whole pool after all. Each try lists the same entries in the same
+	 * order as far as it reaches, so the output is the same. */
+	m = select_top(w, w->n, WF_MIN(w->n, k), &more);
 	for (i = 0; n < k; i++) {
 		if (i == m) {
 			if (!more)
 				break;
-			sort_pool(w, w->n);
-			m = w->n;
-			more = 0;
+			if (!wide && 2 * k + 16 < w->n) {
+				m = select_top(w, w->n, 2 * k + 16, &more);
+				wide = 1;
+			} else {
+				sort_pool(w, w->n);
+				m = w->n;
+				more = 0;
+			}
 			i = 0;
 			n = 0;
 		}

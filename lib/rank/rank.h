@@ -155,9 +155,9 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (one per thread, ~123 KiB). */
+/* Scratch memory for one query at a time (one per thread, ~138 KiB). */
 struct wf_rank_scratch {
-	uint32_t slot[WF_RANK_POOL * 2];     /* pool hash: pool index + 1 */
+	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
 	float batch[WF_RANK_POOL];           /* normalised batch score, < 0: not in the list */
 	float neigh[WF_RANK_POOL], seen[WF_RANK_POOL], compl[WF_RANK_POOL];
@@ -166,7 +166,8 @@ struct wf_rank_scratch {
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
 	uint32_t n, cap;
 	/* The session's evidence per category, brand and price band, computed
-	 * once per query (not once per scored item). */
+	 * once per query (not once per scored item); the counts include the
+	 * padding to whole lanes of 8 (key UINT32_MAX). */
 	uint32_t cat_key[WF_RANK_AFF + WF_RANK_RECENT];
 	float cat_ev[WF_RANK_AFF + WF_RANK_RECENT];
 	uint32_t ncat;

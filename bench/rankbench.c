@@ -1,0 +1,262 @@
+/*
+ * rankbench.c - microseconds per fresh wf_rank_recs() (lib/rank) as
+ * weft-ranker calls it: a returning user's batch list, a session, k, and a
+ * filter that reads the snapshot's sold-out flag (the ranker's stock filter
+ * with no live stock). Benchmark tooling only, linked into nothing else;
+ * tests/test_rank.c checks correctness.
+ *
+ *   weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--check]
+ *
+ * Users with a full batch list (the most candidates in the snapshot) take
+ * turns, each with its own generated 10-event session (views, clicks, pdp
+ * views, mostly along the snapshot's neighbours; every fourth session
+ * carts one item), so each query is a fresh computation over a different
+ * pool. Prints per case the median and best of R rounds of N queries, in
+ * this thread's CPU time (the machine is shared):
+ *   "recs <case> <median> us/query (best <b>, pool <p> entries)"
+ * for the cases session (10 events), empty (a session with no events), none
+ * (no session) and explain (session, with EXPLAIN).
+ * --check prints instead one hash over every result of every case (items,
+ * score bits, EXPLAIN parts, RERANK order) for every user, with the
+ * sold-out filter, filters that refuse a third and nine in ten of the
+ * items, and none: equal hashes
+ * before and after a change mean equal results, bit for bit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/rank/rank.h"
+#include "lib/util.h"
+
+#define BENCH_EVENTS 10u
+#define BENCH_USERS 8192u
+
+struct bench {
+	struct wf_snap *snap;
+	struct wf_rank_params p;
+	struct wf_rank_scratch *w;
+	uint32_t nusers;
+	uint32_t user[BENCH_USERS];
+	struct wf_rank_session sess[BENCH_USERS];
+	struct wf_rank_session empty;
+	uint32_t k;
+};
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return *s >> 33;
+}
+
+static int sold_out(void *ctx, uint32_t item)
+{
+	const struct wf_snap *snap = ctx;
+
+	return !(snap->items[item].flags & WF_SNAP_ITEM_SOLD_OUT);
+}
+
+/* The users with the longest batch lists (up to BENCH_USERS), and a
+ * session for each. */
+static void pick(struct bench *b)
+{
+	const struct wf_snap *snap = b->snap;
+	uint32_t best = 0;
+	uint64_t seed = 7;
+
+	for (uint32_t u = 0; u < snap->nusers; u++)
+		best = WF_MAX(best, snap->users[u].cand_cnt);
+	for (uint32_t u = 0; u < snap->nusers && b->nusers < BENCH_USERS; u++)
+		if (snap->users[u].cand_cnt == best)
+			b->user[b->nusers++] = u;
+	for (uint32_t i = 0; i < b->nusers; i++) {
+		const struct wf_snap_user *su = &snap->users[b->user[i]];
+		uint32_t it = snap->cands[su->cand_off + rnd(&seed) % su->cand_cnt].item;
+		wf_rank_session_init(&b->sess[i]);
+		for (uint32_t e = 0; e < BENCH_EVENTS; e++) {
+			static const int types[] = { WF_EV_VIEW, WF_EV_VIEW, WF_EV_VIEW, WF_EV_CLICK, WF_EV_PDP };
+			int type = types[rnd(&seed) % WF_ARRAY_SIZE(types)];
+			if (i % 4 == 0 && e == 7)
+				type = WF_EV_CART_ADD;
+			wf_rank_session_apply(&b->sess[i], snap, &b->p, type, it, 0);
+			const struct wf_snap_item *m = &snap->items[it];
+			if (m->neigh_cnt && rnd(&seed) % 10 < 6)
+				it = snap->neigh[m->neigh_off + rnd(&seed) % m->neigh_cnt].item;
+			else
+				it = (uint32_t)(rnd(&seed) % snap->nitems);
+		}
+	}
+	wf_rank_session_init(&b->empty);
+}
+
+enum { CASE_SESSION, CASE_EMPTY, CASE_NONE, CASE_EXPLAIN, CASE_COUNT };
+static const char *const case_name[CASE_COUNT] = { "session", "empty", "none", "explain" };
+
+static struct wf_rank_query query(const struct bench *b, uint32_t i, int c)
+{
+	const struct wf_snap_user *su = &b->snap->users[b->user[i]];
+
+	return (struct wf_rank_query){
+		.sess = c == CASE_NONE ? NULL : c == CASE_EMPTY ? &b->empty : &b->sess[i],
+		.cands = b->snap->cands + su->cand_off,
+		.ncands = su->cand_cnt,
+		.w_batch = 0.4f,
+		.w_session = 0.6f,
+		.anchor = -1,
+		.k = b->k,
+		.filter = sold_out,
+		.filter_ctx = b->snap,
+	};
+}
+
+/* For --check: filters that refuse a third of the items (emit() selects
+ * wider) and nine in ten (emit() orders the whole pool). */
+static int refuse_third(void *ctx, uint32_t item)
+{
+	(void)ctx;
+	return (item * 2654435761u) >> 16 & 1 ? 1 : item % 3 != 0;
+}
+
+static int refuse_most(void *ctx, uint32_t item)
+{
+	(void)ctx;
+	return item % 10 == 0;
+}
+
+static uint64_t hash_mix(uint64_t h, const void *p, size_t len)
+{
+	uint64_t v[2] = { h, wf_hash64(p, len) };
+
+	return wf_hash64(v, sizeof(v));
+}
+
+static uint64_t check(struct bench *b)
+{
+	static const wf_rank_filter_fn filters[] = { sold_out, refuse_third, refuse_most, NULL };
+	uint32_t items[WF_RANK_MAX_K], pos[WF_RANK_POOL];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	int64_t rr[64];
+	uint64_t h = 0;
+
+	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
+		for (int c = 0; c < CASE_COUNT; c++) {
+			for (uint32_t i = 0; i < b->nusers; i++) {
+				struct wf_rank_query q = query(b, i, c);
+				uint32_t nr = WF_MIN(q.ncands, (uint32_t)WF_ARRAY_SIZE(rr));
+				int n;
+
+				q.filter = filters[f];
+				n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+				h = hash_mix(h, &n, sizeof(n));
+				h = hash_mix(h, items, (size_t)n * sizeof(*items));
+				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+				if (c == CASE_EXPLAIN)
+					h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+				/* RERANK of the list's first 64 candidates, reversed. */
+				for (uint32_t x = 0; x < nr; x++)
+					rr[x] = q.cands[nr - 1 - x].item;
+				n = wf_rank_rerank(b->snap, &b->p, &q, b->w, rr, nr, pos, sc);
+				h = hash_mix(h, &n, sizeof(n));
+				h = hash_mix(h, pos, (size_t)n * sizeof(*pos));
+				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+			}
+		}
+	}
+	return h;
+}
+
+/* This thread's CPU time: time the scheduler gave other processes on a
+ * shared machine does not count. */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void measure(struct bench *b, int c, uint32_t nq, uint32_t rounds)
+{
+	uint32_t items[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	double us[64];
+	uint64_t pool = 0, sink = 0;
+
+	rounds = WF_MIN(rounds, (uint32_t)WF_ARRAY_SIZE(us));
+	for (uint32_t r = 0; r < rounds; r++) {
+		uint64_t t0 = cpu_ns();
+		for (uint32_t j = 0; j < nq; j++) {
+			struct wf_rank_query q = query(b, j % b->nusers, c);
+			int n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+			sink += (uint64_t)n + items[0];
+			pool += b->w->n;
+		}
+		us[r] = (double)(cpu_ns() - t0) / nq / 1000.0;
+	}
+	qsort(us, rounds, sizeof(*us), cmp_double);
+	printf("recs %-8s %6.2f us/query (best %.2f, pool %.0f entries)%s\n", case_name[c], us[rounds / 2], us[0],
+	       (double)pool / ((double)nq * rounds), sink ? "" : " ");
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	uint32_t nq = 20000, rounds = 5;
+	int do_check = 0;
+	char err[256];
+	static struct bench b;
+
+	b.k = 20;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--snap") && i + 1 < argc)
+			path = argv[++i];
+		else if (!strcmp(argv[i], "--queries") && i + 1 < argc)
+			nq = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+			rounds = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--k") && i + 1 < argc)
+			b.k = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--check"))
+			do_check = 1;
+		else
+			path = NULL, i = argc;
+	}
+	if (!path || nq == 0 || rounds == 0 || b.k < 1 || b.k > WF_RANK_MAX_K) {
+		fprintf(stderr, "usage: weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--check]\n");
+		return 2;
+	}
+	if (wf_snap_open(path, &b.snap, err, sizeof(err)) < 0) {
+		fprintf(stderr, "weft-rankbench: %s\n", err);
+		return 1;
+	}
+	b.w = calloc(1, sizeof(*b.w));
+	if (!b.w)
+		return 1;
+	wf_rank_params_default(&b.p);
+	pick(&b);
+	if (!b.nusers) {
+		fprintf(stderr, "weft-rankbench: %s has no users\n", path);
+		return 1;
+	}
+	if (do_check) {
+		printf("check %016llx (%u users, k %u)\n", (unsigned long long)check(&b), b.nusers, b.k);
+	} else {
+		printf("%u users with %u candidates, %u queries x %u rounds, k %u\n", b.nusers,
+		       b.snap->users[b.user[0]].cand_cnt, nq, rounds, b.k);
+		for (int c = 0; c < CASE_COUNT; c++)
+			measure(&b, c, nq, rounds);
+	}
+	free(b.w);
+	wf_snap_close(b.snap);
+	return 0;
+}
