@@ -236,6 +236,8 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	h.t_recv_ns = wf_now_ns();
 	/* EVENT: its journal LSN; RECS: the session's version (front table). */
 	h.lsn = cmd == WF_CMD_RECS ? ctx->fwd_ver : lsn;
+	/* An EVENT's ack is its durability, not the ranker's reply. */
+	h.flags = cmd == WF_CMD_EVENT ? WF_MSG_F_NOREPLY : 0;
 	h.cmd = (uint16_t)cmd;
 	h.argc = (uint16_t)(r->argc - 1);
 	for (uint32_t i = 1; i < r->argc; i++) {
@@ -267,12 +269,18 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		return -ENOMEM;
 	sl->wait_lsn = lsn;
 	sl->is_event = cmd == WF_CMD_EVENT;
-	sh->fifo[sh->fifo_tail % sh->fifo_cap] = (struct ingest_pending){
-		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq,
-	};
-	sh->fifo_tail++;
 	sh->next_seq++;
 	sh->dirty = 1;
+	if (cmd == WF_CMD_EVENT) {
+		/* Ready now; conn_drain sends it once the journal is durable past lsn. */
+		static const char one[] = ":1\r\n";
+		slot_fill(sl, one, sizeof(one) - 1);
+		return 0;
+	}
+	sh->fifo[sh->fifo_tail % sh->fifo_cap] = (struct ingest_pending){
+		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq - 1,
+	};
+	sh->fifo_tail++;
 	return 0;
 }
 

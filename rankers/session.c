@@ -900,7 +900,12 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 			wf_resp_w_int(out, 1);
 			break;
 		}
-		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), out) == 0 && v->hdr->t_recv_ns) {
+		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), out) < 0) {
+			/* Journaled and acked by ingest (WF_MSG_F_NOREPLY), but not
+			 * applied: a session full or out of memory. Counted; the
+			 * journal still holds it for the nightly build. */
+			atomic_fetch_add_explicit(&ctx->sc->stats.errors, 1, memory_order_relaxed); /* stats */
+		} else if (v->hdr->t_recv_ns) {
 			/* CLOCK_MONOTONIC is one clock for every process on the box. */
 			uint64_t now = wf_now_ns();
 			if (now >= v->hdr->t_recv_ns)

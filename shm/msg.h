@@ -35,9 +35,14 @@ struct wf_msg_req {
 	uint64_t lsn;       /* journal sequence of an EVENT, else 0 */
 	uint16_t cmd;       /* enum wf_cmd */
 	uint16_t argc;
-	uint32_t flags;
+	uint32_t flags;     /* WF_MSG_F_* */
 };
 _Static_assert(sizeof(struct wf_msg_req) == 32, "request header");
+
+/* The ranker sends no reply. EVENTs carry it: weft-ingest acknowledges an
+ * EVENT once the journal holds it; the ring is FIFO per shard, so the
+ * ranker applies it before any request sent after it on that shard. */
+#define WF_MSG_F_NOREPLY 1u
 
 struct wf_msg_rep {
 	uint64_t req_id;

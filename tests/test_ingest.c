@@ -1,7 +1,10 @@
 /*
  * test_ingest.c - weft-ingest end to end over its Unix socket, against a
  * fake ranker (a thread here that serves every shard of a test segment and
- * answers each request with "+<CMD> <arg> <arg>..." or ":1" for EVENT):
+ * answers each request with "+<CMD> <arg> <arg>..."; EVENTs carry
+ * WF_MSG_F_NOREPLY and get no reply: ingest acks them once journaled):
+ * an EVENT is acknowledged while its ranker is not reading, a request after
+ * it on the same connection still waits for the ranker;
  * replies stay in request order when a pipeline spans shards; backpressure
  * holds requests (nothing dropped) while the ranker does not read; a
  * connection that closes with requests in flight does not leak replies into
@@ -116,8 +119,11 @@ static void *fake_main(void *arg)
 				n++;
 				if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, &v) < 0)
 					continue;
-				if (v.hdr->cmd == WF_CMD_EVENT) {
-					o = (size_t)snprintf(out, sizeof(out), ":1\r\n");
+				if (v.argc > 0 && v.argv[0].len == 9 && memcmp(v.argv[0].p, "afterquit", 9) == 0)
+					atomic_fetch_add_explicit(&f->saw_marker, 1, memory_order_relaxed);
+				if (v.hdr->flags & WF_MSG_F_NOREPLY) { /* EVENTs: ingest acks them */
+					atomic_fetch_add_explicit(&f->served[s], 1, memory_order_relaxed);
+					continue;
 				} else {
 					o = (size_t)snprintf(out, sizeof(out), "+%s", cmd_name(v.hdr->cmd));
 					for (uint32_t i = 0; i < v.argc && o < sizeof(out) - 300; i++)
@@ -125,8 +131,6 @@ static void *fake_main(void *arg)
 								      (int)WF_MIN(v.argv[i].len, 256u), v.argv[i].p);
 					o += (size_t)snprintf(out + o, sizeof(out) - o, "\r\n");
 				}
-				if (v.argc > 0 && v.argv[0].len == 9 && memcmp(v.argv[0].p, "afterquit", 9) == 0)
-					atomic_fetch_add_explicit(&f->saw_marker, 1, memory_order_relaxed);
 				h.req_id = v.hdr->req_id;
 				h.t_recv_ns = v.hdr->t_recv_ns;
 				if (atomic_exchange_explicit(&f->dup_next, 0, memory_order_relaxed)) {
@@ -451,6 +455,29 @@ static void test_ingest_backpressure_holds_then_delivers_all(void **state)
 	close(fd);
 }
 
+/* An EVENT's ack is the journal's: it comes while the ranker reads
+ * nothing; the HISTORY sent after it waits for the ranker, and the ranker
+ * sees the EVENT first (the ring is FIFO). */
+static void test_ingest_event_acked_once_journaled_not_by_ranker(void **state)
+{
+	int fd = cli_connect();
+	char *got;
+
+	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
+	expect_reply(fd, "EVENT ev1 u1 view i1\r\n", ":1\r\n");
+	expect_reply(fd, "EVENT ev1 u1 pdp i1\r\n", ":1\r\n");
+	const char *h = "HISTORY ev1\r\n";
+	assert_int_equal(send(fd, h, strlen(h), MSG_NOSIGNAL), (ssize_t)strlen(h));
+	usleep(50000);
+	char b[64];
+	assert_int_equal(recv(fd, b, sizeof(b), MSG_DONTWAIT), -1); /* nothing yet */
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	exchange(fd, "", 0, strlen("+HISTORY ev1\r\n"), &got);
+	assert_string_equal(got, "+HISTORY ev1\r\n");
+	free(got);
+	close(fd);
+}
+
 /* A client leaves with replies owed; the next client, which reuses its
  * connection slot (free slots are a stack), gets only its own replies. */
 static void test_ingest_closed_connection_replies_go_nowhere(void **state)
@@ -618,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_ingest_info_is_redis_like),
 		cmocka_unit_test(test_ingest_pipeline_across_shards_in_order),
 		cmocka_unit_test(test_ingest_backpressure_holds_then_delivers_all),
+		cmocka_unit_test(test_ingest_event_acked_once_journaled_not_by_ranker),
 		cmocka_unit_test(test_ingest_closed_connection_replies_go_nowhere),
 		cmocka_unit_test(test_ingest_drops_foreign_and_duplicate_replies),
 		cmocka_unit_test(test_ingest_validation_keeps_connection),
