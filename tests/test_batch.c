@@ -289,6 +289,27 @@ static void test_batch_parallel_ranges_same_snapshot_and_lines(void **state)
 	free(err2);
 }
 
+/* Build name.csv (events) with the hat/sock catalog of the seasonality
+ * tests (socks first: lower item numbers win ties); *ret_json gets the
+ * manifest, *ret_snap the opened snapshot. */
+static void build_hats_socks(const char *name, const char *events, char **ret_json, struct wf_snap **ret_snap)
+{
+	char f[128], ev[512], cat[512], out[512], man[600], err[512];
+
+	snprintf(f, sizeof(f), "%s.csv", name);
+	write_text(f, events);
+	write_text("hats_socks_cat.csv", "item_id,category,brand,price,sizes\nsock1,socks,a,1,\nsock2,socks,a,1,\n"
+					 "hat1,hats,a,1,\nhat2,hats,a,1,\n");
+	snprintf(ev, sizeof(ev), "%s/%s.csv", dir, name);
+	snprintf(cat, sizeof(cat), "%s/hats_socks_cat.csv", dir);
+	snprintf(out, sizeof(out), "%s/%s.weft", dir, name);
+	snprintf(man, sizeof(man), "%s.manifest.json", out);
+	const char *args[] = { "build", "--events", ev, "--catalog", cat, "--out", out, "--quiet", NULL };
+	assert_int_equal(run(args), 0);
+	assert_int_equal(wf_read_file(man, ret_json, NULL), 0);
+	assert_int_equal(wf_snap_open(out, ret_snap, err, sizeof(err)), 0);
+}
+
 /* Three weeks where "hats" are bought on the weekday after the data ends
  * and "socks" on the others: a shopper with the same history in both gets
  * the hat first; with under 14 days there is no weekday pattern. */
@@ -299,7 +320,7 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 	/* 2023-11-05 00:00 UTC is a Sunday; the data ends on Saturday
 	 * 2023-11-25, so the snapshot serves a Sunday. */
 	long long sun = 1699142400000LL, end = sun + 20 * day + 12 * 3600000LL;
-	char ev[512], cat[512], out[512], man[600], err[512], *json;
+	char *json;
 	struct wf_snap *s;
 
 	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
@@ -310,22 +331,11 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 	/* zed: one view of a sock and of a hat, same time (the sock has the
 	 * lower item number, so it would win the tie without seasonality). */
 	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
-	write_text("season.csv", b.data);
+	build_hats_socks("season", b.data, &json, &s);
 	wf_buf_fini(&b);
-	/* socks first: lower item numbers win ties */
-	write_text("season_cat.csv", "item_id,category,brand,price,sizes\nsock1,socks,a,1,\nsock2,socks,a,1,\n"
-				     "hat1,hats,a,1,\nhat2,hats,a,1,\n");
-	snprintf(ev, sizeof(ev), "%s/season.csv", dir);
-	snprintf(cat, sizeof(cat), "%s/season_cat.csv", dir);
-	snprintf(out, sizeof(out), "%s/season.weft", dir);
-	snprintf(man, sizeof(man), "%s.manifest.json", out);
-	const char *args[] = { "build", "--events", ev, "--catalog", cat, "--out", out, "--quiet", NULL };
-	assert_int_equal(run(args), 0);
-	assert_int_equal(wf_read_file(man, &json, NULL), 0);
 	assert_non_null(strstr(json, "\"weekday_pattern\": true, \"serve_weekday\": \"Sunday\""));
 	assert_non_null(strstr(json, "\"yearly_pattern\": false")); /* 21 days */
 	free(json);
-	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
 	int64_t zed = wf_snap_user_find(s, "zed", 3), hat2 = wf_snap_item_find(s, "hat2", 4),
 		sock2 = wf_snap_item_find(s, "sock2", 5);
 	assert_true(zed >= 0 && hat2 >= 0 && sock2 >= 0);
@@ -345,13 +355,10 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 			wf_buf_printf(&b, "%lld,bg%d,bg%d-%d,view,%s,\n", sun + d * day + k * 1000LL, k, k, d,
 				      d % 7 == 0 ? "hat1" : "sock1");
 	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
-	write_text("season.csv", b.data);
+	build_hats_socks("season", b.data, &json, &s);
 	wf_buf_fini(&b);
-	assert_int_equal(run(args), 0);
-	assert_int_equal(wf_read_file(man, &json, NULL), 0);
 	assert_non_null(strstr(json, "\"weekday_pattern\": false"));
 	free(json);
-	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
 	zed = wf_snap_user_find(s, "zed", 3);
 	sock2 = wf_snap_item_find(s, "sock2", 5);
 	hat2 = wf_snap_item_find(s, "hat2", 4);
@@ -368,7 +375,6 @@ static int64_t yearly_first(int h0, char **ret_json, int64_t *ret_hat2)
 {
 	struct wf_buf b = { 0 };
 	const long long day = 86400000LL, sun = 1699142400000LL, end = sun + 400 * day + 12 * 3600000LL;
-	char ev[512], cat[512], out[512], man[600], err[512];
 	struct wf_snap *s;
 
 	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
@@ -379,18 +385,8 @@ static int64_t yearly_first(int h0, char **ret_json, int64_t *ret_hat2)
 			wf_buf_printf(&b, "%lld,hb%d,hb%d-%d,view,hat1,\n", sun + d * day + k * 1000LL, k, k, d);
 	}
 	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
-	write_text("year.csv", b.data);
+	build_hats_socks("year", b.data, ret_json, &s);
 	wf_buf_fini(&b);
-	write_text("year_cat.csv", "item_id,category,brand,price,sizes\nsock1,socks,a,1,\nsock2,socks,a,1,\n"
-				   "hat1,hats,a,1,\nhat2,hats,a,1,\n");
-	snprintf(ev, sizeof(ev), "%s/year.csv", dir);
-	snprintf(cat, sizeof(cat), "%s/year_cat.csv", dir);
-	snprintf(out, sizeof(out), "%s/year.weft", dir);
-	snprintf(man, sizeof(man), "%s.manifest.json", out);
-	const char *args[] = { "build", "--events", ev, "--catalog", cat, "--out", out, "--quiet", NULL };
-	assert_int_equal(run(args), 0);
-	assert_int_equal(wf_read_file(man, ret_json, NULL), 0);
-	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
 	int64_t zed = wf_snap_user_find(s, "zed", 3);
 	assert_true(zed >= 0 && s->users[zed].cand_cnt >= 2);
 	int64_t first = s->cands[s->users[zed].cand_off].item;
