@@ -310,6 +310,22 @@ static void build_hats_socks(const char *name, const char *events, char **ret_js
 	assert_int_equal(wf_snap_open(out, ret_snap, err, sizeof(err)), 0);
 }
 
+/* Days first_day..20 from sun: 30 views a day, of hat1 on Sundays and of
+ * sock1 on the other days; then zed views a sock and a hat at end, at the
+ * same time (the sock has the lower item number, so it would win the tie
+ * without seasonality). */
+static void hats_on_sundays(struct wf_buf *b, int first_day, long long sun, long long end)
+{
+	const long long day = 86400000LL;
+
+	wf_buf_printf(b, "ts,user_id,session_id,event,item_id,value\n");
+	for (int d = first_day; d <= 20; d++)
+		for (int k = 0; k < 30; k++)
+			wf_buf_printf(b, "%lld,bg%d,bg%d-%d,view,%s,\n", sun + d * day + k * 1000LL, k, k, d,
+				      d % 7 == 0 ? "hat1" : "sock1");
+	wf_buf_printf(b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
+}
+
 /* Three weeks where "hats" are bought on the weekday after the data ends
  * and "socks" on the others: a shopper with the same history in both gets
  * the hat first; with under 14 days there is no weekday pattern. */
@@ -323,14 +339,7 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 	char *json;
 	struct wf_snap *s;
 
-	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
-	for (int d = 0; d <= 20; d++)
-		for (int k = 0; k < 30; k++)
-			wf_buf_printf(&b, "%lld,bg%d,bg%d-%d,view,%s,\n", sun + d * day + k * 1000LL, k, k, d,
-				      d % 7 == 0 ? "hat1" : "sock1");
-	/* zed: one view of a sock and of a hat, same time (the sock has the
-	 * lower item number, so it would win the tie without seasonality). */
-	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
+	hats_on_sundays(&b, 0, sun, end);
 	build_hats_socks("season", b.data, &json, &s);
 	wf_buf_fini(&b);
 	assert_non_null(strstr(json, "\"weekday_pattern\": true, \"serve_weekday\": \"Sunday\""));
@@ -349,12 +358,7 @@ static void test_batch_weekday_seasonality_boosts_serving_day(void **state)
 
 	/* Only the last 10 days: no pattern, the tie goes to the sock. */
 	b = (struct wf_buf){ 0 };
-	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
-	for (int d = 11; d <= 20; d++)
-		for (int k = 0; k < 30; k++)
-			wf_buf_printf(&b, "%lld,bg%d,bg%d-%d,view,%s,\n", sun + d * day + k * 1000LL, k, k, d,
-				      d % 7 == 0 ? "hat1" : "sock1");
-	wf_buf_printf(&b, "%lld,zed,z1,view,sock2,\n%lld,zed,z1,view,hat2,\n", end, end);
+	hats_on_sundays(&b, 11, sun, end);
 	build_hats_socks("season", b.data, &json, &s);
 	wf_buf_fini(&b);
 	assert_non_null(strstr(json, "\"weekday_pattern\": false"));
