@@ -174,14 +174,16 @@ static void restore_state(struct wf_admin_ctx *ctx)
 
 static int open_listener(struct wf_admin_ctx *ctx)
 {
-	unsigned int gid;
-	int r = wf_unix_listen(ctx->sock_path, 64, 0660, ctx->admin_group, SOCK_NONBLOCK, &ctx->listen_fd, &gid);
+	unsigned int gid = (unsigned int)getegid();
+	int r;
 
-	if (r == -ENOENT && ctx->admin_group) {
+	if (ctx->admin_group && wf_group_gid(ctx->admin_group, &gid) < 0) {
 		wf_err("admin group '%s' does not exist: create it (groupadd %s) or pass another "
 		       "--admin-group", ctx->admin_group, ctx->admin_group);
-		return r;
+		return -ENOENT;
 	}
+	r = wf_unix_listen(ctx->sock_path, 64, 0660, ctx->admin_group ? (int64_t)gid : -1, SOCK_NONBLOCK,
+			   &ctx->listen_fd);
 	if (r < 0) {
 		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
 		return r;

@@ -180,7 +180,7 @@ static void conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
 			wf_buf_append(&c->out, jfail, sizeof(jfail) - 1);
 		} else {
 			wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
-			acked += sl->is_event && sl->len == 4 && memcmp(sl->data ? sl->data : sl->inl, ":1\r\n", 4) == 0;
+			acked += sl->wait_lsn != 0; /* only an EVENT waits for an LSN, and its reply is :1 */
 		}
 		free(sl->data);
 		sl->data = NULL;
@@ -268,7 +268,6 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	if (!sl)
 		return -ENOMEM;
 	sl->wait_lsn = lsn;
-	sl->is_event = cmd == WF_CMD_EVENT;
 	sh->next_seq++;
 	sh->dirty = 1;
 	if (cmd == WF_CMD_EVENT) {
@@ -830,17 +829,20 @@ static int setup_buffers(struct ingest_ctx *ctx)
 static int open_listener(struct ingest_ctx *ctx)
 {
 	int n = sd_listen_fds(0), r;
+	unsigned int gid = 0;
 
 	if (n > 0) {
 		ctx->listen_fd = SD_LISTEN_FDS_START;
 		return 0;
 	}
-	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_group ? 0660 : 0666, ctx->socket_group, 0,
-			   &ctx->listen_fd, NULL);
-	if (r == -ENOENT && ctx->socket_group)
+	if (ctx->socket_group && wf_group_gid(ctx->socket_group, &gid) < 0) {
 		wf_err("client socket group '%s' does not exist: create it (groupadd %s) or pass another "
 		       "--socket-group", ctx->socket_group, ctx->socket_group);
-	else if (r < 0)
+		return -ENOENT;
+	}
+	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_group ? 0660 : 0666,
+			   ctx->socket_group ? (int64_t)gid : -1, 0, &ctx->listen_fd);
+	if (r < 0)
 		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
 	return r;
 }

@@ -29,8 +29,7 @@
 struct ingest_slot {
 	uint8_t ready;      /* reply bytes present */
 	uint8_t close;      /* close the connection after this reply */
-	uint8_t is_event;   /* an EVENT: counts as acked when sent */
-	uint64_t wait_lsn;  /* also wait until the journal is durable to here */
+	uint64_t wait_lsn;  /* an EVENT's LSN (0 otherwise): sent once the journal is durable to here */
 	char *data;         /* malloc'd reply, or NULL when it fits inl */
 	uint32_t len;
 	char inl[INGEST_SLOT_INLINE];

@@ -259,23 +259,24 @@ int wf_write_file_atomic(const char *path, const void *data, size_t len)
 	return r;
 }
 
-int wf_unix_listen(const char *path, int backlog, unsigned int mode, const char *group, int flags, int *ret_fd,
-		   unsigned int *ret_gid)
+int wf_group_gid(const char *name, unsigned int *ret_gid)
+{
+	struct group *g = getgrnam(name);
+
+	if (!g)
+		return -ENOENT;
+	*ret_gid = (unsigned int)g->gr_gid;
+	return 0;
+}
+
+int wf_unix_listen(const char *path, int backlog, unsigned int mode, int64_t gid, int flags, int *ret_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	gid_t gid = getegid();
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
-	if (group) {
-		struct group *g = getgrnam(group);
-
-		if (!g)
-			return -ENOENT;
-		gid = g->gr_gid;
-	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
 		return -errno;
@@ -285,11 +286,9 @@ int wf_unix_listen(const char *path, int backlog, unsigned int mode, const char 
 	if (unlink(path) < 0 && errno != ENOENT)
 		goto fail;
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, (mode_t)mode) < 0 ||
-	    (group && chown(path, (uid_t)-1, gid) < 0) || listen(fd, backlog) < 0)
+	    (gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0) || listen(fd, backlog) < 0)
 		goto fail;
 	*ret_fd = fd;
-	if (ret_gid)
-		*ret_gid = (unsigned int)gid;
 	return 0;
 fail:
 	r = -errno;

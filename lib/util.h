@@ -98,19 +98,19 @@ int wf_read_file(const char *path, char **ret, size_t *ret_len);
 /* Write data to path atomically (temp file, fsync, rename). 0 or -errno. */
 int wf_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* The gid of group name into *ret_gid. 0, or -ENOENT when there is no
+ * such group (the caller says to create it). */
+int wf_group_gid(const char *name, unsigned int *ret_gid);
+
 /*
  * wf_unix_listen - listen on a Unix stream socket at path: a stale socket
  * file left there is removed first, then the socket gets mode and, when
- * group is not NULL, that group as owner.
+ * gid >= 0, that group as owner (wf_group_gid()).
  * @flags:   extra socket() type flags (SOCK_NONBLOCK); SOCK_CLOEXEC always.
  * @ret_fd:  the listening socket, written only on success.
- * @ret_gid: when not NULL, the gid that owns the socket (group's, or the
- *           process's effective gid without one), written only on success.
- * Returns 0, or -ENAMETOOLONG (path does not fit sun_path), -ENOENT (no
- * such group: the caller says to create it), or the -errno of socket(),
- * bind(), chmod(), chown() or listen(). Logs nothing.
+ * Returns 0, or -ENAMETOOLONG (path does not fit sun_path), or the -errno
+ * of socket(), bind(), chmod(), chown() or listen(). Logs nothing.
  */
-int wf_unix_listen(const char *path, int backlog, unsigned int mode, const char *group, int flags, int *ret_fd,
-		   unsigned int *ret_gid);
+int wf_unix_listen(const char *path, int backlog, unsigned int mode, int64_t gid, int flags, int *ret_fd);
 
 #endif
