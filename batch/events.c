@@ -36,12 +36,14 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "batch/batch.h"
 #include "lib/journal.h"
+#include "lib/proto.h"
 
 #define MAX_REPORTED 10u             /* malformed rows named one by one per file */
 #define PIECE_BYTES (256ull << 20)   /* digest piece; fixed, part of the digest's definition */
@@ -228,21 +230,6 @@ static void bad(struct job *j, uint64_t line, const char *why)
 	j->bad++;
 }
 
-static int parse_type(const char *p, uint32_t len)
-{
-	static const char *const names[WF_EV_COUNT] = {
-		[WF_EV_VIEW] = "view",	       [WF_EV_CLICK] = "click",	    [WF_EV_PDP] = "pdp",
-		[WF_EV_HOVER] = "hover",       [WF_EV_DWELL] = "dwell",	    [WF_EV_SCROLL] = "scroll",
-		[WF_EV_SEARCH] = "search",     [WF_EV_CART_ADD] = "cart_add", [WF_EV_CART_REMOVE] = "cart_remove",
-		[WF_EV_PURCHASE] = "purchase",
-	};
-
-	for (int i = 0; i < WF_EV_COUNT; i++)
-		if (strlen(names[i]) == len && memcmp(names[i], p, len) == 0)
-			return i;
-	return -1;
-}
-
 struct row {
 	int64_t ts_ms;
 	struct wf_csv_field sess, type, item, user, val;
@@ -274,7 +261,7 @@ static int intern_first(struct wf_intern *t, uint64_t **first, uint64_t ev, cons
 static const char *add_row(struct job *j, const struct row *w)
 {
 	struct wf_batch_event e = { .ts_ms = w->ts_ms, .item = 0xffffffffu, .user = WF_BATCH_NO_USER, .qty = 1 };
-	int t = parse_type(w->type.p, w->type.len), r;
+	int t = wf_event_from_name(w->type.p, w->type.len), r;
 
 	if (t < 0)
 		return "unknown event type";
@@ -470,9 +457,10 @@ static void parse_journal(struct loader *L, struct job *j)
 		w.type = (struct wf_csv_field){ rec->argv[2], rec->argl[2] };
 		if (!(rec->argl[3] == 1 && rec->argv[3][0] == '-'))
 			w.item = (struct wf_csv_field){ rec->argv[3], rec->argl[3] };
-		t = parse_type(w.type.p, w.type.len);
+		/* Names as weft-ingest and the rankers take them: any case. */
+		t = wf_event_from_name(w.type.p, w.type.len);
 		for (uint32_t i = 4; t >= 0 && key[t] && i + 1 < rec->argc; i += 2)
-			if (rec->argl[i] == strlen(key[t]) && memcmp(rec->argv[i], key[t], rec->argl[i]) == 0)
+			if (rec->argl[i] == strlen(key[t]) && strncasecmp(rec->argv[i], key[t], rec->argl[i]) == 0)
 				w.val = (struct wf_csv_field){ rec->argv[i + 1], rec->argl[i + 1] };
 		if ((why = add_row(j, &w)) != NULL)
 			bad(j, rec->lsn, why);

@@ -289,6 +289,27 @@ static void test_batch_parallel_ranges_same_snapshot_and_lines(void **state)
 	free(err2);
 }
 
+/* Event types in any case, as weft-ingest and the rankers take them: a
+ * shopper's PURCHASE counts as her order. */
+static void test_batch_event_types_any_case(void **state)
+{
+	char ev[512], out[512], err[512];
+	struct wf_snap *s;
+
+	write_text("caps.csv", "ts,user_id,session_id,event,item_id,value\n"
+			       "1700000000000,ann,s1,VIEW,i1,\n1700000001000,ann,s1,Purchase,i1,2\n"
+			       "1700000002000,bob,s2,view,i1,\n");
+	snprintf(ev, sizeof(ev), "%s/caps.csv", dir);
+	snprintf(out, sizeof(out), "%s/caps.weft", dir);
+	const char *args[] = { "build", "--events", ev, "--out", out, "--quiet", NULL };
+	assert_int_equal(run(args), 0);
+	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
+	int64_t ann = wf_snap_user_find(s, "ann", 3);
+	assert_true(ann >= 0);
+	assert_int_equal(s->users[ann].orders, 1);
+	wf_snap_close(s);
+}
+
 /* Build name.csv (events) with the hat/sock catalog of the seasonality
  * tests (socks first: lower item numbers win ties); *ret_json gets the
  * manifest, *ret_snap the opened snapshot. */
@@ -517,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_batch_parallel_ranges_same_snapshot_and_lines),
 		cmocka_unit_test(test_batch_weekday_seasonality_boosts_serving_day),
 		cmocka_unit_test(test_batch_yearly_seasonality_follows_last_year),
+		cmocka_unit_test(test_batch_event_types_any_case),
 		cmocka_unit_test(test_batch_diff_and_export),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
