@@ -128,6 +128,17 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+/* optarg as an integer in min..max into *ret; else says so for --name. 0 or -1. */
+static int opt_range(const char *name, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	if (parse_u64(optarg, min, max, ret) < 0) {
+		wf_err("--%s wants an integer in %llu..%llu, not '%s'", name, (unsigned long long)min,
+		       (unsigned long long)max, optarg);
+		return -1;
+	}
+	return 0;
+}
+
 /* The options build and nightly share (short codes c i n t q, and e for
  * --events / --history). 1 handled, 0 not one of them, -1 bad value
  * (logged). */
@@ -147,17 +158,13 @@ static int common_opt(struct wf_batch *b, int c, const char *name)
 	case 'i': b->opt.inventory = optarg; return 1;
 	case 'q': b->opt.quiet = true; return 1;
 	case 'n':
-		if (parse_u64(optarg, 1, 10000, &v) < 0) {
-			wf_err("--candidates wants an integer in 1..10000, not '%s'", optarg);
+		if (opt_range("candidates", 1, 10000, &v) < 0)
 			return -1;
-		}
 		b->opt.candidates = (uint32_t)v;
 		return 1;
 	case 't':
-		if (parse_u64(optarg, 1, 64, &v) < 0) {
-			wf_err("--threads wants an integer in 1..64, not '%s'", optarg);
+		if (opt_range("threads", 1, 64, &v) < 0)
 			return -1;
-		}
 		b->opt.threads = (uint32_t)v;
 		return 1;
 	}
