@@ -179,11 +179,10 @@ struct wf_rank_scratch {
 	uint32_t ncompl;                     /* pool entries that complement the cart */
 	float compl_top;                     /* best score among the others (w_compl_lift) */
 	/* wf_rank_recs_multi(): entries every query's pool has (not only a
-	 * batch list), and per query its batch scores, scores and lift. */
+	 * batch list), and per query its batch scores and scores. */
 	uint8_t shared[WF_RANK_POOL], mark;
 	float mbatch[WF_RANK_MULTI][WF_RANK_POOL];
 	float mscore[WF_RANK_MULTI][WF_RANK_POOL];
-	float mcompl_top[WF_RANK_MULTI];
 };
 
 /*
