@@ -318,77 +318,48 @@ static int cmd_verify(int argc, char **argv)
 
 /* ---- nightly: the journal (and any history) into tonight's snapshot ---- */
 
-static int cmp_str(const void *a, const void *b)
+static int is_night(const struct dirent *e)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
+	size_t l = strlen(e->d_name);
 
-/* Is dir/name one of the files weft serves (current or previous generation,
- * the rollback target)? Compared by inode, so any spelling of the path counts. */
-static bool serving(const char *dir, const char *name, char *const *keep_paths, size_t nkeep)
-{
-	char p[4096 + 512];
-	struct stat a, b;
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	if (stat(p, &a) < 0)
-		return false;
-	for (size_t i = 0; i < nkeep; i++)
-		if (keep_paths[i] && stat(keep_paths[i], &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-			return true;
-	return false;
+	return strncmp(e->d_name, "night-", 6) == 0 && l > 5 && strcmp(e->d_name + l - 5, ".snap") == 0;
 }
 
 /* Keep the newest `keep` night-*.snap files (and their manifests), and any
- * night named in keep_paths (what weft serves now and can roll back to);
- * the names sort by their timestamp. Nothing is removed when the directory
- * cannot be listed in full (a warning says so). */
+ * night that is one of keep_paths (what weft serves now and can roll back
+ * to; compared by inode, so any spelling of the path counts); the names
+ * sort by their timestamp. Nothing is removed when the directory cannot be
+ * listed (a warning says so). */
 static void prune_snapshots(const char *dir, unsigned keep, char *const *keep_paths, size_t nkeep)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	bool ok = true;
+	struct stat serve[2], st; /* keep_paths: at most the current and the previous generation */
+	size_t nserve = 0;
+	struct dirent **ents;
+	int n = scandir(dir, &ents, is_night, alphasort);
 
-	if (!d) {
+	if (n < 0) {
 		wf_warn("cannot list %s to keep the newest %u nights: %s", dir, keep, strerror(errno));
 		return;
 	}
-	while (ok && (e = readdir(d))) {
-		size_t l = strlen(e->d_name);
-		if (strncmp(e->d_name, "night-", 6) != 0 || l <= 5 || strcmp(e->d_name + l - 5, ".snap") != 0)
-			continue;
-		if (n == cap) {
-			char **p = realloc(names, (cap ? cap * 2 : 64) * sizeof(*p));
-			if (!p) {
-				ok = false;
-				break;
-			}
-			names = p;
-			cap = cap ? cap * 2 : 64;
-		}
-		if (!(names[n] = strdup(e->d_name)))
-			ok = false;
-		else
-			n++;
-	}
-	closedir(d);
-	if (!ok)
-		wf_warn("out of memory listing %s: no old nights removed", dir);
-	else
-		qsort(names, n, sizeof(names[0]), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		if (ok && i + keep < n && !serving(dir, names[i], keep_paths, nkeep)) {
-			char p[4096 + 512];
-			snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+	for (size_t i = 0; i < nkeep && nserve < WF_ARRAY_SIZE(serve); i++)
+		if (keep_paths[i] && stat(keep_paths[i], &serve[nserve]) == 0)
+			nserve++;
+	for (int i = 0; i < n; i++) {
+		char p[4096 + 512];
+		bool serving = false;
+
+		snprintf(p, sizeof(p), "%s/%s", dir, ents[i]->d_name);
+		bool known = nserve && stat(p, &st) == 0;
+		for (size_t k = 0; known && k < nserve; k++)
+			serving |= st.st_dev == serve[k].st_dev && st.st_ino == serve[k].st_ino;
+		if ((unsigned)i + keep < (unsigned)n && !serving) {
 			unlink(p);
-			snprintf(p, sizeof(p), "%s/%s.manifest.json", dir, names[i]);
+			snprintf(p, sizeof(p), "%s/%s.manifest.json", dir, ents[i]->d_name);
 			unlink(p);
 		}
-		free(names[i]);
+		free(ents[i]);
 	}
-	free(names);
+	free(ents);
 }
 
 /* The "path" of the generation under key ("current", "previous") in a
