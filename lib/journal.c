@@ -205,7 +205,9 @@ static void seg_zero_ahead(struct wf_journal *j, uint64_t need)
 {
 	static const uint8_t zeros[64 << 10];
 	struct iovec iov[64];
-	uint64_t from = WF_MAX(j->zeroed_end, j->seg_size), to = need + ZERO_AHEAD;
+	/* Not past the segment's end: a roll cuts what lies beyond the data. */
+	uint64_t from = WF_MAX(j->zeroed_end, j->seg_size),
+		 to = WF_MIN(need + ZERO_AHEAD, WF_MAX(need, j->opts.segment_bytes));
 
 	for (size_t i = 0; i < WF_ARRAY_SIZE(iov); i++)
 		iov[i] = (struct iovec){ (void *)zeros, sizeof(zeros) };
@@ -491,25 +493,33 @@ int wf_journal_flush_end(struct wf_journal *j, int64_t res)
 	return 0;
 }
 
+int64_t wf_journal_flush_write(const struct wf_journal_flush *f)
+{
+	size_t done = 0;
+
+	while (done < f->iov.iov_len) {
+		ssize_t n = pwrite(f->fd, (char *)f->iov.iov_base + done, f->iov.iov_len - done, (off_t)(f->offset + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return (int64_t)done;
+}
+
 int wf_journal_flush_sync(struct wf_journal *j)
 {
 	struct wf_journal_flush f;
 	int r = wf_journal_flush_begin(j, &f);
-	size_t done = 0;
+	int64_t w;
 
 	if (r <= 0)
 		return r;
-	while (done < f.iov.iov_len) {
-		ssize_t n = pwrite(f.fd, (char *)f.iov.iov_base + done, f.iov.iov_len - done, (off_t)(f.offset + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return wf_journal_flush_end(j, n < 0 ? -errno : -EIO);
-		done += (size_t)n;
-	}
-	if (f.sync && fdatasync(f.fd) < 0)
-		return wf_journal_flush_end(j, -errno);
-	return wf_journal_flush_end(j, (int64_t)done);
+	w = wf_journal_flush_write(&f);
+	if (w >= 0 && f.sync && fdatasync(f.fd) < 0)
+		w = -errno;
+	return wf_journal_flush_end(j, w);
 }
 
 /* ---- reader ---- */

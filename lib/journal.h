@@ -93,6 +93,11 @@ int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret);
  */
 int wf_journal_flush_end(struct wf_journal *j, int64_t res);
 
+/* The write of a begun flush, synchronously (pwrite of the whole iovec at
+ * its offset; the caller still syncs if f->sync and ends the flush).
+ * Returns the bytes written, or -errno (-EIO for a write of 0). */
+int64_t wf_journal_flush_write(const struct wf_journal_flush *f);
+
 /* Begin + write + fdatasync + end, synchronously. 0 or -errno. */
 int wf_journal_flush_sync(struct wf_journal *j);
 
