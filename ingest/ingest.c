@@ -28,7 +28,7 @@
 
 #include "ingest/ingest.h"
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JWRITE, OP_JSYNC };
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JSYNC };
 
 static uint64_t ud(int op, uint32_t idx, uint32_t gen)
 {
@@ -213,6 +213,24 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 	return 0;
 }
 
+/* Remember that connection c has a reply waiting for lsn. 0 or -ENOMEM. */
+static int jwait_push(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t lsn)
+{
+	if (ctx->jwait_tail - ctx->jwait_head == ctx->jwait_cap) {
+		uint64_t ncap = ctx->jwait_cap ? ctx->jwait_cap * 2 : 4096;
+		struct ingest_jwait *n = malloc(ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		for (uint64_t i = ctx->jwait_head; i < ctx->jwait_tail; i++)
+			n[i % ncap] = ctx->jwait[i % ctx->jwait_cap];
+		free(ctx->jwait);
+		ctx->jwait = n;
+		ctx->jwait_cap = ncap;
+	}
+	ctx->jwait[ctx->jwait_tail++ % ctx->jwait_cap] = (struct ingest_jwait){ c->idx, c->gen, lsn };
+	return 0;
+}
+
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd, const struct wf_resp_req *r)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
@@ -271,10 +289,11 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	sh->next_seq++;
 	sh->dirty = 1;
 	if (cmd == WF_CMD_EVENT) {
-		/* Ready now; conn_drain sends it once the journal is durable past lsn. */
+		/* Ready now; conn_drain sends it once the journal is durable past
+		 * lsn, and journal_done() finds the connection through jwait. */
 		static const char one[] = ":1\r\n";
 		slot_fill(sl, one, sizeof(one) - 1);
-		return 0;
+		return jwait_push(ctx, c, lsn);
 	}
 	sh->fifo[sh->fifo_tail % sh->fifo_cap] = (struct ingest_pending){
 		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq - 1,
@@ -454,23 +473,7 @@ static void commit_shards(struct ingest_ctx *ctx)
 #define JOURNAL_LINGER_MAX_NS 250000ull
 #define INGEST_SPIN_ITERS 200 /* idle pause loops before sleeping (~5 us) */
 
-/* pwrite the whole of buf at off: bytes written, or -errno. */
-static int64_t pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		done += (size_t)n;
-	}
-	return (int64_t)done;
-}
-
-static void journal_done(struct ingest_ctx *ctx, int op, int64_t res);
+static void journal_done(struct ingest_ctx *ctx, int64_t res);
 
 static uint64_t journal_kick(struct ingest_ctx *ctx)
 {
@@ -496,8 +499,7 @@ static uint64_t journal_kick(struct ingest_ctx *ctx)
 	}
 	if (r == 0)
 		return 0;
-	ctx->journal_inflight = f.sync ? 2 : 1;
-	ctx->journal_write_res = 0;
+	ctx->journal_inflight = 1;
 	ctx->journal_flush_n = ctx->journal_pending_n;
 	ctx->journal_pending_n = 0;
 	ctx->journal_flush_t0 = wf_now_ns();
@@ -506,8 +508,10 @@ static uint64_t journal_kick(struct ingest_ctx *ctx)
 	 * to an io-wq worker, and that worker's wake-up on a busy 2-core box
 	 * took 300-700 us a flush (bench/run JOURNAL lines, durability os).
 	 * Only the fdatasync, which blocks for real, goes through the ring. */
-	journal_done(ctx, OP_JWRITE, pwrite_all(f.fd, f.iov.iov_base, f.iov.iov_len, f.offset));
-	if (f.sync && ctx->journal_inflight) {
+	ctx->journal_written = wf_journal_flush_write(&f);
+	if (ctx->journal_written < 0 || !f.sync) {
+		journal_done(ctx, ctx->journal_written);
+	} else {
 		sqe = get_sqe(ctx);
 		io_uring_prep_fsync(sqe, f.fd, IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data64(sqe, ud(OP_JSYNC, 0, 0));
@@ -517,32 +521,43 @@ static uint64_t journal_kick(struct ingest_ctx *ctx)
 	return 0;
 }
 
-/* A step of the flush ended: the write (res = bytes, or -errno) or the
- * fdatasync (res = 0 or -errno). The last step ends the flush. */
-static void journal_done(struct ingest_ctx *ctx, int op, int64_t res)
+/* The flush ended: res = the bytes written, or -errno (of the write or
+ * the fdatasync). Then the replies it made durable may go: the connections
+ * in the journal-wait FIFO up to the durable LSN (LSNs are issued in order,
+ * so the FIFO is in LSN order), or every connection when the journal
+ * failed (they get errors instead). */
+static void journal_done(struct ingest_ctx *ctx, int64_t res)
 {
-	if (op == OP_JWRITE)
-		ctx->journal_write_res = res;
-	else if (res < 0 && ctx->journal_write_res >= 0)
-		ctx->journal_write_res = res;
-	if (--ctx->journal_inflight)
-		return;
-	{
-		uint64_t took = wf_now_ns() - ctx->journal_flush_t0;
-		/* EWMA, 1/4 weight on the newest: a spike moves it, one does not rule it */
-		ctx->journal_flush_ns = ctx->journal_flush_ns ? (3 * ctx->journal_flush_ns + took) / 4 : took;
-		ctx->journal_flushes++;
-		ctx->journal_flushed_events += ctx->journal_flush_n;
-	}
-	if (wf_journal_flush_end(ctx->journal, ctx->journal_write_res) < 0) {
-		wf_err("journal write failed: %s; events are no longer acknowledged",
-		       strerror(ctx->journal_write_res < 0 ? (int)-ctx->journal_write_res : EIO));
+	uint64_t took = wf_now_ns() - ctx->journal_flush_t0, durable;
+
+	ctx->journal_inflight = 0;
+	/* EWMA, 1/4 weight on the newest: a spike moves it, one does not rule it */
+	ctx->journal_flush_ns = ctx->journal_flush_ns ? (3 * ctx->journal_flush_ns + took) / 4 : took;
+	ctx->journal_flushes++;
+	ctx->journal_flushed_events += ctx->journal_flush_n;
+	if (wf_journal_flush_end(ctx->journal, res) < 0) {
+		wf_err("journal write failed: %s; events are no longer acknowledged", strerror(res < 0 ? (int)-res : EIO));
 		ctx->journal_failed = 1;
 	}
-	/* Replies waiting for durability may go now. */
-	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
-		struct ingest_conn *c = ctx->conns[i];
-		if (c && c->fd >= 0 && c->head < c->tail)
+	if (ctx->journal_failed) {
+		for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
+			struct ingest_conn *c = ctx->conns[i];
+			if (c && c->fd >= 0 && c->head < c->tail)
+				conn_drain(ctx, c);
+		}
+		ctx->jwait_head = ctx->jwait_tail;
+		return;
+	}
+	durable = wf_journal_durable_lsn(ctx->journal);
+	while (ctx->jwait_head < ctx->jwait_tail) {
+		struct ingest_jwait *w = &ctx->jwait[ctx->jwait_head % ctx->jwait_cap];
+		struct ingest_conn *c;
+
+		if (w->lsn > durable)
+			break;
+		ctx->jwait_head++;
+		c = ctx->conns[w->conn_idx];
+		if (c && c->gen == w->conn_gen && c->fd >= 0 && c->head < c->tail)
 			conn_drain(ctx, c);
 	}
 }
@@ -657,9 +672,8 @@ static int reap(struct ingest_ctx *ctx)
 				ctx->stopping = 1;
 			}
 			break;
-		case OP_JWRITE:
 		case OP_JSYNC:
-			journal_done(ctx, op, cqe->res);
+			journal_done(ctx, cqe->res < 0 ? cqe->res : ctx->journal_written);
 			break;
 		}
 	}
@@ -1056,6 +1070,7 @@ int main(int argc, char **argv)
 			(unsigned long long)ctx.journal_flushes,
 			(double)ctx.journal_flushed_events / (double)ctx.journal_flushes, ctx.journal_flush_ns / 1e3);
 	io_uring_queue_exit(&ctx.ring);
+	free(ctx.jwait);
 	wf_info("stopped");
 	return 0;
 }

@@ -60,6 +60,11 @@ struct ingest_pending {
 	uint32_t seq;
 };
 
+struct ingest_jwait {
+	uint32_t conn_idx, conn_gen;
+	uint64_t lsn;
+};
+
 struct ingest_shard {
 	struct wf_ring_prod req;
 	struct wf_ring_cons rep;
@@ -84,9 +89,13 @@ struct ingest_ctx {
 	struct ingest_shard *shards;
 	struct wf_route route;
 	struct wf_journal *journal;
-	int journal_inflight;
-	int64_t journal_write_res;
+	int journal_inflight;    /* a flush is under way (its fdatasync in the ring) */
+	int64_t journal_written; /* bytes the flush under way wrote, or -errno */
 	int journal_failed;
+	/* Connections with an EVENT reply waiting for the journal, in LSN
+	 * order (free-running indexes, capacity a power of two). */
+	struct ingest_jwait *jwait;
+	uint64_t jwait_head, jwait_tail, jwait_cap;
 	/* Group commit sizing (see journal_kick()): events appended since the
 	 * last flush began and when the first of them came; events in the
 	 * flush in flight; the recent largest group (decays 1/8 per flush);
