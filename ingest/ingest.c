@@ -241,7 +241,9 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	uint64_t lsn = 0;
 	int e;
 
-	if (c->tail - c->head >= INGEST_MAX_PENDING || sh->fifo_tail - sh->fifo_head >= sh->fifo_cap)
+	/* An EVENT takes no fifo entry (its ranker sends no reply). */
+	if (c->tail - c->head >= INGEST_MAX_PENDING ||
+	    (cmd != WF_CMD_EVENT && sh->fifo_tail - sh->fifo_head >= sh->fifo_cap))
 		return -EAGAIN;
 	if (cmd == WF_CMD_EVENT) {
 		if (ctx->journal_failed) {

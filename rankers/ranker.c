@@ -353,7 +353,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 		}
 		ranker_handle(ctx, ctx->view);
 		if (ctx->view->hdr->flags & WF_MSG_F_NOREPLY) {
-			ctx->out.len = 0; /* an EVENT: acked by ingest once journaled */
+			ctx->out.len = 0; /* an EVENT, acked by ingest once journaled: writes nothing */
 			continue;
 		}
 		if (push_reply(ctx, ctx->view->hdr->req_id, ctx->view->hdr->t_recv_ns, t0) < 0)

@@ -894,13 +894,17 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 	struct wf_buf *out = &ctx->out;
 
 	switch (v->hdr->cmd) {
-	case WF_CMD_EVENT:
+	case WF_CMD_EVENT: {
+		/* Ingest acks an EVENT itself (WF_MSG_F_NOREPLY): nothing to write. */
+		struct wf_buf *eout = v->hdr->flags & WF_MSG_F_NOREPLY ? NULL : out;
+
 		/* Replayed at start already: acknowledge without applying twice. */
 		if (v->hdr->lsn && v->hdr->lsn <= ctx->replayed_lsn) {
-			wf_resp_w_int(out, 1);
+			if (eout)
+				wf_resp_w_int(eout, 1);
 			break;
 		}
-		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), out) < 0) {
+		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), eout) < 0) {
 			/* Journaled and acked by ingest (WF_MSG_F_NOREPLY), but not
 			 * applied: a session full or out of memory. Counted; the
 			 * journal still holds it for the nightly build. */
@@ -912,6 +916,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 				wf_lat_add(ctx->sc->stats.visible_hist, now - v->hdr->t_recv_ns);
 		}
 		break;
+	}
 	case WF_CMD_RECS:
 		cmd_recs(ctx, v->hdr, v->argv, v->argc, out);
 		break;
