@@ -435,6 +435,8 @@ void wf_seq_copy(void *dst, const void *src, size_t n)
 	uint32_t *d = dst;
 	const uint32_t *s = src;
 
+	/* relaxed: the seqlock's sequence reads around the copy order it (the
+	 * caller retries on a change); atomic words only so a torn read is no UB. */
 	for (size_t i = 0; i < n / 4; i++)
 		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
 }
@@ -451,15 +453,8 @@ void wf_seq_store(void *dst, const void *src, size_t n)
 	uint32_t *d = dst;
 	const uint32_t *s = src;
 
-	for (size_t i = 0; i < n / 4; i++)
-		__atomic_store_n(&d[i], s[i], __ATOMIC_RELAXED);
-}
-
-static void seq_store(void *dst, const void *src, size_t n)
-{
-	uint32_t *d = dst;
-	const uint32_t *s = src;
-
+	/* relaxed: between wf_seq_write_begin() and _end(), whose fences and
+	 * sequence stores order these for readers (they retry on a change). */
 	for (size_t i = 0; i < n / 4; i++)
 		__atomic_store_n(&d[i], s[i], __ATOMIC_RELAXED);
 }
@@ -498,7 +493,7 @@ void wf_ctl_weights_set(struct wf_ctl *ctl, int page, int visitor, float batch, 
 	struct wf_weight w = { f2u(batch), f2u(session) };
 
 	wf_seq_write_begin(&ctl->weights_lock);
-	seq_store(&ctl->weights[page][visitor], &w, sizeof(w));
+	wf_seq_store(&ctl->weights[page][visitor], &w, sizeof(w));
 	wf_seq_write_end(&ctl->weights_lock);
 }
 
@@ -539,8 +534,8 @@ void wf_ctl_snap_get(struct wf_ctl *ctl, struct wf_snap_ref *ret_cur, struct wf_
 void wf_ctl_snap_set(struct wf_ctl *ctl, const struct wf_snap_ref *cur, const struct wf_snap_ref *prev)
 {
 	wf_seq_write_begin(&ctl->snap_lock);
-	seq_store(&ctl->snap_cur, cur, sizeof(*cur));
-	seq_store(&ctl->snap_prev, prev, sizeof(*prev));
+	wf_seq_store(&ctl->snap_cur, cur, sizeof(*cur));
+	wf_seq_store(&ctl->snap_prev, prev, sizeof(*prev));
 	wf_seq_write_end(&ctl->snap_lock);
 	/* R3: pairs with A3 in the rankers' loop; a ranker that sees the new
 	 * generation finds its path under the seqlock. */
