@@ -109,9 +109,10 @@ int wf_cli_export(const struct wf_cli_opts *o)
 			const struct wf_snap_cand *c = &s->cands[usr->cand_off + i];
 			const struct wf_snap_item *it = &s->items[c->item];
 			const char *id = wf_snap_str(s, it->id_off);
-			int st = shm ? wf_stock_state(shm->stock, wf_stock_key(id, it->id_len), NULL, 0) : WF_STOCK_UNKNOWN;
+			int sold_out = it->flags & WF_SNAP_ITEM_SOLD_OUT;
 
-			if (st == WF_STOCK_OUT || (st == WF_STOCK_UNKNOWN && (it->flags & WF_SNAP_ITEM_SOLD_OUT))) {
+			/* The rankers' rule; with no appliance running, the snapshot's word. */
+			if (shm ? !wf_stock_ok(shm->stock, wf_stock_key(id, it->id_len), sold_out, 0, NULL, 0) : sold_out) {
 				skipped++;
 				continue;
 			}

@@ -202,10 +202,9 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	/* Overlap the stock table's cache misses: load the slots first. */
 	for (uint32_t i = 0; i < e.n && i < (uint64_t)k + 8; i++)
 		wf_stock_prefetch(ctx->shm->stock, e.stock_key[i]);
-	/* The ranker's stock_ok() without SIZE: live stock, else the snapshot. */
+	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
 	for (uint32_t i = 0; i < e.n && n < (uint64_t)k; i++) {
-		int st = wf_stock_state(ctx->shm->stock, e.stock_key[i], NULL, 0);
-		if ((st == WF_STOCK_UNKNOWN && !e.snap_sold_out[i]) || st == WF_STOCK_IN) {
+		if (wf_stock_ok(ctx->shm->stock, e.stock_key[i], e.snap_sold_out[i], 0, NULL, 0)) {
 			pass[n] = (uint16_t)i;
 			poff[n++] = (uint16_t)off;
 		}

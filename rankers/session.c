@@ -410,13 +410,9 @@ static int stock_ok(void *p, uint32_t item)
 {
 	const struct stock_filter *f = p;
 	const struct wf_snap_item *it = &f->snap->items[item];
-	int st = wf_stock_state(f->stock, f->keys[item], f->size, f->size_len);
 
-	/* Never stocked live: the snapshot's word, and a size is only
-	 * granted to an item that has no sizes. */
-	if (st == WF_STOCK_UNKNOWN)
-		return !(it->flags & WF_SNAP_ITEM_SOLD_OUT) && (!f->size_len || it->nsizes == 0);
-	return st == WF_STOCK_IN;
+	return wf_stock_ok(f->stock, f->keys[item], it->flags & WF_SNAP_ITEM_SOLD_OUT, it->nsizes, f->size,
+			   f->size_len);
 }
 
 static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, const struct wf_snap_cand **ret_cands,

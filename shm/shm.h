@@ -108,6 +108,19 @@ enum { WF_STOCK_UNKNOWN = -1, WF_STOCK_OUT = 0, WF_STOCK_IN = 1 };
 /* Item-level: UNKNOWN if never stocked (treated as available), OUT if every
  * size is sold out, IN otherwise. With size given: that size's state. */
 int wf_stock_state(const struct wf_stock *st, uint64_t item_key, const char *size, size_t size_len);
+/* May the item be recommended? Its live state (that size's, when
+ * size_len), or, never stocked live, the snapshot's word: not sold out,
+ * and a size granted only to an item without sizes. The one rule for the
+ * rankers' filter and weft-ingest's front answers, which must agree. */
+static inline int wf_stock_ok(const struct wf_stock *st, uint64_t item_key, int snap_sold_out, uint32_t nsizes,
+			      const char *size, size_t size_len)
+{
+	int s = wf_stock_state(st, item_key, size, size_len);
+
+	if (s == WF_STOCK_UNKNOWN)
+		return !snap_sold_out && (!size_len || nsizes == 0);
+	return s == WF_STOCK_IN;
+}
 /* Start loading the slot wf_stock_state(st, item_key, ...) will probe
  * first, so a caller about to check many items overlaps their cache
  * misses. No effect on results; any process may call it. */
