@@ -277,8 +277,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		if (f <= 0)
 			return f;
 	}
-	ctx->fwd_ver = ver;
-	return ingest_forward(ctx, c, shard, cmd, r);
+	return ingest_forward(ctx, c, shard, cmd, r, ver);
 }
 
 /* ---- local commands ---- */

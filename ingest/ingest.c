@@ -231,7 +231,8 @@ static int jwait_push(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t ls
 	return 0;
 }
 
-int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd, const struct wf_resp_req *r)
+int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd, const struct wf_resp_req *r,
+		   uint64_t ver)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	const char *argv[WF_MSG_MAX_ARGS];
@@ -255,7 +256,7 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	h.req_id = ((uint64_t)ctx->epoch << 32) | sh->next_seq;
 	h.t_recv_ns = wf_now_ns();
 	/* EVENT: its journal LSN; RECS: the session's version (front table). */
-	h.lsn = cmd == WF_CMD_RECS ? ctx->fwd_ver : lsn;
+	h.lsn = cmd == WF_CMD_RECS ? ver : lsn;
 	/* An EVENT's ack is its durability, not the ranker's reply. */
 	h.flags = cmd == WF_CMD_EVENT ? WF_MSG_F_NOREPLY : 0;
 	h.cmd = (uint16_t)cmd;

@@ -125,17 +125,18 @@ struct ingest_ctx {
 	struct wf_buf tmp;         /* reply scratch */
 	uint64_t start_ms;
 	uint64_t commands;
-	uint64_t fwd_ver;          /* session version for the request being forwarded (RECS) */
 	uint64_t recs_front;       /* RECS answered from a front table */
 };
 
 /* ingest.c */
 /* Queue a reply produced here (in order with the connection's others). */
 int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char *data, size_t len, int close);
-/* Send a validated ranker command to shard; 0, -EAGAIN (ring full or too
- * many replies owed: the caller stalls the connection), -ENOMEM. */
+/* Send a validated ranker command to shard; ver: the session's version
+ * (the route table's), which a RECS carries for the front table. 0,
+ * -EAGAIN (ring full or too many replies owed: the caller stalls the
+ * connection), -ENOMEM. */
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd,
-		   const struct wf_resp_req *r);
+		   const struct wf_resp_req *r, uint64_t ver);
 
 /* cmd.c */
 /* Execute one parsed request: 0 handled (its reply is queued), -EAGAIN

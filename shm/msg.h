@@ -32,7 +32,8 @@ enum { WF_MSG_REQ = 1, WF_MSG_REP = 2 };
 struct wf_msg_req {
 	uint64_t req_id;
 	uint64_t t_recv_ns; /* CLOCK_MONOTONIC when ingest parsed it */
-	uint64_t lsn;       /* journal sequence of an EVENT, else 0 */
+	uint64_t lsn;       /* an EVENT's journal sequence; a RECS's session version
+	                     * (front tables, shm/front.h); else 0 */
 	uint16_t cmd;       /* enum wf_cmd */
 	uint16_t argc;
 	uint32_t flags;     /* WF_MSG_F_* */
