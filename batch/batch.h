@@ -22,6 +22,7 @@
 #include "lib/util.h"
 
 #define WF_BATCH_MAX_ID 128u       /* ids longer than this are malformed rows */
+#define WF_BATCH_MAX_REPORTED 10u  /* malformed rows named one by one per file */
 #define WF_BATCH_NEIGH_TOP 50u
 #define WF_BATCH_COMPL_TOP 20u
 #define WF_BATCH_POPULAR_TOP 1000u

@@ -45,7 +45,6 @@
 #include "lib/journal.h"
 #include "lib/proto.h"
 
-#define MAX_REPORTED 10u             /* malformed rows named one by one per file */
 #define PIECE_BYTES (256ull << 20)   /* digest piece; fixed, part of the digest's definition */
 #define HASH_STEP (16u << 20)        /* hash this much, then drop its pages */
 
@@ -188,7 +187,7 @@ struct job {
 	struct evbuf ev;
 	uint64_t good, bad, anon;
 	int64_t min_ms, max_ms;
-	struct report rep[MAX_REPORTED];
+	struct report rep[WF_BATCH_MAX_REPORTED];
 	uint32_t nrep;
 	uint64_t jhash;       /* journal: XXH3-64 of its records */
 	int err;              /* -errno: the job failed (already logged) */
@@ -225,7 +224,7 @@ static void progress(struct loader *L, uint64_t add)
 
 static void bad(struct job *j, uint64_t line, const char *why)
 {
-	if (j->nrep < MAX_REPORTED)
+	if (j->nrep < WF_BATCH_MAX_REPORTED)
 		j->rep[j->nrep++] = (struct report){ line, why };
 	j->bad++;
 }
@@ -706,17 +705,17 @@ static int report(struct loader *L)
 		uint64_t *nrep = f ? &f->reported : &jrep;
 
 		for (uint32_t k = 0; k < j->nrep; k++, (*nrep)++) {
-			if (*nrep == MAX_REPORTED)
+			if (*nrep == WF_BATCH_MAX_REPORTED)
 				wf_warn("%s: more malformed rows; only the count is reported from here on", f ? f->path : jdir);
-			if (*nrep >= MAX_REPORTED)
+			if (*nrep >= WF_BATCH_MAX_REPORTED)
 				continue;
 			if (f)
 				wf_warn("%s:%" PRIu64 ": %s; row skipped", f->path, line[j->file] + j->rep[k].line, j->rep[k].why);
 			else
 				wf_warn("%s: record lsn %" PRIu64 ": %s; record skipped", jdir, j->rep[k].line, j->rep[k].why);
 		}
-		if (j->bad > j->nrep && *nrep == MAX_REPORTED) {
-			/* rows past the job's own record (it kept only MAX_REPORTED) */
+		if (j->bad > j->nrep && *nrep == WF_BATCH_MAX_REPORTED) {
+			/* rows past the job's own record (it kept only WF_BATCH_MAX_REPORTED) */
 			wf_warn("%s: more malformed rows; only the count is reported from here on", f ? f->path : jdir);
 			(*nrep)++;
 		}

@@ -14,7 +14,6 @@
 #include "batch/batch.h"
 #include "lib/csv.h"
 
-#define MAX_REPORTED 10 /* malformed rows named one by one per file */
 
 /* ---- interning ---- */
 
@@ -201,9 +200,9 @@ const struct wf_csv_field *wf_batch_col(const struct wf_csv *c, const struct wf_
 
 static void bad_row(struct wf_batch *b, const char *path, uint64_t line, uint64_t *count, const char *why)
 {
-	if (++*count <= MAX_REPORTED)
+	if (++*count <= WF_BATCH_MAX_REPORTED)
 		wf_warn("%s:%llu: %s; row skipped", path, (unsigned long long)line, why);
-	else if (*count == MAX_REPORTED + 1)
+	else if (*count == WF_BATCH_MAX_REPORTED + 1)
 		wf_warn("%s: more malformed rows; only the count is reported from here on", path);
 }
 
