@@ -327,23 +327,6 @@ static int hash_pieces(struct srcfile *f, uint64_t from, uint64_t to)
 /* A lib/csv.h reader over [p, p + len) of a mapping. lib/csv.h opens a
  * path; its reader state is public (lib/csv.h), so the stream is swapped
  * for an fmemopen() one. 0 or -errno. */
-static int csv_open_range(struct wf_csv *c, const char *p, uint64_t len)
-{
-	int r = wf_csv_open(c, "/dev/null", ',');
-
-	if (r < 0)
-		return r;
-	fclose(c->f);
-	c->f = fmemopen((void *)(uintptr_t)p, len, "r");
-	if (!c->f) {
-		r = -errno;
-		free(c->buf);
-		memset(c, 0, sizeof(*c));
-		return r;
-	}
-	return 0;
-}
-
 static void parse_csv(struct loader *L, struct job *j)
 {
 	struct srcfile *f = &L->files[j->file];
@@ -356,7 +339,7 @@ static void parse_csv(struct loader *L, struct job *j)
 		wf_err("out of memory");
 		return;
 	}
-	if ((r = csv_open_range(&c, f->base + j->off, j->len)) < 0) {
+	if ((r = wf_csv_open_mem(&c, f->base + j->off, j->len, ',')) < 0) {
 		j->err = r;
 		wf_err("%s: cannot start a reader for bytes %" PRIu64 "..%" PRIu64 ": %s", f->path, j->off,
 		       j->off + j->len, strerror(-r));
@@ -615,7 +598,7 @@ static int open_file(struct srcfile *f)
 			pos = end;
 			continue;
 		}
-		if ((r = csv_open_range(&c, f->base + pos, end - pos)) < 0) {
+		if ((r = wf_csv_open_mem(&c, f->base + pos, end - pos, ',')) < 0) {
 			wf_err("%s: cannot start a reader: %s", f->path, strerror(-r));
 			return r;
 		}

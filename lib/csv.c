@@ -24,34 +24,51 @@
 /* Room for one maximal line plus a refill of at least the same size. */
 #define CSV_BUF_CAP (2 * (size_t)WF_CSV_MAX_LINE)
 
+/* Set c up to read f (owned from now on) with separator sep. 0 or -ENOMEM
+ * (f closed, unless it is stdin). */
+static int csv_init(struct wf_csv *c, FILE *f, char sep)
+{
+	memset(c, 0, sizeof(*c));
+	/* +1: a NUL can always be written after the last byte. */
+	c->buf = malloc(CSV_BUF_CAP + 1);
+	if (!c->buf) {
+		if (f != stdin)
+			fclose(f);
+		return -ENOMEM;
+	}
+	c->f = f;
+	c->sep = sep;
+	c->buf_cap = CSV_BUF_CAP;
+	return 0;
+}
+
 int wf_csv_open(struct wf_csv *c, const char *path, char sep)
 {
 	FILE *f;
-	char *buf;
 
 	if (!c || !path || sep == '"' || sep == '\n' || sep == '\r')
 		return -EINVAL;
-	memset(c, 0, sizeof(*c));
-	/* +1: a NUL can always be written after the last byte. */
-	buf = malloc(CSV_BUF_CAP + 1);
-	if (!buf)
-		return -ENOMEM;
 	if (strcmp(path, "-") == 0) {
 		f = stdin;
 	} else {
 		f = fopen(path, "re");
-		if (!f) {
-			int r = -errno;
-			free(buf);
-			return r;
-		}
+		if (!f)
+			return -errno;
 		(void)posix_fadvise(fileno(f), 0, 0, POSIX_FADV_SEQUENTIAL);
 	}
-	c->f = f;
-	c->sep = sep;
-	c->buf = buf;
-	c->buf_cap = CSV_BUF_CAP;
-	return 0;
+	return csv_init(c, f, sep);
+}
+
+int wf_csv_open_mem(struct wf_csv *c, const char *p, size_t len, char sep)
+{
+	FILE *f;
+
+	if (!c || !p || sep == '"' || sep == '\n' || sep == '\r')
+		return -EINVAL;
+	f = fmemopen((void *)(uintptr_t)p, len, "r");
+	if (!f)
+		return -errno;
+	return csv_init(c, f, sep);
 }
 
 void wf_csv_close(struct wf_csv *c)

@@ -40,6 +40,9 @@ struct wf_csv {
 
 /* Open path (or "-" for stdin) for reading. 0 or -errno. */
 int wf_csv_open(struct wf_csv *c, const char *path, char sep);
+/* Read the len bytes at p instead (a mapped file's range; p must stay
+ * valid until wf_csv_close). 0, -EINVAL (bad sep) or -errno (fmemopen's). */
+int wf_csv_open_mem(struct wf_csv *c, const char *p, size_t len, char sep);
 /* Read the next record into c->field[0..nfields). Returns 1 record read,
  * 0 end of file, -EPROTO malformed record (unterminated quote, too many
  * fields, line too long: the reader skips to the next line, so the caller can

@@ -80,6 +80,26 @@ static void test_csv_plain_fields_read(void **state)
 	wf_csv_close(&c);
 }
 
+/* wf_csv_open_mem reads a byte range as a file: the bytes past len are
+ * not read, even without a final newline. */
+static void test_csv_open_mem_reads_only_the_range(void **state)
+{
+	static const char text[] = "a,b\n1,\"x,y\"\n2,z\nnot,this\n";
+	struct wf_csv c;
+
+	assert_int_equal(wf_csv_open_mem(&c, text, strlen("a,b\n1,\"x,y\"\n2,z"), ','), 0);
+	assert_int_equal(wf_csv_next(&c), 1);
+	assert_field(&c, 1, "b");
+	assert_int_equal(wf_csv_next(&c), 1);
+	assert_field(&c, 1, "x,y");
+	assert_int_equal(wf_csv_next(&c), 1);
+	assert_field(&c, 1, "z");
+	assert_int_equal(c.line_no, 3);
+	assert_int_equal(wf_csv_next(&c), 0);
+	wf_csv_close(&c);
+	assert_int_equal(wf_csv_open_mem(&c, text, 4, '"'), -EINVAL);
+}
+
 static void test_csv_quoting_unescaped(void **state)
 {
 	struct wf_csv c;
@@ -291,6 +311,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_csv_plain_fields_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_csv_open_mem_reads_only_the_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csv_quoting_unescaped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csv_crlf_stripped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_csv_empty_fields_kept, setup, teardown),
