@@ -32,7 +32,7 @@ CATALOG = os.path.join(STORE, "catalog.csv")
 SPEED = ("replay_events_per_sec", "replay_events_per_cpu_sec", "replay_threads")
 
 
-WEFT_EVAL = os.path.join(harness.BUILD, "eval", "weft-eval")
+WEFT_EVAL = prog("weft-eval")
 
 
 def weft_eval(*extra):

@@ -408,14 +408,18 @@ static void check_multi(struct fx *f, struct wf_rank_query *q2)
 	/* wf_rank_positions(): each item's place in those lists, or -1,
 	 * also for lists cut short (k = 5). */
 	for (int cut = 0; cut < 2; cut++) {
+		uint32_t lists[2][40];
+		int nl[2];
+
 		q2[0].k = q2[1].k = cut ? 5 : 40;
+		for (int i = 0; i < 2; i++)
+			nl[i] = wf_rank_recs(f->snap, &f->p, &q2[i], f->w, lists[i], sc1, NULL);
 		for (int64_t it = -1; it < (int64_t)TR_NITEMS; it++) {
 			int32_t pos[2];
 			assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 2, f->w, it, pos), 0);
 			for (int i = 0; i < 2; i++) {
-				int n1 = wf_rank_recs(f->snap, &f->p, &q2[i], f->w, one, sc1, NULL);
-				int r = it < 0 ? n1 : rank_of(one, n1, it);
-				assert_int_equal(pos[i], r < n1 ? r : -1);
+				int r = it < 0 ? nl[i] : rank_of(lists[i], nl[i], it);
+				assert_int_equal(pos[i], r < nl[i] ? r : -1);
 			}
 		}
 	}

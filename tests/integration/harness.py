@@ -23,7 +23,7 @@ BUILD = os.environ.get("WEFT_BUILD_ROOT") or os.path.abspath(
 
 
 def prog(name):
-    for sub in ("admin", "ingest", "rankers", "batch", "tools", ""):
+    for sub in ("admin", "ingest", "rankers", "batch", "tools", "eval", ""):
         p = os.path.join(BUILD, sub, name)
         if os.path.isfile(p) and os.access(p, os.X_OK):
             return p
