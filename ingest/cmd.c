@@ -138,6 +138,17 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return 1;
 }
 
+/* 1 if every request forwarded to the shard before the route table last
+ * forgot entries has been applied by its ranker (see layout.h, quiet). */
+static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *sh)
+{
+	if (sh->quiet_rot != ctx->route.forgets + 1) {
+		sh->quiet_rot = ctx->route.forgets + 1;
+		sh->quiet_mark = wf_ring_prod_pos(&sh->req);
+	}
+	return wf_ring_prod_released(&sh->req, sh->quiet_mark);
+}
+
 /* Copy the front entry at slot into e if it answers args/key for session
  * version ver now: 1, else 0. */
 static int front_read(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
@@ -169,11 +180,13 @@ static int front_read(struct ingest_ctx *ctx, struct ingest_shard *sh, const str
  * RECS from the shard's front table (see struct wf_front_entry; two ways
  * per key): when the ranker's published answer to these exact arguments
  * still holds, filter its ranked prefix by live stock the way the ranker
- * does and reply here. Returns 0 (answered), 1 (miss: forward it) or
- * -ENOMEM.
+ * does and reply here. quiet: look up the quiet key instead (the caller
+ * knows no EVENT was routed for the session under its route entry, and
+ * the filter must say the ranker holds no state for it). Returns 0
+ * (answered), 1 (miss: forward it) or -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
-		      uint64_t ver)
+		      uint64_t ver, int quiet)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	static struct wf_front_entry e; /* local copy (one thread) */
@@ -189,7 +202,9 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	for (uint32_t i = 4; i < r->argc; i++)
 		if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
 			return 1; /* the ranker never publishes those */
-	for (uint32_t i = 1; i < r->argc; i++)
+	if (quiet && (!forgotten_applied(ctx, sh) || wf_front_args_quiet(args, &pos) < 0))
+		return 1;
+	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
 		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
 			return 1;
 	key = wf_hash64(args, pos) | 1;
@@ -197,6 +212,17 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	if (!front_read(ctx, sh, &set[0], key, args, pos, ver, &e) &&
 	    !front_read(ctx, sh, &set[1], key, args, pos, ver, &e))
 		return 1;
+	if (quiet) {
+		/* relaxed: ordered after A2 in forgotten_applied() (events the
+		 * ranker applied are counted) and before F6. */
+		if (atomic_load_explicit(wf_front_live(sh->front, wf_hash64(r->argv[1].p, r->argv[1].len)),
+					 memory_order_relaxed))
+			return 1;
+		/* F6: pairs with F5 in the ranker's start; relaxed load after it. */
+		atomic_thread_fence(memory_order_acquire);
+		if (e.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
+			return 1;
+	}
 	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1)
 		return 1;
 	/* Overlap the stock table's cache misses: load the slots first. */
@@ -222,8 +248,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 
 static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, int cmd)
 {
-	uint64_t ver = 0;
-	int pinned = 0;
+	struct wf_route_hit hit;
 	const char *user = NULL;
 	size_t ulen = 0;
 	uint32_t shard;
@@ -269,15 +294,19 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
 	}
-	shard = wf_route_shard_ver(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms(),
-				   cmd == WF_CMD_EVENT, &ver, &pinned);
-	/* A session pinned just now has a version nothing was published for. */
-	if (cmd == WF_CMD_RECS && !pinned) {
-		int f = front_recs(ctx, c, r, shard, ver);
+	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms(),
+				cmd == WF_CMD_EVENT, &hit);
+	if (cmd == WF_CMD_RECS) {
+		/* A session with no EVENT routed may have no state: try the
+		 * user's quiet answer; a session pinned just now has a version
+		 * nothing was published for. */
+		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, 1);
+		if (f == 1 && !hit.pinned)
+			f = front_recs(ctx, c, r, shard, hit.ver, 0);
 		if (f <= 0)
 			return f;
 	}
-	return ingest_forward(ctx, c, shard, cmd, r, ver);
+	return ingest_forward(ctx, c, shard, cmd, r, hit.ver);
 }
 
 /* ---- local commands ---- */

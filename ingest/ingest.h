@@ -70,6 +70,11 @@ struct ingest_shard {
 	struct wf_ring_cons rep;
 	struct wf_shard_ctl *sc;
 	struct wf_front *front;       /* the ranker's answers ingest may give (reader) */
+	/* Quiet answers (layout.h): the request ring's position when the
+	 * route table had forgotten entries quiet_rot - 1 times (0: never
+	 * taken); sessions are quiet only once the ranker released it. */
+	uint64_t quiet_rot;
+	uint32_t quiet_mark;
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */

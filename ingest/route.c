@@ -48,6 +48,7 @@ static void rotate(struct wf_route *r, uint64_t now_ms)
 	r->cur = t;
 	r->ncur = 0;
 	r->rotated_ms = now_ms;
+	r->forgets++;
 }
 
 static struct wf_route_entry *probe(struct wf_route_entry *t, uint32_t mask, uint64_t key)
@@ -65,7 +66,8 @@ static int fresh(const struct wf_route *r, const struct wf_route_entry *e, uint6
 }
 
 /* ver 0: a new version. Returns the entry. */
-static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t ver, uint64_t now_ms)
+static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t ver, int evented,
+				  uint64_t now_ms)
 {
 	struct wf_route_entry *e;
 
@@ -76,14 +78,15 @@ static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t sha
 		e->key = key;
 		r->ncur++;
 	}
-	e->shard = shard;
+	e->shard = (uint16_t)shard;
+	e->evented = (uint16_t)evented;
 	e->last_s = (uint32_t)(now_ms / 1000);
 	e->ver = ver ? ver : ++r->ver_next;
 	return e;
 }
 
-uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
-			    uint64_t now_ms, int event, uint64_t *ret_ver, int *ret_new)
+uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			 uint64_t now_ms, int event, struct wf_route_hit *hit)
 {
 	uint64_t key = wf_hash64(session, slen) | 1;
 	struct wf_route_entry *e;
@@ -95,34 +98,41 @@ uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen
 	if (fresh(r, e, now_ms)) {
 		e->last_s = (uint32_t)(now_ms / 1000);
 	} else if (!e->key && (e = probe(r->prev, r->mask, key), fresh(r, e, now_ms))) {
-		e = put(r, key, e->shard, e->ver, now_ms); /* used again: keep it */
-	} else if (user && ulen && !(ulen == 1 && user[0] == '-')) {
-		/* New, or idle past the TTL: a new visit, pinned afresh. */
-		e = put(r, key, wf_shard_of(user, ulen, r->nshards), 0, now_ms);
-		pinned = 1;
+		e = put(r, key, e->shard, e->ver, e->evented, now_ms); /* used again: keep it */
 	} else {
-		e = put(r, key, wf_shard_of(session, slen, r->nshards), 0, now_ms);
+		/* New, or idle past the TTL: a new visit, pinned afresh. The
+		 * events of an idle entry are forgotten like a dropped
+		 * generation's. */
+		int by_user = user && ulen && !(ulen == 1 && user[0] == '-');
+
+		if (e->key && e->evented)
+			r->forgets++;
+		e = put(r, key, by_user ? wf_shard_of(user, ulen, r->nshards) : wf_shard_of(session, slen, r->nshards),
+			0, 0, now_ms);
 		pinned = 1;
 	}
-	if (event)
+	if (event) {
 		e->ver = ++r->ver_next;
-	if (ret_ver)
-		*ret_ver = e->ver;
-	if (ret_new)
-		*ret_new = pinned;
+		e->evented = 1;
+	}
+	if (hit) {
+		hit->ver = e->ver;
+		hit->pinned = pinned;
+		hit->evented = e->evented;
+	}
 	return e->shard;
 }
 
 uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
 			uint64_t now_ms)
 {
-	return wf_route_shard_ver(r, session, slen, user, ulen, now_ms, 0, NULL, NULL);
+	return wf_route_lookup(r, session, slen, user, ulen, now_ms, 0, NULL);
 }
 
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms)
 {
 	if (shard < r->nshards)
-		put(r, wf_hash64(session, slen) | 1, shard, 0, now_ms);
+		put(r, wf_hash64(session, slen) | 1, shard, 0, 1, now_ms);
 }
 
 uint64_t wf_route_count(const struct wf_route *r)

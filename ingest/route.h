@@ -26,7 +26,8 @@
 
 struct wf_route_entry {
 	uint64_t key;   /* wf_hash64(session id) | 1; 0 = empty */
-	uint32_t shard;
+	uint16_t shard;
+	uint16_t evented; /* 1 once an EVENT was routed for it (or it came from the journal) */
 	uint32_t last_s;  /* wall-clock seconds of the last use */
 	uint64_t ver;     /* version: new on creation and on every EVENT (front table) */
 };
@@ -40,6 +41,18 @@ struct wf_route {
 	uint64_t ttl_ms;
 	uint64_t rotated_ms;
 	uint64_t ver_next;    /* last version handed out (never reused) */
+	uint64_t forgets;     /* times entries were forgotten (a generation dropped, an idle one re-pinned) */
+};
+
+/* What wf_route_lookup() found out about a session besides its shard. */
+struct wf_route_hit {
+	uint64_t ver; /* changes whenever the session is pinned afresh and on every EVENT routed */
+	int pinned;   /* 1: this call pinned it afresh (nothing was published for ver yet) */
+	/* 0: no EVENT was routed for the session since this entry was pinned
+	 * (and it was not rebuilt from the journal). Entries forgotten before
+	 * (r->forgets moved) may have had events: the caller must know those
+	 * have reached their ranker before treating the session as quiet. */
+	int evented;
 };
 
 /* max_entries per generation (rounded up to a power of two / 2). 0 or -ENOMEM. */
@@ -50,15 +63,13 @@ void wf_route_fini(struct wf_route *r);
 uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
 			uint64_t now_ms);
 
-/* The same, and the session's version in *ret_ver: a number that changes
- * whenever the session is pinned afresh, and on every call with event=1
- * (an EVENT being routed), so equal versions mean no event in between;
- * *ret_new (may be NULL) is 1 when this call pinned it afresh (so nothing
- * can have been published for this version yet). */
-uint32_t wf_route_shard_ver(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
-			    uint64_t now_ms, int event, uint64_t *ret_ver, int *ret_new);
+/* The same, and what *hit says (see struct wf_route_hit); event=1 for an
+ * EVENT being routed, so equal versions mean no event in between. */
+uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
+			 uint64_t now_ms, int event, struct wf_route_hit *hit);
 
-/* Pin a session to a shard (rebuilding the table from the journal). */
+/* Pin a session to a shard (rebuilding the table from the journal): it
+ * counts as evented. */
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms);
 
 /* Sessions remembered now (both generations). */

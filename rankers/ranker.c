@@ -518,8 +518,9 @@ static int attach(struct ranker_ctx *ctx)
 	/* A previous ranker's entries carry its ranker_starts (retired once
 	 * ours moves); one it died writing stays odd until our next complete
 	 * write of it (wf_front_write_begin keeps odd odd): no reset needed. */
+	ctx->live = wf_shm_front(ctx->shm, ctx->shard);
 	if (ctx->recs_cache)
-		ctx->front = wf_shm_front(ctx->shm, ctx->shard);
+		ctx->front = ctx->live;
 	wf_ring_cons_attach(&ctx->req, wf_shm_req_ring(ctx->shm, ctx->shard));
 	wf_ring_prod_attach(&ctx->rep, wf_shm_rep_ring(ctx->shm, ctx->shard));
 	return 0;
@@ -577,6 +578,12 @@ int main(int argc, char **argv)
 	}
 	atomic_store_explicit(&ctx.sc->ranker_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
 	atomic_fetch_add_explicit(&ctx.sc->ranker_starts, 1, memory_order_relaxed);
+	/* F5: the bump is ordered before the filter's zeroing; pairs with F6
+	 * in weft-ingest's quiet check (see layout.h). The journal replay
+	 * below counts our sessions in again. */
+	atomic_thread_fence(memory_order_release);
+	for (uint32_t i = 0; i < WF_FRONT_LIVE; i++)
+		atomic_store_explicit(&ctx.live->live[i], 0, memory_order_relaxed); /* ordered by F5 */
 	if (pthread_create(&loader, NULL, loader_main, &ctx) != 0) {
 		wf_err("cannot start the snapshot loader thread");
 		return 1;

@@ -100,6 +100,7 @@ struct ranker_ctx {
 	struct wf_shm *shm;
 	struct wf_shard_ctl *sc;
 	struct wf_front *front;         /* this shard's front table (writer); NULL: --recs-cache 0 */
+	struct wf_front *live;          /* the same table, for its live-session filter (writer, always) */
 	struct wf_ring_cons req;
 	struct wf_ring_prod rep;
 	int bell_fd;

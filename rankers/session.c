@@ -54,6 +54,7 @@ static uint64_t session_size(const struct ranker_session *s)
 
 static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
 {
+	wf_front_live_add(ctx->live, s->key, -1);
 	ctx->session_bytes -= session_size(s);
 	ranker_free(s->hist);
 	ranker_free(s->user);
@@ -122,6 +123,7 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	ctx->sessions[key & (buckets - 1)] = s;
 	ctx->nsessions++;
 	ctx->session_bytes += session_size(s);
+	wf_front_live_add(ctx->live, key, +1);
 	return s;
 }
 
@@ -596,10 +598,12 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
  * Publish the list a RECS was answered from in the shard's front table, so
  * weft-ingest can answer the same request itself while nothing it depends
  * on changes (see struct wf_front_entry). wseq: the weights seqlock count
- * read before the query (odd: do not publish).
+ * read before the query (odd: do not publish). quiet: the session has no
+ * state here, so the answer is the user's alone and goes under the quiet
+ * key, for any session without state (see layout.h).
  */
 static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
-			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq)
+			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet)
 {
 	static struct wf_front_entry e; /* staging copy (one query at a time) */
 	struct wf_front_entry *slot;
@@ -610,19 +614,22 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	    atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire) != wseq)
 		return;
 	memset(&e, 0, offsetof(struct wf_front_entry, stock_key));
-	for (uint32_t i = 0; i < argc; i++)
+	if (quiet && wf_front_args_quiet(e.args, &pos) < 0)
+		return;
+	for (uint32_t i = quiet ? 1 : 0; i < argc; i++)
 		if (wf_front_args_add(e.args, &pos, argv[i].p, argv[i].len) < 0)
 			return;
 	e.args_len = pos;
 	e.key = wf_hash64(e.args, pos) | 1;
 	/* Publish only a request seen twice with the same list: a one-off
 	 * (say, a random session id per query) would only cost a 2 KiB write
-	 * here and a cache miss in ingest. */
-	if (c->args_key != e.key) {
+	 * here and a cache miss in ingest. A quiet answer serves every
+	 * session of its user without state: published at once. */
+	if (!quiet && c->args_key != e.key) {
 		((struct ranker_cached *)c)->args_key = e.key;
 		return;
 	}
-	e.sver = hdr->lsn;
+	e.sver = quiet ? 0 : hdr->lsn;
 	e.gen = ctx->cur->gen;
 	e.until_ms = wf_wall_ms() + ctx->session_ttl_ms / 2;
 	e.epoch = (uint32_t)(hdr->req_id >> 32);
@@ -720,7 +727,7 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const
 	if (ctx->cache && !explain && k <= RANKER_CACHE_DEPTH)
 		n = recs_cached(ctx, &e, (uint32_t)k, items, &c);
 	if (c && !size)
-		front_publish(ctx, hdr, argv, argc, c, wseq);
+		front_publish(ctx, hdr, argv, argc, c, wseq, e.sess == NULL);
 	if (n < 0)
 		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores,
 				 explain ? ex : NULL);

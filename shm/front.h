@@ -25,6 +25,33 @@ static inline int wf_front_args_add(char *out, uint32_t *pos, const char *p, uin
 	return 0;
 }
 
+/* Quiet key (see layout.h): the RECS arguments with the session emptied. */
+static inline int wf_front_args_quiet(char *out, uint32_t *pos)
+{
+	return wf_front_args_add(out, pos, "", 0);
+}
+
+/* The live-session filter's counter for a session id's wf_hash64 (bits
+ * above the low ones, which ingest's route keys force to 1). */
+static inline _Atomic uint8_t *wf_front_live(struct wf_front *f, uint64_t h)
+{
+	return &f->live[(h >> 8) & (WF_FRONT_LIVE - 1)];
+}
+
+/* Writer (the shard's ranker): a session with hash h was created (+1) or
+ * freed (-1). Saturated counters stay put. */
+static inline void wf_front_live_add(struct wf_front *f, uint64_t h, int d)
+{
+	_Atomic uint8_t *c = wf_front_live(f, h);
+	/* relaxed: this ranker is the only writer; ingest reads it after A2 on
+	 * the request ring, which the ranker's R2 (after this store) pairs with. */
+	uint8_t v = atomic_load_explicit(c, memory_order_relaxed);
+
+	if (v == 255 || (d < 0 && v == 0))
+		return;
+	atomic_store_explicit(c, (uint8_t)(v + d), memory_order_relaxed);
+}
+
 /*
  * Writer side of an entry's seqlock, robust to a writer that died mid-write
  * (seq left odd): begin keeps an odd seq odd, end makes it even. Readers

@@ -26,7 +26,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 3u
+#define WF_SHM_LAYOUT_VERSION 4u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -207,8 +207,35 @@ _Static_assert(sizeof(struct wf_front_entry) == 64 + WF_FRONT_ARGS + 8 * WF_FRON
 		       WF_FRONT_IDS, "front entry");
 _Static_assert(offsetof(struct wf_front_entry, args) == 64, "front entry header");
 
+/*
+ * Quiet answers. A RECS whose session has no state in the ranker is
+ * answered from the user alone, so the ranker also publishes it under a
+ * key with an empty session argument ("quiet key", sver 0), which answers
+ * the same user for any session with no state. weft-ingest may use it only
+ * when it knows the session has none:
+ *   - its route entry has had no EVENT routed since it was pinned
+ *     (wf_route_hit.evented), and
+ *   - every request it forwarded to the shard before its route table last
+ *     forgot entries has been released by the ranker (ring tail, A2), so
+ *     events of forgotten entries have been applied, and
+ *   - the shard's live-session filter below is 0 for the session's hash.
+ *
+ * Live-session filter: live[h & mask] counts the ranker's sessions whose
+ * wf_hash64(id) is h (saturating at 255, then never decremented). Writer:
+ * weft-ranker@N (relaxed stores: single writer), incremented while
+ * applying the event that creates the session, so before the ring release
+ * (R2) that covers that event; reader weft-ingest, after A2. A starting
+ * ranker bumps ranker_starts, then (release fence F5) zeroes the filter,
+ * then replays the journal into it before it publishes anything; ingest
+ * loads the filter, then (acquire fence F6) ranker_starts, and compares it
+ * with the entry's: reading a zero written by a restart means reading the
+ * bumped count, so the entry (of the earlier start) is refused.
+ */
+#define WF_FRONT_LIVE (1u << 20) /* counters per shard (1 MiB) */
+
 struct wf_front {
 	struct wf_front_entry e[WF_FRONT_SLOTS];
+	_Atomic uint8_t live[WF_FRONT_LIVE];
 };
 
 /*

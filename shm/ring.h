@@ -206,6 +206,21 @@ static inline int wf_ring_readable(struct wf_ring_cons *c)
 	return c->tail != c->cached_head;
 }
 
+/* The producer's position after every record reserved so far: a mark for
+ * wf_ring_prod_released(). */
+static inline uint32_t wf_ring_prod_pos(const struct wf_ring_prod *p)
+{
+	return p->head;
+}
+
+/* True once the consumer has released every record reserved before mark,
+ * so whatever it did with them before releasing is visible to the caller. */
+static inline int wf_ring_prod_released(const struct wf_ring_prod *p, uint32_t mark)
+{
+	/* A2 again: pairs with R2 in wf_ring_cons_release(). */
+	return (int32_t)(atomic_load_explicit(&p->r->tail, memory_order_acquire) - mark) >= 0;
+}
+
 /* Bytes committed and not yet released (for stats and backpressure). */
 static inline uint32_t wf_ring_used(const struct wf_ring *r)
 {

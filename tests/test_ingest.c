@@ -11,7 +11,10 @@
  * the next connection that reuses its slot; foreign-epoch and duplicate
  * replies are dropped; protocol errors, oversized requests and QUIT answer
  * then close, executing nothing after; validation errors keep the
- * connection; max clients; STOCK; INFO; SIGTERM exits 0.
+ * connection; max clients; STOCK; INFO; SIGTERM exits 0; quiet front
+ * answers (a user's answer for sessions without state) are given only
+ * while no EVENT was routed for the session, the ranker's live-session
+ * filter says it holds none, and its start count is the entry's.
  *
  * Needs the weft-ingest binary (WEFT_BUILD_ROOT/ingest/weft-ingest). Uses
  * its own segment weft.test.ingest.<pid> and a temp dir.
@@ -36,6 +39,7 @@
 
 #include "lib/proto.h"
 #include "lib/util.h"
+#include "shm/front.h"
 #include "shm/msg.h"
 #include "shm/shm.h"
 
@@ -478,6 +482,86 @@ static void test_ingest_event_acked_once_journaled_not_by_ranker(void **state)
 	close(fd);
 }
 
+/* Publish a quiet entry (RECS <any session> user k) on shard sh, as a
+ * ranker would after answering it for a session without state. */
+static void publish_quiet(uint32_t sh, const char *user, const char *k, const char *const *ids, uint32_t n)
+{
+	struct wf_front *f = wf_shm_front(E.fake.shm, sh);
+	struct wf_shard_ctl *sc = wf_shm_shard(E.fake.shm, sh);
+	static struct wf_front_entry e;
+	struct wf_front_entry *slot;
+	uint32_t pos = 0, off = 0;
+
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(wf_front_args_quiet(e.args, &pos), 0);
+	assert_int_equal(wf_front_args_add(e.args, &pos, user, (uint32_t)strlen(user)), 0);
+	assert_int_equal(wf_front_args_add(e.args, &pos, k, (uint32_t)strlen(k)), 0);
+	e.args_len = pos;
+	e.key = wf_hash64(e.args, pos) | 1;
+	/* relaxed: this test is the segment's only writer of these. */
+	e.gen = atomic_load_explicit(&sc->loaded_gen, memory_order_relaxed);
+	e.starts = atomic_load_explicit(&sc->ranker_starts, memory_order_relaxed);
+	e.epoch = atomic_load_explicit(&E.fake.shm->ctl->ingest_epoch, memory_order_relaxed);
+	e.wseq = atomic_load_explicit(&E.fake.shm->ctl->weights_lock.seq, memory_order_relaxed);
+	e.until_ms = wf_wall_ms() + 600000;
+	e.complete = 1;
+	for (uint32_t i = 0; i < n; i++) {
+		e.stock_key[i] = wf_stock_key(ids[i], strlen(ids[i]));
+		e.id_len[i] = (uint8_t)strlen(ids[i]);
+		memcpy(e.ids + off, ids[i], e.id_len[i]);
+		off += e.id_len[i];
+	}
+	e.n = (uint16_t)n;
+	e.ids_len = off;
+	slot = &f->e[e.key & (WF_FRONT_SLOTS - 2)];
+	uint32_t seq = wf_front_write_begin(slot);
+	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock), sizeof(e) - sizeof(e.lock));
+	wf_front_write_end(slot, seq);
+}
+
+static void test_ingest_quiet_answers_only_for_sessions_without_state(void **state)
+{
+	static const char *const ids[] = { "q1", "q2", "q3" };
+	const char *quiet = "*3\r\n$2\r\nq1\r\n$2\r\nq2\r\n$2\r\nq3\r\n";
+	uint32_t sh = wf_shard_of("qu", 2, NSHARDS);
+	struct wf_shard_ctl *sc = wf_shm_shard(E.fake.shm, sh);
+	int fd = cli_connect();
+
+	publish_quiet(sh, "qu", "3", ids, 3);
+	/* Sessions never seen: the user's quiet answer, from ingest. */
+	expect_reply(fd, "RECS qs1 qu 3\r\n", quiet);
+	expect_reply(fd, "RECS qs2 qu 3\r\n", quiet);
+	/* Another k or user is another key: the ranker answers. */
+	expect_reply(fd, "RECS qs1 qu 4\r\n", "+RECS qs1 qu 4\r\n");
+	/* An EVENT routed for the session: never quiet again, even while the
+	 * ranker has not applied it (paused) and its filter still says 0. */
+	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
+	expect_reply(fd, "EVENT qs2 qu view i1\r\n", ":1\r\n");
+	const char *r = "RECS qs2 qu 3\r\n";
+	assert_int_equal(send(fd, r, strlen(r), MSG_NOSIGNAL), (ssize_t)strlen(r));
+	usleep(50000);
+	char b[64];
+	assert_int_equal(recv(fd, b, sizeof(b), MSG_DONTWAIT), -1); /* waits for the ranker */
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	char *got;
+	exchange(fd, "", 0, strlen("+RECS qs2 qu 3\r\n"), &got);
+	assert_string_equal(got, "+RECS qs2 qu 3\r\n");
+	free(got);
+	/* The ranker holds state for a session ingest has no event for (its
+	 * route entry was forgotten, or rebuilt elsewhere): the filter. */
+	struct wf_front *f = wf_shm_front(E.fake.shm, sh);
+	wf_front_live_add(f, wf_hash64("qs3", 3), +1);
+	expect_reply(fd, "RECS qs3 qu 3\r\n", "+RECS qs3 qu 3\r\n");
+	wf_front_live_add(f, wf_hash64("qs3", 3), -1);
+	expect_reply(fd, "RECS qs4 qu 3\r\n", quiet);
+	/* A restarted ranker: entries of the earlier start are refused. */
+	atomic_fetch_add_explicit(&sc->ranker_starts, 1, memory_order_relaxed);
+	expect_reply(fd, "RECS qs5 qu 3\r\n", "+RECS qs5 qu 3\r\n");
+	publish_quiet(sh, "qu", "3", ids, 3);
+	expect_reply(fd, "RECS qs5 qu 3\r\n", quiet);
+	close(fd);
+}
+
 /* A client leaves with replies owed; the next client, which reuses its
  * connection slot (free slots are a stack), gets only its own replies. */
 static void test_ingest_closed_connection_replies_go_nowhere(void **state)
@@ -653,6 +737,7 @@ int main(void)
 		cmocka_unit_test(test_ingest_quit_runs_nothing_after),
 		cmocka_unit_test(test_ingest_oversized_requests_close),
 		cmocka_unit_test(test_ingest_max_clients_refused),
+		cmocka_unit_test(test_ingest_quiet_answers_only_for_sessions_without_state),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,11 @@
  * is pinned at its first request (user's shard if known, else the
  * session's), keeps that shard when the shopper logs in halfway, is
  * forgotten after the idle TTL, survives a restart through wf_route_pin,
- * and the table stays within its bound under millions of sessions.
+ * and the table stays within its bound under millions of sessions; a
+ * session counts as evented from its first routed EVENT (or when rebuilt
+ * from the journal), and every way an evented entry can be forgotten
+ * (a generation dropped, idle past the TTL) moves the forgets count that
+ * weft-ingest's quiet answers wait on.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,6 +131,54 @@ static void test_route_bounded_under_many_sessions(void **state)
 	wf_route_fini(&r);
 }
 
+static void test_route_evented_and_forgets(void **state)
+{
+	struct wf_route r;
+	struct wf_route_hit h;
+	uint64_t f0;
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	wf_route_lookup(&r, "q1", 2, "amy", 3, 1, 0, &h);
+	assert_true(h.pinned);
+	assert_false(h.evented);
+	wf_route_lookup(&r, "q1", 2, "amy", 3, 2, 0, &h);
+	assert_false(h.pinned);
+	assert_false(h.evented);
+	wf_route_lookup(&r, "q1", 2, "amy", 3, 3, 1, &h); /* an EVENT */
+	assert_true(h.evented);
+	wf_route_lookup(&r, "q1", 2, "amy", 3, 4, 0, &h);
+	assert_true(h.evented);
+	/* Rebuilt from the journal: evented. */
+	wf_route_pin(&r, "q2", 2, 1, 5);
+	wf_route_lookup(&r, "q2", 2, NULL, 0, 6, 0, &h);
+	assert_true(h.evented);
+	/* Survives a rotation (moved forward with its flag)... */
+	f0 = r.forgets;
+	wf_route_lookup(&r, "q1", 2, "amy", 3, TTL / 2 + 10, 0, &h);
+	assert_true(r.forgets > f0); /* the rotation dropped a generation */
+	assert_true(h.evented);
+	assert_false(h.pinned);
+	/* ...and idle past the TTL (its generation dropped by then) it is a
+	 * new visit, not evented, and the forgetting was counted. */
+	f0 = r.forgets;
+	wf_route_lookup(&r, "q1", 2, "amy", 3, TTL / 2 + 10 + TTL + 2000, 0, &h);
+	assert_true(h.pinned);
+	assert_false(h.evented);
+	assert_true(r.forgets > f0);
+	wf_route_fini(&r);
+
+	/* A full generation rotates early: counted too. */
+	assert_int_equal(wf_route_init(&r, NSHARDS, 64, TTL, 0), 0);
+	f0 = r.forgets;
+	for (int i = 0; i < 200; i++) {
+		char s[16];
+		snprintf(s, sizeof(s), "f%d", i);
+		wf_route_lookup(&r, s, strlen(s), NULL, 0, 1, 1, &h);
+	}
+	assert_true(r.forgets >= f0 + 2);
+	wf_route_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_route_idle_ttl_forgets),
 		cmocka_unit_test(test_route_pin_restores_after_restart),
 		cmocka_unit_test(test_route_bounded_under_many_sessions),
+		cmocka_unit_test(test_route_evented_and_forgets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
