@@ -9,7 +9,9 @@ EXPLAIN, which is always computed fresh by the ranker -- and the lists must
 be identical, across: events on the same and on another connection,
 pipelined EVENT + RECS, a login in the middle of a session, weight changes,
 live stock changes (sold out, restocked, by size), and snapshot swaps.
-At the end the ingest log must show front-table answers (the path ran).
+Sessions without state get their user's quiet answer, and stop getting it
+at their first EVENT. At the end the ingest log must show front-table
+answers (the path ran).
 """
 import os
 import re
@@ -104,6 +106,25 @@ def test_front_answers_equal_fresh_across_changes():
         same(sid, "-")
 
 
+def test_quiet_answers_are_the_users_and_stop_at_an_event():
+    """A session without state gets its user's answer from weft-ingest (the
+    quiet key); once an EVENT is routed for it, never again."""
+    v = USERS[2]
+    base = same("qa0", v)
+    for i in range(1, 40):
+        assert same(f"qa{i}", v) == base
+        assert same(f"qn{i}", "-") == same("qn0", "-")
+    # An EVENT on another connection, then RECS at once on this one: the
+    # list must reflect it (the carted item leaves), every time.
+    for i in range(40):
+        sid = f"qe{i}"
+        assert same(sid, v) == base
+        assert C2.execute_command("EVENT", sid, v, "cart_add", base[0]) == 1
+        got = C.execute_command("RECS", sid, v, "20")
+        assert base[0] not in got, (sid, got)
+        same(sid, v)
+
+
 def test_front_path_ran():
     rc = APP.stop()
     assert rc == 0, rc
@@ -116,7 +137,8 @@ def test_front_path_ran():
 
 if __name__ == "__main__":
     try:
-        harness.run([test_front_answers_equal_fresh_across_changes, test_front_path_ran])
+        harness.run([test_front_answers_equal_fresh_across_changes, test_quiet_answers_are_the_users_and_stop_at_an_event,
+                     test_front_path_ran])
     finally:
         if APP.proc.poll() is None:
             APP.stop()
