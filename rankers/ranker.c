@@ -612,8 +612,9 @@ int main(int argc, char **argv)
 	gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
 	wf_info("shard %u stopped; RECS from the ranked-list cache %llu, computed and cached %llu, "
-		"computed (cached prefix too short) %llu", ctx.shard, (unsigned long long)ctx.cache_hits,
-		(unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short);
+		"computed (cached prefix too short) %llu, computed for k at first sight %llu", ctx.shard,
+		(unsigned long long)ctx.cache_hits, (unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short,
+		(unsigned long long)ctx.cache_ghosts);
 	free(ctx.cache);
 	return 0;
 }

@@ -73,6 +73,8 @@ struct ranker_session {
  * the prefix yields k items (or holds the whole pool: `complete`).
  * Otherwise the query is computed fresh. Owner: the ranker loop.
  */
+enum { RANKER_LIST, RANKER_GHOST, RANKER_TWICE };
+
 struct ranker_cached {
 	uint64_t stamp;                 /* session stamp; 0 = no session */
 	uint64_t gen;                   /* snapshot generation; 0 = empty slot */
@@ -83,7 +85,12 @@ struct ranker_cached {
 	uint64_t used;                  /* ctx->cache_tick at the last use (LRU within a set) */
 	uint64_t args_key;              /* front key of the last RECS it answered (0: none) */
 	uint16_t n;                     /* items[] used */
-	uint16_t complete;              /* n < RANKER_CACHE_DEPTH: the whole pool */
+	uint8_t complete;               /* n < RANKER_CACHE_DEPTH: the whole pool */
+	/* RANKER_LIST; RANKER_GHOST: only the inputs are kept (n 0), of a
+	 * query with session state seen once and answered fresh for its k,
+	 * the list is ranked if it comes back; RANKER_TWICE: a list ranked
+	 * for a ghost's return (seen twice: front_publish need not wait). */
+	uint8_t state;
 	uint32_t items[RANKER_CACHE_DEPTH];
 };
 
@@ -128,7 +135,7 @@ struct ranker_ctx {
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
 	struct ranker_cached *cache;
-	uint64_t cache_hits, cache_fills, cache_short, cache_tick;
+	uint64_t cache_hits, cache_fills, cache_short, cache_ghosts, cache_tick;
 
 	/* Journal replay watermark: events with lsn <= this were replayed
 	 * at start and are not applied again when they come through the ring. */

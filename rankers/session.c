@@ -531,9 +531,13 @@ static uint32_t float_bits(float f)
 /*
  * RECS through the ranked-list cache (see struct ranker_cached): fill the
  * entry if any input changed, then filter its prefix by live stock.
- * Returns the count written to out (<= k), or -1 when the prefix ran out
- * before k items passed the filter and the pool was longer: the caller then
- * computes the query fresh, so the answer is always the fresh one.
+ * Returns the count written to out (<= k), or -1 when the caller must
+ * compute the query fresh: the prefix ran out before k items passed the
+ * filter and the pool was longer, or the query has session state and is
+ * seen for the first time (a new pairing of session and user often never
+ * comes back: only its inputs are noted, a ghost, and the list of
+ * RANKER_CACHE_DEPTH is ranked if it does). So the answer is always the
+ * fresh one.
  */
 static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32_t k, uint32_t *out,
 		       const struct ranker_cached **ret_c)
@@ -555,10 +559,28 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		hit = c->gen == ctx->cur->gen && c->stamp == stamp && c->user == e->user && c->cands == e->q.cands &&
 		      c->anchor == e->q.anchor && c->w_batch_bits == wb && c->w_session_bits == ws;
 	}
-	if (hit) {
+	if (hit && c->state != RANKER_GHOST) {
 		ctx->cache_hits++;
-	} else {
+	} else if (!hit && e->sess) {
 		c = set[0].used <= set[1].used ? &set[0] : &set[1]; /* the least recently used way */
+		c->gen = ctx->cur->gen;
+		c->stamp = stamp;
+		c->user = e->user;
+		c->cands = e->q.cands;
+		c->anchor = e->q.anchor;
+		c->w_batch_bits = wb;
+		c->w_session_bits = ws;
+		c->n = 0;
+		c->state = RANKER_GHOST;
+		c->args_key = 0;
+		c->used = ++ctx->cache_tick;
+		ctx->cache_ghosts++;
+		return -1;
+	} else {
+		int twice = hit; /* a ghost came back */
+
+		if (!hit)
+			c = set[0].used <= set[1].used ? &set[0] : &set[1]; /* the least recently used way */
 		struct wf_rank_query q = e->q;
 		float scores[RANKER_CACHE_DEPTH];
 		int m;
@@ -576,6 +598,7 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		c->w_session_bits = ws;
 		c->n = (uint16_t)m;
 		c->complete = m < (int)RANKER_CACHE_DEPTH;
+		c->state = twice ? RANKER_TWICE : RANKER_LIST;
 		c->args_key = 0;
 		ctx->cache_fills++;
 	}
@@ -623,9 +646,10 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	e.key = wf_hash64(e.args, pos) | 1;
 	/* Publish only a request seen twice with the same list: a one-off
 	 * (say, a random session id per query) would only cost a 2 KiB write
-	 * here and a cache miss in ingest. A quiet answer serves every
-	 * session of its user without state: published at once. */
-	if (!quiet && c->args_key != e.key) {
+	 * here and a cache miss in ingest (a list ranked for a ghost's return
+	 * was seen twice). A quiet answer serves every session of its user
+	 * without state: published at once. */
+	if (!quiet && c->state != RANKER_TWICE && c->args_key != e.key) {
 		((struct ranker_cached *)c)->args_key = e.key;
 		return;
 	}
