@@ -149,31 +149,95 @@ static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *
 	return wf_ring_prod_released(&sh->req, sh->quiet_mark);
 }
 
-/* Copy the front entry at slot into e if it answers args/key for session
- * version ver now: 1, else 0. */
-static int front_read(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
-		      uint64_t key, const char *args, uint32_t pos, uint64_t ver, struct wf_front_entry *e)
-{
-	uint32_t seq = wf_front_read_begin(slot), ws;
+/* What one way of a front set answers: up to k items that pass live
+ * stock, copied out of the entry (ids back to back in ids). */
+struct front_answer {
+	uint32_t n, ids_len;
+	uint8_t id_len[WF_FRONT_ITEMS];
+	char ids[WF_FRONT_IDS];
+};
 
-	if (seq & 1)
+/*
+ * Answer from the entry at slot if it holds args/key for session version
+ * ver now: 1 (a filled), else 0. Reads the entry in place under its
+ * seqlock and copies only what the answer needs: the header, the
+ * arguments, the stock keys it checks and the ids that pass. quiet: the
+ * caller's quiet rule (see front_recs) is checked between the entry's
+ * start count and the final sequence check.
+ */
+static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
+		     uint64_t key, const char *args, uint32_t pos, uint64_t ver, uint32_t k, uint64_t quiet_hash,
+		     struct front_answer *a)
+{
+	struct wf_front_entry h; /* the header and arguments only */
+	uint32_t seq = wf_front_read_begin(slot), ws, n, end = 0, off = 0;
+	uint16_t poff[WF_FRONT_ITEMS];
+	uint64_t sk[WF_FRONT_ITEMS];
+	uint8_t sold[WF_FRONT_ITEMS], idl[WF_FRONT_ITEMS];
+
+	/* relaxed: a hint checked again under the sequence below. */
+	if ((seq & 1) || __atomic_load_n(&slot->key, __ATOMIC_RELAXED) != key)
 		return 0;
-	wf_seq_copy(e, slot, offsetof(struct wf_front_entry, stock_key));
+	wf_seq_copy(&h, slot, offsetof(struct wf_front_entry, args));
 	/* acquire: pairs with the release in wf_seq_write_end() (weights);
 	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
 	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	if (e->key != key || e->args_len != pos || memcmp(e->args, args, pos) != 0 || e->sver != ver ||
-	    e->epoch != ctx->epoch || e->wseq != ws || e->n > WF_FRONT_ITEMS || e->ids_len > WF_FRONT_IDS ||
-	    e->gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
+	if (h.key != key || h.args_len != pos || h.sver != ver || h.epoch != ctx->epoch || h.wseq != ws ||
+	    h.n > WF_FRONT_ITEMS || h.ids_len > WF_FRONT_IDS ||
+	    h.gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
 	    /* relaxed: a count only compared for equality; a restart moves it */
-	    e->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
-	    wf_wall_ms() >= e->until_ms)
+	    h.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
+	    wf_wall_ms() >= h.until_ms)
 		return 0;
-	wf_seq_copy(e->stock_key, slot->stock_key, (size_t)e->n * 8);
-	wf_seq_copy(e->snap_sold_out, slot->snap_sold_out, WF_ALIGN_UP(e->n, 4));
-	wf_seq_copy(e->id_len, slot->id_len, WF_ALIGN_UP(e->n, 4));
-	wf_seq_copy(e->ids, slot->ids, WF_ALIGN_UP(e->ids_len, 4));
-	return !wf_front_read_retry(slot, seq);
+	wf_seq_copy(h.args, slot->args, WF_ALIGN_UP(pos, 4));
+	if (memcmp(h.args, args, pos) != 0)
+		return 0;
+	n = h.n;
+	/* Stock keys and lengths up to what k needs (and a little more),
+	 * their stock slots loaded first to overlap the cache misses. */
+	uint32_t want = WF_MIN(n, k + 8);
+	wf_seq_copy(sk, slot->stock_key, (size_t)want * 8);
+	wf_seq_copy(sold, slot->snap_sold_out, WF_ALIGN_UP(n, 4));
+	wf_seq_copy(idl, slot->id_len, WF_ALIGN_UP(n, 4));
+	for (uint32_t i = 0; i < want; i++)
+		wf_stock_prefetch(ctx->shm->stock, sk[i]);
+	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
+	a->n = 0;
+	for (uint32_t i = 0; i < n && a->n < k; i++) {
+		if (i == want) { /* many sold out: the rest of the keys */
+			wf_seq_copy(sk + want, slot->stock_key + want, (size_t)(n - want) * 8);
+			want = n;
+		}
+		if (wf_stock_ok(ctx->shm->stock, sk[i], sold[i], 0, NULL, 0)) {
+			poff[a->n] = (uint16_t)off;
+			a->id_len[a->n++] = idl[i];
+			end = off + idl[i];
+		}
+		off += idl[i];
+	}
+	if ((a->n < k && !h.complete) || end > h.ids_len)
+		return 0;
+	if (quiet_hash) {
+		/* relaxed: ordered after A2 in forgotten_applied() (events the
+		 * ranker applied are counted) and before F6. */
+		if (atomic_load_explicit(wf_front_live(sh->front, quiet_hash), memory_order_relaxed))
+			return 0;
+		/* F6: pairs with F5 in the ranker's start; relaxed load after it. */
+		atomic_thread_fence(memory_order_acquire);
+		if (h.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
+			return 0;
+	}
+	/* The ids that pass, back to back. */
+	static char all[WF_FRONT_IDS]; /* one thread */
+	wf_seq_copy(all, slot->ids, WF_ALIGN_UP(end, 4));
+	if (wf_front_read_retry(slot, seq))
+		return 0;
+	a->ids_len = 0;
+	for (uint32_t i = 0; i < a->n; i++) {
+		memcpy(a->ids + a->ids_len, all + poff[i], a->id_len[i]);
+		a->ids_len += a->id_len[i];
+	}
+	return 1;
 }
 
 /*
@@ -189,59 +253,38 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		      uint64_t ver, int quiet)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
-	static struct wf_front_entry e; /* local copy (one thread) */
+	static struct front_answer a; /* one thread */
 	const struct wf_front_entry *set;
 	char args[WF_FRONT_ARGS];
-	uint32_t pos = 0, off = 0, n = 0;
-	uint16_t pass[WF_FRONT_ITEMS], poff[WF_FRONT_ITEMS];
+	uint32_t pos = 0, off = 0;
+	uint64_t key, qh = 0;
 	int64_t k;
-	uint64_t key;
 
-	if (!sh->front)
+	if (!sh->front || wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > WF_FRONT_ITEMS)
 		return 1;
 	for (uint32_t i = 4; i < r->argc; i++)
 		if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
 			return 1; /* the ranker never publishes those */
-	if (quiet && (!forgotten_applied(ctx, sh) || wf_front_args_quiet(args, &pos) < 0))
-		return 1;
+	if (quiet) {
+		if (!forgotten_applied(ctx, sh) || wf_front_args_quiet(args, &pos) < 0)
+			return 1;
+		qh = wf_hash64(r->argv[1].p, r->argv[1].len);
+		qh |= !qh; /* 0 means "not quiet" below */
+	}
 	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
 		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
 			return 1;
 	key = wf_hash64(args, pos) | 1;
 	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
-	if (!front_read(ctx, sh, &set[0], key, args, pos, ver, &e) &&
-	    !front_read(ctx, sh, &set[1], key, args, pos, ver, &e))
-		return 1;
-	if (quiet) {
-		/* relaxed: ordered after A2 in forgotten_applied() (events the
-		 * ranker applied are counted) and before F6. */
-		if (atomic_load_explicit(wf_front_live(sh->front, wf_hash64(r->argv[1].p, r->argv[1].len)),
-					 memory_order_relaxed))
-			return 1;
-		/* F6: pairs with F5 in the ranker's start; relaxed load after it. */
-		atomic_thread_fence(memory_order_acquire);
-		if (e.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
-			return 1;
-	}
-	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1)
-		return 1;
-	/* Overlap the stock table's cache misses: load the slots first. */
-	for (uint32_t i = 0; i < e.n && i < (uint64_t)k + 8; i++)
-		wf_stock_prefetch(ctx->shm->stock, e.stock_key[i]);
-	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
-	for (uint32_t i = 0; i < e.n && n < (uint64_t)k; i++) {
-		if (wf_stock_ok(ctx->shm->stock, e.stock_key[i], e.snap_sold_out[i], 0, NULL, 0)) {
-			pass[n] = (uint16_t)i;
-			poff[n++] = (uint16_t)off;
-		}
-		off += e.id_len[i];
-	}
-	if (n < (uint64_t)k && !e.complete)
+	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, qh, &a) &&
+	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, qh, &a))
 		return 1;
 	ctx->tmp.len = 0;
-	wf_resp_w_array(&ctx->tmp, n);
-	for (uint32_t i = 0; i < n; i++)
-		wf_resp_w_bulk(&ctx->tmp, e.ids + poff[i], e.id_len[pass[i]]);
+	wf_resp_w_array(&ctx->tmp, a.n);
+	for (uint32_t i = 0; i < a.n; i++) {
+		wf_resp_w_bulk(&ctx->tmp, a.ids + off, a.id_len[i]);
+		off += a.id_len[i];
+	}
 	ctx->recs_front++;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }

@@ -7,8 +7,29 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "lib/util.h"
+
+/*
+ * A generation's table: anonymous memory, zero until touched, in huge
+ * pages where the kernel gives them (a lookup is a random probe into
+ * hundreds of MiB: 4 KiB pages would cost a TLB miss per request).
+ */
+static struct wf_route_entry *table_new(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
+	return p;
+}
+
+static size_t table_bytes(const struct wf_route *r)
+{
+	return ((size_t)r->mask + 1) * sizeof(struct wf_route_entry);
+}
 
 int wf_route_init(struct wf_route *r, uint32_t nshards, uint32_t max_entries, uint64_t ttl_ms, uint64_t now_ms)
 {
@@ -17,13 +38,13 @@ int wf_route_init(struct wf_route *r, uint32_t nshards, uint32_t max_entries, ui
 	memset(r, 0, sizeof(*r));
 	while (slots / 2 < max_entries)
 		slots *= 2;
-	r->cur = calloc(slots, sizeof(*r->cur));
-	r->prev = calloc(slots, sizeof(*r->prev));
+	r->mask = slots - 1;
+	r->cur = table_new(table_bytes(r));
+	r->prev = table_new(table_bytes(r));
 	if (!r->cur || !r->prev) {
 		wf_route_fini(r);
 		return -ENOMEM;
 	}
-	r->mask = slots - 1;
 	r->max_entries = slots / 2;
 	r->nshards = nshards;
 	r->ttl_ms = ttl_ms;
@@ -33,8 +54,10 @@ int wf_route_init(struct wf_route *r, uint32_t nshards, uint32_t max_entries, ui
 
 void wf_route_fini(struct wf_route *r)
 {
-	free(r->cur);
-	free(r->prev);
+	if (r->cur)
+		munmap(r->cur, table_bytes(r));
+	if (r->prev)
+		munmap(r->prev, table_bytes(r));
 	r->cur = r->prev = NULL;
 }
 
@@ -44,7 +67,10 @@ static void rotate(struct wf_route *r, uint64_t now_ms)
 
 	r->prev = r->cur;
 	r->nprev = r->ncur;
-	memset(t, 0, ((size_t)r->mask + 1) * sizeof(*t));
+	/* Zero the dropped generation by giving its pages back (zero again
+	 * when touched): no stall of a memset over the whole table. */
+	if (madvise(t, table_bytes(r), MADV_DONTNEED) < 0)
+		memset(t, 0, table_bytes(r));
 	r->cur = t;
 	r->ncur = 0;
 	r->rotated_ms = now_ms;
