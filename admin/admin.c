@@ -143,6 +143,23 @@ static void restore_state(struct wf_admin_ctx *ctx)
 	uint64_t gen;
 	int r;
 
+	/* A weft-admin killed while it wrote the weights or the generation
+	 * refs left their seqlock odd: readers wait until a complete write,
+	 * so write them again whole (the defaults, then weights.ini; the refs
+	 * from snapshot.state). */
+	if (!ctx->created && wf_seq_abandoned(&ctx->shm->ctl->weights_lock)) {
+		wf_warn("the weights were being written when weft-admin stopped; rewriting them from %s/weights.ini",
+			ctx->state_dir);
+		wf_ctl_weights_default(ctx->shm->ctl);
+		if (wf_admin_weights_load(ctx) < 0)
+			wf_warn("cannot read %s/weights.ini (defaults in use)", ctx->state_dir);
+	}
+	if (!ctx->created && wf_seq_abandoned(&ctx->shm->ctl->snap_lock)) {
+		wf_warn("the snapshot generations were being written when weft-admin stopped; rewriting them from "
+			"%s/snapshot.state", ctx->state_dir);
+		if (wf_admin_snapstate_load(ctx) < 0 || wf_seq_abandoned(&ctx->shm->ctl->snap_lock))
+			wf_ctl_snap_set(ctx->shm->ctl, &(struct wf_snap_ref){ 0 }, &(struct wf_snap_ref){ 0 });
+	}
 	if (ctx->created) {
 		r = wf_admin_weights_load(ctx);
 		if (r < 0)

@@ -170,7 +170,7 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 		     struct front_answer *a)
 {
 	struct wf_front_entry h; /* the header and arguments only */
-	uint32_t seq = wf_front_read_begin(slot), ws, n, end = 0, off = 0;
+	uint32_t seq = wf_seq_read_try(&slot->lock), ws, n, end = 0, off = 0;
 	uint16_t poff[WF_FRONT_ITEMS];
 	uint64_t sk[WF_FRONT_ITEMS];
 	uint8_t sold[WF_FRONT_ITEMS], idl[WF_FRONT_ITEMS];
@@ -230,7 +230,7 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 	/* The ids that pass, back to back. */
 	static char all[WF_FRONT_IDS]; /* one thread */
 	wf_seq_copy(all, slot->ids, WF_ALIGN_UP(end, 4));
-	if (wf_front_read_retry(slot, seq))
+	if (wf_seq_read_retry(&slot->lock, seq))
 		return 0;
 	a->ids_len = 0;
 	for (uint32_t i = 0; i < a->n; i++) {

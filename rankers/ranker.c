@@ -517,7 +517,7 @@ static int attach(struct ranker_ctx *ctx)
 	ctx->sc = wf_shm_shard(ctx->shm, ctx->shard);
 	/* A previous ranker's entries carry its ranker_starts (retired once
 	 * ours moves); one it died writing stays odd until our next complete
-	 * write of it (wf_front_write_begin keeps odd odd): no reset needed. */
+	 * write of it (wf_seq_write_begin keeps odd odd): no reset needed. */
 	ctx->live = wf_shm_front(ctx->shm, ctx->shard);
 	if (ctx->recs_cache)
 		ctx->front = ctx->live;

@@ -681,14 +681,14 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	    (__atomic_load_n(&slot[1].key, __ATOMIC_RELAXED) == e.key ||
 	     __atomic_load_n(&slot[1].until_ms, __ATOMIC_RELAXED) < __atomic_load_n(&slot[0].until_ms, __ATOMIC_RELAXED)))
 		slot++;
-	uint32_t seq = wf_front_write_begin(slot);
+	wf_seq_write_begin(&slot->lock);
 	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
 		     offsetof(struct wf_front_entry, stock_key) - sizeof(e.lock));
 	wf_seq_store(slot->stock_key, e.stock_key, sizeof(e.stock_key));
 	wf_seq_store(slot->snap_sold_out, e.snap_sold_out, sizeof(e.snap_sold_out));
 	wf_seq_store(slot->id_len, e.id_len, sizeof(e.id_len));
 	wf_seq_store(slot->ids, e.ids, WF_ALIGN_UP(ids, 4));
-	wf_front_write_end(slot, seq);
+	wf_seq_write_end(&slot->lock);
 }
 
 static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,

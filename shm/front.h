@@ -1,8 +1,9 @@
 /*
  * front.h - the key of a front-table entry (see struct wf_front_entry in
  * layout.h): the RECS arguments after the command name, each as one length
- * byte and its bytes. weft-ranker (writer) and weft-ingest (reader) build
- * it the same way from their own views of the request.
+ * byte and its bytes (the quiet key: the session's emptied). weft-ranker
+ * (writer) and weft-ingest (reader) build it the same way from their own
+ * views of the request. And the shard's live-session filter (layout.h).
  */
 #ifndef WF_FRONT_H
 #define WF_FRONT_H
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "shm/layout.h"
+#include "shm/shm.h"
 
 /* Append one argument to out[*pos..]. 0, or -1 when it does not fit (the
  * request is then not cached). */
@@ -52,45 +54,8 @@ static inline void wf_front_live_add(struct wf_front *f, uint64_t h, int d)
 	atomic_store_explicit(c, (uint8_t)(v + d), memory_order_relaxed);
 }
 
-/*
- * Writer side of an entry's seqlock, robust to a writer that died mid-write
- * (seq left odd): begin keeps an odd seq odd, end makes it even. Readers
- * (wf_front_read_begin) never wait: an odd seq is a miss.
- */
-static inline uint32_t wf_front_write_begin(struct wf_front_entry *e)
-{
-	/* relaxed load: one writer per table (its shard's ranker). */
-	uint32_t s = atomic_load_explicit(&e->lock.seq, memory_order_relaxed) | 1u;
-
-	atomic_store_explicit(&e->lock.seq, s, memory_order_relaxed);
-	/* F3: orders the odd seq before the data stores that follow; pairs
-	 * with the acquire fence F4 in wf_front_read_retry(). */
-	atomic_thread_fence(memory_order_release);
-	return s;
-}
-
-static inline void wf_front_write_end(struct wf_front_entry *e, uint32_t s)
-{
-	/* R10: the data stores happen before the even seq; pairs with A10 in
-	 * wf_front_read_begin(). */
-	atomic_store_explicit(&e->lock.seq, s + 1, memory_order_release);
-}
-
-/* Reader: the seq to pass to wf_front_read_retry(), or 1 (odd: miss). */
-static inline uint32_t wf_front_read_begin(const struct wf_front_entry *e)
-{
-	/* A10: pairs with R10 in wf_front_write_end(). */
-	return atomic_load_explicit(&((struct wf_front_entry *)e)->lock.seq, memory_order_acquire);
-}
-
-/* Nonzero if the entry changed while it was copied (then: a miss). */
-static inline int wf_front_read_retry(const struct wf_front_entry *e, uint32_t s)
-{
-	/* F4: the data loads before complete before the seq re-load; pairs
-	 * with F3 in wf_front_write_begin(). */
-	atomic_thread_fence(memory_order_acquire);
-	/* relaxed: ordered by F4. */
-	return atomic_load_explicit(&((struct wf_front_entry *)e)->lock.seq, memory_order_relaxed) != s;
-}
+/* An entry's seqlock is shm's (wf_seq_write_begin / _end, robust to a
+ * writer that died mid-write); readers never wait: wf_seq_read_try, an odd
+ * seq is a miss, then wf_seq_read_retry. */
 
 #endif

@@ -392,24 +392,38 @@ struct wf_ring *wf_shm_rep_ring(const struct wf_shm *shm, uint32_t i)
 
 /* ---- seqlock ---- */
 
+/*
+ * Writer side, robust to a writer that died mid-write (seq left odd):
+ * begin keeps an odd seq odd (s | 1) instead of making it even over data
+ * a dead writer half wrote, end makes it even. So a restarted writer's
+ * first complete write repairs the lock (see wf_seq_abandoned).
+ */
 void wf_seq_write_begin(struct wf_seqlock *l)
 {
 	/* relaxed load: one writer. The fence orders the odd seq before the
 	 * data writes that follow (pairs with the acquire fence in
 	 * wf_seq_read_retry). */
-	uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed);
+	uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed) | 1u;
 
-	atomic_store_explicit(&l->seq, s + 1, memory_order_relaxed);
+	atomic_store_explicit(&l->seq, s, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 }
 
 void wf_seq_write_end(struct wf_seqlock *l)
 {
-	uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed);
+	/* relaxed load: one writer; odd since wf_seq_write_begin. */
+	uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed) | 1u;
 
 	/* release: the data writes happen before the even seq (pairs with the
 	 * acquire in wf_seq_read_begin). */
 	atomic_store_explicit(&l->seq, s + 1, memory_order_release);
+}
+
+int wf_seq_abandoned(const struct wf_seqlock *l)
+{
+	/* relaxed: asked by the lock's one writer before it writes (nobody
+	 * else changes seq), so it reads its own predecessor's last store. */
+	return atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_relaxed) & 1;
 }
 
 uint32_t wf_seq_read_begin(const struct wf_seqlock *l)
@@ -420,6 +434,12 @@ uint32_t wf_seq_read_begin(const struct wf_seqlock *l)
 	while ((s = atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_acquire)) & 1)
 		__builtin_ia32_pause();
 	return s;
+}
+
+uint32_t wf_seq_read_try(const struct wf_seqlock *l)
+{
+	/* acquire: pairs with the release in wf_seq_write_end. */
+	return atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_acquire);
 }
 
 int wf_seq_read_retry(const struct wf_seqlock *l, uint32_t seq)

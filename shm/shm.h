@@ -76,6 +76,12 @@ struct wf_front *wf_shm_front(const struct wf_shm *shm, uint32_t i);
 void wf_seq_write_begin(struct wf_seqlock *l);
 void wf_seq_write_end(struct wf_seqlock *l);
 uint32_t wf_seq_read_begin(const struct wf_seqlock *l);
+/* Without waiting: the seq to pass to wf_seq_read_retry, or an odd one
+ * while a write is under way (the caller then does without). */
+uint32_t wf_seq_read_try(const struct wf_seqlock *l);
+/* 1 if the lock's last writer died mid-write (readers wait until the next
+ * complete write). For the one writer to ask when it starts. */
+int wf_seq_abandoned(const struct wf_seqlock *l);
 int wf_seq_read_retry(const struct wf_seqlock *l, uint32_t seq);
 /* Copy n bytes (multiple of 4, 4-aligned) with relaxed atomic word accesses. */
 void wf_seq_copy(void *dst, const void *src, size_t n);

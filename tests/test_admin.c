@@ -265,6 +265,37 @@ static void test_admin_weights_persist_across_restart(void **state)
 	assert_true(fb == 1.0f && fs == 0.0f);
 }
 
+/* weft-admin killed in the middle of writing the weights or the
+ * generation refs leaves their seqlock odd (readers wait): the next
+ * weft-admin rewrites them whole, from weights.ini and snapshot.state. */
+static void test_admin_repairs_a_write_it_died_in(void **state)
+{
+	struct fx *f = *state;
+	struct wf_shm *seg;
+	float fb, fs;
+
+	expect_status(f, "OK", "WEIGHTS SET pdp returning 0.2 0.8");
+	assert_int_equal(admin_stop(f), 0);
+	/* What a SIGKILL between begin and end leaves: an odd seq, half data. */
+	assert_int_equal(wf_shm_attach(f->shm, &seg), 0);
+	wf_seq_write_begin(&seg->ctl->weights_lock);
+	seg->ctl->weights[WF_PAGE_PDP][WF_VISITOR_RETURNING].batch_bits = 0x7fc00000u; /* NaN: torn */
+	wf_seq_write_begin(&seg->ctl->snap_lock);
+	assert_true(wf_seq_abandoned(&seg->ctl->weights_lock));
+	wf_shm_detach(seg);
+	admin_start(f, NULL);
+	assert_false(wf_seq_abandoned(&f->seg->ctl->weights_lock));
+	assert_false(wf_seq_abandoned(&f->seg->ctl->snap_lock));
+	wf_ctl_weights_get(f->seg->ctl, WF_PAGE_PDP, WF_VISITOR_RETURNING, &fb, &fs);
+	assert_true(fb == 0.2f && fs == 0.8f);
+	wf_ctl_weights_get(f->seg->ctl, WF_PAGE_HOME, WF_VISITOR_NEW, &fb, &fs);
+	assert_true(fb == 0.1f && fs == 0.9f);
+	/* And later writes leave it even (a write begun on an odd seq does
+	 * not flip the parity for good). */
+	expect_status(f, "OK", "WEIGHTS SET pdp returning 0.5 0.5");
+	assert_false(wf_seq_abandoned(&f->seg->ctl->weights_lock));
+}
+
 static void test_admin_snapshot_load_garbage_refused(void **state)
 {
 	struct fx *f = *state;
@@ -590,6 +621,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_weights_set_then_get_and_shm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_weights_invalid_returns_err, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_weights_persist_across_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_repairs_a_write_it_died_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_rollback_and_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_stats_answers, setup, teardown),

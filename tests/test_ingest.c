@@ -514,9 +514,9 @@ static void publish_quiet(uint32_t sh, const char *user, const char *k, const ch
 	e.n = (uint16_t)n;
 	e.ids_len = off;
 	slot = &f->e[e.key & (WF_FRONT_SLOTS - 2)];
-	uint32_t seq = wf_front_write_begin(slot);
+	wf_seq_write_begin(&slot->lock);
 	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock), sizeof(e) - sizeof(e.lock));
-	wf_front_write_end(slot, seq);
+	wf_seq_write_end(&slot->lock);
 }
 
 static void test_ingest_quiet_answers_only_for_sessions_without_state(void **state)
