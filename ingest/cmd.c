@@ -228,7 +228,7 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 			return 0;
 	}
 	/* The ids that pass, back to back. */
-	static char all[WF_FRONT_IDS]; /* one thread */
+	char all[WF_FRONT_IDS];
 	wf_seq_copy(all, slot->ids, WF_ALIGN_UP(end, 4));
 	if (wf_seq_read_retry(&slot->lock, seq))
 		return 0;
@@ -253,7 +253,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		      uint64_t ver, int quiet)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
-	static struct front_answer a; /* one thread */
+	struct front_answer a;
 	const struct wf_front_entry *set;
 	char args[WF_FRONT_ARGS];
 	uint32_t pos = 0, off = 0;

@@ -628,7 +628,7 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
 			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet)
 {
-	static struct wf_front_entry e; /* staging copy (one query at a time) */
+	struct wf_front_entry e; /* staging copy: the header is zeroed below, the rest filled as used */
 	struct wf_front_entry *slot;
 	uint32_t pos = 0, ids = 0;
 
@@ -637,6 +637,8 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	    atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire) != wseq)
 		return;
 	memset(&e, 0, offsetof(struct wf_front_entry, stock_key));
+	memset(e.snap_sold_out, 0, sizeof(e.snap_sold_out));
+	memset(e.id_len, 0, sizeof(e.id_len));
 	if (quiet && wf_front_args_quiet(e.args, &pos) < 0)
 		return;
 	for (uint32_t i = quiet ? 1 : 0; i < argc; i++)
@@ -674,6 +676,7 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 		e.n++;
 	}
 	e.ids_len = ids;
+	memset(e.ids + ids, 0, WF_ALIGN_UP(ids, 4) - ids);
 	/* Two ways per key: this key's own entry, else the one that expires
 	 * first (reads of our own entries: relaxed, we are their only writer). */
 	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 2)];
@@ -684,7 +687,7 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	wf_seq_write_begin(&slot->lock);
 	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
 		     offsetof(struct wf_front_entry, stock_key) - sizeof(e.lock));
-	wf_seq_store(slot->stock_key, e.stock_key, sizeof(e.stock_key));
+	wf_seq_store(slot->stock_key, e.stock_key, (size_t)e.n * 8);
 	wf_seq_store(slot->snap_sold_out, e.snap_sold_out, sizeof(e.snap_sold_out));
 	wf_seq_store(slot->id_len, e.id_len, sizeof(e.id_len));
 	wf_seq_store(slot->ids, e.ids, WF_ALIGN_UP(ids, 4));

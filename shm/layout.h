@@ -178,7 +178,7 @@ struct wf_shard_ctl {
  * ingest filters the prefix by live stock the ranker's way and takes k,
  * or, when the prefix runs short, forwards the request.
  */
-#define WF_FRONT_SLOTS 65536u /* 2 KiB each, 2-way sets: 128 MiB per shard, touched as used */
+#define WF_FRONT_SLOTS 65536u /* 1,888 B each, 2-way sets: 118 MiB per shard (reserved, touched as used) */
 #define WF_FRONT_ITEMS 64u
 #define WF_FRONT_ARGS 160u
 #define WF_FRONT_IDS 1024u
