@@ -19,9 +19,9 @@
 #include "lib/proto.h"
 
 /*
- * What the replay threads share. Everything but the two counters and the
- * lock-guarded "running" count is written before the threads start
- * (pthread_create orders it) and only read by them.
+ * What the replay threads share. Everything but the two counters is
+ * written before the threads start (pthread_create orders it) and only
+ * read by them.
  */
 struct replay_shared {
 	const struct eval_opts *o;
@@ -31,15 +31,23 @@ struct replay_shared {
 	uint32_t pop[EVAL_MAX_K], npop;  /* the popularity variant's list: the same for every event */
 	_Atomic uint32_t next;           /* next test session to take (a ticket) */
 	_Atomic uint64_t done;           /* sessions replayed (progress display only) */
-	pthread_mutex_t mu;
-	pthread_cond_t cv;               /* signalled when a thread ends */
-	int running;                     /* threads not ended yet; under mu */
 };
 
 struct replay_job {
 	struct replay_shared *sh;
+	struct wf_rank_scratch *w;       /* allocated before the thread starts */
+	int progress;                    /* this one prints progress (the calling thread's job) */
 	struct eval_result res;          /* this thread's sums; merged after the join */
 };
+
+static double thread_cpu_secs(void)
+{
+	struct timespec cpu;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) != 0)
+		return 0;
+	return (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
+}
 
 void eval_default_weights(struct eval_opts *o)
 {
@@ -148,32 +156,31 @@ static void replay_session(const struct replay_shared *sh, struct wf_rank_scratc
 /*
  * A replay thread takes test sessions by ticket until none are left. The
  * results are integer sums per thread, merged after the join: the same
- * whatever the number of threads or which took which session.
+ * whatever the number of threads or which took which session. The job
+ * run by the calling thread also shows progress.
  */
 static void *replay_thread(void *arg)
 {
 	struct replay_job *j = arg;
 	struct replay_shared *sh = j->sh;
-	struct wf_rank_scratch *w = malloc(sizeof(*w));
+	double cpu0 = thread_cpu_secs();
+	uint64_t shown = wf_now_ns();
 
 	for (;;) {
 		/* Relaxed: a ticket counter; what it indexes is read-only. */
 		uint32_t t = atomic_fetch_add_explicit(&sh->next, 1, memory_order_relaxed);
-		if (!w || t >= sh->ss->ntest)
+		if (t >= sh->ss->ntest)
 			break;
-		replay_session(sh, w, sh->ss->test[t], &j->res);
+		replay_session(sh, j->w, sh->ss->test[t], &j->res);
 		atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed); /* progress display only */
+		if (j->progress && !sh->o->quiet && wf_now_ns() - shown > 200000000ull) {
+			shown = wf_now_ns();
+			fprintf(stderr, "\rweft-eval: replayed %llu / %u sessions",
+				/* relaxed: a display; the results come after the join */
+				(unsigned long long)atomic_load_explicit(&sh->done, memory_order_relaxed), sh->ss->ntest);
+		}
 	}
-	free(w);
-	struct timespec cpu;
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
-		j->res.replay_cpu_secs = (double)cpu.tv_sec + (double)cpu.tv_nsec / 1e9;
-	pthread_mutex_lock(&sh->mu);
-	if (!w)
-		j->res.test_sessions = UINT64_MAX; /* out of memory: eval_replay() fails */
-	sh->running--;
-	pthread_cond_signal(&sh->cv);
-	pthread_mutex_unlock(&sh->mu);
+	j->res.replay_cpu_secs = thread_cpu_secs() - cpu0;
 	return NULL;
 }
 
@@ -242,10 +249,9 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 	struct eval_sessions ss;
 	int nt = WF_MAX(1, WF_MIN(o->threads, 64));
 	struct replay_job *jobs = calloc((size_t)nt, sizeof(*jobs));
-	struct replay_shared sh = { .o = o, .log = log, .snap = snap, .ss = &ss, .running = nt };
+	struct replay_shared sh = { .o = o, .log = log, .snap = snap, .ss = &ss };
 	pthread_t th[64];
 	uint64_t t0 = wf_now_ns();
-	int fail = 0;
 
 	memset(res, 0, sizeof(*res));
 	if (!jobs || eval_sessions_build(log, snap, from, to, &ss) < 0) {
@@ -255,38 +261,26 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 	sh.npop = (uint32_t)WF_MIN(o->depth, snap->npopular);
 	for (uint32_t r = 0; r < sh.npop; r++)
 		sh.pop[r] = snap->popular[r].item;
-	pthread_mutex_init(&sh.mu, NULL);
-	pthread_cond_init(&sh.cv, NULL);
 	for (int i = 0; i < nt; i++) {
 		jobs[i].sh = &sh;
+		jobs[i].w = malloc(sizeof(*jobs[i].w));
+		if (!jobs[i].w) {
+			fprintf(stderr, "weft-eval: out of memory\n");
+			exit(1);
+		}
+	}
+	/* Threads 1.. start; job 0 runs here (and shows progress). */
+	jobs[0].progress = 1;
+	for (int i = 1; i < nt; i++)
 		if (pthread_create(&th[i], NULL, replay_thread, &jobs[i]) != 0) {
 			fprintf(stderr, "weft-eval: cannot start a replay thread\n");
 			exit(1);
 		}
-	}
-	/* Progress on stderr while the threads work; woken at once when the
-	 * last one ends. */
-	pthread_mutex_lock(&sh.mu);
-	while (sh.running > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&sh.cv, &sh.mu, &ts);
-		if (!o->quiet)
-			fprintf(stderr, "\rweft-eval: replayed %llu / %u sessions",
-				/* relaxed: a display; the results come after the join */
-				(unsigned long long)atomic_load_explicit(&sh.done, memory_order_relaxed), ss.ntest);
-	}
-	pthread_mutex_unlock(&sh.mu);
-	if (!o->quiet)
-		fputc('\n', stderr);
+	replay_thread(&jobs[0]);
 	for (int i = 0; i < nt; i++) {
-		pthread_join(th[i], NULL);
-		fail |= jobs[i].res.test_sessions == UINT64_MAX;
+		if (i > 0)
+			pthread_join(th[i], NULL);
+		free(jobs[i].w);
 		res->events += jobs[i].res.events;
 		res->test_sessions += jobs[i].res.test_sessions;
 		res->pivot_sessions += jobs[i].res.pivot_sessions;
@@ -295,15 +289,11 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 			for (int s = 0; s < SL_NSLICES; s++)
 				add_metrics(&res->m[v][s], &jobs[i].res.m[v][s]);
 	}
+	if (!o->quiet)
+		fprintf(stderr, "\rweft-eval: replayed %u / %u sessions\n", ss.ntest, ss.ntest);
 	res->replay_secs = (double)(wf_now_ns() - t0) / 1e9;
-	pthread_cond_destroy(&sh.cv);
-	pthread_mutex_destroy(&sh.mu);
 	eval_sessions_free(&ss);
 	free(jobs);
-	if (fail) {
-		fprintf(stderr, "weft-eval: out of memory\n");
-		exit(1);
-	}
 }
 
 /* Batch share per visitor type for the current model parameters. */
