@@ -286,6 +286,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		off += a.id_len[i];
 	}
 	ctx->recs_front++;
+	ctx->recs_quiet += quiet;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
@@ -384,7 +385,7 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 		wf_buf_printf(&b,
 			      "# Stats\r\ntotal_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\n"
 			      "backpressure_stalls:%llu\r\nsessions_routed:%llu\r\njournal_durable_lsn:%llu\r\n"
-			      "journal_durability:%s\r\n",
+			      "journal_durability:%s\r\nrecs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\n",
 			      (unsigned long long)ctx->commands,
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked,
 								       memory_order_relaxed), /* display */
@@ -393,7 +394,8 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 								       memory_order_relaxed),
 			      (unsigned long long)wf_route_count(&ctx->route),
 			      (unsigned long long)wf_journal_durable_lsn(ctx->journal),
-			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os");
+			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os", (unsigned long long)ctx->recs_front,
+			      (unsigned long long)ctx->recs_quiet);
 		for (uint32_t s = 0; s < ctx->nshards; s++)
 			wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,
 				      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),

@@ -131,6 +131,7 @@ struct ingest_ctx {
 	uint64_t start_ms;
 	uint64_t commands;
 	uint64_t recs_front;       /* RECS answered from a front table */
+	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
 };
 
 /* ingest.c */

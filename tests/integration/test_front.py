@@ -111,9 +111,13 @@ def test_quiet_answers_are_the_users_and_stop_at_an_event():
     quiet key); once an EVENT is routed for it, never again."""
     v = USERS[2]
     base = same("qa0", v)
+    q0 = int(C.info("stats")["recs_quiet_answers"])
     for i in range(1, 40):
         assert same(f"qa{i}", v) == base
         assert same(f"qn{i}", "-") == same("qn0", "-")
+    # The path ran: most of those were answered by weft-ingest, quietly.
+    q1 = int(C.info("stats")["recs_quiet_answers"])
+    assert q1 - q0 >= 100, (q0, q1)
     # An EVENT on another connection, then RECS at once on this one: the
     # list must reflect it (the carted item leaves), every time.
     for i in range(40):
