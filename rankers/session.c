@@ -528,6 +528,28 @@ static uint32_t float_bits(float f)
 	return u;
 }
 
+/* Note a query's inputs in way, or when way is NULL in the least recently
+ * used way of set: the entry gets n 0 and state; a list is the caller's
+ * to fill. */
+static struct ranker_cached *cache_note(struct ranker_ctx *ctx, const struct query_env *e, struct ranker_cached *set,
+					struct ranker_cached *way, int state)
+{
+	struct ranker_cached *c = way ? way : set[0].used <= set[1].used ? &set[0] : &set[1];
+
+	c->gen = ctx->cur->gen;
+	c->stamp = e->sess ? e->sess->stamp : 0;
+	c->user = e->user;
+	c->cands = e->q.cands;
+	c->anchor = e->q.anchor;
+	c->w_batch_bits = float_bits(e->q.w_batch);
+	c->w_session_bits = float_bits(e->q.w_session);
+	c->n = 0;
+	c->complete = 0;
+	c->state = (uint8_t)state;
+	c->args_key = 0;
+	return c;
+}
+
 /*
  * RECS through the ranked-list cache (see struct ranker_cached): fill the
  * entry if any input changed, then filter its prefix by live stock.
@@ -547,9 +569,7 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		     ((uint64_t)(e->user + 1) * 0xff51afd7ed558ccdull) ^
 		     ((uint64_t)(e->q.anchor + 1) * 0xc4ceb9fe1a85ec53ull);
 	uint32_t wb = float_bits(e->q.w_batch), ws = float_bits(e->q.w_session), n = 0;
-	struct ranker_cached *c;
-
-	struct ranker_cached *set;
+	struct ranker_cached *c, *set;
 	int hit = 0;
 
 	h ^= h >> 29;
@@ -562,44 +582,24 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 	if (hit && c->state != RANKER_GHOST) {
 		ctx->cache_hits++;
 	} else if (!hit && e->sess) {
-		c = set[0].used <= set[1].used ? &set[0] : &set[1]; /* the least recently used way */
-		c->gen = ctx->cur->gen;
-		c->stamp = stamp;
-		c->user = e->user;
-		c->cands = e->q.cands;
-		c->anchor = e->q.anchor;
-		c->w_batch_bits = wb;
-		c->w_session_bits = ws;
-		c->n = 0;
-		c->state = RANKER_GHOST;
-		c->args_key = 0;
+		/* First sight: only the inputs; the caller ranks for k. */
+		c = cache_note(ctx, e, set, NULL, RANKER_GHOST);
 		c->used = ++ctx->cache_tick;
 		ctx->cache_ghosts++;
 		return -1;
 	} else {
-		int twice = hit; /* a ghost came back */
-
-		if (!hit)
-			c = set[0].used <= set[1].used ? &set[0] : &set[1]; /* the least recently used way */
 		struct wf_rank_query q = e->q;
 		float scores[RANKER_CACHE_DEPTH];
 		int m;
 
+		/* A ghost that came back was seen twice. */
+		c = hit ? cache_note(ctx, e, set, c, RANKER_TWICE) : cache_note(ctx, e, set, NULL, RANKER_LIST);
 		q.k = RANKER_CACHE_DEPTH;
 		q.filter = NULL; /* stock is read at query time, below */
 		q.filter_ctx = NULL;
 		m = wf_rank_recs(ctx->cur->snap, &ctx->params, &q, ctx->scratch, c->items, scores, NULL);
-		c->gen = ctx->cur->gen;
-		c->stamp = stamp;
-		c->user = e->user;
-		c->cands = e->q.cands;
-		c->anchor = e->q.anchor;
-		c->w_batch_bits = wb;
-		c->w_session_bits = ws;
 		c->n = (uint16_t)m;
 		c->complete = m < (int)RANKER_CACHE_DEPTH;
-		c->state = twice ? RANKER_TWICE : RANKER_LIST;
-		c->args_key = 0;
 		ctx->cache_fills++;
 	}
 	c->used = ++ctx->cache_tick;
