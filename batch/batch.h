@@ -165,6 +165,15 @@ struct wf_batch_cols {
 	int idx[8];
 };
 void wf_batch_map_header(const struct wf_csv *c, const char *const *names, uint32_t n, struct wf_batch_cols *ret);
+/* Read the header line from c (just opened on path), map names to columns
+ * into *m and require the first `required` of them. 0, or -errno / -EINVAL
+ * (logged, saying what the `what` CSV must start with). */
+int wf_batch_read_header(struct wf_csv *c, const char *path, const char *what, const char *const *names, uint32_t n,
+			 uint32_t required, struct wf_batch_cols *m);
+/* A source's verdict after reading: warn of bad rows; more bad than good
+ * means the wrong file or format (-EINVAL, logged: "is this really the
+ * <what>?"), not a few bad lines. rows: what its rows are ("catalog"). */
+int wf_batch_judge(const char *path, const char *rows, const char *what, uint64_t good, uint64_t bad);
 /* Field k of the current record (an empty field when the column is absent). */
 const struct wf_csv_field *wf_batch_col(const struct wf_csv *c, const struct wf_batch_cols *m, int k);
 

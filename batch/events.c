@@ -164,8 +164,10 @@ struct report {
 	const char *why;
 };
 
+/* A source: an events CSV, or the journal (read whole by one job). */
 struct srcfile {
-	const char *path;
+	const char *path;     /* the CSV, or the journal's directory */
+	bool journal;
 	const char *base; /* whole file mapped read-only, or NULL when empty */
 	uint64_t size;
 	uint64_t header_line; /* line number of the header */
@@ -174,10 +176,11 @@ struct srcfile {
 	uint64_t *piece;      /* XXH3-64 per PIECE_BYTES piece */
 	uint64_t npieces;
 	uint64_t good, bad, reported;
+	uint64_t jhash;       /* journal: XXH3-64 of its records */
 };
 
 struct job {
-	uint32_t file;        /* index into loader.files, or UINT32_MAX: the journal */
+	uint32_t file;        /* index into loader.files */
 	uint64_t off, len;    /* byte range in the file */
 	uint64_t lines;       /* lines in the range, once parsed */
 	struct wf_buf arena;  /* local ids */
@@ -189,14 +192,13 @@ struct job {
 	int64_t min_ms, max_ms;
 	struct report rep[WF_BATCH_MAX_REPORTED];
 	uint32_t nrep;
-	uint64_t jhash;       /* journal: XXH3-64 of its records */
 	int err;              /* -errno: the job failed (already logged) */
 	bool done;
 };
 
 struct loader {
 	struct wf_batch *b;
-	struct srcfile *files;
+	struct srcfile *files;    /* the CSVs, then the journal if any */
 	uint32_t nfiles;
 	struct job *jobs;
 	uint64_t njobs;
@@ -334,7 +336,8 @@ static void parse_csv(struct loader *L, struct job *j)
 	struct wf_csv c;
 	int r;
 
-	if ((r = hash_pieces(f, j->off, j->off + j->len)) < 0) {
+	/* The file's first range also hashes the piece holding the header. */
+	if ((r = hash_pieces(f, j->off == f->data_off ? 0 : j->off, j->off + j->len)) < 0) {
 		j->err = r;
 		wf_err("out of memory");
 		return;
@@ -387,7 +390,8 @@ static void parse_csv(struct loader *L, struct job *j)
  * no user / no item; the value column is the field the event type carries. */
 static void parse_journal(struct loader *L, struct job *j)
 {
-	const char *dir = L->b->opt.journal;
+	struct srcfile *f = &L->files[j->file];
+	const char *dir = f->path;
 	struct wf_journal_reader *rd;
 	struct wf_journal_rec *rec = calloc(1, sizeof(*rec));
 	XXH3_state_t *st = XXH3_createState();
@@ -405,7 +409,7 @@ static void parse_journal(struct loader *L, struct job *j)
 	e = wf_journal_reader_open(dir, 0, &rd);
 	if (e < 0) {
 		free(rec);
-		j->jhash = XXH3_64bits_digest(st);
+		f->jhash = XXH3_64bits_digest(st);
 		XXH3_freeState(st);
 		if (e == -ENOENT)
 			return;
@@ -454,7 +458,7 @@ static void parse_journal(struct loader *L, struct job *j)
 	if (j->err)
 		wf_err("%s: %s while reading the journal", dir, strerror(-j->err));
 	j->lines = n;
-	j->jhash = XXH3_64bits_digest(st);
+	f->jhash = XXH3_64bits_digest(st);
 	XXH3_freeState(st);
 }
 
@@ -530,7 +534,7 @@ static void job_run(void *arg, uint64_t i, uint32_t worker)
 	    sess_init(&j->sess) < 0) {
 		j->err = -ENOMEM;
 		wf_err("out of memory");
-	} else if (j->file == UINT32_MAX) {
+	} else if (L->files[j->file].journal) {
 		parse_journal(L, j);
 	} else {
 		parse_csv(L, j);
@@ -552,7 +556,6 @@ static void job_run(void *arg, uint64_t i, uint32_t worker)
 static int open_file(struct srcfile *f)
 {
 	static const char *const names[] = { "ts", "session_id", "event", "item_id", "user_id", "value" };
-	static const char *const required[] = { "ts", "session_id", "event", "item_id" };
 	struct stat st;
 	uint64_t pos = 0, line = 0;
 	struct wf_csv c;
@@ -602,32 +605,20 @@ static int open_file(struct srcfile *f)
 			wf_err("%s: cannot start a reader: %s", f->path, strerror(-r));
 			return r;
 		}
-		if ((r = wf_csv_next(&c)) <= 0) {
-			wf_err("%s:%" PRIu64 ": cannot read the header line (%s)", f->path, line,
-			       r == -EPROTO ? "malformed CSV record" : r < 0 ? strerror(-r) : "empty");
-			wf_csv_close(&c);
-			return r < 0 ? r : -EINVAL;
-		}
-		wf_batch_map_header(&c, names, WF_ARRAY_SIZE(names), &f->m);
+		/* The first four columns are required. */
+		r = wf_batch_read_header(&c, f->path, "events", names, WF_ARRAY_SIZE(names), 4, &f->m);
 		wf_csv_close(&c);
+		if (r < 0)
+			return r;
 		f->header_line = line;
-		pos = end;
-		break;
+		f->data_off = end;
+		/* No rows: no job hashes the piece holding the header (the
+		 * first range of a file does, see parse_csv). */
+		return end >= f->size ? hash_pieces(f, 0, f->size) : 0;
 	}
-	for (uint32_t k = 0; k < WF_ARRAY_SIZE(required); k++) {
-		if (f->m.idx[k] < 0) {
-			wf_err("%s: header lacks column '%s' (the events CSV starts with a header naming its columns)",
-			       f->path, required[k]);
-			return -EINVAL;
-		}
-	}
-	if ((r = hash_pieces(f, 0, pos)) < 0) /* the piece holding the header */
-		return r;
-	f->data_off = pos;
-	return 0;
 }
 
-/* Split every file into ranges and add the journal. 0 or -ENOMEM. */
+/* Split every CSV into ranges; the journal is one job. 0 or -ENOMEM. */
 static int plan(struct loader *L)
 {
 	uint64_t chunk = L->b->opt.chunk_bytes ? L->b->opt.chunk_bytes : WF_BATCH_CHUNK_BYTES, n = 0, cap = 16;
@@ -635,15 +626,13 @@ static int plan(struct loader *L)
 	L->jobs = calloc(cap, sizeof(*L->jobs));
 	if (!L->jobs)
 		return -ENOMEM;
-	for (uint32_t fi = 0; fi <= L->nfiles; fi++) {
-		struct srcfile *f = fi < L->nfiles ? &L->files[fi] : NULL;
-		uint64_t pos = f ? f->data_off : 0;
+	for (uint32_t fi = 0; fi < L->nfiles; fi++) {
+		struct srcfile *f = &L->files[fi];
+		uint64_t pos = f->data_off;
 
-		if (!f && !L->b->opt.journal)
-			break;
 		do {
 			uint64_t end = 0;
-			if (f) {
+			if (!f->journal) {
 				end = pos + chunk >= f->size ? f->size : pos + chunk;
 				if (end < f->size) {
 					const char *nl = memchr(f->base + end - 1, '\n', f->size - end + 1);
@@ -660,22 +649,21 @@ static int plan(struct loader *L)
 				L->jobs = p;
 				cap *= 2;
 			}
-			L->jobs[n++] = (struct job){ .file = f ? fi : UINT32_MAX, .off = pos, .len = end - pos };
+			L->jobs[n++] = (struct job){ .file = fi, .off = pos, .len = end - pos };
 			pos = end;
-		} while (f && pos < f->size);
+		} while (!f->journal && pos < f->size);
 	}
 	L->njobs = n;
 	return 0;
 }
 
-/* Per file: malformed rows with their file line numbers, counts, and the
- * verdict (more bad rows than good ones: the wrong file). */
+/* Per source: malformed rows with their file line numbers (or journal
+ * LSNs), counts, and the verdict (more bad rows than good ones: the wrong
+ * file). */
 static int report(struct loader *L)
 {
 	struct wf_batch *b = L->b;
-	const char *jdir = b->opt.journal;
-	uint64_t jgood = 0, jbad = 0, jrep = 0;
-	uint64_t *line = calloc(L->nfiles + 1, sizeof(*line));
+	uint64_t *line = calloc(L->nfiles, sizeof(*line));
 	int r = 0;
 
 	if (!line)
@@ -684,48 +672,34 @@ static int report(struct loader *L)
 		line[fi] = L->files[fi].header_line;
 	for (uint64_t i = 0; i < L->njobs; i++) {
 		struct job *j = &L->jobs[i];
-		struct srcfile *f = j->file == UINT32_MAX ? NULL : &L->files[j->file];
-		uint64_t *nrep = f ? &f->reported : &jrep;
+		struct srcfile *f = &L->files[j->file];
 
-		for (uint32_t k = 0; k < j->nrep; k++, (*nrep)++) {
-			if (*nrep == WF_BATCH_MAX_REPORTED)
-				wf_warn("%s: more malformed rows; only the count is reported from here on", f ? f->path : jdir);
-			if (*nrep >= WF_BATCH_MAX_REPORTED)
+		for (uint32_t k = 0; k < j->nrep; k++, f->reported++) {
+			if (f->reported == WF_BATCH_MAX_REPORTED)
+				wf_warn("%s: more malformed rows; only the count is reported from here on", f->path);
+			if (f->reported >= WF_BATCH_MAX_REPORTED)
 				continue;
-			if (f)
-				wf_warn("%s:%" PRIu64 ": %s; row skipped", f->path, line[j->file] + j->rep[k].line, j->rep[k].why);
+			if (f->journal)
+				wf_warn("%s: record lsn %" PRIu64 ": %s; record skipped", f->path, j->rep[k].line, j->rep[k].why);
 			else
-				wf_warn("%s: record lsn %" PRIu64 ": %s; record skipped", jdir, j->rep[k].line, j->rep[k].why);
+				wf_warn("%s:%" PRIu64 ": %s; row skipped", f->path, line[j->file] + j->rep[k].line, j->rep[k].why);
 		}
-		if (j->bad > j->nrep && *nrep == WF_BATCH_MAX_REPORTED) {
+		if (j->bad > j->nrep && f->reported == WF_BATCH_MAX_REPORTED) {
 			/* rows past the job's own record (it kept only WF_BATCH_MAX_REPORTED) */
-			wf_warn("%s: more malformed rows; only the count is reported from here on", f ? f->path : jdir);
-			(*nrep)++;
+			wf_warn("%s: more malformed rows; only the count is reported from here on", f->path);
+			f->reported++;
 		}
-		if (f) {
-			line[j->file] += j->lines;
-			f->good += j->good;
-			f->bad += j->bad;
-		} else {
-			jgood += j->good;
-			jbad += j->bad;
-		}
+		line[j->file] += j->lines;
+		f->good += j->good;
+		f->bad += j->bad;
 		b->st.events_read += j->good;
 		b->st.rows_skipped += j->bad;
 	}
-	for (uint32_t fi = 0; fi <= L->nfiles && r == 0; fi++) {
-		const char *path = fi < L->nfiles ? L->files[fi].path : jdir;
-		uint64_t good = fi < L->nfiles ? L->files[fi].good : jgood, bad = fi < L->nfiles ? L->files[fi].bad : jbad;
-
-		if (!path)
-			break;
-		if (bad > 0)
-			wf_warn("%s: %" PRIu64 " malformed events rows skipped, %" PRIu64 " read", path, bad, good);
-		if (bad > good) {
-			wf_err("%s: most rows are malformed (%" PRIu64 " bad, %" PRIu64 " good); is this really the events "
-			       "%s, with the header DESIGN.md names?", path, bad, good, fi < L->nfiles ? "CSV" : "journal");
-			r = -EINVAL;
-		}
+	for (uint32_t fi = 0; fi < L->nfiles && r == 0; fi++) {
+		const struct srcfile *f = &L->files[fi];
+		r = wf_batch_judge(f->path, "events",
+				   f->journal ? "event journal" : "events CSV, with the header DESIGN.md names", f->good,
+				   f->bad);
 	}
 	free(line);
 	return r;
@@ -733,7 +707,7 @@ static int report(struct loader *L)
 
 int wf_batch_load_events(struct wf_batch *b, XXH3_state_t *digest)
 {
-	struct loader L = { .b = b, .nfiles = b->opt.nevents };
+	struct loader L = { .b = b, .nfiles = b->opt.nevents + (b->opt.journal ? 1 : 0) };
 	uint64_t total = 0;
 	int r;
 
@@ -747,12 +721,14 @@ int wf_batch_load_events(struct wf_batch *b, XXH3_state_t *digest)
 		r = -ENOMEM;
 		goto out;
 	}
-	for (uint32_t i = 0; i < L.nfiles; i++) {
+	for (uint32_t i = 0; i < b->opt.nevents; i++) {
 		L.files[i].path = b->opt.events[i];
 		if ((r = open_file(&L.files[i])) < 0)
 			goto out;
 		L.total_bytes += L.files[i].size;
 	}
+	if (b->opt.journal)
+		L.files[L.nfiles - 1] = (struct srcfile){ .path = b->opt.journal, .journal = true };
 	if ((r = plan(&L)) < 0)
 		goto out;
 	wf_batch_parallel(b, L.njobs, NULL, job_run, &L); /* progress: by bytes, progress() */
@@ -762,14 +738,16 @@ int wf_batch_load_events(struct wf_batch *b, XXH3_state_t *digest)
 	if ((r = report(&L)) < 0)
 		goto out;
 
-	/* Digest: every file's pieces and length, then the journal. */
+	/* Digest: every CSV's pieces and length, then the journal's records. */
 	for (uint32_t i = 0; i < L.nfiles; i++) {
-		XXH3_64bits_update(digest, L.files[i].piece, L.files[i].npieces * sizeof(uint64_t));
-		XXH3_64bits_update(digest, &L.files[i].size, sizeof(L.files[i].size));
+		const struct srcfile *f = &L.files[i];
+		if (f->journal) {
+			XXH3_64bits_update(digest, &f->jhash, sizeof(f->jhash));
+			continue;
+		}
+		XXH3_64bits_update(digest, f->piece, f->npieces * sizeof(uint64_t));
+		XXH3_64bits_update(digest, &f->size, sizeof(f->size));
 	}
-	for (uint64_t i = 0; i < L.njobs; i++)
-		if (L.jobs[i].file == UINT32_MAX)
-			XXH3_64bits_update(digest, &L.jobs[i].jhash, sizeof(L.jobs[i].jhash));
 
 	/* One array, job by job, each job's buffer unmapped after its copy. */
 	for (uint64_t i = 0; i < L.njobs; i++)
@@ -779,7 +757,7 @@ int wf_batch_load_events(struct wf_batch *b, XXH3_state_t *digest)
 			wf_err("nothing to build from: %s holds no events and no --history rows were usable; the current "
 			       "snapshot stays", b->opt.journal);
 		else
-			wf_err("%s: no usable event rows", L.nfiles ? L.files[0].path : "events");
+			wf_err("%s: no usable event rows", b->opt.nevents ? L.files[0].path : "events");
 		r = -EINVAL;
 		goto out;
 	}

@@ -206,16 +206,37 @@ static void bad_row(struct wf_batch *b, const char *path, uint64_t line, uint64_
 		wf_warn("%s: more malformed rows; only the count is reported from here on", path);
 }
 
-/* Too many bad rows means the wrong file or format, not a few bad lines. */
-static int judge(const char *path, const char *what, uint64_t good, uint64_t bad)
+int wf_batch_judge(const char *path, const char *rows, const char *what, uint64_t good, uint64_t bad)
 {
 	if (bad > 0)
-		wf_warn("%s: %llu malformed %s rows skipped, %llu read", path, (unsigned long long)bad, what,
+		wf_warn("%s: %llu malformed %s rows skipped, %llu read", path, (unsigned long long)bad, rows,
 			(unsigned long long)good);
 	if (bad > good) {
-		wf_err("%s: most rows are malformed (%llu bad, %llu good); is this really the %s CSV, with the header DESIGN.md names?",
-		       path, (unsigned long long)bad, (unsigned long long)good, what);
+		wf_err("%s: most rows are malformed (%llu bad, %llu good); is this really the %s?", path,
+		       (unsigned long long)bad, (unsigned long long)good, what);
 		return -EINVAL;
+	}
+	return 0;
+}
+
+int wf_batch_read_header(struct wf_csv *c, const char *path, const char *what, const char *const *names, uint32_t n,
+			 uint32_t required, struct wf_batch_cols *m)
+{
+	int r = wf_csv_next(c);
+
+	if (r <= 0) {
+		wf_err("%s: %s", path,
+		       r == 0 ? "empty file, a header line is required"
+			      : r == -EPROTO ? "the header line is a malformed CSV record" : "cannot read the header line");
+		return r < 0 ? r : -EINVAL;
+	}
+	wf_batch_map_header(c, names, n, m);
+	for (uint32_t k = 0; k < required; k++) {
+		if (m->idx[k] < 0) {
+			wf_err("%s: header lacks column '%s' (the %s CSV starts with a header naming its columns)", path,
+			       names[k], what);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -229,22 +250,10 @@ static int open_csv(struct wf_csv *c, const char *path, const char *what, const 
 		wf_err("cannot open %s file %s: %s", what, path, strerror(-r));
 		return r;
 	}
-	r = wf_csv_next(c);
-	if (r <= 0) {
-		wf_err("%s: %s", path, r == 0 ? "empty file, a header line is required" : "cannot read the header line");
+	r = wf_batch_read_header(c, path, what, names, n, required, m);
+	if (r < 0)
 		wf_csv_close(c);
-		return r < 0 ? r : -EINVAL;
-	}
-	wf_batch_map_header(c, names, n, m);
-	for (uint32_t k = 0; k < required; k++) {
-		if (m->idx[k] < 0) {
-			wf_err("%s: header lacks column '%s' (the %s CSV starts with a header naming its columns)", path,
-			       names[k], what);
-			wf_csv_close(c);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return r;
 }
 
 /* ---- catalog: item_id,category,brand,price,sizes ---- */
@@ -320,7 +329,7 @@ static int load_catalog(struct wf_batch *b)
 	}
 	b->st.catalog_rows = good;
 	b->st.catalog_skipped = bad;
-	return judge(path, "catalog", good, bad);
+	return wf_batch_judge(path, "catalog", "catalog CSV, with the header DESIGN.md names", good, bad);
 }
 
 /* ---- inventory: item_id,size,qty ---- */
@@ -367,7 +376,7 @@ static int load_inventory(struct wf_batch *b)
 	}
 	b->st.inventory_rows = good;
 	b->st.inventory_skipped = bad;
-	return judge(path, "inventory", good, bad);
+	return wf_batch_judge(path, "inventory", "inventory CSV, with the header DESIGN.md names", good, bad);
 }
 
 /* Fold the catalog's and inventory's bytes into the source digest (the
