@@ -97,14 +97,22 @@ def cpu_s(pids):
     return proc_stat(pids)[2]
 
 
-def mem_mb(pid, key):
-    """VmRSS (status) or Anonymous (smaps_rollup: the arenas, not the mapped file) in MiB."""
-    path = f"/proc/{pid}/status" if key == "VmRSS" else f"/proc/{pid}/smaps_rollup"
+def _kb(path, key):
     with open(path) as f:
         for line in f:
             if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+                return int(line.split()[1])
+    return 0
+
+
+def rss_mb(pid):
+    """Resident set size (VmRSS) in MiB."""
+    return _kb(f"/proc/{pid}/status", "VmRSS") / 1024
+
+
+def anon_mb(pid):
+    """Anonymous memory (smaps_rollup: the arenas, not the mapped file) in MiB."""
+    return _kb(f"/proc/{pid}/smaps_rollup", "Anonymous") / 1024
 
 
 def bench(server, args, n, clients, pipeline=1, rand=None, timeout=900):
