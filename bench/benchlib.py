@@ -22,10 +22,12 @@ TCK = os.sysconf("SC_CLK_TCK")
 
 
 def say(*a):
+    """Progress, on stderr."""
     print(*a, file=sys.stderr, flush=True)
 
 
 def prog(build, name):
+    """The path of program name under the build directory; exits if it is not built."""
     for sub in ("admin", "ingest", "rankers", "batch", "tools", "bench"):
         p = os.path.join(build, sub, name)
         if os.access(p, os.X_OK):
