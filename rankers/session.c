@@ -381,7 +381,9 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	r = new_user ? session_set_user(ctx, s, &argv[1]) : 0;
 	if (r == 0)
 		r = hist_append(ctx, s, ts_ms, type, argv, argc, new_user);
-	s->stamp = ++ctx->stamp_next; /* user may have changed; the model changes below */
+	/* Lists cached for this session are stale: the user may have changed
+	 * (even when the history is full) and the model changes below. */
+	s->stamp = ++ctx->stamp_next;
 	if (r < 0) {
 		if (out)
 			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
@@ -391,7 +393,6 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	if (ctx->cur)
 		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
 				      item_index(ctx, argv[3].p, argv[3].len), value);
-	s->stamp = ++ctx->stamp_next;
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
 		wf_resp_w_int(out, 1);
