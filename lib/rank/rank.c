@@ -285,8 +285,6 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
 		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
-		w->shared[n] = w->mark;
-		w->shared[k] |= w->mark;
 		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
 		w->n = n + fresh;
 		return k;
@@ -300,22 +298,21 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 			w->item[w->n] = item;
 			w->batch[w->n] = -1.0f;
 			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
-			w->shared[w->n] = w->mark;
 			return w->n++;
 		}
-		if ((uint32_t)(v >> 32) == item) {
-			uint32_t k = (uint32_t)v - 1;
-			w->shared[k] |= w->mark;
-			return k;
-		}
+		if ((uint32_t)(v >> 32) == item)
+			return (uint32_t)v - 1;
 	}
 }
 
+/* An empty pool of at most cap entries. */
 static void pool_reset(struct wf_rank_scratch *w, uint32_t cap)
 {
 	memset(w->slot, 0, sizeof(w->slot));
 	w->n = 0;
 	w->cap = WF_MIN(cap, WF_RANK_POOL);
+	w->ncompl = 0;
+	w->compl_top = 0; /* set by finish_scores() before any entry with a complement score is scored for good */
 }
 
 /* Category affinity: during a pivot the recent window alone speaks, as if
@@ -444,8 +441,6 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	const struct wf_rank_session *s = q->sess;
 
 	pool_reset(w, cap);
-	w->ncompl = 0;
-	w->compl_top = 0;
 	if (s)
 		session_evidence(w, s, p);
 	pool_add_list(snap, q, w);
@@ -458,7 +453,6 @@ static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query
 {
 	float maxb = 0;
 
-	w->mark = 0;
 	for (uint32_t i = 0; i < q->ncands; i++)
 		maxb = WF_MAX(maxb, q->cands[i].score);
 	for (uint32_t i = 0; i < q->ncands; i++) {
@@ -476,7 +470,6 @@ static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query
 static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
 			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w)
 {
-	w->mark = 1;
 	if (s) {
 		/* Neighbours of the newest recent items, weighted by how strongly
 		 * (saturating) and how lately each was looked at. The items seen
@@ -549,7 +542,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 }
 
 /* The parts of pool entry k's score that do not depend on the query's
- * batch list or weights (wf_rank_recs_multi() shares them). */
+ * batch list or weights (multi_score() shares them). */
 struct entry_parts {
 	float prior;   /* catalog prior, when need_prior */
 	float aff;     /* category, brand and band affinity, before w_session */
@@ -635,34 +628,8 @@ static inline __attribute__((always_inline)) float score_one(const struct wf_sna
 	return entry_score(p, q, w, k, w->batch[k], &pt, ex);
 }
 
-/* Pool indexes sorted by score, best first (ties: lower item index). */
-static void sort_pool(struct wf_rank_scratch *w, uint32_t n)
-{
-	/* Shell sort (Ciura gaps): no allocation, O(n^1.3) on a 2K pool. */
-	static const uint32_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
-
-	for (uint32_t i = 0; i < n; i++)
-		w->order[i] = i;
-	for (uint32_t g = 0; g < WF_ARRAY_SIZE(gaps); g++) {
-		uint32_t gap = gaps[g];
-		for (uint32_t i = gap; i < n; i++) {
-			uint32_t t = w->order[i], j = i;
-			while (j >= gap) {
-				uint32_t o = w->order[j - gap];
-				if (w->score[o] > w->score[t] ||
-				    (w->score[o] == w->score[t] && w->item[o] < w->item[t]))
-					break;
-				w->order[j] = o;
-				j -= gap;
-			}
-			w->order[j] = t;
-		}
-	}
-}
-
 /* An entry's place in the order as one integer: higher score first, then
- * lower item index, the order sort_pool() gives (+ 0.0f makes -0 +0,
- * which compares equal to it). */
+ * lower item index (+ 0.0f makes -0 +0, which compares equal to it). */
 static inline uint64_t order_key(float score, uint32_t item)
 {
 	union {
@@ -696,7 +663,7 @@ static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint
 
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
- * out. Every entry's order_key() first (one loop, no branches), then a
+ * out (m = n: the whole pool in order). Every entry's order_key() first (one loop, no branches), then a
  * bounded heap with the worst kept entry at the root: most entries lose
  * one integer comparison with it and cost nothing more; then a heap sort. */
 static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
@@ -775,7 +742,6 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 	const struct wf_rank_session *s = q->sess;
 	uint32_t x;
 
-	w->compl_top = 0;
 	if (q->anchor >= 0 && q->anchor <= UINT32_MAX && (x = pool_find(w, (uint32_t)q->anchor)) != UINT32_MAX)
 		w->score[x] = -INFINITY;
 	if (!s)
@@ -805,7 +771,6 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w)
 {
-	w->compl_top = 0;
 	for (uint32_t i = 0; i < w->n; i++) {
 		if (i + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
 			__builtin_prefetch(&snap->items[w->item[i + RANK_PREFETCH]]);
@@ -831,14 +796,8 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		if (i == m) {
 			if (!more)
 				break;
-			if (!wide && 2 * k + 16 < w->n) {
-				m = select_top(w, w->n, 2 * k + 16, &more);
-				wide = 1;
-			} else {
-				sort_pool(w, w->n);
-				m = w->n;
-				more = 0;
-			}
+			m = select_top(w, w->n, !wide && 2 * k + 16 < w->n ? 2 * k + 16 : w->n, &more);
+			wide = 1;
 			i = 0;
 			n = 0;
 		}
@@ -864,50 +823,41 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 }
 
 /*
- * One pool for all the queries: each query's batch list (its batch scores
- * kept apart in mbatch), then what they share; an entry is in query i's
- * pool when it is shared or in i's list. Each entry's session signals are
- * looked up once and combined with each query's weights; then each query
- * is finished and emitted as wf_rank_recs() would, from its own scores.
- * The pool's contents do not depend on the order entries joined it, so
- * the results are wf_rank_recs()'s, unless the union fills the pool: then
- * each query is run alone.
+ * wf_rank_positions() for several queries that share the session (and all
+ * but list and weights) scores one pool for all: first what they share
+ * (pool_add_session(): entries 0..nshared), then each query's batch list,
+ * its batch scores kept apart in mbatch; an entry is in query i's pool
+ * when it is shared or in i's list. Each entry's session signals are
+ * looked up once and combined with each query's weights. The pool's
+ * contents and every entry's signals do not depend on the order in which
+ * the lists joined it (each list, and the session's part, add in their
+ * own order), so each query's scores are wf_rank_recs()'s, bit for bit,
+ * unless the union fills the pool: then 1 is returned and each query is
+ * run alone.
  */
-/* Check that the queries differ only in list and weights (-EINVAL if
- * not), build their one pool and score it per query into mscore. Returns 1
- * when the union filled the pool (then the caller runs each query alone),
- * else 0. */
 static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       uint32_t nq, struct wf_rank_scratch *w)
 {
-	const struct wf_rank_session *s;
-	uint32_t done[WF_RANK_MULTI];
+	const struct wf_rank_session *s = q[0].sess;
+	uint32_t nshared;
 
-	if (nq < 1 || nq > WF_RANK_MULTI)
-		return -EINVAL;
-	s = q[0].sess;
-	for (uint32_t i = 1; i < nq; i++)
-		if (q[i].sess != s || q[i].anchor != q[0].anchor || q[i].k != q[0].k || q[i].filter != q[0].filter ||
-		    q[i].filter_ctx != q[0].filter_ctx)
-			return -EINVAL;
 	pool_reset(w, WF_RANK_POOL);
-	w->ncompl = 0;
-	w->compl_top = 0;
 	if (s)
 		session_evidence(w, s, p);
+	pool_add_session(snap, p, s, q[0].anchor, w);
+	nshared = w->n;
 	for (uint32_t i = 0; i < nq; i++) {
+		uint32_t from = w->n; /* entries before query i's list: not in it (unless shared) */
 		for (uint32_t x = 0; x < w->n; x++)
 			w->batch[x] = -1.0f;
 		pool_add_list(snap, &q[i], w);
 		memcpy(w->mbatch[i], w->batch, w->n * sizeof(float));
-		done[i] = w->n;
+		for (uint32_t j = 0; j < i; j++) /* entries after query j's list: not in it */
+			for (uint32_t x = from; x < w->n; x++)
+				w->mbatch[j][x] = -1.0f;
 	}
-	pool_add_session(snap, p, s, q[0].anchor, w);
 	if (w->n >= WF_RANK_POOL)
 		return 1;
-	for (uint32_t i = 0; i < nq; i++)
-		for (uint32_t x = done[i]; x < w->n; x++)
-			w->mbatch[i][x] = -1.0f;
 	for (uint32_t x = 0; x < w->n; x++) {
 		struct entry_parts pt;
 		int need_prior = 0;
@@ -917,37 +867,9 @@ static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *
 			need_prior |= w->mbatch[i][x] < 0;
 		entry_parts(snap, p, s, q[0].anchor, w, x, need_prior, &pt);
 		for (uint32_t i = 0; i < nq; i++)
-			w->mscore[i][x] = w->shared[x] || w->mbatch[i][x] >= 0
+			w->mscore[i][x] = x < nshared || w->mbatch[i][x] >= 0
 						  ? entry_score(p, &q[i], w, x, w->mbatch[i][x], &pt, NULL)
 						  : -INFINITY;
-	}
-	return 0;
-}
-
-/* Query i of a multi_score()d pool, finished as wf_rank_recs() would. */
-static void multi_take(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       uint32_t i, struct wf_rank_scratch *w)
-{
-	memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
-	memcpy(w->score, w->mscore[i], w->n * sizeof(float));
-	finish_scores(snap, p, &q[i], w);
-}
-
-int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n)
-{
-	int r = multi_score(snap, p, q, nq, w);
-
-	if (r < 0)
-		return r;
-	for (uint32_t i = 0; i < nq; i++) {
-		size_t at = (size_t)i * q[0].k;
-		if (r == 1) {
-			ret_n[i] = wf_rank_recs(snap, p, &q[i], w, out_items + at, out_scores + at, NULL);
-			continue;
-		}
-		multi_take(snap, p, q, i, w);
-		ret_n[i] = emit(snap, p, &q[i], w, out_items + at, out_scores + at, NULL);
 	}
 	return 0;
 }
@@ -973,16 +895,23 @@ static int32_t position(const struct wf_rank_query *q, const struct wf_rank_scra
 int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos)
 {
-	int r = multi_score(snap, p, q, nq, w);
+	int alone;
 
-	if (r < 0)
-		return r;
+	if (nq < 1 || nq > WF_RANK_MULTI)
+		return -EINVAL;
+	for (uint32_t i = 1; i < nq; i++)
+		if (q[i].sess != q[0].sess || q[i].anchor != q[0].anchor || q[i].k != q[0].k ||
+		    q[i].filter != q[0].filter || q[i].filter_ctx != q[0].filter_ctx)
+			return -EINVAL;
+	alone = nq == 1 || multi_score(snap, p, q, nq, w);
 	for (uint32_t i = 0; i < nq; i++) {
-		if (r == 1) {
+		if (alone) {
 			build_pool(snap, p, &q[i], w, WF_RANK_POOL);
 			score_pool(snap, p, &q[i], w);
 		} else {
-			multi_take(snap, p, q, i, w);
+			memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
+			memcpy(w->score, w->mscore[i], w->n * sizeof(float));
+			finish_scores(snap, p, &q[i], w);
 		}
 		ret_pos[i] = position(&q[i], w, item);
 	}
