@@ -270,9 +270,15 @@ static inline uint32_t pool_hash(uint32_t item)
 	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
 }
 
-static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
+/* Add item to the pool (unless there, or the pool is full: UINT32_MAX);
+ * returns its index. The caller keeps the entry count in *pn, a local,
+ * while it adds, and stores it in w->n when done: in w->n, each add would
+ * wait for the previous one's store of it (the entry arrays might alias
+ * it, as far as the compiler knows). */
+static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t *pn,
+								uint32_t item)
 {
-	uint32_t mask = WF_RANK_POOL * 2 - 1, h = pool_hash(item), n = w->n;
+	uint32_t mask = WF_RANK_POOL * 2 - 1, h = pool_hash(item), n = *pn;
 	uint64_t v = w->slot[h];
 
 	/* Most items settle on their first slot, new or already there, and
@@ -286,19 +292,20 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 		w->batch[n] = -1.0f;
 		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
 		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
-		w->n = n + fresh;
+		*pn = n + fresh;
 		return k;
 	}
 	for (;; h = (h + 1) & mask) {
 		v = w->slot[h];
 		if (v == 0) {
-			if (w->n >= w->cap)
+			if (n >= w->cap)
 				return UINT32_MAX;
-			w->slot[h] = (uint64_t)item << 32 | (w->n + 1);
-			w->item[w->n] = item;
-			w->batch[w->n] = -1.0f;
-			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
-			return w->n++;
+			w->slot[h] = (uint64_t)item << 32 | (n + 1);
+			w->item[n] = item;
+			w->batch[n] = -1.0f;
+			w->neigh[n] = w->seen[n] = w->compl[n] = 0;
+			*pn = n + 1;
+			return n;
 		}
 		if ((uint32_t)(v >> 32) == item)
 			return (uint32_t)v - 1;
@@ -452,16 +459,18 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w)
 {
 	float maxb = 0;
+	uint32_t n = w->n;
 
 	for (uint32_t i = 0; i < q->ncands; i++)
 		maxb = WF_MAX(maxb, q->cands[i].score);
 	for (uint32_t i = 0; i < q->ncands; i++) {
 		if (q->cands[i].item >= snap->nitems)
 			continue;
-		uint32_t k = pool_add(w, q->cands[i].item);
+		uint32_t k = pool_add(w, &n, q->cands[i].item);
 		if (k != UINT32_MAX && w->batch[k] < 0)
 			w->batch[k] = maxb > 0 ? WF_MAX(q->cands[i].score, 0.0f) / maxb : 0.0f;
 	}
+	w->n = n;
 }
 
 /* What every query of this session shares: the neighbours of its recent
@@ -470,6 +479,8 @@ static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query
 static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
 			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w)
 {
+	uint32_t n = w->n;
+
 	if (s) {
 		/* Neighbours of the newest recent items, weighted by how strongly
 		 * (saturating) and how lately each was looked at. The items seen
@@ -477,8 +488,8 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 		 * one just looked at is not re-recommended: it is on screen). How
 		 * much all this may move the list is the session's confidence,
 		 * applied in score_one() (anti-jitter). */
-		uint32_t n = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
-		for (uint32_t r = 0; r < n; r++) {
+		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
+		for (uint32_t r = 0; r < nr; r++) {
 			uint32_t j = recent_slot(s, r);
 			int32_t src = s->recent[j].item;
 			float rec = 1.0f / (float)(1 + r);
@@ -488,7 +499,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->neigh_cnt; x++) {
 				const struct wf_snap_cand *c = &snap->neigh[it->neigh_off + x];
-				uint32_t k = pool_add(w, c->item);
+				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
 					w->neigh[k] += rw * c->score;
 			}
@@ -497,7 +508,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			int32_t src = s->recent[recent_slot(s, r)].item;
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
-			uint32_t k = pool_add(w, (uint32_t)src);
+			uint32_t k = pool_add(w, &n, (uint32_t)src);
 			if (k != UINT32_MAX)
 				w->seen[k] = WF_MAX(w->seen[k], 1.0f / (float)r);
 		}
@@ -519,7 +530,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->compl_cnt; x++) {
 				const struct wf_snap_cand *cc = &snap->compl[it->compl_off + x];
-				uint32_t k = pool_add(w, cc->item);
+				uint32_t k = pool_add(w, &n, cc->item);
 				if (k != UINT32_MAX) {
 					w->ncompl += w->compl[k] == 0 && cc->score > 0;
 					w->compl[k] = WF_MAX(w->compl[k], fresh * cc->score);
@@ -530,15 +541,16 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	if (anchor >= 0 && (uint64_t)anchor < snap->nitems) {
 		const struct wf_snap_item *it = &snap->items[anchor];
 		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
-			uint32_t k = pool_add(w, snap->neigh[it->neigh_off + x].item);
+			uint32_t k = pool_add(w, &n, snap->neigh[it->neigh_off + x].item);
 			if (k != UINT32_MAX)
 				w->neigh[k] += snap->neigh[it->neigh_off + x].score;
 		}
 	}
 	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
-		pool_add(w, snap->popular[i].item);
+		pool_add(w, &n, snap->popular[i].item);
 	for (uint32_t i = 0; i < WF_MIN(p->pool_trending, snap->ntrending); i++)
-		pool_add(w, snap->trending[i].item);
+		pool_add(w, &n, snap->trending[i].item);
+	w->n = n;
 }
 
 /* The parts of pool entry k's score that do not depend on the query's
@@ -935,7 +947,7 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
 			continue;
-		uint32_t k = pool_add(w, (uint32_t)items[i]);
+		uint32_t k = pool_add(w, &w->n, (uint32_t)items[i]);
 		sc[known] = score_one(snap, p, q, w, k, NULL);
 		idx[known++] = i;
 	}
