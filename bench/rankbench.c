@@ -23,7 +23,9 @@
  * items, and none: equal hashes
  * before and after a change mean equal results, bit for bit. A second
  * line hashes wf_rank_positions() (the evaluator's session-only and
- * hybrid pair) for a few items of each user under the same filters.
+ * hybrid pair) for a few items of each user under the same filters, a
+ * third RECS with an ANCHOR (the user's first candidate), with and
+ * without a session, with EXPLAIN.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +206,35 @@ static uint64_t check_positions(struct bench *b)
 	return h;
 }
 
+/* RECS and EXPLAIN with an ANCHOR (a PDP), with and without a session. */
+static uint64_t check_anchor(struct bench *b)
+{
+	static const wf_rank_filter_fn filters[] = { sold_out, NULL };
+	uint32_t items[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	uint64_t h = 0;
+
+	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
+		for (int c = 0; c < CASE_COUNT; c++) {
+			for (uint32_t i = 0; i < b->nusers; i++) {
+				struct wf_rank_query q = query(b, i, c);
+				int n;
+
+				q.anchor = q.cands[0].item;
+				q.filter = filters[f];
+				n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+				h = hash_mix(h, &n, sizeof(n));
+				h = hash_mix(h, items, (size_t)n * sizeof(*items));
+				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+				if (c == CASE_EXPLAIN)
+					h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+			}
+		}
+	}
+	return h;
+}
+
 /* This thread's CPU time: time the scheduler gave other processes on a
  * shared machine does not count. */
 static uint64_t cpu_ns(void)
@@ -296,6 +327,7 @@ int main(int argc, char **argv)
 	if (do_check) {
 		printf("check %016llx (%u users, k %u)\n", (unsigned long long)check(&b), b.nusers, b.k);
 		printf("check-positions %016llx\n", (unsigned long long)check_positions(&b));
+		printf("check-anchor %016llx\n", (unsigned long long)check_anchor(&b));
 	} else {
 		printf("%u users with %u candidates, %u queries x %u rounds, k %u\n", b.nusers,
 		       b.snap->users[b.user[0]].cand_cnt, nq, rounds, b.k);
