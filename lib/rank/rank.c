@@ -780,10 +780,121 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 }
 
 /* Score every pool entry for q. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+/* a where m is set, else +0 */
+static inline v4f v4_keep(v4i m, v4f a)
+{
+	return (v4f)(m & (v4i)a);
+}
+
+/* WF_MIN(a, 1.0f) per lane */
+static inline v4f v4_min1(v4f a)
+{
+	const v4f one = { 1.0f, 1.0f, 1.0f, 1.0f };
+	v4i m = a < one;
+
+	return (v4f)((m & (v4i)a) | (~m & (v4i)one));
+}
+
+/* The value of keys[] (broadcast, n of them) that key[lane] equals, or 0. */
+static inline v4f v4_lookup(const ev_v4 *keys, const ev_v4 *ev, uint32_t n, ev_v4 key)
+{
+	ev_v4 acc = { 0, 0, 0, 0 };
+
+	for (uint32_t j = 0; j < n; j++)
+		acc |= (ev_v4)(key == keys[j]) & ev[j];
+	return (v4f)acc;
+}
+
+/*
+ * score_one() for pool entries [0, ret), four at a time: the same float
+ * operations in the same order on each lane, so the same scores bit for
+ * bit. A part score_one() skips is added here as +0, which changes no sum
+ * (the affinity sum starts at +0 and so is never -0; the score's last
+ * part, the penalty, is +0 there as well). The query's constants are
+ * broadcast once; the entries' item metadata is read four records at a
+ * time. Returns the entries scored (a multiple of 4); 0 when the session
+ * has a repeat-look penalty (penalty_seen: a scan of the recent ring per
+ * entry, left to score_one()).
+ */
+static uint32_t score_pool_v4(const struct wf_snap *snap, const struct wf_rank_params *p,
+			      const struct wf_rank_query *q, struct wf_rank_scratch *w)
+{
+	const struct wf_rank_session *s = q->sess;
+	int has_aff = s && s->total > 0;
+	ev_v4 cat_k[WF_RANK_AFF + WF_RANK_RECENT], cat_e[WF_RANK_AFF + WF_RANK_RECENT];
+	ev_v4 brand_k[WF_RANK_AFF], brand_e[WF_RANK_AFF], band_k[WF_RANK_BANDS], band_e[WF_RANK_BANDS];
+	const v4f zero = { 0, 0, 0, 0 };
+	float near_w, c_lift = p->w_compl + p->w_compl_lift * w->compl_top;
+	uint32_t ncat = 0, x;
+
+	if (has_aff && p->penalty_seen > 0)
+		return 0;
+	if (has_aff) {
+		ncat = w->ncat;
+		for (uint32_t j = 0; j < ncat; j++) {
+			uint32_t e;
+			memcpy(&e, &w->cat_ev[j], sizeof(e));
+			cat_k[j] = (ev_v4){ 0, 0, 0, 0 } + w->cat_key[j];
+			cat_e[j] = (ev_v4){ 0, 0, 0, 0 } + e;
+		}
+		for (uint32_t j = 0; j < WF_RANK_AFF; j++) {
+			uint32_t e;
+			memcpy(&e, &w->brand_ev[j], sizeof(e));
+			brand_k[j] = (ev_v4){ 0, 0, 0, 0 } + w->brand_key[j];
+			brand_e[j] = (ev_v4){ 0, 0, 0, 0 } + e;
+		}
+		for (uint32_t b = 0; b < WF_RANK_BANDS; b++) {
+			uint32_t e;
+			memcpy(&e, &w->band_ev[b], sizeof(e));
+			band_k[b] = (ev_v4){ 0, 0, 0, 0 } + b;
+			band_e[b] = (ev_v4){ 0, 0, 0, 0 } + e;
+		}
+	}
+	/* entry_score()'s factor of the neighbours part, as it computes it */
+	near_w = s ? q->w_session * w->confidence : q->anchor >= 0 ? q->w_session * p->w_neigh : 0;
+	for (x = 0; x + 4 <= w->n; x += 4) {
+		const struct wf_snap_item *it[4];
+		v4f batch, neigh, seen, compl, score, aff = zero, near = zero;
+		for (uint32_t i = 0; i < 4; i++) {
+			it[i] = &snap->items[w->item[x + i]];
+			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
+				__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+		}
+		memcpy(&batch, &w->batch[x], sizeof(batch));
+		memcpy(&neigh, &w->neigh[x], sizeof(neigh));
+		memcpy(&seen, &w->seen[x], sizeof(seen));
+		memcpy(&compl, &w->compl[x], sizeof(compl));
+		v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+		v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+		v4i listed = batch >= zero;
+		v4f prior = p->w_trend * (trend / (1.0f + trend)) + p->w_pop * pop;
+		if (has_aff) {
+			ev_v4 cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
+			ev_v4 brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
+			ev_v4 band = { it[0]->price_band, it[1]->price_band, it[2]->price_band, it[3]->price_band };
+			aff = zero + p->w_cat * v4_lookup(cat_k, cat_e, ncat, cat);
+			aff = aff + p->w_brand * v4_lookup(brand_k, brand_e, WF_RANK_AFF, brand);
+			aff = aff + p->w_band * v4_lookup(band_k, band_e, WF_RANK_BANDS, band);
+			aff = q->w_session * aff;
+		}
+		if (s)
+			near = p->w_neigh * v4_min1(neigh) + p->w_recent_item * v4_min1(seen);
+		else if (q->anchor >= 0)
+			near = v4_min1(neigh);
+		score = v4_keep(listed, q->w_batch * batch) + aff + near_w * near + v4_keep(~listed, prior) +
+			v4_keep(compl > zero, compl * c_lift) + zero;
+		memcpy(&w->score[x], &score, sizeof(score));
+	}
+	return x;
+}
+
 static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w)
 {
-	for (uint32_t i = 0; i < w->n; i++) {
+	for (uint32_t i = score_pool_v4(snap, p, q, w); i < w->n; i++) {
 		if (i + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
 			__builtin_prefetch(&snap->items[w->item[i + RANK_PREFETCH]]);
 		w->score[i] = score_one(snap, p, q, w, i, NULL);
