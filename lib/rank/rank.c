@@ -286,12 +286,16 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 	 * lists: decided without a branch. A new entry is written at n
 	 * either way (n < cap <= WF_RANK_POOL: past the pool's end, unread,
 	 * when the item was there) and n moves only when it is new. */
-	if (__builtin_expect((v == 0 || (uint32_t)(v >> 32) == item) && n < w->cap, 1)) {
-		uint32_t fresh = v == 0, k = fresh ? n : (uint32_t)v - 1;
+	uint32_t fresh = v == 0, there = (uint32_t)(v >> 32) == item;
+	if (__builtin_expect((fresh | there) & (n < w->cap), 1)) {
+		/* Masks, not ?: (GCC made a branch of that, mispredicted on
+		 * one add in two): keep = all ones when the item was there. */
+		uint64_t keep = (uint64_t)fresh - 1;
+		uint32_t k = (uint32_t)((n & ~keep) | (((uint32_t)v - 1) & keep));
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
 		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
-		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
+		w->slot[h] = (((uint64_t)item << 32 | (n + 1)) & ~keep) | (v & keep);
 		*pn = n + fresh;
 		return k;
 	}
