@@ -812,6 +812,24 @@ static inline v4f v4_lookup(const ev_v4 *keys, const ev_v4 *ev, uint32_t n, ev_v
 	return (v4f)acc;
 }
 
+/* The pairs of keys[0..n) and vals[] that a lookup can find, each in
+ * every lane: not the padding (UINT32_MAX), not a value of +0 (a miss
+ * gives +0 as well). Returns their count. */
+static uint32_t v4_table(ev_v4 *vk, ev_v4 *ve, const uint32_t *keys, const float *vals, uint32_t n)
+{
+	uint32_t m = 0;
+
+	for (uint32_t j = 0; j < n; j++) {
+		uint32_t e;
+		memcpy(&e, &vals[j], sizeof(e));
+		if (keys[j] == UINT32_MAX || e == 0)
+			continue;
+		vk[m] = (ev_v4){ 0, 0, 0, 0 } + keys[j];
+		ve[m++] = (ev_v4){ 0, 0, 0, 0 } + e;
+	}
+	return m;
+}
+
 /*
  * score_one() for pool entries [0, ret), four at a time: the same float
  * operations in the same order on each lane, so the same scores bit for
@@ -832,30 +850,15 @@ static uint32_t score_pool_v4(const struct wf_snap *snap, const struct wf_rank_p
 	ev_v4 brand_k[WF_RANK_AFF], brand_e[WF_RANK_AFF], band_k[WF_RANK_BANDS], band_e[WF_RANK_BANDS];
 	const v4f zero = { 0, 0, 0, 0 };
 	float near_w, c_lift = p->w_compl + p->w_compl_lift * w->compl_top;
-	uint32_t ncat = 0, x;
+	uint32_t ncat = 0, nbrand = 0, nband = 0, x;
 
 	if (has_aff && p->penalty_seen > 0)
 		return 0;
 	if (has_aff) {
-		ncat = w->ncat;
-		for (uint32_t j = 0; j < ncat; j++) {
-			uint32_t e;
-			memcpy(&e, &w->cat_ev[j], sizeof(e));
-			cat_k[j] = (ev_v4){ 0, 0, 0, 0 } + w->cat_key[j];
-			cat_e[j] = (ev_v4){ 0, 0, 0, 0 } + e;
-		}
-		for (uint32_t j = 0; j < WF_RANK_AFF; j++) {
-			uint32_t e;
-			memcpy(&e, &w->brand_ev[j], sizeof(e));
-			brand_k[j] = (ev_v4){ 0, 0, 0, 0 } + w->brand_key[j];
-			brand_e[j] = (ev_v4){ 0, 0, 0, 0 } + e;
-		}
-		for (uint32_t b = 0; b < WF_RANK_BANDS; b++) {
-			uint32_t e;
-			memcpy(&e, &w->band_ev[b], sizeof(e));
-			band_k[b] = (ev_v4){ 0, 0, 0, 0 } + b;
-			band_e[b] = (ev_v4){ 0, 0, 0, 0 } + e;
-		}
+		static const uint32_t bands[WF_RANK_BANDS] = { 0, 1, 2, 3, 4 };
+		ncat = v4_table(cat_k, cat_e, w->cat_key, w->cat_ev, w->ncat);
+		nbrand = v4_table(brand_k, brand_e, w->brand_key, w->brand_ev, w->nbrand);
+		nband = v4_table(band_k, band_e, bands, w->band_ev, WF_RANK_BANDS);
 	}
 	/* entry_score()'s factor of the neighbours part, as it computes it */
 	near_w = s ? q->w_session * w->confidence : q->anchor >= 0 ? q->w_session * p->w_neigh : 0;
@@ -880,8 +883,8 @@ static uint32_t score_pool_v4(const struct wf_snap *snap, const struct wf_rank_p
 			ev_v4 brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
 			ev_v4 band = { it[0]->price_band, it[1]->price_band, it[2]->price_band, it[3]->price_band };
 			aff = zero + p->w_cat * v4_lookup(cat_k, cat_e, ncat, cat);
-			aff = aff + p->w_brand * v4_lookup(brand_k, brand_e, WF_RANK_AFF, brand);
-			aff = aff + p->w_band * v4_lookup(band_k, band_e, WF_RANK_BANDS, band);
+			aff = aff + p->w_brand * v4_lookup(brand_k, brand_e, nbrand, brand);
+			aff = aff + p->w_band * v4_lookup(band_k, band_e, nband, band);
 			aff = q->w_session * aff;
 		}
 		if (s)
