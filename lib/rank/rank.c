@@ -458,15 +458,43 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	pool_add_session(snap, p, s, q->anchor, w);
 }
 
+/*
+ * WF_MAX(0, every score of c[0..n)), from the first to the last, as far as
+ * its use can tell (only whether it is > 0, and then its value): in four
+ * chains combined at the end, as one chain waits on each maxss in turn.
+ * Without a NaN among the scores the result is the same positive maximum
+ * or a value <= 0 either way; a NaN (after which one chain takes the next
+ * score whatever it is) sends it down the one chain.
+ */
+static float list_max(const struct wf_snap_cand *c, uint32_t n)
+{
+	float m[4] = { 0, 0, 0, 0 }, maxb = 0;
+	uint32_t i, nan = 0;
+
+	for (i = 0; i + 4 <= n; i += 4)
+		for (uint32_t j = 0; j < 4; j++) {
+			m[j] = WF_MAX(m[j], c[i + j].score);
+			nan |= c[i + j].score != c[i + j].score;
+		}
+	for (; i < n; i++) {
+		m[0] = WF_MAX(m[0], c[i].score);
+		nan |= c[i].score != c[i].score;
+	}
+	if (nan) {
+		for (i = 0; i < n; i++)
+			maxb = WF_MAX(maxb, c[i].score);
+		return maxb;
+	}
+	return WF_MAX(WF_MAX(m[0], m[1]), WF_MAX(m[2], m[3]));
+}
+
 /* The user's batch list, normalised by its best score so that w_batch
  * means the same for every user. */
 static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w)
 {
-	float maxb = 0;
+	float maxb = list_max(q->cands, q->ncands);
 	uint32_t n = w->n;
 
-	for (uint32_t i = 0; i < q->ncands; i++)
-		maxb = WF_MAX(maxb, q->cands[i].score);
 	for (uint32_t i = 0; i < q->ncands; i++) {
 		if (q->cands[i].item >= snap->nitems)
 			continue;
