@@ -705,6 +705,73 @@ static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint
 	h[i] = x;
 }
 
+/*
+ * select_top() for m <= SELECT_FEW, from the keys: the best m so far kept
+ * unsorted, with the place of the worst of them; an entry that beats it
+ * takes that place, and the worst is found again by a scan that does not
+ * branch (for a few dozen, cheaper than a heap's sift down, whose
+ * branches are coin tosses); at the end each kept entry's place in the
+ * order is the number of kept entries better than it (keys are unique).
+ */
+#define SELECT_FEW 32u
+
+static inline uint32_t worst_of(const uint64_t *hk, uint32_t hn)
+{
+	uint64_t v0 = hk[0], v1 = hk[hn > 1];
+	uint32_t p0 = 0, p1 = hn > 1;
+
+	/* Two chains of compare and move, for the two halves' worst. */
+	for (uint32_t i = 2; i + 1 < hn; i += 2) {
+		int b0 = hk[i] < v0, b1 = hk[i + 1] < v1;
+		p0 = b0 ? i : p0;
+		v0 = b0 ? hk[i] : v0;
+		p1 = b1 ? i + 1 : p1;
+		v1 = b1 ? hk[i + 1] : v1;
+	}
+	if (hn > 2 && hn % 2 && hk[hn - 1] < v0) {
+		p0 = hn - 1;
+		v0 = hk[hn - 1];
+	}
+	return v1 < v0 ? p1 : p0;
+}
+
+static uint32_t select_few(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
+{
+	uint64_t hk[SELECT_FEW], root = 0, ninf = order_key(-INFINITY, 0); /* the highest key at -inf */
+	uint32_t hx[SELECT_FEW], hn = 0, more = 0, at = 0, x;
+
+	for (x = 0; x < n && hn < m; x++)
+		if (w->score[x] != -INFINITY) {
+			hk[hn] = w->key[x];
+			hx[hn++] = x;
+		}
+	if (hn) {
+		at = worst_of(hk, hn);
+		root = hk[at];
+	}
+	/* As select_top()'s heap: most entries lose one comparison. */
+	for (; x < n; x++) {
+		uint64_t kx = w->key[x];
+		if (kx <= root) {
+			more |= kx > ninf;
+			continue;
+		}
+		more = 1;
+		hk[at] = kx;
+		hx[at] = x;
+		at = worst_of(hk, hn);
+		root = hk[at];
+	}
+	for (uint32_t i = 0; i < hn; i++) {
+		uint32_t better = 0;
+		for (uint32_t j = 0; j < hn; j++)
+			better += hk[j] > hk[i];
+		w->order[better] = hx[i];
+	}
+	*ret_more = (int)more;
+	return hn;
+}
+
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
  * out (m = n: the whole pool in order). Every entry's order_key() first (one loop, no branches), then a
@@ -725,6 +792,8 @@ static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, in
 	/* Every key first, in one loop without branches. */
 	for (x = 0; x < n; x++)
 		key[x] = order_key(w->score[x], w->item[x]);
+	if (m <= SELECT_FEW)
+		return select_few(w, n, m, ret_more);
 	/* Fill the heap with the first m entries scored above -inf. */
 	for (x = 0; x < n && hn < m; x++) {
 		uint32_t i;
