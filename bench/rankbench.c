@@ -25,7 +25,9 @@
  * line hashes wf_rank_positions() (the evaluator's session-only and
  * hybrid pair) for a few items of each user under the same filters, a
  * third RECS with an ANCHOR (the user's first candidate), with and
- * without a session, with EXPLAIN.
+ * without a session, with EXPLAIN, a fourth RECS and EXPLAIN with a
+ * repeat-look penalty (penalty_seen 0.05), and how many sessions are in
+ * an intent pivot.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,6 +237,30 @@ static uint64_t check_anchor(struct bench *b)
 	return h;
 }
 
+/* RECS and EXPLAIN with a repeat-look penalty (off by default). */
+static uint64_t check_penalty(struct bench *b)
+{
+	uint32_t items[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	struct wf_rank_params p = b->p;
+	uint64_t h = 0;
+
+	p.penalty_seen = 0.05f;
+	for (int c = 0; c < CASE_COUNT; c++) {
+		for (uint32_t i = 0; i < b->nusers; i++) {
+			struct wf_rank_query q = query(b, i, c);
+			int n = wf_rank_recs(b->snap, &p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+			h = hash_mix(h, &n, sizeof(n));
+			h = hash_mix(h, items, (size_t)n * sizeof(*items));
+			h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+			if (c == CASE_EXPLAIN)
+				h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+		}
+	}
+	return h;
+}
+
 /* This thread's CPU time: time the scheduler gave other processes on a
  * shared machine does not count. */
 static uint64_t cpu_ns(void)
@@ -328,6 +354,11 @@ int main(int argc, char **argv)
 		printf("check %016llx (%u users, k %u)\n", (unsigned long long)check(&b), b.nusers, b.k);
 		printf("check-positions %016llx\n", (unsigned long long)check_positions(&b));
 		printf("check-anchor %016llx\n", (unsigned long long)check_anchor(&b));
+		printf("check-penalty %016llx\n", (unsigned long long)check_penalty(&b));
+		uint32_t pivots = 0;
+		for (uint32_t i = 0; i < b.nusers; i++)
+			pivots += b.sess[i].pivot;
+		printf("(%u of the %u sessions in a pivot)\n", pivots, b.nusers);
 	} else {
 		printf("%u users with %u candidates, %u queries x %u rounds, k %u\n", b.nusers,
 		       b.snap->users[b.user[0]].cand_cnt, nq, rounds, b.k);

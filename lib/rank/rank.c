@@ -358,86 +358,53 @@ static float session_confidence(const struct wf_rank_session *s, const struct wf
 	return n3 / (n3 + c3);
 }
 
-/* keys[0..n) (n a multiple of EV_LANES; keys unique, padding UINT32_MAX)
- * -> ev[]; 0 when key is absent. Branch-free, four compares per vector
- * instruction (GCC vector extensions): a search loop that stops at the
- * match costs a mispredicted branch per scored entry, the match being
- * anywhere. key != UINT32_MAX. */
-#define EV_LANES 8u
-_Static_assert(WF_RANK_AFF % EV_LANES == 0 && (WF_RANK_AFF + WF_RANK_RECENT) % EV_LANES == 0,
-	       "evidence tables are whole lanes");
-typedef uint32_t ev_v4 __attribute__((vector_size(16)));
-
-static inline float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32_t key)
+/* The session's evidence for one key (a category, brand or band), in
+ * every lane of its table row; a +0 value is left out (a lookup that
+ * finds no key gives +0 as well). */
+static void ev_put(struct wf_rank_scratch *w, uint32_t key, float val)
 {
-	ev_v4 acc = { 0, 0, 0, 0 }, k = { key, key, key, key };
 	uint32_t bits;
-	float r;
 
-	for (uint32_t i = 0; i < n; i += 4) {
-		ev_v4 kk, e;
-		memcpy(&kk, &keys[i], sizeof(kk));
-		memcpy(&e, &ev[i], sizeof(e));
-		acc |= (ev_v4)(kk == k) & e;
+	memcpy(&bits, &val, sizeof(bits));
+	if (bits == 0)
+		return;
+	for (uint32_t l = 0; l < 4; l++) {
+		w->ev_key[w->nev][l] = key;
+		w->ev_val[w->nev][l] = bits;
 	}
-	acc |= __builtin_shufflevector(acc, acc, 2, 3, 0, 1); /* or the lanes together in the vector */
-	acc |= __builtin_shufflevector(acc, acc, 1, 0, 3, 2);
-	bits = acc[0];
-	memcpy(&r, &bits, sizeof(r));
-	return r;
-}
-
-/* Pad keys[n..] with UINT32_MAX (and ev with 0) to whole lanes; returns
- * the padded count. */
-static uint32_t pad_ev(uint32_t *keys, float *ev, uint32_t n)
-{
-	uint32_t padded = (n + EV_LANES - 1) / EV_LANES * EV_LANES;
-
-	if (padded == 0)
-		padded = EV_LANES;
-	for (uint32_t i = n; i < padded; i++) {
-		keys[i] = UINT32_MAX;
-		ev[i] = 0.0f;
-	}
-	return padded;
+	w->nev++;
 }
 
 /* Evidence of every category, brand and band the session touched, once per
- * query: score_one() then only looks values up. */
+ * query (ev_key/ev_val: categories, then brands from ncat on, then bands
+ * from ncat + nbrand on): scoring then only looks values up. */
 static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_session *s, const struct wf_rank_params *p)
 {
-	w->ncat = 0;
+	w->nev = 0;
 	if (s->pivot) {
 		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count);
 		for (uint32_t i = 0; i < win; i++) {
 			uint32_t c = s->recent_cats[recent_slot(s, i)], k;
 			if (c == UINT32_MAX)
 				continue;
-			for (k = 0; k < w->ncat && w->cat_key[k] != c; k++)
+			for (k = 0; k < i && s->recent_cats[recent_slot(s, k)] != c; k++)
 				;
-			if (k == w->ncat) {
-				w->cat_key[w->ncat] = c;
-				w->cat_ev[w->ncat++] = cat_affinity(s, p, c);
-			}
+			if (k == i) /* the first time the window has c */
+				ev_put(w, c, cat_affinity(s, p, c));
 		}
 	} else {
 		for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-			if (s->cat[i].key != UINT32_MAX) {
-				w->cat_key[w->ncat] = s->cat[i].key;
-				w->cat_ev[w->ncat++] = wf_rank_evidence(p, s->cat[i].w, s->cat[i].n);
-			}
+			if (s->cat[i].key != UINT32_MAX)
+				ev_put(w, s->cat[i].key, wf_rank_evidence(p, s->cat[i].w, s->cat[i].n));
 	}
-	w->nbrand = 0;
+	w->ncat = w->nev;
 	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-		if (s->brand[i].key != UINT32_MAX) {
-			w->brand_key[w->nbrand] = s->brand[i].key;
-			w->brand_ev[w->nbrand++] = wf_rank_evidence(p, s->brand[i].w, s->brand[i].n);
-		}
+		if (s->brand[i].key != UINT32_MAX)
+			ev_put(w, s->brand[i].key, wf_rank_evidence(p, s->brand[i].w, s->brand[i].n));
+	w->nbrand = w->nev - w->ncat;
 	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
-		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
+		ev_put(w, b, wf_rank_evidence(p, s->band_w[b], s->band_n[b]));
 	w->confidence = session_confidence(s, p);
-	w->ncat = pad_ev(w->cat_key, w->cat_ev, w->ncat);
-	w->nbrand = pad_ev(w->brand_key, w->brand_ev, w->nbrand);
 }
 
 /* The pool: batch list, neighbours of recent items and the anchor, the
@@ -519,7 +486,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 		 * earlier in the session join too: shoppers go back to them (the
 		 * one just looked at is not re-recommended: it is on screen). How
 		 * much all this may move the list is the session's confidence,
-		 * applied in score_one() (anti-jitter). */
+		 * applied in score4() (anti-jitter). */
 		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
 		for (uint32_t r = 0; r < nr; r++) {
 			uint32_t j = recent_slot(s, r);
@@ -585,91 +552,206 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	w->n = n;
 }
 
-/* The parts of pool entry k's score that do not depend on the query's
- * batch list or weights (multi_score() shares them). */
-struct entry_parts {
-	float prior;   /* catalog prior, when need_prior */
-	float aff;     /* category, brand and band affinity, before w_session */
-	float near;    /* neighbours and re-visits, before w_session and confidence */
-	float penalty;
-	int has_aff;
-};
+/*
+ * Scoring, four pool entries at a time (GCC vector extensions: SSE2 on
+ * x86-64), one lane per entry, each lane doing the float operations of
+ * the model in the order rank.h gives; a part that does not apply is +0,
+ * which changes no sum (the affinity sum starts at +0 and so is never
+ * -0), so a lane's score is the same bit for bit whatever its neighbours.
+ * An entry's category, brand and band evidence is an or of masked
+ * compares against every row of the session's table (no search, no
+ * branch). Any list of entries (score_list(): the cart's complements
+ * once lifted, RERANK's items, EXPLAIN's parts) goes four at a time
+ * through the same code, its last lanes repeating its last entry.
+ */
+typedef uint32_t v4u __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v4f_u __attribute__((vector_size(16), aligned(4))); /* at any float */
 
-static inline __attribute__((always_inline)) void entry_parts(const struct wf_snap *snap,
-							       const struct wf_rank_params *p,
-							       const struct wf_rank_session *s, int64_t anchor,
-							       const struct wf_rank_scratch *w, uint32_t k,
-							       int need_prior, struct entry_parts *pt)
+static const v4f zero4 = { 0, 0, 0, 0 };
+
+/* a where m is set, else +0 */
+static inline v4f v4_keep(v4i m, v4f a)
 {
-	const struct wf_snap_item *it = &snap->items[w->item[k]];
-
-	pt->prior = pt->aff = pt->near = pt->penalty = 0;
-	pt->has_aff = 0;
-	if (need_prior) /* the batch score of a listed item already holds popularity and trend */
-		pt->prior = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
-	if (s && s->total > 0) {
-		float aff = 0;
-		if (it->category != WF_SNAP_NO_CAT)
-			aff += p->w_cat * lookup_ev(w->cat_key, w->cat_ev, w->ncat, it->category);
-		if (it->brand != WF_SNAP_NO_CAT)
-			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, WF_RANK_AFF, it->brand);
-		if (it->price_band < WF_RANK_BANDS)
-			aff += p->w_band * w->band_ev[it->price_band];
-		pt->aff = aff;
-		pt->has_aff = 1;
-		if (p->penalty_seen > 0) {
-			uint32_t seen = 0;
-			for (uint32_t i = 0; i < s->recent_count; i++)
-				seen += s->recent[recent_slot(s, i)].item == (int32_t)w->item[k];
-			pt->penalty = -p->penalty_seen * (float)seen;
-		}
-	}
-	if (s)
-		pt->near = p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f);
-	else if (anchor >= 0)
-		pt->near = WF_MIN(w->neigh[k], 1.0f);
+	return (v4f)(m & (v4i)a);
 }
 
-/* Pool entry k's score for query q with normalised batch score batch (< 0:
- * not in q's list) and its parts; the score is their sum, in the order
- * rank.h documents. */
-static inline __attribute__((always_inline)) float entry_score(const struct wf_rank_params *p,
-								const struct wf_rank_query *q,
-								const struct wf_rank_scratch *w, uint32_t k, float batch,
-								const struct entry_parts *pt, struct wf_rank_explain *ex)
+/* WF_MIN(a, 1.0f) per lane */
+static inline v4f v4_min1(v4f a)
 {
-	struct wf_rank_explain e = { 0 };
+	const v4f one = { 1.0f, 1.0f, 1.0f, 1.0f };
+	v4i m = a < one;
 
-	if (batch >= 0)
-		e.batch = q->w_batch * batch;
+	return (v4f)((m & (v4i)a) | (~m & (v4i)one));
+}
+
+/* The value of the table row in [from, to) whose key equals key's, per
+ * lane, or +0. */
+static inline v4f v4_lookup(const struct wf_rank_scratch *w, uint32_t from, uint32_t to, v4u key)
+{
+	v4u acc = { 0, 0, 0, 0 };
+
+	for (uint32_t j = from; j < to; j++) {
+		v4u k, v;
+		memcpy(&k, w->ev_key[j], sizeof(k));
+		memcpy(&v, w->ev_val[j], sizeof(v));
+		acc |= (v4u)(key == k) & v;
+	}
+	return (v4f)acc;
+}
+
+/* a[x[0..4)] as lanes; a + x[0] when the entries are consecutive. */
+static inline __attribute__((always_inline)) v4f v4_load(const float *a, const uint32_t *x, int consecutive)
+{
+	v4f v;
+
+	if (consecutive)
+		memcpy(&v, &a[x[0]], sizeof(v));
 	else
-		e.trend = pt->prior;
-	if (pt->has_aff) {
-		e.session = q->w_session * pt->aff;
+		v = (v4f){ a[x[0]], a[x[1]], a[x[2]], a[x[3]] };
+	return v;
+}
+
+/* What the scoring reads of the model, the query and its session, read
+ * once per loop into a local: a store to w->score might alias any float
+ * behind a pointer, as far as the compiler knows, and each block would
+ * load them again (and recompute the products). */
+struct consts {
+	const struct wf_rank_session *s;
+	int aff, penalty, near;  /* session affinity, repeat-look penalty; near: 2 session, 1 anchor only */
+	uint32_t cat_end, brand_end, band_end; /* the evidence table's rows per kind end here */
+	float w_trend, w_pop, w_cat, w_brand, w_band, w_neigh, w_recent_item, neg_penalty_seen;
+	float w_batch, w_session, near_w, c_lift; /* near_w, c_lift: as score4() multiplies by them */
+};
+
+static inline __attribute__((always_inline)) struct consts consts_of(const struct wf_rank_params *p,
+								     const struct wf_rank_query *q,
+								     const struct wf_rank_scratch *w)
+{
+	const struct wf_rank_session *s = q->sess;
+
+	return (struct consts){
+		.s = s, .aff = s && s->total > 0, .penalty = s && s->total > 0 && p->penalty_seen > 0,
+		.near = s ? 2 : q->anchor >= 0,
+		.cat_end = w->ncat, .brand_end = w->ncat + w->nbrand, .band_end = w->nev,
+		.w_trend = p->w_trend, .w_pop = p->w_pop, .w_cat = p->w_cat, .w_brand = p->w_brand,
+		.w_band = p->w_band, .w_neigh = p->w_neigh, .w_recent_item = p->w_recent_item,
+		.neg_penalty_seen = -p->penalty_seen, .w_batch = q->w_batch, .w_session = q->w_session,
+		.near_w = s ? q->w_session * w->confidence : q->w_session * p->w_neigh,
+		.c_lift = p->w_compl + p->w_compl_lift * w->compl_top,
+	};
+}
+
+/* The parts of four entries' scores that do not depend on the query's
+ * batch list or weights (multi_score() shares them). */
+struct parts4 {
+	v4f prior;   /* catalog prior (counts only outside the list) */
+	v4f aff;     /* category, brand and band affinity, before w_session */
+	v4f near;    /* neighbours and re-visits, before w_session and confidence */
+	v4f penalty;
+};
+
+static inline __attribute__((always_inline)) void parts4(const struct wf_snap *snap, const struct consts *k,
+							  const struct wf_rank_scratch *w, const uint32_t *x,
+							  int consecutive, struct parts4 *pt)
+{
+	const struct wf_snap_item *it[4];
+
+	for (uint32_t i = 0; i < 4; i++)
+		it[i] = &snap->items[w->item[x[i]]];
+	v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+	v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+	/* (the batch score of a listed item already holds popularity and trend) */
+	pt->prior = k->w_trend * (trend / (1.0f + trend)) + k->w_pop * pop;
+	pt->aff = pt->near = pt->penalty = zero4;
+	if (k->aff) {
+		v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
+		v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
+		v4u band = { it[0]->price_band, it[1]->price_band, it[2]->price_band, it[3]->price_band };
+		v4f aff = zero4 + k->w_cat * v4_lookup(w, 0, k->cat_end, cat);
+		aff = aff + k->w_brand * v4_lookup(w, k->cat_end, k->brand_end, brand);
+		pt->aff = aff + k->w_band * v4_lookup(w, k->brand_end, k->band_end, band);
+	}
+	if (k->penalty) {
+		const struct wf_rank_session *s = k->s;
+		float seen[4] = { 0, 0, 0, 0 };
+		for (uint32_t i = 0; i < 4; i++) {
+			uint32_t n = 0;
+			for (uint32_t r = 0; r < s->recent_count; r++)
+				n += s->recent[recent_slot(s, r)].item == (int32_t)w->item[x[i]];
+			seen[i] = (float)n;
+		}
+		pt->penalty = k->neg_penalty_seen * (v4f){ seen[0], seen[1], seen[2], seen[3] };
+	}
+	if (k->near == 2)
+		pt->near = k->w_neigh * v4_min1(v4_load(w->neigh, x, consecutive)) +
+			   k->w_recent_item * v4_min1(v4_load(w->seen, x, consecutive));
+	else if (k->near == 1)
+		pt->near = v4_min1(v4_load(w->neigh, x, consecutive));
+}
+
+/* The parts of four scores, as struct wf_rank_explain has them. */
+struct explain4 {
+	v4f batch, session, neighbours, trend, complement, penalty;
+};
+
+/* Four entries' scores for a query from their parts, normalised batch
+ * scores (< 0: not in its list) and complement scores: the sum of the
+ * parts, in the order rank.h documents (and the parts to ex when
+ * non-NULL). */
+static inline __attribute__((always_inline)) v4f score4(const struct consts *k, v4f batch, v4f compl,
+							 const struct parts4 *pt, struct explain4 *ex)
+{
+	v4i listed = batch >= zero4;
+	struct explain4 e = { .batch = v4_keep(listed, k->w_batch * batch), .session = zero4,
+			      .neighbours = zero4, .trend = v4_keep(~listed, pt->prior),
+			      .complement = v4_keep(compl > zero4, compl * k->c_lift), .penalty = zero4 };
+
+	if (k->aff) {
+		e.session = k->w_session * pt->aff;
 		e.penalty = pt->penalty;
 	}
-	if (q->sess)
-		e.neighbours = q->w_session * w->confidence * pt->near;
-	else if (q->anchor >= 0)
-		e.neighbours = q->w_session * p->w_neigh * pt->near;
-	if (w->compl[k] > 0)
-		e.complement = w->compl[k] * (p->w_compl + p->w_compl_lift * w->compl_top);
+	if (k->near)
+		e.neighbours = k->near_w * pt->near;
 	if (ex)
 		*ex = e;
 	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
 }
 
-/* The score of pool entry k for query q (and its parts). */
-static inline __attribute__((always_inline)) float score_one(const struct wf_snap *snap,
-							      const struct wf_rank_params *p,
-							      const struct wf_rank_query *q,
-							      const struct wf_rank_scratch *w, uint32_t k,
-							      struct wf_rank_explain *ex)
+/* The scores of entries x[0..4) (consecutive: x[i] = x[0] + i). */
+static inline __attribute__((always_inline)) v4f score_entries4(const struct wf_snap *snap, const struct consts *k,
+								 const struct wf_rank_scratch *w, const uint32_t *x,
+								 int consecutive, struct explain4 *ex)
 {
-	struct entry_parts pt;
+	struct parts4 pt;
 
-	entry_parts(snap, p, q->sess, q->anchor, w, k, w->batch[k] < 0, &pt);
-	return entry_score(p, q, w, k, w->batch[k], &pt, ex);
+	parts4(snap, k, w, x, consecutive, &pt);
+	return score4(k, v4_load(w->batch, x, consecutive), v4_load(w->compl, x, consecutive), &pt, ex);
+}
+
+/* The scores of pool entries x[0..n) for q, each to out[x[i]] (when out
+ * is non-NULL), and their parts to ex[i] (when ex is). */
+static void score_list(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       const struct wf_rank_scratch *w, const uint32_t *x, uint32_t n, float *out,
+		       struct wf_rank_explain *ex)
+{
+	const struct consts c = consts_of(p, q, w);
+
+	for (uint32_t i = 0; i < n; i += 4) {
+		uint32_t xs[4], m = WF_MIN(n - i, 4u);
+		struct explain4 e;
+		for (uint32_t l = 0; l < 4; l++)
+			xs[l] = x[i + WF_MIN(l, m - 1)]; /* the last lanes repeat the last entry */
+		v4f sc = score_entries4(snap, &c, w, xs, 0, &e);
+		for (uint32_t l = 0; l < m; l++) {
+			if (out)
+				out[xs[l]] = sc[l];
+			if (ex)
+				ex[i + l] = (struct wf_rank_explain){ e.batch[l], e.session[l],	   e.neighbours[l],
+								      e.trend[l], e.complement[l], e.penalty[l] };
+		}
+	}
 }
 
 /* An entry's place in the order as one integer: higher score first, then
@@ -875,134 +957,32 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 		if (w->compl[i] == 0 && w->score[i] > top)
 			top = w->score[i];
 	w->compl_top = top;
+	uint32_t nc = 0;
 	for (uint32_t i = 0; i < w->n; i++)
 		if (w->compl[i] > 0 && w->score[i] != -INFINITY)
-			w->score[i] = score_one(snap, p, q, w, i, NULL);
+			w->order[nc++] = i;
+	score_list(snap, p, q, w, w->order, nc, w->score, NULL);
 }
 
 /* Score every pool entry for q. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-
-/* a where m is set, else +0 */
-static inline v4f v4_keep(v4i m, v4f a)
-{
-	return (v4f)(m & (v4i)a);
-}
-
-/* WF_MIN(a, 1.0f) per lane */
-static inline v4f v4_min1(v4f a)
-{
-	const v4f one = { 1.0f, 1.0f, 1.0f, 1.0f };
-	v4i m = a < one;
-
-	return (v4f)((m & (v4i)a) | (~m & (v4i)one));
-}
-
-/* The value of keys[] (broadcast, n of them) that key[lane] equals, or 0. */
-static inline v4f v4_lookup(const ev_v4 *keys, const ev_v4 *ev, uint32_t n, ev_v4 key)
-{
-	ev_v4 acc = { 0, 0, 0, 0 };
-
-	for (uint32_t j = 0; j < n; j++)
-		acc |= (ev_v4)(key == keys[j]) & ev[j];
-	return (v4f)acc;
-}
-
-/* The pairs of keys[0..n) and vals[] that a lookup can find, each in
- * every lane: not the padding (UINT32_MAX), not a value of +0 (a miss
- * gives +0 as well). Returns their count. */
-static uint32_t v4_table(ev_v4 *vk, ev_v4 *ve, const uint32_t *keys, const float *vals, uint32_t n)
-{
-	uint32_t m = 0;
-
-	for (uint32_t j = 0; j < n; j++) {
-		uint32_t e;
-		memcpy(&e, &vals[j], sizeof(e));
-		if (keys[j] == UINT32_MAX || e == 0)
-			continue;
-		vk[m] = (ev_v4){ 0, 0, 0, 0 } + keys[j];
-		ve[m++] = (ev_v4){ 0, 0, 0, 0 } + e;
-	}
-	return m;
-}
-
-/*
- * score_one() for pool entries [0, ret), four at a time: the same float
- * operations in the same order on each lane, so the same scores bit for
- * bit. A part score_one() skips is added here as +0, which changes no sum
- * (the affinity sum starts at +0 and so is never -0; the score's last
- * part, the penalty, is +0 there as well). The query's constants are
- * broadcast once; the entries' item metadata is read four records at a
- * time. Returns the entries scored (a multiple of 4); 0 when the session
- * has a repeat-look penalty (penalty_seen: a scan of the recent ring per
- * entry, left to score_one()).
- */
-static uint32_t score_pool_v4(const struct wf_snap *snap, const struct wf_rank_params *p,
-			      const struct wf_rank_query *q, struct wf_rank_scratch *w)
-{
-	const struct wf_rank_session *s = q->sess;
-	int has_aff = s && s->total > 0;
-	ev_v4 cat_k[WF_RANK_AFF + WF_RANK_RECENT], cat_e[WF_RANK_AFF + WF_RANK_RECENT];
-	ev_v4 brand_k[WF_RANK_AFF], brand_e[WF_RANK_AFF], band_k[WF_RANK_BANDS], band_e[WF_RANK_BANDS];
-	const v4f zero = { 0, 0, 0, 0 };
-	float near_w, c_lift = p->w_compl + p->w_compl_lift * w->compl_top;
-	uint32_t ncat = 0, nbrand = 0, nband = 0, x;
-
-	if (has_aff && p->penalty_seen > 0)
-		return 0;
-	if (has_aff) {
-		static const uint32_t bands[WF_RANK_BANDS] = { 0, 1, 2, 3, 4 };
-		ncat = v4_table(cat_k, cat_e, w->cat_key, w->cat_ev, w->ncat);
-		nbrand = v4_table(brand_k, brand_e, w->brand_key, w->brand_ev, w->nbrand);
-		nband = v4_table(band_k, band_e, bands, w->band_ev, WF_RANK_BANDS);
-	}
-	/* entry_score()'s factor of the neighbours part, as it computes it */
-	near_w = s ? q->w_session * w->confidence : q->anchor >= 0 ? q->w_session * p->w_neigh : 0;
-	for (x = 0; x + 4 <= w->n; x += 4) {
-		const struct wf_snap_item *it[4];
-		v4f batch, neigh, seen, compl, score, aff = zero, near = zero;
-		for (uint32_t i = 0; i < 4; i++) {
-			it[i] = &snap->items[w->item[x + i]];
-			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-				__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
-		}
-		memcpy(&batch, &w->batch[x], sizeof(batch));
-		memcpy(&neigh, &w->neigh[x], sizeof(neigh));
-		memcpy(&seen, &w->seen[x], sizeof(seen));
-		memcpy(&compl, &w->compl[x], sizeof(compl));
-		v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
-		v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
-		v4i listed = batch >= zero;
-		v4f prior = p->w_trend * (trend / (1.0f + trend)) + p->w_pop * pop;
-		if (has_aff) {
-			ev_v4 cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
-			ev_v4 brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
-			ev_v4 band = { it[0]->price_band, it[1]->price_band, it[2]->price_band, it[3]->price_band };
-			aff = zero + p->w_cat * v4_lookup(cat_k, cat_e, ncat, cat);
-			aff = aff + p->w_brand * v4_lookup(brand_k, brand_e, nbrand, brand);
-			aff = aff + p->w_band * v4_lookup(band_k, band_e, nband, band);
-			aff = q->w_session * aff;
-		}
-		if (s)
-			near = p->w_neigh * v4_min1(neigh) + p->w_recent_item * v4_min1(seen);
-		else if (q->anchor >= 0)
-			near = v4_min1(neigh);
-		score = v4_keep(listed, q->w_batch * batch) + aff + near_w * near + v4_keep(~listed, prior) +
-			v4_keep(compl > zero, compl * c_lift) + zero;
-		memcpy(&w->score[x], &score, sizeof(score));
-	}
-	return x;
-}
-
 static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w)
 {
-	for (uint32_t i = score_pool_v4(snap, p, q, w); i < w->n; i++) {
-		if (i + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-			__builtin_prefetch(&snap->items[w->item[i + RANK_PREFETCH]]);
-		w->score[i] = score_one(snap, p, q, w, i, NULL);
+	const struct consts c = consts_of(p, q, w);
+	uint32_t x;
+
+	for (x = 0; x + 4 <= w->n; x += 4) {
+		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
+		for (uint32_t i = 0; i < 4; i++)
+			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
+				__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+		/* stored as floats (memcpy's store would alias every table, as
+		 * far as the compiler knows, and their bounds would be loaded again) */
+		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL);
 	}
+	for (uint32_t i = x; i < w->n; i++) /* the last n % 4 */
+		w->order[i - x] = i;
+	score_list(snap, p, q, w, w->order, w->n - x, w->score, NULL);
 	finish_scores(snap, p, q, w);
 }
 
@@ -1010,7 +990,7 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
-	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
+	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i, picked[WF_RANK_MAX_K];
 	int more, wide = 0;
 
 	/* Only the best few need ordering: select the best k and sort those
@@ -1034,10 +1014,11 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		if (q->filter && !q->filter(q->filter_ctx, w->item[x]))
 			continue;
 		out_items[n] = w->item[x];
-		/* w->score[x] is score_one()'s, bit for bit: only the parts need it. */
-		out_scores[n] = out_explain ? score_one(snap, p, q, w, x, &out_explain[n]) : w->score[x];
-		n++;
+		out_scores[n] = w->score[x];
+		picked[n++] = x;
 	}
+	if (out_explain) /* the parts of each score, which add up to it */
+		score_list(snap, p, q, w, picked, n, NULL, out_explain);
 	return (int)n;
 }
 
@@ -1085,18 +1066,22 @@ static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *
 	}
 	if (w->n >= WF_RANK_POOL)
 		return 1;
-	for (uint32_t x = 0; x < w->n; x++) {
-		struct entry_parts pt;
-		int need_prior = 0;
-		if (x + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-			__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH]]);
-		for (uint32_t i = 0; i < nq; i++)
-			need_prior |= w->mbatch[i][x] < 0;
-		entry_parts(snap, p, s, q[0].anchor, w, x, need_prior, &pt);
-		for (uint32_t i = 0; i < nq; i++)
-			w->mscore[i][x] = x < nshared || w->mbatch[i][x] >= 0
-						  ? entry_score(p, &q[i], w, x, w->mbatch[i][x], &pt, NULL)
-						  : -INFINITY;
+	struct consts c[WF_RANK_MULTI];
+	for (uint32_t i = 0; i < nq; i++)
+		c[i] = consts_of(p, &q[i], w);
+	for (uint32_t x = 0; x < w->n; x += 4) {
+		uint32_t xs[4], m = WF_MIN(w->n - x, 4u);
+		struct parts4 pt;
+		for (uint32_t l = 0; l < 4; l++)
+			xs[l] = x + WF_MIN(l, m - 1); /* the last lanes repeat the last entry */
+		for (uint32_t i = x + RANK_PREFETCH; i < WF_MIN(x + RANK_PREFETCH + 4, w->n); i++)
+			__builtin_prefetch(&snap->items[w->item[i]]); /* a cache miss per entry: fetch ahead */
+		parts4(snap, &c[0], w, xs, 0, &pt);
+		for (uint32_t i = 0; i < nq; i++) {
+			v4f sc = score4(&c[i], v4_load(w->mbatch[i], xs, 0), v4_load(w->compl, xs, 0), &pt, NULL);
+			for (uint32_t l = 0; l < m; l++)
+				w->mscore[i][x + l] = x + l < nshared || w->mbatch[i][x + l] >= 0 ? sc[l] : -INFINITY;
+		}
 	}
 	return 0;
 }
@@ -1162,10 +1147,12 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
 			continue;
-		uint32_t k = pool_add(w, &w->n, (uint32_t)items[i]);
-		sc[known] = score_one(snap, p, q, w, k, NULL);
+		w->order[known] = pool_add(w, &w->n, (uint32_t)items[i]);
 		idx[known++] = i;
 	}
+	score_list(snap, p, q, w, w->order, known, w->score, NULL); /* entries that join later change no score */
+	for (uint32_t i = 0; i < known; i++)
+		sc[i] = w->score[w->order[i]];
 	/* Stable insertion sort by score: equal scores keep the app's order. */
 	for (uint32_t i = 1; i < known; i++) {
 		float s = sc[i];

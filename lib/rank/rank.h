@@ -165,16 +165,14 @@ struct wf_rank_scratch {
 	uint32_t order[WF_RANK_POOL];
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
 	uint32_t n, cap;
-	/* The session's evidence per category, brand and price band, computed
-	 * once per query (not once per scored item); the counts include the
-	 * padding to whole lanes of 8 (key UINT32_MAX). */
-	uint32_t cat_key[WF_RANK_AFF + WF_RANK_RECENT];
-	float cat_ev[WF_RANK_AFF + WF_RANK_RECENT];
-	uint32_t ncat;
-	uint32_t brand_key[WF_RANK_AFF];
-	float brand_ev[WF_RANK_AFF];
-	uint32_t nbrand;
-	float band_ev[WF_RANK_BANDS];
+	/* The session's evidence per category (rows [0, ncat)), brand (then
+	 * nbrand rows) and price band (the rest, to nev), computed once per
+	 * query, not once per scored item: key and value bits, each repeated
+	 * in the 4 lanes the scoring compares at once; no row has a value of
+	 * +0 (what a lookup that finds no key gives). */
+	uint32_t ev_key[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF + WF_RANK_BANDS][4];
+	uint32_t ev_val[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF + WF_RANK_BANDS][4];
+	uint32_t ncat, nbrand, nev;
 	float confidence;                    /* the session's confidence, once per query */
 	uint32_t ncompl;                     /* pool entries that complement the cart */
 	float compl_top;                     /* best score among the others (w_compl_lift) */
