@@ -85,31 +85,13 @@ static void pool_reset(struct wf_rank_scratch *w, uint32_t cap)
 	w->compl_top = 0; /* set by finish_scores() before any entry with a complement score is scored for good */
 }
 
-/* The pool: batch list, neighbours of recent items and the anchor, the
- * recent items, cart complements, popular and trending items. */
-static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w);
-static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
-			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w);
-
-static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w, uint32_t cap)
-{
-	const struct wf_rank_session *s = q->sess;
-
-	pool_reset(w, cap);
-	if (s)
-		rank_session_evidence(w, s, p);
-	pool_add_list(snap, q, w);
-	pool_add_session(snap, p, s, q->anchor, w);
-}
-
 /*
- * WF_MAX(0, every score of c[0..n)), from the first to the last, as far as
- * its use can tell (only whether it is > 0, and then its value): in four
- * chains combined at the end, as one chain waits on each maxss in turn.
- * Without a NaN among the scores the result is the same positive maximum
- * or a value <= 0 either way; a NaN (after which one chain takes the next
- * score whatever it is) sends it down the one chain.
+ * The batch list's best score: WF_MAX(0, each score in turn), as far as
+ * pool_add_list() can tell (it asks whether it is > 0, then uses its
+ * value), in four chains combined at the end (one chain waits on each
+ * maxss in turn). Without a NaN among the scores that is the same
+ * positive maximum, or a value <= 0, either way; with one (a chain takes
+ * the score after it, whatever it is) the one chain, in order.
  */
 static float list_max(const struct wf_snap_cand *c, uint32_t n)
 {
@@ -228,6 +210,18 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	for (uint32_t i = 0; i < WF_MIN(p->pool_trending, snap->ntrending); i++)
 		pool_add(w, &n, snap->trending[i].item);
 	w->n = n;
+}
+
+/* The pool: batch list, neighbours of recent items and the anchor, the
+ * recent items, cart complements, popular and trending items. */
+static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w, uint32_t cap)
+{
+	pool_reset(w, cap);
+	if (q->sess)
+		rank_session_evidence(w, q->sess, p);
+	pool_add_list(snap, q, w);
+	pool_add_session(snap, p, q->sess, q->anchor, w);
 }
 
 /*
@@ -426,8 +420,10 @@ static void score_list(const struct wf_snap *snap, const struct wf_rank_params *
 			if (out)
 				out[xs[l]] = sc[l];
 			if (ex)
-				ex[i + l] = (struct wf_rank_explain){ e.batch[l], e.session[l],	   e.neighbours[l],
-								      e.trend[l], e.complement[l], e.penalty[l] };
+				ex[i + l] = (struct wf_rank_explain){
+					.batch = e.batch[l], .session = e.session[l], .neighbours = e.neighbours[l],
+					.trend = e.trend[l], .complement = e.complement[l], .penalty = e.penalty[l],
+				};
 		}
 	}
 }
@@ -475,6 +471,7 @@ static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint
  */
 #define SELECT_FEW 32u
 
+/* The index of the lowest of hk[0..hn), hn >= 1. */
 static inline uint32_t worst_of(const uint64_t *hk, uint32_t hn)
 {
 	uint64_t v0 = hk[0], v1 = hk[hn > 1];
@@ -534,9 +531,10 @@ static uint32_t select_few(struct wf_rank_scratch *w, uint32_t n, uint32_t m, in
 
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
- * out (m = n: the whole pool in order). Every entry's order_key() first (one loop, no branches), then a
- * bounded heap with the worst kept entry at the root: most entries lose
- * one integer comparison with it and cost nothing more; then a heap sort. */
+ * out (m = n: the whole pool in order). Every entry's order_key() first
+ * (one loop, no branches); then, for m <= SELECT_FEW, select_few(), else
+ * a bounded heap with the worst kept entry at the root (most entries lose
+ * one integer comparison with it and cost nothing more) and a heap sort. */
 static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
 {
 	uint32_t *h = w->order, hn = 0, x;
