@@ -8,7 +8,8 @@
  * the score bit for bit; RERANK puts session-matching items first and
  * unknown items last in their order; an intent pivot is detected and acted
  * on; wf_rank_positions(), one pool for several queries, gives each
- * item's place in the lists wf_rank_recs() gives each query alone. The last case prints (never asserts) bytes per session and the time
+ * item's place in the lists wf_rank_recs() gives each query alone; the
+ * session's evidence by index and by rows give the same. The last case prints (never asserts) bytes per session and the time
  * of a RECS over a 200-candidate list on an in-memory snapshot.
  */
 #include <setjmp.h>
@@ -447,6 +448,68 @@ static void test_rank_positions_match_single_lists(void **state)
 	assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 0, f->w, 0, (int32_t[1]){ 0 }), -EINVAL);
 }
 
+/* The session's evidence looked up by index (the snapshot's categories
+ * and brands fit the scratch's tables) and by a compare per row (they do
+ * not: here the same snapshot claiming no names) give the same lists,
+ * scores and parts, bit for bit, with and without an anchor. */
+static void test_rank_evidence_by_index_equals_by_rows(void **state)
+{
+	enum { NI = 3000, NEIGH = 20, NC = 100 };
+	struct fx *f = *state;
+	struct wf_snap s = { 0 };
+	struct wf_snap_item *items = calloc(NI, sizeof(*items));
+	struct wf_snap_cand *neigh = calloc((size_t)NI * NEIGH, sizeof(*neigh));
+	struct wf_snap_cand *cands = calloc(NC, sizeof(*cands));
+	struct wf_rank_session sess;
+	uint64_t seed = 7;
+
+	assert_non_null(items);
+	assert_non_null(neigh);
+	assert_non_null(cands);
+	for (uint32_t i = 0; i < NI; i++) {
+		items[i].category = i % 7 ? i % 300 : WF_SNAP_NO_CAT;
+		items[i].brand = i % 5 ? i % 90 : WF_SNAP_NO_CAT;
+		items[i].price_band = (uint8_t)(i % 11 ? i % 5 : 255);
+		items[i].popularity = (float)(i % 100) / 100.0f;
+		items[i].neigh_off = i * NEIGH;
+		items[i].neigh_cnt = NEIGH;
+		for (uint32_t x = 0; x < NEIGH; x++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			neigh[i * NEIGH + x] = (struct wf_snap_cand){ (uint32_t)(seed >> 33) % NI, 1.0f / (float)(x + 1) };
+		}
+	}
+	for (uint32_t i = 0; i < NC; i++)
+		cands[i] = (struct wf_snap_cand){ (i * 97) % NI, 1.0f - (float)i / NC };
+	s.items = items;
+	s.nitems = NI;
+	s.neigh = neigh;
+	s.nneigh = (uint64_t)NI * NEIGH;
+	wf_rank_session_init(&sess);
+	for (uint32_t e = 0; e < 12; e++)
+		wf_rank_session_apply(&sess, &s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
+	for (int anchor = 0; anchor < 2; anchor++) {
+		struct wf_rank_query q = { .sess = &sess, .cands = cands, .ncands = NC, .w_batch = 0.4f,
+					   .w_session = 0.6f, .anchor = anchor ? 11 : -1, .k = 50 };
+		uint32_t out[2][50];
+		float sc[2][50];
+		struct wf_rank_explain ex[2][50];
+		int n[2];
+		for (int rows = 0; rows < 2; rows++) {
+			s.ncats = rows ? 0 : 300;
+			s.nbrands = rows ? 0 : 90;
+			n[rows] = wf_rank_recs(&s, &f->p, &q, f->w, out[rows], sc[rows], ex[rows]);
+		}
+		assert_int_equal(n[0], 50);
+		assert_int_equal(n[0], n[1]);
+		assert_memory_equal(out[0], out[1], sizeof(out[0]));
+		assert_memory_equal(sc[0], sc[1], sizeof(sc[0]));
+		assert_memory_equal(ex[0], ex[1], sizeof(ex[0]));
+	}
+	free(items);
+	free(neigh);
+	free(cands);
+}
+
 /* ---- measurement (printed, not asserted) ---- */
 
 static void test_rank_measure_recs_200_candidates(void **state)
@@ -527,6 +590,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rank_intent_pivot_detected_and_followed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_unknown_items_and_bad_types_are_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_positions_match_single_lists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_evidence_by_index_equals_by_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_measure_recs_200_candidates, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("rank", tests, NULL, NULL);

@@ -219,7 +219,7 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 {
 	pool_reset(w, cap);
 	if (q->sess)
-		rank_session_evidence(w, q->sess, p);
+		rank_session_evidence(w, snap, q->sess, p);
 	pool_add_list(snap, q, w);
 	pool_add_session(snap, p, q->sess, q->anchor, w);
 }
@@ -230,9 +230,10 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
  * the model in the order rank.h gives; a part that does not apply is +0,
  * which changes no sum (the affinity sum starts at +0 and so is never
  * -0), so a lane's score is the same bit for bit whatever its neighbours.
- * An entry's category, brand and band evidence is an or of masked
- * compares against every row of the session's table (no search, no
- * branch). Any list of entries (score_list(): the cart's complements
+ * An entry's category and brand evidence is one load each from the
+ * session's tables by index (when the snapshot's names fit them), else
+ * an or of masked compares against every row of its table (no search, no
+ * branch); its band's, a load. Any list of entries (score_list(): the cart's complements
  * once lifted, RERANK's items, EXPLAIN's parts) goes four at a time
  * through the same code, its last lanes repeating its last entry.
  */
@@ -292,7 +293,8 @@ static inline __attribute__((always_inline)) v4f v4_load(const float *a, const u
 struct consts {
 	const struct wf_rank_session *s;
 	int aff, penalty, near;  /* session affinity, repeat-look penalty; near: 2 session, 1 anchor only */
-	uint32_t cat_end, brand_end, band_end; /* the evidence table's rows per kind end here */
+	uint32_t cat_end, brand_end;  /* the evidence table's category and brand rows end here */
+	uint32_t direct, dcats, dbrands; /* evidence by index (w->ev_direct) */
 	float w_trend, w_pop, w_cat, w_brand, w_band, w_neigh, w_recent_item, neg_penalty_seen;
 	float w_batch, w_session, near_w, c_lift; /* near_w, c_lift: as score4() multiplies by them */
 };
@@ -306,7 +308,8 @@ static inline __attribute__((always_inline)) struct consts consts_of(const struc
 	return (struct consts){
 		.s = s, .aff = s && s->total > 0, .penalty = s && s->total > 0 && p->penalty_seen > 0,
 		.near = s ? 2 : q->anchor >= 0,
-		.cat_end = w->ncat, .brand_end = w->ncat + w->nbrand, .band_end = w->nev,
+		.cat_end = w->ncat, .brand_end = w->ncat + w->nbrand,
+		.direct = s && w->direct, .dcats = w->dcats, .dbrands = w->dbrands,
 		.w_trend = p->w_trend, .w_pop = p->w_pop, .w_cat = p->w_cat, .w_brand = p->w_brand,
 		.w_band = p->w_band, .w_neigh = p->w_neigh, .w_recent_item = p->w_recent_item,
 		.neg_penalty_seen = -p->penalty_seen, .w_batch = q->w_batch, .w_session = q->w_session,
@@ -338,12 +341,27 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 	pt->prior = k->w_trend * (trend / (1.0f + trend)) + k->w_pop * pop;
 	pt->aff = pt->near = pt->penalty = zero4;
 	if (k->aff) {
-		v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
-		v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
-		v4u band = { it[0]->price_band, it[1]->price_band, it[2]->price_band, it[3]->price_band };
-		v4f aff = zero4 + k->w_cat * v4_lookup(w, 0, k->cat_end, cat);
-		aff = aff + k->w_brand * v4_lookup(w, k->cat_end, k->brand_end, brand);
-		pt->aff = aff + k->w_band * v4_lookup(w, k->brand_end, k->band_end, band);
+		uint32_t ci[4], bi[4], di[4];
+		v4f cev, bev, dev;
+		for (uint32_t i = 0; i < 4; i++) { /* out of range (WF_SNAP_NO_CAT, no band): the 0 after the rows */
+			ci[i] = WF_MIN(it[i]->category, k->dcats);
+			bi[i] = WF_MIN(it[i]->brand, k->dbrands);
+			di[i] = WF_MIN((uint32_t)it[i]->price_band, WF_RANK_BANDS);
+		}
+		if (k->direct) {
+			const float *t = w->ev_direct, *b = t + k->dcats + 1;
+			cev = (v4f){ t[ci[0]], t[ci[1]], t[ci[2]], t[ci[3]] };
+			bev = (v4f){ b[bi[0]], b[bi[1]], b[bi[2]], b[bi[3]] };
+		} else {
+			v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
+			v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
+			cev = v4_lookup(w, 0, k->cat_end, cat);
+			bev = v4_lookup(w, k->cat_end, k->brand_end, brand);
+		}
+		dev = (v4f){ w->band_ev[di[0]], w->band_ev[di[1]], w->band_ev[di[2]], w->band_ev[di[3]] };
+		v4f aff = zero4 + k->w_cat * cev;
+		aff = aff + k->w_brand * bev;
+		pt->aff = aff + k->w_band * dev;
 	}
 	if (k->penalty) {
 		const struct wf_rank_session *s = k->s;
@@ -727,7 +745,7 @@ static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *
 
 	pool_reset(w, WF_RANK_POOL);
 	if (s)
-		rank_session_evidence(w, s, p);
+		rank_session_evidence(w, snap, s, p);
 	pool_add_session(snap, p, s, q[0].anchor, w);
 	nshared = w->n;
 	for (uint32_t i = 0; i < nq; i++) {

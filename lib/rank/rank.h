@@ -32,6 +32,7 @@
 #define WF_RANK_POOL 2048u   /* candidate pool bound per query */
 #define WF_RANK_MAX_K 500u
 #define WF_RANK_MULTI 2u   /* queries per wf_rank_positions() call */
+#define WF_RANK_EV_DIRECT 2048u /* categories + brands + 2 up to which evidence is looked up by index */
 
 /* Every weight and constant of the model, in one place (the offline
  * evaluator tunes these; nothing else in weft hard-codes a model number). */
@@ -155,7 +156,7 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (one per thread, ~136 KiB). */
+/* Scratch memory for one query at a time (one per thread, ~145 KiB). */
 struct wf_rank_scratch {
 	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
@@ -173,6 +174,13 @@ struct wf_rank_scratch {
 	uint32_t ev_key[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF + WF_RANK_BANDS][4];
 	uint32_t ev_val[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF + WF_RANK_BANDS][4];
 	uint32_t ncat, nbrand, nev;
+	/* The same evidence indexed by category (ev_direct[0, dcats), then a
+	 * 0 at dcats) and brand (from dcats + 1, then a 0), when the
+	 * snapshot's names fit (direct = 1), and by band (a 0 at
+	 * WF_RANK_BANDS): one load per entry instead of a compare per row. */
+	float ev_direct[WF_RANK_EV_DIRECT];
+	float band_ev[WF_RANK_BANDS + 1];
+	uint32_t direct, dcats, dbrands;
 	float confidence;                    /* the session's confidence, once per query */
 	uint32_t ncompl;                     /* pool entries that complement the cart */
 	float compl_top;                     /* best score among the others (w_compl_lift) */

@@ -305,7 +305,8 @@ static void ev_put(struct wf_rank_scratch *w, uint32_t key, float val)
 /* Evidence of every category, brand and band the session touched, once per
  * query (ev_key/ev_val: categories, then brands from ncat on, then bands
  * from ncat + nbrand on): scoring then only looks values up. */
-void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_rank_session *s, const struct wf_rank_params *p)
+void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_snap *snap, const struct wf_rank_session *s,
+			   const struct wf_rank_params *p)
 {
 	w->nev = 0;
 	if (s->pivot) {
@@ -329,7 +330,26 @@ void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_rank_sessi
 		if (s->brand[i].key != UINT32_MAX)
 			ev_put(w, s->brand[i].key, wf_rank_evidence(p, s->brand[i].w, s->brand[i].n));
 	w->nbrand = w->nev - w->ncat;
-	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
-		ev_put(w, b, wf_rank_evidence(p, s->band_w[b], s->band_n[b]));
+	for (uint32_t b = 0; b < WF_RANK_BANDS; b++) {
+		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
+		ev_put(w, b, w->band_ev[b]);
+	}
+	w->band_ev[WF_RANK_BANDS] = 0;
 	w->confidence = session_confidence(s, p);
+	/* By index, when the session has evidence and every key has its
+	 * place (a snapshot checks its items' names; a key outside them
+	 * leaves the rows alone). */
+	w->dcats = snap->ncats;
+	w->dbrands = snap->nbrands;
+	w->direct = s->total > 0 && (uint64_t)snap->ncats + snap->nbrands + 2 <= WF_RANK_EV_DIRECT;
+	for (uint32_t j = 0; j < w->ncat + w->nbrand && w->direct; j++)
+		w->direct = w->ev_key[j][0] < (j < w->ncat ? w->dcats : w->dbrands);
+	if (!w->direct)
+		return;
+	memset(w->ev_direct, 0, (w->dcats + w->dbrands + 2) * sizeof(w->ev_direct[0]));
+	for (uint32_t j = 0; j < w->ncat + w->nbrand; j++) {
+		float v;
+		memcpy(&v, &w->ev_val[j][0], sizeof(v));
+		w->ev_direct[j < w->ncat ? w->ev_key[j][0] : w->dcats + 1 + w->ev_key[j][0]] = v;
+	}
 }
