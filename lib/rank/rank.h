@@ -166,13 +166,13 @@ struct wf_rank_scratch {
 	uint32_t order[WF_RANK_POOL];
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
 	uint32_t n, cap;
-	/* The session's evidence per category (rows [0, ncat)), brand (then
-	 * nbrand rows) and price band (the rest, to nev), computed once per
-	 * query, not once per scored item: key and value bits, each repeated
-	 * in the 4 lanes the scoring compares at once; no row has a value of
-	 * +0 (what a lookup that finds no key gives). */
-	uint32_t ev_key[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF + WF_RANK_BANDS][4];
-	uint32_t ev_val[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF + WF_RANK_BANDS][4];
+	/* The session's evidence per category (rows [0, ncat)) and brand (the
+	 * next nbrand rows), computed once per query, not once per scored
+	 * item: key and value bits, each repeated in the 4 lanes the scoring
+	 * compares at once; no row has a value of +0 (what a lookup that
+	 * finds no key gives). */
+	uint32_t ev_key[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF][4];
+	uint32_t ev_val[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF][4];
 	uint32_t ncat, nbrand, nev;
 	/* The same evidence indexed by category (ev_direct[0, dcats), then a
 	 * 0 at dcats) and brand (from dcats + 1, then a 0), when the

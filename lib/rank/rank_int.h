@@ -16,11 +16,11 @@ static inline uint32_t recent_slot(const struct wf_rank_session *s, uint32_t i)
 }
 
 /*
- * What session s says to one query, into w: its evidence per category,
- * brand and price band (w->ev_key/ev_val: categories, then brands from
- * w->ncat on, then bands from w->ncat + w->nbrand on, to w->nev; no row
- * of value +0; also by index, ev_direct and band_ev) and its confidence,
- * once per query, so that scoring only looks values up. Defined in
+ * What session s says to one query, into w: its evidence per category
+ * and brand (rows w->ev_key/ev_val: categories, then brands from w->ncat
+ * on, to w->nev; no row of value +0; and by index in w->ev_direct when
+ * w->direct) and per price band (w->band_ev), and its confidence, once
+ * per query, so that scoring only looks values up. Defined in
  * session.c.
  */
 void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_snap *snap, const struct wf_rank_session *s,

@@ -285,8 +285,8 @@ static float session_confidence(const struct wf_rank_session *s, const struct wf
 	return n3 / (n3 + c3);
 }
 
-/* The session's evidence for one key (a category, brand or band), in
- * every lane of its table row; a +0 value is left out (a lookup that
+/* The session's evidence for one key (a category or brand), in every
+ * lane of its table row; a +0 value is left out (a lookup that
  * finds no key gives +0 as well). */
 static void ev_put(struct wf_rank_scratch *w, uint32_t key, float val)
 {
@@ -302,9 +302,8 @@ static void ev_put(struct wf_rank_scratch *w, uint32_t key, float val)
 	w->nev++;
 }
 
-/* Evidence of every category, brand and band the session touched, once per
- * query (ev_key/ev_val: categories, then brands from ncat on, then bands
- * from ncat + nbrand on): scoring then only looks values up. */
+/* Evidence of every category, brand and band the session touched, once
+ * per query (rank_int.h): scoring then only looks values up. */
 void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_snap *snap, const struct wf_rank_session *s,
 			   const struct wf_rank_params *p)
 {
@@ -330,10 +329,8 @@ void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_snap *snap
 		if (s->brand[i].key != UINT32_MAX)
 			ev_put(w, s->brand[i].key, wf_rank_evidence(p, s->brand[i].w, s->brand[i].n));
 	w->nbrand = w->nev - w->ncat;
-	for (uint32_t b = 0; b < WF_RANK_BANDS; b++) {
+	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
 		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
-		ev_put(w, b, w->band_ev[b]);
-	}
 	w->band_ev[WF_RANK_BANDS] = 0;
 	w->confidence = session_confidence(s, p);
 	/* By index, when the session has evidence and every key has its
