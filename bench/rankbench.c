@@ -5,7 +5,7 @@
  * with no live stock). Benchmark tooling only, linked into nothing else;
  * tests/test_rank.c checks correctness.
  *
- *   weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--check]
+ *   weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--check]
  *
  * Users with a full batch list (the most candidates in the snapshot) take
  * turns, each with its own generated 10-event session (views, clicks, pdp
@@ -15,12 +15,19 @@
  * this thread's CPU time (the machine is shared):
  *   "recs <case> <median> us/query (best <b>, pool <p> entries)"
  * for the cases session (10 events), empty (a session with no events), none
- * (no session) and explain (session, with EXPLAIN).
+ * (no session) and explain (session, with EXPLAIN); --case C measures only
+ * case C (for a profiler).
  * --check prints instead one hash over every result of every case (items,
  * score bits, EXPLAIN parts, RERANK order) for every user, with the
  * sold-out filter, filters that refuse a third and nine in ten of the
  * items, and none: equal hashes
- * before and after a change mean equal results, bit for bit.
+ * before and after a change mean equal results, bit for bit. A second
+ * line hashes wf_rank_positions() (the evaluator's session-only and
+ * hybrid pair) for a few items of each user under the same filters, a
+ * third RECS with an ANCHOR (the user's first candidate), with and
+ * without a session, with EXPLAIN, a fourth RECS and EXPLAIN with a
+ * repeat-look penalty (penalty_seen 0.05), and how many sessions are in
+ * an intent pivot.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,6 +174,93 @@ static uint64_t check(struct bench *b)
 	return h;
 }
 
+/* wf_rank_positions() as weft-eval calls it (session only, and hybrid,
+ * from one pool) for the user's first candidates, the session's newest
+ * item's neighbours and one item that is in no pool. */
+static uint64_t check_positions(struct bench *b)
+{
+	static const wf_rank_filter_fn filters[] = { sold_out, refuse_third, refuse_most, NULL };
+	uint64_t h = 0;
+
+	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
+		for (int c = 0; c < CASE_EXPLAIN; c++) {
+			for (uint32_t i = 0; i < b->nusers; i++) {
+				struct wf_rank_query q[2] = { query(b, i, c), query(b, i, c) };
+				const struct wf_snap_item *m = &b->snap->items[q[1].cands[0].item];
+				int64_t targets[6] = { q[1].cands[0].item, q[1].cands[1].item, q[1].cands[7].item,
+						       m->neigh_cnt ? (int64_t)b->snap->neigh[m->neigh_off].item : -1, -1,
+						       (int64_t)(i % b->snap->nitems) };
+				int32_t pos[2];
+
+				q[0].cands = NULL;
+				q[0].ncands = 0;
+				q[0].w_batch = 0;
+				q[0].w_session = 1;
+				q[0].filter = q[1].filter = filters[f];
+				for (uint32_t t = 0; t < WF_ARRAY_SIZE(targets); t++) {
+					int r = wf_rank_positions(b->snap, &b->p, q, 2, b->w, targets[t], pos);
+					h = hash_mix(h, &r, sizeof(r));
+					h = hash_mix(h, pos, sizeof(pos));
+				}
+			}
+		}
+	}
+	return h;
+}
+
+/* RECS and EXPLAIN with an ANCHOR (a PDP), with and without a session. */
+static uint64_t check_anchor(struct bench *b)
+{
+	static const wf_rank_filter_fn filters[] = { sold_out, NULL };
+	uint32_t items[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	uint64_t h = 0;
+
+	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
+		for (int c = 0; c < CASE_COUNT; c++) {
+			for (uint32_t i = 0; i < b->nusers; i++) {
+				struct wf_rank_query q = query(b, i, c);
+				int n;
+
+				q.anchor = q.cands[0].item;
+				q.filter = filters[f];
+				n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+				h = hash_mix(h, &n, sizeof(n));
+				h = hash_mix(h, items, (size_t)n * sizeof(*items));
+				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+				if (c == CASE_EXPLAIN)
+					h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+			}
+		}
+	}
+	return h;
+}
+
+/* RECS and EXPLAIN with a repeat-look penalty (off by default). */
+static uint64_t check_penalty(struct bench *b)
+{
+	uint32_t items[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	struct wf_rank_params p = b->p;
+	uint64_t h = 0;
+
+	p.penalty_seen = 0.05f;
+	for (int c = 0; c < CASE_COUNT; c++) {
+		for (uint32_t i = 0; i < b->nusers; i++) {
+			struct wf_rank_query q = query(b, i, c);
+			int n = wf_rank_recs(b->snap, &p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+			h = hash_mix(h, &n, sizeof(n));
+			h = hash_mix(h, items, (size_t)n * sizeof(*items));
+			h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+			if (c == CASE_EXPLAIN)
+				h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+		}
+	}
+	return h;
+}
+
 /* This thread's CPU time: time the scheduler gave other processes on a
  * shared machine does not count. */
 static uint64_t cpu_ns(void)
@@ -212,7 +306,7 @@ int main(int argc, char **argv)
 {
 	const char *path = NULL;
 	uint32_t nq = 20000, rounds = 5;
-	int do_check = 0;
+	int do_check = 0, only = -1;
 	char err[256];
 	static struct bench b;
 
@@ -228,11 +322,19 @@ int main(int argc, char **argv)
 			b.k = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--check"))
 			do_check = 1;
+		else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
+			for (only = CASE_COUNT - 1; only >= 0 && strcmp(argv[i + 1], case_name[only]); only--)
+				;
+			if (only < 0)
+				path = NULL, i = argc; /* unknown case: usage */
+			i++;
+		}
 		else
 			path = NULL, i = argc;
 	}
 	if (!path || nq == 0 || rounds == 0 || b.k < 1 || b.k > WF_RANK_MAX_K) {
-		fprintf(stderr, "usage: weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--check]\n");
+		fprintf(stderr, "usage: weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--check]\n"
+				"  C: session, empty, none or explain\n");
 		return 2;
 	}
 	if (wf_snap_open(path, &b.snap, err, sizeof(err)) < 0) {
@@ -250,11 +352,19 @@ int main(int argc, char **argv)
 	}
 	if (do_check) {
 		printf("check %016llx (%u users, k %u)\n", (unsigned long long)check(&b), b.nusers, b.k);
+		printf("check-positions %016llx\n", (unsigned long long)check_positions(&b));
+		printf("check-anchor %016llx\n", (unsigned long long)check_anchor(&b));
+		printf("check-penalty %016llx\n", (unsigned long long)check_penalty(&b));
+		uint32_t pivots = 0;
+		for (uint32_t i = 0; i < b.nusers; i++)
+			pivots += b.sess[i].pivot;
+		printf("(%u of the %u sessions in a pivot)\n", pivots, b.nusers);
 	} else {
 		printf("%u users with %u candidates, %u queries x %u rounds, k %u\n", b.nusers,
 		       b.snap->users[b.user[0]].cand_cnt, nq, rounds, b.k);
 		for (int c = 0; c < CASE_COUNT; c++)
-			measure(&b, c, nq, rounds);
+			if (only < 0 || c == only)
+				measure(&b, c, nq, rounds);
 	}
 	free(b.w);
 	wf_snap_close(b.snap);

@@ -7,9 +7,9 @@
  * leave; a filtered (sold-out) item never appears; EXPLAIN parts add up to
  * the score bit for bit; RERANK puts session-matching items first and
  * unknown items last in their order; an intent pivot is detected and acted
- * on; one pool for several queries (wf_rank_recs_multi) gives what each
- * query alone gives, bit for bit, and wf_rank_positions() each item's
- * place in those lists. The last case prints (never asserts) bytes per session and the time
+ * on; wf_rank_positions(), one pool for several queries, gives each
+ * item's place in the lists wf_rank_recs() gives each query alone; the
+ * session's evidence by index and by rows give the same. The last case prints (never asserts) bytes per session and the time
  * of a RECS over a 200-candidate list on an in-memory snapshot.
  */
 #include <setjmp.h>
@@ -390,23 +390,14 @@ static void test_rank_unknown_items_and_bad_types_are_ignored(void **state)
 	assert_memory_equal(&f->s, &before, sizeof(before));
 }
 
-/* wf_rank_recs_multi() gives each query what wf_rank_recs() gives it, bit
- * for bit: session-only and hybrid, through carts, an anchor, a filter. */
-static void check_multi(struct fx *f, struct wf_rank_query *q2)
+/* wf_rank_positions() places every item where wf_rank_recs() lists it
+ * for each query alone, or at -1, also for lists cut short (k = 5) and
+ * for one query at a time: session-only and hybrid, through carts, an
+ * anchor, a filter. */
+static void check_positions(struct fx *f, struct wf_rank_query *q2)
 {
-	uint32_t out[2 * 40], one[40];
-	float sc[2 * 40], sc1[40];
-	int n[2];
+	float sc1[40];
 
-	assert_int_equal(wf_rank_recs_multi(f->snap, &f->p, q2, 2, f->w, out, sc, n), 0);
-	for (int i = 0; i < 2; i++) {
-		int n1 = wf_rank_recs(f->snap, &f->p, &q2[i], f->w, one, sc1, NULL);
-		assert_int_equal(n[i], n1);
-		assert_memory_equal(out + i * 40, one, (size_t)n1 * sizeof(one[0]));
-		assert_memory_equal(sc + i * 40, sc1, (size_t)n1 * sizeof(sc1[0]));
-	}
-	/* wf_rank_positions(): each item's place in those lists, or -1,
-	 * also for lists cut short (k = 5). */
 	for (int cut = 0; cut < 2; cut++) {
 		uint32_t lists[2][40];
 		int nl[2];
@@ -419,14 +410,17 @@ static void check_multi(struct fx *f, struct wf_rank_query *q2)
 			assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 2, f->w, it, pos), 0);
 			for (int i = 0; i < 2; i++) {
 				int r = it < 0 ? nl[i] : rank_of(lists[i], nl[i], it);
+				int32_t alone;
 				assert_int_equal(pos[i], r < nl[i] ? r : -1);
+				assert_int_equal(wf_rank_positions(f->snap, &f->p, &q2[i], 1, f->w, it, &alone), 0);
+				assert_int_equal(alone, pos[i]);
 			}
 		}
 	}
 	q2[0].k = q2[1].k = 40;
 }
 
-static void test_rank_multi_equals_single_queries(void **state)
+static void test_rank_positions_match_single_lists(void **state)
 {
 	struct fx *f = *state;
 	struct deny d = { item(f, "i03"), item(f, "i31"), 0 };
@@ -437,24 +431,83 @@ static void test_rank_multi_equals_single_queries(void **state)
 	q2[0].ncands = 0;
 	q2[0].w_batch = 0;
 	q2[0].w_session = 1;
-	check_multi(f, q2);
+	check_positions(f, q2);
 	for (uint32_t e = 0; e < WF_ARRAY_SIZE(evs); e++) {
 		ev(f, e == 2 ? WF_EV_CART_ADD : WF_EV_PDP, evs[e]);
-		check_multi(f, q2);
+		check_positions(f, q2);
 	}
 	q2[0].anchor = q2[1].anchor = item(f, "i11");
-	check_multi(f, q2);
+	check_positions(f, q2);
 	q2[0].filter = q2[1].filter = deny_filter;
 	q2[0].filter_ctx = q2[1].filter_ctx = &d;
-	check_multi(f, q2);
+	check_positions(f, q2);
 	/* Queries that differ in more than list and weights are refused. */
 	q2[1].anchor = -1;
-	assert_int_equal(wf_rank_recs_multi(f->snap, &f->p, q2, 2, f->w, (uint32_t[80]){ 0 }, (float[80]){ 0 },
-					    (int[2]){ 0 }),
-			 -EINVAL);
-	assert_int_equal(wf_rank_recs_multi(f->snap, &f->p, q2, 3, f->w, (uint32_t[120]){ 0 },
-					    (float[120]){ 0 }, (int[3]){ 0 }),
-			 -EINVAL);
+	assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 2, f->w, 0, (int32_t[2]){ 0 }), -EINVAL);
+	assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 3, f->w, 0, (int32_t[3]){ 0 }), -EINVAL);
+	assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 0, f->w, 0, (int32_t[1]){ 0 }), -EINVAL);
+}
+
+/* The session's evidence looked up by index (the snapshot's categories
+ * and brands fit the scratch's tables) and by a compare per row (they do
+ * not: here the same snapshot claiming no names) give the same lists,
+ * scores and parts, bit for bit, with and without an anchor. */
+static void test_rank_evidence_by_index_equals_by_rows(void **state)
+{
+	enum { NI = 3000, NEIGH = 20, NC = 100 };
+	struct fx *f = *state;
+	struct wf_snap s = { 0 };
+	struct wf_snap_item *items = calloc(NI, sizeof(*items));
+	struct wf_snap_cand *neigh = calloc((size_t)NI * NEIGH, sizeof(*neigh));
+	struct wf_snap_cand *cands = calloc(NC, sizeof(*cands));
+	struct wf_rank_session sess;
+	uint64_t seed = 7;
+
+	assert_non_null(items);
+	assert_non_null(neigh);
+	assert_non_null(cands);
+	for (uint32_t i = 0; i < NI; i++) {
+		items[i].category = i % 7 ? i % 300 : WF_SNAP_NO_CAT;
+		items[i].brand = i % 5 ? i % 90 : WF_SNAP_NO_CAT;
+		items[i].price_band = (uint8_t)(i % 11 ? i % 5 : 255);
+		items[i].popularity = (float)(i % 100) / 100.0f;
+		items[i].neigh_off = i * NEIGH;
+		items[i].neigh_cnt = NEIGH;
+		for (uint32_t x = 0; x < NEIGH; x++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			neigh[i * NEIGH + x] = (struct wf_snap_cand){ (uint32_t)(seed >> 33) % NI, 1.0f / (float)(x + 1) };
+		}
+	}
+	for (uint32_t i = 0; i < NC; i++)
+		cands[i] = (struct wf_snap_cand){ (i * 97) % NI, 1.0f - (float)i / NC };
+	s.items = items;
+	s.nitems = NI;
+	s.neigh = neigh;
+	s.nneigh = (uint64_t)NI * NEIGH;
+	wf_rank_session_init(&sess);
+	for (uint32_t e = 0; e < 12; e++)
+		wf_rank_session_apply(&sess, &s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
+	for (int anchor = 0; anchor < 2; anchor++) {
+		struct wf_rank_query q = { .sess = &sess, .cands = cands, .ncands = NC, .w_batch = 0.4f,
+					   .w_session = 0.6f, .anchor = anchor ? 11 : -1, .k = 50 };
+		uint32_t out[2][50];
+		float sc[2][50];
+		struct wf_rank_explain ex[2][50];
+		int n[2];
+		for (int rows = 0; rows < 2; rows++) {
+			s.ncats = rows ? 0 : 300;
+			s.nbrands = rows ? 0 : 90;
+			n[rows] = wf_rank_recs(&s, &f->p, &q, f->w, out[rows], sc[rows], ex[rows]);
+		}
+		assert_int_equal(n[0], 50);
+		assert_int_equal(n[0], n[1]);
+		assert_memory_equal(out[0], out[1], sizeof(out[0]));
+		assert_memory_equal(sc[0], sc[1], sizeof(sc[0]));
+		assert_memory_equal(ex[0], ex[1], sizeof(ex[0]));
+	}
+	free(items);
+	free(neigh);
+	free(cands);
 }
 
 /* ---- measurement (printed, not asserted) ---- */
@@ -536,7 +589,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rank_rerank_puts_session_matches_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_intent_pivot_detected_and_followed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_unknown_items_and_bad_types_are_ignored, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rank_multi_equals_single_queries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_positions_match_single_lists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_evidence_by_index_equals_by_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_measure_recs_200_candidates, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("rank", tests, NULL, NULL);

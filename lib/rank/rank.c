@@ -1,9 +1,12 @@
 /*
- * rank.c - session model and hybrid scoring (see rank.h). Linked into
- * weft-ranker, weft-eval and weft-batch through libweftrank. Pure
- * functions over caller memory: no allocation, no logging, no clock.
+ * rank.c - the hybrid scoring of libweftrank (see rank.h): a query's
+ * candidate pool, its scores, the best k, RERANK and the evaluator's
+ * positions; the session model is session.c. Linked into weft-ranker,
+ * weft-eval and weft-batch through libweftrank. Pure functions over
+ * caller memory: no allocation, no logging, no clock.
  */
 #include "lib/rank/rank.h"
+#include "lib/rank/rank_int.h"
 #include "lib/util.h"
 
 #include <errno.h>
@@ -11,250 +14,6 @@
 #include <string.h>
 
 #define RANK_PREFETCH 8u /* pool entries ahead whose item metadata is prefetched */
-
-void wf_rank_params_default(struct wf_rank_params *p)
-{
-	static const float strength[WF_EV_COUNT] = {
-		[WF_EV_VIEW] = 1.0f,     [WF_EV_CLICK] = 2.0f,  [WF_EV_PDP] = 3.0f,
-		[WF_EV_HOVER] = 1.2f,    [WF_EV_DWELL] = 1.5f,  [WF_EV_SCROLL] = 0.0f,
-		[WF_EV_SEARCH] = 0.0f,   [WF_EV_CART_ADD] = 5.0f, [WF_EV_CART_REMOVE] = 0.0f,
-		[WF_EV_PURCHASE] = 8.0f,
-	};
-
-	memset(p, 0, sizeof(*p));
-	memcpy(p->strength, strength, sizeof(strength));
-	p->dwell_ms_full = 10000.0f;
-	p->decay = 0.9f;
-	p->tau = 4.0f;
-	p->rho = 2.0f;   /* one event 1/9 of full, three 3/4 */
-	p->rep_unit = 2.0f; /* a click is one repetition; pdp 1.5, cart_add 2.5, purchase 4 */
-	p->w_cat = 0.45f;
-	p->w_brand = 0.2f;
-	p->w_band = 0.1f;
-	p->w_neigh = 1.2f;
-	p->w_recent_item = 4.0f; /* w_recent_item, w_neigh, confidence_events: tuned on validation days (EVAL.md) */
-	p->confidence_events = 1.5f;
-	p->w_trend = 0.02f;
-	p->w_pop = 0.05f;
-	p->w_compl = 0.4f;
-	p->w_compl_lift = 0.5f; /* the smallest that brings complements into the top 5 (test_rank); tuned on validation days (EVAL.md) */
-	p->penalty_seen = 0.0f;
-	p->recent_window = 4;
-	p->pivot_recent_share = 0.75f;
-	p->pivot_before_share = 0.2f;
-	p->neigh_items = 5;
-	p->pool_popular = 200;
-	p->pool_trending = 50;
-}
-
-void wf_rank_session_init(struct wf_rank_session *s)
-{
-	memset(s, 0, sizeof(*s));
-	for (uint32_t i = 0; i < WF_RANK_CART; i++)
-		s->cart[i] = s->bought[i] = -1;
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-		s->cat[i].key = s->brand[i].key = UINT32_MAX;
-	for (uint32_t i = 0; i < WF_RANK_RECENT; i++) {
-		s->recent[i].item = -1;
-		s->recent_cats[i] = UINT32_MAX;
-	}
-}
-
-float wf_rank_evidence(const struct wf_rank_params *p, float w, float n)
-{
-	float n3 = n * n * n, r3 = p->rho * p->rho * p->rho;
-
-	if (w <= 0 || n <= 0)
-		return 0.0f;
-	return (1.0f - expf(-w / p->tau)) * (n3 / (n3 + r3));
-}
-
-/* Add (w, n) to key's slot; a full table replaces its weakest entry if the
- * newcomer is stronger (space-saving, bounded). */
-static void aff_add(struct wf_rank_aff *a, uint32_t key, float w, float n)
-{
-	uint32_t weakest = 0;
-
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
-		if (a[i].key == key) {
-			a[i].w += w;
-			a[i].n += n;
-			return;
-		}
-		if (a[i].key == UINT32_MAX) {
-			a[i].key = key;
-			a[i].w = w;
-			a[i].n = n;
-			return;
-		}
-		if (a[i].w < a[weakest].w)
-			weakest = i;
-	}
-	if (a[weakest].w < w) {
-		a[weakest].key = key;
-		a[weakest].w = w;
-		a[weakest].n = n;
-	}
-}
-
-static const struct wf_rank_aff *aff_get(const struct wf_rank_aff *a, uint32_t key)
-{
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-		if (a[i].key == key)
-			return &a[i];
-	return NULL;
-}
-
-static void set_add(int32_t *set, int32_t item)
-{
-	for (uint32_t i = 0; i < WF_RANK_CART; i++)
-		if (set[i] == item)
-			return;
-	for (uint32_t i = 0; i < WF_RANK_CART; i++)
-		if (set[i] < 0) {
-			set[i] = item;
-			return;
-		}
-	memmove(set, set + 1, (WF_RANK_CART - 1) * sizeof(*set)); /* forget the oldest */
-	set[WF_RANK_CART - 1] = item;
-}
-
-static void set_del(int32_t *set, int64_t item)
-{
-	for (uint32_t i = 0; i < WF_RANK_CART; i++)
-		if (set[i] == item)
-			set[i] = -1;
-}
-
-/* Ring slot of the i-th newest recent entry (i < recent_count). */
-static uint32_t recent_slot(const struct wf_rank_session *s, uint32_t i)
-{
-	return (s->recent_head + WF_RANK_RECENT - 1 - i) % WF_RANK_RECENT;
-}
-
-/*
- * Pivot: at least pivot_recent_share of the last recent_window entries are
- * in one category that the earlier entries of the ring (at least a window's
- * worth) gave at most pivot_before_share. Then the model reads category
- * affinity from the recent window alone (see cat_affinity()).
- */
-static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params *p)
-{
-	uint32_t win = WF_MIN(p->recent_window, (uint32_t)WF_RANK_RECENT);
-	uint32_t n = WF_MIN((uint32_t)s->recent_count, win), top = UINT32_MAX, topn = 0;
-	uint32_t before_total = 0, before_top = 0;
-	uint8_t was = s->pivot;
-
-	s->pivot = 0;
-	if (win == 0 || n < win)
-		return;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t c = s->recent_cats[recent_slot(s, i)], cnt = 0;
-		if (c == UINT32_MAX)
-			continue;
-		for (uint32_t j = 0; j < n; j++)
-			cnt += s->recent_cats[recent_slot(s, j)] == c;
-		if (cnt > topn) {
-			topn = cnt;
-			top = c;
-		}
-	}
-	if (top == UINT32_MAX || (float)topn < p->pivot_recent_share * (float)n)
-		return;
-	for (uint32_t i = n; i < s->recent_count; i++) {
-		uint32_t c = s->recent_cats[recent_slot(s, i)];
-		if (c == UINT32_MAX)
-			continue;
-		before_total++;
-		before_top += c == top;
-	}
-	if (before_total >= win && (float)before_top <= p->pivot_before_share * (float)before_total) {
-		s->pivot = 1;
-		if (!was)
-			s->pivots++;
-	}
-}
-
-void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
-			   int type, int64_t item, uint32_t value)
-{
-	float w, reps;
-
-	if (type < 0 || type >= WF_EV_COUNT)
-		return;
-	s->nevents++;
-	if (item < 0 || (uint64_t)item >= snap->nitems)
-		return; /* unknown item or none (search): nothing to learn from */
-	if (type == WF_EV_CART_ADD)
-		set_add(s->cart, (int32_t)item);
-	else if (type == WF_EV_CART_REMOVE)
-		set_del(s->cart, item);
-	else if (type == WF_EV_PURCHASE) {
-		set_del(s->cart, item);
-		set_add(s->bought, (int32_t)item);
-	}
-	w = p->strength[type];
-	if (type == WF_EV_DWELL)
-		w *= WF_MIN((float)value / p->dwell_ms_full, 1.0f);
-	if (!(w > 0))
-		return;
-	reps = WF_MAX(1.0f, w / p->rep_unit);
-
-	/* Decay, then add: recent behaviour weighs more. */
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
-		s->cat[i].w *= p->decay;
-		s->cat[i].n *= p->decay;
-		s->brand[i].w *= p->decay;
-		s->brand[i].n *= p->decay;
-	}
-	for (uint32_t i = 0; i < WF_RANK_BANDS; i++) {
-		s->band_w[i] *= p->decay;
-		s->band_n[i] *= p->decay;
-	}
-	s->total = s->total * p->decay + w;
-
-	const struct wf_snap_item *it = &snap->items[item];
-	if (it->category != WF_SNAP_NO_CAT)
-		aff_add(s->cat, it->category, w, reps);
-	if (it->brand != WF_SNAP_NO_CAT)
-		aff_add(s->brand, it->brand, w, reps);
-	if (it->price_band < WF_RANK_BANDS) {
-		s->band_w[it->price_band] += w;
-		s->band_n[it->price_band] += reps;
-	}
-
-	/* A repeated look at the newest item strengthens it rather than
-	 * pushing older items out of the ring. */
-	uint32_t last = recent_slot(s, 0);
-	if (s->recent_count && s->recent[last].item == (int32_t)item) {
-		s->recent[last].strength += w;
-		s->recent[last].reps += reps;
-		return;
-	}
-	s->recent[s->recent_head].item = (int32_t)item;
-	s->recent[s->recent_head].strength = w;
-	s->recent[s->recent_head].reps = reps;
-	s->recent_cats[s->recent_head] = it->category;
-	s->recent_head = (uint16_t)((s->recent_head + 1) % WF_RANK_RECENT);
-	if (s->recent_count < WF_RANK_RECENT)
-		s->recent_count++;
-	s->nitem_events++;
-	detect_pivot(s, p);
-}
-
-int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_cat, float *ret_w)
-{
-	int best = -1;
-
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-		if (s->cat[i].key != UINT32_MAX && (best < 0 || s->cat[i].w > s->cat[best].w))
-			best = (int)i;
-	if (best < 0)
-		return -1;
-	*ret_cat = s->cat[best].key;
-	*ret_w = s->cat[best].w;
-	return 0;
-}
 
 /* ---- pool ---- */
 
@@ -270,9 +29,15 @@ static inline uint32_t pool_hash(uint32_t item)
 	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
 }
 
-static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t item)
+/* Add item to the pool (unless there, or the pool is full: UINT32_MAX);
+ * returns its index. The caller keeps the entry count in *pn, a local,
+ * while it adds, and stores it in w->n when done: in w->n, each add would
+ * wait for the previous one's store of it (the entry arrays might alias
+ * it, as far as the compiler knows). */
+static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_scratch *w, uint32_t *pn,
+								uint32_t item)
 {
-	uint32_t mask = WF_RANK_POOL * 2 - 1, h = pool_hash(item), n = w->n;
+	uint32_t mask = WF_RANK_POOL * 2 - 1, h = pool_hash(item), n = *pn;
 	uint64_t v = w->slot[h];
 
 	/* Most items settle on their first slot, new or already there, and
@@ -280,194 +45,91 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 	 * lists: decided without a branch. A new entry is written at n
 	 * either way (n < cap <= WF_RANK_POOL: past the pool's end, unread,
 	 * when the item was there) and n moves only when it is new. */
-	if (__builtin_expect((v == 0 || (uint32_t)(v >> 32) == item) && n < w->cap, 1)) {
-		uint32_t fresh = v == 0, k = fresh ? n : (uint32_t)v - 1;
+	uint32_t fresh = v == 0, there = (uint32_t)(v >> 32) == item;
+	if (__builtin_expect((fresh | there) & (n < w->cap), 1)) {
+		/* Masks, not ?: (GCC made a branch of that, mispredicted on
+		 * one add in two): keep = all ones when the item was there. */
+		uint64_t keep = (uint64_t)fresh - 1;
+		uint32_t k = (uint32_t)((n & ~keep) | (((uint32_t)v - 1) & keep));
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
 		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
-		w->shared[n] = w->mark;
-		w->shared[k] |= w->mark;
-		w->slot[h] = fresh ? (uint64_t)item << 32 | (n + 1) : v;
-		w->n = n + fresh;
+		w->slot[h] = (((uint64_t)item << 32 | (n + 1)) & ~keep) | (v & keep);
+		*pn = n + fresh;
 		return k;
 	}
 	for (;; h = (h + 1) & mask) {
 		v = w->slot[h];
 		if (v == 0) {
-			if (w->n >= w->cap)
+			if (n >= w->cap)
 				return UINT32_MAX;
-			w->slot[h] = (uint64_t)item << 32 | (w->n + 1);
-			w->item[w->n] = item;
-			w->batch[w->n] = -1.0f;
-			w->neigh[w->n] = w->seen[w->n] = w->compl[w->n] = 0;
-			w->shared[w->n] = w->mark;
-			return w->n++;
+			w->slot[h] = (uint64_t)item << 32 | (n + 1);
+			w->item[n] = item;
+			w->batch[n] = -1.0f;
+			w->neigh[n] = w->seen[n] = w->compl[n] = 0;
+			*pn = n + 1;
+			return n;
 		}
-		if ((uint32_t)(v >> 32) == item) {
-			uint32_t k = (uint32_t)v - 1;
-			w->shared[k] |= w->mark;
-			return k;
-		}
+		if ((uint32_t)(v >> 32) == item)
+			return (uint32_t)v - 1;
 	}
 }
 
+/* An empty pool of at most cap entries. */
 static void pool_reset(struct wf_rank_scratch *w, uint32_t cap)
 {
 	memset(w->slot, 0, sizeof(w->slot));
 	w->n = 0;
 	w->cap = WF_MIN(cap, WF_RANK_POOL);
-}
-
-/* Category affinity: during a pivot the recent window alone speaks, as if
- * its events were all the session had. */
-static float cat_affinity(const struct wf_rank_session *s, const struct wf_rank_params *p, uint32_t cat)
-{
-	if (s->pivot) {
-		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count);
-		float w = 0, n = 0;
-		for (uint32_t i = 0; i < win; i++) {
-			uint32_t j = recent_slot(s, i);
-			if (s->recent_cats[j] == cat) {
-				w += s->recent[j].strength;
-				n += s->recent[j].reps;
-			}
-		}
-		return wf_rank_evidence(p, w, n);
-	}
-	const struct wf_rank_aff *a = aff_get(s->cat, cat);
-	return a ? wf_rank_evidence(p, a->w, a->n) : 0.0f;
-}
-
-/* How far this session may move the list: grows with repeated item
- * events (one click: little; several: a lot). The same factor for every
- * item, so it never reorders the session's own candidates among
- * themselves, only against the batch list (anti-jitter). */
-static float session_confidence(const struct wf_rank_session *s, const struct wf_rank_params *p)
-{
-	float n3 = (float)s->nitem_events * (float)s->nitem_events * (float)s->nitem_events;
-	float c3 = p->confidence_events * p->confidence_events * p->confidence_events;
-
-	return n3 / (n3 + c3);
-}
-
-/* keys[0..n) (n a multiple of EV_LANES; keys unique, padding UINT32_MAX)
- * -> ev[]; 0 when key is absent. Branch-free, four compares per vector
- * instruction (GCC vector extensions): a search loop that stops at the
- * match costs a mispredicted branch per scored entry, the match being
- * anywhere. key != UINT32_MAX. */
-#define EV_LANES 8u
-_Static_assert(WF_RANK_AFF % EV_LANES == 0 && (WF_RANK_AFF + WF_RANK_RECENT) % EV_LANES == 0,
-	       "evidence tables are whole lanes");
-typedef uint32_t ev_v4 __attribute__((vector_size(16)));
-
-static inline float lookup_ev(const uint32_t *keys, const float *ev, uint32_t n, uint32_t key)
-{
-	ev_v4 acc = { 0, 0, 0, 0 }, k = { key, key, key, key };
-	uint32_t bits;
-	float r;
-
-	for (uint32_t i = 0; i < n; i += 4) {
-		ev_v4 kk, e;
-		memcpy(&kk, &keys[i], sizeof(kk));
-		memcpy(&e, &ev[i], sizeof(e));
-		acc |= (ev_v4)(kk == k) & e;
-	}
-	acc |= __builtin_shufflevector(acc, acc, 2, 3, 0, 1); /* or the lanes together in the vector */
-	acc |= __builtin_shufflevector(acc, acc, 1, 0, 3, 2);
-	bits = acc[0];
-	memcpy(&r, &bits, sizeof(r));
-	return r;
-}
-
-/* Pad keys[n..] with UINT32_MAX (and ev with 0) to whole lanes; returns
- * the padded count. */
-static uint32_t pad_ev(uint32_t *keys, float *ev, uint32_t n)
-{
-	uint32_t padded = (n + EV_LANES - 1) / EV_LANES * EV_LANES;
-
-	if (padded == 0)
-		padded = EV_LANES;
-	for (uint32_t i = n; i < padded; i++) {
-		keys[i] = UINT32_MAX;
-		ev[i] = 0.0f;
-	}
-	return padded;
-}
-
-/* Evidence of every category, brand and band the session touched, once per
- * query: score_one() then only looks values up. */
-static void session_evidence(struct wf_rank_scratch *w, const struct wf_rank_session *s, const struct wf_rank_params *p)
-{
-	w->ncat = 0;
-	if (s->pivot) {
-		uint32_t win = WF_MIN(p->recent_window, (uint32_t)s->recent_count);
-		for (uint32_t i = 0; i < win; i++) {
-			uint32_t c = s->recent_cats[recent_slot(s, i)], k;
-			if (c == UINT32_MAX)
-				continue;
-			for (k = 0; k < w->ncat && w->cat_key[k] != c; k++)
-				;
-			if (k == w->ncat) {
-				w->cat_key[w->ncat] = c;
-				w->cat_ev[w->ncat++] = cat_affinity(s, p, c);
-			}
-		}
-	} else {
-		for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-			if (s->cat[i].key != UINT32_MAX) {
-				w->cat_key[w->ncat] = s->cat[i].key;
-				w->cat_ev[w->ncat++] = wf_rank_evidence(p, s->cat[i].w, s->cat[i].n);
-			}
-	}
-	w->nbrand = 0;
-	for (uint32_t i = 0; i < WF_RANK_AFF; i++)
-		if (s->brand[i].key != UINT32_MAX) {
-			w->brand_key[w->nbrand] = s->brand[i].key;
-			w->brand_ev[w->nbrand++] = wf_rank_evidence(p, s->brand[i].w, s->brand[i].n);
-		}
-	for (uint32_t b = 0; b < WF_RANK_BANDS; b++)
-		w->band_ev[b] = wf_rank_evidence(p, s->band_w[b], s->band_n[b]);
-	w->confidence = session_confidence(s, p);
-	w->ncat = pad_ev(w->cat_key, w->cat_ev, w->ncat);
-	w->nbrand = pad_ev(w->brand_key, w->brand_ev, w->nbrand);
-}
-
-/* The pool: batch list, neighbours of recent items and the anchor, the
- * recent items, cart complements, popular and trending items. */
-static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w);
-static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
-			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w);
-
-static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w, uint32_t cap)
-{
-	const struct wf_rank_session *s = q->sess;
-
-	pool_reset(w, cap);
 	w->ncompl = 0;
-	w->compl_top = 0;
-	if (s)
-		session_evidence(w, s, p);
-	pool_add_list(snap, q, w);
-	pool_add_session(snap, p, s, q->anchor, w);
+	w->compl_top = 0; /* set by finish_scores() before any entry with a complement score is scored for good */
+}
+
+/*
+ * The batch list's best score: WF_MAX(0, each score in turn), as far as
+ * pool_add_list() can tell (it asks whether it is > 0, then uses its
+ * value), in four chains combined at the end (one chain waits on each
+ * maxss in turn). Without a NaN among the scores that is the same
+ * positive maximum, or a value <= 0, either way; with one (a chain takes
+ * the score after it, whatever it is) the one chain, in order.
+ */
+static float list_max(const struct wf_snap_cand *c, uint32_t n)
+{
+	float m[4] = { 0, 0, 0, 0 }, maxb = 0;
+	uint32_t i, nan = 0;
+
+	for (i = 0; i + 4 <= n; i += 4)
+		for (uint32_t j = 0; j < 4; j++) {
+			m[j] = WF_MAX(m[j], c[i + j].score);
+			nan |= c[i + j].score != c[i + j].score;
+		}
+	for (; i < n; i++) {
+		m[0] = WF_MAX(m[0], c[i].score);
+		nan |= c[i].score != c[i].score;
+	}
+	if (nan) {
+		for (i = 0; i < n; i++)
+			maxb = WF_MAX(maxb, c[i].score);
+		return maxb;
+	}
+	return WF_MAX(WF_MAX(m[0], m[1]), WF_MAX(m[2], m[3]));
 }
 
 /* The user's batch list, normalised by its best score so that w_batch
  * means the same for every user. */
 static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w)
 {
-	float maxb = 0;
+	float maxb = list_max(q->cands, q->ncands);
+	uint32_t n = w->n;
 
-	w->mark = 0;
-	for (uint32_t i = 0; i < q->ncands; i++)
-		maxb = WF_MAX(maxb, q->cands[i].score);
 	for (uint32_t i = 0; i < q->ncands; i++) {
 		if (q->cands[i].item >= snap->nitems)
 			continue;
-		uint32_t k = pool_add(w, q->cands[i].item);
+		uint32_t k = pool_add(w, &n, q->cands[i].item);
 		if (k != UINT32_MAX && w->batch[k] < 0)
 			w->batch[k] = maxb > 0 ? WF_MAX(q->cands[i].score, 0.0f) / maxb : 0.0f;
 	}
+	w->n = n;
 }
 
 /* What every query of this session shares: the neighbours of its recent
@@ -476,16 +138,17 @@ static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query
 static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
 			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w)
 {
-	w->mark = 1;
+	uint32_t n = w->n;
+
 	if (s) {
 		/* Neighbours of the newest recent items, weighted by how strongly
 		 * (saturating) and how lately each was looked at. The items seen
 		 * earlier in the session join too: shoppers go back to them (the
 		 * one just looked at is not re-recommended: it is on screen). How
 		 * much all this may move the list is the session's confidence,
-		 * applied in score_one() (anti-jitter). */
-		uint32_t n = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
-		for (uint32_t r = 0; r < n; r++) {
+		 * applied in score4() (anti-jitter). */
+		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
+		for (uint32_t r = 0; r < nr; r++) {
 			uint32_t j = recent_slot(s, r);
 			int32_t src = s->recent[j].item;
 			float rec = 1.0f / (float)(1 + r);
@@ -495,7 +158,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->neigh_cnt; x++) {
 				const struct wf_snap_cand *c = &snap->neigh[it->neigh_off + x];
-				uint32_t k = pool_add(w, c->item);
+				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
 					w->neigh[k] += rw * c->score;
 			}
@@ -504,7 +167,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			int32_t src = s->recent[recent_slot(s, r)].item;
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
-			uint32_t k = pool_add(w, (uint32_t)src);
+			uint32_t k = pool_add(w, &n, (uint32_t)src);
 			if (k != UINT32_MAX)
 				w->seen[k] = WF_MAX(w->seen[k], 1.0f / (float)r);
 		}
@@ -526,7 +189,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			const struct wf_snap_item *it = &snap->items[src];
 			for (uint32_t x = 0; x < it->compl_cnt; x++) {
 				const struct wf_snap_cand *cc = &snap->compl[it->compl_off + x];
-				uint32_t k = pool_add(w, cc->item);
+				uint32_t k = pool_add(w, &n, cc->item);
 				if (k != UINT32_MAX) {
 					w->ncompl += w->compl[k] == 0 && cc->score > 0;
 					w->compl[k] = WF_MAX(w->compl[k], fresh * cc->score);
@@ -537,132 +200,254 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	if (anchor >= 0 && (uint64_t)anchor < snap->nitems) {
 		const struct wf_snap_item *it = &snap->items[anchor];
 		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
-			uint32_t k = pool_add(w, snap->neigh[it->neigh_off + x].item);
+			uint32_t k = pool_add(w, &n, snap->neigh[it->neigh_off + x].item);
 			if (k != UINT32_MAX)
 				w->neigh[k] += snap->neigh[it->neigh_off + x].score;
 		}
 	}
 	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
-		pool_add(w, snap->popular[i].item);
+		pool_add(w, &n, snap->popular[i].item);
 	for (uint32_t i = 0; i < WF_MIN(p->pool_trending, snap->ntrending); i++)
-		pool_add(w, snap->trending[i].item);
+		pool_add(w, &n, snap->trending[i].item);
+	w->n = n;
 }
 
-/* The parts of pool entry k's score that do not depend on the query's
- * batch list or weights (wf_rank_recs_multi() shares them). */
-struct entry_parts {
-	float prior;   /* catalog prior, when need_prior */
-	float aff;     /* category, brand and band affinity, before w_session */
-	float near;    /* neighbours and re-visits, before w_session and confidence */
-	float penalty;
-	int has_aff;
+/* The pool: batch list, neighbours of recent items and the anchor, the
+ * recent items, cart complements, popular and trending items. */
+static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w, uint32_t cap)
+{
+	pool_reset(w, cap);
+	if (q->sess)
+		rank_session_evidence(w, snap, q->sess, p);
+	pool_add_list(snap, q, w);
+	pool_add_session(snap, p, q->sess, q->anchor, w);
+}
+
+/*
+ * Scoring, four pool entries at a time (GCC vector extensions: SSE2 on
+ * x86-64), one lane per entry, each lane doing the float operations of
+ * the model in the order rank.h gives; a part that does not apply is +0,
+ * which changes no sum (the affinity sum starts at +0 and so is never
+ * -0), so a lane's score is the same bit for bit whatever its neighbours.
+ * An entry's category and brand evidence is one load each from the
+ * session's tables by index (when the snapshot's names fit them), else
+ * an or of masked compares against every row of its table (no search, no
+ * branch); its band's, a load. Any list of entries (score_list(): the cart's complements
+ * once lifted, RERANK's items, EXPLAIN's parts) goes four at a time
+ * through the same code, its last lanes repeating its last entry.
+ */
+typedef uint32_t v4u __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef float v4f_u __attribute__((vector_size(16), aligned(4))); /* at any float */
+
+static const v4f zero4 = { 0, 0, 0, 0 };
+
+/* a where m is set, else +0 */
+static inline v4f v4_keep(v4i m, v4f a)
+{
+	return (v4f)(m & (v4i)a);
+}
+
+/* WF_MIN(a, 1.0f) per lane */
+static inline v4f v4_min1(v4f a)
+{
+	const v4f one = { 1.0f, 1.0f, 1.0f, 1.0f };
+	v4i m = a < one;
+
+	return (v4f)((m & (v4i)a) | (~m & (v4i)one));
+}
+
+/* The value of the table row in [from, to) whose key equals key's, per
+ * lane, or +0. */
+static inline v4f v4_lookup(const struct wf_rank_scratch *w, uint32_t from, uint32_t to, v4u key)
+{
+	v4u acc = { 0, 0, 0, 0 };
+
+	for (uint32_t j = from; j < to; j++) {
+		v4u k, v;
+		memcpy(&k, w->ev_key[j], sizeof(k));
+		memcpy(&v, w->ev_val[j], sizeof(v));
+		acc |= (v4u)(key == k) & v;
+	}
+	return (v4f)acc;
+}
+
+/* a[x[0..4)] as lanes; a + x[0] when the entries are consecutive. */
+static inline __attribute__((always_inline)) v4f v4_load(const float *a, const uint32_t *x, int consecutive)
+{
+	v4f v;
+
+	if (consecutive)
+		memcpy(&v, &a[x[0]], sizeof(v));
+	else
+		v = (v4f){ a[x[0]], a[x[1]], a[x[2]], a[x[3]] };
+	return v;
+}
+
+/* What the scoring reads of the model, the query and its session, read
+ * once per loop into a local: a store to w->score might alias any float
+ * behind a pointer, as far as the compiler knows, and each block would
+ * load them again (and recompute the products). */
+struct consts {
+	const struct wf_rank_session *s;
+	int aff, penalty, near;  /* session affinity, repeat-look penalty; near: 2 session, 1 anchor only */
+	uint32_t cat_end, brand_end;  /* the evidence table's category and brand rows end here */
+	uint32_t direct, dcats, dbrands; /* evidence by index (w->ev_direct) */
+	float w_trend, w_pop, w_cat, w_brand, w_band, w_neigh, w_recent_item, neg_penalty_seen;
+	float w_batch, w_session, near_w, c_lift; /* near_w, c_lift: as score4() multiplies by them */
 };
 
-static inline __attribute__((always_inline)) void entry_parts(const struct wf_snap *snap,
-							       const struct wf_rank_params *p,
-							       const struct wf_rank_session *s, int64_t anchor,
-							       const struct wf_rank_scratch *w, uint32_t k,
-							       int need_prior, struct entry_parts *pt)
+static inline __attribute__((always_inline)) struct consts consts_of(const struct wf_rank_params *p,
+								     const struct wf_rank_query *q,
+								     const struct wf_rank_scratch *w)
 {
-	const struct wf_snap_item *it = &snap->items[w->item[k]];
+	const struct wf_rank_session *s = q->sess;
 
-	pt->prior = pt->aff = pt->near = pt->penalty = 0;
-	pt->has_aff = 0;
-	if (need_prior) /* the batch score of a listed item already holds popularity and trend */
-		pt->prior = p->w_trend * (it->trend / (1.0f + it->trend)) + p->w_pop * it->popularity;
-	if (s && s->total > 0) {
-		float aff = 0;
-		if (it->category != WF_SNAP_NO_CAT)
-			aff += p->w_cat * lookup_ev(w->cat_key, w->cat_ev, w->ncat, it->category);
-		if (it->brand != WF_SNAP_NO_CAT)
-			aff += p->w_brand * lookup_ev(w->brand_key, w->brand_ev, WF_RANK_AFF, it->brand);
-		if (it->price_band < WF_RANK_BANDS)
-			aff += p->w_band * w->band_ev[it->price_band];
-		pt->aff = aff;
-		pt->has_aff = 1;
-		if (p->penalty_seen > 0) {
-			uint32_t seen = 0;
-			for (uint32_t i = 0; i < s->recent_count; i++)
-				seen += s->recent[recent_slot(s, i)].item == (int32_t)w->item[k];
-			pt->penalty = -p->penalty_seen * (float)seen;
-		}
-	}
-	if (s)
-		pt->near = p->w_neigh * WF_MIN(w->neigh[k], 1.0f) + p->w_recent_item * WF_MIN(w->seen[k], 1.0f);
-	else if (anchor >= 0)
-		pt->near = WF_MIN(w->neigh[k], 1.0f);
+	return (struct consts){
+		.s = s, .aff = s && s->total > 0, .penalty = s && s->total > 0 && p->penalty_seen > 0,
+		.near = s ? 2 : q->anchor >= 0,
+		.cat_end = w->ncat, .brand_end = w->ncat + w->nbrand,
+		.direct = s && w->direct, .dcats = w->dcats, .dbrands = w->dbrands,
+		.w_trend = p->w_trend, .w_pop = p->w_pop, .w_cat = p->w_cat, .w_brand = p->w_brand,
+		.w_band = p->w_band, .w_neigh = p->w_neigh, .w_recent_item = p->w_recent_item,
+		.neg_penalty_seen = -p->penalty_seen, .w_batch = q->w_batch, .w_session = q->w_session,
+		.near_w = s ? q->w_session * w->confidence : q->w_session * p->w_neigh,
+		.c_lift = p->w_compl + p->w_compl_lift * w->compl_top,
+	};
 }
 
-/* Pool entry k's score for query q with normalised batch score batch (< 0:
- * not in q's list) and its parts; the score is their sum, in the order
- * rank.h documents. */
-static inline __attribute__((always_inline)) float entry_score(const struct wf_rank_params *p,
-								const struct wf_rank_query *q,
-								const struct wf_rank_scratch *w, uint32_t k, float batch,
-								const struct entry_parts *pt, struct wf_rank_explain *ex)
-{
-	struct wf_rank_explain e = { 0 };
+/* The parts of four entries' scores that do not depend on the query's
+ * batch list or weights (multi_score() shares them). */
+struct parts4 {
+	v4f prior;   /* catalog prior (counts only outside the list) */
+	v4f aff;     /* category, brand and band affinity, before w_session */
+	v4f near;    /* neighbours and re-visits, before w_session and confidence */
+	v4f penalty;
+};
 
-	if (batch >= 0)
-		e.batch = q->w_batch * batch;
-	else
-		e.trend = pt->prior;
-	if (pt->has_aff) {
-		e.session = q->w_session * pt->aff;
+static inline __attribute__((always_inline)) void parts4(const struct wf_snap *snap, const struct consts *k,
+							  const struct wf_rank_scratch *w, const uint32_t *x,
+							  int consecutive, struct parts4 *pt)
+{
+	const struct wf_snap_item *it[4];
+
+	for (uint32_t i = 0; i < 4; i++)
+		it[i] = &snap->items[w->item[x[i]]];
+	v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+	v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+	/* (the batch score of a listed item already holds popularity and trend) */
+	pt->prior = k->w_trend * (trend / (1.0f + trend)) + k->w_pop * pop;
+	pt->aff = pt->near = pt->penalty = zero4;
+	if (k->aff) {
+		uint32_t ci[4], bi[4], di[4];
+		v4f cev, bev, dev;
+		for (uint32_t i = 0; i < 4; i++) { /* out of range (WF_SNAP_NO_CAT, no band): the 0 after the rows */
+			ci[i] = WF_MIN(it[i]->category, k->dcats);
+			bi[i] = WF_MIN(it[i]->brand, k->dbrands);
+			di[i] = WF_MIN((uint32_t)it[i]->price_band, WF_RANK_BANDS);
+		}
+		if (k->direct) {
+			const float *t = w->ev_direct, *b = t + k->dcats + 1;
+			cev = (v4f){ t[ci[0]], t[ci[1]], t[ci[2]], t[ci[3]] };
+			bev = (v4f){ b[bi[0]], b[bi[1]], b[bi[2]], b[bi[3]] };
+		} else {
+			v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
+			v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
+			cev = v4_lookup(w, 0, k->cat_end, cat);
+			bev = v4_lookup(w, k->cat_end, k->brand_end, brand);
+		}
+		dev = (v4f){ w->band_ev[di[0]], w->band_ev[di[1]], w->band_ev[di[2]], w->band_ev[di[3]] };
+		v4f aff = zero4 + k->w_cat * cev;
+		aff = aff + k->w_brand * bev;
+		pt->aff = aff + k->w_band * dev;
+	}
+	if (k->penalty) {
+		const struct wf_rank_session *s = k->s;
+		float seen[4] = { 0, 0, 0, 0 };
+		for (uint32_t i = 0; i < 4; i++) {
+			uint32_t n = 0;
+			for (uint32_t r = 0; r < s->recent_count; r++)
+				n += s->recent[recent_slot(s, r)].item == (int32_t)w->item[x[i]];
+			seen[i] = (float)n;
+		}
+		pt->penalty = k->neg_penalty_seen * (v4f){ seen[0], seen[1], seen[2], seen[3] };
+	}
+	if (k->near == 2)
+		pt->near = k->w_neigh * v4_min1(v4_load(w->neigh, x, consecutive)) +
+			   k->w_recent_item * v4_min1(v4_load(w->seen, x, consecutive));
+	else if (k->near == 1)
+		pt->near = v4_min1(v4_load(w->neigh, x, consecutive));
+}
+
+/* The parts of four scores, as struct wf_rank_explain has them. */
+struct explain4 {
+	v4f batch, session, neighbours, trend, complement, penalty;
+};
+
+/* Four entries' scores for a query from their parts, normalised batch
+ * scores (< 0: not in its list) and complement scores: the sum of the
+ * parts, in the order rank.h documents (and the parts to ex when
+ * non-NULL). */
+static inline __attribute__((always_inline)) v4f score4(const struct consts *k, v4f batch, v4f compl,
+							 const struct parts4 *pt, struct explain4 *ex)
+{
+	v4i listed = batch >= zero4;
+	struct explain4 e = { .batch = v4_keep(listed, k->w_batch * batch), .session = zero4,
+			      .neighbours = zero4, .trend = v4_keep(~listed, pt->prior),
+			      .complement = v4_keep(compl > zero4, compl * k->c_lift), .penalty = zero4 };
+
+	if (k->aff) {
+		e.session = k->w_session * pt->aff;
 		e.penalty = pt->penalty;
 	}
-	if (q->sess)
-		e.neighbours = q->w_session * w->confidence * pt->near;
-	else if (q->anchor >= 0)
-		e.neighbours = q->w_session * p->w_neigh * pt->near;
-	if (w->compl[k] > 0)
-		e.complement = w->compl[k] * (p->w_compl + p->w_compl_lift * w->compl_top);
+	if (k->near)
+		e.neighbours = k->near_w * pt->near;
 	if (ex)
 		*ex = e;
 	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
 }
 
-/* The score of pool entry k for query q (and its parts). */
-static inline __attribute__((always_inline)) float score_one(const struct wf_snap *snap,
-							      const struct wf_rank_params *p,
-							      const struct wf_rank_query *q,
-							      const struct wf_rank_scratch *w, uint32_t k,
-							      struct wf_rank_explain *ex)
+/* The scores of entries x[0..4) (consecutive: x[i] = x[0] + i). */
+static inline __attribute__((always_inline)) v4f score_entries4(const struct wf_snap *snap, const struct consts *k,
+								 const struct wf_rank_scratch *w, const uint32_t *x,
+								 int consecutive, struct explain4 *ex)
 {
-	struct entry_parts pt;
+	struct parts4 pt;
 
-	entry_parts(snap, p, q->sess, q->anchor, w, k, w->batch[k] < 0, &pt);
-	return entry_score(p, q, w, k, w->batch[k], &pt, ex);
+	parts4(snap, k, w, x, consecutive, &pt);
+	return score4(k, v4_load(w->batch, x, consecutive), v4_load(w->compl, x, consecutive), &pt, ex);
 }
 
-/* Pool indexes sorted by score, best first (ties: lower item index). */
-static void sort_pool(struct wf_rank_scratch *w, uint32_t n)
+/* The scores of pool entries x[0..n) for q, each to out[x[i]] (when out
+ * is non-NULL), and their parts to ex[i] (when ex is). */
+static void score_list(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       const struct wf_rank_scratch *w, const uint32_t *x, uint32_t n, float *out,
+		       struct wf_rank_explain *ex)
 {
-	/* Shell sort (Ciura gaps): no allocation, O(n^1.3) on a 2K pool. */
-	static const uint32_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
+	const struct consts c = consts_of(p, q, w);
 
-	for (uint32_t i = 0; i < n; i++)
-		w->order[i] = i;
-	for (uint32_t g = 0; g < WF_ARRAY_SIZE(gaps); g++) {
-		uint32_t gap = gaps[g];
-		for (uint32_t i = gap; i < n; i++) {
-			uint32_t t = w->order[i], j = i;
-			while (j >= gap) {
-				uint32_t o = w->order[j - gap];
-				if (w->score[o] > w->score[t] ||
-				    (w->score[o] == w->score[t] && w->item[o] < w->item[t]))
-					break;
-				w->order[j] = o;
-				j -= gap;
-			}
-			w->order[j] = t;
+	for (uint32_t i = 0; i < n; i += 4) {
+		uint32_t xs[4], m = WF_MIN(n - i, 4u);
+		struct explain4 e;
+		for (uint32_t l = 0; l < 4; l++)
+			xs[l] = x[i + WF_MIN(l, m - 1)]; /* the last lanes repeat the last entry */
+		v4f sc = score_entries4(snap, &c, w, xs, 0, &e);
+		for (uint32_t l = 0; l < m; l++) {
+			if (out)
+				out[xs[l]] = sc[l];
+			if (ex)
+				ex[i + l] = (struct wf_rank_explain){
+					.batch = e.batch[l], .session = e.session[l], .neighbours = e.neighbours[l],
+					.trend = e.trend[l], .complement = e.complement[l], .penalty = e.penalty[l],
+				};
 		}
 	}
 }
 
 /* An entry's place in the order as one integer: higher score first, then
- * lower item index, the order sort_pool() gives (+ 0.0f makes -0 +0,
- * which compares equal to it). */
+ * lower item index (+ 0.0f makes -0 +0, which compares equal to it). */
 static inline uint64_t order_key(float score, uint32_t item)
 {
 	union {
@@ -694,11 +479,80 @@ static inline void heap_down(const uint64_t *key, uint32_t *h, uint32_t hn, uint
 	h[i] = x;
 }
 
+/*
+ * select_top() for m <= SELECT_FEW, from the keys: the best m so far kept
+ * unsorted, with the place of the worst of them; an entry that beats it
+ * takes that place, and the worst is found again by a scan that does not
+ * branch (for a few dozen, cheaper than a heap's sift down, whose
+ * branches are coin tosses); at the end each kept entry's place in the
+ * order is the number of kept entries better than it (keys are unique).
+ */
+#define SELECT_FEW 32u
+
+/* The index of the lowest of hk[0..hn), hn >= 1. */
+static inline uint32_t worst_of(const uint64_t *hk, uint32_t hn)
+{
+	uint64_t v0 = hk[0], v1 = hk[hn > 1];
+	uint32_t p0 = 0, p1 = hn > 1;
+
+	/* Two chains of compare and move, for the two halves' worst. */
+	for (uint32_t i = 2; i + 1 < hn; i += 2) {
+		int b0 = hk[i] < v0, b1 = hk[i + 1] < v1;
+		p0 = b0 ? i : p0;
+		v0 = b0 ? hk[i] : v0;
+		p1 = b1 ? i + 1 : p1;
+		v1 = b1 ? hk[i + 1] : v1;
+	}
+	if (hn > 2 && hn % 2 && hk[hn - 1] < v0) {
+		p0 = hn - 1;
+		v0 = hk[hn - 1];
+	}
+	return v1 < v0 ? p1 : p0;
+}
+
+static uint32_t select_few(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
+{
+	uint64_t hk[SELECT_FEW], root = 0, ninf = order_key(-INFINITY, 0); /* the highest key at -inf */
+	uint32_t hx[SELECT_FEW], hn = 0, more = 0, at = 0, x;
+
+	for (x = 0; x < n && hn < m; x++)
+		if (w->score[x] != -INFINITY) {
+			hk[hn] = w->key[x];
+			hx[hn++] = x;
+		}
+	if (hn) {
+		at = worst_of(hk, hn);
+		root = hk[at];
+	}
+	/* As select_top()'s heap: most entries lose one comparison. */
+	for (; x < n; x++) {
+		uint64_t kx = w->key[x];
+		if (kx <= root) {
+			more |= kx > ninf;
+			continue;
+		}
+		more = 1;
+		hk[at] = kx;
+		hx[at] = x;
+		at = worst_of(hk, hn);
+		root = hk[at];
+	}
+	for (uint32_t i = 0; i < hn; i++) {
+		uint32_t better = 0;
+		for (uint32_t j = 0; j < hn; j++)
+			better += hk[j] > hk[i];
+		w->order[better] = hx[i];
+	}
+	*ret_more = (int)more;
+	return hn;
+}
+
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
  * best first, and return ret <= m; *ret_more is 1 when entries were left
- * out. Every entry's order_key() first (one loop, no branches), then a
- * bounded heap with the worst kept entry at the root: most entries lose
- * one integer comparison with it and cost nothing more; then a heap sort. */
+ * out (m = n: the whole pool in order). Every entry's order_key() first
+ * (one loop, no branches); then, for m <= SELECT_FEW, select_few(), else
+ * a bounded heap with the worst kept entry at the root (most entries lose
+ * one integer comparison with it and cost nothing more) and a heap sort. */
 static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
 {
 	uint32_t *h = w->order, hn = 0, x;
@@ -714,6 +568,8 @@ static uint32_t select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, in
 	/* Every key first, in one loop without branches. */
 	for (x = 0; x < n; x++)
 		key[x] = order_key(w->score[x], w->item[x]);
+	if (m <= SELECT_FEW)
+		return select_few(w, n, m, ret_more);
 	/* Fill the heap with the first m entries scored above -inf. */
 	for (x = 0; x < n && hn < m; x++) {
 		uint32_t i;
@@ -775,7 +631,6 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 	const struct wf_rank_session *s = q->sess;
 	uint32_t x;
 
-	w->compl_top = 0;
 	if (q->anchor >= 0 && q->anchor <= UINT32_MAX && (x = pool_find(w, (uint32_t)q->anchor)) != UINT32_MAX)
 		w->score[x] = -INFINITY;
 	if (!s)
@@ -796,21 +651,32 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 		if (w->compl[i] == 0 && w->score[i] > top)
 			top = w->score[i];
 	w->compl_top = top;
+	uint32_t nc = 0;
 	for (uint32_t i = 0; i < w->n; i++)
 		if (w->compl[i] > 0 && w->score[i] != -INFINITY)
-			w->score[i] = score_one(snap, p, q, w, i, NULL);
+			w->order[nc++] = i;
+	score_list(snap, p, q, w, w->order, nc, w->score, NULL);
 }
 
 /* Score every pool entry for q. */
 static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w)
 {
-	w->compl_top = 0;
-	for (uint32_t i = 0; i < w->n; i++) {
-		if (i + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-			__builtin_prefetch(&snap->items[w->item[i + RANK_PREFETCH]]);
-		w->score[i] = score_one(snap, p, q, w, i, NULL);
+	const struct consts c = consts_of(p, q, w);
+	uint32_t x;
+
+	for (x = 0; x + 4 <= w->n; x += 4) {
+		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
+		for (uint32_t i = 0; i < 4; i++)
+			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
+				__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+		/* stored as floats (memcpy's store would alias every table, as
+		 * far as the compiler knows, and their bounds would be loaded again) */
+		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL);
 	}
+	for (uint32_t i = x; i < w->n; i++) /* the last n % 4 */
+		w->order[i - x] = i;
+	score_list(snap, p, q, w, w->order, w->n - x, w->score, NULL);
 	finish_scores(snap, p, q, w);
 }
 
@@ -818,7 +684,7 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
-	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i;
+	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i, picked[WF_RANK_MAX_K];
 	int more, wide = 0;
 
 	/* Only the best few need ordering: select the best k and sort those
@@ -831,14 +697,8 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		if (i == m) {
 			if (!more)
 				break;
-			if (!wide && 2 * k + 16 < w->n) {
-				m = select_top(w, w->n, 2 * k + 16, &more);
-				wide = 1;
-			} else {
-				sort_pool(w, w->n);
-				m = w->n;
-				more = 0;
-			}
+			m = select_top(w, w->n, !wide && 2 * k + 16 < w->n ? 2 * k + 16 : w->n, &more);
+			wide = 1;
 			i = 0;
 			n = 0;
 		}
@@ -848,10 +708,11 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		if (q->filter && !q->filter(q->filter_ctx, w->item[x]))
 			continue;
 		out_items[n] = w->item[x];
-		/* w->score[x] is score_one()'s, bit for bit: only the parts need it. */
-		out_scores[n] = out_explain ? score_one(snap, p, q, w, x, &out_explain[n]) : w->score[x];
-		n++;
+		out_scores[n] = w->score[x];
+		picked[n++] = x;
 	}
+	if (out_explain) /* the parts of each score, which add up to it */
+		score_list(snap, p, q, w, picked, n, NULL, out_explain);
 	return (int)n;
 }
 
@@ -864,90 +725,57 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 }
 
 /*
- * One pool for all the queries: each query's batch list (its batch scores
- * kept apart in mbatch), then what they share; an entry is in query i's
- * pool when it is shared or in i's list. Each entry's session signals are
- * looked up once and combined with each query's weights; then each query
- * is finished and emitted as wf_rank_recs() would, from its own scores.
- * The pool's contents do not depend on the order entries joined it, so
- * the results are wf_rank_recs()'s, unless the union fills the pool: then
- * each query is run alone.
+ * wf_rank_positions() for several queries that share the session (and all
+ * but list and weights) scores one pool for all: first what they share
+ * (pool_add_session(): entries 0..nshared), then each query's batch list,
+ * its batch scores kept apart in mbatch; an entry is in query i's pool
+ * when it is shared or in i's list. Each entry's session signals are
+ * looked up once and combined with each query's weights. The pool's
+ * contents and every entry's signals do not depend on the order in which
+ * the lists joined it (each list, and the session's part, add in their
+ * own order), so each query's scores are wf_rank_recs()'s, bit for bit,
+ * unless the union fills the pool: then 1 is returned and each query is
+ * run alone.
  */
-/* Check that the queries differ only in list and weights (-EINVAL if
- * not), build their one pool and score it per query into mscore. Returns 1
- * when the union filled the pool (then the caller runs each query alone),
- * else 0. */
 static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       uint32_t nq, struct wf_rank_scratch *w)
 {
-	const struct wf_rank_session *s;
-	uint32_t done[WF_RANK_MULTI];
+	const struct wf_rank_session *s = q[0].sess;
+	uint32_t nshared;
 
-	if (nq < 1 || nq > WF_RANK_MULTI)
-		return -EINVAL;
-	s = q[0].sess;
-	for (uint32_t i = 1; i < nq; i++)
-		if (q[i].sess != s || q[i].anchor != q[0].anchor || q[i].k != q[0].k || q[i].filter != q[0].filter ||
-		    q[i].filter_ctx != q[0].filter_ctx)
-			return -EINVAL;
 	pool_reset(w, WF_RANK_POOL);
-	w->ncompl = 0;
-	w->compl_top = 0;
 	if (s)
-		session_evidence(w, s, p);
+		rank_session_evidence(w, snap, s, p);
+	pool_add_session(snap, p, s, q[0].anchor, w);
+	nshared = w->n;
 	for (uint32_t i = 0; i < nq; i++) {
+		uint32_t from = w->n; /* entries before query i's list: not in it (unless shared) */
 		for (uint32_t x = 0; x < w->n; x++)
 			w->batch[x] = -1.0f;
 		pool_add_list(snap, &q[i], w);
 		memcpy(w->mbatch[i], w->batch, w->n * sizeof(float));
-		done[i] = w->n;
+		for (uint32_t j = 0; j < i; j++) /* entries after query j's list: not in it */
+			for (uint32_t x = from; x < w->n; x++)
+				w->mbatch[j][x] = -1.0f;
 	}
-	pool_add_session(snap, p, s, q[0].anchor, w);
 	if (w->n >= WF_RANK_POOL)
 		return 1;
+	struct consts c[WF_RANK_MULTI];
 	for (uint32_t i = 0; i < nq; i++)
-		for (uint32_t x = done[i]; x < w->n; x++)
-			w->mbatch[i][x] = -1.0f;
-	for (uint32_t x = 0; x < w->n; x++) {
-		struct entry_parts pt;
-		int need_prior = 0;
-		if (x + RANK_PREFETCH < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-			__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH]]);
-		for (uint32_t i = 0; i < nq; i++)
-			need_prior |= w->mbatch[i][x] < 0;
-		entry_parts(snap, p, s, q[0].anchor, w, x, need_prior, &pt);
-		for (uint32_t i = 0; i < nq; i++)
-			w->mscore[i][x] = w->shared[x] || w->mbatch[i][x] >= 0
-						  ? entry_score(p, &q[i], w, x, w->mbatch[i][x], &pt, NULL)
-						  : -INFINITY;
-	}
-	return 0;
-}
-
-/* Query i of a multi_score()d pool, finished as wf_rank_recs() would. */
-static void multi_take(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       uint32_t i, struct wf_rank_scratch *w)
-{
-	memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
-	memcpy(w->score, w->mscore[i], w->n * sizeof(float));
-	finish_scores(snap, p, &q[i], w);
-}
-
-int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n)
-{
-	int r = multi_score(snap, p, q, nq, w);
-
-	if (r < 0)
-		return r;
-	for (uint32_t i = 0; i < nq; i++) {
-		size_t at = (size_t)i * q[0].k;
-		if (r == 1) {
-			ret_n[i] = wf_rank_recs(snap, p, &q[i], w, out_items + at, out_scores + at, NULL);
-			continue;
+		c[i] = consts_of(p, &q[i], w);
+	for (uint32_t x = 0; x < w->n; x += 4) {
+		uint32_t xs[4], m = WF_MIN(w->n - x, 4u);
+		struct parts4 pt;
+		for (uint32_t l = 0; l < 4; l++)
+			xs[l] = x + WF_MIN(l, m - 1); /* the last lanes repeat the last entry */
+		for (uint32_t i = x + RANK_PREFETCH; i < WF_MIN(x + RANK_PREFETCH + 4, w->n); i++)
+			__builtin_prefetch(&snap->items[w->item[i]]); /* a cache miss per entry: fetch ahead */
+		parts4(snap, &c[0], w, xs, 0, &pt);
+		for (uint32_t i = 0; i < nq; i++) {
+			v4f sc = score4(&c[i], v4_load(w->mbatch[i], xs, 0), v4_load(w->compl, xs, 0), &pt, NULL);
+			for (uint32_t l = 0; l < m; l++)
+				w->mscore[i][x + l] = x + l < nshared || w->mbatch[i][x + l] >= 0 ? sc[l] : -INFINITY;
 		}
-		multi_take(snap, p, q, i, w);
-		ret_n[i] = emit(snap, p, &q[i], w, out_items + at, out_scores + at, NULL);
 	}
 	return 0;
 }
@@ -973,16 +801,23 @@ static int32_t position(const struct wf_rank_query *q, const struct wf_rank_scra
 int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos)
 {
-	int r = multi_score(snap, p, q, nq, w);
+	int alone;
 
-	if (r < 0)
-		return r;
+	if (nq < 1 || nq > WF_RANK_MULTI)
+		return -EINVAL;
+	for (uint32_t i = 1; i < nq; i++)
+		if (q[i].sess != q[0].sess || q[i].anchor != q[0].anchor || q[i].k != q[0].k ||
+		    q[i].filter != q[0].filter || q[i].filter_ctx != q[0].filter_ctx)
+			return -EINVAL;
+	alone = nq == 1 || multi_score(snap, p, q, nq, w);
 	for (uint32_t i = 0; i < nq; i++) {
-		if (r == 1) {
+		if (alone) {
 			build_pool(snap, p, &q[i], w, WF_RANK_POOL);
 			score_pool(snap, p, &q[i], w);
 		} else {
-			multi_take(snap, p, q, i, w);
+			memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
+			memcpy(w->score, w->mscore[i], w->n * sizeof(float));
+			finish_scores(snap, p, &q[i], w);
 		}
 		ret_pos[i] = position(&q[i], w, item);
 	}
@@ -1006,10 +841,12 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
 			continue;
-		uint32_t k = pool_add(w, (uint32_t)items[i]);
-		sc[known] = score_one(snap, p, q, w, k, NULL);
+		w->order[known] = pool_add(w, &w->n, (uint32_t)items[i]);
 		idx[known++] = i;
 	}
+	score_list(snap, p, q, w, w->order, known, w->score, NULL); /* entries that join later change no score */
+	for (uint32_t i = 0; i < known; i++)
+		sc[i] = w->score[w->order[i]];
 	/* Stable insertion sort by score: equal scores keep the app's order. */
 	for (uint32_t i = 1; i < known; i++) {
 		float s = sc[i];

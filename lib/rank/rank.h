@@ -31,7 +31,8 @@
 #define WF_RANK_BANDS 5u     /* price bands */
 #define WF_RANK_POOL 2048u   /* candidate pool bound per query */
 #define WF_RANK_MAX_K 500u
-#define WF_RANK_MULTI 2u   /* queries per wf_rank_recs_multi() call */
+#define WF_RANK_MULTI 2u   /* queries per wf_rank_positions() call */
+#define WF_RANK_EV_DIRECT 2048u /* categories + brands + 2 up to which evidence is looked up by index */
 
 /* Every weight and constant of the model, in one place (the offline
  * evaluator tunes these; nothing else in weft hard-codes a model number). */
@@ -155,7 +156,7 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (one per thread, ~138 KiB). */
+/* Scratch memory for one query at a time (one per thread, ~145 KiB). */
 struct wf_rank_scratch {
 	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
@@ -165,22 +166,26 @@ struct wf_rank_scratch {
 	uint32_t order[WF_RANK_POOL];
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
 	uint32_t n, cap;
-	/* The session's evidence per category, brand and price band, computed
-	 * once per query (not once per scored item); the counts include the
-	 * padding to whole lanes of 8 (key UINT32_MAX). */
-	uint32_t cat_key[WF_RANK_AFF + WF_RANK_RECENT];
-	float cat_ev[WF_RANK_AFF + WF_RANK_RECENT];
-	uint32_t ncat;
-	uint32_t brand_key[WF_RANK_AFF];
-	float brand_ev[WF_RANK_AFF];
-	uint32_t nbrand;
-	float band_ev[WF_RANK_BANDS];
+	/* The session's evidence per category (rows [0, ncat)) and brand (the
+	 * next nbrand rows), computed once per query, not once per scored
+	 * item: key and value bits, each repeated in the 4 lanes the scoring
+	 * compares at once; no row has a value of +0 (what a lookup that
+	 * finds no key gives). */
+	uint32_t ev_key[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF][4];
+	uint32_t ev_val[WF_RANK_AFF + WF_RANK_RECENT + WF_RANK_AFF][4];
+	uint32_t ncat, nbrand, nev;
+	/* The same evidence indexed by category (ev_direct[0, dcats), then a
+	 * 0 at dcats) and brand (from dcats + 1, then a 0), when the
+	 * snapshot's names fit (direct = 1), and by band (a 0 at
+	 * WF_RANK_BANDS): one load per entry instead of a compare per row. */
+	float ev_direct[WF_RANK_EV_DIRECT];
+	float band_ev[WF_RANK_BANDS + 1];
+	uint32_t direct, dcats, dbrands;
 	float confidence;                    /* the session's confidence, once per query */
 	uint32_t ncompl;                     /* pool entries that complement the cart */
 	float compl_top;                     /* best score among the others (w_compl_lift) */
-	/* wf_rank_recs_multi(): entries every query's pool has (not only a
-	 * batch list), and per query its batch scores and scores. */
-	uint8_t shared[WF_RANK_POOL], mark;
+	/* wf_rank_positions(), several queries from one pool: per query its
+	 * batch scores and scores. */
 	float mbatch[WF_RANK_MULTI][WF_RANK_POOL];
 	float mscore[WF_RANK_MULTI][WF_RANK_POOL];
 };
@@ -194,26 +199,17 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain);
 
 /*
- * Recommend for nq (1..WF_RANK_MULTI) queries at once that share the
- * session, anchor, k, filter and filter context and differ only in their
- * batch list and weights (the evaluator's session-only and hybrid
- * variants): the pool is built and each entry's session signals looked up
- * once. Query i's items and scores go to out_items / out_scores from
- * i * q[0].k on, their count to ret_n[i]; they are what wf_rank_recs()
- * gives for q[i], bit for bit. Returns 0, or -EINVAL (nq out of range, or
- * the queries differ in more than list and weights).
- */
-int wf_rank_recs_multi(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       uint32_t nq, struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, int *ret_n);
-
-/*
- * Where the lists of wf_rank_recs_multi() would place item (a snapshot
- * index): ret_pos[i] is its 0-based position in wf_rank_recs()'s list for
- * q[i], or -1 when that list does not hold it (not in the pool, carted,
- * bought, the anchor, refused by the filter, or not among the best q[i].k).
- * Counts instead of selecting and sorting: what an evaluator needs when it
- * only asks where the shopper's next item came. Returns 0, or -EINVAL as
- * wf_rank_recs_multi().
+ * Where wf_rank_recs() would place item (a snapshot index) in its lists
+ * for nq (1..WF_RANK_MULTI) queries that share the session, anchor, k,
+ * filter and filter context and differ only in their batch list and
+ * weights (the evaluator's session-only and hybrid variants): ret_pos[i]
+ * is its 0-based position in wf_rank_recs()'s list for q[i], or -1 when
+ * that list does not hold it (not in the pool, carted, bought, the anchor,
+ * refused by the filter, or not among the best q[i].k). The queries share
+ * one pool, each entry's session signals looked up once, and it counts
+ * instead of selecting and sorting: what an evaluator needs when it only
+ * asks where the shopper's next item came. Returns 0, or -EINVAL (nq out
+ * of range, or the queries differ in more than list and weights).
  */
 int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos);
