@@ -72,6 +72,8 @@ struct ingest_shard {
 	struct wf_front *front;       /* the ranker's answers ingest may give (reader) */
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
+	int unwoken;         /* committed since wake_rankers() last looked */
+	uint64_t unwoken_ns; /* when the first of those was forwarded */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
 	uint32_t fifo_cap;
 	uint64_t fifo_head, fifo_tail;
@@ -126,6 +128,7 @@ struct ingest_ctx {
 	uint64_t start_ms;
 	uint64_t commands;
 	uint64_t recs_front;       /* RECS answered from a front table */
+	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
 };
 
 /* ingest.c */

@@ -331,7 +331,7 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 
 static int handle_batch(struct ranker_ctx *ctx)
 {
-	uint32_t n = 0, len, kind;
+	uint32_t n = 0, replies = 0, backlog, len, kind;
 	const void *p;
 	uint64_t t0;
 
@@ -349,6 +349,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 			wf_resp_w_error(&ctx->out, "ERR ranker %u got a malformed request", ctx->shard);
 			if (push_reply(ctx, id, 0, t0) < 0)
 				goto cancel;
+			replies++;
 			continue;
 		}
 		ranker_handle(ctx, ctx->view);
@@ -358,14 +359,25 @@ static int handle_batch(struct ranker_ctx *ctx)
 		}
 		if (push_reply(ctx, ctx->view->hdr->req_id, ctx->view->hdr->t_recv_ns, t0) < 0)
 			goto cancel;
+		replies++;
 	}
 	if (!n)
 		return 0;
 	/* Replies first, then give the requests back: a crash in between
 	 * redoes them, and ingest drops the duplicate replies. */
 	wf_ring_prod_commit(&ctx->rep);
+	/* relaxed: the tail is this process's own store (R2 below). */
+	backlog = ctx->req.cached_head - atomic_load_explicit(&ctx->req.r->tail, memory_order_relaxed);
 	wf_ring_cons_release(&ctx->req);
-	wake_ingest(ctx);
+	/* A batch of EVENTs alone (WF_MSG_F_NOREPLY) gives ingest nothing to
+	 * read: no doorbell then (a datagram and a wake-up of ingest for
+	 * nothing, 0.02 a request under EVENT load), unless the request ring
+	 * was over half full: ingest may have stalled a connection on it (a
+	 * record is at most a quarter of the ring, so a full one means more
+	 * than half used) and waits for the space this release gives back.
+	 * Ingest also retries stalled connections at least every ms. */
+	if (replies || backlog > ctx->req.capacity / 2)
+		wake_ingest(ctx);
 	atomic_fetch_add_explicit(&ctx->sc->stats.requests, n, memory_order_relaxed); /* stats */
 	atomic_fetch_add_explicit(&ctx->sc->stats.busy_ns, wf_now_ns() - t0, memory_order_relaxed);
 	return (int)n;
