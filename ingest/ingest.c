@@ -1,7 +1,7 @@
 /*
  * ingest.c - weft-ingest: the one process that owns client connections.
  *
- * One thread, one io_uring: multishot accept; receive into a provided
+ * One thread, one io_uring: multishot accept; multishot receive into a provided
  * buffer ring; parse RESP2/inline; validate; journal EVENTs (group commit:
  * a synchronous pwrite, then an fdatasync through the ring); route each request to its session's
  * shard through the shard's request ring; collect replies from the reply
@@ -28,7 +28,7 @@
 
 #include "ingest/ingest.h"
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JSYNC };
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JSYNC, OP_CANCEL };
 
 static uint64_t ud(int op, uint32_t idx, uint32_t gen)
 {
@@ -78,6 +78,7 @@ static struct ingest_conn *conn_new(struct ingest_ctx *ctx, int fd)
 	c->gen++;
 	c->in.len = c->out.len = c->sendbuf.len = 0;
 	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
+	c->recv_cancel = 0;
 	c->head = c->tail = 0;
 	if (!c->slots) {
 		c->cap = 64;
@@ -356,20 +357,50 @@ static void conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 	wf_buf_consume(&c->in, off);
 }
 
+/* May the connection be read now? Not while it is stalled, owes too
+ * many replies, has too much output queued or input unparsed, is closing,
+ * or ingest is stopping: the kernel socket buffer then pushes back. */
+static int recv_allowed(const struct ingest_ctx *ctx, const struct ingest_conn *c)
+{
+	return !(c->dead || c->closing || c->stalled || c->last_queued || c->in.len > INGEST_MAX_INPUT ||
+		 c->out.len + c->sendbuf.len > INGEST_MAX_OUTPUT || c->tail - c->head >= INGEST_MAX_PENDING ||
+		 ctx->stopping);
+}
+
+/*
+ * One multishot recv per connection: it stays armed across completions
+ * (IORING_CQE_F_MORE), so a request costs no SQE, no re-arm and no poll
+ * set-up and tear-down in the kernel. It ends on EOF, an error, a dry
+ * buffer ring (-ENOBUFS; re-armed next pass) or our cancel, which
+ * backpressure sends (recv_stop()) when the connection may not be read;
+ * a completion already under way still lands in c->in, which is bounded
+ * (the 16 KiB buffers of the pass before the cancel).
+ */
 static void arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_armed || c->dead || c->closing || c->stalled || c->last_queued || c->in.len > INGEST_MAX_INPUT ||
-	    c->out.len + c->sendbuf.len > INGEST_MAX_OUTPUT || c->tail - c->head >= INGEST_MAX_PENDING ||
-	    ctx->stopping)
+	if (c->recv_armed || !recv_allowed(ctx, c))
 		return;
 	sqe = get_sqe(ctx);
-	io_uring_prep_recv(sqe, c->fd, NULL, INGEST_BUF_SIZE, 0);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = INGEST_BGID;
 	io_uring_sqe_set_data64(sqe, ud(OP_RECV, c->idx, c->gen));
 	c->recv_armed = 1;
+}
+
+/* Backpressure: cancel an armed recv of a connection that may not be read. */
+static void recv_stop(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->recv_armed || c->recv_cancel || c->dead || recv_allowed(ctx, c))
+		return;
+	sqe = get_sqe(ctx);
+	io_uring_prep_cancel64(sqe, ud(OP_RECV, c->idx, c->gen), 0);
+	io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
+	c->recv_cancel = 1;
 }
 
 static void arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
@@ -625,7 +656,8 @@ static void on_accept(struct ingest_ctx *ctx, struct io_uring_cqe *cqe)
 
 static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uring_cqe *cqe)
 {
-	c->recv_armed = 0;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->recv_armed = c->recv_cancel = 0; /* the multishot recv ended */
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		uint8_t *buf = ctx->bufs + (size_t)bid * INGEST_BUF_SIZE;
@@ -634,8 +666,8 @@ static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uri
 		io_uring_buf_ring_add(ctx->br, buf, INGEST_BUF_SIZE, bid, io_uring_buf_ring_mask(INGEST_BUF_COUNT), 0);
 		io_uring_buf_ring_advance(ctx->br, 1);
 	}
-	if (cqe->res == -ENOBUFS) {
-		mark_dirty(ctx, c); /* buffers ran dry: re-arm next pass */
+	if (cqe->res == -ENOBUFS || (cqe->res == -ECANCELED && !c->recv_armed)) {
+		mark_dirty(ctx, c); /* buffers ran dry, or backpressure: re-arm when allowed */
 		return;
 	}
 	if (cqe->res <= 0 || c->dead) {
@@ -644,6 +676,12 @@ static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uri
 	}
 	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.bytes_in, (uint64_t)cqe->res, memory_order_relaxed);
 	conn_parse(ctx, c);
+	/* Backpressure: stop the multishot recv now, not at the end of the
+	 * pass, so that no more than what is already received comes in. */
+	if (!recv_allowed(ctx, c) && c->recv_armed && !c->recv_cancel) {
+		recv_stop(ctx, c);
+		io_uring_submit(&ctx->ring);
+	}
 	/* Hand this connection's requests to the rankers now, not after every
 	 * other completion of the pass: an event is visible sooner to a busy
 	 * ranker, which is spinning and sees it at once (a sleeping one is
@@ -710,6 +748,8 @@ static int reap(struct ingest_ctx *ctx)
 		case OP_JSYNC:
 			journal_done(ctx, cqe->res < 0 ? cqe->res : ctx->journal_written);
 			break;
+		case OP_CANCEL:
+			break; /* the recv's own completion says it ended */
 		}
 	}
 	io_uring_cq_advance(&ctx->ring, n);
@@ -776,6 +816,7 @@ static void service_dirty(struct ingest_ctx *ctx)
 			conn_kill(ctx, c);
 			continue;
 		}
+		recv_stop(ctx, c);
 		arm_recv(ctx, c);
 	}
 	ctx->ndirty = 0;
@@ -816,8 +857,13 @@ static void run(struct ingest_ctx *ctx)
 		if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
 			ctx->stopping = 1;
 		if (ctx->stopping) {
-			if (!stop_deadline)
+			if (!stop_deadline) {
 				stop_deadline = wf_now_ns() + 5000000000ull;
+				/* Read nothing more: requests already received are served. */
+				for (uint32_t i = 0; i < ctx->nconns_cap; i++)
+					if (ctx->conns[i] && ctx->conns[i]->fd >= 0)
+						recv_stop(ctx, ctx->conns[i]);
+			}
 			/* Leave once every owed reply is sent (or after 5 s). */
 			if ((!owed(ctx) && !ctx->journal_inflight) || wf_now_ns() > stop_deadline) {
 				wake_rankers(ctx);

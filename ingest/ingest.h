@@ -43,6 +43,7 @@ struct ingest_conn {
 	struct wf_buf out;   /* replies gathered while a send is in flight */
 	struct wf_buf sendbuf; /* being sent (never reallocated while in flight) */
 	uint8_t recv_armed, send_armed, closing, dead;
+	uint8_t recv_cancel; /* a cancel of the armed (multishot) recv is in flight */
 	uint8_t stalled;     /* a shard ring was full: parse again later */
 	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
 	                      * protocol error): parse nothing after it */
