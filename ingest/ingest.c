@@ -969,25 +969,6 @@ static int open_bell(struct ingest_ctx *ctx)
 	return 0;
 }
 
-/* The session table (two generations of 2^23 slots, 200 MB each) is
- * probed at a random slot for every request: with 4 KiB pages each probe
- * is a TLB miss as well as a cache miss (wf_route_shard_ver, 7-15 % of
- * ingest's samples under EVENT load), and a new session's first write
- * faults a page in. Ask for transparent huge pages (the box's THP mode is
- * "madvise"). Best effort: without them it works as before. Memory is
- * the same in steady state (a rotation memsets the whole table). */
-static void route_hugepages(struct ingest_ctx *ctx)
-{
-	size_t bytes = ((size_t)ctx->route.mask + 1) * sizeof(*ctx->route.cur);
-	struct wf_route_entry *t[2] = { ctx->route.cur, ctx->route.prev };
-
-	for (int i = 0; i < 2; i++) {
-		uintptr_t a = WF_ALIGN_UP((uintptr_t)t[i], 4096), e = ((uintptr_t)t[i] + bytes) & ~(uintptr_t)4095;
-		if (e > a)
-			(void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-	}
-}
-
 /* Sessions pinned before a restart stay pinned: the journal says where
  * each one went. */
 static void rebuild_routes(struct ingest_ctx *ctx)
@@ -1130,7 +1111,6 @@ int main(int argc, char **argv)
 		wf_err("out of memory for the session table");
 		return 1;
 	}
-	route_hugepages(&ctx);
 	jo.durability = ctx.durability;
 	r = wf_journal_open(ctx.journal_dir, &jo, &ctx.journal, err, sizeof(err));
 	if (r < 0) {
