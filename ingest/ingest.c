@@ -881,8 +881,11 @@ static void run(struct ingest_ctx *ctx)
 		}
 		wake_rankers(ctx);
 		/* Idle: a short spin catches replies cheaply under load (a count
-		 * of pause instructions, ~5 us, not clock reads). */
-		for (int i = 0; i < INGEST_SPIN_ITERS && !rings_readable(ctx); i++)
+		 * of pause instructions, ~5 us, not clock reads), but only while
+		 * a ranker owes a reply: with none owed (EVENTs, local and front
+		 * answers) nothing can come on the rings and the spin only burnt
+		 * the core before every sleep. */
+		for (int i = 0; i < INGEST_SPIN_ITERS && owed(ctx) && !rings_readable(ctx); i++)
 			__builtin_ia32_pause();
 		if (rings_readable(ctx))
 			continue;
