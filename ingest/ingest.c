@@ -492,7 +492,13 @@ static void commit_shards(struct ingest_ctx *ctx)
 			continue;
 		sh->dirty = 0;
 		wf_ring_prod_commit(&sh->req);
-		if (!sh->unwoken) {
+		if (!sh->pass_checked) {
+			/* The pass's first commit to this shard wakes a sleeping
+			 * ranker at once (visibility); later ones wait. */
+			sh->pass_checked = 1;
+			if (wf_wait_needs_wake(&sh->sc->ranker_wait))
+				wf_wake_futex(&sh->sc->ranker_wait);
+		} else if (!sh->unwoken) {
 			sh->unwoken = 1;
 			sh->unwoken_ns = ctx->fwd_ns;
 		} else if (ctx->fwd_ns - sh->unwoken_ns > INGEST_WAKE_DEFER_NS) {
@@ -512,6 +518,7 @@ static void wake_rankers(struct ingest_ctx *ctx)
 {
 	for (uint32_t s = 0; s < ctx->nshards; s++) {
 		struct ingest_shard *sh = &ctx->shards[s];
+		sh->pass_checked = 0;
 		if (!sh->unwoken)
 			continue;
 		sh->unwoken = 0;

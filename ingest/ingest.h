@@ -74,6 +74,7 @@ struct ingest_shard {
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
 	int unwoken;         /* committed since wake_rankers() last looked */
+	int pass_checked;    /* this pass already looked whether the ranker sleeps */
 	uint64_t unwoken_ns; /* when the first of those was forwarded */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
 	uint32_t fifo_cap;
