@@ -482,7 +482,7 @@ static int poll_replies(struct ingest_ctx *ctx)
  * context switch each time (the woken ranker preempts ingest on its core,
  * applies one event, spins and sleeps again): 0.41 wake-ups per EVENT at
  * -c 50. */
-#define INGEST_WAKE_DEFER_NS 20000ull /* longest a sleeping ranker's wake-up waits for the pass end */
+#define INGEST_WAKE_DEFER_NS 5000ull /* longest a sleeping ranker's wake-up waits for the pass end */
 
 static void commit_shards(struct ingest_ctx *ctx)
 {
