@@ -1,7 +1,7 @@
 /*
  * ingest.c - weft-ingest: the one process that owns client connections.
  *
- * One thread, one io_uring: multishot accept; receive into a provided
+ * One thread, one io_uring: multishot accept; multishot receive into a provided
  * buffer ring; parse RESP2/inline; validate; journal EVENTs (group commit:
  * a synchronous pwrite, then an fdatasync through the ring); route each request to its session's
  * shard through the shard's request ring; collect replies from the reply
@@ -28,7 +28,7 @@
 
 #include "ingest/ingest.h"
 
-enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JSYNC };
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_BELL, OP_SIGNAL, OP_JSYNC, OP_CANCEL };
 
 static uint64_t ud(int op, uint32_t idx, uint32_t gen)
 {
@@ -78,6 +78,7 @@ static struct ingest_conn *conn_new(struct ingest_ctx *ctx, int fd)
 	c->gen++;
 	c->in.len = c->out.len = c->sendbuf.len = 0;
 	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
+	c->recv_cancel = 0;
 	c->head = c->tail = 0;
 	if (!c->slots) {
 		c->cap = 64;
@@ -254,7 +255,7 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		lsn = wf_journal_next_lsn(ctx->journal);
 	}
 	h.req_id = ((uint64_t)ctx->epoch << 32) | sh->next_seq;
-	h.t_recv_ns = wf_now_ns();
+	h.t_recv_ns = ctx->fwd_ns = wf_now_ns();
 	/* EVENT: its journal LSN; RECS: the session's version (front table). */
 	h.lsn = cmd == WF_CMD_RECS ? ver : lsn;
 	/* An EVENT's ack is its durability, not the ranker's reply. */
@@ -356,20 +357,50 @@ static void conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 	wf_buf_consume(&c->in, off);
 }
 
+/* May the connection be read now? Not while it is stalled, owes too
+ * many replies, has too much output queued or input unparsed, is closing,
+ * or ingest is stopping: the kernel socket buffer then pushes back. */
+static int recv_allowed(const struct ingest_ctx *ctx, const struct ingest_conn *c)
+{
+	return !(c->dead || c->closing || c->stalled || c->last_queued || c->in.len > INGEST_MAX_INPUT ||
+		 c->out.len + c->sendbuf.len > INGEST_MAX_OUTPUT || c->tail - c->head >= INGEST_MAX_PENDING ||
+		 ctx->stopping);
+}
+
+/*
+ * One multishot recv per connection: it stays armed across completions
+ * (IORING_CQE_F_MORE), so a request costs no SQE, no re-arm and no poll
+ * set-up and tear-down in the kernel. It ends on EOF, an error, a dry
+ * buffer ring (-ENOBUFS; re-armed next pass) or our cancel, which
+ * backpressure sends (recv_stop()) when the connection may not be read;
+ * a completion already under way still lands in c->in, which is bounded
+ * (the 16 KiB buffers of the pass before the cancel).
+ */
 static void arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_armed || c->dead || c->closing || c->stalled || c->last_queued || c->in.len > INGEST_MAX_INPUT ||
-	    c->out.len + c->sendbuf.len > INGEST_MAX_OUTPUT || c->tail - c->head >= INGEST_MAX_PENDING ||
-	    ctx->stopping)
+	if (c->recv_armed || !recv_allowed(ctx, c))
 		return;
 	sqe = get_sqe(ctx);
-	io_uring_prep_recv(sqe, c->fd, NULL, INGEST_BUF_SIZE, 0);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = INGEST_BGID;
 	io_uring_sqe_set_data64(sqe, ud(OP_RECV, c->idx, c->gen));
 	c->recv_armed = 1;
+}
+
+/* Backpressure: cancel an armed recv of a connection that may not be read. */
+static void recv_stop(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->recv_armed || c->recv_cancel || c->dead || recv_allowed(ctx, c))
+		return;
+	sqe = get_sqe(ctx);
+	io_uring_prep_cancel64(sqe, ud(OP_RECV, c->idx, c->gen), 0);
+	io_uring_sqe_set_data64(sqe, ud(OP_CANCEL, 0, 0));
+	c->recv_cancel = 1;
 }
 
 static void arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
@@ -445,6 +476,14 @@ static int poll_replies(struct ingest_ctx *ctx)
 	return work;
 }
 
+/* Publish the requests reserved so far (a spinning ranker sees them at
+ * once). A sleeping ranker is woken later, by wake_rankers() at the end of
+ * the loop pass: waking it per connection cost a futex call and, worse, a
+ * context switch each time (the woken ranker preempts ingest on its core,
+ * applies one event, spins and sleeps again): 0.41 wake-ups per EVENT at
+ * -c 50. */
+#define INGEST_WAKE_DEFER_NS 5000ull /* longest a sleeping ranker's wake-up waits for the pass end */
+
 static void commit_shards(struct ingest_ctx *ctx)
 {
 	for (uint32_t s = 0; s < ctx->nshards; s++) {
@@ -453,6 +492,36 @@ static void commit_shards(struct ingest_ctx *ctx)
 			continue;
 		sh->dirty = 0;
 		wf_ring_prod_commit(&sh->req);
+		if (!sh->pass_checked) {
+			/* The pass's first commit to this shard wakes a sleeping
+			 * ranker at once (visibility); later ones wait. */
+			sh->pass_checked = 1;
+			if (wf_wait_needs_wake(&sh->sc->ranker_wait))
+				wf_wake_futex(&sh->sc->ranker_wait);
+		} else if (!sh->unwoken) {
+			sh->unwoken = 1;
+			sh->unwoken_ns = ctx->fwd_ns;
+		} else if (ctx->fwd_ns - sh->unwoken_ns > INGEST_WAKE_DEFER_NS) {
+			/* A long pass: do not let the first requests wait for its end. */
+			sh->unwoken = 0;
+			if (wf_wait_needs_wake(&sh->sc->ranker_wait))
+				wf_wake_futex(&sh->sc->ranker_wait);
+		}
+	}
+}
+
+/* Once per pass, after the pass's sends are submitted and before ingest
+ * can sleep: wake every ranker that sleeps with requests committed since
+ * the last check. Never skipped while a commit is unchecked (see run()),
+ * so no wake-up is lost: wf_wait_needs_wake() follows the commit. */
+static void wake_rankers(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		sh->pass_checked = 0;
+		if (!sh->unwoken)
+			continue;
+		sh->unwoken = 0;
 		if (wf_wait_needs_wake(&sh->sc->ranker_wait))
 			wf_wake_futex(&sh->sc->ranker_wait);
 	}
@@ -594,7 +663,8 @@ static void on_accept(struct ingest_ctx *ctx, struct io_uring_cqe *cqe)
 
 static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uring_cqe *cqe)
 {
-	c->recv_armed = 0;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		c->recv_armed = c->recv_cancel = 0; /* the multishot recv ended */
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		uint8_t *buf = ctx->bufs + (size_t)bid * INGEST_BUF_SIZE;
@@ -603,8 +673,8 @@ static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uri
 		io_uring_buf_ring_add(ctx->br, buf, INGEST_BUF_SIZE, bid, io_uring_buf_ring_mask(INGEST_BUF_COUNT), 0);
 		io_uring_buf_ring_advance(ctx->br, 1);
 	}
-	if (cqe->res == -ENOBUFS) {
-		mark_dirty(ctx, c); /* buffers ran dry: re-arm next pass */
+	if (cqe->res == -ENOBUFS || (cqe->res == -ECANCELED && !c->recv_armed)) {
+		mark_dirty(ctx, c); /* buffers ran dry, or backpressure: re-arm when allowed */
 		return;
 	}
 	if (cqe->res <= 0 || c->dead) {
@@ -613,9 +683,16 @@ static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uri
 	}
 	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.bytes_in, (uint64_t)cqe->res, memory_order_relaxed);
 	conn_parse(ctx, c);
+	/* Backpressure: stop the multishot recv now, not at the end of the
+	 * pass, so that no more than what is already received comes in. */
+	if (!recv_allowed(ctx, c) && c->recv_armed && !c->recv_cancel) {
+		recv_stop(ctx, c);
+		io_uring_submit(&ctx->ring);
+	}
 	/* Hand this connection's requests to the rankers now, not after every
-	 * other completion of the pass: an event is visible sooner (a busy
-	 * ranker is spinning and sees it at once; a sleeping one is woken). */
+	 * other completion of the pass: an event is visible sooner to a busy
+	 * ranker, which is spinning and sees it at once (a sleeping one is
+	 * woken at the end of the pass, wake_rankers()). */
 	commit_shards(ctx);
 	mark_dirty(ctx, c);
 }
@@ -678,6 +755,8 @@ static int reap(struct ingest_ctx *ctx)
 		case OP_JSYNC:
 			journal_done(ctx, cqe->res < 0 ? cqe->res : ctx->journal_written);
 			break;
+		case OP_CANCEL:
+			break; /* the recv's own completion says it ended */
 		}
 	}
 	io_uring_cq_advance(&ctx->ring, n);
@@ -744,6 +823,7 @@ static void service_dirty(struct ingest_ctx *ctx)
 			conn_kill(ctx, c);
 			continue;
 		}
+		recv_stop(ctx, c);
 		arm_recv(ctx, c);
 	}
 	ctx->ndirty = 0;
@@ -784,11 +864,18 @@ static void run(struct ingest_ctx *ctx)
 		if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
 			ctx->stopping = 1;
 		if (ctx->stopping) {
-			if (!stop_deadline)
+			if (!stop_deadline) {
 				stop_deadline = wf_now_ns() + 5000000000ull;
+				/* Read nothing more: requests already received are served. */
+				for (uint32_t i = 0; i < ctx->nconns_cap; i++)
+					if (ctx->conns[i] && ctx->conns[i]->fd >= 0)
+						recv_stop(ctx, ctx->conns[i]);
+			}
 			/* Leave once every owed reply is sent (or after 5 s). */
-			if ((!owed(ctx) && !ctx->journal_inflight) || wf_now_ns() > stop_deadline)
+			if ((!owed(ctx) && !ctx->journal_inflight) || wf_now_ns() > stop_deadline) {
+				wake_rankers(ctx);
 				break;
+			}
 		}
 		if (work) {
 			/* relaxed: a statistic for INFO/STATS readers, no ordering. */
@@ -796,11 +883,16 @@ static void run(struct ingest_ctx *ctx)
 			atomic_store_explicit(&ctx->shm->ctl->ingest_stats.recs_front, ctx->recs_front,
 					      memory_order_relaxed); /* statistic, as above */
 			io_uring_submit(&ctx->ring);
+			wake_rankers(ctx);
 			continue;
 		}
+		wake_rankers(ctx);
 		/* Idle: a short spin catches replies cheaply under load (a count
-		 * of pause instructions, ~5 us, not clock reads). */
-		for (int i = 0; i < INGEST_SPIN_ITERS && !rings_readable(ctx); i++)
+		 * of pause instructions, ~5 us, not clock reads), but only while
+		 * a ranker owes a reply: with none owed (EVENTs, local and front
+		 * answers) nothing can come on the rings and the spin only burnt
+		 * the core before every sleep. */
+		for (int i = 0; i < INGEST_SPIN_ITERS && owed(ctx) && !rings_readable(ctx); i++)
 			__builtin_ia32_pause();
 		if (rings_readable(ctx))
 			continue;
@@ -810,7 +902,12 @@ static void run(struct ingest_ctx *ctx)
 			continue;
 		}
 		/* Sleep until a completion, a doorbell, or the group commit due. */
-		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = due ? (long long)due : 50000000 };
+		/* A connection stalled on a full request ring waits for a
+		 * ranker to release space; a ranker rings the doorbell for that
+		 * only when the ring was over half full (EVENT batches send no
+		 * replies): poll stalled connections every ms as well. */
+		uint64_t nap = ctx->any_stalled ? 1000000ull : 50000000ull;
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)(due ? WF_MIN(due, nap) : nap) };
 		struct io_uring_cqe *cqe;
 		io_uring_submit_and_wait_timeout(&ctx->ring, &cqe, 1, &ts, NULL);
 		wf_wait_cancel(&ctx->shm->ctl->ingest_wait);

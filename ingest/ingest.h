@@ -43,6 +43,7 @@ struct ingest_conn {
 	struct wf_buf out;   /* replies gathered while a send is in flight */
 	struct wf_buf sendbuf; /* being sent (never reallocated while in flight) */
 	uint8_t recv_armed, send_armed, closing, dead;
+	uint8_t recv_cancel; /* a cancel of the armed (multishot) recv is in flight */
 	uint8_t stalled;     /* a shard ring was full: parse again later */
 	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
 	                      * protocol error): parse nothing after it */
@@ -77,6 +78,9 @@ struct ingest_shard {
 	uint32_t quiet_mark;
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
+	int unwoken;         /* committed since wake_rankers() last looked */
+	int pass_checked;    /* this pass already looked whether the ranker sleeps */
+	uint64_t unwoken_ns; /* when the first of those was forwarded */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
 	uint32_t fifo_cap;
 	uint64_t fifo_head, fifo_tail;
@@ -132,6 +136,7 @@ struct ingest_ctx {
 	uint64_t commands;
 	uint64_t recs_front;       /* RECS answered from a front table */
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
+	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
 };
 
 /* ingest.c */

@@ -11,18 +11,28 @@
 
 #include "lib/util.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
 /*
- * A generation's table: anonymous memory, zero until touched, in huge
- * pages where the kernel gives them (a lookup is a random probe into
- * hundreds of MiB: 4 KiB pages would cost a TLB miss per request).
+ * A generation's table: anonymous memory in huge pages where the kernel
+ * gives them (a lookup is a random probe into hundreds of MiB: 4 KiB pages
+ * would cost a TLB miss per request), faulted in whole now. Left to fault
+ * on use, a new session's first probe and insert took a read and a write
+ * fault (1.45 faults a request, 21-23 % of a fresh ingest's samples under
+ * EVENT load), and a 2 MiB page zeroes on its first write. The memory is
+ * what steady state holds anyway. Advice only: on an old kernel pages
+ * fault in on use.
  */
 static struct wf_route_entry *table_new(size_t bytes)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return NULL;
-	(void)madvise(p, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+	(void)madvise(p, bytes, MADV_POPULATE_WRITE);
 	return p;
 }
 
@@ -67,10 +77,9 @@ static void rotate(struct wf_route *r, uint64_t now_ms)
 
 	r->prev = r->cur;
 	r->nprev = r->ncur;
-	/* Zero the dropped generation by giving its pages back (zero again
-	 * when touched): no stall of a memset over the whole table. */
-	if (madvise(t, table_bytes(r), MADV_DONTNEED) < 0)
-		memset(t, 0, table_bytes(r));
+	/* Pages stay resident (given back, each would fault again on its
+	 * first new session). */
+	memset(t, 0, table_bytes(r));
 	r->cur = t;
 	r->ncur = 0;
 	r->rotated_ms = now_ms;

@@ -329,9 +329,47 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 	return 0;
 }
 
+/* The session-table bucket a request's session id (its first argument)
+ * hashes to, as session_find() computes it; RANKER_SESSION_TABLE when
+ * the record has none. Only for prefetching. */
+static uint32_t req_bucket(const void *p, uint32_t len, uint32_t kind)
+{
+	const struct wf_msg_req *h = p;
+	uint32_t l;
+
+	if (kind != WF_MSG_REQ || len < sizeof(*h) || h->argc < 1 || h->argc > WF_MSG_MAX_ARGS ||
+	    len < sizeof(*h) + 4ull * h->argc)
+		return RANKER_SESSION_TABLE;
+	memcpy(&l, (const uint8_t *)p + sizeof(*h), 4);
+	if (l > len - sizeof(*h) - 4ull * h->argc)
+		return RANKER_SESSION_TABLE;
+	return (uint32_t)(wf_hash64((const uint8_t *)p + sizeof(*h) + 4ull * h->argc, l) & (RANKER_SESSION_TABLE - 1));
+}
+
+/* Start loading the session a bucket leads to (its header line and the
+ * line holding its id, which session_find() compares). */
+static void prefetch_session(struct ranker_ctx *ctx, uint32_t b)
+{
+	const struct ranker_session *s;
+
+	if (b >= RANKER_SESSION_TABLE || !(s = ctx->sessions[b]))
+		return;
+	__builtin_prefetch(s);
+	__builtin_prefetch(s->id);
+}
+
+/*
+ * Answer up to BATCH requests. They are popped first and their session
+ * buckets prefetched, then each is handled while the next one's session
+ * is prefetched: under EVENT load the session lookup, a chain of cache
+ * misses (bucket, session, its id), was a sixth of the ranker's samples.
+ * The payloads stay valid until the release at the end.
+ */
 static int handle_batch(struct ranker_ctx *ctx)
 {
-	uint32_t n = 0, len, kind;
+	uint32_t n = 0, m = 0, replies = 0, backlog, len, kind;
+	const void *ps[BATCH];
+	uint32_t ls[BATCH], ks[BATCH], bk[BATCH];
 	const void *p;
 	uint64_t t0;
 
@@ -339,8 +377,23 @@ static int handle_batch(struct ranker_ctx *ctx)
 	if (!wf_ring_readable(&ctx->req))
 		return 0; /* no clock read on an empty poll */
 	t0 = wf_now_ns();
-	while (n < BATCH && (p = wf_ring_pop(&ctx->req, &len, &kind))) {
-		n++;
+	while (m < BATCH && (p = wf_ring_pop(&ctx->req, &len, &kind))) {
+		ps[m] = p;
+		ls[m] = len;
+		ks[m] = kind;
+		bk[m] = req_bucket(p, len, kind);
+		if (bk[m] < RANKER_SESSION_TABLE)
+			__builtin_prefetch(&ctx->sessions[bk[m]]);
+		m++;
+	}
+	if (m)
+		prefetch_session(ctx, bk[0]);
+	for (; n < m; n++) {
+		p = ps[n];
+		len = ls[n];
+		kind = ks[n];
+		if (n + 1 < m)
+			prefetch_session(ctx, bk[n + 1]);
 		if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, ctx->view) < 0) {
 			/* Cannot happen with a sane ingest; answer so nobody waits. */
 			uint64_t id = 0;
@@ -349,6 +402,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 			wf_resp_w_error(&ctx->out, "ERR ranker %u got a malformed request", ctx->shard);
 			if (push_reply(ctx, id, 0, t0) < 0)
 				goto cancel;
+			replies++;
 			continue;
 		}
 		ranker_handle(ctx, ctx->view);
@@ -358,14 +412,25 @@ static int handle_batch(struct ranker_ctx *ctx)
 		}
 		if (push_reply(ctx, ctx->view->hdr->req_id, ctx->view->hdr->t_recv_ns, t0) < 0)
 			goto cancel;
+		replies++;
 	}
 	if (!n)
 		return 0;
 	/* Replies first, then give the requests back: a crash in between
 	 * redoes them, and ingest drops the duplicate replies. */
 	wf_ring_prod_commit(&ctx->rep);
+	/* relaxed: the tail is this process's own store (R2 below). */
+	backlog = ctx->req.cached_head - atomic_load_explicit(&ctx->req.r->tail, memory_order_relaxed);
 	wf_ring_cons_release(&ctx->req);
-	wake_ingest(ctx);
+	/* A batch of EVENTs alone (WF_MSG_F_NOREPLY) gives ingest nothing to
+	 * read: no doorbell then (a datagram and a wake-up of ingest for
+	 * nothing, 0.02 a request under EVENT load), unless the request ring
+	 * was over half full: ingest may have stalled a connection on it (a
+	 * record is at most a quarter of the ring, so a full one means more
+	 * than half used) and waits for the space this release gives back.
+	 * Ingest also retries stalled connections at least every ms. */
+	if (replies || backlog > ctx->req.capacity / 2)
+		wake_ingest(ctx);
 	atomic_fetch_add_explicit(&ctx->sc->stats.requests, n, memory_order_relaxed); /* stats */
 	atomic_fetch_add_explicit(&ctx->sc->stats.busy_ns, wf_now_ns() - t0, memory_order_relaxed);
 	return (int)n;

@@ -6,7 +6,8 @@
  * an EVENT is acknowledged while its ranker is not reading, a request after
  * it on the same connection still waits for the ranker;
  * replies stay in request order when a pipeline spans shards; backpressure
- * holds requests (nothing dropped) while the ranker does not read; a
+ * holds requests (nothing dropped) while the ranker does not read, and
+ * stops reading the client (the kernel socket pushes back); a
  * connection that closes with requests in flight does not leak replies into
  * the next connection that reuses its slot; foreign-epoch and duplicate
  * replies are dropped; protocol errors, oversized requests and QUIT answer
@@ -459,6 +460,50 @@ static void test_ingest_backpressure_holds_then_delivers_all(void **state)
 	close(fd);
 }
 
+/* A stalled connection is not read (its multishot recv is cancelled): a
+ * client sending far more than the rings and socket buffers hold is
+ * pushed back by the kernel instead of filling ingest's memory; once the
+ * ranker reads again every reply arrives, in order. */
+static void test_ingest_backpressure_stops_reading(void **state)
+{
+	enum { N = 200000 };
+	struct wf_buf out = { 0 }, want = { 0 };
+	uint64_t stalls = stat_stalls();
+	size_t sent = 0;
+	int fd = cli_connect();
+	char *got;
+
+	for (int i = 0; i < N; i++) {
+		wf_buf_printf(&out, "HISTORY bq%d\r\n", i);
+		wf_buf_printf(&want, "+HISTORY bq%d\r\n", i);
+	}
+	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
+	for (int i = 0; i < IO_TIMEOUT_MS / 5 && stat_stalls() == stalls; i++) {
+		ssize_t w = send(fd, out.data + sent, out.len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0)
+			sent += (size_t)w;
+		else
+			usleep(5000);
+	}
+	assert_true(stat_stalls() > stalls);
+	/* Keep pushing for 200 ms: the socket must stay full. */
+	for (int i = 0; i < 40; i++) {
+		ssize_t w = send(fd, out.data + sent, out.len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w > 0)
+			sent += (size_t)w;
+		usleep(5000);
+	}
+	assert_true(sent < out.len / 2);
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	size_t n = exchange(fd, out.data + sent, out.len - sent, want.len, &got);
+	assert_int_equal(n, want.len);
+	assert_memory_equal(got, want.data, want.len);
+	free(got);
+	wf_buf_fini(&out);
+	wf_buf_fini(&want);
+	close(fd);
+}
+
 /* An EVENT's ack is the journal's: it comes while the ranker reads
  * nothing; the HISTORY sent after it waits for the ranker, and the ranker
  * sees the EVENT first (the ring is FIFO). */
@@ -729,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_ingest_info_is_redis_like),
 		cmocka_unit_test(test_ingest_pipeline_across_shards_in_order),
 		cmocka_unit_test(test_ingest_backpressure_holds_then_delivers_all),
+		cmocka_unit_test(test_ingest_backpressure_stops_reading),
 		cmocka_unit_test(test_ingest_event_acked_once_journaled_not_by_ranker),
 		cmocka_unit_test(test_ingest_closed_connection_replies_go_nowhere),
 		cmocka_unit_test(test_ingest_drops_foreign_and_duplicate_replies),
