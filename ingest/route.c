@@ -124,6 +124,7 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 			 uint64_t now_ms, int event, struct wf_route_hit *hit)
 {
 	uint64_t key = wf_hash64(session, slen) | 1;
+	int by_user = user && ulen && !(ulen == 1 && user[0] == '-');
 	struct wf_route_entry *e;
 	int pinned = 0;
 
@@ -138,14 +139,17 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 		/* New, or idle past the TTL: a new visit, pinned afresh. The
 		 * events of an idle entry are forgotten like a dropped
 		 * generation's. */
-		int by_user = user && ulen && !(ulen == 1 && user[0] == '-');
-
 		if (e->key && e->evented)
 			r->forgets++;
 		e = put(r, key, by_user ? wf_shard_of(user, ulen, r->nshards) : wf_shard_of(session, slen, r->nshards),
 			0, 0, now_ms);
 		pinned = 1;
 	}
+	/* A session no EVENT was routed for has no context to keep: it goes
+	 * where its user's list is owned (in that ranker's arena; the others
+	 * read it from the mapped file), until its first EVENT pins it. */
+	if (!pinned && !e->evented && by_user)
+		e->shard = (uint16_t)wf_shard_of(user, ulen, r->nshards);
 	if (event) {
 		e->ver = ++r->ver_next;
 		e->evented = 1;

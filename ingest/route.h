@@ -2,9 +2,12 @@
  * route.h - weft-ingest's session table: which shard a session lives on.
  *
  * A session is pinned at its first request: to the shard of its user when
- * the user is known then, else to the shard of the session id; every later
- * request of the session goes there, so a shopper who logs in halfway keeps
- * their context. Entries idle longer than the TTL are forgotten.
+ * the user is known then, else to the shard of the session id. Until an
+ * EVENT is routed for it, a request naming a user moves it to that user's
+ * shard (it has no context yet, and that shard holds the user's list in
+ * its arena; the others read it from the mapped snapshot file); from its first EVENT on, every request of the session goes to its
+ * shard, so a shopper who logs in halfway keeps their context. Entries
+ * idle longer than the TTL are forgotten.
  *
  * Two generations of open-addressing tables: lookups check the current
  * and then the previous one (moving a hit forward); every TTL/2 (or when

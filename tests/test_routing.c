@@ -1,7 +1,8 @@
 /*
  * test_routing.c - weft-ingest's session table (ingest/route.h): a session
  * is pinned at its first request (user's shard if known, else the
- * session's), keeps that shard when the shopper logs in halfway, is
+ * session's), follows the user it is asked for until its first EVENT,
+ * keeps its shard from then on when the shopper logs in halfway, is
  * forgotten after the idle TTL, survives a restart through wf_route_pin,
  * and the table stays within its bound under millions of sessions; a
  * session counts as evented from its first routed EVENT (or when rebuilt
@@ -63,6 +64,8 @@ static void test_route_known_user_pins_by_user(void **state)
 	assert_int_equal(wf_route_shard(&r, s, strlen(s), "alice", 5, 1), shard_of("alice"));
 	/* Later requests of the session, anonymous or not, stay there. */
 	assert_int_equal(wf_route_shard(&r, s, strlen(s), "-", 1, 2), shard_of("alice"));
+	assert_int_equal(wf_route_lookup(&r, s, strlen(s), "alice", 5, 3, 1, NULL), shard_of("alice")); /* EVENT */
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "dora", 4, 4), shard_of("alice")); /* pinned now */
 	wf_route_fini(&r);
 }
 
@@ -73,7 +76,7 @@ static void test_route_login_halfway_keeps_shard(void **state)
 
 	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
 	split_ids(s, sizeof(s), "bob");
-	uint32_t first = wf_route_shard(&r, s, strlen(s), "-", 1, 1);
+	uint32_t first = wf_route_lookup(&r, s, strlen(s), "-", 1, 1, 1, NULL); /* an anonymous EVENT */
 	assert_int_equal(first, shard_of(s));
 	/* The shopper logs in: same session, now with a user on another shard. */
 	assert_int_equal(wf_route_shard(&r, s, strlen(s), "bob", 3, 2), first);
@@ -88,7 +91,7 @@ static void test_route_idle_ttl_forgets(void **state)
 
 	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
 	split_ids(s, sizeof(s), "carol");
-	assert_int_equal(wf_route_shard(&r, s, strlen(s), "-", 1, 0), shard_of(s));
+	assert_int_equal(wf_route_lookup(&r, s, strlen(s), "-", 1, 0, 1, NULL), shard_of(s)); /* an EVENT */
 	/* Used within TTL/2: kept (and refreshed). */
 	assert_int_equal(wf_route_shard(&r, s, strlen(s), "carol", 5, TTL / 2 + 1), shard_of(s));
 	assert_int_equal(wf_route_shard(&r, s, strlen(s), "carol", 5, TTL), shard_of(s));
@@ -128,6 +131,37 @@ static void test_route_bounded_under_many_sessions(void **state)
 	/* The newest sessions are still remembered with their pins. */
 	wf_route_pin(&r, "last", 4, 3, 2);
 	assert_int_equal(wf_route_shard(&r, "last", 4, "zed", 3, 3), 3);
+	wf_route_fini(&r);
+}
+
+static void test_route_session_without_events_follows_its_user(void **state)
+{
+	struct wf_route r;
+	struct wf_route_hit h;
+	char s[32];
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	split_ids(s, sizeof(s), "erin");
+	/* Pinned by its first user, then asked for another: no context, so
+	 * it goes to that user's shard (same version: nothing happened). */
+	wf_route_lookup(&r, s, strlen(s), "erin", 4, 1, 0, &h);
+	uint64_t v = h.ver;
+	for (int i = 0; i < 50; i++) {
+		char u[16];
+		snprintf(u, sizeof(u), "user-%d", i);
+		assert_int_equal(wf_route_lookup(&r, s, strlen(s), u, strlen(u), 2, 0, &h), shard_of(u));
+		assert_false(h.pinned);
+		assert_true(h.ver == v);
+	}
+	/* Anonymous requests leave it where it is. */
+	assert_int_equal(wf_route_shard(&r, s, strlen(s), "-", 1, 3), shard_of("user-49"));
+	/* Its first EVENT pins it: other users follow it from then on. */
+	assert_int_equal(wf_route_lookup(&r, s, strlen(s), "erin", 4, 4, 1, NULL), shard_of("erin"));
+	for (int i = 0; i < 50; i++) {
+		char u[16];
+		snprintf(u, sizeof(u), "user-%d", i);
+		assert_int_equal(wf_route_shard(&r, s, strlen(s), u, strlen(u), 5), shard_of("erin"));
+	}
 	wf_route_fini(&r);
 }
 
@@ -188,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_route_idle_ttl_forgets),
 		cmocka_unit_test(test_route_pin_restores_after_restart),
 		cmocka_unit_test(test_route_bounded_under_many_sessions),
+		cmocka_unit_test(test_route_session_without_events_follows_its_user),
 		cmocka_unit_test(test_route_evented_and_forgets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
