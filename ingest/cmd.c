@@ -145,8 +145,14 @@ static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *
 	if (sh->quiet_rot != ctx->route.forgets + 1) {
 		sh->quiet_rot = ctx->route.forgets + 1;
 		sh->quiet_mark = wf_ring_prod_pos(&sh->req);
+		sh->quiet_released = 0;
 	}
-	return wf_ring_prod_released(&sh->req, sh->quiet_mark);
+	/* Once released, always released (the tail only moves on), and the
+	 * acquire that saw it orders every later load here: the ring's tail,
+	 * a line the ranker keeps writing, is read only until then. */
+	if (!sh->quiet_released)
+		sh->quiet_released = wf_ring_prod_released(&sh->req, sh->quiet_mark);
+	return sh->quiet_released;
 }
 
 /* What one way of a front set answers: up to k items that pass live
@@ -270,6 +276,8 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 			return 1;
 		qh = wf_hash64(r->argv[1].p, r->argv[1].len);
 		qh |= !qh; /* 0 means "not quiet" below */
+		/* Its cache miss overlaps the entry's (read in front_way). */
+		__builtin_prefetch(wf_front_live(sh->front, qh));
 	}
 	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
 		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)

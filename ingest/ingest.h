@@ -76,6 +76,7 @@ struct ingest_shard {
 	 * taken); sessions are quiet only once the ranker released it. */
 	uint64_t quiet_rot;
 	uint32_t quiet_mark;
+	int quiet_released;           /* the ranker has released quiet_mark */
 	uint32_t next_seq;
 	int dirty;           /* requests reserved, not yet committed */
 	int unwoken;         /* committed since wake_rankers() last looked */
