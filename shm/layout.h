@@ -26,7 +26,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 4u
+#define WF_SHM_LAYOUT_VERSION 5u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -178,7 +178,7 @@ struct wf_shard_ctl {
  * ingest filters the prefix by live stock the ranker's way and takes k,
  * or, when the prefix runs short, forwards the request.
  */
-#define WF_FRONT_SLOTS 65536u /* 1,888 B each, 2-way sets: 118 MiB per shard (reserved, touched as used) */
+#define WF_FRONT_SLOTS 131072u /* 1,888 B each, 2-way sets: 236 MiB per shard (reserved, touched as used) */
 #define WF_FRONT_ITEMS 64u
 #define WF_FRONT_ARGS 160u
 #define WF_FRONT_IDS 1024u
