@@ -424,6 +424,31 @@ static void test_ingest_pipeline_across_shards_in_order(void **state)
 	close(fd);
 }
 
+/* n HISTORY requests tagged tag, and the fake ranker's replies to them. */
+static void history_batch(const char *tag, int n, struct wf_buf *out, struct wf_buf *want)
+{
+	for (int i = 0; i < n; i++) {
+		wf_buf_printf(out, "HISTORY %s%d\r\n", tag, i);
+		wf_buf_printf(want, "+HISTORY %s%d\r\n", tag, i);
+	}
+}
+
+/* Let the fake ranker read again, send the rest of out and expect every
+ * reply in want, in order; frees both and closes fd. */
+static void resume_expect_all(int fd, struct wf_buf *out, size_t sent, struct wf_buf *want)
+{
+	char *got;
+
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	size_t n = exchange(fd, out->data + sent, out->len - sent, want->len, &got);
+	assert_int_equal(n, want->len);
+	assert_memory_equal(got, want->data, want->len);
+	free(got);
+	wf_buf_fini(out);
+	wf_buf_fini(want);
+	close(fd);
+}
+
 /* While the ranker does not read, requests wait (the connection is not
  * read); once it reads again every reply arrives, in order. */
 static void test_ingest_backpressure_holds_then_delivers_all(void **state)
@@ -433,12 +458,8 @@ static void test_ingest_backpressure_holds_then_delivers_all(void **state)
 	uint64_t stalls = stat_stalls();
 	size_t sent = 0;
 	int fd = cli_connect();
-	char *got;
 
-	for (int i = 0; i < N; i++) {
-		wf_buf_printf(&out, "HISTORY bp%d\r\n", i);
-		wf_buf_printf(&want, "+HISTORY bp%d\r\n", i);
-	}
+	history_batch("bp", N, &out, &want);
 	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
 	/* Send what the socket takes now; the 8 KiB shard rings fill. */
 	while (sent < out.len) {
@@ -450,14 +471,7 @@ static void test_ingest_backpressure_holds_then_delivers_all(void **state)
 	for (int i = 0; i < IO_TIMEOUT_MS / 5 && stat_stalls() == stalls; i++)
 		usleep(5000);
 	assert_true(stat_stalls() > stalls);
-	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
-	size_t n = exchange(fd, out.data + sent, out.len - sent, want.len, &got);
-	assert_int_equal(n, want.len);
-	assert_memory_equal(got, want.data, want.len);
-	free(got);
-	wf_buf_fini(&out);
-	wf_buf_fini(&want);
-	close(fd);
+	resume_expect_all(fd, &out, sent, &want);
 }
 
 /* A stalled connection is not read (its multishot recv is cancelled): a
@@ -471,12 +485,8 @@ static void test_ingest_backpressure_stops_reading(void **state)
 	uint64_t stalls = stat_stalls();
 	size_t sent = 0;
 	int fd = cli_connect();
-	char *got;
 
-	for (int i = 0; i < N; i++) {
-		wf_buf_printf(&out, "HISTORY bq%d\r\n", i);
-		wf_buf_printf(&want, "+HISTORY bq%d\r\n", i);
-	}
+	history_batch("bq", N, &out, &want);
 	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
 	for (int i = 0; i < IO_TIMEOUT_MS / 5 && stat_stalls() == stalls; i++) {
 		ssize_t w = send(fd, out.data + sent, out.len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -494,14 +504,7 @@ static void test_ingest_backpressure_stops_reading(void **state)
 		usleep(5000);
 	}
 	assert_true(sent < out.len / 2);
-	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
-	size_t n = exchange(fd, out.data + sent, out.len - sent, want.len, &got);
-	assert_int_equal(n, want.len);
-	assert_memory_equal(got, want.data, want.len);
-	free(got);
-	wf_buf_fini(&out);
-	wf_buf_fini(&want);
-	close(fd);
+	resume_expect_all(fd, &out, sent, &want);
 }
 
 /* An EVENT's ack is the journal's: it comes while the ranker reads
