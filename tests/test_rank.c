@@ -448,56 +448,85 @@ static void test_rank_positions_match_single_lists(void **state)
 	assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 0, f->w, 0, (int32_t[1]){ 0 }), -EINVAL);
 }
 
+/* A synthetic snapshot of ni items (20 neighbours each, seeded), nc batch
+ * candidates and 200 popular items; gaps: some items without a category,
+ * brand or price band. */
+struct synth {
+	struct wf_snap s;
+	struct wf_snap_item *items;
+	struct wf_snap_cand *neigh, *cands, *pop;
+};
+
+enum { SYNTH_NEIGH = 20 };
+
+static void synth_make(struct synth *y, uint32_t ni, uint32_t nc, uint64_t seed, int gaps)
+{
+	memset(y, 0, sizeof(*y));
+	y->items = calloc(ni, sizeof(*y->items));
+	y->neigh = calloc((size_t)ni * SYNTH_NEIGH, sizeof(*y->neigh));
+	y->cands = calloc(nc, sizeof(*y->cands));
+	y->pop = calloc(200, sizeof(*y->pop));
+	assert_non_null(y->items);
+	assert_non_null(y->neigh);
+	assert_non_null(y->cands);
+	assert_non_null(y->pop);
+	for (uint32_t i = 0; i < ni; i++) {
+		y->items[i].category = gaps && i % 7 == 0 ? WF_SNAP_NO_CAT : i % 300;
+		y->items[i].brand = gaps && i % 5 == 0 ? WF_SNAP_NO_CAT : i % 90;
+		y->items[i].price_band = (uint8_t)(gaps && i % 11 == 0 ? 255 : i % 5);
+		y->items[i].popularity = (float)(i % 100) / 100.0f;
+		y->items[i].neigh_off = i * SYNTH_NEIGH;
+		y->items[i].neigh_cnt = SYNTH_NEIGH;
+		for (uint32_t x = 0; x < SYNTH_NEIGH; x++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			y->neigh[i * SYNTH_NEIGH + x] =
+				(struct wf_snap_cand){ (uint32_t)(seed >> 33) % ni, 1.0f / (float)(x + 1) };
+		}
+	}
+	for (uint32_t i = 0; i < nc; i++)
+		y->cands[i] = (struct wf_snap_cand){ (i * 97) % ni, 1.0f - (float)i / nc };
+	for (uint32_t i = 0; i < 200; i++)
+		y->pop[i] = (struct wf_snap_cand){ (i * 13) % ni, 1.0f };
+	y->s.items = y->items;
+	y->s.nitems = ni;
+	y->s.neigh = y->neigh;
+	y->s.nneigh = (uint64_t)ni * SYNTH_NEIGH;
+}
+
+static void synth_free(struct synth *y)
+{
+	free(y->items);
+	free(y->neigh);
+	free(y->cands);
+	free(y->pop);
+}
+
 /* The session's evidence looked up by index (the snapshot's categories
  * and brands fit the scratch's tables) and by a compare per row (they do
  * not: here the same snapshot claiming no names) give the same lists,
  * scores and parts, bit for bit, with and without an anchor. */
 static void test_rank_evidence_by_index_equals_by_rows(void **state)
 {
-	enum { NI = 3000, NEIGH = 20, NC = 100 };
+	enum { NI = 3000, NC = 100 };
 	struct fx *f = *state;
-	struct wf_snap s = { 0 };
-	struct wf_snap_item *items = calloc(NI, sizeof(*items));
-	struct wf_snap_cand *neigh = calloc((size_t)NI * NEIGH, sizeof(*neigh));
-	struct wf_snap_cand *cands = calloc(NC, sizeof(*cands));
 	struct wf_rank_session sess;
-	uint64_t seed = 7;
+	struct synth y;
 
-	assert_non_null(items);
-	assert_non_null(neigh);
-	assert_non_null(cands);
-	for (uint32_t i = 0; i < NI; i++) {
-		items[i].category = i % 7 ? i % 300 : WF_SNAP_NO_CAT;
-		items[i].brand = i % 5 ? i % 90 : WF_SNAP_NO_CAT;
-		items[i].price_band = (uint8_t)(i % 11 ? i % 5 : 255);
-		items[i].popularity = (float)(i % 100) / 100.0f;
-		items[i].neigh_off = i * NEIGH;
-		items[i].neigh_cnt = NEIGH;
-		for (uint32_t x = 0; x < NEIGH; x++) {
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			neigh[i * NEIGH + x] = (struct wf_snap_cand){ (uint32_t)(seed >> 33) % NI, 1.0f / (float)(x + 1) };
-		}
-	}
-	for (uint32_t i = 0; i < NC; i++)
-		cands[i] = (struct wf_snap_cand){ (i * 97) % NI, 1.0f - (float)i / NC };
-	s.items = items;
-	s.nitems = NI;
-	s.neigh = neigh;
-	s.nneigh = (uint64_t)NI * NEIGH;
+	synth_make(&y, NI, NC, 7, 1);
 	wf_rank_session_init(&sess);
 	for (uint32_t e = 0; e < 12; e++)
-		wf_rank_session_apply(&sess, &s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
+		wf_rank_session_apply(&sess, &y.s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
 	for (int anchor = 0; anchor < 2; anchor++) {
-		struct wf_rank_query q = { .sess = &sess, .cands = cands, .ncands = NC, .w_batch = 0.4f,
+		struct wf_rank_query q = { .sess = &sess, .cands = y.cands, .ncands = NC, .w_batch = 0.4f,
 					   .w_session = 0.6f, .anchor = anchor ? 11 : -1, .k = 50 };
 		uint32_t out[2][50];
 		float sc[2][50];
 		struct wf_rank_explain ex[2][50];
 		int n[2];
 		for (int rows = 0; rows < 2; rows++) {
-			s.ncats = rows ? 0 : 300;
-			s.nbrands = rows ? 0 : 90;
-			n[rows] = wf_rank_recs(&s, &f->p, &q, f->w, out[rows], sc[rows], ex[rows]);
+			y.s.ncats = rows ? 0 : 300;
+			y.s.nbrands = rows ? 0 : 90;
+			n[rows] = wf_rank_recs(&y.s, &f->p, &q, f->w, out[rows], sc[rows], ex[rows]);
 		}
 		assert_int_equal(n[0], 50);
 		assert_int_equal(n[0], n[1]);
@@ -505,76 +534,44 @@ static void test_rank_evidence_by_index_equals_by_rows(void **state)
 		assert_memory_equal(sc[0], sc[1], sizeof(sc[0]));
 		assert_memory_equal(ex[0], ex[1], sizeof(ex[0]));
 	}
-	free(items);
-	free(neigh);
-	free(cands);
+	synth_free(&y);
 }
 
 /* ---- measurement (printed, not asserted) ---- */
 
 static void test_rank_measure_recs_200_candidates(void **state)
 {
-	enum { NI = 20000, NEIGH = 20, NC = 200 };
+	enum { NI = 20000, NC = 200 };
 	struct fx *f = *state;
-	struct wf_snap s = { 0 };
-	struct wf_snap_item *items = calloc(NI, sizeof(*items));
-	struct wf_snap_cand *neigh = calloc((size_t)NI * NEIGH, sizeof(*neigh));
-	struct wf_snap_cand *cands = calloc(NC, sizeof(*cands));
-	struct wf_snap_cand *pop = calloc(200, sizeof(*pop));
 	struct wf_rank_session sess;
+	struct synth y;
 	uint32_t out[20];
 	float sc[20];
-	uint64_t seed = 42, t0, t1, t2;
+	uint64_t t0, t1, t2;
 	const int iters = 2000;
 
-	assert_non_null(items);
-	assert_non_null(neigh);
-	assert_non_null(cands);
-	assert_non_null(pop);
-	for (uint32_t i = 0; i < NI; i++) {
-		items[i].category = i % 300;
-		items[i].brand = i % 90;
-		items[i].price_band = (uint8_t)(i % 5);
-		items[i].popularity = (float)(i % 100) / 100.0f;
-		items[i].neigh_off = i * NEIGH;
-		items[i].neigh_cnt = NEIGH;
-		for (uint32_t x = 0; x < NEIGH; x++) {
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			neigh[i * NEIGH + x] = (struct wf_snap_cand){ (uint32_t)(seed >> 33) % NI, 1.0f / (float)(x + 1) };
-		}
-	}
-	for (uint32_t i = 0; i < NC; i++)
-		cands[i] = (struct wf_snap_cand){ (i * 97) % NI, 1.0f - (float)i / NC };
-	for (uint32_t i = 0; i < 200; i++)
-		pop[i] = (struct wf_snap_cand){ i * 13, 1.0f };
-	s.items = items;
-	s.nitems = NI;
-	s.neigh = neigh;
-	s.nneigh = (uint64_t)NI * NEIGH;
-	s.popular = pop;
-	s.npopular = 200;
+	synth_make(&y, NI, NC, 42, 0);
+	y.s.popular = y.pop;
+	y.s.npopular = 200;
 	wf_rank_session_init(&sess);
 	for (uint32_t e = 0; e < 12; e++)
-		wf_rank_session_apply(&sess, &s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
+		wf_rank_session_apply(&sess, &y.s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP, (e * 7919) % NI, 0);
 
-	struct wf_rank_query q = { .sess = &sess, .cands = cands, .ncands = NC, .w_batch = 0.4f, .w_session = 0.6f,
+	struct wf_rank_query q = { .sess = &sess, .cands = y.cands, .ncands = NC, .w_batch = 0.4f, .w_session = 0.6f,
 				   .anchor = -1, .k = 20 };
 	t0 = wf_now_ns();
 	for (int i = 0; i < iters; i++)
-		assert_int_equal(wf_rank_recs(&s, &f->p, &q, f->w, out, sc, NULL), 20);
+		assert_int_equal(wf_rank_recs(&y.s, &f->p, &q, f->w, out, sc, NULL), 20);
 	t1 = wf_now_ns();
 	for (int i = 0; i < iters; i++)
-		wf_rank_session_apply(&sess, &s, &f->p, WF_EV_CLICK, (uint32_t)(i * 31) % NI, 0);
+		wf_rank_session_apply(&sess, &y.s, &f->p, WF_EV_CLICK, (uint32_t)(i * 31) % NI, 0);
 	t2 = wf_now_ns();
 	print_message("rank: sizeof(struct wf_rank_session) = %zu bytes, scratch = %zu bytes\n",
 		      sizeof(struct wf_rank_session), sizeof(struct wf_rank_scratch));
 	print_message("rank: RECS k=20 over %d batch candidates + %u pool (12-event session, 20 neighbours/item): "
 		      "%.1f us/call\n", NC, f->w->n - NC, (double)(t1 - t0) / iters / 1000.0);
 	print_message("rank: session apply: %.0f ns/event\n", (double)(t2 - t1) / iters);
-	free(items);
-	free(neigh);
-	free(cands);
-	free(pop);
+	synth_free(&y);
 }
 
 int main(void)
