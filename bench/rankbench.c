@@ -138,12 +138,28 @@ static uint64_t hash_mix(uint64_t h, const void *p, size_t len)
 	return wf_hash64(v, sizeof(v));
 }
 
+/* One RECS (with EXPLAIN's parts for that case) into the hash. */
+static uint64_t mix_recs(uint64_t h, struct bench *b, const struct wf_rank_params *p, const struct wf_rank_query *q,
+			 int c)
+{
+	uint32_t items[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	int n = wf_rank_recs(b->snap, p, q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+
+	h = hash_mix(h, &n, sizeof(n));
+	h = hash_mix(h, items, (size_t)n * sizeof(*items));
+	h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
+	if (c == CASE_EXPLAIN)
+		h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+	return h;
+}
+
 static uint64_t check(struct bench *b)
 {
 	static const wf_rank_filter_fn filters[] = { sold_out, refuse_third, refuse_most, NULL };
-	uint32_t items[WF_RANK_MAX_K], pos[WF_RANK_POOL];
+	uint32_t pos[WF_RANK_POOL];
 	float sc[WF_RANK_MAX_K];
-	struct wf_rank_explain ex[WF_RANK_MAX_K];
 	int64_t rr[64];
 	uint64_t h = 0;
 
@@ -155,12 +171,7 @@ static uint64_t check(struct bench *b)
 				int n;
 
 				q.filter = filters[f];
-				n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
-				h = hash_mix(h, &n, sizeof(n));
-				h = hash_mix(h, items, (size_t)n * sizeof(*items));
-				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
-				if (c == CASE_EXPLAIN)
-					h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+				h = mix_recs(h, b, &b->p, &q, c);
 				/* RERANK of the list's first 64 candidates, reversed. */
 				for (uint32_t x = 0; x < nr; x++)
 					rr[x] = q.cands[nr - 1 - x].item;
@@ -212,25 +223,16 @@ static uint64_t check_positions(struct bench *b)
 static uint64_t check_anchor(struct bench *b)
 {
 	static const wf_rank_filter_fn filters[] = { sold_out, NULL };
-	uint32_t items[WF_RANK_MAX_K];
-	float sc[WF_RANK_MAX_K];
-	struct wf_rank_explain ex[WF_RANK_MAX_K];
 	uint64_t h = 0;
 
 	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
 		for (int c = 0; c < CASE_COUNT; c++) {
 			for (uint32_t i = 0; i < b->nusers; i++) {
 				struct wf_rank_query q = query(b, i, c);
-				int n;
 
 				q.anchor = q.cands[0].item;
 				q.filter = filters[f];
-				n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
-				h = hash_mix(h, &n, sizeof(n));
-				h = hash_mix(h, items, (size_t)n * sizeof(*items));
-				h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
-				if (c == CASE_EXPLAIN)
-					h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+				h = mix_recs(h, b, &b->p, &q, c);
 			}
 		}
 	}
@@ -240,9 +242,6 @@ static uint64_t check_anchor(struct bench *b)
 /* RECS and EXPLAIN with a repeat-look penalty (off by default). */
 static uint64_t check_penalty(struct bench *b)
 {
-	uint32_t items[WF_RANK_MAX_K];
-	float sc[WF_RANK_MAX_K];
-	struct wf_rank_explain ex[WF_RANK_MAX_K];
 	struct wf_rank_params p = b->p;
 	uint64_t h = 0;
 
@@ -250,12 +249,7 @@ static uint64_t check_penalty(struct bench *b)
 	for (int c = 0; c < CASE_COUNT; c++) {
 		for (uint32_t i = 0; i < b->nusers; i++) {
 			struct wf_rank_query q = query(b, i, c);
-			int n = wf_rank_recs(b->snap, &p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
-			h = hash_mix(h, &n, sizeof(n));
-			h = hash_mix(h, items, (size_t)n * sizeof(*items));
-			h = hash_mix(h, sc, (size_t)n * sizeof(*sc));
-			if (c == CASE_EXPLAIN)
-				h = hash_mix(h, ex, (size_t)n * sizeof(*ex));
+			h = mix_recs(h, b, &p, &q, c);
 		}
 	}
 	return h;
