@@ -373,8 +373,10 @@ static int recv_allowed(const struct ingest_ctx *ctx, const struct ingest_conn *
  * set-up and tear-down in the kernel. It ends on EOF, an error, a dry
  * buffer ring (-ENOBUFS; re-armed next pass) or our cancel, which
  * backpressure sends (recv_stop()) when the connection may not be read;
- * a completion already under way still lands in c->in, which is bounded
- * (the 16 KiB buffers of the pass before the cancel).
+ * completions the kernel posted before the cancel landed still go to
+ * c->in: on a busy box that can be every provided buffer (INGEST_BUF_COUNT
+ * x INGEST_BUF_SIZE), the bound past INGEST_MAX_INPUT that
+ * test_ingest_backpressure_stops_reading checks.
  */
 static void arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
