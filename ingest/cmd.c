@@ -167,9 +167,9 @@ struct front_answer {
  * Answer from the entry at slot if it holds args/key for session version
  * ver now: 1 (a filled), else 0. Reads the entry in place under its
  * seqlock and copies only what the answer needs: the header, the
- * arguments, the stock keys it checks and the ids that pass. quiet: the
- * caller's quiet rule (see front_recs) is checked between the entry's
- * start count and the final sequence check.
+ * arguments, the stock keys it checks and the ids that pass. quiet_hash
+ * not 0: the caller's quiet rule (see front_recs) is checked between the
+ * entry's start count and the final sequence check.
  */
 static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
 		     uint64_t key, const char *args, uint32_t pos, uint64_t ver, uint32_t k, uint64_t quiet_hash,
@@ -250,20 +250,21 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
  * RECS from the shard's front table (see struct wf_front_entry; two ways
  * per key): when the ranker's published answer to these exact arguments
  * still holds, filter its ranked prefix by live stock the way the ranker
- * does and reply here. quiet: look up the quiet key instead (the caller
- * knows no EVENT was routed for the session under its route entry, and
- * the filter must say the ranker holds no state for it). Returns 0
- * (answered), 1 (miss: forward it) or -ENOMEM.
+ * does and reply here. quiet_hash, when not 0: the session id's hash (the
+ * route table's key; the filter ignores its low bits), and look up the
+ * quiet key instead (the caller knows no EVENT was routed for the session
+ * under its route entry, and the filter must say the ranker holds no
+ * state for it). Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
-		      uint64_t ver, int quiet)
+		      uint64_t ver, uint64_t quiet_hash)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	struct front_answer a;
 	const struct wf_front_entry *set;
 	char args[WF_FRONT_ARGS];
 	uint32_t pos = 0, off = 0;
-	uint64_t key, qh = 0;
+	uint64_t key;
 	int64_t k;
 
 	if (!sh->front || wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > WF_FRONT_ITEMS)
@@ -271,21 +272,19 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	for (uint32_t i = 4; i < r->argc; i++)
 		if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
 			return 1; /* the ranker never publishes those */
-	if (quiet) {
+	if (quiet_hash) {
 		if (!forgotten_applied(ctx, sh) || wf_front_args_quiet(args, &pos) < 0)
 			return 1;
-		qh = wf_hash64(r->argv[1].p, r->argv[1].len);
-		qh |= !qh; /* 0 means "not quiet" below */
 		/* Its cache miss overlaps the entry's (read in front_way). */
-		__builtin_prefetch(wf_front_live(sh->front, qh));
+		__builtin_prefetch(wf_front_live(sh->front, quiet_hash));
 	}
-	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
+	for (uint32_t i = quiet_hash ? 2 : 1; i < r->argc; i++)
 		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
 			return 1;
 	key = wf_hash64(args, pos) | 1;
 	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
-	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, qh, &a) &&
-	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, qh, &a))
+	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, quiet_hash, &a) &&
+	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, quiet_hash, &a))
 		return 1;
 	ctx->tmp.len = 0;
 	wf_resp_w_array(&ctx->tmp, a.n);
@@ -294,7 +293,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		off += a.id_len[i];
 	}
 	ctx->recs_front++;
-	ctx->recs_quiet += quiet;
+	ctx->recs_quiet += quiet_hash != 0;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
@@ -352,7 +351,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		/* A session with no EVENT routed may have no state: try the
 		 * user's quiet answer; a session pinned just now has a version
 		 * nothing was published for. */
-		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, 1);
+		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key);
 		if (f == 1 && !hit.pinned)
 			f = front_recs(ctx, c, r, shard, hit.ver, 0);
 		if (f <= 0)

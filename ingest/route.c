@@ -155,6 +155,7 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 		e->evented = 1;
 	}
 	if (hit) {
+		hit->key = key;
 		hit->ver = e->ver;
 		hit->pinned = pinned;
 		hit->evented = e->evented;

@@ -49,6 +49,7 @@ struct wf_route {
 
 /* What wf_route_lookup() found out about a session besides its shard. */
 struct wf_route_hit {
+	uint64_t key; /* wf_hash64(session id) | 1, as the table keys it */
 	uint64_t ver; /* changes whenever the session is pinned afresh and on every EVENT routed */
 	int pinned;   /* 1: this call pinned it afresh (nothing was published for ver yet) */
 	/* 0: no EVENT was routed for the session since this entry was pinned
