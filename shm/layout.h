@@ -220,8 +220,9 @@ _Static_assert(offsetof(struct wf_front_entry, args) == 64, "front entry header"
  *     events of forgotten entries have been applied, and
  *   - the shard's live-session filter below is 0 for the session's hash.
  *
- * Live-session filter: live[h & mask] counts the ranker's sessions whose
- * wf_hash64(id) is h (saturating at 255, then never decremented). Writer:
+ * Live-session filter: live[(h >> 8) & mask] counts the ranker's sessions
+ * whose wf_hash64(id) is h (the low bits are left out: ingest's route keys
+ * force bit 0; saturating at 255, then never decremented). Writer:
  * weft-ranker@N (relaxed stores: single writer), incremented while
  * applying the event that creates the session, so before the ring release
  * (R2) that covers that event; reader weft-ingest, after A2. A starting

@@ -431,20 +431,19 @@ int wf_seq_abandoned(const struct wf_seqlock *l)
 	return atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_relaxed) & 1;
 }
 
-uint32_t wf_seq_read_begin(const struct wf_seqlock *l)
-{
-	uint32_t s;
-
-	/* acquire: pairs with the release in wf_seq_write_end. */
-	while ((s = atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_acquire)) & 1)
-		__builtin_ia32_pause();
-	return s;
-}
-
 uint32_t wf_seq_read_try(const struct wf_seqlock *l)
 {
 	/* acquire: pairs with the release in wf_seq_write_end. */
 	return atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_acquire);
+}
+
+uint32_t wf_seq_read_begin(const struct wf_seqlock *l)
+{
+	uint32_t s;
+
+	while ((s = wf_seq_read_try(l)) & 1)
+		__builtin_ia32_pause();
+	return s;
 }
 
 int wf_seq_read_retry(const struct wf_seqlock *l, uint32_t seq)
