@@ -99,19 +99,25 @@ struct ingest_ctx {
 	struct ingest_shard *shards;
 	struct wf_route route;
 	struct wf_journal *journal;
-	int journal_inflight;    /* a flush is under way (its fdatasync in the ring) */
-	int64_t journal_written; /* bytes the flush under way wrote, or -errno */
+	uint32_t journal_flights;  /* --journal-flights (0: the journal's default) */
+	uint32_t journal_inflight; /* flushes under way (their fdatasyncs in the ring) */
 	int journal_failed;
 	/* Connections with an EVENT reply waiting for the journal, in LSN
 	 * order (free-running indexes, capacity a power of two). */
 	struct ingest_jwait *jwait;
 	uint64_t jwait_head, jwait_tail, jwait_cap;
 	/* Group commit sizing (see journal_kick()): events appended since the
-	 * last flush began and when the first of them came; events in the
-	 * flush in flight; the recent largest group (decays 1/8 per flush);
-	 * the flush time, smoothed (ns). */
-	uint32_t journal_pending_n, journal_flush_n, journal_group_max;
-	uint64_t journal_pending_ns, journal_flush_t0, journal_flush_ns;
+	 * last flush began and when the first of them came; the recent largest
+	 * group (decays 1/8 per flush); the flush time, smoothed (ns); the
+	 * flushes in flight, by the journal's id % WF_JOURNAL_FLIGHTS_MAX. */
+	uint32_t journal_pending_n, journal_group_max;
+	uint64_t journal_pending_ns, journal_flush_ns;
+	struct ingest_jflush {
+		uint64_t id;     /* the journal's */
+		int64_t written; /* bytes its write wrote, or -errno */
+		uint32_t n;      /* events */
+		uint64_t t0;     /* when it began */
+	} jflush[WF_JOURNAL_FLIGHTS_MAX];
 	uint64_t journal_flushes, journal_flushed_events;
 
 	struct io_uring ring;

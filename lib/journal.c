@@ -44,6 +44,12 @@ struct rec_hdr {
 };
 _Static_assert(sizeof(struct rec_hdr) == REC_HDR, "record header");
 
+struct journal_flight {
+	struct wf_buf buf; /* the batch written */
+	uint64_t last;     /* its last LSN */
+	int done;          /* ended, not yet retired (an older one has not) */
+};
+
 struct wf_journal {
 	char dir[1024];
 	struct wf_journal_opts opts;
@@ -55,9 +61,11 @@ struct wf_journal {
 	uint64_t durable_lsn;
 	struct wf_buf pending;   /* appended, not yet flushing */
 	uint64_t pending_last;   /* last LSN in pending */
-	struct wf_buf inflight;  /* being written */
-	uint64_t inflight_last;
-	int flushing;
+	/* Flushes begun and not yet retired: ids [fl_head, fl_tail), each in
+	 * flight[id % WF_JOURNAL_FLIGHTS_MAX]. They may end in any order; the
+	 * durable LSN moves only over the oldest ones that ended. */
+	struct journal_flight flight[WF_JOURNAL_FLIGHTS_MAX];
+	uint64_t fl_head, fl_tail;
 	int failed;
 };
 
@@ -323,6 +331,7 @@ int wf_journal_open(const char *dir, const struct wf_journal_opts *opts, struct 
 	j->fd = -1;
 	j->opts.segment_bytes = opts && opts->segment_bytes ? opts->segment_bytes : DEFAULT_SEGMENT;
 	j->opts.durability = opts ? opts->durability : WF_JOURNAL_FSYNC;
+	j->opts.flights = opts && opts->flights ? WF_MIN(opts->flights, WF_JOURNAL_FLIGHTS_MAX) : WF_JOURNAL_FLIGHTS;
 	j->next_lsn = 1;
 
 	r = list_segments(dir, &segs, &nsegs);
@@ -382,7 +391,8 @@ void wf_journal_close(struct wf_journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	wf_buf_fini(&j->pending);
-	wf_buf_fini(&j->inflight);
+	for (uint32_t i = 0; i < WF_JOURNAL_FLIGHTS_MAX; i++)
+		wf_buf_fini(&j->flight[i].buf);
 	free(j);
 }
 
@@ -445,18 +455,27 @@ size_t wf_journal_pending_bytes(const struct wf_journal *j)
 	return j->pending.len;
 }
 
+uint32_t wf_journal_flights(const struct wf_journal *j)
+{
+	return (uint32_t)(j->fl_tail - j->fl_head);
+}
+
 int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret)
 {
+	struct journal_flight *fl = &j->flight[j->fl_tail % WF_JOURNAL_FLIGHTS_MAX];
 	struct wf_buf t;
 
 	if (j->failed)
 		return -EIO;
-	if (j->flushing || j->pending.len == 0)
+	if (j->pending.len == 0 || j->fl_tail - j->fl_head >= j->opts.flights)
 		return 0;
 	if (j->seg_size >= j->opts.segment_bytes) {
-		/* Roll: the first LSN of the pending batch names the new file. */
+		/* Roll: the first LSN of the pending batch names the new file.
+		 * Not under flushes in flight: the roll closes their fd. */
 		struct rec_hdr h;
 		int r;
+		if (j->fl_tail != j->fl_head)
+			return 0;
 		memcpy(&h, j->pending.data, sizeof(h));
 		r = seg_create(j, h.lsn);
 		if (r < 0)
@@ -464,32 +483,43 @@ int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret)
 	}
 	if (j->opts.durability == WF_JOURNAL_FSYNC && !j->no_zero && j->seg_size + j->pending.len > j->zeroed_end)
 		seg_zero_ahead(j, j->seg_size + j->pending.len);
-	t = j->inflight;
-	j->inflight = j->pending;
+	/* The slot's buffer is empty (its flush was retired): it becomes the
+	 * next pending one, keeping its capacity. */
+	t = fl->buf;
+	fl->buf = j->pending;
+	fl->last = j->pending_last;
+	fl->done = 0;
 	j->pending = t;
 	j->pending.len = 0;
-	j->inflight_last = j->pending_last;
-	j->flushing = 1;
+	ret->id = j->fl_tail++;
 	ret->fd = j->fd;
 	ret->offset = j->seg_size;
-	ret->iov.iov_base = j->inflight.data;
-	ret->iov.iov_len = j->inflight.len;
+	ret->iov.iov_base = fl->buf.data;
+	ret->iov.iov_len = fl->buf.len;
 	ret->sync = j->opts.durability == WF_JOURNAL_FSYNC;
-	j->seg_size += j->inflight.len;
+	j->seg_size += fl->buf.len;
 	return 1;
 }
 
-int wf_journal_flush_end(struct wf_journal *j, int64_t res)
+int wf_journal_flush_end(struct wf_journal *j, uint64_t id, int64_t res)
 {
-	if (!j->flushing)
+	struct journal_flight *fl = &j->flight[id % WF_JOURNAL_FLIGHTS_MAX];
+
+	if (id < j->fl_head || id >= j->fl_tail || fl->done)
 		return -EINVAL;
-	j->flushing = 0;
-	if (res < 0 || (uint64_t)res != j->inflight.len) {
+	fl->done = 1;
+	if (res < 0 || (uint64_t)res != fl->buf.len) {
 		j->failed = 1;
 		return res < 0 ? (int)res : -EIO;
 	}
-	j->durable_lsn = j->inflight_last;
-	j->inflight.len = 0;
+	if (j->failed)
+		return -EIO;
+	/* Durable up to the newest flush that ended with every older one. */
+	while (j->fl_head < j->fl_tail && (fl = &j->flight[j->fl_head % WF_JOURNAL_FLIGHTS_MAX])->done) {
+		j->durable_lsn = fl->last;
+		fl->buf.len = 0;
+		j->fl_head++;
+	}
 	return 0;
 }
 
@@ -519,7 +549,7 @@ int wf_journal_flush_sync(struct wf_journal *j)
 	w = wf_journal_flush_write(&f);
 	if (w >= 0 && f.sync && fdatasync(f.fd) < 0)
 		w = -errno;
-	return wf_journal_flush_end(j, w);
+	return wf_journal_flush_end(j, f.id, w);
 }
 
 /* ---- reader ---- */

@@ -3,11 +3,13 @@
  * length-prefixed, checksummed records, written with group commit.
  *
  * Writer: weft-ingest only. It appends every valid EVENT (wf_journal_append
- * gives it a log sequence number, LSN), and once per loop pass takes the
- * batch (wf_journal_flush_begin) and writes it with io_uring, linked with an
- * fdatasync in durability "fsync" mode; when the write (and sync) complete,
- * wf_journal_flush_end makes every LSN of the batch durable, and only then
- * are those events acknowledged. The module does no I/O on the hot path
+ * gives it a log sequence number, LSN), and takes each batch
+ * (wf_journal_flush_begin), writes it and, in durability "fsync" mode,
+ * fdatasyncs it through io_uring; several flushes may be in flight at once
+ * (concurrent fdatasyncs of one file overlap on the device: this disk does
+ * 1.6x the syncs per second with two in flight, 2.2x with four). When a
+ * flush ends, wf_journal_flush_end makes its LSNs durable once every older
+ * flush has ended too, and only then are those events acknowledged. The module does no I/O on the hot path
  * itself, so it does not depend on io_uring; wf_journal_flush_sync() does
  * the same synchronously for tools and tests.
  *
@@ -40,9 +42,13 @@ enum wf_journal_durability {
 	WF_JOURNAL_OS,        /* ack after write(): survives a process crash, not power loss */
 };
 
+#define WF_JOURNAL_FLIGHTS 4u     /* flushes in flight at most, by default */
+#define WF_JOURNAL_FLIGHTS_MAX 16u
+
 struct wf_journal_opts {
 	uint64_t segment_bytes; /* roll to a new segment past this (default 64 MiB) */
 	int durability;         /* enum wf_journal_durability */
+	uint32_t flights;       /* flushes in flight at most (0: WF_JOURNAL_FLIGHTS; capped at _MAX) */
 };
 
 struct wf_journal;
@@ -71,12 +77,14 @@ size_t wf_journal_pending_bytes(const struct wf_journal *j);
 
 /*
  * Start a flush of everything appended so far. Returns 1 and fills *ret
- * (fd, file offset, one iovec, whether to fdatasync) when there is work,
- * 0 when nothing is pending or a flush is already in flight (one at a
- * time: appends meanwhile form the next batch — that is the group commit),
- * -errno if rolling to a new segment failed.
+ * (its id, fd, file offset, one iovec, whether to fdatasync) when there is
+ * work, 0 when nothing is pending or opts.flights flushes are in flight
+ * (appends meanwhile form the next batch: that is the group commit) or a
+ * segment roll waits for the flushes in flight to end, -errno if rolling
+ * to a new segment failed.
  */
 struct wf_journal_flush {
+	uint64_t id; /* for wf_journal_flush_end */
 	int fd;
 	uint64_t offset;
 	struct iovec iov;
@@ -85,13 +93,17 @@ struct wf_journal_flush {
 int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret);
 
 /*
- * The flush finished: res = bytes written (a short write is an error here:
- * the caller retries the remainder itself or reports), or -errno. On
- * success every LSN of the batch becomes durable. On failure the journal
- * refuses further flushes (-EIO) until reopened: acks stop, nothing is lost
- * that was acked.
+ * Flush id finished (in any order): res = bytes written (a short write is
+ * an error here: the caller retries the remainder itself or reports), or
+ * -errno. On success its LSNs become durable once every older flush has
+ * ended. On failure the journal refuses further flushes (-EIO) until
+ * reopened, and no later flush makes anything durable: acks stop, nothing
+ * is lost that was acked. -EINVAL for an id not in flight.
  */
-int wf_journal_flush_end(struct wf_journal *j, int64_t res);
+int wf_journal_flush_end(struct wf_journal *j, uint64_t id, int64_t res);
+
+/* Flushes begun and not yet retired (ended with every older one). */
+uint32_t wf_journal_flights(const struct wf_journal *j);
 
 /* The write of a begun flush, synchronously (pwrite of the whole iovec at
  * its offset; the caller still syncs if f->sync and ends the flush).

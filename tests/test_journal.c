@@ -80,33 +80,106 @@ static void test_journal_append_flush_reopen_continues_lsn(void **state)
 	wf_journal_reader_close(r);
 }
 
+/* Write a begun flush and end it (the fdatasync left out: tests need no disk flush). */
+static void write_end(struct wf_journal *j, const struct wf_journal_flush *f)
+{
+	assert_int_equal(wf_journal_flush_write(f), (int64_t)f->iov.iov_len);
+	assert_int_equal(wf_journal_flush_end(j, f->id, (int64_t)f->iov.iov_len), 0);
+}
+
 static void test_journal_group_commit_batches_appends_during_flush(void **state)
 {
+	struct wf_journal_opts o = { .flights = 1 };
 	struct wf_journal *j;
 	struct wf_journal_flush f, f2;
 	char err[256];
 
-	assert_int_equal(wf_journal_open(dir, NULL, &j, err, sizeof(err)), 0);
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
 	append_event(j, "s", "a", 0);
 	assert_int_equal(wf_journal_flush_begin(j, &f), 1);
 	assert_true(f.sync);
-	/* Appended while the first batch is in flight: next batch. */
+	/* Appended while the only flight is taken: the next batch. */
 	append_event(j, "s", "b", 0);
 	append_event(j, "s", "c", 0);
 	assert_int_equal(wf_journal_flush_begin(j, &f2), 0);
-	assert_int_equal(pwrite(f.fd, f.iov.iov_base, f.iov.iov_len, (off_t)f.offset), (ssize_t)f.iov.iov_len);
-	assert_int_equal(wf_journal_flush_end(j, (int64_t)f.iov.iov_len), 0);
+	write_end(j, &f);
 	assert_int_equal(wf_journal_durable_lsn(j), 1);
 	assert_int_equal(wf_journal_flush_sync(j), 0);
 	assert_int_equal(wf_journal_durable_lsn(j), 3);
 	/* A failed write stops acks: nothing after it becomes durable. */
 	append_event(j, "s", "d", 0);
 	assert_int_equal(wf_journal_flush_begin(j, &f), 1);
-	assert_int_equal(wf_journal_flush_end(j, -EIO), -EIO);
+	assert_int_equal(wf_journal_flush_end(j, f.id, -EIO), -EIO);
 	assert_int_equal(wf_journal_durable_lsn(j), 3);
 	append_event(j, "s", "e", 0);
 	assert_int_equal(wf_journal_flush_begin(j, &f), -EIO);
 	wf_journal_close(j);
+}
+
+/* Several flushes in flight end in any order; the durable LSN moves only
+ * over the oldest that ended, a failed one stops every later one, and a
+ * segment roll waits for the flights of the old segment. */
+static void test_journal_flights_end_out_of_order(void **state)
+{
+	struct wf_journal_opts o = { .flights = 3, .segment_bytes = 4096 };
+	struct wf_journal_flush f[4];
+	struct wf_journal *j;
+	struct wf_journal_reader *r;
+	struct wf_journal_rec rec;
+	char err[256];
+	uint64_t n = 0;
+
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) {
+		append_event(j, "s", "a", 0); /* lsn 1, 2, 3: one per flush */
+		assert_int_equal(wf_journal_flush_begin(j, &f[i]), 1);
+	}
+	assert_int_equal(wf_journal_flights(j), 3);
+	append_event(j, "s", "b", 0); /* lsn 4: every flight taken */
+	assert_int_equal(wf_journal_flush_begin(j, &f[3]), 0);
+	write_end(j, &f[2]);
+	write_end(j, &f[1]);
+	assert_int_equal(wf_journal_durable_lsn(j), 0); /* the oldest is still in flight */
+	assert_int_equal(wf_journal_flush_end(j, f[2].id, (int64_t)f[2].iov.iov_len), -EINVAL); /* ended */
+	write_end(j, &f[0]);
+	assert_int_equal(wf_journal_durable_lsn(j), 3);
+	assert_int_equal(wf_journal_flights(j), 0);
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	assert_int_equal(wf_journal_durable_lsn(j), 4);
+
+	/* Roll: past 4096 bytes the next flush opens a new segment, but only
+	 * once the flights of this one have ended. */
+	while (wf_journal_pending_bytes(j) < 4096)
+		append_event(j, "s", "c", 0);
+	assert_int_equal(wf_journal_flush_begin(j, &f[0]), 1);
+	append_event(j, "s", "d", 0);
+	assert_int_equal(wf_journal_flush_begin(j, &f[1]), 0); /* the roll waits */
+	write_end(j, &f[0]);
+	assert_int_equal(wf_journal_flush_begin(j, &f[1]), 1);
+	assert_int_not_equal(f[1].fd, f[0].fd);
+	write_end(j, &f[1]);
+	assert_int_equal(wf_journal_durable_lsn(j), wf_journal_next_lsn(j) - 1);
+
+	/* An older flush fails after a newer one ended: neither is durable,
+	 * and the journal refuses more. */
+	uint64_t durable = wf_journal_durable_lsn(j);
+	append_event(j, "s", "e", 0);
+	assert_int_equal(wf_journal_flush_begin(j, &f[0]), 1);
+	append_event(j, "s", "e", 0);
+	assert_int_equal(wf_journal_flush_begin(j, &f[1]), 1);
+	write_end(j, &f[1]);
+	assert_int_equal(wf_journal_flush_end(j, f[0].id, -EIO), -EIO);
+	assert_int_equal(wf_journal_durable_lsn(j), durable);
+	append_event(j, "s", "f", 0);
+	assert_int_equal(wf_journal_flush_begin(j, &f[2]), -EIO);
+	wf_journal_close(j);
+
+	/* What was written reads back in order, across the roll. */
+	assert_int_equal(wf_journal_reader_open(dir, 1, &r), 0);
+	while (wf_journal_reader_next(r, &rec) == 1)
+		assert_int_equal(rec.lsn, ++n);
+	wf_journal_reader_close(r);
+	assert_true(n >= durable);
 }
 
 static void test_journal_torn_tail_is_truncated(void **state)
@@ -384,6 +457,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_journal_append_flush_reopen_continues_lsn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_group_commit_batches_appends_during_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_flights_end_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_tail_is_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_fsync_zero_ahead_reads_and_recovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_rolls_segments_and_reads_across, setup, teardown),
