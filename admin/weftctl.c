@@ -33,7 +33,8 @@ static void usage(FILE *f)
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
 		"  shutdown                            stop every weft process\n"
 		"\n"
-		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--foreground-log]\n"
+		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
+		"     [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -43,6 +44,8 @@ static void usage(FILE *f)
 		"  --shards N        (up) number of rankers (default: online CPUs)\n"
 		"  --snapshot FILE   (up) snapshot to serve\n"
 		"  --durability M    (up) fsync: EVENT acknowledged after fdatasync (default); os: after write()\n"
+		"  --sessions N      (up) sessions weft-ingest's routing table holds per half TTL\n"
+		"                    (default 4194304, 384 MiB; a small store needs far fewer)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -253,7 +256,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			continue;
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
-		    !OPT("--channel") && !OPT("--k") && !OPT("--out"))
+		    !OPT("--sessions") && !OPT("--channel") && !OPT("--k") && !OPT("--out"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -276,6 +279,15 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->k = strtol(val, &end, 10);
 			if (errno || *end || end == val || o->k < 1 || o->k > 1000)
 				return bad_usage("--k wants a number in 1..1000, not '%s'", val);
+		} else if (OPT("--sessions")) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(val, &end, 10);
+			if (errno || *end || end == val || v < 1024 || v > (1l << 28))
+				return bad_usage("--sessions wants a number in 1024..268435456, not '%s'", val);
+			o->sessions = val;
 		} else if (OPT("--durability")) {
 			if (strcmp(val, "fsync") != 0 && strcmp(val, "os") != 0)
 				return bad_usage("--durability is fsync or os, not '%s'", val);

@@ -20,6 +20,7 @@ struct wf_cli_opts {
 	long shards;           /* 0 = online cpus */
 	const char *snapshot;
 	const char *durability; /* NULL = weft-ingest's default (fsync) */
+	const char *sessions;   /* NULL = weft-ingest's default routing table size */
 	/* export only */
 	const char *channel, *out;
 	long k;

@@ -143,6 +143,10 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 		argv[n++] = "--durability";
 		argv[n++] = u->o->durability;
 	}
+	if (ch->kind == KIND_INGEST && u->o->sessions) {
+		argv[n++] = "--sessions";
+		argv[n++] = u->o->sessions;
+	}
 	if (ch->kind == KIND_ADMIN) {
 		argv[n++] = "--shards";
 		argv[n++] = u->shards_arg;

@@ -1016,11 +1016,14 @@ static void usage(FILE *f)
 {
 	fputs("usage: weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]\n"
 	      "                   [--journal DIR] [--durability fsync|os] [--journal-flights N]\n"
-	      "                   [--socket-group G]\n"
+	      "                   [--sessions N] [--socket-group G]\n"
 	      "  --socket PATH     client socket (default DIR/weft.sock; systemd socket activation wins)\n"
 	      "  --journal DIR     event journal (default DIR/journal)\n"
 	      "  --durability M    fsync: acknowledge after fdatasync (default); os: after write()\n"
 	      "  --journal-flights N  journal flushes (fdatasyncs) in flight at once, 1..16 (default 4)\n"
+	      "  --sessions N      sessions the routing table holds per half TTL, 1024..268435456\n"
+	      "                    (default 4194304: 2 x 192 MiB, resident from the start; past it\n"
+	      "                    the oldest half is forgotten early)\n"
 	      "  --socket-group G  give the socket to group G, mode 0660 (default: mode 0666)\n",
 	      f);
 }
@@ -1032,7 +1035,7 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },     { "max-clients", required_argument, NULL, 'c' },
 		{ "journal", required_argument, NULL, 'j' },    { "durability", required_argument, NULL, 'D' },
 		{ "socket-group", required_argument, NULL, 'g' }, { "journal-flights", required_argument, NULL, 'F' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "sessions", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char sock[WF_PATH_MAX], jdir[WF_PATH_MAX];
@@ -1041,6 +1044,7 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 
 	ctx->max_clients = 10000;
 	ctx->route_ttl_ms = 3600 * 1000ull;
+	ctx->route_sessions = 1u << 22;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': ctx->dir = optarg; break;
@@ -1054,6 +1058,13 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 				return -EINVAL;
 			}
 			ctx->max_clients = (uint32_t)v;
+			break;
+		case 'S':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1024 || v > (1ll << 28)) {
+				fprintf(stderr, "weft-ingest: --sessions wants 1024..268435456\n");
+				return -EINVAL;
+			}
+			ctx->route_sessions = (uint32_t)v;
 			break;
 		case 'F':
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1 || v > WF_JOURNAL_FLIGHTS_MAX) {
@@ -1140,8 +1151,8 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (wf_route_init(&ctx.route, ctx.nshards, 1u << 22, ctx.route_ttl_ms, wf_wall_ms()) < 0) {
-		wf_err("out of memory for the session table");
+	if (wf_route_init(&ctx.route, ctx.nshards, ctx.route_sessions, ctx.route_ttl_ms, wf_wall_ms()) < 0) {
+		wf_err("out of memory for the session table (--sessions %u: try fewer)", ctx.route_sessions);
 		return 1;
 	}
 	jo.durability = ctx.durability;

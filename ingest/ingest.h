@@ -93,6 +93,7 @@ struct ingest_ctx {
 	uint32_t max_clients;
 	int durability;
 	uint64_t route_ttl_ms;
+	uint32_t route_sessions; /* --sessions: the routing table's entries per generation */
 
 	struct wf_shm *shm;
 	uint32_t nshards, epoch;

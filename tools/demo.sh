@@ -27,7 +27,8 @@ bold "2. The nightly batch (weft-batch build)"
 bold "3. Start the appliance (weftctl up: admin, 2 rankers, ingest)"
 rm -rf "$RUN"
 UPLOG=$WORK/up.log
-"$BUILD/admin/weftctl" up --dir "$RUN" --shards 2 --snapshot "$SNAP" > "$WORK/up.out" 2> "$UPLOG" &
+# --sessions: the demo store's routing table (the default holds 4M live sessions)
+"$BUILD/admin/weftctl" up --dir "$RUN" --shards 2 --snapshot "$SNAP" --sessions 262144 > "$WORK/up.out" 2> "$UPLOG" &
 UP=$!
 cleanup() { kill "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; }
 trap cleanup EXIT

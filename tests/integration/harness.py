@@ -72,7 +72,9 @@ class Appliance:
     def __init__(self, root, shards=2, snapshot=None, extra=()):
         self.dir = os.path.join(root, "run")
         self.shards = shards
-        args = [prog("weftctl"), "up", "--dir", self.dir, "--shards", str(shards)]
+        # A test store has far fewer live sessions than the routing table's
+        # default (4M per half TTL, 384 MiB faulted in at start).
+        args = [prog("weftctl"), "up", "--dir", self.dir, "--shards", str(shards), "--sessions", "262144"]
         if snapshot:
             args += ["--snapshot", snapshot]
         args += list(extra)
