@@ -56,6 +56,7 @@ int wf_route_init(struct wf_route *r, uint32_t nshards, uint32_t max_entries, ui
 		return -ENOMEM;
 	}
 	r->max_entries = slots / 2;
+	r->gen = 1; /* prev's, 0, holds only zeroed (empty) slots */
 	r->nshards = nshards;
 	r->ttl_ms = ttl_ms;
 	r->rotated_ms = now_ms;
@@ -77,27 +78,41 @@ static void rotate(struct wf_route *r, uint64_t now_ms)
 
 	r->prev = r->cur;
 	r->nprev = r->ncur;
-	/* Pages stay resident (given back, each would fault again on its
-	 * first new session). */
-	memset(t, 0, table_bytes(r));
+	/* The dropped table becomes the current one as it is: its entries are
+	 * of older generations, empty to the new one. Only when the number
+	 * wraps could an entry 65,536 rotations old read as current: then
+	 * both tables are cleared (the pages stay resident). */
+	if (++r->gen == 0) {
+		memset(t, 0, table_bytes(r));
+		memset(r->prev, 0, table_bytes(r));
+		r->nprev = 0;
+		r->gen = 1;
+	}
 	r->cur = t;
 	r->ncur = 0;
 	r->rotated_ms = now_ms;
 	r->forgets++;
 }
 
-static struct wf_route_entry *probe(struct wf_route_entry *t, uint32_t mask, uint64_t key)
+/* The slot of key in table t of generation gen: its entry, or the empty
+ * slot (key 0, or another generation's) where it would go. */
+static struct wf_route_entry *probe(struct wf_route_entry *t, uint32_t mask, uint64_t key, uint16_t gen)
 {
 	uint32_t i = (uint32_t)(key >> 17) & mask;
 
-	while (t[i].key && t[i].key != key)
+	while (t[i].key && t[i].gen == gen && t[i].key != key)
 		i = (i + 1) & mask;
 	return &t[i];
 }
 
-static int fresh(const struct wf_route *r, const struct wf_route_entry *e, uint64_t now_ms)
+static int live(const struct wf_route_entry *e, uint16_t gen)
 {
-	return e->key && (uint64_t)(now_ms / 1000) - e->last_s <= r->ttl_ms / 1000;
+	return e->key && e->gen == gen;
+}
+
+static int fresh(const struct wf_route *r, const struct wf_route_entry *e, uint16_t gen, uint64_t now_ms)
+{
+	return live(e, gen) && (uint64_t)(now_ms / 1000) - e->last_s <= r->ttl_ms / 1000;
 }
 
 /* ver 0: a new version. Returns the entry. */
@@ -108,13 +123,14 @@ static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t sha
 
 	if (r->ncur >= r->max_entries)
 		rotate(r, now_ms);
-	e = probe(r->cur, r->mask, key);
-	if (!e->key) {
+	e = probe(r->cur, r->mask, key, r->gen);
+	if (!live(e, r->gen)) {
 		e->key = key;
+		e->gen = r->gen;
 		r->ncur++;
 	}
-	e->shard = (uint16_t)shard;
-	e->evented = (uint16_t)evented;
+	e->shard = (uint8_t)shard;
+	e->evented = (uint8_t)evented;
 	e->last_s = (uint32_t)(now_ms / 1000);
 	e->ver = ver ? ver : ++r->ver_next;
 	return e;
@@ -130,26 +146,34 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 
 	if (now_ms - r->rotated_ms >= r->ttl_ms / 2)
 		rotate(r, now_ms);
-	e = probe(r->cur, r->mask, key);
-	if (fresh(r, e, now_ms)) {
+	e = probe(r->cur, r->mask, key, r->gen);
+	if (fresh(r, e, r->gen, now_ms)) {
 		e->last_s = (uint32_t)(now_ms / 1000);
-	} else if (!e->key && (e = probe(r->prev, r->mask, key), fresh(r, e, now_ms))) {
-		e = put(r, key, e->shard, e->ver, e->evented, now_ms); /* used again: keep it */
 	} else {
-		/* New, or idle past the TTL: a new visit, pinned afresh. The
-		 * events of an idle entry are forgotten like a dropped
-		 * generation's. */
-		if (e->key && e->evented)
-			r->forgets++;
-		e = put(r, key, by_user ? wf_shard_of(user, ulen, r->nshards) : wf_shard_of(session, slen, r->nshards),
-			0, 0, now_ms);
-		pinned = 1;
+		uint16_t g = r->gen;
+		if (!live(e, g)) {
+			g = (uint16_t)(r->gen - 1);
+			e = probe(r->prev, r->mask, key, g);
+		}
+		if (fresh(r, e, g, now_ms)) {
+			e = put(r, key, e->shard, e->ver, e->evented, now_ms); /* used again: keep it */
+		} else {
+			/* New, or idle past the TTL: a new visit, pinned afresh.
+			 * The events of an idle entry are forgotten like a dropped
+			 * generation's. */
+			if (live(e, g) && e->evented)
+				r->forgets++;
+			e = put(r, key,
+				by_user ? wf_shard_of(user, ulen, r->nshards) : wf_shard_of(session, slen, r->nshards), 0,
+				0, now_ms);
+			pinned = 1;
+		}
 	}
 	/* A session no EVENT was routed for has no context to keep: it goes
 	 * where its user's list is owned (in that ranker's arena; the others
 	 * read it from the mapped file), until its first EVENT pins it. */
 	if (!pinned && !e->evented && by_user)
-		e->shard = (uint16_t)wf_shard_of(user, ulen, r->nshards);
+		e->shard = (uint8_t)wf_shard_of(user, ulen, r->nshards);
 	if (event) {
 		e->ver = ++r->ver_next;
 		e->evented = 1;

@@ -8,7 +8,9 @@
  * session counts as evented from its first routed EVENT (or when rebuilt
  * from the journal), and every way an evented entry can be forgotten
  * (a generation dropped, idle past the TTL) moves the forgets count that
- * weft-ingest's quiet answers wait on.
+ * weft-ingest's quiet answers wait on; a dropped generation stays dropped
+ * though its table is reused without clearing, across the generation
+ * number's wrap.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,6 +136,57 @@ static void test_route_bounded_under_many_sessions(void **state)
 	wf_route_fini(&r);
 }
 
+/* A dropped generation's table is reused as it is: its entries read as
+ * empty to the new generation, and when the 16-bit generation number
+ * wraps, nothing written 65,536 rotations before comes back. Rotations
+ * here are by fullness (the clock stands still, so an old entry would
+ * still be fresh); the fill keys take distinct home slots away from the
+ * watched session's, so nothing overwrites its slot by chance. */
+static void test_route_dropped_generation_stays_dropped(void **state)
+{
+	enum { MAX = 64 };
+	struct wf_route r;
+	struct wf_route_hit hit;
+	char x[32], fill[MAX + 1][32]; /* one more than a generation holds: it keeps rotating */
+	uint32_t pin = 0, used[128 / 32] = { 0 }, n = 0;
+	uint64_t f0;
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, MAX, TTL, 0), 0);
+	assert_int_equal(r.mask, 127);
+	snprintf(x, sizeof(x), "watched");
+	used[((wf_hash64(x, strlen(x)) | 1) >> 17 & r.mask) / 32] |= 1u << (((wf_hash64(x, strlen(x)) | 1) >> 17 & r.mask) % 32);
+	for (int i = 0; n < MAX + 1; i++) {
+		snprintf(fill[n], sizeof(fill[n]), "fill-%d", i);
+		uint32_t h = (uint32_t)((wf_hash64(fill[n], strlen(fill[n])) | 1) >> 17) & r.mask;
+		if (used[h / 32] & (1u << (h % 32)))
+			continue;
+		used[h / 32] |= 1u << (h % 32);
+		n++;
+	}
+	while (pin == shard_of(x))
+		pin++;
+	wf_route_pin(&r, x, strlen(x), pin, 1); /* evented, on a shard not its own */
+	assert_int_equal(wf_route_shard(&r, x, strlen(x), NULL, 0, 1), pin);
+	/* Two rotations: dropped, though its slot in the reused table still
+	 * holds it. */
+	f0 = r.forgets;
+	for (uint32_t i = 0; r.forgets < f0 + 2; i++)
+		wf_route_shard(&r, fill[i % n], strlen(fill[i % n]), NULL, 0, 1);
+	assert_int_equal(wf_route_lookup(&r, x, strlen(x), NULL, 0, 1, 0, &hit), shard_of(x));
+	assert_true(hit.pinned);
+	assert_false(hit.evented);
+	/* Pin it again, then 65,536 rotations: the same generation number
+	 * on the same table again. */
+	wf_route_pin(&r, x, strlen(x), pin, 1);
+	f0 = r.forgets;
+	for (uint32_t i = 0; r.forgets < f0 + 65536; i++)
+		wf_route_shard(&r, fill[i % n], strlen(fill[i % n]), NULL, 0, 1);
+	assert_int_equal(wf_route_lookup(&r, x, strlen(x), NULL, 0, 1, 0, &hit), shard_of(x));
+	assert_true(hit.pinned);
+	assert_true(wf_route_count(&r) <= 2 * MAX);
+	wf_route_fini(&r);
+}
+
 static void test_route_session_without_events_follows_its_user(void **state)
 {
 	struct wf_route r;
@@ -224,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_route_bounded_under_many_sessions),
 		cmocka_unit_test(test_route_session_without_events_follows_its_user),
 		cmocka_unit_test(test_route_evented_and_forgets),
+		cmocka_unit_test(test_route_dropped_generation_stays_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
