@@ -702,6 +702,37 @@ static uint32_t pool_find(const struct wf_rank_scratch *w, uint32_t item)
 	}
 }
 
+/*
+ * The best score of the entries that complement nothing, or +0 when none
+ * is above +0: what "top = +0, then each such score above top replaces
+ * it" gives, in four lanes (each the same rule over every fourth entry)
+ * combined by the same rule. No NaN ever replaces (it is above nothing),
+ * and only a score strictly above +0 does, so there is no -0 / +0 to
+ * order: the maximum of a set, whatever the order. (One chain of maxss
+ * waited on each entry in turn.)
+ */
+static float compl_top(const struct wf_rank_scratch *w)
+{
+	v4f t = zero4;
+	uint32_t i;
+	float top = 0;
+
+	for (i = 0; i + 4 <= w->n; i += 4) {
+		v4f sc, cp;
+		memcpy(&sc, &w->score[i], sizeof(sc));
+		memcpy(&cp, &w->compl[i], sizeof(cp));
+		v4i m = (cp == zero4) & (sc > t);
+		t = (v4f)((m & (v4i)sc) | (~m & (v4i)t));
+	}
+	for (; i < w->n; i++)
+		if (w->compl[i] == 0 && w->score[i] > t[0])
+			t[0] = w->score[i];
+	for (uint32_t l = 0; l < 4; l++)
+		if (t[l] > top)
+			top = t[l];
+	return top;
+}
+
 /* With every pool entry scored in w->score (and w->batch the query's):
  * carted and bought items and the anchor get -inf (looked up once each,
  * not tested per entry), and the cart's complements their lift. */
@@ -726,11 +757,7 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 	/* The cart's complements are lifted by the best score of the rest
 	 * of the pool, so they reach the top whatever the scale of the
 	 * session's other evidence (rank.h, w_compl_lift). */
-	float top = 0;
-	for (uint32_t i = 0; i < w->n; i++)
-		if (w->compl[i] == 0 && w->score[i] > top)
-			top = w->score[i];
-	w->compl_top = top;
+	w->compl_top = compl_top(w);
 	uint32_t nc = 0;
 	for (uint32_t i = 0; i < w->n; i++)
 		if (w->compl[i] > 0 && w->score[i] != -INFINITY)
