@@ -146,10 +146,32 @@ struct ranker_ctx {
 	int64_t *rr_items;              /* WF_RANK_POOL: RERANK snapshot indexes */
 	uint32_t *rr_pos;               /* WF_RANK_POOL */
 
+	/* The request being handled: wf_hash64() of its first two arguments
+	 * (session id; user id, RECS only), computed once when its batch was
+	 * popped (for prefetching); session_find() and user_lookup() take them
+	 * when their argument is that very id (the same bytes in the ring),
+	 * instead of hashing it again. p NULL: none. */
+	struct ranker_hint {
+		const char *sess_p, *user_p;
+		uint32_t sess_len, user_len;
+		uint64_t sess_key, user_key;
+	} hint;
+
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;
 	uint64_t last_expire_ms;
 };
+
+/* Start loading the cache line at a: an asm statement, which GCC keeps
+ * (it deletes a loop of nothing but __builtin_prefetch() calls). */
+static inline __attribute__((always_inline)) void ranker_prefetch(const void *a)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
+#else
+	__builtin_prefetch(a);
+#endif
+}
 
 /* session.c */
 int ranker_sessions_init(struct ranker_ctx *ctx);

@@ -87,9 +87,17 @@ static int is_anon(const struct wf_msg_arg *a)
 	return a->len == 1 && a->p[0] == '-';
 }
 
+/* wf_hash64() of a session id: the hint's when id is the request's own. */
+static uint64_t session_key(const struct ranker_ctx *ctx, const struct wf_msg_arg *id)
+{
+	if (id->p == ctx->hint.sess_p && id->len == ctx->hint.sess_len)
+		return ctx->hint.sess_key;
+	return wf_hash64(id->p, id->len);
+}
+
 static struct ranker_session *session_find(struct ranker_ctx *ctx, const struct wf_msg_arg *id)
 {
-	uint64_t key = wf_hash64(id->p, id->len);
+	uint64_t key = session_key(ctx, id);
 
 	for (struct ranker_session *s = ctx->sessions[key & (buckets - 1)]; s; s = s->next)
 		if (s->key == key && s->id_len == id->len && memcmp(s->id, id->p, id->len) == 0)
@@ -110,7 +118,7 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	if (!s)
 		return NULL;
 	memset(s, 0, sizeof(*s));
-	key = wf_hash64(id->p, id->len);
+	key = session_key(ctx, id);
 	s->key = key;
 	s->id_len = (uint8_t)id->len;
 	memcpy(s->id, id->p, id->len);
@@ -428,8 +436,11 @@ static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, c
 	*ret_n = 0;
 	if (!g || len == 0 || (len == 1 && id[0] == '-'))
 		return -1;
-	if (g->owned && wf_shard_of(id, len, wf_shm_nshards(ctx->shm)) == ctx->shard) {
-		uint64_t key = wf_hash64(id, len) | 1;
+	/* (the hint: this request's user id, hashed when its batch was popped) */
+	uint64_t h = id == ctx->hint.user_p && len == ctx->hint.user_len ? ctx->hint.user_key : wf_hash64(id, len);
+	/* wf_shard_of(id, len, nshards), from its hash */
+	if (g->owned && (uint32_t)(((unsigned __int128)h * wf_shm_nshards(ctx->shm)) >> 64) == ctx->shard) {
+		uint64_t key = h | 1;
 		for (uint32_t i = (uint32_t)key & g->owned_mask; g->owned[i].key; i = (i + 1) & g->owned_mask) {
 			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
 			if (g->owned[i].key == key && su->id_len == len &&
