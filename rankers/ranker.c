@@ -426,8 +426,10 @@ static int handle_batch(struct ranker_ctx *ctx)
 		p = ps[n];
 		len = ls[n];
 		kind = ks[n];
-		if (n + 1 < m)
+		if (n + 1 < m) {
 			prefetch_session(ctx, &hs[n + 1]);
+			ranker_lookahead(ctx, &hs[n + 1]);
+		}
 		ctx->hint = hs[n];
 		if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, ctx->view) < 0) {
 			/* Cannot happen with a sane ingest; answer so nobody waits. */
