@@ -224,7 +224,9 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	w->n = n;
 }
 
-/* Start loading n bytes at a (every cache line they touch). */
+/* Start loading n bytes at a (every cache line they touch). The callers
+ * pass a pointer into an array only when it holds something (an empty
+ * list's may be NULL, and NULL + 0 is undefined). */
 static inline void prefetch_span(const void *a, size_t n)
 {
 	const char *c = (const char *)((uintptr_t)a & ~(uintptr_t)63), *end = (const char *)a + n;
@@ -268,19 +270,22 @@ static void prefetch_session_lists(const struct wf_snap *snap, const struct wf_r
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
-			prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
+			if (it->neigh_cnt)
+				prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
 		}
 		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
 			int32_t src = s->cart[c];
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
-			prefetch_span(&snap->compl[it->compl_off], it->compl_cnt * sizeof(*snap->compl));
+			if (it->compl_cnt)
+				prefetch_span(&snap->compl[it->compl_off], it->compl_cnt * sizeof(*snap->compl));
 		}
 	}
 	if (anchor >= 0 && (uint64_t)anchor < snap->nitems) {
 		const struct wf_snap_item *it = &snap->items[anchor];
-		prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
+		if (it->neigh_cnt)
+			prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
 	}
 }
 
@@ -295,7 +300,8 @@ static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	if (q->sess)
 		prefetch_span(q->sess, sizeof(*q->sess));
 	prefetch_session_rows(snap, p, q->sess, q->anchor);
-	prefetch_span(q->cands, (size_t)q->ncands * sizeof(*q->cands));
+	if (q->cands && q->ncands)
+		prefetch_span(q->cands, (size_t)q->ncands * sizeof(*q->cands));
 	pool_reset(w, cap);
 	if (q->sess)
 		rank_session_evidence(w, snap, q->sess, p);
