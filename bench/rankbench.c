@@ -5,7 +5,7 @@
  * with no live stock). Benchmark tooling only, linked into nothing else;
  * tests/test_rank.c checks correctness.
  *
- *   weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--check]
+ *   weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--cold KB] [--check]
  *
  * Users with a full batch list (the most candidates in the snapshot) take
  * turns, each with its own generated 10-event session (views, clicks, pdp
@@ -16,7 +16,9 @@
  *   "recs <case> <median> us/query (best <b>, pool <p> entries)"
  * for the cases session (10 events), empty (a session with no events), none
  * (no session) and explain (session, with EXPLAIN); --case C measures only
- * case C (for a profiler).
+ * case C (for a profiler). --cold KB writes over KB KiB between queries
+ * (users then in random order) and times each query alone: the caches as
+ * a ranker finds them between two requests on a shared core.
  * --check prints instead one hash over every result of every case (items,
  * score bits, EXPLAIN parts, RERANK order) for every user, with the
  * sold-out filter, filters that refuse a third and nine in ten of the
@@ -272,28 +274,51 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Write over cold_kb KiB (when > 0) between queries: what runs on the
+ * core between two rankings in weft-ranker (weft-ingest, the clients, the
+ * other ranker, the kernel) leaves the scratch, the snapshot and the
+ * lists mostly out of L1 and L2. Each query is then timed alone (TSC,
+ * scaled to this thread's CPU time over the round). */
+static uint8_t *cold_buf;
+static size_t cold_len;
+
+static void chill(void)
+{
+	for (size_t i = 0; i < cold_len; i += 64)
+		cold_buf[i]++;
+}
+
 static void measure(struct bench *b, int c, uint32_t nq, uint32_t rounds)
 {
 	uint32_t items[WF_RANK_MAX_K];
 	float sc[WF_RANK_MAX_K];
 	struct wf_rank_explain ex[WF_RANK_MAX_K];
 	double us[64];
-	uint64_t pool = 0, sink = 0;
+	uint64_t pool = 0, sink = 0, seed = 11;
 
 	rounds = WF_MIN(rounds, (uint32_t)WF_ARRAY_SIZE(us));
 	for (uint32_t r = 0; r < rounds; r++) {
-		uint64_t t0 = cpu_ns();
+		uint64_t t0 = cpu_ns(), c0 = __builtin_ia32_rdtsc(), in = 0;
 		for (uint32_t j = 0; j < nq; j++) {
-			struct wf_rank_query q = query(b, j % b->nusers, c);
+			/* cold: users in random order, as a ranker sees them */
+			struct wf_rank_query q = query(b, cold_len ? (uint32_t)(rnd(&seed) % b->nusers) : j % b->nusers, c);
+			uint64_t q0 = 0;
+			if (cold_len) {
+				chill();
+				q0 = __builtin_ia32_rdtsc();
+			}
 			int n = wf_rank_recs(b->snap, &b->p, &q, b->w, items, sc, c == CASE_EXPLAIN ? ex : NULL);
+			if (cold_len)
+				in += __builtin_ia32_rdtsc() - q0;
 			sink += (uint64_t)n + items[0];
 			pool += b->w->n;
 		}
-		us[r] = (double)(cpu_ns() - t0) / nq / 1000.0;
+		uint64_t ns = cpu_ns() - t0, cyc = __builtin_ia32_rdtsc() - c0;
+		us[r] = (cold_len ? (double)ns * (double)in / (double)cyc : (double)ns) / nq / 1000.0;
 	}
 	qsort(us, rounds, sizeof(*us), cmp_double);
-	printf("recs %-8s %6.2f us/query (best %.2f, pool %.0f entries)%s\n", case_name[c], us[rounds / 2], us[0],
-	       (double)pool / ((double)nq * rounds), sink ? "" : " ");
+	printf("recs %-8s %6.2f us/query (best %.2f, pool %.0f entries)%s%s\n", case_name[c], us[rounds / 2], us[0],
+	       (double)pool / ((double)nq * rounds), cold_len ? " cold" : "", sink ? "" : " ");
 }
 
 int main(int argc, char **argv)
@@ -314,6 +339,8 @@ int main(int argc, char **argv)
 			rounds = (uint32_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--k") && i + 1 < argc)
 			b.k = (uint32_t)strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--cold") && i + 1 < argc)
+			cold_len = (size_t)strtoul(argv[++i], NULL, 10) * 1024;
 		else if (!strcmp(argv[i], "--check"))
 			do_check = 1;
 		else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
@@ -327,7 +354,7 @@ int main(int argc, char **argv)
 			path = NULL, i = argc;
 	}
 	if (!path || nq == 0 || rounds == 0 || b.k < 1 || b.k > WF_RANK_MAX_K) {
-		fprintf(stderr, "usage: weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--check]\n"
+		fprintf(stderr, "usage: weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--cold KB] [--check]\n"
 				"  C: session, empty, none or explain\n");
 		return 2;
 	}
@@ -336,7 +363,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	b.w = calloc(1, sizeof(*b.w));
-	if (!b.w)
+	if (!b.w || (cold_len && !(cold_buf = calloc(1, cold_len))))
 		return 1;
 	wf_rank_params_default(&b.p);
 	pick(&b);
@@ -360,6 +387,7 @@ int main(int argc, char **argv)
 			if (only < 0 || c == only)
 				measure(&b, c, nq, rounds);
 	}
+	free(cold_buf);
 	free(b.w);
 	wf_snap_close(b.snap);
 	return 0;

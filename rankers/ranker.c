@@ -329,47 +329,84 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 	return 0;
 }
 
-/* The session-table bucket a request's session id (its first argument)
- * hashes to, as session_find() computes it; RANKER_SESSION_TABLE when
- * the record has none. Only for prefetching. */
-static uint32_t req_bucket(const void *p, uint32_t len, uint32_t kind)
+/* The hint for a request (struct ranker_hint): wf_hash64() of its session
+ * id (its first argument) and, for a RECS, of its user id (its second),
+ * read from the record as wf_msg_req_decode() will lay it out; p NULL
+ * where the record has no such argument. */
+static void req_hint(const void *p, uint32_t len, uint32_t kind, struct ranker_hint *ret)
 {
 	const struct wf_msg_req *h = p;
-	uint32_t l;
+	const char *data;
+	uint32_t l0, l1;
 
+	*ret = (struct ranker_hint){ 0 };
 	if (kind != WF_MSG_REQ || len < sizeof(*h) || h->argc < 1 || h->argc > WF_MSG_MAX_ARGS ||
 	    len < sizeof(*h) + 4ull * h->argc)
-		return RANKER_SESSION_TABLE;
-	memcpy(&l, (const uint8_t *)p + sizeof(*h), 4);
-	if (l > len - sizeof(*h) - 4ull * h->argc)
-		return RANKER_SESSION_TABLE;
-	return (uint32_t)(wf_hash64((const uint8_t *)p + sizeof(*h) + 4ull * h->argc, l) & (RANKER_SESSION_TABLE - 1));
+		return;
+	data = (const char *)p + sizeof(*h) + 4ull * h->argc;
+	memcpy(&l0, (const uint8_t *)p + sizeof(*h), 4);
+	if (l0 > len - sizeof(*h) - 4ull * h->argc)
+		return;
+	*ret = (struct ranker_hint){ .sess_p = data, .sess_len = l0, .sess_key = wf_hash64(data, l0) };
+	if (h->cmd != WF_CMD_RECS || h->argc < 2)
+		return;
+	memcpy(&l1, (const uint8_t *)p + sizeof(*h) + 4, 4);
+	if (l1 > len - sizeof(*h) - 4ull * h->argc - l0)
+		return;
+	ret->user_p = data + l0;
+	ret->user_len = l1;
+	ret->user_key = wf_hash64(data + l0, l1);
 }
 
-/* Start loading the session a bucket leads to (its header line and the
- * line holding its id, which session_find() compares). */
-static void prefetch_session(struct ranker_ctx *ctx, uint32_t b)
+/* Start loading what a request's lookups read first: its session's
+ * bucket, and for a RECS its user's slot in this shard's table of owned
+ * users or, for another shard's user, in the snapshot's user hash (as
+ * user_lookup() and wf_snap_user_find() index them). */
+static void prefetch_lookups(struct ranker_ctx *ctx, const struct ranker_hint *h)
+{
+	const struct ranker_gen *g = ctx->cur;
+
+	if (!h->sess_p)
+		return;
+	ranker_prefetch(&ctx->sessions[h->sess_key & (RANKER_SESSION_TABLE - 1)]);
+	if (!h->user_p || !g)
+		return;
+	if (g->owned && (uint32_t)(((unsigned __int128)h->user_key * wf_shm_nshards(ctx->shm)) >> 64) == ctx->shard)
+		ranker_prefetch(&g->owned[(uint32_t)(h->user_key | 1) & g->owned_mask]);
+	else if (g->snap->user_hash)
+		ranker_prefetch(&g->snap->user_hash[(uint32_t)h->user_key & g->snap->user_hash_mask]);
+}
+
+/* Start loading the session a request's bucket leads to: the whole of it
+ * (header, scoring state, and its id as far as 32 bytes), which
+ * session_find() and then the query read. */
+static void prefetch_session(struct ranker_ctx *ctx, const struct ranker_hint *h)
 {
 	const struct ranker_session *s;
 
-	if (b >= RANKER_SESSION_TABLE || !(s = ctx->sessions[b]))
+	if (!h->sess_p || !(s = ctx->sessions[h->sess_key & (RANKER_SESSION_TABLE - 1)]))
 		return;
-	__builtin_prefetch(s);
-	__builtin_prefetch(s->id);
+	/* addresses as integers: the end may lie past a short id's allocation
+	 * (a prefetch reads nothing) */
+	for (uintptr_t c = (uintptr_t)s; c < (uintptr_t)s + offsetof(struct ranker_session, id) + 32; c += 64)
+		ranker_prefetch((const void *)c);
 }
 
 /*
- * Answer up to BATCH requests. They are popped first and their session
- * buckets prefetched, then each is handled while the next one's session
+ * Answer up to BATCH requests. They are popped first, their ids hashed
+ * once (the hint) and their lookups' first loads prefetched (session
+ * bucket, user slot), then each is handled while the next one's session
  * is prefetched: under EVENT load the session lookup, a chain of cache
- * misses (bucket, session, its id), was a sixth of the ranker's samples.
- * The payloads stay valid until the release at the end.
+ * misses (bucket, session, its id), was a sixth of the ranker's samples;
+ * under mixed RECS the scoring state read cold. The payloads stay valid
+ * until the release at the end (the hint is cleared before it).
  */
 static int handle_batch(struct ranker_ctx *ctx)
 {
 	uint32_t n = 0, m = 0, replies = 0, backlog, len, kind;
 	const void *ps[BATCH];
-	uint32_t ls[BATCH], ks[BATCH], bk[BATCH];
+	uint32_t ls[BATCH], ks[BATCH];
+	struct ranker_hint hs[BATCH];
 	const void *p;
 	uint64_t t0;
 
@@ -381,19 +418,21 @@ static int handle_batch(struct ranker_ctx *ctx)
 		ps[m] = p;
 		ls[m] = len;
 		ks[m] = kind;
-		bk[m] = req_bucket(p, len, kind);
-		if (bk[m] < RANKER_SESSION_TABLE)
-			__builtin_prefetch(&ctx->sessions[bk[m]]);
+		req_hint(p, len, kind, &hs[m]);
+		prefetch_lookups(ctx, &hs[m]);
 		m++;
 	}
 	if (m)
-		prefetch_session(ctx, bk[0]);
+		prefetch_session(ctx, &hs[0]);
 	for (; n < m; n++) {
 		p = ps[n];
 		len = ls[n];
 		kind = ks[n];
-		if (n + 1 < m)
-			prefetch_session(ctx, bk[n + 1]);
+		if (n + 1 < m) {
+			prefetch_session(ctx, &hs[n + 1]);
+			ranker_lookahead(ctx, &hs[n + 1]);
+		}
+		ctx->hint = hs[n];
 		if (kind != WF_MSG_REQ || wf_msg_req_decode(p, len, ctx->view) < 0) {
 			/* Cannot happen with a sane ingest; answer so nobody waits. */
 			uint64_t id = 0;
@@ -414,6 +453,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 			goto cancel;
 		replies++;
 	}
+	ctx->hint = (struct ranker_hint){ 0 }; /* the payloads go back below */
 	if (!n)
 		return 0;
 	/* Replies first, then give the requests back: a crash in between
@@ -437,6 +477,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 cancel:
 	/* Stopping with the reply ring full: publish what was answered, keep
 	 * every request of the batch unreleased (redone after a restart). */
+	ctx->hint = (struct ranker_hint){ 0 };
 	wf_ring_prod_commit(&ctx->rep);
 	return 0;
 }

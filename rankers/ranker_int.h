@@ -146,10 +146,39 @@ struct ranker_ctx {
 	int64_t *rr_items;              /* WF_RANK_POOL: RERANK snapshot indexes */
 	uint32_t *rr_pos;               /* WF_RANK_POOL */
 
+	/* The request being handled: wf_hash64() of its first two arguments
+	 * (session id; user id, RECS only), computed once when its batch was
+	 * popped (for prefetching); session_find() and user_lookup() take them
+	 * when their argument is that very id (the same bytes in the ring),
+	 * instead of hashing it again. p NULL: none. ranker_lookahead(), run
+	 * while the request before it is handled, resolves the user in
+	 * generation g (user, cands, ncands), which user_lookup() then takes
+	 * while g serves (a batch is served by one generation). */
+	struct ranker_hint {
+		const char *sess_p, *user_p;
+		uint32_t sess_len, user_len;
+		uint64_t sess_key, user_key;
+		const struct ranker_gen *g;     /* NULL: user not resolved */
+		int64_t user;
+		const struct wf_snap_cand *cands;
+		uint32_t ncands;
+	} hint;
+
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;
 	uint64_t last_expire_ms;
 };
+
+/* Start loading the cache line at a: an asm statement, which GCC keeps
+ * (it deletes a loop of nothing but __builtin_prefetch() calls). */
+static inline __attribute__((always_inline)) void ranker_prefetch(const void *a)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
+#else
+	__builtin_prefetch(a);
+#endif
+}
 
 /* session.c */
 int ranker_sessions_init(struct ranker_ctx *ctx);
@@ -159,6 +188,11 @@ void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
  * 0, or -errno with a RESP error already written to out when out != NULL. */
 int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
 		 struct wf_buf *out);
+/* For the request after the one being handled (its hint h): resolve its
+ * user into h and start loading the ranked-list cache sets its RECS will
+ * look in (with and without a session, no ANCHOR), so that those misses
+ * overlap the current request's work. */
+void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);
 /* Handle one request; writes its RESP reply to ctx->out. */
 void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v);
 /* Re-resolve session item indexes after a generation swap. */

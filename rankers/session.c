@@ -87,9 +87,17 @@ static int is_anon(const struct wf_msg_arg *a)
 	return a->len == 1 && a->p[0] == '-';
 }
 
+/* wf_hash64() of a session id: the hint's when id is the request's own. */
+static uint64_t session_key(const struct ranker_ctx *ctx, const struct wf_msg_arg *id)
+{
+	if (id->p == ctx->hint.sess_p && id->len == ctx->hint.sess_len)
+		return ctx->hint.sess_key;
+	return wf_hash64(id->p, id->len);
+}
+
 static struct ranker_session *session_find(struct ranker_ctx *ctx, const struct wf_msg_arg *id)
 {
-	uint64_t key = wf_hash64(id->p, id->len);
+	uint64_t key = session_key(ctx, id);
 
 	for (struct ranker_session *s = ctx->sessions[key & (buckets - 1)]; s; s = s->next)
 		if (s->key == key && s->id_len == id->len && memcmp(s->id, id->p, id->len) == 0)
@@ -110,7 +118,7 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	if (!s)
 		return NULL;
 	memset(s, 0, sizeof(*s));
-	key = wf_hash64(id->p, id->len);
+	key = session_key(ctx, id);
 	s->key = key;
 	s->id_len = (uint8_t)id->len;
 	memcpy(s->id, id->p, id->len);
@@ -418,18 +426,17 @@ static int stock_ok(void *p, uint32_t item)
 			   f->size_len);
 }
 
-static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, const struct wf_snap_cand **ret_cands,
-			   uint32_t *ret_n)
+/* The snapshot user id (len bytes, wf_hash64() h) names in generation g,
+ * with their batch list: from this shard's owned table, or the mapped file
+ * for another shard's user. -1 (no list) when g does not know it. */
+static int64_t user_find(const struct ranker_ctx *ctx, const struct ranker_gen *g, const char *id, size_t len,
+			 uint64_t h, const struct wf_snap_cand **ret_cands, uint32_t *ret_n)
 {
-	struct ranker_gen *g = ctx->cur;
 	int64_t u;
 
-	*ret_cands = NULL;
-	*ret_n = 0;
-	if (!g || len == 0 || (len == 1 && id[0] == '-'))
-		return -1;
-	if (g->owned && wf_shard_of(id, len, wf_shm_nshards(ctx->shm)) == ctx->shard) {
-		uint64_t key = wf_hash64(id, len) | 1;
+	/* wf_shard_of(id, len, nshards), from its hash */
+	if (g->owned && (uint32_t)(((unsigned __int128)h * wf_shm_nshards(ctx->shm)) >> 64) == ctx->shard) {
+		uint64_t key = h | 1;
 		for (uint32_t i = (uint32_t)key & g->owned_mask; g->owned[i].key; i = (i + 1) & g->owned_mask) {
 			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
 			if (g->owned[i].key == key && su->id_len == len &&
@@ -447,6 +454,25 @@ static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, c
 		*ret_n = g->snap->users[u].cand_cnt;
 	}
 	return u;
+}
+
+static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, const struct wf_snap_cand **ret_cands,
+			   uint32_t *ret_n)
+{
+	struct ranker_gen *g = ctx->cur;
+	const struct ranker_hint *h = &ctx->hint;
+	int own = id == h->user_p && len == h->user_len; /* this request's user argument */
+
+	*ret_cands = NULL;
+	*ret_n = 0;
+	if (!g || len == 0 || (len == 1 && id[0] == '-'))
+		return -1;
+	if (own && h->g == g) { /* resolved by ranker_lookahead() */
+		*ret_cands = h->cands;
+		*ret_n = h->ncands;
+		return h->user;
+	}
+	return user_find(ctx, g, id, len, own ? h->user_key : wf_hash64(id, len), ret_cands, ret_n);
 }
 
 static void item_id(struct ranker_ctx *ctx, uint32_t item, const char **p, uint32_t *len)
@@ -529,6 +555,42 @@ static uint32_t float_bits(float f)
 	return u;
 }
 
+/* The cache set (two ways) of a query: by its session's key (or
+ * CACHE_NO_SESSION), resolved user and anchor. */
+#define CACHE_NO_SESSION 0x9e3779b97f4a7c15ull
+
+static struct ranker_cached *cache_set(const struct ranker_ctx *ctx, uint64_t sess_key, int64_t user, int64_t anchor)
+{
+	uint64_t h = sess_key ^ ((uint64_t)(user + 1) * 0xff51afd7ed558ccdull) ^
+		     ((uint64_t)(anchor + 1) * 0xc4ceb9fe1a85ec53ull);
+
+	h ^= h >> 29;
+	return &ctx->cache[(h ^ (h >> 32)) & (RANKER_CACHE_SLOTS - 2)];
+}
+
+/* Start loading what recs_cached() compares in a set: each way's inputs
+ * (its first 48 bytes). */
+static void cache_set_prefetch(const struct ranker_cached *set)
+{
+	ranker_prefetch(&set[0]);
+	ranker_prefetch(&set[1]);
+	ranker_prefetch((const char *)&set[1] + offsetof(struct ranker_cached, used));
+}
+
+void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h)
+{
+	const struct ranker_gen *g = ctx->cur;
+	int64_t u;
+
+	if (!h->user_p || !g || !ctx->cache || h->user_len == 0 || (h->user_len == 1 && h->user_p[0] == '-'))
+		return;
+	u = user_find(ctx, g, h->user_p, h->user_len, h->user_key, &h->cands, &h->ncands);
+	h->user = u;
+	h->g = g;
+	cache_set_prefetch(cache_set(ctx, h->sess_key, u, -1));
+	cache_set_prefetch(cache_set(ctx, CACHE_NO_SESSION, u, -1));
+}
+
 /* Note a query's inputs in way, or when way is NULL in the least recently
  * used way of set: the entry gets n 0 and state; a list is the caller's
  * to fill. */
@@ -566,15 +628,10 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 		       const struct ranker_cached **ret_c)
 {
 	uint64_t stamp = e->sess ? e->sess->stamp : 0;
-	uint64_t h = (e->sess ? e->sess->key : 0x9e3779b97f4a7c15ull) ^
-		     ((uint64_t)(e->user + 1) * 0xff51afd7ed558ccdull) ^
-		     ((uint64_t)(e->q.anchor + 1) * 0xc4ceb9fe1a85ec53ull);
 	uint32_t wb = float_bits(e->q.w_batch), ws = float_bits(e->q.w_session), n = 0;
-	struct ranker_cached *c, *set;
+	struct ranker_cached *c, *set = cache_set(ctx, e->sess ? e->sess->key : CACHE_NO_SESSION, e->user, e->q.anchor);
 	int hit = 0;
 
-	h ^= h >> 29;
-	set = &ctx->cache[(h ^ (h >> 32)) & (RANKER_CACHE_SLOTS - 2)];
 	for (int w = 0; w < 2 && !hit; w++) {
 		c = &set[w];
 		hit = c->gen == ctx->cur->gen && c->stamp == stamp && c->user == e->user && c->cands == e->q.cands &&

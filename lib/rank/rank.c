@@ -13,7 +13,19 @@
 #include <math.h>
 #include <string.h>
 
-#define RANK_PREFETCH 8u /* pool entries ahead whose item metadata is prefetched */
+#define RANK_PREFETCH 16u /* pool entries ahead whose item metadata is prefetched */
+
+/* Start loading the cache line at a. An asm statement: GCC deleted
+ * build_pool()'s loops whose only statements were __builtin_prefetch()
+ * calls. */
+static inline __attribute__((always_inline)) void prefetch(const void *a)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
+#else
+	__builtin_prefetch(a);
+#endif
+}
 
 /* ---- pool ---- */
 
@@ -212,14 +224,88 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	w->n = n;
 }
 
+/* Start loading n bytes at a (every cache line they touch). The callers
+ * pass a pointer into an array only when it holds something (an empty
+ * list's may be NULL, and NULL + 0 is undefined). */
+static inline void prefetch_span(const void *a, size_t n)
+{
+	const char *c = (const char *)((uintptr_t)a & ~(uintptr_t)63), *end = (const char *)a + n;
+
+	for (; c < end; c += 64)
+		prefetch(c);
+}
+
+/* The rows of the snapshot's item table that pool_add_session() reads
+ * first (the newest recent items', the cart's, the anchor's): in a
+ * serving process the snapshot is mostly out of cache (a random user, a
+ * session seen long ago), and each row leads to a list. */
+static void prefetch_session_rows(const struct wf_snap *snap, const struct wf_rank_params *p,
+				  const struct wf_rank_session *s, int64_t anchor)
+{
+	if (s) {
+		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
+		for (uint32_t r = 0; r < nr; r++) {
+			int32_t src = s->recent[recent_slot(s, r)].item;
+			if (src >= 0 && (uint32_t)src < snap->nitems)
+				prefetch(&snap->items[src]);
+		}
+		for (uint32_t c = 0; c < WF_RANK_CART; c++)
+			if (s->cart[c] >= 0 && (uint32_t)s->cart[c] < snap->nitems)
+				prefetch(&snap->items[s->cart[c]]);
+	}
+	if (anchor >= 0 && (uint64_t)anchor < snap->nitems)
+		prefetch(&snap->items[anchor]);
+}
+
+/* Then the lists those rows lead to (neighbours, complements), so that
+ * their misses overlap each other and the batch list's walk instead of
+ * coming one list at a time inside pool_add_session(). */
+static void prefetch_session_lists(const struct wf_snap *snap, const struct wf_rank_params *p,
+				   const struct wf_rank_session *s, int64_t anchor)
+{
+	if (s) {
+		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
+		for (uint32_t r = 0; r < nr; r++) {
+			int32_t src = s->recent[recent_slot(s, r)].item;
+			if (src < 0 || (uint32_t)src >= snap->nitems)
+				continue;
+			const struct wf_snap_item *it = &snap->items[src];
+			if (it->neigh_cnt)
+				prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
+		}
+		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
+			int32_t src = s->cart[c];
+			if (src < 0 || (uint32_t)src >= snap->nitems)
+				continue;
+			const struct wf_snap_item *it = &snap->items[src];
+			if (it->compl_cnt)
+				prefetch_span(&snap->compl[it->compl_off], it->compl_cnt * sizeof(*snap->compl));
+		}
+	}
+	if (anchor >= 0 && (uint64_t)anchor < snap->nitems) {
+		const struct wf_snap_item *it = &snap->items[anchor];
+		if (it->neigh_cnt)
+			prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
+	}
+}
+
 /* The pool: batch list, neighbours of recent items and the anchor, the
- * recent items, cart complements, popular and trending items. */
+ * recent items, cart complements, popular and trending items. What it
+ * reads of the snapshot is prefetched first (prefetches change no
+ * result): the session, the batch list and the session's item rows,
+ * then, once the rows are near, the lists they lead to. */
 static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w, uint32_t cap)
 {
+	if (q->sess)
+		prefetch_span(q->sess, sizeof(*q->sess));
+	prefetch_session_rows(snap, p, q->sess, q->anchor);
+	if (q->cands && q->ncands)
+		prefetch_span(q->cands, (size_t)q->ncands * sizeof(*q->cands));
 	pool_reset(w, cap);
 	if (q->sess)
 		rank_session_evidence(w, snap, q->sess, p);
+	prefetch_session_lists(snap, p, q->sess, q->anchor);
 	pool_add_list(snap, q, w);
 	pool_add_session(snap, p, q->sess, q->anchor, w);
 }
@@ -622,6 +708,37 @@ static uint32_t pool_find(const struct wf_rank_scratch *w, uint32_t item)
 	}
 }
 
+/*
+ * The best score of the entries that complement nothing, or +0 when none
+ * is above +0: what "top = +0, then each such score above top replaces
+ * it" gives, in four lanes (each the same rule over every fourth entry)
+ * combined by the same rule. No NaN ever replaces (it is above nothing),
+ * and only a score strictly above +0 does, so there is no -0 / +0 to
+ * order: the maximum of a set, whatever the order. (One chain of maxss
+ * waited on each entry in turn.)
+ */
+static float compl_top(const struct wf_rank_scratch *w)
+{
+	v4f t = zero4;
+	uint32_t i;
+	float top = 0;
+
+	for (i = 0; i + 4 <= w->n; i += 4) {
+		v4f sc, cp;
+		memcpy(&sc, &w->score[i], sizeof(sc));
+		memcpy(&cp, &w->compl[i], sizeof(cp));
+		v4i m = (cp == zero4) & (sc > t);
+		t = (v4f)((m & (v4i)sc) | (~m & (v4i)t));
+	}
+	for (; i < w->n; i++)
+		if (w->compl[i] == 0 && w->score[i] > t[0])
+			t[0] = w->score[i];
+	for (uint32_t l = 0; l < 4; l++)
+		if (t[l] > top)
+			top = t[l];
+	return top;
+}
+
 /* With every pool entry scored in w->score (and w->batch the query's):
  * carted and bought items and the anchor get -inf (looked up once each,
  * not tested per entry), and the cart's complements their lift. */
@@ -646,11 +763,7 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 	/* The cart's complements are lifted by the best score of the rest
 	 * of the pool, so they reach the top whatever the scale of the
 	 * session's other evidence (rank.h, w_compl_lift). */
-	float top = 0;
-	for (uint32_t i = 0; i < w->n; i++)
-		if (w->compl[i] == 0 && w->score[i] > top)
-			top = w->score[i];
-	w->compl_top = top;
+	w->compl_top = compl_top(w);
 	uint32_t nc = 0;
 	for (uint32_t i = 0; i < w->n; i++)
 		if (w->compl[i] > 0 && w->score[i] != -INFINITY)
@@ -669,7 +782,7 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
 		for (uint32_t i = 0; i < 4; i++)
 			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-				__builtin_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+				prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
 		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL);
@@ -769,7 +882,7 @@ static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *
 		for (uint32_t l = 0; l < 4; l++)
 			xs[l] = x + WF_MIN(l, m - 1); /* the last lanes repeat the last entry */
 		for (uint32_t i = x + RANK_PREFETCH; i < WF_MIN(x + RANK_PREFETCH + 4, w->n); i++)
-			__builtin_prefetch(&snap->items[w->item[i]]); /* a cache miss per entry: fetch ahead */
+			prefetch(&snap->items[w->item[i]]); /* a cache miss per entry: fetch ahead */
 		parts4(snap, &c[0], w, xs, 0, &pt);
 		for (uint32_t i = 0; i < nq; i++) {
 			v4f sc = score4(&c[i], v4_load(w->mbatch[i], xs, 0), v4_load(w->compl, xs, 0), &pt, NULL);
