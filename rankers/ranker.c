@@ -368,13 +368,13 @@ static void prefetch_lookups(struct ranker_ctx *ctx, const struct ranker_hint *h
 
 	if (!h->sess_p)
 		return;
-	ranker_prefetch(&ctx->sessions[h->sess_key & (RANKER_SESSION_TABLE - 1)]);
+	wf_prefetch(&ctx->sessions[h->sess_key & (RANKER_SESSION_TABLE - 1)]);
 	if (!h->user_p || !g)
 		return;
 	if (g->owned && (uint32_t)(((unsigned __int128)h->user_key * wf_shm_nshards(ctx->shm)) >> 64) == ctx->shard)
-		ranker_prefetch(&g->owned[(uint32_t)(h->user_key | 1) & g->owned_mask]);
+		wf_prefetch(&g->owned[(uint32_t)(h->user_key | 1) & g->owned_mask]);
 	else if (g->snap->user_hash)
-		ranker_prefetch(&g->snap->user_hash[(uint32_t)h->user_key & g->snap->user_hash_mask]);
+		wf_prefetch(&g->snap->user_hash[(uint32_t)h->user_key & g->snap->user_hash_mask]);
 }
 
 /* Start loading the session a request's bucket leads to: the whole of it
@@ -389,7 +389,7 @@ static void prefetch_session(struct ranker_ctx *ctx, const struct ranker_hint *h
 	/* addresses as integers: the end may lie past a short id's allocation
 	 * (a prefetch reads nothing) */
 	for (uintptr_t c = (uintptr_t)s; c < (uintptr_t)s + offsetof(struct ranker_session, id) + 32; c += 64)
-		ranker_prefetch((const void *)c);
+		wf_prefetch((const void *)c);
 }
 
 /*

@@ -169,17 +169,6 @@ struct ranker_ctx {
 	uint64_t last_expire_ms;
 };
 
-/* Start loading the cache line at a: an asm statement, which GCC keeps
- * (it deletes a loop of nothing but __builtin_prefetch() calls). */
-static inline __attribute__((always_inline)) void ranker_prefetch(const void *a)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
-#else
-	__builtin_prefetch(a);
-#endif
-}
-
 /* session.c */
 int ranker_sessions_init(struct ranker_ctx *ctx);
 void ranker_sessions_fini(struct ranker_ctx *ctx);

@@ -572,9 +572,9 @@ static struct ranker_cached *cache_set(const struct ranker_ctx *ctx, uint64_t se
  * (its first 48 bytes). */
 static void cache_set_prefetch(const struct ranker_cached *set)
 {
-	ranker_prefetch(&set[0]);
-	ranker_prefetch(&set[1]);
-	ranker_prefetch((const char *)&set[1] + offsetof(struct ranker_cached, used));
+	wf_prefetch(&set[0]);
+	wf_prefetch(&set[1]);
+	wf_prefetch((const char *)&set[1] + offsetof(struct ranker_cached, used));
 }
 
 void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h)

@@ -15,18 +15,6 @@
 
 #define RANK_PREFETCH 16u /* pool entries ahead whose item metadata is prefetched */
 
-/* Start loading the cache line at a. An asm statement: GCC deleted
- * build_pool()'s loops whose only statements were __builtin_prefetch()
- * calls. */
-static inline __attribute__((always_inline)) void prefetch(const void *a)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *)a));
-#else
-	__builtin_prefetch(a);
-#endif
-}
-
 /* ---- pool ---- */
 
 /* The pool hash: 2 * WF_RANK_POOL slots, each item << 32 | pool index + 1
@@ -232,7 +220,7 @@ static inline void prefetch_span(const void *a, size_t n)
 	const char *c = (const char *)((uintptr_t)a & ~(uintptr_t)63), *end = (const char *)a + n;
 
 	for (; c < end; c += 64)
-		prefetch(c);
+		wf_prefetch(c);
 }
 
 /* The rows of the snapshot's item table that pool_add_session() reads
@@ -247,14 +235,14 @@ static void prefetch_session_rows(const struct wf_snap *snap, const struct wf_ra
 		for (uint32_t r = 0; r < nr; r++) {
 			int32_t src = s->recent[recent_slot(s, r)].item;
 			if (src >= 0 && (uint32_t)src < snap->nitems)
-				prefetch(&snap->items[src]);
+				wf_prefetch(&snap->items[src]);
 		}
 		for (uint32_t c = 0; c < WF_RANK_CART; c++)
 			if (s->cart[c] >= 0 && (uint32_t)s->cart[c] < snap->nitems)
-				prefetch(&snap->items[s->cart[c]]);
+				wf_prefetch(&snap->items[s->cart[c]]);
 	}
 	if (anchor >= 0 && (uint64_t)anchor < snap->nitems)
-		prefetch(&snap->items[anchor]);
+		wf_prefetch(&snap->items[anchor]);
 }
 
 /* Then the lists those rows lead to (neighbours, complements), so that
@@ -782,7 +770,7 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
 		for (uint32_t i = 0; i < 4; i++)
 			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-				prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+				wf_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
 		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL);
@@ -882,7 +870,7 @@ static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *
 		for (uint32_t l = 0; l < 4; l++)
 			xs[l] = x + WF_MIN(l, m - 1); /* the last lanes repeat the last entry */
 		for (uint32_t i = x + RANK_PREFETCH; i < WF_MIN(x + RANK_PREFETCH + 4, w->n); i++)
-			prefetch(&snap->items[w->item[i]]); /* a cache miss per entry: fetch ahead */
+			wf_prefetch(&snap->items[w->item[i]]); /* a cache miss per entry: fetch ahead */
 		parts4(snap, &c[0], w, xs, 0, &pt);
 		for (uint32_t i = 0; i < nq; i++) {
 			v4f sc = score4(&c[i], v4_load(w->mbatch[i], xs, 0), v4_load(w->compl, xs, 0), &pt, NULL);
