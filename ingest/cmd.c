@@ -155,73 +155,105 @@ static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *
 	return sh->quiet_released;
 }
 
-/* What one way of a front set answers: up to k items that pass live
- * stock, copied out of the entry (ids back to back in ids). */
+/* What one way of a front set answers: the entry's words as read (e) and
+ * the records of the up to k items that pass live stock (offsets into
+ * e.data, rank order). */
 struct front_answer {
-	uint32_t n, ids_len;
-	uint8_t id_len[WF_FRONT_ITEMS];
-	char ids[WF_FRONT_IDS];
+	uint32_t n, bytes; /* items; sum of their id lengths */
+	uint16_t rec[WF_FRONT_ITEMS];
+	struct wf_front_entry e;
 };
+
+/* Copy the entry's data up to at least byte need (whole lines, within the
+ * words written: see struct wf_front_entry) into a->e; *have: bytes so
+ * far. 0, or -1 when need is past data_len (a torn read: a miss). */
+static int front_fill(struct front_answer *a, const struct wf_front_entry *slot, uint32_t *have, uint32_t need)
+{
+	uint32_t to;
+
+	if (need <= *have)
+		return 0;
+	if (need > a->e.data_len)
+		return -1;
+	to = WF_MIN(WF_ALIGN_UP(offsetof(struct wf_front_entry, data) + need, 64) - offsetof(struct wf_front_entry, data),
+		    WF_ALIGN_UP((uint32_t)a->e.data_len, 4));
+	wf_seq_copy(a->e.data + *have, slot->data + *have, to - *have);
+	*have = to;
+	return 0;
+}
 
 /*
  * Answer from the entry at slot if it holds args/key for session version
  * ver now: 1 (a filled), else 0. Reads the entry in place under its
- * seqlock and copies only what the answer needs: the header, the
- * arguments, the stock keys it checks and the ids that pass. quiet_hash
- * not 0: the caller's quiet rule (see front_recs) is checked between the
- * entry's start count and the final sequence check.
+ * seqlock, from its start and only as far as the answer needs: the
+ * header, the arguments, and the records of the items it checks (k and a
+ * few more, their stock slots loaded first to overlap the cache misses).
+ * quiet_hash not 0: the caller's quiet rule (see front_recs) is checked
+ * between the entry's start count and the final sequence check. now_ms:
+ * the wall clock (the caller's, read for this request).
  */
 static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
 		     uint64_t key, const char *args, uint32_t pos, uint64_t ver, uint32_t k, uint64_t quiet_hash,
-		     struct front_answer *a)
+		     uint64_t now_ms, struct front_answer *a)
 {
-	struct wf_front_entry h; /* the header and arguments only */
-	uint32_t seq = wf_seq_read_try(&slot->lock), ws, n, end = 0, off = 0;
-	uint16_t poff[WF_FRONT_ITEMS];
+	struct wf_front_entry *h = &a->e;
+	uint32_t seq = wf_seq_read_try(&slot->lock), ws, n, have, want, off, i, len;
+	uint16_t rec[WF_FRONT_ITEMS];
 	uint64_t sk[WF_FRONT_ITEMS];
-	uint8_t sold[WF_FRONT_ITEMS], idl[WF_FRONT_ITEMS];
+	int sold;
 
 	/* relaxed: a hint checked again under the sequence below. */
 	if ((seq & 1) || __atomic_load_n(&slot->key, __ATOMIC_RELAXED) != key)
 		return 0;
-	wf_seq_copy(&h, slot, offsetof(struct wf_front_entry, args));
+	/* The header's line: the header and the data's first 8 bytes. */
+	wf_seq_copy(h, slot, 64);
+	have = 64 - offsetof(struct wf_front_entry, data);
 	/* acquire: pairs with the release in wf_seq_write_end() (weights);
 	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
 	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	if (h.key != key || h.args_len != pos || h.sver != ver || h.epoch != ctx->epoch || h.wseq != ws ||
-	    h.n > WF_FRONT_ITEMS || h.ids_len > WF_FRONT_IDS ||
-	    h.gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
+	if (h->key != key || h->args_len != pos || h->sver != ver || h->epoch != ctx->epoch || h->wseq != ws ||
+	    h->n > WF_FRONT_ITEMS || h->data_len > WF_FRONT_DATA ||
+	    h->gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
 	    /* relaxed: a count only compared for equality; a restart moves it */
-	    h.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
-	    wf_wall_ms() >= h.until_ms)
+	    h->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
+	    now_ms >= h->until_ms)
 		return 0;
-	wf_seq_copy(h.args, slot->args, WF_ALIGN_UP(pos, 4));
-	if (memcmp(h.args, args, pos) != 0)
+	n = h->n;
+	want = WF_MIN(n, k + 8);
+	/* The arguments and (a guess) the records k needs, in one copy. */
+	if (front_fill(a, slot, &have, WF_MIN(pos + want * (WF_FRONT_REC + 8), (uint32_t)h->data_len)) < 0 ||
+	    memcmp(h->data, args, pos) != 0)
 		return 0;
-	n = h.n;
-	/* Stock keys and lengths up to what k needs (and a little more),
-	 * their stock slots loaded first to overlap the cache misses. */
-	uint32_t want = WF_MIN(n, k + 8);
-	wf_seq_copy(sk, slot->stock_key, (size_t)want * 8);
-	wf_seq_copy(sold, slot->snap_sold_out, WF_ALIGN_UP(n, 4));
-	wf_seq_copy(idl, slot->id_len, WF_ALIGN_UP(n, 4));
-	for (uint32_t i = 0; i < want; i++)
+	/* The records' offsets and stock keys up to what k needs. */
+	for (i = 0, off = pos; i < want; i++) {
+		if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
+			return 0;
+		sk[i] = wf_front_item_key(h->data + off, &sold, &len);
+		rec[i] = (uint16_t)off;
+		off += WF_FRONT_REC + len;
 		wf_stock_prefetch(ctx->shm->stock, sk[i]);
-	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
-	a->n = 0;
-	for (uint32_t i = 0; i < n && a->n < k; i++) {
-		if (i == want) { /* many sold out: the rest of the keys */
-			wf_seq_copy(sk + want, slot->stock_key + want, (size_t)(n - want) * 8);
-			want = n;
-		}
-		if (wf_stock_ok(ctx->shm->stock, sk[i], sold[i], 0, NULL, 0)) {
-			poff[a->n] = (uint16_t)off;
-			a->id_len[a->n++] = idl[i];
-			end = off + idl[i];
-		}
-		off += idl[i];
 	}
-	if ((a->n < k && !h.complete) || end > h.ids_len)
+	if (front_fill(a, slot, &have, off) < 0)
+		return 0;
+	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
+	a->n = a->bytes = 0;
+	for (i = 0; i < n && a->n < k; i++) {
+		if (i >= want) { /* many sold out: the next record */
+			if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
+				return 0;
+			sk[i] = wf_front_item_key(h->data + off, &sold, &len);
+			rec[i] = (uint16_t)off;
+			off += WF_FRONT_REC + len;
+			if (front_fill(a, slot, &have, off) < 0)
+				return 0;
+		}
+		wf_front_item_key(h->data + rec[i], &sold, &len);
+		if (wf_stock_ok(ctx->shm->stock, sk[i], sold, 0, NULL, 0)) {
+			a->rec[a->n++] = rec[i];
+			a->bytes += len;
+		}
+	}
+	if (a->n < k && !h->complete)
 		return 0;
 	if (quiet_hash) {
 		/* relaxed: ordered after A2 in forgotten_applied() (events the
@@ -230,20 +262,48 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 			return 0;
 		/* F6: pairs with F5 in the ranker's start; relaxed load after it. */
 		atomic_thread_fence(memory_order_acquire);
-		if (h.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
+		if (h->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
 			return 0;
 	}
-	/* The ids that pass, back to back. */
-	char all[WF_FRONT_IDS];
-	wf_seq_copy(all, slot->ids, WF_ALIGN_UP(end, 4));
-	if (wf_seq_read_retry(&slot->lock, seq))
-		return 0;
-	a->ids_len = 0;
+	return !wf_seq_read_retry(&slot->lock, seq);
+}
+
+/* "*n\r\n", then per item "$len\r\nid\r\n", into ctx->tmp (the bulk
+ * lengths are at most 3 digits: ids are under 256 bytes). */
+static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
+{
+	struct wf_buf *b = &ctx->tmp;
+	char *p;
+
+	b->len = 0;
+	if (wf_buf_reserve(b, 8 + (size_t)a->bytes + (size_t)a->n * 8) < 0)
+		return -ENOMEM;
+	p = b->data;
+	*p++ = '*';
+	if (a->n >= 10)
+		*p++ = (char)('0' + a->n / 10);
+	*p++ = (char)('0' + a->n % 10);
+	*p++ = '\r';
+	*p++ = '\n';
 	for (uint32_t i = 0; i < a->n; i++) {
-		memcpy(a->ids + a->ids_len, all + poff[i], a->id_len[i]);
-		a->ids_len += a->id_len[i];
+		const char *rec = a->e.data + a->rec[i];
+		uint32_t len = (uint8_t)rec[8];
+
+		*p++ = '$';
+		if (len >= 100)
+			*p++ = (char)('0' + len / 100);
+		if (len >= 10)
+			*p++ = (char)('0' + len / 10 % 10);
+		*p++ = (char)('0' + len % 10);
+		*p++ = '\r';
+		*p++ = '\n';
+		memcpy(p, rec + WF_FRONT_REC, len);
+		p += len;
+		*p++ = '\r';
+		*p++ = '\n';
 	}
-	return 1;
+	b->len = (size_t)(p - b->data);
+	return 0;
 }
 
 /*
@@ -254,16 +314,17 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
  * route table's key; the filter ignores its low bits), and look up the
  * quiet key instead (the caller knows no EVENT was routed for the session
  * under its route entry, and the filter must say the ranker holds no
- * state for it). Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
+ * state for it). now_ms: the wall clock read for this request. Returns 0
+ * (answered), 1 (miss: forward it) or -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
-		      uint64_t ver, uint64_t quiet_hash)
+		      uint64_t ver, uint64_t quiet_hash, uint64_t now_ms)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	struct front_answer a;
 	const struct wf_front_entry *set;
 	char args[WF_FRONT_ARGS];
-	uint32_t pos = 0, off = 0;
+	uint32_t pos = 0;
 	uint64_t key;
 	int64_t k;
 
@@ -283,15 +344,11 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 			return 1;
 	key = wf_hash64(args, pos) | 1;
 	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
-	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, quiet_hash, &a) &&
-	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, quiet_hash, &a))
+	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, quiet_hash, now_ms, &a) &&
+	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, quiet_hash, now_ms, &a))
 		return 1;
-	ctx->tmp.len = 0;
-	wf_resp_w_array(&ctx->tmp, a.n);
-	for (uint32_t i = 0; i < a.n; i++) {
-		wf_resp_w_bulk(&ctx->tmp, a.ids + off, a.id_len[i]);
-		off += a.id_len[i];
-	}
+	if (front_render(ctx, &a) < 0)
+		return -ENOMEM;
 	ctx->recs_front++;
 	ctx->recs_quiet += quiet_hash != 0;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
@@ -302,6 +359,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	struct wf_route_hit hit;
 	const char *user = NULL;
 	size_t ulen = 0;
+	uint64_t now_ms;
 	uint32_t shard;
 
 	switch (cmd) {
@@ -345,15 +403,16 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
 	}
-	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms(),
-				cmd == WF_CMD_EVENT, &hit);
+	now_ms = wf_wall_ms();
+	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
+				&hit);
 	if (cmd == WF_CMD_RECS) {
 		/* A session with no EVENT routed may have no state: try the
 		 * user's quiet answer; a session pinned just now has a version
 		 * nothing was published for. */
-		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key);
+		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key, now_ms);
 		if (f == 1 && !hit.pinned)
-			f = front_recs(ctx, c, r, shard, hit.ver, 0);
+			f = front_recs(ctx, c, r, shard, hit.ver, 0, now_ms);
 		if (f <= 0)
 			return f;
 	}
