@@ -306,52 +306,86 @@ static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
 	return 0;
 }
 
+/* A front-table key: the arguments as the ranker keys them, their hash,
+ * and the shard whose table is looked at (see front_key()); k: the
+ * request's, 0 before it is parsed, -1 when no entry may answer it. */
+struct front_key {
+	uint64_t key;
+	uint32_t pos, shard;
+	int64_t k;
+	char args[WF_FRONT_ARGS];
+};
+
+/*
+ * Build r's front key (quiet: with the session emptied) for shard, and
+ * start loading its set: both ways' header lines, and the lines an answer
+ * from the first way reads (k + 8 records of ~16 bytes), all in flight at
+ * once (otherwise the data's misses start only once the header's is
+ * over). 0, or 1 when r cannot be answered from a front table.
+ */
+static int front_key(struct ingest_ctx *ctx, const struct wf_resp_req *r, uint32_t shard, int quiet,
+		     struct front_key *fk)
+{
+	struct ingest_shard *sh = &ctx->shards[shard];
+	const struct wf_front_entry *set;
+
+	fk->pos = 0;
+	fk->shard = UINT32_MAX; /* until built */
+	if (!sh->front)
+		return 1;
+	if (!fk->k) { /* once per request: k, and no EXPLAIN or SIZE */
+		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &fk->k) < 0 || fk->k < 1 || fk->k > WF_FRONT_ITEMS)
+			fk->k = -1;
+		for (uint32_t i = 4; i < r->argc && fk->k > 0; i++)
+			if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
+				fk->k = -1; /* the ranker never publishes those */
+	}
+	if (fk->k < 0)
+		return 1;
+	if (quiet && wf_front_args_quiet(fk->args, &fk->pos) < 0)
+		return 1;
+	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
+		if (wf_front_args_add(fk->args, &fk->pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
+			return 1;
+	fk->key = wf_hash64(fk->args, fk->pos) | 1;
+	fk->shard = shard;
+	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
+	__builtin_prefetch(&set[1]);
+	for (uint32_t l = 0, end = 56 + fk->pos + (uint32_t)WF_MIN(fk->k + 8, WF_FRONT_ITEMS) * 16; l < end; l += 64)
+		__builtin_prefetch((const char *)&set[0] + l);
+	return 0;
+}
+
 /*
  * RECS from the shard's front table (see struct wf_front_entry; two ways
  * per key): when the ranker's published answer to these exact arguments
  * still holds, filter its ranked prefix by live stock the way the ranker
- * does and reply here. quiet_hash, when not 0: the session id's hash (the
- * route table's key; the filter ignores its low bits), and look up the
- * quiet key instead (the caller knows no EVENT was routed for the session
- * under its route entry, and the filter must say the ranker holds no
- * state for it). now_ms: the wall clock read for this request. Returns 0
- * (answered), 1 (miss: forward it) or -ENOMEM.
+ * does and reply here. fk: the key (front_key() for this shard, or built
+ * here when fk->shard is another). quiet_hash, when not 0: the session
+ * id's hash (the route table's key; the filter ignores its low bits), and
+ * fk is the quiet key (the caller knows no EVENT was routed for the
+ * session under its route entry, and the filter must say the ranker holds
+ * no state for it). now_ms: the wall clock read for this request.
+ * Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
-		      uint64_t ver, uint64_t quiet_hash, uint64_t now_ms)
+		      uint64_t ver, uint64_t quiet_hash, uint64_t now_ms, struct front_key *fk)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	struct front_answer a;
 	const struct wf_front_entry *set;
-	char args[WF_FRONT_ARGS];
-	uint32_t pos = 0;
-	uint64_t key;
-	int64_t k;
 
-	if (!sh->front || wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > WF_FRONT_ITEMS)
+	if (fk->shard != shard && front_key(ctx, r, shard, quiet_hash != 0, fk) != 0)
 		return 1;
-	for (uint32_t i = 4; i < r->argc; i++)
-		if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
-			return 1; /* the ranker never publishes those */
 	if (quiet_hash) {
-		if (!forgotten_applied(ctx, sh) || wf_front_args_quiet(args, &pos) < 0)
+		if (!forgotten_applied(ctx, sh))
 			return 1;
 		/* Its cache miss overlaps the entry's (read in front_way). */
 		__builtin_prefetch(wf_front_live(sh->front, quiet_hash));
 	}
-	for (uint32_t i = quiet_hash ? 2 : 1; i < r->argc; i++)
-		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
-			return 1;
-	key = wf_hash64(args, pos) | 1;
-	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
-	/* Both ways' header lines, and the lines an answer from the first
-	 * reads (k + 8 records of ~16 bytes), in flight at once: otherwise
-	 * the data's misses start only once the header's is over. */
-	__builtin_prefetch(&set[1]);
-	for (uint32_t l = 0, end = 56 + pos + (uint32_t)WF_MIN(k + 8, WF_FRONT_ITEMS) * 16; l < end; l += 64)
-		__builtin_prefetch((const char *)&set[0] + l);
-	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, quiet_hash, now_ms, &a) &&
-	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, quiet_hash, now_ms, &a))
+	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
+	if (!front_way(ctx, sh, &set[0], fk->key, fk->args, fk->pos, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a) &&
+	    !front_way(ctx, sh, &set[1], fk->key, fk->args, fk->pos, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a))
 		return 1;
 	if (front_render(ctx, &a) < 0)
 		return -ENOMEM;
@@ -409,6 +443,13 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
 	}
+	/* RECS naming a user: the quiet key's set starts loading in the shard
+	 * of a session no EVENT pinned (its user's) while the route probe
+	 * misses. (Anonymous: one quiet entry per k, always in cache; it is
+	 * built only if needed.) */
+	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
+	if (cmd == WF_CMD_RECS && !(ulen == 1 && user[0] == '-'))
+		front_key(ctx, r, wf_shard_of(user, ulen, ctx->nshards), 1, &fk);
 	now_ms = wf_wall_ms();
 	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
 				&hit);
@@ -416,9 +457,11 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		/* A session with no EVENT routed may have no state: try the
 		 * user's quiet answer; a session pinned just now has a version
 		 * nothing was published for. */
-		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key, now_ms);
-		if (f == 1 && !hit.pinned)
-			f = front_recs(ctx, c, r, shard, hit.ver, 0, now_ms);
+		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key, now_ms, &fk);
+		if (f == 1 && !hit.pinned) {
+			fk.shard = UINT32_MAX; /* the session's own key */
+			f = front_recs(ctx, c, r, shard, hit.ver, 0, now_ms, &fk);
+		}
 		if (f <= 0)
 			return f;
 	}
