@@ -646,7 +646,7 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	e.args_len = (uint8_t)pos;
 	e.key = wf_hash64(e.data, pos) | 1;
 	/* Publish only a request seen twice with the same list: a one-off
-	 * (say, a random session id per query) would only cost a 2 KiB write
+	 * (say, a random session id per query) would only cost a ~1 KiB write
 	 * here and a cache miss in ingest (a list ranked for a ghost's return
 	 * was seen twice). A quiet answer serves every session of its user
 	 * without state: published at once. */

@@ -15,7 +15,9 @@
  * connection; max clients; STOCK; INFO; SIGTERM exits 0; quiet front
  * answers (a user's answer for sessions without state) are given only
  * while no EVENT was routed for the session, the ranker's live-session
- * filter says it holds none, and its start count is the entry's.
+ * filter says it holds none, and its start count is the entry's; a front
+ * answer applies live stock (else the snapshot's word in the item's
+ * record) at read time, past the records read first when many are sold.
  *
  * Needs the weft-ingest binary (WEFT_BUILD_ROOT/ingest/weft-ingest). Uses
  * its own segment weft.test.ingest.<pid> and a temp dir.
