@@ -219,31 +219,27 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 	    now_ms >= h->until_ms)
 		return 0;
 	n = h->n;
-	want = WF_MIN(n, k + 8);
-	/* The arguments and (a guess) the records k needs, in one copy. */
-	if (front_fill(a, slot, &have, WF_MIN(pos + want * (WF_FRONT_REC + 8), (uint32_t)h->data_len)) < 0 ||
+	/* The arguments and (a guess) the records of k items and 2 more, in
+	 * one copy. */
+	if (front_fill(a, slot, &have, WF_MIN(pos + WF_MIN(n, k + 2) * (WF_FRONT_REC + 8), (uint32_t)h->data_len)) < 0 ||
 	    memcmp(h->data, args, pos) != 0)
 		return 0;
-	/* The records' offsets and stock keys up to what k needs. */
-	for (i = 0, off = pos; i < want; i++) {
-		if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
-			return 0;
-		sk[i] = wf_front_item_key(h->data + off, &sold, &len);
-		rec[i] = (uint16_t)off;
-		off += WF_FRONT_REC + len;
-		wf_stock_prefetch(ctx->shm->stock, sk[i]);
-	}
-	if (front_fill(a, slot, &have, off) < 0)
-		return 0;
-	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
+	/* The rankers' rule (a front entry is never for a RECS with SIZE),
+	 * over records parsed a batch at a time: first k + 2 (few of the
+	 * best items are sold out), then 8 more at a time; each batch's
+	 * stock slots are loaded first to overlap their cache misses. */
 	a->n = a->bytes = 0;
-	for (i = 0; i < n && a->n < k; i++) {
-		if (i >= want) { /* many sold out: the next record */
-			if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
-				return 0;
-			sk[i] = wf_front_item_key(h->data + off, &sold, &len);
-			rec[i] = (uint16_t)off;
-			off += WF_FRONT_REC + len;
+	for (i = 0, want = 0, off = pos; i < n && a->n < k; i++) {
+		if (i == want) {
+			want = WF_MIN(n, i ? want + 8 : k + 2);
+			for (uint32_t j = i; j < want; j++) {
+				if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
+					return 0;
+				sk[j] = wf_front_item_key(h->data + off, &sold, &len);
+				rec[j] = (uint16_t)off;
+				off += WF_FRONT_REC + len;
+				wf_stock_prefetch(ctx->shm->stock, sk[j]);
+			}
 			if (front_fill(a, slot, &have, off) < 0)
 				return 0;
 		}
@@ -319,7 +315,7 @@ struct front_key {
 /*
  * Build r's front key (quiet: with the session emptied) for shard, and
  * start loading its set: both ways' header lines, and the lines an answer
- * from the first way reads (k + 8 records of ~16 bytes), all in flight at
+ * from the first way reads (k + 2 records of ~16 bytes), all in flight at
  * once (otherwise the data's misses start only once the header's is
  * over). 0, or 1 when r cannot be answered from a front table.
  */
@@ -351,7 +347,7 @@ static int front_key(struct ingest_ctx *ctx, const struct wf_resp_req *r, uint32
 	fk->shard = shard;
 	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
 	__builtin_prefetch(&set[1]);
-	for (uint32_t l = 0, end = 56 + fk->pos + (uint32_t)WF_MIN(fk->k + 8, WF_FRONT_ITEMS) * 16; l < end; l += 64)
+	for (uint32_t l = 0, end = 56 + fk->pos + (uint32_t)WF_MIN(fk->k + 2, WF_FRONT_ITEMS) * 16; l < end; l += 64)
 		__builtin_prefetch((const char *)&set[0] + l);
 	return 0;
 }
