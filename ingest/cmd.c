@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
@@ -155,6 +156,131 @@ static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *
 	return sh->quiet_released;
 }
 
+/*
+ * The stock table's item-level states, mirrored in ingest's own memory
+ * for front answers: an item's state there is a random line (and a TLB
+ * walk) in a table of 280-byte slots per item checked; here it is a
+ * 16-byte slot of a table a few hundred KB for thousands of items. Exact
+ * because weft-ingest is the stock table's only writer and this thread
+ * does every write: cmd_stock() updates the mirror after each one. The
+ * mirror holds every key of the table while n equals the table's used
+ * count (slots are never freed); otherwise (a restarted ingest, whose
+ * predecessor filled the table) it is rebuilt from the table before use.
+ * Mapped (not malloc'd) and left to the process's exit.
+ */
+struct front_stock_slot {
+	uint64_t key; /* wf_stock_key; 0 = empty */
+	uint32_t in;  /* the table's WF_STOCK_IN (1) or WF_STOCK_OUT (0) */
+	uint32_t pad;
+};
+
+struct front_stock {
+	uint32_t mask, n; /* slots - 1; keys held */
+	struct front_stock_slot *slot;
+};
+
+static struct front_stock_slot *front_stock_find(const struct front_stock *fs, uint64_t key)
+{
+	uint32_t i = (uint32_t)(key >> 32) & fs->mask;
+
+	while (fs->slot[i].key && fs->slot[i].key != key)
+		i = (i + 1) & fs->mask;
+	return &fs->slot[i];
+}
+
+static void front_stock_drop(struct ingest_ctx *ctx)
+{
+	struct front_stock *fs = ctx->front_stock;
+
+	if (fs)
+		munmap(fs, sizeof(*fs) + ((size_t)fs->mask + 1) * sizeof(struct front_stock_slot));
+	ctx->front_stock = NULL;
+}
+
+/* A mirror of 2^bits slots holding old's keys (old may be NULL). 0 or -ENOMEM. */
+static int front_stock_grow(struct ingest_ctx *ctx, uint32_t bits)
+{
+	struct front_stock *old = ctx->front_stock, *fs;
+	size_t bytes = sizeof(*fs) + ((size_t)1 << bits) * sizeof(struct front_stock_slot);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	fs = p;
+	fs->mask = (1u << bits) - 1;
+	fs->n = 0;
+	fs->slot = (struct front_stock_slot *)(fs + 1);
+	for (uint32_t i = 0; old && i <= old->mask; i++)
+		if (old->slot[i].key) {
+			*front_stock_find(fs, old->slot[i].key) = old->slot[i];
+			fs->n++;
+		}
+	front_stock_drop(ctx);
+	ctx->front_stock = fs;
+	return 0;
+}
+
+/* After a write to the item with stock key key: its state into the
+ * mirror (if the table now holds the key). 0 or -ENOMEM. */
+static int front_stock_note(struct ingest_ctx *ctx, uint64_t key)
+{
+	int s = wf_stock_state(ctx->shm->stock, key, NULL, 0);
+	struct front_stock_slot *e;
+
+	if (s == WF_STOCK_UNKNOWN)
+		return 0;
+	if (!ctx->front_stock || (ctx->front_stock->n + 1) * 2 > ctx->front_stock->mask + 1) {
+		uint32_t bits = ctx->front_stock ? __builtin_ctz(ctx->front_stock->mask + 1) + 1 : 12;
+		if (front_stock_grow(ctx, bits) < 0)
+			return -ENOMEM;
+	}
+	e = front_stock_find(ctx->front_stock, key);
+	if (!e->key) {
+		e->key = key;
+		ctx->front_stock->n++;
+	}
+	e->in = s == WF_STOCK_IN;
+	return 0;
+}
+
+/* The mirror, complete (rebuilt from the table when it is not), or NULL
+ * (out of memory: the caller reads the table). */
+static const struct front_stock *front_stock_get(struct ingest_ctx *ctx)
+{
+	const struct wf_stock *st = ctx->shm->stock;
+	/* relaxed: this thread is the table's only writer (see layout.h). */
+	uint32_t used = atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed);
+
+	static const struct front_stock_slot none[1];
+	static const struct front_stock empty = { 0, 0, (struct front_stock_slot *)none };
+
+	if (ctx->front_stock && ctx->front_stock->n == used)
+		return ctx->front_stock;
+	if (!ctx->front_stock && used == 0)
+		return &empty; /* nothing stocked live */
+	if (ctx->front_stock) {
+		ctx->front_stock->n = 0;
+		memset(ctx->front_stock->slot, 0, ((size_t)ctx->front_stock->mask + 1) * sizeof(struct front_stock_slot));
+	}
+	for (uint32_t i = 0; i < st->capacity; i++) {
+		/* A6: pairs with R6 in wf_stock_set() (written by this thread). */
+		uint64_t key = atomic_load_explicit(&((struct wf_stock *)st)->slot[i].key, memory_order_acquire);
+		if (key && front_stock_note(ctx, key) < 0) {
+			front_stock_drop(ctx);
+			return NULL;
+		}
+	}
+	return ctx->front_stock && ctx->front_stock->n == used ? ctx->front_stock : NULL;
+}
+
+/* wf_stock_ok() for an item-level check (no SIZE), from the mirror. */
+static int front_stock_ok(const struct front_stock *fs, uint64_t key, int snap_sold_out)
+{
+	const struct front_stock_slot *e = front_stock_find(fs, key);
+
+	return e->key ? (int)e->in : !snap_sold_out;
+}
+
 /* What one way of a front set answers: the entry's words as read (e) and
  * the records of the up to k items that pass live stock (offsets into
  * e.data, rank order). */
@@ -228,6 +354,7 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 	 * over records parsed a batch at a time: first k + 2 (few of the
 	 * best items are sold out), then 8 more at a time; each batch's
 	 * stock slots are loaded first to overlap their cache misses. */
+	const struct front_stock *fs = front_stock_get(ctx);
 	a->n = a->bytes = 0;
 	for (i = 0, want = 0, off = pos; i < n && a->n < k; i++) {
 		if (i == want) {
@@ -238,13 +365,16 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 				sk[j] = wf_front_item_key(h->data + off, &sold, &len);
 				rec[j] = (uint16_t)off;
 				off += WF_FRONT_REC + len;
-				wf_stock_prefetch(ctx->shm->stock, sk[j]);
+				if (fs)
+					__builtin_prefetch(&fs->slot[(uint32_t)(sk[j] >> 32) & fs->mask]);
+				else
+					wf_stock_prefetch(ctx->shm->stock, sk[j]);
 			}
 			if (front_fill(a, slot, &have, off) < 0)
 				return 0;
 		}
 		wf_front_item_key(h->data + rec[i], &sold, &len);
-		if (wf_stock_ok(ctx->shm->stock, sk[i], sold, 0, NULL, 0)) {
+		if (fs ? front_stock_ok(fs, sk[i], sold) : wf_stock_ok(ctx->shm->stock, sk[i], sold, 0, NULL, 0)) {
 			a->rec[a->n++] = rec[i];
 			a->bytes += len;
 		}
@@ -559,6 +689,10 @@ static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct
 			return err(ctx, c, "STOCK qty must be an integer from 0 to %d", INT32_MAX);
 		n = wf_stock_set(ctx->shm->stock, r->argv[1].p, r->argv[1].len, r->argv[2].p, r->argv[2].len,
 				 (int32_t)qty);
+		/* Even on failure (a slot may have been taken): see front_stock.
+		 * Out of memory: no mirror, rebuilt before use. */
+		if (front_stock_note(ctx, wf_stock_key(r->argv[1].p, r->argv[1].len)) < 0)
+			front_stock_drop(ctx);
 		if (n == -EINVAL)
 			return err(ctx, c, "STOCK size names are at most %u bytes", WF_STOCK_SIZE_NAME - 1);
 		if (n == -ENOSPC)

@@ -17,7 +17,8 @@
  * while no EVENT was routed for the session, the ranker's live-session
  * filter says it holds none, and its start count is the entry's; a front
  * answer applies live stock (else the snapshot's word in the item's
- * record) at read time, past the records read first when many are sold.
+ * record) at read time, past the records read first when many are sold,
+ * after every STOCK and for stock written before ingest started.
  *
  * Needs the weft-ingest binary (WEFT_BUILD_ROOT/ingest/weft-ingest). Uses
  * its own segment weft.test.ingest.<pid> and a temp dir.
@@ -690,6 +691,22 @@ static void test_ingest_front_filters_by_live_stock_and_snapshot(void **state)
 	wf_resp_w_bulk_str(&want, "e0123456789");
 	wf_buf_append(&want, "", 1);
 	expect_reply(fd, "RECS fs3 fu 4\r\n", want.data);
+	/* A change to a stocked item (no new slot) applies at once too. */
+	expect_reply(fd, "STOCK fb22 M 0\r\n", ":1\r\n");
+	want.len = 0;
+	wf_resp_w_array(&want, 2);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_resp_w_bulk_str(&want, "e0123456789");
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs5 fu 4\r\n", want.data);
+	/* Stock in the table from before this ingest started (a restarted
+	 * ingest finds its predecessor's; here the test writes it) too. */
+	assert_int_equal(wf_stock_set(E.fake.shm->stock, "e0123456789", 11, "S", 1, 0), 0);
+	want.len = 0;
+	wf_resp_w_array(&want, 1);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs6 fu 4\r\n", want.data);
 	/* ...a prefix that is not the whole pool goes to the ranker. */
 	publish_quiet_sold(sh2, "fv", "4", ids, sold, 18, 0);
 	expect_reply(fd, "RECS fs4 fv 4\r\n", "+RECS fs4 fv 4\r\n");
