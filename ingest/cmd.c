@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
@@ -155,73 +156,230 @@ static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *
 	return sh->quiet_released;
 }
 
-/* What one way of a front set answers: up to k items that pass live
- * stock, copied out of the entry (ids back to back in ids). */
-struct front_answer {
-	uint32_t n, ids_len;
-	uint8_t id_len[WF_FRONT_ITEMS];
-	char ids[WF_FRONT_IDS];
+/*
+ * The stock table's item-level states, mirrored in ingest's own memory
+ * for front answers: an item's state there is a random line (and a TLB
+ * walk) in a table of 280-byte slots per item checked; here it is a
+ * 16-byte slot of a table a few hundred KB for thousands of items. Exact
+ * because weft-ingest is the stock table's only writer and this thread
+ * does every write: cmd_stock() updates the mirror after each one. The
+ * mirror holds every key of the table while n equals the table's used
+ * count (slots are never freed); otherwise (a restarted ingest, whose
+ * predecessor filled the table) it is rebuilt from the table before use.
+ * Mapped (not malloc'd) and left to the process's exit.
+ */
+struct front_stock_slot {
+	uint64_t key; /* wf_stock_key; 0 = empty */
+	uint32_t in;  /* the table's WF_STOCK_IN (1) or WF_STOCK_OUT (0) */
+	uint32_t pad;
 };
+
+struct front_stock {
+	uint32_t mask, n; /* slots - 1; keys held */
+	struct front_stock_slot *slot;
+};
+
+static struct front_stock_slot *front_stock_find(const struct front_stock *fs, uint64_t key)
+{
+	uint32_t i = (uint32_t)(key >> 32) & fs->mask;
+
+	while (fs->slot[i].key && fs->slot[i].key != key)
+		i = (i + 1) & fs->mask;
+	return &fs->slot[i];
+}
+
+static void front_stock_drop(struct ingest_ctx *ctx)
+{
+	struct front_stock *fs = ctx->front_stock;
+
+	if (fs)
+		munmap(fs, sizeof(*fs) + ((size_t)fs->mask + 1) * sizeof(struct front_stock_slot));
+	ctx->front_stock = NULL;
+}
+
+/* A mirror of 2^bits slots holding old's keys (old may be NULL). 0 or -ENOMEM. */
+static int front_stock_grow(struct ingest_ctx *ctx, uint32_t bits)
+{
+	struct front_stock *old = ctx->front_stock, *fs;
+	size_t bytes = sizeof(*fs) + ((size_t)1 << bits) * sizeof(struct front_stock_slot);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	fs = p;
+	fs->mask = (1u << bits) - 1;
+	fs->n = 0;
+	fs->slot = (struct front_stock_slot *)(fs + 1);
+	for (uint32_t i = 0; old && i <= old->mask; i++)
+		if (old->slot[i].key) {
+			*front_stock_find(fs, old->slot[i].key) = old->slot[i];
+			fs->n++;
+		}
+	front_stock_drop(ctx);
+	ctx->front_stock = fs;
+	return 0;
+}
+
+/* After a write to the item with stock key key: its state into the
+ * mirror (if the table now holds the key). 0 or -ENOMEM. */
+static int front_stock_note(struct ingest_ctx *ctx, uint64_t key)
+{
+	int s = wf_stock_state(ctx->shm->stock, key, NULL, 0);
+	struct front_stock_slot *e;
+
+	if (s == WF_STOCK_UNKNOWN)
+		return 0;
+	if (!ctx->front_stock || (ctx->front_stock->n + 1) * 2 > ctx->front_stock->mask + 1) {
+		uint32_t bits = ctx->front_stock ? __builtin_ctz(ctx->front_stock->mask + 1) + 1 : 12;
+		if (front_stock_grow(ctx, bits) < 0)
+			return -ENOMEM;
+	}
+	e = front_stock_find(ctx->front_stock, key);
+	if (!e->key) {
+		e->key = key;
+		ctx->front_stock->n++;
+	}
+	e->in = s == WF_STOCK_IN;
+	return 0;
+}
+
+/* The mirror, complete (rebuilt from the table when it is not), or NULL
+ * (out of memory: the caller reads the table). */
+static const struct front_stock *front_stock_get(struct ingest_ctx *ctx)
+{
+	const struct wf_stock *st = ctx->shm->stock;
+	/* relaxed: this thread is the table's only writer (see layout.h). */
+	uint32_t used = atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed);
+
+	static const struct front_stock_slot none[1];
+	static const struct front_stock empty = { 0, 0, (struct front_stock_slot *)none };
+
+	if (ctx->front_stock && ctx->front_stock->n == used)
+		return ctx->front_stock;
+	if (!ctx->front_stock && used == 0)
+		return &empty; /* nothing stocked live */
+	if (ctx->front_stock) {
+		ctx->front_stock->n = 0;
+		memset(ctx->front_stock->slot, 0, ((size_t)ctx->front_stock->mask + 1) * sizeof(struct front_stock_slot));
+	}
+	for (uint32_t i = 0; i < st->capacity; i++) {
+		/* A6: pairs with R6 in wf_stock_set() (written by this thread). */
+		uint64_t key = atomic_load_explicit(&((struct wf_stock *)st)->slot[i].key, memory_order_acquire);
+		if (key && front_stock_note(ctx, key) < 0) {
+			front_stock_drop(ctx);
+			return NULL;
+		}
+	}
+	return ctx->front_stock && ctx->front_stock->n == used ? ctx->front_stock : NULL;
+}
+
+/* wf_stock_ok() for an item-level check (no SIZE), from the mirror. */
+static int front_stock_ok(const struct front_stock *fs, uint64_t key, int snap_sold_out)
+{
+	const struct front_stock_slot *e = front_stock_find(fs, key);
+
+	return e->key ? (int)e->in : !snap_sold_out;
+}
+
+/* What one way of a front set answers: the entry's words as read (e) and
+ * the records of the up to k items that pass live stock (offsets into
+ * e.data, rank order). */
+struct front_answer {
+	uint32_t n, bytes; /* items; sum of their id lengths */
+	uint16_t rec[WF_FRONT_ITEMS];
+	struct wf_front_entry e;
+};
+
+/* Copy the entry's data up to at least byte need (whole lines, within the
+ * words written: see struct wf_front_entry) into a->e; *have: bytes so
+ * far. 0, or -1 when need is past data_len (a torn read: a miss). */
+static int front_fill(struct front_answer *a, const struct wf_front_entry *slot, uint32_t *have, uint32_t need)
+{
+	uint32_t to;
+
+	if (need <= *have)
+		return 0;
+	if (need > a->e.data_len)
+		return -1;
+	to = WF_MIN(WF_ALIGN_UP(offsetof(struct wf_front_entry, data) + need, 64) - offsetof(struct wf_front_entry, data),
+		    WF_ALIGN_UP((uint32_t)a->e.data_len, 4));
+	wf_seq_copy(a->e.data + *have, slot->data + *have, to - *have);
+	*have = to;
+	return 0;
+}
 
 /*
  * Answer from the entry at slot if it holds args/key for session version
  * ver now: 1 (a filled), else 0. Reads the entry in place under its
- * seqlock and copies only what the answer needs: the header, the
- * arguments, the stock keys it checks and the ids that pass. quiet_hash
- * not 0: the caller's quiet rule (see front_recs) is checked between the
- * entry's start count and the final sequence check.
+ * seqlock, from its start and only as far as the answer needs: the
+ * header, the arguments, and the records of the items it checks (k and a
+ * few more, their stock slots loaded first to overlap the cache misses).
+ * quiet_hash not 0: the caller's quiet rule (see front_recs) is checked
+ * between the entry's start count and the final sequence check. now_ms:
+ * the wall clock (the caller's, read for this request).
  */
 static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
 		     uint64_t key, const char *args, uint32_t pos, uint64_t ver, uint32_t k, uint64_t quiet_hash,
-		     struct front_answer *a)
+		     uint64_t now_ms, struct front_answer *a)
 {
-	struct wf_front_entry h; /* the header and arguments only */
-	uint32_t seq = wf_seq_read_try(&slot->lock), ws, n, end = 0, off = 0;
-	uint16_t poff[WF_FRONT_ITEMS];
+	struct wf_front_entry *h = &a->e;
+	uint32_t seq = wf_seq_read_try(&slot->lock), ws, n, have, want, off, i, len;
+	uint16_t rec[WF_FRONT_ITEMS];
 	uint64_t sk[WF_FRONT_ITEMS];
-	uint8_t sold[WF_FRONT_ITEMS], idl[WF_FRONT_ITEMS];
+	int sold;
 
 	/* relaxed: a hint checked again under the sequence below. */
 	if ((seq & 1) || __atomic_load_n(&slot->key, __ATOMIC_RELAXED) != key)
 		return 0;
-	wf_seq_copy(&h, slot, offsetof(struct wf_front_entry, args));
+	/* The header's line: the header and the data's first 8 bytes. */
+	wf_seq_copy(h, slot, 64);
+	have = 64 - offsetof(struct wf_front_entry, data);
 	/* acquire: pairs with the release in wf_seq_write_end() (weights);
 	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
 	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	if (h.key != key || h.args_len != pos || h.sver != ver || h.epoch != ctx->epoch || h.wseq != ws ||
-	    h.n > WF_FRONT_ITEMS || h.ids_len > WF_FRONT_IDS ||
-	    h.gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
+	if (h->key != key || h->args_len != pos || h->sver != ver || h->epoch != ctx->epoch || h->wseq != ws ||
+	    h->n > WF_FRONT_ITEMS || h->data_len > WF_FRONT_DATA ||
+	    h->gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
 	    /* relaxed: a count only compared for equality; a restart moves it */
-	    h.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
-	    wf_wall_ms() >= h.until_ms)
+	    h->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
+	    now_ms >= h->until_ms)
 		return 0;
-	wf_seq_copy(h.args, slot->args, WF_ALIGN_UP(pos, 4));
-	if (memcmp(h.args, args, pos) != 0)
+	n = h->n;
+	/* The arguments and (a guess) the records of k items and 2 more, in
+	 * one copy. */
+	if (front_fill(a, slot, &have, WF_MIN(pos + WF_MIN(n, k + 2) * (WF_FRONT_REC + 8), (uint32_t)h->data_len)) < 0 ||
+	    memcmp(h->data, args, pos) != 0)
 		return 0;
-	n = h.n;
-	/* Stock keys and lengths up to what k needs (and a little more),
-	 * their stock slots loaded first to overlap the cache misses. */
-	uint32_t want = WF_MIN(n, k + 8);
-	wf_seq_copy(sk, slot->stock_key, (size_t)want * 8);
-	wf_seq_copy(sold, slot->snap_sold_out, WF_ALIGN_UP(n, 4));
-	wf_seq_copy(idl, slot->id_len, WF_ALIGN_UP(n, 4));
-	for (uint32_t i = 0; i < want; i++)
-		wf_stock_prefetch(ctx->shm->stock, sk[i]);
-	/* The rankers' rule (a front entry is never for a RECS with SIZE). */
-	a->n = 0;
-	for (uint32_t i = 0; i < n && a->n < k; i++) {
-		if (i == want) { /* many sold out: the rest of the keys */
-			wf_seq_copy(sk + want, slot->stock_key + want, (size_t)(n - want) * 8);
-			want = n;
+	/* The rankers' rule (a front entry is never for a RECS with SIZE),
+	 * over records parsed a batch at a time: first k + 2 (few of the
+	 * best items are sold out), then 8 more at a time; each batch's
+	 * stock slots are loaded first to overlap their cache misses. */
+	const struct front_stock *fs = front_stock_get(ctx);
+	a->n = a->bytes = 0;
+	for (i = 0, want = 0, off = pos; i < n && a->n < k; i++) {
+		if (i == want) {
+			want = WF_MIN(n, i ? want + 8 : k + 2);
+			for (uint32_t j = i; j < want; j++) {
+				if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
+					return 0;
+				sk[j] = wf_front_item_key(h->data + off, &sold, &len);
+				rec[j] = (uint16_t)off;
+				off += WF_FRONT_REC + len;
+				if (fs)
+					__builtin_prefetch(&fs->slot[(uint32_t)(sk[j] >> 32) & fs->mask]);
+				else
+					wf_stock_prefetch(ctx->shm->stock, sk[j]);
+			}
+			if (front_fill(a, slot, &have, off) < 0)
+				return 0;
 		}
-		if (wf_stock_ok(ctx->shm->stock, sk[i], sold[i], 0, NULL, 0)) {
-			poff[a->n] = (uint16_t)off;
-			a->id_len[a->n++] = idl[i];
-			end = off + idl[i];
+		wf_front_item_key(h->data + rec[i], &sold, &len);
+		if (fs ? front_stock_ok(fs, sk[i], sold) : wf_stock_ok(ctx->shm->stock, sk[i], sold, 0, NULL, 0)) {
+			a->rec[a->n++] = rec[i];
+			a->bytes += len;
 		}
-		off += idl[i];
 	}
-	if ((a->n < k && !h.complete) || end > h.ids_len)
+	if (a->n < k && !h->complete)
 		return 0;
 	if (quiet_hash) {
 		/* relaxed: ordered after A2 in forgotten_applied() (events the
@@ -230,68 +388,133 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 			return 0;
 		/* F6: pairs with F5 in the ranker's start; relaxed load after it. */
 		atomic_thread_fence(memory_order_acquire);
-		if (h.starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
+		if (h->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
 			return 0;
 	}
-	/* The ids that pass, back to back. */
-	char all[WF_FRONT_IDS];
-	wf_seq_copy(all, slot->ids, WF_ALIGN_UP(end, 4));
-	if (wf_seq_read_retry(&slot->lock, seq))
-		return 0;
-	a->ids_len = 0;
+	return !wf_seq_read_retry(&slot->lock, seq);
+}
+
+/* "*n\r\n", then per item "$len\r\nid\r\n", into ctx->tmp (the bulk
+ * lengths are at most 3 digits: ids are under 256 bytes). */
+static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
+{
+	struct wf_buf *b = &ctx->tmp;
+	char *p;
+
+	b->len = 0;
+	if (wf_buf_reserve(b, 8 + (size_t)a->bytes + (size_t)a->n * 8) < 0)
+		return -ENOMEM;
+	p = b->data;
+	*p++ = '*';
+	if (a->n >= 10)
+		*p++ = (char)('0' + a->n / 10);
+	*p++ = (char)('0' + a->n % 10);
+	*p++ = '\r';
+	*p++ = '\n';
 	for (uint32_t i = 0; i < a->n; i++) {
-		memcpy(a->ids + a->ids_len, all + poff[i], a->id_len[i]);
-		a->ids_len += a->id_len[i];
+		const char *rec = a->e.data + a->rec[i];
+		uint32_t len = (uint8_t)rec[8];
+
+		*p++ = '$';
+		if (len >= 100)
+			*p++ = (char)('0' + len / 100);
+		if (len >= 10)
+			*p++ = (char)('0' + len / 10 % 10);
+		*p++ = (char)('0' + len % 10);
+		*p++ = '\r';
+		*p++ = '\n';
+		memcpy(p, rec + WF_FRONT_REC, len);
+		p += len;
+		*p++ = '\r';
+		*p++ = '\n';
 	}
-	return 1;
+	b->len = (size_t)(p - b->data);
+	return 0;
+}
+
+/* A front-table key: the arguments as the ranker keys them, their hash,
+ * and the shard whose table is looked at (see front_key()); k: the
+ * request's, 0 before it is parsed, -1 when no entry may answer it. */
+struct front_key {
+	uint64_t key;
+	uint32_t pos, shard;
+	int64_t k;
+	char args[WF_FRONT_ARGS];
+};
+
+/*
+ * Build r's front key (quiet: with the session emptied) for shard, and
+ * start loading its set: both ways' header lines, and the lines an answer
+ * from the first way reads (k + 2 records of ~16 bytes), all in flight at
+ * once (otherwise the data's misses start only once the header's is
+ * over). 0, or 1 when r cannot be answered from a front table.
+ */
+static int front_key(struct ingest_ctx *ctx, const struct wf_resp_req *r, uint32_t shard, int quiet,
+		     struct front_key *fk)
+{
+	struct ingest_shard *sh = &ctx->shards[shard];
+	const struct wf_front_entry *set;
+
+	fk->pos = 0;
+	fk->shard = UINT32_MAX; /* until built */
+	if (!sh->front)
+		return 1;
+	if (!fk->k) { /* once per request: k, and no EXPLAIN or SIZE */
+		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &fk->k) < 0 || fk->k < 1 || fk->k > WF_FRONT_ITEMS)
+			fk->k = -1;
+		for (uint32_t i = 4; i < r->argc && fk->k > 0; i++)
+			if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
+				fk->k = -1; /* the ranker never publishes those */
+	}
+	if (fk->k < 0)
+		return 1;
+	if (quiet && wf_front_args_quiet(fk->args, &fk->pos) < 0)
+		return 1;
+	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
+		if (wf_front_args_add(fk->args, &fk->pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
+			return 1;
+	fk->key = wf_hash64(fk->args, fk->pos) | 1;
+	fk->shard = shard;
+	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
+	__builtin_prefetch(&set[1]);
+	for (uint32_t l = 0, end = 56 + fk->pos + (uint32_t)WF_MIN(fk->k + 2, WF_FRONT_ITEMS) * 16; l < end; l += 64)
+		__builtin_prefetch((const char *)&set[0] + l);
+	return 0;
 }
 
 /*
  * RECS from the shard's front table (see struct wf_front_entry; two ways
  * per key): when the ranker's published answer to these exact arguments
  * still holds, filter its ranked prefix by live stock the way the ranker
- * does and reply here. quiet_hash, when not 0: the session id's hash (the
- * route table's key; the filter ignores its low bits), and look up the
- * quiet key instead (the caller knows no EVENT was routed for the session
- * under its route entry, and the filter must say the ranker holds no
- * state for it). Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
+ * does and reply here. fk: the key (front_key() for this shard, or built
+ * here when fk->shard is another). quiet_hash, when not 0: the session
+ * id's hash (the route table's key; the filter ignores its low bits), and
+ * fk is the quiet key (the caller knows no EVENT was routed for the
+ * session under its route entry, and the filter must say the ranker holds
+ * no state for it). now_ms: the wall clock read for this request.
+ * Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
-		      uint64_t ver, uint64_t quiet_hash)
+		      uint64_t ver, uint64_t quiet_hash, uint64_t now_ms, struct front_key *fk)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	struct front_answer a;
 	const struct wf_front_entry *set;
-	char args[WF_FRONT_ARGS];
-	uint32_t pos = 0, off = 0;
-	uint64_t key;
-	int64_t k;
 
-	if (!sh->front || wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > WF_FRONT_ITEMS)
+	if (fk->shard != shard && front_key(ctx, r, shard, quiet_hash != 0, fk) != 0)
 		return 1;
-	for (uint32_t i = 4; i < r->argc; i++)
-		if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
-			return 1; /* the ranker never publishes those */
 	if (quiet_hash) {
-		if (!forgotten_applied(ctx, sh) || wf_front_args_quiet(args, &pos) < 0)
+		if (!forgotten_applied(ctx, sh))
 			return 1;
 		/* Its cache miss overlaps the entry's (read in front_way). */
 		__builtin_prefetch(wf_front_live(sh->front, quiet_hash));
 	}
-	for (uint32_t i = quiet_hash ? 2 : 1; i < r->argc; i++)
-		if (wf_front_args_add(args, &pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
-			return 1;
-	key = wf_hash64(args, pos) | 1;
-	set = &sh->front->e[key & (WF_FRONT_SLOTS - 2)];
-	if (!front_way(ctx, sh, &set[0], key, args, pos, ver, (uint32_t)k, quiet_hash, &a) &&
-	    !front_way(ctx, sh, &set[1], key, args, pos, ver, (uint32_t)k, quiet_hash, &a))
+	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
+	if (!front_way(ctx, sh, &set[0], fk->key, fk->args, fk->pos, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a) &&
+	    !front_way(ctx, sh, &set[1], fk->key, fk->args, fk->pos, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a))
 		return 1;
-	ctx->tmp.len = 0;
-	wf_resp_w_array(&ctx->tmp, a.n);
-	for (uint32_t i = 0; i < a.n; i++) {
-		wf_resp_w_bulk(&ctx->tmp, a.ids + off, a.id_len[i]);
-		off += a.id_len[i];
-	}
+	if (front_render(ctx, &a) < 0)
+		return -ENOMEM;
 	ctx->recs_front++;
 	ctx->recs_quiet += quiet_hash != 0;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
@@ -302,6 +525,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	struct wf_route_hit hit;
 	const char *user = NULL;
 	size_t ulen = 0;
+	uint64_t now_ms;
 	uint32_t shard;
 
 	switch (cmd) {
@@ -345,15 +569,25 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
 	}
-	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, wf_wall_ms(),
-				cmd == WF_CMD_EVENT, &hit);
+	/* RECS naming a user: the quiet key's set starts loading in the shard
+	 * of a session no EVENT pinned (its user's) while the route probe
+	 * misses. (Anonymous: one quiet entry per k, always in cache; it is
+	 * built only if needed.) */
+	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
+	if (cmd == WF_CMD_RECS && !(ulen == 1 && user[0] == '-'))
+		front_key(ctx, r, wf_shard_of(user, ulen, ctx->nshards), 1, &fk);
+	now_ms = wf_wall_ms();
+	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
+				&hit);
 	if (cmd == WF_CMD_RECS) {
 		/* A session with no EVENT routed may have no state: try the
 		 * user's quiet answer; a session pinned just now has a version
 		 * nothing was published for. */
-		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key);
-		if (f == 1 && !hit.pinned)
-			f = front_recs(ctx, c, r, shard, hit.ver, 0);
+		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key, now_ms, &fk);
+		if (f == 1 && !hit.pinned) {
+			fk.shard = UINT32_MAX; /* the session's own key */
+			f = front_recs(ctx, c, r, shard, hit.ver, 0, now_ms, &fk);
+		}
 		if (f <= 0)
 			return f;
 	}
@@ -455,6 +689,10 @@ static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct
 			return err(ctx, c, "STOCK qty must be an integer from 0 to %d", INT32_MAX);
 		n = wf_stock_set(ctx->shm->stock, r->argv[1].p, r->argv[1].len, r->argv[2].p, r->argv[2].len,
 				 (int32_t)qty);
+		/* Even on failure (a slot may have been taken): see front_stock.
+		 * Out of memory: no mirror, rebuilt before use. */
+		if (front_stock_note(ctx, wf_stock_key(r->argv[1].p, r->argv[1].len)) < 0)
+			front_stock_drop(ctx);
 		if (n == -EINVAL)
 			return err(ctx, c, "STOCK size names are at most %u bytes", WF_STOCK_SIZE_NAME - 1);
 		if (n == -ENOSPC)

@@ -686,26 +686,24 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
 			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet)
 {
-	struct wf_front_entry e; /* staging copy: the header is zeroed below, the rest filled as used */
+	struct wf_front_entry e; /* staging copy: the header is zeroed below, data filled as used */
 	struct wf_front_entry *slot;
-	uint32_t pos = 0, ids = 0;
+	uint32_t pos = 0;
 
 	/* acquire: pairs with the release in wf_seq_write_end() (weights). */
 	if (!ctx->front || !hdr->lsn || (wseq & 1) ||
 	    atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire) != wseq)
 		return;
-	memset(&e, 0, offsetof(struct wf_front_entry, stock_key));
-	memset(e.snap_sold_out, 0, sizeof(e.snap_sold_out));
-	memset(e.id_len, 0, sizeof(e.id_len));
-	if (quiet && wf_front_args_quiet(e.args, &pos) < 0)
+	memset(&e, 0, offsetof(struct wf_front_entry, data));
+	if (quiet && wf_front_args_quiet(e.data, &pos) < 0)
 		return;
 	for (uint32_t i = quiet ? 1 : 0; i < argc; i++)
-		if (wf_front_args_add(e.args, &pos, argv[i].p, argv[i].len) < 0)
+		if (wf_front_args_add(e.data, &pos, argv[i].p, argv[i].len) < 0)
 			return;
-	e.args_len = pos;
-	e.key = wf_hash64(e.args, pos) | 1;
+	e.args_len = (uint8_t)pos;
+	e.key = wf_hash64(e.data, pos) | 1;
 	/* Publish only a request seen twice with the same list: a one-off
-	 * (say, a random session id per query) would only cost a 2 KiB write
+	 * (say, a random session id per query) would only cost a ~1 KiB write
 	 * here and a cache miss in ingest (a list ranked for a ghost's return
 	 * was seen twice). A quiet answer serves every session of its user
 	 * without state: published at once. */
@@ -722,19 +720,16 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	e.complete = c->complete;
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct wf_snap_item *it = &ctx->cur->snap->items[c->items[i]];
-		if (ids + it->id_len > WF_FRONT_IDS) {
+		if (wf_front_item_add(e.data, &pos, ctx->cur->stock_keys[c->items[i]],
+				      (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0, wf_snap_str(ctx->cur->snap, it->id_off),
+				      it->id_len) < 0) {
 			e.complete = 0;
 			break;
 		}
-		e.stock_key[i] = ctx->cur->stock_keys[c->items[i]];
-		e.snap_sold_out[i] = (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0;
-		e.id_len[i] = (uint8_t)it->id_len;
-		memcpy(e.ids + ids, wf_snap_str(ctx->cur->snap, it->id_off), it->id_len);
-		ids += it->id_len;
 		e.n++;
 	}
-	e.ids_len = ids;
-	memset(e.ids + ids, 0, WF_ALIGN_UP(ids, 4) - ids);
+	e.data_len = (uint16_t)pos;
+	memset(e.data + pos, 0, WF_ALIGN_UP(pos, 4) - pos);
 	/* Two ways per key: this key's own entry, else the one that expires
 	 * first (reads of our own entries: relaxed, we are their only writer). */
 	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 2)];
@@ -742,13 +737,10 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	    (__atomic_load_n(&slot[1].key, __ATOMIC_RELAXED) == e.key ||
 	     __atomic_load_n(&slot[1].until_ms, __ATOMIC_RELAXED) < __atomic_load_n(&slot[0].until_ms, __ATOMIC_RELAXED)))
 		slot++;
+	/* One run: the header and the data used (see struct wf_front_entry). */
 	wf_seq_write_begin(&slot->lock);
 	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
-		     offsetof(struct wf_front_entry, stock_key) - sizeof(e.lock));
-	wf_seq_store(slot->stock_key, e.stock_key, (size_t)e.n * 8);
-	wf_seq_store(slot->snap_sold_out, e.snap_sold_out, sizeof(e.snap_sold_out));
-	wf_seq_store(slot->id_len, e.id_len, sizeof(e.id_len));
-	wf_seq_store(slot->ids, e.ids, WF_ALIGN_UP(ids, 4));
+		     offsetof(struct wf_front_entry, data) - sizeof(e.lock) + WF_ALIGN_UP(pos, 4));
 	wf_seq_write_end(&slot->lock);
 }
 

@@ -3,7 +3,9 @@
  * layout.h): the RECS arguments after the command name, each as one length
  * byte and its bytes (the quiet key: the session's emptied). weft-ranker
  * (writer) and weft-ingest (reader) build it the same way from their own
- * views of the request. And the shard's live-session filter (layout.h).
+ * views of the request. The item records that follow the arguments in the
+ * entry's data (the writer's and the reader's sides). And the shard's
+ * live-session filter (layout.h).
  */
 #ifndef WF_FRONT_H
 #define WF_FRONT_H
@@ -31,6 +33,36 @@ static inline int wf_front_args_add(char *out, uint32_t *pos, const char *p, uin
 static inline int wf_front_args_quiet(char *out, uint32_t *pos)
 {
 	return wf_front_args_add(out, pos, "", 0);
+}
+
+/* Writer: append one item record (see struct wf_front_entry) to
+ * data[*pos..]. 0, or -1 when it does not fit (the entry then stops
+ * there, not complete). */
+static inline int wf_front_item_add(char *data, uint32_t *pos, uint64_t stock_key, int snap_sold_out,
+				    const char *id, uint32_t len)
+{
+	uint64_t w = snap_sold_out ? stock_key & ~1ull : stock_key | 1ull;
+
+	if (len > 255 || *pos + WF_FRONT_REC + len > WF_FRONT_DATA)
+		return -1;
+	memcpy(data + *pos, &w, 8);
+	data[*pos + 8] = (char)len;
+	memcpy(data + *pos + WF_FRONT_REC, id, len);
+	*pos += WF_FRONT_REC + len;
+	return 0;
+}
+
+/* Reader: the record at rec (in a copy of the entry): its stock key, the
+ * snapshot's sold-out word and its id length (the id follows at
+ * rec + WF_FRONT_REC). */
+static inline uint64_t wf_front_item_key(const char *rec, int *ret_snap_sold_out, uint32_t *ret_len)
+{
+	uint64_t w;
+
+	memcpy(&w, rec, 8);
+	*ret_snap_sold_out = !(w & 1);
+	*ret_len = (uint8_t)rec[8];
+	return w | 1;
 }
 
 /* The live-session filter's counter for a session id's wf_hash64 (bits

@@ -26,7 +26,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 5u
+#define WF_SHM_LAYOUT_VERSION 6u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -178,14 +178,31 @@ struct wf_shard_ctl {
  * ingest filters the prefix by live stock the ranker's way and takes k,
  * or, when the prefix runs short, forwards the request.
  */
-#define WF_FRONT_SLOTS 131072u /* 1,888 B each, 2-way sets: 236 MiB per shard (reserved, touched as used) */
+#define WF_FRONT_SLOTS 131072u /* 1,856 B each, 2-way sets: 232 MiB per shard (reserved, touched as used) */
 #define WF_FRONT_ITEMS 64u
 #define WF_FRONT_ARGS 160u
-#define WF_FRONT_IDS 1024u
+#define WF_FRONT_DATA 1800u
+#define WF_FRONT_REC 9u /* an item record's bytes before its id */
 
+/*
+ * Packed so that an answer reads one contiguous run from the entry's
+ * start: the header, then data[] = the arguments (args_len bytes, each
+ * argument one length byte and its bytes, see front.h), then the n item
+ * records back to back, in rank order, each WF_FRONT_REC + id_len bytes:
+ *   u64 (native order) the item's stock key (wf_stock_key, bit 0 always
+ *       set) with bit 0 cleared when the snapshot marks it sold out,
+ *   u8  id_len,
+ *   the id's bytes.
+ * A k = 20 answer with 7-byte ids reads ~9 consecutive lines (was ~11 in
+ * six places). data_len: bytes of data[] used; the writer zeroes data up
+ * to the next multiple of 4 (readers copy whole words).
+ */
 struct wf_front_entry {
 	struct wf_seqlock lock;
-	uint32_t args_len;              /* 0: empty */
+	uint8_t args_len;               /* 0: empty */
+	uint8_t n;                      /* item records */
+	uint8_t complete;               /* the records are the whole pool */
+	uint8_t pad0;
 	uint64_t key;                   /* hash of args */
 	uint64_t sver;                  /* session version (request's lsn field) */
 	uint64_t gen;                   /* generation served (loaded_gen) */
@@ -193,19 +210,13 @@ struct wf_front_entry {
 	uint32_t epoch;                 /* ingest epoch of the request */
 	uint32_t starts;                /* ranker_starts when computed */
 	uint32_t wseq;                  /* ctl->weights_lock.seq read (even) */
-	uint16_t n;                     /* items */
-	uint16_t complete;              /* the prefix is the whole pool */
-	uint32_t ids_len;
-	uint32_t pad;
-	char args[WF_FRONT_ARGS];       /* RECS args after the command, each u8 len + bytes */
-	uint64_t stock_key[WF_FRONT_ITEMS];
-	uint8_t snap_sold_out[WF_FRONT_ITEMS]; /* the snapshot's word, for items never stocked live */
-	uint8_t id_len[WF_FRONT_ITEMS];
-	char ids[WF_FRONT_IDS];         /* ids back to back */
+	uint16_t data_len;              /* bytes of data[] used */
+	uint16_t pad1;
+	char data[WF_FRONT_DATA];       /* args, then the item records */
 };
-_Static_assert(sizeof(struct wf_front_entry) == 64 + WF_FRONT_ARGS + 8 * WF_FRONT_ITEMS + 2 * WF_FRONT_ITEMS +
-		       WF_FRONT_IDS, "front entry");
-_Static_assert(offsetof(struct wf_front_entry, args) == 64, "front entry header");
+_Static_assert(sizeof(struct wf_front_entry) == 1856 && sizeof(struct wf_front_entry) % 64 == 0, "front entry");
+_Static_assert(offsetof(struct wf_front_entry, data) == 56, "front entry header");
+_Static_assert(WF_FRONT_DATA >= WF_FRONT_ARGS + WF_FRONT_ITEMS * WF_FRONT_REC + 1024, "front entry data");
 
 /*
  * Quiet answers. A RECS whose session has no state in the ranker is

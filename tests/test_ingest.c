@@ -15,7 +15,10 @@
  * connection; max clients; STOCK; INFO; SIGTERM exits 0; quiet front
  * answers (a user's answer for sessions without state) are given only
  * while no EVENT was routed for the session, the ranker's live-session
- * filter says it holds none, and its start count is the entry's.
+ * filter says it holds none, and its start count is the entry's; a front
+ * answer applies live stock (else the snapshot's word in the item's
+ * record) at read time, past the records read first when many are sold,
+ * after every STOCK and for stock written before ingest started.
  *
  * Needs the weft-ingest binary (WEFT_BUILD_ROOT/ingest/weft-ingest). Uses
  * its own segment weft.test.ingest.<pid> and a temp dir.
@@ -548,40 +551,45 @@ static void test_ingest_event_acked_once_journaled_not_by_ranker(void **state)
 }
 
 /* Publish a quiet entry (RECS <any session> user k) on shard sh, as a
- * ranker would after answering it for a session without state. */
-static void publish_quiet(uint32_t sh, const char *user, const char *k, const char *const *ids, uint32_t n)
+ * ranker would after answering it for a session without state; sold (or
+ * NULL): per item, the snapshot's sold-out word. */
+static void publish_quiet_sold(uint32_t sh, const char *user, const char *k, const char *const *ids,
+			       const uint8_t *sold, uint32_t n, int complete)
 {
 	struct wf_front *f = wf_shm_front(E.fake.shm, sh);
 	struct wf_shard_ctl *sc = wf_shm_shard(E.fake.shm, sh);
 	static struct wf_front_entry e;
 	struct wf_front_entry *slot;
-	uint32_t pos = 0, off = 0;
+	uint32_t pos = 0;
 
 	memset(&e, 0, sizeof(e));
-	assert_int_equal(wf_front_args_quiet(e.args, &pos), 0);
-	assert_int_equal(wf_front_args_add(e.args, &pos, user, (uint32_t)strlen(user)), 0);
-	assert_int_equal(wf_front_args_add(e.args, &pos, k, (uint32_t)strlen(k)), 0);
-	e.args_len = pos;
-	e.key = wf_hash64(e.args, pos) | 1;
+	assert_int_equal(wf_front_args_quiet(e.data, &pos), 0);
+	assert_int_equal(wf_front_args_add(e.data, &pos, user, (uint32_t)strlen(user)), 0);
+	assert_int_equal(wf_front_args_add(e.data, &pos, k, (uint32_t)strlen(k)), 0);
+	e.args_len = (uint8_t)pos;
+	e.key = wf_hash64(e.data, pos) | 1;
 	/* relaxed: this test is the segment's only writer of these. */
 	e.gen = atomic_load_explicit(&sc->loaded_gen, memory_order_relaxed);
 	e.starts = atomic_load_explicit(&sc->ranker_starts, memory_order_relaxed);
 	e.epoch = atomic_load_explicit(&E.fake.shm->ctl->ingest_epoch, memory_order_relaxed);
 	e.wseq = atomic_load_explicit(&E.fake.shm->ctl->weights_lock.seq, memory_order_relaxed);
 	e.until_ms = wf_wall_ms() + 600000;
-	e.complete = 1;
-	for (uint32_t i = 0; i < n; i++) {
-		e.stock_key[i] = wf_stock_key(ids[i], strlen(ids[i]));
-		e.id_len[i] = (uint8_t)strlen(ids[i]);
-		memcpy(e.ids + off, ids[i], e.id_len[i]);
-		off += e.id_len[i];
-	}
-	e.n = (uint16_t)n;
-	e.ids_len = off;
+	e.complete = (uint8_t)complete;
+	for (uint32_t i = 0; i < n; i++)
+		assert_int_equal(wf_front_item_add(e.data, &pos, wf_stock_key(ids[i], strlen(ids[i])), sold && sold[i],
+						   ids[i], (uint32_t)strlen(ids[i])),
+				 0);
+	e.n = (uint8_t)n;
+	e.data_len = (uint16_t)pos;
 	slot = &f->e[e.key & (WF_FRONT_SLOTS - 2)];
 	wf_seq_write_begin(&slot->lock);
 	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock), sizeof(e) - sizeof(e.lock));
 	wf_seq_write_end(&slot->lock);
+}
+
+static void publish_quiet(uint32_t sh, const char *user, const char *k, const char *const *ids, uint32_t n)
+{
+	publish_quiet_sold(sh, user, k, ids, NULL, n, 1);
 }
 
 static void test_ingest_quiet_answers_only_for_sessions_without_state(void **state)
@@ -624,6 +632,85 @@ static void test_ingest_quiet_answers_only_for_sessions_without_state(void **sta
 	expect_reply(fd, "RECS qs5 qu 3\r\n", "+RECS qs5 qu 3\r\n");
 	publish_quiet(sh, "qu", "3", ids, 3);
 	expect_reply(fd, "RECS qs5 qu 3\r\n", quiet);
+	close(fd);
+}
+
+/* A front answer filters the entry's items by the rankers' stock rule at
+ * read time: live state first, else the snapshot's word from the item's
+ * record; past the k + 8 records read first when many are sold out; ids
+ * with 1-, 2- and 3-digit lengths rendered; a short prefix that is not the
+ * whole pool goes to the ranker. */
+static void test_ingest_front_filters_by_live_stock_and_snapshot(void **state)
+{
+	static char longid[121];
+	static const char *ids[18];
+	static uint8_t sold[18];
+	static char snapsold[12][8];
+	uint32_t sh = wf_shard_of("fu", 2, NSHARDS), sh2 = wf_shard_of("fv", 2, NSHARDS);
+	struct wf_buf want = { 0 };
+	int fd = cli_connect();
+
+	memset(longid, 'x', 120);
+	for (uint32_t i = 0; i < 12; i++) { /* sold out in the snapshot, never stocked live */
+		snprintf(snapsold[i], sizeof(snapsold[i]), "ss%u", i);
+		ids[i] = snapsold[i];
+		sold[i] = 1;
+	}
+	ids[12] = longid;
+	ids[13] = "fb22"; /* sold out in the snapshot, in stock live */
+	sold[13] = 1;
+	ids[14] = "fc3"; /* stocked live, qty 0 */
+	ids[15] = "e0123456789";
+	ids[16] = "fd4";
+	ids[17] = "fe5";
+	expect_reply(fd, "STOCK fb22 M 2\r\nSTOCK fc3 M 0\r\n", ":1\r\n:1\r\n");
+	publish_quiet_sold(sh, "fu", "4", ids, sold, 18, 1);
+	wf_resp_w_array(&want, 4);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_resp_w_bulk_str(&want, "fb22");
+	wf_resp_w_bulk_str(&want, "e0123456789");
+	wf_resp_w_bulk_str(&want, "fd4");
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs1 fu 4\r\n", want.data);
+	/* Stock changes apply at once: fd4 sold out, fe5 takes its place. */
+	expect_reply(fd, "STOCK fd4 M 0\r\n", ":1\r\n");
+	want.len = 0;
+	wf_resp_w_array(&want, 4);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_resp_w_bulk_str(&want, "fb22");
+	wf_resp_w_bulk_str(&want, "e0123456789");
+	wf_resp_w_bulk_str(&want, "fe5");
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs2 fu 4\r\n", want.data);
+	/* Fewer than k pass: the whole pool gives what passes... */
+	expect_reply(fd, "STOCK fe5 S 0\r\n", ":1\r\n");
+	want.len = 0;
+	wf_resp_w_array(&want, 3);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_resp_w_bulk_str(&want, "fb22");
+	wf_resp_w_bulk_str(&want, "e0123456789");
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs3 fu 4\r\n", want.data);
+	/* A change to a stocked item (no new slot) applies at once too. */
+	expect_reply(fd, "STOCK fb22 M 0\r\n", ":1\r\n");
+	want.len = 0;
+	wf_resp_w_array(&want, 2);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_resp_w_bulk_str(&want, "e0123456789");
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs5 fu 4\r\n", want.data);
+	/* Stock in the table from before this ingest started (a restarted
+	 * ingest finds its predecessor's; here the test writes it) too. */
+	assert_int_equal(wf_stock_set(E.fake.shm->stock, "e0123456789", 11, "S", 1, 0), 0);
+	want.len = 0;
+	wf_resp_w_array(&want, 1);
+	wf_resp_w_bulk(&want, longid, 120);
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, "RECS fs6 fu 4\r\n", want.data);
+	/* ...a prefix that is not the whole pool goes to the ranker. */
+	publish_quiet_sold(sh2, "fv", "4", ids, sold, 18, 0);
+	expect_reply(fd, "RECS fs4 fv 4\r\n", "+RECS fs4 fv 4\r\n");
+	free(want.data);
 	close(fd);
 }
 
@@ -804,6 +891,7 @@ int main(void)
 		cmocka_unit_test_setup(test_ingest_oversized_requests_close, fresh),
 		cmocka_unit_test_setup(test_ingest_max_clients_refused, fresh),
 		cmocka_unit_test_setup(test_ingest_quiet_answers_only_for_sessions_without_state, fresh),
+		cmocka_unit_test_setup(test_ingest_front_filters_by_live_stock_and_snapshot, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
