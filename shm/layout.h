@@ -284,7 +284,7 @@ struct wf_stock_slot {
 struct wf_stock {
 	uint32_t capacity;           /* slots, power of two; read-only */
 	uint32_t mask;
-	_Atomic uint32_t used;       /* writer weft-ingest; relaxed (stats) */
+	_Atomic uint32_t used;       /* slots in use, exact (never freed); writer weft-ingest; relaxed */
 	_Atomic uint32_t full_drops; /* writer weft-ingest; relaxed (stats) */
 	alignas(64) struct wf_stock_slot slot[];
 };

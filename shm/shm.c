@@ -593,7 +593,10 @@ static struct wf_stock_slot *stock_find(const struct wf_stock *st, uint64_t key,
 			atomic_store_explicit(&s->in_stock, 0, memory_order_relaxed);
 			/* R6: pairs with A6 above (in readers). */
 			atomic_store_explicit(&s->key, key, memory_order_release);
-			atomic_fetch_add_explicit(&w->used, 1, memory_order_relaxed); /* stats */
+			/* relaxed: the slots in use, exactly (slots are never freed):
+			 * readers skip the probe at 0, weft-ingest's front-answer
+			 * stock mirror (ingest/cmd.c, same thread) counts against it. */
+			atomic_fetch_add_explicit(&w->used, 1, memory_order_relaxed);
 			return s;
 		}
 	}
