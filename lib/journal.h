@@ -7,7 +7,8 @@
  * (wf_journal_flush_begin), writes it and, in durability "fsync" mode,
  * fdatasyncs it through io_uring; several flushes may be in flight at once
  * (concurrent fdatasyncs of one file overlap on the device: this disk does
- * 1.6x the syncs per second with two in flight, 2.2x with four). When a
+ * 1.6-2.2x the syncs per second with two in flight, 2.2-2.9x with four;
+ * bench/syncbench.c). When a
  * flush ends, wf_journal_flush_end makes its LSNs durable once every older
  * flush has ended too, and only then are those events acknowledged. The module does no I/O on the hot path
  * itself, so it does not depend on io_uring; wf_journal_flush_sync() does
