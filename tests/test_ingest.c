@@ -635,6 +635,22 @@ static void test_ingest_quiet_answers_only_for_sessions_without_state(void **sta
 	close(fd);
 }
 
+/* RECS cmd on fd answers exactly the ids (NULL-terminated), in order. */
+static void expect_ids(int fd, const char *cmd, const char *const *ids)
+{
+	struct wf_buf want = { 0 };
+	uint32_t n = 0;
+
+	while (ids[n])
+		n++;
+	wf_resp_w_array(&want, n);
+	for (uint32_t i = 0; i < n; i++)
+		wf_resp_w_bulk(&want, ids[i], strlen(ids[i]));
+	wf_buf_append(&want, "", 1);
+	expect_reply(fd, cmd, want.data);
+	free(want.data);
+}
+
 /* A front answer filters the entry's items by the rankers' stock rule at
  * read time: live state first, else the snapshot's word from the item's
  * record; past the k + 8 records read first when many are sold out; ids
@@ -647,7 +663,6 @@ static void test_ingest_front_filters_by_live_stock_and_snapshot(void **state)
 	static uint8_t sold[18];
 	static char snapsold[12][8];
 	uint32_t sh = wf_shard_of("fu", 2, NSHARDS), sh2 = wf_shard_of("fv", 2, NSHARDS);
-	struct wf_buf want = { 0 };
 	int fd = cli_connect();
 
 	memset(longid, 'x', 120);
@@ -665,52 +680,23 @@ static void test_ingest_front_filters_by_live_stock_and_snapshot(void **state)
 	ids[17] = "fe5";
 	expect_reply(fd, "STOCK fb22 M 2\r\nSTOCK fc3 M 0\r\n", ":1\r\n:1\r\n");
 	publish_quiet_sold(sh, "fu", "4", ids, sold, 18, 1);
-	wf_resp_w_array(&want, 4);
-	wf_resp_w_bulk(&want, longid, 120);
-	wf_resp_w_bulk_str(&want, "fb22");
-	wf_resp_w_bulk_str(&want, "e0123456789");
-	wf_resp_w_bulk_str(&want, "fd4");
-	wf_buf_append(&want, "", 1);
-	expect_reply(fd, "RECS fs1 fu 4\r\n", want.data);
+	expect_ids(fd, "RECS fs1 fu 4\r\n", (const char *const[]){ longid, "fb22", "e0123456789", "fd4", NULL });
 	/* Stock changes apply at once: fd4 sold out, fe5 takes its place. */
 	expect_reply(fd, "STOCK fd4 M 0\r\n", ":1\r\n");
-	want.len = 0;
-	wf_resp_w_array(&want, 4);
-	wf_resp_w_bulk(&want, longid, 120);
-	wf_resp_w_bulk_str(&want, "fb22");
-	wf_resp_w_bulk_str(&want, "e0123456789");
-	wf_resp_w_bulk_str(&want, "fe5");
-	wf_buf_append(&want, "", 1);
-	expect_reply(fd, "RECS fs2 fu 4\r\n", want.data);
+	expect_ids(fd, "RECS fs2 fu 4\r\n", (const char *const[]){ longid, "fb22", "e0123456789", "fe5", NULL });
 	/* Fewer than k pass: the whole pool gives what passes... */
 	expect_reply(fd, "STOCK fe5 S 0\r\n", ":1\r\n");
-	want.len = 0;
-	wf_resp_w_array(&want, 3);
-	wf_resp_w_bulk(&want, longid, 120);
-	wf_resp_w_bulk_str(&want, "fb22");
-	wf_resp_w_bulk_str(&want, "e0123456789");
-	wf_buf_append(&want, "", 1);
-	expect_reply(fd, "RECS fs3 fu 4\r\n", want.data);
+	expect_ids(fd, "RECS fs3 fu 4\r\n", (const char *const[]){ longid, "fb22", "e0123456789", NULL });
 	/* A change to a stocked item (no new slot) applies at once too. */
 	expect_reply(fd, "STOCK fb22 M 0\r\n", ":1\r\n");
-	want.len = 0;
-	wf_resp_w_array(&want, 2);
-	wf_resp_w_bulk(&want, longid, 120);
-	wf_resp_w_bulk_str(&want, "e0123456789");
-	wf_buf_append(&want, "", 1);
-	expect_reply(fd, "RECS fs5 fu 4\r\n", want.data);
+	expect_ids(fd, "RECS fs5 fu 4\r\n", (const char *const[]){ longid, "e0123456789", NULL });
 	/* Stock in the table from before this ingest started (a restarted
 	 * ingest finds its predecessor's; here the test writes it) too. */
 	assert_int_equal(wf_stock_set(E.fake.shm->stock, "e0123456789", 11, "S", 1, 0), 0);
-	want.len = 0;
-	wf_resp_w_array(&want, 1);
-	wf_resp_w_bulk(&want, longid, 120);
-	wf_buf_append(&want, "", 1);
-	expect_reply(fd, "RECS fs6 fu 4\r\n", want.data);
+	expect_ids(fd, "RECS fs6 fu 4\r\n", (const char *const[]){ longid, NULL });
 	/* ...a prefix that is not the whole pool goes to the ranker. */
 	publish_quiet_sold(sh2, "fv", "4", ids, sold, 18, 0);
 	expect_reply(fd, "RECS fs4 fv 4\r\n", "+RECS fs4 fv 4\r\n");
-	free(want.data);
 	close(fd);
 }
 
