@@ -61,11 +61,17 @@ static inline uint64_t wf_wall_ms(void)
 uint64_t wf_hash64(const void *data, size_t len);
 
 /* Shard owning a routing key (user id, or session id for an anonymous
- * first event): uniform over [0, nshards). Stable: routing and the rankers'
- * ownership of snapshot users both depend on it. */
+ * first event), from its wf_hash64(): uniform over [0, nshards). Stable:
+ * routing and the rankers' ownership of snapshot users both depend on it. */
+static inline uint32_t wf_shard_of_hash(uint64_t h, uint32_t nshards)
+{
+	return (uint32_t)(((unsigned __int128)h * nshards) >> 64);
+}
+
+/* The same from the key itself: wf_shard_of_hash(wf_hash64(key, len), n). */
 static inline uint32_t wf_shard_of(const void *key, size_t len, uint32_t nshards)
 {
-	return (uint32_t)(((unsigned __int128)wf_hash64(key, len) * nshards) >> 64);
+	return wf_shard_of_hash(wf_hash64(key, len), nshards);
 }
 
 /* Logging to stderr (journald picks it up under systemd). */

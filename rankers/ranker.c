@@ -371,7 +371,7 @@ static void prefetch_lookups(struct ranker_ctx *ctx, const struct ranker_hint *h
 	wf_prefetch(&ctx->sessions[h->sess_key & (RANKER_SESSION_TABLE - 1)]);
 	if (!h->user_p || !g)
 		return;
-	if (g->owned && (uint32_t)(((unsigned __int128)h->user_key * wf_shm_nshards(ctx->shm)) >> 64) == ctx->shard)
+	if (g->owned && wf_shard_of_hash(h->user_key, wf_shm_nshards(ctx->shm)) == ctx->shard)
 		wf_prefetch(&g->owned[(uint32_t)(h->user_key | 1) & g->owned_mask]);
 	else if (g->snap->user_hash)
 		wf_prefetch(&g->snap->user_hash[(uint32_t)h->user_key & g->snap->user_hash_mask]);

@@ -434,8 +434,7 @@ static int64_t user_find(const struct ranker_ctx *ctx, const struct ranker_gen *
 {
 	int64_t u;
 
-	/* wf_shard_of(id, len, nshards), from its hash */
-	if (g->owned && (uint32_t)(((unsigned __int128)h * wf_shm_nshards(ctx->shm)) >> 64) == ctx->shard) {
+	if (g->owned && wf_shard_of_hash(h, wf_shm_nshards(ctx->shm)) == ctx->shard) {
 		uint64_t key = h | 1;
 		for (uint32_t i = (uint32_t)key & g->owned_mask; g->owned[i].key; i = (i + 1) & g->owned_mask) {
 			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
