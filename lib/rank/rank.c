@@ -223,56 +223,58 @@ static inline void prefetch_span(const void *a, size_t n)
 		wf_prefetch(c);
 }
 
-/* The rows of the snapshot's item table that pool_add_session() reads
- * first (the newest recent items', the cart's, the anchor's): in a
- * serving process the snapshot is mostly out of cache (a random user, a
- * session seen long ago), and each row leads to a list. */
-static void prefetch_session_rows(const struct wf_snap *snap, const struct wf_rank_params *p,
-				  const struct wf_rank_session *s, int64_t anchor)
+/* The items whose snapshot rows pool_add_session() reads first, each
+ * leading to a list: the newest recent items' and the anchor's to their
+ * neighbours, the cart's to their complements. */
+struct session_sources {
+	uint32_t n;
+	int32_t item[WF_RANK_RECENT + WF_RANK_CART + 1];
+	uint8_t cart[WF_RANK_RECENT + WF_RANK_CART + 1]; /* 1: its complements, 0: its neighbours */
+};
+
+static void session_sources(const struct wf_snap *snap, const struct wf_rank_params *p,
+			    const struct wf_rank_session *s, int64_t anchor, struct session_sources *ret)
 {
+	ret->n = 0;
 	if (s) {
 		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
 		for (uint32_t r = 0; r < nr; r++) {
 			int32_t src = s->recent[recent_slot(s, r)].item;
-			if (src >= 0 && (uint32_t)src < snap->nitems)
-				wf_prefetch(&snap->items[src]);
+			if (src >= 0 && (uint32_t)src < snap->nitems) {
+				ret->item[ret->n] = src;
+				ret->cart[ret->n++] = 0;
+			}
 		}
 		for (uint32_t c = 0; c < WF_RANK_CART; c++)
-			if (s->cart[c] >= 0 && (uint32_t)s->cart[c] < snap->nitems)
-				wf_prefetch(&snap->items[s->cart[c]]);
-	}
-	if (anchor >= 0 && (uint64_t)anchor < snap->nitems)
-		wf_prefetch(&snap->items[anchor]);
-}
-
-/* Then the lists those rows lead to (neighbours, complements), so that
- * their misses overlap each other and the batch list's walk instead of
- * coming one list at a time inside pool_add_session(). */
-static void prefetch_session_lists(const struct wf_snap *snap, const struct wf_rank_params *p,
-				   const struct wf_rank_session *s, int64_t anchor)
-{
-	if (s) {
-		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
-		for (uint32_t r = 0; r < nr; r++) {
-			int32_t src = s->recent[recent_slot(s, r)].item;
-			if (src < 0 || (uint32_t)src >= snap->nitems)
-				continue;
-			const struct wf_snap_item *it = &snap->items[src];
-			if (it->neigh_cnt)
-				prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
-		}
-		for (uint32_t c = 0; c < WF_RANK_CART; c++) {
-			int32_t src = s->cart[c];
-			if (src < 0 || (uint32_t)src >= snap->nitems)
-				continue;
-			const struct wf_snap_item *it = &snap->items[src];
-			if (it->compl_cnt)
-				prefetch_span(&snap->compl[it->compl_off], it->compl_cnt * sizeof(*snap->compl));
-		}
+			if (s->cart[c] >= 0 && (uint32_t)s->cart[c] < snap->nitems) {
+				ret->item[ret->n] = s->cart[c];
+				ret->cart[ret->n++] = 1;
+			}
 	}
 	if (anchor >= 0 && (uint64_t)anchor < snap->nitems) {
-		const struct wf_snap_item *it = &snap->items[anchor];
-		if (it->neigh_cnt)
+		ret->item[ret->n] = (int32_t)anchor;
+		ret->cart[ret->n++] = 0;
+	}
+}
+
+/* In a serving process the snapshot is mostly out of cache (a random
+ * user, a session seen long ago): first the sources' rows, then (once
+ * they are near) the lists they lead to, so that the lists' misses
+ * overlap each other and the batch list's walk instead of coming one
+ * list at a time inside pool_add_session(). */
+static void prefetch_source_rows(const struct wf_snap *snap, const struct session_sources *src)
+{
+	for (uint32_t i = 0; i < src->n; i++)
+		wf_prefetch(&snap->items[src->item[i]]);
+}
+
+static void prefetch_source_lists(const struct wf_snap *snap, const struct session_sources *src)
+{
+	for (uint32_t i = 0; i < src->n; i++) {
+		const struct wf_snap_item *it = &snap->items[src->item[i]];
+		if (src->cart[i] && it->compl_cnt)
+			prefetch_span(&snap->compl[it->compl_off], it->compl_cnt * sizeof(*snap->compl));
+		else if (!src->cart[i] && it->neigh_cnt)
 			prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
 	}
 }
@@ -285,15 +287,18 @@ static void prefetch_session_lists(const struct wf_snap *snap, const struct wf_r
 static void build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w, uint32_t cap)
 {
+	struct session_sources src;
+
 	if (q->sess)
 		prefetch_span(q->sess, sizeof(*q->sess));
-	prefetch_session_rows(snap, p, q->sess, q->anchor);
+	session_sources(snap, p, q->sess, q->anchor, &src);
+	prefetch_source_rows(snap, &src);
 	if (q->cands && q->ncands)
 		prefetch_span(q->cands, (size_t)q->ncands * sizeof(*q->cands));
 	pool_reset(w, cap);
 	if (q->sess)
 		rank_session_evidence(w, snap, q->sess, p);
-	prefetch_session_lists(snap, p, q->sess, q->anchor);
+	prefetch_source_lists(snap, &src);
 	pool_add_list(snap, q, w);
 	pool_add_session(snap, p, q->sess, q->anchor, w);
 }
