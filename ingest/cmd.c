@@ -179,9 +179,15 @@ struct front_stock {
 	struct front_stock_slot *slot;
 };
 
+/* Where key's probe starts (front_stock_find; the prefetch in front_way). */
+static uint32_t front_stock_home(const struct front_stock *fs, uint64_t key)
+{
+	return (uint32_t)(key >> 32) & fs->mask;
+}
+
 static struct front_stock_slot *front_stock_find(const struct front_stock *fs, uint64_t key)
 {
-	uint32_t i = (uint32_t)(key >> 32) & fs->mask;
+	uint32_t i = front_stock_home(fs, key);
 
 	while (fs->slot[i].key && fs->slot[i].key != key)
 		i = (i + 1) & fs->mask;
@@ -366,7 +372,7 @@ static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const stru
 				rec[j] = (uint16_t)off;
 				off += WF_FRONT_REC + len;
 				if (fs)
-					__builtin_prefetch(&fs->slot[(uint32_t)(sk[j] >> 32) & fs->mask]);
+					__builtin_prefetch(&fs->slot[front_stock_home(fs, sk[j])]);
 				else
 					wf_stock_prefetch(ctx->shm->stock, sk[j]);
 			}
