@@ -656,6 +656,23 @@ static void pin(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->cpu, (uint32_t)cpu, memory_order_relaxed); /* display only */
 }
 
+/* At start: wait (up to 60 s) for the loader to build the current
+ * generation, so the first request is served from it. */
+static void first_generation(struct ranker_ctx *ctx)
+{
+	check_generation(ctx);
+	/* relaxed (want_gen): this thread wrote it; failed_gen: A4-style
+	 * acquire, pairs with the loader's R4 store. */
+	for (int i = 0; i < 6000 && atomic_load_explicit(&ctx->want_gen, memory_order_relaxed) && !ctx->cur; i++) {
+		take_generation(ctx);
+		if (atomic_load_explicit(&ctx->sc->failed_gen, memory_order_acquire) ==
+		    atomic_load_explicit(&ctx->want_gen, memory_order_relaxed))
+			break;
+		if (!ctx->cur)
+			usleep(10000);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct ranker_ctx ctx;
@@ -705,18 +722,7 @@ int main(int argc, char **argv)
 		wf_err("cannot start the snapshot loader thread");
 		return 1;
 	}
-	/* Serve the current generation from the first request on. */
-	check_generation(&ctx);
-	/* relaxed (want_gen): this thread wrote it; failed_gen: A4-style
-	 * acquire, pairs with the loader's R4 store. */
-	for (int i = 0; i < 6000 && atomic_load_explicit(&ctx.want_gen, memory_order_relaxed) && !ctx.cur; i++) {
-		take_generation(&ctx);
-		if (atomic_load_explicit(&ctx.sc->failed_gen, memory_order_acquire) ==
-		    atomic_load_explicit(&ctx.want_gen, memory_order_relaxed))
-			break;
-		if (!ctx.cur)
-			usleep(10000);
-	}
+	first_generation(&ctx);
 	replay_journal(&ctx);
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
