@@ -496,7 +496,10 @@ static void housekeeping(struct ranker_ctx *ctx)
 {
 	uint64_t now = wf_wall_ms();
 
-	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_relaxed); /* display only */
+	/* R11: pairs with A11 in tests/test_ranker.c: the session counters
+	 * published by an earlier pass are visible with this heartbeat
+	 * (weft-admin and weftctl read it relaxed, for display). */
+	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_release);
 	check_generation(ctx);
 	take_generation(ctx);
 	if (now - ctx->last_expire_ms > 1000) {
