@@ -88,7 +88,7 @@ struct wf_weight {
 _Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
 
 /*
- * Control block. Writers and readers per field:
+ * Control block. Writers and readers per field (tags: shm/README.md):
  *   weights_lock, weights        writer weft-admin; readers rankers (each query)
  *   snap_lock, snap_cur/prev     writer weft-admin; readers rankers, weftctl
  *   snap_cur_gen                 writer weft-admin (R3 release, after snap_cur is
@@ -96,9 +96,9 @@ _Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
  *   admin_pid                    writer weft-admin; readers weftctl (relaxed, display)
  *   ingest_pid, ingest_epoch     writer weft-ingest at start; readers rankers (relaxed:
  *                                display; replies of old epochs are dropped by ingest)
- *   ingest_ready                 writer weft-ingest (release); reader admin (acquire)
+ *   ingest_ready                 writer weft-ingest (R10 release); reader weftctl up (A10 acquire)
  *   ingest_wait                  see wait.h; owner weft-ingest, wakers rankers
- *   shutdown                     writer weft-admin (release); readers all (acquire)
+ *   shutdown                     writer weft-admin (R8 release); readers all (A8 acquire)
  *   next_lsn                     writer weft-ingest only (relaxed: single writer,
  *                                published to readers through ring records)
  *   stats                        writer weft-ingest (relaxed counters); readers admin
@@ -150,7 +150,8 @@ struct wf_shard_ctl {
 	_Atomic uint32_t ranker_starts;   /* bumped on every (re)start */
 	_Atomic uint64_t loaded_gen;      /* R4 release after a swap; A4 acquire in admin */
 	_Atomic uint64_t failed_gen;      /* generation it could not load (R4/A4 as above) */
-	_Atomic uint64_t heartbeat_ms;    /* wall clock of the last loop pass */
+	_Atomic uint64_t heartbeat_ms;    /* wall clock of the last loop pass; R11 release, after
+					   * the stats of earlier passes (A11 in test_ranker) */
 	_Atomic uint32_t ready;           /* R5 release when serving; A5 acquire in admin */
 	_Atomic uint32_t cpu;             /* core it is pinned to */
 
