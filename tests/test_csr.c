@@ -25,23 +25,15 @@ static void build(struct wf_csr *c, const uint32_t *rows, uint32_t n, uint32_t n
 
 static void test_csr_rows_keep_input_order(void **state)
 {
-	/* rows 0..4; row 1 and row 4 empty */
+	/* rows 0..4; row 1 and row 4 empty; value 100 + input position */
 	const uint32_t rows[] = { 2, 0, 2, 3, 0, 2 };
+	const uint64_t off[] = { 0, 2, 2, 5, 6, 6 };
+	const uint32_t idx[] = { 101, 104, 100, 102, 105, 103 };
 	struct wf_csr c;
 
 	build(&c, rows, 6, 5);
-	assert_int_equal(c.off[0], 0);
-	assert_int_equal(c.off[1], 2);
-	assert_int_equal(c.off[2], 2);
-	assert_int_equal(c.off[3], 5);
-	assert_int_equal(c.off[4], 6);
-	assert_int_equal(c.off[5], 6);
-	assert_int_equal(c.idx[0], 101);
-	assert_int_equal(c.idx[1], 104);
-	assert_int_equal(c.idx[2], 100);
-	assert_int_equal(c.idx[3], 102);
-	assert_int_equal(c.idx[4], 105);
-	assert_int_equal(c.idx[5], 103);
+	assert_memory_equal(c.off, off, sizeof(off));
+	assert_memory_equal(c.idx, idx, sizeof(idx));
 	wf_csr_fini(&c);
 	assert_null(c.off);
 	wf_csr_fini(&c);

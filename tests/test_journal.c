@@ -458,8 +458,8 @@ static void test_journal_sigkill_loses_no_acked_record(void **state)
  * into a function-local static record, shared by every caller). */
 struct recover_job {
 	const char *dir;
-	uint64_t want_next;
-	int wrong;
+	uint64_t want_next; /* the LSN recovery must find next */
+	int wrong;          /* recoveries that found another */
 };
 
 static void *recover_loop(void *arg)
