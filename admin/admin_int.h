@@ -56,6 +56,7 @@ struct wf_admin_ctx {
 	 * kept mapped for SNAPSHOT STATUS. */
 	struct wf_snap *cur_snap, *prev_snap;
 
+	int lock_fd;                /* SOCK.lock, held while we run (dirlock.h) */
 	int listen_fd;
 	int signal_fd;
 	int exiting;                /* SHUTDOWN or signal: flush and leave */

@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""test_admin_guard.py - the admin side keeps its promises under a careless
+operator and a hostile local user (issue 15).
+
+One appliance (`weftctl up`, 2 shards, a generated store) and:
+  * a second `weftctl up --dir D` on the running D refuses, naming the pid
+    that owns D, and removes neither the segment nor the sockets;
+  * a second weft-admin on the same socket refuses the same way.
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import Appliance, Store, TestDir, prog  # noqa: E402
+
+T = TestDir("admin-guard")
+STORE = Store(T.path, users=200, items=400, days=8)
+APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
+USERS = STORE.users()
+
+
+def stats():
+    r = APP.admin().execute_command("STATS")
+    return dict(zip(r[::2], r[1::2]))
+
+
+def assert_still_serving():
+    c = APP.client(socket_timeout=5)
+    assert c.ping()
+    assert c.execute_command("RECS", "guard-s", USERS[0], 5), "empty RECS for a known user"
+    st = APP.weftctl("status")
+    assert "rankers  2/2 ready" in st.stdout, st.stdout
+
+
+def test_second_up_on_running_dir_refuses_naming_the_owner():
+    seg = stats()["segment"]
+    assert os.path.exists(f"/dev/shm/{seg}")
+    r = subprocess.run([prog("weftctl"), "up", "--dir", APP.dir, "--shards", "2", "--sessions", "262144"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0, r
+    assert f"pid {APP.proc.pid}" in r.stderr, r.stderr
+    assert "in use" in r.stderr, r.stderr
+    assert os.path.exists(f"/dev/shm/{seg}"), "the live segment was removed"
+    assert os.path.exists(APP.sock) and os.path.exists(APP.admin_sock), "a live socket was removed"
+    assert_still_serving()
+
+
+def test_second_admin_on_same_socket_refuses():
+    admin_pid = stats()["admin_pid"]
+    r = subprocess.run([prog("weft-admin"), "--dir", APP.dir, "--shm", "weft.guard.other", "--shards", "2"],
+                       capture_output=True, text=True, timeout=30)
+    subprocess.run(["rm", "-f", "/dev/shm/weft.guard.other"])
+    assert r.returncode != 0, r
+    assert f"pid {admin_pid}" in r.stderr, r.stderr
+    assert os.path.exists(APP.admin_sock), "the live admin socket was removed"
+    assert_still_serving()
+
+
+TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses]
+
+if __name__ == "__main__":
+    try:
+        harness.run(TESTS)
+    finally:
+        if APP.proc.poll() is None:
+            APP.stop()
+        T.cleanup()
