@@ -196,6 +196,10 @@ static void restore_state(struct wf_admin_ctx *ctx)
 		wf_warn("previous generation %llu: %s", (unsigned long long)prev.gen, err);
 	if (cur.gen)
 		wf_info("current snapshot: generation %llu (%s)", (unsigned long long)cur.gen, cur.path);
+	r = wf_admin_snapfile_init(ctx);
+	if (r < 0)
+		wf_warn("cannot prepare %s/snapshots (where weft-admin keeps the generations it serves): %s",
+			ctx->state_dir, strerror(-r));
 	if (!ctx->snapshot_arg || cur.gen)
 		return;
 	r = wf_admin_snapshot_install(ctx, ctx->snapshot_arg, &gen, err, sizeof(err));

@@ -205,11 +205,27 @@ static int cmd_status(const struct wf_cli_opts *o)
 		       wf_cli_get_int(ing, "pid", 0));
 		printf("rankers  %lld/%lld ready, %lld running\n", ready, n, alive);
 		if (gen && cur && cur->type == REDIS_REPLY_ARRAY) {
-			const redisReply *p = wf_cli_get(cur, "path");
+			const redisReply *p = wf_cli_get(cur, "source");
 			long long loaded = 0;
 
-			for (size_t i = 0; shards && shards->type == REDIS_REPLY_ARRAY && i < shards->elements; i++)
-				loaded += wf_cli_get_int(shards->element[i], "loaded_gen", 0) == gen;
+			if (!p)
+				p = wf_cli_get(cur, "path");
+			/* A ranker serves gen only if it runs, reports gen, and
+			 * has not reported failing it (a restarted ranker that
+			 * could not load it leaves its predecessor's loaded_gen). */
+			for (size_t i = 0; shards && shards->type == REDIS_REPLY_ARRAY && i < shards->elements; i++) {
+				const redisReply *s = shards->element[i];
+
+				if (!wf_cli_get_int(s, "alive", 0))
+					continue;
+				if (wf_cli_get_int(s, "failed_gen", 0) == gen) {
+					printf("DEGRADED ranker %lld could not load generation %lld: see its log; "
+					       "`weftctl snapshot rollback` or load a good file\n",
+					       wf_cli_get_int(s, "shard", -1), gen);
+					continue;
+				}
+				loaded += wf_cli_get_int(s, "loaded_gen", 0) == gen;
+			}
 			printf("snapshot generation %lld (%s), loaded by %lld/%lld rankers\n", gen,
 			       p && p->str ? p->str : "?", loaded, n);
 		} else {

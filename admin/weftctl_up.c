@@ -399,11 +399,6 @@ static int snapshot_step(struct up_ctx *u)
 	if (!u->load) {
 		struct wf_cli_opts q = *u->o;
 
-		wf_ctl_snap_get(u->shm->ctl, &cur, NULL);
-		if (cur.gen && strcmp(cur.path, u->snapshot) == 0) {
-			u->snap_done = 1;
-			return 0;
-		}
 		for (uint32_t i = 0; i < u->nshards; i++)
 			/* A5: pairs with R5 in the ranker. */
 			if (!atomic_load_explicit(&wf_shm_shard(u->shm, i)->ready, memory_order_acquire))
@@ -412,6 +407,22 @@ static int snapshot_step(struct up_ctx *u)
 		u->load = wf_cli_connect(&q, 1);
 		if (!u->load)
 			return 0;
+		/* weft-admin serves its own copy: compare the file it came from. */
+		wf_ctl_snap_get(u->shm->ctl, &cur, NULL);
+		r = cur.gen ? redisCommand(u->load, "SNAPSHOT STATUS") : NULL;
+		if (r) {
+			const redisReply *src = wf_cli_get(wf_cli_get(r, "current"), "source");
+
+			done = src && src->type == REDIS_REPLY_STRING && strcmp(src->str, u->snapshot) == 0;
+			freeReplyObject(r);
+			r = NULL;
+			if (done) {
+				redisFree(u->load);
+				u->load = NULL;
+				u->snap_done = 1;
+				return 0;
+			}
+		}
 		if (redisAppendCommand(u->load, "SNAPSHOT LOAD %s", u->snapshot) != REDIS_OK)
 			goto lost;
 		while (!done)

@@ -5,9 +5,15 @@ operator and a hostile local user (issue 15).
 One appliance (`weftctl up`, 2 shards, a generated store) and:
   * a second `weftctl up --dir D` on the running D refuses, naming the pid
     that owns D, and removes neither the segment nor the sockets;
-  * a second weft-admin on the same socket refuses the same way.
+  * a second weft-admin on the same socket refuses the same way;
+  * `weftctl snapshot load` of a FIFO is refused at once, and weft-admin
+    still answers (status, shutdown);
+  * truncating the file that was loaded (`truncate -s 100000`) does not
+    reach the rankers (weft-admin serves its own copy): same pids, known
+    users still get answers, status says loaded by 2/2.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -58,7 +64,41 @@ def test_second_admin_on_same_socket_refuses():
     assert_still_serving()
 
 
-TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses]
+def test_snapshot_load_of_a_fifo_is_refused_at_once():
+    fifo = os.path.join(T.path, "f.snap")
+    os.mkfifo(fifo)
+    r = APP.weftctl("snapshot", "load", fifo, check=False)
+    assert r.returncode == 1, r
+    assert "not a regular file" in r.stderr, r.stderr
+    assert_still_serving()
+
+
+def ranker_pids():
+    return sorted(APP.pids("weft-ranker --shard 0") + APP.pids("weft-ranker --shard 1"))
+
+
+def test_truncating_the_loaded_file_does_not_reach_the_rankers():
+    mine = os.path.join(T.path, "operator.snap")
+    shutil.copy(STORE.snapshot, mine)
+    APP.weftctl("snapshot", "load", mine)
+    before = ranker_pids()
+    assert len(before) == 2, before
+    c = APP.client(socket_timeout=5)
+    want = {u: c.execute_command("RECS", f"tr-{u}", u, 10) for u in USERS[:50]}
+    os.truncate(mine, 100000)
+    with open(mine, "r+b") as f:  # and scribble over what is left
+        f.write(b"\0" * 100000)
+    for u in USERS[:50]:
+        got = c.execute_command("RECS", f"tr2-{u}", u, 10)
+        assert got == want[u], (u, got, want[u])
+    assert ranker_pids() == before, "a ranker died (SIGBUS?)"
+    st = APP.weftctl("status").stdout
+    assert "loaded by 2/2" in st and "DEGRADED" not in st, st
+    assert mine in st, st
+
+
+TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses,
+         test_snapshot_load_of_a_fifo_is_refused_at_once, test_truncating_the_loaded_file_does_not_reach_the_rankers]
 
 if __name__ == "__main__":
     try:
