@@ -198,7 +198,7 @@ static void restore_state(struct wf_admin_ctx *ctx)
 		wf_info("current snapshot: generation %llu (%s)", (unsigned long long)cur.gen, cur.path);
 	r = wf_admin_snapfile_init(ctx);
 	if (r < 0)
-		wf_warn("cannot prepare %s/snapshots (where weft-admin keeps the generations it serves): %s",
+		wf_warn("cannot prepare %s/serving (where weft-admin keeps the generations it serves): %s",
 			ctx->state_dir, strerror(-r));
 	if (!ctx->snapshot_arg || cur.gen)
 		return;

@@ -415,9 +415,9 @@ static void status_gen(struct rmap *m, const char *key, const struct wf_snap_ref
 		return;
 	}
 	rm_int(&g, "gen", (int64_t)ref->gen);
-	rm_str(&g, "path", ref->path);
-	if (src[0])
-		rm_str(&g, "source", src);
+	/* path: the file the operator loaded; copy: what the rankers map. */
+	rm_str(&g, "path", src[0] ? src : ref->path);
+	rm_str(&g, "copy", ref->path);
 	rm_int(&g, "loaded_ms", (int64_t)ref->loaded_ms);
 	rm_int(&g, "age_ms", (int64_t)(wf_wall_ms() - ref->loaded_ms));
 	if (snap) {

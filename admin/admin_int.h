@@ -93,10 +93,10 @@ struct wf_admin_client *wf_admin_client_find(struct wf_admin_ctx *ctx, uint64_t 
 
 /* admin_snapfile.c */
 
-/* Create STATE/snapshots and remove the copies no generation refers to
+/* Create STATE/serving and remove the copies no generation refers to
  * (call after the refs are restored). 0 or -errno. */
 int wf_admin_snapfile_init(struct wf_admin_ctx *ctx);
-/* Copy src (absolute) into STATE/snapshots as generation max(its header's,
+/* Copy src (absolute) into STATE/serving as generation max(its header's,
  * min_gen), read-only, and open the copy: *ret_snap, *ret_gen. Refuses
  * anything but a regular file without blocking. -errno with err filled. */
 int wf_admin_snapfile_adopt(struct wf_admin_ctx *ctx, const char *src, uint64_t min_gen, struct wf_snap **ret_snap,

@@ -3,7 +3,7 @@
  *
  * SNAPSHOT LOAD never publishes the operator's file: the rankers map the
  * snapshot shared, so a `truncate` or an overwrite in place of that file
- * would SIGBUS them. Instead weft-admin copies it into STATE/snapshots/
+ * would SIGBUS them. Instead weft-admin copies it into STATE/serving/
  * (mode 0750, written by weft-admin only) as "<gen>-<name>", mode 0444,
  * fsynced, and publishes that path. A copy, not a hard link: a link shares
  * the inode, which its owner (or root) can still truncate.
@@ -24,14 +24,14 @@
 
 #include "admin/admin_int.h"
 
-#define SNAPDIR "snapshots"
+#define SNAPDIR "serving" /* not snapshots/: weft-batch nightly writes there */
 
 static int snapdir(const struct wf_admin_ctx *ctx, char *out, size_t len)
 {
 	return (size_t)snprintf(out, len, "%s/" SNAPDIR, ctx->state_dir) >= len ? -ENAMETOOLONG : 0;
 }
 
-/* Is path one of our copies (directly inside STATE/snapshots)? */
+/* Is path one of our copies (directly inside STATE/serving)? */
 static int is_ours(const struct wf_admin_ctx *ctx, const char *path)
 {
 	char dir[WF_PATH_MAX];
@@ -122,7 +122,7 @@ static int copy_fd(int src, int dst, uint64_t len)
 }
 
 /*
- * Copy the snapshot at src (absolute) into STATE/snapshots as generation
+ * Copy the snapshot at src (absolute) into STATE/serving as generation
  * max(header generation, min_gen), validate the copy, and open it. On
  * success *ret_snap is the open copy (its path is the one to publish) and
  * *ret_gen the generation. -errno with err filled otherwise (nothing left

@@ -205,11 +205,9 @@ static int cmd_status(const struct wf_cli_opts *o)
 		       wf_cli_get_int(ing, "pid", 0));
 		printf("rankers  %lld/%lld ready, %lld running\n", ready, n, alive);
 		if (gen && cur && cur->type == REDIS_REPLY_ARRAY) {
-			const redisReply *p = wf_cli_get(cur, "source");
+			const redisReply *p = wf_cli_get(cur, "path");
 			long long loaded = 0;
 
-			if (!p)
-				p = wf_cli_get(cur, "path");
 			/* A ranker serves gen only if it runs, reports gen, and
 			 * has not reported failing it (a restarted ranker that
 			 * could not load it leaves its predecessor's loaded_gen). */

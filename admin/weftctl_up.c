@@ -407,11 +407,12 @@ static int snapshot_step(struct up_ctx *u)
 		u->load = wf_cli_connect(&q, 1);
 		if (!u->load)
 			return 0;
-		/* weft-admin serves its own copy: compare the file it came from. */
+		/* weft-admin serves its own copy: compare the file it came from
+		 * (SNAPSHOT STATUS path). */
 		wf_ctl_snap_get(u->shm->ctl, &cur, NULL);
 		r = cur.gen ? redisCommand(u->load, "SNAPSHOT STATUS") : NULL;
 		if (r) {
-			const redisReply *src = wf_cli_get(wf_cli_get(r, "current"), "source");
+			const redisReply *src = wf_cli_get(wf_cli_get(r, "current"), "path");
 
 			done = src && src->type == REDIS_REPLY_STRING && strcmp(src->str, u->snapshot) == 0;
 			freeReplyObject(r);

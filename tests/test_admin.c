@@ -443,7 +443,7 @@ static void test_admin_snapshot_load_rollback_and_failure(void **state)
 	wf_ctl_snap_get(f->seg->ctl, &cur, &prev);
 	assert_int_equal(cur.gen, 8);
 	assert_int_equal(prev.gen, 7);
-	assert_non_null(strstr(cur.path, "/snapshots/8-b.snap")); /* weft-admin's own copy */
+	assert_non_null(strstr(cur.path, "/serving/8-b.snap")); /* weft-admin's own copy */
 	assert_true(cur.path[0] == '/');
 
 	/* ROLLBACK: a is current again. */
@@ -482,7 +482,7 @@ static void test_admin_snapshot_load_rollback_and_failure(void **state)
 
 	/* STATUS shows both generations with header facts. */
 	r = cmd(f, "SNAPSHOT STATUS");
-	assert_string_equal(wf_cli_get(wf_cli_get(r, "current"), "source")->str, p2);
+	assert_string_equal(wf_cli_get(wf_cli_get(r, "current"), "path")->str, p2);
 	assert_int_equal(wf_cli_get_int(r, "current_gen", -1), 10);
 	assert_int_equal(wf_cli_get_int(wf_cli_get(r, "current"), "users", -1), 0);
 	assert_int_equal(wf_cli_get_int(wf_cli_get(r, "previous"), "gen", -1), 7);
@@ -498,14 +498,14 @@ static void test_admin_snapshot_load_rollback_and_failure(void **state)
 	redisFree(other);
 }
 
-/* Files directly in dir/snapshots (weft-admin's copies). */
+/* Files directly in dir/serving (weft-admin's copies). */
 static int count_copies(struct fx *f)
 {
 	char cmdline[400];
 	FILE *p;
 	int n = -1;
 
-	snprintf(cmdline, sizeof(cmdline), "ls -A '%s/snapshots' | wc -l", f->dir);
+	snprintf(cmdline, sizeof(cmdline), "ls -A '%s/serving' | wc -l", f->dir);
 	p = popen(cmdline, "r");
 	assert_non_null(p);
 	assert_int_equal(fscanf(p, "%d", &n), 1);
