@@ -560,6 +560,7 @@ int main(int argc, char **argv)
 	r = take_lock(ctx);
 	if (r < 0)
 		goto out;
+	wf_admin_state_sweep(ctx);
 	r = open_signals(ctx);
 	if (r < 0) {
 		wf_err("signalfd() failed: %s", strerror(-r));

@@ -116,5 +116,9 @@ int wf_admin_snapstate_save(struct wf_admin_ctx *ctx);
 /* Restore refs from DIR/snapshot.state into the control block (segment new
  * only). Absent file = 0. */
 int wf_admin_snapstate_load(struct wf_admin_ctx *ctx);
+/* Remove weights.ini.tmp.* and snapshot.state.tmp.* from the state dir: a
+ * weft-admin killed between writing and renaming left them (we hold the
+ * lock, so no other weft-admin is writing one). */
+void wf_admin_state_sweep(struct wf_admin_ctx *ctx);
 
 #endif

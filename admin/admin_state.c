@@ -14,6 +14,7 @@
  * loaded_ms and path, and [generation] next = the lowest generation the
  * next SNAPSHOT LOAD may get.
  */
+#include <dirent.h>
 #include <ini.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -224,4 +225,21 @@ int wf_admin_snapstate_load(struct wf_admin_ctx *ctx)
 		memcpy(ctx->src[1], sp.prev.gen ? sp.src[1] : "", sp.prev.gen ? sizeof(ctx->src[1]) : 1);
 	}
 	return sp.cur.gen ? 1 : 0;
+}
+
+void wf_admin_state_sweep(struct wf_admin_ctx *ctx)
+{
+	static const char *const prefixes[] = { "weights.ini.tmp.", "snapshot.state.tmp." };
+	DIR *d = opendir(ctx->state_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		for (size_t i = 0; i < WF_ARRAY_SIZE(prefixes); i++)
+			if (strncmp(de->d_name, prefixes[i], strlen(prefixes[i])) == 0 &&
+			    unlinkat(dirfd(d), de->d_name, 0) == 0)
+				wf_info("removed %s/%s (left by a weft-admin killed while it wrote)", ctx->state_dir,
+					de->d_name);
+	closedir(d);
 }

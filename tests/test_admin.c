@@ -591,6 +591,23 @@ static void test_admin_snapshot_load_fifo_refused(void **state)
 	expect_status(f, "OK", "SHUTDOWN");
 }
 
+/* Issue 15 item 11: temp files a killed weft-admin left between write and
+ * rename are removed by the next one. */
+static void test_admin_stale_tmp_files_removed_at_start(void **state)
+{
+	struct fx *f = *state;
+	char a[400], b[400];
+
+	assert_int_equal(admin_stop(f), 0);
+	snprintf(a, sizeof(a), "%s/weights.ini.tmp.99999", f->dir);
+	snprintf(b, sizeof(b), "%s/snapshot.state.tmp.4242", f->dir);
+	assert_int_equal(wf_write_file_atomic(a, "x", 1), 0);
+	assert_int_equal(wf_write_file_atomic(b, "y", 1), 0);
+	admin_start(f, NULL);
+	assert_int_equal(access(a, F_OK), -1);
+	assert_int_equal(access(b, F_OK), -1);
+}
+
 static void test_admin_stats_answers(void **state)
 {
 	struct fx *f = *state;
@@ -655,6 +672,10 @@ static void test_admin_weftctl_commands(void **state)
 	snprintf(args, sizeof(args), "--dir '%s' weights set bogus new 1 1", f->dir);
 	assert_int_equal(weftctl(f, out, sizeof(out), args), 1);
 	assert_non_null(strstr(out, "unknown page type 'bogus'"));
+	/* A negative number is a value for the admin to refuse, not an option. */
+	snprintf(args, sizeof(args), "--dir '%s' weights set home new -2 1", f->dir);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 1);
+	assert_non_null(strstr(out, "batch weight '-2' is not a number in [0, 10]"));
 	snprintf(args, sizeof(args), "--dir '%s' --json stats", f->dir);
 	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
 	assert_non_null(strstr(out, "\"nshards\":2"));
@@ -720,6 +741,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_rollback_and_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_serves_its_own_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_fifo_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_stale_tmp_files_removed_at_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_stats_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_shutdown_sets_flag_and_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_weftctl_commands, setup, teardown),
