@@ -72,7 +72,10 @@ static void usage(FILE *f)
 	      "  --valid-days V    tune the session/batch weights on the V days before the test days\n"
 	      "                    (the test days are never looked at while tuning); 0 = defaults\n"
 	      "  --live DIR        also replay through the appliance running at DIR (weft.sock,\n"
-	      "                    admin.sock) and compare with the in-process numbers\n"
+	      "                    admin.sock) and compare with the in-process numbers; refused if that\n"
+	      "                    appliance serves (a snapshot current, events acknowledged)\n"
+	      "  --live-force      --live even so: loads the evaluation snapshot, sets the home weights,\n"
+	      "                    journals the replay; then puts the weights and generation back\n"
 	      "  --tune-model      with --valid-days: also tune the session model's main constants\n"
 	      "                    (the appliance serves the defaults: use this to choose new defaults)\n"
 	      "  --plot FILE.png   draw HR@k for k = 1..50 per variant (gnuplot)\n"
@@ -265,7 +268,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { "live", required_argument, NULL, 'l' },
 		{ "plot", required_argument, NULL, 'p' }, { "valid-days", required_argument, NULL, 'v' },
 		{ "threads", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
-		{ "tune-model", no_argument, NULL, 'M' },
+		{ "tune-model", no_argument, NULL, 'M' }, { "live-force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct eval_opts o = { .k = 20, .threads = 2 };
@@ -290,6 +293,7 @@ int main(int argc, char **argv)
 		case 't': o.threads = atoi(optarg); break;
 		case 'q': o.quiet = 1; break;
 		case 'M': o.tune_model = 1; break;
+		case 'F': o.live_force = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
