@@ -15,11 +15,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from harness import Appliance, Store, TestDir, prog  # noqa: E402
 
-T = TestDir("eval-live")
-STORE = Store(T.path, users=200, items=400, days=8)
-APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
+T = harness.TestDir("eval-live")
+STORE = harness.Store(T.path, users=200, items=400, days=8)
+# Serving: a snapshot generation is current (and, below, an event acked).
+APP = harness.Appliance(T.path, shards=2, snapshot=STORE.snapshot)
 
 
 def state():
@@ -35,7 +35,7 @@ def state():
 
 
 def weft_eval(*extra):
-    return subprocess.run([prog("weft-eval"), "--events", STORE.events, "--catalog", STORE.catalog,
+    return subprocess.run([harness.prog("weft-eval"), "--events", STORE.events, "--catalog", STORE.catalog,
                            "--split-days", "2", "--k", "20", "--json", "--quiet", "--live", APP.dir, *extra],
                           capture_output=True, text=True, timeout=600)
 
