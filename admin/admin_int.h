@@ -59,6 +59,7 @@ struct wf_admin_ctx {
 	/* The operator's file each was copied from (admin_snapfile.c), for
 	 * display and `weftctl up`; "" if unknown. [0] current, [1] previous. */
 	char src[2][WF_PATH_MAX];
+	char serving_dir[WF_PATH_MAX]; /* absolute STATE/serving, "" until ready */
 
 	int lock_fd;                /* SOCK.lock, held while we run (dirlock.h) */
 	int listen_fd;

@@ -26,9 +26,13 @@
 
 #define SNAPDIR "serving" /* not snapshots/: weft-batch nightly writes there */
 
+/* The absolute path of STATE/serving (the rankers resolve what we publish
+ * from their own working directory): set by wf_admin_snapfile_init(). */
 static int snapdir(const struct wf_admin_ctx *ctx, char *out, size_t len)
 {
-	return (size_t)snprintf(out, len, "%s/" SNAPDIR, ctx->state_dir) >= len ? -ENAMETOOLONG : 0;
+	if (!ctx->serving_dir[0])
+		return -ENOENT;
+	return (size_t)snprintf(out, len, "%s", ctx->serving_dir) >= len ? -ENAMETOOLONG : 0;
 }
 
 /* Is path one of our copies (directly inside STATE/serving)? */
@@ -49,12 +53,18 @@ int wf_admin_snapfile_init(struct wf_admin_ctx *ctx)
 	struct wf_snap_ref cur, prev;
 	struct dirent *de;
 	DIR *d;
-	int r = snapdir(ctx, dir, sizeof(dir));
+	char abs[PATH_MAX];
 
-	if (r < 0)
-		return r;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/" SNAPDIR, ctx->state_dir) >= sizeof(dir))
+		return -ENAMETOOLONG;
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
 		return -errno;
+	if (!realpath(dir, abs))
+		return -errno;
+	if (strlen(abs) >= sizeof(ctx->serving_dir))
+		return -ENAMETOOLONG;
+	snprintf(ctx->serving_dir, sizeof(ctx->serving_dir), "%s", abs);
+	snprintf(dir, sizeof(dir), "%s", abs);
 	/* Remove what no generation refers to: copies that fell off while no
 	 * weft-admin ran, and a copy a killed weft-admin left half written. */
 	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
@@ -164,8 +174,13 @@ int wf_admin_snapfile_adopt(struct wf_admin_ctx *ctx, const char *src, uint64_t 
 	}
 	gen = WF_MAX(hdr.generation, min_gen);
 	snprintf(base, sizeof(base), "%s", strrchr(src, '/') ? strrchr(src, '/') + 1 : src);
-	if (snapdir(ctx, dir, sizeof(dir)) < 0 ||
-	    (size_t)snprintf(dst, sizeof(dst), "%s/%llu-%s", dir, (unsigned long long)gen, base) >= sizeof(dst)) {
+	if (snapdir(ctx, dir, sizeof(dir)) < 0) {
+		r = -ENOENT;
+		snprintf(err, errlen, "%s/" SNAPDIR " is not usable (see weft-admin's start-up log); nothing loaded",
+			 ctx->state_dir);
+		goto out;
+	}
+	if ((size_t)snprintf(dst, sizeof(dst), "%s/%llu-%s", dir, (unsigned long long)gen, base) >= sizeof(dst)) {
 		r = -ENAMETOOLONG;
 		snprintf(err, errlen, "snapshot name %s too long for %s", base, dir);
 		goto out;
