@@ -7,6 +7,9 @@
  * weights.ini across restarts, SNAPSHOT LOAD refusing a garbage file,
  * SNAPSHOT LOAD / ROLLBACK with the test playing the rankers (loaded_gen,
  * failed_gen), other clients served while a load waits, STATS, SHUTDOWN.
+ * Issue 15: the copy weft-admin serves (truncating the loaded file does not
+ * reach it), a FIFO refused without blocking, stale temp files removed,
+ * `weftctl status` counting only rankers that serve.
  * Also weftctl's JSON emitter (linked in) and the weftctl binary's exit
  * codes and messages.
  *
@@ -693,6 +696,39 @@ static void test_admin_weftctl_commands(void **state)
 	assert_int_equal(weftctl(f, out, sizeof(out), "--shards 2 status"), 2);
 }
 
+/* Issue 15 item 4: status counts a ranker in "loaded by N/M" only if it
+ * runs, reports the generation and did not report failing it (a restarted
+ * ranker that cannot load it leaves its predecessor's loaded_gen). */
+static void test_admin_status_counts_only_rankers_that_serve(void **state)
+{
+	struct fx *f = *state;
+	char out[16384], args[600], p1[400];
+	uint64_t g;
+
+	snprintf(p1, sizeof(p1), "%s/a.snap", f->dir);
+	write_empty_snapshot(p1, 5);
+	assert_int_equal(redisAppendCommand(f->c, "SNAPSHOT LOAD %s", p1), REDIS_OK);
+	assert_int_equal(redisBufferWrite(f->c, &(int){ 0 }), REDIS_OK);
+	g = published_gen(f, 0);
+	rankers_report(f, g, -1);
+	freeReplyObject(reply_of(f->c));
+	for (uint32_t i = 0; i < 2; i++) /* both "run": this process stands in */
+		atomic_store(&wf_shm_shard(f->seg, i)->ranker_pid, (uint32_t)getpid());
+	snprintf(args, sizeof(args), "--dir '%s' status", f->dir);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "loaded by 2/2 rankers"));
+	assert_null(strstr(out, "DEGRADED"));
+	/* Ranker 1 restarted and could not load g; loaded_gen still says g. */
+	atomic_store(&wf_shm_shard(f->seg, 1)->failed_gen, g);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "DEGRADED ranker 1 could not load generation 5"));
+	assert_non_null(strstr(out, "loaded by 1/2 rankers"));
+	/* A ranker that is not running serves nothing either. */
+	atomic_store(&wf_shm_shard(f->seg, 0)->ranker_pid, 0);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "loaded by 0/2 rankers"));
+}
+
 static redisReply *mk(int type, const char *s, long long i)
 {
 	redisReply *r = calloc(1, sizeof(*r));
@@ -745,6 +781,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_stats_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_shutdown_sets_flag_and_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_weftctl_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_status_counts_only_rankers_that_serve, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
