@@ -9,8 +9,11 @@
  * the inode, which its owner (or root) can still truncate.
  *
  * The source is opened O_NONBLOCK and must be a regular file (a FIFO or a
- * device would block weft-admin or never end), and the copy is of the
- * descriptor that was checked, so the name cannot be swapped in between.
+ * device would block weft-admin or never end) of the size its header
+ * states, and the copy is of the descriptor that was checked, so the name
+ * cannot be swapped in between. A copy that would leave less than 64 MiB
+ * free is refused (the journal may share the file system). weft-admin
+ * copies in its loop: other admin clients wait for it (about 1 s a GB).
  *
  * Copies are dropped when their generation falls off (neither current nor
  * previous): unlinking a file a ranker still maps is safe. Linked into
@@ -20,11 +23,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "admin/admin_int.h"
 
 #define SNAPDIR "serving" /* not snapshots/: weft-batch nightly writes there */
+#define COPY_HEADROOM (64ull << 20) /* free space a copy must leave behind */
 
 /* The absolute path of STATE/serving (the rankers resolve what we publish
  * from their own working directory): set by wf_admin_snapfile_init(). */
@@ -144,6 +149,7 @@ int wf_admin_snapfile_adopt(struct wf_admin_ctx *ctx, const char *src, uint64_t 
 	char dir[WF_PATH_MAX], dst[WF_PATH_MAX], tmp[WF_PATH_MAX + 16], base[NAME_MAX + 1];
 	struct wf_snap_hdr hdr;
 	struct wf_snap *snap = NULL;
+	struct statvfs vfs;
 	struct stat st;
 	uint64_t gen;
 	int in, out = -1, r;
@@ -172,6 +178,13 @@ int wf_admin_snapfile_adopt(struct wf_admin_ctx *ctx, const char *src, uint64_t 
 			 src);
 		goto out;
 	}
+	if (hdr.file_size != (uint64_t)st.st_size) {
+		r = -EPROTO;
+		snprintf(err, errlen, "snapshot %s: its header says %llu bytes, the file has %llu (truncated, or "
+			 "still being written?)", src, (unsigned long long)hdr.file_size,
+			 (unsigned long long)st.st_size);
+		goto out;
+	}
 	gen = WF_MAX(hdr.generation, min_gen);
 	snprintf(base, sizeof(base), "%s", strrchr(src, '/') ? strrchr(src, '/') + 1 : src);
 	if (snapdir(ctx, dir, sizeof(dir)) < 0) {
@@ -183,6 +196,17 @@ int wf_admin_snapfile_adopt(struct wf_admin_ctx *ctx, const char *src, uint64_t 
 	if ((size_t)snprintf(dst, sizeof(dst), "%s/%llu-%s", dir, (unsigned long long)gen, base) >= sizeof(dst)) {
 		r = -ENAMETOOLONG;
 		snprintf(err, errlen, "snapshot name %s too long for %s", base, dir);
+		goto out;
+	}
+	/* The copy shares a file system with the journal (under systemd):
+	 * never fill it. */
+	if (statvfs(dir, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize < (uint64_t)st.st_size + COPY_HEADROOM) {
+		r = -ENOSPC;
+		snprintf(err, errlen, "not enough space in %s for weft-admin's copy of %s (%llu MB needed with "
+			 "headroom, %llu MB free); free space there, nothing loaded", dir, src,
+			 (unsigned long long)(((uint64_t)st.st_size + COPY_HEADROOM) >> 20),
+			 (unsigned long long)(((uint64_t)vfs.f_bavail * vfs.f_frsize) >> 20));
 		goto out;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/.incoming", dir);

@@ -557,6 +557,18 @@ static void test_admin_snapshot_serves_its_own_copy(void **state)
 	}
 	assert_int_equal(access(cur.path, F_OK), -1);
 	assert_int_equal(count_copies(f), 2);
+	/* A file longer than its header says is refused before any copy. */
+	{
+		int fd;
+
+		write_empty_snapshot(p1, 3);
+		fd = open(p1, O_WRONLY | O_APPEND);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "junk", 4), 4);
+		close(fd);
+	}
+	expect_error(f, "the file has", "SNAPSHOT LOAD %s", p1);
+	assert_int_equal(count_copies(f), 2);
 	/* A load a ranker refuses leaves no copy behind. */
 	assert_int_equal(redisAppendCommand(f->c, "SNAPSHOT LOAD %s", p2), REDIS_OK);
 	assert_int_equal(redisBufferWrite(f->c, &(int){ 0 }), REDIS_OK);
