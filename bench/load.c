@@ -891,7 +891,7 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
 {
 	struct driver d = { .o = o, .ts = ts, .target = target, .round = round, .ep = -1, .run = run };
 	struct epoll_event evs[256];
-	double cpu0 = 0, scpu0 = -1;
+	double cpu0 = 0, scpu0 = -1, g0[LOAD_CPU_GROUPS], g1[LOAD_CPU_GROUPS];
 	uint64_t hard;
 	int measuring = 0, r;
 
@@ -920,7 +920,7 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
 		if (!measuring && now >= d.start) {
 			measuring = 1;
 			cpu0 = cpu_self();
-			scpu0 = load_cpu_s(o->pids[target]);
+			scpu0 = load_cpu_s(o->pids[target], g0, &run->ngroups);
 		}
 		if (now >= d.deadline)
 			d.stopping = 1;
@@ -947,7 +947,11 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
 		conn_lost(&d, &d.c[i], "no reply before the drain time ran out");
 	run->seconds = d.last_done > d.start ? (double)(d.last_done - d.start) / 1e9 : 0;
 	run->client_cpu_s = measuring ? cpu_self() - cpu0 : 0;
-	run->server_cpu_s = scpu0 >= 0 ? load_cpu_s(o->pids[target]) - scpu0 : -1;
+	run->server_cpu_s = scpu0 >= 0 ? load_cpu_s(o->pids[target], g1, &run->ngroups) - scpu0 : -1;
+	for (int g = 0; scpu0 >= 0 && g < run->ngroups; g++)
+		run->group_cpu_s[g] = g1[g] - g0[g];
+	if (scpu0 < 0)
+		run->ngroups = 0;
 	free_conns(&d);
 	return 0;
 }
@@ -1019,7 +1023,7 @@ static void usage(FILE *f)
 		"  --csv FILE         one row per target, round and op\n"
 		"  --plot FILE.png    latency CDF of the median round (gnuplot; data in FILE.png.dat)\n"
 		"  --label NAME       the first CSV column and the LOAD lines' tag (default pageview)\n"
-		"  --weft-pids P,..   --redis-pids P,..: server processes whose CPU to report\n"
+		"  --weft-pids P,..   --redis-pids P,..: server processes whose CPU to report (P,P:P,P in groups)\n"
 		"  --key-prefix P     Redis list key of a user: P<user> (default none)\n"
 		"  --anon-key KEY     Redis list for anonymous visitors (default popular; created if missing)\n"
 		"  --stream KEY       Redis stream for the events (default events)\n"

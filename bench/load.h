@@ -32,6 +32,8 @@ enum load_op { LOAD_PV, LOAD_EVENT, LOAD_RECS, LOAD_NOPS };
 
 enum load_target { LOAD_WEFT, LOAD_REDIS, LOAD_NTARGETS };
 
+#define LOAD_CPU_GROUPS 4
+
 /* One target's measured run (page views sent after warm-up). */
 struct load_run {
 	struct load_hist h[LOAD_NOPS];
@@ -43,6 +45,8 @@ struct load_run {
 	uint64_t sessions;    /* sessions started */
 	double seconds;       /* first send to last reply */
 	double server_cpu_s;  /* CPU of the pids given for this target, -1 if none */
+	double group_cpu_s[LOAD_CPU_GROUPS]; /* the same per ':'-separated group of them */
+	int ngroups;
 	double client_cpu_s;  /* weft-load's own */
 };
 
@@ -50,9 +54,11 @@ struct load_run {
 const char *load_target_name(int target);
 const char *load_op_name(int target, int op);
 
-/* CPU seconds (user + system) the comma-separated pids have used so far;
- * -1 if pids is NULL or empty. A pid that is gone counts 0. */
-double load_cpu_s(const char *pids);
+/* CPU seconds (user + system) the pids have used so far: "1,2:3" is two
+ * groups (1 and 2; 3), each summed into ret_groups[] (LOAD_CPU_GROUPS at
+ * most), their count into *ret_n. Returns the total, -1 if pids is NULL
+ * or empty. A pid that is gone counts 0. */
+double load_cpu_s(const char *pids, double ret_groups[LOAD_CPU_GROUPS], int *ret_n);
 
 /* Print a run's lines on stdout, prefixed "LOAD <label> <target> r<round>". */
 void load_print(const char *label, int target, int round, const struct load_run *r);

@@ -75,11 +75,12 @@ const char *load_op_name(int target, int op)
 	return n[target][op];
 }
 
-double load_cpu_s(const char *pids)
+double load_cpu_s(const char *pids, double ret_groups[LOAD_CPU_GROUPS], int *ret_n)
 {
 	long tck = sysconf(_SC_CLK_TCK);
-	double s = 0;
+	double s = 0, g[LOAD_CPU_GROUPS] = { 0 };
 	const char *p = pids;
+	int n = 0;
 
 	if (!pids || !*pids)
 		return -1;
@@ -91,16 +92,21 @@ double load_cpu_s(const char *pids)
 
 		if (end == p)
 			break;
-		p = *end == ',' ? end + 1 : end;
+		p = *end == ',' || *end == ':' ? end + 1 : end;
 		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 		f = fopen(path, "re");
-		if (!f)
-			continue;
-		if (fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
-		    sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+		if (f && fgets(buf, sizeof(buf), f) && (rp = strrchr(buf, ')')) &&
+		    sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
 			s += (double)(ut + st) / (double)tck;
-		fclose(f);
+			g[n] += (double)(ut + st) / (double)tck;
+		}
+		if (f)
+			fclose(f);
+		if (*end == ':' && n + 1 < LOAD_CPU_GROUPS)
+			n++;
 	}
+	memcpy(ret_groups, g, sizeof(g));
+	*ret_n = n + 1;
 	return s;
 }
 
@@ -120,19 +126,32 @@ static double cpu_us(double s, const struct load_run *r)
 	return s >= 0 && r->h[LOAD_PV].n ? s * 1e6 / (double)r->h[LOAD_PV].n : -1;
 }
 
+/* "a+b" : CPU microseconds per page view of each pid group. */
+static void cpu_groups(char *out, size_t n, const struct load_run *r)
+{
+	size_t len = 0;
+
+	out[0] = 0;
+	for (int g = 0; g < r->ngroups && len < n; g++)
+		len += (size_t)snprintf(out + len, n - len, "%s%.1f", g ? "+" : "", cpu_us(r->group_cpu_s[g], r));
+}
+
 void load_print(const char *label, int target, int round, const struct load_run *r)
 {
 	const char *t = load_target_name(target);
 
+	char groups[128];
+
+	cpu_groups(groups, sizeof(groups), r);
 	printf("LOAD %s %s r%d pageviews %llu in %.2f s = %.0f/s, ops %.0f/s (%.2f events per page view), errors %llu"
 	       " (empty for a known user %llu), known %llu anonymous %llu (empty %llu), sessions %llu, CPU us/pageview"
-	       " server %.1f client %.1f\n",
+	       " server %.1f (%s) client %.1f\n",
 	       label, t, round, (unsigned long long)r->h[LOAD_PV].n, r->seconds, per_s(r, LOAD_PV),
 	       r->seconds > 0 ? ops(r) / r->seconds : 0,
 	       r->h[LOAD_PV].n ? (double)r->h[LOAD_EVENT].n / (double)r->h[LOAD_PV].n : 0,
 	       (unsigned long long)r->errors, (unsigned long long)r->empty_known, (unsigned long long)r->known,
 	       (unsigned long long)r->anon, (unsigned long long)r->empty_anon, (unsigned long long)r->sessions,
-	       cpu_us(r->server_cpu_s, r), cpu_us(r->client_cpu_s, r));
+	       cpu_us(r->server_cpu_s, r), groups, cpu_us(r->client_cpu_s, r));
 	for (int op = 0; op < LOAD_NOPS; op++) {
 		const struct load_hist *h = &r->h[op];
 		printf("LOAD %s %s r%d %-8s n %llu %.0f/s p50 %.3f p99 %.3f p99.9 %.3f max %.3f ms, bad %llu\n", label, t,
@@ -147,16 +166,19 @@ void load_csv_header(FILE *f)
 {
 	fprintf(f, "label,target,round,median,conns,pipeline,op,count,per_s,p50_us,p90_us,p99_us,p999_us,max_us,"
 		   "bad,pageview_errors,empty_known,empty_anon,known,anon,sessions,seconds,ops_per_s,"
-		   "server_cpu_us_per_pv,client_cpu_us_per_pv\n");
+		   "server_cpu_us_per_pv,server_cpu_groups_us_per_pv,client_cpu_us_per_pv\n");
 }
 
 void load_csv_rows(FILE *f, const char *label, int target, int round, int median, int conns, int pipeline,
 		   const struct load_run *r)
 {
+	char groups[128];
+
+	cpu_groups(groups, sizeof(groups), r);
 	for (int op = 0; op < LOAD_NOPS; op++) {
 		const struct load_hist *h = &r->h[op];
 		fprintf(f, "%s,%s,%d,%d,%d,%d,%s,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
-			   "%.3f,%.1f,%.2f,%.2f\n",
+			   "%.3f,%.1f,%.2f,%s,%.2f\n",
 			label, load_target_name(target), round, median, conns, pipeline, load_op_name(target, op),
 			(unsigned long long)h->n, per_s(r, op), (double)load_hist_quantile(h, 0.5) / 1e3,
 			(double)load_hist_quantile(h, 0.9) / 1e3, (double)load_hist_quantile(h, 0.99) / 1e3,
@@ -164,7 +186,7 @@ void load_csv_rows(FILE *f, const char *label, int target, int round, int median
 			(unsigned long long)r->errors, (unsigned long long)r->empty_known,
 			(unsigned long long)r->empty_anon, (unsigned long long)r->known, (unsigned long long)r->anon,
 			(unsigned long long)r->sessions, r->seconds, r->seconds > 0 ? ops(r) / r->seconds : 0,
-			cpu_us(r->server_cpu_s, r), cpu_us(r->client_cpu_s, r));
+			cpu_us(r->server_cpu_s, r), groups, cpu_us(r->client_cpu_s, r));
 	}
 }
 
