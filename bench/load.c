@@ -221,77 +221,93 @@ static int add_event(struct tmpls *ts, uint32_t t, int type, const struct wf_csv
 	return 0;
 }
 
+/* A table for n keys (half full at most): 0 or -ENOMEM. */
+static int map_init(struct sess_map *m, size_t n)
+{
+	uint32_t cap = 1;
+
+	while (cap < 2 * n + 2)
+		cap <<= 1;
+	m->key = calloc(cap, sizeof(*m->key));
+	m->val = calloc(cap, sizeof(*m->val));
+	m->mask = cap - 1;
+	return m->key && m->val ? 0 : -ENOMEM;
+}
+
+static void map_fini(struct sess_map *m)
+{
+	free(m->key);
+	free(m->val);
+}
+
+/* The most viewed items, for the popular list. Items are not interned
+ * once each, so views are counted by the string's hash, each kept with
+ * its first-seen copy. */
+static int popular_items(struct tmpls *ts)
+{
+	struct sess_map m = { 0 };
+	uint32_t *views = NULL;
+	int r = map_init(&m, ts->nev);
+
+	if (r == 0 && !(views = calloc((size_t)m.mask + 1, sizeof(*views))))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < ts->nev; i++) {
+		const char *item = str(ts, ts->ev[i].item);
+		uint32_t *v;
+
+		if (ts->ev[i].type != WF_EV_VIEW)
+			continue;
+		v = sess_slot(&m, wf_hash64(item, strlen(item)));
+		if (*v == UINT32_MAX)
+			*v = ts->ev[i].item;
+		views[v - m.val]++;
+	}
+	for (ts->npopular = 0; r == 0 && ts->npopular < LOAD_POPULAR; ts->npopular++) {
+		uint32_t best = UINT32_MAX;
+
+		for (uint32_t i = 0; i <= m.mask; i++)
+			if (views[i] && (best == UINT32_MAX || views[i] > views[best]))
+				best = i;
+		if (best == UINT32_MAX)
+			break;
+		ts->popular[ts->npopular] = m.val[best];
+		views[best] = 0;
+	}
+	free(views);
+	map_fini(&m);
+	return r;
+}
+
 /* Group the events by template (stable: each template's events stay in
  * file order), split the templates into known and anonymous, and pick the
  * most viewed items for the popular list. */
 static int finish_templates(struct tmpls *ts)
 {
 	struct tev *sorted = malloc(WF_MAX(ts->nev, (size_t)1) * sizeof(*sorted));
-	uint32_t *at = calloc(ts->nt + 1, sizeof(*at)), *views = NULL;
+	uint32_t *at = calloc(ts->nt + 1, sizeof(*at));
 	int r = -ENOMEM;
 
 	ts->known = calloc(ts->nt + 1, sizeof(uint32_t));
 	ts->anon = calloc(ts->nt + 1, sizeof(uint32_t));
-	if (!sorted || !at || !ts->known || !ts->anon)
-		goto out;
-	for (uint32_t t = 0, acc = 0; t < ts->nt; t++) {
-		ts->t[t].first = acc;
-		at[t] = acc;
-		acc += ts->t[t].n;
-		if (ts->t[t].user)
-			ts->known[ts->nknown++] = t;
-		else
-			ts->anon[ts->nanon++] = t;
+	if (sorted && at && ts->known && ts->anon) {
+		for (uint32_t t = 0, acc = 0; t < ts->nt; t++) {
+			ts->t[t].first = acc;
+			at[t] = acc;
+			acc += ts->t[t].n;
+			if (ts->t[t].user)
+				ts->known[ts->nknown++] = t;
+			else
+				ts->anon[ts->nanon++] = t;
+		}
+		for (size_t i = 0; i < ts->nev; i++)
+			sorted[at[ts->ev[i].tmpl]++] = ts->ev[i];
+		free(ts->ev);
+		ts->ev = sorted;
+		sorted = NULL;
+		r = popular_items(ts);
 	}
-	for (size_t i = 0; i < ts->nev; i++)
-		sorted[at[ts->ev[i].tmpl]++] = ts->ev[i];
-	free(ts->ev);
-	ts->ev = sorted;
-	sorted = NULL;
-	/* Views per item: the items' strings are not interned once each,
-	 * so count by string in a small open table over the first-seen copy. */
-	{
-		struct sess_map m = { 0 };
-		uint32_t cap = 1;
-		while (cap < 2 * ts->nev + 2)
-			cap <<= 1;
-		m.key = calloc(cap, sizeof(*m.key));
-		m.val = calloc(cap, sizeof(*m.val));
-		views = calloc(cap, sizeof(*views));
-		m.mask = cap - 1;
-		if (!m.key || !m.val || !views) {
-			free(m.key);
-			free(m.val);
-			goto out;
-		}
-		for (size_t i = 0; i < ts->nev; i++) {
-			const char *s = str(ts, ts->ev[i].item);
-			uint32_t *v;
-			if (ts->ev[i].type != WF_EV_VIEW)
-				continue;
-			v = sess_slot(&m, wf_hash64(s, strlen(s)));
-			if (*v == UINT32_MAX)
-				*v = ts->ev[i].item;
-			views[v - m.val]++;
-		}
-		for (ts->npopular = 0; ts->npopular < LOAD_POPULAR; ts->npopular++) {
-			uint32_t best = UINT32_MAX;
-			for (uint32_t i = 0; i <= m.mask; i++)
-				if (m.key[i] && views[i] && (best == UINT32_MAX || views[i] > views[best]))
-					best = i;
-			if (best == UINT32_MAX)
-				break;
-			ts->popular[ts->npopular] = m.val[best];
-			views[best] = 0;
-		}
-		free(m.key);
-		free(m.val);
-	}
-	r = 0;
-out:
 	free(sorted);
 	free(at);
-	free(views);
 	return r;
 }
 
@@ -307,7 +323,6 @@ static int load_templates(const char *path, uint32_t max, struct tmpls *ts, char
 	struct csv_cols col;
 	struct sess_map m = { 0 };
 	int64_t stop_ts = INT64_MAX;
-	uint32_t cap = 1;
 	int r;
 
 	memset(ts, 0, sizeof(*ts));
@@ -315,15 +330,12 @@ static int load_templates(const char *path, uint32_t max, struct tmpls *ts, char
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(-r));
 		return r;
 	}
-	while (cap < 2 * max + 2)
-		cap <<= 1;
-	m.key = calloc(cap, sizeof(*m.key));
-	m.val = calloc(cap, sizeof(*m.val));
-	m.mask = cap - 1;
+	r = map_init(&m, max);
 	ts->t = calloc(max, sizeof(*ts->t));
-	r = -ENOMEM;
-	if (!m.key || !m.val || !ts->t || intern(ts, "", 0, &(uint32_t){ 0 }) < 0)
+	if (r < 0 || !ts->t || intern(ts, "", 0, &(uint32_t){ 0 }) < 0) {
+		r = -ENOMEM;
 		goto out;
+	}
 	if ((r = wf_csv_next(&c)) <= 0 || find_cols(&c, &col) < 0) {
 		snprintf(err, errlen, "%s: not an events CSV (header ts,user_id,session_id,event,item_id,value)", path);
 		r = -EPROTO;
@@ -386,8 +398,7 @@ static int load_templates(const char *path, uint32_t max, struct tmpls *ts, char
 out:
 	if (r < 0 && !*err)
 		snprintf(err, errlen, "out of memory reading %s", path);
-	free(m.key);
-	free(m.val);
+	map_fini(&m);
 	wf_csv_close(&c);
 	return r < 0 ? r : 0;
 }
@@ -1031,14 +1042,15 @@ static void usage(FILE *f)
 		"  --quiet            no progress on stderr\n");
 }
 
+/* s as a number from min to max into *ret; -EINVAL if it is not one. */
 static int parse_num(const char *s, double min, double max, double *ret)
 {
-	double v;
+	double v = 0;
+	int ok = wf_parse_double(s, strlen(s), &v) == 0 && v >= min && v <= max;
 
-	if (wf_parse_double(s, strlen(s), &v) < 0 || v < min || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
+	if (ok)
+		*ret = v;
+	return ok ? 0 : -EINVAL;
 }
 
 static int parse_args(int argc, char **argv, struct load_opt *o)
