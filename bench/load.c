@@ -69,7 +69,8 @@
 
 struct load_opt {
 	const char *events, *sock[LOAD_NTARGETS], *pids[LOAD_NTARGETS];
-	const char *csv, *plot, *label, *prefix, *key_prefix, *anon_key, *stream;
+	const char *csv, *plot, *label, *key_prefix, *anon_key, *stream;
+	char prefix[32]; /* of the session ids: unique to this process */
 	uint32_t conns, pipeline, rounds, sessions, k;
 	double seconds, warmup, drain, anon; /* anon < 0: the log's share */
 	uint64_t count, seed;
@@ -177,12 +178,13 @@ static uint32_t *sess_slot(struct sess_map *m, uint64_t h)
 }
 
 struct csv_cols {
-	int ts, user, sess, event, item, value;
+	int ts, user, sess, event, item, value; /* value: -1 if absent */
+	uint32_t need;                           /* fields a row needs */
 };
 
 static int find_cols(const struct wf_csv *c, struct csv_cols *ret)
 {
-	struct csv_cols k = { -1, -1, -1, -1, -1, -1 };
+	struct csv_cols k = { -1, -1, -1, -1, -1, -1, 0 };
 	static const char *const name[] = { "ts", "user_id", "session_id", "event", "item_id", "value" };
 	int *slot[] = { &k.ts, &k.user, &k.sess, &k.event, &k.item, &k.value };
 
@@ -192,6 +194,7 @@ static int find_cols(const struct wf_csv *c, struct csv_cols *ret)
 				*slot[j] = (int)i;
 	if (k.ts < 0 || k.user < 0 || k.sess < 0 || k.event < 0 || k.item < 0)
 		return -EPROTO;
+	k.need = (uint32_t)WF_MAX(WF_MAX(WF_MAX(k.ts, k.user), WF_MAX(k.sess, k.event)), k.item) + 1;
 	*ret = k;
 	return 0;
 }
@@ -311,6 +314,44 @@ static int finish_templates(struct tmpls *ts)
 	return r;
 }
 
+/* One row of events.csv: kept if its session is (or, while fewer than
+ * max are, becomes) a template. 1 read on, 0 stop (past stop_ts), or
+ * -ENOMEM. */
+static int take_row(struct tmpls *ts, struct sess_map *m, const struct wf_csv *c, const struct csv_cols *col,
+		    uint32_t max, int64_t *stop_ts)
+{
+	const struct wf_csv_field *f = c->field, *sess = &f[col->sess];
+	const struct wf_csv_field *value = col->value >= 0 && (uint32_t)col->value < c->nfields ? &f[col->value] : NULL;
+	int64_t ts_ms = 0;
+	uint32_t *v;
+	int type;
+
+	if (c->nfields < col->need)
+		return 1;
+	(void)wf_parse_i64(f[col->ts].p, f[col->ts].len, &ts_ms);
+	if (ts_ms > *stop_ts)
+		return 0;
+	type = wf_event_from_name(f[col->event].p, f[col->event].len);
+	if (type < 0 || !sess->len)
+		return 1;
+	v = sess_slot(m, wf_hash64(sess->p, sess->len));
+	if (*v == UINT32_MAX) {
+		if (ts->nt == max) {
+			*v = UINT32_MAX - 1; /* seen, not kept */
+			return 1;
+		}
+		*v = ts->nt;
+		ts->t[ts->nt] = (struct tmpl){ 0 };
+		if (f[col->user].len && intern(ts, f[col->user].p, f[col->user].len, &ts->t[ts->nt].user) < 0)
+			return -ENOMEM;
+		if (++ts->nt == max)
+			*stop_ts = ts_ms + 6 * 3600 * 1000;
+	}
+	if (*v >= ts->nt)
+		return 1;
+	return add_event(ts, *v, type, &f[col->item], value) < 0 ? -ENOMEM : 1;
+}
+
 /*
  * Read the first max sessions of events.csv (in order of their first
  * event) as templates. Stops reading 6 hours of store time after the
@@ -342,46 +383,10 @@ static int load_templates(const char *path, uint32_t max, struct tmpls *ts, char
 		goto out;
 	}
 	while ((r = wf_csv_next(&c)) != 0) {
-		const struct wf_csv_field *f = c.field;
-		const struct wf_csv_field *sess = &f[col.sess];
-		int64_t ts_ms = 0;
-		uint32_t *v;
-		int type;
-
 		if (r == -EPROTO)
 			continue;
-		if (r < 0)
+		if (r < 0 || (r = take_row(ts, &m, &c, &col, max, &stop_ts)) <= 0)
 			break;
-		if ((uint32_t)col.item >= c.nfields)
-			continue;
-		(void)wf_parse_i64(f[col.ts].p, f[col.ts].len, &ts_ms);
-		if (ts_ms > stop_ts)
-			break;
-		type = wf_event_from_name(f[col.event].p, f[col.event].len);
-		if (type < 0 || !sess->len)
-			continue;
-		v = sess_slot(&m, wf_hash64(sess->p, sess->len));
-		if (*v == UINT32_MAX) {
-			if (ts->nt == max) {
-				*v = UINT32_MAX - 1; /* seen, not kept */
-				continue;
-			}
-			*v = ts->nt;
-			ts->t[ts->nt] = (struct tmpl){ 0 };
-			if (f[col.user].len && intern(ts, f[col.user].p, f[col.user].len, &ts->t[ts->nt].user) < 0) {
-				r = -ENOMEM;
-				goto out;
-			}
-			if (++ts->nt == max)
-				stop_ts = ts_ms + 6 * 3600 * 1000;
-		}
-		if (*v >= ts->nt)
-			continue;
-		if (add_event(ts, *v, type, &f[col.item], col.value >= 0 && (uint32_t)col.value < c.nfields ?
-								 &f[col.value] : NULL) < 0) {
-			r = -ENOMEM;
-			goto out;
-		}
 	}
 	if (r < 0) {
 		snprintf(err, errlen, "reading %s: %s", path, strerror(-r));
@@ -463,6 +468,7 @@ struct driver {
 	int stopping;
 	struct load_run *run;
 	int shown;
+	redisReplyObjectFunctions fn; /* the readers' reply functions (rs_*) */
 };
 
 /* Reply functions: record the top level, count an array's strings. */
@@ -516,7 +522,6 @@ static void rs_free(void *p)
 	(void)p;
 }
 
-static redisReplyObjectFunctions rs_fn = { rs_string, rs_array, rs_integer, rs_nil, rs_free };
 
 /* "<c>N\r\n" (c: '*' or '$') at p; returns its length. */
 static size_t put_len(char *p, char c, size_t n)
@@ -585,8 +590,37 @@ static void new_session(struct driver *d, struct shopper *s, uint32_t ci, uint32
 	d->run->sessions += s->meas;
 }
 
+/* One event of shopper s's page view, as EVENT or as XADD. */
+static int put_event(struct driver *d, struct conn *c, const struct shopper *s, const char *user,
+		     const struct tev *e)
+{
+	const struct tmpls *ts = d->ts;
+	const char *type = wf_event_name(e->type), *item = str(ts, e->item), *field = field_of(e->type);
+	const char *wv[] = { "EVENT", s->sid, user, type, item, field, str(ts, e->value) };
+	const char *rv[] = { "XADD", d->o->stream, "*", "s", s->sid, "u", user, "t", type, "i", item, field,
+			     str(ts, e->value) };
+	int extra = field && e->value ? 2 : 0;
+
+	return d->target == LOAD_WEFT ? put_cmd(&c->out, 5 + extra, wv) : put_cmd(&c->out, 11 + extra, rv);
+}
+
+/* The page's recommendations: RECS, or LRANGE of the user's list (of the
+ * popular list for an anonymous visitor). */
+static int put_recs(struct driver *d, struct conn *c, const struct shopper *s, const char *user, int known)
+{
+	char k[16], last[16], key[WF_ID_MAX + 64];
+	const char *wv[] = { "RECS", s->sid, user, k, "PAGE", wf_page_name(s->page) };
+	const char *rv[] = { "LRANGE", key, "0", last };
+
+	snprintf(k, sizeof(k), "%u", d->o->k);
+	snprintf(last, sizeof(last), "%u", d->o->k - 1);
+	snprintf(key, sizeof(key), "%s%s", known ? d->o->key_prefix : "", known ? user : d->o->anon_key);
+	return d->target == LOAD_WEFT ? put_cmd(&c->out, 6, wv) : put_cmd(&c->out, 4, rv);
+}
+
 /* Queue shopper si's next page view on connection ci, unless the run's
- * bounds say stop. */
+ * bounds say stop: the events up to and including the next page's own
+ * (a purchase's lines together: one confirmation page), then its RECS. */
 static int issue(struct driver *d, uint32_t ci, uint32_t si, uint64_t now)
 {
 	struct conn *c = &d->c[ci];
@@ -594,9 +628,7 @@ static int issue(struct driver *d, uint32_t ci, uint32_t si, uint64_t now)
 	const struct tmpls *ts = d->ts;
 	const struct tmpl *t;
 	const char *user;
-	int weft = d->target == LOAD_WEFT, known;
 	uint32_t n = 0;
-	char kbuf[16], key[WF_ID_MAX + 64];
 
 	if (now >= d->deadline)
 		d->stopping = 1;
@@ -607,51 +639,23 @@ static int issue(struct driver *d, uint32_t ci, uint32_t si, uint64_t now)
 	if (s->pos >= ts->t[s->tmpl].n || !s->nsess)
 		new_session(d, s, ci, si);
 	t = &ts->t[s->tmpl];
-	known = t->user != 0;
-	user = known ? str(ts, t->user) : "-";
+	user = t->user ? str(ts, t->user) : "-";
 	while (s->pos < t->n && n < LOAD_MAX_GROUP) {
 		const struct tev *e = &ts->ev[t->first + s->pos++];
-		const char *type = wf_event_name(e->type), *item = str(ts, e->item), *field = field_of(e->type);
-		const char *wv[] = { "EVENT", s->sid, user, type, item, field, str(ts, e->value) };
-		const char *rv[] = { "XADD", d->o->stream, "*", "s", s->sid, "u", user, "t", type, "i", item, field,
-				     str(ts, e->value) };
-		int extra = field && e->value ? 2 : 0;
 
-		if (weft ? put_cmd(&c->out, 5 + extra, wv) : put_cmd(&c->out, 11 + extra, rv))
+		if (put_event(d, c, s, user, e) < 0)
 			return -ENOMEM;
-		push_due(c, si, LOAD_EVENT, known);
+		push_due(c, si, LOAD_EVENT, t->user != 0);
 		n++;
-		if (is_page_event(e->type)) {
-			s->page = (uint8_t)page_of(e->type);
-			/* A purchase's lines arrive together: one confirmation page. */
-			while (e->type == WF_EV_PURCHASE && s->pos < t->n && n < LOAD_MAX_GROUP &&
-			       ts->ev[t->first + s->pos].type == WF_EV_PURCHASE) {
-				const struct tev *p = &ts->ev[t->first + s->pos++];
-				wv[4] = rv[10] = str(ts, p->item);
-				wv[6] = rv[12] = str(ts, p->value);
-				extra = p->value ? 2 : 0;
-				if (weft ? put_cmd(&c->out, 5 + extra, wv) : put_cmd(&c->out, 11 + extra, rv))
-					return -ENOMEM;
-				push_due(c, si, LOAD_EVENT, known);
-				n++;
-			}
+		if (!is_page_event(e->type))
+			continue;
+		s->page = (uint8_t)page_of(e->type);
+		if (e->type != WF_EV_PURCHASE || s->pos == t->n || ts->ev[t->first + s->pos].type != WF_EV_PURCHASE)
 			break;
-		}
 	}
-	snprintf(kbuf, sizeof(kbuf), "%u", d->o->k);
-	if (weft) {
-		const char *a[] = { "RECS", s->sid, user, kbuf, "PAGE", wf_page_name(s->page) };
-		if (put_cmd(&c->out, 6, a) < 0)
-			return -ENOMEM;
-	} else {
-		char last[16];
-		const char *a[] = { "LRANGE", key, "0", last };
-		snprintf(key, sizeof(key), "%s%s", known ? d->o->key_prefix : "", known ? user : d->o->anon_key);
-		snprintf(last, sizeof(last), "%u", d->o->k - 1);
-		if (put_cmd(&c->out, 4, a) < 0)
-			return -ENOMEM;
-	}
-	push_due(c, si, LOAD_RECS, known);
+	if (put_recs(d, c, s, user, t->user != 0) < 0)
+		return -ENOMEM;
+	push_due(c, si, LOAD_RECS, t->user != 0);
 	s->due = (uint16_t)(n + 1);
 	s->bad = 0;
 	c->fresh[c->nfresh++] = si;
@@ -871,7 +875,7 @@ static int setup_conns(struct driver *d)
 		struct conn *c = &d->c[i];
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
 
-		c->rd = redisReaderCreateWithFunctions(&rs_fn);
+		c->rd = redisReaderCreateWithFunctions(&d->fn);
 		c->q = calloc(qcap, sizeof(*c->q));
 		c->sh = calloc(o->pipeline, sizeof(*c->sh));
 		c->fresh = calloc(o->pipeline, sizeof(*c->fresh));
@@ -897,10 +901,14 @@ static double cpu_self(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* One round against one target: connect, warm up, measure, drain. */
+/* One round against one target: connect, warm up, measure, drain. The
+ * event loop itself, hence its length: each shopper's first page view,
+ * then epoll until every reply is in or the drain time is over; CPU is
+ * read when the measured part starts and at the end. */
 static int drive(const struct load_opt *o, const struct tmpls *ts, int target, int round, struct load_run *run)
 {
-	struct driver d = { .o = o, .ts = ts, .target = target, .round = round, .ep = -1, .run = run };
+	struct driver d = { .o = o, .ts = ts, .target = target, .round = round, .ep = -1, .run = run,
+			    .fn = { rs_string, rs_array, rs_integer, rs_nil, rs_free } };
 	struct epoll_event evs[256];
 	double cpu0 = 0, scpu0 = -1, g0[LOAD_CPU_GROUPS], g1[LOAD_CPU_GROUPS];
 	uint64_t hard;
@@ -1067,14 +1075,13 @@ static int parse_args(int argc, char **argv, struct load_opt *o)
 		{ "drain", required_argument, NULL, 6 },    { "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 }
 	};
-	static char prefix[32];
 	double v;
 	int ch;
 
-	snprintf(prefix, sizeof(prefix), "ld%x", (unsigned)getpid() ^ (unsigned)time(NULL));
 	*o = (struct load_opt){ .conns = 50, .pipeline = 1, .rounds = 1, .sessions = 20000, .k = 20, .seconds = 5,
 				.warmup = 0.5, .drain = 10, .anon = -1, .seed = 1, .label = "pageview",
-				.prefix = prefix, .key_prefix = "", .anon_key = "popular", .stream = "events" };
+				.key_prefix = "", .anon_key = "popular", .stream = "events" };
+	snprintf(o->prefix, sizeof(o->prefix), "ld%x", (unsigned)getpid() ^ (unsigned)time(NULL));
 	while ((ch = getopt_long(argc, argv, "c:P:d:n:k:qh", lo, NULL)) != -1) {
 		int r = 0;
 		switch (ch) {
@@ -1116,15 +1123,77 @@ static int parse_args(int argc, char **argv, struct load_opt *o)
 	return 0;
 }
 
+/* The round whose weft/redis page-view ratio is the median (0 with one
+ * target), after printing the PAGEVIEW line. */
+static int median_round(const struct load_opt *o, const struct load_run *runs)
+{
+	double ratio[100], sorted[100];
+	int both = o->sock[LOAD_WEFT] && o->sock[LOAD_REDIS], median = 0;
+
+	for (uint32_t r = 0; r < o->rounds; r++) {
+		const struct load_run *w = &runs[r * LOAD_NTARGETS + LOAD_WEFT], *x = &runs[r * LOAD_NTARGETS + LOAD_REDIS];
+		ratio[r] = both && pv_rate(x) > 0 ? pv_rate(w) / pv_rate(x) : 0;
+	}
+	memcpy(sorted, ratio, o->rounds * sizeof(double));
+	qsort(sorted, o->rounds, sizeof(double), cmp_ratio);
+	for (uint32_t r = 0; r < o->rounds; r++)
+		if (ratio[r] == sorted[o->rounds / 2])
+			median = (int)r;
+	if (both) {
+		printf("PAGEVIEW %s ratio %.2f (round %d; rounds:", o->label, ratio[median], median + 1);
+		for (uint32_t r = 0; r < o->rounds; r++)
+			printf(" %.2f", ratio[r]);
+		printf(")\n");
+	}
+	return median;
+}
+
+/* The CSV (every round, target and op) and the plot (the median round).
+ * 0, or -1 if either could not be written (said on stderr). */
+static int write_outputs(const struct load_opt *o, const struct load_run *runs, int median)
+{
+	int r = 0;
+
+	if (o->csv) {
+		FILE *f = fopen(o->csv, "we");
+		if (!f) {
+			fprintf(stderr, "weft-load: cannot write %s: %s\n", o->csv, strerror(errno));
+			return -1;
+		}
+		load_csv_header(f);
+		for (uint32_t i = 0; i < o->rounds; i++)
+			for (int t = 0; t < LOAD_NTARGETS; t++)
+				if (o->sock[t])
+					load_csv_rows(f, o->label, t, (int)i + 1, (int)i == median, (int)o->conns,
+						      (int)o->pipeline, &runs[i * LOAD_NTARGETS + t]);
+		if (fclose(f) != 0) {
+			fprintf(stderr, "weft-load: writing %s failed: %s\n", o->csv, strerror(errno));
+			r = -1;
+		}
+	}
+	if (o->plot) {
+		const struct load_run *pr[LOAD_NTARGETS];
+		char title[256];
+
+		for (int t = 0; t < LOAD_NTARGETS; t++)
+			pr[t] = o->sock[t] ? &runs[median * LOAD_NTARGETS + t] : NULL;
+		snprintf(title, sizeof(title), "weft-load %s: -c %u -P %u, round %d of %u", o->label, o->conns,
+			 o->pipeline, median + 1, o->rounds);
+		if (load_plot(o->plot, title, pr) < 0) {
+			fprintf(stderr, "weft-load: writing the plot's data beside %s failed\n", o->plot);
+			r = -1;
+		}
+	}
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct load_opt o;
 	struct tmpls ts;
-	struct load_run *runs;
-	double ratio[100];
+	struct load_run *runs = NULL;
 	char err[512] = "";
-	int median = 0, fail = 0;
-	FILE *csv = NULL;
+	int fail = 2;
 
 	if (parse_args(argc, argv, &o) < 0)
 		return 2;
@@ -1135,76 +1204,26 @@ int main(int argc, char **argv)
 	if (!o.quiet)
 		fprintf(stderr, "weft-load: %u sessions (%u of returning users, %u anonymous), %zu events from %s\n", ts.nt,
 			ts.nknown, ts.nanon, ts.nev, o.events);
-	if (o.sock[LOAD_REDIS] && ensure_popular(&o, &ts) < 0) {
-		free_templates(&ts);
-		return 2;
-	}
-	runs = calloc((size_t)o.rounds * LOAD_NTARGETS, sizeof(*runs));
-	if (!runs) {
-		free_templates(&ts);
-		return 2;
-	}
+	if ((o.sock[LOAD_REDIS] && ensure_popular(&o, &ts) < 0) ||
+	    !(runs = calloc((size_t)o.rounds * LOAD_NTARGETS, sizeof(*runs))))
+		goto out;
+	fail = 0;
 	for (uint32_t r = 0; r < o.rounds; r++) {
 		for (int t = 0; t < LOAD_NTARGETS; t++) {
 			struct load_run *run = &runs[r * LOAD_NTARGETS + t];
 			if (!o.sock[t])
 				continue;
 			if (drive(&o, &ts, t, (int)r + 1, run) < 0) {
-				free(runs);
-				free_templates(&ts);
-				return 2;
+				fail = 2;
+				goto out;
 			}
 			load_print(o.label, t, (int)r + 1, run);
 			fail |= run->errors != 0;
 		}
-		ratio[r] = o.sock[LOAD_WEFT] && o.sock[LOAD_REDIS] && pv_rate(&runs[r * 2 + 1]) > 0 ?
-				   pv_rate(&runs[r * 2]) / pv_rate(&runs[r * 2 + 1]) :
-				   0;
 	}
-	{
-		double sorted[100];
-		memcpy(sorted, ratio, o.rounds * sizeof(double));
-		qsort(sorted, o.rounds, sizeof(double), cmp_ratio);
-		for (uint32_t r = 0; r < o.rounds; r++)
-			if (ratio[r] == sorted[o.rounds / 2])
-				median = (int)r;
-		if (o.sock[LOAD_WEFT] && o.sock[LOAD_REDIS]) {
-			printf("PAGEVIEW %s ratio %.2f (round %d; rounds:", o.label, ratio[median], median + 1);
-			for (uint32_t r = 0; r < o.rounds; r++)
-				printf(" %.2f", ratio[r]);
-			printf(")\n");
-		}
-	}
-	if (o.csv) {
-		csv = fopen(o.csv, "we");
-		if (!csv) {
-			fprintf(stderr, "weft-load: cannot write %s: %s\n", o.csv, strerror(errno));
-			fail = 2;
-		} else {
-			load_csv_header(csv);
-			for (uint32_t r = 0; r < o.rounds; r++)
-				for (int t = 0; t < LOAD_NTARGETS; t++)
-					if (o.sock[t])
-						load_csv_rows(csv, o.label, t, (int)r + 1, (int)r == median, (int)o.conns,
-							      (int)o.pipeline, &runs[r * LOAD_NTARGETS + t]);
-			if (fclose(csv) != 0) {
-				fprintf(stderr, "weft-load: writing %s failed: %s\n", o.csv, strerror(errno));
-				fail = 2;
-			}
-		}
-	}
-	if (o.plot) {
-		const struct load_run *pr[LOAD_NTARGETS];
-		char title[256];
-		for (int t = 0; t < LOAD_NTARGETS; t++)
-			pr[t] = o.sock[t] ? &runs[median * LOAD_NTARGETS + t] : NULL;
-		snprintf(title, sizeof(title), "weft-load %s: -c %u -P %u, round %d of %u", o.label, o.conns, o.pipeline,
-			 median + 1, o.rounds);
-		if (load_plot(o.plot, title, pr) < 0) {
-			fprintf(stderr, "weft-load: writing the plot's data beside %s failed\n", o.plot);
-			fail = 2;
-		}
-	}
+	if (write_outputs(&o, runs, median_round(&o, runs)) < 0)
+		fail = 2;
+out:
 	free(runs);
 	free_templates(&ts);
 	return fail;
