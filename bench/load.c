@@ -41,7 +41,8 @@
  * strings, non-empty for a known user. Anything else (an -ERR, a closed
  * connection, no reply) is a bad reply, its page view an error; both are
  * counted and the first few are printed. Exit 0 if every page view was
- * good, 1 if any was not, 2 on bad usage or a socket that does not answer.
+ * good, 1 if any was not (or a reply never came, or no page view was
+ * answered at all), 2 on bad usage or a socket that does not answer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -667,7 +668,7 @@ static void bad_reply(struct driver *d, struct shopper *s, int op, const char *w
 	s->bad = 1;
 	if (s->meas)
 		d->run->bad[op]++;
-	if (d->shown < LOAD_SHOWN_ERRORS && s->meas) {
+	if (d->shown < LOAD_SHOWN_ERRORS) {
 		d->shown++;
 		fprintf(stderr, "weft-load: %s %s: bad %s reply: %s\n", load_target_name(d->target), s->sid,
 			load_op_name(d->target, op), why);
@@ -728,6 +729,7 @@ static void conn_lost(struct driver *d, struct conn *c, const char *why)
 	while (c->qhead != c->qtail) {
 		const struct due *w = &c->q[c->qhead++ & c->qmask];
 		struct shopper *s = &c->sh[w->shopper];
+		d->run->lost++;
 		bad_reply(d, s, w->op, why);
 		if (--s->due == 0 && s->meas)
 			d->run->errors++;
@@ -824,7 +826,10 @@ static int connect_unix(const char *path, int *ret_fd)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	/* A server that does not accept (a full backlog) must not hang us:
+	 * a Unix connect waits at most the send timeout. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &(struct timeval){ .tv_sec = 5 }, sizeof(struct timeval)) < 0 ||
+	    connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;
@@ -979,11 +984,12 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
  * the most viewed items of the sessions read, when Redis lacks it. */
 static int ensure_popular(const struct load_opt *o, const struct tmpls *ts)
 {
-	redisContext *c = redisConnectUnix(o->sock[LOAD_REDIS]);
+	struct timeval tv = { .tv_sec = 10 };
+	redisContext *c = redisConnectUnixWithTimeout(o->sock[LOAD_REDIS], tv);
 	redisReply *r;
 	int ret = -EIO;
 
-	if (!c || c->err) {
+	if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
 		fprintf(stderr, "weft-load: cannot connect to redis at %s: %s\n", o->sock[LOAD_REDIS],
 			c ? c->errstr : "out of memory");
 		goto out;
@@ -1218,7 +1224,10 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			load_print(o.label, t, (int)r + 1, run);
-			fail |= run->errors != 0;
+			if (!run->h[LOAD_PV].n)
+				fprintf(stderr, "weft-load: no page view of %s was answered in the measured time\n",
+					load_target_name(t));
+			fail |= run->errors || run->lost || !run->h[LOAD_PV].n;
 		}
 	}
 	if (write_outputs(&o, runs, median_round(&o, runs)) < 0)

@@ -41,6 +41,7 @@ struct load_run {
 	uint64_t bad[LOAD_NOPS]; /* bad replies per op: -ERR, wrong type, empty list for a known user, none */
 	uint64_t empty_known; /* RECS / LRANGE replies with no item for a known user (also in bad) */
 	uint64_t empty_anon;  /* the same for an anonymous visitor (not an error) */
+	uint64_t lost;        /* replies never received, warm-up included (errors) */
 	uint64_t known, anon; /* page views of returning users, of anonymous visitors */
 	uint64_t sessions;    /* sessions started */
 	double seconds;       /* first send to last reply */

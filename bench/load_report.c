@@ -144,12 +144,14 @@ void load_print(const char *label, int target, int round, const struct load_run 
 
 	cpu_groups(groups, sizeof(groups), r);
 	printf("LOAD %s %s r%d pageviews %llu in %.2f s = %.0f/s, ops %.0f/s (%.2f events per page view), errors %llu"
-	       " (empty for a known user %llu), known %llu anonymous %llu (empty %llu), sessions %llu, CPU us/pageview"
+	       " (empty for a known user %llu, replies lost %llu), known %llu anonymous %llu (empty %llu), sessions %llu,"
+	       " CPU us/pageview"
 	       " server %.1f (%s) client %.1f\n",
 	       label, t, round, (unsigned long long)r->h[LOAD_PV].n, r->seconds, per_s(r, LOAD_PV),
 	       r->seconds > 0 ? ops(r) / r->seconds : 0,
 	       r->h[LOAD_PV].n ? (double)r->h[LOAD_EVENT].n / (double)r->h[LOAD_PV].n : 0,
-	       (unsigned long long)r->errors, (unsigned long long)r->empty_known, (unsigned long long)r->known,
+	       (unsigned long long)r->errors, (unsigned long long)r->empty_known, (unsigned long long)r->lost,
+	       (unsigned long long)r->known,
 	       (unsigned long long)r->anon, (unsigned long long)r->empty_anon, (unsigned long long)r->sessions,
 	       cpu_us(r->server_cpu_s, r), groups, cpu_us(r->client_cpu_s, r));
 	for (int op = 0; op < LOAD_NOPS; op++) {
@@ -165,7 +167,7 @@ void load_print(const char *label, int target, int round, const struct load_run 
 void load_csv_header(FILE *f)
 {
 	fprintf(f, "label,target,round,median,conns,pipeline,op,count,per_s,p50_us,p90_us,p99_us,p999_us,max_us,"
-		   "bad,pageview_errors,empty_known,empty_anon,known,anon,sessions,seconds,ops_per_s,"
+		   "bad,pageview_errors,lost,empty_known,empty_anon,known,anon,sessions,seconds,ops_per_s,"
 		   "server_cpu_us_per_pv,server_cpu_groups_us_per_pv,client_cpu_us_per_pv\n");
 }
 
@@ -177,13 +179,13 @@ void load_csv_rows(FILE *f, const char *label, int target, int round, int median
 	cpu_groups(groups, sizeof(groups), r);
 	for (int op = 0; op < LOAD_NOPS; op++) {
 		const struct load_hist *h = &r->h[op];
-		fprintf(f, "%s,%s,%d,%d,%d,%d,%s,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
+		fprintf(f, "%s,%s,%d,%d,%d,%d,%s,%llu,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,"
 			   "%.3f,%.1f,%.2f,%s,%.2f\n",
 			label, load_target_name(target), round, median, conns, pipeline, load_op_name(target, op),
 			(unsigned long long)h->n, per_s(r, op), (double)load_hist_quantile(h, 0.5) / 1e3,
 			(double)load_hist_quantile(h, 0.9) / 1e3, (double)load_hist_quantile(h, 0.99) / 1e3,
 			(double)load_hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3, (unsigned long long)r->bad[op],
-			(unsigned long long)r->errors, (unsigned long long)r->empty_known,
+			(unsigned long long)r->errors, (unsigned long long)r->lost, (unsigned long long)r->empty_known,
 			(unsigned long long)r->empty_anon, (unsigned long long)r->known, (unsigned long long)r->anon,
 			(unsigned long long)r->sessions, r->seconds, r->seconds > 0 ? ops(r) / r->seconds : 0,
 			cpu_us(r->server_cpu_s, r), groups, cpu_us(r->client_cpu_s, r));

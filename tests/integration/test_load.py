@@ -91,6 +91,7 @@ def check_counts(rows, target, event_op, recs_op, rnd="1"):
     n = int(pv["count"])
     assert n > 0, f"{target}: no page views"
     assert int(pv["pageview_errors"]) == 0 and int(ev["bad"]) == 0 and int(rc["bad"]) == 0, pv
+    assert int(pv["lost"]) == 0, f"{target}: replies never came: {pv}"
     assert int(pv["empty_known"]) == 0, f"{target}: an empty list for a returning user: {pv}"
     assert int(rc["count"]) == n, f"{target}: {rc['count']} {recs_op} for {n} page views"
     assert int(pv["known"]) + int(pv["anon"]) == n, pv
