@@ -118,11 +118,11 @@ struct ranker_ctx {
 	struct wf_rank_scratch *scratch;
 
 	/* Generations: cur serves; the loader thread builds the next and
-	 * publishes it in `ready` (R8 release in the loader; A8 acquire in
+	 * publishes it in `ready` (RL1 release in the loader; AL1 acquire in
 	 * the loop). */
 	struct ranker_gen *cur;
 	_Atomic(struct ranker_gen *) ready;
-	_Atomic uint64_t want_gen;      /* loop -> loader: generation to build (R9/A9) */
+	_Atomic uint64_t want_gen;      /* loop -> loader: generation to build (RL2/AL2) */
 	_Atomic int loader_busy;
 	uint64_t failed_gen_seen;
 

@@ -13,6 +13,7 @@ int wf_msg_req_push(struct wf_ring_prod *p, const struct wf_msg_req *hdr, const 
 	uint64_t bytes = 0;
 	uint32_t size;
 	uint8_t *dst;
+	void *buf;
 
 	if (hdr->argc > WF_MSG_MAX_ARGS)
 		return -E2BIG;
@@ -21,9 +22,9 @@ int wf_msg_req_push(struct wf_ring_prod *p, const struct wf_msg_req *hdr, const 
 	if (wf_msg_req_size(hdr->argc, bytes) > wf_ring_max_payload(p->r))
 		return -EMSGSIZE;
 	size = wf_msg_req_size(hdr->argc, bytes);
-	dst = wf_ring_reserve(p, size, WF_MSG_REQ);
-	if (!dst)
+	if (wf_ring_reserve(p, size, WF_MSG_REQ, &buf) < 0)
 		return -EAGAIN;
+	dst = buf;
 	memcpy(dst, hdr, sizeof(*hdr));
 	dst += sizeof(*hdr);
 	memcpy(dst, argl, 4ull * hdr->argc);
@@ -65,13 +66,14 @@ int wf_msg_req_decode(const void *payload, uint32_t len, struct wf_msg_req_view 
 int wf_msg_rep_push(struct wf_ring_prod *p, const struct wf_msg_rep *hdr, const void *resp, uint32_t resp_len)
 {
 	uint8_t *dst;
+	void *buf;
 	struct wf_msg_rep h = *hdr;
 
 	if ((uint64_t)sizeof(h) + resp_len > wf_ring_max_payload(p->r))
 		return -EMSGSIZE;
-	dst = wf_ring_reserve(p, (uint32_t)sizeof(h) + resp_len, WF_MSG_REP);
-	if (!dst)
+	if (wf_ring_reserve(p, (uint32_t)sizeof(h) + resp_len, WF_MSG_REP, &buf) < 0)
 		return -EAGAIN;
+	dst = buf;
 	h.resp_len = resp_len;
 	memcpy(dst, &h, sizeof(h));
 	memcpy(dst + sizeof(h), resp, resp_len);
