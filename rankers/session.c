@@ -685,62 +685,44 @@ static int recs_cached(struct ranker_ctx *ctx, const struct query_env *e, uint32
 static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
 			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet)
 {
-	struct wf_front_entry e; /* staging copy: the header is zeroed below, data filled as used */
-	struct wf_front_entry *slot;
-	uint32_t pos = 0;
+	struct wf_front_stage st; /* staging copy, written in one run by wf_front_publish() */
+	struct wf_front_key key;
 
 	/* acquire: pairs with the release in wf_seq_write_end() (weights). */
 	if (!ctx->front || !hdr->lsn || (wseq & 1) ||
 	    atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire) != wseq)
 		return;
-	memset(&e, 0, offsetof(struct wf_front_entry, data));
-	if (quiet && wf_front_args_quiet(e.data, &pos) < 0)
-		return;
+	wf_front_key_init(&key, quiet);
 	for (uint32_t i = quiet ? 1 : 0; i < argc; i++)
-		if (wf_front_args_add(e.data, &pos, argv[i].p, argv[i].len) < 0)
+		if (wf_front_key_add(&key, argv[i].p, argv[i].len) < 0)
 			return;
-	e.args_len = (uint8_t)pos;
-	e.key = wf_hash64(e.data, pos) | 1;
+	wf_front_key_seal(&key);
 	/* Publish only a request seen twice with the same list: a one-off
 	 * (say, a random session id per query) would only cost a ~1 KiB write
 	 * here and a cache miss in ingest (a list ranked for a ghost's return
 	 * was seen twice). A quiet answer serves every session of its user
 	 * without state: published at once. */
-	if (!quiet && c->state != RANKER_TWICE && c->args_key != e.key) {
-		((struct ranker_cached *)c)->args_key = e.key;
+	if (!quiet && c->state != RANKER_TWICE && c->args_key != key.hash) {
+		((struct ranker_cached *)c)->args_key = key.hash;
 		return;
 	}
-	e.sver = quiet ? 0 : hdr->lsn;
-	e.gen = ctx->cur->gen;
-	e.until_ms = wf_wall_ms() + ctx->session_ttl_ms / 2;
-	e.epoch = (uint32_t)(hdr->req_id >> 32);
-	e.starts = atomic_load_explicit(&ctx->sc->ranker_starts, memory_order_relaxed); /* our own field */
-	e.wseq = wseq;
-	e.complete = c->complete;
+	wf_front_stage_init(&st, &key,
+			    &(struct wf_front_deps){
+				    .sver = quiet ? 0 : hdr->lsn,
+				    .gen = ctx->cur->gen,
+				    .until_ms = wf_wall_ms() + ctx->session_ttl_ms / 2,
+				    .epoch = (uint32_t)(hdr->req_id >> 32),
+				    /* relaxed: our own field */
+				    .starts = atomic_load_explicit(&ctx->sc->ranker_starts, memory_order_relaxed),
+				    .wseq = wseq,
+			    });
 	for (uint32_t i = 0; i < c->n; i++) {
 		const struct wf_snap_item *it = &ctx->cur->snap->items[c->items[i]];
-		if (wf_front_item_add(e.data, &pos, ctx->cur->stock_keys[c->items[i]],
-				      (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0, wf_snap_str(ctx->cur->snap, it->id_off),
-				      it->id_len) < 0) {
-			e.complete = 0;
+		if (wf_front_stage_item(&st, ctx->cur->stock_keys[c->items[i]], (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0,
+					wf_snap_str(ctx->cur->snap, it->id_off), it->id_len) < 0)
 			break;
-		}
-		e.n++;
 	}
-	e.data_len = (uint16_t)pos;
-	memset(e.data + pos, 0, WF_ALIGN_UP(pos, 4) - pos);
-	/* Two ways per key: this key's own entry, else the one that expires
-	 * first (reads of our own entries: relaxed, we are their only writer). */
-	slot = &ctx->front->e[e.key & (WF_FRONT_SLOTS - 2)];
-	if (__atomic_load_n(&slot[0].key, __ATOMIC_RELAXED) != e.key &&
-	    (__atomic_load_n(&slot[1].key, __ATOMIC_RELAXED) == e.key ||
-	     __atomic_load_n(&slot[1].until_ms, __ATOMIC_RELAXED) < __atomic_load_n(&slot[0].until_ms, __ATOMIC_RELAXED)))
-		slot++;
-	/* One run: the header and the data used (see struct wf_front_entry). */
-	wf_seq_write_begin(&slot->lock);
-	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock),
-		     offsetof(struct wf_front_entry, data) - sizeof(e.lock) + WF_ALIGN_UP(pos, 4));
-	wf_seq_write_end(&slot->lock);
+	wf_front_publish(ctx->front, &st, c->complete);
 }
 
 static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
