@@ -49,37 +49,35 @@ static void quoted(char *out, size_t n, const struct wf_resp_arg *a)
 
 /* ---- ranker commands ---- */
 
+/* 0 if a is a valid id, else -EINVAL with the error replied. */
 static int valid_id(struct ingest_ctx *ctx, struct ingest_conn *c, const char *what, const struct wf_resp_arg *a)
 {
 	char q[300];
 
 	if (wf_id_valid(a->p, a->len))
-		return 1;
+		return 0;
 	quoted(q, sizeof(q), a);
 	err(ctx, c, "invalid %s '%s': 1..%u printable bytes without spaces", what, q, WF_ID_MAX);
-	return 0;
+	return -EINVAL;
 }
 
+/* EVENT's arguments past its arity: 0, or -EINVAL with the error replied. */
 static int check_event(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	char q[300];
 
-	if (r->argc < 5 || (r->argc - 5) % 2) {
-		err(ctx, c, "EVENT wants: session user type item [field value]...");
-		return 0;
-	}
 	if (r->argc - 1 > WF_JOURNAL_MAX_ARGS) {
 		err(ctx, c, "EVENT has too many fields (at most %u)", (WF_JOURNAL_MAX_ARGS - 4) / 2);
-		return 0;
+		return -EINVAL;
 	}
-	if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]) ||
-	    !valid_id(ctx, c, "item", &r->argv[4]))
-		return 0;
+	if (valid_id(ctx, c, "session", &r->argv[1]) < 0 || valid_id(ctx, c, "user", &r->argv[2]) < 0 ||
+	    valid_id(ctx, c, "item", &r->argv[4]) < 0)
+		return -EINVAL;
 	if (wf_event_from_name(r->argv[3].p, r->argv[3].len) < 0) {
 		quoted(q, sizeof(q), &r->argv[3]);
 		err(ctx, c, "unknown event type '%s' (view click pdp hover dwell scroll search cart_add cart_remove "
 			    "purchase)", q);
-		return 0;
+		return -EINVAL;
 	}
 	for (uint32_t i = 5; i < r->argc; i += 2) {
 		const struct wf_resp_arg *f = &r->argv[i], *v = &r->argv[i + 1];
@@ -87,55 +85,75 @@ static int check_event(struct ingest_ctx *ctx, struct ingest_conn *c, const stru
 
 		if (f->len == 0 || f->len > 32 || v->len > 1024) {
 			err(ctx, c, "EVENT field names are 1..32 bytes and values at most 1024");
-			return 0;
+			return -EINVAL;
 		}
 		if ((is(f, "ms") || is(f, "depth") || is(f, "qty") || is(f, "ts")) &&
 		    (wf_parse_i64(v->p, v->len, &n) < 0 || n < 0)) {
 			quoted(q, sizeof(q), f);
 			err(ctx, c, "EVENT field '%s' wants a non-negative integer", q);
-			return 0;
+			return -EINVAL;
 		}
 	}
-	return 1;
+	return 0;
 }
 
-static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+/* RECS's arguments past its arity (wf_recs_args_parse): 0 and in
+ * *ret_front_k the k a front table may answer (0: none may: EXPLAIN,
+ * SIZE, or k past WF_FRONT_ITEMS), or -EINVAL with the error replied. */
+static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		      uint32_t *ret_front_k)
 {
-	int64_t k;
+	struct wf_arg av[WF_RESP_MAX_ARGS];
+	struct wf_recs_args ra;
+	uint32_t bad = 0;
 	char q[300];
+	int e;
 
-	if (r->argc < 4) {
-		err(ctx, c, "RECS wants: session user k [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]");
+	if (valid_id(ctx, c, "session", &r->argv[1]) < 0 || valid_id(ctx, c, "user", &r->argv[2]) < 0)
+		return -EINVAL;
+	for (uint32_t i = 1; i < r->argc; i++)
+		av[i - 1] = (struct wf_arg){ r->argv[i].p, r->argv[i].len };
+	e = wf_recs_args_parse(av, r->argc - 1, &ra, &bad);
+	if (e == 0) {
+		*ret_front_k = ra.explain || ra.size || ra.k > WF_FRONT_ITEMS ? 0 : ra.k; /* never published */
 		return 0;
 	}
-	if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
-		return 0;
-	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > 500) {
-		quoted(q, sizeof(q), &r->argv[3]);
-		err(ctx, c, "RECS k must be an integer from 1 to 500, not '%s'", q);
-		return 0;
-	}
-	for (uint32_t i = 4; i < r->argc; i++) {
-		if (is(&r->argv[i], "EXPLAIN"))
-			continue;
-		if (i + 1 < r->argc && is(&r->argv[i], "PAGE")) {
-			if (wf_page_from_name(r->argv[i + 1].p, r->argv[i + 1].len) < 0) {
-				quoted(q, sizeof(q), &r->argv[i + 1]);
-				err(ctx, c, "unknown page type '%s' (home pdp cart search category email)", q);
-				return 0;
-			}
-			i++;
-			continue;
-		}
-		if (i + 1 < r->argc && (is(&r->argv[i], "ANCHOR") || is(&r->argv[i], "SIZE"))) {
-			i++;
-			continue;
-		}
-		quoted(q, sizeof(q), &r->argv[i]);
+	quoted(q, sizeof(q), &r->argv[bad + 1]);
+	if (e == -ERANGE)
+		err(ctx, c, "RECS k must be an integer from 1 to %u, not '%s'", WF_RECS_MAX_K, q);
+	else if (e == -ENOENT)
+		err(ctx, c, "unknown page type '%s' (home pdp cart search category email)", q);
+	else
 		err(ctx, c, "RECS: unexpected argument '%s'", q);
+	return -EINVAL;
+}
+
+/* A ranker command's arguments (its arity from the command table, then
+ * each command's checks): 0, or -EINVAL with the error replied. RECS:
+ * *ret_front_k as check_recs() gives it. */
+static int check_args(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		      const struct wf_cmd_info *ci, uint32_t *ret_front_k)
+{
+	if (wf_cmd_arity(ci, r->argc - 1) < 0) {
+		err(ctx, c, "%s", ci->usage);
+		return -EINVAL;
+	}
+	switch (ci->code) {
+	case WF_CMD_EVENT:
+		return check_event(ctx, c, r);
+	case WF_CMD_RECS:
+		return check_recs(ctx, c, r, ret_front_k);
+	case WF_CMD_RERANK:
+		for (uint32_t i = 1; i < r->argc; i++)
+			if (valid_id(ctx, c, i == 1 ? "session" : i == 2 ? "user" : "item", &r->argv[i]) < 0)
+				return -EINVAL;
+		return 0;
+	default: /* HISTORY session, SEGMENTS session user */
+		for (uint32_t i = 1; i < r->argc; i++)
+			if (valid_id(ctx, c, i == 1 ? "session" : "user", &r->argv[i]) < 0)
+				return -EINVAL;
 		return 0;
 	}
-	return 1;
 }
 
 /* 1 if every request forwarded to the shard before the route table last
@@ -194,10 +212,10 @@ static int front_render(struct ingest_ctx *ctx, const struct wf_front_answer *a)
 }
 
 /* A front-table key as built for one shard (see front_key()); k: the
- * request's, 0 before it is parsed, -1 when no entry may answer it. */
+ * request's (check_recs()), 0 when no entry may answer it. */
 struct front_key {
 	uint32_t shard;
-	int64_t k;
+	uint32_t k;
 	struct wf_front_key key;
 };
 
@@ -212,16 +230,7 @@ static int front_key(struct ingest_ctx *ctx, const struct wf_resp_req *r, uint32
 	struct ingest_shard *sh = &ctx->shards[shard];
 
 	fk->shard = UINT32_MAX; /* until built */
-	if (!sh->front)
-		return -ENOENT;
-	if (!fk->k) { /* once per request: k, and no EXPLAIN or SIZE */
-		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &fk->k) < 0 || fk->k < 1 || fk->k > WF_FRONT_ITEMS)
-			fk->k = -1;
-		for (uint32_t i = 4; i < r->argc && fk->k > 0; i++)
-			if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
-				fk->k = -1; /* the ranker never publishes those */
-	}
-	if (fk->k < 0)
+	if (!sh->front || !fk->k)
 		return -ENOENT;
 	wf_front_key_init(&fk->key, quiet);
 	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
@@ -229,7 +238,7 @@ static int front_key(struct ingest_ctx *ctx, const struct wf_resp_req *r, uint32
 			return -ENOENT;
 	wf_front_key_seal(&fk->key);
 	fk->shard = shard;
-	wf_front_prefetch(sh->front, &fk->key, (uint32_t)fk->k);
+	wf_front_prefetch(sh->front, &fk->key, fk->k);
 	return 0;
 }
 
@@ -261,7 +270,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		/* Its cache miss overlaps the entry's (read in wf_front_lookup). */
 		__builtin_prefetch(wf_front_live(sh->front, quiet_hash));
 	}
-	if (wf_front_lookup(&rd, &fk->key, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a) < 0)
+	if (wf_front_lookup(&rd, &fk->key, ver, fk->k, quiet_hash, now_ms, &a) < 0)
 		return -ENOENT;
 	if (front_render(ctx, &a) < 0)
 		return -ENOMEM;
@@ -270,51 +279,19 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
-static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, int cmd)
+static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		   const struct wf_cmd_info *ci)
 {
+	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
 	struct wf_route_hit hit;
 	const char *user = NULL;
 	size_t ulen = 0;
 	uint64_t now_ms;
 	uint32_t shard;
+	int cmd = ci->code;
 
-	switch (cmd) {
-	case WF_CMD_EVENT:
-		if (!check_event(ctx, c, r))
-			return 0;
-		break;
-	case WF_CMD_RECS:
-		if (!check_recs(ctx, c, r))
-			return 0;
-		break;
-	case WF_CMD_RERANK:
-		if (r->argc < 4) {
-			err(ctx, c, "RERANK wants: session user item...");
-			return 0;
-		}
-		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
-			return 0;
-		for (uint32_t i = 3; i < r->argc; i++)
-			if (!valid_id(ctx, c, "item", &r->argv[i]))
-				return 0;
-		break;
-	case WF_CMD_HISTORY:
-		if (r->argc != 2) {
-			err(ctx, c, "HISTORY wants: session");
-			return 0;
-		}
-		if (!valid_id(ctx, c, "session", &r->argv[1]))
-			return 0;
-		break;
-	case WF_CMD_SEGMENTS:
-		if (r->argc != 3) {
-			err(ctx, c, "SEGMENTS wants: session user");
-			return 0;
-		}
-		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
-			return 0;
-		break;
-	}
+	if (check_args(ctx, c, r, ci, &fk.k) < 0)
+		return 0;
 	if (cmd != WF_CMD_HISTORY) {
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
@@ -323,8 +300,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	 * of a session no EVENT pinned (its user's) while the route probe
 	 * misses. (Anonymous: one quiet entry per k, always in cache; it is
 	 * built only if needed.) */
-	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
-	if (cmd == WF_CMD_RECS && !(ulen == 1 && user[0] == '-'))
+	if (cmd == WF_CMD_RECS && !wf_user_is_anon(user, ulen))
 		front_key(ctx, r, wf_shard_of(user, ulen, ctx->nshards), 1, &fk);
 	now_ms = wf_wall_ms();
 	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
@@ -426,14 +402,17 @@ static int cmd_config(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return reply(ctx, c);
 }
 
-static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		     const struct wf_cmd_info *ci)
 {
 	struct wf_stock_view v[WF_STOCK_SIZES];
 	int64_t qty;
 	int n;
 
-	if (r->argc < 2 || r->argc > 4 || !valid_id(ctx, c, "item", &r->argv[1]))
-		return r->argc < 2 || r->argc > 4 ? err(ctx, c, "STOCK wants: item size qty | item [size]") : 0;
+	if (wf_cmd_arity(ci, r->argc - 1) < 0)
+		return err(ctx, c, "%s", ci->usage);
+	if (valid_id(ctx, c, "item", &r->argv[1]) < 0)
+		return 0;
 	if (r->argc == 4) {
 		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &qty) < 0 || qty < 0 || qty > INT32_MAX)
 			return err(ctx, c, "STOCK qty must be an integer from 0 to %d", INT32_MAX);
@@ -473,19 +452,12 @@ static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct
 int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	const struct wf_resp_arg *a = &r->argv[0];
+	const struct wf_cmd_info *ci = wf_cmd_find(a->p, a->len);
 	char q[300];
 
 	ctx->commands++;
-	if (is(a, "EVENT"))
-		return forward(ctx, c, r, WF_CMD_EVENT);
-	if (is(a, "RECS"))
-		return forward(ctx, c, r, WF_CMD_RECS);
-	if (is(a, "RERANK"))
-		return forward(ctx, c, r, WF_CMD_RERANK);
-	if (is(a, "HISTORY"))
-		return forward(ctx, c, r, WF_CMD_HISTORY);
-	if (is(a, "SEGMENTS"))
-		return forward(ctx, c, r, WF_CMD_SEGMENTS);
+	if (ci && ci->code)
+		return forward(ctx, c, r, ci);
 	ctx->tmp.len = 0;
 	if (is(a, "PING")) {
 		if (r->argc > 1)
@@ -523,8 +495,8 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 		wf_resp_w_array(&ctx->tmp, 0);
 		return reply(ctx, c);
 	}
-	if (is(a, "STOCK"))
-		return cmd_stock(ctx, c, r);
+	if (ci) /* STOCK */
+		return cmd_stock(ctx, c, r, ci);
 	quoted(q, sizeof(q), a);
 	return err(ctx, c, "unknown command '%s' (weft speaks EVENT RECS RERANK STOCK SEGMENTS HISTORY PING INFO)", q);
 }

@@ -84,7 +84,7 @@ static int arg_eq(const struct wf_msg_arg *a, const char *s)
 
 static int is_anon(const struct wf_msg_arg *a)
 {
-	return a->len == 1 && a->p[0] == '-';
+	return wf_user_is_anon(a->p, a->len);
 }
 
 /* wf_hash64() of a session id: the hint's when id is the request's own. */
@@ -153,7 +153,7 @@ void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
 
 static int64_t item_index(struct ranker_ctx *ctx, const char *id, size_t len)
 {
-	if (!ctx->cur || (len == 1 && id[0] == '-'))
+	if (!ctx->cur || wf_user_is_anon(id, len)) /* an anonymous user's "-": no item */
 		return -1;
 	return wf_snap_item_find(ctx->cur->snap, id, len);
 }
@@ -356,9 +356,9 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	uint32_t value = 0;
 	int type, r, new_user;
 
-	if (argc < 4 || (argc - 4) % 2 || argc > WF_JOURNAL_MAX_ARGS + 1) {
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_EVENT), argc) < 0 || argc > WF_JOURNAL_MAX_ARGS + 1) {
 		if (out)
-			wf_resp_w_error(out, "ERR EVENT wants: session user type item [field value]...");
+			wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_EVENT)->usage);
 		return -EINVAL;
 	}
 	type = wf_event_from_name(argv[2].p, argv[2].len);
@@ -464,7 +464,7 @@ static int64_t user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, c
 
 	*ret_cands = NULL;
 	*ret_n = 0;
-	if (!g || len == 0 || (len == 1 && id[0] == '-'))
+	if (!g || len == 0 || wf_user_is_anon(id, len))
 		return -1;
 	if (own && h->g == g) { /* resolved by ranker_lookahead() */
 		*ret_cands = h->cands;
@@ -581,7 +581,7 @@ void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h)
 	const struct ranker_gen *g = ctx->cur;
 	int64_t u;
 
-	if (!h->user_p || !g || !ctx->cache || h->user_len == 0 || (h->user_len == 1 && h->user_p[0] == '-'))
+	if (!h->user_p || !g || !ctx->cache || h->user_len == 0 || wf_user_is_anon(h->user_p, h->user_len))
 		return;
 	u = user_find(ctx, g, h->user_p, h->user_len, h->user_key, &h->cands, &h->ncands);
 	h->user = u;
@@ -725,44 +725,44 @@ static void front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 	wf_front_publish(ctx->front, &st, c->complete);
 }
 
+/* The error a RECS the schema refuses gets (wf_recs_args_parse's e, the
+ * bad argument's index). Ingest refuses such requests first, with the
+ * same words; a ranker sees one only from a test or another client of the
+ * ring. */
+static void recs_error(struct wf_buf *out, int e, const struct wf_msg_arg *bad)
+{
+	const struct wf_cmd_info *ci = wf_cmd_of(WF_CMD_RECS);
+	int n = bad ? (int)WF_MIN(bad->len, 64u) : 0;
+	const char *p = bad ? bad->p : "";
+
+	if (e == -ERANGE)
+		wf_resp_w_error(out, "ERR RECS k must be an integer from 1 to %u, not '%.*s'", WF_RECS_MAX_K, n, p);
+	else if (e == -ENOENT)
+		wf_resp_w_error(out, "ERR unknown page type '%.*s' (home pdp cart search category email)", n, p);
+	else if (e == -EBADMSG)
+		wf_resp_w_error(out, "ERR RECS: unexpected argument '%.*s'", n, p);
+	else
+		wf_resp_w_error(out, "ERR %s", ci->usage);
+}
+
+_Static_assert(WF_RECS_MAX_K <= WF_RANK_MAX_K, "a RECS k the ranker can answer");
+
 static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
 		     uint32_t argc, struct wf_buf *out)
 {
 	const struct ranker_cached *c = NULL;
-	uint32_t wseq;
-	int64_t k;
-	int page = WF_PAGE_HOME, explain = 0, n;
-	struct query_env e;
-	const struct wf_msg_arg *anchor = NULL, *size = NULL;
+	struct wf_recs_args ra;
+	uint32_t wseq, bad = 0;
+	int n, rc;
+	struct query_env qe;
 	uint32_t items[WF_RANK_MAX_K];
 	float scores[WF_RANK_MAX_K];
 	struct wf_rank_explain *ex = ctx->explain;
 
-	if (argc < 3 || wf_parse_i64(argv[2].p, argv[2].len, &k) < 0 || k < 1 || k > WF_RANK_MAX_K) {
-		wf_resp_w_error(out, "ERR RECS wants: session user k(1..%u) [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]",
-				WF_RANK_MAX_K);
+	rc = wf_recs_args_parse(argv, argc, &ra, &bad);
+	if (rc < 0) {
+		recs_error(out, rc, rc == -EINVAL ? NULL : &argv[bad]);
 		return;
-	}
-	for (uint32_t i = 3; i < argc; i++) {
-		if (arg_eq(&argv[i], "EXPLAIN")) {
-			explain = 1;
-		} else if (i + 1 < argc && arg_eq(&argv[i], "PAGE")) {
-			page = wf_page_from_name(argv[i + 1].p, argv[i + 1].len);
-			if (page < 0) {
-				wf_resp_w_error(out, "ERR unknown page type '%.*s'", (int)WF_MIN(argv[i + 1].len, 64u),
-						argv[i + 1].p);
-				return;
-			}
-			i++;
-		} else if (i + 1 < argc && arg_eq(&argv[i], "ANCHOR")) {
-			anchor = &argv[++i];
-		} else if (i + 1 < argc && arg_eq(&argv[i], "SIZE")) {
-			size = &argv[++i];
-		} else {
-			wf_resp_w_error(out, "ERR RECS: unexpected argument '%.*s'", (int)WF_MIN(argv[i].len, 64u),
-					argv[i].p);
-			return;
-		}
 	}
 	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
 	if (!ctx->cur) {
@@ -772,30 +772,30 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const
 	/* acquire: pairs with the release in wf_seq_write_end(); read before
 	 * the weights themselves (query_setup), checked again in front_publish(). */
 	wseq = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	query_setup(ctx, argv, page, &e);
-	e.q.k = (uint32_t)k;
-	if (anchor)
-		e.q.anchor = item_index(ctx, anchor->p, anchor->len);
-	if (size) {
-		e.f.size = size->p;
-		e.f.size_len = size->len;
+	query_setup(ctx, argv, ra.page, &qe);
+	qe.q.k = ra.k;
+	if (ra.anchor)
+		qe.q.anchor = item_index(ctx, ra.anchor->p, ra.anchor->len);
+	if (ra.size) {
+		qe.f.size = ra.size->p;
+		qe.f.size_len = ra.size->len;
 	}
 	/* EXPLAIN is always computed fresh (it needs every part of every score). */
 	n = -1;
-	if (ctx->cache && !explain && k <= RANKER_CACHE_DEPTH)
-		n = recs_cached(ctx, &e, (uint32_t)k, items, &c);
-	if (c && !size)
-		front_publish(ctx, hdr, argv, argc, c, wseq, e.sess == NULL);
+	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH)
+		n = recs_cached(ctx, &qe, ra.k, items, &c);
+	if (c && !ra.size)
+		front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess == NULL);
 	if (n < 0)
-		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, scores,
-				 explain ? ex : NULL);
+		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &qe.q, ctx->scratch, items, scores,
+				 ra.explain ? ex : NULL);
 	wf_resp_w_array(out, n);
 	for (int i = 0; i < n; i++) {
 		const char *id;
 		uint32_t len;
 
 		item_id(ctx, items[i], &id, &len);
-		if (!explain) {
+		if (!ra.explain) {
 			wf_resp_w_bulk(out, id, len);
 			continue;
 		}
@@ -810,7 +810,7 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 	struct query_env e;
 	int m;
 
-	if (argc < 3 || n > WF_RANK_POOL) {
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_RERANK), argc) < 0 || n > WF_RANK_POOL) {
 		wf_resp_w_error(out, "ERR RERANK wants: session user item... (at most %u items)", WF_RANK_POOL);
 		return;
 	}
@@ -848,8 +848,8 @@ static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, u
 	uint32_t n;
 	uint64_t ts;
 
-	if (argc != 1) {
-		wf_resp_w_error(out, "ERR HISTORY wants: session");
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_HISTORY), argc) < 0) {
+		wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_HISTORY)->usage);
 		return;
 	}
 	s = session_find(ctx, &argv[0]);
@@ -918,8 +918,8 @@ static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, 
 	uint32_t nc;
 	int64_t u;
 
-	if (argc != 2) {
-		wf_resp_w_error(out, "ERR SEGMENTS wants: session user");
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_SEGMENTS), argc) < 0) {
+		wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_SEGMENTS)->usage);
 		return;
 	}
 	s = session_find(ctx, &argv[0]);

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/proto.h"
 #include "shm/ring.h"
 
 enum { WF_MSG_REQ = 1, WF_MSG_REP = 2 };
@@ -55,10 +56,9 @@ struct wf_msg_rep {
 };
 _Static_assert(sizeof(struct wf_msg_rep) == 32, "reply header");
 
-struct wf_msg_arg {
-	const char *p;
-	uint32_t len;
-};
+/* An argument in a request record: lib/proto.h's struct wf_arg, so the
+ * ranker hands it to the command schema (wf_recs_args_parse) as is. */
+#define wf_msg_arg wf_arg
 
 /* A decoded request; argv points into the ring record. */
 struct wf_msg_req_view {
