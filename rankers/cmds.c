@@ -16,6 +16,18 @@ static const char *const segment_names[WF_SEG_COUNT] = {
 	"none", "new", "active", "loyal", "vip", "at_risk", "lapsed",
 };
 
+/* 0 if argc arguments fit command code's arity (lib/proto's table), else
+ * -EINVAL with its usage written to out. Ingest checks the same first. */
+static int arity(struct wf_buf *out, int code, uint32_t argc)
+{
+	const struct wf_cmd_info *ci = wf_cmd_of(code);
+
+	if (wf_cmd_arity(ci, argc) == 0)
+		return 0;
+	wf_resp_w_error(out, "ERR %s", ci->usage);
+	return -EINVAL;
+}
+
 static void item_id(struct ranker_ctx *ctx, uint32_t item, const char **p, uint32_t *len)
 {
 	const struct wf_snap_item *it = &ctx->cur->snap->items[item];
@@ -176,10 +188,8 @@ static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, u
 	uint32_t n;
 	uint64_t ts;
 
-	if (wf_cmd_arity(wf_cmd_of(WF_CMD_HISTORY), argc) < 0) {
-		wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_HISTORY)->usage);
+	if (arity(out, WF_CMD_HISTORY, argc) < 0)
 		return;
-	}
 	s = ranker_session_find(ctx, &argv[0]);
 	if (!s) {
 		wf_resp_w_array(out, 0);
@@ -246,10 +256,8 @@ static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, 
 	uint32_t nc;
 	int64_t u;
 
-	if (wf_cmd_arity(wf_cmd_of(WF_CMD_SEGMENTS), argc) < 0) {
-		wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_SEGMENTS)->usage);
+	if (arity(out, WF_CMD_SEGMENTS, argc) < 0)
 		return;
-	}
 	s = ranker_session_find(ctx, &argv[0]);
 	ranker_session_fresh(ctx, s);
 	u = ranker_user_lookup(ctx, argv[1].p, argv[1].len, &c, &nc);

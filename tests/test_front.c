@@ -342,16 +342,18 @@ static void test_front_two_processes_never_accept_torn_or_stale(void **state)
 	print_message("accepted %llu answers while %u were published\n", (unsigned long long)hits, RACE_GENS);
 }
 
+/* Each case on a segment of its own. */
+#define CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_front_publish_then_lookup_answers_in_rank_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_front_each_changed_input_refuses_the_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_front_items_filtered_by_live_stock_then_snapshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_front_quiet_needs_empty_filter_and_same_start, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_front_dead_writer_mid_write_is_a_miss_until_repaired, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_front_two_processes_never_accept_torn_or_stale, setup, teardown),
+		CASE(test_front_publish_then_lookup_answers_in_rank_order),
+		CASE(test_front_each_changed_input_refuses_the_entry),
+		CASE(test_front_items_filtered_by_live_stock_then_snapshot),
+		CASE(test_front_quiet_needs_empty_filter_and_same_start),
+		CASE(test_front_dead_writer_mid_write_is_a_miss_until_repaired),
+		CASE(test_front_two_processes_never_accept_torn_or_stale),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
