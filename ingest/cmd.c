@@ -106,7 +106,7 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	struct wf_arg av[WF_RESP_MAX_ARGS];
 	struct wf_recs_args ra;
 	uint32_t bad = 0;
-	char q[300];
+	char msg[400];
 	int e;
 
 	if (valid_id(ctx, c, "session", &r->argv[1]) < 0 || valid_id(ctx, c, "user", &r->argv[2]) < 0)
@@ -118,13 +118,8 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		*ret_front_k = ra.explain || ra.size || ra.k > WF_FRONT_ITEMS ? 0 : ra.k; /* never published */
 		return 0;
 	}
-	quoted(q, sizeof(q), &r->argv[bad + 1]);
-	if (e == -ERANGE)
-		err(ctx, c, "RECS k must be an integer from 1 to %u, not '%s'", WF_RECS_MAX_K, q);
-	else if (e == -ENOENT)
-		err(ctx, c, "unknown page type '%s' (home pdp cart search category email)", q);
-	else
-		err(ctx, c, "RECS: unexpected argument '%s'", q);
+	wf_recs_args_error(e, e == -EINVAL ? NULL : &av[bad], msg, sizeof(msg));
+	err(ctx, c, "%s", msg);
 	return -EINVAL;
 }
 

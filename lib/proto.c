@@ -5,6 +5,7 @@
 #include "lib/proto.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -142,4 +143,20 @@ int wf_recs_args_parse(const struct wf_arg *argv, uint32_t argc, struct wf_recs_
 	}
 	*ret = a;
 	return 0;
+}
+
+void wf_recs_args_error(int e, const struct wf_arg *bad, char *out, size_t n)
+{
+	char q[300];
+
+	if (bad)
+		wf_escape(q, sizeof(q), bad->p, WF_MIN(bad->len, 64u));
+	if (e == -ERANGE && bad)
+		snprintf(out, n, "RECS k must be an integer from 1 to %u, not '%s'", WF_RECS_MAX_K, q);
+	else if (e == -ENOENT && bad)
+		snprintf(out, n, "unknown page type '%s' (home pdp cart search category email)", q);
+	else if (e == -EBADMSG && bad)
+		snprintf(out, n, "RECS: unexpected argument '%s'", q);
+	else
+		snprintf(out, n, "%s", wf_cmd_of(WF_CMD_RECS)->usage);
 }

@@ -109,6 +109,10 @@ struct wf_recs_args {
  *   -EBADMSG an argument that is no option (*ret_bad: its index).
  */
 int wf_recs_args_parse(const struct wf_arg *argv, uint32_t argc, struct wf_recs_args *ret, uint32_t *ret_bad);
+/* The words (without "ERR ") a client gets for wf_recs_args_parse's error
+ * e and the argument at fault (NULL for -EINVAL), its first 64 bytes
+ * quoted and escaped, into out[0..n) (NUL-terminated, cut to fit). */
+void wf_recs_args_error(int e, const struct wf_arg *bad, char *out, size_t n);
 
 /* Name <-> code. *_from_name returns -1 for an unknown name. */
 const char *wf_event_name(int type);

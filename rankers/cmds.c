@@ -65,26 +65,6 @@ static void write_explained(struct wf_buf *out, const char *id, uint32_t len, co
 	}
 }
 
-/* The error a RECS the schema refuses gets (wf_recs_args_parse's e, the
- * bad argument's index). Ingest refuses such requests first, with the
- * same words; a ranker sees one only from a test or another client of the
- * ring. */
-static void recs_error(struct wf_buf *out, int e, const struct wf_msg_arg *bad)
-{
-	const struct wf_cmd_info *ci = wf_cmd_of(WF_CMD_RECS);
-	int n = bad ? (int)WF_MIN(bad->len, 64u) : 0;
-	const char *p = bad ? bad->p : "";
-
-	if (e == -ERANGE)
-		wf_resp_w_error(out, "ERR RECS k must be an integer from 1 to %u, not '%.*s'", WF_RECS_MAX_K, n, p);
-	else if (e == -ENOENT)
-		wf_resp_w_error(out, "ERR unknown page type '%.*s' (home pdp cart search category email)", n, p);
-	else if (e == -EBADMSG)
-		wf_resp_w_error(out, "ERR RECS: unexpected argument '%.*s'", n, p);
-	else
-		wf_resp_w_error(out, "ERR %s", ci->usage);
-}
-
 _Static_assert(WF_RECS_MAX_K <= WF_RANK_MAX_K, "a RECS k the ranker can answer");
 
 static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
@@ -101,7 +81,11 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const
 
 	rc = wf_recs_args_parse(argv, argc, &ra, &bad);
 	if (rc < 0) {
-		recs_error(out, rc, rc == -EINVAL ? NULL : &argv[bad]);
+		/* Ingest refuses such a request first, with the same words; a
+		 * ranker sees one only from a test or another ring client. */
+		char msg[400];
+		wf_recs_args_error(rc, rc == -EINVAL ? NULL : &argv[bad], msg, sizeof(msg));
+		wf_resp_w_error(out, "ERR %s", msg);
 		return;
 	}
 	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */

@@ -2,8 +2,8 @@
  * test_proto.c - the client command schema (lib/proto.c) weft-ingest and
  * the rankers share: the command table (names in any case, arity, EVENT's
  * field pairs), RECS argument parsing (k bounds, options in any order and
- * case, each error with the index of the argument at fault) and the
- * anonymous user.
+ * case, each error with the index of the argument at fault, and its
+ * words) and the anonymous user.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -106,6 +106,23 @@ static void test_proto_recs_args_errors_name_the_argument(void **state)
 	assert_int_equal(r.k, 7); /* untouched on failure */
 }
 
+/* The words both processes send for each error (test_ingest checks them
+ * through the socket too). */
+static void test_proto_recs_args_error_words(void **state)
+{
+	struct wf_arg bad = { "ab\"\x01", 4 };
+	char out[400];
+
+	wf_recs_args_error(-EINVAL, NULL, out, sizeof(out));
+	assert_string_equal(out, "RECS wants: session user k [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]");
+	wf_recs_args_error(-ERANGE, &bad, out, sizeof(out));
+	assert_string_equal(out, "RECS k must be an integer from 1 to 500, not 'ab\\x22\\x01'");
+	wf_recs_args_error(-ENOENT, &bad, out, sizeof(out));
+	assert_string_equal(out, "unknown page type 'ab\\x22\\x01' (home pdp cart search category email)");
+	wf_recs_args_error(-EBADMSG, &bad, out, sizeof(out));
+	assert_string_equal(out, "RECS: unexpected argument 'ab\\x22\\x01'");
+}
+
 static void test_proto_anonymous_user_is_a_lone_dash(void **state)
 {
 	assert_true(wf_user_is_anon("-", 1));
@@ -121,6 +138,7 @@ int main(void)
 		cmocka_unit_test(test_proto_cmd_table_names_and_arity),
 		cmocka_unit_test(test_proto_recs_args_parsed_with_options),
 		cmocka_unit_test(test_proto_recs_args_errors_name_the_argument),
+		cmocka_unit_test(test_proto_recs_args_error_words),
 		cmocka_unit_test(test_proto_anonymous_user_is_a_lone_dash),
 	};
 
