@@ -67,9 +67,13 @@ static void write_explained(struct wf_buf *out, const char *id, uint32_t len, co
 
 _Static_assert(WF_RECS_MAX_K <= WF_RANK_MAX_K, "a RECS k the ranker can answer");
 
-static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
-		     uint32_t argc, struct wf_buf *out)
+/* RECS; its arguments as ingest parsed them (WF_MSG_F_PARSED), else
+ * parsed here (a test or another client of the ring). */
+static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, struct wf_buf *out)
 {
+	const struct wf_msg_req *hdr = v->hdr;
+	const struct wf_msg_arg *argv = v->argv;
+	uint32_t argc = v->argc;
 	const struct ranker_cached *c = NULL;
 	struct wf_recs_args ra;
 	uint32_t wseq, bad = 0;
@@ -79,7 +83,11 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const
 	float scores[WF_RANK_MAX_K];
 	struct wf_rank_explain *ex = ctx->explain;
 
-	rc = wf_recs_args_parse(argv, argc, &ra, &bad);
+	rc = v->parsed ? wf_msg_recs_get(&v->recs, argv, argc, &ra) : wf_recs_args_parse(argv, argc, &ra, &bad);
+	if (rc == -EPROTO) {
+		wf_resp_w_error(out, "ERR corrupt request record");
+		return;
+	}
 	if (rc < 0) {
 		/* Ingest refuses such a request first, with the same words; a
 		 * ranker sees one only from a test or another ring client. */
@@ -299,7 +307,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		break;
 	}
 	case WF_CMD_RECS:
-		cmd_recs(ctx, v->hdr, v->argv, v->argc, out);
+		cmd_recs(ctx, v, out);
 		break;
 	case WF_CMD_RERANK:
 		cmd_rerank(ctx, v->argv, v->argc, out);
