@@ -153,7 +153,7 @@ struct ingest_ctx {
 	struct wf_buf tmp;         /* reply scratch */
 	uint64_t start_ms;
 	uint64_t commands;
-	struct front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
+	struct wf_front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
 	uint64_t recs_front;       /* RECS answered from a front table */
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
 	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
