@@ -101,7 +101,7 @@ static int check_event(struct ingest_ctx *ctx, struct ingest_conn *c, const stru
  * *ret_front_k the k a front table may answer (0: none may: EXPLAIN,
  * SIZE, or k past WF_FRONT_ITEMS), or -EINVAL with the error replied. */
 static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
-		      uint32_t *ret_front_k)
+		      uint32_t *ret_front_k, struct wf_msg_recs *ret_recs)
 {
 	struct wf_arg av[WF_RESP_MAX_ARGS];
 	struct wf_recs_args ra;
@@ -116,6 +116,7 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	e = wf_recs_args_parse(av, r->argc - 1, &ra, &bad);
 	if (e == 0) {
 		*ret_front_k = ra.explain || ra.size || ra.k > WF_FRONT_ITEMS ? 0 : ra.k; /* never published */
+		wf_msg_recs_of(&ra, av, ret_recs);
 		return 0;
 	}
 	wf_recs_args_error(e, e == -EINVAL ? NULL : &av[bad], msg, sizeof(msg));
@@ -127,7 +128,7 @@ static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
  * each command's checks): 0, or -EINVAL with the error replied. RECS:
  * *ret_front_k as check_recs() gives it. */
 static int check_args(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
-		      const struct wf_cmd_info *ci, uint32_t *ret_front_k)
+		      const struct wf_cmd_info *ci, uint32_t *ret_front_k, struct wf_msg_recs *ret_recs)
 {
 	if (wf_cmd_arity(ci, r->argc - 1) < 0) {
 		err(ctx, c, "%s", ci->usage);
@@ -137,7 +138,7 @@ static int check_args(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	case WF_CMD_EVENT:
 		return check_event(ctx, c, r);
 	case WF_CMD_RECS:
-		return check_recs(ctx, c, r, ret_front_k);
+		return check_recs(ctx, c, r, ret_front_k, ret_recs);
 	case WF_CMD_RERANK:
 		for (uint32_t i = 1; i < r->argc; i++)
 			if (valid_id(ctx, c, i == 1 ? "session" : i == 2 ? "user" : "item", &r->argv[i]) < 0)
@@ -285,7 +286,9 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	uint32_t shard;
 	int cmd = ci->code;
 
-	if (check_args(ctx, c, r, ci, &fk.k) < 0)
+	struct wf_msg_recs recs;
+
+	if (check_args(ctx, c, r, ci, &fk.k, &recs) < 0)
 		return 0;
 	if (cmd != WF_CMD_HISTORY) {
 		user = r->argv[2].p;
@@ -312,7 +315,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		if (f != -ENOENT)
 			return f;
 	}
-	return ingest_forward(ctx, c, shard, cmd, r, hit.ver);
+	return ingest_forward(ctx, c, shard, cmd, r, hit.ver, cmd == WF_CMD_RECS ? &recs : NULL);
 }
 
 /* ---- local commands ---- */

@@ -209,7 +209,8 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
  * -EAGAIN (ring full or too many replies owed: the caller stalls the
  * connection), -ENOMEM. */
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd,
-		   const struct wf_resp_req *r, uint64_t ver);
+		   const struct wf_resp_req *r, uint64_t ver,
+		   const struct wf_msg_recs *recs);
 /* Replies from every shard's reply ring into their slots; how many. */
 int ingest_poll_replies(struct ingest_ctx *ctx);
 /* Publish the requests reserved so far; wake policy in shard.c. */
