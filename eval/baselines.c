@@ -44,9 +44,14 @@ struct eval_base_sess {
 	uint32_t *merged, gen;       /* merged[item] == gen: its sessions are in the sample */
 	uint32_t *wstamp, wgen;      /* wstamp[item] == wgen: wgt[item] is this prediction's weight */
 	float *wgt;
+	uint32_t *wpos;              /* and wpos[item] its last position in the session (1-based) */
 	double *acc;                 /* item scores of one prediction; 0 = untouched */
 	uint32_t *touched, ntouched;
-	struct neighbour { double sim; uint32_t sess; } *nb;
+	struct neighbour {
+		double sim;
+		uint32_t sess;
+		uint32_t step; /* steps back to the most recent item shared with the session (1: the last) */
+	} *nb;
 };
 
 void eval_sknn_params_default(struct eval_sknn_params *kp)
@@ -54,6 +59,7 @@ void eval_sknn_params_default(struct eval_sknn_params *kp)
 	kp->k = 100;
 	kp->sample = 500;
 	kp->linear = 0;
+	kp->step_decay = 0;
 }
 
 uint32_t eval_base_item(const struct eval_base *b, uint32_t str)
@@ -406,6 +412,7 @@ void eval_base_sess_destroy(struct eval_base_sess *s)
 	free(s->merged);
 	free(s->wstamp);
 	free(s->wgt);
+	free(s->wpos);
 	free(s->acc);
 	free(s->touched);
 	free(s->nb);
@@ -431,10 +438,11 @@ int eval_base_sess_create(const struct eval_base *b, const struct eval_sknn_para
 	s->merged = calloc(n, sizeof(*s->merged));
 	s->wstamp = calloc(n, sizeof(*s->wstamp));
 	s->wgt = malloc(n * sizeof(*s->wgt));
+	s->wpos = malloc(n * sizeof(*s->wpos));
 	s->acc = calloc(n, sizeof(*s->acc));
 	s->touched = malloc(n * sizeof(*s->touched));
 	s->nb = malloc(m * sizeof(*s->nb));
-	if (!s->seq || !s->sample || !s->merge_tmp || !s->merged || !s->wstamp || !s->wgt || !s->acc ||
+	if (!s->seq || !s->sample || !s->merge_tmp || !s->merged || !s->wstamp || !s->wgt || !s->wpos || !s->acc ||
 	    !s->touched || !s->nb) {
 		eval_base_sess_destroy(s);
 		return -ENOMEM;
@@ -567,26 +575,31 @@ static int32_t sknn_position(const struct eval_base *b, struct eval_base_sess *s
 		uint32_t it = s->seq[i - 1], back = L - i;
 		s->wgt[it] = s->kp.linear ? (back < 10 ? (float)(10 - back) / 10.0f : 0.0f) : (float)i / (float)L;
 		s->wstamp[it] = s->wgen;
+		s->wpos[it] = i;
 	}
 	for (uint32_t c = 0; c < s->nsample; c++) {
 		uint32_t r = s->sample[c];
 		double sim = 0;
+		uint32_t latest = 0;
 		for (uint64_t q = b->sess_off[r]; q < b->sess_off[r + 1]; q++) {
 			uint32_t it = b->sess_items[q];
-			if (s->wstamp[it] == s->wgen)
+			if (s->wstamp[it] == s->wgen) {
 				sim += s->wgt[it];
+				latest = WF_MAX(latest, s->wpos[it]);
+			}
 		}
 		if (sim > 0)
-			s->nb[nnb++] = (struct neighbour){ .sim = sim, .sess = r };
+			s->nb[nnb++] = (struct neighbour){ .sim = sim, .sess = r, .step = L - latest + 1 };
 	}
 	nnb = top_neighbours(s->nb, nnb, s->kp.k);
 	for (uint32_t c = 0; c < nnb; c++) {
 		uint32_t r = s->nb[c].sess;
+		double add = s->kp.step_decay ? s->nb[c].sim / s->nb[c].step : s->nb[c].sim;
 		for (uint64_t q = b->sess_off[r]; q < b->sess_off[r + 1]; q++) {
 			uint32_t it = b->sess_items[q];
 			if (s->acc[it] == 0)
 				s->touched[nt++] = it;
-			s->acc[it] += s->nb[c].sim;
+			s->acc[it] += add;
 		}
 	}
 	if (target >= 0 && target < b->nitems && s->acc[target] > 0) {

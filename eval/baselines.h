@@ -37,9 +37,11 @@ struct eval_sknn_params {
 	uint32_t k;      /* neighbours that score items (published default 100) */
 	uint32_t sample; /* the m most recent sessions sharing an item with the current one (500) */
 	int linear;      /* position weights: 0 = i/L (session-rec's default, 'div'), 1 = 1 - 0.1 (L - i) */
+	int step_decay;  /* 1: a neighbour's score is divided by how many steps back the most recent
+			  * item it shares with the session is (session-rec's weighting_score 'div') */
 };
 
-/* session-rec's defaults: k 100, sample 500, weights i/L. */
+/* The published defaults: k 100, sample 500, weights i/L, no step decay. */
 void eval_sknn_params_default(struct eval_sknn_params *kp);
 
 /* The trained methods: read-only once built, shared by the replay

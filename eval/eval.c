@@ -21,6 +21,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,22 +200,28 @@ static json_t *json_variants(const struct eval_result *res, int slice, int v0, i
 	return o;
 }
 
+/* A weight as set (0.1, not the float's 0.1000000015). */
+static double round3(float w)
+{
+	return round((double)w * 1000.0) / 1000.0;
+}
+
 /* The whole report as one JSON object on stdout (jansson writes it). */
 static int print_json(const struct eval_opts *o, const struct eval_result *res, const struct eval_result *live)
 {
 	json_t *root, *slices = json_object();
 	int r;
 
-	root = json_pack("{s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:{s:[f,f], s:[f,f]}, s:{s:{s:i, s:i, s:s}, s:{}, "
+	root = json_pack("{s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:{s:[f,f], s:[f,f]}, s:{s:{s:i, s:i, s:s, s:b}, s:{}, "
 			 "s:{s:i}}, s:f, s:f, s:f}",
 			 "k", (int)o->k, "events", (json_int_t)res->events, "test_sessions",
 			 (json_int_t)res->test_sessions, "pivot_sessions", (json_int_t)res->pivot_sessions,
 			 "predictions", (json_int_t)res->m[EV_HYBRID][SL_ALL].preds, "replay_events_per_sec",
 			 res->replay_secs > 0 ? res->events / res->replay_secs : 0.0, "replay_events_per_cpu_sec",
 			 res->replay_cpu_secs > 0 ? res->events / res->replay_cpu_secs : 0.0, "replay_threads",
-			 o->threads, "weights", "returning", (double)o->w[0][0], (double)o->w[0][1], "new",
-			 (double)o->w[1][0], (double)o->w[1][1], "baselines", "sknn", "k", (int)o->sknn.k, "sample",
-			 (int)o->sknn.sample, "weights", o->sknn.linear ? "linear" : "i/L", "ar", "sr", "steps",
+			 o->threads, "weights", "returning", round3(o->w[0][0]), round3(o->w[0][1]), "new",
+			 round3(o->w[1][0]), round3(o->w[1][1]), "baselines", "sknn", "k", (int)o->sknn.k, "sample",
+			 (int)o->sknn.sample, "weights", o->sknn.linear ? "linear" : "i/L", "step_decay", o->sknn.step_decay, "ar", "sr", "steps",
 			 (int)EVAL_SR_STEPS, "baseline_train_secs", res->base_build_secs, "baseline_replay_secs",
 			 res->base_secs, "baseline_events_per_cpu_sec",
 			 res->base_cpu_secs > 0 ? res->events / res->base_cpu_secs : 0.0);
@@ -240,9 +247,10 @@ static void print_table(const struct eval_opts *o, const struct eval_result *res
 	       (unsigned long long)res->pivot_sessions, o->k);
 	printf("weights: returning %.2f batch / %.2f session, new %.2f / %.2f%s\n", o->w[0][0], o->w[0][1],
 	       o->w[1][0], o->w[1][1], o->valid_days ? " (tuned on the validation days)" : " (defaults)");
-	printf("baselines: sknn k %u sample %u%s, ar, sr steps %u (trained on the same events; HR / MRR@%u)\n",
-	       o->sknn.k, o->sknn.sample, o->valid_days ? " (tuned on the validation days)" : "", EVAL_SR_STEPS,
-	       o->k);
+	printf("baselines: sknn k %u sample %u step decay %s%s, ar, sr steps %u (trained on the same events)\n",
+	       o->sknn.k, o->sknn.sample, o->sknn.step_decay ? "on" : "off",
+	       o->valid_days ? " (tuned on the validation days)" : "", EVAL_SR_STEPS);
+	printf("HR@%u/MRR@%u per slice and variant:\n", o->k, o->k);
 	printf("\n%-10s %8s", "slice", "preds");
 	for (int v = 0; v < EV_NVARIANTS; v++)
 		printf(" %15s", variant_names[v]);
@@ -274,6 +282,8 @@ static void print_table(const struct eval_opts *o, const struct eval_result *res
 /* HR@k for k = 1..50, one line per variant; the baselines dashed. */
 static int plot(const char *png, const struct eval_result *res)
 {
+	static const char *const colours[EV_NVARIANTS] = { "#999999", "#2ca02c", "#1f77b4", "#ff7f0e",
+							   "#9467bd", "#000000", "#d62728" };
 	FILE *g = popen("gnuplot", "w");
 
 	if (!g)
@@ -282,8 +292,8 @@ static int plot(const char *png, const struct eval_result *res)
 	fprintf(g, "set title 'weft-eval: HR@k per variant'\nset xlabel 'k'\nset ylabel 'HR@k'\n"
 		   "set key left top\nset grid\nset yrange [0:*]\nplot ");
 	for (int v = 0; v < EV_NVARIANTS; v++)
-		fprintf(g, "%s'-' using 1:2 with lines lw %d dt %d title '%s'", v ? ", " : "",
-			v == EV_HYBRID ? 3 : 2, v >= EV_NWEFT ? 2 : 1, variant_names[v]);
+		fprintf(g, "%s'-' using 1:2 with lines lw %d dt %d lc rgb '%s' title '%s'", v ? ", " : "",
+			v == EV_HYBRID ? 3 : 2, v >= EV_NWEFT ? 2 : 1, colours[v], variant_names[v]);
 	fputc('\n', g);
 	for (int v = 0; v < EV_NVARIANTS; v++) {
 		for (uint32_t k = 1; k <= EVAL_MAX_K; k++)

@@ -438,38 +438,45 @@ struct eval_base *eval_base_train(const struct eval_opts *o, const struct eval_l
 }
 
 /*
- * V-SkNN's neighbours k and sample m: the published defaults (100, 500)
- * and their neighbours in session-rec's grids, chosen by MRR@k on the
- * validation window like weft's weights. Position weights stay i/L.
+ * V-SkNN's hyper-parameters, by MRR@k on the validation window like
+ * weft's weights (the test days stay unseen): first the step decay on or
+ * off at the published k 100 and sample 500, then k in {100, 50, 200} and
+ * sample in {500, 1000} (session-rec's grids) with it. Ties keep the
+ * earlier (published) value. Position weights stay i/L.
  */
 void eval_tune_sknn(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
 		    int64_t to)
 {
-	static const uint32_t ks[] = { 100, 50, 200 }, ms[] = { 500, 1000 }; /* ties keep the first */
+	static const uint32_t ks[] = { 100, 50, 200 }, ms[] = { 500, 1000 };
 	struct eval_result *r = xcalloc(1, sizeof(*r));
 	struct eval_opts t = *o;
 	double secs, best = -1;
 	struct eval_base *base = eval_base_train(o, log, snap, from, &secs);
 
 	t.quiet = 1;
-	for (size_t a = 0; a < WF_ARRAY_SIZE(ks); a++)
-		for (size_t c = 0; c < WF_ARRAY_SIZE(ms); c++) {
-			t.sknn.k = ks[a];
-			t.sknn.sample = ms[c];
-			eval_replay(&t, log, snap, base, from, to, EVAL_PASS_BASE, r);
-			double m = eval_mrr(&r->m[EV_SKNN][SL_ALL], o->k);
-			if (!o->quiet)
-				fprintf(stderr, "\rweft-eval: tuning sknn on the validation days: k %u, sample %u: MRR@%u %.4f",
-					ks[a], ms[c], o->k, m);
-			if (m > best) {
-				best = m;
-				o->sknn.k = ks[a];
-				o->sknn.sample = ms[c];
-			}
+	for (size_t g = 0; g < 2 + WF_ARRAY_SIZE(ks) * WF_ARRAY_SIZE(ms); g++) {
+		if (g < 2) {
+			t.sknn.step_decay = (int)g;
+		} else {
+			t.sknn = o->sknn; /* the best so far, then k and sample */
+			t.sknn.k = ks[(g - 2) / WF_ARRAY_SIZE(ms)];
+			t.sknn.sample = ms[(g - 2) % WF_ARRAY_SIZE(ms)];
+			if (g == 2)
+				continue; /* k 100, sample 500: done above */
 		}
+		eval_replay(&t, log, snap, base, from, to, EVAL_PASS_BASE, r);
+		double m = eval_mrr(&r->m[EV_SKNN][SL_ALL], o->k);
+		if (!o->quiet)
+			fprintf(stderr, "weft-eval: sknn on the validation days: k %u, sample %u, step decay %s: MRR@%u %.4f\n",
+				t.sknn.k, t.sknn.sample, t.sknn.step_decay ? "on" : "off", o->k, m);
+		if (m > best) {
+			best = m;
+			o->sknn = t.sknn;
+		}
+	}
 	if (!o->quiet)
-		fprintf(stderr, "\nweft-eval: sknn: k %u, sample %u (MRR@%u %.4f on the validation days)\n", o->sknn.k,
-			o->sknn.sample, o->k, best);
+		fprintf(stderr, "weft-eval: sknn: k %u, sample %u, step decay %s (MRR@%u %.4f on the validation days)\n",
+			o->sknn.k, o->sknn.sample, o->sknn.step_decay ? "on" : "off", o->k, best);
 	eval_base_destroy(base);
 	free(r);
 }
