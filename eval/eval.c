@@ -227,6 +227,7 @@ static int print_json(const struct eval_opts *o, const struct eval_result *res, 
 			 res->base_cpu_secs > 0 ? res->events / res->base_cpu_secs : 0.0);
 	if (!root || !slices)
 		return -ENOMEM;
+	json_object_set_new(root, "predictions_next_is_last_item", json_integer((json_int_t)res->next_is_last));
 	json_object_set_new(root, "variants", json_variants(res, SL_ALL, 0, EV_NVARIANTS, o->k));
 	for (int s = 1; s < SL_NSLICES; s++)
 		json_object_set_new(slices, slice_names[s], json_variants(res, s, 0, EV_NVARIANTS, o->k));
@@ -250,7 +251,8 @@ static void print_table(const struct eval_opts *o, const struct eval_result *res
 	printf("baselines: sknn k %u sample %u step decay %s%s, ar, sr steps %u (trained on the same events)\n",
 	       o->sknn.k, o->sknn.sample, o->sknn.step_decay ? "on" : "off",
 	       o->valid_days ? " (tuned on the validation days)" : "", EVAL_SR_STEPS);
-	printf("HR@%u/MRR@%u per slice and variant:\n", o->k, o->k);
+	printf("next item: the one just looked at in %llu of %llu predictions; HR@%u/MRR@%u per slice and variant:\n",
+	       (unsigned long long)res->next_is_last, (unsigned long long)res->m[EV_HYBRID][SL_ALL].preds, o->k, o->k);
 	printf("\n%-10s %8s", "slice", "preds");
 	for (int v = 0; v < EV_NVARIANTS; v++)
 		printf(" %15s", variant_names[v]);

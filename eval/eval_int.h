@@ -64,6 +64,7 @@ struct eval_metrics {
 struct eval_result {
 	struct eval_metrics m[EV_NVARIANTS][SL_NSLICES];
 	uint64_t events, test_sessions, pivot_sessions;
+	uint64_t next_is_last; /* predictions whose target is the item the session looked at last */
 	double replay_secs;
 	double replay_cpu_secs; /* summed over the replay threads */
 	/* the baselines' pass (0 when it did not run) */

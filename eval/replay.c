@@ -154,7 +154,7 @@ static void replay_session(const struct replay_shared *sh, struct replay_job *j,
 	struct wf_rank_session sess;
 	int64_t user = -1;
 	const struct wf_snap_cand *cands = NULL;
-	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop;
+	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop, last = UINT32_MAX;
 
 	memset(local, 0, sizeof(local));
 	memcpy(batch, sh->pop, sizeof(batch));
@@ -181,6 +181,7 @@ static void replay_session(const struct replay_shared *sh, struct replay_job *j,
 					      e->type == WF_EV_DWELL ? e->value : 0);
 		if (e->item != UINT32_MAX && eval_is_target(e->type)) {
 			j->seen[e->item] = j->seen_gen;
+			last = e->item;
 			if (sh->pass == EVAL_PASS_BASE)
 				eval_base_sess_add(base, j->bs, eval_base_item(base, e->item));
 		}
@@ -195,6 +196,7 @@ static void replay_session(const struct replay_shared *sh, struct replay_job *j,
 		int repeat = j->seen[nx->item] == j->seen_gen;
 		int32_t pos[EV_NVARIANTS];
 
+		res->next_is_last += nx->item == last;
 		if (sh->pass == EVAL_PASS_WEFT)
 			weft_positions(sh, j->w, &sess, cands, ncands, batch, nbatch, vis, target, pos);
 		else
@@ -344,6 +346,7 @@ static void run_pass(struct replay_shared *sh, struct replay_job *jobs, int nt, 
 		out->events += jobs[i].res.events;
 		out->test_sessions += jobs[i].res.test_sessions;
 		out->pivot_sessions += jobs[i].res.pivot_sessions;
+		out->next_is_last += jobs[i].res.next_is_last;
 		out->replay_cpu_secs += jobs[i].res.replay_cpu_secs;
 		for (int v = 0; v < EV_NVARIANTS; v++)
 			for (int s = 0; s < SL_NSLICES; s++)
@@ -396,6 +399,7 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 		res->events = pass.events; /* every pass replays the same events */
 		res->test_sessions = pass.test_sessions;
 		res->pivot_sessions = pass.pivot_sessions; /* known after the weft pass */
+		res->next_is_last = pass.next_is_last;
 		if (p == EVAL_PASS_WEFT) {
 			res->replay_cpu_secs = pass.replay_cpu_secs;
 			res->replay_secs = (double)(wf_now_ns() - t0) / 1e9;

@@ -96,6 +96,8 @@ def test_json_shape():
             assert x["predictions"] + y["predictions"] == preds, (a, b, v)
             assert x["hits"] + y["hits"] == d["variants"][v]["hits"], (a, b, v)
     assert d["slices"]["first"]["hybrid"]["predictions"] <= d["test_sessions"]
+    # the item just looked at is one the session has seen
+    assert 0 <= d["predictions_next_is_last_item"] <= d["slices"]["repeat"]["hybrid"]["predictions"]
     assert set(d["baselines"]) == {"sknn", "ar", "sr"}
     for side in ("returning", "new"):
         w = d["weights"][side]
