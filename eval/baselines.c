@@ -114,7 +114,8 @@ static int number_items(struct eval_base *b, const struct eval_log *log, const s
 
 /* The training sessions (events before `before`) as item sequences:
  * seq[off[s] .. off[s + 1]), in time order; last[s] is the time of the
- * session's last such event. Sessions without one are left out. */
+ * session's last such event. Sessions without one are left out. On
+ * failure t may hold part: train_fini() frees it. */
 struct train {
 	uint32_t n;
 	uint64_t *off;
@@ -133,13 +134,13 @@ static void train_fini(struct train *t)
 static int train_build(const struct eval_base *b, const struct eval_log *log, int64_t before, struct train *t)
 {
 	uint32_t ns = log->nsessions;
-	uint64_t *cnt = calloc((size_t)ns + 1, sizeof(*cnt)), npos = 0;
-	uint32_t *dense = malloc(((size_t)ns + 1) * sizeof(*dense));
-	int r = -ENOMEM;
+	WF_CLEANUP(wf_freep) uint64_t *cnt = calloc((size_t)ns + 1, sizeof(*cnt));
+	WF_CLEANUP(wf_freep) uint32_t *dense = malloc(((size_t)ns + 1) * sizeof(*dense));
+	uint64_t npos = 0;
 
 	memset(t, 0, sizeof(*t));
 	if (!cnt || !dense)
-		goto out;
+		return -ENOMEM;
 	for (uint64_t i = 0; i < log->nev && log->ev[i].ts_ms < before; i++) {
 		const struct eval_event *e = &log->ev[i];
 		if (e->item != UINT32_MAX && eval_is_target(e->type)) {
@@ -149,16 +150,14 @@ static int train_build(const struct eval_base *b, const struct eval_log *log, in
 	}
 	for (uint32_t s = 0; s < ns; s++)
 		t->n += cnt[s] > 0;
-	r = -ENODATA;
 	if (!t->n)
-		goto out;
-	r = -ENOMEM;
+		return -ENODATA;
 	t->off = malloc(((size_t)t->n + 1) * sizeof(*t->off));
 	t->seq = malloc(npos * sizeof(*t->seq));
 	t->num = malloc((size_t)t->n * sizeof(*t->num));
 	t->last = malloc((size_t)t->n * sizeof(*t->last));
 	if (!t->off || !t->seq || !t->num || !t->last)
-		goto out;
+		return -ENOMEM; /* the caller's train_fini() frees what was allocated */
 	t->off[0] = 0;
 	for (uint32_t s = 0, d = 0; s < ns; s++) {
 		if (!cnt[s]) {
@@ -180,13 +179,7 @@ static int train_build(const struct eval_base *b, const struct eval_log *log, in
 		t->seq[cnt[e->session]++] = b->item_of_str[e->item];
 		t->last[d] = e->ts_ms;
 	}
-	r = 0;
-out:
-	free(cnt);
-	free(dense);
-	if (r < 0)
-		train_fini(t);
-	return r;
+	return 0;
 }
 
 /* A training session's place in recency order: most recent first; a tie
@@ -210,16 +203,16 @@ static int cmp_recency(const void *x, const void *y)
  * most recent first). */
 static int sknn_build(struct eval_base *b, const struct train *t)
 {
-	struct recency *rk = malloc((size_t)t->n * sizeof(*rk));
-	uint32_t *stamp = calloc((size_t)b->nitems + 1, sizeof(*stamp));
-	uint64_t *fill = calloc((size_t)b->nitems + 1, sizeof(*fill)), total = 0;
-	int r = -ENOMEM;
+	WF_CLEANUP(wf_freep) struct recency *rk = malloc((size_t)t->n * sizeof(*rk));
+	WF_CLEANUP(wf_freep) uint32_t *stamp = calloc((size_t)b->nitems + 1, sizeof(*stamp));
+	WF_CLEANUP(wf_freep) uint64_t *fill = calloc((size_t)b->nitems + 1, sizeof(*fill));
+	uint64_t total = 0;
 
 	b->nsess = t->n;
 	b->sess_off = malloc(((size_t)t->n + 1) * sizeof(*b->sess_off));
 	b->post_off = calloc((size_t)b->nitems + 1, sizeof(*b->post_off));
 	if (!rk || !stamp || !fill || !b->sess_off || !b->post_off)
-		goto out;
+		return -ENOMEM;
 	for (uint32_t s = 0; s < t->n; s++)
 		rk[s] = (struct recency){ .last = t->last[s], .num = t->num[s], .sess = s };
 	qsort(rk, t->n, sizeof(*rk), cmp_recency);
@@ -229,7 +222,7 @@ static int sknn_build(struct eval_base *b, const struct train *t)
 			b->sess_items = malloc((total ? total : 1) * sizeof(*b->sess_items));
 			b->post = malloc((total ? total : 1) * sizeof(*b->post));
 			if (!b->sess_items || !b->post)
-				goto out;
+				return -ENOMEM;
 			for (uint32_t i = 0; i < b->nitems; i++)
 				b->post_off[i + 1] += b->post_off[i];
 			memcpy(fill, b->post_off, (size_t)b->nitems * sizeof(*fill));
@@ -255,12 +248,7 @@ static int sknn_build(struct eval_base *b, const struct train *t)
 			b->sess_off[rank + 1] = total;
 		}
 	}
-	r = 0;
-out:
-	free(rk);
-	free(stamp);
-	free(fill);
-	return r;
+	return 0;
 }
 
 /* An item's score in a rule list or a V-SkNN prediction. */
@@ -302,27 +290,31 @@ static void emit_rules(const struct eval_base *b, double *acc, const uint32_t *t
  *   SR: for positions p < q <= p + 10, rule s_p -> s_q gains 1 / (q - p).
  * Built one source item at a time from its occurrences, so the counts
  * need only one dense accumulator per method, never a table of pairs.
+ * (Longer than most: the two methods share one walk over the occurrences.)
  */
 static int rules_build(struct eval_base *b, const struct train *t)
 {
 	uint64_t npos = t->off[t->n], w[2] = { 0, 0 };
-	uint64_t *occ_off = calloc((size_t)b->nitems + 1, sizeof(*occ_off));
-	uint64_t *occ = malloc((npos ? npos : 1) * sizeof(*occ));
-	uint32_t *pos_sess = malloc((npos ? npos : 1) * sizeof(*pos_sess));
-	double *acc[2] = { calloc(b->nitems, sizeof(double)), calloc(b->nitems, sizeof(double)) };
-	uint32_t *touched[2] = { malloc((size_t)b->nitems * sizeof(uint32_t)),
-				 malloc((size_t)b->nitems * sizeof(uint32_t)) };
-	struct scored *tmp = malloc((size_t)b->nitems * sizeof(*tmp));
-	int r = -ENOMEM;
+	WF_CLEANUP(wf_freep) uint64_t *occ_off = calloc((size_t)b->nitems + 1, sizeof(*occ_off));
+	WF_CLEANUP(wf_freep) uint64_t *fill = malloc(((size_t)b->nitems + 1) * sizeof(*fill));
+	WF_CLEANUP(wf_freep) uint64_t *occ = malloc((npos ? npos : 1) * sizeof(*occ));
+	WF_CLEANUP(wf_freep) uint32_t *pos_sess = malloc((npos ? npos : 1) * sizeof(*pos_sess));
+	WF_CLEANUP(wf_freep) double *acc_ar = calloc(b->nitems, sizeof(double));
+	WF_CLEANUP(wf_freep) double *acc_sr = calloc(b->nitems, sizeof(double));
+	WF_CLEANUP(wf_freep) uint32_t *touched_ar = malloc((size_t)b->nitems * sizeof(uint32_t));
+	WF_CLEANUP(wf_freep) uint32_t *touched_sr = malloc((size_t)b->nitems * sizeof(uint32_t));
+	WF_CLEANUP(wf_freep) struct scored *tmp = malloc((size_t)b->nitems * sizeof(*tmp));
+	double *acc[2] = { acc_ar, acc_sr };
+	uint32_t *touched[2] = { touched_ar, touched_sr };
 
 	for (int m = 0; m < 2; m++) {
 		b->rule_off[m] = malloc(((size_t)b->nitems + 1) * sizeof(uint64_t));
 		b->rule_item[m] = malloc(((size_t)b->nitems * b->depth + 1) * sizeof(uint32_t));
-		if (!b->rule_off[m] || !b->rule_item[m] || !acc[m] || !touched[m])
-			goto out;
+		if (!b->rule_off[m] || !b->rule_item[m])
+			return -ENOMEM;
 	}
-	if (!occ_off || !occ || !pos_sess || !tmp)
-		goto out;
+	if (!occ_off || !fill || !occ || !pos_sess || !acc_ar || !acc_sr || !touched_ar || !touched_sr || !tmp)
+		return -ENOMEM;
 	for (uint32_t s = 0; s < t->n; s++)
 		for (uint64_t q = t->off[s]; q < t->off[s + 1]; q++) {
 			pos_sess[q] = s;
@@ -330,15 +322,9 @@ static int rules_build(struct eval_base *b, const struct train *t)
 		}
 	for (uint32_t i = 0; i < b->nitems; i++)
 		occ_off[i + 1] += occ_off[i];
-	{
-		uint64_t *fill = malloc(((size_t)b->nitems + 1) * sizeof(*fill));
-		if (!fill)
-			goto out;
-		memcpy(fill, occ_off, ((size_t)b->nitems + 1) * sizeof(*fill));
-		for (uint64_t q = 0; q < npos; q++)
-			occ[fill[t->seq[q]]++] = q;
-		free(fill);
-	}
+	memcpy(fill, occ_off, ((size_t)b->nitems + 1) * sizeof(*fill));
+	for (uint64_t q = 0; q < npos; q++)
+		occ[fill[t->seq[q]]++] = q;
 	for (uint32_t a = 0; a < b->nitems; a++) {
 		uint32_t n[2] = { 0, 0 };
 
@@ -366,17 +352,7 @@ static int rules_build(struct eval_base *b, const struct train *t)
 	}
 	for (int m = 0; m < 2; m++)
 		b->rule_off[m][b->nitems] = w[m];
-	r = 0;
-out:
-	free(occ_off);
-	free(occ);
-	free(pos_sess);
-	free(tmp);
-	for (int m = 0; m < 2; m++) {
-		free(acc[m]);
-		free(touched[m]);
-	}
-	return r;
+	return 0;
 }
 
 int eval_base_build(const struct eval_log *log, const struct wf_snap *snap, int64_t before, uint32_t depth,

@@ -139,7 +139,8 @@ static void weft_positions(const struct replay_shared *sh, struct wf_rank_scratc
  * prediction per variant of this pass. Slices by prediction (repeat or
  * novel next item, first or later) are counted at once; slices by
  * session (returning or new shopper, pivot) when the session ends, since
- * a shopper may log in halfway.
+ * a shopper may log in halfway. (Longer than most: both passes walk the
+ * session the same way, so their predictions and slices match.)
  */
 static void replay_session(const struct replay_shared *sh, struct replay_job *j, uint32_t t)
 {
