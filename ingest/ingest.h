@@ -153,7 +153,7 @@ struct ingest_ctx {
 	struct wf_buf tmp;         /* reply scratch */
 	uint64_t start_ms;
 	uint64_t commands;
-	struct front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
+	struct wf_front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
 	uint64_t recs_front;       /* RECS answered from a front table */
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
 	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
@@ -209,7 +209,8 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
  * -EAGAIN (ring full or too many replies owed: the caller stalls the
  * connection), -ENOMEM. */
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd,
-		   const struct wf_resp_req *r, uint64_t ver);
+		   const struct wf_resp_req *r, uint64_t ver,
+		   const struct wf_msg_recs *recs);
 /* Replies from every shard's reply ring into their slots; how many. */
 int ingest_poll_replies(struct ingest_ctx *ctx);
 /* Publish the requests reserved so far; wake policy in shard.c. */

@@ -31,7 +31,7 @@ static int forward_check(struct ingest_ctx *ctx, struct ingest_conn *c, struct i
 }
 
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd, const struct wf_resp_req *r,
-		   uint64_t ver)
+		   uint64_t ver, const struct wf_msg_recs *recs)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
 	const char *argv[WF_MSG_MAX_ARGS];
@@ -57,7 +57,7 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		argv[i - 1] = r->argv[i].p;
 		argl[i - 1] = r->argv[i].len;
 	}
-	e = wf_msg_req_push(&sh->req, &h, argv, argl);
+	e = wf_msg_req_push_parsed(&sh->req, &h, argv, argl, recs);
 	if (e == -EAGAIN) {
 		/* relaxed: statistic */
 		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.backpressure_stalls, 1, memory_order_relaxed);
