@@ -18,7 +18,7 @@
 #include "shm/msg.h"
 #include "shm/shm.h"
 
-#define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
+#define RANKER_HISTORY_MAX 4096u   /* newest events kept per session (HISTORY); older ones are folded */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
 #define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
@@ -61,6 +61,7 @@ struct ranker_session {
 	uint32_t hist_len, hist_cap;
 	uint16_t hist_n;                /* <= RANKER_HISTORY_MAX */
 	uint8_t id_len, user_len;       /* ids are at most WF_ID_MAX (128) bytes */
+	uint32_t hist_folded;           /* events folded out of hist (saturates); the model has them */
 	struct wf_rank_session model;
 	char id[];                      /* id_len bytes + NUL */
 };

@@ -161,6 +161,96 @@ static void event_fields(const struct wf_msg_arg *argv, uint32_t argc, uint32_t 
 #define HIST_USER 1u
 #define HIST_NEWUSER 2u
 
+/* The varint of a record's ts delta d (zigzag LEB128) at p; its length. */
+static uint32_t put_delta(uint8_t *p, int64_t d)
+{
+	uint64_t z = d < 0 ? ((uint64_t)~d << 1) | 1 : (uint64_t)d << 1;
+	uint32_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+		z >>= 7;
+	} while (z);
+	return n;
+}
+
+/* Make room for cap bytes of history (the used ones kept). 0 or -ENOMEM. */
+static int hist_reserve(struct ranker_ctx *ctx, struct ranker_session *s, uint32_t need)
+{
+	uint32_t cap;
+	uint8_t *n;
+
+	if (need <= s->hist_cap)
+		return 0;
+	cap = (uint32_t)usable(WF_MAX(WF_MAX(s->hist_cap * 2, need), 32u));
+	n = ranker_alloc(ctx->sess_arena, cap);
+	if (!n)
+		return -ENOMEM;
+	if (s->hist_len)
+		memcpy(n, s->hist, s->hist_len);
+	ranker_free(s->hist);
+	ctx->session_bytes += usable(cap) - usable(s->hist_cap);
+	s->hist = n;
+	s->hist_cap = cap;
+	return 0;
+}
+
+/*
+ * Fold the oldest record out of s's history: HISTORY keeps the newest
+ * RANKER_HISTORY_MAX events and counts the folded ones (hist_folded); the
+ * model has applied every event. The second record becomes the first:
+ * its ts delta is made absolute and, when a user is current, that user is
+ * written into it (HIST_NEWUSER: the decoder takes a user from any record
+ * that carries one, named by it or not), since the record that named it
+ * may be the one going. The later records are kept byte for byte (their
+ * deltas and users are relative to what stays). 0 or -ENOMEM.
+ */
+static int hist_fold_oldest(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+	struct ranker_hist_cur cur = { 0 };
+	uint8_t head[10 + 2 + 1 + 255];
+	uint32_t argc, p, hl, tail;
+	uint64_t ts;
+	uint8_t flags;
+
+	if (!ranker_hist_next(s, &cur, &ts, a, &argc))
+		return 0;
+	p = cur.off; /* the second record */
+	if (!ranker_hist_next(s, &cur, &ts, a, &argc)) {
+		s->hist_len = 0;
+		s->hist_n = 0;
+		s->hist_last_ts = 0;
+		goto folded;
+	}
+	/* Its header: the varint, type, flags, [u8 len + user]; the rest stays. */
+	while (s->hist[p++] & 0x80)
+		;
+	flags = s->hist[p + 1];
+	hl = put_delta(head, (int64_t)ts);
+	head[hl++] = s->hist[p];
+	head[hl++] = (uint8_t)(flags | (cur.user ? HIST_NEWUSER : 0));
+	p += 2;
+	if (flags & HIST_NEWUSER)
+		p += 1u + s->hist[p];
+	if (cur.user) {
+		head[hl++] = (uint8_t)cur.user_len;
+		memcpy(head + hl, cur.user, cur.user_len); /* cur.user points into hist: copied before it moves */
+		hl += cur.user_len;
+	}
+	tail = s->hist_len - p;
+	if (hist_reserve(ctx, s, hl + tail) < 0)
+		return -ENOMEM;
+	memmove(s->hist + hl, s->hist + p, tail);
+	memcpy(s->hist, head, hl);
+	s->hist_len = hl + tail;
+	s->hist_n--;
+folded:
+	if (s->hist_folded < UINT32_MAX)
+		s->hist_folded++;
+	return 0;
+}
+
 /* Decode the record at cur: ts and args laid out as the EVENT's after the
  * session id (user type item [f v]...). Returns 1, or 0 past the end. */
 int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts, struct wf_msg_arg *a,
@@ -241,8 +331,6 @@ static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_
 		       const struct wf_msg_arg *argv, uint32_t argc, int new_user)
 {
 	int named = !wf_user_is_anon(argv[1].p, argv[1].len);
-	int64_t d = (int64_t)(ts - s->hist_last_ts);
-	uint64_t z = d < 0 ? ((uint64_t)~d << 1) | 1 : (uint64_t)d << 1;
 	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
 	uint8_t *p;
 
@@ -252,23 +340,10 @@ static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_
 		need += 2u + argv[i].len;
 	if (need > UINT16_MAX)
 		return -E2BIG;
-	if (s->hist_len + need > s->hist_cap) {
-		uint32_t cap = (uint32_t)usable(WF_MAX(WF_MAX(s->hist_cap * 2, s->hist_len + need), 32u));
-		uint8_t *n = ranker_alloc(ctx->sess_arena, cap);
-		if (!n)
-			return -ENOMEM;
-		if (s->hist_len)
-			memcpy(n, s->hist, s->hist_len);
-		ranker_free(s->hist);
-		ctx->session_bytes += usable(cap) - usable(s->hist_cap);
-		s->hist = n;
-		s->hist_cap = cap;
-	}
+	if (hist_reserve(ctx, s, s->hist_len + need) < 0)
+		return -ENOMEM;
 	p = s->hist + s->hist_len;
-	do {
-		*p++ = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-		z >>= 7;
-	} while (z);
+	p += put_delta(p, (int64_t)(ts - s->hist_last_ts));
 	*p++ = (uint8_t)type;
 	*p++ = (uint8_t)((named ? HIST_USER : 0) | (named && new_user ? HIST_NEWUSER : 0));
 	if (named && new_user) {
@@ -339,22 +414,19 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 			wf_resp_w_error(out, "ERR out of memory for sessions");
 		return -ENOMEM;
 	}
-	if (s->hist_n >= RANKER_HISTORY_MAX) {
-		if (out)
-			wf_resp_w_error(out, "ERR session %.*s is full (%u events): start a new session id",
-					(int)argv[0].len, argv[0].p, RANKER_HISTORY_MAX);
-		return -ENOSPC;
-	}
 	ranker_session_fresh(ctx, s);
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
 		   !(s->user && s->user_len == argv[1].len && memcmp(s->user, argv[1].p, argv[1].len) == 0);
 	r = new_user ? session_set_user(ctx, s, &argv[1]) : 0;
+	/* A long session: the oldest event leaves HISTORY, not the model. */
+	if (r == 0 && s->hist_n >= RANKER_HISTORY_MAX)
+		r = hist_fold_oldest(ctx, s);
 	if (r == 0)
 		r = hist_append(ctx, s, ts_ms, type, argv, argc, new_user);
 	/* Lists cached for this session are stale: the user may have changed
-	 * (even when the history is full) and the model changes below. */
+	 * and the model changes below. */
 	s->stamp = ++ctx->stamp_next;
 	if (r < 0) {
 		if (out)

@@ -214,8 +214,10 @@ static void barrier(void)
 
 /* A RESP reply flattened: bulk strings and integers as text, arrays as
  * "*n" followed by their elements. Returns the token count. */
+#define TOKS_MAX 65536 /* a long session's HISTORY: ~10 tokens per event */
+
 struct toks {
-	char t[4096][160];
+	char t[TOKS_MAX][160];
 	int n;
 };
 
@@ -225,7 +227,7 @@ static const char *flatten_one(const char *p, struct toks *t)
 	long n;
 
 	assert_non_null(e);
-	assert_true(t->n < 4096);
+	assert_true(t->n < TOKS_MAX);
 	switch (*p) {
 	case '*':
 		n = strtol(p + 1, NULL, 10);
@@ -442,6 +444,57 @@ static void test_ranker_history_round_trips_users_fields_and_times(void **state)
 	/* The session is carol's again: her segment. */
 	CALL(WF_CMD_SEGMENTS, "h2", "-");
 	assert_string_equal(F.reply, "*0\r\n");
+}
+
+/* Issue 15 item 1: ingest acks every EVENT it journaled, so the ranker
+ * must not drop the 4,097th of a session. HISTORY keeps the newest
+ * RANKER_HISTORY_MAX (4,096) and says first how many older ones were
+ * folded; the model applied them all (no error counted). Users named
+ * only by folded records still decode on the kept ones. */
+static void test_ranker_long_session_keeps_every_acked_event(void **state)
+{
+	char item[16];
+	uint64_t errors = atomic_load(&sc()->stats.errors);
+	uint64_t events = atomic_load(&sc()->stats.events);
+	struct toks *t;
+	int i, n;
+
+	for (n = 1; n <= 4100; n++) {
+		snprintf(item, sizeof(item), "fs-%d", n);
+		/* bob names himself on the first event and every 100th after:
+		 * the first one goes, the others name him without repeating his id. */
+		EVENT("full1", n % 100 == 1 ? "bob" : "-", "view", item);
+	}
+	barrier();
+	assert_int_equal(atomic_load(&sc()->stats.errors), errors);
+	assert_int_equal(atomic_load(&sc()->stats.events), events + 4100);
+	CALL(WF_CMD_HISTORY, "full1");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4097");
+	assert_string_equal(t->t[1], "*2");
+	assert_string_equal(t->t[2], "folded");
+	assert_string_equal(t->t[3], ":4");
+	/* [ts, "view", item] or with "user", "bob": events 5..4100 */
+	for (i = 4, n = 5; n <= 4100; n++) {
+		int named = n % 100 == 1;
+		snprintf(item, sizeof(item), "fs-%d", n);
+		assert_string_equal(t->t[i], named ? "*5" : "*3");
+		assert_true(t->t[i + 1][0] >= '1' && t->t[i + 1][0] <= '9'); /* a wall-clock ts */
+		assert_string_equal(t->t[i + 3], item);
+		if (named)
+			assert_string_equal(t->t[i + 5], "bob");
+		i += named ? 6 : 4;
+	}
+	assert_int_equal(i, t->n);
+	/* The session stays bob's (his segment) and keeps taking events. */
+	CALL(WF_CMD_SEGMENTS, "full1", "-");
+	assert_string_equal(F.reply, "*2\r\n$7\r\nat_risk\r\n$8\r\nwin_back\r\n");
+	EVENT("full1", "-", "view", "fs-last");
+	CALL(WF_CMD_HISTORY, "full1");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4097");
+	assert_string_equal(t->t[3], ":5");
+	assert_string_equal(t->t[t->n - 1], "fs-last");
 }
 
 static void test_ranker_bad_requests_get_err(void **state)
@@ -672,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
 		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
 		cmocka_unit_test(test_ranker_session_bytes_within_bound),
+		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);
