@@ -5,7 +5,7 @@
  * journal tail after a restart, and swaps generations between requests.
  *
  *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
- *               [--journal DIR] [--recs-cache 0|1]
+ *               [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,14 +39,17 @@
 static void usage(FILE *f)
 {
 	fputs("usage: weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]\n"
-	      "                   [--journal DIR] [--recs-cache 0|1]\n"
+	      "                   [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]\n"
 	      "  --shard I         the shard this ranker owns (0..N-1)\n"
 	      "  --dir DIR         the appliance's run directory\n"
 	      "  --shm NAME        shared segment (created by weft-admin)\n"
 	      "  --cpu C           core to pin to (default: I modulo the online cores)\n"
 	      "  --session-ttl SEC idle sessions are forgotten after this (default 1800)\n"
 	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n"
-	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n",
+	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n"
+	      "  --memory-budget BYTES  sessions and snapshot lists together (suffix K, M or G;\n"
+	      "                    default 2G, at least 4M); past it the least recently active\n"
+	      "                    sessions are forgotten\n",
 	      f);
 }
 
@@ -238,6 +241,11 @@ static void take_generation(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->loaded_gen, g->gen, memory_order_release);
 	wf_info("shard %u serves generation %llu (%u users, %.1f MB in arena %u)", ctx->shard,
 		(unsigned long long)g->gen, g->nowned, g->bytes / 1e6, g->arena);
+	if (g->bytes > ctx->memory_budget / 2)
+		wf_warn("shard %u: generation %llu takes %llu MB of the %llu MB memory budget; sessions keep %llu MB: "
+			"raise --memory-budget", ctx->shard, (unsigned long long)g->gen,
+			(unsigned long long)(g->bytes >> 20), (unsigned long long)(ctx->memory_budget >> 20),
+			(unsigned long long)(ranker_sessions_allowance(ctx) >> 20));
 }
 
 /* ---- journal replay ---- */
@@ -502,8 +510,10 @@ static void housekeeping(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_release);
 	check_generation(ctx);
 	take_generation(ctx);
+	/* Every pass, a bounded step (RANKER_EVICT_STEP sessions): never a
+	 * walk of the table between two requests. */
+	ranker_sessions_expire(ctx, now);
 	if (now - ctx->last_expire_ms > 1000) {
-		ranker_sessions_expire(ctx, now);
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
 		atomic_store_explicit(&ctx->sc->stats.session_bytes, ctx->session_bytes, memory_order_relaxed);
@@ -555,6 +565,23 @@ static void run(struct ranker_ctx *ctx)
 	}
 }
 
+/* "N" or "N" with a K, M or G suffix (powers of 1024). 0 or -EINVAL. */
+static int parse_bytes(const char *s, uint64_t *ret)
+{
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	int64_t v;
+
+	if (n > 1 && strchr("kKmMgG", s[n - 1])) {
+		shift = strchr("kK", s[n - 1]) ? 10 : strchr("mM", s[n - 1]) ? 20 : 30;
+		n--;
+	}
+	if (wf_parse_i64(s, n, &v) < 0 || v <= 0 || (uint64_t)v > (UINT64_MAX >> 1) >> shift)
+		return -EINVAL;
+	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
 static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -562,6 +589,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
 		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
 		{ "recs-cache", required_argument, NULL, 'r' }, { "spin", required_argument, NULL, 's' },
+		{ "memory-budget", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	int64_t v;
@@ -571,6 +599,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	ctx->recs_cache = 1;
 	ctx->spin_iters = SPIN_ITERS;
 	ctx->session_ttl_ms = 1800 * 1000ull;
+	ctx->memory_budget = RANKER_MEMORY_BUDGET;
 	ctx->abandon_ms = 15 * 60 * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -602,6 +631,13 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1000000)
 				goto bad;
 			ctx->spin_iters = (int)v;
+			break;
+		case 'b':
+			if (parse_bytes(optarg, &ctx->memory_budget) < 0 || ctx->memory_budget < (4ull << 20)) {
+				fprintf(stderr, "weft-ranker: --memory-budget wants bytes (suffix K, M or G), at least 4M, "
+						"not '%s'\n", optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
@@ -730,7 +766,8 @@ int main(int argc, char **argv)
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
 	sd_notify(0, "READY=1");
-	wf_info("shard %u serving (pid %d)", ctx.shard, (int)getpid());
+	wf_info("shard %u serving (pid %d, memory budget %llu MB)", ctx.shard, (int)getpid(),
+		(unsigned long long)(ctx.memory_budget >> 20));
 	run(&ctx);
 	/* R5, as above: not serving any more. */
 	atomic_store_explicit(&ctx.sc->ready, 0, memory_order_release);
@@ -741,8 +778,9 @@ int main(int argc, char **argv)
 	ranker_sessions_fini(&ctx);
 	gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
-	wf_info("shard %u stopped; RECS from the ranked-list cache %llu, computed and cached %llu, "
+	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "
 		"computed (cached prefix too short) %llu, computed for k at first sight %llu", ctx.shard,
+		(unsigned long long)ctx.sessions_evicted,
 		(unsigned long long)ctx.cache_hits, (unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short,
 		(unsigned long long)ctx.cache_ghosts);
 	free(ctx.cache);

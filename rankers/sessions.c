@@ -48,9 +48,43 @@ static uint64_t session_size(const struct ranker_session *s)
 	return usable(sizeof(*s) + s->id_len + 1u) + usable(s->hist_cap) + (s->user ? usable(s->user_len + 1u) : 0);
 }
 
+static void lru_unlink(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	if (s->lru_prev)
+		s->lru_prev->lru_next = s->lru_next;
+	else
+		ctx->lru_head = s->lru_next;
+	if (s->lru_next)
+		s->lru_next->lru_prev = s->lru_prev;
+	else
+		ctx->lru_tail = s->lru_prev;
+	s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_push_head(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	s->lru_prev = NULL;
+	s->lru_next = ctx->lru_head;
+	if (ctx->lru_head)
+		ctx->lru_head->lru_prev = s;
+	else
+		ctx->lru_tail = s;
+	ctx->lru_head = s;
+}
+
+void ranker_session_touch(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now_ms)
+{
+	s->last_ms = now_ms;
+	if (ctx->lru_head == s)
+		return;
+	lru_unlink(ctx, s);
+	lru_push_head(ctx, s);
+}
+
 static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
 {
 	wf_front_live_add(ctx->live, s->key, -1);
+	lru_unlink(ctx, s);
 	ctx->session_bytes -= session_size(s);
 	ranker_free(s->hist);
 	ranker_free(s->user);
@@ -96,32 +130,73 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	s->id_len = (uint8_t)id->len;
 	memcpy(s->id, id->p, id->len);
 	s->id[id->len] = '\0';
-	s->last_ms = now_ms;
+	s->last_ms = now_ms; /* and the head of the activity list, below */
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
 	s->stamp = ++ctx->stamp_next;
 	wf_rank_session_init(&s->model);
 	s->next = ctx->sessions[key & (buckets - 1)];
 	ctx->sessions[key & (buckets - 1)] = s;
+	lru_push_head(ctx, s);
 	ctx->nsessions++;
 	ctx->session_bytes += session_size(s);
 	wf_front_live_add(ctx->live, key, +1);
 	return s;
 }
 
+/* Unchain s from its bucket and free it: the chain's length, no more. */
+static void session_drop(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	struct ranker_session **pp = &ctx->sessions[s->key & (buckets - 1)];
+
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	session_free(ctx, s);
+}
+
+uint64_t ranker_sessions_allowance(const struct ranker_ctx *ctx)
+{
+	uint64_t fixed = (uint64_t)usable(buckets * sizeof(*ctx->sessions)) + (ctx->cur ? ctx->cur->bytes : 0);
+	uint64_t floor = ctx->memory_budget / 4;
+
+	return ctx->memory_budget > fixed + floor ? ctx->memory_budget - fixed : floor;
+}
+
+/* Evict least recently active sessions (never keep) while the sessions
+ * use more than their allowance, at most RANKER_EVICT_STEP. A session
+ * that comes back starts fresh (rankers/README.md, "Memory budget"). */
+static void sessions_trim(struct ranker_ctx *ctx, const struct ranker_session *keep)
+{
+	uint64_t allow = ranker_sessions_allowance(ctx);
+
+	for (uint32_t i = 0; i < RANKER_EVICT_STEP && ctx->session_bytes > allow; i++) {
+		struct ranker_session *s = ctx->lru_tail;
+		if (!s || s == keep)
+			break;
+		if (!ctx->budget_warned) {
+			wf_warn("shard %u reached its memory budget (%llu MB: sessions %llu MB, generation %llu MB): "
+				"evicting the least recently active sessions; raise --memory-budget to keep more",
+				ctx->shard, (unsigned long long)(ctx->memory_budget >> 20),
+				(unsigned long long)(ctx->session_bytes >> 20),
+				(unsigned long long)((ctx->cur ? ctx->cur->bytes : 0) >> 20));
+			ctx->budget_warned = 1;
+		}
+		session_drop(ctx, s);
+		ctx->sessions_evicted++;
+	}
+}
+
 void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
 {
-	for (uint32_t b = 0; b < buckets; b++) {
-		struct ranker_session **pp = &ctx->sessions[b];
-		while (*pp) {
-			struct ranker_session *s = *pp;
-			if (now_ms - s->last_ms > ctx->session_ttl_ms) {
-				*pp = s->next;
-				session_free(ctx, s);
-			} else {
-				pp = &s->next;
-			}
-		}
+	/* The tail is the least recently active: once it is young enough,
+	 * every other one is (a wall clock that went back expires nobody). */
+	for (uint32_t i = 0; i < RANKER_EVICT_STEP && ctx->lru_tail; i++) {
+		struct ranker_session *s = ctx->lru_tail;
+		if (now_ms <= s->last_ms || now_ms - s->last_ms <= ctx->session_ttl_ms)
+			break;
+		session_drop(ctx, s);
 	}
+	sessions_trim(ctx, NULL);
 }
 
 int64_t ranker_item_index(struct ranker_ctx *ctx, const char *id, size_t len)
@@ -433,7 +508,9 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
 		return r;
 	}
-	s->last_ms = s->last_event_ms = wf_wall_ms();
+	s->last_event_ms = wf_wall_ms();
+	ranker_session_touch(ctx, s, s->last_event_ms);
+	sessions_trim(ctx, s); /* this event may have grown the sessions past the budget */
 	if (ctx->cur)
 		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
 				      ranker_item_index(ctx, argv[3].p, argv[3].len), value);

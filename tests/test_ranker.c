@@ -15,7 +15,9 @@
  * swap keeping sessions, a refused file keeping the current generation,
  * a cached RECS equal to a fresh one (EXPLAIN is always computed fresh)
  * across events, weight changes, stock changes and swaps, and a clean exit
- * on ctl->shutdown, and a live session under 1 KiB with up to 10 events.
+ * on ctl->shutdown, and a live session under 1 KiB with up to 10 events,
+ * a session past 4,096 events keeping every acked one (HISTORY folds the
+ * oldest), and the memory budget (least recently active sessions go).
  * Round-trip times are measured by bench/rankerbench.c, not here.
  */
 #include <setjmp.h>
@@ -112,7 +114,7 @@ static int group_setup(void **state)
 	F.pid = fork();
 	if (F.pid == 0) {
 		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl", "600",
-		      (char *)NULL);
+		      "--memory-budget", "4M", (char *)NULL);
 		_exit(127);
 	}
 	if (F.pid < 0 || !wait_for(ranker_ready))
@@ -694,6 +696,54 @@ static void test_ranker_session_bytes_within_bound(void **state)
 		      (unsigned long long)live);
 }
 
+/* Issue 15 item 7: a ranker's sessions stay within its memory budget
+ * (the group's ranker runs with --memory-budget 4M: the session table,
+ * 512 KiB, and the generation's lists, a few KiB, leave ~3.4 MiB to
+ * sessions, ~4,000 of this size). 20,000 new sessions: the bytes stay
+ * under the budget, the least recently active go (the first ones), a
+ * session kept active and the newest survive with their history. */
+static void test_ranker_memory_budget_evicts_least_recently_active(void **state)
+{
+	const uint64_t budget = 4ull << 20, table = 65536 * 8;
+	char sid[32];
+	uint64_t live, bytes, snap;
+	struct toks *t;
+
+	for (int i = 0; i < 20000; i++) {
+		snprintf(sid, sizeof(sid), "lru%d", i);
+		EVENT(sid, "-", "view", "i05");
+		EVENT(sid, "-", "pdp", "i06");
+		EVENT(sid, "-", "click", "i07");
+		if (i % 500 == 0) /* "keep": active all along, by events and queries */
+			EVENT("keep", "-", "view", i % 1000 ? "i08" : "i09");
+		if (i % 500 == 250)
+			CALL(WF_CMD_RECS, "keep", "-", "3");
+	}
+	barrier();
+	stats_after(wf_wall_ms(), &live, &bytes);
+	snap = atomic_load_explicit(&sc()->stats.snapshot_bytes, memory_order_relaxed);
+	print_message("ranker: %llu sessions live in %llu bytes (budget %llu, generation %llu)\n",
+		      (unsigned long long)live, (unsigned long long)bytes, (unsigned long long)budget,
+		      (unsigned long long)snap);
+	assert_true(bytes + snap + table <= budget);
+	assert_true(live < 20000);
+	assert_true(live > 1000); /* a budget, not a wipe */
+	/* The first sessions went; "keep" and the newest stayed whole. */
+	CALL(WF_CMD_HISTORY, "lru0");
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_HISTORY, "m0"); /* test_ranker_session_bytes_within_bound's */
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_HISTORY, "lru19999");
+	assert_string_equal(flatten()->t[0], "*3");
+	CALL(WF_CMD_HISTORY, "keep");
+	t = flatten();
+	assert_string_equal(t->t[0], "*40");
+	/* An evicted session that comes back starts fresh. */
+	EVENT("lru0", "-", "view", "i01");
+	CALL(WF_CMD_HISTORY, "lru0");
+	assert_string_equal(flatten()->t[0], "*1");
+}
+
 static void test_ranker_exits_on_shutdown(void **state)
 {
 	int st = -1;
@@ -726,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
 		cmocka_unit_test(test_ranker_session_bytes_within_bound),
 		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
+		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);
