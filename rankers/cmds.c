@@ -98,7 +98,14 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	}
 	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
 	if (!ctx->cur) {
-		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
+		/* R4's own store, read back: relaxed. */
+		uint64_t failed = atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed);
+		if (failed) /* never an empty list for a known user, silently */
+			wf_resp_w_error(out, "ERR shard %u has no snapshot to serve: generation %llu failed to load "
+					"(see its log); load a good one with weftctl snapshot load", ctx->shard,
+					(unsigned long long)failed);
+		else
+			wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
 		return;
 	}
 	/* acquire: pairs with the release in wf_seq_write_end(); read before

@@ -217,27 +217,28 @@ static void check_generation(struct ranker_ctx *ctx)
 	if (gen && (!ctx->cur || ctx->cur->gen != gen))
 		/* RL2: pairs with AL2 in loader_main(). */
 		atomic_store_explicit(&ctx->want_gen, gen, memory_order_release);
+	else if (gen && atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed))
+		/* Back on the generation we serve (a rollback after a failed
+		 * load): not degraded any more. R4: pairs with A4 in weft-admin.
+		 * relaxed load: the loader's store of it is ordered by RL1 and
+		 * it stores it only after a failure the loop then acts on. */
+		atomic_store_explicit(&ctx->sc->failed_gen, 0, memory_order_release);
 }
 
-/* Between two requests: switch to a generation the loader finished. */
-static void take_generation(struct ranker_ctx *ctx)
+/* Serve g (built off the serving path) from now on, and say so. */
+static void serve_generation(struct ranker_ctx *ctx, struct ranker_gen *g)
 {
-	/* AL1: pairs with RL1 in loader_main(). */
-	struct ranker_gen *g = atomic_load_explicit(&ctx->ready, memory_order_acquire);
-	struct ranker_gen *old;
+	struct ranker_gen *old = ctx->cur;
 
-	if (!g)
-		return;
-	old = ctx->cur;
 	ctx->cur = g;
-	/* RL3: pairs with AL3 in loader_main(); it may build the next
-	 * generation once it sees the slot empty. */
-	atomic_store_explicit(&ctx->ready, NULL, memory_order_release);
 	gen_free(old);
 	atomic_store_explicit(&ctx->sc->stats.snapshot_bytes, g->bytes, memory_order_relaxed); /* stats */
 	atomic_store_explicit(&ctx->sc->stats.snapshot_users, g->nowned, memory_order_relaxed);
 	atomic_fetch_add_explicit(&ctx->sc->stats.swaps, 1, memory_order_relaxed);
-	/* R4: pairs with A4 in weft-admin's SNAPSHOT LOAD wait. */
+	/* R4: pairs with A4 in weft-admin's SNAPSHOT LOAD wait and status:
+	 * the generation asked for is served, so no failure stands. */
+	if (g->gen == atomic_load_explicit(&ctx->shm->ctl->snap_cur_gen, memory_order_acquire)) /* A3 */
+		atomic_store_explicit(&ctx->sc->failed_gen, 0, memory_order_release);
 	atomic_store_explicit(&ctx->sc->loaded_gen, g->gen, memory_order_release);
 	wf_info("shard %u serves generation %llu (%u users, %.1f MB in arena %u)", ctx->shard,
 		(unsigned long long)g->gen, g->nowned, g->bytes / 1e6, g->arena);
@@ -246,6 +247,20 @@ static void take_generation(struct ranker_ctx *ctx)
 			"raise --memory-budget", ctx->shard, (unsigned long long)g->gen,
 			(unsigned long long)(g->bytes >> 20), (unsigned long long)(ctx->memory_budget >> 20),
 			(unsigned long long)(ranker_sessions_allowance(ctx) >> 20));
+}
+
+/* Between two requests: switch to a generation the loader finished. */
+static void take_generation(struct ranker_ctx *ctx)
+{
+	/* AL1: pairs with RL1 in loader_main(). */
+	struct ranker_gen *g = atomic_load_explicit(&ctx->ready, memory_order_acquire);
+
+	if (!g)
+		return;
+	/* RL3: pairs with AL3 in loader_main(); it may build the next
+	 * generation once it sees the slot empty. */
+	atomic_store_explicit(&ctx->ready, NULL, memory_order_release);
+	serve_generation(ctx, g);
 }
 
 /* ---- journal replay ---- */
@@ -695,6 +710,36 @@ static void pin(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->cpu, (uint32_t)cpu, memory_order_relaxed); /* display only */
 }
 
+/*
+ * At start, when the current generation cannot be loaded (failed_gen set
+ * by the loader): serve the previous one admin still lists (snap_prev),
+ * as a running ranker keeps serving its own, and leave failed_gen set so
+ * status says DEGRADED. Built here, before the loop runs; the loader
+ * does not retry the failed generation (built == want) until admin
+ * publishes another. Without a previous one, RECS says it cannot serve.
+ */
+static void fallback_generation(struct ranker_ctx *ctx)
+{
+	struct wf_snap_ref cur, prev;
+	struct ranker_gen *g;
+
+	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
+	if (!prev.gen || prev.gen == cur.gen) {
+		wf_err("shard %u has no generation to serve: %llu failed to load and there is no previous one",
+		       ctx->shard, (unsigned long long)cur.gen);
+		return;
+	}
+	g = gen_build(ctx, prev.gen, prev.path);
+	if (!g) {
+		wf_err("shard %u has no generation to serve: %llu and the previous %llu failed to load", ctx->shard,
+		       (unsigned long long)cur.gen, (unsigned long long)prev.gen);
+		return;
+	}
+	wf_warn("shard %u serves the previous generation %llu: generation %llu failed to load", ctx->shard,
+		(unsigned long long)prev.gen, (unsigned long long)cur.gen);
+	serve_generation(ctx, g);
+}
+
 /* At start: wait (up to 60 s) for the loader to build the current
  * generation, so the first request is served from it. */
 static void first_generation(struct ranker_ctx *ctx)
@@ -710,6 +755,8 @@ static void first_generation(struct ranker_ctx *ctx)
 		if (!ctx->cur)
 			usleep(10000);
 	}
+	if (!ctx->cur && atomic_load_explicit(&ctx->want_gen, memory_order_relaxed))
+		fallback_generation(ctx);
 }
 
 int main(int argc, char **argv)
@@ -751,6 +798,13 @@ int main(int argc, char **argv)
 	}
 	atomic_store_explicit(&ctx.sc->ranker_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
 	atomic_fetch_add_explicit(&ctx.sc->ranker_starts, 1, memory_order_relaxed);
+	/* R5 (pairs with A5 in weft-admin / weftctl up): a killed ranker left
+	 * ready set; not serving until the replay below is done. */
+	atomic_store_explicit(&ctx.sc->ready, 0, memory_order_release);
+	/* R4: pairs with A4 in weft-admin: an earlier process's generation is
+	 * not ours (this one has loaded nothing yet), nor is its failure. */
+	atomic_store_explicit(&ctx.sc->loaded_gen, 0, memory_order_release);
+	atomic_store_explicit(&ctx.sc->failed_gen, 0, memory_order_release);
 	/* F5: the bump is ordered before the filter's zeroing; pairs with F6
 	 * in weft-ingest's quiet check (see layout.h). The journal replay
 	 * below counts our sessions in again. */

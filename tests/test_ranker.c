@@ -81,11 +81,28 @@ static void publish(uint64_t gen, const char *path)
 	wf_ctl_snap_set(F.shm->ctl, &cur, &prev);
 }
 
+/* Start weft-ranker for F.shard (path exe) and wait until it serves. */
+static int start_ranker(const char *exe)
+{
+	char shard[16];
+
+	snprintf(shard, sizeof(shard), "%u", F.shard);
+	F.pid = fork();
+	if (F.pid == 0) {
+		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl", "600",
+		      "--memory-budget", "4M", (char *)NULL);
+		_exit(127);
+	}
+	return F.pid > 0 && wait_for(ranker_ready) ? 0 : -1;
+}
+
+static char exe_path[600];
+
 static int group_setup(void **state)
 {
 	struct wf_shm_config cfg = { .nshards = 4, .ring_capacity = 1u << 20, .stock_capacity = 1024 };
 	const char *root = getenv("WEFT_BUILD_ROOT");
-	char exe[600], shard[16];
+	char *exe = exe_path;
 
 	snprintf(F.dir, sizeof(F.dir), "/tmp/weft.test.ranker.%d.XXXXXX", (int)getpid());
 	if (!mkdtemp(F.dir))
@@ -94,7 +111,7 @@ static int group_setup(void **state)
 	snprintf(F.snap1, sizeof(F.snap1), "%s/g1.snap", F.dir);
 	snprintf(F.snap2, sizeof(F.snap2), "%s/g2.snap", F.dir);
 	snprintf(F.bad, sizeof(F.bad), "%s/bad.snap", F.dir);
-	snprintf(exe, sizeof(exe), "%s/rankers/weft-ranker", root ? root : ".");
+	snprintf(exe, sizeof(exe_path), "%s/rankers/weft-ranker", root ? root : ".");
 	if (access(exe, X_OK) < 0) {
 		fprintf(stderr, "no %s (set WEFT_BUILD_ROOT)\n", exe);
 		return -1;
@@ -110,14 +127,7 @@ static int group_setup(void **state)
 	publish(1, F.snap1);
 	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
 	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
-	snprintf(shard, sizeof(shard), "%u", F.shard);
-	F.pid = fork();
-	if (F.pid == 0) {
-		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl", "600",
-		      "--memory-budget", "4M", (char *)NULL);
-		_exit(127);
-	}
-	if (F.pid < 0 || !wait_for(ranker_ready))
+	if (start_ranker(exe) < 0)
 		return -1;
 	*state = &F;
 	return 0;
@@ -744,6 +754,61 @@ static void test_ranker_memory_budget_evicts_least_recently_active(void **state)
 	assert_string_equal(flatten()->t[0], "*1");
 }
 
+/* Issue 15 item 4 (ranker side): a ranker that starts while the current
+ * generation cannot be loaded serves the previous one (admin's snap_prev)
+ * and says so: failed_gen is the bad one, loaded_gen the one it serves
+ * (reset at start, never an earlier process's); with no loadable
+ * generation at all, RECS is an error, not an empty list. A good load
+ * clears failed_gen. */
+static int gen7_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 7;
+}
+
+static void restart_with(const struct wf_snap_ref *cur, const struct wf_snap_ref *prev)
+{
+	barrier(); /* nothing in flight */
+	kill(F.pid, SIGKILL);
+	waitpid(F.pid, NULL, 0);
+	/* A killed ranker leaves ready set: clear it, so start_ranker()
+	 * waits for the new one (as weft-admin sees it). */
+	atomic_store_explicit(&sc()->ready, 0, memory_order_relaxed);
+	wf_ctl_snap_set(F.shm->ctl, cur, prev);
+	assert_int_equal(start_ranker(exe_path), 0);
+}
+
+static void test_ranker_restart_serves_previous_generation_when_current_fails(void **state)
+{
+	struct wf_snap_ref cur = { .gen = 5, .loaded_ms = wf_wall_ms() }, prev = { .gen = 4, .loaded_ms = 1 };
+	char it[8][16];
+
+	snprintf(cur.path, sizeof(cur.path), "%s", F.bad); /* "not a snapshot" */
+	snprintf(prev.path, sizeof(prev.path), "%s/g4.snap", F.dir);
+	restart_with(&cur, &prev);
+	assert_int_equal(atomic_load(&sc()->failed_gen), 5);
+	assert_int_equal(atomic_load(&sc()->loaded_gen), 4);
+	CALL(WF_CMD_RECS, "rs", "alice", "3");
+	assert_int_equal(items_of(it, 8), 3);
+	assert_string_equal(it[0], "i00");
+	/* Neither loads: nothing served, and RECS says so. */
+	prev.gen = 6;
+	snprintf(prev.path, sizeof(prev.path), "%s/missing.snap", F.dir);
+	restart_with(&cur, &prev);
+	assert_int_equal(atomic_load(&sc()->failed_gen), 5);
+	assert_int_equal(atomic_load(&sc()->loaded_gen), 0);
+	CALL(WF_CMD_RECS, "rs", "alice", "3");
+	assert_true(F.reply[0] == '-');
+	assert_non_null(strstr(F.reply, "generation 5 failed to load"));
+	/* A good generation: served, the failure cleared. */
+	cur.gen = 7;
+	snprintf(cur.path, sizeof(cur.path), "%s/g4.snap", F.dir);
+	publish(7, cur.path);
+	assert_true(wait_for(gen7_loaded));
+	assert_int_equal(atomic_load(&sc()->failed_gen), 0);
+	CALL(WF_CMD_RECS, "rs", "alice", "3");
+	assert_int_equal(items_of(it, 8), 3);
+}
+
 static void test_ranker_exits_on_shutdown(void **state)
 {
 	int st = -1;
@@ -777,6 +842,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_session_bytes_within_bound),
 		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
 		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
+		cmocka_unit_test(test_ranker_restart_serves_previous_generation_when_current_fails),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);
