@@ -345,6 +345,47 @@ static void test_ranker_stock_filters_items_and_sizes(void **state)
 }
 
 /* "0.123456" / "-0.000012" -> micro-units */
+/* Issue 15 item 11: live stock removes only what it says is out. A
+ * sized item never stocked live is not filtered by SIZE (main dropped
+ * it); STOCK item M 0 on such an item removes it in M only (main: in
+ * every size); once every size the snapshot knows is told live, a size
+ * not among them is out; an item whose size count is unknown keeps
+ * sizes never told. */
+static void test_ranker_size_filter_drops_only_what_live_stock_says(void **state)
+{
+	char it[64][16];
+	int n;
+
+#define RECS_SIZE(sz)                                                           \
+	do {                                                                    \
+		CALL(WF_CMD_RECS, "sz", "alice", "40", "SIZE", sz);            \
+		n = items_of(it, 64);                                           \
+	} while (0)
+	RECS_SIZE("M");
+	assert_true(has(it, n, "i06"));
+	assert_true(has(it, n, "i07"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "i07", 3, "M", 1, 0), 0);
+	RECS_SIZE("M");
+	assert_false(has(it, n, "i07"));
+	assert_true(has(it, n, "i06"));
+	RECS_SIZE("L");
+	assert_true(has(it, n, "i07"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "i07", 3, "L", 1, 5), 0);
+	RECS_SIZE("L");
+	assert_true(has(it, n, "i07"));
+	RECS_SIZE("XL"); /* both of its 2 sizes told: it has no XL */
+	assert_false(has(it, n, "i07"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "i03", 3, "M", 1, 0), 0);
+	RECS_SIZE("M");
+	assert_false(has(it, n, "i03"));
+	RECS_SIZE("XL"); /* size count unknown: XL never told, kept */
+	assert_true(has(it, n, "i03"));
+#undef RECS_SIZE
+	/* Back in stock for the tests after this one. */
+	assert_int_equal(wf_stock_set(F.shm->stock, "i07", 3, "M", 1, 5), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i03", 3, "M", 1, 5), 0);
+}
+
 static int64_t micro(const char *s)
 {
 	int neg = *s == '-';
@@ -833,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_started_and_loaded_generation),
 		cmocka_unit_test(test_ranker_recs_is_batch_list_then_cart_changes_it),
 		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
+		cmocka_unit_test(test_ranker_size_filter_drops_only_what_live_stock_says),
 		cmocka_unit_test(test_ranker_explain_parts_add_up),
 		cmocka_unit_test(test_ranker_history_and_segments),
 		cmocka_unit_test(test_ranker_history_round_trips_users_fields_and_times),
