@@ -532,6 +532,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
 		atomic_store_explicit(&ctx->sc->stats.session_bytes, ctx->session_bytes, memory_order_relaxed);
+		atomic_store_explicit(&ctx->sc->stats.sessions_evicted, ctx->sessions_evicted, memory_order_relaxed);
 	}
 	should_stop(ctx);
 }
@@ -804,6 +805,8 @@ int main(int argc, char **argv)
 	/* R4: pairs with A4 in weft-admin: an earlier process's generation is
 	 * not ours (this one has loaded nothing yet), nor is its failure. */
 	atomic_store_explicit(&ctx.sc->loaded_gen, 0, memory_order_release);
+	atomic_store_explicit(&ctx.sc->stats.memory_budget, ctx.memory_budget, memory_order_relaxed); /* stats */
+	atomic_store_explicit(&ctx.sc->stats.sessions_evicted, 0, memory_order_relaxed);
 	atomic_store_explicit(&ctx.sc->failed_gen, 0, memory_order_release);
 	/* F5: the bump is ordered before the filter's zeroing; pairs with F6
 	 * in weft-ingest's quiet check (see layout.h). The journal replay

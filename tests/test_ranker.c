@@ -777,6 +777,9 @@ static void test_ranker_memory_budget_evicts_least_recently_active(void **state)
 		      (unsigned long long)live, (unsigned long long)bytes, (unsigned long long)budget,
 		      (unsigned long long)snap);
 	assert_true(bytes + snap + table <= budget);
+	/* STATS shows both (relaxed: published with the counters above). */
+	assert_true(atomic_load_explicit(&sc()->stats.memory_budget, memory_order_relaxed) == budget);
+	assert_true(atomic_load_explicit(&sc()->stats.sessions_evicted, memory_order_relaxed) > 0);
 	assert_true(live < 20000);
 	assert_true(live > 1000); /* a budget, not a wipe */
 	/* The first sessions went; "keep" and the newest stayed whole. */
