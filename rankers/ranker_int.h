@@ -190,8 +190,8 @@ void ranker_sessions_fini(struct ranker_ctx *ctx);
 /* Housekeeping, bounded: forget at most RANKER_EVICT_STEP sessions idle
  * past the TTL (from the least recently active end, which is where they
  * are) and bring the session bytes under the budget by at most as many
- * more evictions. Never walks the table. */
-void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
+ * more evictions. Never walks the table. Returns the sessions forgotten. */
+uint32_t ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
 /* Bytes the sessions may use: the budget less the table and the serving
  * generation, at least a quarter of the budget (a generation that takes
  * more is warned about at its swap). */

@@ -186,17 +186,21 @@ static void sessions_trim(struct ranker_ctx *ctx, const struct ranker_session *k
 	}
 }
 
-void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
+uint32_t ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
 {
+	uint64_t evicted = ctx->sessions_evicted;
+	uint32_t n = 0;
+
 	/* The tail is the least recently active: once it is young enough,
 	 * every other one is (a wall clock that went back expires nobody). */
-	for (uint32_t i = 0; i < RANKER_EVICT_STEP && ctx->lru_tail; i++) {
+	for (; n < RANKER_EVICT_STEP && ctx->lru_tail; n++) {
 		struct ranker_session *s = ctx->lru_tail;
 		if (now_ms <= s->last_ms || now_ms - s->last_ms <= ctx->session_ttl_ms)
 			break;
 		session_drop(ctx, s);
 	}
 	sessions_trim(ctx, NULL);
+	return n + (uint32_t)(ctx->sessions_evicted - evicted);
 }
 
 int64_t ranker_item_index(struct ranker_ctx *ctx, const char *id, size_t len)

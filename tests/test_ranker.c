@@ -81,6 +81,8 @@ static void publish(uint64_t gen, const char *path)
 	wf_ctl_snap_set(F.shm->ctl, &cur, &prev);
 }
 
+static const char *ranker_ttl = "600"; /* --session-ttl of the next start */
+
 /* Start weft-ranker for F.shard (path exe) and wait until it serves. */
 static int start_ranker(const char *exe)
 {
@@ -89,8 +91,8 @@ static int start_ranker(const char *exe)
 	snprintf(shard, sizeof(shard), "%u", F.shard);
 	F.pid = fork();
 	if (F.pid == 0) {
-		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl", "600",
-		      "--memory-budget", "4M", (char *)NULL);
+		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl",
+		      ranker_ttl, "--memory-budget", "4M", (char *)NULL);
 		_exit(127);
 	}
 	return F.pid > 0 && wait_for(ranker_ready) ? 0 : -1;
@@ -853,6 +855,38 @@ static void test_ranker_restart_serves_previous_generation_when_current_fails(vo
 	assert_int_equal(items_of(it, 8), 3);
 }
 
+/* Idle expiry, now a bounded step per loop pass from the least recently
+ * active end (no walk of the table): with --session-ttl 1, 1,000
+ * sessions (16 steps of 64) are all forgotten, the last one too. Bounded
+ * waits on what the ranker answers, no time asserted. */
+static int ttl_gone(void)
+{
+	CALL(WF_CMD_HISTORY, "ttl999");
+	return strcmp(F.reply, "*0\r\n") == 0;
+}
+
+static void test_ranker_idle_sessions_expire_in_steps(void **state)
+{
+	struct wf_snap_ref cur = { 0 }, prev = { 0 };
+	uint64_t ev0;
+	char sid[32];
+
+	wf_ctl_snap_get(F.shm->ctl, &cur, &prev); /* the same generations again */
+	ranker_ttl = "1";
+	restart_with(&cur, &prev);
+	ev0 = atomic_load(&sc()->stats.events);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(sid, sizeof(sid), "ttl%d", i);
+		EVENT(sid, "-", "view", "i05");
+	}
+	barrier();
+	/* Applied (sessions made), whether or not a second went by since. */
+	assert_true(atomic_load(&sc()->stats.events) == ev0 + 1000);
+	assert_true(wait_for(ttl_gone));
+	CALL(WF_CMD_HISTORY, "ttl0");
+	assert_string_equal(F.reply, "*0\r\n");
+}
+
 static void test_ranker_exits_on_shutdown(void **state)
 {
 	int st = -1;
@@ -888,6 +922,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
 		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
 		cmocka_unit_test(test_ranker_restart_serves_previous_generation_when_current_fails),
+		cmocka_unit_test(test_ranker_idle_sessions_expire_in_steps),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);
