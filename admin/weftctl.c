@@ -352,9 +352,14 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 
 			errno = 0;
 			v = strtol(val, &end, 10);
-			if (errno || end == val || v < 1 || (*end && (strchr("kKmMgG", *end) == NULL || end[1])))
-				return bad_usage("--memory-budget wants bytes with an optional K, M or G, not '%s'", val);
-			o->memory_budget = val; /* weft-ranker checks the minimum (4M) */
+			if (*end && strchr("kKmMgG", *end) && !end[1] && v > 0 && v < (1l << 30))
+				v <<= strchr("kK", *end) ? 10 : strchr("mM", *end) ? 20 : 30;
+			else if (*end)
+				v = 0;
+			if (errno || end == val || v < (4l << 20))
+				return bad_usage("--memory-budget wants bytes (an optional K, M or G), at least 4M, not '%s'",
+						 val);
+			o->memory_budget = val; /* weft-ranker parses it the same way */
 		} else if (OPT("--durability")) {
 			if (strcmp(val, "fsync") != 0 && strcmp(val, "os") != 0)
 				return bad_usage("--durability is fsync or os, not '%s'", val);
