@@ -98,7 +98,7 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	}
 	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
 	if (!ctx->cur) {
-		/* R4's own store, read back: relaxed. */
+		/* relaxed: it only names the generation in the error below. */
 		uint64_t failed = atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed);
 		if (failed) /* never an empty list for a known user, silently */
 			wf_resp_w_error(out, "ERR shard %u has no snapshot to serve: generation %llu failed to load "
