@@ -19,6 +19,8 @@
 #include "shm/shm.h"
 
 #define RANKER_HISTORY_MAX 4096u   /* newest events kept per session (HISTORY); older ones are folded */
+#define RANKER_HISTORY_BYTES (128u << 10) /* and at most this many bytes of it: HISTORY's reply
+					   * (~2.3x at worst) fits a ring record, a session stays bounded */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_EVICT_STEP 64u          /* sessions examined per loop pass (idle) or per event (budget) */
 #define RANKER_MEMORY_BUDGET (2048ull << 20) /* --memory-budget default: sessions and generation, bytes */

@@ -274,31 +274,48 @@ static int hist_reserve(struct ranker_ctx *ctx, struct ranker_session *s, uint32
 	return 0;
 }
 
+/* Bytes the record of an event (argv as the EVENT's) takes at most. */
+static uint32_t hist_need(const struct wf_msg_arg *argv, uint32_t argc, int new_user)
+{
+	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
+
+	if (new_user && !wf_user_is_anon(argv[1].p, argv[1].len))
+		need += 1 + argv[1].len;
+	for (uint32_t i = 4; i < argc; i++)
+		need += 2u + argv[i].len;
+	return need;
+}
+
 /*
- * Fold the oldest record out of s's history: HISTORY keeps the newest
- * RANKER_HISTORY_MAX events and counts the folded ones (hist_folded); the
- * model has applied every event. The second record becomes the first:
- * its ts delta is made absolute and, when a user is current, that user is
- * written into it (HIST_NEWUSER: the decoder takes a user from any record
- * that carries one, named by it or not), since the record that named it
- * may be the one going. The later records are kept byte for byte (their
- * deltas and users are relative to what stays). 0 or -ENOMEM.
+ * Make room for a record of need bytes: fold the oldest records out of
+ * s's history until it holds fewer than RANKER_HISTORY_MAX and need more
+ * bytes fit in RANKER_HISTORY_BYTES. HISTORY keeps the newest and counts
+ * the folded ones (hist_folded); the model has applied every event. The
+ * first record kept becomes the first: its ts delta is made absolute and,
+ * when a user is current, that user is written into it (HIST_NEWUSER: the
+ * decoder takes a user from any record that carries one, named by it or
+ * not), since the record that named it may be gone. The later records are
+ * kept byte for byte (their deltas and users are relative to what stays),
+ * moved once. 0 or -ENOMEM.
  */
-static int hist_fold_oldest(struct ranker_ctx *ctx, struct ranker_session *s)
+static int hist_fold(struct ranker_ctx *ctx, struct ranker_session *s, uint32_t need)
 {
 	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 	struct ranker_hist_cur cur = { 0 };
 	uint8_t head[10 + 2 + 1 + 255];
-	uint32_t argc, p, hl, tail;
+	uint32_t argc, p = 0, hl, tail, n = 0;
 	uint64_t ts;
 	uint8_t flags;
 
-	if (!ranker_hist_next(s, &cur, &ts, a, &argc))
+	while ((s->hist_n - n >= RANKER_HISTORY_MAX || s->hist_len - p + need > RANKER_HISTORY_BYTES) &&
+	       ranker_hist_next(s, &cur, &ts, a, &argc)) {
+		p = cur.off; /* the record after the n + 1 folded */
+		n++;
+	}
+	if (n == 0)
 		return 0;
-	p = cur.off; /* the second record */
-	if (!ranker_hist_next(s, &cur, &ts, a, &argc)) {
+	if (!ranker_hist_next(s, &cur, &ts, a, &argc)) { /* every record folded */
 		s->hist_len = 0;
-		s->hist_n = 0;
 		s->hist_last_ts = 0;
 		goto folded;
 	}
@@ -323,10 +340,9 @@ static int hist_fold_oldest(struct ranker_ctx *ctx, struct ranker_session *s)
 	memmove(s->hist + hl, s->hist + p, tail);
 	memcpy(s->hist, head, hl);
 	s->hist_len = hl + tail;
-	s->hist_n--;
 folded:
-	if (s->hist_folded < UINT32_MAX)
-		s->hist_folded++;
+	s->hist_n = (uint16_t)(s->hist_n - n);
+	s->hist_folded = s->hist_folded > UINT32_MAX - n ? UINT32_MAX : s->hist_folded + n;
 	return 0;
 }
 
@@ -410,13 +426,9 @@ static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_
 		       const struct wf_msg_arg *argv, uint32_t argc, int new_user)
 {
 	int named = !wf_user_is_anon(argv[1].p, argv[1].len);
-	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
+	uint32_t need = hist_need(argv, argc, new_user);
 	uint8_t *p;
 
-	if (named && new_user)
-		need += 1 + argv[1].len;
-	for (uint32_t i = 4; i < argc; i++)
-		need += 2u + argv[i].len;
 	if (need > UINT16_MAX)
 		return -E2BIG;
 	if (hist_reserve(ctx, s, s->hist_len + need) < 0)
@@ -499,9 +511,10 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
 		   !(s->user && s->user_len == argv[1].len && memcmp(s->user, argv[1].p, argv[1].len) == 0);
 	r = new_user ? session_set_user(ctx, s, &argv[1]) : 0;
-	/* A long session: the oldest event leaves HISTORY, not the model. */
-	if (r == 0 && s->hist_n >= RANKER_HISTORY_MAX)
-		r = hist_fold_oldest(ctx, s);
+	/* A long session: the oldest events leave HISTORY, not the model (a
+	 * record too big for the codec is refused below, folding nothing). */
+	if (r == 0 && hist_need(argv, argc, new_user) <= UINT16_MAX)
+		r = hist_fold(ctx, s, hist_need(argv, argc, new_user));
 	if (r == 0)
 		r = hist_append(ctx, s, ts_ms, type, argv, argc, new_user);
 	/* Lists cached for this session are stale: the user may have changed

@@ -552,6 +552,45 @@ static void test_ranker_long_session_keeps_every_acked_event(void **state)
 	assert_string_equal(t->t[t->n - 1], "fs-last");
 }
 
+/* The history is also bounded in bytes (128 KiB): 100 events of ~3 KiB
+ * (20 fields of 150 bytes) keep the newest that fit, the rest folded and
+ * counted, every one applied (a hostile session cannot grow without
+ * bound, and its HISTORY still fits a reply). */
+static void test_ranker_long_session_history_bytes_bounded(void **state)
+{
+	static char v[151];
+	const char *a[4 + 40];
+	uint64_t errors = atomic_load(&sc()->stats.errors);
+	char item[16], want[32];
+	int kept = -1, folded = -1;
+
+	memset(v, 'v', sizeof(v) - 1);
+	a[0] = "big1";
+	a[1] = "-";
+	a[2] = "view";
+	a[3] = item;
+	for (int i = 0; i < 40; i += 2) {
+		a[4 + i] = "f";
+		a[5 + i] = v;
+	}
+	for (int n = 1; n <= 100; n++) {
+		snprintf(item, sizeof(item), "big-%d", n);
+		event(a, 44);
+	}
+	barrier();
+	assert_int_equal(atomic_load(&sc()->stats.errors), errors);
+	CALL(WF_CMD_HISTORY, "big1");
+	assert_int_equal(sscanf(F.reply, "*%d\r\n*2\r\n$6\r\nfolded\r\n:%d\r\n", &kept, &folded), 2);
+	assert_true(folded > 0 && kept > 1);
+	assert_int_equal(kept - 1 + folded, 100);
+	assert_true((size_t)(kept - 1) * 3000 < 128u << 10);
+	assert_non_null(strstr(F.reply, "big-100\r\n"));
+	snprintf(want, sizeof(want), "big-%d\r\n", folded + 1); /* the oldest kept */
+	assert_non_null(strstr(F.reply, want));
+	snprintf(want, sizeof(want), "big-%d\r\n", folded); /* the newest folded */
+	assert_null(strstr(F.reply, want));
+}
+
 static void test_ranker_bad_requests_get_err(void **state)
 {
 	CALL(WF_CMD_RECS, "s", "-", "zero");
@@ -920,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
 		cmocka_unit_test(test_ranker_session_bytes_within_bound),
 		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
+		cmocka_unit_test(test_ranker_long_session_history_bytes_bounded),
 		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
 		cmocka_unit_test(test_ranker_restart_serves_previous_generation_when_current_fails),
 		cmocka_unit_test(test_ranker_idle_sessions_expire_in_steps),
