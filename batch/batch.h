@@ -23,7 +23,9 @@
 
 #define WF_BATCH_MAX_ID 128u       /* ids longer than this are malformed rows */
 #define WF_BATCH_MAX_REPORTED 10u  /* malformed rows named one by one per file */
-#define WF_BATCH_NEIGH_TOP 50u
+#define WF_BATCH_NEIGH_TOP 30u     /* co-occurrence neighbours per item... */
+#define WF_BATCH_SEQ_TOP 20u       /* ...and transitions: the 50 one list had before */
+#define WF_BATCH_SEQ_GAP 10u       /* transitions counted up to this many clicks later */
 #define WF_BATCH_COMPL_TOP 20u
 #define WF_BATCH_POPULAR_TOP 1000u
 #define WF_BATCH_TRENDING_TOP 200u
@@ -125,6 +127,9 @@ struct wf_batch {
 	/* Model outputs. */
 	struct wf_snap_cand *neigh;   /* nitems * NEIGH_TOP slots */
 	uint32_t *neigh_cnt;
+	struct wf_snap_cand *seq;     /* nitems * SEQ_TOP slots */
+	uint32_t *seq_cnt;
+	struct wf_snap_model model;   /* repeat curve (model.c), fitted weights (fit.c) */
 	struct wf_snap_cand *compl;   /* nitems * COMPL_TOP slots */
 	uint32_t *compl_cnt;
 	uint32_t *cat_top;            /* ncats * CAT_TOP item indexes (popularity order) */

@@ -74,6 +74,8 @@ void wf_batch_fini(struct wf_batch *b)
 	free(b->cat_year_index);
 	free(b->neigh);
 	free(b->neigh_cnt);
+	free(b->seq);
+	free(b->seq_cnt);
 	free(b->compl);
 	free(b->compl_cnt);
 	free(b->cat_top);

@@ -167,10 +167,15 @@ static void test_rank_three_views_new_category_moves_it_up(void **state)
 	assert_true(fb >= (int)TR_ALICE_N); /* below all of alice's list before */
 	assert_true(fa < fb);
 	assert_true(fa < (int)TR_ALICE_N - 1); /* now above some of her list */
-	/* ... and every bag item ranks no worse than before. */
+	/* ... and the list holds no fewer bag items than before (the prior is
+	 * damped with the rest of the session's parts now, so one bag item
+	 * may trade places with another). */
+	int bb = 0, ba = 0;
+	for (int i = 0; i < nb; i++)
+		bb += f->snap->items[before[i]].category == 2;
 	for (int i = 0; i < na; i++)
-		if (f->snap->items[after[i]].category == 2)
-			assert_true(i <= rank_of(before, nb, after[i]));
+		ba += f->snap->items[after[i]].category == 2;
+	assert_true(ba >= bb);
 }
 
 static void test_rank_cart_add_removes_item_and_lifts_complements(void **state)
