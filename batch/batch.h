@@ -197,6 +197,10 @@ void wf_batch_events_free(struct wf_batch *b);
 /* Stages of a build; each returns 0 or -errno and logs its own error. */
 int wf_batch_load(struct wf_batch *b);
 int wf_batch_model(struct wf_batch *b);
+/* fit.c: the scoring model's weights, learned on a fit window at the end
+ * of the loaded events (before wf_batch_model, which it leaves untouched),
+ * into b->model. A log too short for a fit window keeps the defaults. */
+int wf_batch_fit(struct wf_batch *b);
 int wf_batch_emit(struct wf_batch *b);
 void wf_batch_fini(struct wf_batch *b);
 /* The whole build (load, model, emit): what `build` and `nightly` run. */

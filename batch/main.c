@@ -89,6 +89,8 @@ int wf_batch_run(struct wf_batch *b)
 	int r = wf_batch_load(b);
 
 	if (r == 0)
+		r = wf_batch_fit(b);
+	if (r == 0)
 		r = wf_batch_model(b);
 	if (r == 0)
 		r = wf_batch_emit(b);
