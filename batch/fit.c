@@ -25,7 +25,8 @@
 #define FIT_TOP_NEG 30u      /* negatives per next click: the best others under the default weights... */
 #define FIT_SPREAD_NEG 20u   /* ... and others spread over the pool */
 #define FIT_L2 1.0           /* L2 penalty on the weights */
-#define FIT_ITERS 25u        /* Newton steps */
+#define FIT_ROUNDS 3u         /* of hard negatives */
+#define FIT_ITERS 12u        /* Newton steps (at most; it stops when no weight moves by 1e-5) */
 #define FIT_K 20u            /* HR@K of the fit window, default against fitted weights */
 #define NF WF_RANK_NFEAT
 
@@ -130,7 +131,7 @@ static void logistic_fit(const struct pairs *p, double *w, double *ret_loss)
 			w[f] += step[f];
 			moved = fmax(moved, fabs(step[f]));
 		}
-		if (moved < 1e-7)
+		if (moved < 1e-5)
 			break;
 	}
 	*ret_loss = p->n ? loss / (double)p->n : 0;
@@ -320,6 +321,7 @@ struct replay {
 	const double *wt_neg[2]; /* per visitor type: the weights that choose the negatives */
 	const double *wt_fit[2]; /* the fitted weights, or NULL (not fitted) */
 	int pass2;               /* 0: collect pairs (and the hits of wt_neg); 1: the fitted weights' hits */
+	uint32_t round;          /* of collecting: 0 the defaults choose the negatives */
 	struct pairs pr[2];
 };
 
@@ -347,7 +349,8 @@ static int replay_position(struct replay *rp, const struct wf_rank_query *q, uin
 	}
 	pr->positives++;
 	scores_by(rp->wt_neg[v], rp->feat, (uint32_t)n, rp->sc);
-	pr->hits_default += rank_of(rp->sc, (uint32_t)n, t) < FIT_K;
+	if (rp->round == 0)
+		pr->hits_default += rank_of(rp->sc, (uint32_t)n, t) < FIT_K;
 	/* the FIT_TOP_NEG best others by wt_neg, kept in order
 	 * by insertion (most entries lose one comparison) */
 	uint32_t top[FIT_TOP_NEG], ntop = 0;
@@ -469,29 +472,27 @@ int wf_batch_fit(struct wf_batch *b)
 		r = -ENOMEM;
 		goto out;
 	}
-	/* Two rounds: the negatives of the first are the best others by the
-	 * default weights, those of the second by the first fit's (the
-	 * entries a fitted model would put above the next click); the
-	 * second fit learns from both. */
-	for (uint32_t round = 0; round < 2; round++) {
-		uint64_t hits0[2] = { rp.pr[0].hits_default, rp.pr[1].hits_default };
+	/* FIT_ROUNDS rounds: the negatives of the first are the best others
+	 * by the default weights, those of each later one by the previous
+	 * fit's (the entries a fitted model would put above the next click);
+	 * each fit learns from every round's pairs. */
+	for (rp.round = 0; rp.round < FIT_ROUNDS; rp.round++) {
+		uint32_t nfit = 0;
 		if ((r = replay(&rp)) < 0)
 			goto out;
-		if (round == 1) /* the defaults' hits are the first round's */
-			for (uint32_t v = 0; v < 2; v++)
-				rp.pr[v].hits_default = hits0[v];
 		for (uint32_t v = 0; v < 2; v++) {
 			double loss = 0;
-			if (rp.pr[v].positives < FIT_MIN_POSITIVES * (round + 1))
+			if (rp.pr[v].positives < FIT_MIN_POSITIVES * (rp.round + 1))
 				continue;
 			logistic_fit(&rp.pr[v], w1[v], &loss);
 			b->model.logloss[v] = (float)loss;
 			b->model.examples[v] = rp.pr[v].n;
-			b->model.positives[v] = rp.pr[v].positives / (round + 1);
+			b->model.positives[v] = rp.pr[v].positives / (rp.round + 1);
 			rp.wt_fit[v] = rp.wt_neg[v] = w1[v];
 			rp.pr[v].positions = 0;
+			nfit++;
 		}
-		if (!rp.wt_fit[0] && !rp.wt_fit[1])
+		if (!nfit)
 			break;
 	}
 	/* Again with the fitted weights: the fit window's HR@K, fitted and default. */

@@ -462,8 +462,8 @@ static int run_weftctl(const char *const *args, const char *outpath, const char 
 /*
  * The fit (batch/fit.c): 10 days of anonymous sessions that walk a chain
  * (each item's successor is the next click 9 times in 10, the other time
- * a random item) over 300 items: the transitions from the newest item
- * predict the next click, and the fitted weight of seq_last comes out
+ * a random item) over 300 items: the transitions predict the next
+ * click, and the fitted weight of seq comes out
  * positive; the repeat curve is near 0 (no session goes back).
  */
 static void test_batch_fit_learns_predictive_feature(void **state)
@@ -496,14 +496,14 @@ static void test_batch_fit_learns_predictive_feature(void **state)
 	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
 	assert_int_equal(s->model->version, 1);
 	assert_true(s->model->flags & WF_SNAP_MODEL_FITTED_NEW);
-	/* weight[1]: new visitors; feature 6 is seq_last (lib/rank/rank.h WF_RANK_F_SEQ1) */
-	assert_true(s->model->weight[1][6] > 0);
+	/* weight[1]: new visitors; feature 5 is seq (lib/rank/rank.h WF_RANK_F_SEQ) */
+	assert_true(s->model->weight[1][5] > 0);
 	assert_true(s->model->repeat[0] < 0.05f);
 	assert_true(s->model->hr_fit[1] >= s->model->hr_default[1]);
 	wf_snap_close(s);
 	assert_int_equal(wf_read_file(man, &json, NULL), 0);
 	assert_non_null(strstr(json, "\"new\": {\"fitted\": true, \"weights\": {\"batch\": "));
-	assert_non_null(strstr(json, "\"seq_last\": "));
+	assert_non_null(strstr(json, "\"seq\": "));
 	free(json);
 }
 

@@ -53,7 +53,7 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 		uint32_t k = (uint32_t)((n & ~keep) | (((uint32_t)v - 1) & keep));
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
-		w->neigh1[n] = w->neigh[n] = w->seq1[n] = w->seq[n] = w->seen[n] = w->compl[n] = 0;
+		w->neigh[n] = w->seq[n] = w->seen[n] = w->compl[n] = 0;
 		w->slot[h] = (((uint64_t)item << 32 | (n + 1)) & ~keep) | (v & keep);
 		*pn = n + fresh;
 		return k;
@@ -66,7 +66,7 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 			w->slot[h] = (uint64_t)item << 32 | (n + 1);
 			w->item[n] = item;
 			w->batch[n] = -1.0f;
-			w->neigh1[n] = w->neigh[n] = w->seq1[n] = w->seq[n] = w->seen[n] = w->compl[n] = 0;
+			w->neigh[n] = w->seq[n] = w->seen[n] = w->compl[n] = 0;
 			*pn = n + 1;
 			return n;
 		}
@@ -166,8 +166,6 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			int32_t src = s->recent[j].item;
 			float rec = 1.0f / (float)(1 + r);
 			float rw = (1.0f - expf(-s->recent[j].strength / p->tau)) * rec;
-			/* the newest item's lists are features of their own */
-			float *nb = r ? w->neigh : w->neigh1, *sq = r ? w->seq : w->seq1;
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
@@ -175,13 +173,13 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 				const struct wf_snap_cand *c = &snap->neigh[it->neigh_off + x];
 				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
-					nb[k] += rw * c->score;
+					w->neigh[k] += rw * c->score;
 			}
 			for (uint32_t x = seq_begin(snap, src); x < seq_end(snap, src); x++) {
 				const struct wf_snap_cand *c = &snap->seq[x];
 				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
-					sq[k] += rec * c->score;
+					w->seq[k] += rec * c->score;
 			}
 		}
 		/* Returns: the items of the recent ring (the one on screen too),
@@ -227,12 +225,12 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
 			uint32_t k = pool_add(w, &n, snap->neigh[it->neigh_off + x].item);
 			if (k != UINT32_MAX)
-				w->neigh1[k] += snap->neigh[it->neigh_off + x].score;
+				w->neigh[k] += snap->neigh[it->neigh_off + x].score;
 		}
 		for (uint32_t x = seq_begin(snap, (uint32_t)anchor); x < seq_end(snap, (uint32_t)anchor); x++) {
 			uint32_t k = pool_add(w, &n, snap->seq[x].item);
 			if (k != UINT32_MAX)
-				w->seq1[k] += snap->seq[x].score;
+				w->seq[k] += snap->seq[x].score;
 		}
 	}
 	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
@@ -417,8 +415,7 @@ struct consts {
 
 static const char *const feature_names[WF_RANK_NFEAT] = {
 	[WF_RANK_F_BATCH] = "batch", [WF_RANK_F_CAT] = "cat",	    [WF_RANK_F_BRAND] = "brand",
-	[WF_RANK_F_BAND] = "band",   [WF_RANK_F_NEIGH1] = "neigh_last", [WF_RANK_F_NEIGH] = "neigh",
-	[WF_RANK_F_SEQ1] = "seq_last", [WF_RANK_F_SEQ] = "seq",
+	[WF_RANK_F_BAND] = "band",   [WF_RANK_F_NEIGH] = "neigh",   [WF_RANK_F_SEQ] = "seq",
 	[WF_RANK_F_REPEAT] = "repeat", [WF_RANK_F_POP] = "pop",	    [WF_RANK_F_TREND] = "trend",
 };
 
@@ -441,8 +438,8 @@ void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p,
 	ret[WF_RANK_F_CAT] = p->w_cat;
 	ret[WF_RANK_F_BRAND] = p->w_brand;
 	ret[WF_RANK_F_BAND] = p->w_band;
-	ret[WF_RANK_F_NEIGH1] = ret[WF_RANK_F_NEIGH] = p->w_neigh;
-	ret[WF_RANK_F_SEQ1] = ret[WF_RANK_F_SEQ] = p->w_seq;
+	ret[WF_RANK_F_NEIGH] = p->w_neigh;
+	ret[WF_RANK_F_SEQ] = p->w_seq;
 	ret[WF_RANK_F_REPEAT] = p->w_recent_item;
 	ret[WF_RANK_F_POP] = p->w_pop;
 	ret[WF_RANK_F_TREND] = p->w_trend;
@@ -508,8 +505,7 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 	pt->f[WF_RANK_F_POP] = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
 	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
 	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
-	pt->f[WF_RANK_F_NEIGH1] = pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_REPEAT] = zero4;
-	pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = zero4;
+	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
 	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
 	if (k->aff) {
 		uint32_t ci[4], bi[4], di[4];
@@ -542,9 +538,7 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 		pt->penalty = k->neg_penalty_seen * (v4f){ seen[0], seen[1], seen[2], seen[3] };
 	}
 	if (k->near) {
-		pt->f[WF_RANK_F_NEIGH1] = v4_min1(v4_load(w->neigh1, x, consecutive));
 		pt->f[WF_RANK_F_NEIGH] = v4_min1(v4_load(w->neigh, x, consecutive));
-		pt->f[WF_RANK_F_SEQ1] = v4_min1(v4_load(w->seq1, x, consecutive));
 		pt->f[WF_RANK_F_SEQ] = v4_min1(v4_load(w->seq, x, consecutive));
 		pt->f[WF_RANK_F_REPEAT] = v4_load(w->seen, x, consecutive);
 	}
@@ -581,10 +575,9 @@ static inline __attribute__((always_inline)) v4f score4(const struct consts *k, 
 		e.penalty = pt->penalty;
 	}
 	if (k->near) {
-		for (uint32_t f = WF_RANK_F_NEIGH1; f <= WF_RANK_F_REPEAT; f++)
+		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
 			t[f] = k->ew[f] * pt->f[f];
-		e.neighbours = (((t[WF_RANK_F_NEIGH1] + t[WF_RANK_F_NEIGH]) + t[WF_RANK_F_SEQ1]) + t[WF_RANK_F_SEQ]) +
-			       t[WF_RANK_F_REPEAT];
+		e.neighbours = (t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT];
 	}
 	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
 	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);
@@ -625,7 +618,7 @@ static void features_of(const struct consts *k, const struct parts4 *pt, uint32_
 	if (!k->aff)
 		ret[WF_RANK_F_CAT] = ret[WF_RANK_F_BRAND] = ret[WF_RANK_F_BAND] = 0;
 	if (!k->near)
-		for (uint32_t f = WF_RANK_F_NEIGH1; f <= WF_RANK_F_REPEAT; f++)
+		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
 			ret[f] = 0;
 }
 
