@@ -556,12 +556,13 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 		memcpy(&r1, w->acc[x[1]], sizeof(r1));
 		memcpy(&r2, w->acc[x[2]], sizeof(r2));
 		memcpy(&r3, w->acc[x[3]], sizeof(r3));
-		v4f t0 = __builtin_shuffle(r0, r1, (v4i){ 0, 4, 1, 5 }), t1 = __builtin_shuffle(r0, r1, (v4i){ 2, 6, 3, 7 });
-		v4f t2 = __builtin_shuffle(r2, r3, (v4i){ 0, 4, 1, 5 }), t3 = __builtin_shuffle(r2, r3, (v4i){ 2, 6, 3, 7 });
-		pt->f[WF_RANK_F_NEIGH] = v4_min1(__builtin_shuffle(t0, t2, (v4i){ 0, 1, 4, 5 }));
-		pt->f[WF_RANK_F_SEQ1] = v4_min1(__builtin_shuffle(t0, t2, (v4i){ 2, 3, 6, 7 }));
-		pt->f[WF_RANK_F_SEQ] = v4_min1(__builtin_shuffle(t1, t3, (v4i){ 0, 1, 4, 5 }));
-		pt->f[WF_RANK_F_REPEAT] = __builtin_shuffle(t1, t3, (v4i){ 2, 3, 6, 7 });
+		/* (__builtin_shufflevector: GCC 12 and clang both have it) */
+		v4f t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+		v4f t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+		pt->f[WF_RANK_F_NEIGH] = v4_min1(__builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+		pt->f[WF_RANK_F_SEQ1] = v4_min1(__builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+		pt->f[WF_RANK_F_SEQ] = v4_min1(__builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+		pt->f[WF_RANK_F_REPEAT] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
 	}
 }
 
