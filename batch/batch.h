@@ -23,7 +23,9 @@
 
 #define WF_BATCH_MAX_ID 128u       /* ids longer than this are malformed rows */
 #define WF_BATCH_MAX_REPORTED 10u  /* malformed rows named one by one per file */
-#define WF_BATCH_NEIGH_TOP 50u
+#define WF_BATCH_NEIGH_TOP 30u     /* co-occurrence neighbours per item... */
+#define WF_BATCH_SEQ_TOP 20u       /* ...and transitions: the 50 one list had before */
+#define WF_BATCH_SEQ_GAP 10u       /* transitions counted up to this many clicks later */
 #define WF_BATCH_COMPL_TOP 20u
 #define WF_BATCH_POPULAR_TOP 1000u
 #define WF_BATCH_TRENDING_TOP 200u
@@ -125,6 +127,9 @@ struct wf_batch {
 	/* Model outputs. */
 	struct wf_snap_cand *neigh;   /* nitems * NEIGH_TOP slots */
 	uint32_t *neigh_cnt;
+	struct wf_snap_cand *seq;     /* nitems * SEQ_TOP slots */
+	uint32_t *seq_cnt;
+	struct wf_snap_model model;   /* repeat curve (model.c), fitted weights (fit.c) */
 	struct wf_snap_cand *compl;   /* nitems * COMPL_TOP slots */
 	uint32_t *compl_cnt;
 	uint32_t *cat_top;            /* ncats * CAT_TOP item indexes (popularity order) */
@@ -192,6 +197,10 @@ void wf_batch_events_free(struct wf_batch *b);
 /* Stages of a build; each returns 0 or -errno and logs its own error. */
 int wf_batch_load(struct wf_batch *b);
 int wf_batch_model(struct wf_batch *b);
+/* fit.c: the scoring model's weights, learned on a fit window at the end
+ * of the loaded events (before wf_batch_model, which it leaves untouched),
+ * into b->model. A log too short for a fit window keeps the defaults. */
+int wf_batch_fit(struct wf_batch *b);
 int wf_batch_emit(struct wf_batch *b);
 void wf_batch_fini(struct wf_batch *b);
 /* The whole build (load, model, emit): what `build` and `nightly` run. */

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include "batch/batch.h"
+#include "lib/rank/rank.h"
 #include "lib/snapwrite.h"
 
 #define HIST_BUCKETS 10
@@ -127,6 +128,36 @@ static void season_json(struct wf_buf *o, const struct wf_batch *b)
 	free(idx);
 }
 
+/* "model": the repeat curve, the fitted weights per visitor type (by
+ * feature name) and the fit's metrics (batch/README.md "The fit"). */
+static void model_json(struct wf_buf *o, const struct wf_snap *s)
+{
+	const struct wf_snap_model *m = s->model;
+	static const char *const vis[2] = { "returning", "new" };
+
+	wf_buf_printf(o, "{\"version\": %u, \"feature_set\": %u, \"fit_days\": %u, \"repeat\": [", m->version,
+		      m->feature_set, m->fit_days);
+	for (uint32_t r = 0; r < WF_SNAP_MODEL_REPEAT; r++)
+		wf_buf_printf(o, "%s%.5f", r ? ", " : "", (double)m->repeat[r]);
+	wf_buf_printf(o, "]");
+	for (uint32_t v = 0; v < 2; v++) {
+		uint32_t fitted = v ? WF_SNAP_MODEL_FITTED_NEW : WF_SNAP_MODEL_FITTED_RETURNING;
+		wf_buf_printf(o, ",\n    \"%s\": {\"fitted\": %s", vis[v], (m->flags & fitted) ? "true" : "false");
+		if (m->flags & fitted) {
+			wf_buf_printf(o, ", \"weights\": {");
+			for (uint32_t f = 0; f < m->nfeat; f++)
+				wf_buf_printf(o, "%s\"%s\": %.6g", f ? ", " : "", wf_rank_feature_name(f),
+					      (double)m->weight[v][f]);
+			wf_buf_printf(o, "}, \"examples\": %" PRIu64 ", \"positives\": %" PRIu64
+					 ", \"logloss\": %.5f, \"hr_fit\": %.4f, \"hr_default\": %.4f",
+				      m->examples[v], m->positives[v], (double)m->logloss[v], (double)m->hr_fit[v],
+				      (double)m->hr_default[v]);
+		}
+		wf_buf_printf(o, "}");
+	}
+	wf_buf_printf(o, "}");
+}
+
 static int manifest(struct wf_batch *b, const struct wf_snap *s)
 {
 	const struct wf_snap_hdr *h = s->hdr;
@@ -218,7 +249,9 @@ static int manifest(struct wf_batch *b, const struct wf_snap *s)
 	wf_buf_printf(&o, "\n  },\n  \"segments\": {");
 	for (int g = 0; g < WF_SEG_COUNT; g++)
 		wf_buf_printf(&o, "%s\"%s\": %" PRIu64, g ? ", " : "", seg_names[g], seg_users[g]);
-	wf_buf_printf(&o, "},\n  \"seasonality\": ");
+	wf_buf_printf(&o, "},\n  \"model\": ");
+	model_json(&o, s);
+	wf_buf_printf(&o, ",\n  \"seasonality\": ");
 	season_json(&o, b);
 	wf_buf_printf(&o, ",\n  \"top_items\": ");
 	top_json(&o, s, all, TOP_ITEMS);
@@ -264,11 +297,12 @@ int wf_batch_emit(struct wf_batch *b)
 	struct wf_snap_name *names = calloc((size_t)b->cats.n + b->brands.n + 1, sizeof(*names));
 	struct wf_snapw_input in = { 0 };
 	struct wf_snap *s = NULL;
-	uint64_t nn = 0, nc = 0, nk = 0, size = 0;
+	uint32_t *seq_off = calloc((size_t)nitems + 1, sizeof(*seq_off));
+	uint64_t nn = 0, nc = 0, nk = 0, nq = 0, size = 0;
 	char err[1024];
 	int r = -ENOMEM;
 
-	if (!items || !users || !names)
+	if (!items || !users || !names || !seq_off)
 		goto out;
 	wf_batch_progress(b, "writing snapshot", 0, 0);
 	if (b->strs.len >= (1ull << 32)) {
@@ -287,6 +321,9 @@ int wf_batch_emit(struct wf_batch *b)
 
 		memmove(b->neigh + nn, b->neigh + (size_t)i * WF_BATCH_NEIGH_TOP, b->neigh_cnt[i] * sizeof(*b->neigh));
 		memmove(b->compl + nc, b->compl + (size_t)i * WF_BATCH_COMPL_TOP, b->compl_cnt[i] * sizeof(*b->compl));
+		memmove(b->seq + nq, b->seq + (size_t)i * WF_BATCH_SEQ_TOP, b->seq_cnt[i] * sizeof(*b->seq));
+		seq_off[i] = (uint32_t)nq;
+		nq += b->seq_cnt[i];
 		*it = (struct wf_snap_item){
 			.id_off = (uint32_t)b->items.off[i], .id_len = b->items.len[i], .category = m->category,
 			.brand = m->brand, .price_cents = m->price_cents, .price_band = m->price_band,
@@ -297,6 +334,7 @@ int wf_batch_emit(struct wf_batch *b)
 		nn += b->neigh_cnt[i];
 		nc += b->compl_cnt[i];
 	}
+	seq_off[nitems] = (uint32_t)nq;
 	for (uint32_t u = 0; u < nusers; u++) {
 		const struct wf_batch_user *m = &b->user[u];
 
@@ -317,6 +355,7 @@ int wf_batch_emit(struct wf_batch *b)
 		.cands = b->cands, .ncands = nk, .neigh = b->neigh, .nneigh = nn, .compl = b->compl, .ncompl = nc,
 		.names = names, .ncats = b->cats.n, .nbrands = b->brands.n,
 		.popular = b->popular, .npopular = b->npopular, .trending = b->trending, .ntrending = b->ntrending,
+		.seq = b->seq, .nseq = nq, .seq_off = seq_off, .model = &b->model,
 	};
 	if ((r = wf_snapw_write(b->opt.out, &in, &size, err, sizeof(err))) < 0) {
 		wf_err("%s", err);
@@ -326,6 +365,8 @@ int wf_batch_emit(struct wf_batch *b)
 	free(items);
 	free(users);
 	free(names);
+	free(seq_off);
+	seq_off = NULL;
 	items = NULL;
 	users = NULL;
 	names = NULL;
@@ -339,6 +380,7 @@ out:
 	if (r == -ENOMEM)
 		wf_err("out of memory while writing the snapshot");
 	wf_snap_close(s);
+	free(seq_off);
 	free(items);
 	free(users);
 	free(names);

@@ -74,6 +74,8 @@ void wf_batch_fini(struct wf_batch *b)
 	free(b->cat_year_index);
 	free(b->neigh);
 	free(b->neigh_cnt);
+	free(b->seq);
+	free(b->seq_cnt);
 	free(b->compl);
 	free(b->compl_cnt);
 	free(b->cat_top);
@@ -86,6 +88,8 @@ int wf_batch_run(struct wf_batch *b)
 {
 	int r = wf_batch_load(b);
 
+	if (r == 0)
+		r = wf_batch_fit(b);
 	if (r == 0)
 		r = wf_batch_model(b);
 	if (r == 0)

@@ -32,9 +32,10 @@ static const char *const sec_names[] = {
 	[WF_SNAP_SEC_USER_HASH] = "USER_HASH", [WF_SNAP_SEC_CANDS] = "CANDS",
 	[WF_SNAP_SEC_NEIGH] = "NEIGH",	       [WF_SNAP_SEC_COMPL] = "COMPL",
 	[WF_SNAP_SEC_NAMES] = "NAMES",	       [WF_SNAP_SEC_POPULAR] = "POPULAR",
-	[WF_SNAP_SEC_TRENDING] = "TRENDING",
+	[WF_SNAP_SEC_TRENDING] = "TRENDING",   [WF_SNAP_SEC_SEQ] = "SEQ",
+	[WF_SNAP_SEC_SEQ_OFF] = "SEQ_OFF",     [WF_SNAP_SEC_MODEL] = "MODEL",
 };
-#define SEC_LAST WF_SNAP_SEC_TRENDING
+#define SEC_LAST WF_SNAP_SEC_MODEL
 
 const char *wf_snap_section_name(uint32_t id)
 {
@@ -84,6 +85,9 @@ static int check_sections(struct vctx *v)
 		[WF_SNAP_SEC_NAMES] = sizeof(struct wf_snap_name),
 		[WF_SNAP_SEC_POPULAR] = sizeof(struct wf_snap_cand),
 		[WF_SNAP_SEC_TRENDING] = sizeof(struct wf_snap_cand),
+		[WF_SNAP_SEC_SEQ] = sizeof(struct wf_snap_cand),
+		[WF_SNAP_SEC_SEQ_OFF] = 4,
+		[WF_SNAP_SEC_MODEL] = sizeof(struct wf_snap_model),
 	};
 	const struct wf_snap_hdr *h = v->s->hdr;
 	const uint64_t first = WF_ALIGN_UP((uint64_t)sizeof(*h), 64);
@@ -202,6 +206,25 @@ static int check_hash(struct vctx *v, const char *what, const uint32_t *t, uint6
 	return 0;
 }
 
+/* The model: finite numbers, repeat probabilities in [0, 1], counts in
+ * range, padding zero. */
+static int check_model(struct vctx *v, const struct wf_snap_model *m)
+{
+	bool ok = m->nfeat <= WF_SNAP_MODEL_FEATS && m->pad == 0;
+
+	for (uint32_t r = 0; r < WF_SNAP_MODEL_REPEAT; r++)
+		ok &= m->repeat[r] >= 0 && m->repeat[r] <= 1;
+	for (uint32_t t = 0; t < 2; t++) {
+		for (uint32_t f = 0; f < WF_SNAP_MODEL_FEATS; f++)
+			ok &= isfinite(m->weight[t][f]) != 0;
+		ok &= isfinite(m->logloss[t]) && isfinite(m->hr_fit[t]) && isfinite(m->hr_default[t]);
+	}
+	if (!ok)
+		return fail(v->err, v->errlen, -EPROTO, "snapshot %s: MODEL has a count out of range or a weight that is not finite" REBUILD,
+			    v->path);
+	return 0;
+}
+
 static int check_contents(struct vctx *v)
 {
 	struct wf_snap *s = v->s;
@@ -231,12 +254,20 @@ static int check_contents(struct vctx *v)
 	s->npopular = (uint32_t)(v->sec[WF_SNAP_SEC_POPULAR]->size / sizeof(struct wf_snap_cand));
 	s->trending = sec_ptr(v, WF_SNAP_SEC_TRENDING);
 	s->ntrending = (uint32_t)(v->sec[WF_SNAP_SEC_TRENDING]->size / sizeof(struct wf_snap_cand));
+	s->seq = sec_ptr(v, WF_SNAP_SEC_SEQ);
+	s->nseq = v->sec[WF_SNAP_SEC_SEQ]->size / sizeof(struct wf_snap_cand);
+	s->seq_off = sec_ptr(v, WF_SNAP_SEC_SEQ_OFF);
+	s->model = sec_ptr(v, WF_SNAP_SEC_MODEL);
 
 	if (v->sec[WF_SNAP_SEC_ITEMS]->size != (uint64_t)h->nitems * sizeof(struct wf_snap_item) ||
 	    v->sec[WF_SNAP_SEC_USERS]->size != (uint64_t)h->nusers * sizeof(struct wf_snap_user) ||
-	    v->sec[WF_SNAP_SEC_NAMES]->size != ((uint64_t)h->ncats + h->nbrands) * sizeof(struct wf_snap_name))
-		return fail(v->err, v->errlen, -EPROTO, "snapshot %s: ITEMS, USERS or NAMES size disagrees with the header counts (%u items, %u users, %u+%u names)" REBUILD,
+	    v->sec[WF_SNAP_SEC_NAMES]->size != ((uint64_t)h->ncats + h->nbrands) * sizeof(struct wf_snap_name) ||
+	    v->sec[WF_SNAP_SEC_SEQ_OFF]->size != ((uint64_t)h->nitems + 1) * 4 ||
+	    v->sec[WF_SNAP_SEC_MODEL]->size != sizeof(struct wf_snap_model))
+		return fail(v->err, v->errlen, -EPROTO, "snapshot %s: ITEMS, USERS, NAMES, SEQ_OFF or MODEL size disagrees with the header counts (%u items, %u users, %u+%u names)" REBUILD,
 			    v->path, h->nitems, h->nusers, h->ncats, h->nbrands);
+	if ((r = check_model(v, s->model)) < 0)
+		return r;
 
 	for (uint32_t i = 0; i < s->ncats + s->nbrands; i++)
 		if ((r = check_str(v, "name", i, s->names[i].off, s->names[i].len)) < 0)
@@ -254,7 +285,11 @@ static int check_contents(struct vctx *v)
 		if ((uint64_t)it->neigh_off + it->neigh_cnt > s->nneigh || (uint64_t)it->compl_off + it->compl_cnt > s->ncompl)
 			return fail(v->err, v->errlen, -EPROTO, "snapshot %s: item %u neighbour or complement range lies outside NEIGH/COMPL" REBUILD,
 				    v->path, i);
-		if ((r = check_list(v, "item neighbours of", i, s->neigh + it->neigh_off, it->neigh_cnt)) < 0 ||
+		if (s->seq_off[i] > s->seq_off[i + 1] || s->seq_off[i + 1] > s->nseq)
+			return fail(v->err, v->errlen, -EPROTO, "snapshot %s: item %u transition range lies outside SEQ" REBUILD,
+				    v->path, i);
+		if ((r = check_list(v, "item transitions of", i, s->seq + s->seq_off[i], s->seq_off[i + 1] - s->seq_off[i])) < 0 ||
+		    (r = check_list(v, "item neighbours of", i, s->neigh + it->neigh_off, it->neigh_cnt)) < 0 ||
 		    (r = check_list(v, "item complements of", i, s->compl + it->compl_off, it->compl_cnt)) < 0)
 			return r;
 	}
@@ -281,6 +316,10 @@ static int check_contents(struct vctx *v)
 		if (s->neigh[i].item >= s->nitems || !isfinite(s->neigh[i].score))
 			return fail(v->err, v->errlen, -EPROTO, "snapshot %s: NEIGH entry %llu names item %u of %u" REBUILD,
 				    v->path, (unsigned long long)i, s->neigh[i].item, s->nitems);
+	for (uint64_t i = 0; i < s->nseq; i++)
+		if (s->seq[i].item >= s->nitems || !isfinite(s->seq[i].score))
+			return fail(v->err, v->errlen, -EPROTO, "snapshot %s: SEQ entry %llu names item %u of %u" REBUILD,
+				    v->path, (unsigned long long)i, s->seq[i].item, s->nitems);
 	for (uint64_t i = 0; i < s->ncompl; i++)
 		if (s->compl[i].item >= s->nitems || !isfinite(s->compl[i].score))
 			return fail(v->err, v->errlen, -EPROTO, "snapshot %s: COMPL entry %llu names item %u of %u" REBUILD,

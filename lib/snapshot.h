@@ -23,6 +23,13 @@
  *                            categories first, then brands
  *   section POPULAR          struct wf_snap_cand[]: global popularity, sorted
  *   section TRENDING         struct wf_snap_cand[]: rising items, sorted
+ *   section SEQ              struct wf_snap_cand[]: per-item transitions
+ *                            (what is clicked next after the item, gap-
+ *                            weighted, conditional), sorted
+ *   section SEQ_OFF          uint32_t[nitems + 1]: item i's transitions
+ *                            are SEQ[SEQ_OFF[i], SEQ_OFF[i + 1])
+ *   section MODEL            one struct wf_snap_model: the scoring
+ *                            model's learned repeat curve and weights
  *
  * Every section carries an XXH3-64 checksum; the header carries one over
  * itself. wf_snap_open() checks magic, version, sizes, every checksum and
@@ -41,7 +48,7 @@
 #include <stdint.h>
 
 #define WF_SNAP_MAGIC 0x31504e5354464557ull /* "WEFTSNP1" */
-#define WF_SNAP_FORMAT_VERSION 1u
+#define WF_SNAP_FORMAT_VERSION 2u /* 2: SEQ, SEQ_OFF, MODEL (issue 14) */
 #define WF_SNAP_MAX_SECTIONS 16u
 
 enum wf_snap_section_id {
@@ -56,6 +63,9 @@ enum wf_snap_section_id {
 	WF_SNAP_SEC_NAMES,
 	WF_SNAP_SEC_POPULAR,
 	WF_SNAP_SEC_TRENDING,
+	WF_SNAP_SEC_SEQ,
+	WF_SNAP_SEC_SEQ_OFF,
+	WF_SNAP_SEC_MODEL,
 };
 
 struct wf_snap_section {
@@ -116,6 +126,37 @@ struct wf_snap_item {
 	uint32_t neigh_off, neigh_cnt; /* into NEIGH */
 	uint32_t compl_off, compl_cnt; /* into COMPL */
 };
+
+/*
+ * The scoring model weft-batch learned from the training days (lib/rank
+ * reads it; lib/rank/README.md "The model"). version 0: none, lib/rank
+ * uses its defaults. A model whose feature_set or nfeat is not the
+ * library's is ignored the same way (a snapshot from another release).
+ */
+#define WF_SNAP_MODEL_REPEAT 16u /* recent positions with a repeat probability */
+#define WF_SNAP_MODEL_FEATS 16u  /* weight slots per visitor type */
+struct wf_snap_model {
+	uint32_t version;        /* 0 none; else the fit's version (lib/rank WF_RANK_MODEL_VERSION) */
+	uint32_t nfeat;          /* features fitted (lib/rank WF_RANK_NFEAT) */
+	uint32_t feature_set;    /* lib/rank WF_RANK_FEATURE_SET the weights are for */
+	uint32_t flags;          /* WF_SNAP_MODEL_FITTED_*: which visitor types were fitted */
+	/* P(the next click is the item viewed r steps back), r = 0 the item
+	 * on screen, from the training days' sessions. */
+	float repeat[WF_SNAP_MODEL_REPEAT];
+	/* weight[v][f]: feature f's weight for visitor type v (lib/proto.h
+	 * WF_VISITOR_RETURNING 0, WF_VISITOR_NEW 1). */
+	float weight[2][WF_SNAP_MODEL_FEATS];
+	/* Training metrics per visitor type: examples (positives and
+	 * negatives), positives, mean log-loss, and the fit window's HR@20 of
+	 * the fitted and the default weights (replayed through lib/rank). */
+	uint64_t examples[2], positives[2];
+	float logloss[2], hr_fit[2], hr_default[2];
+	uint32_t fit_days;       /* the fit window, days at the end of the data */
+	uint32_t pad;            /* 0 */
+};
+#define WF_SNAP_MODEL_FITTED_RETURNING 0x1u
+#define WF_SNAP_MODEL_FITTED_NEW 0x2u
+_Static_assert(sizeof(struct wf_snap_model) == 272, "wf_snap_model layout: no implicit padding");
 
 /* Customer value segments from the batch model (RFM and LTV). */
 enum wf_snap_segment {
@@ -180,6 +221,10 @@ struct wf_snap {
 	uint32_t npopular;
 	const struct wf_snap_cand *trending;
 	uint32_t ntrending;
+	const struct wf_snap_cand *seq;     /* item i's: seq[seq_off[i], seq_off[i + 1]) */
+	uint64_t nseq;
+	const uint32_t *seq_off;            /* nitems + 1 */
+	const struct wf_snap_model *model;
 	char path[1024];
 };
 

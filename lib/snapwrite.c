@@ -114,11 +114,17 @@ int wf_snapw_write(const char *path, const struct wf_snapw_input *in, uint64_t *
 	char tmp[4096] = "";
 	uint64_t off;
 	int fd = -1, r;
+	static const struct wf_snap_model model0; /* no model: version 0 */
+	uint32_t *seq_off0 = NULL;                /* no transitions: nitems + 1 zero offsets */
 
 	if (in->strs_len >= (1ull << 32)) {
 		set_err(err, errlen, "snapshot %s: string dictionary of %llu bytes exceeds 4 GiB", path,
 			(unsigned long long)in->strs_len);
 		return -EINVAL;
+	}
+	if (!in->seq_off && !(seq_off0 = calloc((size_t)in->nitems + 1, sizeof(*seq_off0)))) {
+		set_err(err, errlen, "snapshot %s: out of memory", path);
+		return -ENOMEM;
 	}
 	r = build_hash(in->strs, in->strs_len, in->items, sizeof(*in->items), in->nitems, &ihash, &islots);
 	if (r == 0)
@@ -141,6 +147,9 @@ int wf_snapw_write(const char *path, const struct wf_snapw_input *in, uint64_t *
 	ADD(WF_SNAP_SEC_NAMES, in->names, (uint64_t)(in->ncats + in->nbrands) * sizeof(struct wf_snap_name));
 	ADD(WF_SNAP_SEC_POPULAR, in->popular, (uint64_t)in->npopular * sizeof(struct wf_snap_cand));
 	ADD(WF_SNAP_SEC_TRENDING, in->trending, (uint64_t)in->ntrending * sizeof(struct wf_snap_cand));
+	ADD(WF_SNAP_SEC_SEQ, in->seq_off ? in->seq : NULL, in->seq_off ? in->nseq * sizeof(struct wf_snap_cand) : 0);
+	ADD(WF_SNAP_SEC_SEQ_OFF, in->seq_off ? (const void *)in->seq_off : seq_off0, ((uint64_t)in->nitems + 1) * 4);
+	ADD(WF_SNAP_SEC_MODEL, in->model ? (const void *)in->model : &model0, sizeof(struct wf_snap_model));
 #undef ADD
 
 	memset(&hdr, 0, sizeof(hdr));
@@ -218,6 +227,7 @@ out:
 	}
 	free(ihash);
 	free(uhash);
+	free(seq_off0);
 	return r;
 }
 

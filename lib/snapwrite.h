@@ -42,6 +42,10 @@ struct wf_snapw_input {
 	uint32_t npopular;
 	const struct wf_snap_cand *trending;
 	uint32_t ntrending;
+	const struct wf_snap_cand *seq;    /* transitions, item i's at seq[seq_off[i], seq_off[i + 1]) */
+	uint64_t nseq;
+	const uint32_t *seq_off;           /* nitems + 1 offsets, or NULL: no transitions */
+	const struct wf_snap_model *model; /* or NULL: none (version 0, the library's defaults) */
 };
 
 /* Slots of an id hash table for n entries: the power of two >= 2n (>= 2),

@@ -43,9 +43,11 @@ static void w_micro(struct wf_buf *out, int64_t v)
 			   (unsigned long long)(a % 1000000));
 }
 
-/* [id, score, "batch", v, "session", v, ...]: each part rounded to 1e-6,
- * the score printed as the sum of the rounded parts (it differs from the
- * library's float by at most 3e-6). */
+/* [id, score, "batch", v, "session", v, ..., "model", terms]: each part
+ * rounded to 1e-6, the score printed as the sum of the rounded parts (it
+ * differs from the library's float by at most 3e-6); terms: each
+ * feature whose term is not 0 as "name=weight*feature" (lib/rank/rank.h
+ * struct wf_rank_explain), space-separated. */
 static void write_explained(struct wf_buf *out, const char *id, uint32_t len, const struct wf_rank_explain *e)
 {
 	static const char *const names[6] = { "batch", "session", "neighbours", "trend", "complement", "penalty" };
@@ -56,13 +58,21 @@ static void write_explained(struct wf_buf *out, const char *id, uint32_t len, co
 		micro[j] = llround((double)parts[j] * 1e6);
 		sum += micro[j];
 	}
-	wf_resp_w_array(out, 14);
+	wf_resp_w_array(out, 16);
 	wf_resp_w_bulk(out, id, len);
 	w_micro(out, sum);
 	for (int j = 0; j < 6; j++) {
 		wf_resp_w_bulk_str(out, names[j]);
 		w_micro(out, micro[j]);
 	}
+	char terms[WF_RANK_NFEAT * 48] = "";
+	size_t at = 0;
+	for (uint32_t f = 0; f < WF_RANK_NFEAT && at < sizeof(terms); f++)
+		if (e->term[f] != 0)
+			at += (size_t)snprintf(terms + at, sizeof(terms) - at, "%s%s=%.6g*%.6g", at ? " " : "",
+					       wf_rank_feature_name(f), (double)e->weight[f], (double)e->feature[f]);
+	wf_resp_w_bulk_str(out, "model");
+	wf_resp_w_bulk_str(out, terms);
 }
 
 _Static_assert(WF_RECS_MAX_K <= WF_RANK_MAX_K, "a RECS k the ranker can answer");

@@ -7,7 +7,8 @@
  * and a corrupted file, the refusal of a file that is mostly garbage, the
  * parallel read (many ranges on 2 threads = one range on 1 thread, file
  * line numbers for malformed rows), the weekday seasonality, and
- * `weftctl snapshot diff` / `weftctl export --channel email` on two nights
+ * `weftctl snapshot diff` / `weftctl export --channel email` on two nights,
+ * the scoring model's fit (a predictive feature gets a positive weight)
  * (Runs $WEFT_BUILD_ROOT/admin/weftctl too).
  * Runs $WEFT_BUILD_ROOT/batch/weft-batch.
  */
@@ -458,6 +459,54 @@ static int run_weftctl(const char *const *args, const char *outpath, const char 
  * snapshot is refused with the reader's message. `weftctl export` with
  * no appliance running filters by the snapshot's sold-out flags and fills
  * each user's K from further down the list. */
+/*
+ * The fit (batch/fit.c): 10 days of anonymous sessions that walk a chain
+ * (each item's successor is the next click 9 times in 10, the other time
+ * a random item) over 300 items: the transitions predict the next
+ * click, and the fitted weight of seq comes out
+ * positive; the repeat curve is near 0 (no session goes back).
+ */
+static void test_batch_fit_learns_predictive_feature(void **state)
+{
+	struct wf_buf b = { 0 };
+	const long long t0 = 1699142400000LL;
+	uint64_t seed = 7;
+	char ev[512], out[512], man[600], err[512];
+	char *json;
+	struct wf_snap *s;
+
+	wf_buf_printf(&b, "ts,user_id,session_id,event,item_id,value\n");
+	for (int sess = 0; sess < 3000; sess++) {
+		long long t = t0 + (long long)sess * (10 * DAY / 3000);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t it = (uint32_t)(seed >> 33) % 300;
+		for (int k = 0; k < 6; k++) {
+			wf_buf_printf(&b, "%lld,,s%d,view,i%u,\n", t + k * 1000, sess, it);
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			it = (seed >> 33) % 10 ? (it + 1) % 300 : (uint32_t)(seed >> 40) % 300;
+		}
+	}
+	snprintf(ev, sizeof(ev), "%s/chain.csv", dir);
+	wf_test_write(ev, b.data);
+	wf_buf_fini(&b);
+	snprintf(out, sizeof(out), "%s/chain.weft", dir);
+	snprintf(man, sizeof(man), "%s.manifest.json", out);
+	const char *args[] = { "build", "--events", ev, "--out", out, "--quiet", NULL };
+	assert_int_equal(run(args), 0);
+	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
+	assert_int_equal(s->model->version, 1);
+	assert_true(s->model->flags & WF_SNAP_MODEL_FITTED_NEW);
+	/* weight[1]: new visitors; feature 5 is seq_last (lib/rank/rank.h WF_RANK_F_SEQ1) */
+	assert_true(s->model->weight[1][5] > 0);
+	assert_true(s->model->repeat[0] < 0.05f);
+	assert_true(s->model->hr_fit[1] >= s->model->hr_default[1]);
+	wf_snap_close(s);
+	assert_int_equal(wf_read_file(man, &json, NULL), 0);
+	assert_non_null(strstr(json, "\"new\": {\"fitted\": true, \"weights\": {\"batch\": "));
+	assert_non_null(strstr(json, "\"seq\": "));
+	free(json);
+}
+
 static void test_batch_diff_and_export(void **state)
 {
 	char ev1[512], ev2[512], inv[512], s1[512], s2[512], out[512], err[512], csv[512], *o, *e;
@@ -540,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_batch_yearly_seasonality_follows_last_year),
 		cmocka_unit_test(test_batch_event_types_any_case),
 		cmocka_unit_test(test_batch_diff_and_export),
+		cmocka_unit_test(test_batch_fit_learns_predictive_feature),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

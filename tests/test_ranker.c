@@ -409,14 +409,15 @@ static void test_ranker_explain_parts_add_up(void **state)
 	CALL(WF_CMD_RECS, "ex", "alice", "10", "EXPLAIN", "PAGE", "pdp", "ANCHOR", "i11");
 	t = flatten();
 	assert_string_equal(t->t[0], "*10");
-	for (int i = 1; i < t->n; i += 15, items++) {
+	for (int i = 1; i < t->n; i += 17, items++) {
 		int64_t sum = 0;
-		assert_string_equal(t->t[i], "*14");
+		assert_string_equal(t->t[i], "*16");
 		assert_true(strcmp(t->t[i + 1], "i00") != 0 && strcmp(t->t[i + 1], "i11") != 0);
 		for (int j = 0; j < 6; j++)
 			sum += micro(t->t[i + 4 + 2 * j]);
 		assert_string_equal(t->t[i + 3], "batch");
 		assert_string_equal(t->t[i + 13], "penalty");
+		assert_string_equal(t->t[i + 15], "model");
 		assert_true(sum == micro(t->t[i + 2]));
 	}
 	assert_int_equal(items, 10);
@@ -676,7 +677,7 @@ static int recs_all_ways(const char *sid, const char *user, const char *k, const
 	call(WF_CMD_RECS, argv, argc + 1);
 	t = flatten();
 	assert_int_equal(strtol(t->t[0] + 1, NULL, 10), na);
-	for (int i = 1; i < t->n; i += 15, nc++) {
+	for (int i = 1; i < t->n; i += 17, nc++) {
 		assert_true(nc < na);
 		assert_string_equal(t->t[i + 1], a[nc]);
 	}

@@ -58,6 +58,9 @@ static void write_small(const char *path)
 	static const struct wf_snap_cand compl[] = { { 2, 0.6f } };
 	static const struct wf_snap_cand popular[] = { { 0, 1.0f }, { 1, 0.5f }, { 2, 0.25f } };
 	static const struct wf_snap_cand trending[] = { { 2, 3.0f } };
+	static const struct wf_snap_cand seq[] = { { 2, 0.5f } };
+	static const uint32_t seq_off[] = { 0, 1, 1, 1 };
+	static struct wf_snap_model model = { .repeat = { 0.25f, 0.125f } };
 	const char *ids[] = { "i1", "i2", "i3" };
 	struct wf_snapw_input in = { 0 };
 	char err[256];
@@ -106,6 +109,10 @@ static void write_small(const char *path)
 	in.npopular = 3;
 	in.trending = trending;
 	in.ntrending = 1;
+	in.seq = seq;
+	in.nseq = 1;
+	in.seq_off = seq_off;
+	in.model = &model;
 	assert_int_equal(wf_snapw_write(path, &in, &size, err, sizeof(err)), 0);
 	assert_int_equal(size % 64, 0);
 }
@@ -207,6 +214,11 @@ static void test_snapshot_round_trip_finds_everything(void **state)
 	assert_string_equal(name, "");
 	assert_int_equal(s->items[0].neigh_cnt, 2);
 	assert_int_equal(s->neigh[s->items[0].neigh_off].item, 1);
+	assert_int_equal(s->nseq, 1);
+	assert_int_equal(s->seq_off[0], 0);
+	assert_int_equal(s->seq_off[1], 1);
+	assert_int_equal(s->seq[0].item, 2);
+	assert_true(s->model->repeat[0] == 0.25f && s->model->version == 0);
 	assert_int_equal(s->compl[s->items[1].compl_off].item, 2);
 	assert_string_equal(wf_snap_section_name(WF_SNAP_SEC_CANDS), "CANDS");
 	wf_snap_close(s);
@@ -253,7 +265,7 @@ static void test_snapshot_flipped_byte_in_each_section_returns_ebadmsg(void **st
 	const struct wf_snap_hdr *h = (const void *)fx.image;
 	char err[256];
 
-	assert_int_equal(h->nsections, 11);
+	assert_int_equal(h->nsections, 14);
 	for (uint32_t i = 0; i < h->nsections; i++) {
 		const struct wf_snap_section *x = &h->sec[i];
 		char *c = copy_image();
@@ -286,7 +298,14 @@ static void test_snapshot_other_version_returns_eprotonosupport(void **state)
 	wf_snapw_reseal(c, fx.size);
 	assert_int_equal(open_copy(c, fx.size, err, sizeof(err)), -EPROTONOSUPPORT);
 	assert_non_null(strstr(err, "version 7"));
-	assert_non_null(strstr(err, "version 1"));
+	assert_non_null(strstr(err, "version 2"));
+	/* The format before issue 14 (no SEQ, SEQ_OFF, MODEL): refused, and
+	 * the message names both versions. */
+	((struct wf_snap_hdr *)c)->format_version = 1;
+	wf_snapw_reseal(c, fx.size);
+	assert_int_equal(open_copy(c, fx.size, err, sizeof(err)), -EPROTONOSUPPORT);
+	assert_non_null(strstr(err, "format version 1"));
+	assert_non_null(strstr(err, "reads version 2"));
 	free(c);
 }
 

@@ -29,6 +29,13 @@ static inline uint32_t pool_hash(uint32_t item)
 	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
 }
 
+/* Entry n's sums (neighbours, transitions, repeat) to +0: one store. */
+static inline __attribute__((always_inline)) void acc_clear(struct wf_rank_scratch *w, uint32_t n)
+{
+	typedef float v4f_a __attribute__((vector_size(16)));
+	*(v4f_a *)w->acc[n] = (v4f_a){ 0, 0, 0, 0 };
+}
+
 /* Add item to the pool (unless there, or the pool is full: UINT32_MAX);
  * returns its index. The caller keeps the entry count in *pn, a local,
  * while it adds, and stores it in w->n when done: in w->n, each add would
@@ -53,7 +60,8 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 		uint32_t k = (uint32_t)((n & ~keep) | (((uint32_t)v - 1) & keep));
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
-		w->neigh[n] = w->seen[n] = w->compl[n] = 0;
+		acc_clear(w, n);
+		w->compl[n] = 0;
 		w->slot[h] = (((uint64_t)item << 32 | (n + 1)) & ~keep) | (v & keep);
 		*pn = n + fresh;
 		return k;
@@ -66,7 +74,8 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 			w->slot[h] = (uint64_t)item << 32 | (n + 1);
 			w->item[n] = item;
 			w->batch[n] = -1.0f;
-			w->neigh[n] = w->seen[n] = w->compl[n] = 0;
+			acc_clear(w, n);
+			w->compl[n] = 0;
 			*pn = n + 1;
 			return n;
 		}
@@ -132,6 +141,18 @@ static void pool_add_list(const struct wf_snap *snap, const struct wf_rank_query
 	w->n = n;
 }
 
+/* Item i's transitions are snap->seq[seq_begin, seq_end) (none in a
+ * snapshot built in memory without them: a test's, a bench's). */
+static inline uint32_t seq_begin(const struct wf_snap *snap, uint32_t i)
+{
+	return snap->seq_off ? snap->seq_off[i] : 0;
+}
+
+static inline uint32_t seq_end(const struct wf_snap *snap, uint32_t i)
+{
+	return snap->seq_off ? snap->seq_off[i + 1] : 0;
+}
+
 /* What every query of this session shares: the neighbours of its recent
  * items and of the anchor, the recent items, the cart's complements, the
  * popular and trending items. */
@@ -141,18 +162,20 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 	uint32_t n = w->n;
 
 	if (s) {
-		/* Neighbours of the newest recent items, weighted by how strongly
-		 * (saturating) and how lately each was looked at. The items seen
-		 * earlier in the session join too: shoppers go back to them (the
-		 * one just looked at is not re-recommended: it is on screen). How
-		 * much all this may move the list is the session's confidence,
-		 * applied in score4() (anti-jitter). */
+		/* Neighbours (co-occurrence) of the newest recent items, weighted
+		 * by how strongly (saturating) and how lately each was looked at,
+		 * and their transitions (what is clicked next after each),
+		 * weighted 1 / gap as weft-batch counted them: the r-th newest
+		 * item is r + 1 clicks before the next. How much all this may
+		 * move the list against a batch list is the session's
+		 * confidence, applied in score4() (anti-jitter). */
 		uint32_t nr = WF_MIN((uint32_t)s->recent_count, p->neigh_items);
 		for (uint32_t r = 0; r < nr; r++) {
 			uint32_t j = recent_slot(s, r);
 			int32_t src = s->recent[j].item;
 			float rec = 1.0f / (float)(1 + r);
 			float rw = (1.0f - expf(-s->recent[j].strength / p->tau)) * rec;
+			uint32_t sq = r ? WF_RANK_ACC_SEQ : WF_RANK_ACC_SEQ1; /* the newest item's transitions: a feature of their own */
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
@@ -160,16 +183,26 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 				const struct wf_snap_cand *c = &snap->neigh[it->neigh_off + x];
 				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
-					w->neigh[k] += rw * c->score;
+					w->acc[k][WF_RANK_ACC_NEIGH] += rw * c->score;
+			}
+			for (uint32_t x = seq_begin(snap, src); x < seq_end(snap, src); x++) {
+				const struct wf_snap_cand *c = &snap->seq[x];
+				uint32_t k = pool_add(w, &n, c->item);
+				if (k != UINT32_MAX)
+					w->acc[k][sq] += rec * c->score;
 			}
 		}
-		for (uint32_t r = 1; r < s->recent_count; r++) {
+		/* Returns: the items of the recent ring (the one on screen too),
+		 * each scored by the learned chance that the next click goes back
+		 * to the item r steps back (its newest place in the ring). */
+		for (uint32_t r = 0; snap->model && r < s->recent_count && r < WF_SNAP_MODEL_REPEAT; r++) {
 			int32_t src = s->recent[recent_slot(s, r)].item;
-			if (src < 0 || (uint32_t)src >= snap->nitems)
+			float pr = snap->model->repeat[r];
+			if (src < 0 || (uint32_t)src >= snap->nitems || !(pr > 0))
 				continue;
 			uint32_t k = pool_add(w, &n, (uint32_t)src);
-			if (k != UINT32_MAX)
-				w->seen[k] = WF_MAX(w->seen[k], 1.0f / (float)r);
+			if (k != UINT32_MAX && w->acc[k][WF_RANK_ACC_SEEN] == 0)
+				w->acc[k][WF_RANK_ACC_SEEN] = pr;
 		}
 		/* Complements of the cart, by how lately each carted item was
 		 * looked at: decay^r for the r-th newest entry of the recent
@@ -202,7 +235,12 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
 			uint32_t k = pool_add(w, &n, snap->neigh[it->neigh_off + x].item);
 			if (k != UINT32_MAX)
-				w->neigh[k] += snap->neigh[it->neigh_off + x].score;
+				w->acc[k][WF_RANK_ACC_NEIGH] += snap->neigh[it->neigh_off + x].score;
+		}
+		for (uint32_t x = seq_begin(snap, (uint32_t)anchor); x < seq_end(snap, (uint32_t)anchor); x++) {
+			uint32_t k = pool_add(w, &n, snap->seq[x].item);
+			if (k != UINT32_MAX)
+				w->acc[k][WF_RANK_ACC_SEQ1] += snap->seq[x].score;
 		}
 	}
 	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
@@ -264,18 +302,24 @@ static void session_sources(const struct wf_snap *snap, const struct wf_rank_par
  * list at a time inside pool_add_session(). */
 static void prefetch_source_rows(const struct wf_snap *snap, const struct session_sources *src)
 {
-	for (uint32_t i = 0; i < src->n; i++)
+	for (uint32_t i = 0; i < src->n; i++) {
 		wf_prefetch(&snap->items[src->item[i]]);
+		if (snap->seq_off)
+			wf_prefetch(&snap->seq_off[src->item[i]]);
+	}
 }
 
 static void prefetch_source_lists(const struct wf_snap *snap, const struct session_sources *src)
 {
 	for (uint32_t i = 0; i < src->n; i++) {
 		const struct wf_snap_item *it = &snap->items[src->item[i]];
+		uint32_t a = seq_begin(snap, (uint32_t)src->item[i]), b = seq_end(snap, (uint32_t)src->item[i]);
 		if (src->cart[i] && it->compl_cnt)
 			prefetch_span(&snap->compl[it->compl_off], it->compl_cnt * sizeof(*snap->compl));
 		else if (!src->cart[i] && it->neigh_cnt)
 			prefetch_span(&snap->neigh[it->neigh_off], it->neigh_cnt * sizeof(*snap->neigh));
+		if (!src->cart[i] && b > a)
+			prefetch_span(&snap->seq[a], (b - a) * sizeof(*snap->seq));
 	}
 }
 
@@ -368,41 +412,94 @@ static inline __attribute__((always_inline)) v4f v4_load(const float *a, const u
 /* What the scoring reads of the model, the query and its session, read
  * once per loop into a local: a store to w->score might alias any float
  * behind a pointer, as far as the compiler knows, and each block would
- * load them again (and recompute the products). */
+ * load them again (and recompute the products). ew[f]: feature f's
+ * weight times its scale, what score4() multiplies the feature by. */
 struct consts {
 	const struct wf_rank_session *s;
 	int aff, penalty, near;  /* session affinity, repeat-look penalty; near: 2 session, 1 anchor only */
 	uint32_t cat_end, brand_end;  /* the evidence table's category and brand rows end here */
 	uint32_t direct, dcats, dbrands; /* evidence by index (w->ev_direct) */
-	float w_trend, w_pop, w_cat, w_brand, w_band, w_neigh, w_recent_item, neg_penalty_seen;
-	float w_batch, w_session, near_w, c_lift; /* near_w, c_lift: as score4() multiplies by them */
+	float neg_penalty_seen, c_lift; /* c_lift: as score4() multiplies by it */
+	float ew[WF_RANK_NFEAT];
 };
 
-static inline __attribute__((always_inline)) struct consts consts_of(const struct wf_rank_params *p,
+static const char *const feature_names[WF_RANK_NFEAT] = {
+	[WF_RANK_F_BATCH] = "batch", [WF_RANK_F_CAT] = "cat",	    [WF_RANK_F_BRAND] = "brand",
+	[WF_RANK_F_BAND] = "band",   [WF_RANK_F_NEIGH] = "neigh",   [WF_RANK_F_SEQ1] = "seq_last",
+	[WF_RANK_F_SEQ] = "seq",
+	[WF_RANK_F_REPEAT] = "repeat", [WF_RANK_F_POP] = "pop",	    [WF_RANK_F_TREND] = "trend",
+};
+
+const char *wf_rank_feature_name(uint32_t f)
+{
+	return f < WF_RANK_NFEAT ? feature_names[f] : "?";
+}
+
+void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p, int v, float ret[WF_RANK_NFEAT])
+{
+	const struct wf_snap_model *m = snap->model;
+	uint32_t fitted = v == WF_VISITOR_RETURNING ? WF_SNAP_MODEL_FITTED_RETURNING : WF_SNAP_MODEL_FITTED_NEW;
+
+	if (m && m->version == WF_RANK_MODEL_VERSION && m->feature_set == WF_RANK_FEATURE_SET &&
+	    m->nfeat == WF_RANK_NFEAT && (m->flags & fitted)) {
+		memcpy(ret, m->weight[v == WF_VISITOR_RETURNING ? 0 : 1], WF_RANK_NFEAT * sizeof(float));
+		return;
+	}
+	ret[WF_RANK_F_BATCH] = p->w_batch_feat;
+	ret[WF_RANK_F_CAT] = p->w_cat;
+	ret[WF_RANK_F_BRAND] = p->w_brand;
+	ret[WF_RANK_F_BAND] = p->w_band;
+	ret[WF_RANK_F_NEIGH] = p->w_neigh;
+	ret[WF_RANK_F_SEQ1] = ret[WF_RANK_F_SEQ] = p->w_seq;
+	ret[WF_RANK_F_REPEAT] = p->w_recent_item;
+	ret[WF_RANK_F_POP] = p->w_pop;
+	ret[WF_RANK_F_TREND] = p->w_trend;
+}
+
+/* The visitor type whose weights score q: returning when it has a batch list. */
+static inline int query_visitor(const struct wf_rank_query *q)
+{
+	return q->cands && q->ncands ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
+}
+
+/* Each feature's scale (rank.h, struct wf_rank_explain): w_batch on the
+ * batch list; w_session times the session's confidence on the rest when
+ * there is a list to blend against, else 1 (so with no list every query
+ * ranks as the session alone does, whatever its weights). */
+static void feature_scales(const struct wf_rank_query *q, const struct wf_rank_scratch *w, float *ret_batch,
+			   float *ret_session)
+{
+	*ret_batch = q->w_batch;
+	*ret_session = query_visitor(q) == WF_VISITOR_NEW ? 1.0f : q->w_session * (q->sess ? w->confidence : 1.0f);
+}
+
+static inline __attribute__((always_inline)) struct consts consts_of(const struct wf_snap *snap,
+								     const struct wf_rank_params *p,
 								     const struct wf_rank_query *q,
 								     const struct wf_rank_scratch *w)
 {
 	const struct wf_rank_session *s = q->sess;
-
-	return (struct consts){
+	float wt[WF_RANK_NFEAT], sb, ss;
+	struct consts c = {
 		.s = s, .aff = s && s->total > 0, .penalty = s && s->total > 0 && p->penalty_seen > 0,
 		.near = s ? 2 : q->anchor >= 0,
 		.cat_end = w->ncat, .brand_end = w->ncat + w->nbrand,
 		.direct = s && w->direct, .dcats = w->dcats, .dbrands = w->dbrands,
-		.w_trend = p->w_trend, .w_pop = p->w_pop, .w_cat = p->w_cat, .w_brand = p->w_brand,
-		.w_band = p->w_band, .w_neigh = p->w_neigh, .w_recent_item = p->w_recent_item,
-		.neg_penalty_seen = -p->penalty_seen, .w_batch = q->w_batch, .w_session = q->w_session,
-		.near_w = s ? q->w_session * w->confidence : q->w_session * p->w_neigh,
+		.neg_penalty_seen = -p->penalty_seen,
 		.c_lift = p->w_compl + p->w_compl_lift * w->compl_top,
 	};
+
+	wf_rank_weights(snap, p, query_visitor(q), wt);
+	feature_scales(q, w, &sb, &ss);
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+		c.ew[f] = (f == WF_RANK_F_BATCH ? sb : ss) * wt[f];
+	return c;
 }
 
-/* The parts of four entries' scores that do not depend on the query's
- * batch list or weights (multi_score() shares them). */
+/* The features of four entries that do not depend on the query's batch
+ * list or weights (multi_score() shares them), unscaled. */
 struct parts4 {
-	v4f prior;   /* catalog prior (counts only outside the list) */
-	v4f aff;     /* category, brand and band affinity, before w_session */
-	v4f near;    /* neighbours and re-visits, before w_session and confidence */
+	v4f f[WF_RANK_NFEAT]; /* f[WF_RANK_F_BATCH] unused (the query's list) */
 	v4f penalty;
 };
 
@@ -415,13 +512,14 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 	for (uint32_t i = 0; i < 4; i++)
 		it[i] = &snap->items[w->item[x[i]]];
 	v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
-	v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
 	/* (the batch score of a listed item already holds popularity and trend) */
-	pt->prior = k->w_trend * (trend / (1.0f + trend)) + k->w_pop * pop;
-	pt->aff = pt->near = pt->penalty = zero4;
+	pt->f[WF_RANK_F_POP] = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
+	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
+	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
+	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
 	if (k->aff) {
 		uint32_t ci[4], bi[4], di[4];
-		v4f cev, bev, dev;
 		for (uint32_t i = 0; i < 4; i++) { /* out of range (WF_SNAP_NO_CAT, no band): the 0 after the rows */
 			ci[i] = WF_MIN(it[i]->category, k->dcats);
 			bi[i] = WF_MIN(it[i]->brand, k->dbrands);
@@ -429,18 +527,15 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 		}
 		if (k->direct) {
 			const float *t = w->ev_direct, *b = t + k->dcats + 1;
-			cev = (v4f){ t[ci[0]], t[ci[1]], t[ci[2]], t[ci[3]] };
-			bev = (v4f){ b[bi[0]], b[bi[1]], b[bi[2]], b[bi[3]] };
+			pt->f[WF_RANK_F_CAT] = (v4f){ t[ci[0]], t[ci[1]], t[ci[2]], t[ci[3]] };
+			pt->f[WF_RANK_F_BRAND] = (v4f){ b[bi[0]], b[bi[1]], b[bi[2]], b[bi[3]] };
 		} else {
 			v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
 			v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
-			cev = v4_lookup(w, 0, k->cat_end, cat);
-			bev = v4_lookup(w, k->cat_end, k->brand_end, brand);
+			pt->f[WF_RANK_F_CAT] = v4_lookup(w, 0, k->cat_end, cat);
+			pt->f[WF_RANK_F_BRAND] = v4_lookup(w, k->cat_end, k->brand_end, brand);
 		}
-		dev = (v4f){ w->band_ev[di[0]], w->band_ev[di[1]], w->band_ev[di[2]], w->band_ev[di[3]] };
-		v4f aff = zero4 + k->w_cat * cev;
-		aff = aff + k->w_brand * bev;
-		pt->aff = aff + k->w_band * dev;
+		pt->f[WF_RANK_F_BAND] = (v4f){ w->band_ev[di[0]], w->band_ev[di[1]], w->band_ev[di[2]], w->band_ev[di[3]] };
 	}
 	if (k->penalty) {
 		const struct wf_rank_session *s = k->s;
@@ -453,50 +548,100 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 		}
 		pt->penalty = k->neg_penalty_seen * (v4f){ seen[0], seen[1], seen[2], seen[3] };
 	}
-	if (k->near == 2)
-		pt->near = k->w_neigh * v4_min1(v4_load(w->neigh, x, consecutive)) +
-			   k->w_recent_item * v4_min1(v4_load(w->seen, x, consecutive));
-	else if (k->near == 1)
-		pt->near = v4_min1(v4_load(w->neigh, x, consecutive));
+	if (k->near) {
+		/* the four entries' sums, one row each, transposed to one
+		 * vector per sum */
+		v4f r0, r1, r2, r3;
+		memcpy(&r0, w->acc[x[0]], sizeof(r0));
+		memcpy(&r1, w->acc[x[1]], sizeof(r1));
+		memcpy(&r2, w->acc[x[2]], sizeof(r2));
+		memcpy(&r3, w->acc[x[3]], sizeof(r3));
+		/* (__builtin_shufflevector: GCC 12 and clang both have it) */
+		v4f t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+		v4f t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+		pt->f[WF_RANK_F_NEIGH] = v4_min1(__builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+		pt->f[WF_RANK_F_SEQ1] = v4_min1(__builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+		pt->f[WF_RANK_F_SEQ] = v4_min1(__builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+		pt->f[WF_RANK_F_REPEAT] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+	}
 }
 
-/* The parts of four scores, as struct wf_rank_explain has them. */
+/* The parts of four scores, as struct wf_rank_explain has them, and each
+ * feature's term. */
 struct explain4 {
 	v4f batch, session, neighbours, trend, complement, penalty;
+	v4f term[WF_RANK_NFEAT];
 };
 
-/* Four entries' scores for a query from their parts, normalised batch
+/* Four entries' scores for a query from their features, normalised batch
  * scores (< 0: not in its list) and complement scores: the sum of the
- * parts, in the order rank.h documents (and the parts to ex when
- * non-NULL). */
+ * terms, grouped and in the order rank.h documents (and the parts to ex
+ * when non-NULL). */
 static inline __attribute__((always_inline)) v4f score4(const struct consts *k, v4f batch, v4f compl,
 							 const struct parts4 *pt, struct explain4 *ex)
 {
 	v4i listed = batch >= zero4;
-	struct explain4 e = { .batch = v4_keep(listed, k->w_batch * batch), .session = zero4,
-			      .neighbours = zero4, .trend = v4_keep(~listed, pt->prior),
+	v4f t[WF_RANK_NFEAT];
+	struct explain4 e = { .batch = zero4, .session = zero4, .neighbours = zero4, .trend = zero4,
 			      .complement = v4_keep(compl > zero4, compl * k->c_lift), .penalty = zero4 };
 
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+		t[f] = zero4;
+	t[WF_RANK_F_BATCH] = v4_keep(listed, k->ew[WF_RANK_F_BATCH] * batch);
+	e.batch = t[WF_RANK_F_BATCH];
 	if (k->aff) {
-		e.session = k->w_session * pt->aff;
+		t[WF_RANK_F_CAT] = k->ew[WF_RANK_F_CAT] * pt->f[WF_RANK_F_CAT];
+		t[WF_RANK_F_BRAND] = k->ew[WF_RANK_F_BRAND] * pt->f[WF_RANK_F_BRAND];
+		t[WF_RANK_F_BAND] = k->ew[WF_RANK_F_BAND] * pt->f[WF_RANK_F_BAND];
+		e.session = (t[WF_RANK_F_CAT] + t[WF_RANK_F_BRAND]) + t[WF_RANK_F_BAND];
 		e.penalty = pt->penalty;
 	}
-	if (k->near)
-		e.neighbours = k->near_w * pt->near;
-	if (ex)
+	if (k->near) {
+		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
+			t[f] = k->ew[f] * pt->f[f];
+		e.neighbours = ((t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ1]) + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT];
+	}
+	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
+	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);
+	e.trend = t[WF_RANK_F_POP] + t[WF_RANK_F_TREND];
+	if (ex) {
 		*ex = e;
+		memcpy(ex->term, t, sizeof(t));
+	}
 	return e.batch + e.session + e.neighbours + e.trend + e.complement + e.penalty;
 }
 
 /* The scores of entries x[0..4) (consecutive: x[i] = x[0] + i). */
 static inline __attribute__((always_inline)) v4f score_entries4(const struct wf_snap *snap, const struct consts *k,
 								 const struct wf_rank_scratch *w, const uint32_t *x,
-								 int consecutive, struct explain4 *ex)
+								 int consecutive, struct explain4 *ex, struct parts4 *ret_pt)
 {
 	struct parts4 pt;
 
 	parts4(snap, k, w, x, consecutive, &pt);
+	if (ret_pt)
+		*ret_pt = pt;
 	return score4(k, v4_load(w->batch, x, consecutive), v4_load(w->compl, x, consecutive), &pt, ex);
+}
+
+/* Lane l's features as score4() uses them (a feature that does not
+ * apply to the entry, +0): the prior only outside the batch list, the
+ * batch score only inside it. */
+static void features_of(const struct consts *k, const struct parts4 *pt, uint32_t l, float batch,
+			float ret[WF_RANK_NFEAT])
+{
+	int listed = batch >= 0;
+
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+		ret[f] = pt->f[f][l];
+	ret[WF_RANK_F_BATCH] = listed ? batch : 0.0f;
+	if (listed)
+		ret[WF_RANK_F_POP] = ret[WF_RANK_F_TREND] = 0;
+	if (!k->aff)
+		ret[WF_RANK_F_CAT] = ret[WF_RANK_F_BRAND] = ret[WF_RANK_F_BAND] = 0;
+	if (!k->near)
+		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
+			ret[f] = 0;
 }
 
 /* The scores of pool entries x[0..n) for q, each to out[x[i]] (when out
@@ -505,22 +650,32 @@ static void score_list(const struct wf_snap *snap, const struct wf_rank_params *
 		       const struct wf_rank_scratch *w, const uint32_t *x, uint32_t n, float *out,
 		       struct wf_rank_explain *ex)
 {
-	const struct consts c = consts_of(p, q, w);
+	const struct consts c = consts_of(snap, p, q, w);
 
 	for (uint32_t i = 0; i < n; i += 4) {
 		uint32_t xs[4], m = WF_MIN(n - i, 4u);
 		struct explain4 e;
+		struct parts4 pt;
 		for (uint32_t l = 0; l < 4; l++)
 			xs[l] = x[i + WF_MIN(l, m - 1)]; /* the last lanes repeat the last entry */
-		v4f sc = score_entries4(snap, &c, w, xs, 0, &e);
+		v4f sc = score_entries4(snap, &c, w, xs, 0, ex ? &e : NULL, ex ? &pt : NULL);
 		for (uint32_t l = 0; l < m; l++) {
 			if (out)
 				out[xs[l]] = sc[l];
-			if (ex)
-				ex[i + l] = (struct wf_rank_explain){
-					.batch = e.batch[l], .session = e.session[l], .neighbours = e.neighbours[l],
-					.trend = e.trend[l], .complement = e.complement[l], .penalty = e.penalty[l],
-				};
+			if (!ex)
+				continue;
+			struct wf_rank_explain *o = &ex[i + l];
+			*o = (struct wf_rank_explain){
+				.batch = e.batch[l], .session = e.session[l], .neighbours = e.neighbours[l],
+				.trend = e.trend[l], .complement = e.complement[l], .penalty = e.penalty[l],
+			};
+			float feat[WF_RANK_NFEAT];
+			features_of(&c, &pt, l, w->batch[xs[l]], feat);
+			for (uint32_t f = 0; f < WF_RANK_NFEAT; f++) {
+				o->weight[f] = c.ew[f];
+				o->feature[f] = feat[f];
+				o->term[f] = e.term[f][l];
+			}
 		}
 	}
 }
@@ -768,7 +923,7 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		       struct wf_rank_scratch *w)
 {
-	const struct consts c = consts_of(p, q, w);
+	const struct consts c = consts_of(snap, p, q, w);
 	uint32_t x;
 
 	for (x = 0; x + 4 <= w->n; x += 4) {
@@ -778,7 +933,7 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 				wf_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
-		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL);
+		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL, NULL);
 	}
 	for (uint32_t i = x; i < w->n; i++) /* the last n % 4 */
 		w->order[i - x] = i;
@@ -868,7 +1023,7 @@ static int multi_score(const struct wf_snap *snap, const struct wf_rank_params *
 		return 1;
 	struct consts c[WF_RANK_MULTI];
 	for (uint32_t i = 0; i < nq; i++)
-		c[i] = consts_of(p, &q[i], w);
+		c[i] = consts_of(snap, p, &q[i], w);
 	for (uint32_t x = 0; x < w->n; x += 4) {
 		uint32_t xs[4], m = WF_MIN(w->n - x, 4u);
 		struct parts4 pt;
@@ -928,6 +1083,48 @@ int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p
 		ret_pos[i] = position(&q[i], w, item);
 	}
 	return 0;
+}
+
+int wf_rank_features(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		     struct wf_rank_scratch *w, uint32_t *out_items, float *out_feat, uint32_t max, int *ret_visitor)
+{
+	const struct wf_rank_session *s = q->sess;
+	float sb, ss;
+	uint32_t out = 0, x;
+
+	build_pool(snap, p, q, w, WF_RANK_POOL);
+	const struct consts c = consts_of(snap, p, q, w);
+	feature_scales(q, w, &sb, &ss);
+	/* Left out as wf_rank_recs() leaves them out: -inf in w->score. */
+	for (x = 0; x < w->n; x++)
+		w->score[x] = 0;
+	if (q->anchor >= 0 && q->anchor <= UINT32_MAX && (x = pool_find(w, (uint32_t)q->anchor)) != UINT32_MAX)
+		w->score[x] = -INFINITY;
+	for (uint32_t i = 0; s && i < WF_RANK_CART; i++) {
+		if (s->cart[i] >= 0 && (x = pool_find(w, (uint32_t)s->cart[i])) != UINT32_MAX)
+			w->score[x] = -INFINITY;
+		if (s->bought[i] >= 0 && (x = pool_find(w, (uint32_t)s->bought[i])) != UINT32_MAX)
+			w->score[x] = -INFINITY;
+	}
+	for (x = 0; x < w->n && out < max; x += 4) {
+		uint32_t xs[4], m = WF_MIN(w->n - x, 4u);
+		struct parts4 pt;
+		for (uint32_t l = 0; l < 4; l++)
+			xs[l] = x + WF_MIN(l, m - 1);
+		parts4(snap, &c, w, xs, 0, &pt);
+		for (uint32_t l = 0; l < m && out < max; l++) {
+			float *o = out_feat + (size_t)out * WF_RANK_NFEAT;
+			if (w->score[x + l] == -INFINITY)
+				continue;
+			features_of(&c, &pt, l, w->batch[x + l], o);
+			for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+				o[f] *= f == WF_RANK_F_BATCH ? sb : ss;
+			out_items[out++] = w->item[x + l];
+		}
+	}
+	if (ret_visitor)
+		*ret_visitor = query_visitor(q);
+	return (int)out;
 }
 
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,

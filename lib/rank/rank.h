@@ -3,12 +3,17 @@
  * ranking, one library linked into weft-ranker, weft-eval and weft-batch,
  * so offline and online scoring cannot drift apart.
  *
- *   score = w_batch * batch + w_session * (affinity + neighbours)
- *           + catalog prior + complement - penalty
+ *   score = sum over the model's features f of weight_f * feature_f
+ *           + complement - penalty
  *
- * over a candidate pool = the user's batch list, the neighbours of the
- * session's recent items (and of an ANCHOR item), the complements of the
- * cart, and the popular and trending items (cold start).
+ * (the features: enum wf_rank_feature; the weights learned nightly by
+ * weft-batch and carried in the snapshot's MODEL, else the defaults of
+ * struct wf_rank_params), with the query's w_batch on the batch feature
+ * and w_session times the session's confidence on every other one, over
+ * a candidate pool = the user's batch list, the neighbours and the
+ * transitions of the session's recent items (and of an ANCHOR item), the
+ * recent items themselves (returns, scored by the learned repeat curve),
+ * the complements of the cart, and the popular and trending items.
  *
  * The session state is fixed-size (no allocation) and clock-free: affinity
  * decays per event, not per second, so a replay gives the same scores as
@@ -34,6 +39,33 @@
 #define WF_RANK_MULTI 2u   /* queries per wf_rank_positions() call */
 #define WF_RANK_EV_DIRECT 2048u /* categories + brands + 2 up to which evidence is looked up by index */
 
+/*
+ * The features of a pool entry, the model's named parts. Each is a number
+ * the scoring computes from the snapshot and the session; the score is
+ * their weighted sum. Features of the session (all but BATCH) are scaled
+ * by the query's w_session and the session's confidence when the query
+ * has a batch list (with none, nothing is blended and the scale is 1).
+ */
+enum wf_rank_feature {
+	WF_RANK_F_BATCH,  /* the item's batch score / the list's best (listed items only) */
+	WF_RANK_F_CAT,    /* the session's category evidence for the item, a(w, n) */
+	WF_RANK_F_BRAND,  /* ... brand evidence */
+	WF_RANK_F_BAND,   /* ... price band evidence */
+	WF_RANK_F_NEIGH,  /* co-occurrence (NEIGH) with the recent items and the anchor, <= 1 */
+	WF_RANK_F_SEQ1,   /* transitions (SEQ) from the newest recent item and the anchor, <= 1 */
+	WF_RANK_F_SEQ,    /* ... from the older recent items (up to neigh_items), <= 1 */
+	WF_RANK_F_REPEAT, /* the learned chance of returning to it (MODEL repeat curve) */
+	WF_RANK_F_POP,    /* popularity (items outside the batch list) */
+	WF_RANK_F_TREND,  /* trend / (1 + trend) (items outside the batch list) */
+	WF_RANK_NFEAT
+};
+_Static_assert(WF_RANK_NFEAT <= WF_SNAP_MODEL_FEATS, "the snapshot's MODEL holds every feature's weight");
+#define WF_RANK_FEATURE_SET 1u   /* this list of features (a MODEL for another list is ignored) */
+#define WF_RANK_MODEL_VERSION 1u /* what weft-batch's fit writes into MODEL.version */
+
+/* The feature's name ("batch", "cat", ...; "?" out of range). */
+const char *wf_rank_feature_name(uint32_t f);
+
 /* Every weight and constant of the model, in one place (the offline
  * evaluator tunes these; nothing else in weft hard-codes a model number). */
 struct wf_rank_params {
@@ -50,11 +82,15 @@ struct wf_rank_params {
 	 * purchase) weighs like several weak ones.
 	 */
 	float tau, rho, rep_unit;
-	float w_cat, w_brand, w_band;/* affinity mix inside the session score */
-	float w_neigh;               /* neighbours of recent items inside the session score */
-	float w_recent_item;         /* items seen earlier in the session (re-visits) */
+	/* Default feature weights, used when the snapshot carries no fitted
+	 * model (MODEL.version 0, or another feature set): */
+	float w_batch_feat;          /* BATCH */
+	float w_cat, w_brand, w_band;/* CAT, BRAND, BAND */
+	float w_neigh;               /* NEIGH */
+	float w_seq;                 /* SEQ1, SEQ */
+	float w_recent_item;         /* REPEAT */
+	float w_trend, w_pop;        /* TREND, POP */
 	float confidence_events;     /* session confidence n^3 / (n^3 + this^3), n item events */
-	float w_trend, w_pop;        /* catalog prior, for items outside the user's batch list */
 	/*
 	 * Complements of the cart: an item that complements a carted item
 	 * with score c (snapshot COMPL) gets
@@ -128,18 +164,23 @@ float wf_rank_evidence(const struct wf_rank_params *p, float w, float n);
 /*
  * The parts of a score; their sum, added in this field order in float, is
  * the score bit for bit.
- *   batch      w_batch * the item's batch score / the list's best score
- *   session    w_session * category, brand and price-band affinity
- *   neighbours w_session * (neighbours of recent items and of the ANCHOR,
- *              and the recent items themselves)
- *   trend      catalog prior (popularity, trend) for items outside the
- *              user's batch list, whose batch score already holds it
+ *   batch      term[BATCH]
+ *   session    (term[CAT] + term[BRAND]) + term[BAND]
+ *   neighbours ((term[NEIGH] + term[SEQ1]) + term[SEQ]) + term[REPEAT]
+ *   trend      term[POP] + term[TREND]: the catalog prior, for items
+ *              outside the user's batch list (whose batch score holds it)
  *   complement complements of the cart, lifted by the best other score
  *              (w_compl_lift)
  *   penalty    <= 0: repeat looks (penalty_seen)
+ * where term[f] = weight[f] * feature[f] in float, weight[f] the
+ * feature's model weight times its scale (w_batch for BATCH; w_session
+ * times the session's confidence for the others, 1 without a batch list)
+ * and feature[f] as enum wf_rank_feature has it; a term that does not
+ * apply is +0.
  */
 struct wf_rank_explain {
 	float batch, session, neighbours, trend, complement, penalty;
+	float weight[WF_RANK_NFEAT], feature[WF_RANK_NFEAT], term[WF_RANK_NFEAT];
 };
 
 /* Keep item (1) or drop it (0): stock, size. */
@@ -156,12 +197,17 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (one per thread, ~145 KiB). */
+enum { WF_RANK_ACC_NEIGH, WF_RANK_ACC_SEQ1, WF_RANK_ACC_SEQ, WF_RANK_ACC_SEEN };
+
+/* Scratch memory for one query at a time (one per thread, ~153 KiB). */
 struct wf_rank_scratch {
 	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
 	float batch[WF_RANK_POOL];           /* normalised batch score, < 0: not in the list */
-	float neigh[WF_RANK_POOL], seen[WF_RANK_POOL], compl[WF_RANK_POOL];
+	/* per entry its neighbour, newest-item transition, transition and
+	 * repeat sums (WF_RANK_ACC_*), side by side: one store clears them */
+	float acc[WF_RANK_POOL][4] __attribute__((aligned(16)));
+	float compl[WF_RANK_POOL];
 	float score[WF_RANK_POOL];
 	uint32_t order[WF_RANK_POOL];
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
@@ -224,6 +270,28 @@ int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos,
 		   float *out_scores);
+
+/*
+ * The features of every entry of q's pool, as the scoring computes them:
+ * the pool wf_rank_recs() would score for q (carted and bought items and
+ * the anchor left out), each entry's item to out_items[i] and its
+ * features, already scaled as the score scales them (struct
+ * wf_rank_explain: w_batch on BATCH; w_session times the confidence on
+ * the others when q has a batch list), to out_feat[i * WF_RANK_NFEAT +
+ * f], so that sum_f weight_f * out_feat[i][f] (plus complement and
+ * penalty) is the entry's score. weft-batch's fit learns the weights from
+ * these, so the fit and the serving cannot drift apart. Writes at most
+ * max entries; returns the count. *ret_visitor (may be NULL) gets the
+ * visitor type whose weights score q (WF_VISITOR_RETURNING with a batch
+ * list, else WF_VISITOR_NEW).
+ */
+int wf_rank_features(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		     struct wf_rank_scratch *w, uint32_t *out_items, float *out_feat, uint32_t max, int *ret_visitor);
+
+/* The weights the scoring uses for visitor type v (WF_VISITOR_*): the
+ * snapshot's fitted MODEL when it has one for this feature set and v,
+ * else p's defaults. */
+void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p, int v, float ret[WF_RANK_NFEAT]);
 
 /* The session's strongest category by decayed strength (segments, the
  * evaluator). 0, or -1 when the session has none; outputs untouched then. */

@@ -29,11 +29,16 @@ void wf_rank_params_default(struct wf_rank_params *p)
 	p->tau = 4.0f;
 	p->rho = 2.0f;   /* one event 1/9 of full, three 3/4 */
 	p->rep_unit = 2.0f; /* a click is one repetition; pdp 1.5, cart_add 2.5, purchase 4 */
+	/* Default weights (a snapshot without a fitted MODEL): the
+	 * neighbour, transition and repeat features are probabilities of the
+	 * next click; the affinities and the prior as before issue 14. */
+	p->w_batch_feat = 1.0f;
 	p->w_cat = 0.45f;
 	p->w_brand = 0.2f;
 	p->w_band = 0.1f;
-	p->w_neigh = 1.2f;
-	p->w_recent_item = 4.0f; /* w_recent_item, w_neigh, confidence_events: tuned on validation days (EVAL.md) */
+	p->w_neigh = 1.0f;
+	p->w_seq = 1.0f;
+	p->w_recent_item = 1.0f;
 	p->confidence_events = 1.5f;
 	p->w_trend = 0.02f;
 	p->w_pop = 0.05f;
@@ -275,10 +280,14 @@ static float cat_affinity(const struct wf_rank_session *s, const struct wf_rank_
 
 /* How far this session may move the list: grows with repeated item
  * events (one click: little; several: a lot). The same factor for every
- * item, so it never reorders the session's own candidates among
- * themselves, only against the batch list (anti-jitter). */
+ * feature but the batch list's (the catalog prior too), so it never
+ * reorders the session's own candidates among themselves, only against
+ * the batch list (anti-jitter). A session with no item event yet has
+ * nothing to damp: 1, as with no session. */
 static float session_confidence(const struct wf_rank_session *s, const struct wf_rank_params *p)
 {
+	if (s->nitem_events == 0)
+		return 1.0f;
 	float n3 = (float)s->nitem_events * (float)s->nitem_events * (float)s->nitem_events;
 	float c3 = p->confidence_events * p->confidence_events * p->confidence_events;
 

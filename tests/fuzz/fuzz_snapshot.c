@@ -48,6 +48,7 @@ static void walk(const struct wf_snap *s)
 
 		walk_list(s, s->neigh + it->neigh_off, it->neigh_cnt);
 		walk_list(s, s->compl + it->compl_off, it->compl_cnt);
+		walk_list(s, s->seq + s->seq_off[i], s->seq_off[i + 1] - s->seq_off[i]);
 		if (wf_snap_item_find(s, wf_snap_str(s, it->id_off), it->id_len) != (int64_t)i)
 			abort(); /* the validator promised every id is found */
 	}
@@ -63,6 +64,9 @@ static void walk(const struct wf_snap *s)
 	walk_list(s, s->compl, s->ncompl);
 	walk_list(s, s->popular, s->npopular);
 	walk_list(s, s->trending, s->ntrending);
+	walk_list(s, s->seq, s->nseq);
+	for (uint32_t r = 0; r < WF_SNAP_MODEL_REPEAT; r++)
+		sink += (uint64_t)(s->model->repeat[r] * 1e6f); /* validated to [0, 1] */
 	(void)wf_snap_item_find(s, "nope", 4);
 	(void)wf_snap_user_find(s, "", 0);
 }
