@@ -242,6 +242,10 @@ static int cmd_status(const struct wf_cli_opts *o)
 		       : wf_cli_get_int(ing, "alive", 0) ? "starting"
 							 : "not running",
 		       wf_cli_get_int(ing, "pid", 0));
+		if (wf_cli_get_int(ing, "journal_failed", 0))
+			printf("journal  FAILING: %s: EVENTs get errors until it writes again (%lld failures)\n",
+			       strerror((int)wf_cli_get_int(ing, "journal_failed", 0)),
+			       wf_cli_get_int(ing, "journal_errors", 0));
 		printf("rankers  %lld/%lld ready, %lld running\n", ready, n, alive);
 		if (gen && cur && cur->type == REDIS_REPLY_ARRAY) {
 			const redisReply *p = wf_cli_get(cur, "path");

@@ -333,6 +333,15 @@ static int info_wants(const struct wf_resp_req *r, const char *section)
 	return 0;
 }
 
+/* INFO's journal_failed: "no", or why the journal cannot write. */
+static const char *journal_state(struct wf_ctl *ctl)
+{
+	/* relaxed: display; ingest's own field */
+	uint64_t e = atomic_load_explicit(&ctl->ingest_stats.journal_failed, memory_order_relaxed);
+
+	return e ? strerror((int)e) : "no";
+}
+
 static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	struct wf_buf b = { 0 };
@@ -350,7 +359,8 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 		wf_buf_printf(&b,
 			      "# Stats\r\ntotal_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\n"
 			      "backpressure_stalls:%llu\r\nsessions_routed:%llu\r\njournal_durable_lsn:%llu\r\n"
-			      "journal_durability:%s\r\nrecs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\n",
+			      "journal_durability:%s\r\njournal_failed:%s\r\njournal_errors:%llu\r\n"
+			      "recs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\n",
 			      (unsigned long long)ctx->commands,
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked,
 								       memory_order_relaxed), /* display */
@@ -359,7 +369,10 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 								       memory_order_relaxed),
 			      (unsigned long long)wf_route_count(&ctx->route),
 			      (unsigned long long)wf_journal_durable_lsn(ctx->journal),
-			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os", (unsigned long long)ctx->recs_front,
+			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os", journal_state(ctl),
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.journal_errors,
+								       memory_order_relaxed),
+			      (unsigned long long)ctx->recs_front,
 			      (unsigned long long)ctx->recs_quiet);
 		for (uint32_t s = 0; s < ctx->nshards; s++)
 			wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,

@@ -18,7 +18,6 @@
 
 #include "ingest/ingest.h"
 
-static const char ERR_JOURNAL[] = "-ERR the journal cannot write: event not stored, retry later\r\n";
 /* Fits INGEST_SLOT_INLINE: filling a slot with it cannot fail. */
 static const char ERR_NOMEM[] = "-ERR out of memory\r\n";
 _Static_assert(sizeof(ERR_NOMEM) - 1 <= INGEST_SLOT_INLINE, "ERR_NOMEM is inline");
@@ -161,14 +160,12 @@ void ingest_conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
 
 		if (!sl->ready)
 			break;
-		if (sl->wait_lsn > durable) {
-			if (!ctx->gc.failed)
-				break;
-			wf_buf_append(&c->out, ERR_JOURNAL, sizeof(ERR_JOURNAL) - 1);
-		} else {
-			wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
-			acked += sl->wait_lsn != 0; /* only an EVENT waits for an LSN, and its reply is :1 */
-		}
+		/* An EVENT not yet durable (a failed journal turned each
+		 * such reply into an error: commit.c journal_failed()). */
+		if (sl->wait_lsn > durable)
+			break;
+		wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
+		acked += sl->wait_lsn != 0; /* only an EVENT waits for an LSN, and its reply is :1 */
 		free(sl->data);
 		sl->data = NULL;
 		if (sl->close)

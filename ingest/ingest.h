@@ -23,6 +23,8 @@
 #define INGEST_MAX_OUTPUT (8u << 20)     /* stop reading a client that does not read */
 
 #define WEFT_VERSION "0.1.0"
+/* An EVENT the journal could not store (commit.c, shard.c). */
+#define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
 #define INGEST_SLOT_INLINE 24u
 
 /* A reply owed to a client, in request order. */
@@ -61,6 +63,13 @@ struct ingest_pending {
 	uint32_t seq;
 };
 
+/* An EVENT reserved in a shard's request ring and held back from the
+ * ranker until the journal holds it: ring positions [from, to). */
+struct ingest_held {
+	uint64_t lsn;
+	uint32_t from, to;
+};
+
 struct ingest_jwait {
 	uint32_t conn_idx, conn_gen;
 	uint64_t lsn;
@@ -82,6 +91,12 @@ struct ingest_shard {
 	int unwoken;         /* committed since wake_rankers() last looked */
 	int pass_checked;    /* this pass already looked whether the ranker sleeps */
 	uint64_t unwoken_ns; /* when the first of those was forwarded */
+	/* EVENTs not yet durable, in LSN order (free-running indexes,
+	 * capacity a power of two): the ring is committed only up to the
+	 * first one's start, so nothing reaches the ranker before the
+	 * journal holds it, and what follows it waits with it (FIFO). */
+	struct ingest_held *held;
+	uint64_t held_head, held_tail, held_cap;
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
 	uint32_t fifo_cap;
 	uint64_t fifo_head, fifo_tail;
@@ -95,7 +110,8 @@ struct ingest_shard {
 struct ingest_group_commit {
 	uint32_t flights;  /* --journal-flights (0: the journal's default) */
 	uint32_t inflight; /* flushes under way (their fdatasyncs in the ring) */
-	int failed;        /* the journal cannot write: EVENTs get errors */
+	int failed;        /* the journal cannot write: EVENTs get errors until
+	                    * ingest_journal_retry() resets it (commit.c) */
 	/* Connections with an EVENT reply waiting for the journal, in LSN
 	 * order (free-running indexes, capacity a power of two). */
 	struct ingest_jwait *jwait;
@@ -213,7 +229,13 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		   const struct wf_msg_recs *recs);
 /* Replies from every shard's reply ring into their slots; how many. */
 int ingest_poll_replies(struct ingest_ctx *ctx);
-/* Publish the requests reserved so far; wake policy in shard.c. */
+/* Room for one more held EVENT in shard's FIFO: 0 or -ENOMEM. */
+int ingest_held_reserve(struct ingest_shard *sh);
+/* The journal is durable up to durable: EVENTs held to there may go; with
+ * failed, every held EVENT is voided instead (the ranker skips it). */
+void ingest_held_release(struct ingest_ctx *ctx, uint64_t durable, int failed);
+/* Publish the requests reserved so far, up to the first held EVENT; wake
+ * policy in shard.c. */
 void ingest_shards_commit(struct ingest_ctx *ctx);
 /* Once per pass: wake rankers that sleep with requests committed. */
 void ingest_wake_rankers(struct ingest_ctx *ctx);
@@ -225,6 +247,9 @@ int ingest_owed(const struct ingest_ctx *ctx);
 /* Append an EVENT forwarded to shard as LSN lsn (received at now_ns). */
 void ingest_journal_append(struct ingest_ctx *ctx, uint32_t shard, uint32_t argc, const char *const *argv,
 			   const uint32_t *argl, uint64_t lsn, uint64_t now_ns);
+/* The journal failed: try to write again (once no flush is in flight,
+ * wf_journal_reset()). 0 when EVENTs may be appended again, else -errno. */
+int ingest_journal_retry(struct ingest_ctx *ctx);
 /* c has an EVENT reply waiting for lsn to be durable. 0 or -ENOMEM. */
 int ingest_journal_wait(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t lsn);
 /* Start the next flush when due. The ns until it is (0: started, or nothing to do). */

@@ -301,8 +301,10 @@ void ingest_run(struct ingest_ctx *ctx)
 		if (ctx->ndirty || (++stalled_tick & 63) == 0)
 			retry_stalled(ctx);
 		retry_short(ctx);
-		ingest_shards_commit(ctx);
+		/* The kick first: an EVENT it makes durable (durability os)
+		 * goes to its ranker in this pass's commit. */
 		uint64_t due = ingest_journal_kick(ctx);
+		ingest_shards_commit(ctx);
 		service_dirty(ctx);
 		arm_fixed(ctx);
 		/* A8: pairs with R8 in weft-admin's SHUTDOWN (admin_cmd.c). */

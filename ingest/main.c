@@ -277,6 +277,9 @@ static int setup_io(struct ingest_ctx *ctx)
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (LimitFSIZE=) makes journal writes fail with
+	 * EFBIG, handled as a full disk, instead of killing us. */
+	signal(SIGXFSZ, SIG_IGN);
 	ctx->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
 	r = io_uring_queue_init_params(4096, &ctx->ring, &p);
@@ -323,8 +326,12 @@ int main(int argc, char **argv)
 	ingest_run(ctx);
 	/* R10, as above: not ready any more. */
 	atomic_store_explicit(&ctx->shm->ctl->ingest_ready, 0, memory_order_release);
-	if (!ctx->gc.failed)
-		wf_journal_flush_sync(ctx->journal);
+	if (!ctx->gc.failed && wf_journal_flush_sync(ctx->journal) == 0) {
+		/* What was appended is durable now: the rankers may have it. */
+		ingest_held_release(ctx, wf_journal_durable_lsn(ctx->journal), 0);
+		ingest_shards_commit(ctx);
+		ingest_wake_rankers(ctx);
+	}
 	wf_journal_close(ctx->journal);
 	wf_info("RECS answered from the front tables: %llu", (unsigned long long)ctx->recs_front);
 	if (ctx->gc.flushes)

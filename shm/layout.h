@@ -26,7 +26,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 6u
+#define WF_SHM_LAYOUT_VERSION 7u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -131,6 +131,9 @@ struct wf_ctl {
 		_Atomic uint64_t bytes_in, bytes_out;
 		_Atomic uint64_t backpressure_stalls;
 		_Atomic uint64_t recs_front;      /* RECS answered from a front table */
+		_Atomic uint64_t journal_failed;  /* 0, or the errno of the journal's failed write
+		                                   * (EVENTs get errors until it writes again) */
+		_Atomic uint64_t journal_errors;  /* failed journal writes, flushes or rolls */
 	} ingest_stats;
 };
 _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, snap_lock) == 128 &&
@@ -140,6 +143,7 @@ _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, 
 		       offsetof(struct wf_ctl, ingest_stats) == 2368,
 	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct wf_ctl) == 2496, "control block size");
+_Static_assert(offsetof(struct wf_ctl, ingest_stats.journal_errors) == 2448, "ingest stats layout");
 
 /*
  * Per shard. Writer of every field: weft-ranker@N, unless noted.
