@@ -36,7 +36,7 @@ static void usage(FILE *f)
 		"  shutdown                            stop every weft process\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
-		"     [--foreground-log]\n"
+		"     [--idle-timeout S] [--request-timeout S] [--socket-mode MODE] [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -48,6 +48,9 @@ static void usage(FILE *f)
 		"  --durability M    (up) fsync: EVENT acknowledged after fdatasync (default); os: after write()\n"
 		"  --sessions N      (up) sessions weft-ingest's routing table holds per half TTL\n"
 		"                    (default 4194304, 384 MiB; a small store needs far fewer)\n"
+		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
+		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
+		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -315,7 +318,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			continue;
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
-		    !OPT("--sessions") && !OPT("--channel") && !OPT("--k") && !OPT("--out"))
+		    !OPT("--sessions") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
+		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -347,6 +351,22 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			if (errno || *end || end == val || v < 1024 || v > (1l << 28))
 				return bad_usage("--sessions wants a number in 1024..268435456, not '%s'", val);
 			o->sessions = val;
+		} else if (OPT("--idle-timeout") || OPT("--request-timeout")) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(val, &end, 10);
+			if (errno || *end || end == val || v < 0 || v > 31536000)
+				return bad_usage("timeouts want seconds in 0..31536000 (0: never), not '%s'", val);
+			*(OPT("--idle-timeout") ? &o->idle_timeout : &o->request_timeout) = val;
+		} else if (OPT("--socket-mode")) {
+			char *end;
+			unsigned long m = strtoul(val, &end, 8);
+
+			if (*end || end == val || m > 0777 || (m & 0600) != 0600)
+				return bad_usage("--socket-mode wants an octal mode in 0600..0777, not '%s'", val);
+			o->socket_mode = val;
 		} else if (OPT("--durability")) {
 			if (strcmp(val, "fsync") != 0 && strcmp(val, "os") != 0)
 				return bad_usage("--durability is fsync or os, not '%s'", val);

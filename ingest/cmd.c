@@ -353,8 +353,13 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			      WEFT_VERSION, (int)getpid(), (unsigned long long)((wf_wall_ms() - ctx->start_ms) / 1000),
 			      ctx->nshards);
 	if (info_wants(r, "clients"))
-		wf_buf_printf(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n", ctx->nconns,
-			      ctx->max_clients);
+		wf_buf_printf(&b,
+			      "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\nidle_timeout_s:%llu\r\n"
+			      "request_timeout_s:%llu\r\nclients_timed_out:%llu\r\n\r\n",
+			      ctx->nconns, ctx->max_clients, (unsigned long long)(ctx->idle_ns / 1000000000ull),
+			      (unsigned long long)(ctx->request_ns / 1000000000ull),
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.timeouts,
+								       memory_order_relaxed)); /* display */
 	if (info_wants(r, "stats")) {
 		wf_buf_printf(&b,
 			      "# Stats\r\ntotal_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\n"

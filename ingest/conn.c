@@ -54,6 +54,8 @@ struct ingest_conn *ingest_conn_new(struct ingest_ctx *ctx, int fd)
 	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
 	c->recv_cancel = 0;
 	c->head = c->tail = 0;
+	c->active_ns = ctx->pass_ns;
+	c->partial_ns = 0;
 	if (!c->slots) {
 		c->cap = 64;
 		c->slots = calloc(c->cap, sizeof(*c->slots));
@@ -251,6 +253,14 @@ void ingest_conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 	}
 	if (c->last_queued)
 		off = c->in.len; /* nothing after QUIT or an error is executed */
+	/* An unfinished request: its clock starts when the requests before
+	 * it were taken (the request timeout, loop.c). */
+	if (n == 0 && off < c->in.len) {
+		if (!c->partial_ns || off)
+			c->partial_ns = ctx->pass_ns;
+	} else {
+		c->partial_ns = 0;
+	}
 	wf_buf_consume(&c->in, off);
 }
 

@@ -23,6 +23,8 @@
 #define INGEST_MAX_OUTPUT (8u << 20)     /* stop reading a client that does not read */
 
 #define WEFT_VERSION "0.1.0"
+#define INGEST_IDLE_TIMEOUT_S 300u    /* --idle-timeout default */
+#define INGEST_REQUEST_TIMEOUT_S 10u  /* --request-timeout default */
 /* An EVENT the journal could not store (commit.c, shard.c). */
 #define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
 #define INGEST_SLOT_INLINE 24u
@@ -50,6 +52,8 @@ struct ingest_conn {
 	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
 	                      * protocol error): parse nothing after it */
 	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
+	uint64_t active_ns;  /* pass time of its last byte received or sent (idle timeout) */
+	uint64_t partial_ns; /* pass time its unfinished request began, 0: none (request timeout) */
 	/* Reply slots: absolute sequence numbers head..tail, ring of cap. */
 	struct ingest_slot *slots;
 	uint32_t cap;
@@ -136,6 +140,12 @@ struct ingest_ctx {
 	const char *socket_group;
 	char sock_buf[WF_PATH_MAX], journal_buf[WF_PATH_MAX]; /* default paths under dir */
 	uint32_t max_clients;
+	uint32_t socket_mode;      /* --socket-mode (default 0660) */
+	uint64_t idle_ns;          /* --idle-timeout: close a connection quiet this long (0: never) */
+	uint64_t request_ns;       /* --request-timeout: close one whose request stays unfinished this long */
+	uint64_t pass_ns;          /* CLOCK_MONOTONIC at the start of the loop pass */
+	uint64_t sweep_ns;         /* loop.c sweep_timeouts(): last sweep */
+	uint32_t sweep_next;       /* and the connection it goes on from */
 	int durability;
 	uint64_t route_ttl_ms;
 	uint32_t route_sessions; /* --sessions: the routing table's entries per generation */

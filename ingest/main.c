@@ -11,6 +11,7 @@
  * not read until it drains. This file: arguments and start-up.
  *
  *   weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]
+ *               [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]
  *               [--journal DIR] [--durability fsync|os] [--socket-group G]
  */
 #include <errno.h>
@@ -67,7 +68,7 @@ static int open_listener(struct ingest_ctx *ctx)
 		       "--socket-group", ctx->socket_group, ctx->socket_group);
 		return -ENOENT;
 	}
-	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_group ? 0660 : 0666,
+	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_mode,
 			   ctx->socket_group ? (int64_t)gid : -1, 0, &ctx->listen_fd);
 	if (r < 0)
 		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
@@ -119,7 +120,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]\n"
 	      "                   [--journal DIR] [--durability fsync|os] [--journal-flights N]\n"
-	      "                   [--sessions N] [--socket-group G]\n"
+	      "                   [--sessions N] [--socket-group G] [--socket-mode MODE]\n"
+	      "                   [--idle-timeout S] [--request-timeout S]\n"
 	      "  --socket PATH     client socket (default DIR/weft.sock; systemd socket activation wins)\n"
 	      "  --journal DIR     event journal (default DIR/journal)\n"
 	      "  --durability M    fsync: acknowledge after fdatasync (default); os: after write()\n"
@@ -127,7 +129,12 @@ static void usage(FILE *f)
 	      "  --sessions N      sessions the routing table holds per half TTL, 1024..268435456\n"
 	      "                    (default 4194304: 2 x 192 MiB, resident from the start; past it\n"
 	      "                    the oldest half is forgotten early)\n"
-	      "  --socket-group G  give the socket to group G, mode 0660 (default: mode 0666)\n",
+	      "  --socket-group G  give the socket to group G (its members may connect)\n"
+	      "  --socket-mode M   the socket's mode, octal (default 0660: owner and group only;\n"
+	      "                    0666 lets every local user connect)\n"
+	      "  --idle-timeout S  close a connection idle S seconds, nothing owed (default 300; 0: never)\n"
+	      "  --request-timeout S  close a connection whose request stays unfinished S seconds\n"
+	      "                    (default 10; 0: never)\n",
 	      f);
 }
 
@@ -139,12 +146,17 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		{ "journal", required_argument, NULL, 'j' },    { "durability", required_argument, NULL, 'D' },
 		{ "socket-group", required_argument, NULL, 'g' }, { "journal-flights", required_argument, NULL, 'F' },
 		{ "sessions", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
+		{ "socket-mode", required_argument, NULL, 'M' }, { "idle-timeout", required_argument, NULL, 'I' },
+		{ "request-timeout", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 	int64_t v;
 
 	ctx->max_clients = 10000;
+	ctx->socket_mode = 0660;
+	ctx->idle_ns = INGEST_IDLE_TIMEOUT_S * 1000000000ull;
+	ctx->request_ns = INGEST_REQUEST_TIMEOUT_S * 1000000000ull;
 	ctx->route_ttl_ms = 3600 * 1000ull;
 	ctx->route_sessions = 1u << 22;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -160,6 +172,26 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 				return -EINVAL;
 			}
 			ctx->max_clients = (uint32_t)v;
+			break;
+		case 'M': {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (!*optarg || *end || m > 0777 || (m & 0600) != 0600) {
+				fprintf(stderr, "weft-ingest: --socket-mode wants an octal mode with owner rw, "
+						"0600..0777 (e.g. 0660)\n");
+				return -EINVAL;
+			}
+			ctx->socket_mode = (uint32_t)m;
+			break;
+		}
+		case 'I':
+		case 'R':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 86400 * 365) {
+				fprintf(stderr, "weft-ingest: --%s wants seconds, 0 (never) .. 31536000\n",
+					o == 'I' ? "idle-timeout" : "request-timeout");
+				return -EINVAL;
+			}
+			*(o == 'I' ? &ctx->idle_ns : &ctx->request_ns) = (uint64_t)v * 1000000000ull;
 			break;
 		case 'S':
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1024 || v > (1ll << 28)) {

@@ -134,6 +134,7 @@ struct wf_ctl {
 		_Atomic uint64_t journal_failed;  /* 0, or the errno of the journal's failed write
 		                                   * (EVENTs get errors until it writes again) */
 		_Atomic uint64_t journal_errors;  /* failed journal writes, flushes or rolls */
+		_Atomic uint64_t timeouts;        /* connections closed by --idle/--request-timeout */
 	} ingest_stats;
 };
 _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, snap_lock) == 128 &&
@@ -143,7 +144,7 @@ _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, 
 		       offsetof(struct wf_ctl, ingest_stats) == 2368,
 	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct wf_ctl) == 2496, "control block size");
-_Static_assert(offsetof(struct wf_ctl, ingest_stats.journal_errors) == 2448, "ingest stats layout");
+_Static_assert(offsetof(struct wf_ctl, ingest_stats.timeouts) == 2456, "ingest stats layout");
 
 /*
  * Per shard. Writer of every field: weft-ranker@N, unless noted.
