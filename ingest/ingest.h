@@ -24,6 +24,9 @@
 
 #define WEFT_VERSION "0.1.0"
 #define INGEST_IDLE_TIMEOUT_S 300u    /* --idle-timeout default */
+#define INGEST_IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; liburing 2.3 has no name for it */
+#define INGEST_FUTEX2_SIZE_U32 0x02u   /* futex2 flags: 32-bit word, shared (not private) */
+#define INGEST_POLL_NOFUTEX_US 200u    /* without it: longest sleep while a reply is owed */
 #define INGEST_REQUEST_TIMEOUT_S 10u  /* --request-timeout default */
 /* An EVENT the journal could not store (commit.c, shard.c). */
 #define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
@@ -160,10 +163,10 @@ struct ingest_ctx {
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
 	uint8_t *bufs;
-	int listen_fd, bell_fd, signal_fd;
-	uint8_t bell_buf[64];
+	int listen_fd, signal_fd;
 	uint8_t sig_buf[128];
-	int accept_armed, bell_armed, sig_armed;
+	int futex_ok;              /* the ring can wait on ctl->ingest_wait (main.c probe_futex()) */
+	int accept_armed, bell_armed, sig_armed; /* bell: that futex wait */
 	int stopping;
 	int sqe_short;             /* an operation found no SQE: look at every connection next pass */
 

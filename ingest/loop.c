@@ -155,6 +155,11 @@ static int reap(struct ingest_ctx *ctx)
 			break;
 		case INGEST_OP_BELL:
 			ctx->bell_armed = 0;
+			if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
+				wf_warn("io_uring futex wait refused (%s): polling replies instead",
+					strerror(-cqe->res));
+				ctx->futex_ok = 0;
+			}
 			break;
 		case INGEST_OP_SIGNAL:
 			ctx->sig_armed = 0;
@@ -175,8 +180,8 @@ static int reap(struct ingest_ctx *ctx)
 	return (int)n;
 }
 
-/* The listener's accept, the doorbell and the signalfd: armed again
- * whenever one ended (each pass looks). */
+/* The listener's accept and the signalfd: armed again whenever one ended
+ * (each pass looks). The doorbell is armed by idle() only. */
 static void arm_fixed(struct ingest_ctx *ctx)
 {
 	struct io_uring_sqe *sqe;
@@ -185,11 +190,6 @@ static void arm_fixed(struct ingest_ctx *ctx)
 		io_uring_prep_multishot_accept(sqe, ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_ACCEPT, 0, 0));
 		ctx->accept_armed = 1;
-	}
-	if (!ctx->bell_armed && (sqe = ingest_get_sqe(ctx))) {
-		io_uring_prep_recv(sqe, ctx->bell_fd, ctx->bell_buf, sizeof(ctx->bell_buf), 0);
-		io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_BELL, 0, 0));
-		ctx->bell_armed = 1;
 	}
 	if (!ctx->sig_armed && (sqe = ingest_get_sqe(ctx))) {
 		io_uring_prep_read(sqe, ctx->signal_fd, ctx->sig_buf, sizeof(ctx->sig_buf), 0);
@@ -305,9 +305,28 @@ static int stop_done(struct ingest_ctx *ctx, uint64_t *deadline)
 	return (!ingest_owed(ctx) && !ctx->gc.inflight) || wf_now_ns() > *deadline;
 }
 
+/* The doorbell: a futex wait on ctl->ingest_wait.sleeping while it is 1,
+ * in the ring. Armed only here, after wf_wait_prepare() set it: armed while
+ * it is 0 (a ranker already woke us) it ends at once (-EAGAIN), as it
+ * should. It stays armed across passes until a ranker's FUTEX_WAKE
+ * (wf_wake_futex(), after wf_wait_needs_wake()) ends it. */
+static void arm_bell(struct ingest_ctx *ctx)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ctx->futex_ok || ctx->bell_armed || !(sqe = ingest_get_sqe(ctx)))
+		return;
+	io_uring_prep_rw(INGEST_IORING_OP_FUTEX_WAIT, sqe, (int)INGEST_FUTEX2_SIZE_U32,
+			 &ctx->shm->ctl->ingest_wait.sleeping, 0, 1 /* sleep while the word is 1 */);
+	sqe->addr3 = 0xffffffffu; /* FUTEX_BITSET_MATCH_ANY: any FUTEX_WAKE */
+	io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_BELL, 0, 0));
+	ctx->bell_armed = 1;
+}
+
 /* Nothing happened this pass: spin briefly while a ranker owes a reply,
- * then sleep in the ring until a completion, a doorbell (a ranker rings
- * it after a reply), or the group commit due in `due` ns (0: none). */
+ * then sleep in the ring until a completion, the doorbell (a ranker's
+ * futex wake after a reply), or the group commit due in `due` ns (0:
+ * none). */
 static void idle(struct ingest_ctx *ctx, uint64_t due)
 {
 	/* A short spin catches replies cheaply under load (a count of pause
@@ -329,6 +348,9 @@ static void idle(struct ingest_ctx *ctx, uint64_t due)
 	 * ring was over half full (EVENT batches send no replies): poll
 	 * stalled connections every ms as well. */
 	uint64_t nap = ctx->any_stalled ? 1000000ull : 50000000ull;
+	if (!ctx->futex_ok && ingest_owed(ctx))
+		nap = INGEST_POLL_NOFUTEX_US * 1000ull;
+	arm_bell(ctx);
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)(due ? WF_MIN(due, nap) : nap) };
 	struct io_uring_cqe *cqe;
 	io_uring_submit_and_wait_timeout(&ctx->ring, &cqe, 1, &ts, NULL);

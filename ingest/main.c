@@ -75,22 +75,21 @@ static int open_listener(struct ingest_ctx *ctx)
 	return r;
 }
 
-static int open_bell(struct ingest_ctx *ctx)
+/* The rankers wake a sleeping ingest with a futex on ctl->ingest_wait
+ * (shm/wait.h), which ingest waits for in its ring (IORING_OP_FUTEX_WAIT,
+ * Linux 6.7): nothing outside the segment, so no other local user can
+ * take it. (It was an abstract socket, "weft-bell.<segment>", which any
+ * user could bind first to keep ingest from starting.) */
+static void probe_futex(struct ingest_ctx *ctx)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", ctx->shm_name);
+	struct io_uring_probe *p = io_uring_get_probe_ring(&ctx->ring);
 
-	ctx->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (ctx->bell_fd < 0)
-		return -errno;
-	if (bind(ctx->bell_fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
-	    0) {
-		int r = -errno;
-		wf_err("cannot bind the doorbell socket for %s: %s (is another weft-ingest running on this segment?)",
-		       ctx->shm_name, strerror(-r));
-		return r;
-	}
-	return 0;
+	ctx->futex_ok = p && io_uring_opcode_supported(p, INGEST_IORING_OP_FUTEX_WAIT);
+	if (p)
+		io_uring_free_probe(p);
+	if (!ctx->futex_ok)
+		wf_warn("this kernel's io_uring cannot wait on a futex (Linux 6.7+): replies owed by a ranker "
+			"are polled every %u us instead", INGEST_POLL_NOFUTEX_US);
 }
 
 /* Sessions pinned before a restart stay pinned: the journal says where
@@ -237,6 +236,50 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* 1 if pid is a live weft-ingest other than us (not a zombie, not a
+ * process that took a dead one's pid). */
+static int other_ingest(uint32_t pid)
+{
+	char path[64], stat[128] = "", state = 0;
+	FILE *f;
+
+	if (!pid || pid == (uint32_t)getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 1; /* alive, not ours to look at: take it for one */
+	if (!fgets(stat, sizeof(stat), f))
+		stat[0] = '\0';
+	fclose(f);
+	/* "pid (comm) S ...": comm first, then the state */
+	if (strstr(stat, ") ") && strstr(stat, ") ")[2])
+		state = strstr(stat, ") ")[2];
+	return strstr(stat, " (weft-ingest) ") != NULL && state != 'Z' && state != 'X';
+}
+
+/* One weft-ingest per segment (the rings have one producer): take
+ * ctl->ingest_pid unless a live weft-ingest holds it. (The doorbell's
+ * abstract socket used to be this lock.) 0 or -EBUSY (logged). */
+static int claim_segment(struct ingest_ctx *ctx)
+{
+	_Atomic uint32_t *owner = &ctx->shm->ctl->ingest_pid;
+	/* relaxed: the CAS below decides; this only names the holder */
+	uint32_t cur = atomic_load_explicit(owner, memory_order_relaxed);
+
+	for (;;) {
+		if (other_ingest(cur)) {
+			wf_err("another weft-ingest (pid %u) serves segment %s: stop it first", cur, ctx->shm_name);
+			return -EBUSY;
+		}
+		/* R9/A9: pairs with this same CAS in another weft-ingest
+		 * starting on the segment: one of the two sees the other's pid. */
+		if (atomic_compare_exchange_weak_explicit(owner, &cur, (uint32_t)getpid(), memory_order_acq_rel,
+							  memory_order_relaxed))
+			return 0;
+	}
+}
+
 /* The segment (waiting up to 10 s for weft-admin to create it), the
  * shards' rings and front tables, the connection tables, the route
  * table and the journal. 0, or 1 (logged). */
@@ -252,6 +295,8 @@ static int setup_state(struct ingest_ctx *ctx)
 		wf_err("cannot attach shared segment %s: %s (is weft-admin running?)", ctx->shm_name, strerror(-r));
 		return 1;
 	}
+	if (claim_segment(ctx) < 0)
+		return 1;
 	ctx->nshards = wf_shm_nshards(ctx->shm);
 	/* relaxed: the epoch only has to differ from the previous ingest's;
 	 * rankers copy it from requests, never read it here. */
@@ -329,7 +374,8 @@ static int setup_io(struct ingest_ctx *ctx)
 		wf_err("cannot register the receive buffer ring: %s (kernel >= 5.19 needed)", strerror(-r));
 		return 1;
 	}
-	if (ctx->signal_fd < 0 || open_bell(ctx) < 0 || open_listener(ctx) < 0)
+	probe_futex(ctx);
+	if (ctx->signal_fd < 0 || open_listener(ctx) < 0)
 		return 1;
 	return 0;
 }
@@ -348,7 +394,6 @@ int main(int argc, char **argv)
 	ctx->start_ms = wf_wall_ms();
 	if (setup_state(ctx) || setup_io(ctx))
 		return 1;
-	atomic_store_explicit(&ctx->shm->ctl->ingest_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
 	/* R10: pairs with A10 in weftctl up (admin/weftctl_up.c), which waits
 	 * for the appliance to be ready. */
 	atomic_store_explicit(&ctx->shm->ctl->ingest_ready, 1, memory_order_release);

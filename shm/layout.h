@@ -94,10 +94,13 @@ _Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
  *   snap_cur_gen                 writer weft-admin (R3 release, after snap_cur is
  *                                written); readers rankers (A3 acquire, each loop)
  *   admin_pid                    writer weft-admin; readers weftctl (relaxed, display)
- *   ingest_pid, ingest_epoch     writer weft-ingest at start; readers rankers (relaxed:
+ *   ingest_pid                   writer weft-ingest at start (R9/A9: a CAS, the one-ingest-
+ *                                per-segment lock); readers weft-admin (relaxed: display)
+ *   ingest_epoch                 writer weft-ingest at start; readers rankers (relaxed:
  *                                display; replies of old epochs are dropped by ingest)
  *   ingest_ready                 writer weft-ingest (R10 release); reader weftctl up (A10 acquire)
- *   ingest_wait                  see wait.h; owner weft-ingest, wakers rankers
+ *   ingest_wait                  see wait.h; owner weft-ingest (sleeps in io_uring on a
+ *                                futex wait on it), wakers rankers (FUTEX_WAKE)
  *   shutdown                     writer weft-admin (R8 release); readers all (A8 acquire)
  *   next_lsn                     writer weft-ingest only (relaxed: single writer,
  *                                published to readers through ring records)
