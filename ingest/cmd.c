@@ -139,11 +139,21 @@ static int check_args(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		return check_event(ctx, c, r);
 	case WF_CMD_RECS:
 		return check_recs(ctx, c, r, ret_front_k, ret_recs);
-	case WF_CMD_RERANK:
-		for (uint32_t i = 1; i < r->argc; i++)
+	case WF_CMD_RERANK: {
+		struct wf_arg av[WF_RESP_MAX_ARGS];
+		uint32_t bad;
+
+		for (uint32_t i = 1; i < r->argc; i++) {
 			if (valid_id(ctx, c, i == 1 ? "session" : i == 2 ? "user" : "item", &r->argv[i]) < 0)
 				return -EINVAL;
+			av[i - 1] = (struct wf_arg){ r->argv[i].p, r->argv[i].len };
+		}
+		if (wf_rerank_args_check(av, r->argc - 1, &bad) < 0) {
+			err(ctx, c, "%s", ci->usage);
+			return -EINVAL;
+		}
 		return 0;
+	}
 	default: /* HISTORY session, SEGMENTS session user */
 		for (uint32_t i = 1; i < r->argc; i++)
 			if (valid_id(ctx, c, i == 1 ? "session" : "user", &r->argv[i]) < 0)

@@ -300,6 +300,7 @@ struct wf_front {
  */
 #define WF_STOCK_SIZES 16u
 #define WF_STOCK_SIZE_NAME 12u
+_Static_assert(WF_STOCK_SIZE_NAME == WF_SIZE_NAME_MAX + 1, "a stock size name is a RECS SIZE name");
 
 struct wf_stock_size {
 	char name[WF_STOCK_SIZE_NAME]; /* NUL-padded; written before R7 */

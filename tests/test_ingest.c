@@ -762,6 +762,13 @@ static void test_ingest_validation_keeps_connection(void **state)
 	expect_reply(fd, "RERANK s1 u1 a \"b c\"\r\n",
 		     "-ERR invalid item 'b c': 1..128 printable bytes without spaces\r\n");
 	expect_reply(fd, "HISTORY\r\n", "-ERR HISTORY wants: session\r\n");
+	expect_reply(fd, "RECS s1 u1 5 ANCHOR \"\"\r\n",
+		     "-ERR RECS ANCHOR wants an item id (1 to 128 printable bytes, no spaces), not ''\r\n");
+	expect_reply(fd, "RECS s1 u1 5 SIZE XXXXXXXXXXXXXXXL\r\n",
+		     "-ERR RECS SIZE wants a size name (1 to 11 printable bytes, no spaces), not "
+		     "'XXXXXXXXXXXXXXXL'\r\n");
+	expect_reply(fd, "RERANK s1 u1 a EXPLAIN\r\n",
+		     "-ERR RERANK wants: session user item... (no options: RECS ... EXPLAIN explains a ranking)\r\n");
 	expect_reply(fd, "RECS s1 u1 5 PAGE pdp ANCHOR i9 EXPLAIN SIZE M\r\n",
 		     "+RECS s1 u1 5 PAGE pdp ANCHOR i9 EXPLAIN SIZE M\r\n");
 	close(fd);
