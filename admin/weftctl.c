@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"  shutdown                            stop every weft process\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
-		"     [--idle-timeout S] [--request-timeout S] [--socket-mode MODE] [--foreground-log]\n"
+		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
+		"     [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -48,6 +49,9 @@ static void usage(FILE *f)
 		"  --durability M    (up) fsync: EVENT acknowledged after fdatasync (default); os: after write()\n"
 		"  --sessions N      (up) sessions weft-ingest's routing table holds per half TTL\n"
 		"                    (default 4194304, 384 MiB; a small store needs far fewer)\n"
+		"  --memory-budget B (up) per ranker: its sessions and snapshot lists (suffix K, M or G;\n"
+		"                    default 2G, at least 4M); past it the least recently active\n"
+		"                    sessions are forgotten\n"
 		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
 		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
 		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
@@ -318,7 +322,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			continue;
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
-		    !OPT("--sessions") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
+		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
@@ -351,6 +355,20 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			if (errno || *end || end == val || v < 1024 || v > (1l << 28))
 				return bad_usage("--sessions wants a number in 1024..268435456, not '%s'", val);
 			o->sessions = val;
+		} else if (OPT("--memory-budget")) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(val, &end, 10);
+			if (*end && strchr("kKmMgG", *end) && !end[1] && v > 0 && v < (1l << 30))
+				v <<= strchr("kK", *end) ? 10 : strchr("mM", *end) ? 20 : 30;
+			else if (*end)
+				v = 0;
+			if (errno || end == val || v < (4l << 20))
+				return bad_usage("--memory-budget wants bytes (an optional K, M or G), at least 4M, not '%s'",
+						 val);
+			o->memory_budget = val; /* weft-ranker parses it the same way */
 		} else if (OPT("--idle-timeout") || OPT("--request-timeout")) {
 			char *end;
 			long v;

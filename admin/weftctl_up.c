@@ -158,6 +158,10 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 		argv[n++] = "--socket-mode";
 		argv[n++] = u->o->socket_mode;
 	}
+	if (ch->kind == KIND_RANKER && u->o->memory_budget) {
+		argv[n++] = "--memory-budget";
+		argv[n++] = u->o->memory_budget;
+	}
 	if (ch->kind == KIND_INGEST && u->o->sessions) {
 		argv[n++] = "--sessions";
 		argv[n++] = u->o->sessions;

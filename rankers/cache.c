@@ -93,7 +93,7 @@ void ranker_query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 	e->q.filter = stock_ok;
 	e->q.filter_ctx = &e->f;
 	if (e->sess)
-		e->sess->last_ms = wf_wall_ms();
+		ranker_session_touch(ctx, e->sess, wf_wall_ms());
 }
 
 static uint32_t float_bits(float f)

@@ -98,7 +98,14 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	}
 	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
 	if (!ctx->cur) {
-		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
+		/* relaxed: it only names the generation in the error below. */
+		uint64_t failed = atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed);
+		if (failed) /* never an empty list for a known user, silently */
+			wf_resp_w_error(out, "ERR shard %u has no snapshot to serve: generation %llu failed to load "
+					"(see its log); load a good one with weftctl snapshot load", ctx->shard,
+					(unsigned long long)failed);
+		else
+			wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
 		return;
 	}
 	/* acquire: pairs with the release in wf_seq_write_end(); read before
@@ -187,7 +194,15 @@ static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, u
 		wf_resp_w_array(out, 0);
 		return;
 	}
-	wf_resp_w_array(out, s->hist_n);
+	/* A session past RANKER_HISTORY_MAX events: ["folded", n] first,
+	 * the count of older events its model applied but HISTORY no longer
+	 * lists (a short session's reply is the events alone, as before). */
+	wf_resp_w_array(out, (int64_t)s->hist_n + (s->hist_folded ? 1 : 0));
+	if (s->hist_folded) {
+		wf_resp_w_array(out, 2);
+		wf_resp_w_bulk_str(out, "folded");
+		wf_resp_w_int(out, s->hist_folded);
+	}
 	/* Per event: [ts, type, item, field, value, ..., "user", id] (the user
 	 * pair only when the event named one). */
 	while (ranker_hist_next(s, &cur, &ts, a, &n)) {
@@ -295,8 +310,9 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		}
 		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), eout) < 0) {
 			/* Journaled and acked by ingest (WF_MSG_F_NOREPLY), but not
-			 * applied: a session full or out of memory. Counted; the
-			 * journal still holds it for the nightly build. */
+			 * applied: malformed (ingest checks first) or out of
+			 * memory. Counted; the journal still holds it for the
+			 * nightly build. */
 			atomic_fetch_add_explicit(&ctx->sc->stats.errors, 1, memory_order_relaxed); /* stats */
 		} else if (v->hdr->t_recv_ns) {
 			/* CLOCK_MONOTONIC is one clock for every process on the box. */

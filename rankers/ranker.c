@@ -5,7 +5,7 @@
  * journal tail after a restart, and swaps generations between requests.
  *
  *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
- *               [--journal DIR] [--recs-cache 0|1]
+ *               [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,14 +38,17 @@
 static void usage(FILE *f)
 {
 	fputs("usage: weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]\n"
-	      "                   [--journal DIR] [--recs-cache 0|1]\n"
+	      "                   [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]\n"
 	      "  --shard I         the shard this ranker owns (0..N-1)\n"
 	      "  --dir DIR         the appliance's run directory\n"
 	      "  --shm NAME        shared segment (created by weft-admin)\n"
 	      "  --cpu C           core to pin to (default: I modulo the online cores)\n"
 	      "  --session-ttl SEC idle sessions are forgotten after this (default 1800)\n"
 	      "  --journal DIR     event journal to replay after a restart (default DIR/journal)\n"
-	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n",
+	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n"
+	      "  --memory-budget BYTES  sessions and snapshot lists together (suffix K, M or G;\n"
+	      "                    default 2G, at least 4M); past it the least recently active\n"
+	      "                    sessions are forgotten\n",
 	      f);
 }
 
@@ -213,6 +216,36 @@ static void check_generation(struct ranker_ctx *ctx)
 	if (gen && (!ctx->cur || ctx->cur->gen != gen))
 		/* RL2: pairs with AL2 in loader_main(). */
 		atomic_store_explicit(&ctx->want_gen, gen, memory_order_release);
+	else if (gen && atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed))
+		/* Back on the generation we serve (a rollback after a failed
+		 * load): not degraded any more. R4: pairs with A4 in weft-admin.
+		 * relaxed load: the loader's store of it is ordered by RL1 and
+		 * it stores it only after a failure the loop then acts on. */
+		atomic_store_explicit(&ctx->sc->failed_gen, 0, memory_order_release);
+}
+
+/* Serve g (built off the serving path) from now on, and say so. */
+static void serve_generation(struct ranker_ctx *ctx, struct ranker_gen *g)
+{
+	struct ranker_gen *old = ctx->cur;
+
+	ctx->cur = g;
+	gen_free(old);
+	atomic_store_explicit(&ctx->sc->stats.snapshot_bytes, g->bytes, memory_order_relaxed); /* stats */
+	atomic_store_explicit(&ctx->sc->stats.snapshot_users, g->nowned, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ctx->sc->stats.swaps, 1, memory_order_relaxed);
+	/* R4: pairs with A4 in weft-admin's SNAPSHOT LOAD wait and status:
+	 * the generation asked for is served, so no failure stands. */
+	if (g->gen == atomic_load_explicit(&ctx->shm->ctl->snap_cur_gen, memory_order_acquire)) /* A3 */
+		atomic_store_explicit(&ctx->sc->failed_gen, 0, memory_order_release);
+	atomic_store_explicit(&ctx->sc->loaded_gen, g->gen, memory_order_release);
+	wf_info("shard %u serves generation %llu (%u users, %.1f MB in arena %u)", ctx->shard,
+		(unsigned long long)g->gen, g->nowned, g->bytes / 1e6, g->arena);
+	if (g->bytes > ctx->memory_budget / 2)
+		wf_warn("shard %u: generation %llu takes %llu MB of the %llu MB memory budget; sessions keep %llu MB: "
+			"raise --memory-budget", ctx->shard, (unsigned long long)g->gen,
+			(unsigned long long)(g->bytes >> 20), (unsigned long long)(ctx->memory_budget >> 20),
+			(unsigned long long)(ranker_sessions_allowance(ctx) >> 20));
 }
 
 /* Between two requests: switch to a generation the loader finished. */
@@ -220,23 +253,13 @@ static void take_generation(struct ranker_ctx *ctx)
 {
 	/* AL1: pairs with RL1 in loader_main(). */
 	struct ranker_gen *g = atomic_load_explicit(&ctx->ready, memory_order_acquire);
-	struct ranker_gen *old;
 
 	if (!g)
 		return;
-	old = ctx->cur;
-	ctx->cur = g;
 	/* RL3: pairs with AL3 in loader_main(); it may build the next
 	 * generation once it sees the slot empty. */
 	atomic_store_explicit(&ctx->ready, NULL, memory_order_release);
-	gen_free(old);
-	atomic_store_explicit(&ctx->sc->stats.snapshot_bytes, g->bytes, memory_order_relaxed); /* stats */
-	atomic_store_explicit(&ctx->sc->stats.snapshot_users, g->nowned, memory_order_relaxed);
-	atomic_fetch_add_explicit(&ctx->sc->stats.swaps, 1, memory_order_relaxed);
-	/* R4: pairs with A4 in weft-admin's SNAPSHOT LOAD wait. */
-	atomic_store_explicit(&ctx->sc->loaded_gen, g->gen, memory_order_release);
-	wf_info("shard %u serves generation %llu (%u users, %.1f MB in arena %u)", ctx->shard,
-		(unsigned long long)g->gen, g->nowned, g->bytes / 1e6, g->arena);
+	serve_generation(ctx, g);
 }
 
 /* ---- journal replay ---- */
@@ -497,11 +520,17 @@ static void housekeeping(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_release);
 	check_generation(ctx);
 	take_generation(ctx);
+	/* Every pass, bounded steps (RANKER_EVICT_STEP sessions each), never
+	 * a walk of the table between two requests: one step, and up to 15
+	 * more while they find work and no request waits (an idle ranker
+	 * passes here at least every 100 ms). */
+	for (int i = 0; i < 16 && ranker_sessions_expire(ctx, now) && !wf_ring_readable(&ctx->req); i++)
+		;
 	if (now - ctx->last_expire_ms > 1000) {
-		ranker_sessions_expire(ctx, now);
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
 		atomic_store_explicit(&ctx->sc->stats.session_bytes, ctx->session_bytes, memory_order_relaxed);
+		atomic_store_explicit(&ctx->sc->stats.sessions_evicted, ctx->sessions_evicted, memory_order_relaxed);
 	}
 	should_stop(ctx);
 }
@@ -550,6 +579,23 @@ static void run(struct ranker_ctx *ctx)
 	}
 }
 
+/* "N" or "N" with a K, M or G suffix (powers of 1024). 0 or -EINVAL. */
+static int parse_bytes(const char *s, uint64_t *ret)
+{
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	int64_t v;
+
+	if (n > 1 && strchr("kKmMgG", s[n - 1])) {
+		shift = strchr("kK", s[n - 1]) ? 10 : strchr("mM", s[n - 1]) ? 20 : 30;
+		n--;
+	}
+	if (wf_parse_i64(s, n, &v) < 0 || v <= 0 || (uint64_t)v > (UINT64_MAX >> 1) >> shift)
+		return -EINVAL;
+	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
 static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -557,6 +603,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
 		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
 		{ "recs-cache", required_argument, NULL, 'r' }, { "spin", required_argument, NULL, 's' },
+		{ "memory-budget", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	int64_t v;
@@ -566,6 +613,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	ctx->recs_cache = 1;
 	ctx->spin_iters = SPIN_ITERS;
 	ctx->session_ttl_ms = 1800 * 1000ull;
+	ctx->memory_budget = RANKER_MEMORY_BUDGET;
 	ctx->abandon_ms = 15 * 60 * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
@@ -597,6 +645,13 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 1000000)
 				goto bad;
 			ctx->spin_iters = (int)v;
+			break;
+		case 'b':
+			if (parse_bytes(optarg, &ctx->memory_budget) < 0 || ctx->memory_budget < (4ull << 20)) {
+				fprintf(stderr, "weft-ranker: --memory-budget wants bytes (suffix K, M or G), at least 4M, "
+						"not '%s'\n", optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
@@ -654,6 +709,36 @@ static void pin(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->cpu, (uint32_t)cpu, memory_order_relaxed); /* display only */
 }
 
+/*
+ * At start, when the current generation cannot be loaded (failed_gen set
+ * by the loader): serve the previous one admin still lists (snap_prev),
+ * as a running ranker keeps serving its own, and leave failed_gen set so
+ * status says DEGRADED. Built here, before the loop runs; the loader
+ * does not retry the failed generation (built == want) until admin
+ * publishes another. Without a previous one, RECS says it cannot serve.
+ */
+static void fallback_generation(struct ranker_ctx *ctx)
+{
+	struct wf_snap_ref cur, prev;
+	struct ranker_gen *g;
+
+	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
+	if (!prev.gen || prev.gen == cur.gen) {
+		wf_err("shard %u has no generation to serve: %llu failed to load and there is no previous one",
+		       ctx->shard, (unsigned long long)cur.gen);
+		return;
+	}
+	g = gen_build(ctx, prev.gen, prev.path);
+	if (!g) {
+		wf_err("shard %u has no generation to serve: %llu and the previous %llu failed to load", ctx->shard,
+		       (unsigned long long)cur.gen, (unsigned long long)prev.gen);
+		return;
+	}
+	wf_warn("shard %u serves the previous generation %llu: generation %llu failed to load", ctx->shard,
+		(unsigned long long)prev.gen, (unsigned long long)cur.gen);
+	serve_generation(ctx, g);
+}
+
 /* At start: wait (up to 60 s) for the loader to build the current
  * generation, so the first request is served from it. */
 static void first_generation(struct ranker_ctx *ctx)
@@ -669,6 +754,8 @@ static void first_generation(struct ranker_ctx *ctx)
 		if (!ctx->cur)
 			usleep(10000);
 	}
+	if (!ctx->cur && atomic_load_explicit(&ctx->want_gen, memory_order_relaxed))
+		fallback_generation(ctx);
 }
 
 int main(int argc, char **argv)
@@ -709,6 +796,15 @@ int main(int argc, char **argv)
 	}
 	atomic_store_explicit(&ctx.sc->ranker_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
 	atomic_fetch_add_explicit(&ctx.sc->ranker_starts, 1, memory_order_relaxed);
+	/* R5 (pairs with A5 in weft-admin / weftctl up): a killed ranker left
+	 * ready set; not serving until the replay below is done. */
+	atomic_store_explicit(&ctx.sc->ready, 0, memory_order_release);
+	/* R4: pairs with A4 in weft-admin: an earlier process's generation is
+	 * not ours (this one has loaded nothing yet), nor is its failure. */
+	atomic_store_explicit(&ctx.sc->loaded_gen, 0, memory_order_release);
+	atomic_store_explicit(&ctx.sc->stats.memory_budget, ctx.memory_budget, memory_order_relaxed); /* stats */
+	atomic_store_explicit(&ctx.sc->stats.sessions_evicted, 0, memory_order_relaxed);
+	atomic_store_explicit(&ctx.sc->failed_gen, 0, memory_order_release);
 	/* F5: the bump is ordered before the filter's zeroing; pairs with F6
 	 * in weft-ingest's quiet check (see layout.h). The journal replay
 	 * below counts our sessions in again. */
@@ -724,7 +820,8 @@ int main(int argc, char **argv)
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
 	sd_notify(0, "READY=1");
-	wf_info("shard %u serving (pid %d)", ctx.shard, (int)getpid());
+	wf_info("shard %u serving (pid %d, memory budget %llu MB)", ctx.shard, (int)getpid(),
+		(unsigned long long)(ctx.memory_budget >> 20));
 	run(&ctx);
 	/* R5, as above: not serving any more. */
 	atomic_store_explicit(&ctx.sc->ready, 0, memory_order_release);
@@ -735,8 +832,9 @@ int main(int argc, char **argv)
 	ranker_sessions_fini(&ctx);
 	gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
-	wf_info("shard %u stopped; RECS from the ranked-list cache %llu, computed and cached %llu, "
+	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "
 		"computed (cached prefix too short) %llu, computed for k at first sight %llu", ctx.shard,
+		(unsigned long long)ctx.sessions_evicted,
 		(unsigned long long)ctx.cache_hits, (unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short,
 		(unsigned long long)ctx.cache_ghosts);
 	free(ctx.cache);

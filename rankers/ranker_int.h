@@ -18,8 +18,12 @@
 #include "shm/msg.h"
 #include "shm/shm.h"
 
-#define RANKER_HISTORY_MAX 4096u   /* events kept per session (HISTORY); more: -ERR */
+#define RANKER_HISTORY_MAX 4096u   /* newest events kept per session (HISTORY); older ones are folded */
+#define RANKER_HISTORY_BYTES (128u << 10) /* and at most this many bytes of it: HISTORY's reply
+					   * (~2.3x at worst) fits a ring record, a session stays bounded */
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
+#define RANKER_EVICT_STEP 64u          /* sessions examined per loop pass (idle) or per event (budget) */
+#define RANKER_MEMORY_BUDGET (2048ull << 20) /* --memory-budget default: sessions and generation, bytes */
 #define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
 #define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
 #define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
@@ -48,8 +52,11 @@ struct ranker_gen {
 /* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
+	/* Activity list (ctx->lru_*): most recently active at the head; the
+	 * idle expiry and the memory budget take sessions from the tail. */
+	struct ranker_session *lru_prev, *lru_next;
 	uint64_t key;                   /* wf_hash64(session id) */
-	uint64_t last_ms;               /* wall clock of the last event or query (TTL) */
+	uint64_t last_ms;               /* wall clock of the last event or query (TTL, lru order) */
 	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
 	uint64_t snap_gen;              /* generation its item indexes refer to */
 	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
@@ -61,6 +68,7 @@ struct ranker_session {
 	uint32_t hist_len, hist_cap;
 	uint16_t hist_n;                /* <= RANKER_HISTORY_MAX */
 	uint8_t id_len, user_len;       /* ids are at most WF_ID_MAX (128) bytes */
+	uint32_t hist_folded;           /* events folded out of hist (saturates); the model has them */
 	struct wf_rank_session model;
 	char id[];                      /* id_len bytes + NUL */
 };
@@ -133,6 +141,13 @@ struct ranker_ctx {
 	uint32_t nsessions;
 	uint64_t session_bytes;
 	uint64_t stamp_next;            /* last session stamp handed out */
+	struct ranker_session *lru_head, *lru_tail; /* activity list, see struct ranker_session */
+	/* --memory-budget: the session arena (table included) and the serving
+	 * generation's arena together; past it the least recently active
+	 * sessions go (see ranker_sessions_trim). */
+	uint64_t memory_budget;
+	uint64_t sessions_evicted;      /* by the budget (not the idle TTL) */
+	int budget_warned;              /* logged once that eviction began */
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
 	struct ranker_cached *cache;
@@ -173,7 +188,17 @@ struct ranker_ctx {
 /* sessions.c */
 int ranker_sessions_init(struct ranker_ctx *ctx);
 void ranker_sessions_fini(struct ranker_ctx *ctx);
-void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
+/* Housekeeping, bounded: forget at most RANKER_EVICT_STEP sessions idle
+ * past the TTL (from the least recently active end, which is where they
+ * are) and bring the session bytes under the budget by at most as many
+ * more evictions. Never walks the table. Returns the sessions forgotten. */
+uint32_t ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
+/* Bytes the sessions may use: the budget less the table and the serving
+ * generation, at least a quarter of the budget (a generation that takes
+ * more is warned about at its swap). */
+uint64_t ranker_sessions_allowance(const struct ranker_ctx *ctx);
+/* Mark s active now: the head of the activity list. */
+void ranker_session_touch(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now_ms);
 /* Apply an EVENT (args: session user type item [field value]...). Returns
  * 0, or -errno with a RESP error already written to out when out != NULL. */
 int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,

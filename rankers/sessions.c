@@ -48,9 +48,43 @@ static uint64_t session_size(const struct ranker_session *s)
 	return usable(sizeof(*s) + s->id_len + 1u) + usable(s->hist_cap) + (s->user ? usable(s->user_len + 1u) : 0);
 }
 
+static void lru_unlink(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	if (s->lru_prev)
+		s->lru_prev->lru_next = s->lru_next;
+	else
+		ctx->lru_head = s->lru_next;
+	if (s->lru_next)
+		s->lru_next->lru_prev = s->lru_prev;
+	else
+		ctx->lru_tail = s->lru_prev;
+	s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_push_head(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	s->lru_prev = NULL;
+	s->lru_next = ctx->lru_head;
+	if (ctx->lru_head)
+		ctx->lru_head->lru_prev = s;
+	else
+		ctx->lru_tail = s;
+	ctx->lru_head = s;
+}
+
+void ranker_session_touch(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now_ms)
+{
+	s->last_ms = now_ms;
+	if (ctx->lru_head == s)
+		return;
+	lru_unlink(ctx, s);
+	lru_push_head(ctx, s);
+}
+
 static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
 {
 	wf_front_live_add(ctx->live, s->key, -1);
+	lru_unlink(ctx, s);
 	ctx->session_bytes -= session_size(s);
 	ranker_free(s->hist);
 	ranker_free(s->user);
@@ -96,32 +130,77 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	s->id_len = (uint8_t)id->len;
 	memcpy(s->id, id->p, id->len);
 	s->id[id->len] = '\0';
-	s->last_ms = now_ms;
+	s->last_ms = now_ms; /* and the head of the activity list, below */
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
 	s->stamp = ++ctx->stamp_next;
 	wf_rank_session_init(&s->model);
 	s->next = ctx->sessions[key & (buckets - 1)];
 	ctx->sessions[key & (buckets - 1)] = s;
+	lru_push_head(ctx, s);
 	ctx->nsessions++;
 	ctx->session_bytes += session_size(s);
 	wf_front_live_add(ctx->live, key, +1);
 	return s;
 }
 
-void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
+/* Unchain s from its bucket and free it: the chain's length, no more. */
+static void session_drop(struct ranker_ctx *ctx, struct ranker_session *s)
 {
-	for (uint32_t b = 0; b < buckets; b++) {
-		struct ranker_session **pp = &ctx->sessions[b];
-		while (*pp) {
-			struct ranker_session *s = *pp;
-			if (now_ms - s->last_ms > ctx->session_ttl_ms) {
-				*pp = s->next;
-				session_free(ctx, s);
-			} else {
-				pp = &s->next;
-			}
+	struct ranker_session **pp = &ctx->sessions[s->key & (buckets - 1)];
+
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	session_free(ctx, s);
+}
+
+uint64_t ranker_sessions_allowance(const struct ranker_ctx *ctx)
+{
+	uint64_t fixed = (uint64_t)usable(buckets * sizeof(*ctx->sessions)) + (ctx->cur ? ctx->cur->bytes : 0);
+	uint64_t floor = ctx->memory_budget / 4;
+
+	return ctx->memory_budget > fixed + floor ? ctx->memory_budget - fixed : floor;
+}
+
+/* Evict least recently active sessions (never keep) while the sessions
+ * use more than their allowance, at most RANKER_EVICT_STEP. A session
+ * that comes back starts fresh (rankers/README.md, "Memory budget"). */
+static void sessions_trim(struct ranker_ctx *ctx, const struct ranker_session *keep)
+{
+	uint64_t allow = ranker_sessions_allowance(ctx);
+
+	for (uint32_t i = 0; i < RANKER_EVICT_STEP && ctx->session_bytes > allow; i++) {
+		struct ranker_session *s = ctx->lru_tail;
+		if (!s || s == keep)
+			break;
+		if (!ctx->budget_warned) {
+			wf_warn("shard %u reached its memory budget (%llu MB: sessions %llu MB, generation %llu MB): "
+				"evicting the least recently active sessions; raise --memory-budget to keep more",
+				ctx->shard, (unsigned long long)(ctx->memory_budget >> 20),
+				(unsigned long long)(ctx->session_bytes >> 20),
+				(unsigned long long)((ctx->cur ? ctx->cur->bytes : 0) >> 20));
+			ctx->budget_warned = 1;
 		}
+		session_drop(ctx, s);
+		ctx->sessions_evicted++;
 	}
+}
+
+uint32_t ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
+{
+	uint64_t evicted = ctx->sessions_evicted;
+	uint32_t n = 0;
+
+	/* The tail is the least recently active: once it is young enough,
+	 * every other one is (a wall clock that went back expires nobody). */
+	for (; n < RANKER_EVICT_STEP && ctx->lru_tail; n++) {
+		struct ranker_session *s = ctx->lru_tail;
+		if (now_ms <= s->last_ms || now_ms - s->last_ms <= ctx->session_ttl_ms)
+			break;
+		session_drop(ctx, s);
+	}
+	sessions_trim(ctx, NULL);
+	return n + (uint32_t)(ctx->sessions_evicted - evicted);
 }
 
 int64_t ranker_item_index(struct ranker_ctx *ctx, const char *id, size_t len)
@@ -160,6 +239,112 @@ static void event_fields(const struct wf_msg_arg *argv, uint32_t argc, uint32_t 
  */
 #define HIST_USER 1u
 #define HIST_NEWUSER 2u
+
+/* The varint of a record's ts delta d (zigzag LEB128) at p; its length. */
+static uint32_t put_delta(uint8_t *p, int64_t d)
+{
+	uint64_t z = d < 0 ? ((uint64_t)~d << 1) | 1 : (uint64_t)d << 1;
+	uint32_t n = 0;
+
+	do {
+		p[n++] = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+		z >>= 7;
+	} while (z);
+	return n;
+}
+
+/* Make room for cap bytes of history (the used ones kept). 0 or -ENOMEM. */
+static int hist_reserve(struct ranker_ctx *ctx, struct ranker_session *s, uint32_t need)
+{
+	uint32_t cap;
+	uint8_t *n;
+
+	if (need <= s->hist_cap)
+		return 0;
+	cap = (uint32_t)usable(WF_MAX(WF_MAX(s->hist_cap * 2, need), 32u));
+	n = ranker_alloc(ctx->sess_arena, cap);
+	if (!n)
+		return -ENOMEM;
+	if (s->hist_len)
+		memcpy(n, s->hist, s->hist_len);
+	ranker_free(s->hist);
+	ctx->session_bytes += usable(cap) - usable(s->hist_cap);
+	s->hist = n;
+	s->hist_cap = cap;
+	return 0;
+}
+
+/* Bytes the record of an event (argv as the EVENT's) takes at most. */
+static uint32_t hist_need(const struct wf_msg_arg *argv, uint32_t argc, int new_user)
+{
+	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
+
+	if (new_user && !wf_user_is_anon(argv[1].p, argv[1].len))
+		need += 1 + argv[1].len;
+	for (uint32_t i = 4; i < argc; i++)
+		need += 2u + argv[i].len;
+	return need;
+}
+
+/*
+ * Make room for a record of need bytes: fold the oldest records out of
+ * s's history until it holds fewer than RANKER_HISTORY_MAX and need more
+ * bytes fit in RANKER_HISTORY_BYTES. HISTORY keeps the newest and counts
+ * the folded ones (hist_folded); the model has applied every event. The
+ * first record kept becomes the first: its ts delta is made absolute and,
+ * when a user is current, that user is written into it (HIST_NEWUSER: the
+ * decoder takes a user from any record that carries one, named by it or
+ * not), since the record that named it may be gone. The later records are
+ * kept byte for byte (their deltas and users are relative to what stays),
+ * moved once. 0 or -ENOMEM.
+ */
+static int hist_fold(struct ranker_ctx *ctx, struct ranker_session *s, uint32_t need)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+	struct ranker_hist_cur cur = { 0 };
+	uint8_t head[10 + 2 + 1 + 255];
+	uint32_t argc, p = 0, hl, tail, n = 0;
+	uint64_t ts;
+	uint8_t flags;
+
+	while ((s->hist_n - n >= RANKER_HISTORY_MAX || s->hist_len - p + need > RANKER_HISTORY_BYTES) &&
+	       ranker_hist_next(s, &cur, &ts, a, &argc)) {
+		p = cur.off; /* the record after the n + 1 folded */
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if (!ranker_hist_next(s, &cur, &ts, a, &argc)) { /* every record folded */
+		s->hist_len = 0;
+		s->hist_last_ts = 0;
+		goto folded;
+	}
+	/* Its header: the varint, type, flags, [u8 len + user]; the rest stays. */
+	while (s->hist[p++] & 0x80)
+		;
+	flags = s->hist[p + 1];
+	hl = put_delta(head, (int64_t)ts);
+	head[hl++] = s->hist[p];
+	head[hl++] = (uint8_t)(flags | (cur.user ? HIST_NEWUSER : 0));
+	p += 2;
+	if (flags & HIST_NEWUSER)
+		p += 1u + s->hist[p];
+	if (cur.user) {
+		head[hl++] = (uint8_t)cur.user_len;
+		memcpy(head + hl, cur.user, cur.user_len); /* cur.user points into hist: copied before it moves */
+		hl += cur.user_len;
+	}
+	tail = s->hist_len - p;
+	if (hist_reserve(ctx, s, hl + tail) < 0)
+		return -ENOMEM;
+	memmove(s->hist + hl, s->hist + p, tail);
+	memcpy(s->hist, head, hl);
+	s->hist_len = hl + tail;
+folded:
+	s->hist_n = (uint16_t)(s->hist_n - n);
+	s->hist_folded = s->hist_folded > UINT32_MAX - n ? UINT32_MAX : s->hist_folded + n;
+	return 0;
+}
 
 /* Decode the record at cur: ts and args laid out as the EVENT's after the
  * session id (user type item [f v]...). Returns 1, or 0 past the end. */
@@ -241,34 +426,15 @@ static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_
 		       const struct wf_msg_arg *argv, uint32_t argc, int new_user)
 {
 	int named = !wf_user_is_anon(argv[1].p, argv[1].len);
-	int64_t d = (int64_t)(ts - s->hist_last_ts);
-	uint64_t z = d < 0 ? ((uint64_t)~d << 1) | 1 : (uint64_t)d << 1;
-	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
+	uint32_t need = hist_need(argv, argc, new_user);
 	uint8_t *p;
 
-	if (named && new_user)
-		need += 1 + argv[1].len;
-	for (uint32_t i = 4; i < argc; i++)
-		need += 2u + argv[i].len;
 	if (need > UINT16_MAX)
 		return -E2BIG;
-	if (s->hist_len + need > s->hist_cap) {
-		uint32_t cap = (uint32_t)usable(WF_MAX(WF_MAX(s->hist_cap * 2, s->hist_len + need), 32u));
-		uint8_t *n = ranker_alloc(ctx->sess_arena, cap);
-		if (!n)
-			return -ENOMEM;
-		if (s->hist_len)
-			memcpy(n, s->hist, s->hist_len);
-		ranker_free(s->hist);
-		ctx->session_bytes += usable(cap) - usable(s->hist_cap);
-		s->hist = n;
-		s->hist_cap = cap;
-	}
+	if (hist_reserve(ctx, s, s->hist_len + need) < 0)
+		return -ENOMEM;
 	p = s->hist + s->hist_len;
-	do {
-		*p++ = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
-		z >>= 7;
-	} while (z);
+	p += put_delta(p, (int64_t)(ts - s->hist_last_ts));
 	*p++ = (uint8_t)type;
 	*p++ = (uint8_t)((named ? HIST_USER : 0) | (named && new_user ? HIST_NEWUSER : 0));
 	if (named && new_user) {
@@ -339,29 +505,29 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 			wf_resp_w_error(out, "ERR out of memory for sessions");
 		return -ENOMEM;
 	}
-	if (s->hist_n >= RANKER_HISTORY_MAX) {
-		if (out)
-			wf_resp_w_error(out, "ERR session %.*s is full (%u events): start a new session id",
-					(int)argv[0].len, argv[0].p, RANKER_HISTORY_MAX);
-		return -ENOSPC;
-	}
 	ranker_session_fresh(ctx, s);
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
 		   !(s->user && s->user_len == argv[1].len && memcmp(s->user, argv[1].p, argv[1].len) == 0);
 	r = new_user ? session_set_user(ctx, s, &argv[1]) : 0;
+	/* A long session: the oldest events leave HISTORY, not the model (a
+	 * record too big for the codec is refused below, folding nothing). */
+	if (r == 0 && hist_need(argv, argc, new_user) <= UINT16_MAX)
+		r = hist_fold(ctx, s, hist_need(argv, argc, new_user));
 	if (r == 0)
 		r = hist_append(ctx, s, ts_ms, type, argv, argc, new_user);
 	/* Lists cached for this session are stale: the user may have changed
-	 * (even when the history is full) and the model changes below. */
+	 * and the model changes below. */
 	s->stamp = ++ctx->stamp_next;
 	if (r < 0) {
 		if (out)
 			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
 		return r;
 	}
-	s->last_ms = s->last_event_ms = wf_wall_ms();
+	s->last_event_ms = wf_wall_ms();
+	ranker_session_touch(ctx, s, s->last_event_ms);
+	sessions_trim(ctx, s); /* this event may have grown the sessions past the budget */
 	if (ctx->cur)
 		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
 				      ranker_item_index(ctx, argv[3].p, argv[3].len), value);

@@ -94,10 +94,9 @@ void wf_front_publish(struct wf_front *f, struct wf_front_stage *s, int complete
 	e->data_len = (uint16_t)s->pos;
 	memset(e->data + s->pos, 0, WF_ALIGN_UP(s->pos, 4) - s->pos); /* readers copy whole words */
 	/* Two ways per key: this key's own entry, else the one that expires
-	 * first (reads of our own entries: relaxed, we are their only writer). */
-	if (__atomic_load_n(&slot[0].key, __ATOMIC_RELAXED) != e->key &&
-	    (__atomic_load_n(&slot[1].key, __ATOMIC_RELAXED) == e->key ||
-	     __atomic_load_n(&slot[1].until_ms, __ATOMIC_RELAXED) < __atomic_load_n(&slot[0].until_ms, __ATOMIC_RELAXED)))
+	 * first. Plain reads: this ranker is the entries' only writer, and
+	 * readers never write them, so these loads race with nothing. */
+	if (slot[0].key != e->key && (slot[1].key == e->key || slot[1].until_ms < slot[0].until_ms))
 		slot++;
 	/* One run: the header and the data used (see struct wf_front_entry). */
 	wf_seq_write_begin(&slot->lock);
@@ -381,9 +380,14 @@ static int front_way(const struct wf_front_reader *r, const struct wf_front_entr
 {
 	struct wf_front_entry *h = &a->e;
 	uint32_t seq = wf_seq_read_try(&slot->lock), have;
+	uint64_t hint;
 
-	/* relaxed: a hint checked again under the sequence below. */
-	if ((seq & 1) || __atomic_load_n(&slot->key, __ATOMIC_RELAXED) != key->hash)
+	/* The key as a hint (relaxed word loads, like every read of a
+	 * seqlock payload), checked again under the sequence below. */
+	if (seq & 1)
+		return -ENOENT;
+	wf_seq_copy(&hint, &slot->key, sizeof(hint));
+	if (hint != key->hash)
 		return -ENOENT;
 	/* The header's line: the header and the data's first 8 bytes. */
 	wf_seq_copy(h, slot, 64);

@@ -696,6 +696,26 @@ int wf_stock_state(const struct wf_stock *st, uint64_t key, const char *size, si
 	return atomic_load_explicit(&s->in_stock, memory_order_relaxed) > 0 ? WF_STOCK_IN : WF_STOCK_OUT;
 }
 
+int wf_stock_size_ok(const struct wf_stock *st, uint64_t key, int snap_sold_out, uint32_t nsizes, const char *size,
+		     size_t size_len)
+{
+	struct wf_stock_slot *s;
+	uint32_t n;
+
+	/* relaxed: as in wf_stock_state(). */
+	if (atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed) == 0 ||
+	    !(s = stock_find(st, key, 0)))
+		return !snap_sold_out; /* no live data: not filtered */
+	/* A7: pairs with R7 in wf_stock_set(). */
+	n = atomic_load_explicit(&s->nsizes, memory_order_acquire);
+	if (n == 0) /* size-less live item: comes in any size; relaxed: see layout.h */
+		return atomic_load_explicit(&s->in_stock, memory_order_relaxed) > 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (size_match(&s->size[i], size, size_len))
+			return atomic_load_explicit(&s->size[i].qty, memory_order_relaxed) > 0;
+	return nsizes && n >= nsizes ? 0 : !snap_sold_out;
+}
+
 int wf_stock_read(const struct wf_stock *st, const char *item, size_t item_len, struct wf_stock_view *out,
 		  uint32_t max)
 {

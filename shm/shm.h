@@ -114,17 +114,29 @@ enum { WF_STOCK_UNKNOWN = -1, WF_STOCK_OUT = 0, WF_STOCK_IN = 1 };
 /* Item-level: UNKNOWN if never stocked (treated as available), OUT if every
  * size is sold out, IN otherwise. With size given: that size's state. */
 int wf_stock_state(const struct wf_stock *st, uint64_t item_key, const char *size, size_t size_len);
-/* May the item be recommended? Its live state (that size's, when
- * size_len), or, never stocked live, the snapshot's word: not sold out,
- * and a size granted only to an item without sizes. The one rule for the
- * rankers' filter and weft-ingest's front answers, which must agree. */
+/* May the item be recommended in size (size_len > 0; nsizes: the sizes
+ * the snapshot says it has, 0 unknown)? Live stock removes only what it
+ * says is out: never stocked live, the snapshot's word (not sold out);
+ * a size told live, its quantity; a size-less live item, its quantity; a
+ * size never told live for an item told other sizes, the snapshot's word,
+ * unless the live sizes cover all nsizes (then it has no such size). */
+int wf_stock_size_ok(const struct wf_stock *st, uint64_t item_key, int snap_sold_out, uint32_t nsizes,
+		     const char *size, size_t size_len);
+/* May the item be recommended? Without a size: its live item-level state
+ * (out when every size told live is out), or, never stocked live, the
+ * snapshot's word; with one, wf_stock_size_ok(). The one rule for the
+ * rankers' filter and weft-ingest's front answers (item-level only),
+ * which must agree. */
 static inline int wf_stock_ok(const struct wf_stock *st, uint64_t item_key, int snap_sold_out, uint32_t nsizes,
 			      const char *size, size_t size_len)
 {
-	int s = wf_stock_state(st, item_key, size, size_len);
+	int s;
 
+	if (size_len)
+		return wf_stock_size_ok(st, item_key, snap_sold_out, nsizes, size, size_len);
+	s = wf_stock_state(st, item_key, NULL, 0);
 	if (s == WF_STOCK_UNKNOWN)
-		return !snap_sold_out && (!size_len || nsizes == 0);
+		return !snap_sold_out;
 	return s == WF_STOCK_IN;
 }
 /* Start loading the slot wf_stock_state(st, item_key, ...) will probe

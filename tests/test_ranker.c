@@ -15,7 +15,9 @@
  * swap keeping sessions, a refused file keeping the current generation,
  * a cached RECS equal to a fresh one (EXPLAIN is always computed fresh)
  * across events, weight changes, stock changes and swaps, and a clean exit
- * on ctl->shutdown, and a live session under 1 KiB with up to 10 events.
+ * on ctl->shutdown, and a live session under 1 KiB with up to 10 events,
+ * a session past 4,096 events keeping every acked one (HISTORY folds the
+ * oldest), and the memory budget (least recently active sessions go).
  * Round-trip times are measured by bench/rankerbench.c, not here.
  */
 #include <setjmp.h>
@@ -79,11 +81,30 @@ static void publish(uint64_t gen, const char *path)
 	wf_ctl_snap_set(F.shm->ctl, &cur, &prev);
 }
 
+static const char *ranker_ttl = "600"; /* --session-ttl of the next start */
+
+/* Start weft-ranker for F.shard (path exe) and wait until it serves. */
+static int start_ranker(const char *exe)
+{
+	char shard[16];
+
+	snprintf(shard, sizeof(shard), "%u", F.shard);
+	F.pid = fork();
+	if (F.pid == 0) {
+		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl",
+		      ranker_ttl, "--memory-budget", "4M", (char *)NULL);
+		_exit(127);
+	}
+	return F.pid > 0 && wait_for(ranker_ready) ? 0 : -1;
+}
+
+static char exe_path[600];
+
 static int group_setup(void **state)
 {
 	struct wf_shm_config cfg = { .nshards = 4, .ring_capacity = 1u << 20, .stock_capacity = 1024 };
 	const char *root = getenv("WEFT_BUILD_ROOT");
-	char exe[600], shard[16];
+	char *exe = exe_path;
 
 	snprintf(F.dir, sizeof(F.dir), "/tmp/weft.test.ranker.%d.XXXXXX", (int)getpid());
 	if (!mkdtemp(F.dir))
@@ -92,7 +113,7 @@ static int group_setup(void **state)
 	snprintf(F.snap1, sizeof(F.snap1), "%s/g1.snap", F.dir);
 	snprintf(F.snap2, sizeof(F.snap2), "%s/g2.snap", F.dir);
 	snprintf(F.bad, sizeof(F.bad), "%s/bad.snap", F.dir);
-	snprintf(exe, sizeof(exe), "%s/rankers/weft-ranker", root ? root : ".");
+	snprintf(exe, sizeof(exe_path), "%s/rankers/weft-ranker", root ? root : ".");
 	if (access(exe, X_OK) < 0) {
 		fprintf(stderr, "no %s (set WEFT_BUILD_ROOT)\n", exe);
 		return -1;
@@ -108,14 +129,7 @@ static int group_setup(void **state)
 	publish(1, F.snap1);
 	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
 	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
-	snprintf(shard, sizeof(shard), "%u", F.shard);
-	F.pid = fork();
-	if (F.pid == 0) {
-		execl(exe, exe, "--shard", shard, "--dir", F.dir, "--shm", F.shm_name, "--session-ttl", "600",
-		      (char *)NULL);
-		_exit(127);
-	}
-	if (F.pid < 0 || !wait_for(ranker_ready))
+	if (start_ranker(exe) < 0)
 		return -1;
 	*state = &F;
 	return 0;
@@ -214,8 +228,10 @@ static void barrier(void)
 
 /* A RESP reply flattened: bulk strings and integers as text, arrays as
  * "*n" followed by their elements. Returns the token count. */
+#define TOKS_MAX 65536 /* a long session's HISTORY: ~10 tokens per event */
+
 struct toks {
-	char t[4096][160];
+	char t[TOKS_MAX][160];
 	int n;
 };
 
@@ -225,7 +241,7 @@ static const char *flatten_one(const char *p, struct toks *t)
 	long n;
 
 	assert_non_null(e);
-	assert_true(t->n < 4096);
+	assert_true(t->n < TOKS_MAX);
 	switch (*p) {
 	case '*':
 		n = strtol(p + 1, NULL, 10);
@@ -331,6 +347,47 @@ static void test_ranker_stock_filters_items_and_sizes(void **state)
 }
 
 /* "0.123456" / "-0.000012" -> micro-units */
+/* Issue 15 item 11: live stock removes only what it says is out. A
+ * sized item never stocked live is not filtered by SIZE (main dropped
+ * it); STOCK item M 0 on such an item removes it in M only (main: in
+ * every size); once every size the snapshot knows is told live, a size
+ * not among them is out; an item whose size count is unknown keeps
+ * sizes never told. */
+static void test_ranker_size_filter_drops_only_what_live_stock_says(void **state)
+{
+	char it[64][16];
+	int n;
+
+#define RECS_SIZE(sz)                                                           \
+	do {                                                                    \
+		CALL(WF_CMD_RECS, "sz", "alice", "40", "SIZE", sz);            \
+		n = items_of(it, 64);                                           \
+	} while (0)
+	RECS_SIZE("M");
+	assert_true(has(it, n, "i06"));
+	assert_true(has(it, n, "i07"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "i07", 3, "M", 1, 0), 0);
+	RECS_SIZE("M");
+	assert_false(has(it, n, "i07"));
+	assert_true(has(it, n, "i06"));
+	RECS_SIZE("L");
+	assert_true(has(it, n, "i07"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "i07", 3, "L", 1, 5), 0);
+	RECS_SIZE("L");
+	assert_true(has(it, n, "i07"));
+	RECS_SIZE("XL"); /* both of its 2 sizes told: it has no XL */
+	assert_false(has(it, n, "i07"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "i03", 3, "M", 1, 0), 0);
+	RECS_SIZE("M");
+	assert_false(has(it, n, "i03"));
+	RECS_SIZE("XL"); /* size count unknown: XL never told, kept */
+	assert_true(has(it, n, "i03"));
+#undef RECS_SIZE
+	/* Back in stock for the tests after this one. */
+	assert_int_equal(wf_stock_set(F.shm->stock, "i07", 3, "M", 1, 5), 0);
+	assert_int_equal(wf_stock_set(F.shm->stock, "i03", 3, "M", 1, 5), 0);
+}
+
 static int64_t micro(const char *s)
 {
 	int neg = *s == '-';
@@ -442,6 +499,96 @@ static void test_ranker_history_round_trips_users_fields_and_times(void **state)
 	/* The session is carol's again: her segment. */
 	CALL(WF_CMD_SEGMENTS, "h2", "-");
 	assert_string_equal(F.reply, "*0\r\n");
+}
+
+/* Issue 15 item 1: ingest acks every EVENT it journaled, so the ranker
+ * must not drop the 4,097th of a session. HISTORY keeps the newest
+ * RANKER_HISTORY_MAX (4,096) and says first how many older ones were
+ * folded; the model applied them all (no error counted). Users named
+ * only by folded records still decode on the kept ones. */
+static void test_ranker_long_session_keeps_every_acked_event(void **state)
+{
+	char item[16];
+	uint64_t errors = atomic_load(&sc()->stats.errors);
+	uint64_t events = atomic_load(&sc()->stats.events);
+	struct toks *t;
+	int i, n;
+
+	for (n = 1; n <= 4100; n++) {
+		snprintf(item, sizeof(item), "fs-%d", n);
+		/* bob names himself on the first event and every 100th after:
+		 * the first one goes, the others name him without repeating his id. */
+		EVENT("full1", n % 100 == 1 ? "bob" : "-", "view", item);
+	}
+	barrier();
+	assert_int_equal(atomic_load(&sc()->stats.errors), errors);
+	assert_int_equal(atomic_load(&sc()->stats.events), events + 4100);
+	CALL(WF_CMD_HISTORY, "full1");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4097");
+	assert_string_equal(t->t[1], "*2");
+	assert_string_equal(t->t[2], "folded");
+	assert_string_equal(t->t[3], ":4");
+	/* [ts, "view", item] or with "user", "bob": events 5..4100 */
+	for (i = 4, n = 5; n <= 4100; n++) {
+		int named = n % 100 == 1;
+		snprintf(item, sizeof(item), "fs-%d", n);
+		assert_string_equal(t->t[i], named ? "*5" : "*3");
+		assert_true(t->t[i + 1][0] >= '1' && t->t[i + 1][0] <= '9'); /* a wall-clock ts */
+		assert_string_equal(t->t[i + 3], item);
+		if (named)
+			assert_string_equal(t->t[i + 5], "bob");
+		i += named ? 6 : 4;
+	}
+	assert_int_equal(i, t->n);
+	/* The session stays bob's (his segment) and keeps taking events. */
+	CALL(WF_CMD_SEGMENTS, "full1", "-");
+	assert_string_equal(F.reply, "*2\r\n$7\r\nat_risk\r\n$8\r\nwin_back\r\n");
+	EVENT("full1", "-", "view", "fs-last");
+	CALL(WF_CMD_HISTORY, "full1");
+	t = flatten();
+	assert_string_equal(t->t[0], "*4097");
+	assert_string_equal(t->t[3], ":5");
+	assert_string_equal(t->t[t->n - 1], "fs-last");
+}
+
+/* The history is also bounded in bytes (128 KiB): 100 events of ~3 KiB
+ * (20 fields of 150 bytes) keep the newest that fit, the rest folded and
+ * counted, every one applied (a hostile session cannot grow without
+ * bound, and its HISTORY still fits a reply). */
+static void test_ranker_long_session_history_bytes_bounded(void **state)
+{
+	static char v[151];
+	const char *a[4 + 40];
+	uint64_t errors = atomic_load(&sc()->stats.errors);
+	char item[16], want[32];
+	int kept = -1, folded = -1;
+
+	memset(v, 'v', sizeof(v) - 1);
+	a[0] = "big1";
+	a[1] = "-";
+	a[2] = "view";
+	a[3] = item;
+	for (int i = 0; i < 40; i += 2) {
+		a[4 + i] = "f";
+		a[5 + i] = v;
+	}
+	for (int n = 1; n <= 100; n++) {
+		snprintf(item, sizeof(item), "big-%d", n);
+		event(a, 44);
+	}
+	barrier();
+	assert_int_equal(atomic_load(&sc()->stats.errors), errors);
+	CALL(WF_CMD_HISTORY, "big1");
+	assert_int_equal(sscanf(F.reply, "*%d\r\n*2\r\n$6\r\nfolded\r\n:%d\r\n", &kept, &folded), 2);
+	assert_true(folded > 0 && kept > 1);
+	assert_int_equal(kept - 1 + folded, 100);
+	assert_true((size_t)(kept - 1) * 3000 < 128u << 10);
+	assert_non_null(strstr(F.reply, "big-100\r\n"));
+	snprintf(want, sizeof(want), "big-%d\r\n", folded + 1); /* the oldest kept */
+	assert_non_null(strstr(F.reply, want));
+	snprintf(want, sizeof(want), "big-%d\r\n", folded); /* the newest folded */
+	assert_null(strstr(F.reply, want));
 }
 
 static void test_ranker_bad_requests_get_err(void **state)
@@ -641,6 +788,144 @@ static void test_ranker_session_bytes_within_bound(void **state)
 		      (unsigned long long)live);
 }
 
+/* Issue 15 item 7: a ranker's sessions stay within its memory budget
+ * (the group's ranker runs with --memory-budget 4M: the session table,
+ * 512 KiB, and the generation's lists, a few KiB, leave ~3.4 MiB to
+ * sessions, ~4,000 of this size). 20,000 new sessions: the bytes stay
+ * under the budget, the least recently active go (the first ones), a
+ * session kept active and the newest survive with their history. */
+static void test_ranker_memory_budget_evicts_least_recently_active(void **state)
+{
+	const uint64_t budget = 4ull << 20, table = 65536 * 8;
+	char sid[32];
+	uint64_t live, bytes, snap;
+	struct toks *t;
+
+	for (int i = 0; i < 20000; i++) {
+		snprintf(sid, sizeof(sid), "lru%d", i);
+		EVENT(sid, "-", "view", "i05");
+		EVENT(sid, "-", "pdp", "i06");
+		EVENT(sid, "-", "click", "i07");
+		if (i % 500 == 0) /* "keep": active all along, by events and queries */
+			EVENT("keep", "-", "view", i % 1000 ? "i08" : "i09");
+		if (i % 500 == 250)
+			CALL(WF_CMD_RECS, "keep", "-", "3");
+	}
+	barrier();
+	stats_after(wf_wall_ms(), &live, &bytes);
+	snap = atomic_load_explicit(&sc()->stats.snapshot_bytes, memory_order_relaxed);
+	print_message("ranker: %llu sessions live in %llu bytes (budget %llu, generation %llu)\n",
+		      (unsigned long long)live, (unsigned long long)bytes, (unsigned long long)budget,
+		      (unsigned long long)snap);
+	assert_true(bytes + snap + table <= budget);
+	/* STATS shows both (relaxed: published with the counters above). */
+	assert_true(atomic_load_explicit(&sc()->stats.memory_budget, memory_order_relaxed) == budget);
+	assert_true(atomic_load_explicit(&sc()->stats.sessions_evicted, memory_order_relaxed) > 0);
+	assert_true(live < 20000);
+	assert_true(live > 1000); /* a budget, not a wipe */
+	/* The first sessions went; "keep" and the newest stayed whole. */
+	CALL(WF_CMD_HISTORY, "lru0");
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_HISTORY, "m0"); /* test_ranker_session_bytes_within_bound's */
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_HISTORY, "lru19999");
+	assert_string_equal(flatten()->t[0], "*3");
+	CALL(WF_CMD_HISTORY, "keep");
+	t = flatten();
+	assert_string_equal(t->t[0], "*40");
+	/* An evicted session that comes back starts fresh. */
+	EVENT("lru0", "-", "view", "i01");
+	CALL(WF_CMD_HISTORY, "lru0");
+	assert_string_equal(flatten()->t[0], "*1");
+}
+
+/* Issue 15 item 4 (ranker side): a ranker that starts while the current
+ * generation cannot be loaded serves the previous one (admin's snap_prev)
+ * and says so: failed_gen is the bad one, loaded_gen the one it serves
+ * (reset at start, never an earlier process's); with no loadable
+ * generation at all, RECS is an error, not an empty list. A good load
+ * clears failed_gen. */
+static int gen7_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 7;
+}
+
+static void restart_with(const struct wf_snap_ref *cur, const struct wf_snap_ref *prev)
+{
+	barrier(); /* nothing in flight */
+	kill(F.pid, SIGKILL);
+	waitpid(F.pid, NULL, 0);
+	/* A killed ranker leaves ready set: clear it, so start_ranker()
+	 * waits for the new one (as weft-admin sees it). */
+	atomic_store_explicit(&sc()->ready, 0, memory_order_relaxed);
+	wf_ctl_snap_set(F.shm->ctl, cur, prev);
+	assert_int_equal(start_ranker(exe_path), 0);
+}
+
+static void test_ranker_restart_serves_previous_generation_when_current_fails(void **state)
+{
+	struct wf_snap_ref cur = { .gen = 5, .loaded_ms = wf_wall_ms() }, prev = { .gen = 4, .loaded_ms = 1 };
+	char it[8][16];
+
+	snprintf(cur.path, sizeof(cur.path), "%s", F.bad); /* "not a snapshot" */
+	snprintf(prev.path, sizeof(prev.path), "%s/g4.snap", F.dir);
+	restart_with(&cur, &prev);
+	assert_int_equal(atomic_load(&sc()->failed_gen), 5);
+	assert_int_equal(atomic_load(&sc()->loaded_gen), 4);
+	CALL(WF_CMD_RECS, "rs", "alice", "3");
+	assert_int_equal(items_of(it, 8), 3);
+	assert_string_equal(it[0], "i00");
+	/* Neither loads: nothing served, and RECS says so. */
+	prev.gen = 6;
+	snprintf(prev.path, sizeof(prev.path), "%s/missing.snap", F.dir);
+	restart_with(&cur, &prev);
+	assert_int_equal(atomic_load(&sc()->failed_gen), 5);
+	assert_int_equal(atomic_load(&sc()->loaded_gen), 0);
+	CALL(WF_CMD_RECS, "rs", "alice", "3");
+	assert_true(F.reply[0] == '-');
+	assert_non_null(strstr(F.reply, "generation 5 failed to load"));
+	/* A good generation: served, the failure cleared. */
+	cur.gen = 7;
+	snprintf(cur.path, sizeof(cur.path), "%s/g4.snap", F.dir);
+	publish(7, cur.path);
+	assert_true(wait_for(gen7_loaded));
+	assert_int_equal(atomic_load(&sc()->failed_gen), 0);
+	CALL(WF_CMD_RECS, "rs", "alice", "3");
+	assert_int_equal(items_of(it, 8), 3);
+}
+
+/* Idle expiry, now a bounded step per loop pass from the least recently
+ * active end (no walk of the table): with --session-ttl 1, 1,000
+ * sessions (16 steps of 64) are all forgotten, the last one too. Bounded
+ * waits on what the ranker answers, no time asserted. */
+static int ttl_gone(void)
+{
+	CALL(WF_CMD_HISTORY, "ttl999");
+	return strcmp(F.reply, "*0\r\n") == 0;
+}
+
+static void test_ranker_idle_sessions_expire_in_steps(void **state)
+{
+	struct wf_snap_ref cur = { 0 }, prev = { 0 };
+	uint64_t ev0;
+	char sid[32];
+
+	wf_ctl_snap_get(F.shm->ctl, &cur, &prev); /* the same generations again */
+	ranker_ttl = "1";
+	restart_with(&cur, &prev);
+	ev0 = atomic_load(&sc()->stats.events);
+	for (int i = 0; i < 1000; i++) {
+		snprintf(sid, sizeof(sid), "ttl%d", i);
+		EVENT(sid, "-", "view", "i05");
+	}
+	barrier();
+	/* Applied (sessions made), whether or not a second went by since. */
+	assert_true(atomic_load(&sc()->stats.events) == ev0 + 1000);
+	assert_true(wait_for(ttl_gone));
+	CALL(WF_CMD_HISTORY, "ttl0");
+	assert_string_equal(F.reply, "*0\r\n");
+}
+
 static void test_ranker_exits_on_shutdown(void **state)
 {
 	int st = -1;
@@ -665,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_started_and_loaded_generation),
 		cmocka_unit_test(test_ranker_recs_is_batch_list_then_cart_changes_it),
 		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
+		cmocka_unit_test(test_ranker_size_filter_drops_only_what_live_stock_says),
 		cmocka_unit_test(test_ranker_explain_parts_add_up),
 		cmocka_unit_test(test_ranker_history_and_segments),
 		cmocka_unit_test(test_ranker_history_round_trips_users_fields_and_times),
@@ -672,6 +958,11 @@ int main(void)
 		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
 		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
 		cmocka_unit_test(test_ranker_session_bytes_within_bound),
+		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
+		cmocka_unit_test(test_ranker_long_session_history_bytes_bounded),
+		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
+		cmocka_unit_test(test_ranker_restart_serves_previous_generation_when_current_fails),
+		cmocka_unit_test(test_ranker_idle_sessions_expire_in_steps),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);

@@ -9,7 +9,8 @@
  *   (0.5, 0.4); complements of i00 (a shoe): socks i30 (0.9), i31 (0.8);
  *   alice's batch list: shoes i00..i09 then hats i10..i14, scores 0.9^rank
  *   (times 7, to check per-list normalisation); bob's: hats i19..i10;
- *   popular: every item; trending: i05, i25.
+ *   popular: every item; trending: i05, i25. Items i%10 >= 5 come in 2
+ *   sizes (nsizes), the others' sizes are unknown (0).
  */
 #ifndef TEST_RANKER_H
 #define TEST_RANKER_H
@@ -70,6 +71,7 @@ static int tr_write_store(const char *path, uint64_t gen)
 		it->price_cents = 1000 + 100 * i;
 		it->price_band = (uint8_t)((i % 10) / 2);
 		it->flags = WF_SNAP_ITEM_IN_CATALOG;
+		it->nsizes = i % 10 >= 5 ? 2 : 0;
 		it->popularity = 0.5f + 0.05f * (float)(i % 7);
 		it->trend = 0.1f * (float)(i % 3);
 		it->neigh_off = 2 * i;

@@ -5,6 +5,7 @@ While clients query sessions of both shards, ranker 0 is killed with
 SIGKILL. Queries to shard 1 keep being answered throughout (each within a
 1 s socket timeout); `weftctl up` restarts ranker 0 (new pid), and shard 0's
 sessions are answered again, including the requests that were in flight.
+`weftctl up --memory-budget` reaches every ranker, the restarted one too.
 """
 import os
 import signal
@@ -18,7 +19,7 @@ from harness import Appliance, Store, TestDir, sessions_of  # noqa: E402
 
 T = TestDir("restart")
 STORE = Store(T.path)
-APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
+APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot, extra=("--memory-budget", "64M"))
 USERS = STORE.users()
 
 
@@ -58,6 +59,9 @@ def test_kill_ranker_other_shard_keeps_serving():
             break
         time.sleep(0.2)
     assert new and new != old, (old, new)
+    for pid in APP.pids("weft-ranker"):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            assert b"\0--memory-budget\x0064M\0" in f.read(), pid
     c0 = APP.client(socket_timeout=10.0)
     for s in s0:
         assert c0.execute_command("EVENT", s, "-", "view", "i1") == 1
