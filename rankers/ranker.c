@@ -491,7 +491,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 	backlog = ctx->req.cached_head - atomic_load_explicit(&ctx->req.r->tail, memory_order_relaxed);
 	wf_ring_cons_release(&ctx->req);
 	/* A batch of EVENTs alone (WF_MSG_F_NOREPLY) gives ingest nothing to
-	 * read: no doorbell then (a datagram and a wake-up of ingest for
+	 * read: no doorbell then (a futex wake-up of ingest for
 	 * nothing, 0.02 a request under EVENT load), unless the request ring
 	 * was over half full: ingest may have stalled a connection on it (a
 	 * record is at most a quarter of the ring, so a full one means more
