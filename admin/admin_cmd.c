@@ -569,6 +569,8 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 	rm_int(&ing, "bytes_out", LOAD(ctl->ingest_stats.bytes_out));
 	rm_int(&ing, "backpressure_stalls", LOAD(ctl->ingest_stats.backpressure_stalls));
 	rm_int(&ing, "next_lsn", LOAD(ctl->next_lsn));
+	rm_int(&ing, "journal_failed", LOAD(ctl->ingest_stats.journal_failed));
+	rm_int(&ing, "journal_errors", LOAD(ctl->ingest_stats.journal_errors));
 	rm_sub(&m, "ingest", &ing);
 
 	for (uint32_t i = 0; i < ctx->nshards; i++) {

@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"  shutdown                            stop every weft process\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
-		"     [--memory-budget BYTES] [--foreground-log]\n"
+		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
+		"     [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -51,6 +52,9 @@ static void usage(FILE *f)
 		"  --memory-budget B (up) per ranker: its sessions and snapshot lists (suffix K, M or G;\n"
 		"                    default 2G, at least 4M); past it the least recently active\n"
 		"                    sessions are forgotten\n"
+		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
+		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
+		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -245,6 +249,10 @@ static int cmd_status(const struct wf_cli_opts *o)
 		       : wf_cli_get_int(ing, "alive", 0) ? "starting"
 							 : "not running",
 		       wf_cli_get_int(ing, "pid", 0));
+		if (wf_cli_get_int(ing, "journal_failed", 0))
+			printf("journal  FAILING: %s: EVENTs get errors until it writes again (%lld failures)\n",
+			       strerror((int)wf_cli_get_int(ing, "journal_failed", 0)),
+			       wf_cli_get_int(ing, "journal_errors", 0));
 		printf("rankers  %lld/%lld ready, %lld running\n", ready, n, alive);
 		if (gen && cur && cur->type == REDIS_REPLY_ARRAY) {
 			const redisReply *p = wf_cli_get(cur, "path");
@@ -314,7 +322,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			continue;
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
-		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out"))
+		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
+		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -360,6 +369,22 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 				return bad_usage("--memory-budget wants bytes (an optional K, M or G), at least 4M, not '%s'",
 						 val);
 			o->memory_budget = val; /* weft-ranker parses it the same way */
+		} else if (OPT("--idle-timeout") || OPT("--request-timeout")) {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(val, &end, 10);
+			if (errno || *end || end == val || v < 0 || v > 31536000)
+				return bad_usage("timeouts want seconds in 0..31536000 (0: never), not '%s'", val);
+			*(OPT("--idle-timeout") ? &o->idle_timeout : &o->request_timeout) = val;
+		} else if (OPT("--socket-mode")) {
+			char *end;
+			unsigned long m = strtoul(val, &end, 8);
+
+			if (*end || end == val || m > 0777 || (m & 0600) != 0600)
+				return bad_usage("--socket-mode wants an octal mode in 0600..0777, not '%s'", val);
+			o->socket_mode = val;
 		} else if (OPT("--durability")) {
 			if (strcmp(val, "fsync") != 0 && strcmp(val, "os") != 0)
 				return bad_usage("--durability is fsync or os, not '%s'", val);

@@ -21,6 +21,7 @@ struct wf_cli_opts {
 	const char *snapshot;
 	const char *durability; /* NULL = weft-ingest's default (fsync) */
 	const char *sessions;   /* NULL = weft-ingest's default routing table size */
+	const char *idle_timeout, *request_timeout, *socket_mode; /* NULL = weft-ingest's defaults */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
 	/* export only */
 	const char *channel, *out;

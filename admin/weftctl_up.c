@@ -127,7 +127,7 @@ static int find_bin(const char *name, const char *subdir, char *out, size_t len)
 static int spawn(struct up_ctx *u, struct up_child *ch)
 {
 	char shard[16];
-	const char *argv[16];
+	const char *argv[24];
 	int n = 0;
 	pid_t parent = getpid(), pid;
 
@@ -145,6 +145,18 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	if (ch->kind == KIND_INGEST && u->o->durability) {
 		argv[n++] = "--durability";
 		argv[n++] = u->o->durability;
+	}
+	if (ch->kind == KIND_INGEST && u->o->idle_timeout) {
+		argv[n++] = "--idle-timeout";
+		argv[n++] = u->o->idle_timeout;
+	}
+	if (ch->kind == KIND_INGEST && u->o->request_timeout) {
+		argv[n++] = "--request-timeout";
+		argv[n++] = u->o->request_timeout;
+	}
+	if (ch->kind == KIND_INGEST && u->o->socket_mode) {
+		argv[n++] = "--socket-mode";
+		argv[n++] = u->o->socket_mode;
 	}
 	if (ch->kind == KIND_RANKER && u->o->memory_budget) {
 		argv[n++] = "--memory-budget";

@@ -139,11 +139,21 @@ static int check_args(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		return check_event(ctx, c, r);
 	case WF_CMD_RECS:
 		return check_recs(ctx, c, r, ret_front_k, ret_recs);
-	case WF_CMD_RERANK:
-		for (uint32_t i = 1; i < r->argc; i++)
+	case WF_CMD_RERANK: {
+		struct wf_arg av[WF_RESP_MAX_ARGS];
+		uint32_t bad;
+
+		for (uint32_t i = 1; i < r->argc; i++) {
 			if (valid_id(ctx, c, i == 1 ? "session" : i == 2 ? "user" : "item", &r->argv[i]) < 0)
 				return -EINVAL;
+			av[i - 1] = (struct wf_arg){ r->argv[i].p, r->argv[i].len };
+		}
+		if (wf_rerank_args_check(av, r->argc - 1, &bad) < 0) {
+			err(ctx, c, "%s", ci->usage);
+			return -EINVAL;
+		}
 		return 0;
+	}
 	default: /* HISTORY session, SEGMENTS session user */
 		for (uint32_t i = 1; i < r->argc; i++)
 			if (valid_id(ctx, c, i == 1 ? "session" : "user", &r->argv[i]) < 0)
@@ -333,6 +343,15 @@ static int info_wants(const struct wf_resp_req *r, const char *section)
 	return 0;
 }
 
+/* INFO's journal_failed: "no", or why the journal cannot write. */
+static const char *journal_state(struct wf_ctl *ctl)
+{
+	/* relaxed: display; ingest's own field */
+	uint64_t e = atomic_load_explicit(&ctl->ingest_stats.journal_failed, memory_order_relaxed);
+
+	return e ? strerror((int)e) : "no";
+}
+
 static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	struct wf_buf b = { 0 };
@@ -344,13 +363,19 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			      WEFT_VERSION, (int)getpid(), (unsigned long long)((wf_wall_ms() - ctx->start_ms) / 1000),
 			      ctx->nshards);
 	if (info_wants(r, "clients"))
-		wf_buf_printf(&b, "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\n\r\n", ctx->nconns,
-			      ctx->max_clients);
+		wf_buf_printf(&b,
+			      "# Clients\r\nconnected_clients:%u\r\nmaxclients:%u\r\nidle_timeout_s:%llu\r\n"
+			      "request_timeout_s:%llu\r\nclients_timed_out:%llu\r\n\r\n",
+			      ctx->nconns, ctx->max_clients, (unsigned long long)(ctx->idle_ns / 1000000000ull),
+			      (unsigned long long)(ctx->request_ns / 1000000000ull),
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.timeouts,
+								       memory_order_relaxed)); /* display */
 	if (info_wants(r, "stats")) {
 		wf_buf_printf(&b,
 			      "# Stats\r\ntotal_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\n"
 			      "backpressure_stalls:%llu\r\nsessions_routed:%llu\r\njournal_durable_lsn:%llu\r\n"
-			      "journal_durability:%s\r\nrecs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\n",
+			      "journal_durability:%s\r\njournal_failed:%s\r\njournal_errors:%llu\r\n"
+			      "recs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\n",
 			      (unsigned long long)ctx->commands,
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked,
 								       memory_order_relaxed), /* display */
@@ -359,7 +384,10 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 								       memory_order_relaxed),
 			      (unsigned long long)wf_route_count(&ctx->route),
 			      (unsigned long long)wf_journal_durable_lsn(ctx->journal),
-			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os", (unsigned long long)ctx->recs_front,
+			      ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os", journal_state(ctl),
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.journal_errors,
+								       memory_order_relaxed),
+			      (unsigned long long)ctx->recs_front,
 			      (unsigned long long)ctx->recs_quiet);
 		for (uint32_t s = 0; s < ctx->nshards; s++)
 			wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,

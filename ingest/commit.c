@@ -14,14 +14,25 @@
  * nothing in flight, capped at JOURNAL_LINGER_MAX_NS, divided by 1 + the
  * flushes in flight). A lone client (largest group 1) never waits. An ack
  * still means durable: only when the flush starts is delayed.
+ *
+ * An EVENT reaches its ranker only once durable (shard.c holds it in the
+ * ring until ingest_journal_done() releases it). A failed write or flush
+ * (a full disk) voids every EVENT not yet durable and answers each with an
+ * error; the next EVENT once no flush is in flight tries again
+ * (ingest_journal_retry(): the journal drops what it could not write and
+ * cuts its segment back), so the failure clears itself when the disk has
+ * room. ctl->ingest_stats.journal_failed shows it meanwhile.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
 
 #define JOURNAL_LINGER_MAX_NS 250000ull
+
+static void journal_failed(struct ingest_ctx *ctx, int err);
 
 void ingest_journal_append(struct ingest_ctx *ctx, uint32_t shard, uint32_t argc, const char *const *argv,
 			   const uint32_t *argl, uint64_t lsn, uint64_t now_ns)
@@ -32,10 +43,34 @@ void ingest_journal_append(struct ingest_ctx *ctx, uint32_t shard, uint32_t argc
 	/* Cannot fail: argc and sizes were checked in check_event(). */
 	if (wf_journal_append(ctx->journal, wf_wall_ms(), (uint16_t)shard, argc, argv, argl, &got) < 0 || got != lsn) {
 		wf_err("journal append failed for lsn %llu", (unsigned long long)lsn);
-		gc->failed = 1;
+		journal_failed(ctx, ENOMEM);
 	}
 	if (!gc->pending_n++)
 		gc->pending_ns = now_ns;
+	/* relaxed: single writer; STATS shows it, nothing is read through it */
+	atomic_store_explicit(&ctx->shm->ctl->next_lsn, wf_journal_next_lsn(ctx->journal), memory_order_relaxed);
+}
+
+int ingest_journal_retry(struct ingest_ctx *ctx)
+{
+	struct ingest_group_commit *gc = &ctx->gc;
+	int r;
+
+	if (!gc->failed)
+		return 0;
+	if (gc->inflight)
+		return -EBUSY;
+	r = wf_journal_reset(ctx->journal);
+	if (r < 0)
+		return r;
+	gc->failed = 0;
+	gc->pending_n = 0;
+	/* relaxed: display (status, INFO); single writer */
+	atomic_store_explicit(&ctx->shm->ctl->ingest_stats.journal_failed, 0, memory_order_relaxed);
+	atomic_store_explicit(&ctx->shm->ctl->next_lsn, wf_journal_next_lsn(ctx->journal), memory_order_relaxed);
+	wf_info("journal: trying to write again from lsn %llu",
+		(unsigned long long)wf_journal_next_lsn(ctx->journal));
+	return 0;
 }
 
 int ingest_journal_wait(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t lsn)
@@ -88,8 +123,7 @@ uint64_t ingest_journal_kick(struct ingest_ctx *ctx)
 		return due;
 	r = wf_journal_flush_begin(ctx->journal, &f);
 	if (r < 0) {
-		wf_err("journal flush failed: %s; events are no longer acknowledged", strerror(-r));
-		gc->failed = 1;
+		journal_failed(ctx, -r);
 		return 0;
 	}
 	if (r == 0)
@@ -121,23 +155,53 @@ uint64_t ingest_journal_kick(struct ingest_ctx *ctx)
 	return 0;
 }
 
-/* Every connection with a reply owed is drained: the journal failed, so
- * its EVENTs get errors instead of waiting. */
-static void drain_all(struct ingest_ctx *ctx)
+/* The journal failed with err: every EVENT not durable is voided in its
+ * ring and its reply becomes an error (so a retry by the client stores it
+ * once); then each connection sends what it may. Later EVENTs get errors
+ * until ingest_journal_retry() succeeds. */
+static void journal_failed(struct ingest_ctx *ctx, int err)
 {
+	struct ingest_group_commit *gc = &ctx->gc;
+	uint64_t durable = wf_journal_durable_lsn(ctx->journal), n = 0;
+	struct wf_ctl *ctl = ctx->shm->ctl;
+
+	if (gc->failed)
+		return;
+	gc->failed = 1;
+	wf_err("journal write failed: %s; events get errors until it writes again", strerror(err));
+	ingest_held_release(ctx, durable, 1);
 	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
 		struct ingest_conn *c = ctx->conns[i];
-		if (c && c->fd >= 0 && c->head < c->tail)
+
+		if (!c || c->fd < 0)
+			continue;
+		for (uint64_t s = c->head; s < c->tail; s++) {
+			struct ingest_slot *sl = &c->slots[s % c->cap];
+			if (sl->wait_lsn <= durable)
+				continue;
+			free(sl->data);
+			sl->data = NULL;
+			sl->wait_lsn = 0;
+			if (ingest_slot_fill(sl, INGEST_ERR_JOURNAL, sizeof(INGEST_ERR_JOURNAL) - 1) < 0) /* out of memory: the short form fits inline */
+				ingest_slot_fill(sl, "-ERR journal\r\n", 14);
+			n++;
+		}
+		if (c->head < c->tail)
 			ingest_conn_drain(ctx, c);
 	}
-	ctx->gc.jwait_head = ctx->gc.jwait_tail;
+	gc->jwait_head = gc->jwait_tail;
+	/* relaxed: display and statistics (status, INFO); single writer */
+	atomic_store_explicit(&ctl->ingest_stats.journal_failed, (uint64_t)(err > 0 ? err : EIO), memory_order_relaxed);
+	atomic_fetch_add_explicit(&ctl->ingest_stats.journal_errors, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&ctl->ingest_stats.errors, n, memory_order_relaxed);
 }
 
 /* Flush slot ended: res = the bytes written, or -errno (of the write or
  * the fdatasync). Then the replies it made durable may go (with every
  * older flush ended): the connections in the journal-wait FIFO up to the
- * durable LSN (LSNs are issued in order, so the FIFO is in LSN order), or
- * every connection when the journal failed (they get errors instead). */
+ * durable LSN (LSNs are issued in order, so the FIFO is in LSN order),
+ * and the EVENTs it made durable go to their rankers; or, when the
+ * journal failed, journal_failed(). */
 void ingest_journal_done(struct ingest_ctx *ctx, uint32_t slot, int64_t res)
 {
 	struct ingest_group_commit *gc = &ctx->gc;
@@ -149,15 +213,12 @@ void ingest_journal_done(struct ingest_ctx *ctx, uint32_t slot, int64_t res)
 	gc->flush_ns = gc->flush_ns ? (3 * gc->flush_ns + took) / 4 : took;
 	gc->flushes++;
 	gc->flushed_events += jf->n;
-	if (wf_journal_flush_end(ctx->journal, jf->id, res) < 0 && !gc->failed) {
-		wf_err("journal write failed: %s; events are no longer acknowledged", strerror(res < 0 ? (int)-res : EIO));
-		gc->failed = 1;
-	}
-	if (gc->failed) {
-		drain_all(ctx);
+	if (wf_journal_flush_end(ctx->journal, jf->id, res) < 0)
+		journal_failed(ctx, res < 0 ? (int)-res : EIO);
+	if (gc->failed)
 		return;
-	}
 	durable = wf_journal_durable_lsn(ctx->journal);
+	ingest_held_release(ctx, durable, 0);
 	while (gc->jwait_head < gc->jwait_tail) {
 		struct ingest_jwait *w = &gc->jwait[gc->jwait_head % gc->jwait_cap];
 		struct ingest_conn *c;

@@ -18,7 +18,6 @@
 
 #include "ingest/ingest.h"
 
-static const char ERR_JOURNAL[] = "-ERR the journal cannot write: event not stored, retry later\r\n";
 /* Fits INGEST_SLOT_INLINE: filling a slot with it cannot fail. */
 static const char ERR_NOMEM[] = "-ERR out of memory\r\n";
 _Static_assert(sizeof(ERR_NOMEM) - 1 <= INGEST_SLOT_INLINE, "ERR_NOMEM is inline");
@@ -55,6 +54,8 @@ struct ingest_conn *ingest_conn_new(struct ingest_ctx *ctx, int fd)
 	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
 	c->recv_cancel = 0;
 	c->head = c->tail = 0;
+	c->active_ns = ctx->pass_ns;
+	c->partial_ns = 0;
 	if (!c->slots) {
 		c->cap = 64;
 		c->slots = calloc(c->cap, sizeof(*c->slots));
@@ -161,14 +162,12 @@ void ingest_conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
 
 		if (!sl->ready)
 			break;
-		if (sl->wait_lsn > durable) {
-			if (!ctx->gc.failed)
-				break;
-			wf_buf_append(&c->out, ERR_JOURNAL, sizeof(ERR_JOURNAL) - 1);
-		} else {
-			wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
-			acked += sl->wait_lsn != 0; /* only an EVENT waits for an LSN, and its reply is :1 */
-		}
+		/* An EVENT not yet durable (a failed journal turned each
+		 * such reply into an error: commit.c journal_failed()). */
+		if (sl->wait_lsn > durable)
+			break;
+		wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
+		acked += sl->wait_lsn != 0; /* only an EVENT waits for an LSN, and its reply is :1 */
 		free(sl->data);
 		sl->data = NULL;
 		if (sl->close)
@@ -254,6 +253,14 @@ void ingest_conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c)
 	}
 	if (c->last_queued)
 		off = c->in.len; /* nothing after QUIT or an error is executed */
+	/* An unfinished request: its clock starts when the requests before
+	 * it were taken (the request timeout, loop.c). */
+	if (n == 0 && off < c->in.len) {
+		if (!c->partial_ns || off)
+			c->partial_ns = ctx->pass_ns;
+	} else {
+		c->partial_ns = 0;
+	}
 	wf_buf_consume(&c->in, off);
 }
 

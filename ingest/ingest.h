@@ -23,6 +23,13 @@
 #define INGEST_MAX_OUTPUT (8u << 20)     /* stop reading a client that does not read */
 
 #define WEFT_VERSION "0.1.0"
+#define INGEST_IDLE_TIMEOUT_S 300u    /* --idle-timeout default */
+#define INGEST_IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; liburing 2.3 has no name for it */
+#define INGEST_FUTEX2_SIZE_U32 0x02u   /* futex2 flags: 32-bit word, shared (not private) */
+#define INGEST_POLL_NOFUTEX_US 200u    /* without it: longest sleep while a reply is owed */
+#define INGEST_REQUEST_TIMEOUT_S 10u  /* --request-timeout default */
+/* An EVENT the journal could not store (commit.c, shard.c). */
+#define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
 #define INGEST_SLOT_INLINE 24u
 
 /* A reply owed to a client, in request order. */
@@ -48,6 +55,8 @@ struct ingest_conn {
 	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
 	                      * protocol error): parse nothing after it */
 	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
+	uint64_t active_ns;  /* pass time of its last byte received or sent (idle timeout) */
+	uint64_t partial_ns; /* pass time its unfinished request began, 0: none (request timeout) */
 	/* Reply slots: absolute sequence numbers head..tail, ring of cap. */
 	struct ingest_slot *slots;
 	uint32_t cap;
@@ -59,6 +68,13 @@ struct ingest_pending {
 	uint32_t conn_idx, conn_gen;
 	uint64_t slot;       /* absolute slot number in that connection */
 	uint32_t seq;
+};
+
+/* An EVENT reserved in a shard's request ring and held back from the
+ * ranker until the journal holds it: ring positions [from, to). */
+struct ingest_held {
+	uint64_t lsn;
+	uint32_t from, to;
 };
 
 struct ingest_jwait {
@@ -82,6 +98,12 @@ struct ingest_shard {
 	int unwoken;         /* committed since wake_rankers() last looked */
 	int pass_checked;    /* this pass already looked whether the ranker sleeps */
 	uint64_t unwoken_ns; /* when the first of those was forwarded */
+	/* EVENTs not yet durable, in LSN order (free-running indexes,
+	 * capacity a power of two): the ring is committed only up to the
+	 * first one's start, so nothing reaches the ranker before the
+	 * journal holds it, and what follows it waits with it (FIFO). */
+	struct ingest_held *held;
+	uint64_t held_head, held_tail, held_cap;
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
 	uint32_t fifo_cap;
 	uint64_t fifo_head, fifo_tail;
@@ -95,7 +117,8 @@ struct ingest_shard {
 struct ingest_group_commit {
 	uint32_t flights;  /* --journal-flights (0: the journal's default) */
 	uint32_t inflight; /* flushes under way (their fdatasyncs in the ring) */
-	int failed;        /* the journal cannot write: EVENTs get errors */
+	int failed;        /* the journal cannot write: EVENTs get errors until
+	                    * ingest_journal_retry() resets it (commit.c) */
 	/* Connections with an EVENT reply waiting for the journal, in LSN
 	 * order (free-running indexes, capacity a power of two). */
 	struct ingest_jwait *jwait;
@@ -120,6 +143,12 @@ struct ingest_ctx {
 	const char *socket_group;
 	char sock_buf[WF_PATH_MAX], journal_buf[WF_PATH_MAX]; /* default paths under dir */
 	uint32_t max_clients;
+	uint32_t socket_mode;      /* --socket-mode (default 0660) */
+	uint64_t idle_ns;          /* --idle-timeout: close a connection quiet this long (0: never) */
+	uint64_t request_ns;       /* --request-timeout: close one whose request stays unfinished this long */
+	uint64_t pass_ns;          /* CLOCK_MONOTONIC at the start of the loop pass */
+	uint64_t sweep_ns;         /* loop.c sweep_timeouts(): last sweep */
+	uint32_t sweep_next;       /* and the connection it goes on from */
 	int durability;
 	uint64_t route_ttl_ms;
 	uint32_t route_sessions; /* --sessions: the routing table's entries per generation */
@@ -134,10 +163,10 @@ struct ingest_ctx {
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
 	uint8_t *bufs;
-	int listen_fd, bell_fd, signal_fd;
-	uint8_t bell_buf[64];
+	int listen_fd, signal_fd;
 	uint8_t sig_buf[128];
-	int accept_armed, bell_armed, sig_armed;
+	int futex_ok;              /* the ring can wait on ctl->ingest_wait (main.c probe_futex()) */
+	int accept_armed, bell_armed, sig_armed; /* bell: that futex wait */
 	int stopping;
 	int sqe_short;             /* an operation found no SQE: look at every connection next pass */
 
@@ -213,7 +242,13 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		   const struct wf_msg_recs *recs);
 /* Replies from every shard's reply ring into their slots; how many. */
 int ingest_poll_replies(struct ingest_ctx *ctx);
-/* Publish the requests reserved so far; wake policy in shard.c. */
+/* Room for one more held EVENT in shard's FIFO: 0 or -ENOMEM. */
+int ingest_held_reserve(struct ingest_shard *sh);
+/* The journal is durable up to durable: EVENTs held to there may go; with
+ * failed, every held EVENT is voided instead (the ranker skips it). */
+void ingest_held_release(struct ingest_ctx *ctx, uint64_t durable, int failed);
+/* Publish the requests reserved so far, up to the first held EVENT; wake
+ * policy in shard.c. */
 void ingest_shards_commit(struct ingest_ctx *ctx);
 /* Once per pass: wake rankers that sleep with requests committed. */
 void ingest_wake_rankers(struct ingest_ctx *ctx);
@@ -225,6 +260,9 @@ int ingest_owed(const struct ingest_ctx *ctx);
 /* Append an EVENT forwarded to shard as LSN lsn (received at now_ns). */
 void ingest_journal_append(struct ingest_ctx *ctx, uint32_t shard, uint32_t argc, const char *const *argv,
 			   const uint32_t *argl, uint64_t lsn, uint64_t now_ns);
+/* The journal failed: try to write again (once no flush is in flight,
+ * wf_journal_reset()). 0 when EVENTs may be appended again, else -errno. */
+int ingest_journal_retry(struct ingest_ctx *ctx);
 /* c has an EVENT reply waiting for lsn to be durable. 0 or -ENOMEM. */
 int ingest_journal_wait(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t lsn);
 /* Start the next flush when due. The ns until it is (0: started, or nothing to do). */

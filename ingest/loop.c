@@ -9,12 +9,15 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
 
 #define INGEST_SPIN_ITERS 200 /* idle pause loops before sleeping (~5 us) */
 #define INGEST_STOP_NS 5000000000ull /* stopping: longest wait for owed replies */
+#define INGEST_SWEEP_NS 100000000ull /* timeouts: a sweep at most every 100 ms */
+#define INGEST_SWEEP_MAX 4096u       /* connections one sweep looks at */
 
 struct io_uring_sqe *ingest_get_sqe(struct ingest_ctx *ctx)
 {
@@ -83,6 +86,7 @@ static void on_recv(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uri
 	}
 	/* relaxed: statistic */
 	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.bytes_in, (uint64_t)cqe->res, memory_order_relaxed);
+	c->active_ns = ctx->pass_ns;
 	ingest_conn_parse(ctx, c);
 	/* Backpressure: stop the multishot recv now, not at the end of the
 	 * pass, so that no more than what is already received comes in. */
@@ -108,6 +112,7 @@ static void on_send(struct ingest_ctx *ctx, struct ingest_conn *c, struct io_uri
 	/* relaxed: statistic */
 	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.bytes_out, (uint64_t)cqe->res, memory_order_relaxed);
 	wf_buf_consume(&c->sendbuf, (size_t)cqe->res);
+	c->active_ns = ctx->pass_ns;
 	ingest_mark_dirty(ctx, c);
 }
 
@@ -150,6 +155,11 @@ static int reap(struct ingest_ctx *ctx)
 			break;
 		case INGEST_OP_BELL:
 			ctx->bell_armed = 0;
+			if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
+				wf_warn("io_uring futex wait refused (%s): polling replies instead",
+					strerror(-cqe->res));
+				ctx->futex_ok = 0;
+			}
 			break;
 		case INGEST_OP_SIGNAL:
 			ctx->sig_armed = 0;
@@ -170,8 +180,8 @@ static int reap(struct ingest_ctx *ctx)
 	return (int)n;
 }
 
-/* The listener's accept, the doorbell and the signalfd: armed again
- * whenever one ended (each pass looks). */
+/* The listener's accept and the signalfd: armed again whenever one ended
+ * (each pass looks). The doorbell is armed by idle() only. */
 static void arm_fixed(struct ingest_ctx *ctx)
 {
 	struct io_uring_sqe *sqe;
@@ -180,11 +190,6 @@ static void arm_fixed(struct ingest_ctx *ctx)
 		io_uring_prep_multishot_accept(sqe, ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_ACCEPT, 0, 0));
 		ctx->accept_armed = 1;
-	}
-	if (!ctx->bell_armed && (sqe = ingest_get_sqe(ctx))) {
-		io_uring_prep_recv(sqe, ctx->bell_fd, ctx->bell_buf, sizeof(ctx->bell_buf), 0);
-		io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_BELL, 0, 0));
-		ctx->bell_armed = 1;
 	}
 	if (!ctx->sig_armed && (sqe = ingest_get_sqe(ctx))) {
 		io_uring_prep_read(sqe, ctx->signal_fd, ctx->sig_buf, sizeof(ctx->sig_buf), 0);
@@ -245,6 +250,47 @@ static void service_dirty(struct ingest_ctx *ctx)
 	ctx->ndirty = 0;
 }
 
+/* Close c for a timeout: a best-effort error line when nothing else is
+ * owed or queued to it (a client that reads learns why), then shut. */
+static void timeout_close(struct ingest_ctx *ctx, struct ingest_conn *c, const char *m, size_t len)
+{
+	if (m && c->head == c->tail && !c->out.len && !c->sendbuf.len && !c->send_armed &&
+	    send(c->fd, m, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* its buffer is full or it left: closed all the same */
+	}
+	/* relaxed: statistic */
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.timeouts, 1, memory_order_relaxed);
+	ingest_conn_kill(ctx, c);
+}
+
+/* Slow or idle clients (a slowloris holding every slot with half a
+ * request): every INGEST_SWEEP_NS at most INGEST_SWEEP_MAX connections,
+ * round robin, so a sweep's cost is bounded and --max-clients connections
+ * are all looked at within max_clients / 4096 x 100 ms. A request left
+ * unfinished past --request-timeout closes its connection; so does a
+ * connection with nothing owed, queued or received past --idle-timeout. */
+static void sweep_timeouts(struct ingest_ctx *ctx)
+{
+	static const char mreq[] = "-ERR request not completed in time (--request-timeout): closing\r\n";
+	uint64_t now = ctx->pass_ns;
+
+	if ((!ctx->idle_ns && !ctx->request_ns) || now - ctx->sweep_ns < INGEST_SWEEP_NS)
+		return;
+	ctx->sweep_ns = now;
+	for (uint32_t n = 0; n < WF_MIN(ctx->nconns_cap, INGEST_SWEEP_MAX); n++) {
+		struct ingest_conn *c = ctx->conns[ctx->sweep_next];
+
+		ctx->sweep_next = (ctx->sweep_next + 1) % ctx->nconns_cap;
+		if (!c || c->fd < 0 || c->dead)
+			continue;
+		if (ctx->request_ns && c->partial_ns && now - c->partial_ns > ctx->request_ns)
+			timeout_close(ctx, c, mreq, sizeof(mreq) - 1);
+		else if (ctx->idle_ns && now - c->active_ns > ctx->idle_ns && c->head == c->tail && !c->in.len &&
+			 !c->out.len && !c->sendbuf.len && !c->send_armed)
+			timeout_close(ctx, c, NULL, 0);
+	}
+}
+
 /* Stopping (a signal, or SHUTDOWN from weft-admin): read nothing more,
  * serve what was received. 1 once every owed reply is sent and no flush
  * is in flight, or after INGEST_STOP_NS. */
@@ -259,9 +305,28 @@ static int stop_done(struct ingest_ctx *ctx, uint64_t *deadline)
 	return (!ingest_owed(ctx) && !ctx->gc.inflight) || wf_now_ns() > *deadline;
 }
 
+/* The doorbell: a futex wait on ctl->ingest_wait.sleeping while it is 1,
+ * in the ring. Armed only here, after wf_wait_prepare() set it: armed while
+ * it is 0 (a ranker already woke us) it ends at once (-EAGAIN), as it
+ * should. It stays armed across passes until a ranker's FUTEX_WAKE
+ * (wf_wake_futex(), after wf_wait_needs_wake()) ends it. */
+static void arm_bell(struct ingest_ctx *ctx)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!ctx->futex_ok || ctx->bell_armed || !(sqe = ingest_get_sqe(ctx)))
+		return;
+	io_uring_prep_rw(INGEST_IORING_OP_FUTEX_WAIT, sqe, (int)INGEST_FUTEX2_SIZE_U32,
+			 &ctx->shm->ctl->ingest_wait.sleeping, 0, 1 /* sleep while the word is 1 */);
+	sqe->addr3 = 0xffffffffu; /* FUTEX_BITSET_MATCH_ANY: any FUTEX_WAKE */
+	io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_BELL, 0, 0));
+	ctx->bell_armed = 1;
+}
+
 /* Nothing happened this pass: spin briefly while a ranker owes a reply,
- * then sleep in the ring until a completion, a doorbell (a ranker rings
- * it after a reply), or the group commit due in `due` ns (0: none). */
+ * then sleep in the ring until a completion, the doorbell (a ranker's
+ * futex wake after a reply), or the group commit due in `due` ns (0:
+ * none). */
 static void idle(struct ingest_ctx *ctx, uint64_t due)
 {
 	/* A short spin catches replies cheaply under load (a count of pause
@@ -283,6 +348,9 @@ static void idle(struct ingest_ctx *ctx, uint64_t due)
 	 * ring was over half full (EVENT batches send no replies): poll
 	 * stalled connections every ms as well. */
 	uint64_t nap = ctx->any_stalled ? 1000000ull : 50000000ull;
+	if (!ctx->futex_ok && ingest_owed(ctx))
+		nap = INGEST_POLL_NOFUTEX_US * 1000ull;
+	arm_bell(ctx);
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)(due ? WF_MIN(due, nap) : nap) };
 	struct io_uring_cqe *cqe;
 	io_uring_submit_and_wait_timeout(&ctx->ring, &cqe, 1, &ts, NULL);
@@ -295,14 +363,20 @@ void ingest_run(struct ingest_ctx *ctx)
 	uint32_t stalled_tick = 0;
 
 	for (;;) {
-		int work = reap(ctx);
+		int work;
+
+		ctx->pass_ns = wf_now_ns();
+		work = reap(ctx);
 
 		work += ingest_poll_replies(ctx);
 		if (ctx->ndirty || (++stalled_tick & 63) == 0)
 			retry_stalled(ctx);
 		retry_short(ctx);
-		ingest_shards_commit(ctx);
+		/* The kick first: an EVENT it makes durable (durability os)
+		 * goes to its ranker in this pass's commit. */
 		uint64_t due = ingest_journal_kick(ctx);
+		ingest_shards_commit(ctx);
+		sweep_timeouts(ctx);
 		service_dirty(ctx);
 		arm_fixed(ctx);
 		/* A8: pairs with R8 in weft-admin's SHUTDOWN (admin_cmd.c). */

@@ -11,6 +11,7 @@
  * not read until it drains. This file: arguments and start-up.
  *
  *   weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]
+ *               [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]
  *               [--journal DIR] [--durability fsync|os] [--socket-group G]
  */
 #include <errno.h>
@@ -67,29 +68,28 @@ static int open_listener(struct ingest_ctx *ctx)
 		       "--socket-group", ctx->socket_group, ctx->socket_group);
 		return -ENOENT;
 	}
-	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_group ? 0660 : 0666,
+	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_mode,
 			   ctx->socket_group ? (int64_t)gid : -1, 0, &ctx->listen_fd);
 	if (r < 0)
 		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
 	return r;
 }
 
-static int open_bell(struct ingest_ctx *ctx)
+/* The rankers wake a sleeping ingest with a futex on ctl->ingest_wait
+ * (shm/wait.h), which ingest waits for in its ring (IORING_OP_FUTEX_WAIT,
+ * Linux 6.7): nothing outside the segment, so no other local user can
+ * take it. (It was an abstract socket, "weft-bell.<segment>", which any
+ * user could bind first to keep ingest from starting.) */
+static void probe_futex(struct ingest_ctx *ctx)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", ctx->shm_name);
+	struct io_uring_probe *p = io_uring_get_probe_ring(&ctx->ring);
 
-	ctx->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (ctx->bell_fd < 0)
-		return -errno;
-	if (bind(ctx->bell_fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
-	    0) {
-		int r = -errno;
-		wf_err("cannot bind the doorbell socket for %s: %s (is another weft-ingest running on this segment?)",
-		       ctx->shm_name, strerror(-r));
-		return r;
-	}
-	return 0;
+	ctx->futex_ok = p && io_uring_opcode_supported(p, INGEST_IORING_OP_FUTEX_WAIT);
+	if (p)
+		io_uring_free_probe(p);
+	if (!ctx->futex_ok)
+		wf_warn("this kernel's io_uring cannot wait on a futex (Linux 6.7+): replies owed by a ranker "
+			"are polled every %u us instead", INGEST_POLL_NOFUTEX_US);
 }
 
 /* Sessions pinned before a restart stay pinned: the journal says where
@@ -119,7 +119,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]\n"
 	      "                   [--journal DIR] [--durability fsync|os] [--journal-flights N]\n"
-	      "                   [--sessions N] [--socket-group G]\n"
+	      "                   [--sessions N] [--socket-group G] [--socket-mode MODE]\n"
+	      "                   [--idle-timeout S] [--request-timeout S]\n"
 	      "  --socket PATH     client socket (default DIR/weft.sock; systemd socket activation wins)\n"
 	      "  --journal DIR     event journal (default DIR/journal)\n"
 	      "  --durability M    fsync: acknowledge after fdatasync (default); os: after write()\n"
@@ -127,7 +128,12 @@ static void usage(FILE *f)
 	      "  --sessions N      sessions the routing table holds per half TTL, 1024..268435456\n"
 	      "                    (default 4194304: 2 x 192 MiB, resident from the start; past it\n"
 	      "                    the oldest half is forgotten early)\n"
-	      "  --socket-group G  give the socket to group G, mode 0660 (default: mode 0666)\n",
+	      "  --socket-group G  give the socket to group G (its members may connect)\n"
+	      "  --socket-mode M   the socket's mode, octal (default 0660: owner and group only;\n"
+	      "                    0666 lets every local user connect)\n"
+	      "  --idle-timeout S  close a connection idle S seconds, nothing owed (default 300; 0: never)\n"
+	      "  --request-timeout S  close a connection whose request stays unfinished S seconds\n"
+	      "                    (default 10; 0: never)\n",
 	      f);
 }
 
@@ -139,12 +145,17 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		{ "journal", required_argument, NULL, 'j' },    { "durability", required_argument, NULL, 'D' },
 		{ "socket-group", required_argument, NULL, 'g' }, { "journal-flights", required_argument, NULL, 'F' },
 		{ "sessions", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
+		{ "socket-mode", required_argument, NULL, 'M' }, { "idle-timeout", required_argument, NULL, 'I' },
+		{ "request-timeout", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
 	int64_t v;
 
 	ctx->max_clients = 10000;
+	ctx->socket_mode = 0660;
+	ctx->idle_ns = INGEST_IDLE_TIMEOUT_S * 1000000000ull;
+	ctx->request_ns = INGEST_REQUEST_TIMEOUT_S * 1000000000ull;
 	ctx->route_ttl_ms = 3600 * 1000ull;
 	ctx->route_sessions = 1u << 22;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -160,6 +171,26 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 				return -EINVAL;
 			}
 			ctx->max_clients = (uint32_t)v;
+			break;
+		case 'M': {
+			char *end;
+			unsigned long m = strtoul(optarg, &end, 8);
+			if (!*optarg || *end || m > 0777 || (m & 0600) != 0600) {
+				fprintf(stderr, "weft-ingest: --socket-mode wants an octal mode with owner rw, "
+						"0600..0777 (e.g. 0660)\n");
+				return -EINVAL;
+			}
+			ctx->socket_mode = (uint32_t)m;
+			break;
+		}
+		case 'I':
+		case 'R':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 86400 * 365) {
+				fprintf(stderr, "weft-ingest: --%s wants seconds, 0 (never) .. 31536000\n",
+					o == 'I' ? "idle-timeout" : "request-timeout");
+				return -EINVAL;
+			}
+			*(o == 'I' ? &ctx->idle_ns : &ctx->request_ns) = (uint64_t)v * 1000000000ull;
 			break;
 		case 'S':
 			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1024 || v > (1ll << 28)) {
@@ -205,6 +236,50 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* 1 if pid is a live weft-ingest other than us (not a zombie, not a
+ * process that took a dead one's pid). */
+static int other_ingest(uint32_t pid)
+{
+	char path[64], stat[128] = "", state = 0;
+	FILE *f;
+
+	if (!pid || pid == (uint32_t)getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 1; /* alive, not ours to look at: take it for one */
+	if (!fgets(stat, sizeof(stat), f))
+		stat[0] = '\0';
+	fclose(f);
+	/* "pid (comm) S ...": comm first, then the state */
+	if (strstr(stat, ") ") && strstr(stat, ") ")[2])
+		state = strstr(stat, ") ")[2];
+	return strstr(stat, " (weft-ingest) ") != NULL && state != 'Z' && state != 'X';
+}
+
+/* One weft-ingest per segment (the rings have one producer): take
+ * ctl->ingest_pid unless a live weft-ingest holds it. (The doorbell's
+ * abstract socket used to be this lock.) 0 or -EBUSY (logged). */
+static int claim_segment(struct ingest_ctx *ctx)
+{
+	_Atomic uint32_t *owner = &ctx->shm->ctl->ingest_pid;
+	/* relaxed: the CAS below decides; this only names the holder */
+	uint32_t cur = atomic_load_explicit(owner, memory_order_relaxed);
+
+	for (;;) {
+		if (other_ingest(cur)) {
+			wf_err("another weft-ingest (pid %u) serves segment %s: stop it first", cur, ctx->shm_name);
+			return -EBUSY;
+		}
+		/* R9/A9: pairs with this same CAS in another weft-ingest
+		 * starting on the segment: one of the two sees the other's pid. */
+		if (atomic_compare_exchange_weak_explicit(owner, &cur, (uint32_t)getpid(), memory_order_acq_rel,
+							  memory_order_relaxed))
+			return 0;
+	}
+}
+
 /* The segment (waiting up to 10 s for weft-admin to create it), the
  * shards' rings and front tables, the connection tables, the route
  * table and the journal. 0, or 1 (logged). */
@@ -220,6 +295,8 @@ static int setup_state(struct ingest_ctx *ctx)
 		wf_err("cannot attach shared segment %s: %s (is weft-admin running?)", ctx->shm_name, strerror(-r));
 		return 1;
 	}
+	if (claim_segment(ctx) < 0)
+		return 1;
 	ctx->nshards = wf_shm_nshards(ctx->shm);
 	/* relaxed: the epoch only has to differ from the previous ingest's;
 	 * rankers copy it from requests, never read it here. */
@@ -277,6 +354,9 @@ static int setup_io(struct ingest_ctx *ctx)
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file-size limit (LimitFSIZE=) makes journal writes fail with
+	 * EFBIG, handled as a full disk, instead of killing us. */
+	signal(SIGXFSZ, SIG_IGN);
 	ctx->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
 	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
 	r = io_uring_queue_init_params(4096, &ctx->ring, &p);
@@ -294,7 +374,8 @@ static int setup_io(struct ingest_ctx *ctx)
 		wf_err("cannot register the receive buffer ring: %s (kernel >= 5.19 needed)", strerror(-r));
 		return 1;
 	}
-	if (ctx->signal_fd < 0 || open_bell(ctx) < 0 || open_listener(ctx) < 0)
+	probe_futex(ctx);
+	if (ctx->signal_fd < 0 || open_listener(ctx) < 0)
 		return 1;
 	return 0;
 }
@@ -313,7 +394,6 @@ int main(int argc, char **argv)
 	ctx->start_ms = wf_wall_ms();
 	if (setup_state(ctx) || setup_io(ctx))
 		return 1;
-	atomic_store_explicit(&ctx->shm->ctl->ingest_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
 	/* R10: pairs with A10 in weftctl up (admin/weftctl_up.c), which waits
 	 * for the appliance to be ready. */
 	atomic_store_explicit(&ctx->shm->ctl->ingest_ready, 1, memory_order_release);
@@ -323,8 +403,12 @@ int main(int argc, char **argv)
 	ingest_run(ctx);
 	/* R10, as above: not ready any more. */
 	atomic_store_explicit(&ctx->shm->ctl->ingest_ready, 0, memory_order_release);
-	if (!ctx->gc.failed)
-		wf_journal_flush_sync(ctx->journal);
+	if (!ctx->gc.failed && wf_journal_flush_sync(ctx->journal) == 0) {
+		/* What was appended is durable now: the rankers may have it. */
+		ingest_held_release(ctx, wf_journal_durable_lsn(ctx->journal), 0);
+		ingest_shards_commit(ctx);
+		ingest_wake_rankers(ctx);
+	}
 	wf_journal_close(ctx->journal);
 	wf_info("RECS answered from the front tables: %llu", (unsigned long long)ctx->recs_front);
 	if (ctx->gc.flushes)

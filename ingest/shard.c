@@ -10,6 +10,14 @@
  * so each shard's pending FIFO is matched from its head by sequence
  * number. An EVENT goes with WF_MSG_F_NOREPLY and takes no FIFO entry:
  * its ack is the journal's (commit.c).
+ *
+ * Durable first: an EVENT is reserved in the ring at once but held back
+ * (the ring is committed only up to its start) until the journal holds it
+ * (fsync mode: its fdatasync ended; os: its write did); what follows it in
+ * that ring waits with it, so the ring stays FIFO and a later request
+ * still finds it applied. When the journal fails, every held EVENT is
+ * voided in place (turned into ring padding, which the ranker skips) and
+ * what followed it goes on.
  */
 #include <errno.h>
 
@@ -23,10 +31,14 @@ static int forward_check(struct ingest_ctx *ctx, struct ingest_conn *c, struct i
 	if (c->tail - c->head >= INGEST_MAX_PENDING ||
 	    (cmd != WF_CMD_EVENT && sh->fifo_tail - sh->fifo_head >= sh->fifo_cap))
 		return -EAGAIN;
-	if (cmd == WF_CMD_EVENT && ctx->gc.failed) {
-		static const char m[] = "-ERR the journal cannot write: event not stored, retry later\r\n";
-		return ingest_reply_local(ctx, c, m, sizeof(m) - 1, 0) < 0 ? -ENOMEM : 1;
+	if (cmd == WF_CMD_EVENT && ctx->gc.failed && ingest_journal_retry(ctx) < 0) {
+		/* relaxed: statistic */
+		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed);
+		return ingest_reply_local(ctx, c, INGEST_ERR_JOURNAL, sizeof(INGEST_ERR_JOURNAL) - 1, 0) < 0 ? -ENOMEM
+													       : 1;
 	}
+	if (cmd == WF_CMD_EVENT && ingest_held_reserve(sh) < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -39,6 +51,7 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	struct wf_msg_req h = { 0 };
 	struct ingest_slot *sl;
 	uint64_t lsn = 0;
+	uint32_t from = wf_ring_prod_pos(&sh->req);
 	int e;
 
 	if ((e = forward_check(ctx, c, sh, cmd)) != 0)
@@ -67,14 +80,23 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		static const char m[] = "-ERR request too large for the shard ring\r\n";
 		return ingest_reply_local(ctx, c, m, sizeof(m) - 1, 0);
 	}
-	if (cmd == WF_CMD_EVENT)
+	if (cmd == WF_CMD_EVENT) {
+		/* Room made in forward_check() */
+		sh->held[sh->held_tail++ % sh->held_cap] =
+			(struct ingest_held){ .lsn = lsn, .from = from, .to = wf_ring_prod_pos(&sh->req) };
 		ingest_journal_append(ctx, shard, h.argc, argv, argl, lsn, h.t_recv_ns);
+	}
 	sl = ingest_slot_new(c);
 	if (!sl)
 		return -ENOMEM;
-	sl->wait_lsn = lsn;
 	sh->next_seq++;
 	sh->dirty = 1;
+	if (cmd == WF_CMD_EVENT && ctx->gc.failed) {
+		/* Its append failed (out of memory): voided with the rest. */
+		ingest_slot_answer(ctx, c, c->tail - 1, INGEST_ERR_JOURNAL, sizeof(INGEST_ERR_JOURNAL) - 1);
+		return 0;
+	}
+	sl->wait_lsn = lsn;
 	if (cmd == WF_CMD_EVENT) {
 		/* Ready now; ingest_conn_drain sends it once the journal is
 		 * durable past lsn, and ingest_journal_done() finds the
@@ -88,6 +110,41 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	};
 	sh->fifo_tail++;
 	return 0;
+}
+
+int ingest_held_reserve(struct ingest_shard *sh)
+{
+	if (sh->held_tail - sh->held_head == sh->held_cap) {
+		uint64_t ncap = sh->held_cap ? sh->held_cap * 2 : 1024;
+		struct ingest_held *n = malloc(ncap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		for (uint64_t i = sh->held_head; i < sh->held_tail; i++)
+			n[i % ncap] = sh->held[i % sh->held_cap];
+		free(sh->held);
+		sh->held = n;
+		sh->held_cap = ncap;
+	}
+	return 0;
+}
+
+void ingest_held_release(struct ingest_ctx *ctx, uint64_t durable, int failed)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		uint64_t h0 = sh->held_head;
+
+		while (sh->held_head < sh->held_tail) {
+			struct ingest_held *e = &sh->held[sh->held_head % sh->held_cap];
+			if (failed && e->lsn > durable)
+				wf_ring_prod_void(&sh->req, e->from, e->to);
+			else if (e->lsn > durable)
+				break;
+			sh->held_head++;
+		}
+		if (sh->held_head != h0)
+			sh->dirty = 1; /* ingest_shards_commit() publishes them */
+	}
 }
 
 /* The connection a pending request came from, if it is still there and
@@ -173,7 +230,10 @@ void ingest_shards_commit(struct ingest_ctx *ctx)
 		if (!sh->dirty)
 			continue;
 		sh->dirty = 0;
-		wf_ring_prod_commit(&sh->req);
+		if (sh->held_head == sh->held_tail)
+			wf_ring_prod_commit(&sh->req);
+		else
+			wf_ring_prod_commit_to(&sh->req, sh->held[sh->held_head % sh->held_cap].from);
 		if (!sh->pass_checked) {
 			/* The pass's first commit to this shard wakes a sleeping
 			 * ranker at once (visibility); later ones wait. */

@@ -523,6 +523,38 @@ int wf_journal_flush_end(struct wf_journal *j, uint64_t id, int64_t res)
 	return 0;
 }
 
+int wf_journal_reset(struct wf_journal *j)
+{
+	uint64_t end = j->seg_size;
+
+	if (j->fl_head != j->fl_tail) {
+		/* Only failed flushes stay unretired: wait until each ended. */
+		for (uint64_t id = j->fl_head; id < j->fl_tail; id++)
+			if (!j->flight[id % WF_JOURNAL_FLIGHTS_MAX].done)
+				return -EBUSY;
+		/* Unretired flights all lie in the current segment (a roll
+		 * waits for them), after its durable end. */
+		for (uint64_t id = j->fl_head; id < j->fl_tail; id++)
+			end -= j->flight[id % WF_JOURNAL_FLIGHTS_MAX].buf.len;
+	}
+	/* A failed write may have left part of its records, checksums and
+	 * all: cut them, or a reader would take them for the LSNs given again. */
+	if (end != j->seg_size || j->zeroed_end > end) {
+		if (ftruncate(j->fd, (off_t)end) < 0)
+			return -errno;
+	}
+	for (uint64_t id = j->fl_head; id < j->fl_tail; id++)
+		j->flight[id % WF_JOURNAL_FLIGHTS_MAX].buf.len = 0;
+	j->fl_head = j->fl_tail;
+	j->seg_size = end;
+	j->zeroed_end = end;
+	j->no_zero = 0;
+	j->pending.len = 0;
+	j->next_lsn = j->durable_lsn + 1;
+	j->failed = 0;
+	return 0;
+}
+
 int64_t wf_journal_flush_write(const struct wf_journal_flush *f)
 {
 	size_t done = 0;

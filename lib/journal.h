@@ -99,10 +99,22 @@ int wf_journal_flush_begin(struct wf_journal *j, struct wf_journal_flush *ret);
  * an error here: the caller retries the remainder itself or reports), or
  * -errno. On success its LSNs become durable once every older flush has
  * ended. On failure the journal refuses further flushes (-EIO) until
- * reopened, and no later flush makes anything durable: acks stop, nothing
- * is lost that was acked. -EINVAL for an id not in flight.
+ * wf_journal_reset() or reopened, and no later flush makes anything
+ * durable: acks stop, nothing is lost that was acked. -EINVAL for an id
+ * not in flight.
  */
 int wf_journal_flush_end(struct wf_journal *j, uint64_t id, int64_t res);
+
+/*
+ * After a failed flush (a full disk: flushes give -EIO) or a failed roll
+ * (wf_journal_flush_begin's -errno), once every flush begun has ended:
+ * drop every record that is not durable (the failed flushes' and those
+ * appended since), cut the segment back to its durable end, and take
+ * appends and flushes again; the next LSN follows the durable one, so the
+ * LSNs of the dropped records are given again. Returns 0, -EBUSY while a
+ * flush is in flight, or -errno of the truncate (the journal stays failed).
+ */
+int wf_journal_reset(struct wf_journal *j);
 
 /* Flushes begun and not yet retired (ended with every older one). */
 uint32_t wf_journal_flights(const struct wf_journal *j);

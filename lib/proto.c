@@ -69,10 +69,16 @@ int wf_id_valid(const char *s, size_t len)
 	return 1;
 }
 
+int wf_size_name_valid(const char *s, size_t len)
+{
+	return len <= WF_SIZE_NAME_MAX && wf_id_valid(s, len);
+}
+
 static const struct wf_cmd_info cmds[] = {
 	{ "EVENT", WF_CMD_EVENT, 4, UINT16_MAX, 4, "EVENT wants: session user type item [field value]..." },
 	{ "RECS", WF_CMD_RECS, 3, UINT16_MAX, 0, "RECS wants: session user k [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]" },
-	{ "RERANK", WF_CMD_RERANK, 3, UINT16_MAX, 0, "RERANK wants: session user item..." },
+	{ "RERANK", WF_CMD_RERANK, 3, UINT16_MAX, 0,
+	  "RERANK wants: session user item... (no options: RECS ... EXPLAIN explains a ranking)" },
 	{ "HISTORY", WF_CMD_HISTORY, 1, 1, 0, "HISTORY wants: session" },
 	{ "SEGMENTS", WF_CMD_SEGMENTS, 2, 2, 0, "SEGMENTS wants: session user" },
 	{ "STOCK", 0, 1, 3, 0, "STOCK wants: item size qty | item [size]" },
@@ -134,14 +140,32 @@ int wf_recs_args_parse(const struct wf_arg *argv, uint32_t argc, struct wf_recs_
 			i++;
 		} else if (i + 1 < argc && arg_is(&argv[i], "ANCHOR")) {
 			a.anchor = &argv[++i];
+			if (!wf_id_valid(a.anchor->p, a.anchor->len)) {
+				*ret_bad = i;
+				return -EILSEQ;
+			}
 		} else if (i + 1 < argc && arg_is(&argv[i], "SIZE")) {
 			a.size = &argv[++i];
+			if (!wf_size_name_valid(a.size->p, a.size->len)) {
+				*ret_bad = i;
+				return -EMSGSIZE;
+			}
 		} else {
 			*ret_bad = i;
 			return -EBADMSG;
 		}
 	}
 	*ret = a;
+	return 0;
+}
+
+int wf_rerank_args_check(const struct wf_arg *argv, uint32_t argc, uint32_t *ret_bad)
+{
+	for (uint32_t i = 2; i < argc; i++)
+		if (arg_is(&argv[i], "EXPLAIN")) {
+			*ret_bad = i;
+			return -EBADMSG;
+		}
 	return 0;
 }
 
@@ -157,6 +181,12 @@ void wf_recs_args_error(int e, const struct wf_arg *bad, char *out, size_t n)
 		snprintf(out, n, "unknown page type '%s' (home pdp cart search category email)", q);
 	else if (e == -EBADMSG && bad)
 		snprintf(out, n, "RECS: unexpected argument '%s'", q);
+	else if (e == -EILSEQ && bad)
+		snprintf(out, n, "RECS ANCHOR wants an item id (1 to %u printable bytes, no spaces), not '%s'",
+			 WF_ID_MAX, q);
+	else if (e == -EMSGSIZE && bad)
+		snprintf(out, n, "RECS SIZE wants a size name (1 to %u printable bytes, no spaces), not '%s'",
+			 WF_SIZE_NAME_MAX, q);
 	else
 		snprintf(out, n, "%s", wf_cmd_of(WF_CMD_RECS)->usage);
 }

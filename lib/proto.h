@@ -14,6 +14,7 @@
 #define WF_ID_MAX 128 /* session, user and item ids: bytes */
 #define WF_ANON_USER "-" /* the user argument of an anonymous visitor */
 #define WF_RECS_MAX_K 500 /* RECS k: 1..WF_RECS_MAX_K */
+#define WF_SIZE_NAME_MAX 11 /* a size name (RECS SIZE, STOCK): bytes */
 
 enum wf_event_type {
 	WF_EV_VIEW = 0,
@@ -101,18 +102,30 @@ struct wf_recs_args {
 /*
  * Parse RECS's arguments: argv[0..argc) = session user k [PAGE p]
  * [ANCHOR item] [EXPLAIN] [SIZE s] (options in any order, any case; the
- * last of a repeated one wins). Ids are not checked here. Returns 0
- * (*ret filled; anchor and size point into argv), or:
+ * last of a repeated one wins). Session and user are not checked here;
+ * ANCHOR's item and SIZE's name are. Returns 0 (*ret filled; anchor and
+ * size point into argv), or:
  *   -EINVAL  fewer than 3 arguments (usage),
  *   -ERANGE  k is not an integer in 1..WF_RECS_MAX_K (*ret_bad: its index),
  *   -ENOENT  unknown page type (*ret_bad: its index),
- *   -EBADMSG an argument that is no option (*ret_bad: its index).
+ *   -EBADMSG an argument that is no option (*ret_bad: its index),
+ *   -EILSEQ  ANCHOR's item is not a valid id (wf_id_valid; *ret_bad: its index),
+ *   -EMSGSIZE SIZE's name is empty, over WF_SIZE_NAME_MAX bytes or not
+ *            printable (*ret_bad: its index).
  */
 int wf_recs_args_parse(const struct wf_arg *argv, uint32_t argc, struct wf_recs_args *ret, uint32_t *ret_bad);
 /* The words (without "ERR ") a client gets for wf_recs_args_parse's error
  * e and the argument at fault (NULL for -EINVAL), its first 64 bytes
  * quoted and escaped, into out[0..n) (NUL-terminated, cut to fit). */
 void wf_recs_args_error(int e, const struct wf_arg *bad, char *out, size_t n);
+
+/*
+ * RERANK's arguments: argv[0..argc) = session user item... Ids are not
+ * checked here. RERANK takes no options: an item that is a RECS option
+ * word (EXPLAIN, any case) is refused rather than ranked as an item.
+ * Returns 0, or -EBADMSG (*ret_bad: its index).
+ */
+int wf_rerank_args_check(const struct wf_arg *argv, uint32_t argc, uint32_t *ret_bad);
 
 /* Name <-> code. *_from_name returns -1 for an unknown name. */
 const char *wf_event_name(int type);
@@ -124,5 +137,7 @@ int wf_visitor_from_name(const char *s, size_t len);
 
 /* Valid id: 1..WF_ID_MAX bytes, printable, no spaces or control bytes. */
 int wf_id_valid(const char *s, size_t len);
+/* Valid size name: 1..WF_SIZE_NAME_MAX bytes, as an id otherwise. */
+int wf_size_name_valid(const char *s, size_t len);
 
 #endif

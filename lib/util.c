@@ -213,8 +213,10 @@ int wf_read_file(const char *path, char **ret, size_t *ret_len)
 		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			int e = n < 0 ? -errno : -EIO;
+		if (n == 0)
+			break; /* it shrank meanwhile (a journal segment's zero tail cut): what it holds now */
+		if (n < 0) {
+			int e = -errno;
 			free(p);
 			return e;
 		}

@@ -20,7 +20,6 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -309,18 +308,14 @@ static void replay_journal(struct ranker_ctx *ctx)
 
 /* ---- the loop ---- */
 
+/* Ingest sleeps in its io_uring on a futex wait on ingest_wait (no
+ * socket: nothing another local user could take first). */
 static void wake_ingest(struct ranker_ctx *ctx)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int n;
-
-	if (!wf_wait_needs_wake(&ctx->shm->ctl->ingest_wait))
-		return;
-	n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", ctx->shm_name);
-	if (sendto(ctx->bell_fd, "!", 1, MSG_DONTWAIT, (struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
-		/* ingest not there (restarting): it polls its rings on start */
-	}
+	/* F2 inside wf_wait_needs_wake() orders our reply commit before the
+	 * load of sleeping: pairs with F1 in ingest's wf_wait_prepare(). */
+	if (wf_wait_needs_wake(&ctx->shm->ctl->ingest_wait))
+		wf_wake_futex(&ctx->shm->ctl->ingest_wait);
 }
 
 /* Stop was asked for (signal or ctl->shutdown): sets ctx->stop. */
@@ -496,7 +491,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 	backlog = ctx->req.cached_head - atomic_load_explicit(&ctx->req.r->tail, memory_order_relaxed);
 	wf_ring_cons_release(&ctx->req);
 	/* A batch of EVENTs alone (WF_MSG_F_NOREPLY) gives ingest nothing to
-	 * read: no doorbell then (a datagram and a wake-up of ingest for
+	 * read: no doorbell then (a futex wake-up of ingest for
 	 * nothing, 0.02 a request under EVENT load), unless the request ring
 	 * was over half full: ingest may have stalled a connection on it (a
 	 * record is at most a quarter of the ring, so a full one means more
@@ -779,7 +774,6 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	ctx.signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	ctx.bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	ctx.scratch = calloc(1, sizeof(*ctx.scratch));
 	ctx.view = calloc(1, sizeof(*ctx.view));
 	ctx.explain = calloc(WF_RANK_MAX_K, sizeof(*ctx.explain));
@@ -787,7 +781,7 @@ int main(int argc, char **argv)
 	ctx.rr_pos = calloc(WF_RANK_POOL, sizeof(*ctx.rr_pos));
 	if (ctx.recs_cache)
 		ctx.cache = calloc(RANKER_CACHE_SLOTS, sizeof(*ctx.cache));
-	if ((ctx.recs_cache && !ctx.cache) || ctx.signal_fd < 0 || ctx.bell_fd < 0 || !ctx.scratch || !ctx.view ||
+	if ((ctx.recs_cache && !ctx.cache) || ctx.signal_fd < 0 || !ctx.scratch || !ctx.view ||
 	    !ctx.explain || !ctx.rr_items || !ctx.rr_pos) {
 		wf_err("startup failed: %s", strerror(errno));
 		return 1;

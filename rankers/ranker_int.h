@@ -120,7 +120,6 @@ struct ranker_ctx {
 	struct wf_front *live;          /* the same table, for its live-session filter (writer, always) */
 	struct wf_ring_cons req;
 	struct wf_ring_prod rep;
-	int bell_fd;
 	int signal_fd;
 	_Atomic int stop;               /* seq_cst: read by the loader thread too */
 

@@ -94,10 +94,13 @@ _Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
  *   snap_cur_gen                 writer weft-admin (R3 release, after snap_cur is
  *                                written); readers rankers (A3 acquire, each loop)
  *   admin_pid                    writer weft-admin; readers weftctl (relaxed, display)
- *   ingest_pid, ingest_epoch     writer weft-ingest at start; readers rankers (relaxed:
+ *   ingest_pid                   writer weft-ingest at start (R9/A9: a CAS, the one-ingest-
+ *                                per-segment lock); readers weft-admin (relaxed: display)
+ *   ingest_epoch                 writer weft-ingest at start; readers rankers (relaxed:
  *                                display; replies of old epochs are dropped by ingest)
  *   ingest_ready                 writer weft-ingest (R10 release); reader weftctl up (A10 acquire)
- *   ingest_wait                  see wait.h; owner weft-ingest, wakers rankers
+ *   ingest_wait                  see wait.h; owner weft-ingest (sleeps in io_uring on a
+ *                                futex wait on it), wakers rankers (FUTEX_WAKE)
  *   shutdown                     writer weft-admin (R8 release); readers all (A8 acquire)
  *   next_lsn                     writer weft-ingest only (relaxed: single writer,
  *                                published to readers through ring records)
@@ -131,6 +134,10 @@ struct wf_ctl {
 		_Atomic uint64_t bytes_in, bytes_out;
 		_Atomic uint64_t backpressure_stalls;
 		_Atomic uint64_t recs_front;      /* RECS answered from a front table */
+		_Atomic uint64_t journal_failed;  /* 0, or the errno of the journal's failed write
+		                                   * (EVENTs get errors until it writes again) */
+		_Atomic uint64_t journal_errors;  /* failed journal writes, flushes or rolls */
+		_Atomic uint64_t timeouts;        /* connections closed by --idle/--request-timeout */
 	} ingest_stats;
 };
 _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, snap_lock) == 128 &&
@@ -140,6 +147,7 @@ _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, 
 		       offsetof(struct wf_ctl, ingest_stats) == 2368,
 	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
 _Static_assert(sizeof(struct wf_ctl) == 2496, "control block size");
+_Static_assert(offsetof(struct wf_ctl, ingest_stats.timeouts) == 2456, "ingest stats layout");
 
 /*
  * Per shard. Writer of every field: weft-ranker@N, unless noted.
@@ -295,6 +303,7 @@ struct wf_front {
  */
 #define WF_STOCK_SIZES 16u
 #define WF_STOCK_SIZE_NAME 12u
+_Static_assert(WF_STOCK_SIZE_NAME == WF_SIZE_NAME_MAX + 1, "a stock size name is a RECS SIZE name");
 
 struct wf_stock_size {
 	char name[WF_STOCK_SIZE_NAME]; /* NUL-padded; written before R7 */

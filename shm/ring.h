@@ -159,6 +159,25 @@ static inline void wf_ring_prod_commit(struct wf_ring_prod *p)
 	atomic_store_explicit(&p->r->head, p->head, memory_order_release);
 }
 
+/* Publish the records reserved before pos (a position wf_ring_prod_pos()
+ * gave since the last commit); those after it stay the producer's. */
+static inline void wf_ring_prod_commit_to(struct wf_ring_prod *p, uint32_t pos)
+{
+	/* R1 again: pairs with A1 in wf_ring_pop(), as in wf_ring_prod_commit(). */
+	atomic_store_explicit(&p->r->head, pos, memory_order_release);
+}
+
+/* Turn the records reserved in [from, to) (positions wf_ring_prod_pos()
+ * gave, not yet committed) into padding: the consumer skips them. */
+static inline void wf_ring_prod_void(struct wf_ring_prod *p, uint32_t from, uint32_t to)
+{
+	while ((int32_t)(to - from) > 0) {
+		struct wf_ring_rec *rec = (struct wf_ring_rec *)(p->r->data + (from & p->mask));
+		rec->kind = WF_RING_KIND_PAD;
+		from += wf_ring__recsize(rec->len);
+	}
+}
+
 /* True if the producer has reserved records not yet committed. */
 static inline int wf_ring_prod_pending(const struct wf_ring_prod *p)
 {

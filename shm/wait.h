@@ -3,7 +3,7 @@
  *
  * A process that found nothing to do spins briefly, then announces that it
  * will sleep, re-checks its rings, and sleeps (futex on the shared word, or
- * for weft-ingest, in io_uring until a doorbell datagram arrives). A producer
+ * for weft-ingest, a futex wait in its io_uring: IORING_OP_FUTEX_WAIT). A producer
  * checks the flag after committing and wakes the sleeper only if it is set,
  * so the fast path costs no system call.
  *

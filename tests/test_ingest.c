@@ -60,7 +60,7 @@ struct fake {
 	_Atomic int dup_next;       /* next reply: a foreign-epoch one before it, a copy after */
 	_Atomic uint64_t served[NSHARDS];
 	_Atomic uint64_t saw_marker; /* requests whose first argument is "afterquit" */
-	int bell_fd;
+	int squat_fd;               /* holds the old doorbell name, as a hostile local user would */
 };
 
 struct env {
@@ -77,14 +77,11 @@ static const char *cmd_name(int cmd)
 	return cmd > 0 && cmd < WF_CMD_COUNT ? n[cmd] : "?";
 }
 
+/* As a ranker wakes ingest (rankers/ranker.c wake_ingest()). */
 static void fake_bell(struct fake *f)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", E.shm_name);
-
 	if (wf_wait_needs_wake(&f->shm->ctl->ingest_wait))
-		(void)!sendto(f->bell_fd, "!", 1, MSG_DONTWAIT, (struct sockaddr *)&sa,
-			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n));
+		wf_wake_futex(&f->shm->ctl->ingest_wait);
 }
 
 /* Push a reply, waiting for room (ingest drains the reply ring every pass). */
@@ -289,7 +286,18 @@ static int setup(void **state)
 	}
 	if (wf_shm_create(E.shm_name, &cfg, &E.fake.shm) < 0)
 		return -1;
-	E.fake.bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* A local user binds the abstract name ingest's doorbell once had
+	 * ("weft-bell.<segment>"), before ingest starts: it must not matter. */
+	{
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", E.shm_name);
+
+		E.fake.squat_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (E.fake.squat_fd < 0 ||
+		    bind(E.fake.squat_fd, (struct sockaddr *)&sa,
+			 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0)
+			return -1;
+	}
 	if (pthread_create(&E.fake.th, NULL, fake_main, &E.fake) != 0)
 		return -1;
 	snprintf(maxc, sizeof(maxc), "%d", MAX_CLIENTS);
@@ -754,6 +762,13 @@ static void test_ingest_validation_keeps_connection(void **state)
 	expect_reply(fd, "RERANK s1 u1 a \"b c\"\r\n",
 		     "-ERR invalid item 'b c': 1..128 printable bytes without spaces\r\n");
 	expect_reply(fd, "HISTORY\r\n", "-ERR HISTORY wants: session\r\n");
+	expect_reply(fd, "RECS s1 u1 5 ANCHOR \"\"\r\n",
+		     "-ERR RECS ANCHOR wants an item id (1 to 128 printable bytes, no spaces), not ''\r\n");
+	expect_reply(fd, "RECS s1 u1 5 SIZE XXXXXXXXXXXXXXXL\r\n",
+		     "-ERR RECS SIZE wants a size name (1 to 11 printable bytes, no spaces), not "
+		     "'XXXXXXXXXXXXXXXL'\r\n");
+	expect_reply(fd, "RERANK s1 u1 a EXPLAIN\r\n",
+		     "-ERR RERANK wants: session user item... (no options: RECS ... EXPLAIN explains a ranking)\r\n");
 	expect_reply(fd, "RECS s1 u1 5 PAGE pdp ANCHOR i9 EXPLAIN SIZE M\r\n",
 		     "+RECS s1 u1 5 PAGE pdp ANCHOR i9 EXPLAIN SIZE M\r\n");
 	close(fd);
@@ -833,6 +848,25 @@ static void test_ingest_oversized_requests_close(void **state)
 	free(out);
 }
 
+/* The old doorbell name is held by another process (setup()): ingest
+ * started all the same, and a request that needs the ranker's wake-up of
+ * a sleeping ingest (a reply after ingest went to sleep) is answered. */
+static void test_ingest_doorbell_name_taken_does_not_matter(void **state)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int fd = cli_connect();
+
+	assert_int_equal(getsockname(E.fake.squat_fd, (struct sockaddr *)&sa, &len), 0);
+	assert_true(len > offsetof(struct sockaddr_un, sun_path) + 1 && sa.sun_path[0] == '\0');
+	atomic_store_explicit(&E.fake.paused, 1, memory_order_release);
+	assert_int_equal(send(fd, "HISTORY sleeper\r\n", 18, MSG_NOSIGNAL), 18);
+	usleep(200000); /* ingest finds nothing to do and sleeps */
+	atomic_store_explicit(&E.fake.paused, 0, memory_order_release);
+	expect_reply(fd, "", "+HISTORY sleeper\r\n");
+	close(fd);
+}
+
 static void test_ingest_max_clients_refused(void **state)
 {
 	int fds[MAX_CLIENTS], extra;
@@ -871,6 +905,7 @@ int main(void)
 		cmocka_unit_test_setup(test_ingest_quit_runs_nothing_after, fresh),
 		cmocka_unit_test_setup(test_ingest_oversized_requests_close, fresh),
 		cmocka_unit_test_setup(test_ingest_max_clients_refused, fresh),
+		cmocka_unit_test_setup(test_ingest_doorbell_name_taken_does_not_matter, fresh),
 		cmocka_unit_test_setup(test_ingest_quiet_answers_only_for_sessions_without_state, fresh),
 		cmocka_unit_test_setup(test_ingest_front_filters_by_live_stock_and_snapshot, fresh),
 	};

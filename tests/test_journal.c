@@ -1,7 +1,8 @@
 /*
  * test_journal.c - the event journal (lib/journal.h): append and group
  * commit, recovery of a torn tail, segment roll and reading across
- * segments, corruption detection, and a crash test: a writer killed with
+ * segments, corruption detection, recovery after a failed write (a full
+ * disk: wf_journal_reset), and a crash test: a writer killed with
  * SIGKILL at random moments never loses a record it reported durable.
  */
 #include <setjmp.h>
@@ -354,6 +355,51 @@ static void test_journal_fsync_zero_ahead_reads_and_recovers(void **state)
 	wf_journal_reader_close(r);
 }
 
+/* A flush whose write reached the file but failed (ENOSPC on its
+ * fdatasync, say): after wf_journal_reset its records are cut from the
+ * segment, their LSNs are given again, and appends are durable again. */
+static void test_journal_reset_after_failed_flush_cuts_and_reuses_lsns(void **state)
+{
+	struct wf_journal_opts o = { .durability = WF_JOURNAL_FSYNC };
+	struct wf_journal_flush f;
+	struct wf_journal_reader *r;
+	struct wf_journal_rec rec;
+	struct wf_journal *j;
+	char err[256];
+
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	append_event(j, "s1", "i1", 0);
+	append_event(j, "s1", "i2", 0);
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	for (int i = 0; i < 3; i++)
+		append_event(j, "lost", "ix", 1);
+	assert_int_equal(wf_journal_flush_begin(j, &f), 1);
+	assert_true(wf_journal_flush_write(&f) > 0); /* the records are in the file */
+	append_event(j, "lost", "iy", 1);         /* appended while it failed */
+	assert_int_equal(wf_journal_reset(j), -EBUSY); /* still in flight */
+	assert_int_equal(wf_journal_flush_end(j, f.id, -ENOSPC), -ENOSPC);
+	assert_int_equal(wf_journal_flush_sync(j), -EIO);
+	assert_int_equal(wf_journal_durable_lsn(j), 2);
+	assert_int_equal(wf_journal_reset(j), 0);
+	assert_int_equal(wf_journal_next_lsn(j), 3);
+	assert_int_equal(append_event(j, "s2", "i3", 0), 3);
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	assert_int_equal(wf_journal_durable_lsn(j), 3);
+	wf_journal_close(j);
+
+	assert_int_equal(wf_journal_reader_open(dir, 0, &r), 0);
+	for (uint64_t lsn = 1; lsn <= 3; lsn++) {
+		assert_int_equal(wf_journal_reader_next(r, &rec), 1);
+		assert_int_equal(rec.lsn, lsn);
+		assert_true(rec.argl[0] == 2 && memcmp(rec.argv[0], lsn < 3 ? "s1" : "s2", 2) == 0);
+	}
+	assert_int_equal(wf_journal_reader_next(r, &rec), 0); /* nothing of the failed flush */
+	wf_journal_reader_close(r);
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	assert_int_equal(wf_journal_next_lsn(j), 4);
+	wf_journal_close(j);
+}
+
 static void test_journal_decode_rejects_garbage(void **state)
 {
 	struct wf_journal_rec rec;
@@ -511,6 +557,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_torn_tail_is_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_fsync_zero_ahead_reads_and_recovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_rolls_segments_and_reads_across, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_reset_after_failed_flush_cuts_and_reuses_lsns, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_journal_decode_rejects_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_corrupt_middle_segment_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_sigkill_loses_no_acked_record, setup, teardown),

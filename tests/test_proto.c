@@ -3,7 +3,8 @@
  * the rankers share: the command table (names in any case, arity, EVENT's
  * field pairs), RECS argument parsing (k bounds, options in any order and
  * case, each error with the index of the argument at fault, and its
- * words) and the anonymous user.
+ * words; ANCHOR and SIZE values checked), RERANK refusing EXPLAIN as an
+ * item, and the anonymous user.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -123,6 +124,65 @@ static void test_proto_recs_args_error_words(void **state)
 	assert_string_equal(out, "RECS: unexpected argument 'ab\\x22\\x01'");
 }
 
+/* An empty or over-long ANCHOR item or SIZE name is an error naming it
+ * (issue 15.11: they went to the ranker as they came). */
+static void test_proto_recs_anchor_and_size_values_checked(void **state)
+{
+	static const char long_id[] = "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"
+				      "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiii"; /* 129 */
+	struct wf_arg a[16];
+	struct wf_recs_args ra;
+	uint32_t bad = 0;
+	char msg[400];
+
+	assert_int_equal(strlen(long_id), 129);
+	assert_int_equal(wf_recs_args_parse(a, args(a, (const char *[]){ "s", "u", "5", "ANCHOR", "", NULL }), &ra, &bad),
+			 -EILSEQ);
+	assert_int_equal(bad, 4);
+	assert_int_equal(wf_recs_args_parse(a, args(a, (const char *[]){ "s", "u", "5", "ANCHOR", long_id, NULL }), &ra,
+					    &bad),
+			 -EILSEQ);
+	assert_int_equal(wf_recs_args_parse(a, args(a, (const char *[]){ "s", "u", "5", "anchor", "a b", NULL }), &ra,
+					    &bad),
+			 -EILSEQ);
+	wf_recs_args_error(-EILSEQ, &a[bad], msg, sizeof(msg));
+	assert_string_equal(msg, "RECS ANCHOR wants an item id (1 to 128 printable bytes, no spaces), not 'a b'");
+	assert_int_equal(wf_recs_args_parse(a, args(a, (const char *[]){ "s", "u", "5", "SIZE", "", "EXPLAIN", NULL }),
+					    &ra, &bad),
+			 -EMSGSIZE);
+	assert_int_equal(bad, 4);
+	assert_int_equal(wf_recs_args_parse(a, args(a, (const char *[]){ "s", "u", "5", "SIZE", "XXXXXXXXXXXL", NULL }),
+					    &ra, &bad),
+			 -EMSGSIZE);
+	wf_recs_args_error(-EMSGSIZE, &a[bad], msg, sizeof(msg));
+	assert_string_equal(msg, "RECS SIZE wants a size name (1 to 11 printable bytes, no spaces), not 'XXXXXXXXXXXL'");
+	assert_int_equal(wf_recs_args_parse(a, args(a, (const char *[]){ "s", "u", "5", "SIZE", "XXXXXXXXXXL", "ANCHOR",
+									 long_id + 1, NULL }),
+					    &ra, &bad),
+			 0);
+	assert_int_equal(ra.size->len, 11);
+	assert_int_equal(ra.anchor->len, 128);
+}
+
+/* RERANK takes no options: EXPLAIN (any case) among its items is refused,
+ * not ranked as an item; the usage says where EXPLAIN lives. */
+static void test_proto_rerank_refuses_explain_as_item(void **state)
+{
+	struct wf_arg a[16];
+	uint32_t bad = 0;
+
+	assert_int_equal(wf_rerank_args_check(a, args(a, (const char *[]){ "s", "u", "i1", "i2", NULL }), &bad), 0);
+	assert_int_equal(wf_rerank_args_check(a, args(a, (const char *[]){ "s", "u", "i1", "EXPLAIN", NULL }), &bad),
+			 -EBADMSG);
+	assert_int_equal(bad, 3);
+	assert_int_equal(wf_rerank_args_check(a, args(a, (const char *[]){ "s", "u", "explain", "i1", NULL }), &bad),
+			 -EBADMSG);
+	assert_int_equal(bad, 2);
+	/* The session or user may be any id, "explain" too. */
+	assert_int_equal(wf_rerank_args_check(a, args(a, (const char *[]){ "explain", "explain", "i1", NULL }), &bad), 0);
+	assert_non_null(strstr(wf_cmd_of(WF_CMD_RERANK)->usage, "EXPLAIN"));
+}
+
 static void test_proto_anonymous_user_is_a_lone_dash(void **state)
 {
 	assert_true(wf_user_is_anon("-", 1));
@@ -139,6 +199,8 @@ int main(void)
 		cmocka_unit_test(test_proto_recs_args_parsed_with_options),
 		cmocka_unit_test(test_proto_recs_args_errors_name_the_argument),
 		cmocka_unit_test(test_proto_recs_args_error_words),
+		cmocka_unit_test(test_proto_recs_anchor_and_size_values_checked),
+		cmocka_unit_test(test_proto_rerank_refuses_explain_as_item),
 		cmocka_unit_test(test_proto_anonymous_user_is_a_lone_dash),
 	};
 
