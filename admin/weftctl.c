@@ -34,9 +34,10 @@ static void usage(FILE *f)
 		"                                      PAGE: home pdp cart search category email;\n"
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
 		"  shutdown                            stop every weft process\n"
+		"  metrics                             Prometheus text exposition of every weft metric\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
-		"     [--foreground-log]\n"
+		"     [--metrics-file PATH] [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -48,6 +49,8 @@ static void usage(FILE *f)
 		"  --durability M    (up) fsync: EVENT acknowledged after fdatasync (default); os: after write()\n"
 		"  --sessions N      (up) sessions weft-ingest's routing table holds per half TTL\n"
 		"                    (default 4194304, 384 MiB; a small store needs far fewer)\n"
+		"  --metrics-file P  (up) weft-observe writes `weftctl metrics` to P every 2 s\n"
+		"                    (atomically; for node_exporter's textfile collector)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -268,6 +271,12 @@ static int cmd_status(const struct wf_cli_opts *o)
 		} else {
 			printf("snapshot none loaded (weftctl --dir %s snapshot load FILE)\n", o->dir);
 		}
+		{
+			char obs[512];
+
+			wf_cli_observe_line(o, obs, sizeof(obs));
+			printf("observability: %s\n", obs);
+		}
 		rc = 0;
 	}
 out:
@@ -311,7 +320,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			continue;
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
-		    !OPT("--sessions") && !OPT("--channel") && !OPT("--k") && !OPT("--out"))
+		    !OPT("--sessions") && !OPT("--metrics-file") && !OPT("--channel") && !OPT("--k") && !OPT("--out"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -323,6 +332,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->dir = val;
 		} else if (OPT("--snapshot")) {
 			o->snapshot = val;
+		} else if (OPT("--metrics-file")) {
+			o->metrics_file = val;
 		} else if (OPT("--channel")) {
 			o->channel = val;
 		} else if (OPT("--out")) {
@@ -384,8 +395,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 #define IS(i, s) (npos > (i) && strcasecmp(pos[i], s) == 0)
-	if (!IS(0, "up") && (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log)) {
-		rc = bad_usage("%s--shards, --snapshot and --foreground-log belong to `weftctl up`", "");
+	if (!IS(0, "up") && (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log || o.metrics_file)) {
+		rc = bad_usage("%s--shards, --snapshot, --metrics-file and --foreground-log belong to `weftctl up`", "");
 		goto out;
 	}
 	if (IS(0, "up") && npos == 1)
@@ -396,6 +407,8 @@ int main(int argc, char **argv)
 		rc = run_one(&o, 1, (const char *[]){ "STATS" });
 	else if (IS(0, "shutdown") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "SHUTDOWN" });
+	else if (IS(0, "metrics") && npos == 1)
+		rc = wf_cli_metrics(&o);
 	else if (IS(0, "ping") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "PING" });
 	else if (IS(0, "snapshot") && IS(1, "load") && npos == 3) {

@@ -1,0 +1,138 @@
+/*
+ * runqlat.bpf.c - run-queue latency of weft's threads, as libbpf-tools'
+ * runqlat measures it: a thread is stamped when it becomes runnable
+ * (sched_wakeup, sched_wakeup_new, or preempted while still TASK_RUNNING
+ * at sched_switch) and charged when sched_switch puts it on a CPU. Only
+ * threads whose process is in `tgids` (filled by weft-observe before it
+ * attaches) are counted, into a log2 histogram per thread.
+ * Loaded by weft-observe (observe/bpf.c) through its skeleton.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "observe/runqlat.h"
+
+#define TASK_RUNNING 0
+
+/* Knob: 0 counts every thread of the machine (a test of the program itself). */
+const volatile int targ_filter = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WF_RQ_MAX_TGIDS);
+	__type(key, __u32);
+	__type(value, __u8);
+} tgids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WF_RQ_MAX_TIDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WF_RQ_MAX_TIDS);
+	__type(key, __u32);
+	__type(value, struct wf_rq_hist);
+} hists SEC(".maps");
+
+static struct wf_rq_hist zero;
+
+/* Kernels before 5.14 call the field `state` (libbpf-tools' core_fixes). */
+struct task_struct___o {
+	volatile long int state;
+} __attribute__((preserve_access_index));
+
+struct task_struct___x {
+	unsigned int __state;
+} __attribute__((preserve_access_index));
+
+static __always_inline long task_state(void *task)
+{
+	struct task_struct___x *t = task;
+
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___o *)task, state);
+}
+
+static __always_inline int wanted(__u32 tgid)
+{
+	return !targ_filter || bpf_map_lookup_elem(&tgids, &tgid);
+}
+
+static __always_inline int enqueue(__u32 tgid, __u32 pid)
+{
+	__u64 ts;
+
+	if (!pid || !wanted(tgid))
+		return 0;
+	ts = bpf_ktime_get_ns();
+	bpf_map_update_elem(&start, &pid, &ts, BPF_ANY);
+	return 0;
+}
+
+static __always_inline __u32 log2_slot(__u64 v)
+{
+	__u32 r = 0;
+
+	/* 40 steps at most: the verifier sees a bounded loop. */
+	for (int i = 0; i < WF_RQ_SLOTS - 1; i++) {
+		if (v < 2)
+			break;
+		v >>= 1;
+		r++;
+	}
+	return r;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wf_sched_wakeup, struct task_struct *p)
+{
+	return enqueue(p->tgid, p->pid);
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(wf_sched_wakeup_new, struct task_struct *p)
+{
+	return enqueue(p->tgid, p->pid);
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(wf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct wf_rq_hist *h;
+	__u32 pid = next->pid, tgid = next->tgid, slot;
+	__u64 *tsp, delta;
+
+	if (task_state(prev) == TASK_RUNNING)
+		enqueue(prev->tgid, prev->pid);
+	tsp = bpf_map_lookup_elem(&start, &pid);
+	if (!tsp)
+		return 0;
+	delta = bpf_ktime_get_ns() - *tsp;
+	bpf_map_delete_elem(&start, &pid);
+	if ((__s64)delta < 0)
+		return 0;
+	h = bpf_map_lookup_elem(&hists, &pid);
+	if (!h) {
+		bpf_map_update_elem(&hists, &pid, &zero, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hists, &pid);
+		if (!h)
+			return 0;
+	}
+	h->tgid = tgid;
+	slot = log2_slot(delta);
+	if (slot >= WF_RQ_SLOTS)
+		slot = WF_RQ_SLOTS - 1;
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->count, 1);
+	__sync_fetch_and_add(&h->sum_ns, delta);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
