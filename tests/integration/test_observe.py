@@ -1,0 +1,247 @@
+#!/usr/bin/python3
+"""test_observe.py - weft's metrics and weft-observe (issue 18), on a real
+appliance started by `weftctl up --metrics-file`.
+
+Modes (argv[1]), one meson test each:
+  metrics     `promtool check metrics` passes on `weftctl metrics` and on
+              the --metrics-file weft-observe writes; the families exist;
+              `weftctl status` has its observability line
+  textfile    a real prometheus-node-exporter on a free loopback port with
+              only the textfile collector serves weft's metrics over HTTP
+  runqlat     under redis-benchmark load, the BPF run-queue wait of
+              weft-ingest and every weft-ranker has counts and its total
+              agrees with /proc schedstat over the same interval (20 %)
+Skips (77): metrics without promtool, textfile without
+prometheus-node-exporter, runqlat when BPF cannot load here (says why).
+"""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Appliance, SkipTest, Store, TestDir, log  # noqa: E402
+
+SHARDS = 2
+
+
+def which(name):
+    return shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}")
+                                       if os.access(p, os.X_OK)), None)
+
+
+def start(td, store):
+    textdir = os.path.join(td.path, "textfile")
+    os.mkdir(textdir)
+    mfile = os.path.join(textdir, "weft.prom")
+    app = Appliance(td.path, shards=SHARDS, snapshot=store.snapshot, extra=("--metrics-file", mfile))
+    return app, mfile
+
+
+def wait_for(pred, what, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def some_traffic(app, store, n=50):
+    c = app.client()
+    users, items = store.users(), store.items()
+    for i in range(n):
+        u = users[i % len(users)]
+        c.execute_command("EVENT", f"s{i % 7}", u, "view", items[i % len(items)]["item_id"])
+        c.execute_command("RECS", f"s{i % 7}", u, 10)
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} of an exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$', line)
+        assert m, f"bad exposition line: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metrics(app):
+    return app.weftctl("metrics").stdout
+
+
+def test_metrics():
+    promtool = which("promtool")
+    if not promtool:
+        raise SkipTest("promtool not installed (Debian package prometheus)")
+    td = TestDir("observe-metrics")
+    try:
+        store = Store(td.path)
+        app, mfile = start(td, store)
+        try:
+            some_traffic(app, store)
+            text = metrics(app)
+            r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+            assert r.returncode == 0, f"promtool check metrics failed:\n{r.stdout}{r.stderr}\n{text[:3000]}"
+            m = parse(text)
+            names = {k[0] for k in m}
+            for fam in ("weft_commands_total", "weft_command_errors_total", "weft_events_acked_total",
+                        "weft_requests_total", "weft_event_visible_seconds_bucket", "weft_ring_used_bytes",
+                        "weft_ring_fullness_ratio", "weft_sessions_live", "weft_session_arena_bytes",
+                        "weft_snapshot_arena_bytes", "weft_snapshot_generation", "weft_snapshot_age_seconds",
+                        "weft_journal_bytes", "weft_schedstat_runqueue_wait_seconds_total"):
+                assert fam in names, f"{fam} missing from weftctl metrics"
+            assert all(n.startswith("weft_") for n in names)
+            recs = sum(v for (n, l), v in m.items() if n == "weft_requests_total" and ("command", "RECS") in l)
+            assert recs >= 50, f"RECS served {recs}, want >= 50"
+            ev = sum(v for (n, l), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in l)
+            assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
+            assert m[("weft_snapshot_generation", frozenset())] >= 1
+            assert m[("weft_journal_bytes", frozenset())] > 0
+            # The file weft-observe writes for node_exporter: complete, valid.
+            wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
+            with open(mfile) as f:
+                ftext = f.read()
+            r = subprocess.run([promtool, "check", "metrics"], input=ftext, capture_output=True, text=True)
+            assert r.returncode == 0, f"promtool on {mfile} failed:\n{r.stdout}{r.stderr}"
+            assert "weft_observe_bpf " in ftext and "weft_requests_total{" in ftext
+            st = app.weftctl("status").stdout
+            line = [x for x in st.splitlines() if x.startswith("observability: ")]
+            assert len(line) == 1, st
+            assert re.match(r"observability: (ok: |degraded: \S)", line[0]), line[0]
+            log(line[0])
+        finally:
+            app.stop()
+    finally:
+        td.cleanup()
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_textfile():
+    exporter = which("prometheus-node-exporter") or which("node_exporter")
+    if not exporter:
+        raise SkipTest("prometheus-node-exporter not installed")
+    td = TestDir("observe-textfile")
+    try:
+        store = Store(td.path)
+        app, mfile = start(td, store)
+        ne = None
+        try:
+            some_traffic(app, store, 20)
+            wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
+            port = free_port()
+            nelog = open(os.path.join(td.path, "node_exporter.log"), "w+")
+            ne = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{port}",
+                                   "--collector.disable-defaults", "--collector.textfile",
+                                   f"--collector.textfile.directory={os.path.dirname(mfile)}"],
+                                  stdout=nelog, stderr=subprocess.STDOUT)
+
+            def scrape():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                        body = r.read().decode()
+                except OSError:
+                    return None
+                # weft-observe rewrites the file every 2 s: wait for the traffic.
+                return body if "weft_requests_total{" in body else None
+
+            try:
+                body = wait_for(scrape, "node_exporter to serve weft's metrics")
+            except AssertionError:
+                nelog.seek(0)
+                log(nelog.read()[-4000:])
+                raise
+            assert re.search(r'^node_textfile_scrape_error 0$', body, re.M), "textfile collector reports an error"
+            for fam in ("weft_commands_total", "weft_event_visible_seconds_bucket", "weft_observe_bpf"):
+                assert re.search(rf'^{fam}[{{ ]', body, re.M), f"{fam} not served by node_exporter"
+        finally:
+            if ne:
+                ne.terminate()
+                ne.wait(timeout=10)
+            app.stop()
+    finally:
+        td.cleanup()
+
+
+def rq_totals(text):
+    """{process label: (bpf count, bpf sum s, schedstat s)} for ingest and rankers."""
+    m = parse(text)
+    out = {}
+    for (n, l), v in m.items():
+        d = dict(l)
+        if d.get("process") not in ("weft-ingest", "weft-ranker"):
+            continue
+        key = d["process"] + (f"@{d['shard']}" if "shard" in d else "")
+        e = out.setdefault(key, [0.0, 0.0, 0.0])
+        if n == "weft_runqueue_wait_seconds_count":
+            e[0] = v
+        elif n == "weft_runqueue_wait_seconds_sum":
+            e[1] = v
+        elif n == "weft_schedstat_runqueue_wait_seconds_total":
+            e[2] = v
+    return out
+
+
+def test_runqlat():
+    if not which("redis-benchmark"):
+        raise SkipTest("redis-benchmark not installed")
+    td = TestDir("observe-runqlat")
+    try:
+        store = Store(td.path)
+        app, mfile = start(td, store)
+        try:
+            st = app.weftctl("status").stdout
+            line = wait_for(lambda: [x for x in app.weftctl("status").stdout.splitlines()
+                                     if x.startswith("observability: ") and "not running" not in x],
+                            "weft-observe's state")[0]
+            if not line.startswith("observability: ok"):
+                raise SkipTest(f"BPF cannot load here: {line}")
+            # weft-observe drains every 2 s and weftctl metrics reads schedstat
+            # at once: take both when the appliance is quiet, before and after.
+            time.sleep(4.5)
+            before = rq_totals(metrics(app))
+            users = len(store.users())
+            r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "60000", "-c", "16", "-P", "4",
+                                "-r", str(users), "RECS", "s__rand_int__", store.users()[0], "10"],
+                               capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "30000", "-c", "16", "-P", "4",
+                                "-r", "1000", "EVENT", "s__rand_int__", "-", "view",
+                                store.items()[0]["item_id"]], capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            time.sleep(4.5)
+            after = rq_totals(metrics(app))
+            want = ["weft-ingest"] + [f"weft-ranker@{i}" for i in range(SHARDS)]
+            for k in want:
+                assert k in before and k in after, f"{k} missing: {sorted(after)}"
+                dc = after[k][0] - before[k][0]
+                db, ds = after[k][1] - before[k][1], after[k][2] - before[k][2]
+                log(f"{k}: {dc:.0f} waits, BPF {db * 1e3:.2f} ms, schedstat {ds * 1e3:.2f} ms")
+                assert dc > 0, f"{k}: no run-queue wait counted under load"
+                assert ds > 0, f"{k}: schedstat shows no run-queue wait"
+                assert abs(db - ds) <= 0.2 * ds, f"{k}: BPF {db:.6f} s vs schedstat {ds:.6f} s: over 20 % apart"
+        finally:
+            app.stop()
+    finally:
+        td.cleanup()
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "metrics"
+    harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat}[mode]])
