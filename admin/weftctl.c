@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
 		"  shutdown                            stop every weft process\n"
 		"  metrics                             Prometheus text exposition of every weft metric\n"
+		"  top [--once]                        live view, refreshed each second (q quits);\n"
+		"                                      --once prints one frame\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--metrics-file PATH] [--foreground-log]\n"
@@ -306,13 +308,15 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			break;
 		}
 #define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
-		if (OPT("--json") || OPT("--foreground-log") || OPT("-h") || OPT("--help")) {
+		if (OPT("--json") || OPT("--foreground-log") || OPT("--once") || OPT("-h") || OPT("--help")) {
 			if (eq)
 				return bad_usage("option %s takes no value", a);
 			if (OPT("--json"))
 				o->json = 1;
 			else if (OPT("--foreground-log"))
 				o->foreground_log = 1;
+			else if (OPT("--once"))
+				o->once = 1;
 			else {
 				usage(stdout);
 				exit(0);
@@ -407,6 +411,8 @@ int main(int argc, char **argv)
 		rc = run_one(&o, 1, (const char *[]){ "STATS" });
 	else if (IS(0, "shutdown") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "SHUTDOWN" });
+	else if (IS(0, "top") && npos == 1)
+		rc = wf_cli_top(&o, o.once);
 	else if (IS(0, "metrics") && npos == 1)
 		rc = wf_cli_metrics(&o);
 	else if (IS(0, "ping") && npos == 1)

@@ -27,6 +27,7 @@ struct wf_cli_opts {
 	int foreground_log;
 	/* up only: weft-observe's --metrics-file */
 	const char *metrics_file;
+	int once; /* top --once */
 };
 
 /*
@@ -68,6 +69,9 @@ int wf_cli_attach(const struct wf_cli_opts *o, struct wf_shm **ret);
 int wf_cli_metrics_render(const struct wf_cli_opts *o, const struct wf_shm *shm, struct wf_buf *b);
 /* weft-observe's state ("ok: ..." / "degraded: why") into out; 1 if ok. */
 int wf_cli_observe_line(const struct wf_cli_opts *o, char *out, size_t len);
+
+/* weftctl top [--once] (weftctl_top.c). Returns the process exit code. */
+int wf_cli_top(const struct wf_cli_opts *o, int once);
 
 /* weftctl up. Returns the process exit code. */
 int wf_cli_up(const struct wf_cli_opts *o);

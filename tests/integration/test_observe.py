@@ -8,11 +8,13 @@ Modes (argv[1]), one meson test each:
               `weftctl status` has its observability line
   textfile    a real prometheus-node-exporter on a free loopback port with
               only the textfile collector serves weft's metrics over HTTP
+  top         `weftctl top --once` and `weftctl top` under tmux (80 x 24):
+              every line fits, the labels are there, q quits
   runqlat     under redis-benchmark load, the BPF run-queue wait of
               weft-ingest and every weft-ranker has counts and its total
               agrees with /proc schedstat over the same interval (20 %)
 Skips (77): metrics without promtool, textfile without
-prometheus-node-exporter, runqlat when BPF cannot load here (says why).
+prometheus-node-exporter, top without tmux, runqlat when BPF cannot load here (says why).
 """
 import os
 import re
@@ -242,6 +244,58 @@ def test_runqlat():
         td.cleanup()
 
 
+def test_top():
+    tmux = which("tmux")
+    if not tmux:
+        raise SkipTest("tmux not installed")
+    td = TestDir("observe-top")
+    sock = f"weft-top-{os.getpid()}"  # a private tmux server, ours to kill
+    T = [tmux, "-L", sock, "-f", "/dev/null"]
+    try:
+        store = Store(td.path)
+        app, _ = start(td, store)
+        try:
+            some_traffic(app, store, 30)
+            weftctl = harness.prog("weftctl")
+            labels = ["observability:", "EVENT", "RECS", "RERANK", "visible p50", "shard", "req ring",
+                      "vis p99", "process", "runq p99", "ingest", "ranker 0", f"ranker {SHARDS - 1}", "sessions"]
+            for mode in (["top", "--once"], ["top"]):
+                cmd = " ".join([weftctl, "--dir", app.dir] + mode) + ("; sleep 60" if "--once" in mode else "")
+                subprocess.run(T + ["new-session", "-d", "-s", "top", "-x", "80", "-y", "24", cmd], check=True)
+
+                def pane():
+                    out = subprocess.run(T + ["capture-pane", "-p", "-t", "top"], capture_output=True,
+                                         text=True).stdout
+                    return out if all(x in out for x in labels) else None
+
+                try:
+                    out = wait_for(pane, f"weftctl {' '.join(mode)} in tmux")
+                except AssertionError:
+                    log(subprocess.run(T + ["capture-pane", "-p", "-t", "top"], capture_output=True,
+                                       text=True).stdout)
+                    raise
+                lines = out.rstrip("\n").split("\n")
+                assert len(lines) <= 24, f"{len(lines)} lines"
+                assert all(len(x) <= 80 for x in lines), [x for x in lines if len(x) > 80]
+                # What tmux shows is what weftctl wrote: no line was wrapped.
+                assert lines[0].startswith("weft top"), lines[0]
+                if "--once" in mode:
+                    subprocess.run(T + ["kill-session", "-t", "top"], check=True)
+                    continue
+                # The first frame shows totals; refreshed ones show rates.
+                wait_for(lambda: (pane() or "").startswith("weft top") and "(rates per second)" in pane(),
+                         "the live view to refresh", timeout=10)
+                subprocess.run(T + ["send-keys", "-t", "top", "q"], check=True)
+                wait_for(lambda: subprocess.run(T + ["has-session", "-t", "top"], capture_output=True).returncode,
+                         "weftctl top to quit on q")
+        finally:
+            subprocess.run(T + ["kill-server"], capture_output=True)
+            app.stop()
+    finally:
+        td.cleanup()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "metrics"
-    harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat}[mode]])
+    harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat,
+                 "top": test_top}[mode]])
