@@ -202,8 +202,13 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 			vis_then[b] += a ? a->vis[i][b] : 0;
 		}
 	}
-	fprintf(f, "weft top  %.40s  %u shards  gen %" PRIu64 "  %s\n", o->dir, n, cur.gen,
-		a ? "(rates per second)" : "(totals)");
+	{
+		char head[81]; /* the directory last, cut to the 80 columns */
+
+		snprintf(head, sizeof(head), "weft top  %u shards  gen %" PRIu64 "  %s  %s", n, cur.gen,
+			 a ? "(rates per second)" : "(totals)", o->dir);
+		fprintf(f, "%s\n", head);
+	}
 	fprintf(f, "observability: %.64s\n", obs);
 	fprintf(f, "%-8s %10s %10s  %s\n", "command", "rate/s", "total", "latency");
 	fprintf(f, "%-8s %10.0f %10" PRIu64 "  ack %.0f/s  visible p50 %s p99 %s\n", "EVENT", RATE_SUM(events),
