@@ -10,11 +10,15 @@ Modes (argv[1]), one meson test each:
               only the textfile collector serves weft's metrics over HTTP
   top         `weftctl top --once` and `weftctl top` under tmux (80 x 24):
               every line fits, the labels are there, q quits
+  unprivileged  the whole appliance as user nobody (setpriv, no
+              capabilities): it serves, `weftctl status` says observability
+              is degraded and why, and metrics still carry schedstat
   runqlat     under redis-benchmark load, the BPF run-queue wait of
               weft-ingest and every weft-ranker has counts and its total
               agrees with /proc schedstat over the same interval (20 %)
 Skips (77): metrics without promtool, textfile without
-prometheus-node-exporter, top without tmux, runqlat when BPF cannot load here (says why).
+prometheus-node-exporter, top without tmux, unprivileged without setpriv or
+user nobody, runqlat when BPF cannot load here (says why).
 """
 import os
 import re
@@ -295,7 +299,64 @@ def test_top():
         td.cleanup()
 
 
+def test_unprivileged():
+    import pwd
+    setpriv = which("setpriv")
+    if not setpriv:
+        raise SkipTest("setpriv not installed (util-linux)")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        raise SkipTest("no user nobody")
+    drop = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all"] if os.geteuid() == 0 else []
+    td = TestDir("observe-unpriv")
+    try:
+        store = Store(td.path)
+        os.chmod(td.path, 0o777)  # nobody creates run/ here
+        rundir = os.path.join(td.path, "run")
+        logf = open(os.path.join(td.path, "up.log"), "w+")
+        up = subprocess.Popen(drop + [harness.prog("weftctl"), "up", "--dir", rundir, "--shards", str(SHARDS),
+                                      "--sessions", "262144", "--snapshot", store.snapshot],
+                              stdout=subprocess.PIPE, stderr=logf, text=True)
+        try:
+            line = up.stdout.readline()
+            if "ready" not in line:
+                logf.seek(0)
+                log(logf.read()[-4000:])
+                raise AssertionError(f"unprivileged weftctl up did not become ready: {line!r}")
+            wctl = [harness.prog("weftctl"), "--dir", rundir]
+
+            def status():
+                out = subprocess.run(wctl + ["status"], capture_output=True, text=True).stdout
+                obs = [x for x in out.splitlines() if x.startswith("observability: ")]
+                return obs[0] if obs and "not running" not in obs[0] else None
+
+            obs = wait_for(status, "weft-observe's state")
+            log(obs)
+            assert obs.startswith("observability: degraded: "), obs
+            assert "privilege" in obs or "BTF" in obs or "without BPF" in obs, obs
+            c = harness.redis.Redis(unix_socket_path=os.path.join(rundir, "weft.sock"), decode_responses=True)
+            u = store.users()[0]
+            assert c.execute_command("EVENT", "s1", u, "view", store.items()[0]["item_id"]) == 1
+            assert len(c.execute_command("RECS", "s1", u, 5)) > 0
+            text = subprocess.run(wctl + ["metrics"], capture_output=True, text=True, check=True).stdout
+            m = parse(text)
+            assert m[("weft_observe_bpf", frozenset())] == 0
+            assert any(n == "weft_schedstat_runqueue_wait_seconds_total" and ("process", "weft-ingest") in l
+                       for (n, l) in m), "no schedstat fallback for weft-ingest"
+            subprocess.run(wctl + ["shutdown"], capture_output=True, check=True)
+            assert up.wait(timeout=30) == 0
+        finally:
+            if up.poll() is None:
+                up.terminate()
+                up.wait(timeout=30)
+            logf.close()
+    finally:
+        td.cleanup()
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "metrics"
     harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat,
-                 "top": test_top}[mode]])
+                 "top": test_top, "unprivileged": test_unprivileged}[mode]])
