@@ -39,7 +39,7 @@ static void usage(FILE *f)
 		"                                      --once prints one frame\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
-		"     [--metrics-file PATH] [--foreground-log]\n"
+		"     [--metrics-file PATH] [--no-bpf] [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -53,6 +53,7 @@ static void usage(FILE *f)
 		"                    (default 4194304, 384 MiB; a small store needs far fewer)\n"
 		"  --metrics-file P  (up) weft-observe writes `weftctl metrics` to P every 2 s\n"
 		"                    (atomically; for node_exporter's textfile collector)\n"
+		"  --no-bpf          (up) weft-observe loads no BPF program (schedstat only)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -220,8 +221,12 @@ static int cmd_status(const struct wf_cli_opts *o)
 	if (o->json) {
 		struct wf_buf b = { 0 };
 
+		char obs[512];
+
+		wf_cli_observe_line(o, obs, sizeof(obs));
 		if (wf_buf_printf(&b, "{\"running\":true,\"stats\":") == 0 && wf_cli_json(&b, st) == 0 &&
 		    wf_buf_printf(&b, ",\"snapshot\":") == 0 && wf_cli_json(&b, sn) == 0 &&
+		    wf_buf_printf(&b, ",\"observability\":") == 0 && wf_cli_json_str(&b, obs, strlen(obs)) == 0 &&
 		    wf_buf_append(&b, "}", 1) == 0) {
 			printf("%.*s\n", (int)b.len, b.data);
 			rc = 0;
@@ -308,7 +313,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			break;
 		}
 #define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
-		if (OPT("--json") || OPT("--foreground-log") || OPT("--once") || OPT("-h") || OPT("--help")) {
+		if (OPT("--json") || OPT("--foreground-log") || OPT("--once") || OPT("--no-bpf") || OPT("-h") ||
+		    OPT("--help")) {
 			if (eq)
 				return bad_usage("option %s takes no value", a);
 			if (OPT("--json"))
@@ -317,6 +323,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 				o->foreground_log = 1;
 			else if (OPT("--once"))
 				o->once = 1;
+			else if (OPT("--no-bpf"))
+				o->no_bpf = 1;
 			else {
 				usage(stdout);
 				exit(0);
@@ -399,8 +407,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 #define IS(i, s) (npos > (i) && strcasecmp(pos[i], s) == 0)
-	if (!IS(0, "up") && (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log || o.metrics_file)) {
-		rc = bad_usage("%s--shards, --snapshot, --metrics-file and --foreground-log belong to `weftctl up`", "");
+	if (!IS(0, "up") &&
+	    (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log || o.metrics_file || o.no_bpf)) {
+		rc = bad_usage("%s--shards, --snapshot, --metrics-file, --no-bpf and --foreground-log belong to "
+			       "`weftctl up`", "");
 		goto out;
 	}
 	if (IS(0, "up") && npos == 1)

@@ -27,7 +27,8 @@ struct wf_cli_opts {
 	int foreground_log;
 	/* up only: weft-observe's --metrics-file */
 	const char *metrics_file;
-	int once; /* top --once */
+	int once;   /* top --once */
+	int no_bpf; /* up: weft-observe --no-bpf */
 };
 
 /*

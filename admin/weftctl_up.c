@@ -164,6 +164,8 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 		argv[n++] = "--sessions";
 		argv[n++] = u->o->sessions;
 	}
+	if (ch->kind == KIND_OBSERVE && u->o->no_bpf)
+		argv[n++] = "--no-bpf";
 	if (ch->kind == KIND_OBSERVE && u->o->metrics_file) {
 		argv[n++] = "--metrics-file";
 		argv[n++] = u->metrics_file;
