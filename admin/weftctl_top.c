@@ -35,11 +35,15 @@ struct top_sample {
 	struct wf_prom_proc procs[TOP_PROCS];
 	size_t nprocs;
 	uint64_t cpu_ns[TOP_PROCS], wait_ns[TOP_PROCS];
-	/* weft_runqueue_wait_seconds per process: cumulative buckets. */
-	double rq_le[TOP_PROCS][TOP_RQ_BUCKETS];
-	double rq_cnt[TOP_PROCS][TOP_RQ_BUCKETS];
-	int rq_n[TOP_PROCS];
+	/* weft-observe's histograms per process, cumulative buckets:
+	 * [0] weft_runqueue_wait_seconds, [1] weft_fsync_seconds. */
+	struct top_hist {
+		double le[TOP_RQ_BUCKETS], cnt[TOP_RQ_BUCKETS];
+		int n;
+	} h[2][TOP_PROCS];
 };
+
+static const char *const top_fams[2] = { "weft_runqueue_wait_seconds_bucket{", "weft_fsync_seconds_bucket{" };
 
 static void take(const struct wf_cli_opts *o, const struct wf_shm *shm, struct top_sample *s)
 {
@@ -64,7 +68,7 @@ static void take(const struct wf_cli_opts *o, const struct wf_shm *shm, struct t
 	}
 	s->nprocs = wf_prom_procs(shm, s->procs, TOP_PROCS);
 	for (size_t p = 0; p < s->nprocs; p++) {
-		s->rq_n[p] = 0;
+		s->h[0][p].n = s->h[1][p].n = 0;
 		if (wf_prom_schedstat(s->procs[p].pid, &s->cpu_ns[p], &s->wait_ns[p]) < 0)
 			s->cpu_ns[p] = s->wait_ns[p] = 0;
 	}
@@ -75,18 +79,23 @@ static void take(const struct wf_cli_opts *o, const struct wf_shm *shm, struct t
 		char proc[32] = "", le[32] = "";
 		int shard = -1;
 		double v;
-		char *lab = line + strlen("weft_runqueue_wait_seconds_bucket{");
+		int f = strncmp(line, top_fams[0], strlen(top_fams[0])) == 0 ? 0
+			: strncmp(line, top_fams[1], strlen(top_fams[1])) == 0 ? 1
+									       : -1;
+		char *lab = f < 0 ? NULL : line + strlen(top_fams[f]);
 
-		if (strncmp(line, "weft_runqueue_wait_seconds_bucket{", strlen("weft_runqueue_wait_seconds_bucket{")))
+		if (f < 0)
 			continue;
 		if (sscanf(lab, "process=\"%31[^\"]\",shard=\"%d\",le=\"%31[^\"]\"} %lf", proc, &shard, le, &v) != 4 &&
 		    sscanf(lab, "process=\"%31[^\"]\",le=\"%31[^\"]\"} %lf", proc, le, &v) != 3)
 			continue;
 		for (size_t p = 0; p < s->nprocs; p++)
 			if (strcmp(s->procs[p].process, proc) == 0 && s->procs[p].shard == shard &&
-			    s->rq_n[p] < TOP_RQ_BUCKETS) {
-				s->rq_le[p][s->rq_n[p]] = strcmp(le, "+Inf") == 0 ? INFINITY : strtod(le, NULL);
-				s->rq_cnt[p][s->rq_n[p]++] = v;
+			    s->h[f][p].n < TOP_RQ_BUCKETS) {
+				struct top_hist *h = &s->h[f][p];
+
+				h->le[h->n] = strcmp(le, "+Inf") == 0 ? INFINITY : strtod(le, NULL);
+				h->cnt[h->n++] = v;
 			}
 	}
 	free(prom);
@@ -136,26 +145,27 @@ static const char *bytes(double v, char *buf, size_t len)
 	return buf;
 }
 
-/* p99 of the run-queue wait over the frame (or since start), in ns. */
-static double rq_p99(const struct top_sample *a, const struct top_sample *b, size_t p)
+/* p99 (ns) of weft-observe's histogram f of process p over the frame
+ * (or since weft-observe started, when it has not published since). */
+static double obs_p99(const struct top_sample *a, const struct top_sample *b, int f, size_t p)
 {
+	const struct top_hist *now = &b->h[f][p];
 	const double *then = NULL;
 	double total;
 
-	if (!b->rq_n[p])
+	if (!now->n)
 		return 0;
 	for (size_t q = 0; a && q < a->nprocs; q++)
-		if (a->procs[q].pid == b->procs[p].pid && a->rq_n[q] == b->rq_n[p])
-			then = a->rq_cnt[q];
-	total = b->rq_cnt[p][b->rq_n[p] - 1] - (then ? then[b->rq_n[p] - 1] : 0);
+		if (a->procs[q].pid == b->procs[p].pid && a->h[f][q].n == now->n)
+			then = a->h[f][q].cnt;
+	total = now->cnt[now->n - 1] - (then ? then[now->n - 1] : 0);
 	if (total <= 0) {
-		/* weft-observe has not published since: since it started. */
 		then = NULL;
-		total = b->rq_cnt[p][b->rq_n[p] - 1];
+		total = now->cnt[now->n - 1];
 	}
-	for (int i = 0; i < b->rq_n[p] && total > 0; i++)
-		if (b->rq_cnt[p][i] - (then ? then[i] : 0) >= 0.99 * total)
-			return isinf(b->rq_le[p][i]) ? 2 * b->rq_le[p][i - (i > 0)] * 1e9 : b->rq_le[p][i] * 1e9;
+	for (int i = 0; i < now->n && total > 0; i++)
+		if (now->cnt[i] - (then ? then[i] : 0) >= 0.99 * total)
+			return isinf(now->le[i]) ? 2 * now->le[i - (i > 0)] * 1e9 : now->le[i] * 1e9;
 	return 0;
 }
 
@@ -214,6 +224,10 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 	fprintf(f, "%-8s %10.0f %10" PRIu64 "  ack %.0f/s  visible p50 %s p99 %s\n", "EVENT", RATE_SUM(events),
 		SUM(s, events, n), RATE(acked), dur((double)vis_quantile(vis_all, vis_then, 0.50), t1, sizeof(t1)),
 		dur((double)vis_quantile(vis_all, vis_then, 0.99), t2, sizeof(t2)));
+	for (size_t p = 0; p < s->nprocs; p++)
+		if (strcmp(s->procs[p].process, "weft-ingest") == 0)
+			fprintf(f, "%-8s %21s  journal fdatasync p99 %s\n", "", "",
+				dur(obs_p99(a, s, 1, p), t1, sizeof(t1)));
 	fprintf(f, "%-8s %10.0f %10" PRIu64 "  front %.0f/s (answered by ingest)\n", "RECS", RATE_SUM(recs) + RATE(front),
 		SUM(s, recs, n) + s->front, RATE(front));
 	fprintf(f, "%-8s %10.0f %10" PRIu64 "\n", "RERANK", RATE_SUM(reranks), SUM(s, reranks, n));
@@ -254,7 +268,7 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 		else
 			snprintf(name, sizeof(name), "%s", s->procs[p].process + strlen("weft-"));
 		fprintf(f, "%-14s %7u %6.1f %11s %11.2f %9s\n", name, s->procs[p].pid, cpu,
-			dur(rq_p99(a, s, p), t1, sizeof(t1)), wait, bytes((double)rss_bytes(s->procs[p].pid), t2, sizeof(t2)));
+			dur(obs_p99(a, s, 0, p), t1, sizeof(t1)), wait, bytes((double)rss_bytes(s->procs[p].pid), t2, sizeof(t2)));
 	}
 #undef RATE
 #undef RATE_SUM

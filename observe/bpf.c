@@ -1,6 +1,7 @@
 /*
- * bpf.c - loads runqlat.bpf.c for weft-observe (libbpf-tools style: open
- * -> set knobs -> load -> fill the filter -> attach, one cleanup label).
+ * bpf.c - loads runqlat.bpf.c and fsynclat.bpf.c for weft-observe
+ * (libbpf-tools style: open -> set knobs -> load -> fill the filter ->
+ * attach, one cleanup label each).
  * Linked into weft-observe only, when WF_HAVE_BPF.
  */
 #include <bpf/bpf.h>
@@ -12,10 +13,13 @@
 #include <unistd.h>
 
 #include "observe/bpf.h"
+#include "fsynclat.skel.h"
 #include "runqlat.skel.h"
 
 struct wf_obs_bpf {
 	struct runqlat_bpf *skel;
+	struct fsynclat_bpf *fs; /* NULL: not running, fs_why says why */
+	char fs_why[160];
 	uint32_t tgids[WF_RQ_MAX_TGIDS];
 	size_t ntgids;
 };
@@ -37,28 +41,89 @@ static void explain(int err, const char *step, char *why, size_t len)
 			 strerror(-err));
 }
 
-int wf_obs_bpf_set_tgids(struct wf_obs_bpf *b, const uint32_t *tgids, size_t n)
+/* Make filter map fd hold exactly tgids[0..n), given it held old[0..nold). */
+static int set_filter(int fd, const uint32_t *old, size_t nold, const uint32_t *tgids, size_t n)
 {
-	int fd = bpf_map__fd(b->skel->maps.tgids);
 	uint8_t one = 1;
 
-	for (size_t i = 0; i < b->ntgids; i++) {
+	for (size_t i = 0; i < nold; i++) {
 		size_t j = 0;
 
-		while (j < n && tgids[j] != b->tgids[i])
+		while (j < n && tgids[j] != old[i])
 			j++;
 		if (j == n)
-			bpf_map_delete_elem(fd, &b->tgids[i]);
+			bpf_map_delete_elem(fd, &old[i]);
 	}
-	b->ntgids = 0;
-	for (size_t i = 0; i < n && b->ntgids < WF_RQ_MAX_TGIDS; i++) {
-		if (!tgids[i])
-			continue;
-		if (bpf_map_update_elem(fd, &tgids[i], &one, BPF_ANY) < 0)
+	for (size_t i = 0; i < n && i < WF_RQ_MAX_TGIDS; i++)
+		if (tgids[i] && bpf_map_update_elem(fd, &tgids[i], &one, BPF_ANY) < 0)
 			return -errno;
-		b->tgids[b->ntgids++] = tgids[i];
-	}
 	return 0;
+}
+
+int wf_obs_bpf_set_tgids(struct wf_obs_bpf *b, const uint32_t *tgids, size_t n)
+{
+	int r = set_filter(bpf_map__fd(b->skel->maps.tgids), b->tgids, b->ntgids, tgids, n);
+
+	if (r == 0 && b->fs)
+		r = set_filter(bpf_map__fd(b->fs->maps.tgids), b->tgids, b->ntgids, tgids, n);
+	b->ntgids = 0;
+	for (size_t i = 0; i < n && b->ntgids < WF_RQ_MAX_TGIDS; i++)
+		if (tgids[i])
+			b->tgids[b->ntgids++] = tgids[i];
+	return r;
+}
+
+const char *wf_obs_bpf_fsync_why(const struct wf_obs_bpf *b)
+{
+	return b->fs ? NULL : b->fs_why;
+}
+
+/* One variant of the optional fsync program (ext4: its tracepoints, else
+ * kprobes on vfs_fsync_range), filter = the run-queue program's. 0 or
+ * -errno with *ret_step naming what failed. */
+static int start_fsync_variant(struct wf_obs_bpf *b, int ext4, const char **ret_step)
+{
+	struct fsynclat_bpf *fs = fsynclat_bpf__open();
+	int err = fs ? 0 : -errno;
+
+	*ret_step = "open";
+	if (!err) {
+		bpf_program__set_autoload(fs->progs.wf_fsync_enter, !ext4);
+		bpf_program__set_autoload(fs->progs.wf_fsync_exit, !ext4);
+		bpf_program__set_autoload(fs->progs.wf_ext4_sync_enter, ext4);
+		bpf_program__set_autoload(fs->progs.wf_ext4_sync_exit, ext4);
+		*ret_step = "load";
+		err = fsynclat_bpf__load(fs);
+	}
+	if (!err) {
+		*ret_step = "fill the filter of";
+		err = set_filter(bpf_map__fd(fs->maps.tgids), NULL, 0, b->tgids, b->ntgids);
+	}
+	if (!err) {
+		*ret_step = "attach";
+		err = fsynclat_bpf__attach(fs);
+	}
+	if (err) {
+		fsynclat_bpf__destroy(fs);
+		return err;
+	}
+	b->fs = fs;
+	return 0;
+}
+
+static void start_fsync(struct wf_obs_bpf *b)
+{
+	const char *s1, *s2;
+	int e1, e2;
+
+	e1 = start_fsync_variant(b, 0, &s1);
+	if (e1 == 0)
+		return;
+	e2 = start_fsync_variant(b, 1, &s2);
+	if (e2 == 0)
+		return;
+	snprintf(b->fs_why, sizeof(b->fs_why), "cannot %s kprobes on vfs_fsync_range (%s) nor %s ext4's sync_file "
+					       "tracepoints (%s)", s1, strerror(-e1), s2, strerror(-e2));
 }
 
 int wf_obs_bpf_create(const uint32_t *tgids, size_t n, struct wf_obs_bpf **ret, char *why, size_t why_len)
@@ -97,6 +162,7 @@ int wf_obs_bpf_create(const uint32_t *tgids, size_t n, struct wf_obs_bpf **ret, 
 		explain(err, "attach", why, why_len);
 		goto cleanup;
 	}
+	start_fsync(b);
 	*ret = b;
 	return 0;
 cleanup:
@@ -104,14 +170,18 @@ cleanup:
 	return err < 0 ? err : -EINVAL;
 }
 
-int wf_obs_bpf_drain(struct wf_obs_bpf *b, void (*fn)(void *arg, const struct wf_rq_hist *h), void *arg)
+int wf_obs_bpf_drain(struct wf_obs_bpf *b, enum wf_obs_kind kind, void (*fn)(void *arg, const struct wf_rq_hist *h),
+		     void *arg)
 {
-	int fd = bpf_map__fd(b->skel->maps.hists);
+	int fd;
 	uint32_t keys[WF_RQ_MAX_TIDS], key, next;
 	struct wf_rq_hist h;
 	size_t n = 0;
 	int first = 1;
 
+	if (kind == WF_OBS_FSYNC && !b->fs)
+		return 0;
+	fd = kind == WF_OBS_FSYNC ? bpf_map__fd(b->fs->maps.hists) : bpf_map__fd(b->skel->maps.hists);
 	/* Collect the keys first: deleting while walking restarts the walk. */
 	while (n < WF_RQ_MAX_TIDS && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
 		keys[n++] = next;
@@ -135,6 +205,7 @@ void wf_obs_bpf_destroy(struct wf_obs_bpf *b)
 {
 	if (!b)
 		return;
+	fsynclat_bpf__destroy(b->fs);
 	runqlat_bpf__destroy(b->skel);
 	free(b);
 }

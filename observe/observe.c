@@ -1,7 +1,7 @@
 /*
- * observe.c - weft-observe: loads the BPF run-queue latency program for
- * weft's own processes (observe/bpf.c), drains it every interval into
- * cumulative histograms per process, and publishes:
+ * observe.c - weft-observe: loads the BPF run-queue latency and fsync
+ * latency programs for weft's own processes (observe/bpf.c), drains them
+ * every interval into cumulative histograms per process, and publishes:
  *   DIR/observe.state  "ok: ..." or "degraded: <why>" (weftctl status)
  *   DIR/observe.prom   its metric families (weftctl metrics appends them)
  *   --metrics-file     the whole exposition, for node_exporter's textfile
@@ -50,7 +50,9 @@ struct obs_ctx {
 	int sfd;
 	struct wf_prom_proc procs[OBS_PROCS];
 	size_t nprocs;
-	struct obs_acc acc[OBS_PROCS];
+	struct obs_acc acc[OBS_PROCS];    /* run-queue wait */
+	struct obs_acc fsacc[OBS_PROCS];  /* fsync / fdatasync */
+	int fsync_ok;
 	char state[512];
 #ifdef WF_HAVE_BPF
 	struct wf_obs_bpf *bpf;
@@ -121,17 +123,22 @@ static void refresh_procs(struct obs_ctx *c)
 }
 
 #ifdef WF_HAVE_BPF
+struct drain_arg {
+	struct obs_ctx *c;
+	struct obs_acc *acc; /* c->acc or c->fsacc */
+};
+
 static void take_hist(void *arg, const struct wf_rq_hist *h)
 {
-	struct obs_ctx *c = arg;
+	struct drain_arg *d = arg;
 
-	for (size_t i = 0; i < c->nprocs; i++) {
-		if (c->procs[i].pid != h->tgid)
+	for (size_t i = 0; i < d->c->nprocs; i++) {
+		if (d->c->procs[i].pid != h->tgid)
 			continue;
-		c->acc[i].count += h->count;
-		c->acc[i].sum_ns += h->sum_ns;
+		d->acc[i].count += h->count;
+		d->acc[i].sum_ns += h->sum_ns;
 		for (uint32_t k = 0; k < WF_RQ_SLOTS; k++)
-			c->acc[i].slots[k] += h->slots[k];
+			d->acc[i].slots[k] += h->slots[k];
 		return;
 	}
 	/* A process that has just been replaced: its last samples go. */
@@ -167,8 +174,12 @@ static void start_bpf(struct obs_ctx *c)
 	r = wf_obs_bpf_create(tgids, n, &c->bpf, why, sizeof(why));
 	if (r < 0)
 		snprintf(c->state, sizeof(c->state), "degraded: %s", why);
+	else if (wf_obs_bpf_fsync_why(c->bpf))
+		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue latency of weft's processes (no fsync latency: %s)",
+			 wf_obs_bpf_fsync_why(c->bpf));
 	else
-		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue latency of weft's processes");
+		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue and fsync latency of weft's processes");
+	c->fsync_ok = r == 0 && !wf_obs_bpf_fsync_why(c->bpf);
 #else
 	snprintf(c->state, sizeof(c->state), "degraded: weft was built without BPF (clang, bpftool or "
 					     "/sys/kernel/btf/vmlinux missing at configure time); run-queue "
@@ -180,21 +191,15 @@ static void start_bpf(struct obs_ctx *c)
 		wf_warn("observability: %s", c->state);
 }
 
-static int render_own(const struct obs_ctx *c, struct wf_buf *b)
+/* One histogram family of per-process accumulators. */
+static int render_family(const struct obs_ctx *c, struct wf_buf *b, const char *name, const char *help,
+			 const struct obs_acc *acc)
 {
 	double bounds[RQ_N];
-	int bpf = strncmp(c->state, "ok", 2) == 0;
-	int r = wf_prom_head(b, "weft_observe_bpf", "gauge",
-			     "1 if weft-observe's BPF programs run (else see `weftctl status`).");
+	int r = wf_prom_head(b, name, "histogram", help);
 
-	if (r == 0)
-		r = wf_buf_printf(b, "weft_observe_bpf %d\n", bpf);
-	if (r || !bpf)
-		return r;
 	for (uint32_t k = 0; k < RQ_N; k++)
 		bounds[k] = k + 1 < RQ_N ? ldexp(1.0, (int)(RQ_LO + k)) * 1e-9 : INFINITY;
-	r = wf_prom_head(b, "weft_runqueue_wait_seconds", "histogram",
-			 "Time a runnable thread of the process waited for a CPU (BPF, sched_wakeup to sched_switch).");
 	for (size_t i = 0; i < c->nprocs && r == 0; i++) {
 		uint64_t counts[RQ_N] = { 0 };
 		char labels[64];
@@ -203,15 +208,35 @@ static int render_own(const struct obs_ctx *c, struct wf_buf *b)
 		for (uint32_t k = 0; k < WF_RQ_SLOTS; k++)
 			for (uint32_t j = 0; j < RQ_N; j++)
 				if (j + 1 == RQ_N || k + 1 <= RQ_LO + j)
-					counts[j] += c->acc[i].slots[k];
+					counts[j] += acc[i].slots[k];
 		if (c->procs[i].shard >= 0)
 			snprintf(labels, sizeof(labels), "process=\"%s\",shard=\"%d\"", c->procs[i].process,
 				 c->procs[i].shard);
 		else
 			snprintf(labels, sizeof(labels), "process=\"%s\"", c->procs[i].process);
-		r = wf_prom_hist(b, "weft_runqueue_wait_seconds", labels, bounds, counts, RQ_N,
-				 (double)c->acc[i].sum_ns * 1e-9);
+		r = wf_prom_hist(b, name, labels, bounds, counts, RQ_N, (double)acc[i].sum_ns * 1e-9);
 	}
+	return r;
+}
+
+static int render_own(const struct obs_ctx *c, struct wf_buf *b)
+{
+	int bpf = strncmp(c->state, "ok", 2) == 0;
+	int r = wf_prom_head(b, "weft_observe_bpf", "gauge",
+			     "1 if weft-observe's BPF programs run (else see `weftctl status`).");
+
+	if (r == 0)
+		r = wf_buf_printf(b, "weft_observe_bpf %d\n", bpf);
+	if (r == 0 && bpf)
+		r = render_family(c, b, "weft_runqueue_wait_seconds",
+				  "Time a runnable thread of the process waited for a CPU (BPF, sched_wakeup to "
+				  "sched_switch).",
+				  c->acc);
+	if (r == 0 && c->fsync_ok)
+		r = render_family(c, b, "weft_fsync_seconds",
+				  "Duration of the process's fsync/fdatasync calls, io_uring's included (BPF, "
+				  "vfs_fsync_range); weft-ingest's are the journal's flushes.",
+				  c->fsacc);
 	return r;
 }
 
@@ -227,7 +252,10 @@ static void tick(struct obs_ctx *c)
 		uint32_t tgids[OBS_PROCS];
 		size_t n;
 
-		wf_obs_bpf_drain(c->bpf, take_hist, c);
+		struct drain_arg rq = { c, c->acc }, fs = { c, c->fsacc };
+
+		wf_obs_bpf_drain(c->bpf, WF_OBS_RUNQ, take_hist, &rq);
+		wf_obs_bpf_drain(c->bpf, WF_OBS_FSYNC, take_hist, &fs);
 		tgids_of(c, tgids, &n);
 		wf_obs_bpf_set_tgids(c->bpf, tgids, n);
 	}

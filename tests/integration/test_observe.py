@@ -15,7 +15,8 @@ Modes (argv[1]), one meson test each:
               is degraded and why, and metrics still carry schedstat
   runqlat     under redis-benchmark load, the BPF run-queue wait of
               weft-ingest and every weft-ranker has counts and its total
-              agrees with /proc schedstat over the same interval (20 %)
+              agrees with /proc schedstat over the same interval (20 %);
+              weft-ingest's journal fsyncs are timed when that program runs
 Skips (77): metrics without promtool, textfile without
 prometheus-node-exporter, top without tmux, unprivileged without setpriv or
 user nobody, runqlat when BPF cannot load here (says why).
@@ -185,22 +186,37 @@ def test_textfile():
         td.cleanup()
 
 
-def rq_totals(text):
-    """{process label: (bpf count, bpf sum s, schedstat s)} for ingest and rankers."""
-    m = parse(text)
+def schedstat_wait(pid):
+    """Run-queue wait of every live thread of pid, seconds."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass  # the thread just exited
+    return total / 1e9
+
+
+def rq_totals(app):
+    """{process: (bpf count, bpf sum s, schedstat s)} for ingest and each ranker,
+    schedstat read right after weft-observe's drain (its observe.prom rewrite),
+    so both cover the same interval to a few ms."""
+    prom = os.path.join(app.dir, "observe.prom")
+    pids = {"weft-ingest": app.pids("weft-ingest")}
+    for i in range(SHARDS):
+        pids[f"weft-ranker@{i}"] = app.pids(f"weft-ranker --shard {i}")
+    t0 = os.stat(prom).st_mtime_ns
+    wait_for(lambda: os.stat(prom).st_mtime_ns != t0, "weft-observe to publish", timeout=10)
+    sched = {k: schedstat_wait(v[0]) for k, v in pids.items()}
+    with open(prom) as f:
+        m = parse(f.read())
     out = {}
-    for (n, l), v in m.items():
-        d = dict(l)
-        if d.get("process") not in ("weft-ingest", "weft-ranker"):
-            continue
-        key = d["process"] + (f"@{d['shard']}" if "shard" in d else "")
-        e = out.setdefault(key, [0.0, 0.0, 0.0])
-        if n == "weft_runqueue_wait_seconds_count":
-            e[0] = v
-        elif n == "weft_runqueue_wait_seconds_sum":
-            e[1] = v
-        elif n == "weft_schedstat_runqueue_wait_seconds_total":
-            e[2] = v
+    for k in pids:
+        proc, _, shard = k.partition("@")
+        lab = {("process", proc)} | ({("shard", shard)} if shard else set())
+        out[k] = (m.get(("weft_runqueue_wait_seconds_count", frozenset(lab)), 0.0),
+                  m.get(("weft_runqueue_wait_seconds_sum", frozenset(lab)), 0.0), sched[k])
     return out
 
 
@@ -212,16 +228,13 @@ def test_runqlat():
         store = Store(td.path)
         app, mfile = start(td, store)
         try:
-            st = app.weftctl("status").stdout
             line = wait_for(lambda: [x for x in app.weftctl("status").stdout.splitlines()
                                      if x.startswith("observability: ") and "not running" not in x],
                             "weft-observe's state")[0]
             if not line.startswith("observability: ok"):
                 raise SkipTest(f"BPF cannot load here: {line}")
-            # weft-observe drains every 2 s and weftctl metrics reads schedstat
-            # at once: take both when the appliance is quiet, before and after.
-            time.sleep(4.5)
-            before = rq_totals(metrics(app))
+            time.sleep(2.5)
+            before = rq_totals(app)
             users = len(store.users())
             r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "60000", "-c", "16", "-P", "4",
                                 "-r", str(users), "RECS", "s__rand_int__", store.users()[0], "10"],
@@ -231,8 +244,12 @@ def test_runqlat():
                                 "-r", "1000", "EVENT", "s__rand_int__", "-", "view",
                                 store.items()[0]["item_id"]], capture_output=True, text=True, timeout=300)
             assert r.returncode == 0, r.stderr
-            time.sleep(4.5)
-            after = rq_totals(metrics(app))
+            after = rq_totals(app)
+            text = metrics(app)
+            if "fsync latency" in line and "no fsync latency" not in line:
+                n = parse(text).get(("weft_fsync_seconds_count", frozenset({("process", "weft-ingest")})), 0)
+                log(f"weft-ingest: {n:.0f} fsyncs timed")
+                assert n > 0, "EVENTs were journaled but no weft-ingest fsync was timed"
             want = ["weft-ingest"] + [f"weft-ranker@{i}" for i in range(SHARDS)]
             for k in want:
                 assert k in before and k in after, f"{k} missing: {sorted(after)}"
