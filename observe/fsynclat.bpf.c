@@ -14,30 +14,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "observe/runqlat.h"
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WF_RQ_MAX_TGIDS);
-	__type(key, __u32);
-	__type(value, __u8);
-} tgids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WF_RQ_MAX_TIDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WF_RQ_MAX_TIDS);
-	__type(key, __u32);
-	__type(value, struct wf_rq_hist);
-} hists SEC(".maps");
-
-static struct wf_rq_hist zero;
+#include "observe/hist.bpf.h"
 
 static __always_inline int enter(void)
 {
@@ -53,28 +30,15 @@ static __always_inline int enter(void)
 
 static __always_inline int leave(void)
 {
-	__u64 id = bpf_get_current_pid_tgid(), *tsp, delta, v;
-	__u32 tid = (__u32)id, slot = 0;
-	struct wf_rq_hist *h;
+	__u64 id = bpf_get_current_pid_tgid(), *tsp, delta;
+	__u32 tid = (__u32)id;
 
 	tsp = bpf_map_lookup_elem(&start, &tid);
 	if (!tsp)
 		return 0;
 	delta = bpf_ktime_get_ns() - *tsp;
 	bpf_map_delete_elem(&start, &tid);
-	h = bpf_map_lookup_elem(&hists, &tid);
-	if (!h) {
-		bpf_map_update_elem(&hists, &tid, &zero, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(&hists, &tid);
-		if (!h)
-			return 0;
-	}
-	h->tgid = id >> 32;
-	for (v = delta; v >= 2 && slot < WF_RQ_SLOTS - 1; v >>= 1)
-		slot++;
-	__sync_fetch_and_add(&h->slots[slot], 1);
-	__sync_fetch_and_add(&h->count, 1);
-	__sync_fetch_and_add(&h->sum_ns, delta);
+	wf_hist_add(tid, id >> 32, delta);
 	return 0;
 }
 

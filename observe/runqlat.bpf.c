@@ -12,35 +12,12 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-#include "observe/runqlat.h"
+#include "observe/hist.bpf.h"
 
 #define TASK_RUNNING 0
 
 /* Knob: 0 counts every thread of the machine (a test of the program itself). */
 const volatile int targ_filter = 1;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WF_RQ_MAX_TGIDS);
-	__type(key, __u32);
-	__type(value, __u8);
-} tgids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WF_RQ_MAX_TIDS);
-	__type(key, __u32);
-	__type(value, __u64);
-} start SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, WF_RQ_MAX_TIDS);
-	__type(key, __u32);
-	__type(value, struct wf_rq_hist);
-} hists SEC(".maps");
-
-static struct wf_rq_hist zero;
 
 /* Kernels before 5.14 call the field `state` (libbpf-tools' core_fixes). */
 struct task_struct___o {
@@ -76,20 +53,6 @@ static __always_inline int enqueue(__u32 tgid, __u32 pid)
 	return 0;
 }
 
-static __always_inline __u32 log2_slot(__u64 v)
-{
-	__u32 r = 0;
-
-	/* 40 steps at most: the verifier sees a bounded loop. */
-	for (int i = 0; i < WF_RQ_SLOTS - 1; i++) {
-		if (v < 2)
-			break;
-		v >>= 1;
-		r++;
-	}
-	return r;
-}
-
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(wf_sched_wakeup, struct task_struct *p)
 {
@@ -105,8 +68,7 @@ int BPF_PROG(wf_sched_wakeup_new, struct task_struct *p)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(wf_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	struct wf_rq_hist *h;
-	__u32 pid = next->pid, tgid = next->tgid, slot;
+	__u32 pid = next->pid;
 	__u64 *tsp, delta;
 
 	if (task_state(prev) == TASK_RUNNING)
@@ -116,22 +78,8 @@ int BPF_PROG(wf_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		return 0;
 	delta = bpf_ktime_get_ns() - *tsp;
 	bpf_map_delete_elem(&start, &pid);
-	if ((__s64)delta < 0)
-		return 0;
-	h = bpf_map_lookup_elem(&hists, &pid);
-	if (!h) {
-		bpf_map_update_elem(&hists, &pid, &zero, BPF_NOEXIST);
-		h = bpf_map_lookup_elem(&hists, &pid);
-		if (!h)
-			return 0;
-	}
-	h->tgid = tgid;
-	slot = log2_slot(delta);
-	if (slot >= WF_RQ_SLOTS)
-		slot = WF_RQ_SLOTS - 1;
-	__sync_fetch_and_add(&h->slots[slot], 1);
-	__sync_fetch_and_add(&h->count, 1);
-	__sync_fetch_and_add(&h->sum_ns, delta);
+	if ((__s64)delta >= 0)
+		wf_hist_add(pid, next->tgid, delta);
 	return 0;
 }
 

@@ -21,6 +21,7 @@ Skips (77): metrics without promtool, textfile without
 prometheus-node-exporter, top without tmux, unprivileged without setpriv or
 user nobody, runqlat when BPF cannot load here (says why).
 """
+import contextlib
 import os
 import re
 import shutil
@@ -40,6 +41,28 @@ SHARDS = 2
 def which(name):
     return shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}")
                                        if os.access(p, os.X_OK)), None)
+
+
+def need(name, why):
+    p = which(name)
+    if not p:
+        raise SkipTest(why)
+    return p
+
+
+@contextlib.contextmanager
+def appliance(name):
+    """(td, store, app, metrics file) of an appliance, stopped and removed after."""
+    td = TestDir(f"observe-{name}")
+    try:
+        store = Store(td.path)
+        app, mfile = start(td, store)
+        try:
+            yield td, store, app, mfile
+        finally:
+            app.stop()
+    finally:
+        td.cleanup()
 
 
 def start(td, store):
@@ -87,49 +110,39 @@ def metrics(app):
 
 
 def test_metrics():
-    promtool = which("promtool")
-    if not promtool:
-        raise SkipTest("promtool not installed (Debian package prometheus)")
-    td = TestDir("observe-metrics")
-    try:
-        store = Store(td.path)
-        app, mfile = start(td, store)
-        try:
-            some_traffic(app, store)
-            text = metrics(app)
-            r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
-            assert r.returncode == 0, f"promtool check metrics failed:\n{r.stdout}{r.stderr}\n{text[:3000]}"
-            m = parse(text)
-            names = {k[0] for k in m}
-            for fam in ("weft_commands_total", "weft_command_errors_total", "weft_events_acked_total",
-                        "weft_requests_total", "weft_event_visible_seconds_bucket", "weft_ring_used_bytes",
-                        "weft_ring_fullness_ratio", "weft_sessions_live", "weft_session_arena_bytes",
-                        "weft_snapshot_arena_bytes", "weft_snapshot_generation", "weft_snapshot_age_seconds",
-                        "weft_journal_bytes", "weft_schedstat_runqueue_wait_seconds_total"):
-                assert fam in names, f"{fam} missing from weftctl metrics"
-            assert all(n.startswith("weft_") for n in names)
-            recs = sum(v for (n, l), v in m.items() if n == "weft_requests_total" and ("command", "RECS") in l)
-            assert recs >= 50, f"RECS served {recs}, want >= 50"
-            ev = sum(v for (n, l), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in l)
-            assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
-            assert m[("weft_snapshot_generation", frozenset())] >= 1
-            assert m[("weft_journal_bytes", frozenset())] > 0
-            # The file weft-observe writes for node_exporter: complete, valid.
-            wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
-            with open(mfile) as f:
-                ftext = f.read()
-            r = subprocess.run([promtool, "check", "metrics"], input=ftext, capture_output=True, text=True)
-            assert r.returncode == 0, f"promtool on {mfile} failed:\n{r.stdout}{r.stderr}"
-            assert "weft_observe_bpf " in ftext and "weft_requests_total{" in ftext
-            st = app.weftctl("status").stdout
-            line = [x for x in st.splitlines() if x.startswith("observability: ")]
-            assert len(line) == 1, st
-            assert re.match(r"observability: (ok: |degraded: \S)", line[0]), line[0]
-            log(line[0])
-        finally:
-            app.stop()
-    finally:
-        td.cleanup()
+    promtool = need("promtool", "promtool not installed (Debian package prometheus)")
+    with appliance("metrics") as (td, store, app, mfile):
+        some_traffic(app, store)
+        text = metrics(app)
+        r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+        assert r.returncode == 0, f"promtool check metrics failed:\n{r.stdout}{r.stderr}\n{text[:3000]}"
+        m = parse(text)
+        names = {k[0] for k in m}
+        for fam in ("weft_commands_total", "weft_command_errors_total", "weft_events_acked_total",
+                    "weft_requests_total", "weft_event_visible_seconds_bucket", "weft_ring_used_bytes",
+                    "weft_ring_fullness_ratio", "weft_sessions_live", "weft_session_arena_bytes",
+                    "weft_snapshot_arena_bytes", "weft_snapshot_generation", "weft_snapshot_age_seconds",
+                    "weft_journal_bytes", "weft_schedstat_runqueue_wait_seconds_total"):
+            assert fam in names, f"{fam} missing from weftctl metrics"
+        assert all(n.startswith("weft_") for n in names)
+        recs = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "RECS") in lab)
+        assert recs >= 50, f"RECS served {recs}, want >= 50"
+        ev = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in lab)
+        assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
+        assert m[("weft_snapshot_generation", frozenset())] >= 1
+        assert m[("weft_journal_bytes", frozenset())] > 0
+        # The file weft-observe writes for node_exporter: complete, valid.
+        wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
+        with open(mfile) as f:
+            ftext = f.read()
+        r = subprocess.run([promtool, "check", "metrics"], input=ftext, capture_output=True, text=True)
+        assert r.returncode == 0, f"promtool on {mfile} failed:\n{r.stdout}{r.stderr}"
+        assert "weft_observe_bpf " in ftext and "weft_requests_total{" in ftext
+        st = app.weftctl("status").stdout
+        line = [x for x in st.splitlines() if x.startswith("observability: ")]
+        assert len(line) == 1, st
+        assert re.match(r"observability: (ok: |degraded: \S)", line[0]), line[0]
+        log(line[0])
 
 
 def free_port():
@@ -141,33 +154,27 @@ def free_port():
 
 
 def test_textfile():
-    exporter = which("prometheus-node-exporter") or which("node_exporter")
-    if not exporter:
-        raise SkipTest("prometheus-node-exporter not installed")
-    td = TestDir("observe-textfile")
-    try:
-        store = Store(td.path)
-        app, mfile = start(td, store)
-        ne = None
+    exporter = which("node_exporter") or need("prometheus-node-exporter", "prometheus-node-exporter not installed")
+    with appliance("textfile") as (td, store, app, mfile):
+        some_traffic(app, store, 20)
+        wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
+        port = free_port()
+        nelog = open(os.path.join(td.path, "node_exporter.log"), "w+")
+        ne = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{port}",
+                               "--collector.disable-defaults", "--collector.textfile",
+                               f"--collector.textfile.directory={os.path.dirname(mfile)}"],
+                              stdout=nelog, stderr=subprocess.STDOUT)
+
+        def scrape():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    body = r.read().decode()
+            except OSError:
+                return None
+            # weft-observe rewrites the file every 2 s: wait for the traffic.
+            return body if "weft_requests_total{" in body else None
+
         try:
-            some_traffic(app, store, 20)
-            wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
-            port = free_port()
-            nelog = open(os.path.join(td.path, "node_exporter.log"), "w+")
-            ne = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{port}",
-                                   "--collector.disable-defaults", "--collector.textfile",
-                                   f"--collector.textfile.directory={os.path.dirname(mfile)}"],
-                                  stdout=nelog, stderr=subprocess.STDOUT)
-
-            def scrape():
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                        body = r.read().decode()
-                except OSError:
-                    return None
-                # weft-observe rewrites the file every 2 s: wait for the traffic.
-                return body if "weft_requests_total{" in body else None
-
             try:
                 body = wait_for(scrape, "node_exporter to serve weft's metrics")
             except AssertionError:
@@ -178,12 +185,9 @@ def test_textfile():
             for fam in ("weft_commands_total", "weft_event_visible_seconds_bucket", "weft_observe_bpf"):
                 assert re.search(rf'^{fam}[{{ ]', body, re.M), f"{fam} not served by node_exporter"
         finally:
-            if ne:
-                ne.terminate()
-                ne.wait(timeout=10)
-            app.stop()
-    finally:
-        td.cleanup()
+            ne.terminate()
+            ne.wait(timeout=10)
+            nelog.close()
 
 
 def schedstat_wait(pid):
@@ -221,60 +225,45 @@ def rq_totals(app):
 
 
 def test_runqlat():
-    if not which("redis-benchmark"):
-        raise SkipTest("redis-benchmark not installed")
-    td = TestDir("observe-runqlat")
-    try:
-        store = Store(td.path)
-        app, mfile = start(td, store)
-        try:
-            line = wait_for(lambda: [x for x in app.weftctl("status").stdout.splitlines()
-                                     if x.startswith("observability: ") and "not running" not in x],
-                            "weft-observe's state")[0]
-            if not line.startswith("observability: ok"):
-                raise SkipTest(f"BPF cannot load here: {line}")
-            time.sleep(2.5)
-            before = rq_totals(app)
-            users = len(store.users())
-            r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "60000", "-c", "16", "-P", "4",
-                                "-r", str(users), "RECS", "s__rand_int__", store.users()[0], "10"],
-                               capture_output=True, text=True, timeout=300)
-            assert r.returncode == 0, r.stderr
-            r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "30000", "-c", "16", "-P", "4",
-                                "-r", "1000", "EVENT", "s__rand_int__", "-", "view",
-                                store.items()[0]["item_id"]], capture_output=True, text=True, timeout=300)
-            assert r.returncode == 0, r.stderr
-            after = rq_totals(app)
-            text = metrics(app)
-            if "fsync latency" in line and "no fsync latency" not in line:
-                n = parse(text).get(("weft_fsync_seconds_count", frozenset({("process", "weft-ingest")})), 0)
-                log(f"weft-ingest: {n:.0f} fsyncs timed")
-                assert n > 0, "EVENTs were journaled but no weft-ingest fsync was timed"
-            want = ["weft-ingest"] + [f"weft-ranker@{i}" for i in range(SHARDS)]
-            for k in want:
-                assert k in before and k in after, f"{k} missing: {sorted(after)}"
-                dc = after[k][0] - before[k][0]
-                db, ds = after[k][1] - before[k][1], after[k][2] - before[k][2]
-                log(f"{k}: {dc:.0f} waits, BPF {db * 1e3:.2f} ms, schedstat {ds * 1e3:.2f} ms")
-                assert dc > 0, f"{k}: no run-queue wait counted under load"
-                assert ds > 0, f"{k}: schedstat shows no run-queue wait"
-                assert abs(db - ds) <= 0.2 * ds, f"{k}: BPF {db:.6f} s vs schedstat {ds:.6f} s: over 20 % apart"
-        finally:
-            app.stop()
-    finally:
-        td.cleanup()
+    need("redis-benchmark", "redis-benchmark not installed")
+    with appliance("runqlat") as (td, store, app, mfile):
+        line = wait_for(lambda: [x for x in app.weftctl("status").stdout.splitlines()
+                                 if x.startswith("observability: ") and "not running" not in x],
+                        "weft-observe's state")[0]
+        if not line.startswith("observability: ok"):
+            raise SkipTest(f"BPF cannot load here: {line}")
+        time.sleep(2.5)
+        before = rq_totals(app)
+        users = len(store.users())
+        r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "60000", "-c", "16", "-P", "4",
+                            "-r", str(users), "RECS", "s__rand_int__", store.users()[0], "10"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "30000", "-c", "16", "-P", "4",
+                            "-r", "1000", "EVENT", "s__rand_int__", "-", "view",
+                            store.items()[0]["item_id"]], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        after = rq_totals(app)
+        text = metrics(app)
+        if "fsync latency" in line and "no fsync latency" not in line:
+            n = parse(text).get(("weft_fsync_seconds_count", frozenset({("process", "weft-ingest")})), 0)
+            log(f"weft-ingest: {n:.0f} fsyncs timed")
+            assert n > 0, "EVENTs were journaled but no weft-ingest fsync was timed"
+        want = ["weft-ingest"] + [f"weft-ranker@{i}" for i in range(SHARDS)]
+        for k in want:
+            assert k in before and k in after, f"{k} missing: {sorted(after)}"
+            dc = after[k][0] - before[k][0]
+            db, ds = after[k][1] - before[k][1], after[k][2] - before[k][2]
+            log(f"{k}: {dc:.0f} waits, BPF {db * 1e3:.2f} ms, schedstat {ds * 1e3:.2f} ms")
+            assert dc > 0, f"{k}: no run-queue wait counted under load"
+            assert ds > 0, f"{k}: schedstat shows no run-queue wait"
+            assert abs(db - ds) <= 0.2 * ds, f"{k}: BPF {db:.6f} s vs schedstat {ds:.6f} s: over 20 % apart"
 
 
 def test_top():
-    tmux = which("tmux")
-    if not tmux:
-        raise SkipTest("tmux not installed")
-    td = TestDir("observe-top")
-    sock = f"weft-top-{os.getpid()}"  # a private tmux server, ours to kill
-    T = [tmux, "-L", sock, "-f", "/dev/null"]
-    try:
-        store = Store(td.path)
-        app, _ = start(td, store)
+    tmux = need("tmux", "tmux not installed")
+    T = [tmux, "-L", f"weft-top-{os.getpid()}", "-f", "/dev/null"]  # a private tmux server, ours to kill
+    with appliance("top") as (td, store, app, mfile):
         try:
             some_traffic(app, store, 30)
             weftctl = harness.prog("weftctl")
@@ -284,16 +273,18 @@ def test_top():
                 cmd = " ".join([weftctl, "--dir", app.dir] + mode) + ("; sleep 60" if "--once" in mode else "")
                 subprocess.run(T + ["new-session", "-d", "-s", "top", "-x", "80", "-y", "24", cmd], check=True)
 
+                def capture():
+                    return subprocess.run(T + ["capture-pane", "-p", "-t", "top"], capture_output=True,
+                                          text=True).stdout
+
                 def pane():
-                    out = subprocess.run(T + ["capture-pane", "-p", "-t", "top"], capture_output=True,
-                                         text=True).stdout
+                    out = capture()
                     return out if all(x in out for x in labels) else None
 
                 try:
                     out = wait_for(pane, f"weftctl {' '.join(mode)} in tmux")
                 except AssertionError:
-                    log(subprocess.run(T + ["capture-pane", "-p", "-t", "top"], capture_output=True,
-                                       text=True).stdout)
+                    log(capture())
                     raise
                 lines = out.rstrip("\n").split("\n")
                 assert len(lines) <= 24, f"{len(lines)} lines"
@@ -311,16 +302,11 @@ def test_top():
                          "weftctl top to quit on q")
         finally:
             subprocess.run(T + ["kill-server"], capture_output=True)
-            app.stop()
-    finally:
-        td.cleanup()
 
 
 def test_unprivileged():
     import pwd
-    setpriv = which("setpriv")
-    if not setpriv:
-        raise SkipTest("setpriv not installed (util-linux)")
+    setpriv = need("setpriv", "setpriv not installed (util-linux)")
     try:
         pwd.getpwnam("nobody")
     except KeyError:
