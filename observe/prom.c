@@ -118,7 +118,7 @@ static int64_t journal_bytes(const char *dir)
 }
 
 /* One event-to-visible histogram, folded to powers of two of ns. */
-static int visible_hist(struct wf_buf *b, const struct wf_shard_ctl *sh, uint32_t shard)
+static int visible_hist(struct wf_buf *b, struct wf_shard_ctl *sh, uint32_t shard)
 {
 	double bounds[VIS_N], sum = 0;
 	uint64_t counts[VIS_N] = { 0 };
@@ -127,7 +127,7 @@ static int visible_hist(struct wf_buf *b, const struct wf_shard_ctl *sh, uint32_
 	for (uint32_t k = 0; k < VIS_N; k++)
 		bounds[k] = k + 1 < VIS_N ? ldexp(1.0, (int)(VIS_LO + k)) * 1e-9 : INFINITY;
 	for (uint32_t i = 0; i < WF_LAT_BUCKETS; i++) {
-		uint64_t c = LOAD(((struct wf_shard_ctl *)sh)->stats.visible_hist[i]);
+		uint64_t c = LOAD(sh->stats.visible_hist[i]);
 		uint64_t up = wf_lat_bucket_upper(i), lo = i ? wf_lat_bucket_upper(i - 1) : 0;
 
 		if (!c)
@@ -157,21 +157,20 @@ static int shard_family(struct wf_buf *b, const struct wf_shm *shm, const struct
 	return r;
 }
 
-#define SHARD_GETTER(fn, expr)                                                  \
+#define SHARD_GETTER(fn, field)                                                 \
 	static uint64_t fn(const struct wf_shm *shm, uint32_t i)                \
 	{                                                                       \
-		const struct wf_shard_ctl *sh = wf_shm_shard(shm, i);           \
-		return expr;                                                    \
+		return LOAD(wf_shm_shard(shm, i)->field);                       \
 	}
-SHARD_GETTER(g_errors, LOAD(((struct wf_shard_ctl *)sh)->stats.errors))
-SHARD_GETTER(g_sessions, LOAD(((struct wf_shard_ctl *)sh)->stats.sessions_live))
-SHARD_GETTER(g_sess_bytes, LOAD(((struct wf_shard_ctl *)sh)->stats.session_bytes))
-SHARD_GETTER(g_snap_bytes, LOAD(((struct wf_shard_ctl *)sh)->stats.snapshot_bytes))
-SHARD_GETTER(g_snap_users, LOAD(((struct wf_shard_ctl *)sh)->stats.snapshot_users))
-SHARD_GETTER(g_swaps, LOAD(((struct wf_shard_ctl *)sh)->stats.swaps))
-SHARD_GETTER(g_busy, LOAD(((struct wf_shard_ctl *)sh)->stats.busy_ns))
-SHARD_GETTER(g_starts, LOAD(((struct wf_shard_ctl *)sh)->ranker_starts))
-SHARD_GETTER(g_loaded, LOAD(((struct wf_shard_ctl *)sh)->loaded_gen))
+SHARD_GETTER(g_errors, stats.errors)
+SHARD_GETTER(g_sessions, stats.sessions_live)
+SHARD_GETTER(g_sess_bytes, stats.session_bytes)
+SHARD_GETTER(g_snap_bytes, stats.snapshot_bytes)
+SHARD_GETTER(g_snap_users, stats.snapshot_users)
+SHARD_GETTER(g_swaps, stats.swaps)
+SHARD_GETTER(g_busy, stats.busy_ns)
+SHARD_GETTER(g_starts, ranker_starts)
+SHARD_GETTER(g_loaded, loaded_gen)
 #undef SHARD_GETTER
 
 static const struct {
