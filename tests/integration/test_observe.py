@@ -243,6 +243,12 @@ def test_runqlat():
                             "-r", "1000", "EVENT", "s__rand_int__", "-", "view",
                             store.items()[0]["item_id"]], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
+        # EVENT acks do not wait for the rankers: let them empty their rings
+        # first, so no wait falls between weft-observe's drain and our
+        # schedstat read. Soon after, though: ingest's io-wq workers exit
+        # when idle, taking their schedstat with them (BPF keeps theirs).
+        wait_for(lambda: all(v == 0 for (n, _), v in parse(metrics(app)).items() if n == "weft_ring_used_bytes"),
+                 "the rankers to empty their rings", timeout=60)
         after = rq_totals(app)
         text = metrics(app)
         if "fsync latency" in line and "no fsync latency" not in line:
