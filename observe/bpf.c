@@ -174,16 +174,18 @@ int wf_obs_bpf_drain(struct wf_obs_bpf *b, enum wf_obs_kind kind, void (*fn)(voi
 		     void *arg)
 {
 	int fd;
-	uint32_t keys[WF_RQ_MAX_TIDS], key, next;
+	uint32_t keys[2 * WF_RQ_MAX_TIDS], key, next;
 	struct wf_rq_hist h;
 	size_t n = 0;
 	int first = 1;
 
 	if (kind == WF_OBS_FSYNC && !b->fs)
 		return 0;
-	fd = kind == WF_OBS_FSYNC ? bpf_map__fd(b->fs->maps.hists) : bpf_map__fd(b->skel->maps.hists);
+	fd = kind == WF_OBS_FSYNC    ? bpf_map__fd(b->fs->maps.hists)
+	     : kind == WF_OBS_OFFCPU ? bpf_map__fd(b->skel->maps.offhists)
+				     : bpf_map__fd(b->skel->maps.hists);
 	/* Collect the keys first: deleting while walking restarts the walk. */
-	while (n < WF_RQ_MAX_TIDS && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
+	while (n < sizeof(keys) / sizeof(keys[0]) && bpf_map_get_next_key(fd, first ? NULL : &key, &next) == 0) {
 		keys[n++] = next;
 		key = next;
 		first = 0;

@@ -16,7 +16,7 @@
 
 struct wf_obs_bpf;
 
-enum wf_obs_kind { WF_OBS_RUNQ, WF_OBS_FSYNC };
+enum wf_obs_kind { WF_OBS_RUNQ, WF_OBS_OFFCPU, WF_OBS_FSYNC };
 
 /*
  * Open, load, fill the process filter with tgids[0..n), attach. 0, or

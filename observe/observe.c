@@ -52,6 +52,7 @@ struct obs_ctx {
 	size_t nprocs;
 	struct obs_acc acc[OBS_PROCS];    /* run-queue wait */
 	struct obs_acc fsacc[OBS_PROCS];  /* fsync / fdatasync */
+	struct obs_acc offacc[WF_OFF_REASONS][OBS_PROCS]; /* off-CPU by reason */
 	int fsync_ok;
 	char state[512];
 #ifdef WF_HAVE_BPF
@@ -125,7 +126,7 @@ static void refresh_procs(struct obs_ctx *c)
 #ifdef WF_HAVE_BPF
 struct drain_arg {
 	struct obs_ctx *c;
-	struct obs_acc *acc; /* c->acc or c->fsacc */
+	struct obs_acc *acc; /* c->acc, c->fsacc, or c->offacc[0] (indexed by reason) */
 };
 
 static void take_hist(void *arg, const struct wf_rq_hist *h)
@@ -133,12 +134,15 @@ static void take_hist(void *arg, const struct wf_rq_hist *h)
 	struct drain_arg *d = arg;
 
 	for (size_t i = 0; i < d->c->nprocs; i++) {
-		if (d->c->procs[i].pid != h->tgid)
+		struct obs_acc *a;
+
+		if (d->c->procs[i].pid != h->tgid || h->reason >= WF_OFF_REASONS)
 			continue;
-		d->acc[i].count += h->count;
-		d->acc[i].sum_ns += h->sum_ns;
+		a = &d->acc[(size_t)h->reason * OBS_PROCS + i];
+		a->count += h->count;
+		a->sum_ns += h->sum_ns;
 		for (uint32_t k = 0; k < WF_RQ_SLOTS; k++)
-			d->acc[i].slots[k] += h->slots[k];
+			a->slots[k] += h->slots[k];
 		return;
 	}
 	/* A process that has just been replaced: its last samples go. */
@@ -175,10 +179,10 @@ static void start_bpf(struct obs_ctx *c)
 	if (r < 0)
 		snprintf(c->state, sizeof(c->state), "degraded: %s", why);
 	else if (wf_obs_bpf_fsync_why(c->bpf))
-		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue latency of weft's processes (no fsync latency: %s)",
+		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue wait and off-CPU time of weft's processes (no fsync latency: %s)",
 			 wf_obs_bpf_fsync_why(c->bpf));
 	else
-		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue and fsync latency of weft's processes");
+		snprintf(c->state, sizeof(c->state), "ok: BPF run-queue wait, off-CPU time and fsync latency of weft's processes");
 	c->fsync_ok = r == 0 && !wf_obs_bpf_fsync_why(c->bpf);
 #else
 	snprintf(c->state, sizeof(c->state), "degraded: weft was built without BPF (clang, bpftool or "
@@ -191,29 +195,32 @@ static void start_bpf(struct obs_ctx *c)
 		wf_warn("observability: %s", c->state);
 }
 
-/* One histogram family of per-process accumulators. */
+/* Histograms of per-process accumulators; reason: a label value, or NULL.
+ * head: write the family's HELP and TYPE first. */
 static int render_family(const struct obs_ctx *c, struct wf_buf *b, const char *name, const char *help,
-			 const struct obs_acc *acc)
+			 const struct obs_acc *acc, const char *reason)
 {
 	double bounds[RQ_N];
-	int r = wf_prom_head(b, name, "histogram", help);
+	int r = help ? wf_prom_head(b, name, "histogram", help) : 0;
 
 	for (uint32_t k = 0; k < RQ_N; k++)
 		bounds[k] = k + 1 < RQ_N ? ldexp(1.0, (int)(RQ_LO + k)) * 1e-9 : INFINITY;
 	for (size_t i = 0; i < c->nprocs && r == 0; i++) {
 		uint64_t counts[RQ_N] = { 0 };
-		char labels[64];
+		char labels[96], rl[32] = "";
 
 		/* Slot k holds [2^k, 2^(k+1)) ns: at most 2^(k+1). */
 		for (uint32_t k = 0; k < WF_RQ_SLOTS; k++)
 			for (uint32_t j = 0; j < RQ_N; j++)
 				if (j + 1 == RQ_N || k + 1 <= RQ_LO + j)
 					counts[j] += acc[i].slots[k];
+		if (reason)
+			snprintf(rl, sizeof(rl), ",reason=\"%s\"", reason);
 		if (c->procs[i].shard >= 0)
-			snprintf(labels, sizeof(labels), "process=\"%s\",shard=\"%d\"", c->procs[i].process,
-				 c->procs[i].shard);
+			snprintf(labels, sizeof(labels), "process=\"%s\",shard=\"%d\"%s", c->procs[i].process,
+				 c->procs[i].shard, rl);
 		else
-			snprintf(labels, sizeof(labels), "process=\"%s\"", c->procs[i].process);
+			snprintf(labels, sizeof(labels), "process=\"%s\"%s", c->procs[i].process, rl);
 		r = wf_prom_hist(b, name, labels, bounds, counts, RQ_N, (double)acc[i].sum_ns * 1e-9);
 	}
 	return r;
@@ -231,12 +238,22 @@ static int render_own(const struct obs_ctx *c, struct wf_buf *b)
 		r = render_family(c, b, "weft_runqueue_wait_seconds",
 				  "Time a runnable thread of the process waited for a CPU (BPF, sched_wakeup to "
 				  "sched_switch).",
-				  c->acc);
+				  c->acc, NULL);
+	for (int k = 0; r == 0 && bpf && k < WF_OFF_REASONS; k++) {
+		static const char *const reasons[WF_OFF_REASONS] = { "sleep", "io", "preempted" };
+
+		r = render_family(c, b, "weft_offcpu_seconds",
+				  k ? NULL
+				    : "Time a thread of the process spent off its CPU, by the state it left in: sleep "
+				      "(futex, poll, io_uring wait), io (uninterruptible: disk, some locks), preempted "
+				      "(BPF, sched_switch to sched_switch; includes the run-queue wait after waking).",
+				  c->offacc[k], reasons[k]);
+	}
 	if (r == 0 && c->fsync_ok)
 		r = render_family(c, b, "weft_fsync_seconds",
 				  "Duration of the process's fsync/fdatasync calls, io_uring's included (BPF, "
 				  "vfs_fsync_range); weft-ingest's are the journal's flushes.",
-				  c->fsacc);
+				  c->fsacc, NULL);
 	return r;
 }
 
@@ -252,9 +269,10 @@ static void tick(struct obs_ctx *c)
 		uint32_t tgids[OBS_PROCS];
 		size_t n;
 
-		struct drain_arg rq = { c, c->acc }, fs = { c, c->fsacc };
+		struct drain_arg rq = { c, c->acc }, fs = { c, c->fsacc }, off = { c, c->offacc[0] };
 
 		wf_obs_bpf_drain(c->bpf, WF_OBS_RUNQ, take_hist, &rq);
+		wf_obs_bpf_drain(c->bpf, WF_OBS_OFFCPU, take_hist, &off);
 		wf_obs_bpf_drain(c->bpf, WF_OBS_FSYNC, take_hist, &fs);
 		tgids_of(c, tgids, &n);
 		wf_obs_bpf_set_tgids(c->bpf, tgids, n);

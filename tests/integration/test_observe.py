@@ -16,7 +16,8 @@ Modes (argv[1]), one meson test each:
   runqlat     under redis-benchmark load, the BPF run-queue wait of
               weft-ingest and every weft-ranker has counts and its total
               agrees with /proc schedstat over the same interval (20 %);
-              weft-ingest's journal fsyncs are timed when that program runs
+              weft-ingest's journal fsyncs are timed when that program runs;
+              every process has off-CPU sleep time
 Skips (77): metrics without promtool, textfile without
 prometheus-node-exporter, top without tmux, unprivileged without setpriv or
 user nobody, runqlat when BPF cannot load here (says why).
@@ -255,6 +256,11 @@ def test_runqlat():
             n = parse(text).get(("weft_fsync_seconds_count", frozenset({("process", "weft-ingest")})), 0)
             log(f"weft-ingest: {n:.0f} fsyncs timed")
             assert n > 0, "EVENTs were journaled but no weft-ingest fsync was timed"
+        m = parse(text)
+        for proc, shard in [("weft-ingest", None)] + [("weft-ranker", str(i)) for i in range(SHARDS)]:
+            lab = {("process", proc), ("reason", "sleep")} | ({("shard", shard)} if shard else set())
+            n = m.get(("weft_offcpu_seconds_count", frozenset(lab)), 0)
+            assert n > 0, f"{proc} {shard or ''}: no off-CPU sleep counted"
         want = ["weft-ingest"] + [f"weft-ranker@{i}" for i in range(SHARDS)]
         for k in want:
             assert k in before and k in after, f"{k} missing: {sorted(after)}"
