@@ -34,10 +34,13 @@ static void usage(FILE *f)
 		"                                      PAGE: home pdp cart search category email;\n"
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
 		"  shutdown                            stop every weft process\n"
+		"  metrics                             Prometheus text exposition of every weft metric\n"
+		"  top [--once]                        live view, refreshed each second (q quits);\n"
+		"                                      --once prints one frame\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
-		"     [--foreground-log]\n"
+		"     [--metrics-file PATH] [--no-bpf] [--foreground-log]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -55,6 +58,9 @@ static void usage(FILE *f)
 		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
 		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
 		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
+		"  --metrics-file P  (up) weft-observe writes `weftctl metrics` to P every 2 s\n"
+		"                    (atomically; for node_exporter's textfile collector)\n"
+		"  --no-bpf          (up) weft-observe loads no BPF program (schedstat only)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n",
 		WF_CLI_DEFAULT_DIR);
 }
@@ -222,8 +228,12 @@ static int cmd_status(const struct wf_cli_opts *o)
 	if (o->json) {
 		struct wf_buf b = { 0 };
 
+		char obs[512];
+
+		wf_cli_observe_line(o, obs, sizeof(obs));
 		if (wf_buf_printf(&b, "{\"running\":true,\"stats\":") == 0 && wf_cli_json(&b, st) == 0 &&
 		    wf_buf_printf(&b, ",\"snapshot\":") == 0 && wf_cli_json(&b, sn) == 0 &&
+		    wf_buf_printf(&b, ",\"observability\":") == 0 && wf_cli_json_str(&b, obs, strlen(obs)) == 0 &&
 		    wf_buf_append(&b, "}", 1) == 0) {
 			printf("%.*s\n", (int)b.len, b.data);
 			rc = 0;
@@ -279,6 +289,12 @@ static int cmd_status(const struct wf_cli_opts *o)
 		} else {
 			printf("snapshot none loaded (weftctl --dir %s snapshot load FILE)\n", o->dir);
 		}
+		{
+			char obs[512];
+
+			wf_cli_observe_line(o, obs, sizeof(obs));
+			printf("observability: %s\n", obs);
+		}
 		rc = 0;
 	}
 out:
@@ -308,13 +324,18 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			break;
 		}
 #define OPT(name) (nlen == strlen(name) && strncmp(a, name, nlen) == 0)
-		if (OPT("--json") || OPT("--foreground-log") || OPT("-h") || OPT("--help")) {
+		if (OPT("--json") || OPT("--foreground-log") || OPT("--once") || OPT("--no-bpf") || OPT("-h") ||
+		    OPT("--help")) {
 			if (eq)
 				return bad_usage("option %s takes no value", a);
 			if (OPT("--json"))
 				o->json = 1;
 			else if (OPT("--foreground-log"))
 				o->foreground_log = 1;
+			else if (OPT("--once"))
+				o->once = 1;
+			else if (OPT("--no-bpf"))
+				o->no_bpf = 1;
 			else {
 				usage(stdout);
 				exit(0);
@@ -323,7 +344,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
-		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode"))
+		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -335,6 +356,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->dir = val;
 		} else if (OPT("--snapshot")) {
 			o->snapshot = val;
+		} else if (OPT("--metrics-file")) {
+			o->metrics_file = val;
 		} else if (OPT("--channel")) {
 			o->channel = val;
 		} else if (OPT("--out")) {
@@ -426,8 +449,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 #define IS(i, s) (npos > (i) && strcasecmp(pos[i], s) == 0)
-	if (!IS(0, "up") && (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log)) {
-		rc = bad_usage("%s--shards, --snapshot and --foreground-log belong to `weftctl up`", "");
+	if (!IS(0, "up") &&
+	    (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log || o.metrics_file || o.no_bpf)) {
+		rc = bad_usage("%s--shards, --snapshot, --metrics-file, --no-bpf and --foreground-log belong to "
+			       "`weftctl up`", "");
 		goto out;
 	}
 	if (IS(0, "up") && npos == 1)
@@ -438,6 +463,10 @@ int main(int argc, char **argv)
 		rc = run_one(&o, 1, (const char *[]){ "STATS" });
 	else if (IS(0, "shutdown") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "SHUTDOWN" });
+	else if (IS(0, "top") && npos == 1)
+		rc = wf_cli_top(&o, o.once);
+	else if (IS(0, "metrics") && npos == 1)
+		rc = wf_cli_metrics(&o);
 	else if (IS(0, "ping") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "PING" });
 	else if (IS(0, "snapshot") && IS(1, "load") && npos == 3) {

@@ -27,6 +27,10 @@ struct wf_cli_opts {
 	const char *channel, *out;
 	long k;
 	int foreground_log;
+	/* up only: weft-observe's --metrics-file */
+	const char *metrics_file;
+	int once;   /* top --once */
+	int no_bpf; /* up: weft-observe --no-bpf */
 };
 
 /*
@@ -58,6 +62,19 @@ int wf_cli_export(const struct wf_cli_opts *o);
 
 /* weftctl stock load FILE. Returns the process exit code. */
 int wf_cli_stock_load(const struct wf_cli_opts *o, const char *file);
+
+/* weftctl metrics (weftctl_metrics.c). Returns the process exit code. */
+int wf_cli_metrics(const struct wf_cli_opts *o);
+struct wf_shm;
+/* Attach the segment weft-admin's STATS names (errors printed). 0 or -errno. */
+int wf_cli_attach(const struct wf_cli_opts *o, struct wf_shm **ret);
+/* The exposition of shm and weft-observe's fresh families into b. 0 or -ENOMEM. */
+int wf_cli_metrics_render(const struct wf_cli_opts *o, const struct wf_shm *shm, struct wf_buf *b);
+/* weft-observe's state ("ok: ..." / "degraded: why") into out; 1 if ok. */
+int wf_cli_observe_line(const struct wf_cli_opts *o, char *out, size_t len);
+
+/* weftctl top [--once] (weftctl_top.c). Returns the process exit code. */
+int wf_cli_top(const struct wf_cli_opts *o, int once);
 
 /* weftctl up. Returns the process exit code. */
 int wf_cli_up(const struct wf_cli_opts *o);

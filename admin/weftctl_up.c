@@ -25,14 +25,14 @@
 #include "admin/weftctl_int.h"
 #include "shm/shm.h"
 
-#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 2)
+#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 3)
 #define UP_START_TIMEOUT_MS 120000u /* everything ready, or give up */
 #define UP_ADMIN_TIMEOUT_MS 15000u  /* admin.sock answers PING */
 #define UP_GRACE_MS 10000u          /* SIGTERM -> SIGKILL */
 #define UP_STABLE_MS 10000u         /* a child that lived this long resets its backoff */
 #define UP_TICK_MS 100
 
-enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST };
+enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST, KIND_OBSERVE, KIND_COUNT };
 
 struct up_child {
 	int kind;
@@ -51,7 +51,8 @@ struct up_ctx {
 	char shm_name[32];
 	char snapshot[PATH_MAX]; /* absolute, or "" */
 	char shards_arg[16];
-	char bin[3][PATH_MAX];   /* admin, ranker, ingest */
+	char metrics_file[PATH_MAX]; /* absolute, for weft-observe */
+	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe ("": not built) */
 	uint32_t nshards;
 	int sfd;
 	int lock_fd;             /* DIR/weft.lock: DIR is ours while it is held */
@@ -122,6 +123,19 @@ static int find_bin(const char *name, const char *subdir, char *out, size_t len)
 	return -ENOENT;
 }
 
+/* path made absolute (its directory resolved, the file need not exist);
+ * NULL if the directory does not exist. */
+static char *abs_path(const char *path, char *out, size_t len)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+	if (!*base || !realpath(dir, real) || (size_t)snprintf(out, len, "%s/%s", real, base) >= len)
+		return NULL;
+	return out;
+}
+
 /* ---- children ---- */
 
 static int spawn(struct up_ctx *u, struct up_child *ch)
@@ -165,6 +179,12 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	if (ch->kind == KIND_INGEST && u->o->sessions) {
 		argv[n++] = "--sessions";
 		argv[n++] = u->o->sessions;
+	}
+	if (ch->kind == KIND_OBSERVE && u->o->no_bpf)
+		argv[n++] = "--no-bpf";
+	if (ch->kind == KIND_OBSERVE && u->o->metrics_file) {
+		argv[n++] = "--metrics-file";
+		argv[n++] = u->metrics_file;
 	}
 	if (ch->kind == KIND_ADMIN) {
 		argv[n++] = "--shards";
@@ -215,7 +235,7 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 
 static struct up_child *child_add(struct up_ctx *u, int kind, int shard)
 {
-	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest" };
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
 	struct up_child *ch = &u->child[u->nchild++];
 
 	ch->kind = kind;
@@ -340,6 +360,10 @@ static void cleanup_files(struct up_ctx *u)
 	snprintf(p, sizeof(p), "%s/admin.sock", u->dir);
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/weft.sock", u->dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/observe.prom", u->dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/observe.state", u->dir);
 	unlink(p);
 }
 
@@ -496,8 +520,8 @@ static int take_dir(struct up_ctx *u)
 
 static int setup(struct up_ctx *u)
 {
-	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest" };
-	static const char *const subdirs[] = { "admin", "rankers", "ingest" };
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
+	static const char *const subdirs[] = { "admin", "rankers", "ingest", "observe" };
 	char tmp[PATH_MAX];
 	sigset_t set;
 	long ncpu;
@@ -522,6 +546,10 @@ static int setup(struct up_ctx *u)
 		return -EBUSY;
 	snprintf(u->shm_name, sizeof(u->shm_name), "weft.%012llx",
 		 (unsigned long long)(wf_hash64(u->dir, strlen(u->dir)) >> 16));
+	if (u->o->metrics_file && !abs_path(u->o->metrics_file, u->metrics_file, sizeof(u->metrics_file))) {
+		say("--metrics-file %s: its directory does not exist", u->o->metrics_file);
+		return -ENOENT;
+	}
 	if (u->o->snapshot && !realpath(u->o->snapshot, u->snapshot)) {
 		say("snapshot %s: %s", u->o->snapshot, strerror(errno));
 		return -errno;
@@ -529,8 +557,13 @@ static int setup(struct up_ctx *u)
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	u->nshards = (uint32_t)(u->o->shards ? u->o->shards : WF_MAX(1, WF_MIN(ncpu, (long)WF_SHM_MAX_SHARDS)));
 	snprintf(u->shards_arg, sizeof(u->shards_arg), "%u", u->nshards);
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < KIND_COUNT; k++)
 		if (find_bin(names[k], subdirs[k], u->bin[k], sizeof(u->bin[k])) < 0) {
+			if (k == KIND_OBSERVE) {
+				/* Optional: weft serves without it, status says so. */
+				u->bin[k][0] = '\0';
+				continue;
+			}
 			say("cannot find %s: set WEFT_LIBEXEC_DIR to the directory that holds it, "
 			    "or put it next to weftctl or on PATH",
 			    names[k]);
@@ -602,6 +635,9 @@ static int start(struct up_ctx *u)
 	       u->nshards == 1 ? "" : "s",
 	       u->dir, u->dir, (unsigned long long)((wf_now_ns() - t0) / 1000000u));
 	fflush(stdout);
+	/* After ready: its BPF filter starts with every pid it serves. */
+	if (u->bin[KIND_OBSERVE][0])
+		spawn(u, child_add(u, KIND_OBSERVE, -1));
 	return 0;
 }
 

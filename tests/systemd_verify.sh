@@ -18,7 +18,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 mkdir -p "$tmp/bin"
-for p in admin/weft-admin ingest/weft-ingest rankers/weft-ranker batch/weft-batch; do
+for p in admin/weft-admin ingest/weft-ingest rankers/weft-ranker batch/weft-batch observe/weft-observe; do
 	[ -x "$bld/$p" ] || { echo "missing $bld/$p: build first"; exit 1; }
 	ln -s "$bld/$p" "$tmp/bin/"
 done
@@ -39,7 +39,7 @@ echo "systemd units verify clean"
 
 # Exposure (needs --offline, systemd >= 250).
 if systemd-analyze security --offline=yes ./weft-admin.service >/dev/null 2>&1; then
-	for u in weft-admin.service weft-ingest.service weft-ranker@0.service weft-batch.service; do
+	for u in weft-admin.service weft-ingest.service weft-ranker@0.service weft-batch.service weft-observe.service; do
 		level=$(systemd-analyze security --offline=yes "./$u" 2>&1 |
 			sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 		[ -n "$level" ] || fail "no exposure level for $u"
@@ -59,7 +59,7 @@ for o in catalog inventory history; do
 		fail "weft-batch.service does not pass --$o"
 	grep -q "^WEFT_$u=" "$src/systemd/weft.conf" || fail "weft.conf does not name WEFT_$u"
 done
-for u in weft-admin.service weft-ingest.service weft-ranker@.service weft-batch.service; do
+for u in weft-admin.service weft-ingest.service weft-ranker@.service weft-batch.service weft-observe.service; do
 	grep -q '^EnvironmentFile=-/etc/weft/weft.conf$' "$u" || fail "$u does not read /etc/weft/weft.conf"
 done
 

@@ -1,0 +1,377 @@
+#!/usr/bin/python3
+"""test_observe.py - weft's metrics and weft-observe (issue 18), on a real
+appliance started by `weftctl up --metrics-file`.
+
+Modes (argv[1]), one meson test each:
+  metrics     `promtool check metrics` passes on `weftctl metrics` and on
+              the --metrics-file weft-observe writes; the families exist;
+              `weftctl status` has its observability line
+  textfile    a real prometheus-node-exporter on a free loopback port with
+              only the textfile collector serves weft's metrics over HTTP
+  top         `weftctl top --once` and `weftctl top` under tmux (80 x 24):
+              every line fits, the labels are there, q quits
+  unprivileged  the whole appliance as user nobody (setpriv, no
+              capabilities): it serves, `weftctl status` says observability
+              is degraded and why, and metrics still carry schedstat
+  runqlat     under redis-benchmark load, the BPF run-queue wait of
+              weft-ingest and every weft-ranker has counts and its total
+              agrees with /proc schedstat over the same interval (20 %);
+              weft-ingest's journal fsyncs are timed when that program runs;
+              every process has off-CPU sleep time
+Skips (77): metrics without promtool, textfile without
+prometheus-node-exporter, top without tmux, unprivileged without setpriv or
+user nobody, runqlat when BPF cannot load here (says why).
+"""
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Appliance, SkipTest, Store, TestDir, log  # noqa: E402
+
+SHARDS = 2
+
+
+def which(name):
+    return shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/usr/sbin/{name}")
+                                       if os.access(p, os.X_OK)), None)
+
+
+def need(name, why):
+    p = which(name)
+    if not p:
+        raise SkipTest(why)
+    return p
+
+
+@contextlib.contextmanager
+def appliance(name):
+    """(td, store, app, metrics file) of an appliance, stopped and removed after."""
+    td = TestDir(f"observe-{name}")
+    try:
+        store = Store(td.path)
+        app, mfile = start(td, store)
+        try:
+            yield td, store, app, mfile
+        finally:
+            app.stop()
+    finally:
+        td.cleanup()
+
+
+def start(td, store):
+    textdir = os.path.join(td.path, "textfile")
+    os.mkdir(textdir)
+    mfile = os.path.join(textdir, "weft.prom")
+    app = Appliance(td.path, shards=SHARDS, snapshot=store.snapshot, extra=("--metrics-file", mfile))
+    return app, mfile
+
+
+def wait_for(pred, what, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def some_traffic(app, store, n=50):
+    c = app.client()
+    users, items = store.users(), store.items()
+    for i in range(n):
+        u = users[i % len(users)]
+        c.execute_command("EVENT", f"s{i % 7}", u, "view", items[i % len(items)]["item_id"])
+        c.execute_command("RECS", f"s{i % 7}", u, 10)
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} of an exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)$', line)
+        assert m, f"bad exposition line: {line!r}"
+        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metrics(app):
+    return app.weftctl("metrics").stdout
+
+
+def test_metrics():
+    promtool = need("promtool", "promtool not installed (Debian package prometheus)")
+    with appliance("metrics") as (td, store, app, mfile):
+        some_traffic(app, store)
+        text = metrics(app)
+        r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+        assert r.returncode == 0, f"promtool check metrics failed:\n{r.stdout}{r.stderr}\n{text[:3000]}"
+        m = parse(text)
+        names = {k[0] for k in m}
+        for fam in ("weft_commands_total", "weft_command_errors_total", "weft_events_acked_total",
+                    "weft_requests_total", "weft_event_visible_seconds_bucket", "weft_ring_used_bytes",
+                    "weft_ring_fullness_ratio", "weft_sessions_live", "weft_session_arena_bytes",
+                    "weft_snapshot_arena_bytes", "weft_snapshot_generation", "weft_snapshot_age_seconds",
+                    "weft_journal_bytes", "weft_schedstat_runqueue_wait_seconds_total"):
+            assert fam in names, f"{fam} missing from weftctl metrics"
+        assert all(n.startswith("weft_") for n in names)
+        recs = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "RECS") in lab)
+        assert recs >= 50, f"RECS served {recs}, want >= 50"
+        ev = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in lab)
+        assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
+        assert m[("weft_snapshot_generation", frozenset())] >= 1
+        assert m[("weft_journal_bytes", frozenset())] > 0
+        # The file weft-observe writes for node_exporter: complete, valid.
+        wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
+        with open(mfile) as f:
+            ftext = f.read()
+        r = subprocess.run([promtool, "check", "metrics"], input=ftext, capture_output=True, text=True)
+        assert r.returncode == 0, f"promtool on {mfile} failed:\n{r.stdout}{r.stderr}"
+        assert "weft_observe_bpf " in ftext and "weft_requests_total{" in ftext
+        st = app.weftctl("status").stdout
+        line = [x for x in st.splitlines() if x.startswith("observability: ")]
+        assert len(line) == 1, st
+        assert re.match(r"observability: (ok: |degraded: \S)", line[0]), line[0]
+        log(line[0])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_textfile():
+    exporter = which("node_exporter") or need("prometheus-node-exporter", "prometheus-node-exporter not installed")
+    with appliance("textfile") as (td, store, app, mfile):
+        some_traffic(app, store, 20)
+        wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
+        port = free_port()
+        nelog = open(os.path.join(td.path, "node_exporter.log"), "w+")
+        ne = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{port}",
+                               "--collector.disable-defaults", "--collector.textfile",
+                               f"--collector.textfile.directory={os.path.dirname(mfile)}"],
+                              stdout=nelog, stderr=subprocess.STDOUT)
+
+        def scrape():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    body = r.read().decode()
+            except OSError:
+                return None
+            # weft-observe rewrites the file every 2 s: wait for the traffic.
+            return body if "weft_requests_total{" in body else None
+
+        try:
+            try:
+                body = wait_for(scrape, "node_exporter to serve weft's metrics")
+            except AssertionError:
+                nelog.seek(0)
+                log(nelog.read()[-4000:])
+                raise
+            assert re.search(r'^node_textfile_scrape_error 0$', body, re.M), "textfile collector reports an error"
+            for fam in ("weft_commands_total", "weft_event_visible_seconds_bucket", "weft_observe_bpf"):
+                assert re.search(rf'^{fam}[{{ ]', body, re.M), f"{fam} not served by node_exporter"
+        finally:
+            ne.terminate()
+            ne.wait(timeout=10)
+            nelog.close()
+
+
+def schedstat_wait(pid):
+    """Run-queue wait of every live thread of pid, seconds."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass  # the thread just exited
+    return total / 1e9
+
+
+def rq_totals(app):
+    """{process: (bpf count, bpf sum s, schedstat s)} for ingest and each ranker,
+    schedstat read right after weft-observe's drain (its observe.prom rewrite),
+    so both cover the same interval to a few ms."""
+    prom = os.path.join(app.dir, "observe.prom")
+    pids = {"weft-ingest": app.pids("weft-ingest")}
+    for i in range(SHARDS):
+        pids[f"weft-ranker@{i}"] = app.pids(f"weft-ranker --shard {i}")
+    t0 = os.stat(prom).st_mtime_ns
+    wait_for(lambda: os.stat(prom).st_mtime_ns != t0, "weft-observe to publish", timeout=10)
+    sched = {k: schedstat_wait(v[0]) for k, v in pids.items()}
+    with open(prom) as f:
+        m = parse(f.read())
+    out = {}
+    for k in pids:
+        proc, _, shard = k.partition("@")
+        lab = {("process", proc)} | ({("shard", shard)} if shard else set())
+        out[k] = (m.get(("weft_runqueue_wait_seconds_count", frozenset(lab)), 0.0),
+                  m.get(("weft_runqueue_wait_seconds_sum", frozenset(lab)), 0.0), sched[k])
+    return out
+
+
+def test_runqlat():
+    need("redis-benchmark", "redis-benchmark not installed")
+    with appliance("runqlat") as (td, store, app, mfile):
+        line = wait_for(lambda: [x for x in app.weftctl("status").stdout.splitlines()
+                                 if x.startswith("observability: ") and "not running" not in x],
+                        "weft-observe's state")[0]
+        if not line.startswith("observability: ok"):
+            raise SkipTest(f"BPF cannot load here: {line}")
+        time.sleep(2.5)
+        before = rq_totals(app)
+        users = len(store.users())
+        r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "60000", "-c", "16", "-P", "4",
+                            "-r", str(users), "RECS", "s__rand_int__", store.users()[0], "10"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        r = subprocess.run(["redis-benchmark", "-s", app.sock, "-n", "30000", "-c", "16", "-P", "4",
+                            "-r", "1000", "EVENT", "s__rand_int__", "-", "view",
+                            store.items()[0]["item_id"]], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        # EVENT acks do not wait for the rankers: let them empty their rings
+        # first, so no wait falls between weft-observe's drain and our
+        # schedstat read. Soon after, though: ingest's io-wq workers exit
+        # when idle, taking their schedstat with them (BPF keeps theirs).
+        wait_for(lambda: all(v == 0 for (n, _), v in parse(metrics(app)).items() if n == "weft_ring_used_bytes"),
+                 "the rankers to empty their rings", timeout=60)
+        after = rq_totals(app)
+        text = metrics(app)
+        if "fsync latency" in line and "no fsync latency" not in line:
+            n = parse(text).get(("weft_fsync_seconds_count", frozenset({("process", "weft-ingest")})), 0)
+            log(f"weft-ingest: {n:.0f} fsyncs timed")
+            assert n > 0, "EVENTs were journaled but no weft-ingest fsync was timed"
+        m = parse(text)
+        for proc, shard in [("weft-ingest", None)] + [("weft-ranker", str(i)) for i in range(SHARDS)]:
+            lab = {("process", proc), ("reason", "sleep")} | ({("shard", shard)} if shard else set())
+            n = m.get(("weft_offcpu_seconds_count", frozenset(lab)), 0)
+            assert n > 0, f"{proc} {shard or ''}: no off-CPU sleep counted"
+        want = ["weft-ingest"] + [f"weft-ranker@{i}" for i in range(SHARDS)]
+        for k in want:
+            assert k in before and k in after, f"{k} missing: {sorted(after)}"
+            dc = after[k][0] - before[k][0]
+            db, ds = after[k][1] - before[k][1], after[k][2] - before[k][2]
+            log(f"{k}: {dc:.0f} waits, BPF {db * 1e3:.2f} ms, schedstat {ds * 1e3:.2f} ms")
+            assert dc > 0, f"{k}: no run-queue wait counted under load"
+            assert ds > 0, f"{k}: schedstat shows no run-queue wait"
+            assert abs(db - ds) <= 0.2 * ds, f"{k}: BPF {db:.6f} s vs schedstat {ds:.6f} s: over 20 % apart"
+
+
+def test_top():
+    tmux = need("tmux", "tmux not installed")
+    T = [tmux, "-L", f"weft-top-{os.getpid()}", "-f", "/dev/null"]  # a private tmux server, ours to kill
+    with appliance("top") as (td, store, app, mfile):
+        try:
+            some_traffic(app, store, 30)
+            weftctl = harness.prog("weftctl")
+            labels = ["observability:", "EVENT", "RECS", "RERANK", "visible p50", "shard", "req ring",
+                      "vis p99", "process", "runq p99", "ingest", "ranker 0", f"ranker {SHARDS - 1}", "sessions"]
+            for mode in (["top", "--once"], ["top"]):
+                cmd = " ".join([weftctl, "--dir", app.dir] + mode) + ("; sleep 60" if "--once" in mode else "")
+                subprocess.run(T + ["new-session", "-d", "-s", "top", "-x", "80", "-y", "24", cmd], check=True)
+
+                def capture():
+                    return subprocess.run(T + ["capture-pane", "-p", "-t", "top"], capture_output=True,
+                                          text=True).stdout
+
+                def pane():
+                    out = capture()
+                    return out if all(x in out for x in labels) else None
+
+                try:
+                    out = wait_for(pane, f"weftctl {' '.join(mode)} in tmux")
+                except AssertionError:
+                    log(capture())
+                    raise
+                lines = out.rstrip("\n").split("\n")
+                assert len(lines) <= 24, f"{len(lines)} lines"
+                assert all(len(x) <= 80 for x in lines), [x for x in lines if len(x) > 80]
+                # What tmux shows is what weftctl wrote: no line was wrapped.
+                assert lines[0].startswith("weft top"), lines[0]
+                if "--once" in mode:
+                    subprocess.run(T + ["kill-session", "-t", "top"], check=True)
+                    continue
+                # The first frame shows totals; refreshed ones show rates.
+                wait_for(lambda: (pane() or "").startswith("weft top") and "(rates per second)" in pane(),
+                         "the live view to refresh", timeout=10)
+                subprocess.run(T + ["send-keys", "-t", "top", "q"], check=True)
+                wait_for(lambda: subprocess.run(T + ["has-session", "-t", "top"], capture_output=True).returncode,
+                         "weftctl top to quit on q")
+        finally:
+            subprocess.run(T + ["kill-server"], capture_output=True)
+
+
+def test_unprivileged():
+    import pwd
+    setpriv = need("setpriv", "setpriv not installed (util-linux)")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        raise SkipTest("no user nobody")
+    drop = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all",
+            "--bounding-set=-all"] if os.geteuid() == 0 else []
+    td = TestDir("observe-unpriv")
+    try:
+        store = Store(td.path)
+        os.chmod(td.path, 0o777)  # nobody creates run/ here
+        rundir = os.path.join(td.path, "run")
+        logf = open(os.path.join(td.path, "up.log"), "w+")
+        up = subprocess.Popen(drop + [harness.prog("weftctl"), "up", "--dir", rundir, "--shards", str(SHARDS),
+                                      "--sessions", "262144", "--snapshot", store.snapshot],
+                              stdout=subprocess.PIPE, stderr=logf, text=True)
+        try:
+            line = up.stdout.readline()
+            if "ready" not in line:
+                logf.seek(0)
+                log(logf.read()[-4000:])
+                raise AssertionError(f"unprivileged weftctl up did not become ready: {line!r}")
+            wctl = [harness.prog("weftctl"), "--dir", rundir]
+
+            def status():
+                out = subprocess.run(wctl + ["status"], capture_output=True, text=True).stdout
+                obs = [x for x in out.splitlines() if x.startswith("observability: ")]
+                return obs[0] if obs and "not running" not in obs[0] else None
+
+            obs = wait_for(status, "weft-observe's state")
+            log(obs)
+            assert obs.startswith("observability: degraded: "), obs
+            assert "privilege" in obs or "BTF" in obs or "without BPF" in obs, obs
+            c = harness.redis.Redis(unix_socket_path=os.path.join(rundir, "weft.sock"), decode_responses=True)
+            u = store.users()[0]
+            assert c.execute_command("EVENT", "s1", u, "view", store.items()[0]["item_id"]) == 1
+            assert len(c.execute_command("RECS", "s1", u, 5)) > 0
+            text = subprocess.run(wctl + ["metrics"], capture_output=True, text=True, check=True).stdout
+            m = parse(text)
+            assert m[("weft_observe_bpf", frozenset())] == 0
+            assert any(n == "weft_schedstat_runqueue_wait_seconds_total" and ("process", "weft-ingest") in l
+                       for (n, l) in m), "no schedstat fallback for weft-ingest"
+            subprocess.run(wctl + ["shutdown"], capture_output=True, check=True)
+            assert up.wait(timeout=30) == 0
+        finally:
+            if up.poll() is None:
+                up.terminate()
+                up.wait(timeout=30)
+            logf.close()
+    finally:
+        td.cleanup()
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else "metrics"
+    harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat,
+                 "top": test_top, "unprivileged": test_unprivileged}[mode]])
