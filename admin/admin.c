@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "admin/admin_int.h"
+#include "admin/dirlock.h"
 
 #define TICK_MS 20          /* loop tick while a SNAPSHOT reply is pending */
 #define IDLE_TICK_MS 250    /* otherwise: notice ctl->shutdown set elsewhere */
@@ -106,6 +107,23 @@ static int parse_args(struct wf_admin_ctx *ctx, int argc, char **argv)
 
 /* ---- segment and state ---- */
 
+/* One weft-admin per admin socket: SOCK.lock. A second one would take
+ * over the socket path (unlinking the live one) and the control block. */
+static int take_lock(struct wf_admin_ctx *ctx)
+{
+	char p[WF_PATH_MAX + 8];
+	pid_t owner = 0;
+
+	snprintf(p, sizeof(p), "%s.lock", ctx->sock_path);
+	ctx->lock_fd = wf_dirlock_take(p, &owner);
+	if (ctx->lock_fd == -EBUSY)
+		wf_err("another weft-admin (pid %d) serves %s; stop it first (weftctl --dir %s shutdown)",
+		       (int)owner, ctx->sock_path, ctx->dir);
+	else if (ctx->lock_fd < 0)
+		wf_err("cannot lock %s: %s", p, strerror(-ctx->lock_fd));
+	return ctx->lock_fd < 0 ? ctx->lock_fd : 0;
+}
+
 static int open_segment(struct wf_admin_ctx *ctx)
 {
 	struct wf_shm_config cfg = { .nshards = ctx->nshards };
@@ -178,6 +196,10 @@ static void restore_state(struct wf_admin_ctx *ctx)
 		wf_warn("previous generation %llu: %s", (unsigned long long)prev.gen, err);
 	if (cur.gen)
 		wf_info("current snapshot: generation %llu (%s)", (unsigned long long)cur.gen, cur.path);
+	r = wf_admin_snapfile_init(ctx);
+	if (r < 0)
+		wf_warn("cannot prepare %s/serving (where weft-admin keeps the generations it serves): %s",
+			ctx->state_dir, strerror(-r));
 	if (!ctx->snapshot_arg || cur.gen)
 		return;
 	r = wf_admin_snapshot_install(ctx, ctx->snapshot_arg, &gen, err, sizeof(err));
@@ -500,6 +522,8 @@ static void ctx_fini(struct wf_admin_ctx *ctx)
 							memory_order_relaxed);
 	}
 	wf_shm_detach(ctx->shm);
+	if (ctx->lock_fd >= 0)
+		close(ctx->lock_fd);
 	free(ctx->req);
 }
 
@@ -511,7 +535,7 @@ int main(int argc, char **argv)
 	wf_log_init("weft-admin");
 	if (!ctx)
 		return 1;
-	ctx->listen_fd = ctx->signal_fd = -1;
+	ctx->listen_fd = ctx->signal_fd = ctx->lock_fd = -1;
 	for (int i = 0; i < WF_ADMIN_MAX_CLIENTS; i++)
 		ctx->clients[i].fd = -1;
 	r = parse_args(ctx, argc, argv);
@@ -533,6 +557,10 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	r = take_lock(ctx);
+	if (r < 0)
+		goto out;
+	wf_admin_state_sweep(ctx);
 	r = open_signals(ctx);
 	if (r < 0) {
 		wf_err("signalfd() failed: %s", strerror(-r));

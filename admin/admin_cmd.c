@@ -137,9 +137,10 @@ static void next_gen_set(struct wf_admin_ctx *ctx, uint64_t v)
 	atomic_store_explicit(&ctx->shm->ctl->snap_next_gen, v, memory_order_relaxed);
 }
 
-/* Validate path and make it current (the old current becomes previous).
- * Fills the pending record's old_* fields so the caller can roll back.
- * Returns the new generation or -errno with err filled. */
+/* Copy path into weft-admin's own store, validate the copy and make it
+ * current (the old current becomes previous). Fills the pending record's
+ * old_* fields so the caller can roll back. Returns the new generation or
+ * -errno with err filled. */
 static int64_t snapshot_switch(struct wf_admin_ctx *ctx, const char *arg, char *err, size_t errlen)
 {
 	struct wf_admin_pending *p = &ctx->pending;
@@ -158,24 +159,26 @@ static int64_t snapshot_switch(struct wf_admin_ctx *ctx, const char *arg, char *
 		snprintf(err, errlen, "snapshot path too long or contains a line break");
 		return -EINVAL;
 	}
-	r = wf_snap_open(abs, &snap, err, errlen);
+	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
+	r = wf_admin_snapfile_adopt(ctx, abs, WF_MAX(next_gen_get(ctx), WF_MAX(cur.gen, prev.gen) + 1), &snap, &gen,
+				    err, errlen);
 	if (r < 0)
 		return r;
-	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
-	gen = WF_MAX(snap->hdr->generation, next_gen_get(ctx));
-	gen = WF_MAX(gen, WF_MAX(cur.gen, prev.gen) + 1);
 	ncur.gen = gen;
 	ncur.loaded_ms = wf_wall_ms();
-	snprintf(ncur.path, sizeof(ncur.path), "%s", abs);
+	snprintf(ncur.path, sizeof(ncur.path), "%s", snap->path);
 
 	p->old_cur = cur;
 	p->old_prev = prev;
 	p->old_cur_snap = ctx->cur_snap;
 	p->old_prev_snap = ctx->prev_snap;
+	memcpy(p->old_src, ctx->src, sizeof(p->old_src));
 	next_gen_set(ctx, gen + 1);
 	wf_ctl_snap_set(ctx->shm->ctl, &ncur, cur.gen ? &cur : &(struct wf_snap_ref){ 0 });
 	ctx->cur_snap = snap;
 	ctx->prev_snap = cur.gen ? p->old_cur_snap : NULL;
+	memcpy(ctx->src[1], cur.gen ? ctx->src[0] : "", cur.gen ? sizeof(ctx->src[1]) : 1);
+	snprintf(ctx->src[0], sizeof(ctx->src[0]), "%s", abs);
 	r = wf_admin_snapstate_save(ctx);
 	if (r < 0)
 		wf_warn("cannot save %s/snapshot.state: %s (generation %llu is live but will not survive a restart)",
@@ -183,25 +186,40 @@ static int64_t snapshot_switch(struct wf_admin_ctx *ctx, const char *arg, char *
 	return (int64_t)gen;
 }
 
+/* Is path the file of the current or previous generation now? */
+static int path_in_use(struct wf_admin_ctx *ctx, const char *path)
+{
+	struct wf_snap_ref cur, prev;
+
+	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
+	return (cur.gen && strcmp(cur.path, path) == 0) || (prev.gen && strcmp(prev.path, path) == 0);
+}
+
 /* Put back the refs saved in the pending record (failed load). */
 static void snapshot_restore(struct wf_admin_ctx *ctx)
 {
 	struct wf_admin_pending *p = &ctx->pending;
+	struct wf_snap_ref failed;
 	int r;
 
+	wf_ctl_snap_get(ctx->shm->ctl, &failed, NULL);
 	wf_ctl_snap_set(ctx->shm->ctl, &p->old_cur, &p->old_prev);
+	if (failed.gen && !path_in_use(ctx, failed.path))
+		wf_admin_snapfile_drop(ctx, failed.path);
 	if (ctx->cur_snap != p->old_cur_snap && ctx->cur_snap != p->old_prev_snap)
 		wf_snap_close(ctx->cur_snap);
 	if (ctx->prev_snap != p->old_cur_snap && ctx->prev_snap != p->old_prev_snap)
 		wf_snap_close(ctx->prev_snap);
 	ctx->cur_snap = p->old_cur_snap;
 	ctx->prev_snap = p->old_prev_snap;
+	memcpy(ctx->src, p->old_src, sizeof(ctx->src));
 	r = wf_admin_snapstate_save(ctx);
 	if (r < 0)
 		wf_warn("cannot save %s/snapshot.state: %s", ctx->state_dir, strerror(-r));
 }
 
-/* The switch stands: drop the snapshot that fell off the end. */
+/* The switch stands: drop the snapshot that fell off the end (and our copy
+ * of its file: a ranker that still maps it keeps the inode). */
 static void snapshot_commit(struct wf_admin_ctx *ctx)
 {
 	struct wf_admin_pending *p = &ctx->pending;
@@ -210,6 +228,10 @@ static void snapshot_commit(struct wf_admin_ctx *ctx)
 		wf_snap_close(p->old_prev_snap);
 	if (p->old_cur_snap && p->old_cur_snap != ctx->cur_snap && p->old_cur_snap != ctx->prev_snap)
 		wf_snap_close(p->old_cur_snap);
+	if (p->old_prev.gen && !path_in_use(ctx, p->old_prev.path))
+		wf_admin_snapfile_drop(ctx, p->old_prev.path);
+	if (p->old_cur.gen && !path_in_use(ctx, p->old_cur.path))
+		wf_admin_snapfile_drop(ctx, p->old_cur.path);
 }
 
 int wf_admin_snapshot_install(struct wf_admin_ctx *ctx, const char *path, uint64_t *ret_gen, char *err,
@@ -288,10 +310,13 @@ static int cmd_snapshot_rollback(struct wf_admin_ctx *ctx, struct wf_admin_clien
 	p->old_prev = prev;
 	p->old_cur_snap = ctx->cur_snap;
 	p->old_prev_snap = psnap;
+	memcpy(p->old_src, ctx->src, sizeof(p->old_src));
 	prev.loaded_ms = wf_wall_ms();
 	wf_ctl_snap_set(ctx->shm->ctl, &prev, &cur);
 	ctx->prev_snap = ctx->cur_snap;
 	ctx->cur_snap = psnap;
+	memcpy(ctx->src[0], p->old_src[1], sizeof(ctx->src[0]));
+	memcpy(ctx->src[1], p->old_src[0], sizeof(ctx->src[1]));
 	r = wf_admin_snapstate_save(ctx);
 	if (r < 0)
 		wf_warn("cannot save %s/snapshot.state: %s", ctx->state_dir, strerror(-r));
@@ -380,7 +405,8 @@ void wf_admin_pending_check(struct wf_admin_ctx *ctx)
 	}
 }
 
-static void status_gen(struct rmap *m, const char *key, const struct wf_snap_ref *ref, struct wf_snap *snap)
+static void status_gen(struct rmap *m, const char *key, const struct wf_snap_ref *ref, struct wf_snap *snap,
+		       const char *src)
 {
 	struct rmap g = { 0 };
 
@@ -389,7 +415,9 @@ static void status_gen(struct rmap *m, const char *key, const struct wf_snap_ref
 		return;
 	}
 	rm_int(&g, "gen", (int64_t)ref->gen);
-	rm_str(&g, "path", ref->path);
+	/* path: the file the operator loaded; copy: what the rankers map. */
+	rm_str(&g, "path", src[0] ? src : ref->path);
+	rm_str(&g, "copy", ref->path);
 	rm_int(&g, "loaded_ms", (int64_t)ref->loaded_ms);
 	rm_int(&g, "age_ms", (int64_t)(wf_wall_ms() - ref->loaded_ms));
 	if (snap) {
@@ -418,8 +446,8 @@ static int cmd_snapshot_status(struct wf_admin_ctx *ctx, struct wf_admin_client 
 		rm_int(&m, "loading_gen", (int64_t)ctx->pending.gen);
 	else
 		rm_nil(&m, "loading_gen");
-	status_gen(&m, "current", &cur, ctx->cur_snap);
-	status_gen(&m, "previous", &prev, ctx->prev_snap);
+	status_gen(&m, "current", &cur, ctx->cur_snap, ctx->src[0]);
+	status_gen(&m, "previous", &prev, ctx->prev_snap, ctx->src[1]);
 	for (uint32_t i = 0; i < ctx->nshards; i++) {
 		struct wf_shard_ctl *sh = wf_shm_shard(ctx->shm, i);
 		struct rmap s = { 0 };

@@ -35,6 +35,7 @@ struct wf_admin_pending {
 	uint64_t start_ns, deadline_ns;
 	struct wf_snap_ref old_cur, old_prev; /* restored on failure */
 	struct wf_snap *old_cur_snap, *old_prev_snap;
+	char old_src[2][WF_PATH_MAX];  /* the operator's files behind them */
 };
 
 /* One per weft-admin process; passed first to every function. */
@@ -55,7 +56,12 @@ struct wf_admin_ctx {
 	/* Open snapshots of the current and previous generation (or NULL),
 	 * kept mapped for SNAPSHOT STATUS. */
 	struct wf_snap *cur_snap, *prev_snap;
+	/* The operator's file each was copied from (admin_snapfile.c), for
+	 * display and `weftctl up`; "" if unknown. [0] current, [1] previous. */
+	char src[2][WF_PATH_MAX];
+	char serving_dir[WF_PATH_MAX]; /* absolute STATE/serving, "" until ready */
 
+	int lock_fd;                /* SOCK.lock, held while we run (dirlock.h) */
 	int listen_fd;
 	int signal_fd;
 	int exiting;                /* SHUTDOWN or signal: flush and leave */
@@ -86,6 +92,19 @@ int wf_admin_snapshot_install(struct wf_admin_ctx *ctx, const char *path, uint64
 /* Find a client by id (NULL if it disconnected). admin.c. */
 struct wf_admin_client *wf_admin_client_find(struct wf_admin_ctx *ctx, uint64_t id);
 
+/* admin_snapfile.c */
+
+/* Create STATE/serving and remove the copies no generation refers to
+ * (call after the refs are restored). 0 or -errno. */
+int wf_admin_snapfile_init(struct wf_admin_ctx *ctx);
+/* Copy src (absolute) into STATE/serving as generation max(its header's,
+ * min_gen), read-only, and open the copy: *ret_snap, *ret_gen. Refuses
+ * anything but a regular file without blocking. -errno with err filled. */
+int wf_admin_snapfile_adopt(struct wf_admin_ctx *ctx, const char *src, uint64_t min_gen, struct wf_snap **ret_snap,
+			    uint64_t *ret_gen, char *err, size_t errlen);
+/* Unlink path if it is one of our copies (its generation fell off). */
+void wf_admin_snapfile_drop(struct wf_admin_ctx *ctx, const char *path);
+
 /* admin_state.c */
 
 /* DIR/weights.ini: write every page x visitor pair from the control block. */
@@ -98,5 +117,9 @@ int wf_admin_snapstate_save(struct wf_admin_ctx *ctx);
 /* Restore refs from DIR/snapshot.state into the control block (segment new
  * only). Absent file = 0. */
 int wf_admin_snapstate_load(struct wf_admin_ctx *ctx);
+/* Remove weights.ini.tmp.* and snapshot.state.tmp.* from the state dir: a
+ * weft-admin killed between writing and renaming left them (we hold the
+ * lock, so no other weft-admin is writing one). */
+void wf_admin_state_sweep(struct wf_admin_ctx *ctx);
 
 #endif

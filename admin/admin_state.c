@@ -14,6 +14,7 @@
  * loaded_ms and path, and [generation] next = the lowest generation the
  * next SNAPSHOT LOAD may get.
  */
+#include <dirent.h>
 #include <ini.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -118,11 +119,11 @@ int wf_admin_weights_load(struct wf_admin_ctx *ctx)
 	return wp.applied;
 }
 
-static int ref_print(struct wf_buf *b, const char *section, const struct wf_snap_ref *ref)
+static int ref_print(struct wf_buf *b, const char *section, const struct wf_snap_ref *ref, const char *src)
 {
-	return wf_buf_printf(b, "\n[%s]\ngen = %llu\nloaded_ms = %llu\npath = %s\n", section,
+	return wf_buf_printf(b, "\n[%s]\ngen = %llu\nloaded_ms = %llu\npath = %s\nsource = %s\n", section,
 			     (unsigned long long)ref->gen, (unsigned long long)ref->loaded_ms,
-			     ref->gen ? ref->path : "");
+			     ref->gen ? ref->path : "", ref->gen ? src : "");
 }
 
 int wf_admin_snapstate_save(struct wf_admin_ctx *ctx)
@@ -141,9 +142,9 @@ int wf_admin_snapstate_save(struct wf_admin_ctx *ctx)
 			  (unsigned long long)atomic_load_explicit(&ctx->shm->ctl->snap_next_gen,
 								   memory_order_relaxed));
 	if (r == 0)
-		r = ref_print(&b, "current", &cur);
+		r = ref_print(&b, "current", &cur, ctx->src[0]);
 	if (r == 0)
-		r = ref_print(&b, "previous", &prev);
+		r = ref_print(&b, "previous", &prev, ctx->src[1]);
 	if (r < 0)
 		return r;
 	return wf_write_file_atomic(path, b.data, b.len);
@@ -152,6 +153,7 @@ int wf_admin_snapstate_save(struct wf_admin_ctx *ctx)
 struct snapstate_parse {
 	const char *path;
 	struct wf_snap_ref cur, prev;
+	char src[2][WF_PATH_MAX];
 	uint64_t next;
 };
 
@@ -169,6 +171,10 @@ static int snapstate_handler(void *user, const char *section, const char *name, 
 		if (strlen(value) >= sizeof(ref->path))
 			goto bad;
 		snprintf(ref->path, sizeof(ref->path), "%s", value);
+		return 1;
+	}
+	if (ref && strcmp(name, "source") == 0) {
+		snprintf(sp->src[ref == &sp->prev], sizeof(sp->src[0]), "%s", value);
 		return 1;
 	}
 	if (wf_parse_i64(value, strlen(value), &v) < 0 || v < 0)
@@ -213,7 +219,27 @@ int wf_admin_snapstate_load(struct wf_admin_ctx *ctx)
 	sp.next = WF_MAX(sp.next, WF_MAX(sp.cur.gen, sp.prev.gen) + 1);
 	/* relaxed: weft-admin is the only writer and reader of snap_next_gen. */
 	atomic_store_explicit(&ctx->shm->ctl->snap_next_gen, sp.next, memory_order_relaxed);
-	if (sp.cur.gen)
+	if (sp.cur.gen) {
 		wf_ctl_snap_set(ctx->shm->ctl, &sp.cur, &sp.prev);
+		memcpy(ctx->src[0], sp.src[0], sizeof(ctx->src[0]));
+		memcpy(ctx->src[1], sp.prev.gen ? sp.src[1] : "", sp.prev.gen ? sizeof(ctx->src[1]) : 1);
+	}
 	return sp.cur.gen ? 1 : 0;
+}
+
+void wf_admin_state_sweep(struct wf_admin_ctx *ctx)
+{
+	static const char *const prefixes[] = { "weights.ini.tmp.", "snapshot.state.tmp." };
+	DIR *d = opendir(ctx->state_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		for (size_t i = 0; i < WF_ARRAY_SIZE(prefixes); i++)
+			if (strncmp(de->d_name, prefixes[i], strlen(prefixes[i])) == 0 &&
+			    unlinkat(dirfd(d), de->d_name, 0) == 0)
+				wf_info("removed %s/%s (left by a weft-admin killed while it wrote)", ctx->state_dir,
+					de->d_name);
+	closedir(d);
 }

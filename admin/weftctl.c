@@ -6,7 +6,9 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -80,10 +82,16 @@ redisContext *wf_cli_connect(const struct wf_cli_opts *o, int quiet)
 				printf("%.*s}\n", (int)b.len, b.data);
 			wf_buf_fini(&b);
 		}
-		fprintf(stderr,
-			"weftctl: cannot connect to %s: %s — is weft running? start it with "
-			"`weftctl up --dir %s` or `systemctl start weft.target`\n",
-			path, why, o->dir);
+		if (c && c->err == REDIS_ERR_IO && strstr(why, "ermission denied"))
+			fprintf(stderr,
+				"weftctl: cannot connect to %s: %s — only root, the weft user and the admin "
+				"group may administer weft (usermod -aG <admin group> $USER)\n",
+				path, why);
+		else
+			fprintf(stderr,
+				"weftctl: cannot connect to %s: %s — is weft running? start it with "
+				"`weftctl up --dir %s` or `systemctl start weft.target`\n",
+				path, why, o->dir);
 	}
 	redisFree(c);
 	return NULL;
@@ -128,12 +136,38 @@ static int show(const struct wf_cli_opts *o, const redisReply *r)
 	return err ? 1 : 0;
 }
 
-/* Send argv, return the reply (NULL after printing the transport error). */
+/*
+ * After a failed exchange: what weft-admin said before it closed (a
+ * refused client gets "-ERR <why>" and a close, so our write may fail
+ * first). Returns 1 if it printed a reason.
+ */
+static int print_refusal(redisContext *c, const struct wf_cli_opts *o)
+{
+	char buf[512];
+	ssize_t n = recv(c->fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	char *eol;
+
+	if (n < 5 || buf[0] != '-')
+		return 0;
+	buf[n] = '\0';
+	eol = strpbrk(buf, "\r\n");
+	if (eol)
+		*eol = '\0';
+	{
+		redisReply r = { .type = REDIS_REPLY_ERROR, .str = buf + 1, .len = strlen(buf + 1) };
+
+		show(o, &r);
+	}
+	return 1;
+}
+
+/* Send argv, return the reply (NULL after printing the transport error,
+ * or weft-admin's refusal). */
 static redisReply *call(redisContext *c, const struct wf_cli_opts *o, int argc, const char **argv)
 {
 	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 
-	if (!r)
+	if (!r && !print_refusal(c, o))
 		fprintf(stderr, "weftctl: %s/admin.sock: %s (weft-admin went away?)\n", o->dir,
 			c->errstr[0] ? c->errstr : "connection lost");
 	return r;
@@ -165,6 +199,11 @@ static int cmd_status(const struct wf_cli_opts *o)
 	if (!c)
 		return 1;
 	st = call(c, o, 1, stats_argv);
+	if (st && st->type == REDIS_REPLY_ERROR) {
+		/* e.g. refused: weft-admin said why and closed. */
+		rc = show(o, st);
+		goto out;
+	}
 	if (st)
 		sn = call(c, o, 2, snap_argv);
 	if (!st || !sn)
@@ -208,8 +247,22 @@ static int cmd_status(const struct wf_cli_opts *o)
 			const redisReply *p = wf_cli_get(cur, "path");
 			long long loaded = 0;
 
-			for (size_t i = 0; shards && shards->type == REDIS_REPLY_ARRAY && i < shards->elements; i++)
-				loaded += wf_cli_get_int(shards->element[i], "loaded_gen", 0) == gen;
+			/* A ranker serves gen only if it runs, reports gen, and
+			 * has not reported failing it (a restarted ranker that
+			 * could not load it leaves its predecessor's loaded_gen). */
+			for (size_t i = 0; shards && shards->type == REDIS_REPLY_ARRAY && i < shards->elements; i++) {
+				const redisReply *s = shards->element[i];
+
+				if (!wf_cli_get_int(s, "alive", 0))
+					continue;
+				if (wf_cli_get_int(s, "failed_gen", 0) == gen) {
+					printf("DEGRADED ranker %lld could not load generation %lld: see its log; "
+					       "`weftctl snapshot rollback` or load a good file\n",
+					       wf_cli_get_int(s, "shard", -1), gen);
+					continue;
+				}
+				loaded += wf_cli_get_int(s, "loaded_gen", 0) == gen;
+			}
 			printf("snapshot generation %lld (%s), loaded by %lld/%lld rankers\n", gen,
 			       p && p->str ? p->str : "?", loaded, n);
 		} else {
@@ -232,7 +285,9 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		const char *eq = strchr(a, '=');
 		size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
 
-		if (a[0] != '-' || strcmp(a, "-") == 0) {
+		/* "-2" is a value (weights set ... -2 1: the admin refuses it
+		 * with its own message), not an option. */
+		if (a[0] != '-' || strcmp(a, "-") == 0 || (a[1] >= '0' && a[1] <= '9') || a[1] == '.') {
 			pos[(*npos)++] = a;
 			continue;
 		}
@@ -315,6 +370,9 @@ int main(int argc, char **argv)
 	int npos, rc;
 
 	wf_log_init("weftctl");
+	/* A refusing weft-admin writes its reason and closes: our write then
+	 * fails with EPIPE (and we read the reason) instead of killing us. */
+	signal(SIGPIPE, SIG_IGN);
 	if (!pos)
 		return 1;
 	rc = parse_opts(argc, argv, &o, pos, &npos);

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "admin/dirlock.h"
 #include "admin/weftctl_int.h"
 #include "shm/shm.h"
 
@@ -53,6 +54,8 @@ struct up_ctx {
 	char bin[3][PATH_MAX];   /* admin, ranker, ingest */
 	uint32_t nshards;
 	int sfd;
+	int lock_fd;             /* DIR/weft.lock: DIR is ours while it is held */
+	int admin_up;            /* our weft-admin answered: the sockets are ours */
 	int stopping;
 	struct wf_shm *shm;
 	struct up_child child[UP_MAX_CHILDREN];
@@ -176,6 +179,9 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL); /* signalfd blocked them */
 		signal(SIGPIPE, SIG_DFL);
+		/* The one fd a child inherits: DIR stays owned (a second
+		 * `weftctl up` refuses) until the last of us exits. */
+		fcntl(u->lock_fd, F_SETFD, 0);
 		devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (devnull >= 0)
 			dup2(devnull, 0);
@@ -306,10 +312,14 @@ static void stop_all(struct up_ctx *u)
 	}
 }
 
+/* Remove the segment and sockets, if they were ours: a weft-admin of
+ * ours that never answered may have found DIR served by another. */
 static void cleanup_files(struct up_ctx *u)
 {
 	char p[PATH_MAX + 32];
 
+	if (!u->admin_up)
+		return;
 	wf_shm_unlink(u->shm_name);
 	snprintf(p, sizeof(p), "%s/admin.sock", u->dir);
 	unlink(p);
@@ -332,6 +342,7 @@ static int admin_answers(struct up_ctx *u)
 		return 0;
 	r = redisCommand(c, "PING");
 	ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+	u->admin_up |= ok;
 	freeReplyObject(r);
 	redisFree(c);
 	return ok;
@@ -388,11 +399,6 @@ static int snapshot_step(struct up_ctx *u)
 	if (!u->load) {
 		struct wf_cli_opts q = *u->o;
 
-		wf_ctl_snap_get(u->shm->ctl, &cur, NULL);
-		if (cur.gen && strcmp(cur.path, u->snapshot) == 0) {
-			u->snap_done = 1;
-			return 0;
-		}
 		for (uint32_t i = 0; i < u->nshards; i++)
 			/* A5: pairs with R5 in the ranker. */
 			if (!atomic_load_explicit(&wf_shm_shard(u->shm, i)->ready, memory_order_acquire))
@@ -401,6 +407,23 @@ static int snapshot_step(struct up_ctx *u)
 		u->load = wf_cli_connect(&q, 1);
 		if (!u->load)
 			return 0;
+		/* weft-admin serves its own copy: compare the file it came from
+		 * (SNAPSHOT STATUS path). */
+		wf_ctl_snap_get(u->shm->ctl, &cur, NULL);
+		r = cur.gen ? redisCommand(u->load, "SNAPSHOT STATUS") : NULL;
+		if (r) {
+			const redisReply *src = wf_cli_get(wf_cli_get(r, "current"), "path");
+
+			done = src && src->type == REDIS_REPLY_STRING && strcmp(src->str, u->snapshot) == 0;
+			freeReplyObject(r);
+			r = NULL;
+			if (done) {
+				redisFree(u->load);
+				u->load = NULL;
+				u->snap_done = 1;
+				return 0;
+			}
+		}
 		if (redisAppendCommand(u->load, "SNAPSHOT LOAD %s", u->snapshot) != REDIS_OK)
 			goto lost;
 		while (!done)
@@ -431,6 +454,30 @@ lost:
 	return 0;
 }
 
+/*
+ * Own DIR (DIR/weft.lock) before touching anything in it: a second `up` on
+ * a running DIR would otherwise remove its live segment as stale and its
+ * sockets on the way out. Refuses naming the owner's pid.
+ */
+static int take_dir(struct up_ctx *u)
+{
+	char p[PATH_MAX + 32];
+	pid_t owner = 0;
+
+	snprintf(p, sizeof(p), "%s/weft.lock", u->dir);
+	u->lock_fd = wf_dirlock_take(p, &owner);
+	if (u->lock_fd == -EBUSY && owner > 0 && (kill(owner, 0) == 0 || errno == EPERM)) {
+		say("%s is in use by weft (pid %d owns %s); refusing to start a second one. "
+		    "Stop it first: weftctl --dir %s shutdown", u->dir, (int)owner, p, u->dir);
+	} else if (u->lock_fd == -EBUSY) {
+		say("%s is in use by weft (pid %d, which has exited; its processes still hold %s). "
+		    "Wait for them to stop, or find them: fuser %s", u->dir, (int)owner, p, p);
+	} else if (u->lock_fd < 0) {
+		say("cannot lock %s: %s", p, strerror(-u->lock_fd));
+	}
+	return u->lock_fd < 0 ? u->lock_fd : 0;
+}
+
 static int setup(struct up_ctx *u)
 {
 	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest" };
@@ -455,6 +502,8 @@ static int setup(struct up_ctx *u)
 		say("cannot resolve %s: %s", u->o->dir, strerror(errno));
 		return -errno;
 	}
+	if (take_dir(u) < 0)
+		return -EBUSY;
 	snprintf(u->shm_name, sizeof(u->shm_name), "weft.%012llx",
 		 (unsigned long long)(wf_hash64(u->dir, strlen(u->dir)) >> 16));
 	if (u->o->snapshot && !realpath(u->o->snapshot, u->snapshot)) {
@@ -548,7 +597,7 @@ int wf_cli_up(const struct wf_cli_opts *o)
 	if (!u)
 		return 1;
 	u->o = o;
-	u->sfd = -1;
+	u->sfd = u->lock_fd = -1;
 	if (setup(u) < 0)
 		goto out;
 	if (start(u) == 0) {
@@ -572,6 +621,8 @@ out:
 	wf_shm_detach(u->shm);
 	if (u->sfd >= 0)
 		close(u->sfd);
+	if (u->lock_fd >= 0)
+		close(u->lock_fd);
 	free(u);
 	return rc;
 }

@@ -11,10 +11,11 @@
  * stage allocates per event.
  */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 
 #include "batch/batch.h"
+#include "lib/csr.h"
+#include "lib/pool.h"
+#include "lib/topk.h"
 
 #define DAY_MS 86400000.0
 #define HALF_LIFE_DAYS 7.0
@@ -55,251 +56,61 @@ double wf_batch_decay(const struct wf_batch *b, int64_t ts_ms)
 	return exp2(-(double)(b->max_ms - ts_ms) / (HALF_LIFE_DAYS * DAY_MS));
 }
 
-/* ---- parallel for ---- */
+/* ---- parallel for (lib/pool.h), with batch progress lines ---- */
 
-struct par {
+struct par_progress {
 	struct wf_batch *b;
-	uint64_t n;
-	void (*fn)(void *, uint64_t, uint32_t);
-	void *arg;
-	const char *what;          /* progress label, or NULL */
-	atomic_uint_fast64_t next; /* next chunk start; relaxed: only hands out disjoint ranges, the
-				      results are published by pthread_join */
-	uint32_t worker;
+	const char *what;
 };
 
-struct par_worker {
-	struct par *p;
-	uint32_t id;
-	pthread_t th;
-};
-
-static void *par_run(void *arg)
+static void par_progress(void *arg, uint64_t done, uint64_t n)
 {
-	struct par_worker *w = arg;
-	struct par *p = w->p;
-	/* Hand out 64 indexes at a time, fewer when there are few (the
-	 * loader's jobs are each big). */
-	const uint64_t chunk = WF_MAX(1u, WF_MIN(64u, p->n / (16u * WF_MAX(1u, p->b->opt.threads))));
-	uint64_t last_ns = wf_now_ns(), k = 0;
+	struct par_progress *pp = arg;
 
-	for (;;) {
-		uint64_t i = atomic_fetch_add_explicit(&p->next, chunk, memory_order_relaxed);
-		if (i >= p->n)
-			break;
-		for (uint64_t j = i; j < WF_MIN(i + chunk, p->n); j++)
-			p->fn(p->arg, j, w->id);
-		/* Worker 0 shows how far the hand-out got, about once a second;
-		 * the clock is read every 16 chunks. */
-		if (w->id == 0 && p->what && (++k & 15) == 0) {
-			uint64_t now = wf_now_ns();
-			if (now - last_ns >= 1000000000ull) {
-				wf_batch_progress_count(p->b, p->what, WF_MIN(i + chunk, p->n), p->n);
-				last_ns = now;
-			}
-		}
-	}
-	return NULL;
+	wf_batch_progress_count(pp->b, pp->what, done, n);
 }
 
 int wf_batch_parallel(struct wf_batch *b, uint64_t n, const char *what,
 		      void (*fn)(void *arg, uint64_t i, uint32_t worker), void *arg)
 {
-	struct par p = { .b = b, .n = n, .fn = fn, .arg = arg, .what = what };
-	struct par_worker w[64];
-	uint32_t nt = WF_MAX(1u, WF_MIN(b->opt.threads, 64u)), started = 0;
+	struct par_progress pp = { b, what };
 
-	atomic_init(&p.next, 0);
-	for (uint32_t i = 1; i < nt; i++) {
-		w[i] = (struct par_worker){ .p = &p, .id = i };
-		/* Without a thread the others (at least this one) do its share. */
-		if (pthread_create(&w[i].th, NULL, par_run, &w[i]) != 0)
-			break;
-		started = i;
-	}
-	w[0] = (struct par_worker){ .p = &p, .id = 0 };
-	par_run(&w[0]);
-	for (uint32_t i = 1; i <= started; i++)
-		pthread_join(w[i].th, NULL);
-	return 0;
+	return wf_pool_for(b->opt.threads, n, fn, arg, what ? par_progress : NULL, &pp);
 }
 
-/* ---- per-worker scratch: a dense accumulator over items ---- */
+/* ---- events grouped by session or user (lib/csr.h) ---- */
 
-struct acc {
-	float *v;
-	uint32_t *touched;
-	uint32_t n;
-};
-
-static int acc_init(struct acc *a, uint32_t nitems)
+static int csr_events(struct wf_batch *b, uint32_t nkeys, bool by_user, struct wf_csr *ret)
 {
-	a->v = calloc(nitems ? nitems : 1, sizeof(*a->v));
-	a->touched = malloc((nitems ? nitems : 1) * sizeof(*a->touched));
-	a->n = 0;
-	return a->v && a->touched ? 0 : -ENOMEM;
-}
+	struct wf_csr c;
+	int r;
 
-static void acc_fini(struct acc *a)
-{
-	free(a->v);
-	free(a->touched);
-}
-
-static inline void acc_add(struct acc *a, uint32_t i, float x)
-{
-	if (a->v[i] == 0.0f)
-		a->touched[a->n++] = i;
-	a->v[i] += x;
-	if (a->v[i] == 0.0f) /* stays listed; a zero score is dropped at selection */
-		a->v[i] = 1e-30f;
-}
-
-static void acc_clear(struct acc *a)
-{
-	for (uint32_t k = 0; k < a->n; k++)
-		a->v[a->touched[k]] = 0.0f;
-	a->n = 0;
-}
-
-/* Top-k selection with a min-heap; out sorted by score descending, ties by
- * item index so builds are reproducible. Returns the count. */
-static inline bool worse(const struct wf_snap_cand *x, const struct wf_snap_cand *y)
-{
-	return x->score < y->score || (x->score == y->score && x->item > y->item);
-}
-
-static void heap_down(struct wf_snap_cand *h, uint32_t n, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, m = i;
-		if (l < n && worse(&h[l], &h[m]))
-			m = l;
-		if (l + 1 < n && worse(&h[l + 1], &h[m]))
-			m = l + 1;
-		if (m == i)
-			return;
-		struct wf_snap_cand t = h[i];
-		h[i] = h[m];
-		h[m] = t;
-		i = m;
-	}
-}
-
-struct topk {
-	struct wf_snap_cand *h;
-	uint32_t n, k;
-};
-
-static void topk_push(struct topk *t, uint32_t item, float score)
-{
-	struct wf_snap_cand c = { item, score };
-
-	if (!(score > 0.0f) || t->k == 0)
-		return;
-	if (t->n < t->k) {
-		uint32_t i = t->n++;
-		t->h[i] = c;
-		while (i > 0 && worse(&t->h[i], &t->h[(i - 1) / 2])) {
-			struct wf_snap_cand x = t->h[i];
-			t->h[i] = t->h[(i - 1) / 2];
-			t->h[(i - 1) / 2] = x;
-			i = (i - 1) / 2;
-		}
-	} else if (worse(&t->h[0], &c)) {
-		t->h[0] = c;
-		heap_down(t->h, t->n, 0);
-	}
-}
-
-/* Sort the heap in place, best first. */
-static uint32_t topk_finish(struct topk *t)
-{
-	uint32_t n = t->n;
-
-	for (uint32_t end = n; end > 1; end--) {
-		struct wf_snap_cand x = t->h[0];
-		t->h[0] = t->h[end - 1];
-		t->h[end - 1] = x;
-		heap_down(t->h, end - 1, 0);
-	}
-	return n;
-}
-
-/* ---- CSR grouping (counting sort of event numbers by a key) ---- */
-
-struct csr {
-	uint64_t *off; /* nkeys + 1 */
-	uint32_t *idx;
-};
-
-static void csr_fini(struct csr *c)
-{
-	free(c->off);
-	free(c->idx);
-	*c = (struct csr){ 0 };
-}
-
-static int csr_events(struct wf_batch *b, uint32_t nkeys, bool by_user, struct csr *ret)
-{
-	struct csr c = { calloc((size_t)nkeys + 2, sizeof(uint64_t)), NULL };
-
-	if (!c.off)
-		return -ENOMEM;
-	/* Count into off[k + 2], prefix-sum so off[k + 1] is k's start, then
-	 * fill advancing off[k + 1] to k's end: off[k]..off[k + 1] is k. */
+	if ((r = wf_csr_begin(&c, nkeys)) < 0)
+		return r;
 	for (uint64_t i = 0; i < b->nev; i++) {
 		uint32_t k = by_user ? b->ev[i].user : b->ev[i].session;
 		if (k != WF_BATCH_NO_USER)
-			c.off[k + 2]++;
+			wf_csr_count(&c, k);
 	}
-	for (uint32_t k = 2; k <= nkeys + 1; k++)
-		c.off[k] += c.off[k - 1];
-	c.idx = malloc((c.off[nkeys + 1] ? c.off[nkeys + 1] : 1) * sizeof(*c.idx));
-	if (!c.idx) {
-		free(c.off);
-		return -ENOMEM;
-	}
+	if ((r = wf_csr_alloc(&c, nkeys)) < 0)
+		return r;
 	for (uint64_t i = 0; i < b->nev; i++) {
 		uint32_t k = by_user ? b->ev[i].user : b->ev[i].session;
 		if (k != WF_BATCH_NO_USER)
-			c.idx[c.off[k + 1]++] = (uint32_t)i;
+			wf_csr_put(&c, k, (uint32_t)i);
 	}
 	*ret = c;
 	return 0;
 }
 
-/* Transpose a CSR of item lists (rows -> items) into items -> rows. */
-static int csr_transpose(const uint64_t *off, const uint32_t *items, uint32_t nrows, uint32_t nitems, struct csr *ret)
-{
-	struct csr t = { calloc((size_t)nitems + 2, sizeof(uint64_t)), NULL };
-
-	if (!t.off)
-		return -ENOMEM;
-	for (uint64_t j = 0; j < off[nrows]; j++)
-		t.off[items[j] + 2]++;
-	for (uint32_t i = 2; i <= nitems + 1; i++)
-		t.off[i] += t.off[i - 1];
-	t.idx = malloc((off[nrows] ? off[nrows] : 1) * sizeof(*t.idx));
-	if (!t.idx) {
-		free(t.off);
-		return -ENOMEM;
-	}
-	for (uint32_t r = 0; r < nrows; r++)
-		for (uint64_t j = off[r]; j < off[r + 1]; j++)
-			t.idx[t.off[items[j] + 1]++] = r;
-	*ret = t;
-	return 0;
-}
-
 /* Distinct items per group (session or user basket), first-seen order,
  * capped; keep(e) chooses the events that count. */
-static int distinct_items(struct wf_batch *b, const struct csr *g, uint32_t ngroups, uint32_t cap,
-			  bool (*keep)(const struct wf_batch_event *), struct csr *ret)
+static int distinct_items(struct wf_batch *b, const struct wf_csr *g, uint32_t ngroups, uint32_t cap,
+			  bool (*keep)(const struct wf_batch_event *), struct wf_csr *ret)
 {
 	uint32_t nitems = b->items.n;
 	uint32_t *stamp = calloc(nitems ? nitems : 1, sizeof(*stamp));
-	struct csr d = { calloc((size_t)ngroups + 1, sizeof(uint64_t)), NULL };
+	struct wf_csr d = { calloc((size_t)ngroups + 1, sizeof(uint64_t)), NULL };
 	uint64_t n = 0, dcap = 1u << 20;
 
 	d.idx = malloc(dcap * sizeof(*d.idx));
@@ -329,7 +140,7 @@ static int distinct_items(struct wf_batch *b, const struct csr *g, uint32_t ngro
 	return 0;
 nomem:
 	free(stamp);
-	csr_fini(&d);
+	wf_csr_fini(&d);
 	return -ENOMEM;
 }
 
@@ -505,13 +316,13 @@ static int item_stats(struct wf_batch *b)
 	}
 	free(order);
 
-	struct topk t = { b->trending, 0, WF_BATCH_TRENDING_TOP };
+	struct wf_topk t = { b->trending, 0, WF_BATCH_TRENDING_TOP };
 	for (uint32_t i = 0; i < nitems; i++) {
 		const struct wf_batch_item *it = &b->item[i];
 		if (it->trend > 1.0f && it->recent >= TREND_MIN_RECENT)
-			topk_push(&t, i, it->trend);
+			wf_topk_push(&t, i, it->trend);
 	}
-	b->ntrending = topk_finish(&t);
+	b->ntrending = wf_topk_finish(&t);
 	return 0;
 }
 
@@ -559,7 +370,7 @@ static int price_bands(struct wf_batch *b)
 /* Scratch of an item-by-item pass (neighbours, complements): per worker an
  * accumulator over every item and a top-k heap. */
 struct item_pass {
-	struct acc *acc;           /* nt of them */
+	struct wf_acc *acc;           /* nt of them */
 	struct wf_snap_cand *heap; /* nt x top */
 	uint32_t nt;
 };
@@ -580,7 +391,7 @@ static int item_pass_init(struct item_pass *p, struct wf_batch *b, uint32_t top,
 	if (!p->acc || !p->heap || !*out || !*out_cnt)
 		return -ENOMEM;
 	for (uint32_t w = 0; w < p->nt; w++) {
-		int r = acc_init(&p->acc[w], nitems);
+		int r = wf_acc_init(&p->acc[w], nitems);
 		if (r < 0)
 			return r;
 	}
@@ -591,14 +402,14 @@ static void item_pass_fini(struct item_pass *p)
 {
 	if (p->acc)
 		for (uint32_t w = 0; w < p->nt; w++)
-			acc_fini(&p->acc[w]);
+			wf_acc_fini(&p->acc[w]);
 	free(p->acc);
 	free(p->heap);
 }
 
 struct neigh_job {
 	struct wf_batch *b;
-	const struct csr *si, *is; /* session -> items, item -> sessions */
+	const struct wf_csr *si, *is; /* session -> items, item -> sessions */
 	const float *sess_w;
 	struct item_pass pass;
 };
@@ -607,15 +418,15 @@ static void neigh_one(void *arg, uint64_t a64, uint32_t w)
 {
 	struct neigh_job *j = arg;
 	struct wf_batch *b = j->b;
-	struct acc *acc = &j->pass.acc[w];
+	struct wf_acc *acc = &j->pass.acc[w];
 	uint32_t a = (uint32_t)a64;
-	struct topk t = { j->pass.heap + (size_t)w * WF_BATCH_NEIGH_TOP, 0, WF_BATCH_NEIGH_TOP };
+	struct wf_topk t = { j->pass.heap + (size_t)w * WF_BATCH_NEIGH_TOP, 0, WF_BATCH_NEIGH_TOP };
 
 	for (uint64_t k = j->is->off[a]; k < j->is->off[a + 1]; k++) {
 		uint32_t s = j->is->idx[k];
 		for (uint64_t m = j->si->off[s]; m < j->si->off[s + 1]; m++)
 			if (j->si->idx[m] != a)
-				acc_add(acc, j->si->idx[m], j->sess_w[s]);
+				wf_acc_add(acc, j->si->idx[m], j->sess_w[s]);
 	}
 	/* Conditional: of the (decayed) sessions holding a, the share that
 	 * holds c too. Cosine divided by c's count as well, which favoured
@@ -624,10 +435,10 @@ static void neigh_one(void *arg, uint64_t a64, uint32_t w)
 		uint32_t c = acc->touched[k];
 		float den = b->item[a].sess_norm;
 		if (den > 0)
-			topk_push(&t, c, acc->v[c] / den);
+			wf_topk_push(&t, c, acc->v[c] / den);
 	}
-	acc_clear(acc);
-	b->neigh_cnt[a] = topk_finish(&t);
+	wf_acc_clear(acc);
+	b->neigh_cnt[a] = wf_topk_finish(&t);
 	memcpy(b->neigh + (size_t)a * WF_BATCH_NEIGH_TOP, t.h, b->neigh_cnt[a] * sizeof(*t.h));
 }
 
@@ -635,7 +446,7 @@ static void neigh_one(void *arg, uint64_t a64, uint32_t w)
 
 struct compl_job {
 	struct wf_batch *b;
-	const struct csr *ub, *ib; /* user -> basket items, item -> users */
+	const struct wf_csr *ub, *ib; /* user -> basket items, item -> users */
 	const float *catc;         /* ncats x ncats normalised co-basket, or NULL */
 	struct item_pass pass;
 };
@@ -644,24 +455,24 @@ static void compl_one(void *arg, uint64_t a64, uint32_t w)
 {
 	struct compl_job *j = arg;
 	struct wf_batch *b = j->b;
-	struct acc *acc = &j->pass.acc[w];
+	struct wf_acc *acc = &j->pass.acc[w];
 	uint32_t a = (uint32_t)a64, n;
-	struct topk t = { j->pass.heap + (size_t)w * WF_BATCH_COMPL_TOP, 0, WF_BATCH_COMPL_TOP };
+	struct wf_topk t = { j->pass.heap + (size_t)w * WF_BATCH_COMPL_TOP, 0, WF_BATCH_COMPL_TOP };
 	struct wf_snap_cand *out = b->compl + (size_t)a * WF_BATCH_COMPL_TOP;
 
 	for (uint64_t k = j->ib->off[a]; k < j->ib->off[a + 1]; k++) {
 		uint32_t u = j->ib->idx[k];
 		for (uint64_t m = j->ub->off[u]; m < j->ub->off[u + 1]; m++)
 			if (j->ub->idx[m] != a)
-				acc_add(acc, j->ub->idx[m], 1.0f);
+				wf_acc_add(acc, j->ub->idx[m], 1.0f);
 	}
 	for (uint32_t k = 0; k < acc->n; k++) {
 		uint32_t c = acc->touched[k];
 		if (acc->v[c] >= COMPL_MIN_SUPPORT)
-			topk_push(&t, c, acc->v[c] / sqrtf(b->item[a].basket_norm * b->item[c].basket_norm));
+			wf_topk_push(&t, c, acc->v[c] / sqrtf(b->item[a].basket_norm * b->item[c].basket_norm));
 	}
-	acc_clear(acc);
-	n = topk_finish(&t);
+	wf_acc_clear(acc);
+	n = wf_topk_finish(&t);
 	memcpy(out, t.h, n * sizeof(*out));
 
 	/* Too sparse: fill from the categories bought together with a's. */
@@ -669,7 +480,7 @@ static void compl_one(void *arg, uint64_t a64, uint32_t w)
 	if (n < WF_BATCH_COMPL_TOP && j->catc && ca != WF_SNAP_NO_CAT) {
 		float ceiling = n ? out[n - 1].score * 0.99f : 1.0f;
 		uint32_t favc[FAV_CATS], nfav = 0;
-		struct topk f = { t.h, 0, WF_BATCH_COMPL_TOP - n };
+		struct wf_topk f = { t.h, 0, WF_BATCH_COMPL_TOP - n };
 
 		for (uint32_t pick = 0; pick < FAV_CATS; pick++) {
 			uint32_t best = WF_SNAP_NO_CAT;
@@ -693,10 +504,10 @@ static void compl_one(void *arg, uint64_t a64, uint32_t w)
 				for (uint32_t x = 0; x < n; x++)
 					dup |= out[x].item == p;
 				if (!dup)
-					topk_push(&f, p, j->catc[(size_t)ca * ncats + c] * b->item[p].popularity);
+					wf_topk_push(&f, p, j->catc[(size_t)ca * ncats + c] * b->item[p].popularity);
 			}
 		}
-		uint32_t nf = topk_finish(&f);
+		uint32_t nf = wf_topk_finish(&f);
 		float top = nf ? f.h[0].score : 1.0f;
 		for (uint32_t k = 0; k < nf; k++)
 			out[n + k] = (struct wf_snap_cand){ f.h[k].item, f.h[k].score / top * ceiling * 0.5f };
@@ -705,15 +516,15 @@ static void compl_one(void *arg, uint64_t a64, uint32_t w)
 	b->compl_cnt[a] = n;
 }
 
-static int build_compl(struct wf_batch *b, const struct csr *ub)
+static int build_compl(struct wf_batch *b, const struct wf_csr *ub)
 {
 	uint32_t nitems = b->items.n, ncats = b->cats.n;
-	struct csr ib = { 0 };
+	struct wf_csr ib = { 0 };
 	float *catc = NULL, *catn = NULL;
 	struct compl_job j = { .b = b, .ub = ub, .ib = &ib };
 	int r;
 
-	if ((r = csr_transpose(ub->off, ub->idx, b->users.n, nitems, &ib)) < 0)
+	if ((r = wf_csr_transpose(ub, b->users.n, nitems, &ib)) < 0)
 		return r;
 	for (uint32_t i = 0; i < nitems; i++)
 		b->item[i].basket_norm = (float)(ib.off[i + 1] - ib.off[i]);
@@ -759,7 +570,7 @@ out:
 	item_pass_fini(&j.pass);
 	free(catc);
 	free(catn);
-	csr_fini(&ib);
+	wf_csr_fini(&ib);
 	return r;
 }
 
@@ -783,9 +594,9 @@ static bool target_event(const struct wf_batch_event *e)
 /* Each session's clicks in order, a repeat of the item just clicked
  * folded into it (as lib/rank's recent ring folds it), the first
  * WF_BATCH_SESSION_CAP * 2 of them. */
-static int session_seqs(struct wf_batch *b, const struct csr *bysess, uint32_t nsess, struct csr *ret)
+static int session_seqs(struct wf_batch *b, const struct wf_csr *bysess, uint32_t nsess, struct wf_csr *ret)
 {
-	struct csr d = { calloc((size_t)nsess + 1, sizeof(uint64_t)), NULL };
+	struct wf_csr d = { calloc((size_t)nsess + 1, sizeof(uint64_t)), NULL };
 	uint64_t n = 0, dcap = 1u << 20;
 
 	d.idx = malloc(dcap * sizeof(*d.idx));
@@ -812,7 +623,7 @@ static int session_seqs(struct wf_batch *b, const struct csr *bysess, uint32_t n
 	*ret = d;
 	return 0;
 nomem:
-	csr_fini(&d);
+	wf_csr_fini(&d);
 	return -ENOMEM;
 }
 
@@ -824,7 +635,7 @@ nomem:
  * had an item there: P(next = ring[r]). Learned from the data: 26 % at
  * r = 0 on one real log, 8.9 % on DIGINETICA, ~0 on Taobao (issue 14).
  */
-static void repeat_curve(struct wf_batch *b, const struct csr *bysess, uint32_t nsess)
+static void repeat_curve(struct wf_batch *b, const struct wf_csr *bysess, uint32_t nsess)
 {
 	uint64_t hit[WF_SNAP_MODEL_REPEAT] = { 0 }, den[WF_SNAP_MODEL_REPEAT] = { 0 };
 
@@ -860,7 +671,7 @@ static void repeat_curve(struct wf_batch *b, const struct csr *bysess, uint32_t 
 
 struct seq_job {
 	struct wf_batch *b;
-	const struct csr *sq, *is; /* session -> clicks in order, item -> sessions */
+	const struct wf_csr *sq, *is; /* session -> clicks in order, item -> sessions */
 	const float *sess_w;
 	struct item_pass pass;
 };
@@ -873,9 +684,9 @@ static void seq_one(void *arg, uint64_t a64, uint32_t w)
 {
 	struct seq_job *j = arg;
 	struct wf_batch *b = j->b;
-	struct acc *acc = &j->pass.acc[w];
+	struct wf_acc *acc = &j->pass.acc[w];
 	uint32_t a = (uint32_t)a64;
-	struct topk t = { j->pass.heap + (size_t)w * WF_BATCH_SEQ_TOP, 0, WF_BATCH_SEQ_TOP };
+	struct wf_topk t = { j->pass.heap + (size_t)w * WF_BATCH_SEQ_TOP, 0, WF_BATCH_SEQ_TOP };
 	double n = 0;
 
 	for (uint64_t k = j->is->off[a]; k < j->is->off[a + 1]; k++) {
@@ -887,21 +698,21 @@ static void seq_one(void *arg, uint64_t a64, uint32_t w)
 			n += j->sess_w[s];
 			for (uint64_t g = 1; g <= WF_BATCH_SEQ_GAP && m + g < end; g++)
 				if (j->sq->idx[m + g] != a)
-					acc_add(acc, j->sq->idx[m + g], j->sess_w[s] / (float)g);
+					wf_acc_add(acc, j->sq->idx[m + g], j->sess_w[s] / (float)g);
 		}
 	}
 	for (uint32_t k = 0; k < acc->n; k++)
 		if (n > 0)
-			topk_push(&t, acc->touched[k], (float)(acc->v[acc->touched[k]] / n));
-	acc_clear(acc);
-	b->seq_cnt[a] = topk_finish(&t);
+			wf_topk_push(&t, acc->touched[k], (float)(acc->v[acc->touched[k]] / n));
+	wf_acc_clear(acc);
+	b->seq_cnt[a] = wf_topk_finish(&t);
 	memcpy(b->seq + (size_t)a * WF_BATCH_SEQ_TOP, t.h, b->seq_cnt[a] * sizeof(*t.h));
 }
 
-static int build_seq(struct wf_batch *b, const struct csr *bysess, const struct csr *is, const float *sess_w)
+static int build_seq(struct wf_batch *b, const struct wf_csr *bysess, const struct wf_csr *is, const float *sess_w)
 {
 	uint32_t nsess = (uint32_t)b->st.sessions;
-	struct csr sq = { 0 };
+	struct wf_csr sq = { 0 };
 	struct seq_job j = { .b = b, .sq = &sq, .is = is, .sess_w = sess_w };
 	int r;
 
@@ -910,14 +721,14 @@ static int build_seq(struct wf_batch *b, const struct csr *bysess, const struct 
 	    (r = item_pass_init(&j.pass, b, WF_BATCH_SEQ_TOP, &b->seq, &b->seq_cnt)) == 0)
 		r = wf_batch_parallel(b, b->items.n, "transitions (items)", seq_one, &j);
 	item_pass_fini(&j.pass);
-	csr_fini(&sq);
+	wf_csr_fini(&sq);
 	return r;
 }
 
-static int build_neigh(struct wf_batch *b, const struct csr *bysess)
+static int build_neigh(struct wf_batch *b, const struct wf_csr *bysess)
 {
 	uint32_t nitems = b->items.n, nsess = (uint32_t)b->st.sessions;
-	struct csr si = { 0 }, is = { 0 };
+	struct wf_csr si = { 0 }, is = { 0 };
 	float *sess_w = malloc(((size_t)nsess + 1) * sizeof(*sess_w));
 	struct neigh_job j = { .b = b, .si = &si, .is = &is, .sess_w = sess_w };
 	int r;
@@ -931,7 +742,7 @@ static int build_neigh(struct wf_batch *b, const struct csr *bysess)
 		sess_w[s] = (float)wf_batch_decay(b, last);
 	}
 	if ((r = distinct_items(b, bysess, nsess, WF_BATCH_SESSION_CAP, keep_any, &si)) < 0 ||
-	    (r = csr_transpose(si.off, si.idx, nsess, nitems, &is)) < 0)
+	    (r = wf_csr_transpose(&si, nsess, nitems, &is)) < 0)
 		goto out;
 	for (uint32_t i = 0; i < nitems; i++) {
 		float n = 0;
@@ -946,8 +757,8 @@ static int build_neigh(struct wf_batch *b, const struct csr *bysess)
 out:
 	item_pass_fini(&j.pass);
 	free(sess_w);
-	csr_fini(&si);
-	csr_fini(&is);
+	wf_csr_fini(&si);
+	wf_csr_fini(&is);
 	return r;
 }
 
@@ -973,7 +784,7 @@ static void quintiles(uint32_t *idx, uint32_t n, double *v, uint8_t *out)
 	}
 }
 
-static int user_stats(struct wf_batch *b, const struct csr *byuser)
+static int user_stats(struct wf_batch *b, const struct wf_csr *byuser)
 {
 	uint32_t nusers = b->users.n, nbuyers = 0;
 	uint32_t *sess_stamp = calloc(b->st.sessions + 1, sizeof(*sess_stamp));
@@ -1062,8 +873,8 @@ static int user_stats(struct wf_batch *b, const struct csr *byuser)
 
 struct cand_job {
 	struct wf_batch *b;
-	const struct csr *byuser;
-	struct acc *hist, *score, *cat; /* per worker */
+	const struct wf_csr *byuser;
+	struct wf_acc *hist, *score, *cat; /* per worker */
 	uint8_t **bought;               /* per worker, nitems flags */
 	struct wf_snap_cand **heap;     /* per worker, HIST_TOP / candidates */
 };
@@ -1073,7 +884,7 @@ static void cand_one(void *arg, uint64_t u64, uint32_t w)
 	struct cand_job *j = arg;
 	struct wf_batch *b = j->b;
 	uint32_t u = (uint32_t)u64, N = b->opt.candidates;
-	struct acc *h = &j->hist[w], *sc = &j->score[w], *cat = &j->cat[w];
+	struct wf_acc *h = &j->hist[w], *sc = &j->score[w], *cat = &j->cat[w];
 	uint8_t *bought = j->bought[w];
 	float hmax = 0, cmax = 0;
 
@@ -1083,36 +894,36 @@ static void cand_one(void *arg, uint64_t u64, uint32_t w)
 		if (e->item == 0xffffffffu || s == 0.0f)
 			continue;
 		s *= (float)wf_batch_decay(b, e->ts_ms);
-		acc_add(h, e->item, s);
+		wf_acc_add(h, e->item, s);
 		if (e->type == WF_EV_PURCHASE)
 			bought[e->item] |= 1;
 		if (e->type == WF_EV_CART_ADD)
 			bought[e->item] |= 2;
 		if (b->item[e->item].category != WF_SNAP_NO_CAT)
-			acc_add(cat, b->item[e->item].category, s);
+			wf_acc_add(cat, b->item[e->item].category, s);
 	}
 	for (uint32_t k = 0; k < h->n; k++)
 		hmax = WF_MAX(hmax, h->v[h->touched[k]]);
 	/* The user's own history. */
-	struct topk ht = { j->heap[w], 0, HIST_TOP };
+	struct wf_topk ht = { j->heap[w], 0, HIST_TOP };
 	for (uint32_t k = 0; k < h->n; k++) {
 		uint32_t i = h->touched[k];
 		float hn = h->v[i] / hmax;
-		acc_add(sc, i, hn * ((bought[i] & 1) ? W_HISTORY_BOUGHT : W_HISTORY));
-		topk_push(&ht, i, hn);
+		wf_acc_add(sc, i, hn * ((bought[i] & 1) ? W_HISTORY_BOUGHT : W_HISTORY));
+		wf_topk_push(&ht, i, hn);
 	}
 	/* Neighbours and complements of the strongest history items. */
-	uint32_t nh = topk_finish(&ht);
+	uint32_t nh = wf_topk_finish(&ht);
 	for (uint32_t k = 0; k < nh; k++) {
 		uint32_t i = ht.h[k].item;
 		float hn = ht.h[k].score;
 		const struct wf_snap_cand *nb = b->neigh + (size_t)i * WF_BATCH_NEIGH_TOP;
 		for (uint32_t m = 0; m < b->neigh_cnt[i]; m++)
-			acc_add(sc, nb[m].item, W_NEIGH * hn * nb[m].score);
+			wf_acc_add(sc, nb[m].item, W_NEIGH * hn * nb[m].score);
 		if (bought[i]) {
 			const struct wf_snap_cand *cp = b->compl + (size_t)i * WF_BATCH_COMPL_TOP;
 			for (uint32_t m = 0; m < b->compl_cnt[i]; m++)
-				acc_add(sc, cp[m].item, W_COMPL * hn * cp[m].score);
+				wf_acc_add(sc, cp[m].item, W_COMPL * hn * cp[m].score);
 		}
 	}
 	/* Favourite categories' popular items. */
@@ -1130,30 +941,30 @@ static void cand_one(void *arg, uint64_t u64, uint32_t w)
 			break;
 		for (uint32_t k = 0; k < b->cat_top_cnt[best]; k++) {
 			uint32_t p = b->cat_top[(size_t)best * WF_BATCH_CAT_TOP + k];
-			acc_add(sc, p, W_FAVCAT * (bv / cmax) * b->item[p].popularity);
+			wf_acc_add(sc, p, W_FAVCAT * (bv / cmax) * b->item[p].popularity);
 		}
-		cat->v[best] = 1e-30f; /* taken; acc_clear resets it */
+		cat->v[best] = 1e-30f; /* taken; wf_acc_clear resets it */
 	}
 	/* Global popularity to fill. */
 	for (uint32_t k = 0; k < WF_MIN(b->npopular, N); k++)
-		acc_add(sc, b->popular[k].item, W_POPULAR * b->popular[k].score);
+		wf_acc_add(sc, b->popular[k].item, W_POPULAR * b->popular[k].score);
 
 	/* Seasonality: the category's weekday (and yearly) boost on every source. */
-	struct topk t = { b->cands + (size_t)u * N, 0, N };
+	struct wf_topk t = { b->cands + (size_t)u * N, 0, N };
 	for (uint32_t k = 0; k < sc->n; k++) {
 		uint32_t i = sc->touched[k], c = b->item[i].category;
 		float boost = b->cat_boost && c != WF_SNAP_NO_CAT ? b->cat_boost[c] : 1.0f;
-		topk_push(&t, i, sc->v[i] * boost);
+		wf_topk_push(&t, i, sc->v[i] * boost);
 	}
-	b->cand_cnt[u] = topk_finish(&t);
+	b->cand_cnt[u] = wf_topk_finish(&t);
 	for (uint32_t k = 0; k < h->n; k++)
 		bought[h->touched[k]] = 0;
-	acc_clear(h);
-	acc_clear(sc);
-	acc_clear(cat);
+	wf_acc_clear(h);
+	wf_acc_clear(sc);
+	wf_acc_clear(cat);
 }
 
-static int build_cands(struct wf_batch *b, const struct csr *byuser)
+static int build_cands(struct wf_batch *b, const struct wf_csr *byuser)
 {
 	uint32_t nt = WF_MAX(1u, b->opt.threads), nitems = b->items.n, nusers = b->users.n;
 	struct cand_job j = { .b = b, .byuser = byuser };
@@ -1169,8 +980,8 @@ static int build_cands(struct wf_batch *b, const struct csr *byuser)
 	if (!j.hist || !j.score || !j.cat || !j.bought || !j.heap || !b->cands || !b->cand_cnt)
 		goto out;
 	for (uint32_t w = 0; w < nt; w++) {
-		if (acc_init(&j.hist[w], nitems) < 0 || acc_init(&j.score[w], nitems) < 0 ||
-		    acc_init(&j.cat[w], b->cats.n) < 0)
+		if (wf_acc_init(&j.hist[w], nitems) < 0 || wf_acc_init(&j.score[w], nitems) < 0 ||
+		    wf_acc_init(&j.cat[w], b->cats.n) < 0)
 			goto out;
 		j.bought[w] = calloc(nitems ? nitems : 1, 1);
 		j.heap[w] = malloc(HIST_TOP * sizeof(**j.heap));
@@ -1181,11 +992,11 @@ static int build_cands(struct wf_batch *b, const struct csr *byuser)
 out:
 	for (uint32_t w = 0; w < nt; w++) {
 		if (j.hist)
-			acc_fini(&j.hist[w]);
+			wf_acc_fini(&j.hist[w]);
 		if (j.score)
-			acc_fini(&j.score[w]);
+			wf_acc_fini(&j.score[w]);
 		if (j.cat)
-			acc_fini(&j.cat[w]);
+			wf_acc_fini(&j.cat[w]);
 		if (j.bought)
 			free(j.bought[w]);
 		if (j.heap)
@@ -1201,7 +1012,7 @@ out:
 
 int wf_batch_model(struct wf_batch *b)
 {
-	struct csr bysess = { 0 }, byuser = { 0 }, ub = { 0 };
+	struct wf_csr bysess = { 0 }, byuser = { 0 }, ub = { 0 };
 	int r;
 
 	if (b->nev >= 0xffffffffull) {
@@ -1215,21 +1026,21 @@ int wf_batch_model(struct wf_batch *b)
 	wf_batch_progress(b, "item neighbours (sessions)", 0, 0);
 	if ((r = csr_events(b, (uint32_t)b->st.sessions, false, &bysess)) < 0 || (r = build_neigh(b, &bysess)) < 0)
 		goto out;
-	csr_fini(&bysess);
+	wf_csr_fini(&bysess);
 	wf_batch_progress(b, "users and complements", 0, 0);
 	if ((r = csr_events(b, b->users.n, true, &byuser)) < 0 ||
 	    (r = distinct_items(b, &byuser, b->users.n, WF_BATCH_BASKET_CAP, keep_basket, &ub)) < 0 ||
 	    (r = build_compl(b, &ub)) < 0 || (r = user_stats(b, &byuser)) < 0)
 		goto out;
-	csr_fini(&ub);
+	wf_csr_fini(&ub);
 	wf_batch_progress(b, "candidates", 0, 0);
 	r = build_cands(b, &byuser);
 	/* The events are done with: the writer's memory comes next. */
 	wf_batch_events_free(b);
 out:
-	csr_fini(&bysess);
-	csr_fini(&byuser);
-	csr_fini(&ub);
+	wf_csr_fini(&bysess);
+	wf_csr_fini(&byuser);
+	wf_csr_fini(&ub);
 	if (r < 0)
 		wf_err("model: %s", strerror(-r));
 	return r;

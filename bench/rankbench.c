@@ -321,6 +321,28 @@ static void measure(struct bench *b, int c, uint32_t nq, uint32_t rounds)
 	       (double)pool / ((double)nq * rounds), cold_len ? " cold" : "", sink ? "" : " ");
 }
 
+/* Nanoseconds per wf_rank_session_apply (a click on a random item, into a
+ * copy of a bench session), median of the rounds: what an EVENT costs the
+ * ranker beyond the ring. */
+static void measure_apply(struct bench *b, uint32_t nq, uint32_t rounds)
+{
+	double ns[64];
+	uint64_t seed = 5, sink = 0;
+
+	rounds = WF_MIN(rounds, (uint32_t)WF_ARRAY_SIZE(ns));
+	for (uint32_t r = 0; r < rounds; r++) {
+		struct wf_rank_session s = b->sess[r % b->nusers];
+		uint64_t t0 = cpu_ns();
+		for (uint32_t j = 0; j < nq; j++)
+			wf_rank_session_apply(&s, b->snap, &b->p, WF_EV_CLICK, (uint32_t)(rnd(&seed) % b->snap->nitems), 0);
+		ns[r] = (double)(cpu_ns() - t0) / nq;
+		sink += s.pivot;
+	}
+	qsort(ns, rounds, sizeof(*ns), cmp_double);
+	printf("apply    %6.0f ns/event (best %.0f; struct wf_rank_session %zu bytes, scratch %zu)%s\n", ns[rounds / 2],
+	       ns[0], sizeof(struct wf_rank_session), sizeof(struct wf_rank_scratch), sink == UINT64_MAX ? " " : "");
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -386,6 +408,8 @@ int main(int argc, char **argv)
 		for (int c = 0; c < CASE_COUNT; c++)
 			if (only < 0 || c == only)
 				measure(&b, c, nq, rounds);
+		if (only < 0)
+			measure_apply(&b, nq, rounds);
 	}
 	free(cold_buf);
 	free(b.w);

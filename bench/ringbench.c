@@ -51,12 +51,12 @@ static double run(const char *name, uint64_t msgs, uint32_t size, uint32_t batch
 		for (uint64_t i = 0; i < msgs;) {
 			uint32_t n = 0;
 			for (; n < batch && i < msgs; n++, i++) {
-				uint64_t *d;
-				while (!(d = wf_ring_reserve(&p, size, 1))) {
+				void *d = NULL;
+				while (wf_ring_reserve(&p, size, 1, &d) < 0) {
 					wf_ring_prod_commit(&p);
 					__builtin_ia32_pause();
 				}
-				d[0] = i;
+				*(uint64_t *)d = i;
 			}
 			wf_ring_prod_commit(&p);
 		}

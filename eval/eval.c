@@ -10,12 +10,18 @@
  * and after each event K recommendations are asked for; a hit is the next
  * item the shopper looked at (HR@K), and its reciprocal rank (MRR@K).
  * Variants: popularity, batch (snapshot only), session (session model
- * only), hybrid. Slices: returning users (history before the split), new
- * visitors, sessions where an intent pivot was detected.
+ * only), hybrid; beside them the published baselines sknn (V-SkNN), ar
+ * (association rules) and sr (sequential rules), trained on the same
+ * events (eval/baselines.c). Slices: returning users (history before the
+ * split) / new visitors, the next item a repeat of one this session saw /
+ * a novel one, the prediction after a session's first event / later ones,
+ * and sessions where an intent pivot was detected.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +31,10 @@
 #include "eval/eval.h"
 #include "lib/proto.h"
 
-static const char *const variant_names[EV_NVARIANTS] = { "popularity", "batch", "session", "hybrid" };
-static const char *const slice_names[SL_NSLICES] = { "all", "returning", "new", "pivot" };
+static const char *const variant_names[EV_NVARIANTS] = { "popularity", "batch", "session", "hybrid",
+							 "sknn",       "ar",    "sr" };
+static const char *const slice_names[SL_NSLICES] = { "all", "returning", "new", "repeat",
+						     "novel", "first", "later", "pivot" };
 
 const char *eval_variant_name(int v)
 {
@@ -69,13 +77,17 @@ static void usage(FILE *f)
 	      "  --catalog FILE    catalog CSV for the snapshot build (optional)\n"
 	      "  --split-days N    test on the last N days, build the snapshot from the days before\n"
 	      "  --k K             recommendations asked after each event (HR@K, MRR@K)\n"
-	      "  --valid-days V    tune the session/batch weights on the V days before the test days\n"
+	      "  --valid-days V    tune the session/batch weights (and sknn's k and sample) on the V days\n"
+	      "                    before the test days\n"
 	      "                    (the test days are never looked at while tuning); 0 = defaults\n"
 	      "  --live DIR        also replay through the appliance running at DIR (weft.sock,\n"
-	      "                    admin.sock) and compare with the in-process numbers\n"
+	      "                    admin.sock) and compare with the in-process numbers; refused if that\n"
+	      "                    appliance serves (a snapshot current, events acknowledged)\n"
+	      "  --live-force      --live even so: loads the evaluation snapshot, sets the home weights,\n"
+	      "                    journals the replay; then puts the weights and generation back\n"
 	      "  --tune-model      with --valid-days: also tune the session model's main constants\n"
 	      "                    (the appliance serves the defaults: use this to choose new defaults)\n"
-	      "  --plot FILE.png   draw HR@k for k = 1..50 per variant (gnuplot)\n"
+	      "  --plot FILE.png   draw HR@k for k = 1..50 per variant, baselines included (gnuplot)\n"
 	      "  --json            one JSON object on stdout\n",
 	      f);
 }
@@ -171,38 +183,65 @@ static int build_snapshot(const char *events, const char *catalog, const char *o
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
 }
 
-static void print_json(const struct eval_opts *o, const struct eval_result *res, const struct eval_result *live)
+/* {"hr", "mrr", "predictions", "hits"} of m at k. */
+static json_t *json_metrics(const struct eval_metrics *m, uint32_t k)
 {
-	printf("{\"k\":%u,\"events\":%llu,\"test_sessions\":%llu,\"pivot_sessions\":%llu,"
-	       "\"replay_events_per_sec\":%.0f,\"replay_events_per_cpu_sec\":%.0f,\"replay_threads\":%d,\"weights\":{\"returning\":[%.3f,%.3f],\"new\":[%.3f,%.3f]},"
-	       "\"variants\":{",
-	       o->k, (unsigned long long)res->events, (unsigned long long)res->test_sessions,
-	       (unsigned long long)res->pivot_sessions, res->replay_secs > 0 ? res->events / res->replay_secs : 0,
-	       res->replay_cpu_secs > 0 ? res->events / res->replay_cpu_secs : 0, o->threads,
-	       o->w[0][0], o->w[0][1], o->w[1][0], o->w[1][1]);
-	for (int v = 0; v < EV_NVARIANTS; v++)
-		printf("%s\"%s\":{\"hr\":%.6f,\"mrr\":%.6f,\"predictions\":%llu}", v ? "," : "", variant_names[v],
-		       eval_hr(&res->m[v][SL_ALL], o->k), eval_mrr(&res->m[v][SL_ALL], o->k),
-		       (unsigned long long)res->m[v][SL_ALL].preds);
-	printf("},\"slices\":{");
-	for (int s = 1; s < SL_NSLICES; s++) {
-		printf("%s\"%s\":{", s > 1 ? "," : "", slice_names[s]);
-		for (int v = 0; v < EV_NVARIANTS; v++)
-			printf("%s\"%s\":{\"hr\":%.6f,\"mrr\":%.6f,\"predictions\":%llu}", v ? "," : "",
-			       variant_names[v], eval_hr(&res->m[v][s], o->k), eval_mrr(&res->m[v][s], o->k),
-			       (unsigned long long)res->m[v][s].preds);
-		printf("}");
-	}
-	printf("}");
-	if (live) {
-		printf(",\"live\":{");
-		for (int v = 0; v < EV_NVARIANTS; v++)
-			printf("%s\"%s\":{\"hr\":%.6f,\"mrr\":%.6f,\"predictions\":%llu}", v ? "," : "",
-			       variant_names[v], eval_hr(&live->m[v][SL_ALL], o->k),
-			       eval_mrr(&live->m[v][SL_ALL], o->k), (unsigned long long)live->m[v][SL_ALL].preds);
-		printf("}");
-	}
-	printf("}\n");
+	uint64_t hits = 0;
+
+	for (uint32_t r = 0; r < k && r < EVAL_MAX_K; r++)
+		hits += m->hits[r];
+	return json_pack("{s:f, s:f, s:I, s:I}", "hr", eval_hr(m, k), "mrr", eval_mrr(m, k), "predictions",
+			 (json_int_t)m->preds, "hits", (json_int_t)hits);
+}
+
+static json_t *json_variants(const struct eval_result *res, int slice, int v0, int v1, uint32_t k)
+{
+	json_t *o = json_object();
+
+	for (int v = v0; v < v1; v++)
+		json_object_set_new(o, variant_names[v], json_metrics(&res->m[v][slice], k));
+	return o;
+}
+
+/* A weight as set (0.1, not the float's 0.1000000015). */
+static double round3(float w)
+{
+	return round((double)w * 1000.0) / 1000.0;
+}
+
+/* The whole report as one JSON object on stdout (jansson writes it). */
+static int print_json(const struct eval_opts *o, const struct eval_result *res, const struct eval_result *live)
+{
+	json_t *root, *slices = json_object();
+	int r;
+
+	root = json_pack("{s:i, s:I, s:I, s:I, s:I, s:f, s:f, s:i, s:{s:[f,f], s:[f,f]}, s:{s:{s:i, s:i, s:s, s:b}, s:{}, "
+			 "s:{s:i}}, s:f, s:f, s:f}",
+			 "k", (int)o->k, "events", (json_int_t)res->events, "test_sessions",
+			 (json_int_t)res->test_sessions, "pivot_sessions", (json_int_t)res->pivot_sessions,
+			 "predictions", (json_int_t)res->m[EV_HYBRID][SL_ALL].preds, "replay_events_per_sec",
+			 res->replay_secs > 0 ? res->events / res->replay_secs : 0.0, "replay_events_per_cpu_sec",
+			 res->replay_cpu_secs > 0 ? res->events / res->replay_cpu_secs : 0.0, "replay_threads",
+			 o->threads, "weights", "returning", round3(o->w[0][0]), round3(o->w[0][1]), "new",
+			 round3(o->w[1][0]), round3(o->w[1][1]), "baselines", "sknn", "k", (int)o->sknn.k, "sample",
+			 (int)o->sknn.sample, "weights", o->sknn.linear ? "linear" : "i/L", "step_decay", o->sknn.step_decay, "ar", "sr", "steps",
+			 (int)EVAL_SR_STEPS, "baseline_train_secs", res->base_build_secs, "baseline_replay_secs",
+			 res->base_secs, "baseline_events_per_cpu_sec",
+			 res->base_cpu_secs > 0 ? res->events / res->base_cpu_secs : 0.0);
+	if (!root || !slices)
+		return -ENOMEM;
+	json_object_set_new(root, "predictions_next_is_last_item", json_integer((json_int_t)res->next_is_last));
+	json_object_set_new(root, "variants", json_variants(res, SL_ALL, 0, EV_NVARIANTS, o->k));
+	for (int s = 1; s < SL_NSLICES; s++)
+		json_object_set_new(slices, slice_names[s], json_variants(res, s, 0, EV_NVARIANTS, o->k));
+	json_object_set_new(root, "slices", slices);
+	if (live) /* the variants the appliance serves */
+		json_object_set_new(root, "live", json_variants(live, SL_ALL, EV_SESSION, EV_HYBRID + 1, o->k));
+	r = json_dumpf(root, stdout, JSON_COMPACT | JSON_REAL_PRECISION(10));
+	json_decref(root);
+	if (r < 0 || putchar('\n') == EOF)
+		return -EIO;
+	return 0;
 }
 
 static void print_table(const struct eval_opts *o, const struct eval_result *res, const struct eval_result *live)
@@ -212,43 +251,55 @@ static void print_table(const struct eval_opts *o, const struct eval_result *res
 	       (unsigned long long)res->pivot_sessions, o->k);
 	printf("weights: returning %.2f batch / %.2f session, new %.2f / %.2f%s\n", o->w[0][0], o->w[0][1],
 	       o->w[1][0], o->w[1][1], o->valid_days ? " (tuned on the validation days)" : " (defaults)");
-	printf("\n%-10s", "slice");
+	printf("baselines: sknn k %u sample %u step decay %s%s, ar, sr steps %u (trained on the same events)\n",
+	       o->sknn.k, o->sknn.sample, o->sknn.step_decay ? "on" : "off",
+	       o->valid_days ? " (tuned on the validation days)" : "", EVAL_SR_STEPS);
+	printf("next item: the one just looked at in %llu of %llu predictions; HR@%u/MRR@%u per slice and variant:\n",
+	       (unsigned long long)res->next_is_last, (unsigned long long)res->m[EV_HYBRID][SL_ALL].preds, o->k, o->k);
+	printf("\n%-10s %8s", "slice", "preds");
 	for (int v = 0; v < EV_NVARIANTS; v++)
-		printf("  %10s HR  %8s MRR", variant_names[v], "");
+		printf(" %15s", variant_names[v]);
 	printf("\n");
 	for (int s = 0; s < SL_NSLICES; s++) {
-		printf("%-10s", slice_names[s]);
+		printf("%-10s %8llu", slice_names[s], (unsigned long long)res->m[EV_HYBRID][s].preds);
 		for (int v = 0; v < EV_NVARIANTS; v++)
-			printf("  %13.4f  %12.4f", eval_hr(&res->m[v][s], o->k), eval_mrr(&res->m[v][s], o->k));
-		printf("   (%llu predictions)\n", (unsigned long long)res->m[EV_HYBRID][s].preds);
+			printf("   %.4f/%.4f", eval_hr(&res->m[v][s], o->k), eval_mrr(&res->m[v][s], o->k));
+		printf("\n");
 	}
 	if (live) {
-		printf("%-10s", "live");
+		printf("%-10s %8s", "live", "");
 		for (int v = 0; v < EV_NVARIANTS; v++)
-			printf("  %13.4f  %12.4f", eval_hr(&live->m[v][SL_ALL], o->k),
-			       eval_mrr(&live->m[v][SL_ALL], o->k));
+			if (v == EV_SESSION || v == EV_HYBRID)
+				printf("   %.4f/%.4f", eval_hr(&live->m[v][SL_ALL], o->k),
+				       eval_mrr(&live->m[v][SL_ALL], o->k));
+			else
+				printf(" %15s", "");
 		printf("   (through the appliance's socket)\n");
 	}
 	printf("\nreplay: %.0f events/s (%d threads; %.0f events per CPU-second of the replay threads)\n",
 	       res->replay_secs > 0 ? res->events / res->replay_secs : 0, o->threads,
 	       res->replay_cpu_secs > 0 ? res->events / res->replay_cpu_secs : 0);
+	printf("baselines: trained in %.2f s, replayed at %.0f events/s (%.0f per CPU-second)\n",
+	       res->base_build_secs, res->base_secs > 0 ? res->events / res->base_secs : 0,
+	       res->base_cpu_secs > 0 ? res->events / res->base_cpu_secs : 0);
 }
 
+/* HR@k for k = 1..50, one line per variant; the baselines dashed. */
 static int plot(const char *png, const struct eval_result *res)
 {
-	char cmd[PATH_MAX + 64];
-	FILE *g;
+	static const char *const colours[EV_NVARIANTS] = { "#999999", "#2ca02c", "#1f77b4", "#ff7f0e",
+							   "#9467bd", "#000000", "#d62728" };
+	FILE *g = popen("gnuplot", "w");
 
-	snprintf(cmd, sizeof(cmd), "gnuplot");
-	g = popen(cmd, "w");
 	if (!g)
 		return -errno;
 	fprintf(g, "set terminal pngcairo size 900,560 noenhanced\nset output '%s'\n", png);
 	fprintf(g, "set title 'weft-eval: HR@k per variant'\nset xlabel 'k'\nset ylabel 'HR@k'\n"
-		   "set key left top\nset grid\nset yrange [0:*]\n");
-	fprintf(g, "plot '-' using 1:2 with lines lw 2 title 'popularity', '-' using 1:2 with lines lw 2 title "
-		   "'batch', '-' using 1:2 with lines lw 2 title 'session', '-' using 1:2 with lines lw 3 title "
-		   "'hybrid'\n");
+		   "set key left top\nset grid\nset yrange [0:*]\nplot ");
+	for (int v = 0; v < EV_NVARIANTS; v++)
+		fprintf(g, "%s'-' using 1:2 with lines lw %d dt %d lc rgb '%s' title '%s'", v ? ", " : "",
+			v == EV_HYBRID ? 3 : 2, v >= EV_NWEFT ? 2 : 1, colours[v], variant_names[v]);
+	fputc('\n', g);
 	for (int v = 0; v < EV_NVARIANTS; v++) {
 		for (uint32_t k = 1; k <= EVAL_MAX_K; k++)
 			fprintf(g, "%u %.6f\n", k, eval_hr(&res->m[v][SL_ALL], k));
@@ -265,7 +316,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { "live", required_argument, NULL, 'l' },
 		{ "plot", required_argument, NULL, 'p' }, { "valid-days", required_argument, NULL, 'v' },
 		{ "threads", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
-		{ "tune-model", no_argument, NULL, 'M' },
+		{ "tune-model", no_argument, NULL, 'M' }, { "live-force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct eval_opts o = { .k = 20, .threads = 2 };
@@ -273,6 +324,8 @@ int main(int argc, char **argv)
 	static struct eval_result res, live;
 	char tmpdir[] = "/tmp/weft-eval.XXXXXX", train[PATH_MAX], snap_path[PATH_MAX], err[512];
 	struct wf_snap *snap = NULL;
+	struct eval_base *base = NULL;
+	double base_secs = 0;
 	int64_t max_ts = INT64_MIN, split, valid_start;
 	int opt, r, json = 0, have_live = 0;
 	double split_days = -1;
@@ -290,6 +343,7 @@ int main(int argc, char **argv)
 		case 't': o.threads = atoi(optarg); break;
 		case 'q': o.quiet = 1; break;
 		case 'M': o.tune_model = 1; break;
+		case 'F': o.live_force = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -320,6 +374,7 @@ int main(int argc, char **argv)
 	 * weights on the validation window. The test days stay unseen. */
 	wf_rank_params_default(&o.params);
 	eval_default_weights(&o);
+	eval_sknn_params_default(&o.sknn);
 	if (o.valid_days > 0) {
 		if (write_split(&log, INT64_MIN, valid_start, train) < 0 ||
 		    build_snapshot(train, o.catalog, snap_path, o.quiet) < 0 ||
@@ -328,6 +383,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		eval_tune(&o, &log, snap, valid_start, split);
+		eval_tune_sknn(&o, &log, snap, valid_start, split);
 		wf_snap_close(snap);
 		snap = NULL;
 	}
@@ -344,15 +400,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "weft-eval: %s\n", err);
 		goto out;
 	}
-	eval_replay(&o, &log, snap, split, INT64_MAX, &res);
+	base = eval_base_train(&o, &log, snap, split, &base_secs);
+	eval_replay(&o, &log, snap, base, split, INT64_MAX, EVAL_PASS_WEFT | EVAL_PASS_BASE, &res);
+	res.base_build_secs = base_secs;
 	if (o.live) {
 		if (eval_live(&o, &log, snap, snap_path, split, &live) < 0)
 			goto out;
 		have_live = 1;
 	}
-	if (json)
-		print_json(&o, &res, have_live ? &live : NULL);
-	else
+	if (json) {
+		if (print_json(&o, &res, have_live ? &live : NULL) < 0) {
+			fprintf(stderr, "weft-eval: writing the JSON report failed\n");
+			goto out;
+		}
+	} else
 		print_table(&o, &res, have_live ? &live : NULL);
 	if (o.plot && plot(o.plot, &res) < 0)
 		fprintf(stderr, "weft-eval: could not draw %s (is gnuplot installed?)\n", o.plot);
@@ -368,6 +429,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "weft-eval: live and in-process agree exactly (session, hybrid)\n");
 	}
 out:
+	eval_base_destroy(base);
 	wf_snap_close(snap);
 	unlink(train);
 	unlink(snap_path);

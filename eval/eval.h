@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "eval/baselines.h"
 #include "eval/eval_int.h"
 #include "lib/rank/rank.h"
 
@@ -15,8 +16,10 @@ struct eval_opts {
 	uint32_t k;
 	uint32_t depth; /* recommendations asked per prediction: k, or EVAL_MAX_K for --plot */
 	int threads, quiet, tune_model;
+	int live_force; /* --live-force: --live on an appliance that serves */
 	double valid_days;
 	struct wf_rank_params params;
+	struct eval_sknn_params sknn;
 	float w[2][2]; /* [returning|new][batch|session], page home */
 };
 
@@ -52,9 +55,26 @@ void eval_score(struct eval_metrics *m, const uint32_t *items, size_t n, int64_t
 /* The same, given the target's rank in the list (-1: not in it). */
 void eval_score_at(struct eval_metrics *m, int32_t rank);
 
-/* Replay sessions starting in [from, to) against snap; fills *res. */
-void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
-		 int64_t to, struct eval_result *res);
+/* Which variants a replay computes. */
+enum { EVAL_PASS_WEFT = 1, EVAL_PASS_BASE = 2 };
+
+/*
+ * Replay sessions starting in [from, to) against snap; fills *res. passes:
+ * EVAL_PASS_WEFT (weft's variants) and/or EVAL_PASS_BASE (the baselines
+ * in base, timed apart; base may be NULL without it). Exits on out of
+ * memory.
+ */
+void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap,
+		 const struct eval_base *base, int64_t from, int64_t to, int passes, struct eval_result *res);
+
+/* Train the baselines on the events before `before` (eval_base_build()),
+ * with a line on stderr unless o->quiet. Exits on failure. */
+struct eval_base *eval_base_train(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap,
+				  int64_t before, double *ret_secs);
+
+/* Choose o->sknn on the validation window [from, to) (by MRR@k). */
+void eval_tune_sknn(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
+		    int64_t to);
 
 /* Choose o->w on the validation window [from, to) (grid search on MRR@k). */
 void eval_tune(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from, int64_t to);

@@ -12,8 +12,21 @@
 
 #define EVAL_MAX_K 50u /* HR@k is reported for k = 1..50 (the plot) */
 
-enum eval_variant { EV_POPULARITY, EV_BATCH, EV_SESSION, EV_HYBRID, EV_NVARIANTS };
-enum eval_slice { SL_ALL, SL_RETURNING, SL_NEW, SL_PIVOT, SL_NSLICES };
+/* weft's variants, then the published baselines (eval/baselines.h). */
+enum eval_variant { EV_POPULARITY, EV_BATCH, EV_SESSION, EV_HYBRID, EV_SKNN, EV_AR, EV_SR, EV_NVARIANTS };
+#define EV_NWEFT EV_SKNN /* variants [0, EV_NWEFT) are weft's */
+
+/*
+ * Slices, in pairs that split every prediction: the shopper (returning:
+ * history before the split; new: anonymous or unknown), the next click
+ * (repeat: an item this session already looked at; novel: one it has
+ * not), the moment (first: the prediction after the session's first
+ * event; later). pivot: sessions where weft's session model saw an intent
+ * pivot (not a pair).
+ */
+enum eval_slice {
+	SL_ALL, SL_RETURNING, SL_NEW, SL_REPEAT, SL_NOVEL, SL_FIRST, SL_LATER, SL_PIVOT, SL_NSLICES
+};
 
 /* One event of the log. Strings are offsets into the log's arena. */
 struct eval_event {
@@ -51,8 +64,12 @@ struct eval_metrics {
 struct eval_result {
 	struct eval_metrics m[EV_NVARIANTS][SL_NSLICES];
 	uint64_t events, test_sessions, pivot_sessions;
+	uint64_t next_is_last; /* predictions whose target is the item the session looked at last */
 	double replay_secs;
 	double replay_cpu_secs; /* summed over the replay threads */
+	/* the baselines' pass (0 when it did not run) */
+	double base_build_secs, base_secs, base_cpu_secs;
+	uint64_t base_sessions, base_items, base_rules; /* what they learned from */
 };
 
 const char *eval_variant_name(int v);

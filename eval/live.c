@@ -5,6 +5,14 @@
  * RECS through weft.sock (pipelined per session), and scores the answers
  * exactly as the in-process replay does. Covers the variants that the
  * appliance serves: session (weights 0/1, anonymous) and hybrid.
+ *
+ * That changes what the appliance serves and writes the replay into its
+ * journal, so an appliance that serves (a snapshot generation is current,
+ * or it has acknowledged events) is refused unless --live-force; start one
+ * for the evaluation instead (weftctl up --dir /tmp/x). Afterwards the
+ * home weights are put back as they were read, and with --live-force the
+ * snapshot is rolled back to the generation that served before, if ours
+ * is still current. Nothing is restored by guesswork (no defaults).
  */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -53,6 +61,76 @@ static int admin(redisContext *a, const char *fmt, ...)
 static int set_weights(redisContext *a, float rb, float rs, float nb, float ns)
 {
 	return admin(a, "WEIGHTS SET home returning %f %f", rb, rs) | admin(a, "WEIGHTS SET home new %f %f", nb, ns);
+}
+
+/* Value of key in a flat key/value array reply, or NULL. */
+static const redisReply *get(const redisReply *m, const char *key)
+{
+	for (size_t i = 0; m && m->type == REDIS_REPLY_ARRAY && i + 1 < m->elements; i += 2)
+		if (m->element[i]->type == REDIS_REPLY_STRING && strcmp(m->element[i]->str, key) == 0)
+			return m->element[i + 1];
+	return NULL;
+}
+
+static long long get_int(const redisReply *m, const char *key)
+{
+	const redisReply *v = get(m, key);
+
+	return v && v->type == REDIS_REPLY_INTEGER ? v->integer : 0;
+}
+
+/* What the appliance serves before we touch it. */
+struct live_before {
+	long long gen;     /* current snapshot generation, 0 = none */
+	long long acked;   /* events weft-ingest acknowledged */
+	char w[2][2][32];  /* home [returning|new][batch|session], as WEIGHTS GET said */
+};
+
+static int read_before(redisContext *a, struct live_before *b)
+{
+	redisReply *st = redisCommand(a, "STATS"), *w = st ? redisCommand(a, "WEIGHTS GET") : NULL;
+	int found = 0;
+
+	if (st && st->type == REDIS_REPLY_ARRAY) {
+		b->gen = get_int(st, "snapshot_gen");
+		b->acked = get_int(get(st, "ingest"), "events_acked");
+	}
+	for (size_t i = 0; w && w->type == REDIS_REPLY_ARRAY && i < w->elements; i++) {
+		const redisReply *pg = get(w->element[i], "page"), *vi = get(w->element[i], "visitor");
+		const redisReply *wb = get(w->element[i], "batch"), *ws = get(w->element[i], "session");
+		int v;
+
+		if (!pg || !vi || !wb || !ws || !pg->str || strcmp(pg->str, "home") != 0 || !wb->str || !ws->str)
+			continue;
+		v = strcmp(vi->str, "new") == 0;
+		snprintf(b->w[v][0], sizeof(b->w[v][0]), "%s", wb->str);
+		snprintf(b->w[v][1], sizeof(b->w[v][1]), "%s", ws->str);
+		found++;
+	}
+	if (found != 2 || !st || st->type != REDIS_REPLY_ARRAY)
+		fprintf(stderr, "weft-eval: cannot read the appliance's state (STATS, WEIGHTS GET): %s\n",
+			st && st->type == REDIS_REPLY_ERROR ? st->str : a->errstr[0] ? a->errstr : "odd reply");
+	freeReplyObject(st);
+	freeReplyObject(w);
+	return found == 2 && b->w[0][0][0] && b->w[1][0][0] ? 0 : -1;
+}
+
+/* Put back what read_before() saw (weights; with --live-force, the
+ * generation that served, if ours is still current). */
+static void restore(redisContext *a, const struct live_before *b, long long ours)
+{
+	redisReply *st;
+
+	admin(a, "WEIGHTS SET home returning %s %s", b->w[0][0], b->w[0][1]);
+	admin(a, "WEIGHTS SET home new %s %s", b->w[1][0], b->w[1][1]);
+	if (!b->gen || !ours)
+		return;
+	st = redisCommand(a, "STATS");
+	if (st && get_int(st, "snapshot_gen") == ours)
+		admin(a, "SNAPSHOT ROLLBACK");
+	else
+		fprintf(stderr, "weft-eval: generation %lld is no longer ours; not rolling back\n", ours);
+	freeReplyObject(st);
 }
 
 /* Replay one variant; anonymous = send no user ids (session-only). */
@@ -147,15 +225,38 @@ int eval_live(const struct eval_opts *o, const struct eval_log *log, const struc
 	struct eval_sessions ss = { 0 };
 	int r = -1;
 
+	struct live_before before = { 0 };
+	long long ours = 0;
+	int touched = 0;
+
 	memset(res, 0, sizeof(*res));
-	if (!a || !c)
+	if (!a || !c || read_before(a, &before) < 0)
 		goto out;
+	if ((before.gen || before.acked) && !o->live_force) {
+		fprintf(stderr,
+			"weft-eval: the appliance at %s is serving (snapshot generation %lld, %lld events "
+			"acknowledged): --live would load its own snapshot, change its weights and write the "
+			"replay into its journal. Start one for the evaluation (weftctl up --dir /tmp/weft-eval-live) "
+			"and point --live there, or pass --live-force\n",
+			o->live, before.gen, before.acked);
+		goto out;
+	}
+	if (before.gen || before.acked)
+		fprintf(stderr, "weft-eval: --live-force: the replay's events go into the journal of %s (sessions "
+			"eval*), which its nightly reads\n", o->live);
 	if (eval_sessions_build(log, snap, from, INT64_MAX, &ss) < 0) {
 		fprintf(stderr, "weft-eval: out of memory\n");
 		goto out;
 	}
+	touched = 1;
 	if (admin(a, "SNAPSHOT LOAD %s", snap_path) < 0)
 		goto out;
+	{
+		redisReply *st = redisCommand(a, "STATS");
+
+		ours = get_int(st, "snapshot_gen");
+		freeReplyObject(st);
+	}
 	if (set_weights(a, 0, 1, 0, 1) < 0 || replay_variant(o, log, snap, &ss, c, EV_SESSION, res) < 0)
 		goto out;
 	if (set_weights(a, o->w[0][0], o->w[0][1], o->w[1][0], o->w[1][1]) < 0 ||
@@ -165,7 +266,8 @@ int eval_live(const struct eval_opts *o, const struct eval_log *log, const struc
 out:
 	eval_sessions_free(&ss);
 	if (a) {
-		set_weights(a, 0.4f, 0.6f, 0.1f, 0.9f);
+		if (touched)
+			restore(a, &before, ours);
 		redisFree(a);
 	}
 	if (c)

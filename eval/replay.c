@@ -19,15 +19,20 @@
 #include "lib/proto.h"
 
 /*
- * What the replay threads share. Everything but the two counters is
- * written before the threads start (pthread_create orders it) and only
- * read by them.
+ * What the replay threads share. Everything but the two counters and
+ * pivot[] is written before the threads start (pthread_create orders it)
+ * and only read by them; pivot[t] is written by the one thread that took
+ * ticket t in the weft pass and read after the join.
  */
 struct replay_shared {
 	const struct eval_opts *o;
 	const struct eval_log *log;
 	const struct wf_snap *snap;
+	const struct eval_base *base;    /* the baselines' pass: may be NULL */
 	const struct eval_sessions *ss;
+	int pass;                        /* EVAL_PASS_WEFT or EVAL_PASS_BASE */
+	const char *what;                /* progress display */
+	uint8_t *pivot;                  /* per test session: weft's model saw a pivot */
 	uint32_t pop[EVAL_MAX_K], npop;  /* the popularity variant's list: the same for every event */
 	_Atomic uint32_t next;           /* next test session to take (a ticket) */
 	_Atomic uint64_t done;           /* sessions replayed (progress display only) */
@@ -36,6 +41,8 @@ struct replay_shared {
 struct replay_job {
 	struct replay_shared *sh;
 	struct wf_rank_scratch *w;       /* allocated before the thread starts */
+	struct eval_base_sess *bs;       /* the baselines' session (their pass only) */
+	uint32_t *seen, seen_gen;        /* seen[interned item] == seen_gen: looked at in this session */
 	int progress;                    /* this one prints progress (the calling thread's job) */
 	struct eval_result res;          /* this thread's sums; merged after the join */
 };
@@ -87,23 +94,75 @@ static void add_metrics(struct eval_metrics *dst, const struct eval_metrics *src
 		dst->hits[r] += src->hits[r];
 }
 
-/* Replay test session s: after each event, one prediction per variant. */
-static void replay_session(const struct replay_shared *sh, struct wf_rank_scratch *w, uint32_t s,
-			   struct eval_result *res)
+/* The target's rank in items[0..n), or -1. */
+static int32_t list_position(const uint32_t *items, uint32_t n, int64_t target)
+{
+	for (uint32_t r = 0; r < n; r++)
+		if ((int64_t)items[r] == target)
+			return (int32_t)r;
+	return -1;
+}
+
+/* A new session for job j's seen[] marks. */
+static void seen_reset(struct replay_job *j, uint32_t nstr)
+{
+	if (++j->seen_gen == 0) {
+		memset(j->seen, 0, ((size_t)nstr + 1) * sizeof(*j->seen));
+		j->seen_gen = 1;
+	}
+}
+
+/* weft's four variants for one prediction: pos[EV_POPULARITY..EV_HYBRID]. */
+static void weft_positions(const struct replay_shared *sh, struct wf_rank_scratch *w, const struct wf_rank_session *sess,
+			   const struct wf_snap_cand *cands, uint32_t ncands, const uint32_t *batch, uint32_t nbatch,
+			   int vis, int64_t target, int32_t *pos)
+{
+	/* the session model only (no list, weights 0/1), and the hybrid,
+	 * from one pool: where their lists would place the target */
+	struct wf_rank_query q[2] = {
+		{ .sess = sess, .w_batch = 0, .w_session = 1, .anchor = -1, .k = sh->o->depth },
+		{ .sess = sess, .cands = cands, .ncands = ncands, .w_batch = sh->o->w[vis][0],
+		  .w_session = sh->o->w[vis][1], .anchor = -1, .k = sh->o->depth },
+	};
+	int32_t p2[2];
+
+	/* popularity and batch do not depend on the session */
+	pos[EV_POPULARITY] = list_position(sh->pop, sh->npop, target);
+	pos[EV_BATCH] = list_position(batch, nbatch, target);
+	wf_rank_positions(sh->snap, &sh->o->params, q, 2, w, target, p2);
+	pos[EV_SESSION] = p2[0];
+	pos[EV_HYBRID] = p2[1];
+}
+
+/*
+ * Replay test session number t (ticket t): after each event, one
+ * prediction per variant of this pass. Slices by prediction (repeat or
+ * novel next item, first or later) are counted at once; slices by
+ * session (returning or new shopper, pivot) when the session ends, since
+ * a shopper may log in halfway. (Longer than most: both passes walk the
+ * session the same way, so their predictions and slices match.)
+ */
+static void replay_session(const struct replay_shared *sh, struct replay_job *j, uint32_t t)
 {
 	const struct eval_sessions *ss = sh->ss;
 	const struct wf_snap *snap = sh->snap;
-	const struct wf_rank_params *p = &sh->o->params;
+	const struct eval_base *base = sh->base;
+	uint32_t s = ss->test[t];
 	uint64_t a = ss->off[s], b = ss->off[s + 1];
+	int v0 = sh->pass == EVAL_PASS_WEFT ? 0 : EV_NWEFT, v1 = sh->pass == EVAL_PASS_WEFT ? EV_NWEFT : EV_NVARIANTS;
 	struct eval_metrics local[EV_NVARIANTS];
+	struct eval_result *res = &j->res;
 	struct wf_rank_session sess;
 	int64_t user = -1;
 	const struct wf_snap_cand *cands = NULL;
-	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop;
+	uint32_t ncands = 0, batch[EVAL_MAX_K], nbatch = sh->npop, last = UINT32_MAX;
 
 	memset(local, 0, sizeof(local));
 	memcpy(batch, sh->pop, sizeof(batch));
 	wf_rank_session_init(&sess);
+	if (sh->pass == EVAL_PASS_BASE)
+		eval_base_sess_reset(j->bs);
+	seen_reset(j, sh->log->nstr);
 	for (uint64_t i = a; i < b; i++) {
 		const struct eval_event *e = &sh->log->ev[ss->order[i]];
 		int64_t item = e->item == UINT32_MAX ? -1 : ss->str_item[e->item];
@@ -118,7 +177,15 @@ static void replay_session(const struct replay_shared *sh, struct wf_rank_scratc
 					batch[r] = cands[r].item;
 			}
 		}
-		wf_rank_session_apply(&sess, snap, p, e->type, item, e->type == WF_EV_DWELL ? e->value : 0);
+		if (sh->pass == EVAL_PASS_WEFT)
+			wf_rank_session_apply(&sess, snap, &sh->o->params, e->type, item,
+					      e->type == WF_EV_DWELL ? e->value : 0);
+		if (e->item != UINT32_MAX && eval_is_target(e->type)) {
+			j->seen[e->item] = j->seen_gen;
+			last = e->item;
+			if (sh->pass == EVAL_PASS_BASE)
+				eval_base_sess_add(base, j->bs, eval_base_item(base, e->item));
+		}
 		res->events++;
 		if (i + 1 >= b)
 			break;
@@ -127,28 +194,28 @@ static void replay_session(const struct replay_shared *sh, struct wf_rank_scratc
 			continue;
 		int64_t target = ss->str_item[nx->item];
 		int vis = user >= 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW;
-		int32_t pos[2];
+		int repeat = j->seen[nx->item] == j->seen_gen;
+		int32_t pos[EV_NVARIANTS];
 
-		/* popularity and batch do not depend on the session */
-		eval_score(&local[EV_POPULARITY], sh->pop, sh->npop, target);
-		eval_score(&local[EV_BATCH], batch, nbatch, target);
-		/* the session model only (no list, weights 0/1), and the hybrid,
-		 * from one pool: where their lists would place the target */
-		struct wf_rank_query q[2] = {
-			{ .sess = &sess, .w_batch = 0, .w_session = 1, .anchor = -1, .k = sh->o->depth },
-			{ .sess = &sess, .cands = cands, .ncands = ncands, .w_batch = sh->o->w[vis][0],
-			  .w_session = sh->o->w[vis][1], .anchor = -1, .k = sh->o->depth },
-		};
-		wf_rank_positions(snap, p, q, 2, w, target, pos);
-		eval_score_at(&local[EV_SESSION], pos[0]);
-		eval_score_at(&local[EV_HYBRID], pos[1]);
+		res->next_is_last += nx->item == last;
+		if (sh->pass == EVAL_PASS_WEFT)
+			weft_positions(sh, j->w, &sess, cands, ncands, batch, nbatch, vis, target, pos);
+		else
+			eval_base_positions(base, j->bs, target, pos + EV_SKNN);
+		for (int v = v0; v < v1; v++) {
+			eval_score_at(&local[v], pos[v]);
+			eval_score_at(&res->m[v][repeat ? SL_REPEAT : SL_NOVEL], pos[v]);
+			eval_score_at(&res->m[v][i == a ? SL_FIRST : SL_LATER], pos[v]);
+		}
 	}
 	res->test_sessions++;
-	res->pivot_sessions += sess.pivots > 0;
-	for (int v = 0; v < EV_NVARIANTS; v++) {
+	if (sh->pass == EVAL_PASS_WEFT)
+		sh->pivot[t] = sess.pivots > 0;
+	res->pivot_sessions += sh->pivot[t];
+	for (int v = v0; v < v1; v++) {
 		add_metrics(&res->m[v][SL_ALL], &local[v]);
 		add_metrics(&res->m[v][user >= 0 ? SL_RETURNING : SL_NEW], &local[v]);
-		if (sess.pivots)
+		if (sh->pivot[t])
 			add_metrics(&res->m[v][SL_PIVOT], &local[v]);
 	}
 }
@@ -171,11 +238,11 @@ static void *replay_thread(void *arg)
 		uint32_t t = atomic_fetch_add_explicit(&sh->next, 1, memory_order_relaxed);
 		if (t >= sh->ss->ntest)
 			break;
-		replay_session(sh, j->w, sh->ss->test[t], &j->res);
+		replay_session(sh, j, t);
 		atomic_fetch_add_explicit(&sh->done, 1, memory_order_relaxed); /* progress display only */
 		if (j->progress && !sh->o->quiet && wf_now_ns() - shown > 200000000ull) {
 			shown = wf_now_ns();
-			fprintf(stderr, "\rweft-eval: replayed %llu / %u sessions",
+			fprintf(stderr, "\rweft-eval: %s: %llu / %u sessions", sh->what,
 				/* relaxed: a display; the results come after the join */
 				(unsigned long long)atomic_load_explicit(&sh->done, memory_order_relaxed), sh->ss->ntest);
 		}
@@ -243,34 +310,31 @@ void eval_sessions_free(struct eval_sessions *ss)
 	memset(ss, 0, sizeof(*ss));
 }
 
-void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
-		 int64_t to, struct eval_result *res)
+static void *xcalloc(size_t n, size_t size)
 {
-	struct eval_sessions ss;
-	int nt = WF_MAX(1, WF_MIN(o->threads, 64));
-	struct replay_job *jobs = calloc((size_t)nt, sizeof(*jobs));
-	struct replay_shared sh = { .o = o, .log = log, .snap = snap, .ss = &ss };
-	pthread_t th[64];
-	uint64_t t0 = wf_now_ns();
+	void *p = calloc(n ? n : 1, size);
 
-	memset(res, 0, sizeof(*res));
-	if (!jobs || eval_sessions_build(log, snap, from, to, &ss) < 0) {
+	if (!p) {
 		fprintf(stderr, "weft-eval: out of memory\n");
 		exit(1);
 	}
-	sh.npop = (uint32_t)WF_MIN(o->depth, snap->npopular);
-	for (uint32_t r = 0; r < sh.npop; r++)
-		sh.pop[r] = snap->popular[r].item;
+	return p;
+}
+
+/* One pass over the test sessions on nt threads (job 0 runs here and
+ * shows progress); its sums go to *out. */
+static void run_pass(struct replay_shared *sh, struct replay_job *jobs, int nt, struct eval_result *out)
+{
+	pthread_t th[64];
+
+	memset(out, 0, sizeof(*out));
+	/* Relaxed: no thread runs yet; pthread_create orders these stores. */
+	atomic_store_explicit(&sh->next, 0, memory_order_relaxed);
+	atomic_store_explicit(&sh->done, 0, memory_order_relaxed);
 	for (int i = 0; i < nt; i++) {
-		jobs[i].sh = &sh;
-		jobs[i].w = malloc(sizeof(*jobs[i].w));
-		if (!jobs[i].w) {
-			fprintf(stderr, "weft-eval: out of memory\n");
-			exit(1);
-		}
+		memset(&jobs[i].res, 0, sizeof(jobs[i].res));
+		jobs[i].progress = i == 0;
 	}
-	/* Threads 1.. start; job 0 runs here (and shows progress). */
-	jobs[0].progress = 1;
 	for (int i = 1; i < nt; i++)
 		if (pthread_create(&th[i], NULL, replay_thread, &jobs[i]) != 0) {
 			fprintf(stderr, "weft-eval: cannot start a replay thread\n");
@@ -280,20 +344,146 @@ void eval_replay(const struct eval_opts *o, const struct eval_log *log, const st
 	for (int i = 0; i < nt; i++) {
 		if (i > 0)
 			pthread_join(th[i], NULL);
-		free(jobs[i].w);
-		res->events += jobs[i].res.events;
-		res->test_sessions += jobs[i].res.test_sessions;
-		res->pivot_sessions += jobs[i].res.pivot_sessions;
-		res->replay_cpu_secs += jobs[i].res.replay_cpu_secs;
+		out->events += jobs[i].res.events;
+		out->test_sessions += jobs[i].res.test_sessions;
+		out->pivot_sessions += jobs[i].res.pivot_sessions;
+		out->next_is_last += jobs[i].res.next_is_last;
+		out->replay_cpu_secs += jobs[i].res.replay_cpu_secs;
 		for (int v = 0; v < EV_NVARIANTS; v++)
 			for (int s = 0; s < SL_NSLICES; s++)
-				add_metrics(&res->m[v][s], &jobs[i].res.m[v][s]);
+				add_metrics(&out->m[v][s], &jobs[i].res.m[v][s]);
+	}
+	if (!sh->o->quiet)
+		fprintf(stderr, "\rweft-eval: %s: %u / %u sessions\n", sh->what, sh->ss->ntest, sh->ss->ntest);
+}
+
+void eval_replay(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap,
+		 const struct eval_base *base, int64_t from, int64_t to, int passes, struct eval_result *res)
+{
+	struct eval_sessions ss;
+	int nt = WF_MAX(1, WF_MIN(o->threads, 64));
+	struct replay_job *jobs = xcalloc((size_t)nt, sizeof(*jobs));
+	struct replay_shared sh = { .o = o, .log = log, .snap = snap, .base = base, .ss = &ss };
+	struct eval_result pass;
+	uint64_t t0 = wf_now_ns();
+
+	memset(res, 0, sizeof(*res));
+	if (!base)
+		passes &= ~EVAL_PASS_BASE;
+	if (eval_sessions_build(log, snap, from, to, &ss) < 0) {
+		fprintf(stderr, "weft-eval: out of memory\n");
+		exit(1);
+	}
+	sh.pivot = xcalloc((size_t)ss.ntest, sizeof(*sh.pivot));
+	sh.npop = (uint32_t)WF_MIN(o->depth, snap->npopular);
+	for (uint32_t r = 0; r < sh.npop; r++)
+		sh.pop[r] = snap->popular[r].item;
+	for (int i = 0; i < nt; i++) {
+		jobs[i].sh = &sh;
+		jobs[i].seen = xcalloc((size_t)log->nstr + 1, sizeof(*jobs[i].seen));
+		if (passes & EVAL_PASS_WEFT)
+			jobs[i].w = xcalloc(1, sizeof(*jobs[i].w));
+		if ((passes & EVAL_PASS_BASE) && eval_base_sess_create(base, &o->sknn, &jobs[i].bs) < 0) {
+			fprintf(stderr, "weft-eval: out of memory\n");
+			exit(1);
+		}
+	}
+	for (int p = EVAL_PASS_WEFT; p <= EVAL_PASS_BASE; p <<= 1) {
+		if (!(passes & p))
+			continue;
+		sh.pass = p;
+		sh.what = p == EVAL_PASS_WEFT ? "replayed" : "baselines";
+		run_pass(&sh, jobs, nt, &pass);
+		for (int v = 0; v < EV_NVARIANTS; v++)
+			for (int s = 0; s < SL_NSLICES; s++)
+				add_metrics(&res->m[v][s], &pass.m[v][s]);
+		res->events = pass.events; /* every pass replays the same events */
+		res->test_sessions = pass.test_sessions;
+		res->pivot_sessions = pass.pivot_sessions; /* known after the weft pass */
+		res->next_is_last = pass.next_is_last;
+		if (p == EVAL_PASS_WEFT) {
+			res->replay_cpu_secs = pass.replay_cpu_secs;
+			res->replay_secs = (double)(wf_now_ns() - t0) / 1e9;
+		} else {
+			res->base_cpu_secs = pass.replay_cpu_secs;
+			res->base_secs = (double)(wf_now_ns() - t0) / 1e9 - res->replay_secs;
+		}
+	}
+	for (int i = 0; i < nt; i++) {
+		free(jobs[i].w);
+		free(jobs[i].seen);
+		eval_base_sess_destroy(jobs[i].bs);
+	}
+	eval_sessions_free(&ss);
+	free(sh.pivot);
+	free(jobs);
+}
+
+struct eval_base *eval_base_train(const struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap,
+				  int64_t before, double *ret_secs)
+{
+	struct eval_base *base = NULL;
+	uint64_t t0 = wf_now_ns(), ns, ni, nr;
+	int r;
+
+	if (!o->quiet)
+		fprintf(stderr, "weft-eval: training the baselines (sknn, ar, sr)");
+	r = eval_base_build(log, snap, before, o->depth, &base);
+	if (r < 0) {
+		fprintf(stderr, "\nweft-eval: training the baselines failed: %s\n",
+			r == -ENODATA ? "no viewed item before the split" : strerror(-r));
+		exit(1);
+	}
+	*ret_secs = (double)(wf_now_ns() - t0) / 1e9;
+	eval_base_stats(base, &ns, &ni, &nr);
+	if (!o->quiet)
+		fprintf(stderr, ": %llu sessions, %llu items, %llu rules kept, %.2f s\n", (unsigned long long)ns,
+			(unsigned long long)ni, (unsigned long long)nr, *ret_secs);
+	return base;
+}
+
+/*
+ * V-SkNN's hyper-parameters, by MRR@k on the validation window like
+ * weft's weights (the test days stay unseen): first the step decay on or
+ * off at the published k 100 and sample 500, then k in {100, 50, 200} and
+ * sample in {500, 1000} (session-rec's grids) with it. Ties keep the
+ * earlier (published) value. Position weights stay i/L.
+ */
+void eval_tune_sknn(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
+		    int64_t to)
+{
+	static const uint32_t ks[] = { 100, 50, 200 }, ms[] = { 500, 1000 };
+	struct eval_result *r = xcalloc(1, sizeof(*r));
+	struct eval_opts t = *o;
+	double secs, best = -1;
+	struct eval_base *base = eval_base_train(o, log, snap, from, &secs);
+
+	t.quiet = 1;
+	for (size_t g = 0; g < 2 + WF_ARRAY_SIZE(ks) * WF_ARRAY_SIZE(ms); g++) {
+		if (g < 2) {
+			t.sknn.step_decay = (int)g;
+		} else {
+			t.sknn = o->sknn; /* the best so far, then k and sample */
+			t.sknn.k = ks[(g - 2) / WF_ARRAY_SIZE(ms)];
+			t.sknn.sample = ms[(g - 2) % WF_ARRAY_SIZE(ms)];
+			if (g == 2)
+				continue; /* k 100, sample 500: done above */
+		}
+		eval_replay(&t, log, snap, base, from, to, EVAL_PASS_BASE, r);
+		double m = eval_mrr(&r->m[EV_SKNN][SL_ALL], o->k);
+		if (!o->quiet)
+			fprintf(stderr, "weft-eval: sknn on the validation days: k %u, sample %u, step decay %s: MRR@%u %.4f\n",
+				t.sknn.k, t.sknn.sample, t.sknn.step_decay ? "on" : "off", o->k, m);
+		if (m > best) {
+			best = m;
+			o->sknn = t.sknn;
+		}
 	}
 	if (!o->quiet)
-		fprintf(stderr, "\rweft-eval: replayed %u / %u sessions\n", ss.ntest, ss.ntest);
-	res->replay_secs = (double)(wf_now_ns() - t0) / 1e9;
-	eval_sessions_free(&ss);
-	free(jobs);
+		fprintf(stderr, "weft-eval: sknn: k %u, sample %u, step decay %s (MRR@%u %.4f on the validation days)\n",
+			o->sknn.k, o->sknn.sample, o->sknn.step_decay ? "on" : "off", o->k, best);
+	eval_base_destroy(base);
+	free(r);
 }
 
 /* Batch share per visitor type for the current model parameters. */
@@ -355,7 +545,7 @@ static void tune_weights(struct eval_opts *o, const struct eval_log *log, const 
 			t.w[v][0] = wb;
 			t.w[v][1] = 1.0f - wb;
 		}
-		eval_replay(&t, log, snap, from, to, &r);
+		eval_replay(&t, log, snap, NULL, from, to, EVAL_PASS_WEFT, &r);
 		for (int v = 0; v < 2; v++) {
 			double m = eval_mrr(&r.m[EV_HYBRID][v == WF_VISITOR_RETURNING ? SL_RETURNING : SL_NEW], o->k);
 			if (m > best[v]) {

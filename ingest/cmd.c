@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ingest/ingest.h"
@@ -50,37 +49,35 @@ static void quoted(char *out, size_t n, const struct wf_resp_arg *a)
 
 /* ---- ranker commands ---- */
 
+/* 0 if a is a valid id, else -EINVAL with the error replied. */
 static int valid_id(struct ingest_ctx *ctx, struct ingest_conn *c, const char *what, const struct wf_resp_arg *a)
 {
 	char q[300];
 
 	if (wf_id_valid(a->p, a->len))
-		return 1;
+		return 0;
 	quoted(q, sizeof(q), a);
 	err(ctx, c, "invalid %s '%s': 1..%u printable bytes without spaces", what, q, WF_ID_MAX);
-	return 0;
+	return -EINVAL;
 }
 
+/* EVENT's arguments past its arity: 0, or -EINVAL with the error replied. */
 static int check_event(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	char q[300];
 
-	if (r->argc < 5 || (r->argc - 5) % 2) {
-		err(ctx, c, "EVENT wants: session user type item [field value]...");
-		return 0;
-	}
 	if (r->argc - 1 > WF_JOURNAL_MAX_ARGS) {
 		err(ctx, c, "EVENT has too many fields (at most %u)", (WF_JOURNAL_MAX_ARGS - 4) / 2);
-		return 0;
+		return -EINVAL;
 	}
-	if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]) ||
-	    !valid_id(ctx, c, "item", &r->argv[4]))
-		return 0;
+	if (valid_id(ctx, c, "session", &r->argv[1]) < 0 || valid_id(ctx, c, "user", &r->argv[2]) < 0 ||
+	    valid_id(ctx, c, "item", &r->argv[4]) < 0)
+		return -EINVAL;
 	if (wf_event_from_name(r->argv[3].p, r->argv[3].len) < 0) {
 		quoted(q, sizeof(q), &r->argv[3]);
 		err(ctx, c, "unknown event type '%s' (view click pdp hover dwell scroll search cart_add cart_remove "
 			    "purchase)", q);
-		return 0;
+		return -EINVAL;
 	}
 	for (uint32_t i = 5; i < r->argc; i += 2) {
 		const struct wf_resp_arg *f = &r->argv[i], *v = &r->argv[i + 1];
@@ -88,55 +85,71 @@ static int check_event(struct ingest_ctx *ctx, struct ingest_conn *c, const stru
 
 		if (f->len == 0 || f->len > 32 || v->len > 1024) {
 			err(ctx, c, "EVENT field names are 1..32 bytes and values at most 1024");
-			return 0;
+			return -EINVAL;
 		}
 		if ((is(f, "ms") || is(f, "depth") || is(f, "qty") || is(f, "ts")) &&
 		    (wf_parse_i64(v->p, v->len, &n) < 0 || n < 0)) {
 			quoted(q, sizeof(q), f);
 			err(ctx, c, "EVENT field '%s' wants a non-negative integer", q);
-			return 0;
+			return -EINVAL;
 		}
 	}
-	return 1;
+	return 0;
 }
 
-static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+/* RECS's arguments past its arity (wf_recs_args_parse): 0 and in
+ * *ret_front_k the k a front table may answer (0: none may: EXPLAIN,
+ * SIZE, or k past WF_FRONT_ITEMS), or -EINVAL with the error replied. */
+static int check_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		      uint32_t *ret_front_k, struct wf_msg_recs *ret_recs)
 {
-	int64_t k;
-	char q[300];
+	struct wf_arg av[WF_RESP_MAX_ARGS];
+	struct wf_recs_args ra;
+	uint32_t bad = 0;
+	char msg[400];
+	int e;
 
-	if (r->argc < 4) {
-		err(ctx, c, "RECS wants: session user k [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]");
+	if (valid_id(ctx, c, "session", &r->argv[1]) < 0 || valid_id(ctx, c, "user", &r->argv[2]) < 0)
+		return -EINVAL;
+	for (uint32_t i = 1; i < r->argc; i++)
+		av[i - 1] = (struct wf_arg){ r->argv[i].p, r->argv[i].len };
+	e = wf_recs_args_parse(av, r->argc - 1, &ra, &bad);
+	if (e == 0) {
+		*ret_front_k = ra.explain || ra.size || ra.k > WF_FRONT_ITEMS ? 0 : ra.k; /* never published */
+		wf_msg_recs_of(&ra, av, ret_recs);
 		return 0;
 	}
-	if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
+	wf_recs_args_error(e, e == -EINVAL ? NULL : &av[bad], msg, sizeof(msg));
+	err(ctx, c, "%s", msg);
+	return -EINVAL;
+}
+
+/* A ranker command's arguments (its arity from the command table, then
+ * each command's checks): 0, or -EINVAL with the error replied. RECS:
+ * *ret_front_k as check_recs() gives it. */
+static int check_args(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		      const struct wf_cmd_info *ci, uint32_t *ret_front_k, struct wf_msg_recs *ret_recs)
+{
+	if (wf_cmd_arity(ci, r->argc - 1) < 0) {
+		err(ctx, c, "%s", ci->usage);
+		return -EINVAL;
+	}
+	switch (ci->code) {
+	case WF_CMD_EVENT:
+		return check_event(ctx, c, r);
+	case WF_CMD_RECS:
+		return check_recs(ctx, c, r, ret_front_k, ret_recs);
+	case WF_CMD_RERANK:
+		for (uint32_t i = 1; i < r->argc; i++)
+			if (valid_id(ctx, c, i == 1 ? "session" : i == 2 ? "user" : "item", &r->argv[i]) < 0)
+				return -EINVAL;
 		return 0;
-	if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &k) < 0 || k < 1 || k > 500) {
-		quoted(q, sizeof(q), &r->argv[3]);
-		err(ctx, c, "RECS k must be an integer from 1 to 500, not '%s'", q);
+	default: /* HISTORY session, SEGMENTS session user */
+		for (uint32_t i = 1; i < r->argc; i++)
+			if (valid_id(ctx, c, i == 1 ? "session" : "user", &r->argv[i]) < 0)
+				return -EINVAL;
 		return 0;
 	}
-	for (uint32_t i = 4; i < r->argc; i++) {
-		if (is(&r->argv[i], "EXPLAIN"))
-			continue;
-		if (i + 1 < r->argc && is(&r->argv[i], "PAGE")) {
-			if (wf_page_from_name(r->argv[i + 1].p, r->argv[i + 1].len) < 0) {
-				quoted(q, sizeof(q), &r->argv[i + 1]);
-				err(ctx, c, "unknown page type '%s' (home pdp cart search category email)", q);
-				return 0;
-			}
-			i++;
-			continue;
-		}
-		if (i + 1 < r->argc && (is(&r->argv[i], "ANCHOR") || is(&r->argv[i], "SIZE"))) {
-			i++;
-			continue;
-		}
-		quoted(q, sizeof(q), &r->argv[i]);
-		err(ctx, c, "RECS: unexpected argument '%s'", q);
-		return 0;
-	}
-	return 1;
 }
 
 /* 1 if every request forwarded to the shard before the route table last
@@ -156,253 +169,9 @@ static int forgotten_applied(const struct ingest_ctx *ctx, struct ingest_shard *
 	return sh->quiet_released;
 }
 
-/*
- * The stock table's item-level states, mirrored in ingest's own memory
- * for front answers: an item's state there is a random line (and a TLB
- * walk) in a table of 280-byte slots per item checked; here it is a
- * 16-byte slot of a table a few hundred KB for thousands of items. Exact
- * because weft-ingest is the stock table's only writer and this thread
- * does every write: cmd_stock() updates the mirror after each one. The
- * mirror holds every key of the table while n equals the table's used
- * count (slots are never freed); otherwise (a restarted ingest, whose
- * predecessor filled the table) it is rebuilt from the table before use.
- * Mapped (not malloc'd) and left to the process's exit.
- */
-struct front_stock_slot {
-	uint64_t key; /* wf_stock_key; 0 = empty */
-	uint32_t in;  /* the table's WF_STOCK_IN (1) or WF_STOCK_OUT (0) */
-	uint32_t pad;
-};
-
-struct front_stock {
-	uint32_t mask, n; /* slots - 1; keys held */
-	struct front_stock_slot *slot;
-};
-
-/* Where key's probe starts (front_stock_find; the prefetch in front_way). */
-static uint32_t front_stock_home(const struct front_stock *fs, uint64_t key)
-{
-	return (uint32_t)(key >> 32) & fs->mask;
-}
-
-static struct front_stock_slot *front_stock_find(const struct front_stock *fs, uint64_t key)
-{
-	uint32_t i = front_stock_home(fs, key);
-
-	while (fs->slot[i].key && fs->slot[i].key != key)
-		i = (i + 1) & fs->mask;
-	return &fs->slot[i];
-}
-
-static void front_stock_drop(struct ingest_ctx *ctx)
-{
-	struct front_stock *fs = ctx->front_stock;
-
-	if (fs)
-		munmap(fs, sizeof(*fs) + ((size_t)fs->mask + 1) * sizeof(struct front_stock_slot));
-	ctx->front_stock = NULL;
-}
-
-/* A mirror of 2^bits slots holding old's keys (old may be NULL). 0 or -ENOMEM. */
-static int front_stock_grow(struct ingest_ctx *ctx, uint32_t bits)
-{
-	struct front_stock *old = ctx->front_stock, *fs;
-	size_t bytes = sizeof(*fs) + ((size_t)1 << bits) * sizeof(struct front_stock_slot);
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return -ENOMEM;
-	fs = p;
-	fs->mask = (1u << bits) - 1;
-	fs->n = 0;
-	fs->slot = (struct front_stock_slot *)(fs + 1);
-	for (uint32_t i = 0; old && i <= old->mask; i++)
-		if (old->slot[i].key) {
-			*front_stock_find(fs, old->slot[i].key) = old->slot[i];
-			fs->n++;
-		}
-	front_stock_drop(ctx);
-	ctx->front_stock = fs;
-	return 0;
-}
-
-/* After a write to the item with stock key key: its state into the
- * mirror (if the table now holds the key). 0 or -ENOMEM. */
-static int front_stock_note(struct ingest_ctx *ctx, uint64_t key)
-{
-	int s = wf_stock_state(ctx->shm->stock, key, NULL, 0);
-	struct front_stock_slot *e;
-
-	if (s == WF_STOCK_UNKNOWN)
-		return 0;
-	if (!ctx->front_stock || (ctx->front_stock->n + 1) * 2 > ctx->front_stock->mask + 1) {
-		uint32_t bits = ctx->front_stock ? __builtin_ctz(ctx->front_stock->mask + 1) + 1 : 12;
-		if (front_stock_grow(ctx, bits) < 0)
-			return -ENOMEM;
-	}
-	e = front_stock_find(ctx->front_stock, key);
-	if (!e->key) {
-		e->key = key;
-		ctx->front_stock->n++;
-	}
-	e->in = s == WF_STOCK_IN;
-	return 0;
-}
-
-/* The mirror, complete (rebuilt from the table when it is not), or NULL
- * (out of memory: the caller reads the table). */
-static const struct front_stock *front_stock_get(struct ingest_ctx *ctx)
-{
-	const struct wf_stock *st = ctx->shm->stock;
-	/* relaxed: this thread is the table's only writer (see layout.h). */
-	uint32_t used = atomic_load_explicit(&((struct wf_stock *)st)->used, memory_order_relaxed);
-
-	static const struct front_stock_slot none[1];
-	static const struct front_stock empty = { 0, 0, (struct front_stock_slot *)none };
-
-	if (ctx->front_stock && ctx->front_stock->n == used)
-		return ctx->front_stock;
-	if (!ctx->front_stock && used == 0)
-		return &empty; /* nothing stocked live */
-	if (ctx->front_stock) {
-		ctx->front_stock->n = 0;
-		memset(ctx->front_stock->slot, 0, ((size_t)ctx->front_stock->mask + 1) * sizeof(struct front_stock_slot));
-	}
-	for (uint32_t i = 0; i < st->capacity; i++) {
-		/* A6: pairs with R6 in wf_stock_set() (written by this thread). */
-		uint64_t key = atomic_load_explicit(&((struct wf_stock *)st)->slot[i].key, memory_order_acquire);
-		if (key && front_stock_note(ctx, key) < 0) {
-			front_stock_drop(ctx);
-			return NULL;
-		}
-	}
-	return ctx->front_stock && ctx->front_stock->n == used ? ctx->front_stock : NULL;
-}
-
-/* wf_stock_ok() for an item-level check (no SIZE), from the mirror. */
-static int front_stock_ok(const struct front_stock *fs, uint64_t key, int snap_sold_out)
-{
-	const struct front_stock_slot *e = front_stock_find(fs, key);
-
-	return e->key ? (int)e->in : !snap_sold_out;
-}
-
-/* What one way of a front set answers: the entry's words as read (e) and
- * the records of the up to k items that pass live stock (offsets into
- * e.data, rank order). */
-struct front_answer {
-	uint32_t n, bytes; /* items; sum of their id lengths */
-	uint16_t rec[WF_FRONT_ITEMS];
-	struct wf_front_entry e;
-};
-
-/* Copy the entry's data up to at least byte need (whole lines, within the
- * words written: see struct wf_front_entry) into a->e; *have: bytes so
- * far. 0, or -1 when need is past data_len (a torn read: a miss). */
-static int front_fill(struct front_answer *a, const struct wf_front_entry *slot, uint32_t *have, uint32_t need)
-{
-	uint32_t to;
-
-	if (need <= *have)
-		return 0;
-	if (need > a->e.data_len)
-		return -1;
-	to = WF_MIN(WF_ALIGN_UP(offsetof(struct wf_front_entry, data) + need, 64) - offsetof(struct wf_front_entry, data),
-		    WF_ALIGN_UP((uint32_t)a->e.data_len, 4));
-	wf_seq_copy(a->e.data + *have, slot->data + *have, to - *have);
-	*have = to;
-	return 0;
-}
-
-/*
- * Answer from the entry at slot if it holds args/key for session version
- * ver now: 1 (a filled), else 0. Reads the entry in place under its
- * seqlock, from its start and only as far as the answer needs: the
- * header, the arguments, and the records of the items it checks (k and a
- * few more, their stock slots loaded first to overlap the cache misses).
- * quiet_hash not 0: the caller's quiet rule (see front_recs) is checked
- * between the entry's start count and the final sequence check. now_ms:
- * the wall clock (the caller's, read for this request).
- */
-static int front_way(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct wf_front_entry *slot,
-		     uint64_t key, const char *args, uint32_t pos, uint64_t ver, uint32_t k, uint64_t quiet_hash,
-		     uint64_t now_ms, struct front_answer *a)
-{
-	struct wf_front_entry *h = &a->e;
-	uint32_t seq = wf_seq_read_try(&slot->lock), ws, n, have, want, off, i, len;
-	uint16_t rec[WF_FRONT_ITEMS];
-	uint64_t sk[WF_FRONT_ITEMS];
-	int sold;
-
-	/* relaxed: a hint checked again under the sequence below. */
-	if ((seq & 1) || __atomic_load_n(&slot->key, __ATOMIC_RELAXED) != key)
-		return 0;
-	/* The header's line: the header and the data's first 8 bytes. */
-	wf_seq_copy(h, slot, 64);
-	have = 64 - offsetof(struct wf_front_entry, data);
-	/* acquire: pairs with the release in wf_seq_write_end() (weights);
-	 * A4 on loaded_gen pairs with R4 in the ranker's swap. */
-	ws = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	if (h->key != key || h->args_len != pos || h->sver != ver || h->epoch != ctx->epoch || h->wseq != ws ||
-	    h->n > WF_FRONT_ITEMS || h->data_len > WF_FRONT_DATA ||
-	    h->gen != atomic_load_explicit(&sh->sc->loaded_gen, memory_order_acquire) ||
-	    /* relaxed: a count only compared for equality; a restart moves it */
-	    h->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed) ||
-	    now_ms >= h->until_ms)
-		return 0;
-	n = h->n;
-	/* The arguments and (a guess) the records of k items and 2 more, in
-	 * one copy. */
-	if (front_fill(a, slot, &have, WF_MIN(pos + WF_MIN(n, k + 2) * (WF_FRONT_REC + 8), (uint32_t)h->data_len)) < 0 ||
-	    memcmp(h->data, args, pos) != 0)
-		return 0;
-	/* The rankers' rule (a front entry is never for a RECS with SIZE),
-	 * over records parsed a batch at a time: first k + 2 (few of the
-	 * best items are sold out), then 8 more at a time; each batch's
-	 * stock slots are loaded first to overlap their cache misses. */
-	const struct front_stock *fs = front_stock_get(ctx);
-	a->n = a->bytes = 0;
-	for (i = 0, want = 0, off = pos; i < n && a->n < k; i++) {
-		if (i == want) {
-			want = WF_MIN(n, i ? want + 8 : k + 2);
-			for (uint32_t j = i; j < want; j++) {
-				if (front_fill(a, slot, &have, off + WF_FRONT_REC) < 0)
-					return 0;
-				sk[j] = wf_front_item_key(h->data + off, &sold, &len);
-				rec[j] = (uint16_t)off;
-				off += WF_FRONT_REC + len;
-				if (fs)
-					__builtin_prefetch(&fs->slot[front_stock_home(fs, sk[j])]);
-				else
-					wf_stock_prefetch(ctx->shm->stock, sk[j]);
-			}
-			if (front_fill(a, slot, &have, off) < 0)
-				return 0;
-		}
-		wf_front_item_key(h->data + rec[i], &sold, &len);
-		if (fs ? front_stock_ok(fs, sk[i], sold) : wf_stock_ok(ctx->shm->stock, sk[i], sold, 0, NULL, 0)) {
-			a->rec[a->n++] = rec[i];
-			a->bytes += len;
-		}
-	}
-	if (a->n < k && !h->complete)
-		return 0;
-	if (quiet_hash) {
-		/* relaxed: ordered after A2 in forgotten_applied() (events the
-		 * ranker applied are counted) and before F6. */
-		if (atomic_load_explicit(wf_front_live(sh->front, quiet_hash), memory_order_relaxed))
-			return 0;
-		/* F6: pairs with F5 in the ranker's start; relaxed load after it. */
-		atomic_thread_fence(memory_order_acquire);
-		if (h->starts != atomic_load_explicit(&sh->sc->ranker_starts, memory_order_relaxed))
-			return 0;
-	}
-	return !wf_seq_read_retry(&slot->lock, seq);
-}
-
 /* "*n\r\n", then per item "$len\r\nid\r\n", into ctx->tmp (the bulk
  * lengths are at most 3 digits: ids are under 256 bytes). */
-static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
+static int front_render(struct ingest_ctx *ctx, const struct wf_front_answer *a)
 {
 	struct wf_buf *b = &ctx->tmp;
 	char *p;
@@ -418,8 +187,8 @@ static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
 	*p++ = '\r';
 	*p++ = '\n';
 	for (uint32_t i = 0; i < a->n; i++) {
-		const char *rec = a->e.data + a->rec[i];
-		uint32_t len = (uint8_t)rec[8];
+		uint32_t len;
+		const char *id = wf_front_answer_id(a, i, &len);
 
 		*p++ = '$';
 		if (len >= 100)
@@ -429,7 +198,7 @@ static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
 		*p++ = (char)('0' + len % 10);
 		*p++ = '\r';
 		*p++ = '\n';
-		memcpy(p, rec + WF_FRONT_REC, len);
+		memcpy(p, id, len);
 		p += len;
 		*p++ = '\r';
 		*p++ = '\n';
@@ -438,87 +207,67 @@ static int front_render(struct ingest_ctx *ctx, const struct front_answer *a)
 	return 0;
 }
 
-/* A front-table key: the arguments as the ranker keys them, their hash,
- * and the shard whose table is looked at (see front_key()); k: the
- * request's, 0 before it is parsed, -1 when no entry may answer it. */
+/* A front-table key as built for one shard (see front_key()); k: the
+ * request's (check_recs()), 0 when no entry may answer it. */
 struct front_key {
-	uint64_t key;
-	uint32_t pos, shard;
-	int64_t k;
-	char args[WF_FRONT_ARGS];
+	uint32_t shard;
+	uint32_t k;
+	struct wf_front_key key;
 };
 
 /*
  * Build r's front key (quiet: with the session emptied) for shard, and
- * start loading its set: both ways' header lines, and the lines an answer
- * from the first way reads (k + 2 records of ~16 bytes), all in flight at
- * once (otherwise the data's misses start only once the header's is
- * over). 0, or 1 when r cannot be answered from a front table.
+ * start loading its set (wf_front_prefetch: all its lines in flight at
+ * once). 0, or -ENOENT when r cannot be answered from a front table.
  */
 static int front_key(struct ingest_ctx *ctx, const struct wf_resp_req *r, uint32_t shard, int quiet,
 		     struct front_key *fk)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
-	const struct wf_front_entry *set;
 
-	fk->pos = 0;
 	fk->shard = UINT32_MAX; /* until built */
-	if (!sh->front)
-		return 1;
-	if (!fk->k) { /* once per request: k, and no EXPLAIN or SIZE */
-		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &fk->k) < 0 || fk->k < 1 || fk->k > WF_FRONT_ITEMS)
-			fk->k = -1;
-		for (uint32_t i = 4; i < r->argc && fk->k > 0; i++)
-			if (is(&r->argv[i], "EXPLAIN") || is(&r->argv[i], "SIZE"))
-				fk->k = -1; /* the ranker never publishes those */
-	}
-	if (fk->k < 0)
-		return 1;
-	if (quiet && wf_front_args_quiet(fk->args, &fk->pos) < 0)
-		return 1;
+	if (!sh->front || !fk->k)
+		return -ENOENT;
+	wf_front_key_init(&fk->key, quiet);
 	for (uint32_t i = quiet ? 2 : 1; i < r->argc; i++)
-		if (wf_front_args_add(fk->args, &fk->pos, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
-			return 1;
-	fk->key = wf_hash64(fk->args, fk->pos) | 1;
+		if (wf_front_key_add(&fk->key, r->argv[i].p, (uint32_t)r->argv[i].len) < 0)
+			return -ENOENT;
+	wf_front_key_seal(&fk->key);
 	fk->shard = shard;
-	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
-	__builtin_prefetch(&set[1]);
-	for (uint32_t l = 0, end = 56 + fk->pos + (uint32_t)WF_MIN(fk->k + 2, WF_FRONT_ITEMS) * 16; l < end; l += 64)
-		__builtin_prefetch((const char *)&set[0] + l);
+	wf_front_prefetch(sh->front, &fk->key, fk->k);
 	return 0;
 }
 
 /*
- * RECS from the shard's front table (see struct wf_front_entry; two ways
- * per key): when the ranker's published answer to these exact arguments
- * still holds, filter its ranked prefix by live stock the way the ranker
- * does and reply here. fk: the key (front_key() for this shard, or built
- * here when fk->shard is another). quiet_hash, when not 0: the session
- * id's hash (the route table's key; the filter ignores its low bits), and
- * fk is the quiet key (the caller knows no EVENT was routed for the
- * session under its route entry, and the filter must say the ranker holds
- * no state for it). now_ms: the wall clock read for this request.
- * Returns 0 (answered), 1 (miss: forward it) or -ENOMEM.
+ * RECS from the shard's front table (wf_front_lookup: the ranker's
+ * published answer to these exact arguments, if it still holds, filtered
+ * by live stock the rankers' way). fk: the key (front_key() for this
+ * shard, or built here when fk->shard is another). quiet_hash, when not
+ * 0: the session id's hash (the route table's key), and fk is the quiet
+ * key (the caller knows no EVENT was routed for the session under its
+ * route entry). now_ms: the wall clock read for this request.
+ * Returns 0 (answered), -ENOENT (miss: forward it) or -ENOMEM.
  */
 static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, uint32_t shard,
 		      uint64_t ver, uint64_t quiet_hash, uint64_t now_ms, struct front_key *fk)
 {
 	struct ingest_shard *sh = &ctx->shards[shard];
-	struct front_answer a;
-	const struct wf_front_entry *set;
+	const struct wf_front_reader rd = {
+		.front = sh->front, .sc = sh->sc, .ctl = ctx->shm->ctl, .stock = ctx->shm->stock,
+		.mirror = &ctx->front_stock, .epoch = ctx->epoch,
+	};
+	struct wf_front_answer a;
 
-	if (fk->shard != shard && front_key(ctx, r, shard, quiet_hash != 0, fk) != 0)
-		return 1;
+	if (fk->shard != shard && front_key(ctx, r, shard, quiet_hash != 0, fk) < 0)
+		return -ENOENT;
 	if (quiet_hash) {
 		if (!forgotten_applied(ctx, sh))
-			return 1;
-		/* Its cache miss overlaps the entry's (read in front_way). */
+			return -ENOENT;
+		/* Its cache miss overlaps the entry's (read in wf_front_lookup). */
 		__builtin_prefetch(wf_front_live(sh->front, quiet_hash));
 	}
-	set = &sh->front->e[fk->key & (WF_FRONT_SLOTS - 2)];
-	if (!front_way(ctx, sh, &set[0], fk->key, fk->args, fk->pos, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a) &&
-	    !front_way(ctx, sh, &set[1], fk->key, fk->args, fk->pos, ver, (uint32_t)fk->k, quiet_hash, now_ms, &a))
-		return 1;
+	if (wf_front_lookup(&rd, &fk->key, ver, fk->k, quiet_hash, now_ms, &a) < 0)
+		return -ENOENT;
 	if (front_render(ctx, &a) < 0)
 		return -ENOMEM;
 	ctx->recs_front++;
@@ -526,51 +275,21 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
-static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r, int cmd)
+static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		   const struct wf_cmd_info *ci)
 {
+	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
 	struct wf_route_hit hit;
 	const char *user = NULL;
 	size_t ulen = 0;
 	uint64_t now_ms;
 	uint32_t shard;
+	int cmd = ci->code;
 
-	switch (cmd) {
-	case WF_CMD_EVENT:
-		if (!check_event(ctx, c, r))
-			return 0;
-		break;
-	case WF_CMD_RECS:
-		if (!check_recs(ctx, c, r))
-			return 0;
-		break;
-	case WF_CMD_RERANK:
-		if (r->argc < 4) {
-			err(ctx, c, "RERANK wants: session user item...");
-			return 0;
-		}
-		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
-			return 0;
-		for (uint32_t i = 3; i < r->argc; i++)
-			if (!valid_id(ctx, c, "item", &r->argv[i]))
-				return 0;
-		break;
-	case WF_CMD_HISTORY:
-		if (r->argc != 2) {
-			err(ctx, c, "HISTORY wants: session");
-			return 0;
-		}
-		if (!valid_id(ctx, c, "session", &r->argv[1]))
-			return 0;
-		break;
-	case WF_CMD_SEGMENTS:
-		if (r->argc != 3) {
-			err(ctx, c, "SEGMENTS wants: session user");
-			return 0;
-		}
-		if (!valid_id(ctx, c, "session", &r->argv[1]) || !valid_id(ctx, c, "user", &r->argv[2]))
-			return 0;
-		break;
-	}
+	struct wf_msg_recs recs;
+
+	if (check_args(ctx, c, r, ci, &fk.k, &recs) < 0)
+		return 0;
 	if (cmd != WF_CMD_HISTORY) {
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
@@ -579,8 +298,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	 * of a session no EVENT pinned (its user's) while the route probe
 	 * misses. (Anonymous: one quiet entry per k, always in cache; it is
 	 * built only if needed.) */
-	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
-	if (cmd == WF_CMD_RECS && !(ulen == 1 && user[0] == '-'))
+	if (cmd == WF_CMD_RECS && !wf_user_is_anon(user, ulen))
 		front_key(ctx, r, wf_shard_of(user, ulen, ctx->nshards), 1, &fk);
 	now_ms = wf_wall_ms();
 	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
@@ -589,15 +307,15 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		/* A session with no EVENT routed may have no state: try the
 		 * user's quiet answer; a session pinned just now has a version
 		 * nothing was published for. */
-		int f = hit.evented ? 1 : front_recs(ctx, c, r, shard, 0, hit.key, now_ms, &fk);
-		if (f == 1 && !hit.pinned) {
+		int f = hit.evented ? -ENOENT : front_recs(ctx, c, r, shard, 0, hit.key, now_ms, &fk);
+		if (f == -ENOENT && !hit.pinned) {
 			fk.shard = UINT32_MAX; /* the session's own key */
 			f = front_recs(ctx, c, r, shard, hit.ver, 0, now_ms, &fk);
 		}
-		if (f <= 0)
+		if (f != -ENOENT)
 			return f;
 	}
-	return ingest_forward(ctx, c, shard, cmd, r, hit.ver);
+	return ingest_forward(ctx, c, shard, cmd, r, hit.ver, cmd == WF_CMD_RECS ? &recs : NULL);
 }
 
 /* ---- local commands ---- */
@@ -682,23 +400,25 @@ static int cmd_config(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return reply(ctx, c);
 }
 
-static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+		     const struct wf_cmd_info *ci)
 {
 	struct wf_stock_view v[WF_STOCK_SIZES];
 	int64_t qty;
 	int n;
 
-	if (r->argc < 2 || r->argc > 4 || !valid_id(ctx, c, "item", &r->argv[1]))
-		return r->argc < 2 || r->argc > 4 ? err(ctx, c, "STOCK wants: item size qty | item [size]") : 0;
+	if (wf_cmd_arity(ci, r->argc - 1) < 0)
+		return err(ctx, c, "%s", ci->usage);
+	if (valid_id(ctx, c, "item", &r->argv[1]) < 0)
+		return 0;
 	if (r->argc == 4) {
 		if (wf_parse_i64(r->argv[3].p, r->argv[3].len, &qty) < 0 || qty < 0 || qty > INT32_MAX)
 			return err(ctx, c, "STOCK qty must be an integer from 0 to %d", INT32_MAX);
 		n = wf_stock_set(ctx->shm->stock, r->argv[1].p, r->argv[1].len, r->argv[2].p, r->argv[2].len,
 				 (int32_t)qty);
-		/* Even on failure (a slot may have been taken): see front_stock.
+		/* Even on failure (a slot may have been taken): see front.c.
 		 * Out of memory: no mirror, rebuilt before use. */
-		if (front_stock_note(ctx, wf_stock_key(r->argv[1].p, r->argv[1].len)) < 0)
-			front_stock_drop(ctx);
+		(void)wf_front_stock_note(&ctx->front_stock, ctx->shm->stock, wf_stock_key(r->argv[1].p, r->argv[1].len));
 		if (n == -EINVAL)
 			return err(ctx, c, "STOCK size names are at most %u bytes", WF_STOCK_SIZE_NAME - 1);
 		if (n == -ENOSPC)
@@ -730,19 +450,12 @@ static int cmd_stock(struct ingest_ctx *ctx, struct ingest_conn *c, const struct
 int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
 {
 	const struct wf_resp_arg *a = &r->argv[0];
+	const struct wf_cmd_info *ci = wf_cmd_find(a->p, a->len);
 	char q[300];
 
 	ctx->commands++;
-	if (is(a, "EVENT"))
-		return forward(ctx, c, r, WF_CMD_EVENT);
-	if (is(a, "RECS"))
-		return forward(ctx, c, r, WF_CMD_RECS);
-	if (is(a, "RERANK"))
-		return forward(ctx, c, r, WF_CMD_RERANK);
-	if (is(a, "HISTORY"))
-		return forward(ctx, c, r, WF_CMD_HISTORY);
-	if (is(a, "SEGMENTS"))
-		return forward(ctx, c, r, WF_CMD_SEGMENTS);
+	if (ci && ci->code)
+		return forward(ctx, c, r, ci);
 	ctx->tmp.len = 0;
 	if (is(a, "PING")) {
 		if (r->argc > 1)
@@ -780,8 +493,8 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 		wf_resp_w_array(&ctx->tmp, 0);
 		return reply(ctx, c);
 	}
-	if (is(a, "STOCK"))
-		return cmd_stock(ctx, c, r);
+	if (ci) /* STOCK */
+		return cmd_stock(ctx, c, r, ci);
 	quoted(q, sizeof(q), a);
 	return err(ctx, c, "unknown command '%s' (weft speaks EVENT RECS RERANK STOCK SEGMENTS HISTORY PING INFO)", q);
 }

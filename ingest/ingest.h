@@ -87,9 +87,38 @@ struct ingest_shard {
 	uint64_t fifo_head, fifo_tail;
 };
 
+/*
+ * Group commit (commit.c): the journal's flushes in flight and the
+ * connections waiting for them. Only commit.c writes it; conn.c and
+ * shard.c read `failed`.
+ */
+struct ingest_group_commit {
+	uint32_t flights;  /* --journal-flights (0: the journal's default) */
+	uint32_t inflight; /* flushes under way (their fdatasyncs in the ring) */
+	int failed;        /* the journal cannot write: EVENTs get errors */
+	/* Connections with an EVENT reply waiting for the journal, in LSN
+	 * order (free-running indexes, capacity a power of two). */
+	struct ingest_jwait *jwait;
+	uint64_t jwait_head, jwait_tail, jwait_cap;
+	/* Sizing (ingest_journal_kick()): events appended since the last
+	 * flush began and when the first of them came; the recent largest
+	 * group (decays 1/8 per flush); the flush time, smoothed (ns); the
+	 * flushes in flight, by the journal's id % WF_JOURNAL_FLIGHTS_MAX. */
+	uint32_t pending_n, group_max;
+	uint64_t pending_ns, flush_ns;
+	struct ingest_jflush {
+		uint64_t id;     /* the journal's */
+		int64_t written; /* bytes its write wrote, or -errno */
+		uint32_t n;      /* events */
+		uint64_t t0;     /* when it began */
+	} jflush[WF_JOURNAL_FLIGHTS_MAX];
+	uint64_t flushes, flushed_events; /* totals, logged at exit */
+};
+
 struct ingest_ctx {
 	const char *dir, *shm_name, *sock_path, *journal_dir;
 	const char *socket_group;
+	char sock_buf[WF_PATH_MAX], journal_buf[WF_PATH_MAX]; /* default paths under dir */
 	uint32_t max_clients;
 	int durability;
 	uint64_t route_ttl_ms;
@@ -100,26 +129,7 @@ struct ingest_ctx {
 	struct ingest_shard *shards;
 	struct wf_route route;
 	struct wf_journal *journal;
-	uint32_t journal_flights;  /* --journal-flights (0: the journal's default) */
-	uint32_t journal_inflight; /* flushes under way (their fdatasyncs in the ring) */
-	int journal_failed;
-	/* Connections with an EVENT reply waiting for the journal, in LSN
-	 * order (free-running indexes, capacity a power of two). */
-	struct ingest_jwait *jwait;
-	uint64_t jwait_head, jwait_tail, jwait_cap;
-	/* Group commit sizing (see journal_kick()): events appended since the
-	 * last flush began and when the first of them came; the recent largest
-	 * group (decays 1/8 per flush); the flush time, smoothed (ns); the
-	 * flushes in flight, by the journal's id % WF_JOURNAL_FLIGHTS_MAX. */
-	uint32_t journal_pending_n, journal_group_max;
-	uint64_t journal_pending_ns, journal_flush_ns;
-	struct ingest_jflush {
-		uint64_t id;     /* the journal's */
-		int64_t written; /* bytes its write wrote, or -errno */
-		uint32_t n;      /* events */
-		uint64_t t0;     /* when it began */
-	} jflush[WF_JOURNAL_FLIGHTS_MAX];
-	uint64_t journal_flushes, journal_flushed_events;
+	struct ingest_group_commit gc; /* commit.c */
 
 	struct io_uring ring;
 	struct io_uring_buf_ring *br;
@@ -129,6 +139,7 @@ struct ingest_ctx {
 	uint8_t sig_buf[128];
 	int accept_armed, bell_armed, sig_armed;
 	int stopping;
+	int sqe_short;             /* an operation found no SQE: look at every connection next pass */
 
 	struct ingest_conn **conns;
 	uint32_t nconns_cap, nconns;
@@ -142,21 +153,84 @@ struct ingest_ctx {
 	struct wf_buf tmp;         /* reply scratch */
 	uint64_t start_ms;
 	uint64_t commands;
-	struct front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
+	struct wf_front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
 	uint64_t recs_front;       /* RECS answered from a front table */
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
 	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
 };
 
-/* ingest.c */
+/* io_uring user data: the operation, a connection index and generation
+ * (or a journal flight slot). */
+enum { INGEST_OP_ACCEPT = 1, INGEST_OP_RECV, INGEST_OP_SEND, INGEST_OP_BELL, INGEST_OP_SIGNAL,
+       INGEST_OP_JSYNC, INGEST_OP_CANCEL };
+
+static inline uint64_t ingest_ud(int op, uint32_t idx, uint32_t gen)
+{
+	return ((uint64_t)op << 56) | ((uint64_t)(idx & 0xffffff) << 32) | gen;
+}
+
+/* loop.c */
+/* A free submission entry, submitting what is queued if the SQ is full;
+ * NULL when even then there is none (the submit failed): the caller
+ * leaves its operation for a later pass (ctx->sqe_short says so). */
+struct io_uring_sqe *ingest_get_sqe(struct ingest_ctx *ctx);
+void ingest_run(struct ingest_ctx *ctx);
+
+/* conn.c: connections and their reply slots */
+void ingest_mark_dirty(struct ingest_ctx *ctx, struct ingest_conn *c);
+/* A connection for fd from the free list; NULL at --max-clients or out of memory. */
+struct ingest_conn *ingest_conn_new(struct ingest_ctx *ctx, int fd);
+/* Shut it down; freed once nothing of ours is in flight on it. */
+void ingest_conn_kill(struct ingest_ctx *ctx, struct ingest_conn *c);
+/* Parse and execute what c sent, until it stalls or must close. */
+void ingest_conn_parse(struct ingest_ctx *ctx, struct ingest_conn *c);
+/* Move every reply that may go now, in order, to c's output buffer. */
+void ingest_conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c);
+/* A new reply slot at c's tail (zeroed), or NULL (out of memory). */
+struct ingest_slot *ingest_slot_new(struct ingest_conn *c);
+/* Copy a reply into sl and make it ready. 0, or -ENOMEM (sl unchanged;
+ * a reply of at most INGEST_SLOT_INLINE bytes cannot fail). */
+int ingest_slot_fill(struct ingest_slot *sl, const char *data, size_t len);
+/* Slot number slot of c gets its reply: data, or when that cannot be
+ * copied (out of memory) an error reply, so the slot always becomes
+ * ready and the connection never waits for it forever. Then drains c. */
+void ingest_slot_answer(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t slot, const char *data, size_t len);
+/* May c be read now (not stalled, owing or holding too much, closing)? */
+int ingest_recv_allowed(const struct ingest_ctx *ctx, const struct ingest_conn *c);
+void ingest_arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c);
+void ingest_recv_stop(struct ingest_ctx *ctx, struct ingest_conn *c);
+void ingest_arm_send(struct ingest_ctx *ctx, struct ingest_conn *c);
 /* Queue a reply produced here (in order with the connection's others). */
 int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char *data, size_t len, int close);
+
+/* shard.c: requests to the rankers, their replies, waking them */
 /* Send a validated ranker command to shard; ver: the session's version
  * (the route table's), which a RECS carries for the front table. 0,
  * -EAGAIN (ring full or too many replies owed: the caller stalls the
  * connection), -ENOMEM. */
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd,
-		   const struct wf_resp_req *r, uint64_t ver);
+		   const struct wf_resp_req *r, uint64_t ver,
+		   const struct wf_msg_recs *recs);
+/* Replies from every shard's reply ring into their slots; how many. */
+int ingest_poll_replies(struct ingest_ctx *ctx);
+/* Publish the requests reserved so far; wake policy in shard.c. */
+void ingest_shards_commit(struct ingest_ctx *ctx);
+/* Once per pass: wake rankers that sleep with requests committed. */
+void ingest_wake_rankers(struct ingest_ctx *ctx);
+/* A reply waits on some ring / some ranker owes a reply. */
+int ingest_rings_readable(struct ingest_ctx *ctx);
+int ingest_owed(const struct ingest_ctx *ctx);
+
+/* commit.c: the journal's group commit */
+/* Append an EVENT forwarded to shard as LSN lsn (received at now_ns). */
+void ingest_journal_append(struct ingest_ctx *ctx, uint32_t shard, uint32_t argc, const char *const *argv,
+			   const uint32_t *argl, uint64_t lsn, uint64_t now_ns);
+/* c has an EVENT reply waiting for lsn to be durable. 0 or -ENOMEM. */
+int ingest_journal_wait(struct ingest_ctx *ctx, struct ingest_conn *c, uint64_t lsn);
+/* Start the next flush when due. The ns until it is (0: started, or nothing to do). */
+uint64_t ingest_journal_kick(struct ingest_ctx *ctx);
+/* Flight slot ended with res (bytes written, or -errno): drain what it made durable. */
+void ingest_journal_done(struct ingest_ctx *ctx, uint32_t slot, int64_t res);
 
 /* cmd.c */
 /* Execute one parsed request: 0 handled (its reply is queued), -EAGAIN

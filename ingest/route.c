@@ -3,6 +3,7 @@
  * Linked into weft-ingest and tests/test_routing.
  */
 #include "ingest/route.h"
+#include "lib/proto.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -140,7 +141,7 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 			 uint64_t now_ms, int event, struct wf_route_hit *hit)
 {
 	uint64_t key = wf_hash64(session, slen) | 1;
-	int by_user = user && ulen && !(ulen == 1 && user[0] == '-');
+	int by_user = user && ulen && !wf_user_is_anon(user, ulen);
 	struct wf_route_entry *e;
 	int pinned = 0;
 

@@ -284,7 +284,7 @@ static int seg_scan(const char *path, uint64_t *ret_last_lsn, uint64_t *ret_end,
 	struct seg_hdr h;
 	uint64_t off = SEG_HDR, last = 0;
 	int r = wf_read_file(path, &data, &len);
-	static struct wf_journal_rec rec;
+	struct wf_journal_rec rec; /* the caller's stack: recovery may run in several threads */
 
 	if (r < 0)
 		return r;

@@ -6,13 +6,14 @@
  * gives it a log sequence number, LSN), and takes each batch
  * (wf_journal_flush_begin), writes it and, in durability "fsync" mode,
  * fdatasyncs it through io_uring; several flushes may be in flight at once
- * (concurrent fdatasyncs of one file overlap on the device: this disk does
- * 1.6-2.2x the syncs per second with two in flight, 2.2-2.9x with four;
- * bench/syncbench.c). When a
- * flush ends, wf_journal_flush_end makes its LSNs durable once every older
- * flush has ended too, and only then are those events acknowledged. The module does no I/O on the hot path
- * itself, so it does not depend on io_uring; wf_journal_flush_sync() does
- * the same synchronously for tools and tests.
+ * (concurrent fdatasyncs of one file overlap on the device; figures in
+ * BENCHMARKS.md, bench/syncbench.c). When a flush ends,
+ * wf_journal_flush_end makes its LSNs durable once every older flush has
+ * ended too, and only then are those events acknowledged. The module does
+ * no I/O on the hot path itself, so it does not depend on io_uring;
+ * wf_journal_flush_sync() does the same synchronously for tools and tests.
+ * It keeps no state outside struct wf_journal / wf_journal_reader: any
+ * number of journals may be open, recovered or read at once.
  *
  * Readers: weft-ranker (replays its shard's tail after a restart),
  * weft-batch (nightly build from the journal), the fuzz target.

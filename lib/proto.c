@@ -1,11 +1,15 @@
 /*
- * proto.c - names of event, page and visitor types (see proto.h).
- * Linked into every program through libweft.
+ * proto.c - names of event, page and visitor types, and the client
+ * command schema (see proto.h). Linked into every program through libweft.
  */
 #include "lib/proto.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "lib/util.h"
 
 static const char *const event_names[WF_EV_COUNT] = {
 	"view", "click", "pdp", "hover", "dwell", "scroll", "search", "cart_add", "cart_remove", "purchase",
@@ -63,4 +67,96 @@ int wf_id_valid(const char *s, size_t len)
 			return 0;
 	}
 	return 1;
+}
+
+static const struct wf_cmd_info cmds[] = {
+	{ "EVENT", WF_CMD_EVENT, 4, UINT16_MAX, 4, "EVENT wants: session user type item [field value]..." },
+	{ "RECS", WF_CMD_RECS, 3, UINT16_MAX, 0, "RECS wants: session user k [PAGE p] [ANCHOR item] [EXPLAIN] [SIZE s]" },
+	{ "RERANK", WF_CMD_RERANK, 3, UINT16_MAX, 0, "RERANK wants: session user item..." },
+	{ "HISTORY", WF_CMD_HISTORY, 1, 1, 0, "HISTORY wants: session" },
+	{ "SEGMENTS", WF_CMD_SEGMENTS, 2, 2, 0, "SEGMENTS wants: session user" },
+	{ "STOCK", 0, 1, 3, 0, "STOCK wants: item size qty | item [size]" },
+};
+
+static int arg_is(const struct wf_arg *a, const char *s)
+{
+	size_t n = strlen(s);
+
+	return a->len == n && strncasecmp(a->p, s, n) == 0;
+}
+
+const struct wf_cmd_info *wf_cmd_find(const char *s, size_t len)
+{
+	for (size_t i = 0; i < WF_ARRAY_SIZE(cmds); i++)
+		if (strlen(cmds[i].name) == len && strncasecmp(cmds[i].name, s, len) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+const struct wf_cmd_info *wf_cmd_of(int code)
+{
+	for (size_t i = 0; i < WF_ARRAY_SIZE(cmds); i++)
+		if (code && cmds[i].code == code)
+			return &cmds[i];
+	return NULL;
+}
+
+int wf_cmd_arity(const struct wf_cmd_info *cmd, uint32_t nargs)
+{
+	if (nargs < cmd->min_args || nargs > cmd->max_args)
+		return -EINVAL;
+	if (cmd->pairs_after && (nargs - cmd->pairs_after) % 2)
+		return -EINVAL;
+	return 0;
+}
+
+int wf_recs_args_parse(const struct wf_arg *argv, uint32_t argc, struct wf_recs_args *ret, uint32_t *ret_bad)
+{
+	struct wf_recs_args a = { .page = WF_PAGE_HOME };
+	int64_t k;
+
+	if (argc < 3)
+		return -EINVAL;
+	if (wf_parse_i64(argv[2].p, argv[2].len, &k) < 0 || k < 1 || k > WF_RECS_MAX_K) {
+		*ret_bad = 2;
+		return -ERANGE;
+	}
+	a.k = (uint32_t)k;
+	for (uint32_t i = 3; i < argc; i++) {
+		if (arg_is(&argv[i], "EXPLAIN")) {
+			a.explain = 1;
+		} else if (i + 1 < argc && arg_is(&argv[i], "PAGE")) {
+			a.page = wf_page_from_name(argv[i + 1].p, argv[i + 1].len);
+			if (a.page < 0) {
+				*ret_bad = i + 1;
+				return -ENOENT;
+			}
+			i++;
+		} else if (i + 1 < argc && arg_is(&argv[i], "ANCHOR")) {
+			a.anchor = &argv[++i];
+		} else if (i + 1 < argc && arg_is(&argv[i], "SIZE")) {
+			a.size = &argv[++i];
+		} else {
+			*ret_bad = i;
+			return -EBADMSG;
+		}
+	}
+	*ret = a;
+	return 0;
+}
+
+void wf_recs_args_error(int e, const struct wf_arg *bad, char *out, size_t n)
+{
+	char q[300];
+
+	if (bad)
+		wf_escape(q, sizeof(q), bad->p, WF_MIN(bad->len, 64u));
+	if (e == -ERANGE && bad)
+		snprintf(out, n, "RECS k must be an integer from 1 to %u, not '%s'", WF_RECS_MAX_K, q);
+	else if (e == -ENOENT && bad)
+		snprintf(out, n, "unknown page type '%s' (home pdp cart search category email)", q);
+	else if (e == -EBADMSG && bad)
+		snprintf(out, n, "RECS: unexpected argument '%s'", q);
+	else
+		snprintf(out, n, "%s", wf_cmd_of(WF_CMD_RECS)->usage);
 }

@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #define WF_ID_MAX 128 /* session, user and item ids: bytes */
-#define WF_ANON_USER "-"
+#define WF_ANON_USER "-" /* the user argument of an anonymous visitor */
+#define WF_RECS_MAX_K 500 /* RECS k: 1..WF_RECS_MAX_K */
 
 enum wf_event_type {
 	WF_EV_VIEW = 0,
@@ -53,6 +54,65 @@ enum wf_cmd {
 	WF_CMD_SEGMENTS,
 	WF_CMD_COUNT
 };
+
+/* One argument of a request: len bytes at p (not NUL-terminated). */
+struct wf_arg {
+	const char *p;
+	uint32_t len;
+};
+
+/*
+ * The client commands weft-ingest and the rankers know: name, code, how
+ * many arguments follow the name, and the usage a wrong count gets. One
+ * table (proto.c) for both processes.
+ */
+struct wf_cmd_info {
+	const char *name;
+	int code;               /* enum wf_cmd; 0: answered by weft-ingest itself */
+	uint16_t min_args;      /* arguments after the name */
+	uint16_t max_args;      /* UINT16_MAX: no bound here */
+	uint16_t pairs_after;   /* not 0: the arguments past this many come in pairs */
+	const char *usage;      /* "<NAME> wants: ..." (the error for a wrong count) */
+};
+
+/* The command named s (any case), or NULL. */
+const struct wf_cmd_info *wf_cmd_find(const char *s, size_t len);
+/* The command of code (enum wf_cmd), or NULL. */
+const struct wf_cmd_info *wf_cmd_of(int code);
+/* 0 if nargs arguments after the name fit cmd's arity, else -EINVAL (the
+ * caller answers "ERR " cmd->usage). */
+int wf_cmd_arity(const struct wf_cmd_info *cmd, uint32_t nargs);
+
+/* 1 if the user argument names the anonymous visitor (WF_ANON_USER). */
+static inline int wf_user_is_anon(const char *p, size_t len)
+{
+	return len == 1 && p[0] == WF_ANON_USER[0];
+}
+
+/* A RECS's arguments after session and user, parsed. */
+struct wf_recs_args {
+	uint32_t k;             /* 1..WF_RECS_MAX_K */
+	int page;               /* enum wf_page_type; WF_PAGE_HOME when not given */
+	int explain;            /* EXPLAIN given */
+	const struct wf_arg *anchor; /* ANCHOR's item, or NULL */
+	const struct wf_arg *size;   /* SIZE's size, or NULL */
+};
+
+/*
+ * Parse RECS's arguments: argv[0..argc) = session user k [PAGE p]
+ * [ANCHOR item] [EXPLAIN] [SIZE s] (options in any order, any case; the
+ * last of a repeated one wins). Ids are not checked here. Returns 0
+ * (*ret filled; anchor and size point into argv), or:
+ *   -EINVAL  fewer than 3 arguments (usage),
+ *   -ERANGE  k is not an integer in 1..WF_RECS_MAX_K (*ret_bad: its index),
+ *   -ENOENT  unknown page type (*ret_bad: its index),
+ *   -EBADMSG an argument that is no option (*ret_bad: its index).
+ */
+int wf_recs_args_parse(const struct wf_arg *argv, uint32_t argc, struct wf_recs_args *ret, uint32_t *ret_bad);
+/* The words (without "ERR ") a client gets for wf_recs_args_parse's error
+ * e and the argument at fault (NULL for -EINVAL), its first 64 bytes
+ * quoted and escaped, into out[0..n) (NUL-terminated, cut to fit). */
+void wf_recs_args_error(int e, const struct wf_arg *bad, char *out, size_t n);
 
 /* Name <-> code. *_from_name returns -1 for an unknown name. */
 const char *wf_event_name(int type);

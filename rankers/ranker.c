@@ -74,6 +74,21 @@ static void gen_free(struct ranker_gen *g)
 	free(g);
 }
 
+/* The stock filter's keys, hashed once per generation, not per query,
+ * in g's arena. 0 or -ENOMEM. */
+static int gen_stock_keys(struct ranker_gen *g)
+{
+	g->stock_keys = ranker_alloc(g->arena, (size_t)g->snap->nitems * sizeof(*g->stock_keys) + 8);
+	if (!g->stock_keys)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < g->snap->nitems; i++) {
+		const struct wf_snap_item *it = &g->snap->items[i];
+		g->stock_keys[i] = wf_stock_key(wf_snap_str(g->snap, it->id_off), it->id_len);
+	}
+	g->bytes += g->snap->nitems * sizeof(*g->stock_keys);
+	return 0;
+}
+
 /* Build a generation: map the file, copy the lists of our users into a
  * fresh arena. Runs on the loader thread, off the serving path. */
 static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const char *path)
@@ -122,15 +137,8 @@ static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const 
 	if (ncands && !(block = ranker_alloc(g->arena, ncands * sizeof(*block))))
 		goto nomem;
 	g->bytes = nallocx((size_t)slots * sizeof(*g->owned), 0) + ncands * sizeof(*block);
-	/* The stock filter's keys, hashed once per generation, not per query. */
-	g->stock_keys = ranker_alloc(g->arena, (size_t)g->snap->nitems * sizeof(*g->stock_keys) + 8);
-	if (!g->stock_keys)
+	if (gen_stock_keys(g) < 0)
 		goto nomem;
-	for (uint64_t i = 0; i < g->snap->nitems; i++) {
-		const struct wf_snap_item *it = &g->snap->items[i];
-		g->stock_keys[i] = wf_stock_key(wf_snap_str(g->snap, it->id_off), it->id_len);
-	}
-	g->bytes += g->snap->nitems * sizeof(*g->stock_keys);
 	for (uint32_t u = 0; u < g->snap->nusers; u++) {
 		const struct wf_snap_user *su = &g->snap->users[u];
 		const char *id = wf_snap_str(g->snap, su->id_off);
@@ -168,10 +176,12 @@ static void *loader_main(void *arg)
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), RANKER_LOADER_NICE) < 0)
 		wf_warn("shard %u: cannot lower the snapshot loader's priority: %s", ctx->shard, strerror(errno));
 	while (!ctx->stop) {
-		/* A9: pairs with R9 in check_generation(). */
+		/* AL2: pairs with RL2 in check_generation(). */
 		uint64_t want = atomic_load_explicit(&ctx->want_gen, memory_order_acquire);
 		struct wf_snap_ref cur;
 
+		/* AL3: pairs with RL3 in take_generation(): the slot is empty
+		 * once the loop took (and stopped reading) the last one. */
 		if (want == built || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
 			usleep(20000);
 			continue;
@@ -189,8 +199,8 @@ static void *loader_main(void *arg)
 			atomic_store_explicit(&ctx->sc->failed_gen, want, memory_order_release);
 			continue;
 		}
-		/* R8: pairs with A8 in take_generation(); the whole generation is
-		 * built before the loop sees the pointer. */
+		/* RL1: pairs with AL1 in take_generation() and run(); the whole
+		 * generation is built before the loop sees the pointer. */
 		atomic_store_explicit(&ctx->ready, g, memory_order_release);
 	}
 	return NULL;
@@ -202,14 +212,14 @@ static void check_generation(struct ranker_ctx *ctx)
 	uint64_t gen = atomic_load_explicit(&ctx->shm->ctl->snap_cur_gen, memory_order_acquire);
 
 	if (gen && (!ctx->cur || ctx->cur->gen != gen))
-		/* R9: pairs with A9 in loader_main(). */
+		/* RL2: pairs with AL2 in loader_main(). */
 		atomic_store_explicit(&ctx->want_gen, gen, memory_order_release);
 }
 
 /* Between two requests: switch to a generation the loader finished. */
 static void take_generation(struct ranker_ctx *ctx)
 {
-	/* A8: pairs with R8 in loader_main(). */
+	/* AL1: pairs with RL1 in loader_main(). */
 	struct ranker_gen *g = atomic_load_explicit(&ctx->ready, memory_order_acquire);
 	struct ranker_gen *old;
 
@@ -217,8 +227,8 @@ static void take_generation(struct ranker_ctx *ctx)
 		return;
 	old = ctx->cur;
 	ctx->cur = g;
-	/* release: pairs with the loader's acquire load of `ready`; it may
-	 * build the next generation once it sees the slot empty. */
+	/* RL3: pairs with AL3 in loader_main(); it may build the next
+	 * generation once it sees the slot empty. */
 	atomic_store_explicit(&ctx->ready, NULL, memory_order_release);
 	gen_free(old);
 	atomic_store_explicit(&ctx->sc->stats.snapshot_bytes, g->bytes, memory_order_relaxed); /* stats */
@@ -297,7 +307,7 @@ static int should_stop(struct ranker_ctx *ctx)
 
 	if (read(ctx->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 		ctx->stop = 1;
-	/* A: pairs with the release store of shutdown in weft-admin. */
+	/* A8: pairs with R8 in weft-admin's SHUTDOWN (admin/admin_cmd.c). */
 	if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))
 		ctx->stop = 1;
 	return ctx->stop;
@@ -486,7 +496,10 @@ static void housekeeping(struct ranker_ctx *ctx)
 {
 	uint64_t now = wf_wall_ms();
 
-	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_relaxed); /* display only */
+	/* R11: pairs with A11 in tests/test_ranker.c: the session counters
+	 * published by an earlier pass are visible with this heartbeat
+	 * (weft-admin and weftctl read it relaxed, for display). */
+	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_release);
 	check_generation(ctx);
 	take_generation(ctx);
 	if (now - ctx->last_expire_ms > 1000) {
@@ -531,6 +544,7 @@ static void run(struct ranker_ctx *ctx)
 		}
 		spin = WF_MAX(spin / 2, ctx->spin_iters / 16);
 		wf_wait_prepare(&ctx->sc->ranker_wait);
+		/* AL1 (see take_generation()): a finished generation is work. */
 		if (wf_ring_readable(&ctx->req) || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
 			wf_wait_cancel(&ctx->sc->ranker_wait);
 			continue;
@@ -645,6 +659,23 @@ static void pin(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->cpu, (uint32_t)cpu, memory_order_relaxed); /* display only */
 }
 
+/* At start: wait (up to 60 s) for the loader to build the current
+ * generation, so the first request is served from it. */
+static void first_generation(struct ranker_ctx *ctx)
+{
+	check_generation(ctx);
+	/* relaxed (want_gen): this thread wrote it; failed_gen: A4-style
+	 * acquire, pairs with the loader's R4 store. */
+	for (int i = 0; i < 6000 && atomic_load_explicit(&ctx->want_gen, memory_order_relaxed) && !ctx->cur; i++) {
+		take_generation(ctx);
+		if (atomic_load_explicit(&ctx->sc->failed_gen, memory_order_acquire) ==
+		    atomic_load_explicit(&ctx->want_gen, memory_order_relaxed))
+			break;
+		if (!ctx->cur)
+			usleep(10000);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct ranker_ctx ctx;
@@ -694,25 +725,18 @@ int main(int argc, char **argv)
 		wf_err("cannot start the snapshot loader thread");
 		return 1;
 	}
-	/* Serve the current generation from the first request on. */
-	check_generation(&ctx);
-	for (int i = 0; i < 6000 && atomic_load_explicit(&ctx.want_gen, memory_order_relaxed) && !ctx.cur; i++) {
-		take_generation(&ctx);
-		if (atomic_load_explicit(&ctx.sc->failed_gen, memory_order_acquire) ==
-		    atomic_load_explicit(&ctx.want_gen, memory_order_relaxed))
-			break;
-		if (!ctx.cur)
-			usleep(10000);
-	}
+	first_generation(&ctx);
 	replay_journal(&ctx);
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
 	sd_notify(0, "READY=1");
 	wf_info("shard %u serving (pid %d)", ctx.shard, (int)getpid());
 	run(&ctx);
+	/* R5, as above: not serving any more. */
 	atomic_store_explicit(&ctx.sc->ready, 0, memory_order_release);
 	ctx.stop = 1;
 	pthread_join(loader, NULL);
+	/* AL1; the join already ordered it. */
 	gen_free(atomic_load_explicit(&ctx.ready, memory_order_acquire));
 	ranker_sessions_fini(&ctx);
 	gen_free(ctx.cur);

@@ -1,13 +1,15 @@
 /*
  * ranker_int.h - weft-ranker internals, shared by ranker.c (process, loop,
- * snapshot generations, journal replay) and session.c (sessions and the
- * client commands). Private to rankers/.
+ * snapshot generations, journal replay), sessions.c (sessions, their
+ * history, EVENT), cache.c (a query's inputs, the ranked-list cache, front
+ * publishing) and cmds.c (the client commands). Private to rankers/.
  */
 #ifndef WF_RANKER_INT_H
 #define WF_RANKER_INT_H
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lib/rank/rank.h"
 #include "lib/resp.h"
@@ -53,7 +55,7 @@ struct ranker_session {
 	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
 	char *user;                     /* user_len bytes + NUL, own allocation; NULL until known */
 	/* History (HISTORY, and the rebuild after a swap): compact records
-	 * appended, see hist_append() in session.c; NULL until the first event. */
+	 * appended, see hist_append() in sessions.c; NULL until the first event. */
 	uint8_t *hist;
 	uint64_t hist_last_ts;          /* ts of the newest record (records store deltas) */
 	uint32_t hist_len, hist_cap;
@@ -118,11 +120,11 @@ struct ranker_ctx {
 	struct wf_rank_scratch *scratch;
 
 	/* Generations: cur serves; the loader thread builds the next and
-	 * publishes it in `ready` (R8 release in the loader; A8 acquire in
+	 * publishes it in `ready` (RL1 release in the loader; AL1 acquire in
 	 * the loop). */
 	struct ranker_gen *cur;
 	_Atomic(struct ranker_gen *) ready;
-	_Atomic uint64_t want_gen;      /* loop -> loader: generation to build (R9/A9) */
+	_Atomic uint64_t want_gen;      /* loop -> loader: generation to build (RL2/AL2) */
 	_Atomic int loader_busy;
 	uint64_t failed_gen_seen;
 
@@ -169,7 +171,7 @@ struct ranker_ctx {
 	uint64_t last_expire_ms;
 };
 
-/* session.c */
+/* sessions.c */
 int ranker_sessions_init(struct ranker_ctx *ctx);
 void ranker_sessions_fini(struct ranker_ctx *ctx);
 void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
@@ -177,16 +179,90 @@ void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms);
  * 0, or -errno with a RESP error already written to out when out != NULL. */
 int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
 		 struct wf_buf *out);
+/* Rebuild s's model if a generation swap happened since it was built (s
+ * may be NULL). */
+void ranker_session_fresh(struct ranker_ctx *ctx, struct ranker_session *s);
+/* The current generation's index of item id, or -1 (unknown, no
+ * snapshot, or "-"). */
+int64_t ranker_item_index(struct ranker_ctx *ctx, const char *id, size_t len);
+
+/* A walk over a session's history records (start zeroed). */
+struct ranker_hist_cur {
+	uint32_t off;
+	uint64_t ts;
+	const char *user;
+	uint32_t user_len;
+};
+
+/* Decode the record at cur: ts and args laid out as the EVENT's after the
+ * session id (user type item [f v]...). Returns 1, or 0 past the end. */
+int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts,
+		     struct wf_msg_arg *a, uint32_t *ret_argc);
+
+/* wf_hash64() of a session id: the hint's when id is the request's own. */
+static inline uint64_t ranker_session_key(const struct ranker_ctx *ctx, const struct wf_msg_arg *id)
+{
+	if (id->p == ctx->hint.sess_p && id->len == ctx->hint.sess_len)
+		return ctx->hint.sess_key;
+	return wf_hash64(id->p, id->len);
+}
+
+/* The session with this id, or NULL. */
+static inline struct ranker_session *ranker_session_find(struct ranker_ctx *ctx, const struct wf_msg_arg *id)
+{
+	uint64_t key = ranker_session_key(ctx, id);
+
+	for (struct ranker_session *s = ctx->sessions[key & (RANKER_SESSION_TABLE - 1)]; s; s = s->next)
+		if (s->key == key && s->id_len == id->len && memcmp(s->id, id->p, id->len) == 0)
+			return s;
+	return NULL;
+}
+
+/* cache.c */
+/* The live stock filter of a query (wf_rank_query.filter). */
+struct ranker_stock_filter {
+	const struct wf_snap *snap;
+	const uint64_t *keys;           /* wf_stock_key() per item (the generation's) */
+	const struct wf_stock *stock;
+	const char *size;
+	size_t size_len;
+};
+
+/* Common part of RECS and RERANK: session, user, weights, filter. */
+struct ranker_query {
+	struct ranker_session *sess;
+	struct wf_rank_query q;
+	struct ranker_stock_filter f;
+	int64_t user;
+};
+
+/* Set q up for the request argv (session user ...) on page: its session
+ * (fresh), user and batch list, weights, the stock filter; anchor none. */
+void ranker_query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, int page, struct ranker_query *q);
+/* The snapshot user index of id in the current generation with its batch
+ * list, or -1 (unknown, anonymous, no snapshot). */
+int64_t ranker_user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, const struct wf_snap_cand **ret_cands,
+			   uint32_t *ret_n);
+/* RECS of k through the ranked-list cache: the count written to out, or
+ * -ENOENT when the caller must compute it fresh (see cache.c). *ret_c: the
+ * entry answered from. */
+int ranker_recs_cached(struct ranker_ctx *ctx, const struct ranker_query *e, uint32_t k, uint32_t *out,
+		       const struct ranker_cached **ret_c);
+/* Publish c, the list a RECS (hdr, argv) was answered from, in the
+ * shard's front table (see cache.c). */
+void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
+			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet);
 /* For the request after the one being handled (its hint h): resolve its
  * user into h and start loading the ranked-list cache sets its RECS will
  * look in (with and without a session, no ANCHOR), so that those misses
  * overlap the current request's work. */
 void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);
+
+/* cmds.c */
 /* Handle one request; writes its RESP reply to ctx->out. */
 void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v);
-/* Re-resolve session item indexes after a generation swap. */
-void ranker_sessions_regen(struct ranker_ctx *ctx);
 
+/* sessions.c: allocation in a jemalloc arena, without the thread cache. */
 void *ranker_alloc(unsigned arena, size_t n);
 void ranker_free(void *p);
 

@@ -51,6 +51,11 @@ struct wf_shm_hdr {
 	uint32_t ring_capacity;
 	struct wf_shm_toc_entry toc[WF_SHM_TOC_MAX];
 };
+_Static_assert(offsetof(struct wf_shm_hdr, magic) == 0 && offsetof(struct wf_shm_hdr, layout_version) == 8 &&
+		       offsetof(struct wf_shm_hdr, total_size) == 16 && offsetof(struct wf_shm_hdr, ntoc) == 32 &&
+		       offsetof(struct wf_shm_hdr, toc) == 40,
+	       "shm header layout (attach reads magic and version first)");
+_Static_assert(sizeof(struct wf_shm_hdr) == 40 + 40 * WF_SHM_TOC_MAX, "shm header size");
 
 /*
  * Seqlock: the writer makes seq odd, writes, makes it even (release); a
@@ -62,21 +67,28 @@ struct wf_seqlock {
 	_Atomic uint32_t seq;
 };
 
-/* Snapshot generation record: which file a generation serves from. */
+/* Snapshot generation record: which file a generation serves from.
+ * Under ctl->snap_lock, accessed only as 32-bit words by wf_seq_store
+ * (writer) and wf_seq_copy (readers), never field by field in shm. */
 struct wf_snap_ref {
 	uint64_t gen;       /* 0 = none */
 	uint64_t loaded_ms; /* wall clock when admin accepted it */
 	char path[WF_PATH_MAX];
 };
+_Static_assert(sizeof(struct wf_snap_ref) == 16 + WF_PATH_MAX && sizeof(struct wf_snap_ref) % 4 == 0,
+	       "snapshot ref: whole words");
 
-/* Weight pair of one page type x visitor type, as float bits. */
+/* Weight pair of one page type x visitor type, as float bits. Under
+ * ctl->weights_lock: written by wf_seq_store, read by wf_seq_copy (relaxed
+ * word accesses; the seqlock orders them). */
 struct wf_weight {
-	uint32_t batch_bits;
-	uint32_t session_bits;
+	_Atomic uint32_t batch_bits;
+	_Atomic uint32_t session_bits;
 };
+_Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
 
 /*
- * Control block. Writers and readers per field:
+ * Control block. Writers and readers per field (tags: shm/README.md):
  *   weights_lock, weights        writer weft-admin; readers rankers (each query)
  *   snap_lock, snap_cur/prev     writer weft-admin; readers rankers, weftctl
  *   snap_cur_gen                 writer weft-admin (R3 release, after snap_cur is
@@ -84,9 +96,9 @@ struct wf_weight {
  *   admin_pid                    writer weft-admin; readers weftctl (relaxed, display)
  *   ingest_pid, ingest_epoch     writer weft-ingest at start; readers rankers (relaxed:
  *                                display; replies of old epochs are dropped by ingest)
- *   ingest_ready                 writer weft-ingest (release); reader admin (acquire)
+ *   ingest_ready                 writer weft-ingest (R10 release); reader weftctl up (A10 acquire)
  *   ingest_wait                  see wait.h; owner weft-ingest, wakers rankers
- *   shutdown                     writer weft-admin (release); readers all (acquire)
+ *   shutdown                     writer weft-admin (R8 release); readers all (A8 acquire)
  *   next_lsn                     writer weft-ingest only (relaxed: single writer,
  *                                published to readers through ring records)
  *   stats                        writer weft-ingest (relaxed counters); readers admin
@@ -121,6 +133,13 @@ struct wf_ctl {
 		_Atomic uint64_t recs_front;      /* RECS answered from a front table */
 	} ingest_stats;
 };
+_Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, snap_lock) == 128 &&
+		       offsetof(struct wf_ctl, snap_cur) == 136 && offsetof(struct wf_ctl, snap_cur_gen) == 2216 &&
+		       offsetof(struct wf_ctl, admin_pid) == 2240 && offsetof(struct wf_ctl, shutdown) == 2256 &&
+		       offsetof(struct wf_ctl, next_lsn) == 2264 && offsetof(struct wf_ctl, ingest_wait) == 2304 &&
+		       offsetof(struct wf_ctl, ingest_stats) == 2368,
+	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
+_Static_assert(sizeof(struct wf_ctl) == 2496, "control block size");
 
 /*
  * Per shard. Writer of every field: weft-ranker@N, unless noted.
@@ -131,7 +150,8 @@ struct wf_shard_ctl {
 	_Atomic uint32_t ranker_starts;   /* bumped on every (re)start */
 	_Atomic uint64_t loaded_gen;      /* R4 release after a swap; A4 acquire in admin */
 	_Atomic uint64_t failed_gen;      /* generation it could not load (R4/A4 as above) */
-	_Atomic uint64_t heartbeat_ms;    /* wall clock of the last loop pass */
+	_Atomic uint64_t heartbeat_ms;    /* wall clock of the last loop pass; R11 release, after
+					   * the stats of earlier passes (A11 in test_ranker) */
 	_Atomic uint32_t ready;           /* R5 release when serving; A5 acquire in admin */
 	_Atomic uint32_t cpu;             /* core it is pinned to */
 
@@ -160,6 +180,12 @@ struct wf_shard_ctl {
 	uint64_t rep_ring_off;
 	uint64_t front_off;
 };
+_Static_assert(offsetof(struct wf_shard_ctl, loaded_gen) == 8 && offsetof(struct wf_shard_ctl, ready) == 32 &&
+		       offsetof(struct wf_shard_ctl, ranker_wait) == 64 && offsetof(struct wf_shard_ctl, stats) == 128 &&
+		       offsetof(struct wf_shard_ctl, req_ring_off) == 1280 &&
+		       offsetof(struct wf_shard_ctl, front_off) == 1296,
+	       "shard block layout: waiter and stats each on their own lines");
+_Static_assert(sizeof(struct wf_shard_ctl) == 1344 && WF_LAT_BUCKETS == 128, "shard block size");
 
 /*
  * Front table: RECS answers weft-ingest may give without a ring round trip.
@@ -280,6 +306,11 @@ struct wf_stock_slot {
 	uint32_t pad;
 	struct wf_stock_size size[WF_STOCK_SIZES];
 };
+_Static_assert(sizeof(struct wf_stock_size) == 16, "stock size entry");
+_Static_assert(offsetof(struct wf_stock_slot, key) == 0 && offsetof(struct wf_stock_slot, nsizes) == 8 &&
+		       offsetof(struct wf_stock_slot, in_stock) == 16 && offsetof(struct wf_stock_slot, size) == 24,
+	       "stock slot layout");
+_Static_assert(sizeof(struct wf_stock_slot) == 24 + 16 * WF_STOCK_SIZES, "stock slot size");
 
 struct wf_stock {
 	uint32_t capacity;           /* slots, power of two; read-only */
@@ -288,5 +319,6 @@ struct wf_stock {
 	_Atomic uint32_t full_drops; /* writer weft-ingest; relaxed (stats) */
 	alignas(64) struct wf_stock_slot slot[];
 };
+_Static_assert(offsetof(struct wf_stock, slot) == 64, "stock header: one line");
 
 #endif

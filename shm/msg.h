@@ -4,8 +4,10 @@
  *
  * Request ring (ingest -> ranker), kind WF_MSG_REQ:
  *   struct wf_msg_req, then argc x uint32_t argument lengths, then the
- *   argument bytes back to back. Arguments exclude the command name
- *   (cmd says which command); for EVENT: session user type item [f v]...
+ *   argument bytes back to back, then (flag WF_MSG_F_PARSED, a RECS) its
+ *   arguments as ingest parsed them (struct wf_msg_recs). Arguments
+ *   exclude the command name (cmd says which command); for EVENT:
+ *   session user type item [f v]...
  * Reply ring (ranker -> ingest), kind WF_MSG_REP:
  *   struct wf_msg_rep, then resp_len bytes of ready-made RESP2.
  *
@@ -23,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/proto.h"
 #include "shm/ring.h"
 
 enum { WF_MSG_REQ = 1, WF_MSG_REP = 2 };
@@ -44,6 +47,21 @@ _Static_assert(sizeof(struct wf_msg_req) == 32, "request header");
  * EVENT once the journal holds it; the ring is FIFO per shard, so the
  * ranker applies it before any request sent after it on that shard. */
 #define WF_MSG_F_NOREPLY 1u
+/* A struct wf_msg_recs follows the argument bytes (RECS only): the ranker
+ * takes it instead of parsing the arguments again. */
+#define WF_MSG_F_PARSED 2u
+
+/* A RECS's arguments as weft-ingest parsed them (wf_recs_args_parse), by
+ * argument index (0 is the session: never an option's value). Stored
+ * unaligned: decoded by copy. */
+struct wf_msg_recs {
+	uint16_t k;         /* 1..WF_RECS_MAX_K */
+	uint8_t page;       /* enum wf_page_type */
+	uint8_t explain;
+	uint16_t anchor;    /* index of ANCHOR's item, 0: none */
+	uint16_t size;      /* index of SIZE's size, 0: none */
+};
+_Static_assert(sizeof(struct wf_msg_recs) == 8, "parsed RECS");
 
 struct wf_msg_rep {
 	uint64_t req_id;
@@ -55,17 +73,26 @@ struct wf_msg_rep {
 };
 _Static_assert(sizeof(struct wf_msg_rep) == 32, "reply header");
 
-struct wf_msg_arg {
-	const char *p;
-	uint32_t len;
-};
+/* An argument in a request record: lib/proto.h's struct wf_arg, so the
+ * ranker hands it to the command schema (wf_recs_args_parse) as is. */
+#define wf_msg_arg wf_arg
 
 /* A decoded request; argv points into the ring record. */
 struct wf_msg_req_view {
 	const struct wf_msg_req *hdr;
 	uint32_t argc;
+	int parsed;                 /* hdr->flags has WF_MSG_F_PARSED: recs holds it */
+	struct wf_msg_recs recs;
 	struct wf_msg_arg argv[WF_MSG_MAX_ARGS];
 };
+
+/* The parsed form of RECS arguments argv (ra from wf_recs_args_parse on
+ * the same argv). */
+void wf_msg_recs_of(const struct wf_recs_args *ra, const struct wf_arg *argv, struct wf_msg_recs *ret);
+/* Back: *ret as wf_recs_args_parse(argv, argc) gave it. 0, or -EPROTO
+ * when m does not fit argv (a corrupt record). */
+int wf_msg_recs_get(const struct wf_msg_recs *m, const struct wf_arg *argv, uint32_t argc,
+		    struct wf_recs_args *ret);
 
 /* Payload bytes a request of argc arguments totalling bytes needs. */
 static inline uint32_t wf_msg_req_size(uint32_t argc, uint64_t bytes)
@@ -80,8 +107,13 @@ static inline uint32_t wf_msg_req_size(uint32_t argc, uint64_t bytes)
  */
 int wf_msg_req_push(struct wf_ring_prod *p, const struct wf_msg_req *hdr, const char *const *argv,
 		    const uint32_t *argl);
+/* The same with a RECS's parsed arguments (recs not NULL: the record gets
+ * WF_MSG_F_PARSED and recs after the argument bytes). */
+int wf_msg_req_push_parsed(struct wf_ring_prod *p, const struct wf_msg_req *hdr, const char *const *argv,
+			   const uint32_t *argl, const struct wf_msg_recs *recs);
 
-/* Decode a request payload. 0 or -EPROTO. */
+/* Decode a request payload (v->parsed and v->recs from a parsed RECS's
+ * trailer). 0 or -EPROTO. */
 int wf_msg_req_decode(const void *payload, uint32_t len, struct wf_msg_req_view *v);
 
 /* Reserve and fill a reply carrying resp[0..resp_len). 0, -EAGAIN, -EMSGSIZE. */

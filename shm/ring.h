@@ -34,6 +34,7 @@
 #ifndef WF_RING_H
 #define WF_RING_H
 
+#include <errno.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -112,12 +113,13 @@ static inline uint32_t wf_ring__recsize(uint32_t len)
 }
 
 /*
- * Reserve a record of len payload bytes and kind (> 0). Returns a pointer to
- * the payload, which the caller fills before the next wf_ring_prod_commit().
- * Returns NULL when the ring lacks room (the -EAGAIN case: retry after the
- * consumer releases) or len > wf_ring_max_payload() (never fits; check first).
+ * Reserve a record of len payload bytes and kind (> 0). *ret gets a pointer
+ * to the payload, which the caller fills before the next
+ * wf_ring_prod_commit(); written only on success.
+ * Returns 0; -EAGAIN when the ring lacks room now (retry after the consumer
+ * releases); -EMSGSIZE when len > wf_ring_max_payload() (never fits).
  */
-static inline void *wf_ring_reserve(struct wf_ring_prod *p, uint32_t len, uint32_t kind)
+static inline int wf_ring_reserve(struct wf_ring_prod *p, uint32_t len, uint32_t kind, void **ret)
 {
 	uint32_t need = wf_ring__recsize(len);
 	uint32_t off = p->head & p->mask;
@@ -126,13 +128,13 @@ static inline void *wf_ring_reserve(struct wf_ring_prod *p, uint32_t len, uint32
 	struct wf_ring_rec *rec;
 
 	if (len > p->capacity / 4 - sizeof(struct wf_ring_rec))
-		return NULL;
+		return -EMSGSIZE;
 	if (p->capacity - (p->head - p->cached_tail) < total) {
 		/* A2: pairs with R2 in wf_ring_cons_release(); the consumer is
 		 * done with every byte before the tail we load. */
 		p->cached_tail = atomic_load_explicit(&p->r->tail, memory_order_acquire);
 		if (p->capacity - (p->head - p->cached_tail) < total)
-			return NULL;
+			return -EAGAIN;
 	}
 	if (pad) {
 		rec = (struct wf_ring_rec *)(p->r->data + off);
@@ -145,7 +147,8 @@ static inline void *wf_ring_reserve(struct wf_ring_prod *p, uint32_t len, uint32
 	rec->len = len;
 	rec->kind = kind;
 	p->head += need;
-	return rec + 1;
+	*ret = rec + 1;
+	return 0;
 }
 
 /* Publish every record reserved since the last commit. */

@@ -405,9 +405,9 @@ struct wf_ring *wf_shm_rep_ring(const struct wf_shm *shm, uint32_t i)
  */
 void wf_seq_write_begin(struct wf_seqlock *l)
 {
-	/* relaxed load: one writer. The fence orders the odd seq before the
-	 * data writes that follow (pairs with the acquire fence in
-	 * wf_seq_read_retry). */
+	/* relaxed load: one writer. FS2 (release fence): the odd seq before
+	 * the data writes that follow; pairs with FS2 (acquire fence) in
+	 * wf_seq_read_retry(). */
 	uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed) | 1u;
 
 	atomic_store_explicit(&l->seq, s, memory_order_relaxed);
@@ -419,8 +419,8 @@ void wf_seq_write_end(struct wf_seqlock *l)
 	/* relaxed load: one writer; odd since wf_seq_write_begin. */
 	uint32_t s = atomic_load_explicit(&l->seq, memory_order_relaxed) | 1u;
 
-	/* release: the data writes happen before the even seq (pairs with the
-	 * acquire in wf_seq_read_begin). */
+	/* RS1: the data writes happen before the even seq; pairs with AS1 in
+	 * wf_seq_read_try() / wf_seq_read_begin(). */
 	atomic_store_explicit(&l->seq, s + 1, memory_order_release);
 }
 
@@ -433,7 +433,7 @@ int wf_seq_abandoned(const struct wf_seqlock *l)
 
 uint32_t wf_seq_read_try(const struct wf_seqlock *l)
 {
-	/* acquire: pairs with the release in wf_seq_write_end. */
+	/* AS1: pairs with RS1 in wf_seq_write_end(). */
 	return atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_acquire);
 }
 
@@ -448,21 +448,26 @@ uint32_t wf_seq_read_begin(const struct wf_seqlock *l)
 
 int wf_seq_read_retry(const struct wf_seqlock *l, uint32_t seq)
 {
-	/* acquire fence: the data reads before it complete before the seq
-	 * re-read (pairs with the release fence in wf_seq_write_begin). */
+	/* FS2 (acquire fence): the data reads before it complete before the
+	 * seq re-read; pairs with FS2 (release fence) in wf_seq_write_begin(). */
 	atomic_thread_fence(memory_order_acquire);
 	return atomic_load_explicit(&((struct wf_seqlock *)l)->seq, memory_order_relaxed) != seq;
 }
 
+/* A seqlock's payload is read and written as _Atomic 32-bit words, of
+ * the same size and alignment as the plain words they overlay. */
+_Static_assert(sizeof(_Atomic uint32_t) == sizeof(uint32_t) && _Alignof(_Atomic uint32_t) == _Alignof(uint32_t),
+	       "atomic words overlay plain ones");
+
 void wf_seq_copy(void *dst, const void *src, size_t n)
 {
 	uint32_t *d = dst;
-	const uint32_t *s = src;
+	const _Atomic uint32_t *s = src;
 
 	/* relaxed: the seqlock's sequence reads around the copy order it (the
 	 * caller retries on a change); atomic words only so a torn read is no UB. */
 	for (size_t i = 0; i < n / 4; i++)
-		d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+		d[i] = atomic_load_explicit(&s[i], memory_order_relaxed);
 }
 
 struct wf_front *wf_shm_front(const struct wf_shm *shm, uint32_t i)
@@ -474,13 +479,13 @@ struct wf_front *wf_shm_front(const struct wf_shm *shm, uint32_t i)
 
 void wf_seq_store(void *dst, const void *src, size_t n)
 {
-	uint32_t *d = dst;
+	_Atomic uint32_t *d = dst;
 	const uint32_t *s = src;
 
 	/* relaxed: between wf_seq_write_begin() and _end(), whose fences and
 	 * sequence stores order these for readers (they retry on a change). */
 	for (size_t i = 0; i < n / 4; i++)
-		__atomic_store_n(&d[i], s[i], __ATOMIC_RELAXED);
+		atomic_store_explicit(&d[i], s[i], memory_order_relaxed);
 }
 
 /* ---- weights ---- */
@@ -501,23 +506,23 @@ static float u2f(uint32_t u)
 
 void wf_ctl_weights_get(struct wf_ctl *ctl, int page, int visitor, float *ret_batch, float *ret_session)
 {
-	struct wf_weight w;
-	uint32_t s;
+	uint32_t w[2], s; /* batch_bits, session_bits */
 
+	_Static_assert(sizeof(w) == sizeof(struct wf_weight), "weight words");
 	do {
 		s = wf_seq_read_begin(&ctl->weights_lock);
-		wf_seq_copy(&w, &ctl->weights[page][visitor], sizeof(w));
+		wf_seq_copy(w, &ctl->weights[page][visitor], sizeof(w));
 	} while (wf_seq_read_retry(&ctl->weights_lock, s));
-	*ret_batch = u2f(w.batch_bits);
-	*ret_session = u2f(w.session_bits);
+	*ret_batch = u2f(w[0]);
+	*ret_session = u2f(w[1]);
 }
 
 void wf_ctl_weights_set(struct wf_ctl *ctl, int page, int visitor, float batch, float session)
 {
-	struct wf_weight w = { f2u(batch), f2u(session) };
+	uint32_t w[2] = { f2u(batch), f2u(session) };
 
 	wf_seq_write_begin(&ctl->weights_lock);
-	wf_seq_store(&ctl->weights[page][visitor], &w, sizeof(w));
+	wf_seq_store(&ctl->weights[page][visitor], w, sizeof(w));
 	wf_seq_write_end(&ctl->weights_lock);
 }
 

@@ -1,13 +1,22 @@
 #!/bin/bash
 # systemd_verify.sh - render the systemd unit templates with this build's
-# binaries and run `systemd-analyze verify` on them. Exit 77 (skip) when
-# systemd-analyze is not installed.
+# binaries and check the deployment as shipped:
+#   * `systemd-analyze verify` is clean on every unit;
+#   * every service's `systemd-analyze security` exposure is <= 2.0;
+#   * weft.target starts the rankers (weft-ranker@0 and @1, WEFT_SHARDS=2);
+#   * weft-batch.service passes the catalog, inventory and history named
+#     in the one config file, which every service reads;
+#   * sysusers.d creates the weft user and the weft-clients group, and
+#     tmpfiles.d creates /run/weft (0755: clients reach weft.sock) and
+#     /var/lib/weft (into a scratch root).
+# Exit 77 (skip) when systemd-analyze is not installed.
 set -euo pipefail
 src=${WEFT_SOURCE_ROOT:?}
 bld=${WEFT_BUILD_ROOT:?}
 command -v systemd-analyze >/dev/null || { echo "systemd-analyze not installed"; exit 77; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
 mkdir -p "$tmp/bin"
 for p in admin/weft-admin ingest/weft-ingest rankers/weft-ranker batch/weft-batch; do
 	[ -x "$bld/$p" ] || { echo "missing $bld/$p: build first"; exit 1; }
@@ -27,3 +36,46 @@ out=$(SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no ./*.service ./*.
 bad=$(printf '%s\n' "$out" | grep -v -e '^$' -e "User=weft" -e "Group=weft" -e "weft-clients" || true)
 if [ -n "$bad" ]; then echo "$bad"; exit 1; fi
 echo "systemd units verify clean"
+
+# Exposure (needs --offline, systemd >= 250).
+if systemd-analyze security --offline=yes ./weft-admin.service >/dev/null 2>&1; then
+	for u in weft-admin.service weft-ingest.service weft-ranker@0.service weft-batch.service; do
+		level=$(systemd-analyze security --offline=yes "./$u" 2>&1 |
+			sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+		[ -n "$level" ] || fail "no exposure level for $u"
+		awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "$u exposure $level > 2.0"
+		echo "$u exposure $level"
+	done
+else
+	echo "systemd-analyze security --offline unsupported here: exposure not checked"
+fi
+
+# What the units say.
+grep -q '^Wants=.*weft-ranker@0\.service.*weft-ranker@1\.service' weft.target ||
+	fail "weft.target does not start the rankers"
+for o in catalog inventory history; do
+	u=$(echo "$o" | tr a-z A-Z)
+	grep -q "^ExecStart=.*weft-batch nightly .*--$o \${WEFT_$u}" weft-batch.service ||
+		fail "weft-batch.service does not pass --$o"
+	grep -q "^WEFT_$u=" "$src/systemd/weft.conf" || fail "weft.conf does not name WEFT_$u"
+done
+for u in weft-admin.service weft-ingest.service weft-ranker@.service weft-batch.service; do
+	grep -q '^EnvironmentFile=-/etc/weft/weft.conf$' "$u" || fail "$u does not read /etc/weft/weft.conf"
+done
+
+# sysusers.d and tmpfiles.d, applied to a scratch root.
+root="$tmp/root"
+mkdir -p "$root/etc"
+if command -v systemd-sysusers >/dev/null; then
+	systemd-sysusers --root="$root" "$src/systemd/weft.sysusers" 2>&1 | grep -v '^Creating' || true
+	grep -q '^weft:' "$root/etc/passwd" || fail "sysusers.d did not create user weft"
+	grep -q '^weft-clients:' "$root/etc/group" || fail "sysusers.d did not create group weft-clients"
+	if command -v systemd-tmpfiles >/dev/null; then
+		systemd-tmpfiles --root="$root" --create "$src/systemd/weft.tmpfiles"
+		uid=$(awk -F: '$1 == "weft" { print $3 }' "$root/etc/passwd")
+		[ "$(stat -c '%a %u' "$root/run/weft")" = "755 $uid" ] || fail "/run/weft is not 0755 weft"
+		[ "$(stat -c '%a %u' "$root/var/lib/weft/input")" = "750 $uid" ] || fail "/var/lib/weft/input"
+	fi
+	echo "sysusers.d and tmpfiles.d apply"
+fi
+echo "systemd deployment checks pass"

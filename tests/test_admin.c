@@ -7,6 +7,9 @@
  * weights.ini across restarts, SNAPSHOT LOAD refusing a garbage file,
  * SNAPSHOT LOAD / ROLLBACK with the test playing the rankers (loaded_gen,
  * failed_gen), other clients served while a load waits, STATS, SHUTDOWN.
+ * Issue 15: the copy weft-admin serves (truncating the loaded file does not
+ * reach it), a FIFO refused without blocking, stale temp files removed,
+ * `weftctl status` counting only rankers that serve.
  * Also weftctl's JSON emitter (linked in) and the weftctl binary's exit
  * codes and messages.
  *
@@ -443,7 +446,7 @@ static void test_admin_snapshot_load_rollback_and_failure(void **state)
 	wf_ctl_snap_get(f->seg->ctl, &cur, &prev);
 	assert_int_equal(cur.gen, 8);
 	assert_int_equal(prev.gen, 7);
-	assert_non_null(strstr(cur.path, "/b.snap"));
+	assert_non_null(strstr(cur.path, "/serving/8-b.snap")); /* weft-admin's own copy */
 	assert_true(cur.path[0] == '/');
 
 	/* ROLLBACK: a is current again. */
@@ -482,6 +485,7 @@ static void test_admin_snapshot_load_rollback_and_failure(void **state)
 
 	/* STATUS shows both generations with header facts. */
 	r = cmd(f, "SNAPSHOT STATUS");
+	assert_string_equal(wf_cli_get(wf_cli_get(r, "current"), "path")->str, p2);
 	assert_int_equal(wf_cli_get_int(r, "current_gen", -1), 10);
 	assert_int_equal(wf_cli_get_int(wf_cli_get(r, "current"), "users", -1), 0);
 	assert_int_equal(wf_cli_get_int(wf_cli_get(r, "previous"), "gen", -1), 7);
@@ -495,6 +499,128 @@ static void test_admin_snapshot_load_rollback_and_failure(void **state)
 	assert_int_equal(cur.gen, 10);
 	assert_int_equal(prev.gen, 7);
 	redisFree(other);
+}
+
+/* Files directly in dir/serving (weft-admin's copies). */
+static int count_copies(struct fx *f)
+{
+	char cmdline[400];
+	FILE *p;
+	int n = -1;
+
+	snprintf(cmdline, sizeof(cmdline), "ls -A '%s/serving' | wc -l", f->dir);
+	p = popen(cmdline, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%d", &n), 1);
+	pclose(p);
+	return n;
+}
+
+/* Issue 15 item 4: what serves is weft-admin's own read-only copy, so an
+ * operator's truncate or overwrite of the file it loaded cannot reach the
+ * rankers' mapping; copies that fall off (or fail) are removed. */
+static void test_admin_snapshot_serves_its_own_copy(void **state)
+{
+	struct fx *f = *state;
+	char p1[400], p2[400];
+	struct wf_snap_ref cur, prev;
+	struct stat st;
+	redisReply *r;
+
+	snprintf(p1, sizeof(p1), "%s/a.snap", f->dir);
+	snprintf(p2, sizeof(p2), "%s/b.snap", f->dir);
+	write_empty_snapshot(p1, 3);
+	write_empty_snapshot(p2, 0);
+	assert_int_equal(redisAppendCommand(f->c, "SNAPSHOT LOAD %s", p1), REDIS_OK);
+	assert_int_equal(redisBufferWrite(f->c, &(int){ 0 }), REDIS_OK);
+	rankers_report(f, published_gen(f, 0), -1);
+	freeReplyObject(reply_of(f->c));
+	wf_ctl_snap_get(f->seg->ctl, &cur, &prev);
+	assert_string_not_equal(cur.path, p1);
+	assert_int_equal(strncmp(cur.path, f->dir, strlen(f->dir)), 0);
+	assert_int_equal(stat(cur.path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0444);
+	assert_int_equal(truncate(p1, 10), 0);
+	assert_int_equal(stat(cur.path, &st), 0);
+	assert_true(st.st_size > 10);
+
+	/* Two more loads: the first copy falls off and is removed. */
+	for (int i = 0; i < 2; i++) {
+		uint64_t g = atomic_load(&f->seg->ctl->snap_cur_gen);
+
+		assert_int_equal(redisAppendCommand(f->c, "SNAPSHOT LOAD %s", p2), REDIS_OK);
+		assert_int_equal(redisBufferWrite(f->c, &(int){ 0 }), REDIS_OK);
+		rankers_report(f, published_gen(f, g), -1);
+		r = reply_of(f->c);
+		assert_int_equal(r->type, REDIS_REPLY_STATUS);
+		freeReplyObject(r);
+	}
+	assert_int_equal(access(cur.path, F_OK), -1);
+	assert_int_equal(count_copies(f), 2);
+	/* A file longer than its header says is refused before any copy. */
+	{
+		int fd;
+
+		write_empty_snapshot(p1, 3);
+		fd = open(p1, O_WRONLY | O_APPEND);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "junk", 4), 4);
+		close(fd);
+	}
+	expect_error(f, "the file has", "SNAPSHOT LOAD %s", p1);
+	assert_int_equal(count_copies(f), 2);
+	/* A load a ranker refuses leaves no copy behind. */
+	assert_int_equal(redisAppendCommand(f->c, "SNAPSHOT LOAD %s", p2), REDIS_OK);
+	assert_int_equal(redisBufferWrite(f->c, &(int){ 0 }), REDIS_OK);
+	rankers_report(f, published_gen(f, atomic_load(&f->seg->ctl->snap_cur_gen)), 0);
+	r = reply_of(f->c);
+	assert_int_equal(r->type, REDIS_REPLY_ERROR);
+	freeReplyObject(r);
+	assert_int_equal(count_copies(f), 2);
+}
+
+/* Issue 15 item 3: a FIFO (or device, or directory) given to SNAPSHOT LOAD
+ * is refused at once; weft-admin never blocks opening it, and still
+ * answers and shuts down. */
+static void test_admin_snapshot_load_fifo_refused(void **state)
+{
+	struct fx *f = *state;
+	char fifo[400];
+	redisReply *r;
+
+	snprintf(fifo, sizeof(fifo), "%s/f.snap", f->dir);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	redisSetTimeout(f->c, (struct timeval){ .tv_sec = 10 });
+	r = redisCommand(f->c, "SNAPSHOT LOAD %s", fifo);
+	if (!r) {
+		/* Today's weft-admin blocks in open(): free it, then fail. */
+		close(open(fifo, O_WRONLY | O_NONBLOCK));
+		fail_msg("SNAPSHOT LOAD of a FIFO got no answer (weft-admin blocked)");
+	}
+	assert_int_equal(r->type, REDIS_REPLY_ERROR);
+	assert_non_null(strstr(r->str, "not a regular file (a FIFO)"));
+	freeReplyObject(r);
+	expect_error(f, "not a regular file (a device)", "SNAPSHOT LOAD /dev/zero");
+	expect_error(f, "not a regular file (a directory)", "SNAPSHOT LOAD %s", f->dir);
+	expect_status(f, "PONG", "PING");
+	expect_status(f, "OK", "SHUTDOWN");
+}
+
+/* Issue 15 item 11: temp files a killed weft-admin left between write and
+ * rename are removed by the next one. */
+static void test_admin_stale_tmp_files_removed_at_start(void **state)
+{
+	struct fx *f = *state;
+	char a[400], b[400];
+
+	assert_int_equal(admin_stop(f), 0);
+	snprintf(a, sizeof(a), "%s/weights.ini.tmp.99999", f->dir);
+	snprintf(b, sizeof(b), "%s/snapshot.state.tmp.4242", f->dir);
+	assert_int_equal(wf_write_file_atomic(a, "x", 1), 0);
+	assert_int_equal(wf_write_file_atomic(b, "y", 1), 0);
+	admin_start(f, NULL);
+	assert_int_equal(access(a, F_OK), -1);
+	assert_int_equal(access(b, F_OK), -1);
 }
 
 static void test_admin_stats_answers(void **state)
@@ -561,6 +687,10 @@ static void test_admin_weftctl_commands(void **state)
 	snprintf(args, sizeof(args), "--dir '%s' weights set bogus new 1 1", f->dir);
 	assert_int_equal(weftctl(f, out, sizeof(out), args), 1);
 	assert_non_null(strstr(out, "unknown page type 'bogus'"));
+	/* A negative number is a value for the admin to refuse, not an option. */
+	snprintf(args, sizeof(args), "--dir '%s' weights set home new -2 1", f->dir);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 1);
+	assert_non_null(strstr(out, "batch weight '-2' is not a number in [0, 10]"));
 	snprintf(args, sizeof(args), "--dir '%s' --json stats", f->dir);
 	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
 	assert_non_null(strstr(out, "\"nshards\":2"));
@@ -576,6 +706,39 @@ static void test_admin_weftctl_commands(void **state)
 	assert_non_null(strstr(out, "usage: weftctl"));
 	assert_int_equal(weftctl(f, out, sizeof(out), "weights set home"), 2);
 	assert_int_equal(weftctl(f, out, sizeof(out), "--shards 2 status"), 2);
+}
+
+/* Issue 15 item 4: status counts a ranker in "loaded by N/M" only if it
+ * runs, reports the generation and did not report failing it (a restarted
+ * ranker that cannot load it leaves its predecessor's loaded_gen). */
+static void test_admin_status_counts_only_rankers_that_serve(void **state)
+{
+	struct fx *f = *state;
+	char out[16384], args[600], p1[400];
+	uint64_t g;
+
+	snprintf(p1, sizeof(p1), "%s/a.snap", f->dir);
+	write_empty_snapshot(p1, 5);
+	assert_int_equal(redisAppendCommand(f->c, "SNAPSHOT LOAD %s", p1), REDIS_OK);
+	assert_int_equal(redisBufferWrite(f->c, &(int){ 0 }), REDIS_OK);
+	g = published_gen(f, 0);
+	rankers_report(f, g, -1);
+	freeReplyObject(reply_of(f->c));
+	for (uint32_t i = 0; i < 2; i++) /* both "run": this process stands in */
+		atomic_store(&wf_shm_shard(f->seg, i)->ranker_pid, (uint32_t)getpid());
+	snprintf(args, sizeof(args), "--dir '%s' status", f->dir);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "loaded by 2/2 rankers"));
+	assert_null(strstr(out, "DEGRADED"));
+	/* Ranker 1 restarted and could not load g; loaded_gen still says g. */
+	atomic_store(&wf_shm_shard(f->seg, 1)->failed_gen, g);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "DEGRADED ranker 1 could not load generation 5"));
+	assert_non_null(strstr(out, "loaded by 1/2 rankers"));
+	/* A ranker that is not running serves nothing either. */
+	atomic_store(&wf_shm_shard(f->seg, 0)->ranker_pid, 0);
+	assert_int_equal(weftctl(f, out, sizeof(out), args), 0);
+	assert_non_null(strstr(out, "loaded by 0/2 rankers"));
 }
 
 static redisReply *mk(int type, const char *s, long long i)
@@ -624,9 +787,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_admin_repairs_a_write_it_died_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_rollback_and_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_snapshot_serves_its_own_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_snapshot_load_fifo_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_stale_tmp_files_removed_at_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_stats_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_shutdown_sets_flag_and_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_admin_weftctl_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_admin_status_counts_only_rankers_that_serve, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -550,41 +550,36 @@ static void test_ingest_event_acked_once_journaled_not_by_ranker(void **state)
 	close(fd);
 }
 
-/* Publish a quiet entry (RECS <any session> user k) on shard sh, as a
- * ranker would after answering it for a session without state; sold (or
- * NULL): per item, the snapshot's sold-out word. */
+/* Publish a quiet entry (RECS <any session> user k) on shard sh with the
+ * ranker's writer (wf_front_publish), as a ranker would after answering
+ * it for a session without state; sold (or NULL): per item, the
+ * snapshot's sold-out word. */
 static void publish_quiet_sold(uint32_t sh, const char *user, const char *k, const char *const *ids,
 			       const uint8_t *sold, uint32_t n, int complete)
 {
-	struct wf_front *f = wf_shm_front(E.fake.shm, sh);
 	struct wf_shard_ctl *sc = wf_shm_shard(E.fake.shm, sh);
-	static struct wf_front_entry e;
-	struct wf_front_entry *slot;
-	uint32_t pos = 0;
+	static struct wf_front_stage st;
+	struct wf_front_key key;
 
-	memset(&e, 0, sizeof(e));
-	assert_int_equal(wf_front_args_quiet(e.data, &pos), 0);
-	assert_int_equal(wf_front_args_add(e.data, &pos, user, (uint32_t)strlen(user)), 0);
-	assert_int_equal(wf_front_args_add(e.data, &pos, k, (uint32_t)strlen(k)), 0);
-	e.args_len = (uint8_t)pos;
-	e.key = wf_hash64(e.data, pos) | 1;
+	wf_front_key_init(&key, 1);
+	assert_int_equal(wf_front_key_add(&key, user, (uint32_t)strlen(user)), 0);
+	assert_int_equal(wf_front_key_add(&key, k, (uint32_t)strlen(k)), 0);
+	wf_front_key_seal(&key);
 	/* relaxed: this test is the segment's only writer of these. */
-	e.gen = atomic_load_explicit(&sc->loaded_gen, memory_order_relaxed);
-	e.starts = atomic_load_explicit(&sc->ranker_starts, memory_order_relaxed);
-	e.epoch = atomic_load_explicit(&E.fake.shm->ctl->ingest_epoch, memory_order_relaxed);
-	e.wseq = atomic_load_explicit(&E.fake.shm->ctl->weights_lock.seq, memory_order_relaxed);
-	e.until_ms = wf_wall_ms() + 600000;
-	e.complete = (uint8_t)complete;
+	wf_front_stage_init(&st, &key,
+			    &(struct wf_front_deps){
+				    .sver = 0,
+				    .gen = atomic_load_explicit(&sc->loaded_gen, memory_order_relaxed),
+				    .until_ms = wf_wall_ms() + 600000,
+				    .epoch = atomic_load_explicit(&E.fake.shm->ctl->ingest_epoch, memory_order_relaxed),
+				    .starts = atomic_load_explicit(&sc->ranker_starts, memory_order_relaxed),
+				    .wseq = atomic_load_explicit(&E.fake.shm->ctl->weights_lock.seq, memory_order_relaxed),
+			    });
 	for (uint32_t i = 0; i < n; i++)
-		assert_int_equal(wf_front_item_add(e.data, &pos, wf_stock_key(ids[i], strlen(ids[i])), sold && sold[i],
-						   ids[i], (uint32_t)strlen(ids[i])),
+		assert_int_equal(wf_front_stage_item(&st, wf_stock_key(ids[i], strlen(ids[i])), sold && sold[i], ids[i],
+						     (uint32_t)strlen(ids[i])),
 				 0);
-	e.n = (uint8_t)n;
-	e.data_len = (uint16_t)pos;
-	slot = &f->e[e.key & (WF_FRONT_SLOTS - 2)];
-	wf_seq_write_begin(&slot->lock);
-	wf_seq_store((uint8_t *)slot + sizeof(slot->lock), (uint8_t *)&e + sizeof(e.lock), sizeof(e) - sizeof(e.lock));
-	wf_seq_write_end(&slot->lock);
+	wf_front_publish(wf_shm_front(E.fake.shm, sh), &st, complete);
 }
 
 static void publish_quiet(uint32_t sh, const char *user, const char *k, const char *const *ids, uint32_t n)

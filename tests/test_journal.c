@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,6 +453,55 @@ static void test_journal_sigkill_loses_no_acked_record(void **state)
 		      (unsigned long long)(want - 1));
 }
 
+/* Recovery keeps no state between calls: two threads recovering two
+ * journals at once each find their own last LSN (seg_scan once decoded
+ * into a function-local static record, shared by every caller). */
+struct recover_job {
+	const char *dir;
+	uint64_t want_next; /* the LSN recovery must find next */
+	int wrong;          /* recoveries that found another */
+};
+
+static void *recover_loop(void *arg)
+{
+	struct recover_job *job = arg;
+	char err[256];
+
+	for (int i = 0; i < 100; i++) {
+		struct wf_journal *j;
+		if (wf_journal_open(job->dir, NULL, &j, err, sizeof(err)) < 0) {
+			job->wrong++;
+			continue;
+		}
+		job->wrong += wf_journal_next_lsn(j) != job->want_next;
+		wf_journal_close(j);
+	}
+	return NULL;
+}
+
+static void test_journal_concurrent_recovery_is_independent(void **state)
+{
+	char dir2[300];
+	struct recover_job job[2] = { { dir, 2001, 0 }, { dir2, 3001, 0 } };
+	pthread_t th;
+
+	snprintf(dir2, sizeof(dir2), "%s/second", dir);
+	for (int k = 0; k < 2; k++) {
+		struct wf_journal *j;
+		char err[256];
+		assert_int_equal(wf_journal_open(job[k].dir, NULL, &j, err, sizeof(err)), 0);
+		for (uint64_t n = 1; n < job[k].want_next; n++)
+			append_event(j, k ? "other-session" : "s", "item", 0);
+		assert_int_equal(wf_journal_flush_sync(j), 0);
+		wf_journal_close(j);
+	}
+	assert_int_equal(pthread_create(&th, NULL, recover_loop, &job[1]), 0);
+	recover_loop(&job[0]);
+	pthread_join(th, NULL);
+	assert_int_equal(job[0].wrong, 0);
+	assert_int_equal(job[1].wrong, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -464,6 +514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_decode_rejects_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_corrupt_middle_segment_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_sigkill_loses_no_acked_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_concurrent_recovery_is_independent, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

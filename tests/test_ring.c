@@ -65,12 +65,12 @@ static void test_ring_uncommitted_is_invisible(void **state)
 	struct wf_ring_cons c;
 	uint32_t len, kind;
 	char *d;
+	void *w = NULL;
 
 	wf_ring_prod_attach(&p, r);
 	wf_ring_cons_attach(&c, r);
-	d = wf_ring_reserve(&p, 5, 7);
-	assert_non_null(d);
-	memcpy(d, "hello", 5);
+	assert_int_equal(wf_ring_reserve(&p, 5, 7, &w), 0);
+	memcpy(w, "hello", 5);
 	assert_null(wf_ring_pop(&c, &len, &kind));
 	assert_true(wf_ring_prod_pending(&p));
 	wf_ring_prod_commit(&p);
@@ -82,39 +82,43 @@ static void test_ring_uncommitted_is_invisible(void **state)
 	free(r);
 }
 
-static void test_ring_push_full_returns_null_until_release(void **state)
+static void test_ring_reserve_full_returns_eagain_until_release(void **state)
 {
 	struct wf_ring *r = ring_new(4096);
 	struct wf_ring_prod p;
 	struct wf_ring_cons c;
 	uint32_t len, kind, n = 0;
+	void *d = NULL, *before;
 
 	wf_ring_prod_attach(&p, r);
 	wf_ring_cons_attach(&c, r);
 	/* 56-byte payload + 8 header = 64 bytes: exactly 64 fit in 4 KiB. */
-	while (wf_ring_reserve(&p, 56, 1))
+	while (wf_ring_reserve(&p, 56, 1, &d) == 0)
 		n++;
 	assert_int_equal(n, 64);
 	wf_ring_prod_commit(&p);
-	assert_null(wf_ring_reserve(&p, 1, 1));
+	before = d;
+	assert_int_equal(wf_ring_reserve(&p, 1, 1, &d), -EAGAIN);
+	assert_ptr_equal(d, before); /* untouched on failure */
 	/* Popping without releasing frees nothing. */
 	assert_non_null(wf_ring_pop(&c, &len, &kind));
-	assert_null(wf_ring_reserve(&p, 56, 1));
+	assert_int_equal(wf_ring_reserve(&p, 56, 1, &d), -EAGAIN);
 	wf_ring_cons_release(&c);
-	assert_non_null(wf_ring_reserve(&p, 56, 1));
-	assert_null(wf_ring_reserve(&p, 56, 1));
+	assert_int_equal(wf_ring_reserve(&p, 56, 1, &d), 0);
+	assert_int_equal(wf_ring_reserve(&p, 56, 1, &d), -EAGAIN);
 	free(r);
 }
 
-static void test_ring_oversize_payload_rejected(void **state)
+static void test_ring_reserve_oversize_returns_emsgsize(void **state)
 {
 	struct wf_ring *r = ring_new(4096);
 	struct wf_ring_prod p;
+	void *d;
 
 	wf_ring_prod_attach(&p, r);
 	assert_int_equal(wf_ring_max_payload(r), 1024 - 8);
-	assert_null(wf_ring_reserve(&p, 1024 - 7, 1));
-	assert_non_null(wf_ring_reserve(&p, 1024 - 8, 1));
+	assert_int_equal(wf_ring_reserve(&p, 1024 - 7, 1, &d), -EMSGSIZE);
+	assert_int_equal(wf_ring_reserve(&p, 1024 - 8, 1, &d), 0);
 	free(r);
 }
 
@@ -132,9 +136,10 @@ static void test_ring_wraps_with_pad_and_keeps_content(void **state)
 	for (int round = 0; round < 20000; round++) {
 		for (;;) {
 			uint32_t l = 8 + (uint32_t)(seq_out * 37 % 300);
-			uint8_t *d = wf_ring_reserve(&p, l, 3);
-			if (!d)
+			void *w;
+			if (wf_ring_reserve(&p, l, 3, &w) < 0)
 				break;
+			uint8_t *d = w;
 			memcpy(d, &seq_out, 8);
 			memset(d + 8, (int)(seq_out & 0xff), l - 8);
 			seq_out++;
@@ -158,6 +163,15 @@ static void test_ring_wraps_with_pad_and_keeps_content(void **state)
 	free(r);
 }
 
+/* Reserve a 4-byte record holding v (the ring has room). */
+static void put_u32(struct wf_ring_prod *p, uint32_t v)
+{
+	void *d = NULL;
+
+	assert_int_equal(wf_ring_reserve(p, 4, 1, &d), 0);
+	memcpy(d, &v, 4);
+}
+
 static void test_ring_restarted_sides_resume_from_published_indexes(void **state)
 {
 	struct wf_ring *r = ring_new(4096);
@@ -169,12 +183,12 @@ static void test_ring_restarted_sides_resume_from_published_indexes(void **state
 	wf_ring_prod_attach(&p, r);
 	wf_ring_cons_attach(&c, r);
 	for (uint32_t i = 0; i < 3; i++)
-		*(uint32_t *)wf_ring_reserve(&p, 4, 1) = i;
+		put_u32(&p, i);
 	wf_ring_prod_commit(&p);
 	/* Reserved but never committed by a producer that then dies. */
-	*(uint32_t *)wf_ring_reserve(&p, 4, 1) = 99;
+	put_u32(&p, 99);
 	wf_ring_prod_attach(&p2, r);
-	*(uint32_t *)wf_ring_reserve(&p2, 4, 1) = 3;
+	put_u32(&p2, 3);
 	wf_ring_prod_commit(&p2);
 
 	/* Consumer pops two, releases one, dies; its successor redoes one. */
@@ -275,9 +289,10 @@ static void stress_produce(struct wf_shm *shm)
 		uint32_t batch = 0;
 		for (; batch < 64 && seq < STRESS_MSGS; batch++) {
 			uint32_t len = 8 + (uint32_t)(mix(seq) % 57);
-			uint8_t *d = wf_ring_reserve(&p, len, 1);
-			if (!d)
+			void *w;
+			if (wf_ring_reserve(&p, len, 1, &w) < 0)
 				break;
+			uint8_t *d = w;
 			memcpy(d, &seq, 8);
 			for (uint32_t j = 8; j < len; j++)
 				d[j] = (uint8_t)(seq + j);
@@ -356,8 +371,8 @@ int main(void)
 		cmocka_unit_test(test_ring_init_bad_capacity_returns_einval),
 		cmocka_unit_test(test_ring_pop_empty_returns_null),
 		cmocka_unit_test(test_ring_uncommitted_is_invisible),
-		cmocka_unit_test(test_ring_push_full_returns_null_until_release),
-		cmocka_unit_test(test_ring_oversize_payload_rejected),
+		cmocka_unit_test(test_ring_reserve_full_returns_eagain_until_release),
+		cmocka_unit_test(test_ring_reserve_oversize_returns_emsgsize),
 		cmocka_unit_test(test_ring_wraps_with_pad_and_keeps_content),
 		cmocka_unit_test(test_ring_restarted_sides_resume_from_published_indexes),
 		cmocka_unit_test(test_msg_req_roundtrip_and_bounds),

@@ -3,7 +3,8 @@
 
 admin.sock is mode 0660; and even when its mode is loosened, weft-admin
 checks the peer's credentials (SO_PEERCRED) and refuses a user that is not
-root, the weft user, or in the admin group, with a clear error. Needs root
+root, the weft user, or in the admin group, with a clear error, which
+weftctl prints (it does not die of SIGPIPE). Needs root
 to act as another user (setpriv); skipped otherwise.
 """
 import os
@@ -42,6 +43,11 @@ def test_admin_socket_refuses_other_users():
              "print(s.recv(4096).decode())" % APP.admin_sock)
     r = as_nobody("/usr/bin/python3", "-c", probe)
     assert "permission denied" in r.stdout.lower(), r
+    # weftctl run by that user prints the refusal (it died silently of
+    # SIGPIPE when its write hit the closed socket).
+    r = as_nobody(harness.prog("weftctl"), "--dir", APP.dir, "status")
+    assert r.returncode == 1, r
+    assert "permission denied" in r.stderr.lower(), r
     # Root (and the weft user) still administer it.
     assert "PONG" in subprocess.run(["redis-cli", "-s", APP.admin_sock, "PING"], capture_output=True,
                                     text=True).stdout

@@ -2,10 +2,11 @@
 """test_front.py - RECS answered without a ranker hop are the ranker's answers.
 
 weft-ingest answers a RECS itself from the shard's front table when the
-ranker's published list for the same arguments still holds (rankers/README,
-shm/layout.h). Here every RECS is asked three ways -- twice plainly (the
-second normally from the front table or the ranker's cache) and once with
-EXPLAIN, which is always computed fresh by the ranker -- and the lists must
+ranker's published list for the same arguments still holds (the rule is
+wf_front_lookup's in shm/front.c, stated in shm/README.md). Here every
+RECS is asked three ways -- twice plainly (the second normally from the
+front table or the ranker's cache) and once with EXPLAIN, which is always
+computed fresh by the ranker -- and the lists must
 be identical, across: events on the same and on another connection,
 pipelined EVENT + RECS, a login in the middle of a session, weight changes,
 live stock changes (sold out, restocked, by size), and snapshot swaps.

@@ -1,0 +1,338 @@
+/*
+ * main.c - weft-ingest: the one process that owns client connections.
+ *
+ * One thread, one io_uring (loop.c): multishot accept; multishot receive
+ * into a provided buffer ring; parse RESP2/inline and validate (cmd.c);
+ * journal EVENTs with group commit (commit.c); route each request to its
+ * session's shard through the shard's request ring and take the replies
+ * from the reply rings (shard.c); send replies back in request order per
+ * connection, EVENTs only once durable (conn.c). Backpressure: a
+ * connection whose shard ring is full, or that owes too many replies, is
+ * not read until it drains. This file: arguments and start-up.
+ *
+ *   weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]
+ *               [--journal DIR] [--durability fsync|os] [--socket-group G]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+
+static int setup_buffers(struct ingest_ctx *ctx)
+{
+	struct io_uring_buf_reg reg = { 0 };
+	size_t ring_bytes = INGEST_BUF_COUNT * sizeof(struct io_uring_buf);
+	int r;
+
+	ctx->br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	ctx->bufs = malloc((size_t)INGEST_BUF_COUNT * INGEST_BUF_SIZE);
+	if (ctx->br == MAP_FAILED || !ctx->bufs)
+		return -ENOMEM;
+	reg.ring_addr = (uint64_t)(uintptr_t)ctx->br;
+	reg.ring_entries = INGEST_BUF_COUNT;
+	reg.bgid = INGEST_BGID;
+	r = io_uring_register_buf_ring(&ctx->ring, &reg, 0);
+	if (r < 0)
+		return r;
+	io_uring_buf_ring_init(ctx->br);
+	for (uint32_t i = 0; i < INGEST_BUF_COUNT; i++)
+		io_uring_buf_ring_add(ctx->br, ctx->bufs + (size_t)i * INGEST_BUF_SIZE, INGEST_BUF_SIZE, (uint16_t)i,
+				      io_uring_buf_ring_mask(INGEST_BUF_COUNT), (int)i);
+	io_uring_buf_ring_advance(ctx->br, INGEST_BUF_COUNT);
+	return 0;
+}
+
+static int open_listener(struct ingest_ctx *ctx)
+{
+	int n = sd_listen_fds(0), r;
+	unsigned int gid = 0;
+
+	if (n > 0) {
+		ctx->listen_fd = SD_LISTEN_FDS_START;
+		return 0;
+	}
+	if (ctx->socket_group && wf_group_gid(ctx->socket_group, &gid) < 0) {
+		wf_err("client socket group '%s' does not exist: create it (groupadd %s) or pass another "
+		       "--socket-group", ctx->socket_group, ctx->socket_group);
+		return -ENOENT;
+	}
+	r = wf_unix_listen(ctx->sock_path, 4096, ctx->socket_group ? 0660 : 0666,
+			   ctx->socket_group ? (int64_t)gid : -1, 0, &ctx->listen_fd);
+	if (r < 0)
+		wf_err("cannot listen on %s: %s", ctx->sock_path, strerror(-r));
+	return r;
+}
+
+static int open_bell(struct ingest_ctx *ctx)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = snprintf(sa.sun_path + 1, sizeof(sa.sun_path) - 1, "weft-bell.%s", ctx->shm_name);
+
+	ctx->bell_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (ctx->bell_fd < 0)
+		return -errno;
+	if (bind(ctx->bell_fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) <
+	    0) {
+		int r = -errno;
+		wf_err("cannot bind the doorbell socket for %s: %s (is another weft-ingest running on this segment?)",
+		       ctx->shm_name, strerror(-r));
+		return r;
+	}
+	return 0;
+}
+
+/* Sessions pinned before a restart stay pinned: the journal says where
+ * each one went. */
+static void rebuild_routes(struct ingest_ctx *ctx)
+{
+	struct wf_journal_reader *r;
+	struct wf_journal_rec *rec = malloc(sizeof(*rec));
+	uint64_t since = wf_wall_ms() - ctx->route_ttl_ms, n = 0;
+
+	if (!rec || wf_journal_reader_open(ctx->journal_dir, 0, &r) < 0) {
+		free(rec);
+		return;
+	}
+	while (wf_journal_reader_next(r, rec) == 1)
+		if (rec->ts_ms >= since && rec->argc > 0) {
+			wf_route_pin(&ctx->route, rec->argv[0], rec->argl[0], rec->shard, rec->ts_ms);
+			n++;
+		}
+	wf_journal_reader_close(r);
+	free(rec);
+	if (n)
+		wf_info("routing rebuilt from %llu journal events", (unsigned long long)n);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]\n"
+	      "                   [--journal DIR] [--durability fsync|os] [--journal-flights N]\n"
+	      "                   [--sessions N] [--socket-group G]\n"
+	      "  --socket PATH     client socket (default DIR/weft.sock; systemd socket activation wins)\n"
+	      "  --journal DIR     event journal (default DIR/journal)\n"
+	      "  --durability M    fsync: acknowledge after fdatasync (default); os: after write()\n"
+	      "  --journal-flights N  journal flushes (fdatasyncs) in flight at once, 1..16 (default 4)\n"
+	      "  --sessions N      sessions the routing table holds per half TTL, 1024..268435456\n"
+	      "                    (default 4194304: 2 x 192 MiB, resident from the start; past it\n"
+	      "                    the oldest half is forgotten early)\n"
+	      "  --socket-group G  give the socket to group G, mode 0660 (default: mode 0666)\n",
+	      f);
+}
+
+static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },        { "shm", required_argument, NULL, 'm' },
+		{ "socket", required_argument, NULL, 's' },     { "max-clients", required_argument, NULL, 'c' },
+		{ "journal", required_argument, NULL, 'j' },    { "durability", required_argument, NULL, 'D' },
+		{ "socket-group", required_argument, NULL, 'g' }, { "journal-flights", required_argument, NULL, 'F' },
+		{ "sessions", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o;
+	int64_t v;
+
+	ctx->max_clients = 10000;
+	ctx->route_ttl_ms = 3600 * 1000ull;
+	ctx->route_sessions = 1u << 22;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': ctx->dir = optarg; break;
+		case 'm': ctx->shm_name = optarg; break;
+		case 's': ctx->sock_path = optarg; break;
+		case 'j': ctx->journal_dir = optarg; break;
+		case 'g': ctx->socket_group = optarg; break;
+		case 'c':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1 || v > 1000000) {
+				fprintf(stderr, "weft-ingest: --max-clients wants 1..1000000\n");
+				return -EINVAL;
+			}
+			ctx->max_clients = (uint32_t)v;
+			break;
+		case 'S':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1024 || v > (1ll << 28)) {
+				fprintf(stderr, "weft-ingest: --sessions wants 1024..268435456\n");
+				return -EINVAL;
+			}
+			ctx->route_sessions = (uint32_t)v;
+			break;
+		case 'F':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 1 || v > WF_JOURNAL_FLIGHTS_MAX) {
+				fprintf(stderr, "weft-ingest: --journal-flights wants 1..%u\n", WF_JOURNAL_FLIGHTS_MAX);
+				return -EINVAL;
+			}
+			ctx->gc.flights = (uint32_t)v;
+			break;
+		case 'D':
+			if (strcmp(optarg, "fsync") == 0)
+				ctx->durability = WF_JOURNAL_FSYNC;
+			else if (strcmp(optarg, "os") == 0)
+				ctx->durability = WF_JOURNAL_OS;
+			else {
+				fprintf(stderr, "weft-ingest: --durability is fsync or os\n");
+				return -EINVAL;
+			}
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (!ctx->dir || !ctx->shm_name || optind != argc) {
+		fprintf(stderr, "weft-ingest: --dir and --shm are required\n");
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!ctx->sock_path) {
+		snprintf(ctx->sock_buf, sizeof(ctx->sock_buf), "%s/weft.sock", ctx->dir);
+		ctx->sock_path = ctx->sock_buf;
+	}
+	if (!ctx->journal_dir) {
+		snprintf(ctx->journal_buf, sizeof(ctx->journal_buf), "%s/journal", ctx->dir);
+		ctx->journal_dir = ctx->journal_buf;
+	}
+	return 0;
+}
+
+/* The segment (waiting up to 10 s for weft-admin to create it), the
+ * shards' rings and front tables, the connection tables, the route
+ * table and the journal. 0, or 1 (logged). */
+static int setup_state(struct ingest_ctx *ctx)
+{
+	struct wf_journal_opts jo = { 0 };
+	char err[512];
+	int r;
+
+	for (int i = 0; i < 200 && (r = wf_shm_attach(ctx->shm_name, &ctx->shm)) == -ENOENT; i++)
+		usleep(50000);
+	if (r < 0) {
+		wf_err("cannot attach shared segment %s: %s (is weft-admin running?)", ctx->shm_name, strerror(-r));
+		return 1;
+	}
+	ctx->nshards = wf_shm_nshards(ctx->shm);
+	/* relaxed: the epoch only has to differ from the previous ingest's;
+	 * rankers copy it from requests, never read it here. */
+	ctx->epoch = atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_epoch, 1, memory_order_relaxed) + 1;
+	ctx->shards = calloc(ctx->nshards, sizeof(*ctx->shards));
+	ctx->req = malloc(sizeof(*ctx->req));
+	ctx->nconns_cap = ctx->max_clients;
+	ctx->conns = calloc(ctx->nconns_cap, sizeof(*ctx->conns));
+	ctx->free_idx = malloc(ctx->nconns_cap * sizeof(*ctx->free_idx));
+	ctx->dirty = malloc(ctx->nconns_cap * sizeof(*ctx->dirty));
+	if (!ctx->shards || !ctx->req || !ctx->conns || !ctx->free_idx || !ctx->dirty) {
+		wf_err("out of memory at start");
+		return 1;
+	}
+	for (uint32_t i = 0; i < ctx->nconns_cap; i++)
+		ctx->free_idx[ctx->nfree++] = ctx->nconns_cap - 1 - i;
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		sh->sc = wf_shm_shard(ctx->shm, s);
+		sh->front = wf_shm_front(ctx->shm, s);
+		wf_ring_prod_attach(&sh->req, wf_shm_req_ring(ctx->shm, s));
+		wf_ring_cons_attach(&sh->rep, wf_shm_rep_ring(ctx->shm, s));
+		sh->fifo_cap = 1u << 17;
+		sh->fifo = malloc(sh->fifo_cap * sizeof(*sh->fifo));
+		if (!sh->fifo) {
+			wf_err("out of memory at start");
+			return 1;
+		}
+	}
+	if (wf_route_init(&ctx->route, ctx->nshards, ctx->route_sessions, ctx->route_ttl_ms, wf_wall_ms()) < 0) {
+		wf_err("out of memory for the session table (--sessions %u: try fewer)", ctx->route_sessions);
+		return 1;
+	}
+	jo.durability = ctx->durability;
+	jo.flights = ctx->gc.flights;
+	r = wf_journal_open(ctx->journal_dir, &jo, &ctx->journal, err, sizeof(err));
+	if (r < 0) {
+		wf_err("%s", err);
+		return 1;
+	}
+	rebuild_routes(ctx);
+	return 0;
+}
+
+/* Signals by signalfd, the ring, its receive buffers, the doorbell and
+ * the client socket. 0, or 1 (logged). */
+static int setup_io(struct ingest_ctx *ctx)
+{
+	struct io_uring_params p = { 0 };
+	sigset_t set;
+	int r;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ctx->signal_fd = signalfd(-1, &set, SFD_CLOEXEC);
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+	r = io_uring_queue_init_params(4096, &ctx->ring, &p);
+	if (r < 0) {
+		p.flags = 0;
+		r = io_uring_queue_init_params(4096, &ctx->ring, &p);
+	}
+	if (r < 0) {
+		wf_err("io_uring_queue_init() failed: %s (is io_uring disabled? see /proc/sys/kernel/io_uring_disabled)",
+		       strerror(-r));
+		return 1;
+	}
+	r = setup_buffers(ctx);
+	if (r < 0) {
+		wf_err("cannot register the receive buffer ring: %s (kernel >= 5.19 needed)", strerror(-r));
+		return 1;
+	}
+	if (ctx->signal_fd < 0 || open_bell(ctx) < 0 || open_listener(ctx) < 0)
+		return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ingest_ctx *ctx = calloc(1, sizeof(*ctx));
+
+	wf_log_init("weft-ingest");
+	if (!ctx) {
+		wf_err("out of memory at start");
+		return 1;
+	}
+	if (parse_args(ctx, argc, argv) < 0)
+		return 2;
+	ctx->start_ms = wf_wall_ms();
+	if (setup_state(ctx) || setup_io(ctx))
+		return 1;
+	atomic_store_explicit(&ctx->shm->ctl->ingest_pid, (uint32_t)getpid(), memory_order_relaxed); /* display */
+	/* R10: pairs with A10 in weftctl up (admin/weftctl_up.c), which waits
+	 * for the appliance to be ready. */
+	atomic_store_explicit(&ctx->shm->ctl->ingest_ready, 1, memory_order_release);
+	sd_notify(0, "READY=1");
+	wf_info("serving clients on %s (%u shards, journal %s, durability %s)", ctx->sock_path, ctx->nshards,
+		ctx->journal_dir, ctx->durability == WF_JOURNAL_FSYNC ? "fsync" : "os");
+	ingest_run(ctx);
+	/* R10, as above: not ready any more. */
+	atomic_store_explicit(&ctx->shm->ctl->ingest_ready, 0, memory_order_release);
+	if (!ctx->gc.failed)
+		wf_journal_flush_sync(ctx->journal);
+	wf_journal_close(ctx->journal);
+	wf_info("RECS answered from the front tables: %llu", (unsigned long long)ctx->recs_front);
+	if (ctx->gc.flushes)
+		wf_info("journal: %llu flushes, %.1f events per group, %.0f us per flush (smoothed)",
+			(unsigned long long)ctx->gc.flushes, (double)ctx->gc.flushed_events / (double)ctx->gc.flushes,
+			ctx->gc.flush_ns / 1e3);
+	io_uring_queue_exit(&ctx->ring);
+	free(ctx->gc.jwait);
+	wf_info("stopped");
+	return 0;
+}

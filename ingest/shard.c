@@ -1,0 +1,224 @@
+/*
+ * shard.c - weft-ingest's side of the shard rings: forwarding a request
+ * to its ranker (request ring), matching the rankers' replies to the
+ * connections that wait for them (reply ring, per-shard FIFO of pending
+ * requests), and when to wake a sleeping ranker. Linked into weft-ingest
+ * only.
+ *
+ * Rings (shm/ring.h): ingest is the one producer of each request ring and
+ * the one consumer of each reply ring. A ranker replies in request order,
+ * so each shard's pending FIFO is matched from its head by sequence
+ * number. An EVENT goes with WF_MSG_F_NOREPLY and takes no FIFO entry:
+ * its ack is the journal's (commit.c).
+ */
+#include <errno.h>
+
+#include "ingest/ingest.h"
+
+/* Requests not yet reserved: the connection is stalled (-EAGAIN) or gets
+ * an error reply now. */
+static int forward_check(struct ingest_ctx *ctx, struct ingest_conn *c, struct ingest_shard *sh, int cmd)
+{
+	/* An EVENT takes no fifo entry (its ranker sends no reply). */
+	if (c->tail - c->head >= INGEST_MAX_PENDING ||
+	    (cmd != WF_CMD_EVENT && sh->fifo_tail - sh->fifo_head >= sh->fifo_cap))
+		return -EAGAIN;
+	if (cmd == WF_CMD_EVENT && ctx->gc.failed) {
+		static const char m[] = "-ERR the journal cannot write: event not stored, retry later\r\n";
+		return ingest_reply_local(ctx, c, m, sizeof(m) - 1, 0) < 0 ? -ENOMEM : 1;
+	}
+	return 0;
+}
+
+int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd, const struct wf_resp_req *r,
+		   uint64_t ver, const struct wf_msg_recs *recs)
+{
+	struct ingest_shard *sh = &ctx->shards[shard];
+	const char *argv[WF_MSG_MAX_ARGS];
+	uint32_t argl[WF_MSG_MAX_ARGS];
+	struct wf_msg_req h = { 0 };
+	struct ingest_slot *sl;
+	uint64_t lsn = 0;
+	int e;
+
+	if ((e = forward_check(ctx, c, sh, cmd)) != 0)
+		return e < 0 ? e : 0;
+	if (cmd == WF_CMD_EVENT)
+		lsn = wf_journal_next_lsn(ctx->journal);
+	h.req_id = ((uint64_t)ctx->epoch << 32) | sh->next_seq;
+	h.t_recv_ns = ctx->fwd_ns = wf_now_ns();
+	/* EVENT: its journal LSN; RECS: the session's version (front table). */
+	h.lsn = cmd == WF_CMD_RECS ? ver : lsn;
+	/* An EVENT's ack is its durability, not the ranker's reply. */
+	h.flags = cmd == WF_CMD_EVENT ? WF_MSG_F_NOREPLY : 0;
+	h.cmd = (uint16_t)cmd;
+	h.argc = (uint16_t)(r->argc - 1);
+	for (uint32_t i = 1; i < r->argc; i++) {
+		argv[i - 1] = r->argv[i].p;
+		argl[i - 1] = r->argv[i].len;
+	}
+	e = wf_msg_req_push_parsed(&sh->req, &h, argv, argl, recs);
+	if (e == -EAGAIN) {
+		/* relaxed: statistic */
+		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.backpressure_stalls, 1, memory_order_relaxed);
+		return -EAGAIN;
+	}
+	if (e < 0) {
+		static const char m[] = "-ERR request too large for the shard ring\r\n";
+		return ingest_reply_local(ctx, c, m, sizeof(m) - 1, 0);
+	}
+	if (cmd == WF_CMD_EVENT)
+		ingest_journal_append(ctx, shard, h.argc, argv, argl, lsn, h.t_recv_ns);
+	sl = ingest_slot_new(c);
+	if (!sl)
+		return -ENOMEM;
+	sl->wait_lsn = lsn;
+	sh->next_seq++;
+	sh->dirty = 1;
+	if (cmd == WF_CMD_EVENT) {
+		/* Ready now; ingest_conn_drain sends it once the journal is
+		 * durable past lsn, and ingest_journal_done() finds the
+		 * connection through its wait FIFO. */
+		static const char one[] = ":1\r\n";
+		ingest_slot_fill(sl, one, sizeof(one) - 1); /* inline: cannot fail */
+		return ingest_journal_wait(ctx, c, lsn);
+	}
+	sh->fifo[sh->fifo_tail % sh->fifo_cap] = (struct ingest_pending){
+		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq - 1,
+	};
+	sh->fifo_tail++;
+	return 0;
+}
+
+/* The connection a pending request came from, if it is still there and
+ * still owes that slot; NULL when the client went away. */
+static struct ingest_conn *pending_conn(struct ingest_ctx *ctx, const struct ingest_pending *pd)
+{
+	struct ingest_conn *c = ctx->conns[pd->conn_idx];
+
+	if (!c || c->gen != pd->conn_gen || c->fd < 0 || pd->slot < c->head || pd->slot >= c->tail)
+		return NULL;
+	return c;
+}
+
+/* One reply (seq, resp) from shard sh: the pending request at the FIFO's
+ * head with that sequence number gets it. */
+static void reply_one(struct ingest_ctx *ctx, struct ingest_shard *sh, uint32_t seq, const char *resp, uint32_t len)
+{
+	struct ingest_conn *c;
+
+	/* A restarted ranker redoes requests it had answered. */
+	while (sh->fifo_head < sh->fifo_tail && (int32_t)(sh->fifo[sh->fifo_head % sh->fifo_cap].seq - seq) < 0) {
+		/* Owed, yet the ranker went past it: cannot happen with
+		 * replies in order; answer so the client is not stuck. */
+		static const char m[] = "-ERR ranker lost this request; retry\r\n";
+		struct ingest_pending *pd = &sh->fifo[sh->fifo_head % sh->fifo_cap];
+		if ((c = pending_conn(ctx, pd)))
+			ingest_slot_answer(ctx, c, pd->slot, m, sizeof(m) - 1);
+		sh->fifo_head++;
+	}
+	if (sh->fifo_head == sh->fifo_tail || sh->fifo[sh->fifo_head % sh->fifo_cap].seq != seq)
+		return; /* duplicate */
+	struct ingest_pending *pd = &sh->fifo[sh->fifo_head++ % sh->fifo_cap];
+	if ((c = pending_conn(ctx, pd)))
+		ingest_slot_answer(ctx, c, pd->slot, resp, len);
+}
+
+int ingest_poll_replies(struct ingest_ctx *ctx)
+{
+	int work = 0;
+
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		const void *p;
+		uint32_t len, kind, n = 0;
+
+		while ((p = wf_ring_pop(&sh->rep, &len, &kind))) {
+			const struct wf_msg_rep *h;
+			const char *resp;
+			n++;
+			if (kind != WF_MSG_REP || wf_msg_rep_decode(p, len, &h, &resp) < 0)
+				continue;
+			if ((uint32_t)(h->req_id >> 32) != ctx->epoch)
+				continue; /* for a previous weft-ingest: nobody waits */
+			reply_one(ctx, sh, (uint32_t)h->req_id, resp, h->resp_len);
+		}
+		if (n) {
+			wf_ring_cons_release(&sh->rep);
+			work += (int)n;
+		}
+	}
+	return work;
+}
+
+/* Publish the requests reserved so far (a spinning ranker sees them at
+ * once). A sleeping ranker is woken later, by ingest_wake_rankers() at the
+ * end of the loop pass: waking it per connection cost a futex call and a
+ * context switch each time (the woken ranker preempts ingest on its core,
+ * applies one event, spins and sleeps again). */
+#define INGEST_WAKE_DEFER_NS 5000ull /* longest a sleeping ranker's wake-up waits for the pass end */
+
+static void wake_ranker(struct ingest_shard *sh)
+{
+	/* F2 inside wf_wait_needs_wake() orders the ring commit (R1) before
+	 * the load of sleeping: pairs with F1 in the ranker's wf_wait_prepare(). */
+	if (wf_wait_needs_wake(&sh->sc->ranker_wait))
+		wf_wake_futex(&sh->sc->ranker_wait);
+}
+
+void ingest_shards_commit(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		if (!sh->dirty)
+			continue;
+		sh->dirty = 0;
+		wf_ring_prod_commit(&sh->req);
+		if (!sh->pass_checked) {
+			/* The pass's first commit to this shard wakes a sleeping
+			 * ranker at once (visibility); later ones wait. */
+			sh->pass_checked = 1;
+			wake_ranker(sh);
+		} else if (!sh->unwoken) {
+			sh->unwoken = 1;
+			sh->unwoken_ns = ctx->fwd_ns;
+		} else if (ctx->fwd_ns - sh->unwoken_ns > INGEST_WAKE_DEFER_NS) {
+			/* A long pass: do not let the first requests wait for its end. */
+			sh->unwoken = 0;
+			wake_ranker(sh);
+		}
+	}
+}
+
+/* Once per pass, after the pass's sends are submitted and before ingest
+ * can sleep: wake every ranker that sleeps with requests committed since
+ * the last check. Never skipped while a commit is unchecked (see
+ * ingest_run()), so no wake-up is lost: wf_wait_needs_wake() follows the
+ * commit. */
+void ingest_wake_rankers(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++) {
+		struct ingest_shard *sh = &ctx->shards[s];
+		sh->pass_checked = 0;
+		if (!sh->unwoken)
+			continue;
+		sh->unwoken = 0;
+		wake_ranker(sh);
+	}
+}
+
+int ingest_rings_readable(struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++)
+		if (wf_ring_readable(&ctx->shards[s].rep))
+			return 1;
+	return 0;
+}
+
+int ingest_owed(const struct ingest_ctx *ctx)
+{
+	for (uint32_t s = 0; s < ctx->nshards; s++)
+		if (ctx->shards[s].fifo_head != ctx->shards[s].fifo_tail)
+			return 1;
+	return 0;
+}

@@ -1,0 +1,335 @@
+/*
+ * cmds.c - weft-ranker's client commands: RECS (with EXPLAIN), RERANK,
+ * HISTORY, SEGMENTS, and the dispatch of every request (EVENT is
+ * sessions.c's). Scoring is the shared library (lib/rank). Linked only
+ * into weft-ranker.
+ */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "lib/journal.h"
+#include "lib/proto.h"
+#include "rankers/ranker_int.h"
+
+static const char *const segment_names[WF_SEG_COUNT] = {
+	"none", "new", "active", "loyal", "vip", "at_risk", "lapsed",
+};
+
+/* 0 if argc arguments fit command code's arity (lib/proto's table), else
+ * -EINVAL with its usage written to out. Ingest checks the same first. */
+static int arity(struct wf_buf *out, int code, uint32_t argc)
+{
+	const struct wf_cmd_info *ci = wf_cmd_of(code);
+
+	if (wf_cmd_arity(ci, argc) == 0)
+		return 0;
+	wf_resp_w_error(out, "ERR %s", ci->usage);
+	return -EINVAL;
+}
+
+static void item_id(struct ranker_ctx *ctx, uint32_t item, const char **p, uint32_t *len)
+{
+	const struct wf_snap_item *it = &ctx->cur->snap->items[item];
+	*p = wf_snap_str(ctx->cur->snap, it->id_off);
+	*len = it->id_len;
+}
+
+/* Micro-units, so the printed parts add up to the printed score exactly. */
+static void w_micro(struct wf_buf *out, int64_t v)
+{
+	uint64_t a = v < 0 ? (uint64_t)-v : (uint64_t)v;
+	wf_resp_w_bulk_fmt(out, "%s%llu.%06llu", v < 0 ? "-" : "", (unsigned long long)(a / 1000000),
+			   (unsigned long long)(a % 1000000));
+}
+
+/* [id, score, "batch", v, "session", v, ..., "model", terms]: each part
+ * rounded to 1e-6, the score printed as the sum of the rounded parts (it
+ * differs from the library's float by at most 3e-6); terms: each
+ * feature whose term is not 0 as "name=weight*feature" (lib/rank/rank.h
+ * struct wf_rank_explain), space-separated. */
+static void write_explained(struct wf_buf *out, const char *id, uint32_t len, const struct wf_rank_explain *e)
+{
+	static const char *const names[6] = { "batch", "session", "neighbours", "trend", "complement", "penalty" };
+	const float parts[6] = { e->batch, e->session, e->neighbours, e->trend, e->complement, e->penalty };
+	int64_t micro[6], sum = 0;
+
+	for (int j = 0; j < 6; j++) {
+		micro[j] = llround((double)parts[j] * 1e6);
+		sum += micro[j];
+	}
+	wf_resp_w_array(out, 16);
+	wf_resp_w_bulk(out, id, len);
+	w_micro(out, sum);
+	for (int j = 0; j < 6; j++) {
+		wf_resp_w_bulk_str(out, names[j]);
+		w_micro(out, micro[j]);
+	}
+	char terms[WF_RANK_NFEAT * 48] = "";
+	size_t at = 0;
+	for (uint32_t f = 0; f < WF_RANK_NFEAT && at < sizeof(terms); f++)
+		if (e->term[f] != 0)
+			at += (size_t)snprintf(terms + at, sizeof(terms) - at, "%s%s=%.6g*%.6g", at ? " " : "",
+					       wf_rank_feature_name(f), (double)e->weight[f], (double)e->feature[f]);
+	wf_resp_w_bulk_str(out, "model");
+	wf_resp_w_bulk_str(out, terms);
+}
+
+_Static_assert(WF_RECS_MAX_K <= WF_RANK_MAX_K, "a RECS k the ranker can answer");
+
+/* RECS; its arguments as ingest parsed them (WF_MSG_F_PARSED), else
+ * parsed here (a test or another client of the ring). */
+static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, struct wf_buf *out)
+{
+	const struct wf_msg_req *hdr = v->hdr;
+	const struct wf_msg_arg *argv = v->argv;
+	uint32_t argc = v->argc;
+	const struct ranker_cached *c = NULL;
+	struct wf_recs_args ra;
+	uint32_t wseq, bad = 0;
+	int n, rc;
+	struct ranker_query qe;
+	uint32_t items[WF_RANK_MAX_K];
+	float scores[WF_RANK_MAX_K];
+	struct wf_rank_explain *ex = ctx->explain;
+
+	rc = v->parsed ? wf_msg_recs_get(&v->recs, argv, argc, &ra) : wf_recs_args_parse(argv, argc, &ra, &bad);
+	if (rc == -EPROTO) {
+		wf_resp_w_error(out, "ERR corrupt request record");
+		return;
+	}
+	if (rc < 0) {
+		/* Ingest refuses such a request first, with the same words; a
+		 * ranker sees one only from a test or another ring client. */
+		char msg[400];
+		wf_recs_args_error(rc, rc == -EINVAL ? NULL : &argv[bad], msg, sizeof(msg));
+		wf_resp_w_error(out, "ERR %s", msg);
+		return;
+	}
+	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
+	if (!ctx->cur) {
+		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
+		return;
+	}
+	/* acquire: pairs with the release in wf_seq_write_end(); read before
+	 * the weights themselves (ranker_query_setup), checked again in ranker_front_publish(). */
+	wseq = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
+	ranker_query_setup(ctx, argv, ra.page, &qe);
+	qe.q.k = ra.k;
+	if (ra.anchor)
+		qe.q.anchor = ranker_item_index(ctx, ra.anchor->p, ra.anchor->len);
+	if (ra.size) {
+		qe.f.size = ra.size->p;
+		qe.f.size_len = ra.size->len;
+	}
+	/* EXPLAIN is always computed fresh (it needs every part of every score). */
+	n = -1;
+	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH)
+		n = ranker_recs_cached(ctx, &qe, ra.k, items, &c);
+	if (c && !ra.size)
+		ranker_front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess == NULL);
+	if (n < 0)
+		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &qe.q, ctx->scratch, items, scores,
+				 ra.explain ? ex : NULL);
+	wf_resp_w_array(out, n);
+	for (int i = 0; i < n; i++) {
+		const char *id;
+		uint32_t len;
+
+		item_id(ctx, items[i], &id, &len);
+		if (!ra.explain) {
+			wf_resp_w_bulk(out, id, len);
+			continue;
+		}
+		write_explained(out, id, len, &ex[i]);
+	}
+}
+
+static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	int64_t *items = ctx->rr_items;
+	uint32_t *pos = ctx->rr_pos, n = argc - 2;
+	struct ranker_query e;
+	int m;
+
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_RERANK), argc) < 0 || n > WF_RANK_POOL) {
+		wf_resp_w_error(out, "ERR RERANK wants: session user item... (at most %u items)", WF_RANK_POOL);
+		return;
+	}
+	atomic_fetch_add_explicit(&ctx->sc->stats.reranks, 1, memory_order_relaxed); /* stats */
+	if (!ctx->cur) {
+		/* No snapshot: nothing to score with; the app's order stands. */
+		wf_resp_w_array(out, n);
+		for (uint32_t i = 0; i < n; i++)
+			wf_resp_w_bulk(out, argv[2 + i].p, argv[2 + i].len);
+		return;
+	}
+	ranker_query_setup(ctx, argv, WF_PAGE_SEARCH, &e);
+	for (uint32_t i = 0; i < n; i++)
+		items[i] = ranker_item_index(ctx, argv[2 + i].p, argv[2 + i].len);
+	m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
+	/* Items the snapshot lacks can still be sold out in the live table. */
+	uint32_t keep = 0;
+	for (int i = 0; i < m; i++) {
+		const struct wf_msg_arg *a = &argv[2 + pos[i]];
+		if (items[pos[i]] < 0 &&
+		    wf_stock_state(ctx->shm->stock, wf_stock_key(a->p, a->len), NULL, 0) == WF_STOCK_OUT)
+			continue;
+		pos[keep++] = pos[i];
+	}
+	wf_resp_w_array(out, keep);
+	for (uint32_t i = 0; i < keep; i++)
+		wf_resp_w_bulk(out, argv[2 + pos[i]].p, argv[2 + pos[i]].len);
+}
+
+static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+	struct ranker_hist_cur cur = { 0 };
+	struct ranker_session *s;
+	uint32_t n;
+	uint64_t ts;
+
+	if (arity(out, WF_CMD_HISTORY, argc) < 0)
+		return;
+	s = ranker_session_find(ctx, &argv[0]);
+	if (!s) {
+		wf_resp_w_array(out, 0);
+		return;
+	}
+	wf_resp_w_array(out, s->hist_n);
+	/* Per event: [ts, type, item, field, value, ..., "user", id] (the user
+	 * pair only when the event named one). */
+	while (ranker_hist_next(s, &cur, &ts, a, &n)) {
+		int user = n > 0 && !wf_user_is_anon(a[0].p, a[0].len);
+		wf_resp_w_array(out, (int64_t)n + (user ? 2 : 0));
+		wf_resp_w_bulk_fmt(out, "%llu", (unsigned long long)ts);
+		for (uint32_t i = 1; i < n; i++)
+			wf_resp_w_bulk(out, a[i].p, a[i].len);
+		if (user) {
+			wf_resp_w_bulk_str(out, "user");
+			wf_resp_w_bulk(out, a[0].p, a[0].len);
+		}
+	}
+}
+
+/* high_intent: RANKER_HIGH_INTENT_PDP pdp views in one category during
+ * this session (counted from its history). */
+static int high_intent(struct ranker_ctx *ctx, const struct ranker_session *s)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
+	struct {
+		uint32_t cat, n;
+	} seen[16];
+	struct ranker_hist_cur cur = { 0 };
+	uint32_t n, nseen = 0;
+	uint64_t ts;
+
+	if (!ctx->cur)
+		return 0;
+	while (ranker_hist_next(s, &cur, &ts, a, &n)) {
+		if (n < 3 || wf_event_from_name(a[1].p, a[1].len) != WF_EV_PDP)
+			continue;
+		int64_t it = ranker_item_index(ctx, a[2].p, a[2].len);
+		if (it < 0)
+			continue;
+		uint32_t cat = ctx->cur->snap->items[it].category, i;
+		if (cat == WF_SNAP_NO_CAT)
+			continue;
+		for (i = 0; i < nseen && seen[i].cat != cat; i++)
+			;
+		if (i == nseen) {
+			if (nseen == WF_ARRAY_SIZE(seen))
+				continue;
+			seen[nseen++] = (typeof(seen[0])){ cat, 0 };
+		}
+		if (++seen[i].n >= RANKER_HIGH_INTENT_PDP)
+			return 1;
+	}
+	return 0;
+}
+
+static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	const char *names[8];
+	uint32_t n = 0;
+	struct ranker_session *s;
+	const struct wf_snap_cand *c;
+	uint32_t nc;
+	int64_t u;
+
+	if (arity(out, WF_CMD_SEGMENTS, argc) < 0)
+		return;
+	s = ranker_session_find(ctx, &argv[0]);
+	ranker_session_fresh(ctx, s);
+	u = ranker_user_lookup(ctx, argv[1].p, argv[1].len, &c, &nc);
+	if (u < 0 && s && s->user)
+		u = ranker_user_lookup(ctx, s->user, s->user_len, &c, &nc);
+	if (u >= 0) {
+		uint16_t seg = ctx->cur->snap->users[u].segment;
+		if (seg > WF_SEG_NONE && seg < WF_SEG_COUNT)
+			names[n++] = segment_names[seg];
+		if (s && (seg == WF_SEG_AT_RISK || seg == WF_SEG_LAPSED))
+			names[n++] = "win_back"; /* a lapsing shopper is back right now */
+	}
+	if (s) {
+		int cart = 0;
+		for (uint32_t i = 0; i < WF_RANK_CART; i++)
+			cart |= s->model.cart[i] >= 0;
+		if (cart && wf_wall_ms() - s->last_event_ms > ctx->abandon_ms)
+			names[n++] = "cart_abandon";
+		if (high_intent(ctx, s))
+			names[n++] = "high_intent";
+		if (s->model.pivot)
+			names[n++] = "intent_pivot";
+	}
+	wf_resp_w_array(out, n);
+	for (uint32_t i = 0; i < n; i++)
+		wf_resp_w_bulk_str(out, names[i]);
+}
+
+void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
+{
+	struct wf_buf *out = &ctx->out;
+
+	switch (v->hdr->cmd) {
+	case WF_CMD_EVENT: {
+		/* Ingest acks an EVENT itself (WF_MSG_F_NOREPLY): nothing to write. */
+		struct wf_buf *eout = v->hdr->flags & WF_MSG_F_NOREPLY ? NULL : out;
+
+		/* Replayed at start already: acknowledge without applying twice. */
+		if (v->hdr->lsn && v->hdr->lsn <= ctx->replayed_lsn) {
+			if (eout)
+				wf_resp_w_int(eout, 1);
+			break;
+		}
+		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), eout) < 0) {
+			/* Journaled and acked by ingest (WF_MSG_F_NOREPLY), but not
+			 * applied: a session full or out of memory. Counted; the
+			 * journal still holds it for the nightly build. */
+			atomic_fetch_add_explicit(&ctx->sc->stats.errors, 1, memory_order_relaxed); /* stats */
+		} else if (v->hdr->t_recv_ns) {
+			/* CLOCK_MONOTONIC is one clock for every process on the box. */
+			uint64_t now = wf_now_ns();
+			if (now >= v->hdr->t_recv_ns)
+				wf_lat_add(ctx->sc->stats.visible_hist, now - v->hdr->t_recv_ns);
+		}
+		break;
+	}
+	case WF_CMD_RECS:
+		cmd_recs(ctx, v, out);
+		break;
+	case WF_CMD_RERANK:
+		cmd_rerank(ctx, v->argv, v->argc, out);
+		break;
+	case WF_CMD_HISTORY:
+		cmd_history(ctx, v->argv, v->argc, out);
+		break;
+	case WF_CMD_SEGMENTS:
+		cmd_segments(ctx, v->argv, v->argc, out);
+		break;
+	default:
+		wf_resp_w_error(out, "ERR unknown command code %u", v->hdr->cmd);
+		atomic_fetch_add_explicit(&ctx->sc->stats.errors, 1, memory_order_relaxed); /* stats */
+	}
+}

@@ -1,0 +1,372 @@
+/*
+ * sessions.c - weft-ranker's sessions: the table in the session arena
+ * (idle TTL), each session's history (a compact record codec, replayed
+ * into a fresh model after a generation swap), and EVENT. Linked only
+ * into weft-ranker.
+ */
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <strings.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/journal.h"
+#include "lib/proto.h"
+#include "rankers/ranker_int.h"
+#include "shm/front.h"
+
+void *ranker_alloc(unsigned arena, size_t n)
+{
+	return mallocx(n, MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE);
+}
+
+/* Bytes jemalloc really hands out for a request of n (its size class). */
+static uint64_t usable(size_t n)
+{
+	return n ? nallocx(n, 0) : 0;
+}
+
+void ranker_free(void *p)
+{
+	if (p)
+		dallocx(p, MALLOCX_TCACHE_NONE);
+}
+
+enum { buckets = RANKER_SESSION_TABLE };
+
+int ranker_sessions_init(struct ranker_ctx *ctx)
+{
+	ctx->sessions = ranker_alloc(ctx->sess_arena, buckets * sizeof(*ctx->sessions));
+	if (!ctx->sessions)
+		return -ENOMEM;
+	memset(ctx->sessions, 0, buckets * sizeof(*ctx->sessions));
+	return 0;
+}
+
+static uint64_t session_size(const struct ranker_session *s)
+{
+	return usable(sizeof(*s) + s->id_len + 1u) + usable(s->hist_cap) + (s->user ? usable(s->user_len + 1u) : 0);
+}
+
+static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	wf_front_live_add(ctx->live, s->key, -1);
+	ctx->session_bytes -= session_size(s);
+	ranker_free(s->hist);
+	ranker_free(s->user);
+	ranker_free(s);
+	ctx->nsessions--;
+}
+
+void ranker_sessions_fini(struct ranker_ctx *ctx)
+{
+	if (!ctx->sessions)
+		return;
+	for (uint32_t b = 0; b < buckets; b++)
+		while (ctx->sessions[b]) {
+			struct ranker_session *s = ctx->sessions[b];
+			ctx->sessions[b] = s->next;
+			session_free(ctx, s);
+		}
+	ranker_free(ctx->sessions);
+	ctx->sessions = NULL;
+}
+
+static int arg_eq(const struct wf_msg_arg *a, const char *s)
+{
+	size_t n = strlen(s);
+	return a->len == n && strncasecmp(a->p, s, n) == 0;
+}
+
+static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct wf_msg_arg *id, uint64_t now_ms)
+{
+	struct ranker_session *s = ranker_session_find(ctx, id);
+	uint64_t key;
+
+	if (s)
+		return s;
+	if (id->len > WF_ID_MAX)
+		return NULL;
+	s = ranker_alloc(ctx->sess_arena, sizeof(*s) + id->len + 1);
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof(*s));
+	key = ranker_session_key(ctx, id);
+	s->key = key;
+	s->id_len = (uint8_t)id->len;
+	memcpy(s->id, id->p, id->len);
+	s->id[id->len] = '\0';
+	s->last_ms = now_ms;
+	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	s->stamp = ++ctx->stamp_next;
+	wf_rank_session_init(&s->model);
+	s->next = ctx->sessions[key & (buckets - 1)];
+	ctx->sessions[key & (buckets - 1)] = s;
+	ctx->nsessions++;
+	ctx->session_bytes += session_size(s);
+	wf_front_live_add(ctx->live, key, +1);
+	return s;
+}
+
+void ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
+{
+	for (uint32_t b = 0; b < buckets; b++) {
+		struct ranker_session **pp = &ctx->sessions[b];
+		while (*pp) {
+			struct ranker_session *s = *pp;
+			if (now_ms - s->last_ms > ctx->session_ttl_ms) {
+				*pp = s->next;
+				session_free(ctx, s);
+			} else {
+				pp = &s->next;
+			}
+		}
+	}
+}
+
+int64_t ranker_item_index(struct ranker_ctx *ctx, const char *id, size_t len)
+{
+	if (!ctx->cur || wf_user_is_anon(id, len)) /* an anonymous user's "-": no item */
+		return -1;
+	return wf_snap_item_find(ctx->cur->snap, id, len);
+}
+
+/* Value field of an event: dwell "ms", else 0; and an optional "ts". */
+static void event_fields(const struct wf_msg_arg *argv, uint32_t argc, uint32_t *ret_value, uint64_t *ret_ts)
+{
+	for (uint32_t i = 4; i + 1 < argc; i += 2) {
+		int64_t v;
+		if (wf_parse_i64(argv[i + 1].p, argv[i + 1].len, &v) < 0 || v < 0)
+			continue;
+		if (arg_eq(&argv[i], "ms"))
+			*ret_value = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+		else if (arg_eq(&argv[i], "ts"))
+			*ret_ts = (uint64_t)v;
+	}
+}
+
+/*
+ * History records, appended to s->hist (one allocation, doubled as it
+ * grows, NULL until the first event), about 13 bytes for a plain event:
+ *   varint   ts - previous record's ts (zigzag LEB128; the first: ts - 0)
+ *   u8       event type (enum wf_event)
+ *   u8       flags: HIST_USER the event named a user (not "-"),
+ *            HIST_NEWUSER and it differs from the user the previous
+ *            naming record named: u8 len + the id follow
+ *   u8 len + item id
+ *   u8 n     field/value args, each u16 len + bytes
+ * Decoding walks from the start (struct ranker_hist_cur), which every reader
+ * does anyway (HISTORY, segments, the rebuild after a swap).
+ */
+#define HIST_USER 1u
+#define HIST_NEWUSER 2u
+
+/* Decode the record at cur: ts and args laid out as the EVENT's after the
+ * session id (user type item [f v]...). Returns 1, or 0 past the end. */
+int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts, struct wf_msg_arg *a,
+		     uint32_t *ret_argc)
+{
+	const uint8_t *h = s->hist;
+	uint32_t p = cur->off, argc = 3, shift = 0, nx;
+	uint64_t z = 0;
+	uint8_t type, flags, l8;
+
+	if (p >= s->hist_len)
+		return 0;
+	do {
+		z |= (uint64_t)(h[p] & 0x7f) << shift;
+		shift += 7;
+	} while (h[p++] & 0x80);
+	cur->ts += (z & 1) ? ~(z >> 1) : (z >> 1);
+	type = h[p++];
+	flags = h[p++];
+	if (flags & HIST_NEWUSER) {
+		cur->user_len = h[p];
+		cur->user = (const char *)h + p + 1;
+		p += 1u + cur->user_len;
+	}
+	if (flags & HIST_USER)
+		a[0] = (struct wf_msg_arg){ cur->user, cur->user_len };
+	else
+		a[0] = (struct wf_msg_arg){ WF_ANON_USER, 1 };
+	a[1] = (struct wf_msg_arg){ wf_event_name(type), (uint32_t)strlen(wf_event_name(type)) };
+	l8 = h[p];
+	a[2] = (struct wf_msg_arg){ (const char *)h + p + 1, l8 };
+	p += 1u + l8;
+	nx = h[p++];
+	for (uint32_t i = 0; i < nx && argc < WF_JOURNAL_MAX_ARGS; i++) {
+		uint16_t l;
+		memcpy(&l, h + p, 2);
+		a[argc++] = (struct wf_msg_arg){ (const char *)h + p + 2, l };
+		p += 2u + l;
+	}
+	cur->off = p;
+	*ret_ts = cur->ts;
+	*ret_argc = argc;
+	return 1;
+}
+
+/* Re-apply a session's history to a fresh model: after a snapshot swap
+ * the item indexes of the old generation mean nothing. */
+static void session_rebuild(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS + 1];
+	struct ranker_hist_cur cur = { 0 };
+	uint32_t argc;
+	uint64_t ts;
+
+	wf_rank_session_init(&s->model);
+	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
+	s->stamp = ++ctx->stamp_next; /* a new model: cached lists of the old one are stale */
+	/* a[0] = session id, then user type item [f v]... as in an EVENT. */
+	a[0] = (struct wf_msg_arg){ s->id, s->id_len };
+	while (ctx->cur && ranker_hist_next(s, &cur, &ts, a + 1, &argc)) {
+		uint32_t value = 0;
+		uint64_t ets;
+		event_fields(a, argc + 1, &value, &ets);
+		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params,
+				      wf_event_from_name(a[2].p, a[2].len), ranker_item_index(ctx, a[3].p, a[3].len), value);
+	}
+}
+
+void ranker_session_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	if (s && ctx->cur && s->snap_gen != ctx->cur->gen)
+		session_rebuild(ctx, s);
+}
+
+/* Append one event (argv as the EVENT's: session user type item [f v]...);
+ * new_user: the user differs from the one the history named last. */
+static int hist_append(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts, int type,
+		       const struct wf_msg_arg *argv, uint32_t argc, int new_user)
+{
+	int named = !wf_user_is_anon(argv[1].p, argv[1].len);
+	int64_t d = (int64_t)(ts - s->hist_last_ts);
+	uint64_t z = d < 0 ? ((uint64_t)~d << 1) | 1 : (uint64_t)d << 1;
+	uint32_t need = 10 + 3 + 1 + argv[3].len + 1;
+	uint8_t *p;
+
+	if (named && new_user)
+		need += 1 + argv[1].len;
+	for (uint32_t i = 4; i < argc; i++)
+		need += 2u + argv[i].len;
+	if (need > UINT16_MAX)
+		return -E2BIG;
+	if (s->hist_len + need > s->hist_cap) {
+		uint32_t cap = (uint32_t)usable(WF_MAX(WF_MAX(s->hist_cap * 2, s->hist_len + need), 32u));
+		uint8_t *n = ranker_alloc(ctx->sess_arena, cap);
+		if (!n)
+			return -ENOMEM;
+		if (s->hist_len)
+			memcpy(n, s->hist, s->hist_len);
+		ranker_free(s->hist);
+		ctx->session_bytes += usable(cap) - usable(s->hist_cap);
+		s->hist = n;
+		s->hist_cap = cap;
+	}
+	p = s->hist + s->hist_len;
+	do {
+		*p++ = (uint8_t)((z & 0x7f) | (z > 0x7f ? 0x80 : 0));
+		z >>= 7;
+	} while (z);
+	*p++ = (uint8_t)type;
+	*p++ = (uint8_t)((named ? HIST_USER : 0) | (named && new_user ? HIST_NEWUSER : 0));
+	if (named && new_user) {
+		*p++ = (uint8_t)argv[1].len;
+		memcpy(p, argv[1].p, argv[1].len);
+		p += argv[1].len;
+	}
+	*p++ = (uint8_t)argv[3].len;
+	memcpy(p, argv[3].p, argv[3].len);
+	p += argv[3].len;
+	*p++ = (uint8_t)(argc - 4);
+	for (uint32_t i = 4; i < argc; i++) {
+		uint16_t l = (uint16_t)argv[i].len;
+		memcpy(p, &l, 2);
+		memcpy(p + 2, argv[i].p, l);
+		p += 2u + l;
+	}
+	s->hist_len = (uint32_t)(p - s->hist);
+	s->hist_last_ts = ts;
+	s->hist_n++;
+	return 0;
+}
+
+/* Remember the user the session logged in as. 0 or -ENOMEM. */
+static int session_set_user(struct ranker_ctx *ctx, struct ranker_session *s, const struct wf_msg_arg *u)
+{
+	char *n;
+
+	if (s->user && s->user_len == u->len && memcmp(s->user, u->p, u->len) == 0)
+		return 0;
+	n = ranker_alloc(ctx->sess_arena, u->len + 1u);
+	if (!n)
+		return -ENOMEM;
+	memcpy(n, u->p, u->len);
+	n[u->len] = '\0';
+	if (s->user)
+		ctx->session_bytes -= usable(s->user_len + 1u);
+	ranker_free(s->user);
+	s->user = n;
+	s->user_len = (uint8_t)u->len;
+	ctx->session_bytes += usable(s->user_len + 1u);
+	return 0;
+}
+
+int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
+		 struct wf_buf *out)
+{
+	struct ranker_session *s;
+	uint32_t value = 0;
+	int type, r, new_user;
+
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_EVENT), argc) < 0 || argc > WF_JOURNAL_MAX_ARGS + 1) {
+		if (out)
+			wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_EVENT)->usage);
+		return -EINVAL;
+	}
+	type = wf_event_from_name(argv[2].p, argv[2].len);
+	if (type < 0 || !wf_id_valid(argv[0].p, argv[0].len) || !wf_id_valid(argv[1].p, argv[1].len) ||
+	    !wf_id_valid(argv[3].p, argv[3].len)) {
+		if (out)
+			wf_resp_w_error(out, "ERR bad event: unknown type or malformed id");
+		return -EINVAL;
+	}
+	event_fields(argv, argc, &value, &ts_ms);
+	s = session_get(ctx, &argv[0], wf_wall_ms());
+	if (!s) {
+		if (out)
+			wf_resp_w_error(out, "ERR out of memory for sessions");
+		return -ENOMEM;
+	}
+	if (s->hist_n >= RANKER_HISTORY_MAX) {
+		if (out)
+			wf_resp_w_error(out, "ERR session %.*s is full (%u events): start a new session id",
+					(int)argv[0].len, argv[0].p, RANKER_HISTORY_MAX);
+		return -ENOSPC;
+	}
+	ranker_session_fresh(ctx, s);
+	/* The user the history named last is the session's user (only
+	 * events set it). */
+	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
+		   !(s->user && s->user_len == argv[1].len && memcmp(s->user, argv[1].p, argv[1].len) == 0);
+	r = new_user ? session_set_user(ctx, s, &argv[1]) : 0;
+	if (r == 0)
+		r = hist_append(ctx, s, ts_ms, type, argv, argc, new_user);
+	/* Lists cached for this session are stale: the user may have changed
+	 * (even when the history is full) and the model changes below. */
+	s->stamp = ++ctx->stamp_next;
+	if (r < 0) {
+		if (out)
+			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
+		return r;
+	}
+	s->last_ms = s->last_event_ms = wf_wall_ms();
+	if (ctx->cur)
+		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
+				      ranker_item_index(ctx, argv[3].p, argv[3].len), value);
+	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
+	if (out)
+		wf_resp_w_int(out, 1);
+	return 0;
+}
