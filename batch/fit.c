@@ -20,11 +20,12 @@
 #define DAY_MS 86400000LL
 #define FIT_SHARE 0.20       /* the fit window: the fewest whole days at the end holding this share of sessions */
 #define FIT_KEEP 0.5         /* ... while at least this share of the sessions starts before it */
-#define FIT_MAX_SESSIONS 20000u /* replayed at most (every n-th session beyond) */
+#define FIT_MAX_SESSIONS 4000u /* replayed at most (every n-th session beyond): a bounded fit */
 #define FIT_MIN_POSITIVES 100u  /* next clicks found in the pool a visitor type needs to be fitted */
 #define FIT_TOP_NEG 30u      /* negatives per next click: the best others under the default weights... */
 #define FIT_SPREAD_NEG 20u   /* ... and others spread over the pool */
 #define FIT_L2 1.0           /* L2 penalty on the weights */
+#define FIT_ROUND_PAIRS 500000u /* pairs collected per round and visitor type at most (Newton's cost) */
 #define FIT_ROUNDS 3u         /* of hard negatives */
 #define FIT_ITERS 12u        /* Newton steps (at most; it stops when no weight moves by 1e-5) */
 #define FIT_K 20u            /* HR@K of the fit window, default against fitted weights */
@@ -35,6 +36,7 @@ struct pairs {
 	double *d;
 	uint64_t n, cap;
 	uint64_t positives, positions, hits_default, hits_fit;
+	uint64_t round_n0;  /* pairs before this round */
 };
 
 static int pairs_add(struct pairs *p, const float *pos, const float *neg)
@@ -338,7 +340,9 @@ static int replay_position(struct replay *rp, const struct wf_rank_query *q, uin
 	for (int i = 0; i < n; i++)
 		if (rp->items[i] == target)
 			t = (uint32_t)i;
-	if (t == UINT32_MAX)
+	int full = pr->n - pr->round_n0 >= FIT_ROUND_PAIRS; /* this round has its pairs */
+
+	if (t == UINT32_MAX || (!rp->pass2 && full && rp->round > 0))
 		return 0;
 	if (rp->pass2) {
 		if (!rp->wt_fit[v])
@@ -347,10 +351,12 @@ static int replay_position(struct replay *rp, const struct wf_rank_query *q, uin
 		pr->hits_fit += rank_of(rp->sc, (uint32_t)n, t) < FIT_K;
 		return 0;
 	}
-	pr->positives++;
 	scores_by(rp->wt_neg[v], rp->feat, (uint32_t)n, rp->sc);
-	if (rp->round == 0)
+	if (rp->round == 0) /* every position: the defaults' HR@K */
 		pr->hits_default += rank_of(rp->sc, (uint32_t)n, t) < FIT_K;
+	if (full)
+		return 0;
+	pr->positives++;
 	/* the FIT_TOP_NEG best others by wt_neg, kept in order
 	 * by insertion (most entries lose one comparison) */
 	uint32_t top[FIT_TOP_NEG], ntop = 0;
@@ -478,6 +484,8 @@ int wf_batch_fit(struct wf_batch *b)
 	 * each fit learns from every round's pairs. */
 	for (rp.round = 0; rp.round < FIT_ROUNDS; rp.round++) {
 		uint32_t nfit = 0;
+		for (uint32_t v = 0; v < 2; v++)
+			rp.pr[v].round_n0 = rp.pr[v].n;
 		if ((r = replay(&rp)) < 0)
 			goto out;
 		for (uint32_t v = 0; v < 2; v++) {

@@ -407,6 +407,15 @@ static void item_pass_fini(struct item_pass *p)
 	free(p->heap);
 }
 
+/* Item a's list of an item pass, t, into its `top` slots of out and its count. */
+static void pass_keep(struct wf_topk *t, struct wf_snap_cand *out, uint32_t *cnt, uint32_t a, uint32_t top)
+{
+	cnt[a] = wf_topk_finish(t);
+	memcpy(out + (size_t)a * top, t->h, cnt[a] * sizeof(*t->h));
+}
+
+/* An item pass over sessions: neighbours (si: each session's distinct
+ * items) and transitions (si: each session's clicks in order). */
 struct neigh_job {
 	struct wf_batch *b;
 	const struct wf_csr *si, *is; /* session -> items, item -> sessions */
@@ -438,8 +447,7 @@ static void neigh_one(void *arg, uint64_t a64, uint32_t w)
 			wf_topk_push(&t, c, acc->v[c] / den);
 	}
 	wf_acc_clear(acc);
-	b->neigh_cnt[a] = wf_topk_finish(&t);
-	memcpy(b->neigh + (size_t)a * WF_BATCH_NEIGH_TOP, t.h, b->neigh_cnt[a] * sizeof(*t.h));
+	pass_keep(&t, b->neigh, b->neigh_cnt, a, WF_BATCH_NEIGH_TOP);
 }
 
 /* ---- stage: complements ---- */
@@ -596,35 +604,26 @@ static bool target_event(const struct wf_batch_event *e)
  * WF_BATCH_SESSION_CAP * 2 of them. */
 static int session_seqs(struct wf_batch *b, const struct wf_csr *bysess, uint32_t nsess, struct wf_csr *ret)
 {
-	struct wf_csr d = { calloc((size_t)nsess + 1, sizeof(uint64_t)), NULL };
-	uint64_t n = 0, dcap = 1u << 20;
+	/* at most one entry per event: sized once, no growing */
+	struct wf_csr d = { calloc((size_t)nsess + 1, sizeof(uint64_t)), malloc((bysess->off[nsess] + 1) * sizeof(uint32_t)) };
+	uint64_t n = 0;
 
-	d.idx = malloc(dcap * sizeof(*d.idx));
-	if (!d.off || !d.idx)
-		goto nomem;
+	if (!d.off || !d.idx) {
+		wf_csr_fini(&d);
+		return -ENOMEM;
+	}
 	for (uint32_t s = 0; s < nsess; s++) {
-		uint32_t cnt = 0, last = 0xffffffffu;
-		for (uint64_t j = bysess->off[s]; j < bysess->off[s + 1] && cnt < 2 * WF_BATCH_SESSION_CAP; j++) {
+		uint32_t last = 0xffffffffu;
+		uint64_t first = n;
+		for (uint64_t j = bysess->off[s]; j < bysess->off[s + 1] && n - first < 2 * WF_BATCH_SESSION_CAP; j++) {
 			const struct wf_batch_event *e = &b->ev[bysess->idx[j]];
-			if (!ring_event(e) || e->item == last)
-				continue;
-			if (n == dcap) {
-				uint32_t *p = realloc(d.idx, 2 * dcap * sizeof(*p));
-				if (!p)
-					goto nomem;
-				d.idx = p;
-				dcap *= 2;
-			}
-			d.idx[n++] = last = e->item;
-			cnt++;
+			if (ring_event(e) && e->item != last)
+				d.idx[n++] = last = e->item;
 		}
 		d.off[s + 1] = n;
 	}
 	*ret = d;
 	return 0;
-nomem:
-	wf_csr_fini(&d);
-	return -ENOMEM;
 }
 
 /*
@@ -669,51 +668,40 @@ static void repeat_curve(struct wf_batch *b, const struct wf_csr *bysess, uint32
 		b->model.repeat[r] = (float)((double)hit[r] / (double)(den[r] + 1));
 }
 
-struct seq_job {
-	struct wf_batch *b;
-	const struct wf_csr *sq, *is; /* session -> clicks in order, item -> sessions */
-	const float *sess_w;
-	struct item_pass pass;
-};
-
 /* Item a's transitions: every later click c (c != a) up to
  * WF_BATCH_SEQ_GAP clicks after a click on a, weighted 1 / gap and by the
  * session's decay, over the decayed count of clicks on a: the expected
  * (gap-weighted) number of times c follows a click on a. */
 static void seq_one(void *arg, uint64_t a64, uint32_t w)
 {
-	struct seq_job *j = arg;
-	struct wf_batch *b = j->b;
+	struct neigh_job *j = arg; /* si: each session's clicks in order (session_seqs) */
+	const struct wf_csr *sq = j->si;
 	struct wf_acc *acc = &j->pass.acc[w];
-	uint32_t a = (uint32_t)a64;
 	struct wf_topk t = { j->pass.heap + (size_t)w * WF_BATCH_SEQ_TOP, 0, WF_BATCH_SEQ_TOP };
 	double n = 0;
 
-	for (uint64_t k = j->is->off[a]; k < j->is->off[a + 1]; k++) {
+	for (uint64_t k = j->is->off[a64]; k < j->is->off[a64 + 1]; k++) {
 		uint32_t s = j->is->idx[k];
-		uint64_t end = j->sq->off[s + 1];
-		for (uint64_t m = j->sq->off[s]; m < end; m++) {
-			if (j->sq->idx[m] != a)
+		for (uint64_t m = sq->off[s]; m < sq->off[s + 1]; m++) {
+			if (sq->idx[m] != a64)
 				continue;
 			n += j->sess_w[s];
-			for (uint64_t g = 1; g <= WF_BATCH_SEQ_GAP && m + g < end; g++)
-				if (j->sq->idx[m + g] != a)
-					wf_acc_add(acc, j->sq->idx[m + g], j->sess_w[s] / (float)g);
+			for (uint64_t g = 1; g <= WF_BATCH_SEQ_GAP && m + g < sq->off[s + 1]; g++)
+				if (sq->idx[m + g] != a64)
+					wf_acc_add(acc, sq->idx[m + g], j->sess_w[s] / (float)g);
 		}
 	}
-	for (uint32_t k = 0; k < acc->n; k++)
-		if (n > 0)
-			wf_topk_push(&t, acc->touched[k], (float)(acc->v[acc->touched[k]] / n));
+	for (uint32_t k = 0; k < acc->n && n > 0; k++)
+		wf_topk_push(&t, acc->touched[k], (float)(acc->v[acc->touched[k]] / n));
 	wf_acc_clear(acc);
-	b->seq_cnt[a] = wf_topk_finish(&t);
-	memcpy(b->seq + (size_t)a * WF_BATCH_SEQ_TOP, t.h, b->seq_cnt[a] * sizeof(*t.h));
+	pass_keep(&t, j->b->seq, j->b->seq_cnt, (uint32_t)a64, WF_BATCH_SEQ_TOP);
 }
 
 static int build_seq(struct wf_batch *b, const struct wf_csr *bysess, const struct wf_csr *is, const float *sess_w)
 {
 	uint32_t nsess = (uint32_t)b->st.sessions;
 	struct wf_csr sq = { 0 };
-	struct seq_job j = { .b = b, .sq = &sq, .is = is, .sess_w = sess_w };
+	struct neigh_job j = { .b = b, .si = &sq, .is = is, .sess_w = sess_w };
 	int r;
 
 	repeat_curve(b, bysess, nsess);

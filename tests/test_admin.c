@@ -328,7 +328,8 @@ static void write_empty_snapshot(const char *path, uint64_t gen)
 	static const uint32_t ids[] = { WF_SNAP_SEC_STRS,  WF_SNAP_SEC_ITEMS, WF_SNAP_SEC_ITEM_HASH,
 					WF_SNAP_SEC_USERS, WF_SNAP_SEC_USER_HASH, WF_SNAP_SEC_CANDS,
 					WF_SNAP_SEC_NEIGH, WF_SNAP_SEC_COMPL, WF_SNAP_SEC_NAMES,
-					WF_SNAP_SEC_POPULAR, WF_SNAP_SEC_TRENDING };
+					WF_SNAP_SEC_POPULAR, WF_SNAP_SEC_TRENDING, WF_SNAP_SEC_SEQ,
+					WF_SNAP_SEC_SEQ_OFF, WF_SNAP_SEC_MODEL };
 	uint8_t buf[8192] = { 0 };
 	struct wf_snap_hdr *h = (struct wf_snap_hdr *)buf;
 	uint64_t off = WF_ALIGN_UP((uint64_t)sizeof(*h), 64);
@@ -341,14 +342,17 @@ static void write_empty_snapshot(const char *path, uint64_t gen)
 	h->build_ms = wf_wall_ms();
 	h->nsections = WF_ARRAY_SIZE(ids);
 	for (uint32_t i = 0; i < WF_ARRAY_SIZE(ids); i++) {
-		uint64_t size = (ids[i] == WF_SNAP_SEC_ITEM_HASH || ids[i] == WF_SNAP_SEC_USER_HASH) ? 4 : 0;
+		/* a hash of one empty slot; SEQ_OFF's one offset (0 items + 1); a MODEL of zeros (none) */
+		uint64_t size = (ids[i] == WF_SNAP_SEC_ITEM_HASH || ids[i] == WF_SNAP_SEC_USER_HASH ||
+				 ids[i] == WF_SNAP_SEC_SEQ_OFF) ? 4 :
+				ids[i] == WF_SNAP_SEC_MODEL ? sizeof(struct wf_snap_model) : 0;
 
 		h->sec[i].id = ids[i];
 		h->sec[i].off = off;
 		h->sec[i].size = size;
-		memcpy(buf + off, &zero, size);
+		memcpy(buf + off, &zero, WF_MIN(size, sizeof(zero)));
 		h->sec[i].xxh3 = XXH3_64bits(buf + off, size);
-		off += 64;
+		off += WF_ALIGN_UP(WF_MAX(size, 1), 64);
 	}
 	h->file_size = off;
 	h->header_xxh3 = 0;

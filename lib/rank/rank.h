@@ -257,7 +257,7 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
-/* Scratch memory for one query at a time (one per thread, ~145 KiB). */
+/* Scratch memory for one query at a time (one per thread, ~153 KiB). */
 struct wf_rank_scratch {
 	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
