@@ -313,14 +313,12 @@ static void live_apply(struct wf_rank_session *s, const struct wf_rank_params *p
 	}
 }
 
-void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
-			   int type, int64_t item, uint32_t value)
-{
-	wf_rank_session_apply_key(s, snap, p, type, item, 0, value);
-}
-
-void wf_rank_session_apply_key(struct wf_rank_session *s, const struct wf_snap *snap,
-			       const struct wf_rank_params *p, int type, int64_t item, uint64_t key, uint32_t value)
+/* wf_rank_session_apply_key(), inlined into both entry points (an EVENT
+ * pays no extra call). */
+static inline __attribute__((always_inline)) void session_apply(struct wf_rank_session *s,
+								const struct wf_snap *snap,
+								const struct wf_rank_params *p, int type,
+								int64_t item, uint64_t key, uint32_t value)
 {
 	float w, reps;
 
@@ -356,6 +354,18 @@ void wf_rank_session_apply_key(struct wf_rank_session *s, const struct wf_snap *
 		s->band_n[it->price_band] += reps;
 	}
 	ring_add(s, p, (int32_t)item, it->category, w, reps);
+}
+
+void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
+			   int type, int64_t item, uint32_t value)
+{
+	session_apply(s, snap, p, type, item, 0, value);
+}
+
+void wf_rank_session_apply_key(struct wf_rank_session *s, const struct wf_snap *snap,
+			       const struct wf_rank_params *p, int type, int64_t item, uint64_t key, uint32_t value)
+{
+	session_apply(s, snap, p, type, item, key, value);
 }
 
 int wf_rank_live_key(const struct wf_rank_session *s, uint32_t code, uint64_t *ret_key)
