@@ -169,7 +169,8 @@ _Static_assert(WF_RANK_LIVE <= 8, "a live_key entry per bit of live, live_cart, 
  *
  * The ring names at most WF_RANK_LIVE live items at once (a session
  * arena entry stays under 1 KiB): a ninth forgets the one whose newest
- * place is the oldest (its places then count as an unknown item's).
+ * place is the oldest (its places then count as an unknown item's). A
+ * live item's cart and purchase are remembered while the ring names it.
  *
  * wf_rank_recs(), EXPLAIN and wf_rank_positions() name a live item by a
  * code outside every snapshot's index range: WF_RANK_LIVE_BASE + its
