@@ -207,6 +207,7 @@ static int build_before(struct wf_batch *b, const int64_t *start, int64_t cut, c
 {
 	struct wf_batch f = *b;
 	uint64_t n = 0;
+	uint8_t *seen = NULL; /* users with events before the cut */
 	int r = -ENOMEM;
 
 	f.opt.out = path;
@@ -223,10 +224,13 @@ static int build_before(struct wf_batch *b, const int64_t *start, int64_t cut, c
 		f.ev = NULL;
 		goto out;
 	}
-	if (!f.item || !f.user)
+	seen = calloc((size_t)b->users.n + 1, 1);
+	if (!f.item || !f.user || !seen)
 		goto out;
-	memcpy(f.item, b->item, (size_t)b->items.n * sizeof(*f.item));
-	memcpy(f.user, b->user, (size_t)b->users.n * sizeof(*f.user));
+	if (b->items.n)
+		memcpy(f.item, b->item, (size_t)b->items.n * sizeof(*f.item));
+	if (b->users.n)
+		memcpy(f.user, b->user, (size_t)b->users.n * sizeof(*f.user));
 	f.min_ms = INT64_MAX;
 	f.max_ms = INT64_MIN;
 	for (uint64_t i = 0; i < b->nev; i++)
@@ -234,13 +238,21 @@ static int build_before(struct wf_batch *b, const int64_t *start, int64_t cut, c
 			f.ev[n++] = b->ev[i];
 			f.min_ms = WF_MIN(f.min_ms, b->ev[i].ts_ms);
 			f.max_ms = WF_MAX(f.max_ms, b->ev[i].ts_ms);
+			if (b->ev[i].user != WF_BATCH_NO_USER)
+				seen[b->ev[i].user] = 1;
 		}
 	f.nev = n;
+	/* A user first seen in the fit window is, before it, someone with no
+	 * history: seen "now", so no time span runs from INT64_MIN. */
+	for (uint32_t u = 0; u < b->users.n; u++)
+		if (!seen[u])
+			f.user[u].first_ms = f.user[u].last_ms = f.max_ms;
 	if ((r = wf_batch_model(&f)) == 0)
 		r = wf_batch_emit(&f);
 out:
 	if (f.ev)
 		munmap(f.ev, f.ev_map);
+	free(seen);
 	free(f.item);
 	free(f.user);
 	free(f.neigh);

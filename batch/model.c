@@ -727,7 +727,9 @@ static int build_neigh(struct wf_batch *b, const struct wf_csr *bysess)
 		int64_t last = INT64_MIN;
 		for (uint64_t k = bysess->off[s]; k < bysess->off[s + 1]; k++)
 			last = WF_MAX(last, b->ev[bysess->idx[k]].ts_ms);
-		sess_w[s] = (float)wf_batch_decay(b, last);
+		/* (a session of the fit window has no events in the fit's
+		 * build of the days before it) */
+		sess_w[s] = last == INT64_MIN ? 0.0f : (float)wf_batch_decay(b, last);
 	}
 	if ((r = distinct_items(b, bysess, nsess, WF_BATCH_SESSION_CAP, keep_any, &si)) < 0 ||
 	    (r = wf_csr_transpose(&si, nsess, nitems, &is)) < 0)

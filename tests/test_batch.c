@@ -496,7 +496,7 @@ static void test_batch_fit_learns_predictive_feature(void **state)
 	assert_int_equal(wf_snap_open(out, &s, err, sizeof(err)), 0);
 	assert_int_equal(s->model->version, 1);
 	assert_true(s->model->flags & WF_SNAP_MODEL_FITTED_NEW);
-	/* weight[1]: new visitors; feature 5 is seq (lib/rank/rank.h WF_RANK_F_SEQ) */
+	/* weight[1]: new visitors; feature 5 is seq_last (lib/rank/rank.h WF_RANK_F_SEQ1) */
 	assert_true(s->model->weight[1][5] > 0);
 	assert_true(s->model->repeat[0] < 0.05f);
 	assert_true(s->model->hr_fit[1] >= s->model->hr_default[1]);

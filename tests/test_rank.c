@@ -297,7 +297,8 @@ static void check_explain(struct fx *f, const struct wf_rank_query *q)
 			assert_true(t[ft] == ex[i].weight[ft] * ex[i].feature[ft] || (t[ft] == 0 && ex[i].feature[ft] == 0));
 		assert_true(ex[i].batch == t[WF_RANK_F_BATCH]);
 		assert_true(ex[i].session == (t[WF_RANK_F_CAT] + t[WF_RANK_F_BRAND]) + t[WF_RANK_F_BAND]);
-		assert_true(ex[i].neighbours == (t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT]);
+		assert_true(ex[i].neighbours ==
+			    ((t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ1]) + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT]);
 		assert_true(ex[i].trend == t[WF_RANK_F_POP] + t[WF_RANK_F_TREND]);
 		assert_true(sc[i] == sc2[i]);
 		assert_true(ex[i].penalty <= 0);

@@ -29,6 +29,13 @@ static inline uint32_t pool_hash(uint32_t item)
 	return (item * 2654435761u) >> (32 - POOL_SLOT_BITS);
 }
 
+/* Entry n's sums (neighbours, transitions, repeat) to +0: one store. */
+static inline __attribute__((always_inline)) void acc_clear(struct wf_rank_scratch *w, uint32_t n)
+{
+	typedef float v4f_a __attribute__((vector_size(16)));
+	*(v4f_a *)w->acc[n] = (v4f_a){ 0, 0, 0, 0 };
+}
+
 /* Add item to the pool (unless there, or the pool is full: UINT32_MAX);
  * returns its index. The caller keeps the entry count in *pn, a local,
  * while it adds, and stores it in w->n when done: in w->n, each add would
@@ -53,7 +60,8 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 		uint32_t k = (uint32_t)((n & ~keep) | (((uint32_t)v - 1) & keep));
 		w->item[n] = item;
 		w->batch[n] = -1.0f;
-		w->neigh[n] = w->seq[n] = w->seen[n] = w->compl[n] = 0;
+		acc_clear(w, n);
+		w->compl[n] = 0;
 		w->slot[h] = (((uint64_t)item << 32 | (n + 1)) & ~keep) | (v & keep);
 		*pn = n + fresh;
 		return k;
@@ -66,7 +74,8 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 			w->slot[h] = (uint64_t)item << 32 | (n + 1);
 			w->item[n] = item;
 			w->batch[n] = -1.0f;
-			w->neigh[n] = w->seq[n] = w->seen[n] = w->compl[n] = 0;
+			acc_clear(w, n);
+			w->compl[n] = 0;
 			*pn = n + 1;
 			return n;
 		}
@@ -166,6 +175,7 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			int32_t src = s->recent[j].item;
 			float rec = 1.0f / (float)(1 + r);
 			float rw = (1.0f - expf(-s->recent[j].strength / p->tau)) * rec;
+			uint32_t sq = r ? WF_RANK_ACC_SEQ : WF_RANK_ACC_SEQ1; /* the newest item's transitions: a feature of their own */
 			if (src < 0 || (uint32_t)src >= snap->nitems)
 				continue;
 			const struct wf_snap_item *it = &snap->items[src];
@@ -173,13 +183,13 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 				const struct wf_snap_cand *c = &snap->neigh[it->neigh_off + x];
 				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
-					w->neigh[k] += rw * c->score;
+					w->acc[k][WF_RANK_ACC_NEIGH] += rw * c->score;
 			}
 			for (uint32_t x = seq_begin(snap, src); x < seq_end(snap, src); x++) {
 				const struct wf_snap_cand *c = &snap->seq[x];
 				uint32_t k = pool_add(w, &n, c->item);
 				if (k != UINT32_MAX)
-					w->seq[k] += rec * c->score;
+					w->acc[k][sq] += rec * c->score;
 			}
 		}
 		/* Returns: the items of the recent ring (the one on screen too),
@@ -191,8 +201,8 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 			if (src < 0 || (uint32_t)src >= snap->nitems || !(pr > 0))
 				continue;
 			uint32_t k = pool_add(w, &n, (uint32_t)src);
-			if (k != UINT32_MAX && w->seen[k] == 0)
-				w->seen[k] = pr;
+			if (k != UINT32_MAX && w->acc[k][WF_RANK_ACC_SEEN] == 0)
+				w->acc[k][WF_RANK_ACC_SEEN] = pr;
 		}
 		/* Complements of the cart, by how lately each carted item was
 		 * looked at: decay^r for the r-th newest entry of the recent
@@ -225,12 +235,12 @@ static void pool_add_session(const struct wf_snap *snap, const struct wf_rank_pa
 		for (uint32_t x = 0; x < it->neigh_cnt; x++) {
 			uint32_t k = pool_add(w, &n, snap->neigh[it->neigh_off + x].item);
 			if (k != UINT32_MAX)
-				w->neigh[k] += snap->neigh[it->neigh_off + x].score;
+				w->acc[k][WF_RANK_ACC_NEIGH] += snap->neigh[it->neigh_off + x].score;
 		}
 		for (uint32_t x = seq_begin(snap, (uint32_t)anchor); x < seq_end(snap, (uint32_t)anchor); x++) {
 			uint32_t k = pool_add(w, &n, snap->seq[x].item);
 			if (k != UINT32_MAX)
-				w->seq[k] += snap->seq[x].score;
+				w->acc[k][WF_RANK_ACC_SEQ1] += snap->seq[x].score;
 		}
 	}
 	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
@@ -415,7 +425,8 @@ struct consts {
 
 static const char *const feature_names[WF_RANK_NFEAT] = {
 	[WF_RANK_F_BATCH] = "batch", [WF_RANK_F_CAT] = "cat",	    [WF_RANK_F_BRAND] = "brand",
-	[WF_RANK_F_BAND] = "band",   [WF_RANK_F_NEIGH] = "neigh",   [WF_RANK_F_SEQ] = "seq",
+	[WF_RANK_F_BAND] = "band",   [WF_RANK_F_NEIGH] = "neigh",   [WF_RANK_F_SEQ1] = "seq_last",
+	[WF_RANK_F_SEQ] = "seq",
 	[WF_RANK_F_REPEAT] = "repeat", [WF_RANK_F_POP] = "pop",	    [WF_RANK_F_TREND] = "trend",
 };
 
@@ -439,7 +450,7 @@ void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p,
 	ret[WF_RANK_F_BRAND] = p->w_brand;
 	ret[WF_RANK_F_BAND] = p->w_band;
 	ret[WF_RANK_F_NEIGH] = p->w_neigh;
-	ret[WF_RANK_F_SEQ] = p->w_seq;
+	ret[WF_RANK_F_SEQ1] = ret[WF_RANK_F_SEQ] = p->w_seq;
 	ret[WF_RANK_F_REPEAT] = p->w_recent_item;
 	ret[WF_RANK_F_POP] = p->w_pop;
 	ret[WF_RANK_F_TREND] = p->w_trend;
@@ -505,7 +516,7 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 	pt->f[WF_RANK_F_POP] = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
 	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
 	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
-	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
+	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
 	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
 	if (k->aff) {
 		uint32_t ci[4], bi[4], di[4];
@@ -538,9 +549,20 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 		pt->penalty = k->neg_penalty_seen * (v4f){ seen[0], seen[1], seen[2], seen[3] };
 	}
 	if (k->near) {
-		pt->f[WF_RANK_F_NEIGH] = v4_min1(v4_load(w->neigh, x, consecutive));
-		pt->f[WF_RANK_F_SEQ] = v4_min1(v4_load(w->seq, x, consecutive));
-		pt->f[WF_RANK_F_REPEAT] = v4_load(w->seen, x, consecutive);
+		/* the four entries' sums, one row each, transposed to one
+		 * vector per sum */
+		v4f r0, r1, r2, r3;
+		memcpy(&r0, w->acc[x[0]], sizeof(r0));
+		memcpy(&r1, w->acc[x[1]], sizeof(r1));
+		memcpy(&r2, w->acc[x[2]], sizeof(r2));
+		memcpy(&r3, w->acc[x[3]], sizeof(r3));
+		/* (__builtin_shufflevector: GCC 12 and clang both have it) */
+		v4f t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+		v4f t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+		pt->f[WF_RANK_F_NEIGH] = v4_min1(__builtin_shufflevector(t0, t2, 0, 1, 4, 5));
+		pt->f[WF_RANK_F_SEQ1] = v4_min1(__builtin_shufflevector(t0, t2, 2, 3, 6, 7));
+		pt->f[WF_RANK_F_SEQ] = v4_min1(__builtin_shufflevector(t1, t3, 0, 1, 4, 5));
+		pt->f[WF_RANK_F_REPEAT] = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
 	}
 }
 
@@ -577,7 +599,7 @@ static inline __attribute__((always_inline)) v4f score4(const struct consts *k, 
 	if (k->near) {
 		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
 			t[f] = k->ew[f] * pt->f[f];
-		e.neighbours = (t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT];
+		e.neighbours = ((t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ1]) + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT];
 	}
 	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
 	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);

@@ -53,7 +53,8 @@ enum wf_rank_feature {
 	WF_RANK_F_BRAND,  /* ... brand evidence */
 	WF_RANK_F_BAND,   /* ... price band evidence */
 	WF_RANK_F_NEIGH,  /* co-occurrence (NEIGH) with the recent items and the anchor, <= 1 */
-	WF_RANK_F_SEQ,    /* transitions (SEQ) from the recent items and the anchor, <= 1 */
+	WF_RANK_F_SEQ1,   /* transitions (SEQ) from the newest recent item and the anchor, <= 1 */
+	WF_RANK_F_SEQ,    /* ... from the older recent items (up to neigh_items), <= 1 */
 	WF_RANK_F_REPEAT, /* the learned chance of returning to it (MODEL repeat curve) */
 	WF_RANK_F_POP,    /* popularity (items outside the batch list) */
 	WF_RANK_F_TREND,  /* trend / (1 + trend) (items outside the batch list) */
@@ -87,7 +88,7 @@ struct wf_rank_params {
 	float w_batch_feat;          /* BATCH */
 	float w_cat, w_brand, w_band;/* CAT, BRAND, BAND */
 	float w_neigh;               /* NEIGH */
-	float w_seq;                 /* SEQ */
+	float w_seq;                 /* SEQ1, SEQ */
 	float w_recent_item;         /* REPEAT */
 	float w_trend, w_pop;        /* TREND, POP */
 	float confidence_events;     /* session confidence n^3 / (n^3 + this^3), n item events */
@@ -226,7 +227,7 @@ float wf_rank_evidence(const struct wf_rank_params *p, float w, float n);
  * the score bit for bit.
  *   batch      term[BATCH]
  *   session    (term[CAT] + term[BRAND]) + term[BAND]
- *   neighbours (term[NEIGH] + term[SEQ]) + term[REPEAT]
+ *   neighbours ((term[NEIGH] + term[SEQ1]) + term[SEQ]) + term[REPEAT]
  *   trend      term[POP] + term[TREND]: the catalog prior, for items
  *              outside the user's batch list (whose batch score holds it)
  *   complement complements of the cart, lifted by the best other score
@@ -258,12 +259,17 @@ struct wf_rank_query {
 	void *filter_ctx;
 };
 
+enum { WF_RANK_ACC_NEIGH, WF_RANK_ACC_SEQ1, WF_RANK_ACC_SEQ, WF_RANK_ACC_SEEN };
+
 /* Scratch memory for one query at a time (one per thread, ~153 KiB). */
 struct wf_rank_scratch {
 	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
 	float batch[WF_RANK_POOL];           /* normalised batch score, < 0: not in the list */
-	float neigh[WF_RANK_POOL], seq[WF_RANK_POOL], seen[WF_RANK_POOL], compl[WF_RANK_POOL];
+	/* per entry its neighbour, newest-item transition, transition and
+	 * repeat sums (WF_RANK_ACC_*), side by side: one store clears them */
+	float acc[WF_RANK_POOL][4] __attribute__((aligned(16)));
+	float compl[WF_RANK_POOL];
 	float score[WF_RANK_POOL];
 	uint32_t order[WF_RANK_POOL];
 	uint64_t key[WF_RANK_POOL];          /* order key of each scored entry (selection) */
