@@ -647,8 +647,9 @@ static void features_of(const struct consts *k, const struct parts4 *pt, uint32_
 /* Lane l's parts and terms (e, score4()'s) and features (pt) as struct
  * wf_rank_explain has them, to o; batch: the entry's normalised batch
  * score (< 0: not in the list). */
-static void explain_of(const struct consts *c, const struct explain4 *e, const struct parts4 *pt, uint32_t l,
-		       float batch, struct wf_rank_explain *o)
+static inline __attribute__((always_inline)) void explain_of(const struct consts *c, const struct explain4 *e,
+							      const struct parts4 *pt, uint32_t l, float batch,
+							      struct wf_rank_explain *o)
 {
 	float feat[WF_RANK_NFEAT];
 

@@ -249,8 +249,9 @@ static uint32_t live_alloc(struct wf_rank_session *s, uint64_t key)
  * WF_RANK_LIVE_ITEM(i)), cat its category. A repeated look at the newest
  * item strengthens it rather than pushing older items out of the ring. A
  * live item no entry names any longer is forgotten. */
-static void ring_add(struct wf_rank_session *s, const struct wf_rank_params *p, int32_t item, uint32_t cat, float w,
-		     float reps)
+static inline __attribute__((always_inline)) void ring_add(struct wf_rank_session *s,
+							    const struct wf_rank_params *p, int32_t item,
+							    uint32_t cat, float w, float reps)
 {
 	uint32_t last = recent_slot(s, 0), h = s->recent_head;
 	int32_t old = s->recent[h].item;
