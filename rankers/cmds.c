@@ -181,14 +181,19 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 		return;
 	}
 	ranker_query_setup(ctx, argv, WF_PAGE_SEARCH, &e);
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		items[i] = ranker_item_index(ctx, argv[2 + i].p, argv[2 + i].len);
+		/* one the session viewed: its live code, scored as RECS would */
+		if (items[i] < 0 && e.q.sess && e.q.sess->live)
+			items[i] = wf_rank_live_code(e.q.sess, wf_stock_key(argv[2 + i].p, argv[2 + i].len));
+	}
 	m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
-	/* Items the snapshot lacks can still be sold out in the live table. */
+	/* Items the snapshot lacks can still be sold out in the live table
+	 * (a live one the library scored, the filter has checked). */
 	uint32_t keep = 0;
 	for (int i = 0; i < m; i++) {
 		const struct wf_msg_arg *a = &argv[2 + pos[i]];
-		if (items[pos[i]] < 0 &&
+		if ((items[pos[i]] < 0 || wf_rank_is_live((uint32_t)items[pos[i]])) &&
 		    wf_stock_state(ctx->shm->stock, wf_stock_key(a->p, a->len), NULL, 0) == WF_STOCK_OUT)
 			continue;
 		pos[keep++] = pos[i];

@@ -624,6 +624,18 @@ static void test_rank_live_items_return_at_the_curves_place(void **state)
 	struct wf_rank_query q2[2] = { q, qh };
 	q2[0].k = 40;
 	check_positions(f, q2);
+	/* RERANK scores a live code as RECS does; an unknown item follows */
+	int64_t given[4] = { item(f, "i21"), -1, c2, c1 };
+	uint32_t rpos[4];
+	float rsc[4];
+	assert_int_equal(wf_rank_rerank(f->snap, &f->p, &q, f->w, given, 4, rpos, rsc), 4);
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rpos[0], 3);
+	assert_int_equal(rpos[1], 2);
+	assert_int_equal(rpos[2], 0);
+	assert_int_equal(rpos[3], 1);
+	assert_true(rsc[0] == sc[rank_of(out, n, c1)] && rsc[1] == sc[rank_of(out, n, c2)]);
+	assert_true(rsc[2] == sc[rank_of(out, n, item(f, "i21"))]);
 	/* PAGE pdp ANCHOR of an item the snapshot lacks: not shown */
 	q.anchor_key = k1;
 	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);

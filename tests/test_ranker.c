@@ -16,7 +16,7 @@
  * a cached RECS equal to a fresh one (EXPLAIN is always computed fresh)
  * across events, weight changes, stock changes and swaps, items the
  * snapshot lacks coming back by id after the session viewed them (live
- * items: stock, ANCHOR, cart, EXPLAIN), and a clean exit
+ * items: stock, ANCHOR, cart, EXPLAIN, RERANK), and a clean exit
  * on ctl->shutdown, and a live session under 1 KiB with up to 10 events.
  * Round-trip times are measured by bench/rankerbench.c, not here.
  */
@@ -618,7 +618,8 @@ static int explain_sums(void)
  * Live items: with a learned repeat curve, an item the snapshot never had
  * comes back in RECS by its id once the session viewed it (EXPLAIN: its
  * repeat part, the parts summing to the score; cached, fresh and EXPLAIN
- * lists equal), not when the stock table says it is sold out, not as
+ * lists equal; RERANK orders it as RECS does), not when the stock table
+ * says it is sold out, not as
  * the ANCHOR, not once carted; RECS of a session that never saw it does
  * not name it.
  */
@@ -657,6 +658,22 @@ static void test_ranker_live_items_come_back_by_id(void **state)
 	CALL(WF_CMD_RECS, "lv", "-", "10");
 	n = items_of(it, 64);
 	assert_true(has(it, n, "brand-new"));
+	/* RERANK: the viewed items in RECS's order (brand-new by its score),
+	 * an unknown one last */
+	CALL(WF_CMD_RECS, "lv", "-", "40");
+	n = items_of(it, 64);
+	char want[256] = "", got[256] = "";
+	for (int i = 0; i < n; i++)
+		if (!strcmp(it[i], "i05") || !strcmp(it[i], "brand-new") || !strcmp(it[i], "i06"))
+			strcat(strcat(want, it[i]), " "); /* 3 ids of < 16 bytes */
+	assert_non_null(strstr(want, "brand-new"));
+	strcat(want, "nosuch ");
+	CALL(WF_CMD_RERANK, "lv", "-", "nosuch", "i05", "brand-new", "i06");
+	n = items_of(it, 64);
+	assert_true(n <= 4);
+	for (int i = 0; i < n; i++)
+		strcat(strcat(got, it[i]), " ");
+	assert_string_equal(got, want);
 	/* the item on screen, by ANCHOR: not shown */
 	CALL(WF_CMD_RECS, "lv", "-", "10", "PAGE", "pdp", "ANCHOR", "brand-new");
 	n = items_of(it, 64);

@@ -1043,6 +1043,15 @@ static void live_entries(const struct wf_snap *snap, const struct wf_rank_params
 	w->nlive = n;
 }
 
+/* The index of live code item in w->live_* (live_entries()'s), or -1. */
+static int live_find(const struct wf_rank_scratch *w, int64_t item)
+{
+	for (uint32_t x = 0; x < w->nlive; x++)
+		if (w->live_code[x] == item)
+			return (int)x;
+	return -1;
+}
+
 /* Merge the live entries into emit()'s list out[0..n) (best first, k at
  * most): the best k of both, by order_key(), in place from the back.
  * Returns the new count. */
@@ -1198,12 +1207,11 @@ static int32_t position(const struct wf_rank_query *q, const struct wf_rank_scra
 	uint64_t kt;
 
 	if (item >= WF_RANK_LIVE_BASE && item <= UINT32_MAX) { /* a live item: in w->live_* or not listed */
-		for (x = 0; x < w->nlive && w->live_code[x] != (uint32_t)item; x++)
-			;
-		if (x == w->nlive)
+		int l = live_find(w, item);
+		if (l < 0)
 			return -1;
-		kt = w->live_okey[x];
-		before = x; /* the live entries before it */
+		kt = w->live_okey[l];
+		before = (uint32_t)l; /* the live entries before it */
 	} else if (item < 0 || item > UINT32_MAX || (x = pool_find(w, (uint32_t)item)) == UINT32_MAX ||
 		   w->score[x] == -INFINITY || (q->filter && !q->filter(q->filter_ctx, (uint32_t)item))) {
 		return -1;
@@ -1291,9 +1299,10 @@ int wf_rank_features(const struct wf_snap *snap, const struct wf_rank_params *p,
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos, float *out_scores)
 {
-	uint32_t known = 0, out = 0;
+	uint32_t known = 0, out = 0, nk = 0;
 	float sc[WF_RANK_POOL];
 	uint32_t idx[WF_RANK_POOL];
+	struct wf_rank_query ql = *q;
 
 	if (n > WF_RANK_POOL)
 		n = WF_RANK_POOL;
@@ -1301,16 +1310,25 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 	build_pool(snap, p, q, w, WF_RANK_POOL - n);
 	if (w->ncompl)
 		score_pool(snap, p, q, w); /* the complements' lift, as RECS has it */
+	ql.filter = NULL; /* the live items as RECS scores them; the filter below */
+	live_entries(snap, p, &ql, w);
 	w->cap = WF_RANK_POOL;
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
 			continue;
-		w->order[known] = pool_add(w, &w->n, (uint32_t)items[i]);
+		w->order[nk++] = pool_add(w, &w->n, (uint32_t)items[i]);
+	}
+	score_list(snap, p, q, w, w->order, nk, w->score, NULL); /* entries that join later change no score */
+	/* The scored items in the given order: snapshot items, and live
+	 * codes (lib/rank/rank.h) of the session's live items. */
+	nk = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int l = -1;
+		if ((items[i] < 0 || (uint64_t)items[i] >= snap->nitems) && (l = live_find(w, items[i])) < 0)
+			continue;
+		sc[known] = l >= 0 ? w->live_score[l] : w->score[w->order[nk++]];
 		idx[known++] = i;
 	}
-	score_list(snap, p, q, w, w->order, known, w->score, NULL); /* entries that join later change no score */
-	for (uint32_t i = 0; i < known; i++)
-		sc[i] = w->score[w->order[i]];
 	/* Stable insertion sort by score: equal scores keep the app's order. */
 	for (uint32_t i = 1; i < known; i++) {
 		float s = sc[i];
@@ -1332,7 +1350,7 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 		out++;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems) {
+		if ((items[i] < 0 || (uint64_t)items[i] >= snap->nitems) && live_find(w, items[i]) < 0) {
 			out_pos[out] = i;
 			if (out_scores)
 				out_scores[out] = 0;

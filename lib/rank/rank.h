@@ -182,8 +182,8 @@ _Static_assert(WF_RANK_LIVE <= 8, "a live_key entry per bit of live, live_cart, 
  * pool: they never raise the complements' lift base, and the query's
  * filter is asked about their codes too (it resolves them with
  * wf_rank_live_key()). Never returned: a carted or bought live item, or
- * the query's anchor_key. wf_rank_features() (the fit) and
- * wf_rank_rerank() know only snapshot items.
+ * the query's anchor_key. wf_rank_features() (the fit) knows only
+ * snapshot items; wf_rank_rerank() scores a live code given to it.
  */
 #define WF_RANK_LIVE_BASE 0xffffff00u /* codes LIVE_BASE + live_key entry; snapshots hold fewer items */
 #define WF_RANK_LIVE_ITEM(i) (-2 - (int32_t)(i)) /* recent[].item of live_key entry i (< -1) */
@@ -332,11 +332,13 @@ int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p
 		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos);
 
 /*
- * Rerank given items (snapshot indexes; -1 for unknown ones) by the score
- * RECS would give them. Writes positions into items[] to out_pos in the new
- * order (equal scores keep the given order), dropping items the filter
- * refuses; unknown items follow the known ones in their given order. Returns
- * the count written. n <= WF_RANK_POOL (more are ignored).
+ * Rerank given items (snapshot indexes, live codes: wf_rank_live_code();
+ * -1 for unknown ones) by the score RECS would give them. Writes positions
+ * into items[] to out_pos in the new order (equal scores keep the given
+ * order), dropping items the filter refuses; unknown items (and live ones
+ * RECS would not list: carted, bought, no curve) follow the scored ones in
+ * their given order, unfiltered. Returns the count written. n <=
+ * WF_RANK_POOL (more are ignored).
  */
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos,
