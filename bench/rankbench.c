@@ -15,7 +15,9 @@
  * this thread's CPU time (the machine is shared):
  *   "recs <case> <median> us/query (best <b>, pool <p> entries)"
  * for the cases session (10 events), empty (a session with no events), none
- * (no session) and explain (session, with EXPLAIN); --case C measures only
+ * (no session), explain (session, with EXPLAIN) and live (the session and
+ * then two live items, lib/rank's items the snapshot lacks, at ring places
+ * 0 and 2); --case C measures only
  * case C (for a profiler). --cold KB writes over KB KiB between queries
  * (users then in random order) and times each query alone: the caches as
  * a ranker finds them between two requests on a shared core.
@@ -28,8 +30,9 @@
  * hybrid pair) for a few items of each user under the same filters, a
  * third RECS with an ANCHOR (the user's first candidate), with and
  * without a session, with EXPLAIN, a fourth RECS and EXPLAIN with a
- * repeat-look penalty (penalty_seen 0.05), and how many sessions are in
- * an intent pivot.
+ * repeat-look penalty (penalty_seen 0.05), a fifth the live case (RECS,
+ * EXPLAIN, positions of its live items), and how many sessions are in an
+ * intent pivot.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +44,8 @@
 
 #define BENCH_EVENTS 10u
 #define BENCH_USERS 8192u
+#define BENCH_LIVE1 0x1234567u /* the live items' keys (lib/rank/rank.h WF_RANK_LIVE_BASE) */
+#define BENCH_LIVE2 0x89abcdfu
 
 struct bench {
 	struct wf_snap *snap;
@@ -49,6 +54,7 @@ struct bench {
 	uint32_t nusers;
 	uint32_t user[BENCH_USERS];
 	struct wf_rank_session sess[BENCH_USERS];
+	struct wf_rank_session live[BENCH_USERS]; /* sess, then two live items */
 	struct wf_rank_session empty;
 	uint32_t k;
 };
@@ -63,7 +69,7 @@ static int sold_out(void *ctx, uint32_t item)
 {
 	const struct wf_snap *snap = ctx;
 
-	return !(snap->items[item].flags & WF_SNAP_ITEM_SOLD_OUT);
+	return wf_rank_is_live(item) || !(snap->items[item].flags & WF_SNAP_ITEM_SOLD_OUT);
 }
 
 /* The users with the longest batch lists (up to BENCH_USERS), and a
@@ -95,19 +101,24 @@ static void pick(struct bench *b)
 			else
 				it = (uint32_t)(rnd(&seed) % snap->nitems);
 		}
+		b->live[i] = b->sess[i];
+		wf_rank_session_apply_key(&b->live[i], snap, &b->p, WF_EV_VIEW, -1, BENCH_LIVE1, 0);
+		wf_rank_session_apply(&b->live[i], snap, &b->p, WF_EV_VIEW, it, 0);
+		wf_rank_session_apply_key(&b->live[i], snap, &b->p, WF_EV_PDP, -1, BENCH_LIVE2, 0);
 	}
 	wf_rank_session_init(&b->empty);
 }
 
-enum { CASE_SESSION, CASE_EMPTY, CASE_NONE, CASE_EXPLAIN, CASE_COUNT };
-static const char *const case_name[CASE_COUNT] = { "session", "empty", "none", "explain" };
+/* The --check hashes before live items cover the cases up to CASE_COUNT. */
+enum { CASE_SESSION, CASE_EMPTY, CASE_NONE, CASE_EXPLAIN, CASE_COUNT, CASE_LIVE = CASE_COUNT, CASE_ALL };
+static const char *const case_name[CASE_ALL] = { "session", "empty", "none", "explain", "live" };
 
 static struct wf_rank_query query(const struct bench *b, uint32_t i, int c)
 {
 	const struct wf_snap_user *su = &b->snap->users[b->user[i]];
 
 	return (struct wf_rank_query){
-		.sess = c == CASE_NONE ? NULL : c == CASE_EMPTY ? &b->empty : &b->sess[i],
+		.sess = c == CASE_NONE ? NULL : c == CASE_EMPTY ? &b->empty : c == CASE_LIVE ? &b->live[i] : &b->sess[i],
 		.cands = b->snap->cands + su->cand_off,
 		.ncands = su->cand_cnt,
 		.w_batch = 0.4f,
@@ -241,6 +252,37 @@ static uint64_t check_anchor(struct bench *b)
 	return h;
 }
 
+/* The live case: RECS and EXPLAIN under the filters, and the positions of
+ * its two live items and the user's first candidate. */
+static uint64_t check_live(struct bench *b)
+{
+	static const wf_rank_filter_fn filters[] = { sold_out, refuse_third, NULL };
+	uint64_t h = 0;
+
+	for (uint32_t f = 0; f < WF_ARRAY_SIZE(filters); f++) {
+		for (uint32_t i = 0; i < b->nusers; i++) {
+			struct wf_rank_query q[2] = { query(b, i, CASE_LIVE), query(b, i, CASE_LIVE) };
+			int64_t targets[3] = { wf_rank_live_code(&b->live[i], BENCH_LIVE1),
+					       wf_rank_live_code(&b->live[i], BENCH_LIVE2), q[1].cands[0].item };
+			int32_t pos[2];
+
+			q[0].filter = q[1].filter = filters[f];
+			h = mix_recs(h, b, &b->p, &q[1], CASE_LIVE);
+			h = mix_recs(h, b, &b->p, &q[1], CASE_EXPLAIN);
+			q[0].cands = NULL;
+			q[0].ncands = 0;
+			q[0].w_batch = 0;
+			q[0].w_session = 1;
+			for (uint32_t t = 0; t < WF_ARRAY_SIZE(targets); t++) {
+				int r = wf_rank_positions(b->snap, &b->p, q, 2, b->w, targets[t], pos);
+				h = hash_mix(h, &r, sizeof(r));
+				h = hash_mix(h, pos, sizeof(pos));
+			}
+		}
+	}
+	return h;
+}
+
 /* RECS and EXPLAIN with a repeat-look penalty (off by default). */
 static uint64_t check_penalty(struct bench *b)
 {
@@ -366,7 +408,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--check"))
 			do_check = 1;
 		else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
-			for (only = CASE_COUNT - 1; only >= 0 && strcmp(argv[i + 1], case_name[only]); only--)
+			for (only = CASE_ALL - 1; only >= 0 && strcmp(argv[i + 1], case_name[only]); only--)
 				;
 			if (only < 0)
 				path = NULL, i = argc; /* unknown case: usage */
@@ -377,7 +419,7 @@ int main(int argc, char **argv)
 	}
 	if (!path || nq == 0 || rounds == 0 || b.k < 1 || b.k > WF_RANK_MAX_K) {
 		fprintf(stderr, "usage: weft-rankbench --snap FILE [--queries N] [--rounds R] [--k K] [--case C] [--cold KB] [--check]\n"
-				"  C: session, empty, none or explain\n");
+				"  C: session, empty, none, explain or live\n");
 		return 2;
 	}
 	if (wf_snap_open(path, &b.snap, err, sizeof(err)) < 0) {
@@ -398,6 +440,7 @@ int main(int argc, char **argv)
 		printf("check-positions %016llx\n", (unsigned long long)check_positions(&b));
 		printf("check-anchor %016llx\n", (unsigned long long)check_anchor(&b));
 		printf("check-penalty %016llx\n", (unsigned long long)check_penalty(&b));
+		printf("check-live %016llx\n", (unsigned long long)check_live(&b));
 		uint32_t pivots = 0;
 		for (uint32_t i = 0; i < b.nusers; i++)
 			pivots += b.sess[i].pivot;
@@ -405,7 +448,7 @@ int main(int argc, char **argv)
 	} else {
 		printf("%u users with %u candidates, %u queries x %u rounds, k %u\n", b.nusers,
 		       b.snap->users[b.user[0]].cand_cnt, nq, rounds, b.k);
-		for (int c = 0; c < CASE_COUNT; c++)
+		for (int c = 0; c < CASE_ALL; c++)
 			if (only < 0 || c == only)
 				measure(&b, c, nq, rounds);
 		if (only < 0)

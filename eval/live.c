@@ -175,7 +175,7 @@ static int replay_variant(const struct eval_opts *o, const struct eval_log *log,
 				if (nx->item != UINT32_MAX && eval_is_target(nx->type)) {
 					const char *rv[] = { "RECS", sid, user, kbuf, "PAGE", "home" };
 					size_t rl[] = { 4, strlen(sid), strlen(user), strlen(kbuf), 4, 4 };
-					targets[i - a] = ss->str_item[nx->item];
+					targets[i - a] = nx->item; /* by id: a live item too */
 					redisAppendCommandArgv(c, 6, rv, rl);
 				}
 			}
@@ -198,14 +198,17 @@ static int replay_variant(const struct eval_opts *o, const struct eval_log *log,
 				free(targets);
 				return -1;
 			}
-			/* Score the reply as the in-process replay scores its list. */
-			uint32_t items[EVAL_MAX_K];
-			size_t n = 0;
-			for (size_t x = 0; x < r->elements && n < EVAL_MAX_K; x++) {
-				int64_t ix = wf_snap_item_find(snap, r->element[x]->str, r->element[x]->len);
-				items[n++] = ix >= 0 ? (uint32_t)ix : UINT32_MAX;
-			}
-			eval_score(&res->m[variant][SL_ALL], items, n, targets[i - a]);
+			/* Score the reply as the in-process replay scores its list:
+			 * the target's place by id (an item the snapshot lacks
+			 * comes back as a live item, by its id). */
+			uint32_t tl;
+			const char *tp = eval_str(log, (uint32_t)targets[i - a], &tl);
+			int32_t rank = -1;
+			for (size_t x = 0; x < r->elements && x < EVAL_MAX_K && rank < 0; x++)
+				if (r->element[x]->type == REDIS_REPLY_STRING && r->element[x]->len == tl &&
+				    memcmp(r->element[x]->str, tp, tl) == 0)
+					rank = (int32_t)x;
+			eval_score_at(&res->m[variant][SL_ALL], rank);
 			freeReplyObject(r);
 		}
 		free(targets);

@@ -112,10 +112,25 @@ static void seen_reset(struct replay_job *j, uint32_t nstr)
 	}
 }
 
-/* weft's four variants for one prediction: pos[EV_POPULARITY..EV_HYBRID]. */
+/* The live key (lib/rank/rank.h WF_RANK_LIVE_BASE) of interned item id,
+ * as weft-ranker's: wf_stock_key(), wf_hash64(id) | 1; 0 for none. */
+static uint64_t live_key(const struct eval_log *log, uint32_t id)
+{
+	uint32_t len;
+	const char *p;
+
+	if (id == UINT32_MAX)
+		return 0;
+	p = eval_str(log, id, &len);
+	return wf_hash64(p, len) | 1;
+}
+
+/* weft's four variants for one prediction: pos[EV_POPULARITY..EV_HYBRID].
+ * target: the next item's snapshot index (-1: unknown); ranked: what the
+ * session's lists would name it by (the index, or its live code, or -1). */
 static void weft_positions(const struct replay_shared *sh, struct wf_rank_scratch *w, const struct wf_rank_session *sess,
 			   const struct wf_snap_cand *cands, uint32_t ncands, const uint32_t *batch, uint32_t nbatch,
-			   int vis, int64_t target, int32_t *pos)
+			   int vis, int64_t target, int64_t ranked, int32_t *pos)
 {
 	/* the session model only (no list, weights 0/1), and the hybrid,
 	 * from one pool: where their lists would place the target */
@@ -129,7 +144,7 @@ static void weft_positions(const struct replay_shared *sh, struct wf_rank_scratc
 	/* popularity and batch do not depend on the session */
 	pos[EV_POPULARITY] = list_position(sh->pop, sh->npop, target);
 	pos[EV_BATCH] = list_position(batch, nbatch, target);
-	wf_rank_positions(sh->snap, &sh->o->params, q, 2, w, target, p2);
+	wf_rank_positions(sh->snap, &sh->o->params, q, 2, w, ranked, p2);
 	pos[EV_SESSION] = p2[0];
 	pos[EV_HYBRID] = p2[1];
 }
@@ -178,8 +193,9 @@ static void replay_session(const struct replay_shared *sh, struct replay_job *j,
 			}
 		}
 		if (sh->pass == EVAL_PASS_WEFT)
-			wf_rank_session_apply(&sess, snap, &sh->o->params, e->type, item,
-					      e->type == WF_EV_DWELL ? e->value : 0);
+			wf_rank_session_apply_key(&sess, snap, &sh->o->params, e->type, item,
+						  item < 0 ? live_key(sh->log, e->item) : 0,
+						  e->type == WF_EV_DWELL ? e->value : 0);
 		if (e->item != UINT32_MAX && eval_is_target(e->type)) {
 			j->seen[e->item] = j->seen_gen;
 			last = e->item;
@@ -199,7 +215,8 @@ static void replay_session(const struct replay_shared *sh, struct replay_job *j,
 
 		res->next_is_last += nx->item == last;
 		if (sh->pass == EVAL_PASS_WEFT)
-			weft_positions(sh, j->w, &sess, cands, ncands, batch, nbatch, vis, target, pos);
+			weft_positions(sh, j->w, &sess, cands, ncands, batch, nbatch, vis, target,
+				       target < 0 ? wf_rank_live_code(&sess, live_key(sh->log, nx->item)) : target, pos);
 		else
 			eval_base_positions(base, j->bs, target, pos + EV_SKNN);
 		for (int v = v0; v < v1; v++) {

@@ -12,9 +12,24 @@
 #include "rankers/ranker_int.h"
 #include "shm/front.h"
 
+/* A live item (lib/rank/rank.h WF_RANK_LIVE_BASE) by its key, the stock
+ * table's: what the table says, else in stock, and without sizes (a size
+ * asked for is not granted, as for a snapshot item without sizes). */
+static int live_stock_ok(const struct ranker_stock_filter *f, uint32_t code)
+{
+	uint64_t key;
+
+	if (!f->sess || wf_rank_live_key(f->sess, code, &key) < 0)
+		return 0;
+	return wf_stock_ok(f->stock, key, 0, 0, f->size, f->size_len);
+}
+
 static int stock_ok(void *p, uint32_t item)
 {
 	const struct ranker_stock_filter *f = p;
+
+	if (__builtin_expect(wf_rank_is_live(item), 0))
+		return live_stock_ok(f, item);
 	const struct wf_snap_item *it = &f->snap->items[item];
 
 	return wf_stock_ok(f->stock, f->keys[item], it->flags & WF_SNAP_ITEM_SOLD_OUT, it->nsizes, f->size,
@@ -90,6 +105,7 @@ void ranker_query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 	e->f.snap = ctx->cur->snap;
 	e->f.keys = ctx->cur->stock_keys;
 	e->f.stock = ctx->shm->stock;
+	e->f.sess = e->q.sess;
 	e->q.filter = stock_ok;
 	e->q.filter_ctx = &e->f;
 	if (e->sess)
@@ -212,7 +228,8 @@ int ranker_recs_cached(struct ranker_ctx *ctx, const struct ranker_query *e, uin
 	c->used = ++ctx->cache_tick;
 	/* Overlap the stock table's cache misses: load the slots first. */
 	for (uint32_t i = 0; i < c->n && i < k + 8; i++)
-		wf_stock_prefetch(e->f.stock, e->f.keys[c->items[i]]);
+		if (!wf_rank_is_live(c->items[i]))
+			wf_stock_prefetch(e->f.stock, e->f.keys[c->items[i]]);
 	for (uint32_t i = 0; i < c->n && n < k; i++)
 		if (stock_ok((void *)&e->f, c->items[i]))
 			out[n++] = c->items[i];
@@ -228,13 +245,17 @@ int ranker_recs_cached(struct ranker_ctx *ctx, const struct ranker_query *e, uin
  * Publish the list a RECS was answered from in the shard's front table, so
  * weft-ingest can answer the same request itself while nothing it depends
  * on changes (see struct wf_front_entry). wseq: the weights seqlock count
- * read before the query (odd: do not publish). quiet: the session has no
- * state here, so the answer is the user's alone and goes under the quiet
- * key, for any session without state (see layout.h).
+ * read before the query (odd: do not publish). sess: the query's session;
+ * NULL: the session has no state here (quiet), so the answer is the
+ * user's alone and goes under the quiet key, for any session without
+ * state (see layout.h). A live item of the list is published by its id
+ * (from sess's history) and stock key; one that cannot be resolved
+ * publishes nothing.
  */
 void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
-			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet)
+			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, const struct ranker_session *sess)
 {
+	int quiet = sess == NULL;
 	struct wf_front_stage st; /* staging copy, written in one run by wf_front_publish() */
 	struct wf_front_key key;
 
@@ -267,7 +288,22 @@ void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 				    .wseq = wseq,
 			    });
 	for (uint32_t i = 0; i < c->n; i++) {
-		const struct wf_snap_item *it = &ctx->cur->snap->items[c->items[i]];
+		const struct wf_snap_item *it;
+		const char *id;
+		uint32_t len;
+		uint64_t lkey;
+		if (wf_rank_is_live(c->items[i])) {
+			/* A live item: its id from the session's history, its
+			 * stock key, never sold out by the snapshot, no sizes
+			 * (as live_stock_ok() has it). Unresolvable: no entry. */
+			if (!sess || ranker_live_id(sess, c->items[i], &id, &len) < 0 ||
+			    wf_rank_live_key(&sess->model, c->items[i], &lkey) < 0)
+				return;
+			if (wf_front_stage_item(&st, lkey, 0, id, len) < 0)
+				break;
+			continue;
+		}
+		it = &ctx->cur->snap->items[c->items[i]];
 		if (wf_front_stage_item(&st, ctx->cur->stock_keys[c->items[i]], (it->flags & WF_SNAP_ITEM_SOLD_OUT) != 0,
 					wf_snap_str(ctx->cur->snap, it->id_off), it->id_len) < 0)
 			break;

@@ -28,11 +28,17 @@ static int arity(struct wf_buf *out, int code, uint32_t argc)
 	return -EINVAL;
 }
 
-static void item_id(struct ranker_ctx *ctx, uint32_t item, const char **p, uint32_t *len)
+/* The id of item: a snapshot index, or a live item of session s (its id
+ * from s's history). 0, or -ENOENT (a live item s cannot name). */
+static int item_id(struct ranker_ctx *ctx, const struct ranker_session *s, uint32_t item, const char **p,
+		   uint32_t *len)
 {
+	if (wf_rank_is_live(item))
+		return s ? ranker_live_id(s, item, p, len) : -ENOENT;
 	const struct wf_snap_item *it = &ctx->cur->snap->items[item];
 	*p = wf_snap_str(ctx->cur->snap, it->id_off);
 	*len = it->id_len;
+	return 0;
 }
 
 /* Micro-units, so the printed parts add up to the printed score exactly. */
@@ -125,30 +131,40 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	qe.q.k = ra.k;
 	if (ra.anchor)
 		qe.q.anchor = ranker_item_index(ctx, ra.anchor->p, ra.anchor->len);
+	/* An anchor the snapshot lacks is never returned as a live item; the
+	 * ranked-list cache's entries do not hold that key: computed fresh. */
+	if (ra.anchor && qe.q.anchor < 0 && qe.q.sess && qe.q.sess->live)
+		qe.q.anchor_key = wf_stock_key(ra.anchor->p, ra.anchor->len);
 	if (ra.size) {
 		qe.f.size = ra.size->p;
 		qe.f.size_len = ra.size->len;
 	}
 	/* EXPLAIN is always computed fresh (it needs every part of every score). */
 	n = -1;
-	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH)
+	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH && !qe.q.anchor_key)
 		n = ranker_recs_cached(ctx, &qe, ra.k, items, &c);
 	if (c && !ra.size)
-		ranker_front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess == NULL);
+		ranker_front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess);
 	if (n < 0)
 		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &qe.q, ctx->scratch, items, scores,
 				 ra.explain ? ex : NULL);
-	wf_resp_w_array(out, n);
-	for (int i = 0; i < n; i++) {
-		const char *id;
-		uint32_t len;
-
-		item_id(ctx, items[i], &id, &len);
+	/* Every id first (a live item's from the history; one that cannot
+	 * be named is left out), then the reply. */
+	const char *ids[WF_RANK_MAX_K];
+	uint32_t lens[WF_RANK_MAX_K], m = 0;
+	for (int i = 0; i < n; i++)
+		if (item_id(ctx, qe.sess, items[i], &ids[m], &lens[m]) == 0) {
+			if (ra.explain && (int)m != i)
+				ex[m] = ex[i];
+			m++;
+		}
+	wf_resp_w_array(out, m);
+	for (uint32_t i = 0; i < m; i++) {
 		if (!ra.explain) {
-			wf_resp_w_bulk(out, id, len);
+			wf_resp_w_bulk(out, ids[i], lens[i]);
 			continue;
 		}
-		write_explained(out, id, len, &ex[i]);
+		write_explained(out, ids[i], lens[i], &ex[i]);
 	}
 }
 
@@ -172,14 +188,19 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 		return;
 	}
 	ranker_query_setup(ctx, argv, WF_PAGE_SEARCH, &e);
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		items[i] = ranker_item_index(ctx, argv[2 + i].p, argv[2 + i].len);
+		/* one the session viewed: its live code, scored as RECS would */
+		if (items[i] < 0 && e.q.sess && e.q.sess->live)
+			items[i] = wf_rank_live_code(e.q.sess, wf_stock_key(argv[2 + i].p, argv[2 + i].len));
+	}
 	m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
-	/* Items the snapshot lacks can still be sold out in the live table. */
+	/* Items the snapshot lacks can still be sold out in the live table
+	 * (a live one the library scored, the filter has checked). */
 	uint32_t keep = 0;
 	for (int i = 0; i < m; i++) {
 		const struct wf_msg_arg *a = &argv[2 + pos[i]];
-		if (items[pos[i]] < 0 &&
+		if ((items[pos[i]] < 0 || wf_rank_is_live((uint32_t)items[pos[i]])) &&
 		    wf_stock_state(ctx->shm->stock, wf_stock_key(a->p, a->len), NULL, 0) == WF_STOCK_OUT)
 			continue;
 		pos[keep++] = pos[i];

@@ -209,6 +209,11 @@ void ranker_session_fresh(struct ranker_ctx *ctx, struct ranker_session *s);
 /* The current generation's index of item id, or -1 (unknown, no
  * snapshot, or "-"). */
 int64_t ranker_item_index(struct ranker_ctx *ctx, const char *id, size_t len);
+/* The id of live item code (lib/rank/rank.h WF_RANK_LIVE_BASE) of s's
+ * model: the item of s's newest event whose wf_stock_key() is the
+ * code's key, pointing into s's history (valid until its next event).
+ * 0, or -ENOENT. */
+int ranker_live_id(const struct ranker_session *s, uint32_t code, const char **ret_p, uint32_t *ret_len);
 
 /* A walk over a session's history records (start zeroed). */
 struct ranker_hist_cur {
@@ -248,6 +253,7 @@ struct ranker_stock_filter {
 	const struct wf_snap *snap;
 	const uint64_t *keys;           /* wf_stock_key() per item (the generation's) */
 	const struct wf_stock *stock;
+	const struct wf_rank_session *sess; /* the query's (its live items' keys), or NULL */
 	const char *size;
 	size_t size_len;
 };
@@ -272,10 +278,11 @@ int64_t ranker_user_lookup(struct ranker_ctx *ctx, const char *id, size_t len, c
  * entry answered from. */
 int ranker_recs_cached(struct ranker_ctx *ctx, const struct ranker_query *e, uint32_t k, uint32_t *out,
 		       const struct ranker_cached **ret_c);
-/* Publish c, the list a RECS (hdr, argv) was answered from, in the
- * shard's front table (see cache.c). */
+/* Publish c, the list a RECS (hdr, argv; its session sess, NULL if none)
+ * was answered from, in the shard's front table (see cache.c). */
 void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
-			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq, int quiet);
+			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq,
+			  const struct ranker_session *sess);
 /* For the request after the one being handled (its hint h): resolve its
  * user into h and start loading the ranked-list cache sets its RECS will
  * look in (with and without a session, no ANCHOR), so that those misses

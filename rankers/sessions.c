@@ -391,6 +391,39 @@ int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur
 	return 1;
 }
 
+/* Apply one event of item id to s's model: an item the snapshot lacks
+ * by its key (lib/rank's live items: wf_stock_key(), the stock table's). */
+static void model_apply(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *id,
+			uint32_t value)
+{
+	int64_t item = ranker_item_index(ctx, id->p, id->len);
+	uint64_t key = item < 0 && !(id->len == 1 && id->p[0] == '-') ? wf_stock_key(id->p, id->len) : 0;
+
+	wf_rank_session_apply_key(&s->model, ctx->cur->snap, &ctx->params, type, item, key, value);
+}
+
+int ranker_live_id(const struct ranker_session *s, uint32_t code, const char **ret_p, uint32_t *ret_len)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS + 1];
+	struct ranker_hist_cur cur = { 0 };
+	const char *p = NULL;
+	uint32_t argc, len = 0;
+	uint64_t key, ts;
+
+	if (wf_rank_live_key(&s->model, code, &key) < 0)
+		return -ENOENT;
+	while (ranker_hist_next(s, &cur, &ts, a, &argc)) /* the newest wins */
+		if (wf_stock_key(a[2].p, a[2].len) == key) {
+			p = a[2].p;
+			len = a[2].len;
+		}
+	if (!p)
+		return -ENOENT;
+	*ret_p = p;
+	*ret_len = len;
+	return 0;
+}
+
 /* Re-apply a session's history to a fresh model: after a snapshot swap
  * the item indexes of the old generation mean nothing. */
 static void session_rebuild(struct ranker_ctx *ctx, struct ranker_session *s)
@@ -409,8 +442,7 @@ static void session_rebuild(struct ranker_ctx *ctx, struct ranker_session *s)
 		uint32_t value = 0;
 		uint64_t ets;
 		event_fields(a, argc + 1, &value, &ets);
-		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params,
-				      wf_event_from_name(a[2].p, a[2].len), ranker_item_index(ctx, a[3].p, a[3].len), value);
+		model_apply(ctx, s, wf_event_from_name(a[2].p, a[2].len), &a[3], value);
 	}
 }
 
@@ -529,8 +561,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	ranker_session_touch(ctx, s, s->last_event_ms);
 	sessions_trim(ctx, s); /* this event may have grown the sessions past the budget */
 	if (ctx->cur)
-		wf_rank_session_apply(&s->model, ctx->cur->snap, &ctx->params, type,
-				      ranker_item_index(ctx, argv[3].p, argv[3].len), value);
+		model_apply(ctx, s, type, &argv[3], value);
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
 		wf_resp_w_int(out, 1);

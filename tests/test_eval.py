@@ -12,7 +12,9 @@ hybrid >= batch and >= session overall (HR@20 and MRR@20), hybrid > batch
 for returning shoppers, session > batch for new visitors, every variant >
 popularity; 1 replay thread gives exactly what 2 and 3 give; and --live
 through a running appliance (`weftctl up`, tests/integration/harness.py)
-gives the in-process numbers exactly (weft-eval exits 1 when they differ).
+gives the in-process numbers exactly (weft-eval exits 1 when they differ),
+also on a log whose test session clicks only items the snapshot never had
+(live items, found at the repeat curve's place).
 
 Then small hand-made logs where each baseline's answer is known (--k 4, one
 prediction, so MRR@4 is 1 / (rank + 1)): sr follows order and weights by
@@ -128,18 +130,37 @@ def test_threads_give_identical_results():
 
 
 def test_live_agrees_with_in_process():
+    live_log = live_items_log()
+    live_base = ("--split-days", "1", "--k", "4")
+    in_process = weft_eval(events=live_log, base=live_base)
     app = Appliance(T.path, shards=2)
     try:
         d = weft_eval("--live", app.dir)  # exits 1 when live and in-process differ
+        # the same appliance again: it now serves the first run's snapshot
+        dl = weft_eval("--live", app.dir, "--live-force", events=live_log, base=live_base)
     finally:
         rc = app.stop()
     assert rc == 0, f"weftctl up exited {rc}"
     assert results({k: v for k, v in d.items() if k != "live"}) == results(BASE)
     for v in ("session", "hybrid"):
         assert d["live"][v] == d["variants"][v], (v, d["live"][v], d["variants"][v])
+    # items the snapshot never had come back as live items, the same
+    # through the appliance (by id) as in process (by code)
+    assert results({k: v for k, v in dl.items() if k != "live"}) == results(in_process)
+    assert in_process["variants"]["session"]["hits"] >= 2, in_process["variants"]["session"]
+    for v in ("session", "hybrid"):
+        assert dl["live"][v] == dl["variants"][v], (v, dl["live"][v], dl["variants"][v])
 
 
 DAY = 86400000
+
+
+def live_items_log():
+    """Training days where the next click often returns to the item two
+    back (a b a), so the learned repeat curve is > 0 there; a test session
+    of items the snapshot never had: after n1 x the next click n1, after
+    n1 n2 the next n1, each a live item at the curve's place."""
+    return hand_log("live", [["a", "b", "a"]] * 6 + [["c", "d"]] * 3, [["n1", "x", "n1", "n2", "n1"]])
 
 
 def hand_log(name, train, test):

@@ -10,7 +10,9 @@
  * on; wf_rank_positions(), one pool for several queries, gives each
  * item's place in the lists wf_rank_recs() gives each query alone; the
  * session's evidence by index and by rows give the same; returns are
- * scored from the repeat curve and an anchor never comes back; with no
+ * scored from the repeat curve and an anchor never comes back; items the
+ * snapshot lacks that the visit viewed (live items) come back the same
+ * way, by a code of their own, and agree with the positions; with no
  * batch list every weight pair ranks as the session alone; every EXPLAIN
  * part is weight x feature, under a fitted model too; a RECS over a
  * 200-candidate list on a 20,000-item synthetic snapshot gives k distinct
@@ -529,8 +531,10 @@ static void check_positions(struct fx *f, struct wf_rank_query *q2)
 		q2[0].k = q2[1].k = cut ? 5 : 40;
 		for (int i = 0; i < 2; i++)
 			nl[i] = wf_rank_recs(f->snap, &f->p, &q2[i], f->w, lists[i], sc1, NULL);
-		for (int64_t it = -1; it < (int64_t)TR_NITEMS; it++) {
+		for (int64_t it = -1; it < (int64_t)TR_NITEMS + WF_RANK_RECENT; it++) {
 			int32_t pos[2];
+			if (it >= (int64_t)TR_NITEMS) /* then every live code */
+				it = it - TR_NITEMS + WF_RANK_LIVE_BASE;
 			assert_int_equal(wf_rank_positions(f->snap, &f->p, q2, 2, f->w, it, pos), 0);
 			for (int i = 0; i < 2; i++) {
 				int r = it < 0 ? nl[i] : rank_of(lists[i], nl[i], it);
@@ -539,9 +543,146 @@ static void check_positions(struct fx *f, struct wf_rank_query *q2)
 				assert_int_equal(wf_rank_positions(f->snap, &f->p, &q2[i], 1, f->w, it, &alone), 0);
 				assert_int_equal(alone, pos[i]);
 			}
+			if (it >= WF_RANK_LIVE_BASE)
+				it = it - WF_RANK_LIVE_BASE + TR_NITEMS;
 		}
 	}
 	q2[0].k = q2[1].k = 40;
+}
+
+/* A live item (one the snapshot lacks) with key, as weft-ranker applies it. */
+static void live_ev(struct fx *f, int type, uint64_t key)
+{
+	wf_rank_session_apply_key(&f->s, f->snap, &f->p, type, -1, key, 0);
+}
+
+/*
+ * Live items: items the snapshot lacks that the visit viewed come back as
+ * returns at the curve's place (the newest place of each), by a code
+ * that resolves to their key, scored weight x feature like any return
+ * (EXPLAIN sums), scaled like the session's other parts; never the
+ * anchor, never carted or bought, never refused by the filter; the
+ * evaluator's positions agree with the lists; a session without live
+ * items ranks as before.
+ */
+static void test_rank_live_items_return_at_the_curves_place(void **state)
+{
+	struct fx *f = *state;
+	struct wf_snap_model m = { .repeat = { 0.5f, 0.4f, 0.3f, 0.2f } };
+	struct wf_snap *orig = f->snap, s = with_model(f, &m);
+	struct wf_rank_query q = query(f, 20);
+	const uint64_t k1 = 0x1111, k2 = 0x2223;
+	uint32_t out[WF_RANK_MAX_K];
+	float sc[WF_RANK_MAX_K];
+	struct wf_rank_explain ex[WF_RANK_MAX_K];
+	uint64_t key;
+	int n;
+
+	q.cands = NULL; /* a new visitor */
+	q.ncands = 0;
+	f->snap = &s;
+	ev(f, WF_EV_VIEW, "i20"); /* r = 4: curve 0, not a return */
+	live_ev(f, WF_EV_VIEW, k1);
+	ev(f, WF_EV_VIEW, "i21"); /* r = 2 */
+	live_ev(f, WF_EV_VIEW, k2); /* r = 1 */
+	live_ev(f, WF_EV_VIEW, k1); /* r = 0, and 3 */
+	live_ev(f, WF_EV_SEARCH, 0); /* no key, no item: nothing */
+	assert_int_equal(f->s.nitem_events, 5);
+	assert_int_equal(f->s.recent_count, 5);
+	int64_t c1 = wf_rank_live_code(&f->s, k1), c2 = wf_rank_live_code(&f->s, k2);
+	assert_true(c1 >= WF_RANK_LIVE_BASE && c2 >= WF_RANK_LIVE_BASE && c1 != c2);
+	assert_int_equal(wf_rank_live_code(&f->s, 0x3333), -1);
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, ex);
+	int r1 = rank_of(out, n, c1), r2 = rank_of(out, n, c2), r21 = rank_of(out, n, item(f, "i21"));
+	assert_int_equal(r1, 0);
+	assert_int_equal(r2, 1);
+	assert_true(r21 == 2);
+	assert_true(ex[r1].feature[WF_RANK_F_REPEAT] == 0.5f);
+	assert_true(ex[r2].feature[WF_RANK_F_REPEAT] == 0.4f);
+	assert_true(ex[r21].feature[WF_RANK_F_REPEAT] == 0.3f);
+	for (uint32_t ft = 0; ft < WF_RANK_NFEAT; ft++)
+		if (ft != WF_RANK_F_REPEAT)
+			assert_true(ex[r1].feature[ft] == 0);
+	assert_int_equal(wf_rank_live_key(&f->s, out[r1], &key), 0);
+	assert_true(key == k1);
+	assert_int_equal(wf_rank_live_key(&f->s, out[r2], &key), 0);
+	assert_true(key == k2);
+	assert_int_equal(wf_rank_live_key(&f->s, out[r21], &key), -ENOENT);
+	assert_int_equal(wf_rank_live_key(&f->s, WF_RANK_LIVE_BASE + WF_RANK_RECENT - 1, &key), -ENOENT);
+	f->p.penalty_seen = 0.01f; /* k1 looked at twice: its penalty too */
+	check_explain(f, &q);
+	f->p.penalty_seen = 0;
+	/* a returning shopper: scaled as the known return is */
+	struct wf_rank_query qh = query(f, 40);
+	n = wf_rank_recs(f->snap, &f->p, &qh, f->w, out, sc, ex);
+	r1 = rank_of(out, n, c1);
+	r21 = rank_of(out, n, item(f, "i21"));
+	assert_true(r1 < n && r21 < n);
+	assert_true(ex[r1].weight[WF_RANK_F_REPEAT] == ex[r21].weight[WF_RANK_F_REPEAT]);
+	check_explain(f, &qh);
+	/* the evaluator's positions, session only and hybrid */
+	struct wf_rank_query q2[2] = { q, qh };
+	q2[0].k = 40;
+	check_positions(f, q2);
+	/* RERANK scores a live code as RECS does; an unknown item follows */
+	int64_t given[4] = { item(f, "i21"), -1, c2, c1 };
+	uint32_t rpos[4];
+	float rsc[4];
+	assert_int_equal(wf_rank_rerank(f->snap, &f->p, &q, f->w, given, 4, rpos, rsc), 4);
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rpos[0], 3);
+	assert_int_equal(rpos[1], 2);
+	assert_int_equal(rpos[2], 0);
+	assert_int_equal(rpos[3], 1);
+	assert_true(rsc[0] == sc[rank_of(out, n, c1)] && rsc[1] == sc[rank_of(out, n, c2)]);
+	assert_true(rsc[2] == sc[rank_of(out, n, item(f, "i21"))]);
+	/* PAGE pdp ANCHOR of an item the snapshot lacks: not shown */
+	q.anchor_key = k1;
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rank_of(out, n, c1), n);
+	assert_int_equal(rank_of(out, n, c2), 0);
+	int32_t pos[1];
+	assert_int_equal(wf_rank_positions(f->snap, &f->p, &q, 1, f->w, c1, pos), 0);
+	assert_int_equal(pos[0], -1);
+	q.anchor_key = 0;
+	/* refused by the filter: never listed */
+	struct deny d = { c2, -1, 0 };
+	q.filter = deny_filter;
+	q.filter_ctx = &d;
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rank_of(out, n, c2), n);
+	assert_int_equal(rank_of(out, n, c1), 0);
+	q.filter = NULL;
+	/* carted: gone; removed from the cart: back; bought: gone for good */
+	live_ev(f, WF_EV_CART_ADD, k2);
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rank_of(out, n, wf_rank_live_code(&f->s, k2)), n);
+	live_ev(f, WF_EV_CART_REMOVE, k2);
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rank_of(out, n, wf_rank_live_code(&f->s, k2)), 0);
+	live_ev(f, WF_EV_PURCHASE, k2);
+	live_ev(f, WF_EV_VIEW, k1);
+	live_ev(f, WF_EV_VIEW, k2); /* a new place of a bought item: still bought */
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(rank_of(out, n, wf_rank_live_code(&f->s, k2)), n);
+	assert_true(rank_of(out, n, wf_rank_live_code(&f->s, k1)) < n);
+	/* the ring names WF_RANK_LIVE live items at most: a ninth forgets
+	 * the one whose newest place is the oldest */
+	wf_rank_session_init(&f->s);
+	for (uint64_t kk = 1; kk <= WF_RANK_LIVE + 1; kk++)
+		live_ev(f, WF_EV_VIEW, kk);
+	assert_int_equal(wf_rank_live_code(&f->s, 1), -1);
+	for (uint64_t kk = 2; kk <= WF_RANK_LIVE + 1; kk++)
+		assert_true(wf_rank_live_code(&f->s, kk) >= WF_RANK_LIVE_BASE);
+	assert_int_equal(f->s.recent[0].item, -1); /* its place: an unknown item's */
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	assert_int_equal(out[0], wf_rank_live_code(&f->s, WF_RANK_LIVE + 1));
+	assert_int_equal(out[1], wf_rank_live_code(&f->s, WF_RANK_LIVE));
+	/* without a repeat curve, no live item */
+	f->snap = orig;
+	n = wf_rank_recs(f->snap, &f->p, &q, f->w, out, sc, NULL);
+	for (int i = 0; i < n; i++)
+		assert_false(wf_rank_is_live(out[i]));
 }
 
 static void test_rank_positions_match_single_lists(void **state)
@@ -710,6 +851,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rank_explain_parts_sum_to_score, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_explain_sums_with_fitted_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_repeat_curve_returns_viewed_items_never_the_anchor, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_live_items_return_at_the_curves_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_no_batch_list_hybrid_equals_session_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_rerank_puts_session_matches_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_intent_pivot_detected_and_followed, setup, teardown),

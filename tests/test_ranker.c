@@ -14,9 +14,11 @@
  * RERANK, SEGMENTS (snapshot segment, high_intent), errors, generation
  * swap keeping sessions, a refused file keeping the current generation,
  * a cached RECS equal to a fresh one (EXPLAIN is always computed fresh)
- * across events, weight changes, stock changes and swaps, and a clean exit
- * on ctl->shutdown, and a live session under 1 KiB with up to 10 events,
- * a session past 4,096 events keeping every acked one (HISTORY folds the
+ * across events, weight changes, stock changes and swaps, items the
+ * snapshot lacks coming back by id after the session viewed them (live
+ * items: stock, ANCHOR, cart, EXPLAIN, RERANK), a clean exit on
+ * ctl->shutdown, a live session under 1 KiB with up to 10 events, a
+ * session past 4,096 events keeping every acked one (HISTORY folds the
  * oldest), and the memory budget (least recently active sessions go).
  * Round-trip times are measured by bench/rankerbench.c, not here.
  */
@@ -737,6 +739,101 @@ static void test_ranker_cached_recs_equal_fresh_across_changes(void **state)
 	recs_all_ways("cf", "alice", "20", NULL, NULL);
 }
 
+static int gen5_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 5;
+}
+
+/* The EXPLAIN reply of RECS (flattened): every item's parts add up to its
+ * score. Returns the count of items. */
+static int explain_sums(void)
+{
+	struct toks *t = flatten();
+	int items = 0;
+
+	for (int i = 1; i < t->n; i += 17, items++) {
+		int64_t sum = 0;
+		assert_string_equal(t->t[i], "*16");
+		for (int j = 0; j < 6; j++)
+			sum += micro(t->t[i + 4 + 2 * j]);
+		assert_true(sum == micro(t->t[i + 2]));
+	}
+	return items;
+}
+
+/*
+ * Live items: with a learned repeat curve, an item the snapshot never had
+ * comes back in RECS by its id once the session viewed it (EXPLAIN: its
+ * repeat part, the parts summing to the score; cached, fresh and EXPLAIN
+ * lists equal; RERANK orders it as RECS does), not when the stock table
+ * says it is sold out, not as
+ * the ANCHOR, not once carted; RECS of a session that never saw it does
+ * not name it.
+ */
+static void test_ranker_live_items_come_back_by_id(void **state)
+{
+	static const struct wf_snap_model m = { .repeat = { 0.5f, 0.4f, 0.3f } };
+	char g5[600], it[64][16];
+	int n;
+
+	snprintf(g5, sizeof(g5), "%s/g5.snap", F.dir);
+	assert_int_equal(tr_write_store_model(g5, 5, &m), 0);
+	publish(5, g5);
+	assert_true(wait_for(gen5_loaded));
+	EVENT("lv", "-", "view", "i05");
+	EVENT("lv", "-", "view", "brand-new");
+	EVENT("lv", "-", "view", "i06");
+	CALL(WF_CMD_RECS, "lv", "-", "10");
+	n = items_of(it, 64);
+	assert_true(has(it, n, "brand-new"));
+	assert_true(has(it, n, "i06"));
+	assert_true(recs_all_ways("lv", "-", "10", NULL, NULL) == n);
+	CALL(WF_CMD_RECS, "lv", "-", "10", "EXPLAIN");
+	assert_int_equal(explain_sums(), n);
+	assert_non_null(strstr(F.reply, "brand-new"));
+	assert_non_null(strstr(F.reply, "repeat=1*0.4"));
+	CALL(WF_CMD_RECS, "other", "-", "10");
+	n = items_of(it, 64);
+	assert_false(has(it, n, "brand-new"));
+	/* sold out in the live table: not shown; back in stock: shown */
+	assert_int_equal(wf_stock_set(F.shm->stock, "brand-new", 9, NULL, 0, 0), 0);
+	recs_all_ways("lv", "-", "10", NULL, NULL);
+	n = items_of(it, 64);
+	assert_false(has(it, n, "brand-new"));
+	assert_int_equal(wf_stock_set(F.shm->stock, "brand-new", 9, NULL, 0, 3), 0);
+	n = recs_all_ways("lv", "-", "10", NULL, NULL);
+	CALL(WF_CMD_RECS, "lv", "-", "10");
+	n = items_of(it, 64);
+	assert_true(has(it, n, "brand-new"));
+	/* RERANK: the viewed items in RECS's order (brand-new by its score),
+	 * an unknown one last */
+	CALL(WF_CMD_RECS, "lv", "-", "40");
+	n = items_of(it, 64);
+	char want[256] = "", got[256] = "";
+	for (int i = 0; i < n; i++)
+		if (!strcmp(it[i], "i05") || !strcmp(it[i], "brand-new") || !strcmp(it[i], "i06"))
+			strcat(strcat(want, it[i]), " "); /* 3 ids of < 16 bytes */
+	assert_non_null(strstr(want, "brand-new"));
+	strcat(want, "nosuch ");
+	CALL(WF_CMD_RERANK, "lv", "-", "nosuch", "i05", "brand-new", "i06");
+	n = items_of(it, 64);
+	assert_true(n <= 4);
+	for (int i = 0; i < n; i++)
+		strcat(strcat(got, it[i]), " ");
+	assert_string_equal(got, want);
+	/* the item on screen, by ANCHOR: not shown */
+	CALL(WF_CMD_RECS, "lv", "-", "10", "PAGE", "pdp", "ANCHOR", "brand-new");
+	n = items_of(it, 64);
+	assert_false(has(it, n, "brand-new"));
+	assert_true(has(it, n, "i06"));
+	/* carted: not shown */
+	EVENT("lv", "-", "cart_add", "brand-new");
+	n = recs_all_ways("lv", "-", "10", NULL, NULL);
+	CALL(WF_CMD_RECS, "lv", "-", "10");
+	n = items_of(it, 64);
+	assert_false(has(it, n, "brand-new"));
+}
+
 /* The shard's session counters as the ranker published them after
  * wall-clock time t_ms: it publishes them at most ~1 s apart (in
  * housekeeping, which first stores its heartbeat, R11), so a heartbeat
@@ -958,6 +1055,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_bad_requests_get_err),
 		cmocka_unit_test(test_ranker_swap_keeps_sessions_and_refuses_bad_file),
 		cmocka_unit_test(test_ranker_cached_recs_equal_fresh_across_changes),
+		cmocka_unit_test(test_ranker_live_items_come_back_by_id),
 		cmocka_unit_test(test_ranker_session_bytes_within_bound),
 		cmocka_unit_test(test_ranker_long_session_keeps_every_acked_event),
 		cmocka_unit_test(test_ranker_long_session_history_bytes_bounded),

@@ -49,7 +49,8 @@ static uint32_t tr_put(struct tr_store *s, const char *str, uint32_t *ret_len)
 }
 
 /* Write the store to path with generation gen. 0 or -errno. */
-static int tr_write_store(const char *path, uint64_t gen)
+/* The store, generation gen, with scoring model m (NULL: none) to path. */
+static int tr_write_store_model(const char *path, uint64_t gen, const struct wf_snap_model *m)
 {
 	static struct tr_store s;
 	static const char *const names[6] = { "shoes", "hats", "bags", "socks", "acme", "zeta" };
@@ -128,7 +129,13 @@ static int tr_write_store(const char *path, uint64_t gen)
 	in.npopular = TR_NITEMS;
 	in.trending = s.trending;
 	in.ntrending = 2;
+	in.model = m;
 	return wf_snapw_write(path, &in, NULL, err, sizeof(err));
+}
+
+static int tr_write_store(const char *path, uint64_t gen)
+{
+	return tr_write_store_model(path, gen, NULL);
 }
 
 #endif

@@ -644,6 +644,27 @@ static void features_of(const struct consts *k, const struct parts4 *pt, uint32_
 			ret[f] = 0;
 }
 
+/* Lane l's parts and terms (e, score4()'s) and features (pt) as struct
+ * wf_rank_explain has them, to o; batch: the entry's normalised batch
+ * score (< 0: not in the list). */
+static inline __attribute__((always_inline)) void explain_of(const struct consts *c, const struct explain4 *e,
+							      const struct parts4 *pt, uint32_t l, float batch,
+							      struct wf_rank_explain *o)
+{
+	float feat[WF_RANK_NFEAT];
+
+	*o = (struct wf_rank_explain){
+		.batch = e->batch[l], .session = e->session[l], .neighbours = e->neighbours[l],
+		.trend = e->trend[l], .complement = e->complement[l], .penalty = e->penalty[l],
+	};
+	features_of(c, pt, l, batch, feat);
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++) {
+		o->weight[f] = c->ew[f];
+		o->feature[f] = feat[f];
+		o->term[f] = e->term[f][l];
+	}
+}
+
 /* The scores of pool entries x[0..n) for q, each to out[x[i]] (when out
  * is non-NULL), and their parts to ex[i] (when ex is). */
 static void score_list(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
@@ -662,20 +683,8 @@ static void score_list(const struct wf_snap *snap, const struct wf_rank_params *
 		for (uint32_t l = 0; l < m; l++) {
 			if (out)
 				out[xs[l]] = sc[l];
-			if (!ex)
-				continue;
-			struct wf_rank_explain *o = &ex[i + l];
-			*o = (struct wf_rank_explain){
-				.batch = e.batch[l], .session = e.session[l], .neighbours = e.neighbours[l],
-				.trend = e.trend[l], .complement = e.complement[l], .penalty = e.penalty[l],
-			};
-			float feat[WF_RANK_NFEAT];
-			features_of(&c, &pt, l, w->batch[xs[l]], feat);
-			for (uint32_t f = 0; f < WF_RANK_NFEAT; f++) {
-				o->weight[f] = c.ew[f];
-				o->feature[f] = feat[f];
-				o->term[f] = e.term[f][l];
-			}
+			if (ex)
+				explain_of(&c, &e, &pt, l, w->batch[xs[l]], &ex[i + l]);
 		}
 	}
 }
@@ -941,6 +950,152 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	finish_scores(snap, p, q, w);
 }
 
+/* ---- live items (rank.h, WF_RANK_LIVE_BASE) ---- */
+
+/* The scores of live entries x[0..4) of w (their parts to ex and
+ * features to ret_pt when non-NULL): score4(), the one scoring, of an
+ * entry with no batch score, no complement, every feature +0 but REPEAT,
+ * and the repeat-look penalty of its ring places. */
+static v4f live_score4(const struct consts *c, const struct wf_rank_scratch *w, const uint32_t *x,
+		       struct explain4 *ex, struct parts4 *ret_pt)
+{
+	struct parts4 pt;
+
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+		pt.f[f] = zero4;
+	pt.f[WF_RANK_F_REPEAT] = (v4f){ w->live_feat[x[0]], w->live_feat[x[1]], w->live_feat[x[2]], w->live_feat[x[3]] };
+	pt.penalty = zero4;
+	if (c->penalty)
+		pt.penalty = c->neg_penalty_seen *
+			     (v4f){ w->live_seen[x[0]], w->live_seen[x[1]], w->live_seen[x[2]], w->live_seen[x[3]] };
+	if (ret_pt)
+		*ret_pt = pt;
+	return score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, ex);
+}
+
+/*
+ * The session's live items for q, into w->live_* best first (w->nlive):
+ * each once, coded by its live_key entry, its REPEAT feature the
+ * learned curve at its newest place with a value > 0 (as
+ * pool_add_session() gives a snapshot item's), scored by live_score4();
+ * left out when carted, bought, q's anchor_key or refused by q's filter.
+ * After the pool's evidence (the session's confidence). A session
+ * without live items costs one test.
+ */
+static void live_entries(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+			 struct wf_rank_scratch *w)
+{
+	const struct wf_rank_session *s = q->sess;
+	uint32_t n = 0, done = 0;
+
+	w->nlive = 0;
+	if (!s || !s->live || !snap->model)
+		return;
+	for (uint32_t r = 0; r < s->recent_count && r < WF_SNAP_MODEL_REPEAT; r++) {
+		int32_t item = s->recent[recent_slot(s, r)].item;
+		uint32_t i = (uint32_t)(-2 - item), seen = 0;
+		float pr = 0;
+		if (item >= -1 || (done >> i & 1))
+			continue;
+		done |= 1u << i;
+		for (uint32_t r2 = r; r2 < s->recent_count && r2 < WF_SNAP_MODEL_REPEAT && !(pr > 0); r2++)
+			if (s->recent[recent_slot(s, r2)].item == item)
+				pr = snap->model->repeat[r2];
+		for (uint32_t j = 0; j < WF_RANK_RECENT; j++)
+			seen += s->recent[j].item == item;
+		if (!(pr > 0) || ((s->live_cart | s->live_bought) >> i & 1) || s->live_key[i] == q->anchor_key ||
+		    (q->filter && !q->filter(q->filter_ctx, WF_RANK_LIVE_BASE + i)))
+			continue;
+		w->live_code[n] = WF_RANK_LIVE_BASE + i;
+		w->live_feat[n] = pr;
+		w->live_seen[n] = (float)seen;
+		n++;
+	}
+	if (!n)
+		return;
+	const struct consts c = consts_of(snap, p, q, w);
+	for (uint32_t i = 0; i < n; i += 4) {
+		uint32_t xs[4], m = WF_MIN(n - i, 4u);
+		for (uint32_t l = 0; l < 4; l++)
+			xs[l] = i + WF_MIN(l, m - 1); /* the last lanes repeat the last entry */
+		v4f sc = live_score4(&c, w, xs, NULL, NULL);
+		for (uint32_t l = 0; l < m; l++)
+			w->live_score[i + l] = sc[l];
+	}
+	/* Best first, by the one order (order_key()); at most WF_RANK_LIVE. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t k = order_key(w->live_score[i], w->live_code[i]);
+		uint32_t code = w->live_code[i], j = i;
+		float f = w->live_feat[i], sn = w->live_seen[i], sc = w->live_score[i];
+		for (; j > 0 && w->live_okey[j - 1] < k; j--) {
+			w->live_okey[j] = w->live_okey[j - 1];
+			w->live_code[j] = w->live_code[j - 1];
+			w->live_feat[j] = w->live_feat[j - 1];
+			w->live_seen[j] = w->live_seen[j - 1];
+			w->live_score[j] = w->live_score[j - 1];
+		}
+		w->live_okey[j] = k;
+		w->live_code[j] = code;
+		w->live_feat[j] = f;
+		w->live_seen[j] = sn;
+		w->live_score[j] = sc;
+	}
+	w->nlive = n;
+}
+
+/* The index of live code item in w->live_* (live_entries()'s), or -1. */
+static int live_find(const struct wf_rank_scratch *w, int64_t item)
+{
+	for (uint32_t x = 0; x < w->nlive; x++)
+		if (w->live_code[x] == item)
+			return (int)x;
+	return -1;
+}
+
+/* Merge the live entries into emit()'s list out[0..n) (best first, k at
+ * most): the best k of both, by order_key(), in place from the back.
+ * Returns the new count. */
+static uint32_t live_merge(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+			   const struct wf_rank_scratch *w, uint32_t k, uint32_t n, uint32_t *out_items,
+			   float *out_scores, struct wf_rank_explain *out_explain)
+{
+	uint32_t a = 0, b = 0;
+
+	/* n < k: out holds every listed pool entry; n = k: the first k */
+	while (a + b < k && (a < n || b < w->nlive)) {
+		if (b < w->nlive && (a == n || w->live_okey[b] > order_key(out_scores[a], out_items[a])))
+			b++;
+		else
+			a++;
+	}
+	uint32_t total = a + b;
+	struct consts c = { 0 };
+	if (out_explain && b)
+		c = consts_of(snap, p, q, w);
+	for (uint32_t o = total; b > 0;) {
+		o--;
+		if (a > 0 && order_key(out_scores[a - 1], out_items[a - 1]) < w->live_okey[b - 1]) {
+			a--;
+			out_items[o] = out_items[a];
+			out_scores[o] = out_scores[a];
+			if (out_explain)
+				out_explain[o] = out_explain[a];
+			continue;
+		}
+		b--;
+		out_items[o] = w->live_code[b];
+		out_scores[o] = w->live_score[b];
+		if (out_explain) {
+			const uint32_t xs[4] = { b, b, b, b };
+			struct explain4 e;
+			struct parts4 pt;
+			live_score4(&c, w, xs, &e, &pt);
+			explain_of(&c, &e, &pt, 0, -1.0f, &out_explain[o]);
+		}
+	}
+	return total;
+}
+
 /* The best q->k scored entries, best first, through the filter. */
 static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
@@ -974,6 +1129,8 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 	}
 	if (out_explain) /* the parts of each score, which add up to it */
 		score_list(snap, p, q, w, picked, n, NULL, out_explain);
+	if (w->nlive)
+		n = live_merge(snap, p, q, w, k, n, out_items, out_scores, out_explain);
 	return (int)n;
 }
 
@@ -982,6 +1139,7 @@ int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, con
 {
 	build_pool(snap, p, q, w, WF_RANK_POOL);
 	score_pool(snap, p, q, w);
+	live_entries(snap, p, q, w);
 	return emit(snap, p, q, w, out_items, out_scores, out_explain);
 }
 
@@ -1048,10 +1206,20 @@ static int32_t position(const struct wf_rank_query *q, const struct wf_rank_scra
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), x, before = 0;
 	uint64_t kt;
 
-	if (item < 0 || item > UINT32_MAX || (x = pool_find(w, (uint32_t)item)) == UINT32_MAX ||
-	    w->score[x] == -INFINITY || (q->filter && !q->filter(q->filter_ctx, (uint32_t)item)))
+	if (item >= WF_RANK_LIVE_BASE && item <= UINT32_MAX) { /* a live item: in w->live_* or not listed */
+		int l = live_find(w, item);
+		if (l < 0)
+			return -1;
+		kt = w->live_okey[l];
+		before = (uint32_t)l; /* the live entries before it */
+	} else if (item < 0 || item > UINT32_MAX || (x = pool_find(w, (uint32_t)item)) == UINT32_MAX ||
+		   w->score[x] == -INFINITY || (q->filter && !q->filter(q->filter_ctx, (uint32_t)item))) {
 		return -1;
-	kt = order_key(w->score[x], w->item[x]);
+	} else {
+		kt = order_key(w->score[x], w->item[x]);
+		for (uint32_t i = 0; i < w->nlive; i++) /* live entries first: as emit() merges them */
+			before += w->live_okey[i] > kt;
+	}
 	for (uint32_t i = 0; i < w->n && before < k; i++)
 		if (w->score[i] != -INFINITY && order_key(w->score[i], w->item[i]) > kt &&
 		    (!q->filter || q->filter(q->filter_ctx, w->item[i])))
@@ -1080,6 +1248,7 @@ int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p
 			memcpy(w->score, w->mscore[i], w->n * sizeof(float));
 			finish_scores(snap, p, &q[i], w);
 		}
+		live_entries(snap, p, &q[i], w);
 		ret_pos[i] = position(&q[i], w, item);
 	}
 	return 0;
@@ -1130,9 +1299,10 @@ int wf_rank_features(const struct wf_snap *snap, const struct wf_rank_params *p,
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos, float *out_scores)
 {
-	uint32_t known = 0, out = 0;
+	uint32_t known = 0, out = 0, nk = 0;
 	float sc[WF_RANK_POOL];
 	uint32_t idx[WF_RANK_POOL];
+	struct wf_rank_query ql = *q;
 
 	if (n > WF_RANK_POOL)
 		n = WF_RANK_POOL;
@@ -1140,16 +1310,25 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 	build_pool(snap, p, q, w, WF_RANK_POOL - n);
 	if (w->ncompl)
 		score_pool(snap, p, q, w); /* the complements' lift, as RECS has it */
+	ql.filter = NULL; /* the live items as RECS scores them; the filter below */
+	live_entries(snap, p, &ql, w);
 	w->cap = WF_RANK_POOL;
 	for (uint32_t i = 0; i < n; i++) {
 		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems)
 			continue;
-		w->order[known] = pool_add(w, &w->n, (uint32_t)items[i]);
+		w->order[nk++] = pool_add(w, &w->n, (uint32_t)items[i]);
+	}
+	score_list(snap, p, q, w, w->order, nk, w->score, NULL); /* entries that join later change no score */
+	/* The scored items in the given order: snapshot items, and live
+	 * codes (lib/rank/rank.h) of the session's live items. */
+	nk = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		int l = -1;
+		if ((items[i] < 0 || (uint64_t)items[i] >= snap->nitems) && (l = live_find(w, items[i])) < 0)
+			continue;
+		sc[known] = l >= 0 ? w->live_score[l] : w->score[w->order[nk++]];
 		idx[known++] = i;
 	}
-	score_list(snap, p, q, w, w->order, known, w->score, NULL); /* entries that join later change no score */
-	for (uint32_t i = 0; i < known; i++)
-		sc[i] = w->score[w->order[i]];
 	/* Stable insertion sort by score: equal scores keep the app's order. */
 	for (uint32_t i = 1; i < known; i++) {
 		float s = sc[i];
@@ -1171,7 +1350,7 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 		out++;
 	}
 	for (uint32_t i = 0; i < n; i++)
-		if (items[i] < 0 || (uint64_t)items[i] >= snap->nitems) {
+		if ((items[i] < 0 || (uint64_t)items[i] >= snap->nitems) && live_find(w, items[i]) < 0) {
 			out_pos[out] = i;
 			if (out_scores)
 				out_scores[out] = 0;

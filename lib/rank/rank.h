@@ -38,6 +38,7 @@
 #define WF_RANK_MAX_K 500u
 #define WF_RANK_MULTI 2u   /* queries per wf_rank_positions() call */
 #define WF_RANK_EV_DIRECT 2048u /* categories + brands + 2 up to which evidence is looked up by index */
+#define WF_RANK_LIVE 8u      /* live items (not in the snapshot) a session's ring names at once */
 
 /*
  * The features of a pool entry, the model's named parts. Each is a number
@@ -129,10 +130,17 @@ struct wf_rank_session {
 	uint32_t nitem_events;                   /* of which entered the recent ring */
 	uint16_t recent_head, recent_count;
 	struct {
-		int32_t item;                    /* snapshot index */
+		int32_t item;                    /* snapshot index, or WF_RANK_LIVE_ITEM(i) */
 		float strength;                  /* summed over consecutive repeats */
 		float reps;
 	} recent[WF_RANK_RECENT];                /* ring: newest at recent_head - 1 */
+	/* Live items (see WF_RANK_LIVE_BASE): the keys of the items the
+	 * ring names WF_RANK_LIVE_ITEM(i), entry i in use while a ring
+	 * entry names it (live), in the cart (live_cart) or bought
+	 * (live_bought): never recommended, as carted and bought snapshot
+	 * items. */
+	uint64_t live_key[WF_RANK_LIVE];
+	uint8_t live, live_cart, live_bought;    /* bit per live_key entry */
 	int32_t cart[WF_RANK_CART];              /* -1 empty */
 	int32_t bought[WF_RANK_CART];
 	struct wf_rank_aff cat[WF_RANK_AFF];     /* decayed, whole session */
@@ -145,6 +153,53 @@ struct wf_rank_session {
 	float total;                             /* decayed total strength */
 };
 _Static_assert(sizeof(struct wf_rank_session) < 1024, "a session must stay under 1 KiB");
+_Static_assert(WF_RANK_LIVE <= 8, "a live_key entry per bit of live, live_cart, live_bought");
+
+/*
+ * Live items: an item the session viewed that the snapshot does not know
+ * (new in the catalog since the snapshot, or too rare to be in it) is
+ * kept in the recent ring by its key (the caller's 64-bit hash of the
+ * item id, never 0: weft uses wf_hash64(id) | 1, the stock table's key)
+ * and may come back as a return: its REPEAT feature is the learned curve
+ * at its ring place (the newest place with a curve value > 0, as a
+ * snapshot item's), every other feature 0 (its parts sum to its score as
+ * every entry's do), scaled like the session's other features. It takes
+ * a ring place like any item event (so the places of the others, the
+ * session's confidence and its evidence decay count it), adds no
+ * category, brand or band evidence, and leads to no neighbours.
+ *
+ * The ring names at most WF_RANK_LIVE live items at once (a session
+ * arena entry stays under 1 KiB): a ninth forgets the one whose newest
+ * place is the oldest (its places then count as an unknown item's). A
+ * live item's cart and purchase are remembered while the ring names it.
+ *
+ * wf_rank_recs(), EXPLAIN and wf_rank_positions() name a live item by a
+ * code outside every snapshot's index range: WF_RANK_LIVE_BASE + its
+ * live_key entry (valid while the ring names it: resolve it with
+ * wf_rank_live_key() before the next event). Ordering is one rule
+ * for every entry (higher score, then lower code), so a live item follows
+ * a snapshot item of equal score. Live items are outside the query's
+ * pool: they never raise the complements' lift base, and the query's
+ * filter is asked about their codes too (it resolves them with
+ * wf_rank_live_key()). Never returned: a carted or bought live item, or
+ * the query's anchor_key. wf_rank_features() (the fit) knows only
+ * snapshot items; wf_rank_rerank() scores a live code given to it.
+ */
+#define WF_RANK_LIVE_BASE 0xffffff00u /* codes LIVE_BASE + live_key entry; snapshots hold fewer items */
+#define WF_RANK_LIVE_ITEM(i) (-2 - (int32_t)(i)) /* recent[].item of live_key entry i (< -1) */
+
+static inline int wf_rank_is_live(uint32_t code)
+{
+	return code >= WF_RANK_LIVE_BASE;
+}
+
+/* The key of live code (as wf_rank_recs() returned it for s's current
+ * state): 0, or -ENOENT when code names no live item of s. */
+int wf_rank_live_key(const struct wf_rank_session *s, uint32_t code, uint64_t *ret_key);
+
+/* The code wf_rank_recs() would give the live item with key, or -1 when
+ * s's ring names no live item with that key. */
+int64_t wf_rank_live_code(const struct wf_rank_session *s, uint64_t key);
 
 void wf_rank_session_init(struct wf_rank_session *s);
 
@@ -157,6 +212,12 @@ void wf_rank_session_init(struct wf_rank_session *s);
  */
 void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
 			   int type, int64_t item, uint32_t value);
+
+/* The same, and when item is unknown to snap (< 0 or past its items) and
+ * key is not 0, the item is a live one with that key (see
+ * WF_RANK_LIVE_BASE). wf_rank_session_apply() is this with key 0. */
+void wf_rank_session_apply_key(struct wf_rank_session *s, const struct wf_snap *snap,
+			       const struct wf_rank_params *p, int type, int64_t item, uint64_t key, uint32_t value);
 
 /* Evidence weight a(w, n) in [0, 1) (see struct wf_rank_params). */
 float wf_rank_evidence(const struct wf_rank_params *p, float w, float n);
@@ -192,6 +253,7 @@ struct wf_rank_query {
 	uint32_t ncands;
 	float w_batch, w_session;            /* page x visitor weights (control block) */
 	int64_t anchor;                      /* ANCHOR item (PDP), or -1 */
+	uint64_t anchor_key;                 /* an ANCHOR the snapshot lacks: its live key, else 0 */
 	uint32_t k;                          /* 1..WF_RANK_MAX_K */
 	wf_rank_filter_fn filter;            /* may be NULL */
 	void *filter_ctx;
@@ -234,18 +296,27 @@ struct wf_rank_scratch {
 	 * batch scores and scores. */
 	float mbatch[WF_RANK_MULTI][WF_RANK_POOL];
 	float mscore[WF_RANK_MULTI][WF_RANK_POOL];
+	/* The session's live items for one query (rank.c, live_entries()):
+	 * codes, REPEAT features, repeat-look counts, scores and order keys,
+	 * best first. */
+	uint32_t nlive;
+	uint32_t live_code[WF_RANK_LIVE];
+	float live_feat[WF_RANK_LIVE], live_seen[WF_RANK_LIVE], live_score[WF_RANK_LIVE];
+	uint64_t live_okey[WF_RANK_LIVE];
 };
 
 /*
  * Recommend: up to q->k items, best first (ties: lower index), none of them
  * carted, bought, the anchor, or refused by the filter. Returns the count
- * written to out_items/out_scores (and out_explain when non-NULL).
+ * written to out_items/out_scores (and out_explain when non-NULL). An
+ * item is a snapshot index or a live item's code (WF_RANK_LIVE_BASE).
  */
 int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain);
 
 /*
- * Where wf_rank_recs() would place item (a snapshot index) in its lists
+ * Where wf_rank_recs() would place item (a snapshot index, or a live
+ * item's code: wf_rank_live_code()) in its lists
  * for nq (1..WF_RANK_MULTI) queries that share the session, anchor, k,
  * filter and filter context and differ only in their batch list and
  * weights (the evaluator's session-only and hybrid variants): ret_pos[i]
@@ -261,11 +332,13 @@ int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p
 		      uint32_t nq, struct wf_rank_scratch *w, int64_t item, int32_t *ret_pos);
 
 /*
- * Rerank given items (snapshot indexes; -1 for unknown ones) by the score
- * RECS would give them. Writes positions into items[] to out_pos in the new
- * order (equal scores keep the given order), dropping items the filter
- * refuses; unknown items follow the known ones in their given order. Returns
- * the count written. n <= WF_RANK_POOL (more are ignored).
+ * Rerank given items (snapshot indexes, live codes: wf_rank_live_code();
+ * -1 for unknown ones) by the score RECS would give them. Writes positions
+ * into items[] to out_pos in the new order (equal scores keep the given
+ * order), dropping items the filter refuses; unknown items (and live ones
+ * RECS would not list: carted, bought, no curve) follow the scored ones in
+ * their given order, unfiltered. Returns the count written. n <=
+ * WF_RANK_POOL (more are ignored).
  */
 int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		   struct wf_rank_scratch *w, const int64_t *items, uint32_t n, uint32_t *out_pos,

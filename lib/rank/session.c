@@ -10,6 +10,7 @@
 #include "lib/rank/rank_int.h"
 #include "lib/util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -175,32 +176,10 @@ static void detect_pivot(struct wf_rank_session *s, const struct wf_rank_params 
 	}
 }
 
-void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
-			   int type, int64_t item, uint32_t value)
+/* Decay every evidence, then add w to the total: recent behaviour weighs
+ * more. */
+static void decay_all(struct wf_rank_session *s, const struct wf_rank_params *p, float w)
 {
-	float w, reps;
-
-	if (type < 0 || type >= WF_EV_COUNT)
-		return;
-	s->nevents++;
-	if (item < 0 || (uint64_t)item >= snap->nitems)
-		return; /* unknown item or none (search): nothing to learn from */
-	if (type == WF_EV_CART_ADD)
-		set_add(s->cart, (int32_t)item);
-	else if (type == WF_EV_CART_REMOVE)
-		set_del(s->cart, item);
-	else if (type == WF_EV_PURCHASE) {
-		set_del(s->cart, item);
-		set_add(s->bought, (int32_t)item);
-	}
-	w = p->strength[type];
-	if (type == WF_EV_DWELL)
-		w *= WF_MIN((float)value / p->dwell_ms_full, 1.0f);
-	if (!(w > 0))
-		return;
-	reps = WF_MAX(1.0f, w / p->rep_unit);
-
-	/* Decay, then add: recent behaviour weighs more. */
 	for (uint32_t i = 0; i < WF_RANK_AFF; i++) {
 		s->cat[i].w *= p->decay;
 		s->cat[i].n *= p->decay;
@@ -212,6 +191,159 @@ void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap
 		s->band_n[i] *= p->decay;
 	}
 	s->total = s->total * p->decay + w;
+}
+
+/* The live_key entry of key, or -1. */
+static int live_index(const struct wf_rank_session *s, uint64_t key)
+{
+	for (uint32_t i = 0; i < WF_RANK_LIVE; i++)
+		if ((s->live >> i & 1) && s->live_key[i] == key)
+			return (int)i;
+	return -1;
+}
+
+/* Free live_key entry i: no ring entry names it. */
+static void live_free(struct wf_rank_session *s, uint32_t i)
+{
+	uint8_t keep = (uint8_t)~(1u << i);
+
+	s->live &= keep;
+	s->live_cart &= keep;
+	s->live_bought &= keep;
+	s->live_key[i] = 0;
+}
+
+/* A live_key entry for key: its own, a free one, or else the one whose
+ * newest ring place is the oldest, forgotten (its places then name an
+ * unknown item, -1). */
+static uint32_t live_alloc(struct wf_rank_session *s, uint64_t key)
+{
+	int i = live_index(s, key);
+	uint32_t oldest = 0, oldest_r = 0;
+
+	if (i >= 0)
+		return (uint32_t)i;
+	while (oldest < WF_RANK_LIVE && (s->live >> oldest & 1))
+		oldest++;
+	if (oldest == WF_RANK_LIVE) { /* all in use (each in the ring) */
+		for (uint32_t e = 0; e < WF_RANK_LIVE; e++) {
+			uint32_t r = 0;
+			while (r < s->recent_count && s->recent[recent_slot(s, r)].item != WF_RANK_LIVE_ITEM(e))
+				r++;
+			if (e == 0 || r > oldest_r) {
+				oldest_r = r;
+				oldest = e;
+			}
+		}
+		for (uint32_t j = 0; j < WF_RANK_RECENT; j++)
+			if (s->recent[j].item == WF_RANK_LIVE_ITEM(oldest))
+				s->recent[j].item = -1;
+		live_free(s, oldest);
+	}
+	s->live_key[oldest] = key;
+	s->live |= (uint8_t)(1u << oldest);
+	return oldest;
+}
+
+/* Enter an item event in the recent ring: item (a snapshot index, or
+ * WF_RANK_LIVE_ITEM(i)), cat its category. A repeated look at the newest
+ * item strengthens it rather than pushing older items out of the ring. A
+ * live item no entry names any longer is forgotten. */
+static inline __attribute__((always_inline)) void ring_add(struct wf_rank_session *s,
+							    const struct wf_rank_params *p, int32_t item,
+							    uint32_t cat, float w, float reps)
+{
+	uint32_t last = recent_slot(s, 0), h = s->recent_head;
+	int32_t old = s->recent[h].item;
+
+	if (s->recent_count && s->recent[last].item == item) {
+		s->recent[last].strength += w;
+		s->recent[last].reps += reps;
+		return;
+	}
+	s->recent[h].item = item;
+	s->recent[h].strength = w;
+	s->recent[h].reps = reps;
+	s->recent_cats[h] = cat;
+	if (old < -1 && old != item) {
+		uint32_t j = 0;
+		while (j < WF_RANK_RECENT && s->recent[j].item != old)
+			j++;
+		if (j == WF_RANK_RECENT)
+			live_free(s, (uint32_t)(-2 - old));
+	}
+	s->recent_head = (uint16_t)((s->recent_head + 1) % WF_RANK_RECENT);
+	if (s->recent_count < WF_RANK_RECENT)
+		s->recent_count++;
+	s->nitem_events++;
+	detect_pivot(s, p);
+}
+
+/* An event's strength (0: it does not enter the ring). */
+static float event_strength(const struct wf_rank_params *p, int type, uint32_t value)
+{
+	float w = p->strength[type];
+
+	if (type == WF_EV_DWELL)
+		w *= WF_MIN((float)value / p->dwell_ms_full, 1.0f);
+	return w;
+}
+
+/* An event of a live item (key): a ring place like any item event, no
+ * category, brand or band; the cart and purchases by its live_key entry. */
+static void live_apply(struct wf_rank_session *s, const struct wf_rank_params *p, int type, uint64_t key,
+		       uint32_t value)
+{
+	float w = event_strength(p, type, value);
+	int i;
+
+	if (w > 0) {
+		decay_all(s, p, w);
+		ring_add(s, p, WF_RANK_LIVE_ITEM(live_alloc(s, key)), UINT32_MAX, w, WF_MAX(1.0f, w / p->rep_unit));
+	}
+	if ((i = live_index(s, key)) < 0)
+		return;
+	uint8_t bit = (uint8_t)(1u << i);
+	if (type == WF_EV_CART_ADD)
+		s->live_cart |= bit;
+	else if (type == WF_EV_CART_REMOVE)
+		s->live_cart &= (uint8_t)~bit;
+	else if (type == WF_EV_PURCHASE) {
+		s->live_cart &= (uint8_t)~bit;
+		s->live_bought |= bit;
+	}
+}
+
+/* wf_rank_session_apply_key(), inlined into both entry points (an EVENT
+ * pays no extra call). */
+static inline __attribute__((always_inline)) void session_apply(struct wf_rank_session *s,
+								const struct wf_snap *snap,
+								const struct wf_rank_params *p, int type,
+								int64_t item, uint64_t key, uint32_t value)
+{
+	float w, reps;
+
+	if (type < 0 || type >= WF_EV_COUNT)
+		return;
+	s->nevents++;
+	if (item < 0 || (uint64_t)item >= snap->nitems) {
+		if (key) /* an item the snapshot does not know: a live one */
+			live_apply(s, p, type, key, value);
+		return; /* else none (search): nothing to learn from */
+	}
+	if (type == WF_EV_CART_ADD)
+		set_add(s->cart, (int32_t)item);
+	else if (type == WF_EV_CART_REMOVE)
+		set_del(s->cart, item);
+	else if (type == WF_EV_PURCHASE) {
+		set_del(s->cart, item);
+		set_add(s->bought, (int32_t)item);
+	}
+	w = event_strength(p, type, value);
+	if (!(w > 0))
+		return;
+	reps = WF_MAX(1.0f, w / p->rep_unit);
+	decay_all(s, p, w);
 
 	const struct wf_snap_item *it = &snap->items[item];
 	if (it->category != WF_SNAP_NO_CAT)
@@ -222,24 +354,36 @@ void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap
 		s->band_w[it->price_band] += w;
 		s->band_n[it->price_band] += reps;
 	}
+	ring_add(s, p, (int32_t)item, it->category, w, reps);
+}
 
-	/* A repeated look at the newest item strengthens it rather than
-	 * pushing older items out of the ring. */
-	uint32_t last = recent_slot(s, 0);
-	if (s->recent_count && s->recent[last].item == (int32_t)item) {
-		s->recent[last].strength += w;
-		s->recent[last].reps += reps;
-		return;
-	}
-	s->recent[s->recent_head].item = (int32_t)item;
-	s->recent[s->recent_head].strength = w;
-	s->recent[s->recent_head].reps = reps;
-	s->recent_cats[s->recent_head] = it->category;
-	s->recent_head = (uint16_t)((s->recent_head + 1) % WF_RANK_RECENT);
-	if (s->recent_count < WF_RANK_RECENT)
-		s->recent_count++;
-	s->nitem_events++;
-	detect_pivot(s, p);
+void wf_rank_session_apply(struct wf_rank_session *s, const struct wf_snap *snap, const struct wf_rank_params *p,
+			   int type, int64_t item, uint32_t value)
+{
+	session_apply(s, snap, p, type, item, 0, value);
+}
+
+void wf_rank_session_apply_key(struct wf_rank_session *s, const struct wf_snap *snap,
+			       const struct wf_rank_params *p, int type, int64_t item, uint64_t key, uint32_t value)
+{
+	session_apply(s, snap, p, type, item, key, value);
+}
+
+int wf_rank_live_key(const struct wf_rank_session *s, uint32_t code, uint64_t *ret_key)
+{
+	uint32_t i = code - WF_RANK_LIVE_BASE;
+
+	if (!wf_rank_is_live(code) || i >= WF_RANK_LIVE || !(s->live >> i & 1))
+		return -ENOENT;
+	*ret_key = s->live_key[i];
+	return 0;
+}
+
+int64_t wf_rank_live_code(const struct wf_rank_session *s, uint64_t key)
+{
+	int i = key ? live_index(s, key) : -1;
+
+	return i < 0 ? -1 : (int64_t)WF_RANK_LIVE_BASE + i;
 }
 
 int wf_rank_session_top_category(const struct wf_rank_session *s, uint32_t *ret_cat, float *ret_w)

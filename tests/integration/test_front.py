@@ -9,7 +9,8 @@ front table or the ranker's cache) and once with EXPLAIN, which is always
 computed fresh by the ranker -- and the lists must
 be identical, across: events on the same and on another connection,
 pipelined EVENT + RECS, a login in the middle of a session, weight changes,
-live stock changes (sold out, restocked, by size), and snapshot swaps.
+live stock changes (sold out, restocked, by size), snapshot swaps, and
+items the snapshot never had (live items, returned by id).
 Sessions without state get their user's quiet answer, and stop getting it
 at their first EVENT. At the end the ingest log must show front-table
 answers (the path ran).
@@ -99,6 +100,17 @@ def test_front_answers_equal_fresh_across_changes():
     APP.weftctl("snapshot", "load", STORE.snapshot)
     same("f1", u)
     same("f2", "-")
+    # Items the snapshot never had come back as live items (lib/rank):
+    # by id, the same from the front table as fresh; sold out: gone.
+    for i in range(3):
+        C.execute_command("EVENT", "f3", "-", "view", f"not-in-snapshot-{i}")
+        C.execute_command("EVENT", "f3", "-", "view", ITEMS[30 + i])
+    live = same("f3", "-")
+    assert any(it.startswith("not-in-snapshot-") for it in live), live
+    same("f3", "-")
+    C.execute_command("STOCK", "not-in-snapshot-2", "one", "0")
+    assert "not-in-snapshot-2" not in same("f3", "-")
+    C.execute_command("STOCK", "not-in-snapshot-2", "one", "4")
     # Many sessions, many users, each asked repeatedly.
     for i in range(60):
         sid, user = f"m{i}", USERS[i % len(USERS)]
