@@ -297,4 +297,12 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v);
 void *ranker_alloc(unsigned arena, size_t n);
 void ranker_free(void *p);
 
+/* Snapshot generations (gens.c). */
+int ranker_arena_create(unsigned *ret);
+void ranker_gen_free(struct ranker_gen *g);
+void *ranker_loader_main(void *arg);
+void ranker_check_generation(struct ranker_ctx *ctx);
+void ranker_take_generation(struct ranker_ctx *ctx);
+void ranker_first_generation(struct ranker_ctx *ctx);
+
 #endif
