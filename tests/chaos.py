@@ -44,7 +44,6 @@ from harness import Appliance, Store, TestDir, log, prog  # noqa: E402
 import redis  # noqa: E402
 
 BUDGET = 16 << 20          # per ranker (--memory-budget): a ten-minute run reaches it
-JOURNAL_TMPFS = "64m"      # holds a ten-minute journal; filled to ENOSPC on purpose
 SESSION_EVENTS = 12        # events per tracked session: short, never folded
 FLOOD = 2000               # new sessions per flood
 PAUSE = 0.003              # between one client's requests: a ten-minute journal fits the tmpfs
@@ -152,6 +151,10 @@ class Driver:
         self.jdir, self.mounted, self.stop, self.fig, self.rnd = jdir, mounted, stop, fig, rnd
         self.mem_max = {}
         self.flood_n = 0
+        self.acked, self.sent = {}, {}   # the disk filler's big EVENTs, checked as the clients' are
+        self.big = []
+        for f in range(29):
+            self.big += [f"f{f}", "x" * 1000]
 
     def sample_memory(self):
         try:
@@ -205,6 +208,7 @@ class Driver:
                         os.write(fd, chunk)
                 except OSError:
                     pass
+            self.exhaust()
             end = time.time() + self.rnd.uniform(0.5, 2.5)
             while time.time() < end:  # a refusal gives back its segment's cut tail: take it again
                 try:
@@ -215,6 +219,28 @@ class Driver:
             os.close(fd)
             os.unlink(filler)
         self.fig.add("disk_filled_freed")
+
+    def exhaust(self):
+        """fsync mode writes 4 MiB of zeros ahead of the journal's data:
+        30 KB EVENTs use them up until one is refused, so the clients'
+        EVENTs meet the full disk too."""
+        k = len(self.sent)
+        try:
+            c = client(self.app)
+            for i in range(400):
+                # One session each: a session's history holds 128 KiB.
+                sess = item = f"df{k + i}"
+                self.acked[sess], self.sent[sess] = [], [item]
+                try:
+                    r = c.execute_command("EVENT", sess, "-", "view", item, *self.big)
+                except redis.ResponseError:
+                    self.fig.add("disk_full_refusals")
+                    break
+                if r == 1:
+                    self.acked[sess].append(item)
+            c.close()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            self.fig.add("reconnects")
 
     def swap(self):
         r = self.app.weftctl("snapshot", "load", self.snap_b, check=False)
@@ -304,12 +330,15 @@ def main():
         for path, n in ((snap_a, 20), (snap_b, 200)):
             subprocess.run([prog("weft-batch"), "build", "--events", store.events, "--catalog", store.catalog,
                             "--out", path, "--candidates", str(n), "--quiet"], check=True)
+        # Room for the whole run's journal (~0.4 MiB/s with the filler's
+        # big EVENTs), filled to ENOSPC on purpose now and then.
+        tmpfs = f"{max(64, int(16 + 0.4 * secs))}m"
         jdir = os.path.join(T.path, "run", "journal")
         os.makedirs(jdir)
         mounted = (os.geteuid() == 0 and not os.environ.get("WEFT_TEST_NO_MOUNT") and subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={JOURNAL_TMPFS}", "tmpfs", jdir],
+            ["mount", "-t", "tmpfs", "-o", f"size={tmpfs}", "tmpfs", jdir],
             capture_output=True).returncode == 0)
-        log(f"journal: {'a ' + JOURNAL_TMPFS + ' tmpfs, filled and freed' if mounted else 'no tmpfs (cannot mount): the disk-full action is skipped'}")
+        log(f"journal: {'a ' + tmpfs + ' tmpfs, filled and freed' if mounted else 'no tmpfs (cannot mount): the disk-full action is skipped'}")
         try:
             app = Appliance(T.path, shards=2, snapshot=snap_a,
                             extra=["--memory-budget", str(BUDGET), "--idle-timeout", "5",
@@ -368,7 +397,7 @@ def main():
             return fig.c.get("sessions_evicted", 0) > 0
         c = client(app)
         sessions = missing = dup = stored_unacked = folded_total = 0
-        for w in workers:
+        for w in workers + [driver]:
             for sess, sent in w.sent.items():
                 sessions += 1
                 got, folded = None, 0
@@ -401,16 +430,24 @@ def main():
         c.close()
         driver.sample_memory()
 
+        # No process died but by the driver's kill -9; no sanitizer report.
+        app.logf.flush()
+        with open(app.logf.name, errors="replace") as lf:
+            crashes = [ln.strip() for ln in lf if ("exited with code" in ln or "AddressSanitizer" in ln
+                       or "runtime error:" in ln or ("killed by signal" in ln and "signal 9 " not in ln))]
+        for ln in crashes[:5]:
+            fig.bad(f"weftctl up log: {ln}")
+
         f = fig.c
         print(f"chaos soak: {time.time() - t0:.0f} s, seed {seed}, {a.clients} clients, "
-              f"journal {'tmpfs ' + JOURNAL_TMPFS if mounted else 'not mounted (disk-full skipped)'}")
+              f"journal {'tmpfs ' + tmpfs if mounted else 'not mounted (disk-full skipped)'}")
         print(f"  load: {f.get('events_acked', 0)} events acked, {f.get('recs', 0)} RECS, "
               f"{f.get('stock', 0)} STOCK; errors: EVENT {f.get('errors_event', 0)}, "
               f"RECS {f.get('errors_recs', 0)}, STOCK {f.get('errors_stock', 0)}; "
               f"{f.get('reconnects', 0)} reconnects")
         for k in sorted(k for k in f if k.startswith("err:")):
             print(f"    {f[k]:6d} x {k[4:]}")
-        acts = ["kill9_weft-ranker", "kill9_weft-ingest", "sigstop_ranker", "disk_filled_freed",
+        acts = ["kill9_weft-ranker", "kill9_weft-ingest", "sigstop_ranker", "disk_filled_freed", "disk_full_refusals",
                 "fill_disk_skipped", "snapshot_load", "snapshot_load_refused", "snapshot_rollback",
                 "snapshot_rollback_refused", "flood_sessions", "flood_broken", "idle_conns"]
         print("  chaos: " + ", ".join(f"{k} {f[k]}" for k in acts if k in f))
@@ -421,7 +458,7 @@ def main():
               f"{dup} events stored twice, {stored_unacked} unacked events stored (once), "
               f"{folded_total} folded")
         print(f"  RECS empty for a known user: {f.get('recs_empty', 0)}")
-        print(f"  processes back: {'yes' if back else 'NO'}")
+        print(f"  processes back: {'yes' if back else 'NO'}; other deaths or sanitizer reports: {len(crashes)}")
         print("  memory (sessions + snapshot, max sampled) per shard: " + ", ".join(
             f"shard {k} {v / 1048576:.1f} MiB" for k, v in sorted(driver.mem_max.items())) +
             f" of a {BUDGET >> 20} MiB budget; sessions evicted {f.get('sessions_evicted', 0)}")
@@ -439,13 +476,13 @@ def main():
                     os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
-            if app.proc.poll() is None:
-                try:
-                    app.stop()
-                except RuntimeError as e:
-                    log(str(e))
             if os.environ.get("WEFT_CHAOS_LOG"):
                 app.dump_log()
+            if app.proc.poll() is None:
+                try:
+                    log(f"weftctl up exited with {app.stop()}")
+                except RuntimeError as e:
+                    log(str(e))
         if mounted:
             subprocess.run(["umount", "-l", jdir], capture_output=True)
         T.cleanup()
