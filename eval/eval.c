@@ -85,7 +85,6 @@ static void usage(FILE *f)
 	      "                    appliance serves (a snapshot current, events acknowledged)\n"
 	      "  --live-force      --live even so: loads the evaluation snapshot, sets the home weights,\n"
 	      "                    journals the replay; then puts the weights and generation back\n"
-	      "  --tune-model      with --valid-days: also tune the session model's main constants\n"
 	      "                    (the appliance serves the defaults: use this to choose new defaults)\n"
 	      "  --plot FILE.png   draw HR@k for k = 1..50 per variant, baselines included (gnuplot)\n"
 	      "  --json            one JSON object on stdout\n",
@@ -316,7 +315,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { "live", required_argument, NULL, 'l' },
 		{ "plot", required_argument, NULL, 'p' }, { "valid-days", required_argument, NULL, 'v' },
 		{ "threads", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
-		{ "tune-model", no_argument, NULL, 'M' }, { "live-force", no_argument, NULL, 'F' },
+		{ "live-force", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct eval_opts o = { .k = 20, .threads = 2 };
@@ -342,7 +341,6 @@ int main(int argc, char **argv)
 		case 'v': o.valid_days = atof(optarg); break;
 		case 't': o.threads = atoi(optarg); break;
 		case 'q': o.quiet = 1; break;
-		case 'M': o.tune_model = 1; break;
 		case 'F': o.live_force = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

@@ -15,7 +15,7 @@ struct eval_opts {
 	const char *events, *catalog, *live, *plot;
 	uint32_t k;
 	uint32_t depth; /* recommendations asked per prediction: k, or EVAL_MAX_K for --plot */
-	int threads, quiet, tune_model;
+	int threads, quiet;
 	int live_force; /* --live-force: --live on an appliance that serves */
 	double valid_days;
 	struct wf_rank_params params;

@@ -503,54 +503,22 @@ void eval_tune_sknn(struct eval_opts *o, const struct eval_log *log, const struc
 	free(r);
 }
 
-/* Batch share per visitor type for the current model parameters. */
-static void tune_weights(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
-			 int64_t to, double best[2]);
-
+/*
+ * The batch share per visitor type, by the hybrid's MRR on the validation
+ * days: the blend weftctl weights sets live, a hyper-parameter of the
+ * appliance, not of the model (the model's weights are fitted nightly by
+ * weft-batch and travel in the snapshot).
+ */
 void eval_tune(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from, int64_t to)
 {
+	struct eval_result *r = calloc(1, sizeof(*r));
+	struct eval_opts t = *o;
 	double best[2];
 
-	if (o->tune_model) {
-		/* The session model's main constants, by the hybrid's MRR on the
-		 * validation days (each with its best batch share). */
-		static const float wr[] = { 1.0f, 2.0f, 4.0f }, wn[] = { 0.3f, 0.6f, 1.2f },
-				   ce[] = { 1.5f, 2.0f, 3.0f }, cl[] = { 0.5f, 1.0f, 2.0f };
-		struct eval_opts t = *o, keep = *o;
-		double top = -1;
-		for (size_t a = 0; a < WF_ARRAY_SIZE(wr); a++)
-			for (size_t b = 0; b < WF_ARRAY_SIZE(wn); b++)
-				for (size_t c = 0; c < WF_ARRAY_SIZE(ce); c++)
-					for (size_t d = 0; d < WF_ARRAY_SIZE(cl); d++) {
-						t.params.w_recent_item = wr[a];
-						t.params.w_neigh = wn[b];
-						t.params.confidence_events = ce[c];
-						t.params.w_compl_lift = cl[d];
-						tune_weights(&t, log, snap, from, to, best);
-						if (!o->quiet)
-							fprintf(stderr, "weft-eval: model %.2f %.2f %.1f %.2f: MRR %.5f %.5f\n",
-								t.params.w_recent_item, t.params.w_neigh,
-								t.params.confidence_events, t.params.w_compl_lift, best[0],
-								best[1]);
-						if (best[0] + best[1] > top) {
-							top = best[0] + best[1];
-							keep = t;
-						}
-					}
-		o->params = keep.params;
-		memcpy(o->w, keep.w, sizeof(o->w));
-		fprintf(stderr,
-			"weft-eval: tuned model: w_recent_item %.2f w_neigh %.2f confidence_events %.1f w_compl_lift %.2f\n",
-			o->params.w_recent_item, o->params.w_neigh, o->params.confidence_events, o->params.w_compl_lift);
+	if (!r) {
+		fprintf(stderr, "weft-eval: out of memory\n");
+		exit(1);
 	}
-	tune_weights(o, log, snap, from, to, best);
-}
-
-static void tune_weights(struct eval_opts *o, const struct eval_log *log, const struct wf_snap *snap, int64_t from,
-			 int64_t to, double best[2])
-{
-	static struct eval_result r;
-	struct eval_opts t = *o;
 
 	best[0] = best[1] = -1;
 	t.quiet = 1;
@@ -562,19 +530,20 @@ static void tune_weights(struct eval_opts *o, const struct eval_log *log, const 
 			t.w[v][0] = wb;
 			t.w[v][1] = 1.0f - wb;
 		}
-		eval_replay(&t, log, snap, NULL, from, to, EVAL_PASS_WEFT, &r);
+		eval_replay(&t, log, snap, NULL, from, to, EVAL_PASS_WEFT, r);
 		for (int v = 0; v < 2; v++) {
-			double m = eval_mrr(&r.m[EV_HYBRID][v == WF_VISITOR_RETURNING ? SL_RETURNING : SL_NEW], o->k);
+			double m = eval_mrr(&r->m[EV_HYBRID][v == WF_VISITOR_RETURNING ? SL_RETURNING : SL_NEW], o->k);
 			if (m > best[v]) {
 				best[v] = m;
 				o->w[v][0] = wb;
 				o->w[v][1] = 1.0f - wb;
 			}
 		}
-		if (!o->quiet && !o->tune_model)
+		if (!o->quiet)
 			fprintf(stderr, "\rweft-eval: tuning on the validation days: batch share %.1f", wb);
 	}
-	if (!o->quiet && !o->tune_model)
+	if (!o->quiet)
 		fprintf(stderr, "\nweft-eval: tuned weights: returning %.1f/%.1f, new %.1f/%.1f (MRR@%u %.4f / %.4f)\n",
 			o->w[0][0], o->w[0][1], o->w[1][0], o->w[1][1], o->k, best[0], best[1]);
+	free(r);
 }
