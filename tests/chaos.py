@@ -15,7 +15,12 @@ loads the second snapshot and rolls back, floods new sessions, and opens
 idle and half-request connections. Then it stops by itself and checks:
 
   * every acked event is in its session's HISTORY exactly once, and no
-    event (acked or not: an unacked one may be stored, but once) twice;
+    event (acked or not: an unacked one may be stored, but once) twice:
+    each session right after its last EVENT (on the same connection),
+    every session again at the end; when the budget has evicted sessions
+    (a run of several minutes reaches it) an evicted one starts fresh, as
+    rankers/README.md says, so missing events at the end are then shown,
+    not counted (duplicates still are);
   * no RECS answer was empty for a known user (non-empty under both
     snapshots at the start); errors during a restart are counted, allowed;
   * every process is back (`weftctl status`: ingest ready, 2/2 rankers,
