@@ -87,7 +87,9 @@ static void usage(FILE *f)
 	      "                    journals the replay; then puts the weights and generation back\n"
 	      "                    (the appliance serves the defaults: use this to choose new defaults)\n"
 	      "  --plot FILE.png   draw HR@k for k = 1..50 per variant, baselines included (gnuplot)\n"
-	      "  --json            one JSON object on stdout\n",
+	      "  --json            one JSON object on stdout\n"
+	      "  --drop-features F,...  an ablation: those features' fitted weights taken as 0\n"
+	      "                    (names as EXPLAIN's model terms: batch, cat, repeat, seq, ...)\n",
 	      f);
 }
 
@@ -307,6 +309,32 @@ static int plot(const char *png, const struct eval_result *res)
 	return pclose(g) == 0 ? 0 : -EIO;
 }
 
+/* --drop-features a,b: the fitted weights of those features taken as 0
+ * (an ablation: what each part of the model is worth; the snapshot and
+ * its fit are unchanged). */
+static int parse_drop(const char *list, uint32_t *ret)
+{
+	uint32_t mask = 0;
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		uint32_t f;
+		for (f = 0; f < WF_RANK_NFEAT && strcmp(t, wf_rank_feature_name(f)) != 0; f++)
+			;
+		if (f == WF_RANK_NFEAT) {
+			fprintf(stderr, "weft-eval: --drop-features: unknown feature '%s' (the model's: ", t);
+			for (f = 0; f < WF_RANK_NFEAT; f++)
+				fprintf(stderr, "%s%s", f ? ", " : "", wf_rank_feature_name(f));
+			fprintf(stderr, ")\n");
+			return -EINVAL;
+		}
+		mask |= 1u << f;
+	}
+	*ret = mask;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -315,7 +343,7 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' }, { "live", required_argument, NULL, 'l' },
 		{ "plot", required_argument, NULL, 'p' }, { "valid-days", required_argument, NULL, 'v' },
 		{ "threads", required_argument, NULL, 't' }, { "quiet", no_argument, NULL, 'q' },
-		{ "live-force", no_argument, NULL, 'F' },
+		{ "live-force", no_argument, NULL, 'F' }, { "drop-features", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct eval_opts o = { .k = 20, .threads = 2 };
@@ -328,6 +356,7 @@ int main(int argc, char **argv)
 	int64_t max_ts = INT64_MIN, split, valid_start;
 	int opt, r, json = 0, have_live = 0;
 	double split_days = -1;
+	const char *drop = NULL;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -342,6 +371,7 @@ int main(int argc, char **argv)
 		case 't': o.threads = atoi(optarg); break;
 		case 'q': o.quiet = 1; break;
 		case 'F': o.live_force = 1; break;
+		case 'D': drop = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -371,6 +401,8 @@ int main(int argc, char **argv)
 	/* Tuning: build from the days before the validation window, choose
 	 * weights on the validation window. The test days stay unseen. */
 	wf_rank_params_default(&o.params);
+	if (drop && parse_drop(drop, &o.params.drop_features) < 0)
+		return 2;
 	eval_default_weights(&o);
 	eval_sknn_params_default(&o.sknn);
 	if (o.valid_days > 0) {

@@ -28,7 +28,7 @@ const char *wf_rank_feature_name(uint32_t f)
 	return f < WF_RANK_NFEAT ? feature_names[f] : "?";
 }
 
-void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p, int v, float ret[WF_RANK_NFEAT])
+static void model_weights(const struct wf_snap *snap, const struct wf_rank_params *p, int v, float ret[WF_RANK_NFEAT])
 {
 	const struct wf_snap_model *m = snap->model;
 	uint32_t fitted = v == WF_VISITOR_RETURNING ? WF_SNAP_MODEL_FITTED_RETURNING : WF_SNAP_MODEL_FITTED_NEW;
@@ -47,6 +47,14 @@ void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p,
 	ret[WF_RANK_F_REPEAT] = p->w_recent_item;
 	ret[WF_RANK_F_POP] = p->w_pop;
 	ret[WF_RANK_F_TREND] = p->w_trend;
+}
+
+void wf_rank_weights(const struct wf_snap *snap, const struct wf_rank_params *p, int v, float ret[WF_RANK_NFEAT])
+{
+	model_weights(snap, p, v, ret);
+	for (uint32_t f = 0; p->drop_features && f < WF_RANK_NFEAT; f++)
+		if (p->drop_features & (1u << f))
+			ret[f] = 0;
 }
 
 /* The scores of pool entries x[0..n) for q, each to out[x[i]] (when out

@@ -110,6 +110,8 @@ struct wf_rank_params {
 	uint32_t neigh_items;        /* recent items whose neighbours join the pool */
 	uint32_t pool_popular;       /* popular items in every pool */
 	uint32_t pool_trending;      /* trending items in every pool */
+	uint32_t drop_features;      /* evaluation only (weft-eval --drop-features): bit f set, feature
+	                              * f's weight is taken as 0, an ablation; always 0 in service */
 };
 
 void wf_rank_params_default(struct wf_rank_params *p);
