@@ -426,6 +426,8 @@ static void parse_journal(struct loader *L, struct job *j)
 		const char *why;
 		int t;
 
+		if (rec->kind != WF_JREC_EVENT)
+			continue; /* segment transitions, exposures: not the nightly's input */
 		n++;
 		XXH3_64bits_update(st, &rec->ts_ms, sizeof(rec->ts_ms));
 		for (uint32_t i = 0; i < rec->argc; i++) {
@@ -438,7 +440,7 @@ static void parse_journal(struct loader *L, struct job *j)
 		}
 		w.ts_ms = (int64_t)rec->ts_ms;
 		w.sess = (struct wf_csv_field){ rec->argv[0], rec->argl[0] };
-		if (!(rec->argl[1] == 1 && rec->argv[1][0] == '-'))
+		if (!wf_user_is_anon(rec->argv[1], rec->argl[1]))
 			w.user = (struct wf_csv_field){ rec->argv[1], rec->argl[1] };
 		w.type = (struct wf_csv_field){ rec->argv[2], rec->argl[2] };
 		if (!(rec->argl[3] == 1 && rec->argv[3][0] == '-'))

@@ -105,7 +105,7 @@ static void rebuild_routes(struct ingest_ctx *ctx)
 		return;
 	}
 	while (wf_journal_reader_next(r, rec) == 1)
-		if (rec->ts_ms >= since && rec->argc > 0) {
+		if (rec->kind == WF_JREC_EVENT && rec->ts_ms >= since && rec->argc > 0) {
 			wf_route_pin(&ctx->route, rec->argv[0], rec->argl[0], rec->shard, rec->ts_ms);
 			n++;
 		}

@@ -40,7 +40,8 @@ struct rec_hdr {
 	uint64_t ts_ms;
 	uint16_t shard;
 	uint16_t argc;
-	uint32_t reserved;
+	uint16_t kind;     /* enum wf_journal_kind */
+	uint16_t reserved; /* 0 */
 };
 _Static_assert(sizeof(struct rec_hdr) == REC_HDR, "record header");
 
@@ -108,6 +109,7 @@ int wf_journal_decode(const uint8_t *buf, size_t len, struct wf_journal_rec *rec
 	rec->lsn = h.lsn;
 	rec->ts_ms = h.ts_ms;
 	rec->shard = h.shard;
+	rec->kind = h.kind;
 	rec->argc = h.argc;
 	for (uint32_t i = 0; i < h.argc; i++) {
 		uint32_t l;
@@ -399,12 +401,20 @@ void wf_journal_close(struct wf_journal *j)
 int wf_journal_append(struct wf_journal *j, uint64_t ts_ms, uint16_t shard, uint32_t argc, const char *const *argv,
 		      const uint32_t *argl, uint64_t *ret_lsn)
 {
+	return wf_journal_append_kind(j, WF_JREC_EVENT, ts_ms, shard, argc, argv, argl, ret_lsn);
+}
+
+int wf_journal_append_kind(struct wf_journal *j, uint16_t kind, uint64_t ts_ms, uint16_t shard, uint32_t argc,
+			   const char *const *argv, const uint32_t *argl, uint64_t *ret_lsn)
+{
 	uint64_t body = 4ull * argc;
 	struct rec_hdr h;
 	size_t start;
 	uint8_t *p;
 	int r;
 
+	if (kind >= WF_JREC_KINDS)
+		return -EINVAL;
 	if (argc > WF_JOURNAL_MAX_ARGS)
 		return -E2BIG;
 	for (uint32_t i = 0; i < argc; i++)
@@ -417,7 +427,7 @@ int wf_journal_append(struct wf_journal *j, uint64_t ts_ms, uint16_t shard, uint
 	start = j->pending.len;
 	p = (uint8_t *)j->pending.data + start;
 	h = (struct rec_hdr){ .len = (uint32_t)body, .lsn = j->next_lsn, .ts_ms = ts_ms, .shard = shard,
-			      .argc = (uint16_t)argc };
+			      .argc = (uint16_t)argc, .kind = kind };
 	memcpy(p, &h, sizeof(h));
 	memcpy(p + REC_HDR, argl, 4ull * argc);
 	p += REC_HDR + 4ull * argc;

@@ -22,8 +22,12 @@
  * segment header. Record (8-byte aligned):
  *   u32 len (bytes after this header), u32 xxh32 (of the header with this
  *   field 0, and the body), u64 lsn, u64 ts_ms, u16 shard, u16 argc,
- *   u32 reserved, then argc x u32 argument lengths and the argument bytes.
- * Arguments are the EVENT's: session user type item [field value]...
+ *   u16 kind, u16 reserved (0), then argc x u32 argument lengths and the
+ *   argument bytes.
+ * Kinds (enum wf_journal_kind): an EVENT's arguments are session user type
+ * item [field value]...; the other kinds say their own arguments where
+ * they are written. Every reader skips the kinds it does not know, so a
+ * new kind needs no format version (journals before kinds hold 0 there).
  *
  * Recovery (wf_journal_open): the newest segment is scanned; a torn or
  * corrupt tail (a crash mid-write) is truncated away; the next LSN follows
@@ -38,6 +42,14 @@
 
 #define WF_JOURNAL_MAX_ARGS 64u
 #define WF_JOURNAL_MAX_RECORD (64u * 1024)
+
+/* What a record holds. Values are stored: append new kinds, never renumber. */
+enum wf_journal_kind {
+	WF_JREC_EVENT = 0,      /* an EVENT (every record before kinds existed) */
+	WF_JREC_SEGMENT = 1,    /* a segment enter/exit transition (issue 16) */
+	WF_JREC_EXPOSURE = 2,   /* an experiment exposure (issue 17) */
+	WF_JREC_KINDS
+};
 
 enum wf_journal_durability {
 	WF_JOURNAL_FSYNC = 0, /* ack after fdatasync */
@@ -68,6 +80,10 @@ void wf_journal_close(struct wf_journal *j); /* accepts NULL; does not flush */
  * -E2BIG (too many arguments or over WF_JOURNAL_MAX_RECORD), -ENOMEM. */
 int wf_journal_append(struct wf_journal *j, uint64_t ts_ms, uint16_t shard, uint32_t argc,
 		      const char *const *argv, const uint32_t *argl, uint64_t *ret_lsn);
+/* The same for a record of any kind (wf_journal_append is kind EVENT).
+ * -EINVAL for a kind >= WF_JREC_KINDS. */
+int wf_journal_append_kind(struct wf_journal *j, uint16_t kind, uint64_t ts_ms, uint16_t shard, uint32_t argc,
+			   const char *const *argv, const uint32_t *argl, uint64_t *ret_lsn);
 
 /* LSN the next append will get; highest LSN that is durable (0 = none). */
 uint64_t wf_journal_next_lsn(const struct wf_journal *j);
@@ -133,6 +149,7 @@ struct wf_journal_rec {
 	uint64_t lsn;
 	uint64_t ts_ms;
 	uint16_t shard;
+	uint16_t kind;      /* enum wf_journal_kind (unknown values are read, not refused) */
 	uint32_t argc;
 	const char *argv[WF_JOURNAL_MAX_ARGS];
 	uint32_t argl[WF_JOURNAL_MAX_ARGS];

@@ -80,7 +80,7 @@ static void replay_journal(struct ranker_ctx *ctx)
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 
 		last = rec->lsn;
-		if (rec->shard != ctx->shard || rec->ts_ms < since)
+		if (rec->kind != WF_JREC_EVENT || rec->shard != ctx->shard || rec->ts_ms < since)
 			continue;
 		for (uint32_t i = 0; i < rec->argc; i++)
 			a[i] = (struct wf_msg_arg){ rec->argv[i], rec->argl[i] };

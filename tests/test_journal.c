@@ -82,6 +82,37 @@ static void test_journal_append_flush_reopen_continues_lsn(void **state)
 	wf_journal_reader_close(r);
 }
 
+/* Records carry a kind: EVENT by default, others read back as written, and
+ * a kind the format does not define is refused at append. */
+static void test_journal_record_kinds_read_back(void **state)
+{
+	const char *argv[] = { "abandon", "enter" };
+	uint32_t argl[] = { 7, 5 };
+	struct wf_journal *j;
+	struct wf_journal_reader *r;
+	struct wf_journal_rec rec;
+	uint64_t lsn;
+	char err[256];
+
+	assert_int_equal(wf_journal_open(dir, NULL, &j, err, sizeof(err)), 0);
+	assert_int_equal(append_event(j, "s1", "i1", 0), 1);
+	assert_int_equal(wf_journal_append_kind(j, WF_JREC_SEGMENT, 1000, 1, 2, argv, argl, &lsn), 0);
+	assert_int_equal(lsn, 2);
+	assert_int_equal(wf_journal_append_kind(j, WF_JREC_KINDS, 1000, 1, 2, argv, argl, &lsn), -EINVAL);
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	wf_journal_close(j);
+
+	assert_int_equal(wf_journal_reader_open(dir, 0, &r), 0);
+	assert_int_equal(wf_journal_reader_next(r, &rec), 1);
+	assert_int_equal(rec.kind, WF_JREC_EVENT);
+	assert_int_equal(wf_journal_reader_next(r, &rec), 1);
+	assert_int_equal(rec.kind, WF_JREC_SEGMENT);
+	assert_int_equal(rec.shard, 1);
+	assert_memory_equal(rec.argv[1], "enter", 5);
+	assert_int_equal(wf_journal_reader_next(r, &rec), 0);
+	wf_journal_reader_close(r);
+}
+
 /* Write a begun flush and end it (the fdatasync left out: tests need no disk flush). */
 static void write_end(struct wf_journal *j, const struct wf_journal_flush *f)
 {
@@ -552,6 +583,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_journal_append_flush_reopen_continues_lsn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_record_kinds_read_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_group_commit_batches_appends_during_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_flights_end_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_torn_tail_is_truncated, setup, teardown),
