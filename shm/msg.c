@@ -134,3 +134,59 @@ int wf_msg_rep_decode(const void *payload, uint32_t len, const struct wf_msg_rep
 	*ret_resp = (const char *)payload + sizeof(*h);
 	return 0;
 }
+
+int wf_msg_note_push(struct wf_ring_prod *p, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv)
+{
+	struct wf_msg_note h = *hdr;
+	uint64_t len = sizeof(h) + 4ull * argc;
+	uint8_t *dst;
+	void *buf;
+
+	if (argc > WF_MSG_NOTE_MAX_ARGS)
+		return -E2BIG;
+	for (uint32_t i = 0; i < argc; i++)
+		len += argv[i].len;
+	if (len > wf_ring_max_payload(p->r))
+		return -EMSGSIZE;
+	if (wf_ring_reserve(p, (uint32_t)len, WF_MSG_NOTE, &buf) < 0)
+		return -EAGAIN;
+	dst = buf;
+	h.argc = (uint16_t)argc;
+	memcpy(dst, &h, sizeof(h));
+	dst += sizeof(h);
+	for (uint32_t i = 0; i < argc; i++) {
+		uint32_t l = (uint32_t)argv[i].len;
+
+		memcpy(dst, &l, 4);
+		dst += 4;
+	}
+	for (uint32_t i = 0; i < argc; i++) {
+		memcpy(dst, argv[i].p, argv[i].len);
+		dst += argv[i].len;
+	}
+	return 0;
+}
+
+int wf_msg_note_decode(const void *payload, uint32_t len, struct wf_msg_note_view *v)
+{
+	const uint8_t *p = payload, *data, *end = p + len;
+
+	if (len < sizeof(v->hdr))
+		return -EPROTO;
+	memcpy(&v->hdr, p, sizeof(v->hdr));
+	if (v->hdr.argc > WF_MSG_NOTE_MAX_ARGS || (uint64_t)sizeof(v->hdr) + 4ull * v->hdr.argc > len)
+		return -EPROTO;
+	data = p + sizeof(v->hdr) + 4ull * v->hdr.argc;
+	v->argc = v->hdr.argc;
+	for (uint32_t i = 0; i < v->argc; i++) {
+		uint32_t l;
+
+		memcpy(&l, p + sizeof(v->hdr) + 4ull * i, 4);
+		if (l > (uint64_t)(end - data))
+			return -EPROTO;
+		v->argv[i].p = (const char *)data;
+		v->argv[i].len = l;
+		data += l;
+	}
+	return data == end ? 0 : -EPROTO;
+}

@@ -10,6 +10,15 @@
  *   session user type item [f v]...
  * Reply ring (ranker -> ingest), kind WF_MSG_REP:
  *   struct wf_msg_rep, then resp_len bytes of ready-made RESP2.
+ * Reply ring, kind WF_MSG_NOTE: a record the ranker asks ingest to
+ *   journal (a segment transition, an experiment exposure): struct
+ *   wf_msg_note, then argc x uint32_t argument lengths, then the bytes.
+ *   Ingest journals it (wf_journal_append_kind with the note's kind and
+ *   this shard) and acts on it once durable (pushes a transition to
+ *   subscribers); a reply that follows a note on the same ring is not sent
+ *   to its client before that note is durable, so an answer the client saw
+ *   is never missing from the journal. Notes answer no request: they do not
+ *   take a request's place in the reply order.
  *
  * req_id = (ingest_epoch << 32) | per-shard sequence number. Replies come
  * back in request order per shard; weft-ingest drops a reply whose epoch is
@@ -28,7 +37,7 @@
 #include "lib/proto.h"
 #include "shm/ring.h"
 
-enum { WF_MSG_REQ = 1, WF_MSG_REP = 2 };
+enum { WF_MSG_REQ = 1, WF_MSG_REP = 2, WF_MSG_NOTE = 3 };
 
 #define WF_MSG_MAX_ARGS 1024u
 
@@ -72,6 +81,16 @@ struct wf_msg_rep {
 	uint32_t flags;
 };
 _Static_assert(sizeof(struct wf_msg_rep) == 32, "reply header");
+
+/* A note for the journal (kind WF_MSG_NOTE). */
+struct wf_msg_note {
+	uint64_t ts_ms;     /* wall clock the record carries (the transition's or exposure's time) */
+	uint16_t jkind;     /* enum wf_journal_kind (lib/journal.h), not WF_JREC_EVENT */
+	uint16_t argc;      /* <= WF_MSG_NOTE_MAX_ARGS */
+	uint32_t flags;     /* 0 */
+};
+_Static_assert(sizeof(struct wf_msg_note) == 16, "note header");
+#define WF_MSG_NOTE_MAX_ARGS 64u /* WF_JOURNAL_MAX_ARGS: a note is one journal record */
 
 /* An argument in a request record: lib/proto.h's struct wf_arg, so the
  * ranker hands it to the command schema (wf_recs_args_parse) as is. */
@@ -118,6 +137,20 @@ int wf_msg_req_decode(const void *payload, uint32_t len, struct wf_msg_req_view 
 
 /* Reserve and fill a reply carrying resp[0..resp_len). 0, -EAGAIN, -EMSGSIZE. */
 int wf_msg_rep_push(struct wf_ring_prod *p, const struct wf_msg_rep *hdr, const void *resp, uint32_t resp_len);
+
+/* Reserve and fill a note (hdr->argc is taken from argc). 0, -EAGAIN if
+ * the ring is full, -EMSGSIZE if it can never fit, -E2BIG if argc >
+ * WF_MSG_NOTE_MAX_ARGS. The caller commits, like a reply. */
+int wf_msg_note_push(struct wf_ring_prod *p, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv);
+
+/* A decoded note; argv points into the ring record. */
+struct wf_msg_note_view {
+	struct wf_msg_note hdr;
+	uint32_t argc;
+	struct wf_arg argv[WF_MSG_NOTE_MAX_ARGS];
+};
+/* Decode a note payload. 0 or -EPROTO. */
+int wf_msg_note_decode(const void *payload, uint32_t len, struct wf_msg_note_view *v);
 
 /* Decode a reply payload; *ret_resp points at the RESP bytes. 0 or -EPROTO. */
 int wf_msg_rep_decode(const void *payload, uint32_t len, const struct wf_msg_rep **ret_hdr,

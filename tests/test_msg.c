@@ -142,6 +142,36 @@ static void test_msg_bad_trailer_returns_eproto(void **state)
 	wf_ring_cons_release(&cons);
 }
 
+/* A note (WF_MSG_NOTE) comes out as pushed; cut short or with lengths
+ * that overrun it, it is -EPROTO. */
+static void test_msg_note_roundtrip_and_bounds(void **state)
+{
+	const struct wf_arg a[] = { { "abandon", 7 }, { "enter", 5 }, { "", 0 } };
+	struct wf_msg_note h = { .ts_ms = 1700000000000ull, .jkind = 1 };
+	static struct wf_msg_note_view v;
+	uint32_t len = 0, kind = 0;
+	uint8_t rec[256];
+	const void *p;
+
+	assert_int_equal(wf_msg_note_push(&prod, &h, 3, a), 0);
+	wf_ring_prod_commit(&prod);
+	p = wf_ring_pop(&cons, &len, &kind);
+	assert_int_equal(kind, WF_MSG_NOTE);
+	assert_int_equal(wf_msg_note_decode(p, len, &v), 0);
+	assert_int_equal(v.hdr.ts_ms, h.ts_ms);
+	assert_int_equal(v.hdr.jkind, 1);
+	assert_int_equal(v.argc, 3);
+	assert_memory_equal(v.argv[0].p, "abandon", 7);
+	assert_int_equal(v.argv[1].len, 5);
+	assert_int_equal(v.argv[2].len, 0);
+	assert_int_equal(wf_msg_note_decode(p, len - 1, &v), -EPROTO);
+	memcpy(rec, p, len);
+	((struct wf_msg_note *)rec)->argc = 60; /* lengths past the record */
+	assert_int_equal(wf_msg_note_decode(rec, len, &v), -EPROTO);
+	wf_ring_cons_release(&cons);
+	assert_int_equal(wf_msg_note_push(&prod, &h, WF_MSG_NOTE_MAX_ARGS + 1, a), -E2BIG);
+}
+
 /* Each case on a ring of its own. */
 #define CASE(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
@@ -151,6 +181,7 @@ int main(void)
 		CASE(test_msg_parsed_recs_decode_equal),
 		CASE(test_msg_unparsed_recs_decode_as_before),
 		CASE(test_msg_bad_trailer_returns_eproto),
+		CASE(test_msg_note_roundtrip_and_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
