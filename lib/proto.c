@@ -81,6 +81,7 @@ static const struct wf_cmd_info cmds[] = {
 	  "RERANK wants: session user item... (no options: RECS ... EXPLAIN explains a ranking)" },
 	{ "HISTORY", WF_CMD_HISTORY, 1, 1, 0, "HISTORY wants: session" },
 	{ "SEGMENTS", WF_CMD_SEGMENTS, 2, 2, 0, "SEGMENTS wants: session user" },
+	{ "SEGPREVIEW", WF_CMD_SEGPREVIEW, 1, 1, 0, "SEGPREVIEW wants: rule" },
 	{ "STOCK", 0, 1, 3, 0, "STOCK wants: item size qty | item [size]" },
 };
 

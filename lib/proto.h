@@ -53,6 +53,7 @@ enum wf_cmd {
 	WF_CMD_RERANK,
 	WF_CMD_HISTORY,
 	WF_CMD_SEGMENTS,
+	WF_CMD_SEGPREVIEW,      /* ingest asks every shard; each answers for its own sessions (issue 16) */
 	WF_CMD_COUNT
 };
 

@@ -26,7 +26,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 7u
+#define WF_SHM_LAYOUT_VERSION 8u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -105,6 +105,11 @@ _Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
  *   next_lsn                     writer weft-ingest only (relaxed: single writer,
  *                                published to readers through ring records)
  *   stats                        writer weft-ingest (relaxed counters); readers admin
+ *   segdefs_gen                  writer weft-admin (R12 release, after DIR/segments.conf is
+ *                                renamed in place); readers rankers (A12 acquire, each loop:
+ *                                a new value means reload the definitions)
+ *   experiments_gen              writer weft-admin (R13 release, after DIR/experiments.conf
+ *                                is renamed in place); readers rankers (A13 acquire, each loop)
  */
 struct wf_ctl {
 	struct wf_seqlock weights_lock;
@@ -139,6 +144,11 @@ struct wf_ctl {
 		_Atomic uint64_t journal_errors;  /* failed journal writes, flushes or rolls */
 		_Atomic uint64_t timeouts;        /* connections closed by --idle/--request-timeout */
 	} ingest_stats;
+
+	/* Definitions weft-admin keeps in files under DIR: a new value of a
+	 * counter means "read that file again" (R12/A12, R13/A13 above). */
+	alignas(64) _Atomic uint64_t segdefs_gen;
+	_Atomic uint64_t experiments_gen;
 };
 _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, snap_lock) == 128 &&
 		       offsetof(struct wf_ctl, snap_cur) == 136 && offsetof(struct wf_ctl, snap_cur_gen) == 2216 &&
@@ -146,7 +156,9 @@ _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, 
 		       offsetof(struct wf_ctl, next_lsn) == 2264 && offsetof(struct wf_ctl, ingest_wait) == 2304 &&
 		       offsetof(struct wf_ctl, ingest_stats) == 2368,
 	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
-_Static_assert(sizeof(struct wf_ctl) == 2496, "control block size");
+_Static_assert(offsetof(struct wf_ctl, segdefs_gen) == 2496 && offsetof(struct wf_ctl, experiments_gen) == 2504,
+	       "definition counters");
+_Static_assert(sizeof(struct wf_ctl) == 2560, "control block size");
 _Static_assert(offsetof(struct wf_ctl, ingest_stats.timeouts) == 2456, "ingest stats layout");
 
 /*
