@@ -564,8 +564,8 @@ static int choose(struct replay *rp, const double w0[2][NF], struct choice ch[2]
 
 	for (uint32_t v = 0; v < 2; v++) {
 		rp->cand[v].n = 0;
-		for (uint32_t g = 0; ch[v].fit && g < WF_ARRAY_SIZE(fit_l2_grid); g++)
-			add_candidate(rp, v, w0[v], fit_l2_grid[g]);
+		for (uint32_t g = 0; ch[v].fit && g < WF_ARRAY_SIZE(fit_l2_grid); g++) /* each from the last */
+			add_candidate(rp, v, g ? rp->cand[v].w[g - 1] : w0[v], fit_l2_grid[g]);
 	}
 	if ((r = score_held(rp)) < 0)
 		return r;
