@@ -96,7 +96,7 @@ void wf_wake_futex(struct wf_waiter *w)
 /* ---- segment ---- */
 
 struct layout_plan {
-	uint64_t ctl_off, stock_off, stock_size, shard_off[WF_SHM_MAX_SHARDS], shard_size, total;
+	uint64_t ctl_off, stock_off, stock_size, shard_off[WF_SHM_MAX_SHARDS], shard_size, reqlat_off, total;
 };
 
 static void plan_layout(const struct wf_shm_config *cfg, struct layout_plan *p)
@@ -116,6 +116,8 @@ static void plan_layout(const struct wf_shm_config *cfg, struct layout_plan *p)
 	p->stock_size = WF_ALIGN_UP(sizeof(struct wf_stock) + (uint64_t)cfg->stock_capacity * sizeof(struct wf_stock_slot),
 				    4096);
 	off += p->stock_size;
+	p->reqlat_off = off;
+	off += WF_ALIGN_UP(sizeof(struct wf_reqlat), 4096);
 	p->total = off;
 }
 
@@ -163,6 +165,9 @@ static int bind_regions(struct wf_shm *shm)
 		return -EPROTO;
 	shm->stock = wf_shm_region(shm, "stock", &sz);
 	if (!shm->stock || sz < sizeof(struct wf_stock))
+		return -EPROTO;
+	shm->reqlat = wf_shm_region(shm, "reqlat", &sz);
+	if (!shm->reqlat || sz < sizeof(struct wf_reqlat))
 		return -EPROTO;
 	if (shm->hdr->nshards == 0 || shm->hdr->nshards > WF_SHM_MAX_SHARDS)
 		return -EPROTO;
@@ -230,6 +235,7 @@ int wf_shm_create(const char *name, const struct wf_shm_config *cfg_in, struct w
 	struct wf_stock *st = (struct wf_stock *)(shm->base + plan.stock_off);
 	st->capacity = cfg.stock_capacity;
 	st->mask = cfg.stock_capacity - 1;
+	toc_add(h, "reqlat", plan.reqlat_off, sizeof(struct wf_reqlat)); /* zero: empty histograms */
 
 	r = bind_regions(shm);
 	if (r < 0)

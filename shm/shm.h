@@ -29,6 +29,7 @@ struct wf_shm {
 	struct wf_shm_hdr *hdr;
 	struct wf_ctl *ctl;
 	struct wf_stock *stock;
+	struct wf_reqlat *reqlat; /* weft-ingest's request latency histograms */
 	char name[256];
 };
 

@@ -131,6 +131,18 @@ def test_metrics():
         ev = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in lab)
         assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
         assert m[("weft_snapshot_generation", frozenset())] >= 1
+        # weft-ingest's request latency: every EVENT ack and RECS reply timed, in base units.
+        def req(cmd, path, suffix):
+            return m.get((f"weft_request_duration_seconds_{suffix}",
+                          frozenset({("command", cmd), ("path", path)})), 0)
+        assert req("EVENT", "journal", "count") >= 50, "EVENT acks timed"
+        assert req("RECS", "front", "count") + req("RECS", "ranker", "count") >= 50, "RECS replies timed"
+        assert 0 < req("EVENT", "journal", "sum") < 50 * 10, "EVENT latency sum in seconds"
+        inf = m[("weft_request_duration_seconds_bucket",
+                 frozenset({("command", "EVENT"), ("path", "journal"), ("le", "+Inf")}))]
+        assert inf == req("EVENT", "journal", "count")
+        for fam in ("weft_journal_flush_seconds_count", "weft_request_ring_wait_seconds_count"):
+            assert m[(fam, frozenset())] > 0, fam
         assert m[("weft_journal_bytes", frozenset())] > 0
         # The file weft-observe writes for node_exporter: complete, valid.
         wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
