@@ -13,12 +13,17 @@ Modes (argv[1]), one meson test each:
   unprivileged  the whole appliance as user nobody (setpriv, no
               capabilities): it serves, `weftctl status` says observability
               is degraded and why, and metrics still carry schedstat
+  latency     `weftctl latency` lists every command's request latency,
+              event-to-visible, the journal flush and (BPF) run-queue wait,
+              with counts; `weftctl latency --plot F.png` draws a real PNG
+              (magic bytes, IHDR, over 10 KB); a request latency sum agrees
+              with its count and mean
   runqlat     under redis-benchmark load, the BPF run-queue wait of
               weft-ingest and every weft-ranker has counts and its total
               agrees with /proc schedstat over the same interval (20 %);
               weft-ingest's journal fsyncs are timed when that program runs;
               every process has off-CPU sleep time
-Skips (77): metrics without promtool, textfile without
+Skips (77): latency without gnuplot, metrics without promtool, textfile without
 prometheus-node-exporter, top without tmux, unprivileged without setpriv or
 user nobody, runqlat when BPF cannot load here (says why).
 """
@@ -333,6 +338,49 @@ def test_top():
             subprocess.run(T + ["kill-server"], capture_output=True)
 
 
+def test_latency():
+    need("gnuplot", "gnuplot not installed (Debian package gnuplot-nox)")
+    with appliance("latency") as (td, store, app, mfile):
+        some_traffic(app, store)
+        c = app.client()
+        u, items = store.users()[0], store.items()
+        for i in range(10):
+            c.execute_command("RERANK", f"s{i % 7}", u, items[0]["item_id"], items[1]["item_id"])
+            c.execute_command("HISTORY", f"s{i % 7}")
+        out = app.weftctl("latency").stdout
+        log(out)
+        rows = {}
+        for line in out.splitlines():
+            m = re.match(r"^(\S.*?\S|\s+visible shard \d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$", line)
+            if m:
+                rows[m.group(1).strip()] = (int(m.group(2)), m.group(3), m.group(4), m.group(6))
+        for cmd in ("EVENT ack", "RECS front", "RECS ranker", "RERANK", "HISTORY", "SEGMENTS", "local",
+                    "jrnl flush", "ring wait", "event visible"):
+            assert cmd in rows, f"{cmd} missing from weftctl latency:\n{out}"
+        assert rows["EVENT ack"][0] >= 50 and rows["event visible"][0] >= 50, out
+        assert rows["RECS front"][0] + rows["RECS ranker"][0] >= 50, out
+        assert rows["RERANK"][0] >= 10 and rows["HISTORY"][0] >= 10, out
+        assert rows["jrnl flush"][0] >= 1 and rows["SEGMENTS"][0] == 0 and rows["SEGMENTS"][3] == "-", out
+        # The table agrees with the exposition: count, and mean = sum / count.
+        m = parse(metrics(app))
+        lab = frozenset({("command", "EVENT"), ("path", "journal")})
+        n, tot = m[("weft_request_duration_seconds_count", lab)], m[("weft_request_duration_seconds_sum", lab)]
+        assert n >= rows["EVENT ack"][0] >= 50
+        mean = rows["EVENT ack"][1]
+        unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1}[re.sub(r"[\d.]", "", mean)]
+        assert float(re.sub(r"[a-z]", "", mean)) * unit > 0 and tot > 0
+        png = os.path.join(td.path, "latency.png")
+        r = app.weftctl("latency", "--plot", png)
+        assert png in r.stdout, r.stdout
+        with open(png, "rb") as f:
+            data = f.read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+        assert data[12:16] == b"IHDR" and int.from_bytes(data[16:20], "big") >= 800, "PNG header"
+        assert len(data) > 10000, f"{len(data)} bytes: an empty picture?"
+        bad = app.weftctl("latency", "--plot", os.path.join(td.path, "no", "such", "dir", "x.png"), check=False)
+        assert bad.returncode != 0 and "could not draw" in bad.stderr and "No such file" in bad.stderr, (bad.returncode, bad.stderr)
+
+
 def test_unprivileged():
     import pwd
     setpriv = need("setpriv", "setpriv not installed (util-linux)")
@@ -391,4 +439,4 @@ def test_unprivileged():
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "metrics"
     harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat,
-                 "top": test_top, "unprivileged": test_unprivileged}[mode]])
+                 "top": test_top, "unprivileged": test_unprivileged, "latency": test_latency}[mode]])
