@@ -69,7 +69,11 @@ int wf_cli_attach(const struct wf_cli_opts *o, struct wf_shm **ret)
 		fprintf(stderr, "weftctl: %s\n", st->str);
 	else if (!seg || !seg->str)
 		fprintf(stderr, "weftctl: weft-admin's STATS names no segment\n");
-	else if ((r = wf_shm_attach(seg->str, ret)) < 0)
+	else if ((r = wf_shm_attach_ro(seg->str, ret)) == -EACCES)
+		fprintf(stderr, "weftctl: cannot read segment %s: %s: only its group (weft) may, as it holds "
+				"sessions and users; other users read the aggregates weft-observe writes "
+				"(--metrics-file; /run/weft/metrics/weft.prom under systemd)\n", seg->str, strerror(-r));
+	else if (r < 0)
 		fprintf(stderr, "weftctl: cannot attach segment %s: %s\n", seg->str, strerror(-r));
 	freeReplyObject(st);
 	redisFree(c);

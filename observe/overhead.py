@@ -158,7 +158,19 @@ def main():
                 continue
             p90, _ = interp(d, 0.90)
             p99, _ = interp(d, 0.99)
-            print(f"  {name}: n={n:.0f} p50 {p50 * 1e6:.0f}us p90 {p90 * 1e6:.0f}us p99 {p99 * 1e6:.0f}us")
+            # Per run: the p99 of each run, median and range (a bad run
+            # cannot rule the summed tail alone).
+            runs = []
+            for t in (on if "BPF" in name else allt):
+                dt = summed_diff([t], fam, lab)
+                if dt and dt[-1][1] > 0:
+                    runs.append(interp(dt, 0.99)[0] * 1e6)
+            mean = ""
+            if fam == "weft_request_duration_seconds" or lab == "":
+                cnt = sum(per_event(t, fam + "_count", lab) for t in allt)
+                mean = f" mean {sum(per_event(t, fam + '_sum', lab) for t in allt) / max(cnt, 1) * 1e6:.0f}us"
+            print(f"  {name}: n={n:.0f}{mean} p50 {p50 * 1e6:.0f}us p90 {p90 * 1e6:.0f}us p99 {p99 * 1e6:.0f}us; "
+                  f"per-run p99 median {statistics.median(runs):.0f}us (min {min(runs):.0f}, max {max(runs):.0f})")
         # Work and waiting per EVENT, over the EVENT runs: CPU (schedstat),
         # run-queue wait (schedstat), the ranker's handling time.
         for t in allt:

@@ -44,6 +44,16 @@ int wf_shm_create(const char *name, const struct wf_shm_config *cfg, struct wf_s
  * layout version or size do not match this build. */
 int wf_shm_attach(const char *name, struct wf_shm **ret);
 
+/*
+ * Attach read-only (PROT_READ): for readers that only display (weftctl
+ * metrics, top, latency, export; weft-observe). Needs only read permission
+ * on the segment (the daemons create it 0660 under UMask=0027: 0640, so
+ * group weft may read it, and only weft may write). Every store through
+ * the handle faults (SIGSEGV): use only loads (relaxed atomics, seqlock
+ * reads). Errors as wf_shm_attach(); -EACCES without read permission.
+ */
+int wf_shm_attach_ro(const char *name, struct wf_shm **ret);
+
 /* Attach, or create with cfg if absent (racing creators are fine). If the
  * segment exists with a different shard count, -ESTALE. */
 int wf_shm_open(const char *name, const struct wf_shm_config *cfg, struct wf_shm **ret);
