@@ -198,22 +198,10 @@ static int collect(const struct wf_cli_opts *o, const struct wf_shm *shm, struct
 	return 0;
 }
 
-/* "850ns", "12.3us", "1.25ms", "2.10s"; "-" for none. */
+/* seconds, as weftctl top shows a duration */
 static const char *secs(double s, char *buf, size_t len)
 {
-	double ns = s * 1e9;
-
-	if (ns <= 0)
-		snprintf(buf, len, "-");
-	else if (ns < 1e3)
-		snprintf(buf, len, "%.0fns", ns);
-	else if (ns < 1e6)
-		snprintf(buf, len, "%.*fus", ns < 1e4 ? 1 : 0, ns / 1e3);
-	else if (ns < 1e9)
-		snprintf(buf, len, "%.*fms", ns < 1e7 ? 2 : 1, ns / 1e6);
-	else
-		snprintf(buf, len, "%.2fs", ns / 1e9);
-	return buf;
+	return wf_cli_dur(s * 1e9, buf, len);
 }
 
 static void print_table(FILE *f, const struct lat_table *t, int have_bpf)

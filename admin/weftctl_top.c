@@ -119,8 +119,7 @@ static double vis_quantile(const uint64_t *now, const uint64_t *then, double q, 
 	return wf_lat_quantile_est(d, q);
 }
 
-/* "850ns", "12.3us", "1.25ms", "2.1s" in at most 7 characters. */
-static const char *dur(double ns, char *buf, size_t len)
+const char *wf_cli_dur(double ns, char *buf, size_t len)
 {
 	if (ns <= 0)
 		snprintf(buf, len, "-");
@@ -215,8 +214,8 @@ static int commands(FILE *f, const struct top_sample *a, const struct top_sample
 		vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.5, &n);
 		fprintf(f, "%-12s %9.0f %10" PRIu64 " %8s %8s\n", wf_reqlat_name(r)->display,
 			a && dt > 0 ? (double)(total - then) / dt : 0.0, total,
-			dur(n ? vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.50, NULL) : 0, t1, sizeof(t1)),
-			dur(n ? vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.99, NULL) : 0, t2, sizeof(t2)));
+			wf_cli_dur(n ? vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.50, NULL) : 0, t1, sizeof(t1)),
+			wf_cli_dur(n ? vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.99, NULL) : 0, t2, sizeof(t2)));
 		lines++;
 	}
 	fprintf(f, "%-12s %9.0f %10" PRIu64 "  errors %.0f/s (%" PRIu64 ")\n", "all",
@@ -259,15 +258,15 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 	}
 	fprintf(f, "observability: %.64s\n", obs);
 	lines = 2 + commands(f, a, s, dt);
-	fprintf(f, "EVENT visible p50 %s p99 %s  journal flush p99 %s", dur(vis_quantile(vis_all, vis_then, 0.50, NULL), t1, sizeof(t1)),
-		dur(vis_quantile(vis_all, vis_then, 0.99, NULL), t2, sizeof(t2)),
-		dur(vis_quantile(s->req[WF_LAT_FLUSH], a ? a->req[WF_LAT_FLUSH] : NULL, 0.99, NULL), t3, sizeof(t3)));
+	fprintf(f, "EVENT visible p50 %s p99 %s  journal flush p99 %s", wf_cli_dur(vis_quantile(vis_all, vis_then, 0.50, NULL), t1, sizeof(t1)),
+		wf_cli_dur(vis_quantile(vis_all, vis_then, 0.99, NULL), t2, sizeof(t2)),
+		wf_cli_dur(vis_quantile(s->req[WF_LAT_FLUSH], a ? a->req[WF_LAT_FLUSH] : NULL, 0.99, NULL), t3, sizeof(t3)));
 	for (size_t p = 0; p < s->nprocs; p++)
 		if (strcmp(s->procs[p].process, "weft-ingest") == 0)
-			fprintf(f, " (fdatasync %s)", dur(obs_p99(a, s, 1, p), t1, sizeof(t1)));
+			fprintf(f, " (fdatasync %s)", wf_cli_dur(obs_p99(a, s, 1, p), t1, sizeof(t1)));
 	fprintf(f, "\nconnections %" PRIu64 "  sessions %" PRIu64 "  arenas %s  ring wait p99 %s\n", s->conns, sessions,
 		bytes((double)sbytes, t1, sizeof(t1)),
-		dur(vis_quantile(s->req[WF_LAT_RING], a ? a->req[WF_LAT_RING] : NULL, 0.99, NULL), t2, sizeof(t2)));
+		wf_cli_dur(vis_quantile(s->req[WF_LAT_RING], a ? a->req[WF_LAT_RING] : NULL, 0.99, NULL), t2, sizeof(t2)));
 	lines += 2 + 4; /* and the two blank lines and headers below */
 	/* What is left of TOP_LINES: shards first (with their rankers below),
 	 * at least one of each. */
@@ -287,7 +286,7 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 		fprintf(f, "%-5u %8.0f %8.0f %8" PRIu64 " %9s %9s %8s %9s\n", i,
 			a && dt > 0 ? (double)(s->events[i] - a->events[i]) / dt : 0.0,
 			a && dt > 0 ? (double)(s->recs[i] - a->recs[i]) / dt : 0.0, LOAD(sh->stats.sessions_live), rq, rp,
-			dur(vis_quantile(s->vis[i], a ? a->vis[i] : NULL, 0.99, NULL), t3, sizeof(t3)),
+			wf_cli_dur(vis_quantile(s->vis[i], a ? a->vis[i] : NULL, 0.99, NULL), t3, sizeof(t3)),
 			bytes((double)(LOAD(sh->stats.session_bytes) + LOAD(sh->stats.snapshot_bytes)), t4, sizeof(t4)));
 	}
 	if ((int)n > shard_rows)
@@ -308,7 +307,7 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 		else
 			snprintf(name, sizeof(name), "%s", s->procs[p].process + strlen("weft-"));
 		fprintf(f, "%-14s %7u %6.1f %11s %11.2f %9s\n", name, s->procs[p].pid, cpu,
-			dur(obs_p99(a, s, 0, p), t1, sizeof(t1)), wait, bytes((double)rss_bytes(s->procs[p].pid), t2, sizeof(t2)));
+			wf_cli_dur(obs_p99(a, s, 0, p), t1, sizeof(t1)), wait, bytes((double)rss_bytes(s->procs[p].pid), t2, sizeof(t2)));
 	}
 }
 

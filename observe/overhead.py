@@ -171,6 +171,26 @@ def main():
                 mean = f" mean {sum(per_event(t, fam + '_sum', lab) for t in allt) / max(cnt, 1) * 1e6:.0f}us"
             print(f"  {name}: n={n:.0f}{mean} p50 {p50 * 1e6:.0f}us p90 {p90 * 1e6:.0f}us p99 {p99 * 1e6:.0f}us; "
                   f"per-run p99 median {statistics.median(runs):.0f}us (min {min(runs):.0f}, max {max(runs):.0f})")
+        # Per BPF-on run: does the event-to-visible tail follow the ack,
+        # the flush or a ranker's run-queue wait?
+        print("  per run (BPF on), p99 in us: visible / EVENT ack / flush (ingest) / runq ingest / "
+              "runq ranker 0 / runq ranker 1; runq max bucket ranker 0 / 1")
+        for t in on:
+            row = []
+            for fam, lab in (("weft_event_visible_seconds", None),
+                             ("weft_request_duration_seconds", 'command="EVENT",path="journal"'),
+                             ("weft_journal_flush_seconds", ""),
+                             ("weft_runqueue_wait_seconds", 'process="weft-ingest"'),
+                             ("weft_runqueue_wait_seconds", 'process="weft-ranker",shard="0"'),
+                             ("weft_runqueue_wait_seconds", 'process="weft-ranker",shard="1"')):
+                d = summed_diff([t], fam, lab)
+                row.append(f"{interp(d, 0.99)[0] * 1e6:.0f}" if d and d[-1][1] > 0 else "-")
+            mx = []
+            for sh in ("0", "1"):
+                d = summed_diff([t], "weft_runqueue_wait_seconds", f'process="weft-ranker",shard="{sh}"')
+                top = [le for (le, c), (_, pc) in zip(d, [(0, 0)] + d[:-1]) if c > pc] if d else []
+                mx.append(f"{top[-1] * 1e6:.0f}" if top else "-")
+            print(f"    EVENT {t['ev']:.0f}/s: " + " / ".join(row) + "; " + " / ".join(mx))
         # Work and waiting per EVENT, over the EVENT runs: CPU (schedstat),
         # run-queue wait (schedstat), the ranker's handling time.
         for t in allt:
