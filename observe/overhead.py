@@ -2,7 +2,9 @@
 """overhead.py - what weft-observe's BPF programs cost, and what its
 histograms say about an EVENT load (numbers for BENCHMARKS.md).
 
-Alternates appliances with BPF on and off (`weftctl up --no-bpf`), TRIALS
+First the programs' own cost over one RECS run (the kernel's per-program
+accounting, kernel.bpf_stats_enabled on for that run only). Then it
+alternates appliances with BPF on and off (`weftctl up --no-bpf`), TRIALS
 each, same store: redis-benchmark RECS and EVENT throughput per trial,
 then the medians and ranges (on/off order alternates per trial). Over
 the EVENT runs it reports the p50/p90/p99 of weft-ingest's EVENT ack, of
@@ -12,7 +14,7 @@ the ring wait and (BPF on) of the run-queue wait of each process
 run-queue wait of each process (schedstat) and the rankers' handling
 time.
 
-  observe/overhead.py [BUILD_DIR] [TRIALS]
+  observe/overhead.py [BUILD_DIR] [TRIALS]   (TRIALS 0: the programs' cost only)
 """
 import os
 import re
@@ -129,10 +131,63 @@ def spread(xs):
     return f"median {statistics.median(xs):.0f}/s (min {min(xs):.0f}, max {max(xs):.0f}, n={len(xs)})"
 
 
+BPFTOOL = next((p for p in ("/usr/sbin/bpftool", "/usr/bin/bpftool") if os.access(p, os.X_OK)), None)
+STATS = "/proc/sys/kernel/bpf_stats_enabled"
+
+
+def wf_progs():
+    """{id: (name, run_time_ns, run_cnt)} of every weft BPF program loaded (any appliance's)."""
+    import json
+    out = subprocess.run([BPFTOOL, "prog", "show", "--json"], capture_output=True, text=True).stdout
+    return {p["id"]: (p["name"], p.get("run_time_ns", 0), p.get("run_cnt", 0))
+            for p in json.loads(out or "[]") if p.get("name", "").startswith("wf_")}
+
+
+def bpf_cost(td, store):
+    """What the programs themselves cost during a RECS run: the kernel's own
+    per-program accounting (kernel.bpf_stats_enabled, on for the run only),
+    for this appliance's weft-observe and for every weft program loaded
+    (other appliances' on a shared box run on the same context switches)."""
+    if not BPFTOOL or not os.access(STATS, os.W_OK):
+        print("BPF cost: not measured (needs bpftool and root)")
+        return
+    before = set(wf_progs())
+    app = harness.Appliance(td.path, shards=2, snapshot=store.snapshot)
+    old = open(STATS).read().strip()
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not (set(wf_progs()) - before):
+            time.sleep(0.2)
+        ours = set(wf_progs()) - before
+        with open(STATS, "w") as f:
+            f.write("1")
+        s0, t0 = wf_progs(), time.time()
+        users = store.users()
+        recs = bench(app.sock, ["-r", "100000", "RECS", "s__rand_int__", users[0], "10"], 100000)
+        s1, wall = wf_progs(), time.time() - t0
+    finally:
+        with open(STATS, "w") as f:
+            f.write(old)
+        app.stop()
+        for name in ("run", "up.log"):
+            subprocess.run(["rm", "-rf", os.path.join(td.path, name)])
+    for label, ids in (("this appliance's weft-observe", ours), ("every weft program loaded", set(s1) & set(s0))):
+        ns = sum(s1[i][1] - s0[i][1] for i in ids)
+        cnt = sum(s1[i][2] - s0[i][2] for i in ids)
+        print(f"BPF cost, {label} ({len(ids)} programs): {cnt} runs, {ns / max(cnt, 1):.0f} ns a run, "
+              f"{ns / 1e6:.1f} ms CPU over a {wall:.2f} s RECS run at {recs:.0f}/s = {ns / 1e9 / wall / 2 * 100:.2f} % "
+              f"of the 2 CPUs, {ns / 100000:.0f} ns per RECS")
+        for i in sorted(ids):
+            n, c = s1[i][1] - s0[i][1], s1[i][2] - s0[i][2]
+            if label.startswith("this"):
+                print(f"  {s1[i][0]}: {c} runs, {n / max(c, 1):.0f} ns a run")
+
+
 def main():
     td = harness.TestDir("overhead")
     try:
         store = harness.Store(td.path)
+        bpf_cost(td, store)
         res = {True: [], False: []}
         for t in range(TRIALS):
             for bpf in ((True, False) if t % 2 == 0 else (False, True)):
@@ -140,6 +195,8 @@ def main():
                 res[bpf].append(r)
                 print(f"trial {t} bpf={'on' if bpf else 'off'}: RECS {r['recs']:.0f}/s EVENT {r['ev']:.0f}/s "
                       f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        if not TRIALS:
+            return
         for bpf in (True, False):
             print(f"bpf {'on ' if bpf else 'off'}: RECS {spread([x['recs'] for x in res[bpf]])}; "
                   f"EVENT {spread([x['ev'] for x in res[bpf]])}")
