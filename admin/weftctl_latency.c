@@ -174,6 +174,7 @@ static int collect(const struct wf_cli_opts *o, const struct wf_shm *shm, struct
 
 	for (uint32_t s = 0; s < WF_LAT_SERIES; s++) {
 		wf_lat_snapshot(shm->reqlat->hist[s], c);
+		/* relaxed: display (the one writer, weft-ingest, adds relaxed) */
 		row_lathist(t, wf_reqlat_name(s)->display, c,
 			    (double)atomic_load_explicit(&shm->reqlat->sum_ns[s], memory_order_relaxed));
 	}

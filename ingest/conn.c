@@ -193,7 +193,7 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 	if (c->head == c->tail && !close) {
 		if (wf_buf_append(&c->out, data, len) < 0)
 			return -ENOMEM;
-		ingest_lat_queued(ctx, ctx->lat.series + 1, ctx->pass_ns);
+		ingest_lat_queued(ctx, ctx->lat.series + 1, ctx->pass_ns); /* NONE + 1 = 0: not timed */
 		ingest_mark_dirty(ctx, c);
 		return 0;
 	}

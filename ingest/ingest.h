@@ -144,9 +144,10 @@ struct ingest_group_commit {
  * start; recorded in the segment's wf_reqlat at the pass end with one
  * clock read (or earlier when the list is full). */
 #define INGEST_LAT_PENDING 512u
+#define INGEST_LAT_NONE UINT32_MAX /* series of a reply that answers no request (a push): not timed */
 struct ingest_lat {
 	uint32_t series;       /* of a reply ingest_reply_local() queues now
-	                        * (ingest_dispatch, front_recs set it) */
+	                        * (ingest_dispatch, front_recs set it; INGEST_LAT_NONE) */
 	uint32_t n;
 	uint64_t t0[INGEST_LAT_PENDING];
 	uint8_t ser[INGEST_LAT_PENDING];
@@ -291,7 +292,7 @@ uint32_t ingest_lat_series_of(int cmd);
 /* Slot sl will hold the reply of a request of series ser received this pass. */
 static inline void ingest_lat_stamp(const struct ingest_ctx *ctx, struct ingest_slot *sl, uint32_t ser)
 {
-	sl->lat_series = (uint8_t)(ser + 1);
+	sl->lat_series = ser < WF_LAT_SERIES ? (uint8_t)(ser + 1) : 0;
 	sl->lat_t0 = ctx->pass_ns;
 }
 /* A reply of series ser (+ 1; 0: not measured), whose request came at t0,
