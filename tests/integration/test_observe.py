@@ -156,6 +156,17 @@ def test_metrics():
         r = subprocess.run([promtool, "check", "metrics"], input=ftext, capture_output=True, text=True)
         assert r.returncode == 0, f"promtool on {mfile} failed:\n{r.stdout}{r.stderr}"
         assert "weft_observe_bpf " in ftext and "weft_requests_total{" in ftext
+        # Without weft-admin or the segment (a user outside the weft and admin
+        # groups), `weftctl metrics` prints the copy systemd's weft-observe
+        # keeps in DIR/metrics/weft.prom.
+        other = os.path.join(td.path, "other")
+        os.makedirs(os.path.join(other, "metrics"))
+        shutil.copy(mfile, os.path.join(other, "metrics", "weft.prom"))
+        with open(os.path.join(other, "metrics", "weft.prom")) as f:
+            copied = f.read()
+        r = subprocess.run([harness.prog("weftctl"), "--dir", other, "metrics"], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout == copied and "weft_requests_total{" in copied, r.stderr
+        assert "weft-observe's copy" in r.stderr, r.stderr
         st = app.weftctl("status").stdout
         line = [x for x in st.splitlines() if x.startswith("observability: ")]
         assert len(line) == 1, st
