@@ -28,6 +28,7 @@ prometheus-node-exporter, top without tmux, unprivileged without setpriv or
 user nobody, runqlat when BPF cannot load here (says why).
 """
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -380,6 +381,14 @@ def test_latency():
         mean = rows["EVENT ack"][1]
         unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1}[re.sub(r"[\d.]", "", mean)]
         assert float(re.sub(r"[a-z]", "", mean)) * unit > 0 and tot > 0
+        # The same series in INFO latencystats (Redis 7's form) and STATS.
+        info = c.execute_command("INFO", "latencystats")
+        info = info if isinstance(info, dict) else harness.redis.client.parse_info(info)
+        assert "latency_percentiles_usec_event" in info and ("latency_percentiles_usec_recs" in info or
+                                                             "latency_percentiles_usec_recs_front" in info), info
+        st = json.loads(app.weftctl("--json", "stats").stdout)
+        lat = st["ingest"]["latency"]
+        assert lat["event_count"] >= 50 and 0 < lat["event_p50_ns"] <= lat["event_p99_ns"], lat
         png = os.path.join(td.path, "latency.png")
         r = app.weftctl("latency", "--plot", png)
         assert png in r.stdout, r.stdout
