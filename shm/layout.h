@@ -354,7 +354,8 @@ _Static_assert(offsetof(struct wf_stock, slot) == 64, "stock header: one line");
  * pass clock, read once per pass) to the end of the pass that queued its
  * reply to the client's socket (the sends of a pass are submitted at its
  * end; one clock read per pass): what a client waits inside weft-ingest,
- * the ranker's time included, the network not.
+ * the ranker's time included, the network not (a request parsed after a
+ * backpressure stall counts from the pass that parsed it).
  *   EVENT         an EVENT's reply (:1 once durable, or its error)
  *   RECS_FRONT    a RECS weft-ingest answered from a front table
  *   RECS          a RECS its ranker answered
