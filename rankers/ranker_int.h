@@ -65,6 +65,14 @@ struct ranker_seg_timer {
 	struct ranker_session *s;
 };
 
+/* A snapshot user of this shard as a preview reads it (segs.c). */
+struct ranker_seg_user {
+	uint64_t key;                   /* as the owned table's: wf_hash64(id) | 1 */
+	uint32_t user;                  /* snapshot user index */
+	uint16_t lifecycle;             /* enum wf_snap_segment */
+	float ltv;
+};
+
 /* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
@@ -208,6 +216,9 @@ struct ranker_ctx {
 	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
 	int seg_replaying;
 	uint64_t seg_notes;
+	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
+	uint32_t seg_nusers;
+	uint64_t seg_users_gen;         /* the generation it was built from */
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;

@@ -179,7 +179,7 @@ static void seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	uint32_t nc;
 	int64_t u = -1;
 
-	*ret = (struct wf_seg_inputs){ .pivot = s ? s->model.pivot : 0 };
+	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0 };
 	if (s && (uses & WF_SEG_USES_CART)) {
 		/* lib/rank's cart: snapshot items (priced) and live ones (not) */
 		for (uint32_t i = 0; i < WF_RANK_CART; i++) {
@@ -229,6 +229,16 @@ static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, i
 	ev->price_cents = si->price_cents;
 }
 
+/* The type of a history record: its name is wf_event_name()'s own string
+ * (ranker_hist_next), found by address before any compare. */
+static int type_of(const struct wf_msg_arg *name)
+{
+	for (int t = 0; t < WF_EV_COUNT; t++)
+		if (name->p == wf_event_name(t))
+			return t;
+	return wf_event_from_name(name->p, name->len);
+}
+
 /* Feed s's history into st (a state of set), as the events came. */
 static void state_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
 			       struct wf_seg_state *st)
@@ -240,7 +250,7 @@ static void state_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *
 	uint64_t ts;
 
 	while (ranker_hist_next(s, &cur, &ts, a, &argc)) {
-		int type = wf_event_from_name(a[1].p, a[1].len);
+		int type = type_of(&a[1]);
 		if (!wf_seg_set_affected(set, type))
 			continue;
 		seg_event_of(ctx, set, type, ts, &a[2], &ev);
@@ -463,6 +473,8 @@ void ranker_segs_fini(struct ranker_ctx *ctx)
 	ctx->segs = NULL;
 	free(ctx->seg_heap);
 	ctx->seg_heap = NULL;
+	free(ctx->seg_users);
+	ctx->seg_users = NULL;
 	ctx->seg_heap_n = ctx->seg_heap_cap = 0;
 }
 
@@ -597,6 +609,34 @@ static int hset_has(const struct hset *h, uint64_t k)
 	return 0;
 }
 
+/* ctx->seg_users: this shard's snapshot users in user order, what a rule
+ * reads of them side by side (a preview scans it in order instead of
+ * hopping through the owned table and the users section), built at the
+ * first preview of a generation. 0, or -ENOMEM / -ENOENT (no generation). */
+static int users_table(struct ranker_ctx *ctx)
+{
+	const struct ranker_gen *g = ctx->cur;
+	uint32_t n = 0;
+
+	if (!g || !g->owned)
+		return -ENOENT;
+	if (ctx->seg_users && ctx->seg_users_gen == g->gen)
+		return 0;
+	free(ctx->seg_users);
+	ctx->seg_users = malloc((size_t)(g->nowned ? g->nowned : 1) * sizeof(*ctx->seg_users));
+	if (!ctx->seg_users)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= g->owned_mask; i++)
+		if (g->owned[i].key) {
+			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
+			ctx->seg_users[n++] = (struct ranker_seg_user){ g->owned[i].key, g->owned[i].user,
+									su->segment, su->ltv };
+		}
+	ctx->seg_nusers = n;
+	ctx->seg_users_gen = g->gen;
+	return 0;
+}
+
 #define PREVIEW_SAMPLE 10u
 
 struct preview {
@@ -670,16 +710,16 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 					    s->user ? s->user_len : 1u);
 		}
 	/* This shard's snapshot users with no live session. */
-	if ((uses & WF_SEG_USES_USER) && ctx->cur && ctx->cur->owned) {
-		const struct ranker_gen *g = ctx->cur;
+	if ((uses & WF_SEG_USES_USER) && users_table(ctx) == 0) {
+		const struct wf_snap *snap = ctx->cur->snap;
 		wf_seg_state_init(pv, st);
-		for (uint32_t i = 0; i <= g->owned_mask; i++) {
-			if (!g->owned[i].key || hset_has(&users, g->owned[i].key))
+		for (uint32_t i = 0; i < ctx->seg_nusers; i++) {
+			const struct ranker_seg_user *e = &ctx->seg_users[i];
+			struct wf_seg_inputs u = { .known = 1, .lifecycle = e->lifecycle, .ltv = e->ltv };
+			if (!(wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1) || hset_has(&users, e->key))
 				continue;
-			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
-			struct wf_seg_inputs u = { .known = 1, .lifecycle = su->segment, .ltv = su->ltv };
-			if (wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)
-				preview_add(&p, 1, WF_ANON_USER, 1, wf_snap_str(g->snap, su->id_off), su->id_len);
+			const struct wf_snap_user *su = &snap->users[e->user];
+			preview_add(&p, 1, WF_ANON_USER, 1, wf_snap_str(snap, su->id_off), su->id_len);
 		}
 	}
 	wf_resp_w_array(out, 4);
