@@ -73,6 +73,13 @@ struct ranker_seg_user {
 	float ltv;
 };
 
+/* A preview's item cache entry (segs.c): id hash, snapshot index. */
+#define RANKER_SEG_ITEMS (1u << 16)
+struct ranker_seg_item {
+	uint64_t key;
+	int64_t item;
+};
+
 /* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
@@ -219,6 +226,7 @@ struct ranker_ctx {
 	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
 	uint32_t seg_nusers;
 	uint64_t seg_users_gen;         /* the generation it was built from */
+	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;

@@ -205,6 +205,23 @@ static void seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	ret->ltv = ctx->cur->snap->users[u].ltv;
 }
 
+/* The snapshot index of item (-1: none), through ctx->seg_items when a
+ * preview set it up: a direct-mapped cache by id hash (the same items come
+ * back across sessions; a hit costs a hash and one compare, a miss the
+ * snapshot's lookup). */
+static int64_t item_index(struct ranker_ctx *ctx, const struct wf_msg_arg *item)
+{
+	if (!ctx->seg_items || !ctx->cur)
+		return ranker_item_index(ctx, item->p, item->len);
+	uint64_t h = wf_hash64(item->p, item->len);
+	struct ranker_seg_item *c = &ctx->seg_items[h & (RANKER_SEG_ITEMS - 1)];
+	if (c->key == h)
+		return c->item;
+	c->key = h;
+	c->item = ranker_item_index(ctx, item->p, item->len);
+	return c->item;
+}
+
 /* An event (type, item id) as lib/seg takes it, item attributes resolved
  * in the snapshot when set needs them. */
 static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
@@ -213,7 +230,7 @@ static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, i
 	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
 	if (!wf_seg_set_needs_item(set, type))
 		return;
-	int64_t it = ranker_item_index(ctx, item->p, item->len);
+	int64_t it = item_index(ctx, item);
 	if (it < 0)
 		return;
 	const struct wf_snap *snap = ctx->cur->snap;
@@ -696,6 +713,10 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 		wf_resp_w_error(out, "ERR out of memory for the preview");
 		goto done;
 	}
+	/* Item lookups through a cache for this preview (keyed by a 64-bit
+	 * hash: two ids colliding, odds 2^-64 a pair, would share attributes). */
+	if ((uses & WF_SEG_USES_ITEM) && ctx->cur)
+		ctx->seg_items = calloc(RANKER_SEG_ITEMS, sizeof(*ctx->seg_items));
 	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
 		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next) {
 			struct wf_seg_inputs u;
@@ -712,11 +733,21 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 	/* This shard's snapshot users with no live session. */
 	if ((uses & WF_SEG_USES_USER) && users_table(ctx) == 0) {
 		const struct wf_snap *snap = ctx->cur->snap;
+		/* Without ltv an empty session's answer depends on the lifecycle
+		 * alone: once per value (0 unknown yet, 1 no, 2 yes). */
+		uint8_t memo[256] = { 0 };
+		int by_life = !(uses & WF_SEG_USES_LTV);
 		wf_seg_state_init(pv, st);
 		for (uint32_t i = 0; i < ctx->seg_nusers; i++) {
 			const struct ranker_seg_user *e = &ctx->seg_users[i];
 			struct wf_seg_inputs u = { .known = 1, .lifecycle = e->lifecycle, .ltv = e->ltv };
-			if (!(wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1) || hset_has(&users, e->key))
+			uint8_t *m = &memo[e->lifecycle & 0xff];
+			int hit;
+			if (by_life && *m)
+				hit = *m == 2;
+			else if ((hit = (int)(wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)), by_life)
+				*m = (uint8_t)(1 + hit);
+			if (!hit || hset_has(&users, e->key))
 				continue;
 			const struct wf_snap_user *su = &snap->users[e->user];
 			preview_add(&p, 1, WF_ANON_USER, 1, wf_snap_str(snap, su->id_off), su->id_len);
@@ -731,6 +762,8 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 		wf_resp_w_bulk_fmt(out, "%.*s %.*s", (int)p.sample[i].sl, p.sample[i].s, (int)p.sample[i].ul,
 				   p.sample[i].u);
 done:
+	free(ctx->seg_items);
+	ctx->seg_items = NULL;
 	free(users.k);
 	free(st);
 	wf_seg_set_free(pv);

@@ -447,7 +447,7 @@ static int parse_primary(struct parser *p)
 		if (!(a = new_atom(p, at, cart ? SEG_A_CART_VALUE : SEG_A_LTV)) || parse_cmp(p, &a->op) < 0 ||
 		    parse_cents(p, cart ? "an amount" : "a lifetime value", &a->n) < 0)
 			return -EINVAL;
-		p->r->uses |= cart ? WF_SEG_USES_CART : WF_SEG_USES_USER;
+		p->r->uses |= cart ? WF_SEG_USES_CART : WF_SEG_USES_USER | WF_SEG_USES_LTV;
 		return 0;
 	}
 	if (word_is(p, at, n, "cart_items")) {

@@ -73,6 +73,7 @@ void wf_seg_rule_free(struct wf_seg_rule *r); /* accepts NULL */
 #define WF_SEG_USES_ITEM 0x10u   /* category=, brand=, price filters: the snapshot's items */
 #define WF_SEG_USES_IN 0x20u     /* in(SEGMENT) */
 #define WF_SEG_USES_PIVOT 0x40u  /* pivot */
+#define WF_SEG_USES_LTV 0x80u    /* ltv (with WF_SEG_USES_USER) */
 uint32_t wf_seg_rule_uses(const struct wf_seg_rule *r);
 
 /* ---- definitions ---- */
