@@ -350,9 +350,12 @@ void ranker_segs_fini(struct ranker_ctx *ctx);
  * moves every session onto them (exits for dropped or redefined
  * segments, enters for new ones). */
 void ranker_segs_check(struct ranker_ctx *ctx);
-/* After an EVENT (argv as its) was applied to s at ts_ms: the deadlines
- * before it fire, then the event is evaluated; transitions become notes
- * on the reply ring. Nothing when no segment reads the event's type. */
+/* Before an EVENT at ts_ms is applied to s: s's deadlines before it fire
+ * (with the cart and model as they were). */
+void ranker_segs_before(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts_ms);
+/* After an EVENT (argv as its) was applied to s at ts_ms: the event is
+ * evaluated; transitions become notes on the reply ring. Nothing when no
+ * segment reads the event's type. */
 void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *argv,
 		       uint32_t argc, uint64_t ts_ms);
 /* s is being forgotten (reason: "expired", "evicted"): exits for the

@@ -312,6 +312,14 @@ static void session_catch_up(struct ranker_ctx *ctx, struct ranker_session *s, u
 		session_step(ctx, s, deadline_of(ctx, s), "timer");
 }
 
+void ranker_segs_before(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts_ms)
+{
+	/* Deadlines before this event first, at their own time, with the
+	 * cart and the model as they were (a late timer: a busy ranker). */
+	if (s->seg && s->seg->heap_pos && !ctx->seg_replaying)
+		session_catch_up(ctx, s, ts_ms > 0 ? ts_ms - 1 : 0);
+}
+
 void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *argv,
 		       uint32_t argc, uint64_t ts_ms)
 {
@@ -326,8 +334,6 @@ void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int typ
 		wf_seg_apply(ctx->segs, &s->seg->st, &ev);
 		return;
 	}
-	/* Deadlines before this event first: their transitions at their own time. */
-	session_catch_up(ctx, s, ts_ms > 0 ? ts_ms - 1 : 0);
 	seg_event_of(ctx, ctx->segs, type, ts_ms, &argv[3], &ev);
 	wf_seg_apply(ctx->segs, &s->seg->st, &ev);
 	session_step(ctx, s, ts_ms, wf_event_name(type));
