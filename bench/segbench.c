@@ -21,7 +21,9 @@
  *     wall time is on an idle box: shards run in parallel), and each
  *     rule's total count. Also the rankers' CPU
  *     ns per EVENT (/proc schedstat: idle spinning included) with no
- *     segments, the built-in ones and N defined (DIR/segments.conf).
+ *     segments, the built-in ones and N defined (DIR/segments.conf), and
+ *     timer lateness (2,000 idle(2s) deadlines: when each enter note was
+ *     on the ring after its deadline).
  *
  * Prints "SEG <name> <value>" lines. Reports only; no time is asserted
  * anywhere (tests/test_seg.c and tests/test_ranker.c check behaviour).
@@ -332,12 +334,6 @@ static void stop(struct pb *b)
 		}
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* CPU ns per request of every ranker since the last call (the events):
  * their on-CPU time (/proc/PID/schedstat, every thread), so a busy box's
  * other work is not counted. */
@@ -406,6 +402,61 @@ static void define(struct pb *b, const char *text)
 	usleep(300000); /* every ranker passes its loop (each pass checks the counter) */
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Timer lateness: sessions of one event under "did(any, 1h) and
+ * idle(2s)", spread over a second; each enter note's time is its deadline,
+ * read here as ingest would (polling every 100 us): how late after the
+ * deadline the note was on the ring, p50 / p99 / max. */
+static void bench_timers(struct pb *b, uint32_t nsess)
+{
+	char sid[32], out[256];
+	uint64_t *late = calloc(nsess, sizeof(*late)), n = 0;
+	struct wf_msg_note_view *v = malloc(sizeof(*v));
+
+	define(b, "t\t1\tdid(any, 1h) and idle(2s)\n");
+	for (uint32_t s = 0; s < nsess; s++) {
+		snprintf(sid, sizeof(sid), "t%u", s);
+		uint32_t shard = wf_shard_of(sid, strlen(sid), b->nshards);
+		const char *a[4] = { sid, "-", "view", "it1" };
+		push(b, shard, WF_CMD_EVENT, a, 4);
+		if (s % 10 == 0)
+			usleep(1000000 / (nsess / 10 + 1));
+	}
+	for (uint32_t i = 0; i < b->nshards; i++) { /* the events applied */
+		const char *a[2] = { "barrier", "-" };
+		push(b, i, WF_CMD_SEGMENTS, a, 2);
+		reply(b, i, out, sizeof(out));
+	}
+	uint64_t until = wf_wall_ms() + 5000;
+	while (n < nsess && wf_wall_ms() < until) {
+		for (uint32_t i = 0; i < b->nshards; i++) {
+			const void *p;
+			uint32_t len, kind;
+			while ((p = wf_ring_pop(&b->sh[i].rep, &len, &kind))) {
+				if (kind == WF_MSG_NOTE && wf_msg_note_decode(p, len, v) == 0 && v->argc == 7 &&
+				    v->argv[1].len == 1 && v->argv[1].p[0] == 't' && n < nsess) {
+					uint64_t now = wf_wall_ms();
+					late[n++] = now > v->hdr.ts_ms ? now - v->hdr.ts_ms : 0;
+				}
+				wf_ring_cons_release(&b->sh[i].rep);
+			}
+		}
+		usleep(100);
+	}
+	qsort(late, n, sizeof(*late), cmp_u64);
+	if (n)
+		printf("SEG timer_lateness_ms p50 %llu p99 %llu max %llu (%llu of %u deadlines)\n",
+		       (unsigned long long)late[n / 2], (unsigned long long)late[n * 99 / 100],
+		       (unsigned long long)late[n - 1], (unsigned long long)n, nsess);
+	free(late);
+	free(v);
+}
+
 static int bench_preview(uint32_t nsess, uint32_t nusers, uint32_t nshards, uint32_t nev, uint32_t rounds,
 			 uint32_t nseg, const char *ranker)
 {
@@ -457,6 +508,7 @@ static int bench_preview(uint32_t nsess, uint32_t nusers, uint32_t nshards, uint
 	feed(&b, nsess, nev, "s");
 	printf("SEG ranker_busy_ns_per_event_%usegments %.0f\n", nseg, busy_per_event(&b, &lb, &lr));
 	printf("SEG ranker_notes %llu\n", (unsigned long long)b.notes);
+	bench_timers(&b, 2000);
 	printf("SEG preview_sessions_live %u\n", nsess + 3 * (nsess / 4));
 	printf("SEG preview_snapshot_users %u\n", nusers);
 	static const char *const rules[] = {
