@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/journal.h"
 #include "lib/proto.h"
 #include "lib/util.h"
 #include "shm/msg.h"
@@ -1047,6 +1048,176 @@ static void test_ranker_idle_sessions_expire_in_steps(void **state)
 	assert_string_equal(flatten()->t[0], "*1");
 }
 
+/* ---- checkpoints, catch-up, the spill store's disk budget (issue 15 items 7, 10) ---- */
+
+static struct wf_journal *J; /* DIR/journal, as weft-ingest writes it */
+
+/* Journal an EVENT of session sid on item (with its LSN, as ingest does),
+ * and send it on the ring when ring (ingest sends only what is durable;
+ * one journaled and not sent is what an ingest killed in between left). */
+static void jevent(const char *sid, const char *item, int ring)
+{
+	const char *argv[4] = { sid, "-", "view", item };
+	uint32_t argl[4];
+	uint64_t lsn;
+
+	for (int i = 0; i < 4; i++)
+		argl[i] = (uint32_t)strlen(argv[i]);
+	assert_int_equal(wf_journal_append(J, wf_wall_ms(), (uint16_t)F.shard, 4, argv, argl, &lsn), 0);
+	assert_int_equal(wf_journal_flush_sync(J), 0);
+	F.next_lsn = lsn - 1;
+	if (ring)
+		event(argv, 4);
+	else
+		F.next_lsn = lsn;
+}
+
+/* Open the journal and take its LSNs up to the ones the ring carried so
+ * far (records of a kind the ranker skips), so they continue them. */
+static void journal_open(void)
+{
+	const char *argv[1] = { "pad" };
+	uint32_t argl[1] = { 3 };
+	char dir[300], err[256];
+	uint64_t lsn;
+
+	snprintf(dir, sizeof(dir), "%s/journal", F.dir);
+	assert_int_equal(wf_journal_open(dir, &(struct wf_journal_opts){ 0 }, &J, err, sizeof(err)), 0);
+	while (wf_journal_next_lsn(J) <= F.next_lsn) {
+		assert_int_equal(wf_journal_append_kind(J, WF_JREC_SEGMENT, wf_wall_ms(), (uint16_t)F.shard, 1, argv, argl,
+							&lsn), 0);
+		if ((lsn & 4095) == 0)
+			assert_int_equal(wf_journal_flush_sync(J), 0);
+	}
+	assert_int_equal(wf_journal_flush_sync(J), 0);
+}
+
+static uint64_t ckpt_want;
+
+static int ckpt_written(void)
+{
+	barrier();
+	return atomic_load_explicit(&sc()->stats.checkpoint_lsn, memory_order_relaxed) >= ckpt_want;
+}
+
+/* A ranker checkpoints its sessions (here every second) and a restart
+ * loads the checkpoint and replays only the journal after its LSN: every
+ * event once (HISTORY counts them), the evicted sessions still in the
+ * spill store. A corrupt checkpoint is refused and the whole journal is
+ * replayed instead: the same sessions. */
+static void test_ranker_checkpoint_then_replay_after_its_lsn(void **state)
+{
+	struct wf_snap_ref cur = { 0 }, prev = { 0 };
+	char sid[32], path[400];
+	uint64_t ck;
+	FILE *f;
+
+	journal_open();
+	wf_ctl_snap_get(F.shm->ctl, &cur, &prev);
+	ranker_ttl = "600";
+	ranker_ckpt = "1";
+	restart_with(&cur, &prev);
+	CALL(WF_CMD_HISTORY, "m0"); /* the spill store outlived the restart */
+	assert_string_equal(flatten()->t[0], "*10");
+	for (int i = 0; i < 200; i++) {
+		snprintf(sid, sizeof(sid), "ck%d", i);
+		jevent(sid, "i05", 1);
+		jevent(sid, "i06", 1);
+	}
+	ckpt_want = F.next_lsn;
+	assert_true(wait_for(ckpt_written));
+	ck = atomic_load_explicit(&sc()->stats.checkpoint_lsn, memory_order_relaxed);
+	jevent("ck0", "i07", 1); /* after the checkpoint: from the journal */
+	barrier();
+	ranker_ckpt = "300"; /* no new one: the restarts below load that one */
+	restart_with(&cur, &prev);
+	assert_true(atomic_load_explicit(&sc()->stats.checkpoint_lsn, memory_order_relaxed) >= ck);
+	CALL(WF_CMD_HISTORY, "ck0");
+	assert_string_equal(flatten()->t[0], "*3");
+	CALL(WF_CMD_HISTORY, "ck199");
+	assert_string_equal(flatten()->t[0], "*2");
+	/* One byte of the checkpoint changed: refused, the journal replayed. */
+	snprintf(path, sizeof(path), "%s/state/shard-%u.wfc", F.dir, F.shard);
+	f = fopen(path, "r+b");
+	assert_non_null(f);
+	fseek(f, 200, SEEK_SET);
+	fputc(fgetc(f) ^ 0x55, f);
+	fclose(f);
+	restart_with(&cur, &prev);
+	assert_true(atomic_load_explicit(&sc()->stats.checkpoint_lsn, memory_order_relaxed) == 0);
+	CALL(WF_CMD_HISTORY, "ck0");
+	assert_string_equal(flatten()->t[0], "*3");
+	CALL(WF_CMD_HISTORY, "ck199");
+	assert_string_equal(flatten()->t[0], "*2");
+	/* And truncated (no END): refused the same way. */
+	assert_int_equal(truncate(path, 300), 0);
+	restart_with(&cur, &prev);
+	assert_true(atomic_load_explicit(&sc()->stats.checkpoint_lsn, memory_order_relaxed) == 0);
+	CALL(WF_CMD_HISTORY, "ck0");
+	assert_string_equal(flatten()->t[0], "*3");
+}
+
+/* Issue 15 item 4's crash window: weft-ingest killed after an EVENT was
+ * durable and before it reached the ring. The ranker sees the new
+ * ingest's epoch with the next request and first applies what the journal
+ * holds after the last event it saw; the ring's copies are not applied
+ * twice. */
+static void test_ranker_applies_what_a_killed_ingest_had_not_sent(void **state)
+{
+	jevent("cu", "i05", 1);
+	jevent("cu", "i06", 0); /* durable, never sent */
+	jevent("cu", "i07", 0);
+	barrier();
+	CALL(WF_CMD_HISTORY, "cu");
+	assert_string_equal(flatten()->t[0], "*1");
+	atomic_fetch_add_explicit(&F.shm->ctl->ingest_epoch, 1, memory_order_relaxed); /* ordered by the ring's commit */
+	jevent("cu", "i08", 1);
+	CALL(WF_CMD_HISTORY, "cu");
+	assert_string_equal(flatten()->t[0], "*4");
+	wf_journal_close(J);
+	J = NULL;
+}
+
+/* The spill store within --spill-budget (1M here): the oldest evicted
+ * sessions are dropped (counted), the recent ones still come back, and
+ * the files stay within the budget. */
+static int spill_dropped(void)
+{
+	barrier();
+	return atomic_load_explicit(&sc()->stats.spill_dropped, memory_order_relaxed) > 0;
+}
+
+static void test_ranker_spill_store_within_its_disk_budget(void **state)
+{
+	struct wf_snap_ref cur = { 0 }, prev = { 0 };
+	char sid[32], cmd[600];
+	long bytes = 0;
+	FILE *p;
+
+	wf_ctl_snap_get(F.shm->ctl, &cur, &prev);
+	ranker_spill = "1M";
+	restart_with(&cur, &prev);
+	for (int i = 0; i < 20000; i++) {
+		snprintf(sid, sizeof(sid), "sb%d", i);
+		EVENT(sid, "-", "view", "i05");
+		EVENT(sid, "-", "pdp", "i06");
+		EVENT(sid, "-", "click", "i07");
+	}
+	assert_true(wait_for(spill_dropped));
+	snprintf(cmd, sizeof(cmd), "cat %s/state/spill-%u-*.wfs | wc -c", F.dir, F.shard);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%ld", &bytes), 1);
+	pclose(p);
+	print_message("ranker: spill store %ld bytes (budget 1 MiB), %llu sessions dropped\n", bytes,
+		      (unsigned long long)atomic_load(&sc()->stats.spill_dropped));
+	assert_true(bytes <= (1 << 20));
+	CALL(WF_CMD_HISTORY, "sb0"); /* among the oldest: dropped, starts fresh */
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_HISTORY, "sb15000"); /* evicted lately: whole */
+	assert_string_equal(flatten()->t[0], "*3");
+}
+
 static void test_ranker_exits_on_shutdown(void **state)
 {
 	int st = -1;
@@ -1085,6 +1256,9 @@ int main(void)
 		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
 		cmocka_unit_test(test_ranker_restart_serves_previous_generation_when_current_fails),
 		cmocka_unit_test(test_ranker_idle_sessions_expire_in_steps),
+		cmocka_unit_test(test_ranker_checkpoint_then_replay_after_its_lsn),
+		cmocka_unit_test(test_ranker_applies_what_a_killed_ingest_had_not_sent),
+		cmocka_unit_test(test_ranker_spill_store_within_its_disk_budget),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);
