@@ -16,6 +16,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH32_state_t on the stack */
 #include <xxhash.h>
 
+#include "lib/ckpt.h"
 #include "lib/util.h"
 
 #define SEG_MAGIC 0x314c4e4a54464557ull /* "WEFTJNL1" */
@@ -722,4 +723,48 @@ int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn)
 	}
 	free(segs);
 	return removed;
+}
+
+int wf_journal_head_lsn(const char *dir, uint64_t *ret)
+{
+	uint64_t *segs;
+	size_t n;
+	int r = list_segments(dir, &segs, &n);
+
+	if (r < 0)
+		return r;
+	*ret = n ? segs[n - 1] : 0;
+	free(segs);
+	return 0;
+}
+
+int wf_journal_retain(const char *dir, const struct wf_journal_retention *r, uint64_t *ret_keep_lsn)
+{
+	uint64_t keep = r->consumed_lsn, window = WF_MAX(r->keep_ms, r->session_ttl_ms);
+	DIR *d;
+	struct dirent *e;
+	int n;
+
+	if (r->ckpt_dir && (d = opendir(r->ckpt_dir))) {
+		while ((e = readdir(d))) {
+			char path[1200];
+			struct wf_ckpt_hdr h;
+			size_t l = strlen(e->d_name);
+
+			if (strncmp(e->d_name, "shard-", 6) != 0 || l < 5 || strcmp(e->d_name + l - 4, ".wfc") != 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", r->ckpt_dir, e->d_name);
+			if (wf_ckpt_read_hdr(path, &h) < 0)
+				keep = 0; /* unreadable: its ranker may need anything */
+			else if (h.lsn + 1 < keep)
+				keep = h.lsn + 1;
+		}
+		closedir(d);
+	}
+	if (r->now_ms <= window)
+		keep = 0;
+	n = keep ? wf_journal_prune(dir, r->now_ms - window, keep) : 0;
+	if (n >= 0)
+		*ret_keep_lsn = keep;
+	return n;
 }

@@ -1,14 +1,15 @@
 /*
  * checkpoint.c - weft-ranker's periodic checkpoint of its sessions, so a
  * restart loads it and replays only the journal after its LSN (lib/ckpt.h
- * is the file format; DIR/state/shard-<N>.wfc).
+ * is the file format; STATE/shard-<N>.wfc, STATE: --state, default
+ * DIR/rankers).
  *
  * Writing never stops the loop for long: every --checkpoint-interval a
  * checkpoint begins with the shard's applied LSN (ctx->applied_lsn: every
  * event of this shard at or below it is in some session's state, or in
  * the spill store's), then each housekeeping pass packs the sessions of
  * the next buckets of the table, about CHUNK bytes, into one SESSIONS
- * section and write()s it to DIR/state/shard-<N>.wfc.tmp (the page cache);
+ * section and write()s it to STATE/shard-<N>.wfc.tmp (the page cache);
  * the last pass writes END and hands the file to a helper thread that
  * fdatasyncs it, renames it over the previous checkpoint and fsyncs the
  * directory. Sessions change while the walk goes on: each record carries

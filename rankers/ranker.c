@@ -51,7 +51,7 @@ static void usage(FILE *f)
 	      "  --memory-budget BYTES  sessions and snapshot lists together (suffix K, M or G;\n"
 	      "                    default 2G, at least 4M); past it the least recently active\n"
 	      "                    sessions go to the spill store\n"
-	      "  --state DIR       spill store and checkpoints (default DIR/state)\n"
+	      "  --state DIR       spill store and checkpoints (default DIR/rankers)\n"
 	      "  --spill-budget BYTES  disk for evicted sessions (default 1G; 0: evicted sessions\n"
 	      "                    are forgotten); past it the oldest are dropped\n"
 	      "  --checkpoint-interval SEC  checkpoint the sessions this often (default 300;\n"
@@ -542,7 +542,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		ctx->journal_dir = ctx->journal_buf;
 	}
 	if (!ctx->state_dir) {
-		snprintf(ctx->state_buf, sizeof(ctx->state_buf), "%s/state", ctx->dir);
+		snprintf(ctx->state_buf, sizeof(ctx->state_buf), "%s/rankers", ctx->dir);
 		ctx->state_dir = ctx->state_buf;
 	}
 	return 0;

@@ -161,7 +161,7 @@ struct ranker_ctx {
 	struct ranker_ckpt *ckpt;
 	uint64_t ckpt_interval_ms;
 	const char *state_dir;          /* --state: spill files and checkpoints */
-	char state_buf[WF_PATH_MAX];    /* DIR/state when --state is not given */
+	char state_buf[WF_PATH_MAX];    /* DIR/rankers when --state is not given */
 	/* Highest journal LSN of this shard's events seen (ring or journal):
 	 * a checkpoint covers what is at or below it when it begins. */
 	uint64_t applied_lsn;
@@ -292,7 +292,7 @@ struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8
 int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
 		     uint64_t lsn, struct wf_buf *out);
 
-/* spill.c: the store of evicted sessions, DIR/state/spill-<shard>-<seq>.wfs
+/* spill.c: the store of evicted sessions, STATE/spill-<shard>-<seq>.wfs
  * (two files: new records go to the newer; past half the budget the older
  * is deleted, with the sessions only it held, counted as dropped). */
 int ranker_spill_open(struct ranker_ctx *ctx);

@@ -3,7 +3,7 @@
  * budget or the idle TTL evicts is written here (its record: sessions.c)
  * and comes back whole when an event or a query names it again.
  *
- * On disk: DIR/state/spill-<shard>-<seq, 8 hex>.wfs, at most two files.
+ * On disk (STATE: --state, default DIR/rankers): STATE/spill-<shard>-<seq, 8 hex>.wfs, at most two files.
  * Records are appended to the newer; once it holds half of --spill-budget
  * the older one is deleted (the oldest records go first) and a new file
  * begins. The sessions whose newest record was in the deleted file are

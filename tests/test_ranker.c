@@ -1137,7 +1137,7 @@ static void test_ranker_checkpoint_then_replay_after_its_lsn(void **state)
 	CALL(WF_CMD_HISTORY, "ck199");
 	assert_string_equal(flatten()->t[0], "*2");
 	/* One byte of the checkpoint changed: refused, the journal replayed. */
-	snprintf(path, sizeof(path), "%s/state/shard-%u.wfc", F.dir, F.shard);
+	snprintf(path, sizeof(path), "%s/rankers/shard-%u.wfc", F.dir, F.shard);
 	f = fopen(path, "r+b");
 	assert_non_null(f);
 	fseek(f, 200, SEEK_SET);
@@ -1204,7 +1204,7 @@ static void test_ranker_spill_store_within_its_disk_budget(void **state)
 		EVENT(sid, "-", "click", "i07");
 	}
 	assert_true(wait_for(spill_dropped));
-	snprintf(cmd, sizeof(cmd), "cat %s/state/spill-%u-*.wfs | wc -c", F.dir, F.shard);
+	snprintf(cmd, sizeof(cmd), "cat %s/rankers/spill-%u-*.wfs | wc -c", F.dir, F.shard);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	assert_int_equal(fscanf(p, "%ld", &bytes), 1);
