@@ -664,7 +664,21 @@ int wf_journal_reader_next(struct wf_journal_reader *r, struct wf_journal_rec *r
 {
 	while (r->cur < r->nsegs) {
 		if (r->off < r->len) {
-			int n = wf_journal_decode((uint8_t *)r->data + r->off, r->len - r->off, rec);
+			struct rec_hdr h;
+			int n;
+
+			/* Before from_lsn: skipped by its header, unchecked (a restart
+			 * after a checkpoint reads from the middle of a segment);
+			 * what is returned is always checked. */
+			if (r->len - r->off >= REC_HDR) {
+				memcpy(&h, r->data + r->off, sizeof(h));
+				if (h.lsn && h.lsn < r->from_lsn && h.len <= WF_JOURNAL_MAX_RECORD &&
+				    WF_ALIGN_UP((uint64_t)REC_HDR + h.len, 8) <= r->len - r->off) {
+					r->off += WF_ALIGN_UP((size_t)REC_HDR + h.len, 8);
+					continue;
+				}
+			}
+			n = wf_journal_decode((uint8_t *)r->data + r->off, r->len - r->off, rec);
 			if (n > 0) {
 				r->off += (size_t)n;
 				if (rec->lsn < r->from_lsn)

@@ -169,28 +169,28 @@ static void ckpt_poll(struct ranker_ctx *ctx)
 		(double)c->sync_ns / 1e6);
 }
 
-void ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
+int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 {
 	struct ranker_ckpt *c;
 	size_t len = 0;
 	int r;
 
 	if (!ctx->ckpt_interval_ms || (!ctx->ckpt && ckpt_init(ctx) < 0))
-		return;
+		return 0;
 	c = ctx->ckpt;
 	ckpt_poll(ctx);
 	if (c->syncing)
-		return;
+		return 0;
 	if (c->fd < 0) {
 		struct wf_ckpt_hdr h;
 		if (now_ms - c->last_ms < ctx->ckpt_interval_ms)
-			return;
+			return 0;
 		c->last_ms = now_ms;
 		c->fd = open(c->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (c->fd < 0) {
 			wf_warn("shard %u: cannot create %s: %s (no checkpoint; retried in %llu s)", ctx->shard, c->tmp,
 				strerror(errno), (unsigned long long)(ctx->ckpt_interval_ms / 1000));
-			return;
+			return 0;
 		}
 		c->lsn = ctx->applied_lsn;
 		c->t0_ns = wf_now_ns();
@@ -199,7 +199,7 @@ void ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 		wf_ckpt_hdr_init(&h, ctx->shard, c->lsn, now_ms);
 		if ((r = write_all(c->fd, &h, sizeof(h))) < 0) {
 			ckpt_abort(ctx, r);
-			return;
+			return 0;
 		}
 		c->off = sizeof(h);
 	}
@@ -211,7 +211,7 @@ void ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 				uint8_t *nb = realloc(c->buf, c->cap = len + n + CHUNK);
 				if (!nb) {
 					ckpt_abort(ctx, -ENOMEM);
-					return;
+					return 0;
 				}
 				c->buf = nb;
 			}
@@ -224,7 +224,7 @@ void ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 	if (len) {
 		if ((r = section_write(c, WF_CKPT_SESSIONS, c->buf, len)) < 0) {
 			ckpt_abort(ctx, r);
-			return;
+			return 0;
 		}
 		c->sections++;
 	}
@@ -232,15 +232,17 @@ void ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 		struct wf_ckpt_end e = { .sections = c->sections, .bytes = c->off };
 		if ((r = section_write(c, WF_CKPT_END, &e, sizeof(e))) < 0) {
 			ckpt_abort(ctx, r);
-			return;
+			return 0;
 		}
 		atomic_store_explicit(&c->done, 0, memory_order_relaxed); /* no helper runs now */
 		if (pthread_create(&c->th, NULL, sync_main, c) != 0) {
 			ckpt_abort(ctx, -EAGAIN);
-			return;
+			return 0;
 		}
 		c->syncing = 1;
+		return 0;
 	}
+	return 1;
 }
 
 void ranker_ckpt_fini(struct ranker_ctx *ctx)

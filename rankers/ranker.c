@@ -382,7 +382,10 @@ static void housekeeping(struct ranker_ctx *ctx)
 	 * passes here at least every 100 ms). */
 	for (int i = 0; i < 16 && ranker_sessions_expire(ctx, now) && !wf_ring_readable(&ctx->req); i++)
 		;
-	ranker_ckpt_step(ctx, now); /* a bounded part of a checkpoint, when one is due */
+	/* A checkpoint being written: one bounded step (~128 KiB), and up to
+	 * 63 more while no request waits. */
+	for (int i = 0; i < 64 && ranker_ckpt_step(ctx, now) && !wf_ring_readable(&ctx->req); i++)
+		;
 	if (now - ctx->last_expire_ms > 1000) {
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
