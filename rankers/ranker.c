@@ -382,7 +382,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 	 * passes here at least every 100 ms). */
 	for (int i = 0; i < 16 && ranker_sessions_expire(ctx, now) && !wf_ring_readable(&ctx->req); i++)
 		;
-	/* A checkpoint being written: one bounded step (~128 KiB), and up to
+	/* A checkpoint being written: one bounded step (~64 KiB packed), up to
 	 * 63 more while no request waits. */
 	for (int i = 0; i < 64 && ranker_ckpt_step(ctx, now) && !wf_ring_readable(&ctx->req); i++)
 		;

@@ -314,7 +314,7 @@ uint64_t ranker_spill_dropped(const struct ranker_ctx *ctx);
  * (none), or -errno (corrupt: nothing of it was kept, a full replay follows). */
 int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn);
 /* One bounded step of the periodic checkpoint (from housekeeping): about
- * 128 KiB of sessions packed and written. 1 when a checkpoint is being
+ * 64 KiB of sessions packed (a writer thread writes them). 1 when a checkpoint is being
  * written and has more to write, else 0. */
 int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms);
 void ranker_ckpt_fini(struct ranker_ctx *ctx);
