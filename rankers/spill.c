@@ -185,32 +185,42 @@ static int rotate(struct ranker_spill *sp)
 	return 0;
 }
 
-/* Index every valid record of file i (a torn or corrupt one ends it). */
+/* Index every valid record of file i (a torn or corrupt one ends it),
+ * reading MAX_REC bytes at a time. */
 static void file_scan(struct ranker_spill *sp, int i)
 {
-	uint64_t off = 0;
-	ssize_t got;
-	size_t have = 0;
+	uint64_t off = 0; /* file offset of buf[0] */
+	size_t have = 0, pos = 0;
 
-	while ((got = pread(sp->fd[i], sp->buf + have, MAX_REC - have, (off_t)(off + have))) > 0 || have) {
+	for (;;) {
 		const char *id;
 		uint32_t idl;
 		uint64_t key;
-		int n;
+		ssize_t got;
+		int n = ranker_session_rec_check(sp->buf + pos, have - pos, &key, &id, &idl);
 
-		have += got > 0 ? (size_t)got : 0;
-		n = ranker_session_rec_check(sp->buf, have, &key, &id, &idl);
-		if (n <= 0)
+		if (n > 0) {
+			if (slot_set(sp, key, loc_make(sp->seq[i], off + pos, (uint32_t)n), i) < 0)
+				break;
+			pos += (size_t)n;
+			continue;
+		}
+		if (n < 0)
 			break;
-		if (slot_set(sp, key, loc_make(sp->seq[i], off, (uint32_t)n), i) < 0)
+		memmove(sp->buf, sp->buf + pos, have - pos);
+		off += pos;
+		have -= pos;
+		pos = 0;
+		got = pread(sp->fd[i], sp->buf + have, MAX_REC - have, (off_t)(off + have));
+		if (got <= 0)
 			break;
-		memmove(sp->buf, sp->buf + n, have - (size_t)n);
-		have -= (size_t)n;
-		off += (uint64_t)n;
+		have += (size_t)got;
 	}
-	sp->size[i] = off;
-	if (ftruncate(sp->fd[i], (off_t)off) < 0) /* a torn tail goes; appends follow the last record */
-		sp->size[i] = off;
+	sp->size[i] = off + pos;
+	/* A torn tail goes: appends follow the last record (on failure the
+	 * next append overwrites it at size[i] all the same). */
+	if (ftruncate(sp->fd[i], (off_t)sp->size[i]) < 0)
+		return;
 }
 
 /* The two newest spill files of the shard (seq, 0: none); older ones are
@@ -329,7 +339,7 @@ int ranker_spill_put(struct ranker_ctx *ctx, const struct ranker_session *s)
 	ssize_t w;
 
 	if (n > MAX_REC)
-		return -E2BIG;
+		goto fail;
 	if (sp->size[0] + n > sp->half && sp->size[0] > 0 && rotate(sp) < 0)
 		goto fail;
 	ranker_session_pack(s, sp->buf);
