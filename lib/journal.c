@@ -186,19 +186,6 @@ static void seg_path(char *out, size_t n, const char *dir, uint64_t lsn)
 	snprintf(out, n, "%s/%016llx.wfj", dir, (unsigned long long)lsn);
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /*
  * Zero ahead (fsync mode). fdatasync after an append that grows the file
  * must also commit the new size, an ext4 journal commit each time; after
@@ -270,7 +257,7 @@ static int seg_create(struct wf_journal *j, uint64_t first_lsn)
 		unlink(path);
 		return e;
 	}
-	fsync_dir(j->dir);
+	wf_fsync_dir(j->dir);
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = fd;
