@@ -83,18 +83,6 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /* The writer: every write and sync of a checkpoint, off the loop. */
 static void *writer_main(void *arg)
 {
@@ -125,7 +113,7 @@ static void *writer_main(void *arg)
 	if (r == 0 && c->finish > 0 && rename(c->tmp, c->path) < 0)
 		r = -errno;
 	if (r == 0 && c->finish > 0)
-		r = fsync_dir(c->dir);
+		r = wf_fsync_dir(c->dir);
 	if (r < 0 || c->finish < 0)
 		unlink(c->tmp);
 	c->result = c->finish < 0 ? -ECANCELED : r;

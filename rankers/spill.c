@@ -262,6 +262,16 @@ static void find_files(struct ranker_spill *sp, uint32_t ret[2])
 	closedir(d);
 }
 
+static void spill_free(struct ranker_spill *sp)
+{
+	for (int i = 0; i < 2; i++)
+		if (sp->fd[i] >= 0)
+			close(sp->fd[i]);
+	free(sp->tab);
+	free(sp->buf);
+	free(sp);
+}
+
 int ranker_spill_open(struct ranker_ctx *ctx)
 {
 	struct ranker_spill *sp = calloc(1, sizeof(*sp));
@@ -307,27 +317,14 @@ int ranker_spill_open(struct ranker_ctx *ctx)
 	ctx->spill = sp;
 	return 0;
 fail:
-	for (int i = 0; i < 2; i++)
-		if (sp->fd[i] >= 0)
-			close(sp->fd[i]);
-	free(sp->tab);
-	free(sp->buf);
-	free(sp);
+	spill_free(sp);
 	return r;
 }
 
 void ranker_spill_close(struct ranker_ctx *ctx)
 {
-	struct ranker_spill *sp = ctx->spill;
-
-	if (!sp)
-		return;
-	for (int i = 0; i < 2; i++)
-		if (sp->fd[i] >= 0)
-			close(sp->fd[i]);
-	free(sp->tab);
-	free(sp->buf);
-	free(sp);
+	if (ctx->spill)
+		spill_free(ctx->spill);
 	ctx->spill = NULL;
 }
 
