@@ -553,7 +553,7 @@ int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 {
 	struct ranker_session *s;
 	uint32_t value = 0;
-	int type, r, new_user;
+	int type, r, new_user, stale;
 
 	if (wf_cmd_arity(wf_cmd_of(WF_CMD_EVENT), argc) < 0 || argc > WF_JOURNAL_MAX_ARGS + 1) {
 		if (out)
@@ -581,7 +581,14 @@ int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 			wf_resp_w_int(out, 1);
 		return 0;
 	}
-	ranker_session_fresh(ctx, s);
+	/* A model built for another generation (a swap, or a session restored
+	 * from the spill store or a checkpoint: snap_gen UINT64_MAX) is not
+	 * rebuilt for an event: the event joins the history, and the model is
+	 * rebuilt from it, this event included, when the session is next
+	 * queried (ranker_session_fresh). So a restart's replay after a
+	 * checkpoint costs a history append per event, not a rebuild per
+	 * session. */
+	stale = ctx->cur && s->snap_gen != ctx->cur->gen;
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
@@ -606,7 +613,7 @@ int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 	s->last_event_ms = wf_wall_ms();
 	ranker_session_touch(ctx, s, s->last_event_ms);
 	sessions_trim(ctx, s); /* this event may have grown the sessions past the budget */
-	if (ctx->cur)
+	if (ctx->cur && !stale)
 		model_apply(ctx, s, type, &argv[3], value);
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
