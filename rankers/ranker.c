@@ -1,8 +1,10 @@
 /*
  * ranker.c - weft-ranker: owns one shard. Consumes its request ring,
  * answers on its reply ring, holds its sessions (session arena) and its
- * share of the snapshot (one jemalloc arena per generation), replays the
- * journal tail after a restart, and swaps generations between requests.
+ * share of the snapshot (one jemalloc arena per generation), loads its
+ * checkpoint and replays the journal after it at start, catches up on
+ * what a killed ingest had not sent, and swaps generations between
+ * requests.
  *
  *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
  *               [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]
@@ -123,9 +125,10 @@ static void replay_journal(struct ranker_ctx *ctx)
 	else if (c != -ENOENT)
 		wf_warn("shard %u: checkpoint in %s unusable (%s): replaying the whole journal instead", ctx->shard,
 			ctx->state_dir, strerror(-c));
-	/* AI1: pairs with the release in weft-ingest's start (ingest/main.c
-	 * bumps the epoch before it publishes anything); read before the
-	 * journal, so an ingest that restarts meanwhile is caught up after. */
+	/* AI1: weft-ingest bumps ctl->ingest_epoch at start (ingest/main.c)
+	 * before it commits anything to a ring, so a pop's acquire (the
+	 * ring's commit release) makes the new epoch visible here; read before
+	 * the journal, so an ingest that restarts meanwhile is caught up after. */
 	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_epoch, memory_order_acquire);
 	n = replay_from(ctx, c == 0 ? from + 1 : 0, since, &last);
 	if (n < 0) {

@@ -19,7 +19,11 @@
  * items: stock, ANCHOR, cart, EXPLAIN, RERANK), a clean exit on
  * ctl->shutdown, a live session under 1 KiB with up to 10 events, a
  * session past 4,096 events keeping every acked one (HISTORY folds the
- * oldest), and the memory budget (least recently active sessions go).
+ * oldest), the memory budget (least recently active sessions go, and come
+ * back whole from the spill store; idle ones too), the spill store within
+ * its disk budget, checkpoints (a restart replays only after one; a
+ * corrupt or truncated one is refused) and the catch-up on EVENTs a
+ * killed ingest had journaled and not sent.
  * Round-trip times are measured by bench/rankerbench.c, not here.
  */
 #include <setjmp.h>
