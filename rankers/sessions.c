@@ -734,6 +734,7 @@ struct ranker_session *ranker_session_restore(struct ranker_ctx *ctx, uint64_t k
 	s = ranker_session_unpack(ctx, p, 1);
 	if (!s)
 		return NULL;
+	ranker_session_touch(ctx, s, wf_wall_ms()); /* named now: active, whatever its record says */
 	ctx->sessions_restored++;
 	sessions_trim(ctx, s); /* it may have taken the sessions past the budget */
 	return s;
