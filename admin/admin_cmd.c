@@ -625,6 +625,9 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 		rm_int(&s, "session_bytes", LOAD(sh->stats.session_bytes));
 		rm_int(&s, "memory_budget", LOAD(sh->stats.memory_budget));
 		rm_int(&s, "sessions_evicted", LOAD(sh->stats.sessions_evicted));
+		rm_int(&s, "sessions_restored", LOAD(sh->stats.sessions_restored));
+		rm_int(&s, "spill_dropped", LOAD(sh->stats.spill_dropped));
+		rm_int(&s, "checkpoint_lsn", LOAD(sh->stats.checkpoint_lsn));
 		rm_int(&s, "snapshot_bytes", LOAD(sh->stats.snapshot_bytes));
 		rm_int(&s, "snapshot_users", LOAD(sh->stats.snapshot_users));
 		rm_int(&s, "swaps", LOAD(sh->stats.swaps));

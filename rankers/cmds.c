@@ -299,7 +299,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 				wf_resp_w_int(eout, 1);
 			break;
 		}
-		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), eout) < 0) {
+		if (ranker_event_lsn(ctx, v->argv, v->argc, wf_wall_ms(), v->hdr->lsn, eout) < 0) {
 			/* Journaled and acked by ingest (WF_MSG_F_NOREPLY), but not
 			 * applied: malformed (ingest checks first) or out of
 			 * memory. Counted; the journal still holds it for the

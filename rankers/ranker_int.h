@@ -26,6 +26,8 @@
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_EVICT_STEP 64u          /* sessions examined per loop pass (idle) or per event (budget) */
 #define RANKER_MEMORY_BUDGET (2048ull << 20) /* --memory-budget default: sessions and generation, bytes */
+#define RANKER_SPILL_BUDGET (1024ull << 20) /* --spill-budget default: disk for evicted sessions */
+#define RANKER_CKPT_INTERVAL_S 300u     /* --checkpoint-interval default, seconds */
 #define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
 #define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
@@ -91,6 +93,9 @@ struct ranker_session {
 	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
 	uint64_t snap_gen;              /* generation its item indexes refer to */
 	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
+	uint64_t lsn;                   /* journal LSN of the newest event applied (0: none known);
+					 * an event at or below it is not applied again (replay,
+					 * catch-up, a restored session) */
 	char *user;                     /* user_len bytes + NUL, own allocation; NULL until known */
 	/* History (HISTORY, and the rebuild after a swap): compact records
 	 * appended, see hist_append() in sessions.c; NULL until the first event. */
@@ -179,6 +184,19 @@ struct ranker_ctx {
 	uint64_t memory_budget;
 	uint64_t sessions_evicted;      /* by the budget (not the idle TTL) */
 	int budget_warned;              /* logged once that eviction began */
+	/* Evicted sessions on disk (spill.c): NULL when --spill-budget 0. */
+	struct ranker_spill *spill;
+	uint64_t spill_budget;          /* --spill-budget, bytes */
+	uint64_t sessions_restored;     /* brought back from the spill store */
+	/* Checkpoints (checkpoint.c): NULL when --checkpoint-interval 0. */
+	struct ranker_ckpt *ckpt;
+	uint64_t ckpt_interval_ms;
+	const char *state_dir;          /* --state: spill files and checkpoints */
+	char state_buf[WF_PATH_MAX];    /* DIR/rankers when --state is not given */
+	/* Highest journal LSN of this shard's events seen (ring or journal):
+	 * a checkpoint covers what is at or below it when it begins. */
+	uint64_t applied_lsn;
+	uint32_t ingest_epoch;          /* ctl->ingest_epoch when the journal was last read */
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
 	struct ranker_cached *cache;
@@ -284,7 +302,12 @@ static inline uint64_t ranker_session_key(const struct ranker_ctx *ctx, const st
 	return wf_hash64(id->p, id->len);
 }
 
-/* The session with this id, or NULL. */
+/* sessions.c: the session with key and id brought back from the spill
+ * store into the table, or NULL (none there, or unreadable). */
+struct ranker_session *ranker_session_restore(struct ranker_ctx *ctx, uint64_t key, const char *id, uint32_t len);
+
+/* The session with this id, or NULL. One evicted to the spill store comes
+ * back whole (history, user, model) before anything reads it. */
 static inline struct ranker_session *ranker_session_find(struct ranker_ctx *ctx, const struct wf_msg_arg *id)
 {
 	uint64_t key = ranker_session_key(ctx, id);
@@ -292,8 +315,57 @@ static inline struct ranker_session *ranker_session_find(struct ranker_ctx *ctx,
 	for (struct ranker_session *s = ctx->sessions[key & (RANKER_SESSION_TABLE - 1)]; s; s = s->next)
 		if (s->key == key && s->id_len == id->len && memcmp(s->id, id->p, id->len) == 0)
 			return s;
-	return NULL;
+	return ctx->spill ? ranker_session_restore(ctx, key, id->p, id->len) : NULL;
 }
+
+/* Session records: a session's durable state (id, user, LSN, times,
+ * history) as the spill store and checkpoints keep it. The model is not
+ * stored: it is rebuilt from the history when the session is next used
+ * (like after a generation swap). Layout in sessions.c. */
+#define RANKER_REC_HDR 64u
+/* Bytes of s's record (a multiple of 8). */
+uint32_t ranker_session_rec_size(const struct ranker_session *s);
+/* Write s's record to out (ranker_session_rec_size bytes). */
+void ranker_session_pack(const struct ranker_session *s, uint8_t *out);
+/* The record at p (n bytes available): its size, 0 if incomplete,
+ * -EBADMSG if it is not a valid record; its key and id. */
+int ranker_session_rec_check(const uint8_t *p, size_t n, uint64_t *ret_key, const char **ret_id,
+			     uint32_t *ret_id_len);
+/* Make the session of a checked record live (it must not be in the table):
+ * in_spill: the spill store holds its key (the live-session filter counts
+ * it already). The session, or NULL (no memory). */
+struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill);
+/* Apply an EVENT with its journal LSN (0: none); an event at or below the
+ * session's LSN is acknowledged without being applied again. */
+int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
+		     uint64_t lsn, struct wf_buf *out);
+
+/* spill.c: the store of evicted sessions, STATE/spill-<shard>-<seq>.wfs
+ * (two files: new records go to the newer; past half the budget the older
+ * is deleted, with the sessions only it held, counted as dropped). */
+int ranker_spill_open(struct ranker_ctx *ctx);
+void ranker_spill_close(struct ranker_ctx *ctx);
+/* Write s's record (s is being evicted). 0, or -errno (not stored). */
+int ranker_spill_put(struct ranker_ctx *ctx, const struct ranker_session *s);
+/* The record of the session key, id (len bytes), checked, in a buffer
+ * valid until the next call: 0 and *ret_p, -ENOENT or -errno. */
+int ranker_spill_get(struct ranker_ctx *ctx, uint64_t key, const char *id, uint32_t len, const uint8_t **ret_p);
+/* The store holds a record for key. */
+int ranker_spill_has(const struct ranker_ctx *ctx, uint64_t key);
+/* Bytes of memory the store's index takes (within the memory budget). */
+uint64_t ranker_spill_index_bytes(const struct ranker_ctx *ctx);
+/* Sessions dropped from the store by its disk budget. */
+uint64_t ranker_spill_dropped(const struct ranker_ctx *ctx);
+
+/* checkpoint.c */
+/* Load the shard's checkpoint: 0 and the LSN it covers (*ret_lsn), -ENOENT
+ * (none), or -errno (corrupt: nothing of it was kept, a full replay follows). */
+int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn);
+/* One bounded step of the periodic checkpoint (from housekeeping): about
+ * 64 KiB of sessions packed (a writer thread writes them). 1 when a checkpoint is being
+ * written and has more to write, else 0. */
+int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms);
+void ranker_ckpt_fini(struct ranker_ctx *ctx);
 
 /* cache.c */
 /* The live stock filter of a query (wf_rank_query.filter). */

@@ -196,6 +196,9 @@ struct wf_shard_ctl {
 		_Atomic uint64_t visible_hist[WF_LAT_BUCKETS];
 		_Atomic uint64_t memory_budget;    /* --memory-budget, bytes (set at start) */
 		_Atomic uint64_t sessions_evicted; /* by the memory budget (not the idle TTL) */
+		_Atomic uint64_t sessions_restored; /* evicted ones brought back from the spill store */
+		_Atomic uint64_t spill_dropped;    /* evicted ones the spill store's disk budget dropped */
+		_Atomic uint64_t checkpoint_lsn;   /* LSN the newest checkpoint covers (0: none) */
 	} stats;
 
 	/* Read-only after creation: offsets of this shard's rings and front table. */
@@ -209,7 +212,9 @@ _Static_assert(offsetof(struct wf_shard_ctl, loaded_gen) == 8 && offsetof(struct
 		       offsetof(struct wf_shard_ctl, front_off) == 1296,
 	       "shard block layout: waiter and stats each on their own lines");
 _Static_assert(sizeof(struct wf_shard_ctl) == 1344 && WF_LAT_BUCKETS == 128, "shard block size");
-_Static_assert(offsetof(struct wf_shard_ctl, stats.sessions_evicted) == 1248, "shard stats: in the line before the offsets");
+_Static_assert(offsetof(struct wf_shard_ctl, stats.sessions_evicted) == 1248 &&
+		       offsetof(struct wf_shard_ctl, stats.checkpoint_lsn) == 1272,
+	       "shard stats: in the line before the offsets");
 
 /*
  * Front table: RECS answers weft-ingest may give without a ring round trip.
