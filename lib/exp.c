@@ -96,9 +96,9 @@ static int weight_parse(const char *s, size_t len, float *ret)
 	return 0;
 }
 
-int wf_exp_arm_parse(const char *s, struct wf_exp_arm *ret, char *err, size_t errlen)
+int wf_exp_arm_parse(const char *s, struct wf_exp_armdef *ret, char *err, size_t errlen)
 {
-	struct wf_exp_arm a = { 0 };
+	struct wf_exp_armdef a = { 0 };
 	const char *eq = strchr(s, '='), *colon, *pol;
 	int r;
 
@@ -144,7 +144,7 @@ int wf_exp_arm_parse(const char *s, struct wf_exp_arm *ret, char *err, size_t er
 	return 0;
 }
 
-void wf_exp_arm_format(const struct wf_exp_arm *a, char *out, size_t n)
+void wf_exp_arm_format(const struct wf_exp_armdef *a, char *out, size_t n)
 {
 	char pct[32];
 
@@ -239,9 +239,9 @@ int wf_exp_validate(const struct wf_exp *e, char *err, size_t errlen)
 		       WF_EXP_NAME_MAX);
 		return -EINVAL;
 	}
-	if (e->narms == 0 || e->narms > WF_EXP_MAX_ARMS) {
+	if (e->narms == 0 || e->narms > WF_EXP_ARMS_MAX) {
 		seterr(err, errlen, "experiment '%s' wants 1..%u arms (--arm ARM=PERCENT:POLICY)", e->name,
-		       WF_EXP_MAX_ARMS);
+		       WF_EXP_ARMS_MAX);
 		return -EINVAL;
 	}
 	for (uint32_t i = 0; i < e->narms; i++) {
@@ -370,8 +370,8 @@ static int conf_kv(struct wf_exp *e, const char *k, size_t kl, const char *v, si
 	if (KEY("pages"))
 		return wf_exp_pages_parse(val, &e->pages, err, errlen);
 	if (KEY("arm")) {
-		if (e->narms == WF_EXP_MAX_ARMS) {
-			seterr(err, errlen, "more than %u arms", WF_EXP_MAX_ARMS);
+		if (e->narms == WF_EXP_ARMS_MAX) {
+			seterr(err, errlen, "more than %u arms", WF_EXP_ARMS_MAX);
 			return -EINVAL;
 		}
 		return wf_exp_arm_parse(val, &e->arms[e->narms++], err, errlen);

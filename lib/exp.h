@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #define WF_EXP_MAX 32u          /* experiments in one file (any state) */
-#define WF_EXP_MAX_ARMS 8u
+#define WF_EXP_ARMS_MAX 8u
 #define WF_EXP_NAME_MAX 48u     /* experiment and arm names: [A-Za-z0-9_.-], 1..48 bytes */
 #define WF_EXP_SHARE_SCALE 10000u /* shares are in 1/100 of a percent */
 #define WF_EXP_WINDOW_DEFAULT_MS (30ull * 60 * 1000)
@@ -40,7 +40,7 @@ enum wf_exp_state { WF_EXP_CREATED = 0, WF_EXP_RUNNING, WF_EXP_STOPPED, WF_EXP_S
  * session), or always the session. */
 enum wf_exp_unit_kind { WF_EXP_UNIT_USER = 0, WF_EXP_UNIT_SESSION };
 
-struct wf_exp_arm {
+struct wf_exp_armdef {
 	char name[WF_EXP_NAME_MAX + 1];
 	uint32_t share;         /* 1/100 of a percent of the units: 1..WF_EXP_SHARE_SCALE */
 	int policy;             /* enum wf_exp_policy */
@@ -56,7 +56,7 @@ struct wf_exp {
 	uint32_t pages;         /* bit per enum wf_page_type it serves on; 0: every page */
 	uint32_t narms;
 	uint64_t created_ms, started_ms, stopped_ms; /* 0: not yet */
-	struct wf_exp_arm arms[WF_EXP_MAX_ARMS];
+	struct wf_exp_armdef arms[WF_EXP_ARMS_MAX];
 };
 
 struct wf_exp_set {
@@ -78,9 +78,9 @@ int wf_exp_name_valid(const char *s, size_t len);
  * B and S finite in [0, 10]). Returns 0 (*ret filled), or -EINVAL with
  * the reason in err.
  */
-int wf_exp_arm_parse(const char *s, struct wf_exp_arm *ret, char *err, size_t errlen);
+int wf_exp_arm_parse(const char *s, struct wf_exp_armdef *ret, char *err, size_t errlen);
 /* Format arm a back to "ARM=PERCENT:POLICY" into out (NUL-terminated). */
-void wf_exp_arm_format(const struct wf_exp_arm *a, char *out, size_t n);
+void wf_exp_arm_format(const struct wf_exp_armdef *a, char *out, size_t n);
 
 /* Parse a duration "30m", "2h", "90s", "1d" or plain milliseconds.
  * 0 (*ret_ms > 0), or -EINVAL. */
@@ -102,7 +102,7 @@ static inline int wf_exp_on_page(const struct wf_exp *e, int page)
 int wf_exp_overlap(const struct wf_exp *a, const struct wf_exp *b);
 
 /*
- * Check a definition on its own (a name, 1..WF_EXP_MAX_ARMS arms with
+ * Check a definition on its own (a name, 1..WF_EXP_ARMS_MAX arms with
  * distinct names, shares summing to at most 100 %). 0, or -EINVAL with
  * the reason in err.
  */

@@ -21,7 +21,7 @@
 
 static void test_exp_arm_parse_valid_and_errors(void **state)
 {
-	struct wf_exp_arm a;
+	struct wf_exp_armdef a;
 	char err[256], out[160];
 
 	(void)state;
