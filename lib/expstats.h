@@ -55,6 +55,7 @@ enum wf_exp_metric {
 #define WF_EXP_MAX_ARMS 16
 #define WF_EXP_ARM_NAME 64
 #define WF_EXP_SRM_ALPHA 0.001 /* SRM flagged below this p */
+#define WF_EXP_MAX_DAYS 4096  /* first_day must be below this */
 
 /* A metric's estimate in one arm: the mean (or the ratio) and its
  * standard error. */
@@ -119,7 +120,7 @@ const char *wf_exp_metric_name(uint32_t metric);
  * need not sum to 1 (a share may stay outside the experiment); NULL means
  * equal shares. Units whose arm >= narms are ignored.
  * Returns 0 and *ret; -EINVAL (narms out of range, a share negative or
- * all zero), -ENOMEM. Statistics undefined for lack of data (an arm with
+ * all zero, a first_day >= WF_EXP_MAX_DAYS), -ENOMEM. Statistics undefined for lack of data (an arm with
  * fewer than 2 units, no exposures) come out as NAN, never an error. */
 int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
 			const char *const *arm_names, const double *planned_share,
