@@ -13,6 +13,9 @@
 
 #include "admin/weftctl_int.h"
 #include "lib/exp.h"
+#include "lib/exp_attr.h"
+#include "lib/expstats.h"
+#include "shm/layout.h"
 
 #define EXP_USAGE                                                                                                  \
 	"usage: weftctl [--dir DIR] [--json] experiment COMMAND\n"                                              \
@@ -142,9 +145,107 @@ int wf_cli_experiment(struct wf_cli_opts *o, int argc, char **argv)
 			 npos < 2 ? NULL : pos[1]);
 }
 
+/* The experiment named name in DIR/experiments.conf (the copy weft-admin
+ * writes for the rankers), printed errors when it is not there. */
+static int exp_load(const struct wf_cli_opts *o, const char *name, struct wf_exp *ret)
+{
+	struct wf_exp_set *set = calloc(1, sizeof(*set));
+	char path[WF_PATH_MAX], err[600];
+	const struct wf_exp *e;
+	int rc = 1;
+
+	if (!set)
+		return 1;
+	snprintf(path, sizeof(path), "%s/experiments.conf", o->dir);
+	if (wf_exp_conf_load(path, set, err, sizeof(err)) < 0)
+		fprintf(stderr, "weftctl: %s\n", err);
+	else if (!(e = wf_exp_find(set, name)))
+		fprintf(stderr, "weftctl: no experiment named '%s' in %s (weftctl experiment list shows them)\n", name,
+			path);
+	else if (e->state == WF_EXP_CREATED)
+		fprintf(stderr, "weftctl: experiment '%s' has not started: nothing to report (weftctl experiment start %s)\n",
+			name, name);
+	else if (e->narms < 2)
+		fprintf(stderr, "weftctl: experiment '%s' has one arm: a report compares arms against the first (the "
+				"control); create one with two or more\n",
+			name);
+	else {
+		*ret = *e;
+		rc = 0;
+	}
+	free(set);
+	return rc;
+}
+
 int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char *journal, const char *plot)
 {
-	(void)o, (void)name, (void)journal, (void)plot;
-	fprintf(stderr, "weftctl: experiment report is not built yet\n");
-	return 1;
+	char jdir[WF_PATH_MAX];
+	const char *names[WF_EXP_ARMS_MAX];
+	double share[WF_EXP_ARMS_MAX];
+	struct wf_exp_attr_stats st;
+	struct wf_exp_report *rep = NULL;
+	struct wf_exp_unit *u = NULL;
+	struct wf_exp e;
+	size_t n = 0;
+	int r, rc = 1;
+
+	if (exp_load(o, name, &e))
+		return 1;
+	if (!journal) {
+		snprintf(jdir, sizeof(jdir), "%s/journal", o->dir);
+		journal = jdir;
+	}
+	/* Read-only, in this process: weft-admin and the serving path never wait for it. */
+	r = wf_exp_attr_run(journal, &e, &u, &n, &st);
+	if (r < 0) {
+		fprintf(stderr, "weftctl: cannot read the journal %s: %s%s\n", journal, strerror(-r),
+			r == -ENOENT ? " (give its directory with --journal DIR)" : "");
+		return 1;
+	}
+	for (uint32_t i = 0; i < e.narms; i++) {
+		names[i] = e.arms[i].name;
+		share[i] = e.arms[i].share / (double)WF_EXP_SHARE_SCALE;
+	}
+	r = wf_exp_report_build(u, n, e.narms, names, share, &rep);
+	if (r < 0) {
+		fprintf(stderr, "weftctl: cannot build the report: %s\n", strerror(-r));
+		goto out;
+	}
+	if (o->json) {
+		json_t *j = wf_exp_report_json(rep);
+		if (!j)
+			goto out;
+		json_object_set_new(j, "experiment", json_string(e.name));
+		json_object_set_new(j, "state", json_string(wf_exp_state_name(e.state)));
+		json_object_set_new(j, "journal",
+				    json_pack("{s:I,s:I,s:I,s:I}", "records", (json_int_t)st.records, "exposures",
+					      (json_int_t)st.exposures, "redone", (json_int_t)st.redone, "events",
+					      (json_int_t)st.events));
+		char *txt = json_dumps(j, JSON_COMPACT);
+		if (txt)
+			printf("%s\n", txt);
+		free(txt);
+		json_decref(j);
+	} else {
+		printf("experiment %s (%s, unit %s, window %llu ms): %llu exposures, %llu events attributed, %llu "
+		       "journal records\n",
+		       e.name, wf_exp_state_name(e.state), wf_exp_unit_name(e.unit), (unsigned long long)e.window_ms,
+		       (unsigned long long)st.exposures, (unsigned long long)st.events, (unsigned long long)st.records);
+		wf_exp_report_text(rep, stdout);
+	}
+	rc = 0;
+	if (plot) {
+		r = wf_exp_report_plot(rep, plot);
+		if (r < 0) {
+			fprintf(stderr, "weftctl: cannot draw %s: %s\n", plot,
+				r == -ENOENT ? "gnuplot is not installed" : r == -ENODATA ? "no day to draw yet" : strerror(-r));
+			rc = 1;
+		} else if (!o->json) {
+			printf("plot: %s\n", plot);
+		}
+	}
+out:
+	wf_exp_report_free(rep);
+	free(u);
+	return rc;
 }

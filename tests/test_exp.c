@@ -3,7 +3,11 @@
  * validation (shares over 100, arms named twice), experiments.conf
  * format -> parse round trip and its errors, overlap, and assignment:
  * deterministic, independent of anything but salt and unit, and within
- * the binomial bound of each arm's share over 100,000 units.
+ * the binomial bound of each arm's share over 100,000 units; attribution
+ * from a journal (lib/exp_attr): exposures once per request, clicks, carts
+ * and purchases on shown items within the window once per showing,
+ * conversion and revenue, anonymous events by session, pre-experiment
+ * revenue for CUPED, other experiments and unknown arms ignored.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -16,6 +20,8 @@
 #include <cmocka.h>
 
 #include "lib/exp.h"
+#include "lib/exp_attr.h"
+#include "lib/journal.h"
 #include "lib/proto.h"
 #include "lib/util.h"
 
@@ -197,6 +203,80 @@ static void test_exp_assign_binomial_and_stable(void **state)
 	assert_true(moved > 400 && moved < 800);
 }
 
+#define T0 1800000000000ull /* the experiment's start */
+
+static void jput(struct wf_journal *j, uint16_t kind, uint64_t ts, uint16_t shard, const char *const *argv,
+		 uint32_t argc)
+{
+	uint32_t argl[64];
+	uint64_t lsn;
+
+	for (uint32_t i = 0; i < argc; i++)
+		argl[i] = (uint32_t)strlen(argv[i]);
+	assert_int_equal(wf_journal_append_kind(j, kind, ts, shard, argc, argv, argl, &lsn), 0);
+}
+
+#define JPUT(kind, ts, shard, ...)                                                            \
+	do {                                                                                  \
+		const char *const a_[] = { __VA_ARGS__ };                                      \
+		jput(j, kind, ts, shard, a_, (uint32_t)WF_ARRAY_SIZE(a_));                     \
+	} while (0)
+
+static void test_exp_attr_counts_from_journal(void **state)
+{
+	struct wf_exp e = two_arms("e", "a=50:live", "b=50:stale");
+	struct wf_journal_opts jo = { .durability = WF_JOURNAL_OS };
+	struct wf_journal *j;
+	struct wf_exp_unit *u;
+	struct wf_exp_attr_stats st;
+	char dir[] = "/tmp/weft.test.exp.XXXXXX", err[256], cmd[64];
+	size_t n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(wf_journal_open(dir, &jo, &j, err, sizeof(err)), 0);
+	e.started_ms = T0;
+	e.window_ms = 60000;
+	JPUT(WF_JREC_EVENT, T0 - 1000, 0, "s0", "alice", "purchase", "i7", "value", "10");
+	JPUT(WF_JREC_EVENT, T0 - 900, 0, "s0", "alice", "purchase", "i8", "price", "2.5", "qty", "2");
+	JPUT(WF_JREC_EXPOSURE, T0 + 100, 0, "e", "a", "u:alice", "s1", "alice", "home", "1", "i1", "i2");
+	JPUT(WF_JREC_EXPOSURE, T0 + 101, 0, "e", "a", "u:alice", "s1", "alice", "home", "1", "i1", "i2"); /* redone */
+	JPUT(WF_JREC_EXPOSURE, T0 + 102, 1, "e", "b", "u:bob", "s2", "bob", "home", "1", "i1");
+	JPUT(WF_JREC_EXPOSURE, T0 + 103, 1, "other", "b", "u:carol", "s3", "carol", "home", "2", "i1");
+	JPUT(WF_JREC_EXPOSURE, T0 + 104, 1, "e", "zz", "u:dave", "s4", "dave", "home", "3", "i1");
+	JPUT(WF_JREC_EVENT, T0 + 200, 0, "s1", "alice", "click", "i1");
+	JPUT(WF_JREC_EVENT, T0 + 300, 0, "s1", "alice", "pdp", "i1");   /* the same showing: once */
+	JPUT(WF_JREC_EVENT, T0 + 310, 0, "s1", "-", "cart_add", "i2");  /* anonymous: by its session */
+	JPUT(WF_JREC_EVENT, T0 + 320, 0, "s1", "alice", "purchase", "i2", "value", "25");
+	JPUT(WF_JREC_EVENT, T0 + 330, 0, "s9", "alice", "click", "i9"); /* not shown: no click */
+	JPUT(WF_JREC_EVENT, T0 + 340, 0, "s9", "alice", "purchase", "i9", "value", "5"); /* revenue all the same */
+	JPUT(WF_JREC_EVENT, T0 + 102 + 60001, 1, "s2", "bob", "click", "i1"); /* past the window */
+	JPUT(WF_JREC_EVENT, T0 + 400, 1, "s3", "carol", "click", "i1");       /* not a unit */
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	wf_journal_close(j);
+
+	assert_int_equal(wf_exp_attr_run(dir, &e, &u, &n, &st), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(st.exposures, 2);
+	assert_int_equal(st.redone, 1);
+	assert_int_equal(u[0].arm, 0);
+	assert_int_equal(u[0].first_day, 0);
+	assert_true(u[0].exposures == 1 && u[0].clicks == 1 && u[0].carts == 1 && u[0].purchases == 1);
+	assert_true(u[0].converted == 1 && u[0].revenue == 30);
+	assert_true(u[0].has_pre && u[0].pre_revenue == 15);
+	assert_int_equal(u[1].arm, 1);
+	assert_true(u[1].exposures == 1 && u[1].clicks == 0 && u[1].converted == 0 && !u[1].has_pre);
+	free(u);
+	/* stopped before bob's exposure: only alice's counts */
+	e.stopped_ms = T0 + 101;
+	assert_int_equal(wf_exp_attr_run(dir, &e, &u, &n, &st), 0);
+	assert_int_equal(n, 1);
+	free(u);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(wf_exp_attr_run("/nonexistent/journal", &e, &u, &n, &st) < 0, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_exp_validate_errors),
 		cmocka_unit_test(test_exp_conf_round_trip),
 		cmocka_unit_test(test_exp_assign_binomial_and_stable),
+		cmocka_unit_test(test_exp_attr_counts_from_journal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
