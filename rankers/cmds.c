@@ -140,11 +140,11 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 		qe.f.size = ra.size->p;
 		qe.f.size_len = ra.size->len;
 	}
-	/* An experiment on this page (exps.c): the arm's policy; nothing
-	 * published to the front table, so every answer comes here and is
-	 * exposed. */
+	/* An experiment on this page (exps.c): the arm's policy; a unit in
+	 * an arm is never answered from the front table, so every answer it
+	 * gets comes here and is exposed. */
 	struct ranker_pick pk;
-	int covered = ranker_exp_pick(ctx, argv, qe.sess, ra.page, &pk);
+	ranker_exp_pick(ctx, argv, qe.sess, ra.page, &pk);
 	const char *ids[WF_RANK_MAX_K];
 	uint32_t lens[WF_RANK_MAX_K], m = 0;
 
@@ -162,7 +162,7 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	n = -1;
 	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH && !qe.q.anchor_key)
 		n = ranker_recs_cached(ctx, &qe, ra.k, items, &c);
-	if (c && !ra.size && !covered)
+	if (c && !ra.size && ranker_exp_publishable(&pk))
 		ranker_front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess);
 	if (n < 0)
 		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &qe.q, ctx->scratch, items, scores,

@@ -152,6 +152,7 @@ int ranker_exp_pick(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, const
 	pk->e = NULL;
 	pk->arm = -1;
 	pk->policy = WF_EXP_LIVE;
+	pk->by_session = 0;
 	/* A13 again, per request: a RECS that read the weights seqlock after
 	 * weft-admin moved it for a START (admin_exp.c) must see that START
 	 * too, or it could publish a front entry under the new count with no
@@ -177,6 +178,7 @@ int ranker_exp_pick(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, const
 			continue;
 		len = wf_exp_unit_of(e, argv[0].p, argv[0].len, user, ulen, unit);
 		arm = wf_exp_assign(e, unit, len);
+		pk->by_session |= unit[0] == 's';
 		if (!pk->e || arm >= 0) {
 			pk->e = e;
 			pk->arm = arm;

@@ -320,6 +320,7 @@ struct ranker_pick {
 	const struct wf_exp *e;         /* NULL: no running experiment on this page */
 	int arm;                        /* -1: the unit is outside the experiment */
 	int policy;                     /* enum wf_exp_policy of arm (WF_EXP_LIVE outside) */
+	int by_session;                 /* an experiment on the page split this request by its session */
 	uint32_t unit_len;
 	char unit[2 + 128 + 1];         /* wf_exp_unit_of() */
 };
@@ -332,10 +333,18 @@ void ranker_exps_loader_step(struct ranker_ctx *ctx);
 void ranker_exps_fini(struct ranker_ctx *ctx);
 /* The experiment of a request (argv: session user ...) on page, with the
  * query's session s (its user when argv's is "-"): pk filled. 1 if an
- * experiment runs on the page (then nothing may be published to the
- * front table), else 0. */
+ * experiment runs on the page, else 0. */
 int ranker_exp_pick(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, const struct ranker_session *s, int page,
 		    struct ranker_pick *pk);
+/* 1 if the answer to a request with pick pk may go to the front table:
+ * no experiment on its page, or every one on it split the request by its
+ * user and left it outside (ingest may then give the entry, quiet ones
+ * too, only to requests of that user: outside as well). A unit in an arm
+ * never: each of its answers is an exposure. */
+static inline int ranker_exp_publishable(const struct ranker_pick *pk)
+{
+	return !pk->e || (pk->arm < 0 && !pk->by_session);
+}
 /* Apply pk's policy to the query e (weights; batch and stale: no session). */
 void ranker_exp_apply(const struct ranker_pick *pk, struct ranker_query *e);
 /* The stale arm's RECS: the previous generation's list for the query's
