@@ -58,9 +58,10 @@ static void exps_reload(struct ranker_ctx *ctx)
 		if (set->exps[i].state == WF_EXP_RUNNING)
 			set->exps[keep++] = set->exps[i];
 	set->n = keep;
+	if (keep || (ctx->exps && ctx->exps->n))
+		wf_info("shard %u: %u experiments running", ctx->shard, keep);
 	free(ctx->exps);
 	ctx->exps = set;
-	wf_info("shard %u: %u experiments running", ctx->shard, keep);
 }
 
 void ranker_exps_check(struct ranker_ctx *ctx)

@@ -594,10 +594,10 @@ int main(int argc, char **argv)
 	ranker_gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
 	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "
-		"computed (cached prefix too short) %llu, computed for k at first sight %llu", ctx.shard,
+		"computed (cached prefix too short) %llu, computed for k at first sight %llu; exposures %llu", ctx.shard,
 		(unsigned long long)ctx.sessions_evicted,
 		(unsigned long long)ctx.cache_hits, (unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short,
-		(unsigned long long)ctx.cache_ghosts);
+		(unsigned long long)ctx.cache_ghosts, (unsigned long long)ctx.exposures);
 	free(ctx.cache);
 	return 0;
 }
