@@ -240,6 +240,15 @@ def test_slow_subscriber_disconnected_others_served():
 EXTRA = ("--durability", "os", "--pubsub-limit", "262144,65536,5")
 APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot, extra=EXTRA)
 try:
+    APP.client().execute_command("SEGPREVIEW", "did(view, 1h)")
+except Exception as e:  # noqa: BLE001
+    if "unknown command" in str(e):
+        # Until the rankers evaluate segments (branch r16-eval).
+        log(f"skip: the rankers do not evaluate segments yet ({e})")
+        APP.stop()
+        T.cleanup()
+        sys.exit(77)
+try:
     harness.run([
         test_bad_rules_name_the_position,
         test_abandon_enter_then_exit_to_every_client,
