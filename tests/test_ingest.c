@@ -1010,8 +1010,10 @@ static void test_ingest_transition_pushed_once_and_replayed(void **state)
 	uint64_t lsn;
 
 	(void)state;
-	expect_reply(sub, "SUBSCRIBE abandon\r\nPSUBSCRIBE ab*\r\n",
-		     "*3\r\n$9\r\nsubscribe\r\n$7\r\nabandon\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$3\r\nab*\r\n:2\r\n");
+	expect_reply(sub, "SUBSCRIBE abandon\r\nPSUBSCRIBE ab* *z* a[^x]?n[e-c]o\\n\r\n",
+		     "*3\r\n$9\r\nsubscribe\r\n$7\r\nabandon\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$3\r\nab*\r\n:2\r\n"
+		     "*3\r\n$10\r\npsubscribe\r\n$3\r\n*z*\r\n:3\r\n"
+		     "*3\r\n$10\r\npsubscribe\r\n$15\r\na[^x]?n[e-c]o\\n\r\n:4\r\n");
 	/* The same transition twice (a ranker redoing its tail): one push. */
 	expect_reply(fd, "EVENT ts1 u1 cart_add note-abandon seq 7\r\nEVENT ts1 u1 cart_add note-abandon seq 7\r\n"
 			 "EVENT ts1 u1 cart_add note-abandon seq 8\r\n",
@@ -1021,8 +1023,12 @@ static void test_ingest_transition_pushed_once_and_replayed(void **state)
 	assert_non_null(strstr(got, "*4\r\n$8\r\npmessage\r\n$3\r\nab*\r\n$7\r\nabandon\r\n$"));
 	assert_non_null(strstr(got, "\"segment\":\"abandon\",\"event\":\"enter\",\"session\":\"ts1\",\"user\":\"u1\","
 				    "\"ts\":1700000000000,\"reason\":\"test\",\"key\":\"abandon/1/7/ts1\""));
-	/* seq 7: once on the channel, once on the pattern, never a third time */
-	assert_null(strstr(strstr(strstr(got, "abandon/1/7/") + 1, "abandon/1/7/") + 1, "abandon/1/7/"));
+	/* Globs as Redis's stringmatch: a[^x]?n[e-c]o\n matches, *z* does not. */
+	assert_non_null(strstr(got, "*4\r\n$8\r\npmessage\r\n$15\r\na[^x]?n[e-c]o\\n\r\n$7\r\nabandon\r\n$"));
+	assert_null(strstr(got, "*z*\r\n$7"));
+	/* seq 7: on the channel and on two patterns, never a fourth time */
+	assert_null(strstr(strstr(strstr(strstr(got, "abandon/1/7/") + 1, "abandon/1/7/") + 1, "abandon/1/7/") + 1,
+			   "abandon/1/7/"));
 	id = strstr(got, "{\"id\":\"");
 	assert_non_null(id);
 	lsn = strtoull(id + 7, NULL, 10);
