@@ -161,6 +161,7 @@ struct ingest_ctx {
 	uint64_t route_ttl_ms;
 	uint32_t route_sessions; /* --sessions: the routing table's entries per generation */
 	uint64_t pubsub_limit[3];  /* --pubsub-limit: hard, soft (bytes), soft seconds */
+	uint32_t triggers_recent;  /* --triggers-recent: transitions TRIGGERS finds in memory */
 
 	struct wf_shm *shm;
 	uint32_t nshards, epoch;

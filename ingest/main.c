@@ -13,7 +13,7 @@
  *   weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]
  *               [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]
  *               [--journal DIR] [--durability fsync|os] [--socket-group G]
- *               [--pubsub-limit HARD[,SOFT,SECONDS]]
+ *               [--pubsub-limit HARD[,SOFT,SECONDS]] [--triggers-recent N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -142,7 +142,10 @@ static void usage(FILE *f)
 	      "                    (default 10; 0: never)\n"
 	      "  --pubsub-limit HARD[,SOFT,SECONDS]  a subscriber holding HARD bytes unsent, or over\n"
 	      "                    SOFT for SECONDS, is disconnected (default 33554432,8388608,60,\n"
-	      "                    Redis's client-output-buffer-limit pubsub)\n",
+	      "                    Redis's client-output-buffer-limit pubsub)\n"
+	      "  --triggers-recent N  the last N segment transitions (at most 32 MiB of them) are\n"
+	      "                    kept in memory for TRIGGERS; older ones are read from the journal\n"
+	      "                    (default 131072)\n",
 	      f);
 }
 
@@ -157,6 +160,7 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		{ "socket-mode", required_argument, NULL, 'M' }, { "idle-timeout", required_argument, NULL, 'I' },
 		{ "request-timeout", required_argument, NULL, 'R' },
 		{ "pubsub-limit", required_argument, NULL, 'P' },
+		{ "triggers-recent", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -171,6 +175,7 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 	ctx->pubsub_limit[0] = 32u << 20;
 	ctx->pubsub_limit[1] = 8u << 20;
 	ctx->pubsub_limit[2] = 60;
+	ctx->triggers_recent = 131072;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': ctx->dir = optarg; break;
@@ -242,6 +247,13 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 			ctx->pubsub_limit[2] = k == 3 ? l[2] : 0;
 			break;
 		}
+		case 'T':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 16 || v > (1 << 24)) {
+				fprintf(stderr, "weft-ingest: --triggers-recent wants 16..16777216\n");
+				return -EINVAL;
+			}
+			ctx->triggers_recent = (uint32_t)v;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}

@@ -33,21 +33,27 @@
  * weft-ingest itself died is gone (the ranker does not send it again);
  * the shopper's membership is right, the announcement is missing.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ingest/ingest.h"
 
 #define NOTES_MAX 65536u              /* notes held until durable */
 #define NOTES_BYTES_MAX (16u << 20)   /* and their bytes */
 #define NOTES_SEEN_GEN 65536u         /* transition keys a generation of the seen set holds */
-#define NOTES_RECENT 16384u           /* transitions kept for TRIGGERS (a power of two) */
+#define NOTES_RECENT_BYTES (32u << 20) /* bytes of the transitions kept for TRIGGERS (--triggers-recent: how many) */
 #define TRIGGERS_COUNT 100u           /* TRIGGERS COUNT default */
 #define TRIGGERS_COUNT_MAX 1000u
-#define TRIGGERS_SCAN_MAX 65536u      /* journal records one TRIGGERS reads at most */
+#define TRIGGERS_READ_MAX (4u << 20)  /* journal bytes one TRIGGERS reads at most */
+#define TRIGGERS_CHUNK (1u << 20)     /* read at a time */
+#define NOTES_JPOS 16u                /* journal positions remembered for TRIGGERS */
 #define TRIGGERS_SEGMENTS_MAX 64u
 
 enum { A_KEY, A_SEGMENT, A_VERSION, A_EVENT, A_SESSION, A_USER, A_REASON, A_COUNT };
@@ -76,17 +82,27 @@ struct seen_gen {
 	uint32_t n;
 };
 
+/* Where a TRIGGERS journal read stopped: the record of next_lsn (or a
+ * later one) starts at off in segment seg (its first LSN). */
+struct ingest_jpos {
+	uint64_t next_lsn, seg, off;
+};
+
 struct ingest_notes {
 	struct note **q; /* FIFO of NOTES_MAX, LSN order */
 	uint64_t q_head, q_tail;
 	size_t q_bytes;
 	struct seen_gen seen[2]; /* [cur] takes inserts; both are looked up */
 	uint32_t cur;
-	struct recent *recent; /* ring of NOTES_RECENT, LSN order */
+	struct recent *recent; /* ring of recent_cap (--triggers-recent), LSN order */
+	uint64_t recent_cap;
 	uint64_t r_head, r_tail;
+	size_t r_bytes;
 	uint64_t recent_from;  /* every transition from this LSN on is in recent */
 	uint64_t published;    /* the last transition published (or recovered) */
 	uint64_t journaled, duplicates, dropped, bad, retry_ns;
+	struct ingest_jpos jpos[NOTES_JPOS];
+	uint32_t jpos_next;
 };
 
 static struct note *note_at(struct ingest_notes *n, uint64_t i)
@@ -198,15 +214,18 @@ static const struct recent *recent_add(struct ingest_notes *n, uint64_t lsn, con
 
 	if (!b)
 		return NULL;
-	if (n->r_tail - n->r_head == NOTES_RECENT) {
-		e = &n->recent[n->r_head++ % NOTES_RECENT];
+	while (n->r_tail - n->r_head == n->recent_cap ||
+	       (n->r_tail > n->r_head && n->r_bytes + seglen + jl + 2 > NOTES_RECENT_BYTES)) {
+		e = &n->recent[n->r_head++ % n->recent_cap];
 		n->recent_from = e->lsn + 1;
+		n->r_bytes -= strlen(e->seg) + e->json_len + 2;
 		free(e->seg);
 	}
+	n->r_bytes += seglen + jl + 2;
 	memcpy(b, seg, seglen);
 	b[seglen] = '\0';
 	memcpy(b + seglen + 1, json, jl + 1);
-	e = &n->recent[n->r_tail++ % NOTES_RECENT];
+	e = &n->recent[n->r_tail++ % n->recent_cap];
 	*e = (struct recent){ .lsn = lsn, .seg = b, .json = b + seglen + 1, .json_len = (uint32_t)jl };
 	return e;
 }
@@ -243,7 +262,8 @@ int ingest_notes_init(struct ingest_ctx *ctx)
 	ctx->notes = n;
 	ctx->note_view = malloc(sizeof(*ctx->note_view));
 	n->q = calloc(NOTES_MAX, sizeof(*n->q));
-	n->recent = calloc(NOTES_RECENT, sizeof(*n->recent));
+	n->recent_cap = ctx->triggers_recent;
+	n->recent = calloc(n->recent_cap, sizeof(*n->recent));
 	for (int g = 0; g < 2; g++)
 		n->seen[g].slot = calloc(2 * NOTES_SEEN_GEN, sizeof(uint64_t));
 	if (!ctx->note_view || !n->q || !n->recent || !n->seen[0].slot || !n->seen[1].slot)
@@ -262,7 +282,7 @@ void ingest_notes_fini(struct ingest_ctx *ctx)
 	for (uint64_t i = n->q_head; n->q && i < n->q_tail; i++)
 		free(note_at(n, i));
 	for (uint64_t i = n->r_head; n->recent && i < n->r_tail; i++)
-		free(n->recent[i % NOTES_RECENT].seg);
+		free(n->recent[i % n->recent_cap].seg);
 	free(n->q);
 	free(n->recent);
 	free(n->seen[0].slot);
@@ -494,13 +514,13 @@ static uint32_t trig_recent(struct ingest_notes *n, const struct trig_args *t, s
 
 	while (lo < hi) { /* the first with lsn > cursor */
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (n->recent[mid % NOTES_RECENT].lsn <= t->cursor)
+		if (n->recent[mid % n->recent_cap].lsn <= t->cursor)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	for (uint64_t i = lo; i < n->r_tail && got < t->count; i++) {
-		const struct recent *e = &n->recent[i % NOTES_RECENT];
+		const struct recent *e = &n->recent[i % n->recent_cap];
 		if (!trig_wanted(t, e->seg, strlen(e->seg)))
 			continue;
 		wf_resp_w_bulk(items, e->json, e->json_len);
@@ -509,53 +529,177 @@ static uint32_t trig_recent(struct ingest_notes *n, const struct trig_args *t, s
 	return got;
 }
 
-/* From the journal (a cursor older than the recent buffer): at most
- * TRIGGERS_SCAN_MAX records read, up to the buffer's first. *ret_last:
- * the last LSN read; *ret_cut: 1 when the scan limit stopped it (0: it
- * reached COUNT, the buffer's range or the end). */
+/*
+ * From the journal (a cursor older than the recent buffer), reading the
+ * segment files itself, a chunk at a time, at most TRIGGERS_READ_MAX bytes
+ * a call: a TRIGGERS never stalls the loop for long. Where a call stopped
+ * is remembered (a few positions: LSN -> segment, offset), so a consumer
+ * paging on from its last id, or from the cursor an error named, goes on
+ * from there; any other cursor starts at the beginning of its segment.
+ * Files: lib/journal.h's (DIR/<first LSN, 16 hex>.wfj, a 32-byte header,
+ * records wf_journal_decode() reads).
+ */
+#define JSEG_HDR 32u
+
+/* The segments' first LSNs, sorted, into *ret (malloc'd). Count or -errno. */
+static int jsegs(const char *dir, uint64_t **ret)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t *v = NULL, x;
+	size_t n = 0, cap = 0;
+	char tail[8];
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 20 || sscanf(de->d_name, "%16" SCNx64 "%7s", &x, tail) != 2 ||
+		    strcmp(tail, ".wfj") != 0)
+			continue;
+		if (n == cap) {
+			uint64_t *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = x;
+	}
+	closedir(d);
+	for (size_t a = 1; a < n; a++) /* few: insertion sort */
+		for (size_t b = a; b > 0 && v[b - 1] > v[b]; b--) {
+			x = v[b];
+			v[b] = v[b - 1];
+			v[b - 1] = x;
+		}
+	*ret = v;
+	return (int)n;
+}
+
+/* Where a scan starts for LSN want: a remembered position, else the
+ * segment holding it (its header's end). */
+static void jstart(struct ingest_notes *n, const uint64_t *segs, int nsegs, uint64_t want, uint64_t *seg,
+		   uint64_t *off)
+{
+	for (uint32_t i = 0; i < NOTES_JPOS; i++)
+		if (n->jpos[i].next_lsn == want && n->jpos[i].next_lsn) {
+			*seg = n->jpos[i].seg;
+			*off = n->jpos[i].off;
+			return;
+		}
+	*seg = segs[0];
+	for (int i = 0; i < nsegs && segs[i] <= want; i++)
+		*seg = segs[i];
+	*off = JSEG_HDR;
+}
+
+struct jscan {
+	const struct trig_args *t;
+	struct wf_buf *items;
+	uint32_t got;
+	uint64_t last;   /* the last LSN read */
+	int cut;         /* the byte budget ran out first */
+	int done;        /* reached COUNT, the buffer's range or the end */
+};
+
+/* One record: 1 to stop (done). */
+static int jrec(struct ingest_notes *n, struct jscan *js, const struct wf_journal_rec *rec)
+{
+	char *json;
+
+	if (rec->lsn <= js->t->cursor)
+		return 0;
+	if (rec->lsn > n->published || rec->lsn >= n->recent_from)
+		return js->done = 1; /* not published yet, or the buffer has it from here */
+	js->last = rec->lsn;
+	if (rec->kind != WF_JREC_SEGMENT || rec->argc != A_COUNT ||
+	    !trig_wanted(js->t, rec->argv[A_SEGMENT], rec->argl[A_SEGMENT]))
+		return 0;
+	if (!(json = transition_json(rec->lsn, rec->ts_ms, rec->argv, rec->argl)))
+		return js->done = 1;
+	wf_resp_w_bulk(js->items, json, strlen(json));
+	free(json);
+	return js->done = ++js->got == js->t->count;
+}
+
 static int trig_journal(struct ingest_ctx *ctx, const struct trig_args *t, struct wf_buf *items, uint32_t *ret_got,
 			uint64_t *ret_last, int *ret_cut)
 {
 	struct ingest_notes *n = ctx->notes;
-	struct wf_journal_reader *rd;
+	struct jscan js = { .t = t, .items = items, .last = t->cursor };
 	struct wf_journal_rec *rec = malloc(sizeof(*rec));
-	uint32_t got = 0, scanned = 0;
-	uint64_t last = t->cursor;
-	int e;
+	size_t cap = TRIGGERS_CHUNK + WF_JOURNAL_MAX_RECORD + 64, budget = TRIGGERS_READ_MAX;
+	char *buf = malloc(cap), path[WF_PATH_MAX + 32];
+	uint64_t *segs = NULL, seg, off;
+	int nsegs = jsegs(ctx->journal_dir, &segs), si, fd = -1, e = 0;
 
-	if (!rec)
-		return -ENOMEM;
-	e = wf_journal_reader_open(ctx->journal_dir, t->cursor + 1, &rd);
-	if (e < 0) {
-		free(rec);
-		return e;
+	if (nsegs < 0 || !rec || !buf) {
+		e = nsegs < 0 ? nsegs : -ENOMEM;
+		goto out;
 	}
-	while (got < t->count && scanned < TRIGGERS_SCAN_MAX && (e = wf_journal_reader_next(rd, rec)) == 1) {
-		char *json;
+	if (nsegs == 0)
+		goto out;
+	jstart(n, segs, nsegs, t->cursor + 1, &seg, &off);
+	for (si = 0; si < nsegs && segs[si] != seg; si++)
+		;
+	while (si < nsegs && !js.done && !js.cut) {
+		size_t len = 0, p = 0;
+		ssize_t r;
 
-		if (rec->lsn <= t->cursor)
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".wfj", ctx->journal_dir, segs[si]);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			off = JSEG_HDR; /* pruned meanwhile: the next one */
+			si++;
 			continue;
-		if (rec->lsn > n->published || rec->lsn >= n->recent_from)
-			break; /* not published yet, or the buffer has it from here */
-		scanned++;
-		last = rec->lsn;
-		if (rec->kind != WF_JREC_SEGMENT || rec->argc != A_COUNT ||
-		    !trig_wanted(t, rec->argv[A_SEGMENT], rec->argl[A_SEGMENT]))
-			continue;
-		if (!(json = transition_json(rec->lsn, rec->ts_ms, rec->argv, rec->argl))) {
-			e = -ENOMEM;
-			break;
 		}
-		wf_resp_w_bulk(items, json, strlen(json));
-		free(json);
-		got++;
+		for (;;) {
+			int k;
+
+			if (p == len || (k = wf_journal_decode((uint8_t *)buf + p, len - p, rec)) == 0) {
+				/* More of the file: what is left of the chunk first. */
+				memmove(buf, buf + p, len - p);
+				len -= p;
+				off += p;
+				p = 0;
+				if (!budget) {
+					js.cut = 1;
+					break;
+				}
+				r = pread(fd, buf + len, WF_MIN(TRIGGERS_CHUNK, budget), (off_t)(off + len));
+				if (r <= 0)
+					break; /* its end (a torn tail being written ends it too) */
+				len += (size_t)r;
+				budget -= WF_MIN((size_t)r, budget);
+				continue;
+			}
+			if (k < 0)
+				break; /* not a record: the end of what was written */
+			p += (size_t)k;
+			if (jrec(n, &js, rec))
+				break;
+		}
+		close(fd);
+		fd = -1;
+		off += p;
+		if (!js.done && !js.cut) { /* the next segment */
+			si++;
+			off = JSEG_HDR;
+		}
 	}
-	wf_journal_reader_close(rd);
+	if (si < nsegs) { /* remembered: a call from js.last + 1 goes on here */
+		n->jpos[n->jpos_next++ % NOTES_JPOS] =
+			(struct ingest_jpos){ .next_lsn = js.last + 1, .seg = segs[si], .off = off };
+	}
+out:
+	free(segs);
+	free(buf);
 	free(rec);
-	*ret_got = got;
-	*ret_last = last;
-	*ret_cut = scanned == TRIGGERS_SCAN_MAX && got < t->count;
-	return e < 0 ? e : 0;
+	*ret_got = js.got;
+	*ret_last = js.last;
+	*ret_cut = js.cut;
+	return e;
 }
 
 int ingest_cmd_triggers(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
@@ -582,9 +726,9 @@ int ingest_cmd_triggers(struct ingest_ctx *ctx, struct ingest_conn *c, const str
 		if (cut && !got) {
 			/* Bounded work: a long stretch without a transition. */
 			wf_resp_w_error(&ctx->tmp,
-					"ERR TRIGGERS read %u journal records after %llu without a transition: go on "
+					"ERR TRIGGERS read %u MiB of journal after %llu without a transition: go on "
 					"with TRIGGERS %llu",
-					TRIGGERS_SCAN_MAX, (unsigned long long)t.cursor, (unsigned long long)last);
+					TRIGGERS_READ_MAX >> 20, (unsigned long long)t.cursor, (unsigned long long)last);
 			goto out;
 		}
 		if (!cut && got < t.count) { /* the rest from the buffer */
