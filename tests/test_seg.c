@@ -211,7 +211,7 @@ static void test_seg_set_in_resolution_and_cycles(void **state)
 
 	defs_of(&d, (const char *const[]){ "b=in(a) and pivot", "a=did(pdp, 1m)", NULL });
 	assert_int_equal(wf_seg_set_build(&d, &set, &err, &badi), 0);
-	struct wf_seg_user u = { .pivot = 1 };
+	struct wf_seg_inputs u = { .pivot = 1 };
 	struct wf_seg_state *st = calloc(1, wf_seg_state_size(set));
 	wf_seg_state_init(set, st);
 	wf_seg_apply(set, st, &(struct wf_seg_event){ .type = WF_EV_PDP, .ts_ms = 1000 });
@@ -267,12 +267,14 @@ static void test_seg_defaults_reproduce_builtin_segments(void **state)
 	int wb = wf_seg_set_find(set, "win_back", 8), ar = wf_seg_set_find(set, "at_risk", 7);
 	int pv = wf_seg_set_find(set, "intent_pivot", 12);
 	uint64_t t = 1000000, next, bits;
-	struct wf_seg_user u = { .known = 1, .lifecycle = 5 /* at_risk */ };
+	struct wf_seg_inputs u = { .known = 1, .lifecycle = 5 /* at_risk */ };
 
 	/* An empty session of an at_risk user: at_risk, not win_back (not active). */
 	bits = wf_seg_eval(set, st, &u, t, &next);
 	assert_int_equal(bits, 1ull << ar);
-	wf_seg_apply(set, st, &(struct wf_seg_event){ .type = WF_EV_CART_ADD, .ts_ms = t, .item_key = 7, .price_cents = 500 });
+	wf_seg_apply(set, st, &(struct wf_seg_event){ .type = WF_EV_CART_ADD, .ts_ms = t, .price_cents = 500 });
+	u.cart_items = 1;
+	u.cart_cents = 500;
 	bits = wf_seg_eval(set, st, &u, t, &next);
 	assert_int_equal(bits, (1ull << ar) | (1ull << wb));
 	assert_int_equal(next, t + 15 * 60000); /* cart_abandon's deadline first */
@@ -285,7 +287,9 @@ static void test_seg_defaults_reproduce_builtin_segments(void **state)
 	bits = wf_seg_eval(set, st, &u, t + 10, &next);
 	assert_int_equal(bits, (1ull << ar) | (1ull << wb) | (1ull << hi) | (1ull << pv));
 	/* Bought: the cart is empty, no abandonment however long the wait. */
-	wf_seg_apply(set, st, &(struct wf_seg_event){ .type = WF_EV_PURCHASE, .ts_ms = t + 20, .item_key = 7 });
+	wf_seg_apply(set, st, &(struct wf_seg_event){ .type = WF_EV_PURCHASE, .ts_ms = t + 20 });
+	u.cart_items = 0;
+	u.cart_cents = 0;
 	bits = wf_seg_eval(set, st, &u, t + 3600000, &next);
 	assert_int_equal(bits & (1ull << ca), 0);
 	free(st);
@@ -421,12 +425,40 @@ struct refuser {
 	float ltv;
 };
 
+/* The cart as lib/rank's model keeps it: a set of items (an add of one
+ * in it changes nothing), removed by cart_remove and purchase; priced at
+ * its add. */
+static void ref_cart(const struct ev *evs, int nev, uint64_t now, uint64_t *ret_items, uint64_t *ret_cents)
+{
+	uint64_t key[64], price[64];
+	int nc = 0;
+
+	for (int i = 0; i < nev; i++) {
+		const struct ev *e = &evs[i];
+		int j;
+		if (e->ts > now)
+			continue;
+		for (j = 0; j < nc && key[j] != e->item; j++)
+			;
+		if (e->type == WF_EV_CART_ADD && j == nc) {
+			key[nc] = e->item;
+			price[nc++] = e->price;
+		} else if ((e->type == WF_EV_CART_REMOVE || e->type == WF_EV_PURCHASE) && j < nc) {
+			key[j] = key[nc - 1];
+			price[j] = price[nc - 1];
+			nc--;
+		}
+	}
+	*ret_items = (uint64_t)nc;
+	*ret_cents = 0;
+	for (int j = 0; j < nc; j++)
+		*ret_cents += price[j];
+}
+
 /* The rule over the whole event list (events with ts <= now applied). */
 static int ref_eval(const struct node *n, const struct ev *evs, int nev, uint64_t now, const struct refuser *u)
 {
 	uint64_t c = 0, last = 0, cv = 0, ci = 0;
-	uint64_t cart_key[64], cart_q[64], cart_p[64];
-	int nc = 0;
 
 	switch (n->kind) {
 	case N_COUNT:
@@ -450,31 +482,7 @@ static int ref_eval(const struct node *n, const struct ev *evs, int nev, uint64_
 		return last == 0 || now >= last + n->window;
 	case N_CARTV:
 	case N_CARTI:
-		for (int i = 0; i < nev; i++) {
-			const struct ev *e = &evs[i];
-			int j;
-			if (e->ts > now)
-				continue;
-			for (j = 0; j < nc && cart_key[j] != e->item; j++)
-				;
-			if (e->type == WF_EV_CART_ADD) {
-				if (j == nc) {
-					cart_key[nc] = e->item;
-					cart_q[nc] = 0;
-					cart_p[nc++] = e->price;
-				}
-				cart_q[j]++;
-			} else if ((e->type == WF_EV_CART_REMOVE || e->type == WF_EV_PURCHASE) && j < nc) {
-				cart_key[j] = cart_key[nc - 1];
-				cart_q[j] = cart_q[nc - 1];
-				cart_p[j] = cart_p[nc - 1];
-				nc--;
-			}
-		}
-		for (int j = 0; j < nc; j++) {
-			cv += cart_p[j] * cart_q[j];
-			ci += cart_q[j];
-		}
+		ref_cart(evs, nev, now, &ci, &cv);
 		return n->kind == N_CARTV ? cmpv(cv, n->op, n->n) : cmpv(ci, n->op, n->n);
 	case N_LTV:
 		return cmpv(u->known ? (uint64_t)(u->ltv * 100 + 0.5) : 0, n->op, n->n);
@@ -541,7 +549,7 @@ static void test_seg_eval_matches_brute_force_reference(void **state)
 		if (wf_seg_set_build(&d, &set, &err, NULL) < 0)
 			fail_msg("build: %s (%s)", err.msg, d.defs[0].rule);
 		struct refuser ru = { rand() % 2, 1 + rand() % 6, rand() % 2, (float)(rand() % 100) };
-		struct wf_seg_user u = { ru.known, ru.life, ru.ltv, ru.pivot };
+		struct wf_seg_inputs u = { ru.known, ru.life, ru.ltv, ru.pivot, 0, 0 };
 		struct ev evs[NEV];
 		uint64_t t = 1000000;
 		for (int i = 0; i < NEV; i++) {
@@ -569,8 +577,11 @@ static void test_seg_eval_matches_brute_force_reference(void **state)
 			if (i == NEV)
 				break;
 			const struct ev *e = &evs[i];
-			struct wf_seg_event we = { .type = e->type, .ts_ms = e->ts, .item_key = e->item,
-						   .price_cents = e->price };
+			struct wf_seg_event we = { .type = e->type, .ts_ms = e->ts, .price_cents = e->price };
+			uint64_t items, cents;
+			ref_cart(evs, i + 1, e->ts, &items, &cents);
+			u.cart_items = (uint32_t)items;
+			u.cart_cents = cents;
 			if (e->cat >= 0) {
 				we.category = cats[e->cat];
 				we.category_len = (uint32_t)strlen(cats[e->cat]);

@@ -13,15 +13,16 @@
 
 #include "lib/seg/seg_int.h"
 
-/* The built-in segments as ordinary rules (docs/SEGMENTS.md, "Defaults"). */
+/* The built-in segments as ordinary rules (docs/SEGMENTS.md, "Defaults"),
+ * in the order SEGMENTS listed them before they were rules. */
 static const struct {
 	const char *name, *rule;
 } defaults[] = {
+	{ "win_back", "lifecycle = at_risk|lapsed and did(any, 30m)" },
 	{ "cart_abandon", "cart_items >= 1 and idle(15m)" },
 	{ "high_intent", "count(pdp, 30m) >= 3" },
 	{ "intent_pivot", "pivot" },
 	{ "at_risk", "lifecycle = at_risk" },
-	{ "win_back", "lifecycle = at_risk|lapsed and did(any, 30m)" },
 };
 
 int wf_seg_name_valid(const char *name, size_t len)

@@ -19,8 +19,9 @@
  *          (the session's timer deadline). Clock-free: every call takes
  *          the time as a parameter.
  *
- * Item and user attributes come from the caller (the ranker resolves them
- * in the snapshot): struct wf_seg_event and struct wf_seg_user. Nothing
+ * Item and user attributes, the cart and the pivot come from the caller
+ * (the ranker resolves them in the snapshot and its session model):
+ * struct wf_seg_event and struct wf_seg_inputs. Nothing
  * here reads a file but wf_seg_defs_parse's buffer; nothing logs; no
  * globals. Owner of every struct: whoever created it.
  */
@@ -39,7 +40,6 @@
 #define WF_SEG_WINDOW_MAX_MS (7ull * 24 * 3600 * 1000) /* 7d: the longest window */
 #define WF_SEG_MAX 64u           /* segments defined at once (a session's membership is one u64) */
 #define WF_SEG_SLOTS_MAX 2048u   /* event times kept per session over every segment */
-#define WF_SEG_CART_MAX 32u      /* distinct cart items a session's cart_value follows */
 #define WF_SEG_TYPE_ANY 255u     /* count(any, ...): every event type */
 #define WF_SEG_NEVER UINT64_MAX  /* no deadline */
 
@@ -154,21 +154,24 @@ int wf_seg_set_affected(const struct wf_seg_set *set, int type);
 struct wf_seg_event {
 	int type;                /* enum wf_event_type */
 	uint64_t ts_ms;          /* time of record */
-	uint64_t item_key;       /* a stable hash of the item id (the cart follows it); 0: none */
 	const char *category;    /* the item's category name, or NULL */
 	uint32_t category_len;
 	const char *brand;
 	uint32_t brand_len;
 	uint32_t price_cents;    /* 0: unknown */
-	uint32_t qty;            /* cart_add quantity (0 counts as 1) */
 };
 
-/* The session's user as the snapshot knows it. */
-struct wf_seg_user {
+/* What a rule reads besides the session's events, as the caller knows it
+ * when it evaluates: the snapshot's user, the session's cart and intent
+ * pivot (lib/rank's session model: carted items not removed or bought,
+ * priced from the snapshot). They change only with events. */
+struct wf_seg_inputs {
 	int known;               /* the snapshot has the user: visitor = returning */
 	int lifecycle;           /* lib/snapshot.h enum wf_snap_segment (0: none) */
 	float ltv;
-	int pivot;               /* the session model's intent pivot (lib/rank) */
+	int pivot;               /* the session model's intent pivot */
+	uint32_t cart_items;     /* distinct items in the cart */
+	uint64_t cart_cents;     /* their prices (unknown ones count 0) */
 };
 
 /* The fixed head of a session's state; the set's per-segment sequence
@@ -179,13 +182,6 @@ struct wf_seg_state {
 	uint64_t last_ms;        /* newest event's time; 0: none */
 	uint64_t eval_ms;        /* time of the last wf_seg_step (never goes back) */
 	uint64_t member;         /* bit i: in segment i, as last announced */
-	uint64_t cart_cents;     /* sum over the cart of price x qty */
-	uint32_t cart_items;     /* sum of qty */
-	uint32_t ncart;
-	struct {
-		uint64_t key;
-		uint32_t cents, qty;
-	} cart[WF_SEG_CART_MAX];
 };
 
 /* Bytes of a session's state under set. */
@@ -195,16 +191,16 @@ void wf_seg_state_init(const struct wf_seg_set *set, struct wf_seg_state *st);
 /* The sequence number of segment i's last announced transition (0: none). */
 uint32_t *wf_seg_state_seq(const struct wf_seg_set *set, struct wf_seg_state *st, uint32_t i);
 
-/* Take an event: the times of the atoms it matches, the cart, idle. */
+/* Take an event: the times of the atoms it matches, idle's. */
 void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_event *ev);
 
 /*
  * The segments st is in at now (bit i: segment i), evaluated in in()
  * order, and in *ret_next the earliest time after now at which one of
  * them may change with no event (WF_SEG_NEVER: none), for the session's
- * timer. user may be NULL (unknown user). Pure: st is not written.
+ * timer. in may be NULL (nothing known). Pure: st is not written.
  */
-uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st, const struct wf_seg_user *user,
+uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, uint64_t *ret_next);
 
 /*
@@ -215,7 +211,7 @@ uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st
  * (as wf_seg_eval's *ret_next). fn may be NULL.
  */
 typedef void (*wf_seg_transition_fn)(void *arg, uint32_t seg, int enter, uint32_t seq, uint64_t now);
-uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_user *user,
+uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, wf_seg_transition_fn fn, void *arg);
 
 /*

@@ -124,8 +124,6 @@ static int set_finish(struct wf_seg_set *set, struct wf_seg_error *err, uint32_t
 						set->needs_item[t] = 1;
 				}
 		}
-		if ((set->uses & WF_SEG_USES_CART) && t == WF_EV_CART_ADD)
-			set->needs_item[t] = 1; /* the price */
 		set->affected[t] = direct;
 		for (uint32_t i = 0; i < set->n; i++)
 			if (deps[i] & direct)
@@ -375,38 +373,6 @@ static void times_add(uint64_t *times, uint8_t *fill, uint32_t k, uint64_t ts)
 	*fill = (uint8_t)(n + 1);
 }
 
-static void cart_apply(struct wf_seg_state *st, const struct wf_seg_event *ev)
-{
-	uint32_t i;
-
-	if (ev->type == WF_EV_PURCHASE && !ev->item_key) { /* an order of the whole cart */
-		st->ncart = st->cart_items = 0;
-		st->cart_cents = 0;
-		return;
-	}
-	if (!ev->item_key)
-		return;
-	for (i = 0; i < st->ncart && st->cart[i].key != ev->item_key; i++)
-		;
-	if (ev->type == WF_EV_CART_ADD) {
-		uint32_t q = ev->qty ? ev->qty : 1;
-		if (i == st->ncart) {
-			if (st->ncart == WF_SEG_CART_MAX)
-				return; /* documented: a cart follows its first WF_SEG_CART_MAX items */
-			st->cart[st->ncart++] = (typeof(st->cart[0])){ ev->item_key, ev->price_cents, 0 };
-		}
-		st->cart[i].qty += q;
-		st->cart_items += q;
-		st->cart_cents += (uint64_t)st->cart[i].cents * q;
-		return;
-	}
-	if (i == st->ncart) /* removed or bought: not in the cart */
-		return;
-	st->cart_items -= st->cart[i].qty;
-	st->cart_cents -= (uint64_t)st->cart[i].cents * st->cart[i].qty;
-	st->cart[i] = st->cart[--st->ncart];
-}
-
 void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_event *ev)
 {
 	uint8_t *fill = fills(set, st);
@@ -417,8 +383,6 @@ void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const s
 		return;
 	if (ev->ts_ms > st->last_ms)
 		st->last_ms = ev->ts_ms;
-	if (t == WF_EV_CART_ADD || t == WF_EV_CART_REMOVE || t == WF_EV_PURCHASE)
-		cart_apply(st, ev);
 	for (uint32_t i = 0; i < set->nrefs[t]; i++) {
 		const struct seg_atom *a = atom_of(set, set->refs[t][i].seg, set->refs[t][i].atom);
 		uint32_t f;
@@ -454,13 +418,13 @@ static struct tv eval_count(const struct wf_seg_set *set, const struct wf_seg_st
 	return r;
 }
 
-static int lifecycle_of(const struct wf_seg_user *u)
+static int lifecycle_of(const struct wf_seg_inputs *u)
 {
 	return u && u->known && u->lifecycle > 0 && u->lifecycle < (int)SEG_LIFECYCLES ? u->lifecycle : 0;
 }
 
 static struct tv eval_atom(const struct wf_seg_set *set, const struct wf_seg_state *st, const struct seg_atom *a,
-			   const struct wf_seg_user *u, uint64_t now, uint64_t bits, const uint64_t *seg_next)
+			   const struct wf_seg_inputs *u, uint64_t now, uint64_t bits, const uint64_t *seg_next)
 {
 	struct tv r = { 0, WF_SEG_NEVER };
 	int64_t ltv;
@@ -475,10 +439,10 @@ static struct tv eval_atom(const struct wf_seg_set *set, const struct wf_seg_sta
 			r.next = st->last_ms + a->window_ms;
 		break;
 	case SEG_A_CART_VALUE:
-		r.v = (uint8_t)cmp_u64(st->cart_cents, a->op, (uint64_t)a->n);
+		r.v = (uint8_t)cmp_u64(u ? u->cart_cents : 0, a->op, (uint64_t)a->n);
 		break;
 	case SEG_A_CART_ITEMS:
-		r.v = (uint8_t)cmp_u64(st->cart_items, a->op, (uint64_t)a->n);
+		r.v = (uint8_t)cmp_u64(u ? u->cart_items : 0, a->op, (uint64_t)a->n);
 		break;
 	case SEG_A_LTV:
 		ltv = u && u->known && u->ltv > 0 ? (int64_t)((double)u->ltv * 100.0 + 0.5) : 0;
@@ -505,7 +469,7 @@ static struct tv eval_atom(const struct wf_seg_set *set, const struct wf_seg_sta
  * and with a side false for good is false for good; an or with a side
  * true for good is true for good; else the sooner of the two. */
 static struct tv eval_rule(const struct wf_seg_set *set, const struct wf_seg_state *st, const struct wf_seg_rule *r,
-			   const struct wf_seg_user *u, uint64_t now, uint64_t bits, const uint64_t *seg_next)
+			   const struct wf_seg_inputs *u, uint64_t now, uint64_t bits, const uint64_t *seg_next)
 {
 	struct tv stack[SEG_OPS_MAX];
 	uint32_t sp = 0;
@@ -531,7 +495,7 @@ static struct tv eval_rule(const struct wf_seg_set *set, const struct wf_seg_sta
 	return sp ? stack[0] : (struct tv){ 0, WF_SEG_NEVER };
 }
 
-uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st, const struct wf_seg_user *user,
+uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, uint64_t *ret_next)
 {
 	uint64_t bits = 0, next = WF_SEG_NEVER, seg_next[WF_SEG_MAX];
@@ -549,7 +513,7 @@ uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st
 	return bits;
 }
 
-uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_user *user,
+uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, wf_seg_transition_fn fn, void *arg)
 {
 	uint64_t next, bits, diff;
