@@ -6,7 +6,7 @@ over views, clicks, pdps and searches, so every event of the load is
 evaluated against several; `probe` = did(cart_add, 1h), entered on the
 event itself; `timer` = did(cart_add, 1h) and idle(2s) and not
 did(purchase, 1h), entered by the session's timer). redis-benchmark sends
-EVENTs (view/pdp on random sessions) as background load while a probe
+EVENTs (views on --sessions random sessions) as background load while a probe
 sends one cart_add on a new session every --every ms; a subscriber on
 both channels takes the time each push arrives.
 
@@ -18,7 +18,10 @@ process. Prints SEGPUSH lines (p50, p99, max, count) and the EVENT rate
 of the load. A measurement, never a pass/fail.
 
   bench/segpush.py [--build build] [--work DIR] [--seconds 20] [--every 20]
-                   [--clients 8] [--pipeline 16] [--durability fsync|os]
+                   [--clients 8] [--pipeline 16] [--sessions 20000] [--durability fsync|os]
+
+Each probe's figures go to WORK/segpush.csv (t_s, push_ms, late_ms), for a
+look over time; INFO segments at the end on stderr.
 """
 import argparse
 import json
@@ -81,6 +84,7 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--pipeline", type=int, default=16)
     ap.add_argument("--durability", default="fsync")
+    ap.add_argument("--sessions", type=int, default=20000, help="the load's sessions (redis-benchmark -r)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     store = os.path.join(a.work, "store")
@@ -109,7 +113,7 @@ def main():
         probe.connect(w.sock)
         acked0 = info_acked(w.sock)
         load = subprocess.Popen(["redis-benchmark", "-s", w.sock, "-c", str(a.clients), "-P", str(a.pipeline),
-                                 "-n", "100000000", "-r", "200000", "EVENT", "load__rand_int__", "-", "view",
+                                 "-n", "100000000", "-r", str(a.sessions), "EVENT", "load__rand_int__", "-", "view",
                                  item], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         sent = {}
@@ -138,6 +142,15 @@ def main():
               f"n={len(push)}")
         print(f"SEGPUSH timer_lateness_ms p50={pct(late, 50):.1f} p99={pct(late, 99):.1f} max={max(late):.1f} "
               f"n={len(late)}")
+        with open(os.path.join(a.work, "segpush.csv"), "w") as f:  # per probe, for a look over time
+            f.write("t_s,push_ms,late_ms\n")
+            t0 = min(sent.values())
+            for s, t in sorted(sent.items(), key=lambda x: x[1]):
+                p_ms = (sub.got["probe"][s] - t) * 1e3 if s in sub.got["probe"] else ""
+                l_ms = (sub.got["timer"][s] - t - 2.0) * 1e3 if s in sub.got["timer"] else ""
+                f.write(f"{t - t0:.3f},{p_ms},{l_ms}\n")
+        info = subprocess.run(["redis-cli", "-s", w.sock, "INFO", "segments"], capture_output=True, text=True).stdout
+        say(info.strip())
         missing = len(sent) - len(push), len(sent) - len(late)
         if missing != (0, 0):
             print(f"SEGPUSH missing probe={missing[0]} timer={missing[1]}")
