@@ -188,6 +188,7 @@ static void restore_state(struct wf_admin_ctx *ctx)
 		if (r < 0)
 			wf_warn("cannot read %s/snapshot.state: %s", ctx->state_dir, strerror(-r));
 	}
+	wf_admin_seg_restore(ctx);
 	/* Map the current and previous generations for SNAPSHOT STATUS. */
 	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
 	if (cur.gen && wf_snap_open(cur.path, &ctx->cur_snap, err, sizeof(err)) < 0)

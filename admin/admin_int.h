@@ -95,6 +95,15 @@ int wf_admin_snapshot_install(struct wf_admin_ctx *ctx, const char *path, uint64
 /* Find a client by id (NULL if it disconnected). admin.c. */
 struct wf_admin_client *wf_admin_client_find(struct wf_admin_ctx *ctx, uint64_t id);
 
+/* admin_seg.c */
+
+/* SEGMENT DEFINE name rule | DROP name | LIST | PREVIEW rule: the reply
+ * appended to c->out. 0 or -ENOMEM. */
+int wf_admin_seg_cmd(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const struct wf_resp_req *req);
+/* At start: the state directory's segments.conf back into --dir (where
+ * the rankers read it), when they differ. Logs a failure. */
+void wf_admin_seg_restore(struct wf_admin_ctx *ctx);
+
 /* admin_exp.c: EXPERIMENT commands (issue 17) */
 
 /* Load STATE/experiments.conf (refusing one it cannot parse) and, when

@@ -33,6 +33,10 @@ static void usage(FILE *f)
 		"  weights set PAGE VISITOR BATCH SESSION\n"
 		"                                      PAGE: home pdp cart search category email;\n"
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
+		"  segment define NAME RULE            define (or redefine) a real-time segment, live\n"
+		"  segment drop NAME                   drop it (docs/SEGMENTS.md: the rule language)\n"
+		"  segment list                        the live definitions\n"
+		"  segment preview RULE                how many shoppers match RULE now, and a sample\n"
 		"  shutdown                            stop every weft process\n"
 		"  metrics                             Prometheus text exposition of every weft metric\n"
 		"  experiment create|start|stop|list|status|report ...\n"
@@ -42,7 +46,7 @@ static void usage(FILE *f)
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
-		"     [--metrics-file PATH] [--no-bpf] [--foreground-log]\n"
+		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -60,6 +64,8 @@ static void usage(FILE *f)
 		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
 		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
 		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
+		"  --pubsub-limit L  (up) weft-ingest's: a subscriber with HARD bytes unsent, or over SOFT\n"
+		"                    for S seconds, is disconnected (default 33554432,8388608,60)\n"
 		"  --metrics-file P  (up) weft-observe writes `weftctl metrics` to P every 2 s\n"
 		"                    (atomically; for node_exporter's textfile collector)\n"
 		"  --no-bpf          (up) weft-observe loads no BPF program (schedstat only)\n"
@@ -346,7 +352,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
-		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file"))
+		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
+		    !OPT("--pubsub-limit"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -403,6 +410,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			if (errno || *end || end == val || v < 0 || v > 31536000)
 				return bad_usage("timeouts want seconds in 0..31536000 (0: never), not '%s'", val);
 			*(OPT("--idle-timeout") ? &o->idle_timeout : &o->request_timeout) = val;
+		} else if (OPT("--pubsub-limit")) {
+			o->pubsub_limit = val; /* weft-ingest checks it (and refuses to start on a bad one) */
 		} else if (OPT("--socket-mode")) {
 			char *end;
 			unsigned long m = strtoul(val, &end, 8);
@@ -501,6 +510,8 @@ int main(int argc, char **argv)
 		rc = wf_cli_export(&o);
 	} else if (IS(0, "stock") && IS(1, "load") && npos == 3)
 		rc = wf_cli_stock_load(&o, pos[2]);
+	else if (IS(0, "segment"))
+		rc = wf_cli_segment(&o, npos, pos);
 	else if (IS(0, "snapshot") || IS(0, "weights") || IS(0, "stock"))
 		rc = bad_usage("bad or incomplete subcommand of '%s'", pos[0]);
 	else

@@ -22,6 +22,7 @@ struct wf_cli_opts {
 	const char *durability; /* NULL = weft-ingest's default (fsync) */
 	const char *sessions;   /* NULL = weft-ingest's default routing table size */
 	const char *idle_timeout, *request_timeout, *socket_mode; /* NULL = weft-ingest's defaults */
+	const char *pubsub_limit; /* NULL = weft-ingest's default (--pubsub-limit) */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
 	/* export only */
 	const char *channel, *out;
@@ -62,6 +63,10 @@ int wf_cli_export(const struct wf_cli_opts *o);
 
 /* weftctl stock load FILE. Returns the process exit code. */
 int wf_cli_stock_load(const struct wf_cli_opts *o, const char *file);
+
+/* weftctl segment define|drop|list|preview (weftctl_seg.c): pos[0] is
+ * "segment". Returns the process exit code. */
+int wf_cli_segment(const struct wf_cli_opts *o, int npos, const char **pos);
 
 /* weftctl metrics (weftctl_metrics.c). Returns the process exit code. */
 int wf_cli_metrics(const struct wf_cli_opts *o);
