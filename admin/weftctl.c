@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
 		"  shutdown                            stop every weft process\n"
 		"  metrics                             Prometheus text exposition of every weft metric\n"
+		"  experiment create|start|stop|list|status|report ...\n"
+		"                                      A/B experiments (weftctl experiment --help)\n"
 		"  top [--once]                        live view, refreshed each second (q quits);\n"
 		"                                      --once prints one frame\n"
 		"\n"
@@ -440,6 +442,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (!pos)
 		return 1;
+	/* `experiment` has options of its own (weftctl_exp.c). */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "experiment") == 0 && (i == 1 || argv[i - 1][0] != '-' || !strcmp(argv[i - 1], "--json"))) {
+			rc = wf_cli_experiment(&o, argc, argv);
+			goto out;
+		}
 	rc = parse_opts(argc, argv, &o, pos, &npos);
 	if (rc)
 		goto out;

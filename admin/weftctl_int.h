@@ -76,6 +76,13 @@ int wf_cli_observe_line(const struct wf_cli_opts *o, char *out, size_t len);
 /* weftctl top [--once] (weftctl_top.c). Returns the process exit code. */
 int wf_cli_top(const struct wf_cli_opts *o, int once);
 
+/* weftctl experiment ... (weftctl_exp.c): argv as main got it, parsed
+ * there (its own options). Returns the process exit code. */
+int wf_cli_experiment(struct wf_cli_opts *o, int argc, char **argv);
+/* weftctl experiment report NAME: attribution from the journal (journal
+ * NULL: DIR/journal), the statistics, and a plot when plot is a path. */
+int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char *journal, const char *plot);
+
 /* weftctl up. Returns the process exit code. */
 int wf_cli_up(const struct wf_cli_opts *o);
 

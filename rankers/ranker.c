@@ -149,6 +149,20 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 	return 0;
 }
 
+int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv)
+{
+	int r;
+
+	while ((r = wf_msg_note_push(&ctx->rep, hdr, argc, argv)) == -EAGAIN) {
+		wf_ring_prod_commit(&ctx->rep);
+		wake_ingest(ctx);
+		if (should_stop(ctx))
+			return -ECANCELED;
+		usleep(50);
+	}
+	return r;
+}
+
 /* The hint for a request (struct ranker_hint): wf_hash64() of its session
  * id (its first argument) and, for a RECS, of its user id (its second),
  * read from the record as wf_msg_req_decode() will lay it out; p NULL
@@ -312,6 +326,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_release);
 	ranker_check_generation(ctx);
 	ranker_take_generation(ctx);
+	ranker_exps_check(ctx);
 	/* Every pass, bounded steps (RANKER_EVICT_STEP sessions each), never
 	 * a walk of the table between two requests: one step, and up to 15
 	 * more while they find work and no request waits (an idle ranker
@@ -560,6 +575,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ranker_first_generation(&ctx);
+	ranker_exps_check(&ctx);
 	replay_journal(&ctx);
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
@@ -574,6 +590,7 @@ int main(int argc, char **argv)
 	/* AL1; the join already ordered it. */
 	ranker_gen_free(atomic_load_explicit(&ctx.ready, memory_order_acquire));
 	ranker_sessions_fini(&ctx);
+	ranker_exps_fini(&ctx);
 	ranker_gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
 	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "
