@@ -165,7 +165,7 @@ static void lift_fill(struct wf_exp_cmp *c, struct wf_exp_est ctl, struct wf_exp
 	q = wf_exp_t_quantile(0.975, df);
 	c->abs_lo = c->abs - q * c->se;
 	c->abs_hi = c->abs + q * c->se;
-	c->p = c->se > 0 ? 2 * (1 - wf_exp_t_cdf(fabs(c->abs) / c->se, df)) : NAN;
+	c->p = c->se > 0 ? 2 * wf_exp_t_cdf(-fabs(c->abs) / c->se, df) : NAN; /* the tail, no 1 - x */
 	if (c->se == 0 && !isnan(c->abs))
 		c->p = c->abs == 0 ? 1 : 0;
 	/* relative lift t/c - 1: delta method on log(t/c), var = vt/t^2 +

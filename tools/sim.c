@@ -23,7 +23,7 @@
  *           with 0.03 * match; match 1 for the intent category (+0.5 for
  *           a favourite brand), 0.25 another taste category, 0.04 else,
  *           x0.3 for an item already seen in the visit
- *   cart    after a click 0.25 * min(match, 1); on their own 0.02
+ *   cart    after a click 0.3 * min(match, 1); on their own 0.01
  *   buy     at the end of a visit with a cart, 50 %: every carted item,
  *           EVENT purchase item qty 1 value PRICE (the catalog's price)
  * Every shopper draws from their own stream seeded by (--seed, shopper):
@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/exp.h"
+#include "lib/proto.h"
 #include "lib/util.h"
 #include "tools/rng.h"
 #include "tools/sim.h"
@@ -49,7 +51,7 @@
 #define SIM_OUT 8 /* commands one shopper sends in one tick */
 
 struct sim_opts {
-	const char *dir, *store, *units_out, *tag;
+	const char *dir, *store, *units_out, *tag, *experiment;
 	uint64_t shoppers, pageviews, seed;
 	double rate, returning;
 	uint32_t concurrency, k;
@@ -61,6 +63,7 @@ struct sim_opts {
 struct sim_unit {
 	uint32_t shopper;
 	uint32_t returning;
+	int arm; /* of its first exposure under the experiment; -1 none */
 	double exposures, exp_clicks, clicks, carts, purchases, converted, revenue;
 };
 
@@ -94,8 +97,16 @@ struct sim_stats {
 	double revenue, exp_clicks;
 };
 
+/* The truth by arm, when an experiment runs (lib/exp's assignment). */
+struct sim_arm {
+	double exposures, exp_clicks, clicks, units, converted, revenue;
+};
+
 struct sim {
 	struct sim_opts o;
+	struct wf_exp_set *exps;
+	const struct wf_exp *exp; /* the experiment whose truth is printed */
+	struct sim_arm arm[WF_EXP_ARMS_MAX];
 	struct sim_store st;
 	redisContext *c;
 	struct sim_unit *units;
@@ -111,7 +122,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: weft-sim --dir DIR --store STORE_DIR --shoppers N [--pageviews M] [--seed S]\n"
 		"                [--rate R] [--concurrency C] [--returning F] [--k K] [--tag T]\n"
-		"                [--units-out FILE] [--quiet]\n"
+		"                [--units-out FILE] [--experiment NAME] [--quiet]\n"
 		"Simulated shoppers browse the weft-gen store STORE_DIR through DIR/weft.sock.\n"
 		"  --pageviews M     page views in all (default 20 per shopper)\n"
 		"  --seed S          the shoppers' random streams (default 1)\n"
@@ -120,7 +131,9 @@ static void usage(FILE *f)
 		"  --returning F     share of shoppers who are returning users of the store (0.7)\n"
 		"  --k K             recommendations asked per page (default 10)\n"
 		"  --tag T           prefix of the session ids (default sim<seed>)\n"
-		"  --units-out FILE  per unit: exposures, the expected clicks (the truth), outcomes\n");
+		"  --units-out FILE  per unit: exposures, the expected clicks (the truth), outcomes\n"
+		"  --experiment NAME the experiment in DIR/experiments.conf whose truth to print per arm\n"
+		"                    (default: the one running, if one is)\n");
 }
 
 static int parse_opts(int argc, char **argv, struct sim_opts *o)
@@ -130,6 +143,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
 		{ "pageviews", 1, 0, 'm' }, { "seed", 1, 0, 'S' }, { "rate", 1, 0, 'r' },
 		{ "concurrency", 1, 0, 'c' }, { "returning", 1, 0, 'R' }, { "k", 1, 0, 'k' },
 		{ "tag", 1, 0, 't' }, { "units-out", 1, 0, 'u' }, { "quiet", 0, 0, 'q' },
+		{ "experiment", 1, 0, 'e' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
 	};
 	int ch;
@@ -151,6 +165,7 @@ static int parse_opts(int argc, char **argv, struct sim_opts *o)
 		case 'k': o->k = (uint32_t)strtoul(optarg, &end, 10); break;
 		case 't': o->tag = optarg; break;
 		case 'u': o->units_out = optarg; break;
+		case 'e': o->experiment = optarg; break;
 		case 'q': o->quiet = 1; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -285,6 +300,7 @@ static int unit_new(struct sim *S, struct shopper *sh)
 		S->capunits = nc;
 	}
 	memset(&S->units[S->nunits], 0, sizeof(S->units[0]));
+	S->units[S->nunits].arm = -1;
 	S->units[S->nunits].shopper = sh->id;
 	S->units[S->nunits].returning = sh->user != UINT32_MAX;
 	sh->unit = S->nunits++;
@@ -358,11 +374,20 @@ static void cart_add(struct sim *S, struct shopper *sh, uint32_t it)
 	S->s.carts++;
 }
 
-/* The visit is over: buy the cart (50 %) and start the next visit's
- * state. Returns the commands queued. */
+/* The visit is over: the last page's click if there was one, then buy
+ * the cart (50 %). */
 static void checkout(struct sim *S, struct shopper *sh)
 {
 	struct sim_unit *u = &S->units[sh->unit];
+
+	if (sh->click != UINT32_MAX) { /* the last page's click: its pdp, no more lists */
+		event(S, sh, "pdp", sh->click, NULL, NULL, NULL, NULL);
+		if (sh->cart_click)
+			cart_add(S, sh, sh->click);
+		u->carts += sh->cart_click;
+		sh->click = UINT32_MAX;
+		sh->cart_click = 0;
+	}
 
 	if (sh->ncart && gen_unif(&sh->rng) < 0.5) {
 		for (uint32_t i = 0; i < sh->ncart; i++) {
@@ -431,7 +456,7 @@ static void pageview(struct sim *S, struct shopper *sh)
 			snprintf(ms, sizeof(ms), "%u", 3000 + gen_below(&sh->rng, 30000));
 			event(S, sh, "view", sh->cur, NULL, NULL, NULL, NULL);
 			event(S, sh, "dwell", sh->cur, "ms", ms, NULL, NULL);
-			if (gen_unif(&sh->rng) < 0.02)
+			if (gen_unif(&sh->rng) < 0.01)
 				cart_add(S, sh, sh->cur);
 		}
 		see(sh, sh->cur);
@@ -446,12 +471,25 @@ static void pageview(struct sim *S, struct shopper *sh)
 	S->s.pageviews++;
 }
 
+/* The arm this page's list was served under (lib/exp's assignment, as
+ * the rankers compute it), or -1: no experiment, another page, outside. */
+static int arm_of(const struct sim *S, const struct shopper *sh)
+{
+	char unit[WF_EXP_UNIT_MAX + 1];
+	size_t len;
+
+	if (!S->exp || !wf_exp_on_page(S->exp, sh->npv == 1 ? WF_PAGE_HOME : WF_PAGE_PDP))
+		return -1;
+	len = wf_exp_unit_of(S->exp, sh->sid, strlen(sh->sid), sh->uid, strlen(sh->uid), unit);
+	return wf_exp_assign(S->exp, unit, len);
+}
+
 /* The shopper looks at the list: cascade over positions. */
 static void look(struct sim *S, struct shopper *sh, const redisReply *r)
 {
 	struct sim_unit *u = &S->units[sh->unit];
 	double none = 1;
-	int clicked = 0;
+	int clicked = 0, arm = arm_of(S, sh);
 
 	S->s.recs++;
 	u->exposures++;
@@ -474,7 +512,7 @@ static void look(struct sim *S, struct shopper *sh, const redisReply *r)
 
 			clicked = 1;
 			sh->click = it;
-			sh->cart_click = gen_unif(&sh->rng) < 0.25 * (m < 1 ? m : 1);
+			sh->cart_click = gen_unif(&sh->rng) < 0.3 * (m < 1 ? m : 1);
 		}
 	}
 	u->exp_clicks += 1 - none;
@@ -483,10 +521,15 @@ static void look(struct sim *S, struct shopper *sh, const redisReply *r)
 		u->clicks++;
 		S->s.clicks++;
 	}
-	if (sh->pv_left == 0) {
-		sh->click = UINT32_MAX; /* the visit ends here */
-		sh->checkout = 1;
+	if (arm >= 0) {
+		S->arm[arm].exposures++;
+		S->arm[arm].exp_clicks += 1 - none;
+		S->arm[arm].clicks += clicked;
+		if (u->arm < 0)
+			u->arm = arm;
 	}
+	if (sh->pv_left == 0)
+		sh->checkout = 1; /* the visit ends after this page (and its click) */
 }
 
 static int read_replies(struct sim *S, struct shopper *sh)
@@ -615,16 +658,53 @@ static int units_write(const struct sim *S, const char *path)
 
 	if (!f)
 		return -errno;
-	fprintf(f, "unit,shopper,returning,exposures,expected_clicks,clicks,carts,purchases,"
+	fprintf(f, "unit,shopper,returning,arm,exposures,expected_clicks,clicks,carts,purchases,"
 		   "converted,revenue\n");
 	for (uint32_t i = 0; i < S->nunits; i++) {
 		const struct sim_unit *u = &S->units[i];
 
-		fprintf(f, "%u,%u,%u,%.0f,%.6f,%.0f,%.0f,%.0f,%.0f,%.2f\n", i, u->shopper, u->returning,
-			u->exposures, u->exp_clicks, u->clicks, u->carts, u->purchases, u->converted,
+		fprintf(f, "%u,%u,%u,%s,%.0f,%.6f,%.0f,%.0f,%.0f,%.0f,%.2f\n", i, u->shopper,
+			u->returning, u->arm >= 0 ? S->exp->arms[u->arm].name : "", u->exposures, u->exp_clicks, u->clicks, u->carts, u->purchases, u->converted,
 			u->revenue);
 	}
 	return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* The truth per arm: what the model expected of the lists each arm was
+ * served, beside what the shoppers did. */
+static void report_truth(const struct sim *S)
+{
+	const struct wf_exp *e = S->exp;
+	struct sim_arm a[WF_EXP_ARMS_MAX];
+	double ctr0 = NAN;
+
+	memcpy(a, S->arm, sizeof(a));
+	for (uint32_t i = 0; i < S->nunits; i++) {
+		const struct sim_unit *u = &S->units[i];
+
+		if (u->arm < 0)
+			continue;
+		a[u->arm].units++;
+		a[u->arm].converted += u->converted;
+		a[u->arm].revenue += u->revenue;
+	}
+	printf("  truth         experiment %s (unit %s), arms by lib/exp's assignment:\n", e->name,
+	       wf_exp_unit_name(e->unit));
+	printf("    %-14s %7s %9s %9s %9s %9s %9s\n", "arm", "units", "exposures", "exp. CTR",
+	       "CTR", "conv", "rev/unit");
+	for (uint32_t i = 0; i < e->narms; i++) {
+		double ctr = a[i].exposures ? a[i].exp_clicks / a[i].exposures : NAN;
+
+		printf("    %-14.14s %7.0f %9.0f %9.4f %9.4f %9.4f %9.2f\n", e->arms[i].name, a[i].units,
+		       a[i].exposures, ctr, a[i].exposures ? a[i].clicks / a[i].exposures : NAN,
+		       a[i].units ? a[i].converted / a[i].units : NAN,
+		       a[i].units ? a[i].revenue / a[i].units : NAN);
+		if (i == 0)
+			ctr0 = ctr;
+		else
+			printf("    expected CTR lift of %s over %s: %+.2f %% (the truth the report "
+			       "estimates)\n", e->arms[i].name, e->arms[0].name, 100 * (ctr / ctr0 - 1));
+	}
 }
 
 static void report(const struct sim *S, double secs)
@@ -648,6 +728,39 @@ static void report(const struct sim *S, double secs)
 	       (unsigned long long)s->purchases, (unsigned long long)s->buying_visits,
 	       s->visits ? 100.0 * s->buying_visits / s->visits : 0, s->revenue);
 	printf("  units         %u (returning users, and anonymous sessions)\n", S->nunits);
+	if (S->exp)
+		report_truth(S);
+}
+
+/* The experiment to print the truth of: --experiment NAME, or the first
+ * running one in DIR/experiments.conf. 0 (S->exp may stay NULL), or -1
+ * with the error printed. */
+static int exp_find(struct sim *S)
+{
+	char path[4096], err[256];
+	int e;
+
+	S->exps = calloc(1, sizeof(*S->exps));
+	if (!S->exps)
+		return -1;
+	snprintf(path, sizeof(path), "%s/experiments.conf", S->o.dir);
+	e = wf_exp_conf_load(path, S->exps, err, sizeof(err));
+	if (e < 0) {
+		fprintf(stderr, "weft-sim: cannot read %s: %s\n", path, e == -EINVAL ? err : strerror(-e));
+		return -1;
+	}
+	for (uint32_t i = 0; i < S->exps->n && !S->exp; i++) {
+		const struct wf_exp *x = &S->exps->exps[i];
+
+		if (S->o.experiment ? strcmp(x->name, S->o.experiment) == 0 : x->state == WF_EXP_RUNNING)
+			S->exp = x;
+	}
+	if (S->o.experiment && !S->exp) {
+		fprintf(stderr, "weft-sim: no experiment '%s' in %s (weftctl experiment list)\n",
+			S->o.experiment, path);
+		return -1;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -693,6 +806,8 @@ int main(int argc, char **argv)
 			path, S.c ? S.c->errstr : "out of memory", S.o.dir);
 		return 1;
 	}
+	if (exp_find(&S) < 0)
+		return 2;
 	e = run(&S, &secs);
 	if (e < 0)
 		fprintf(stderr, "weft-sim: stopped early: %s\n", strerror(-e));
@@ -703,5 +818,6 @@ int main(int argc, char **argv)
 	sim_store_fini(&S.st);
 	free(S.perm);
 	free(S.units);
+	free(S.exps);
 	return e < 0 || S.s.errors ? 1 : 0;
 }
