@@ -239,7 +239,8 @@ int wf_exp_report_plot(const struct wf_exp_report *r, const char *png_path)
 	plot_blocks(r, g);
 	fprintf(g, "set multiplot layout 2,2 title 'cumulative relative lift vs %s, 95 %% CI'\n"
 		   "set grid\nset xlabel 'day'\nset ylabel 'lift %%'\nset key left top\n"
-		   "set xrange [0.5:%u.5]\n", r->arm[0].name, r->ndays);
+		   "set xrange [0.5:%u.5]\nset xtics %u\n", r->arm[0].name, r->ndays,
+		r->ndays <= 20 ? 1 : (r->ndays + 9) / 10);
 	for (uint32_t m = 0; m < WF_EXP_NMETRICS; m++) {
 		fprintf(g, "set title '%s'\nplot 0 notitle lc rgb 'black' dt 2", wf_exp_metric_name(m));
 		for (uint32_t a = 1; a < r->narms; a++) {
@@ -247,8 +248,9 @@ int wf_exp_report_plot(const struct wf_exp_report *r, const char *png_path)
 			const char *col = colours[(a - 1) % (sizeof(colours) / sizeof(colours[0]))];
 
 			fprintf(g, ", $d%zu using 1:3:4 with filledcurves fs transparent solid 0.2 "
-				   "lc rgb '%s' notitle, $d%zu using 1:2 with linespoints lw 2 "
-				   "lc rgb '%s' title '%s'", i, col, i, col, r->arm[a].name);
+				   "lc rgb '%s' notitle, $d%zu using 1:2:3:4 with yerrorbars pt 7 "
+				   "lc rgb '%s' notitle, $d%zu using 1:2 with lines lw 2 lc rgb '%s' "
+				   "title '%s'", i, col, i, col, i, col, r->arm[a].name);
 		}
 		fputc('\n', g);
 	}
