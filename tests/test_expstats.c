@@ -5,11 +5,11 @@
  * whose 95 % intervals must cover zero 93-97 % of the time on every
  * metric, and whose always-valid p-value, looked at after every simulated
  * day, must keep the false-positive rate at 5 % while the classic p-value
- * looked at daily does not; a known lift detected; the sample-ratio-
- * mismatch flag on a skewed split and not on fair ones; CUPED's variance
- * reduction with a correlated covariate; JSON, text and PNG rendering;
- * bad input. Every random stream is seeded: the results are the same on every
- * run.
+ * looked at daily does not; a known lift detected, with exact arm
+ * totals; the sample-ratio-mismatch flag on a skewed split and not on
+ * fair ones; CUPED's variance reduction with a correlated covariate;
+ * JSON, text and PNG rendering; bad input. Every random stream is seeded:
+ * the results are the same on every run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -244,6 +244,22 @@ static void test_expstats_known_lift_is_detected(void **state)
 		assert_true(c->abs_lo > 0);
 		assert_true(c->p < 0.01);
 		assert_true(c->p_always_valid < 0.05);
+	}
+	/* the arms' totals are exact sums */
+	{
+		double e = 0, pu = 0, rv = 0;
+		uint64_t un = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (u[i].arm == 1) {
+				un++;
+				e += u[i].exposures;
+				pu += u[i].purchases;
+				rv += u[i].revenue;
+			}
+		assert_int_equal(rep->arm[1].units, un);
+		assert_true(rep->arm[1].exposures == e && rep->arm[1].purchases == pu);
+		assert_true(rep->arm[1].revenue == rv);
 	}
 	/* the CTR lift is 10 % by construction (clipping aside) */
 	assert_true(rep->cmp[WF_EXP_CTR].rel_lo < 0.10 && rep->cmp[WF_EXP_CTR].rel_hi > 0.10);
