@@ -434,7 +434,13 @@ static void test_expstats_bad_input_and_empty_arms(void **state)
 	assert_true(json_is_null(json_object_get(json_array_get(json_object_get(j, "comparisons"),
 								 0), "p")));
 	json_decref(j);
-	wf_exp_report_text(rep, fopen("/dev/null", "w"));
+	{
+		FILE *null = fopen("/dev/null", "w");
+
+		assert_non_null(null);
+		wf_exp_report_text(rep, null);
+		fclose(null);
+	}
 	wf_exp_report_free(rep);
 	rep = NULL;
 	assert_int_equal(wf_exp_report_build(NULL, 0, 2, NULL, NULL, &rep), 0);
