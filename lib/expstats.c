@@ -165,7 +165,7 @@ static void lift_fill(struct wf_exp_cmp *c, struct wf_exp_est ctl, struct wf_exp
 	q = wf_exp_t_quantile(0.975, df);
 	c->abs_lo = c->abs - q * c->se;
 	c->abs_hi = c->abs + q * c->se;
-	c->p = c->se > 0 ? 2 * (1 - wf_exp_t_cdf(fabs(c->abs) / c->se, df)) : NAN;
+	c->p = c->se > 0 ? 2 * wf_exp_t_cdf(-fabs(c->abs) / c->se, df) : NAN; /* the tail, no 1 - x */
 	if (c->se == 0 && !isnan(c->abs))
 		c->p = c->abs == 0 ? 1 : 0;
 	/* relative lift t/c - 1: delta method on log(t/c), var = vt/t^2 +
@@ -316,22 +316,24 @@ static int arms_init(struct wf_exp_report *r, uint32_t narms, const char *const 
 	return 0;
 }
 
-/* Arm totals and estimates from the cumulative statistics of all days. */
+/* Arm estimates from the cumulative statistics of all days (the totals
+ * are summed exactly in wf_exp_report_build()'s first pass). */
 static void arms_fill(struct wf_exp_report *r, const struct stat *st)
 {
-	for (uint32_t a = 0; a < r->narms; a++) {
-		struct wf_exp_arm *ar = &r->arm[a];
-		double n = st[a].n;
-
-		ar->units = (uint64_t)n;
-		ar->exposures = n > 0 ? n * st[a].mean[V_E] : 0;
-		ar->clicks = n > 0 ? n * st[a].mean[V_C] : 0;
-		ar->carts = n > 0 ? n * st[a].mean[V_K] : 0;
-		ar->converted = n > 0 ? n * st[a].mean[V_CONV] : 0;
-		ar->revenue = n > 0 ? n * st[a].mean[V_REV] : 0;
+	for (uint32_t a = 0; a < r->narms; a++)
 		for (uint32_t m = 0; m < WF_EXP_NMETRICS; m++)
-			ar->m[m] = arm_est(&st[a], m);
-	}
+			r->arm[a].m[m] = arm_est(&st[a], m);
+}
+
+static void arm_total(struct wf_exp_arm *ar, const struct wf_exp_unit *u)
+{
+	ar->units++;
+	ar->exposures += u->exposures;
+	ar->clicks += u->clicks;
+	ar->carts += u->carts;
+	ar->purchases += u->purchases;
+	ar->converted += u->converted;
+	ar->revenue += u->revenue;
 }
 
 /* The daily series and the final comparisons from the buckets b[day][arm]:
@@ -408,6 +410,7 @@ int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
 			goto fail;
 		}
 		unit_vars(&u[i], v);
+		arm_total(&r->arm[u[i].arm], &u[i]);
 		cnt[u[i].arm] += 1;
 		for (int k = 0; k < NV; k++)
 			shift[u[i].arm][k] += (v[k] - shift[u[i].arm][k]) / cnt[u[i].arm];

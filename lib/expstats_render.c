@@ -122,10 +122,22 @@ static const char *pfmt(char *buf, size_t len, double p)
 {
 	if (isnan(p))
 		snprintf(buf, len, "-");
+	else if (p < 1e-99)
+		snprintf(buf, len, "<1e-99");
 	else if (p >= 0.001)
 		snprintf(buf, len, "%.4f", p);
 	else
 		snprintf(buf, len, "%.1e", p);
+	return buf;
+}
+
+/* x with fmt (one conversion, scaled by mul), or "-" when undefined. */
+static const char *xfmt(char *buf, size_t len, const char *fmt, double x, double mul)
+{
+	if (isfinite(x))
+		snprintf(buf, len, fmt, mul * x);
+	else
+		snprintf(buf, len, "-");
 	return buf;
 }
 
@@ -136,10 +148,14 @@ static void text_arms(const struct wf_exp_report *r, FILE *f)
 	for (uint32_t a = 0; a < r->narms; a++) {
 		const struct wf_exp_arm *ar = &r->arm[a];
 
-		fprintf(f, "%-14.14s %5.1f%% %8llu %9.0f %7.3f%% %7.3f%% %7.3f%% %10.3f\n", ar->name,
+		char b[4][32];
+
+		fprintf(f, "%-14.14s %5.1f%% %8llu %9.0f %8s %8s %8s %10s\n", ar->name,
 			100 * ar->planned_share, (unsigned long long)ar->units, ar->exposures,
-			100 * ar->m[WF_EXP_CTR].value, 100 * ar->m[WF_EXP_ATC].value,
-			100 * ar->m[WF_EXP_CONVERSION].value, ar->m[WF_EXP_REVENUE].value);
+			xfmt(b[0], sizeof(b[0]), "%.3f%%", ar->m[WF_EXP_CTR].value, 100),
+			xfmt(b[1], sizeof(b[1]), "%.3f%%", ar->m[WF_EXP_ATC].value, 100),
+			xfmt(b[2], sizeof(b[2]), "%.3f%%", ar->m[WF_EXP_CONVERSION].value, 100),
+			xfmt(b[3], sizeof(b[3]), "%.3f", ar->m[WF_EXP_REVENUE].value, 1));
 	}
 }
 
@@ -150,6 +166,11 @@ static void text_cmp(const struct wf_exp_cmp *c, FILE *f)
 	char p1[16], p2[16];
 	int sig = c->abs_lo > 0 || c->abs_hi < 0;
 
+	if (!isfinite(c->abs) || !isfinite(c->abs_lo) || !isfinite(c->abs_hi)) {
+		fprintf(f, "%-9s %11s  (too few units or exposures in an arm to compare)\n",
+			label[c->metric], "-");
+		return;
+	}
 	fprintf(f, "%-9s %+11.4g  [%+11.4g, %+11.4g] %8s %8s%s\n", label[c->metric], c->abs,
 		c->abs_lo, c->abs_hi, pfmt(p1, sizeof(p1), c->p),
 		pfmt(p2, sizeof(p2), c->p_always_valid), sig ? " *" : "");
@@ -170,7 +191,8 @@ void wf_exp_report_text(const struct wf_exp_report *r, FILE *f)
 		return;
 	fprintf(f, "%llu units in %u arms over %u days; SRM p = %s%s\n",
 		(unsigned long long)r->units, r->narms, r->ndays, pfmt(p1, sizeof(p1), r->srm_p),
-		r->srm_flag ? "  ** SAMPLE RATIO MISMATCH: do not trust the lifts **" : " (ok)");
+		r->srm_flag ? "  ** SAMPLE RATIO MISMATCH: do not trust the lifts **" :
+		isnan(r->srm_p) ? " (no units yet)" : " (ok)");
 	text_arms(r, f);
 	for (uint32_t a = 1; a < r->narms; a++) {
 		fprintf(f, "\n%.30s vs %.30s (95 %% CI; p fixed-horizon, p(av) always-valid)\n",
@@ -217,7 +239,8 @@ int wf_exp_report_plot(const struct wf_exp_report *r, const char *png_path)
 	plot_blocks(r, g);
 	fprintf(g, "set multiplot layout 2,2 title 'cumulative relative lift vs %s, 95 %% CI'\n"
 		   "set grid\nset xlabel 'day'\nset ylabel 'lift %%'\nset key left top\n"
-		   "set xrange [0.5:%u.5]\n", r->arm[0].name, r->ndays);
+		   "set xrange [0.5:%u.5]\nset xtics %u\n", r->arm[0].name, r->ndays,
+		r->ndays <= 20 ? 1 : (r->ndays + 9) / 10);
 	for (uint32_t m = 0; m < WF_EXP_NMETRICS; m++) {
 		fprintf(g, "set title '%s'\nplot 0 notitle lc rgb 'black' dt 2", wf_exp_metric_name(m));
 		for (uint32_t a = 1; a < r->narms; a++) {
@@ -225,8 +248,9 @@ int wf_exp_report_plot(const struct wf_exp_report *r, const char *png_path)
 			const char *col = colours[(a - 1) % (sizeof(colours) / sizeof(colours[0]))];
 
 			fprintf(g, ", $d%zu using 1:3:4 with filledcurves fs transparent solid 0.2 "
-				   "lc rgb '%s' notitle, $d%zu using 1:2 with linespoints lw 2 "
-				   "lc rgb '%s' title '%s'", i, col, i, col, r->arm[a].name);
+				   "lc rgb '%s' notitle, $d%zu using 1:2:3:4 with yerrorbars pt 7 "
+				   "lc rgb '%s' notitle, $d%zu using 1:2 with lines lw 2 lc rgb '%s' "
+				   "title '%s'", i, col, i, col, i, col, r->arm[a].name);
 		}
 		fputc('\n', g);
 	}
