@@ -188,6 +188,7 @@ static void restore_state(struct wf_admin_ctx *ctx)
 		if (r < 0)
 			wf_warn("cannot read %s/snapshot.state: %s", ctx->state_dir, strerror(-r));
 	}
+	wf_admin_seg_restore(ctx);
 	/* Map the current and previous generations for SNAPSHOT STATUS. */
 	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
 	if (cur.gen && wf_snap_open(cur.path, &ctx->cur_snap, err, sizeof(err)) < 0)
@@ -525,6 +526,7 @@ static void ctx_fini(struct wf_admin_ctx *ctx)
 	if (ctx->lock_fd >= 0)
 		close(ctx->lock_fd);
 	free(ctx->req);
+	wf_admin_exp_fini(ctx);
 }
 
 int main(int argc, char **argv)
@@ -570,6 +572,9 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	restore_state(ctx);
+	r = wf_admin_exp_init(ctx);
+	if (r < 0)
+		goto out;
 	r = open_listener(ctx);
 	if (r < 0)
 		goto out;

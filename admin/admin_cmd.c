@@ -679,8 +679,12 @@ int wf_admin_dispatch(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const
 			return n == 6 ? cmd_weights_set(ctx, c, &a[2])
 				      : usage_err(c, "WEIGHTS SET page visitor batch session");
 	}
+	if (wf_resp_arg_is(&a[0], "EXPERIMENT"))
+		return wf_admin_exp_dispatch(ctx, c, a + 1, n - 1);
 	if (wf_resp_arg_is(&a[0], "STATS"))
 		return n == 1 ? cmd_stats(ctx, c) : usage_err(c, "STATS");
+	if (wf_resp_arg_is(&a[0], "SEGMENT"))
+		return wf_admin_seg_cmd(ctx, c, req);
 	if (wf_resp_arg_is(&a[0], "SHUTDOWN")) {
 		if (n != 1)
 			return usage_err(c, "SHUTDOWN");
@@ -694,6 +698,8 @@ int wf_admin_dispatch(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const
 	wf_escape(esc, sizeof(esc), a[0].p, a[0].len);
 	return wf_resp_w_error(&c->out,
 			       "ERR unknown command '%s' (or wrong subcommand); commands: PING, SNAPSHOT LOAD path | "
-			       "ROLLBACK | STATUS, WEIGHTS GET | SET page visitor batch session, STATS, SHUTDOWN",
+			       "ROLLBACK | STATUS, WEIGHTS GET | SET page visitor batch session, SEGMENT DEFINE name rule | "
+			       "DROP name | LIST | PREVIEW rule, EXPERIMENT CREATE | START | STOP | LIST | STATUS, STATS, "
+			       "SHUTDOWN",
 			       esc);
 }

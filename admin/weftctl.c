@@ -33,8 +33,14 @@ static void usage(FILE *f)
 		"  weights set PAGE VISITOR BATCH SESSION\n"
 		"                                      PAGE: home pdp cart search category email;\n"
 		"                                      VISITOR: returning new; numbers in [0, 10]\n"
+		"  segment define NAME RULE            define (or redefine) a real-time segment, live\n"
+		"  segment drop NAME                   drop it (docs/SEGMENTS.md: the rule language)\n"
+		"  segment list                        the live definitions\n"
+		"  segment preview RULE                how many shoppers match RULE now, and a sample\n"
 		"  shutdown                            stop every weft process\n"
 		"  metrics                             Prometheus text exposition of every weft metric\n"
+		"  experiment create|start|stop|list|status|report ...\n"
+		"                                      A/B experiments (weftctl experiment --help)\n"
 		"  top [--once]                        live view, refreshed each second (q quits);\n"
 		"                                      --once prints one frame\n"
 		"  latency [--plot FILE.png]           every latency histogram (per command, event-to-visible,\n"
@@ -42,7 +48,7 @@ static void usage(FILE *f)
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
-		"     [--metrics-file PATH] [--no-bpf] [--foreground-log]\n"
+		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -60,6 +66,8 @@ static void usage(FILE *f)
 		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
 		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
 		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
+		"  --pubsub-limit L  (up) weft-ingest's: a subscriber with HARD bytes unsent, or over SOFT\n"
+		"                    for S seconds, is disconnected (default 33554432,8388608,60)\n"
 		"  --metrics-file P  (up) weft-observe writes `weftctl metrics` to P every 2 s\n"
 		"                    (atomically; for node_exporter's textfile collector)\n"
 		"  --no-bpf          (up) weft-observe loads no BPF program (schedstat only)\n"
@@ -347,7 +355,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
-		    !OPT("--plot"))
+		    !OPT("--plot") && !OPT("--pubsub-limit"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -406,6 +414,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			if (errno || *end || end == val || v < 0 || v > 31536000)
 				return bad_usage("timeouts want seconds in 0..31536000 (0: never), not '%s'", val);
 			*(OPT("--idle-timeout") ? &o->idle_timeout : &o->request_timeout) = val;
+		} else if (OPT("--pubsub-limit")) {
+			o->pubsub_limit = val; /* weft-ingest checks it (and refuses to start on a bad one) */
 		} else if (OPT("--socket-mode")) {
 			char *end;
 			unsigned long m = strtoul(val, &end, 8);
@@ -445,6 +455,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (!pos)
 		return 1;
+	/* `experiment` has options of its own (weftctl_exp.c). */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "experiment") == 0 && (i == 1 || argv[i - 1][0] != '-' || !strcmp(argv[i - 1], "--json"))) {
+			rc = wf_cli_experiment(&o, argc, argv);
+			goto out;
+		}
 	rc = parse_opts(argc, argv, &o, pos, &npos);
 	if (rc)
 		goto out;
@@ -500,6 +516,8 @@ int main(int argc, char **argv)
 		rc = wf_cli_export(&o);
 	} else if (IS(0, "stock") && IS(1, "load") && npos == 3)
 		rc = wf_cli_stock_load(&o, pos[2]);
+	else if (IS(0, "segment"))
+		rc = wf_cli_segment(&o, npos, pos);
 	else if (IS(0, "snapshot") || IS(0, "weights") || IS(0, "stock"))
 		rc = bad_usage("bad or incomplete subcommand of '%s'", pos[0]);
 	else

@@ -22,6 +22,7 @@ struct wf_cli_opts {
 	const char *durability; /* NULL = weft-ingest's default (fsync) */
 	const char *sessions;   /* NULL = weft-ingest's default routing table size */
 	const char *idle_timeout, *request_timeout, *socket_mode; /* NULL = weft-ingest's defaults */
+	const char *pubsub_limit; /* NULL = weft-ingest's default (--pubsub-limit) */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
 	/* export only */
 	const char *channel, *out;
@@ -64,6 +65,10 @@ int wf_cli_export(const struct wf_cli_opts *o);
 /* weftctl stock load FILE. Returns the process exit code. */
 int wf_cli_stock_load(const struct wf_cli_opts *o, const char *file);
 
+/* weftctl segment define|drop|list|preview (weftctl_seg.c): pos[0] is
+ * "segment". Returns the process exit code. */
+int wf_cli_segment(const struct wf_cli_opts *o, int npos, const char **pos);
+
 /* weftctl metrics (weftctl_metrics.c). Returns the process exit code. */
 int wf_cli_metrics(const struct wf_cli_opts *o);
 struct wf_shm;
@@ -83,6 +88,13 @@ const char *wf_cli_dur(double ns, char *buf, size_t len);
 /* `weftctl latency [--plot FILE.png]` (weftctl_latency.c): the histograms
  * as a table on stdout, or drawn to png with gnuplot. Exit status. */
 int wf_cli_latency(const struct wf_cli_opts *o, const char *png);
+
+/* weftctl experiment ... (weftctl_exp.c): argv as main got it, parsed
+ * there (its own options). Returns the process exit code. */
+int wf_cli_experiment(struct wf_cli_opts *o, int argc, char **argv);
+/* weftctl experiment report NAME: attribution from the journal (journal
+ * NULL: DIR/journal), the statistics, and a plot when plot is a path. */
+int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char *journal, const char *plot);
 
 /* weftctl up. Returns the process exit code. */
 int wf_cli_up(const struct wf_cli_opts *o);

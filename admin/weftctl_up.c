@@ -168,6 +168,10 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 		argv[n++] = "--request-timeout";
 		argv[n++] = u->o->request_timeout;
 	}
+	if (ch->kind == KIND_INGEST && u->o->pubsub_limit) {
+		argv[n++] = "--pubsub-limit";
+		argv[n++] = u->o->pubsub_limit;
+	}
 	if (ch->kind == KIND_INGEST && u->o->socket_mode) {
 		argv[n++] = "--socket-mode";
 		argv[n++] = u->o->socket_mode;

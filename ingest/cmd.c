@@ -2,7 +2,9 @@
  * cmd.c - weft-ingest's commands: validation and routing of the commands a
  * ranker answers (EVENT, RECS, RERANK, HISTORY, SEGMENTS), and the ones
  * answered here (PING, ECHO, QUIT, SELECT, INFO, CONFIG GET, COMMAND,
- * STOCK). Linked only into weft-ingest.
+ * STOCK), and where the segment commands go (SUBSCRIBE and friends:
+ * pubsub.c; TRIGGERS: notes.c; SEGPREVIEW: fan.c). Linked only into
+ * weft-ingest.
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -397,6 +399,13 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 	}
 	if (info_wants(r, "latencystats"))
 		ingest_lat_info(ctx, &b);
+	if (info_wants(r, "segments")) {
+		if (b.len >= 4 && memcmp(b.data + b.len - 4, "\r\n\r\n", 4) != 0)
+			wf_buf_printf(&b, "\r\n"); /* after the stats section: a blank line */
+		wf_buf_printf(&b, "# Segments\r\n");
+		ingest_notes_info(ctx, &b);
+		ingest_pubsub_info(ctx, &b);
+	}
 	if (b.len >= 4 && b.data[b.len - 1] == '\n' && b.data[b.len - 3] == '\n')
 		b.len -= 2; /* no blank line after the last section */
 	ctx->tmp.len = 0;
@@ -484,9 +493,16 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 	const struct wf_cmd_info *ci = wf_cmd_find(a->p, a->len);
 	char q[300];
 
+	int e;
+
 	ctx->commands++;
 	/* Its local replies' latency series (front_recs() sets its own). */
 	ctx->lat.series = ci && ci->code == WF_CMD_EVENT ? WF_LAT_EVENT : WF_LAT_LOCAL;
+	/* Pub/sub commands, and every command of a subscribed connection. */
+	if ((c->sub || (a->len && strchr("SsUuPpRr", a->p[0]))) && (e = ingest_pubsub_dispatch(ctx, c, r)) != 0)
+		return e < 0 ? e : 0;
+	if (ci && ci->code == WF_CMD_SEGPREVIEW)
+		return ingest_fan_segpreview(ctx, c, r, ci);
 	if (ci && ci->code)
 		return forward(ctx, c, r, ci);
 	ctx->tmp.len = 0;
@@ -522,6 +538,8 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 		return cmd_info(ctx, c, r);
 	if (is(a, "CONFIG"))
 		return cmd_config(ctx, c, r);
+	if (is(a, "TRIGGERS"))
+		return ingest_cmd_triggers(ctx, c, r);
 	if (is(a, "COMMAND")) {
 		wf_resp_w_array(&ctx->tmp, 0);
 		return reply(ctx, c);
@@ -529,5 +547,6 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 	if (ci) /* STOCK */
 		return cmd_stock(ctx, c, r, ci);
 	quoted(q, sizeof(q), a);
-	return err(ctx, c, "unknown command '%s' (weft speaks EVENT RECS RERANK STOCK SEGMENTS HISTORY PING INFO)", q);
+	return err(ctx, c, "unknown command '%s' (weft speaks EVENT RECS RERANK STOCK SEGMENTS "
+		       "SEGPREVIEW HISTORY SUBSCRIBE PSUBSCRIBE TRIGGERS PING INFO)", q);
 }

@@ -70,6 +70,8 @@ int ingest_journal_retry(struct ingest_ctx *ctx)
 	atomic_store_explicit(&ctx->shm->ctl->next_lsn, wf_journal_next_lsn(ctx->journal), memory_order_relaxed);
 	wf_info("journal: trying to write again from lsn %llu",
 		(unsigned long long)wf_journal_next_lsn(ctx->journal));
+	/* The rankers' notes the failure dropped go in first (notes.c). */
+	ingest_notes_rejournal(ctx);
 	return 0;
 }
 
@@ -182,6 +184,17 @@ static void journal_failed(struct ingest_ctx *ctx, int err)
 			free(sl->data);
 			sl->data = NULL;
 			sl->wait_lsn = 0;
+			if (sl->note_held) {
+				/* A ranker's answer behind a note the journal lost
+				 * for now (notes.c keeps the note and appends it
+				 * again): not sent, as it shows what is not stored. */
+				static const char m[] = "-ERR the journal cannot write (disk full or failing): a segment "
+							"change behind this answer is not stored yet, retry later\r\n";
+				sl->note_held = 0;
+				if (ingest_slot_fill(sl, m, sizeof(m) - 1) < 0)
+					ingest_slot_fill(sl, "-ERR journal\r\n", 14);
+				continue;
+			}
 			if (ingest_slot_fill(sl, INGEST_ERR_JOURNAL, sizeof(INGEST_ERR_JOURNAL) - 1) < 0) /* out of memory: the short form fits inline */
 				ingest_slot_fill(sl, "-ERR journal\r\n", 14);
 			n++;
@@ -220,6 +233,7 @@ void ingest_journal_done(struct ingest_ctx *ctx, uint32_t slot, int64_t res)
 		return;
 	durable = wf_journal_durable_lsn(ctx->journal);
 	ingest_held_release(ctx, durable, 0);
+	ingest_notes_durable(ctx, durable); /* transitions to their subscribers */
 	while (gc->jwait_head < gc->jwait_tail) {
 		struct ingest_jwait *w = &gc->jwait[gc->jwait_head % gc->jwait_cap];
 		struct ingest_conn *c;

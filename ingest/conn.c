@@ -73,6 +73,7 @@ struct ingest_conn *ingest_conn_new(struct ingest_ctx *ctx, int fd)
 
 static void conn_release(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
+	ingest_pubsub_drop(ctx, c);
 	close(c->fd);
 	c->fd = -1;
 	for (uint64_t s = c->head; s < c->tail; s++) {
@@ -168,7 +169,7 @@ void ingest_conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
 			break;
 		wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
 		ingest_lat_queued(ctx, sl->lat_series, sl->lat_t0);
-		acked += sl->wait_lsn != 0; /* only an EVENT waits for an LSN, and its reply is :1 */
+		acked += sl->wait_lsn != 0 && !sl->note_held; /* an EVENT's :1 (not a reply behind a note) */
 		free(sl->data);
 		sl->data = NULL;
 		if (sl->close)

@@ -10,6 +10,7 @@
 
 #include "ingest/route.h"
 #include "lib/journal.h"
+#include "lib/proto.h"
 #include "lib/resp.h"
 #include "lib/util.h"
 #include "shm/msg.h"
@@ -38,6 +39,8 @@ struct ingest_slot {
 	uint8_t close;      /* close the connection after this reply */
 	uint8_t lat_series; /* latency.c: its wf_reqlat series + 1 (0: not measured) */
 	uint64_t lat_t0;    /* latency.c: the pass clock when its request came */
+	uint8_t note_held;  /* a ranker's reply held for a note's durability (notes.c),
+	                     * not an EVENT's ack: a failed journal answers it apart */
 	uint64_t wait_lsn;  /* an EVENT's LSN (0 otherwise): sent once the journal is durable to here */
 	char *data;         /* malloc'd reply, or NULL when it fits inl */
 	uint32_t len;
@@ -63,6 +66,7 @@ struct ingest_conn {
 	struct ingest_slot *slots;
 	uint32_t cap;
 	uint64_t head, tail;
+	struct ingest_sub *sub; /* pubsub.c: its subscriptions, NULL when it has none */
 };
 
 /* A request a ranker owes us. */
@@ -70,6 +74,7 @@ struct ingest_pending {
 	uint32_t conn_idx, conn_gen;
 	uint64_t slot;       /* absolute slot number in that connection */
 	uint32_t seq;
+	struct ingest_fan *fan; /* fan.c: one of a request asked of every shard, else NULL */
 };
 
 /* An EVENT reserved in a shard's request ring and held back from the
@@ -106,6 +111,8 @@ struct ingest_shard {
 	 * journal holds it, and what follows it waits with it (FIFO). */
 	struct ingest_held *held;
 	uint64_t held_head, held_tail, held_cap;
+	uint64_t note_lsn;            /* notes.c: the LSN of the last note this ring
+	                               * brought; a reply after it waits for it */
 	struct ingest_pending *fifo;  /* ring of fifo_cap */
 	uint32_t fifo_cap;
 	uint64_t fifo_head, fifo_tail;
@@ -163,10 +170,13 @@ struct ingest_ctx {
 	uint64_t request_ns;       /* --request-timeout: close one whose request stays unfinished this long */
 	uint64_t pass_ns;          /* CLOCK_MONOTONIC at the start of the loop pass */
 	uint64_t sweep_ns;         /* loop.c sweep_timeouts(): last sweep */
+	uint64_t notes_retry_ns;   /* loop.c: the journal last tried again for notes */
 	uint32_t sweep_next;       /* and the connection it goes on from */
 	int durability;
 	uint64_t route_ttl_ms;
 	uint32_t route_sessions; /* --sessions: the routing table's entries per generation */
+	uint64_t pubsub_limit[3];  /* --pubsub-limit: hard, soft (bytes), soft seconds */
+	uint32_t triggers_recent;  /* --triggers-recent: transitions TRIGGERS finds in memory */
 
 	struct wf_shm *shm;
 	uint32_t nshards, epoch;
@@ -202,6 +212,9 @@ struct ingest_ctx {
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
 	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
 	struct ingest_lat lat;     /* latency.c */
+	struct wf_msg_note_view *note_view; /* shard.c: decode scratch */
+	struct ingest_notes *notes; /* notes.c: journaled notes, transitions, TRIGGERS */
+	struct ingest_pubsub *pubsub; /* pubsub.c: subscribed connections, output limits */
 };
 
 /* io_uring user data: the operation, a connection index and generation
@@ -256,6 +269,9 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard, int cmd,
 		   const struct wf_resp_req *r, uint64_t ver,
 		   const struct wf_msg_recs *recs);
+/* The connection a pending request came from, if it is still there and
+ * still owes that slot; NULL when the client went away. */
+struct ingest_conn *ingest_pending_conn(struct ingest_ctx *ctx, const struct ingest_pending *pd);
 /* Replies from every shard's reply ring into their slots; how many. */
 int ingest_poll_replies(struct ingest_ctx *ctx);
 /* Room for one more held EVENT in shard's FIFO: 0 or -ENOMEM. */
@@ -304,6 +320,63 @@ void ingest_lat_flush(struct ingest_ctx *ctx);
 void ingest_lat_stage(struct ingest_ctx *ctx, uint32_t ser, uint64_t ns);
 /* INFO's "# Latencystats" section, in Redis 7's form, to b. */
 void ingest_lat_info(struct ingest_ctx *ctx, struct wf_buf *b);
+/* notes.c: the rankers' notes (segment transitions, exposures) */
+/* Set up (main.c, before the journal scan). 0 or -ENOMEM. */
+int ingest_notes_init(struct ingest_ctx *ctx);
+void ingest_notes_fini(struct ingest_ctx *ctx);
+/* A SEGMENT record read from the journal at start: its key is seen (no
+ * second announcement) and it joins the recent transitions (TRIGGERS). */
+void ingest_notes_recover(struct ingest_ctx *ctx, const struct wf_journal_rec *rec);
+/* The notes ingest may hold (not yet durable) are at their bound: stop
+ * taking records from the reply rings until some are durable. */
+int ingest_notes_full(const struct ingest_ctx *ctx);
+/* A note from shard's reply ring: journaled (a SEGMENT one once per key).
+ * 0, or -ENOMEM (dropped, counted). */
+int ingest_note(struct ingest_ctx *ctx, uint32_t shard, const struct wf_msg_note_view *v);
+/* The journal is durable to durable: publish the notes it made durable. */
+void ingest_notes_durable(struct ingest_ctx *ctx, uint64_t durable);
+/* A ranker's reply for c's slot, after a note (note_lsn: the ring's
+ * ingest_shard.note_lsn) on its ring: held until that note is durable
+ * (0; also when nothing is to hold), or answered here with an error (1:
+ * the journal failed, or out of memory). */
+int ingest_notes_hold(struct ingest_ctx *ctx, uint64_t note_lsn, struct ingest_conn *c, uint64_t slot);
+/* After wf_journal_reset(): append again the notes the failure dropped. */
+void ingest_notes_rejournal(struct ingest_ctx *ctx);
+/* Notes wait for a journal that failed (loop.c retries it). */
+int ingest_notes_waiting(const struct ingest_ctx *ctx);
+/* TRIGGERS cursor [COUNT n] [SEGMENT name...]. 0 handled, -ENOMEM. */
+int ingest_cmd_triggers(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r);
+/* INFO lines of notes.c into b. */
+void ingest_notes_info(struct ingest_ctx *ctx, struct wf_buf *b);
+
+/* pubsub.c: SUBSCRIBE and friends, pushes, the output limits */
+/* Set up with the limits (bytes, bytes, seconds). 0 or -ENOMEM. */
+int ingest_pubsub_init(struct ingest_ctx *ctx, uint64_t hard, uint64_t soft, uint32_t soft_s);
+void ingest_pubsub_fini(struct ingest_ctx *ctx);
+/* A pub/sub command (or any command of a subscribed connection): 1 when
+ * it was one and its reply is queued, 0 when not one (dispatch it),
+ * -ENOMEM. */
+int ingest_pubsub_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r);
+/* Push a transition's payload on channel (its segment) to every
+ * subscriber of it or of a pattern matching it. */
+void ingest_pubsub_publish(struct ingest_ctx *ctx, const char *channel, size_t chlen, const char *payload,
+			   size_t plen);
+/* INFO lines of pubsub.c into b. */
+void ingest_pubsub_info(struct ingest_ctx *ctx, struct wf_buf *b);
+/* c goes away: its subscriptions with it. */
+void ingest_pubsub_drop(struct ingest_ctx *ctx, struct ingest_conn *c);
+/* Redis's stringmatch: 1 when s matches the glob pattern p (* ? [..] \). */
+int ingest_glob_match(const char *p, size_t plen, const char *s, size_t slen);
+
+/* fan.c: a request every shard answers, merged into one reply */
+/* SEGPREVIEW rule: forwarded to every shard. 0 handled, -EAGAIN stall, -ENOMEM. */
+int ingest_fan_segpreview(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
+			  const struct wf_cmd_info *ci);
+/* Shard sh's reply (resp; NULL: the ranker lost the request) to the fan
+ * request pd belongs to; the merged reply goes out with the last one,
+ * held for every note the shards' rings brought before their replies. */
+void ingest_fan_reply(struct ingest_ctx *ctx, struct ingest_shard *sh, const struct ingest_pending *pd, const char *resp,
+		      uint32_t len);
 
 /* cmd.c */
 /* Execute one parsed request: 0 handled (its reply is queued), -EAGAIN

@@ -274,9 +274,17 @@ static void sweep_timeouts(struct ingest_ctx *ctx)
 	static const char mreq[] = "-ERR request not completed in time (--request-timeout): closing\r\n";
 	uint64_t now = ctx->pass_ns;
 
-	if ((!ctx->idle_ns && !ctx->request_ns) || now - ctx->sweep_ns < INGEST_SWEEP_NS)
+	if (now - ctx->sweep_ns < INGEST_SWEEP_NS)
 		return;
 	ctx->sweep_ns = now;
+	/* Notes wait for a failed journal: try it again every second
+	 * (EVENTs try it too, commit.c ingest_journal_retry()). */
+	if (ingest_notes_waiting(ctx) && now - ctx->notes_retry_ns > 1000000000ull) {
+		ctx->notes_retry_ns = now;
+		(void)ingest_journal_retry(ctx);
+	}
+	if (!ctx->idle_ns && !ctx->request_ns)
+		return;
 	for (uint32_t n = 0; n < WF_MIN(ctx->nconns_cap, INGEST_SWEEP_MAX); n++) {
 		struct ingest_conn *c = ctx->conns[ctx->sweep_next];
 
@@ -286,7 +294,7 @@ static void sweep_timeouts(struct ingest_ctx *ctx)
 		if (ctx->request_ns && c->partial_ns && now - c->partial_ns > ctx->request_ns)
 			timeout_close(ctx, c, mreq, sizeof(mreq) - 1);
 		else if (ctx->idle_ns && now - c->active_ns > ctx->idle_ns && c->head == c->tail && !c->in.len &&
-			 !c->out.len && !c->sendbuf.len && !c->send_armed)
+			 !c->out.len && !c->sendbuf.len && !c->send_armed && !c->sub) /* subscribers wait */
 			timeout_close(ctx, c, NULL, 0);
 	}
 }

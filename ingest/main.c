@@ -13,9 +13,11 @@
  *   weft-ingest --dir DIR --shm NAME [--socket PATH] [--max-clients N]
  *               [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]
  *               [--journal DIR] [--durability fsync|os] [--socket-group G]
+ *               [--pubsub-limit HARD[,SOFT,SECONDS]] [--triggers-recent N]
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +95,8 @@ static void probe_futex(struct ingest_ctx *ctx)
 }
 
 /* Sessions pinned before a restart stay pinned: the journal says where
- * each one went. */
+ * each one went. And the segment transitions it holds are known (none is
+ * announced twice) and kept for TRIGGERS. */
 static void rebuild_routes(struct ingest_ctx *ctx)
 {
 	struct wf_journal_reader *r;
@@ -104,11 +107,14 @@ static void rebuild_routes(struct ingest_ctx *ctx)
 		free(rec);
 		return;
 	}
-	while (wf_journal_reader_next(r, rec) == 1)
+	while (wf_journal_reader_next(r, rec) == 1) {
 		if (rec->kind == WF_JREC_EVENT && rec->ts_ms >= since && rec->argc > 0) {
 			wf_route_pin(&ctx->route, rec->argv[0], rec->argl[0], rec->shard, rec->ts_ms);
 			n++;
 		}
+		/* The same pass: transitions announced before (notes.c). */
+		ingest_notes_recover(ctx, rec);
+	}
 	wf_journal_reader_close(r);
 	free(rec);
 	if (n)
@@ -133,7 +139,13 @@ static void usage(FILE *f)
 	      "                    0666 lets every local user connect)\n"
 	      "  --idle-timeout S  close a connection idle S seconds, nothing owed (default 300; 0: never)\n"
 	      "  --request-timeout S  close a connection whose request stays unfinished S seconds\n"
-	      "                    (default 10; 0: never)\n",
+	      "                    (default 10; 0: never)\n"
+	      "  --pubsub-limit HARD[,SOFT,SECONDS]  a subscriber holding HARD bytes unsent, or over\n"
+	      "                    SOFT for SECONDS, is disconnected (default 33554432,8388608,60,\n"
+	      "                    Redis's client-output-buffer-limit pubsub)\n"
+	      "  --triggers-recent N  the last N segment transitions (at most 32 MiB of them) are\n"
+	      "                    kept in memory for TRIGGERS; older ones are read from the journal\n"
+	      "                    (default 131072)\n",
 	      f);
 }
 
@@ -147,6 +159,8 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		{ "sessions", required_argument, NULL, 'S' },   { "help", no_argument, NULL, 'h' },
 		{ "socket-mode", required_argument, NULL, 'M' }, { "idle-timeout", required_argument, NULL, 'I' },
 		{ "request-timeout", required_argument, NULL, 'R' },
+		{ "pubsub-limit", required_argument, NULL, 'P' },
+		{ "triggers-recent", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int o;
@@ -158,6 +172,10 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 	ctx->request_ns = INGEST_REQUEST_TIMEOUT_S * 1000000000ull;
 	ctx->route_ttl_ms = 3600 * 1000ull;
 	ctx->route_sessions = 1u << 22;
+	ctx->pubsub_limit[0] = 32u << 20;
+	ctx->pubsub_limit[1] = 8u << 20;
+	ctx->pubsub_limit[2] = 60;
+	ctx->triggers_recent = 131072;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': ctx->dir = optarg; break;
@@ -215,6 +233,26 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 				fprintf(stderr, "weft-ingest: --durability is fsync or os\n");
 				return -EINVAL;
 			}
+			break;
+		case 'P': {
+			uint64_t l[3] = { 0, 0, 0 };
+			int k = sscanf(optarg, "%" SCNu64 ",%" SCNu64 ",%" SCNu64, &l[0], &l[1], &l[2]);
+			if ((k != 1 && k != 3) || l[0] < 1024 || (k == 3 && (l[1] > l[0] || l[2] > 86400))) {
+				fprintf(stderr, "weft-ingest: --pubsub-limit wants HARD[,SOFT,SECONDS]: bytes >= 1024, "
+						"SOFT <= HARD, SECONDS <= 86400\n");
+				return -EINVAL;
+			}
+			ctx->pubsub_limit[0] = l[0];
+			ctx->pubsub_limit[1] = k == 3 ? l[1] : l[0];
+			ctx->pubsub_limit[2] = k == 3 ? l[2] : 0;
+			break;
+		}
+		case 'T':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 16 || v > (1 << 24)) {
+				fprintf(stderr, "weft-ingest: --triggers-recent wants 16..16777216\n");
+				return -EINVAL;
+			}
+			ctx->triggers_recent = (uint32_t)v;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -337,6 +375,11 @@ static int setup_state(struct ingest_ctx *ctx)
 		wf_err("%s", err);
 		return 1;
 	}
+	if (ingest_notes_init(ctx) < 0 ||
+	    ingest_pubsub_init(ctx, ctx->pubsub_limit[0], ctx->pubsub_limit[1], (uint32_t)ctx->pubsub_limit[2]) < 0) {
+		wf_err("out of memory at start (segment notes)");
+		return 1;
+	}
 	rebuild_routes(ctx);
 	return 0;
 }
@@ -417,6 +460,8 @@ int main(int argc, char **argv)
 			ctx->gc.flush_ns / 1e3);
 	io_uring_queue_exit(&ctx->ring);
 	free(ctx->gc.jwait);
+	ingest_notes_fini(ctx);
+	ingest_pubsub_fini(ctx);
 	wf_info("stopped");
 	return 0;
 }

@@ -107,7 +107,7 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 		return ingest_journal_wait(ctx, c, lsn);
 	}
 	sh->fifo[sh->fifo_tail % sh->fifo_cap] = (struct ingest_pending){
-		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq - 1,
+		.conn_idx = c->idx, .conn_gen = c->gen, .slot = c->tail - 1, .seq = sh->next_seq - 1, .fan = NULL,
 	};
 	sh->fifo_tail++;
 	return 0;
@@ -148,9 +148,7 @@ void ingest_held_release(struct ingest_ctx *ctx, uint64_t durable, int failed)
 	}
 }
 
-/* The connection a pending request came from, if it is still there and
- * still owes that slot; NULL when the client went away. */
-static struct ingest_conn *pending_conn(struct ingest_ctx *ctx, const struct ingest_pending *pd)
+struct ingest_conn *ingest_pending_conn(struct ingest_ctx *ctx, const struct ingest_pending *pd)
 {
 	struct ingest_conn *c = ctx->conns[pd->conn_idx];
 
@@ -171,14 +169,18 @@ static void reply_one(struct ingest_ctx *ctx, struct ingest_shard *sh, uint32_t 
 		 * replies in order; answer so the client is not stuck. */
 		static const char m[] = "-ERR ranker lost this request; retry\r\n";
 		struct ingest_pending *pd = &sh->fifo[sh->fifo_head % sh->fifo_cap];
-		if ((c = pending_conn(ctx, pd)))
+		if (pd->fan)
+			ingest_fan_reply(ctx, sh, pd, NULL, 0);
+		else if ((c = ingest_pending_conn(ctx, pd)))
 			ingest_slot_answer(ctx, c, pd->slot, m, sizeof(m) - 1);
 		sh->fifo_head++;
 	}
 	if (sh->fifo_head == sh->fifo_tail || sh->fifo[sh->fifo_head % sh->fifo_cap].seq != seq)
 		return; /* duplicate */
 	struct ingest_pending *pd = &sh->fifo[sh->fifo_head++ % sh->fifo_cap];
-	if ((c = pending_conn(ctx, pd)))
+	if (pd->fan)
+		ingest_fan_reply(ctx, sh, pd, resp, len); /* held with the merged reply (fan.c) */
+	else if ((c = ingest_pending_conn(ctx, pd)) && !ingest_notes_hold(ctx, sh->note_lsn, c, pd->slot))
 		ingest_slot_answer(ctx, c, pd->slot, resp, len);
 }
 
@@ -191,10 +193,17 @@ int ingest_poll_replies(struct ingest_ctx *ctx)
 		const void *p;
 		uint32_t len, kind, n = 0;
 
-		while ((p = wf_ring_pop(&sh->rep, &len, &kind))) {
+		/* Notes held to their bound: the ranker waits (notes.c). */
+		while (!ingest_notes_full(ctx) && (p = wf_ring_pop(&sh->rep, &len, &kind))) {
 			const struct wf_msg_rep *h;
 			const char *resp;
 			n++;
+			if (kind == WF_MSG_NOTE) { /* answers no request */
+				struct wf_msg_note_view *nv = ctx->note_view;
+				if (wf_msg_note_decode(p, len, nv) == 0)
+					ingest_note(ctx, s, nv);
+				continue;
+			}
 			if (kind != WF_MSG_REP || wf_msg_rep_decode(p, len, &h, &resp) < 0)
 				continue;
 			if ((uint32_t)(h->req_id >> 32) != ctx->epoch)

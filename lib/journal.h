@@ -47,7 +47,17 @@
 enum wf_journal_kind {
 	WF_JREC_EVENT = 0,      /* an EVENT (every record before kinds existed) */
 	WF_JREC_SEGMENT = 1,    /* a segment enter/exit transition (issue 16) */
-	WF_JREC_EXPOSURE = 2,   /* an experiment exposure (issue 17) */
+	/* An experiment exposure (issue 17): a RECS/RERANK reply shown to a
+	 * unit in an arm, journaled before the reply reaches its client.
+	 * Arguments: experiment, arm, unit ("u:" user or "s:" session,
+	 * lib/exp.h), session, user (as the request gave it, "-"
+	 * anonymous), page (RERANK: "search"), request id (decimal: a
+	 * ranker that redoes a request after a crash writes the same one,
+	 * so readers count it once), then the reply's item ids in their
+	 * positions. At most WF_JOURNAL_MAX_ARGS: a reply of more than 57
+	 * items lists its first 57 (the rest are not attributed). ts_ms: the
+	 * ranker's wall clock when it answered. shard: the ranker's. */
+	WF_JREC_EXPOSURE = 2,
 	WF_JREC_KINDS
 };
 

@@ -236,6 +236,16 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 	return 0;
 }
 
+int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv)
+{
+	int r;
+
+	while ((r = wf_msg_note_push(&ctx->rep, hdr, argc, argv)) == -EAGAIN)
+		if (ranker_reply_wait(ctx) < 0)
+			return -ECANCELED;
+	return r;
+}
+
 /* The hint for a request (struct ranker_hint): wf_hash64() of its session
  * id (its first argument) and, for a RECS, of its user id (its second),
  * read from the record as wf_msg_req_decode() will lay it out; p NULL
@@ -401,6 +411,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 	ranker_check_generation(ctx);
 	ranker_take_generation(ctx);
 	ranker_segs_check(ctx);
+	ranker_exps_check(ctx);
 	/* Every pass, bounded steps (RANKER_EVICT_STEP sessions each), never
 	 * a walk of the table between two requests: one step, and up to 15
 	 * more while they find work and no request waits (an idle ranker
@@ -713,6 +724,7 @@ int main(int argc, char **argv)
 		wf_err("cannot set the segments up: out of memory");
 		return 1;
 	}
+	ranker_exps_check(&ctx);
 	replay_journal(&ctx);
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
@@ -731,13 +743,14 @@ int main(int argc, char **argv)
 	ranker_sessions_fini(&ctx);
 	ranker_segs_fini(&ctx);
 	ranker_spill_close(&ctx);
+	ranker_exps_fini(&ctx);
 	ranker_gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
 	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "
-		"computed (cached prefix too short) %llu, computed for k at first sight %llu", ctx.shard,
+		"computed (cached prefix too short) %llu, computed for k at first sight %llu; exposures %llu", ctx.shard,
 		(unsigned long long)ctx.sessions_evicted,
 		(unsigned long long)ctx.cache_hits, (unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short,
-		(unsigned long long)ctx.cache_ghosts);
+		(unsigned long long)ctx.cache_ghosts, (unsigned long long)ctx.exposures);
 	free(ctx.cache);
 	return 0;
 }

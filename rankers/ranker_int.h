@@ -50,6 +50,18 @@ struct ranker_gen {
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
 	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
+	/* The previous generation's snapshot file (an experiment's `stale`
+	 * arm, exps.c): the mapping of the generation this one replaced, or
+	 * one the loader opened (struct ranker_prev); NULL until then. Read
+	 * from the file only: no lists copied, no arena bytes. */
+	struct wf_snap *prev;
+	uint64_t prev_gen;
+};
+
+/* A previous generation's file the loader opened for the loop (prev_ready). */
+struct ranker_prev {
+	uint64_t gen;
+	struct wf_snap *snap;
 };
 
 /* A session's segment state (segs.c), in the session arena: its place
@@ -245,6 +257,17 @@ struct ranker_ctx {
 	uint32_t seg_nusers;
 	uint64_t seg_users_gen;         /* the generation it was built from */
 	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
+	/* Experiments (exps.c): the running ones, as of experiments_gen
+	 * exp_gen (A13); the loader opens the previous generation's file
+	 * for the stale arm (want_prev: loop -> loader, RL4/AL4; prev_ready:
+	 * loader -> loop, RL5/AL5). */
+	struct wf_exp_set *exps;
+	uint64_t exp_gen;
+	uint64_t exposures;             /* notes pushed (logged at exit) */
+	uint64_t prev_asked;            /* cur->gen the previous file was asked for */
+	_Atomic uint64_t want_prev;
+	uint64_t prev_built;            /* the loader's own: want_prev it last acted on */
+	_Atomic(struct ranker_prev *) prev_ready;
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;
@@ -408,6 +431,58 @@ void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
  * look in (with and without a session, no ANCHOR), so that those misses
  * overlap the current request's work. */
 void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);
+
+/* exps.c: experiments (issue 17) */
+struct wf_exp;
+/* What an experiment makes of one RECS/RERANK. */
+struct ranker_pick {
+	const struct wf_exp *e;         /* NULL: no running experiment on this page */
+	int arm;                        /* -1: the unit is outside the experiment */
+	int policy;                     /* enum wf_exp_policy of arm (WF_EXP_LIVE outside) */
+	int by_session;                 /* an experiment on the page split this request by its session */
+	uint32_t unit_len;
+	char unit[2 + 128 + 1];         /* wf_exp_unit_of() */
+};
+/* Each loop pass and at start: reload DIR/experiments.conf when
+ * experiments_gen moved (A13); ask the loader for the previous
+ * generation's file and take it when ready. */
+void ranker_exps_check(struct ranker_ctx *ctx);
+/* Loader thread: open the previous generation's file when asked. */
+void ranker_exps_loader_step(struct ranker_ctx *ctx);
+void ranker_exps_fini(struct ranker_ctx *ctx);
+/* The experiment of a request (argv: session user ...) on page, with the
+ * query's session s (its user when argv's is "-"): pk filled. 1 if an
+ * experiment runs on the page, else 0. */
+int ranker_exp_pick(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, const struct ranker_session *s, int page,
+		    struct ranker_pick *pk);
+/* 1 if the answer to a request with pick pk may go to the front table:
+ * no experiment on its page, or every one on it split the request by its
+ * user and left it outside (ingest may then give the entry, quiet ones
+ * too, only to requests of that user: outside as well). A unit in an arm
+ * never: each of its answers is an exposure. */
+static inline int ranker_exp_publishable(const struct ranker_pick *pk)
+{
+	return !pk->e || (pk->arm < 0 && !pk->by_session);
+}
+/* Apply pk's policy to the query e (weights; batch and stale: no session). */
+void ranker_exp_apply(const struct ranker_pick *pk, struct ranker_query *e);
+/* The stale arm's RECS: the previous generation's list for the query's
+ * user (q's k, anchor id, size), stock-filtered; ids point into that
+ * file. Returns the count, or -ENOENT when no previous generation is open
+ * (the caller serves the unit normally and exposes nothing). */
+int ranker_exp_stale_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, int page, struct ranker_query *e,
+			  const struct wf_arg *anchor, const char **ids, uint32_t *lens, struct wf_rank_explain *ex);
+/* The stale arm's RERANK of argv[2..2+n): positions into pos, or -ENOENT. */
+int ranker_exp_stale_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t n,
+			    const struct ranker_query *e, uint32_t *pos);
+/* Journal the exposure of a reply (before the reply: the note goes on
+ * the reply ring first). n ids at ids/lens. */
+void ranker_exp_expose(struct ranker_ctx *ctx, const struct ranker_pick *pk, const struct wf_msg_req *hdr,
+		       const struct wf_msg_arg *argv, int page, uint32_t n, const char *const *ids, const uint32_t *lens);
+
+/* ranker.c: push a note on the reply ring (waits while it is full, as a
+ * reply does). 0, or -ECANCELED when stopping. */
+int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv);
 
 /* cmds.c */
 /* Handle one request; writes its RESP reply to ctx->out. */

@@ -19,6 +19,14 @@
  * answer applies live stock (else the snapshot's word in the item's
  * record) at read time, past the records read first when many are sold,
  * after every STOCK and for stock written before ingest started.
+ * Segments (issue 16): pub/sub answers byte for byte as redis-server 7;
+ * a transition note (the fake sends one for an EVENT on item
+ * "note-<segment>", and before the reply to a request of session
+ * "note-...") is pushed to channel and pattern subscribers once, even
+ * when sent twice, and TRIGGERS replays it from a cursor; a reply behind
+ * a note leaves only once the note is in TRIGGERS; SEGPREVIEW's answers
+ * of every shard merge into one reply, in order; a subscriber that never
+ * reads is disconnected at --pubsub-limit while others are served.
  *
  * Needs the weft-ingest binary (WEFT_BUILD_ROOT/ingest/weft-ingest). Uses
  * its own segment weft.test.ingest.<pid> and a temp dir.
@@ -73,7 +81,7 @@ static struct env E;
 
 static const char *cmd_name(int cmd)
 {
-	static const char *const n[] = { "?", "EVENT", "RECS", "RERANK", "HISTORY", "SEGMENTS" };
+	static const char *const n[] = { "?", "EVENT", "RECS", "RERANK", "HISTORY", "SEGMENTS", "SEGPREVIEW" };
 	return cmd > 0 && cmd < WF_CMD_COUNT ? n[cmd] : "?";
 }
 
@@ -89,6 +97,43 @@ static void fake_push(struct fake *f, struct wf_ring_prod *rp, const struct wf_m
 		      uint32_t len)
 {
 	while (wf_msg_rep_push(rp, h, resp, len) == -EAGAIN) {
+		wf_ring_prod_commit(rp);
+		fake_bell(f);
+		usleep(100);
+	}
+}
+
+static int arg_is(const struct wf_arg *a, const char *s)
+{
+	return a->len == strlen(s) && memcmp(a->p, s, a->len) == 0;
+}
+
+static int arg_prefix(const struct wf_arg *a, const char *s)
+{
+	return a->len >= strlen(s) && memcmp(a->p, s, strlen(s)) == 0;
+}
+
+/* A segment transition note, as a ranker sends it (issue 16's contract):
+ * key segment version enter session user reason. An EVENT whose item is
+ * "note-<segment>" [seq n] makes one for its session; so does any other
+ * request whose session starts with "note-" (segment "held"), before its
+ * reply. */
+static void fake_note(struct fake *f, struct wf_ring_prod *rp, const struct wf_msg_req_view *v)
+{
+	char key[300], seg[140];
+	const struct wf_arg *seq = v->argc >= 6 && arg_is(&v->argv[4], "seq") ? &v->argv[5] : NULL;
+	int ev = v->hdr->cmd == WF_CMD_EVENT;
+
+	snprintf(seg, sizeof(seg), "%.*s", ev ? (int)v->argv[3].len - 5 : 4, ev ? v->argv[3].p + 5 : "held");
+	snprintf(key, sizeof(key), "%s/1/%.*s/%.*s", seg, seq ? (int)seq->len : 1, seq ? seq->p : "1",
+		 (int)v->argv[0].len, v->argv[0].p);
+	struct wf_arg a[7] = {
+		{ key, (uint32_t)strlen(key) }, { seg, (uint32_t)strlen(seg) }, { "1", 1 }, { "enter", 5 },
+		v->argv[0], v->argc > 1 ? v->argv[1] : (struct wf_arg){ "-", 1 }, { "test", 4 },
+	};
+	struct wf_msg_note h = { .ts_ms = 1700000000000ull, .jkind = WF_JREC_SEGMENT };
+
+	while (wf_msg_note_push(rp, &h, 7, a) == -EAGAIN) {
 		wf_ring_prod_commit(rp);
 		fake_bell(f);
 		usleep(100);
@@ -127,9 +172,20 @@ static void *fake_main(void *arg)
 					continue;
 				if (v.argc > 0 && v.argv[0].len == 9 && memcmp(v.argv[0].p, "afterquit", 9) == 0)
 					atomic_fetch_add_explicit(&f->saw_marker, 1, memory_order_relaxed);
+				if (v.hdr->cmd == WF_CMD_EVENT && v.argc >= 4 && arg_prefix(&v.argv[3], "note-"))
+					fake_note(f, &rp[s], &v);
+				else if (v.hdr->cmd != WF_CMD_EVENT && v.argc >= 1 && arg_prefix(&v.argv[0], "note-"))
+					fake_note(f, &rp[s], &v);
 				if (v.hdr->flags & WF_MSG_F_NOREPLY) { /* EVENTs: ingest acks them */
 					atomic_fetch_add_explicit(&f->served[s], 1, memory_order_relaxed);
 					continue;
+				} else if (v.hdr->cmd == WF_CMD_SEGPREVIEW) {
+					/* shard s: s+1 matched, 1 new, s returning, one sample */
+					if (arg_prefix(&v.argv[0], "bad"))
+						o = (size_t)snprintf(out, sizeof(out), "-ERR rule: at 4: expected '('\r\n");
+					else
+						o = (size_t)snprintf(out, sizeof(out), "*4\r\n:%u\r\n:1\r\n:%u\r\n*1\r\n$7\r\nsess%u "
+								     "u\r\n", s + 1, s, s);
 				} else {
 					o = (size_t)snprintf(out, sizeof(out), "+%s", cmd_name(v.hdr->cmd));
 					for (uint32_t i = 0; i < v.argc && o < sizeof(out) - 300; i++)
@@ -304,6 +360,7 @@ static int setup(void **state)
 	E.ingest = fork();
 	if (E.ingest == 0) {
 		execl(exe, exe, "--dir", E.dir, "--shm", E.shm_name, "--max-clients", maxc, "--durability", "os",
+		      "--pubsub-limit", "65536,16384,1", "--triggers-recent", "1024",
 		      (char *)NULL);
 		_exit(127);
 	}
@@ -355,7 +412,8 @@ static void test_ingest_local_commands_answer(void **state)
 	expect_reply(fd, "CONFIG GET save\r\n", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
 	expect_reply(fd, "CONFIG GET appendonly\r\n", "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
 	expect_reply(fd, "HELLO 3\r\n",
-		     "-ERR unknown command 'HELLO' (weft speaks EVENT RECS RERANK STOCK SEGMENTS HISTORY PING INFO)\r\n");
+		     "-ERR unknown command 'HELLO' (weft speaks EVENT RECS RERANK STOCK SEGMENTS "
+		     "SEGPREVIEW HISTORY SUBSCRIBE PSUBSCRIBE TRIGGERS PING INFO)\r\n");
 	close(fd);
 }
 
@@ -888,6 +946,273 @@ static void test_ingest_max_clients_refused(void **state)
 		close(fds[i]);
 }
 
+/* ---- segments: pub/sub, transitions, TRIGGERS, SEGPREVIEW ---- */
+
+static void test_ingest_pubsub_answers_as_redis(void **state)
+{
+	int fd = cli_connect();
+
+	(void)state;
+	/* The bytes redis-server 7 gives (UNSUBSCRIBE's order aside: Redis
+	 * walks a dict, weft the order of subscription). */
+	expect_reply(fd, "UNSUBSCRIBE\r\n", "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+	expect_reply(fd, "SUBSCRIBE a b a\r\n",
+		     "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+		     "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n");
+	expect_reply(fd, "PSUBSCRIBE x*\r\n", "*3\r\n$10\r\npsubscribe\r\n$2\r\nx*\r\n:3\r\n");
+	expect_reply(fd, "GET k\r\n", "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+				      "QUIT / RESET are allowed in this context\r\n");
+	expect_reply(fd, "PING\r\n", "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+	expect_reply(fd, "PING hi\r\n", "*2\r\n$4\r\npong\r\n$2\r\nhi\r\n");
+	expect_reply(fd, "UNSUBSCRIBE zz\r\n", "*3\r\n$11\r\nunsubscribe\r\n$2\r\nzz\r\n:3\r\n");
+	expect_reply(fd, "UNSUBSCRIBE\r\n",
+		     "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n");
+	expect_reply(fd, "PUNSUBSCRIBE\r\n", "*3\r\n$12\r\npunsubscribe\r\n$2\r\nx*\r\n:0\r\n");
+	expect_reply(fd, "PING\r\n", "+PONG\r\n");
+	expect_reply(fd, "SUBSCRIBE\r\n", "-ERR wrong number of arguments for 'subscribe' command\r\n");
+	expect_reply(fd, "SUBSCRIBE a\r\nRESET\r\nPING\r\n",
+		     "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n+RESET\r\n+PONG\r\n");
+	close(fd);
+}
+
+/* Read from fd until what came holds want, bounded. */
+static char *read_until_has(int fd, const char *want)
+{
+	size_t cap = 1 << 16, got = 0;
+	char *in = malloc(cap + 1);
+
+	assert_non_null(in);
+	in[0] = '\0';
+	while (!strstr(in, want)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t m;
+
+		if (poll(&p, 1, IO_TIMEOUT_MS) == 0)
+			fail_msg("no '%s' within %d ms; got: %s", want, IO_TIMEOUT_MS, in);
+		if (got == cap) {
+			cap *= 2;
+			in = realloc(in, cap + 1);
+			assert_non_null(in);
+		}
+		m = recv(fd, in + got, cap - got, 0);
+		if (m <= 0)
+			fail_msg("closed before '%s'; got: %s", want, in);
+		got += (size_t)m;
+		in[got] = '\0';
+	}
+	return in;
+}
+
+static void test_ingest_transition_pushed_once_and_replayed(void **state)
+{
+	int sub = cli_connect(), fd = cli_connect();
+	char *got, *id, cmd[128];
+	uint64_t lsn;
+
+	(void)state;
+	expect_reply(sub, "SUBSCRIBE abandon\r\nPSUBSCRIBE ab* *z* a[^x]?n[e-c]o\\n\r\n",
+		     "*3\r\n$9\r\nsubscribe\r\n$7\r\nabandon\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$3\r\nab*\r\n:2\r\n"
+		     "*3\r\n$10\r\npsubscribe\r\n$3\r\n*z*\r\n:3\r\n"
+		     "*3\r\n$10\r\npsubscribe\r\n$15\r\na[^x]?n[e-c]o\\n\r\n:4\r\n");
+	/* The same transition twice (a ranker redoing its tail): one push. */
+	expect_reply(fd, "EVENT ts1 u1 cart_add note-abandon seq 7\r\nEVENT ts1 u1 cart_add note-abandon seq 7\r\n"
+			 "EVENT ts1 u1 cart_add note-abandon seq 8\r\n",
+		     ":1\r\n:1\r\n:1\r\n");
+	got = read_until_has(sub, "abandon/1/8/ts1\",\"version\":1}");
+	assert_non_null(strstr(got, "*3\r\n$7\r\nmessage\r\n$7\r\nabandon\r\n$"));
+	assert_non_null(strstr(got, "*4\r\n$8\r\npmessage\r\n$3\r\nab*\r\n$7\r\nabandon\r\n$"));
+	assert_non_null(strstr(got, "\"segment\":\"abandon\",\"event\":\"enter\",\"session\":\"ts1\",\"user\":\"u1\","
+				    "\"ts\":1700000000000,\"reason\":\"test\",\"key\":\"abandon/1/7/ts1\""));
+	/* Globs as Redis's stringmatch: a[^x]?n[e-c]o\n matches, *z* does not. */
+	assert_non_null(strstr(got, "*4\r\n$8\r\npmessage\r\n$15\r\na[^x]?n[e-c]o\\n\r\n$7\r\nabandon\r\n$"));
+	assert_null(strstr(got, "*z*\r\n$7"));
+	/* seq 7: on the channel and on two patterns, never a fourth time */
+	assert_null(strstr(strstr(strstr(strstr(got, "abandon/1/7/") + 1, "abandon/1/7/") + 1, "abandon/1/7/") + 1,
+			   "abandon/1/7/"));
+	id = strstr(got, "{\"id\":\"");
+	assert_non_null(id);
+	lsn = strtoull(id + 7, NULL, 10);
+	assert_true(lsn > 0);
+	free(got);
+	/* TRIGGERS: both, in order; after the first's id only the second. */
+	exchange_until(fd, "TRIGGERS 0 SEGMENT abandon\r\n", 28, SIZE_MAX, "abandon/1/8/ts1\",\"version\":1}\r\n",
+		       &got);
+	assert_non_null(strstr(got, "*2\r\n"));
+	assert_non_null(strstr(got, "abandon/1/7/ts1"));
+	assert_true(strstr(got, "abandon/1/7/ts1") < strstr(got, "abandon/1/8/ts1"));
+	free(got);
+	snprintf(cmd, sizeof(cmd), "TRIGGERS %llu COUNT 5 SEGMENT abandon\r\n", (unsigned long long)lsn);
+	exchange_until(fd, cmd, strlen(cmd), SIZE_MAX, "}\r\n", &got);
+	assert_null(strstr(got, "abandon/1/7/ts1"));
+	assert_non_null(strstr(got, "*1\r\n"));
+	free(got);
+	expect_reply(fd, "TRIGGERS 0 SEGMENT nosuch\r\n", "*0\r\n");
+	expect_reply(fd, "TRIGGERS x\r\n", "-ERR TRIGGERS wants: cursor [COUNT n] [SEGMENT name...] (cursor: the last "
+					   "id seen, 0 for the start of retention)\r\n");
+	expect_reply(fd, "TRIGGERS 0 COUNT 0\r\n", "-ERR TRIGGERS COUNT wants an integer from 1 to 1000\r\n");
+	close(sub);
+	close(fd);
+}
+
+/* A reply behind a note leaves only once the note is durable: by then
+ * the transition is in TRIGGERS, asked on another connection. */
+static void test_ingest_reply_after_note_waits_for_it(void **state)
+{
+	int fd = cli_connect(), other = cli_connect();
+	char *got;
+
+	(void)state;
+	expect_reply(fd, "SEGMENTS note-h1 u2\r\n", "+SEGMENTS note-h1 u2\r\n");
+	exchange_until(other, "TRIGGERS 0 COUNT 1000 SEGMENT held\r\n", 36, SIZE_MAX, "}\r\n", &got);
+	assert_non_null(strstr(got, "\"key\":\"held/1/1/note-h1\""));
+	free(got);
+	close(fd);
+	close(other);
+}
+
+static void test_ingest_segpreview_merges_every_shard(void **state)
+{
+	int fd = cli_connect();
+
+	(void)state;
+	/* In request order with the rest; sums of both shards, their samples. */
+	expect_reply(fd, "PING\r\nSEGPREVIEW did(x,1h)\r\nPING\r\n",
+		     "+PONG\r\n*4\r\n:3\r\n:2\r\n:1\r\n*2\r\n$7\r\nsess0 u\r\n$7\r\nsess1 u\r\n+PONG\r\n");
+	expect_reply(fd, "SEGPREVIEW bad(\r\n", "-ERR rule: at 4: expected '('\r\n");
+	expect_reply(fd, "SEGPREVIEW\r\n", "-ERR SEGPREVIEW wants: rule\r\n");
+	close(fd);
+}
+
+/* INFO segments' field name (an integer). */
+static uint64_t info_field(int fd, const char *name)
+{
+	char *got, *p;
+	uint64_t v;
+
+	exchange_until(fd, "INFO segments\r\n", 15, SIZE_MAX, "pubsub_limit_soft_seconds:1\r\n\r\n", &got);
+	p = strstr(got, name);
+	assert_non_null(p);
+	v = strtoull(p + strlen(name) + 1, NULL, 10);
+	free(got);
+	return v;
+}
+
+/* A subscriber that never reads is disconnected at the limit (64 KiB
+ * hard here); every other client goes on. */
+static void test_ingest_slow_subscriber_disconnected(void **state)
+{
+	int sub = cli_connect(), fd = cli_connect();
+	struct wf_buf b = { 0 };
+	char *got;
+	int round;
+
+	(void)state;
+	expect_reply(sub, "SUBSCRIBE flood\r\n", "*3\r\n$9\r\nsubscribe\r\n$5\r\nflood\r\n:1\r\n");
+	for (round = 0; round < 200 && info_field(fd, "pubsub_limit_disconnects") == 0; round++) {
+		b.len = 0;
+		for (int i = 0; i < 200; i++)
+			wf_buf_printf(&b, "EVENT fl%d u cart_add note-flood seq %d\r\n", round, i);
+		exchange(fd, b.data, b.len, 200 * 4, &got);
+		free(got);
+	}
+	assert_true(round < 200);
+	expect_reply(fd, "PING\r\n", "+PONG\r\n");
+	/* What it held is gone with it: it reads to the end, not forever. */
+	exchange(sub, "", 0, SIZE_MAX, &got);
+	free(got);
+	wf_buf_fini(&b);
+	close(sub);
+	close(fd);
+}
+
+/* Send cmd (a TRIGGERS); its whole reply: an error line, "*0", or an
+ * array of JSON payloads (each ends with "}\r\n"). */
+static char *triggers_reply(int fd, const char *cmd)
+{
+	char *got, *more;
+	size_t n = exchange_until(fd, cmd, strlen(cmd), SIZE_MAX, "\r\n", &got);
+	long items = got[0] == '*' ? strtol(got + 1, NULL, 10) : 0;
+
+	for (;;) {
+		long ends = 0;
+		for (char *p = got; (p = strstr(p, "}\r\n")); p++)
+			ends++;
+		if (ends >= items)
+			return got;
+		exchange_until(fd, "", 0, SIZE_MAX, "\r\n", &more);
+		got = realloc(got, n + strlen(more) + 1);
+		assert_non_null(got);
+		memcpy(got + n, more, strlen(more) + 1);
+		n += strlen(more);
+		free(more);
+	}
+}
+
+/* TRIGGERS pages through more transitions than the recent buffer holds
+ * (--triggers-recent 1024 here): the oldest from the journal, the rest
+ * from memory, each once, in id order. */
+static void test_ingest_triggers_pages_journal_then_memory(void **state)
+{
+	enum { N = 3000, BATCH = 500 };
+	int fd = cli_connect();
+	struct wf_buf b = { 0 };
+	char *got, cmd[128];
+	uint64_t cursor = 0, last = 0, seen = 0;
+
+	(void)state;
+	for (int i = 0; i < N; i += BATCH) {
+		b.len = 0;
+		for (int k = i; k < i + BATCH; k++)
+			wf_buf_printf(&b, "EVENT bulk u cart_add note-bulk seq %d\r\n", k);
+		exchange(fd, b.data, b.len, BATCH * 4, &got);
+		free(got);
+	}
+	/* The last one is published once durable: wait for it. */
+	for (int i = 0; i < IO_TIMEOUT_MS / 10; i++) {
+		snprintf(cmd, sizeof(cmd), "TRIGGERS 0 COUNT 1 SEGMENT nosuch\r\n");
+		expect_reply(fd, cmd, "*0\r\n");
+		exchange_until(fd, "INFO segments\r\n", 15, SIZE_MAX, "pubsub_limit_soft_seconds:1\r\n\r\n", &got);
+		int done = strstr(got, "notes_held:0\r\n") != NULL;
+		free(got);
+		if (done)
+			break;
+		usleep(10000);
+	}
+	while (seen < N) {
+		size_t n;
+		char *p;
+
+		snprintf(cmd, sizeof(cmd), "TRIGGERS %llu COUNT 1000 SEGMENT bulk\r\n", (unsigned long long)cursor);
+		got = triggers_reply(fd, cmd);
+		n = strlen(got);
+		if (got[0] == '-') { /* 4 MiB read without one: go on where it says */
+			assert_non_null(strstr(got, "go on with TRIGGERS "));
+			cursor = strtoull(strstr(got, "go on with TRIGGERS ") + 20, NULL, 10);
+			free(got);
+			continue;
+		}
+		assert_true(n > 0 && got[0] == '*');
+		if (strtol(got + 1, NULL, 10) == 0) {
+			free(got);
+			break;
+		}
+		for (p = got; (p = strstr(p, "{\"id\":\"")); p++) {
+			uint64_t id = strtoull(p + 7, NULL, 10);
+			char want[64];
+			assert_true(id > last);
+			last = id;
+			snprintf(want, sizeof(want), "\"key\":\"bulk/1/%llu/bulk\"", (unsigned long long)seen);
+			assert_non_null(strstr(p, want));
+			seen++;
+		}
+		cursor = last;
+		free(got);
+	}
+	assert_int_equal(seen, N);
+	wf_buf_fini(&b);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -908,6 +1233,12 @@ int main(void)
 		cmocka_unit_test_setup(test_ingest_doorbell_name_taken_does_not_matter, fresh),
 		cmocka_unit_test_setup(test_ingest_quiet_answers_only_for_sessions_without_state, fresh),
 		cmocka_unit_test_setup(test_ingest_front_filters_by_live_stock_and_snapshot, fresh),
+		cmocka_unit_test_setup(test_ingest_pubsub_answers_as_redis, fresh),
+		cmocka_unit_test_setup(test_ingest_transition_pushed_once_and_replayed, fresh),
+		cmocka_unit_test_setup(test_ingest_reply_after_note_waits_for_it, fresh),
+		cmocka_unit_test_setup(test_ingest_segpreview_merges_every_shard, fresh),
+		cmocka_unit_test_setup(test_ingest_slow_subscriber_disconnected, fresh),
+		cmocka_unit_test_setup(test_ingest_triggers_pages_journal_then_memory, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -54,6 +54,10 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 	return 0;
 }
 
+void ingest_pubsub_drop(struct ingest_ctx *ctx, struct ingest_conn *c)
+{
+}
+
 /* ---- fixture ---- */
 
 static struct {

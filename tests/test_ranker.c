@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/exp.h"
 #include "lib/journal.h"
 #include "lib/proto.h"
 #include "lib/util.h"
@@ -67,6 +68,9 @@ struct fx {
 	} notes[512];
 	uint32_t nnotes;
 	struct wf_journal *j;
+	/* the last exposure note before the last reply (issue 17) */
+	uint32_t exp_n, exp_kind, exp_argc;
+	char exp_note[64][160];
 };
 
 static struct fx F;
@@ -185,6 +189,17 @@ static void take_note(const void *p, uint32_t len)
 	uint64_t lsn;
 
 	assert_int_equal(wf_msg_note_decode(p, len, &v), 0);
+	if (v.hdr.jkind == WF_JREC_EXPOSURE) {
+		/* An exposure comes before the reply it belongs to: the last
+		 * one kept in F.exp_note, counted in F.exp_n (issue 17). */
+		F.exp_kind = v.hdr.jkind;
+		F.exp_argc = v.argc;
+		for (uint32_t i = 0; i < v.argc; i++)
+			copy_arg(F.exp_note[i], sizeof(F.exp_note[i]), &v.argv[i]);
+		F.exp_n++;
+		wf_ring_cons_release(&F.rep);
+		return;
+	}
 	assert_int_equal(v.hdr.jkind, WF_JREC_SEGMENT);
 	assert_int_equal(v.argc, 7);
 	assert_true(F.nnotes < sizeof(F.notes) / sizeof(F.notes[0]));
@@ -226,6 +241,7 @@ static void call(int cmd, const char *const *argv, uint32_t argc)
 	wf_ring_prod_commit(&F.req);
 	if (wf_wait_needs_wake(&sc()->ranker_wait))
 		wf_wake_futex(&sc()->ranker_wait);
+	F.exp_n = 0;
 	for (int i = 0; i < 4000000; i++) {
 		if ((p = wf_ring_pop(&F.rep, &len, &kind)) && kind == WF_MSG_NOTE) {
 			take_note(p, len); /* a segment transition, ahead of replies */
@@ -1476,6 +1492,154 @@ static void test_ranker_spill_store_within_its_disk_budget(void **state)
 	assert_string_equal(flatten()->t[0], "*3");
 }
 
+/* ---- experiments (issue 17): the arm's policy served, the exposure
+ * note before its reply, nothing for units outside or pages not in it. */
+
+static void set_experiments(const char *conf)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/experiments.conf", F.dir);
+	assert_int_equal(wf_write_file_atomic(path, conf, strlen(conf)), 0);
+	/* R13, as weft-admin: pairs with A13 in the ranker (rankers/exps.c). */
+	atomic_fetch_add_explicit(&F.shm->ctl->experiments_gen, 1, memory_order_release);
+}
+
+/* The note F holds is an exposure of exp/arm/unit for session, user and
+ * page, listing the items of the reply in their positions. */
+static void assert_exposure(const char *exp, const char *arm, const char *unit, const char *sid, const char *user,
+			    const char *page)
+{
+	char it[64][16], req[32];
+	int n = items_of(it, 64);
+
+	assert_int_equal(F.exp_n, 1);
+	assert_int_equal(F.exp_kind, WF_JREC_EXPOSURE);
+	assert_string_equal(F.exp_note[0], exp);
+	assert_string_equal(F.exp_note[1], arm);
+	assert_string_equal(F.exp_note[2], unit);
+	assert_string_equal(F.exp_note[3], sid);
+	assert_string_equal(F.exp_note[4], user);
+	assert_string_equal(F.exp_note[5], page);
+	snprintf(req, sizeof(req), "%llu", (unsigned long long)F.next_id);
+	assert_string_equal(F.exp_note[6], req);
+	assert_int_equal(F.exp_argc, 7 + (uint32_t)n);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(F.exp_note[7 + i], it[i]);
+}
+
+static void test_ranker_experiment_batch_arm_exposed_before_reply(void **state)
+{
+	char it[64][16], quiet[64][16];
+	int n, nq;
+
+	set_experiments("");
+	EVENT("xs", "alice", "pdp", "i35");
+	EVENT("xs", "alice", "cart_add", "i00");
+	CALL(WF_CMD_RECS, "xs", "alice", "8");
+	assert_int_equal(F.exp_n, 0);
+	assert_false(has(it, items_of(it, 64), "i00")); /* live: the cart took it */
+	set_experiments("[experiment e1]\nstate = running\nunit = user\nsalt = 00000000000000aa\npages = home\n"
+			"arm = b=100:batch\n");
+	CALL(WF_CMD_RECS, "xs", "alice", "8");
+	assert_exposure("e1", "b", "u:alice", "xs", "alice", "home");
+	n = items_of(it, 64);
+	assert_string_equal(it[0], "i00"); /* batch: the session does not count */
+	CALL(WF_CMD_RECS, "quiet-x", "alice", "8");
+	assert_exposure("e1", "b", "u:alice", "quiet-x", "alice", "home");
+	nq = items_of(quiet, 64);
+	assert_int_equal(n, nq);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(it[i], quiet[i]);
+	/* the unit is the user the session logged in as */
+	CALL(WF_CMD_RECS, "xs", "-", "8");
+	assert_exposure("e1", "b", "u:alice", "xs", "-", "home");
+	/* a page the experiment is not on: live, not exposed */
+	CALL(WF_CMD_RECS, "xs", "alice", "8", "PAGE", "pdp");
+	assert_int_equal(F.exp_n, 0);
+	assert_false(has(it, items_of(it, 64), "i00"));
+	/* stopped: served as before, not exposed */
+	set_experiments("[experiment e1]\nstate = stopped\nunit = user\nsalt = 00000000000000aa\npages = home\n"
+			"arm = b=100:batch\n");
+	CALL(WF_CMD_RECS, "xs", "alice", "8");
+	assert_int_equal(F.exp_n, 0);
+	assert_false(has(it, items_of(it, 64), "i00"));
+}
+
+static void test_ranker_experiment_outside_share_not_exposed_rerank_exposed(void **state)
+{
+	static const char conf[] = "[experiment e2]\nstate = running\nunit = session\nsalt = 0000000000000bbb\n"
+				   "arm = w=50:weights:1,0\n";
+	struct wf_exp_set set;
+	char err[200], in[32] = "", out[32] = "", unit[64];
+
+	assert_int_equal(wf_exp_conf_parse(conf, sizeof(conf) - 1, &set, err, sizeof(err)), 0);
+	for (int i = 0; i < 100 && (!in[0] || !out[0]); i++) {
+		char sid[32];
+		size_t len = (size_t)snprintf(sid, sizeof(sid), "sess%d", i);
+		size_t ul = wf_exp_unit_of(&set.exps[0], sid, len, "alice", 5, unit);
+		snprintf(wf_exp_assign(&set.exps[0], unit, ul) < 0 ? out : in, 32, "%s", sid);
+	}
+	set_experiments(conf);
+	CALL(WF_CMD_RECS, out, "alice", "5");
+	assert_int_equal(F.exp_n, 0);
+	CALL(WF_CMD_RECS, in, "alice", "5");
+	snprintf(unit, sizeof(unit), "s:%s", in);
+	assert_exposure("e2", "w", unit, in, "alice", "home");
+	CALL(WF_CMD_RERANK, in, "alice", "i03", "i01", "i02");
+	assert_exposure("e2", "w", unit, in, "alice", "search");
+	CALL(WF_CMD_RERANK, out, "alice", "i03", "i01", "i02");
+	assert_int_equal(F.exp_n, 0);
+	set_experiments("");
+}
+
+static int stale_exposed(void)
+{
+	CALL(WF_CMD_RECS, "st", "alice", "5");
+	return F.exp_n == 1;
+}
+
+static int gen9_loaded(void)
+{
+	return atomic_load_explicit(&sc()->loaded_gen, memory_order_acquire) == 9;
+}
+
+static void test_ranker_experiment_stale_arm_serves_previous_generation(void **state)
+{
+	struct wf_snap_ref cur = { .gen = 8, .loaded_ms = 1 }, prev = { 0 };
+	char it[64][16], quiet[64][16];
+	int n;
+
+	set_experiments("[experiment e3]\nstate = running\nunit = user\nsalt = 0000000000000ccc\n"
+			"arm = st=100:stale\n");
+	/* only one generation: no previous one to serve, so served as everyone
+	 * else and not exposed */
+	snprintf(cur.path, sizeof(cur.path), "%s/g8.snap", F.dir);
+	assert_int_equal(tr_write_store(cur.path, 8), 0);
+	restart_with(&cur, &prev);
+	CALL(WF_CMD_RECS, "st", "alice", "5");
+	assert_int_equal(F.exp_n, 0);
+	/* a swap to 9 keeps 8's file for the stale arm */
+	prev = cur;
+	cur.gen = 9;
+	snprintf(cur.path, sizeof(cur.path), "%s/g9.snap", F.dir);
+	assert_int_equal(tr_write_store(cur.path, 9), 0);
+	wf_ctl_snap_set(F.shm->ctl, &cur, &prev);
+	assert_true(wait_for(gen9_loaded));
+	EVENT("st", "alice", "cart_add", "i00");
+	CALL(WF_CMD_RECS, "st", "alice", "5");
+	assert_exposure("e3", "st", "u:alice", "st", "alice", "home");
+	n = items_of(it, 64);
+	assert_string_equal(it[0], "i00"); /* no session rerank */
+	/* after a restart the loader opens generation 8's file */
+	restart_with(&cur, &prev);
+	assert_true(wait_for(stale_exposed));
+	assert_int_equal(items_of(quiet, 64), n);
+	for (int i = 0; i < n; i++)
+		assert_string_equal(it[i], quiet[i]);
+	set_experiments("");
+}
+
 static void test_ranker_exits_on_shutdown(void **state)
 {
 	int st = -1;
@@ -1519,6 +1683,9 @@ int main(void)
 		cmocka_unit_test(test_ranker_checkpoint_then_replay_after_its_lsn),
 		cmocka_unit_test(test_ranker_applies_what_a_killed_ingest_had_not_sent),
 		cmocka_unit_test(test_ranker_spill_store_within_its_disk_budget),
+		cmocka_unit_test(test_ranker_experiment_batch_arm_exposed_before_reply),
+		cmocka_unit_test(test_ranker_experiment_outside_share_not_exposed_rerank_exposed),
+		cmocka_unit_test(test_ranker_experiment_stale_arm_serves_previous_generation),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};
 	return cmocka_run_group_tests_name("ranker", tests, group_setup, group_teardown);

@@ -5,7 +5,9 @@
 # `weftctl up`, and with redis-cli as the store app: shows a returning
 # shopper's recommendations, sends live session events (browsing a new
 # category, adding to cart, a size selling out), shows the recommendations
-# again with the reasons, then shuts the appliance down cleanly.
+# again with the reasons, defines a cart-abandonment segment and shows its
+# push arriving on its own (and TRIGGERS), then shuts the appliance down
+# cleanly.
 set -euo pipefail
 BUILD=${1:?usage: demo.sh BUILD_DIR}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,7 +95,29 @@ bold "9. The session as recorded (HISTORY), and the appliance's state (weftctl s
 "${CLI[@]}" --no-raw HISTORY "$SESSION" | head -24 | sed 's/^/   /'
 "$BUILD/admin/weftctl" --dir "$RUN" status | sed 's/^/   /'
 
-bold "10. Stop (weftctl shutdown)"
+bold "10. A real-time segment: cart abandonment, pushed on its own"
+RULE='did(cart_add, 1h) and idle(3s) and not did(purchase, 1h)'
+echo "   weftctl segment define abandon '$RULE'"
+"$BUILD/admin/weftctl" --dir "$RUN" segment define abandon "$RULE" | sed 's/^/   /'
+"${CLI[@]}" SUBSCRIBE abandon > "$WORK/pushes.txt" &
+SUB=$!
+sleep 0.3
+CART="cart-$(date +%s)"
+T0=$(date +%s.%N)
+printf '   EVENT %s - cart_add %s -> %s   (then nothing more is sent)\n' "$CART" "${NEWITEMS[1]:-${NEWITEMS[0]}}" \
+	"$("${CLI[@]}" EVENT "$CART" - cart_add "${NEWITEMS[1]:-${NEWITEMS[0]}}")"
+for _ in $(seq 100); do
+	grep -q "\"session\":\"$CART\"" "$WORK/pushes.txt" && break
+	sleep 0.1
+done
+printf '   redis-cli SUBSCRIBE abandon received, %.1f s after the cart_add:\n' "$(echo "$(date +%s.%N) - $T0" | bc)"
+grep "\"session\":\"$CART\"" "$WORK/pushes.txt" | sed 's/^/     /'
+kill "$SUB" 2>/dev/null || true
+wait "$SUB" 2>/dev/null || true
+echo "   and a consumer that was down catches up with TRIGGERS 0 SEGMENT abandon:"
+"${CLI[@]}" TRIGGERS 0 SEGMENT abandon | sed 's/^/     /'
+
+bold "11. Stop (weftctl shutdown)"
 "$BUILD/admin/weftctl" --dir "$RUN" shutdown
 wait "$UP"
 trap - EXIT

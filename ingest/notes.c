@@ -1,0 +1,760 @@
+/*
+ * notes.c - weft-ingest's side of the rankers' notes (shm/msg.h
+ * WF_MSG_NOTE): records a ranker asks ingest to journal between its
+ * replies. A segment transition (WF_JREC_SEGMENT) is journaled once per
+ * key, published to subscribers once durable (pubsub.c) and kept for
+ * TRIGGERS; an exposure (WF_JREC_EXPOSURE) is only journaled. A reply that
+ * follows a note on the same ring leaves only once that note is durable
+ * (ingest_notes_hold(), through the EVENT acks' wait FIFO, commit.c).
+ * Linked into weft-ingest only.
+ *
+ * A transition's argv (rankers, contract of issue 16): key segment version
+ * enter|exit session user reason, key = "<segment>/<version>/<seq>/<session>".
+ * Its id is its journal LSN, a decimal string: ids grow with time and one
+ * is a TRIGGERS cursor.
+ *
+ * Exactly once: the keys of recent transitions (two generations of
+ * NOTES_SEEN_GEN keys; the journal's at start, ingest_notes_recover()) are
+ * looked up before a transition is journaled, so a ranker that re-emits
+ * one after a crash (its replay of the journal re-evaluates the same
+ * events: the same key) does not announce it twice.
+ *
+ * A failing journal (full disk; ingest/README.md "A failing journal"):
+ * notes not yet durable stay here, in order, with their bytes; those the
+ * failure dropped are appended again once the journal writes
+ * (ingest_notes_rejournal(), tried every second by loop.c and before an
+ * EVENT), so a transition is neither lost nor published twice (it is
+ * published only once durable, under the LSN it was made durable with). A
+ * reply held behind such a note is answered with an error instead. At
+ * NOTES_MAX notes or NOTES_BYTES_MAX bytes held, ingest stops reading the
+ * reply rings (the rankers wait) rather than drop one.
+ *
+ * What is not covered: a note ingest took but had not made durable when
+ * weft-ingest itself died is gone (the ranker does not send it again);
+ * the shopper's membership is right, the announcement is missing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+
+#define NOTES_MAX 65536u              /* notes held until durable */
+#define NOTES_BYTES_MAX (16u << 20)   /* and their bytes */
+#define NOTES_SEEN_GEN 65536u         /* transition keys a generation of the seen set holds */
+#define NOTES_RECENT_BYTES (32u << 20) /* bytes of the transitions kept for TRIGGERS (--triggers-recent: how many) */
+#define TRIGGERS_COUNT 100u           /* TRIGGERS COUNT default */
+#define TRIGGERS_COUNT_MAX 1000u
+#define TRIGGERS_READ_MAX (4u << 20)  /* journal bytes one TRIGGERS reads at most */
+#define TRIGGERS_CHUNK (1u << 20)     /* read at a time */
+#define NOTES_JPOS 16u                /* journal positions remembered for TRIGGERS */
+#define TRIGGERS_SEGMENTS_MAX 64u
+
+enum { A_KEY, A_SEGMENT, A_VERSION, A_EVENT, A_SESSION, A_USER, A_REASON, A_COUNT };
+
+/* A note held until durable: header, argc lengths, the bytes. */
+struct note {
+	uint64_t lsn;   /* 0: not in the journal (it failed); appended again */
+	uint64_t ts_ms;
+	uint16_t kind, shard;
+	uint32_t argc;
+	uint32_t gone; /* the journal refused it for good: dropped when its turn comes */
+	size_t bytes;
+	uint32_t argl[];
+};
+
+/* A durable transition, for TRIGGERS: the segment's name, then the JSON. */
+struct recent {
+	uint64_t lsn;
+	char *seg;  /* NUL-terminated; json follows it in the same block */
+	char *json;
+	uint32_t json_len;
+};
+
+struct seen_gen {
+	uint64_t *slot; /* 2 x NOTES_SEEN_GEN, 0 free */
+	uint32_t n;
+};
+
+/* Where a TRIGGERS journal read stopped: the record of next_lsn (or a
+ * later one) starts at off in segment seg (its first LSN). */
+struct ingest_jpos {
+	uint64_t next_lsn, seg, off;
+};
+
+struct ingest_notes {
+	struct note **q; /* FIFO of NOTES_MAX, LSN order */
+	uint64_t q_head, q_tail;
+	size_t q_bytes;
+	struct seen_gen seen[2]; /* [cur] takes inserts; both are looked up */
+	uint32_t cur;
+	struct recent *recent; /* ring of recent_cap (--triggers-recent), LSN order */
+	uint64_t recent_cap;
+	uint64_t r_head, r_tail;
+	size_t r_bytes;
+	uint64_t recent_from;  /* every transition from this LSN on is in recent */
+	uint64_t published;    /* the last transition published (or recovered) */
+	uint64_t journaled, duplicates, dropped, bad, retry_ns;
+	struct ingest_jpos jpos[NOTES_JPOS];
+	uint32_t jpos_next;
+};
+
+static struct note *note_at(struct ingest_notes *n, uint64_t i)
+{
+	return n->q[i % NOTES_MAX];
+}
+
+static char *note_arg(struct note *nt, uint32_t i)
+{
+	char *p = (char *)&nt->argl[nt->argc];
+
+	for (uint32_t k = 0; k < i; k++)
+		p += nt->argl[k];
+	return p;
+}
+
+/* ---- the seen set ---- */
+
+static uint64_t key_hash(const char *p, size_t len)
+{
+	return wf_hash64(p, len) | 1; /* 0 marks a free slot */
+}
+
+static int seen_has(const struct seen_gen *g, uint64_t h)
+{
+	uint32_t mask = 2 * NOTES_SEEN_GEN - 1;
+
+	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+		if (g->slot[i] == h)
+			return 1;
+		if (!g->slot[i])
+			return 0;
+	}
+}
+
+/* 1 if the key was seen, else 0 and now it is. */
+static int seen_check_add(struct ingest_notes *n, const char *p, size_t len)
+{
+	uint64_t h = key_hash(p, len);
+	uint32_t mask = 2 * NOTES_SEEN_GEN - 1, i;
+	struct seen_gen *g;
+
+	if (seen_has(&n->seen[0], h) || seen_has(&n->seen[1], h))
+		return 1;
+	g = &n->seen[n->cur];
+	if (g->n == NOTES_SEEN_GEN) {
+		/* Full: the older generation is forgotten, its table reused. */
+		n->cur ^= 1;
+		g = &n->seen[n->cur];
+		memset(g->slot, 0, 2 * NOTES_SEEN_GEN * sizeof(*g->slot));
+		g->n = 0;
+	}
+	for (i = (uint32_t)h & mask; g->slot[i]; i = (i + 1) & mask)
+		;
+	g->slot[i] = h;
+	g->n++;
+	return 0;
+}
+
+/* ---- the payload ---- */
+
+/* A JSON string of bytes that may not be UTF-8 (ids are printable bytes). */
+static json_t *jstr(const char *p, size_t len)
+{
+	char esc[4 * WF_ID_MAX + 8];
+	json_t *s = json_stringn(p, len);
+
+	if (s)
+		return s;
+	wf_escape(esc, sizeof(esc), p, len);
+	return json_string(esc);
+}
+
+/* The payload of a transition (argv as the contract says), malloc'd,
+ * NUL-terminated: {"id","segment","event","session","user","ts","reason",
+ * "key","version"}. NULL: out of memory. */
+static char *transition_json(uint64_t lsn, uint64_t ts_ms, const char *const *argv, const uint32_t *argl)
+{
+	char id[24];
+	json_t *o = json_object();
+	int64_t ver = 0;
+	char *s;
+
+	if (!o)
+		return NULL;
+	snprintf(id, sizeof(id), "%llu", (unsigned long long)lsn);
+	(void)wf_parse_i64(argv[A_VERSION], argl[A_VERSION], &ver);
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "segment", jstr(argv[A_SEGMENT], argl[A_SEGMENT]));
+	json_object_set_new(o, "event", jstr(argv[A_EVENT], argl[A_EVENT]));
+	json_object_set_new(o, "session", jstr(argv[A_SESSION], argl[A_SESSION]));
+	json_object_set_new(o, "user", jstr(argv[A_USER], argl[A_USER]));
+	json_object_set_new(o, "ts", json_integer((json_int_t)ts_ms));
+	json_object_set_new(o, "reason", jstr(argv[A_REASON], argl[A_REASON]));
+	json_object_set_new(o, "key", jstr(argv[A_KEY], argl[A_KEY]));
+	json_object_set_new(o, "version", json_integer((json_int_t)ver));
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+/* Keep a durable transition for TRIGGERS (the oldest goes when full). */
+static const struct recent *recent_add(struct ingest_notes *n, uint64_t lsn, const char *seg, size_t seglen,
+				       const char *json)
+{
+	size_t jl = strlen(json);
+	char *b = malloc(seglen + 1 + jl + 1);
+	struct recent *e;
+
+	if (!b)
+		return NULL;
+	while (n->r_tail - n->r_head == n->recent_cap ||
+	       (n->r_tail > n->r_head && n->r_bytes + seglen + jl + 2 > NOTES_RECENT_BYTES)) {
+		e = &n->recent[n->r_head++ % n->recent_cap];
+		n->recent_from = e->lsn + 1;
+		n->r_bytes -= strlen(e->seg) + e->json_len + 2;
+		free(e->seg);
+	}
+	n->r_bytes += seglen + jl + 2;
+	memcpy(b, seg, seglen);
+	b[seglen] = '\0';
+	memcpy(b + seglen + 1, json, jl + 1);
+	e = &n->recent[n->r_tail++ % n->recent_cap];
+	*e = (struct recent){ .lsn = lsn, .seg = b, .json = b + seglen + 1, .json_len = (uint32_t)jl };
+	return e;
+}
+
+/* A durable transition: kept, then pushed to its subscribers. */
+static void transition_durable(struct ingest_ctx *ctx, uint64_t lsn, uint64_t ts_ms, const char *const *argv,
+			       const uint32_t *argl, int publish)
+{
+	struct ingest_notes *n = ctx->notes;
+	char *json = transition_json(lsn, ts_ms, argv, argl);
+	const struct recent *e;
+
+	n->published = WF_MAX(n->published, lsn);
+	if (!json) {
+		n->dropped++;
+		return;
+	}
+	e = recent_add(n, lsn, argv[A_SEGMENT], argl[A_SEGMENT], json);
+	if (!e)
+		n->dropped++;
+	if (publish)
+		ingest_pubsub_publish(ctx, argv[A_SEGMENT], argl[A_SEGMENT], json, strlen(json));
+	free(json);
+}
+
+/* ---- set-up ---- */
+
+int ingest_notes_init(struct ingest_ctx *ctx)
+{
+	struct ingest_notes *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	ctx->notes = n;
+	ctx->note_view = malloc(sizeof(*ctx->note_view));
+	n->q = calloc(NOTES_MAX, sizeof(*n->q));
+	n->recent_cap = ctx->triggers_recent;
+	n->recent = calloc(n->recent_cap, sizeof(*n->recent));
+	for (int g = 0; g < 2; g++)
+		n->seen[g].slot = calloc(2 * NOTES_SEEN_GEN, sizeof(uint64_t));
+	if (!ctx->note_view || !n->q || !n->recent || !n->seen[0].slot || !n->seen[1].slot)
+		return -ENOMEM;
+	return 0;
+}
+
+void ingest_notes_fini(struct ingest_ctx *ctx)
+{
+	struct ingest_notes *n = ctx->notes;
+
+	free(ctx->note_view);
+	ctx->note_view = NULL;
+	if (!n)
+		return;
+	for (uint64_t i = n->q_head; n->q && i < n->q_tail; i++)
+		free(note_at(n, i));
+	for (uint64_t i = n->r_head; n->recent && i < n->r_tail; i++)
+		free(n->recent[i % n->recent_cap].seg);
+	free(n->q);
+	free(n->recent);
+	free(n->seen[0].slot);
+	free(n->seen[1].slot);
+	free(n);
+	ctx->notes = NULL;
+}
+
+void ingest_notes_recover(struct ingest_ctx *ctx, const struct wf_journal_rec *rec)
+{
+	if (rec->kind != WF_JREC_SEGMENT || rec->argc != A_COUNT)
+		return;
+	seen_check_add(ctx->notes, rec->argv[A_KEY], rec->argl[A_KEY]);
+	transition_durable(ctx, rec->lsn, rec->ts_ms, rec->argv, rec->argl, 0);
+}
+
+/* ---- notes in ---- */
+
+int ingest_notes_full(const struct ingest_ctx *ctx)
+{
+	const struct ingest_notes *n = ctx->notes;
+
+	return n->q_tail - n->q_head >= NOTES_MAX || n->q_bytes >= NOTES_BYTES_MAX;
+}
+
+int ingest_notes_waiting(const struct ingest_ctx *ctx)
+{
+	return ctx->gc.failed && ctx->notes->q_head != ctx->notes->q_tail;
+}
+
+/* Append nt to the journal; while it failed, nt waits for
+ * ingest_notes_rejournal() (lsn 0). 0, or -errno: the journal refuses
+ * this record for good (too large, out of memory): the caller drops it. */
+static int note_append(struct ingest_ctx *ctx, struct ingest_shard *sh, struct note *nt)
+{
+	const char *argv[WF_MSG_NOTE_MAX_ARGS];
+	uint64_t lsn;
+	int e;
+
+	nt->lsn = 0;
+	if (ctx->gc.failed) {
+		sh->note_lsn = UINT64_MAX; /* a reply after it: an error until it is in again */
+		return 0;
+	}
+	for (uint32_t i = 0; i < nt->argc; i++)
+		argv[i] = note_arg(nt, i);
+	e = wf_journal_append_kind(ctx->journal, nt->kind, nt->ts_ms, nt->shard, nt->argc, argv, nt->argl, &lsn);
+	if (e < 0) {
+		ctx->notes->dropped++;
+		return e;
+	}
+	nt->lsn = lsn;
+	ctx->notes->journaled++;
+	if (!ctx->gc.pending_n++)
+		ctx->gc.pending_ns = wf_now_ns();
+	/* relaxed: single writer; STATS shows it */
+	atomic_store_explicit(&ctx->shm->ctl->next_lsn, wf_journal_next_lsn(ctx->journal), memory_order_relaxed);
+	sh->note_lsn = lsn; /* a reply after it on this ring waits for it */
+	return 0;
+}
+
+int ingest_note(struct ingest_ctx *ctx, uint32_t shard, const struct wf_msg_note_view *v)
+{
+	struct ingest_notes *n = ctx->notes;
+	size_t bytes = 0;
+	struct note *nt;
+	char *p;
+
+	if (v->hdr.jkind == WF_JREC_EVENT || v->hdr.jkind >= WF_JREC_KINDS) {
+		n->bad++; /* an EVENT comes from clients only */
+		return 0;
+	}
+	if (v->hdr.jkind == WF_JREC_SEGMENT) {
+		if (v->argc != A_COUNT || !v->argv[A_SEGMENT].len) {
+			n->bad++;
+			return 0;
+		}
+		if (seen_check_add(n, v->argv[A_KEY].p, v->argv[A_KEY].len)) {
+			n->duplicates++; /* announced before (a ranker redoing its tail) */
+			return 0;
+		}
+	}
+	for (uint32_t i = 0; i < v->argc; i++)
+		bytes += v->argv[i].len;
+	nt = malloc(sizeof(*nt) + v->argc * sizeof(uint32_t) + bytes);
+	if (!nt) {
+		n->dropped++;
+		return -ENOMEM;
+	}
+	*nt = (struct note){ .ts_ms = v->hdr.ts_ms, .kind = v->hdr.jkind, .shard = (uint16_t)shard, .argc = v->argc,
+			     .bytes = bytes };
+	p = (char *)&nt->argl[nt->argc];
+	for (uint32_t i = 0; i < v->argc; i++) {
+		nt->argl[i] = v->argv[i].len;
+		memcpy(p, v->argv[i].p, v->argv[i].len);
+		p += v->argv[i].len;
+	}
+	if (note_append(ctx, &ctx->shards[shard], nt) < 0) {
+		free(nt);
+		return 0;
+	}
+	n->q[n->q_tail++ % NOTES_MAX] = nt;
+	n->q_bytes += bytes;
+	return 0;
+}
+
+void ingest_notes_durable(struct ingest_ctx *ctx, uint64_t durable)
+{
+	struct ingest_notes *n = ctx->notes;
+
+	while (n->q_head < n->q_tail) {
+		struct note *nt = note_at(n, n->q_head);
+		const char *argv[WF_MSG_NOTE_MAX_ARGS];
+
+		if (!nt->gone && (!nt->lsn || nt->lsn > durable))
+			break;
+		n->q_head++;
+		n->q_bytes -= nt->bytes;
+		if (nt->kind == WF_JREC_SEGMENT && !nt->gone) {
+			for (uint32_t i = 0; i < nt->argc; i++)
+				argv[i] = note_arg(nt, i);
+			transition_durable(ctx, nt->lsn, nt->ts_ms, argv, nt->argl, 1);
+		}
+		free(nt);
+	}
+}
+
+void ingest_notes_rejournal(struct ingest_ctx *ctx)
+{
+	struct ingest_notes *n = ctx->notes;
+
+	/* Those made durable before the failure go out; the rest, in order,
+	 * into the journal again. */
+	ingest_notes_durable(ctx, wf_journal_durable_lsn(ctx->journal));
+	for (uint64_t i = n->q_head; i < n->q_tail; i++) {
+		struct note *nt = note_at(n, i);
+		if (note_append(ctx, &ctx->shards[nt->shard], nt) < 0)
+			nt->gone = 1; /* refused for good: leaves unpublished */
+	}
+}
+
+/* ---- the reply hold ---- */
+
+int ingest_notes_hold(struct ingest_ctx *ctx, uint64_t note_lsn, struct ingest_conn *c, uint64_t slot)
+{
+	static const char m[] = "-ERR the journal cannot write (disk full or failing): a segment change behind this "
+				"answer is not stored yet, retry later\r\n";
+	struct ingest_slot *sl = &c->slots[slot % c->cap];
+
+	if (note_lsn <= wf_journal_durable_lsn(ctx->journal))
+		return 0;
+	if (ctx->gc.failed || note_lsn == UINT64_MAX) {
+		ingest_slot_answer(ctx, c, slot, m, sizeof(m) - 1);
+		return 1;
+	}
+	sl->wait_lsn = note_lsn;
+	sl->note_held = 1;
+	if (ingest_journal_wait(ctx, c, note_lsn) < 0) {
+		/* Nothing would wake it: an error now, never stuck. */
+		sl->wait_lsn = 0;
+		sl->note_held = 0;
+		ingest_slot_answer(ctx, c, slot, "-ERR out of memory\r\n", 20);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- TRIGGERS ---- */
+
+struct trig_args {
+	uint64_t cursor;
+	uint32_t count, nseg;
+	const struct wf_resp_arg *seg[TRIGGERS_SEGMENTS_MAX];
+};
+
+static int trig_wanted(const struct trig_args *t, const char *seg, size_t len)
+{
+	if (!t->nseg)
+		return 1;
+	for (uint32_t i = 0; i < t->nseg; i++)
+		if (t->seg[i]->len == len && memcmp(t->seg[i]->p, seg, len) == 0)
+			return 1;
+	return 0;
+}
+
+/* Parse TRIGGERS's arguments: 0, or -EINVAL with the error in msg. */
+static int trig_parse(const struct wf_resp_req *r, struct trig_args *t, char *msg, size_t n)
+{
+	int64_t v;
+
+	*t = (struct trig_args){ .count = TRIGGERS_COUNT };
+	if (r->argc < 2 || wf_parse_i64(r->argv[1].p, r->argv[1].len, &v) < 0 || v < 0) {
+		snprintf(msg, n, "TRIGGERS wants: cursor [COUNT n] [SEGMENT name...] (cursor: the last id seen, 0 "
+				 "for the start of retention)");
+		return -EINVAL;
+	}
+	t->cursor = (uint64_t)v;
+	for (uint32_t i = 2; i < r->argc; i++) {
+		if (wf_resp_arg_is(&r->argv[i], "COUNT") && i + 1 < r->argc) {
+			if (wf_parse_i64(r->argv[i + 1].p, r->argv[i + 1].len, &v) < 0 || v < 1 ||
+			    v > TRIGGERS_COUNT_MAX) {
+				snprintf(msg, n, "TRIGGERS COUNT wants an integer from 1 to %u", TRIGGERS_COUNT_MAX);
+				return -EINVAL;
+			}
+			t->count = (uint32_t)v;
+			i++;
+		} else if (wf_resp_arg_is(&r->argv[i], "SEGMENT") && i + 1 < r->argc) {
+			for (i++; i < r->argc; i++) {
+				if (t->nseg == TRIGGERS_SEGMENTS_MAX) {
+					snprintf(msg, n, "TRIGGERS takes at most %u segments", TRIGGERS_SEGMENTS_MAX);
+					return -EINVAL;
+				}
+				t->seg[t->nseg++] = &r->argv[i];
+			}
+		} else {
+			snprintf(msg, n, "TRIGGERS wants: cursor [COUNT n] [SEGMENT name...] (SEGMENT comes last)");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* From the recent transitions: those after t->cursor (the caller checked
+ * the buffer holds every one). */
+static uint32_t trig_recent(struct ingest_notes *n, const struct trig_args *t, struct wf_buf *items)
+{
+	uint64_t lo = n->r_head, hi = n->r_tail;
+	uint32_t got = 0;
+
+	while (lo < hi) { /* the first with lsn > cursor */
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (n->recent[mid % n->recent_cap].lsn <= t->cursor)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (uint64_t i = lo; i < n->r_tail && got < t->count; i++) {
+		const struct recent *e = &n->recent[i % n->recent_cap];
+		if (!trig_wanted(t, e->seg, strlen(e->seg)))
+			continue;
+		wf_resp_w_bulk(items, e->json, e->json_len);
+		got++;
+	}
+	return got;
+}
+
+/*
+ * From the journal (a cursor older than the recent buffer), reading the
+ * segment files itself, a chunk at a time, at most TRIGGERS_READ_MAX bytes
+ * a call: a TRIGGERS never stalls the loop for long. Where a call stopped
+ * is remembered (a few positions: LSN -> segment, offset), so a consumer
+ * paging on from its last id, or from the cursor an error named, goes on
+ * from there; any other cursor starts at the beginning of its segment.
+ * Files: lib/journal.h's (DIR/<first LSN, 16 hex>.wfj, a 32-byte header,
+ * records wf_journal_decode() reads).
+ */
+#define JSEG_HDR 32u
+
+/* The segments' first LSNs, sorted, into *ret (malloc'd). Count or -errno. */
+static int jsegs(const char *dir, uint64_t **ret)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t *v = NULL, x;
+	size_t n = 0, cap = 0;
+	char tail[8];
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		if (strlen(de->d_name) != 20 || sscanf(de->d_name, "%16" SCNx64 "%7s", &x, tail) != 2 ||
+		    strcmp(tail, ".wfj") != 0)
+			continue;
+		if (n == cap) {
+			uint64_t *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[n++] = x;
+	}
+	closedir(d);
+	for (size_t a = 1; a < n; a++) /* few: insertion sort */
+		for (size_t b = a; b > 0 && v[b - 1] > v[b]; b--) {
+			x = v[b];
+			v[b] = v[b - 1];
+			v[b - 1] = x;
+		}
+	*ret = v;
+	return (int)n;
+}
+
+/* Where a scan starts for LSN want: a remembered position, else the
+ * segment holding it (its header's end). */
+static void jstart(struct ingest_notes *n, const uint64_t *segs, int nsegs, uint64_t want, uint64_t *seg,
+		   uint64_t *off)
+{
+	for (uint32_t i = 0; i < NOTES_JPOS; i++)
+		if (n->jpos[i].next_lsn == want && n->jpos[i].next_lsn) {
+			*seg = n->jpos[i].seg;
+			*off = n->jpos[i].off;
+			return;
+		}
+	*seg = segs[0];
+	for (int i = 0; i < nsegs && segs[i] <= want; i++)
+		*seg = segs[i];
+	*off = JSEG_HDR;
+}
+
+struct jscan {
+	const struct trig_args *t;
+	struct wf_buf *items;
+	uint32_t got;
+	uint64_t last;   /* the last LSN read */
+	int cut;         /* the byte budget ran out first */
+	int done;        /* reached COUNT, the buffer's range or the end */
+};
+
+/* One record: 1 to stop (done). */
+static int jrec(struct ingest_notes *n, struct jscan *js, const struct wf_journal_rec *rec)
+{
+	char *json;
+
+	if (rec->lsn <= js->t->cursor)
+		return 0;
+	if (rec->lsn > n->published || rec->lsn >= n->recent_from)
+		return js->done = 1; /* not published yet, or the buffer has it from here */
+	js->last = rec->lsn;
+	if (rec->kind != WF_JREC_SEGMENT || rec->argc != A_COUNT ||
+	    !trig_wanted(js->t, rec->argv[A_SEGMENT], rec->argl[A_SEGMENT]))
+		return 0;
+	if (!(json = transition_json(rec->lsn, rec->ts_ms, rec->argv, rec->argl)))
+		return js->done = 1;
+	wf_resp_w_bulk(js->items, json, strlen(json));
+	free(json);
+	return js->done = ++js->got == js->t->count;
+}
+
+static int trig_journal(struct ingest_ctx *ctx, const struct trig_args *t, struct wf_buf *items, uint32_t *ret_got,
+			uint64_t *ret_last, int *ret_cut)
+{
+	struct ingest_notes *n = ctx->notes;
+	struct jscan js = { .t = t, .items = items, .last = t->cursor };
+	struct wf_journal_rec *rec = malloc(sizeof(*rec));
+	size_t cap = TRIGGERS_CHUNK + WF_JOURNAL_MAX_RECORD + 64, budget = TRIGGERS_READ_MAX;
+	char *buf = malloc(cap), path[WF_PATH_MAX + 32];
+	uint64_t *segs = NULL, seg, off;
+	int nsegs = jsegs(ctx->journal_dir, &segs), si, fd = -1, e = 0;
+
+	if (nsegs < 0 || !rec || !buf) {
+		e = nsegs < 0 ? nsegs : -ENOMEM;
+		goto out;
+	}
+	if (nsegs == 0)
+		goto out;
+	jstart(n, segs, nsegs, t->cursor + 1, &seg, &off);
+	for (si = 0; si < nsegs && segs[si] != seg; si++)
+		;
+	while (si < nsegs && !js.done && !js.cut) {
+		size_t len = 0, p = 0;
+		ssize_t r;
+
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".wfj", ctx->journal_dir, segs[si]);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+			off = JSEG_HDR; /* pruned meanwhile: the next one */
+			si++;
+			continue;
+		}
+		for (;;) {
+			int k;
+
+			if (p == len || (k = wf_journal_decode((uint8_t *)buf + p, len - p, rec)) == 0) {
+				/* More of the file: what is left of the chunk first. */
+				memmove(buf, buf + p, len - p);
+				len -= p;
+				off += p;
+				p = 0;
+				if (!budget) {
+					js.cut = 1;
+					break;
+				}
+				r = pread(fd, buf + len, WF_MIN(TRIGGERS_CHUNK, budget), (off_t)(off + len));
+				if (r <= 0)
+					break; /* its end (a torn tail being written ends it too) */
+				len += (size_t)r;
+				budget -= WF_MIN((size_t)r, budget);
+				continue;
+			}
+			if (k < 0)
+				break; /* not a record: the end of what was written */
+			p += (size_t)k;
+			if (jrec(n, &js, rec))
+				break;
+		}
+		close(fd);
+		fd = -1;
+		off += p;
+		if (!js.done && !js.cut) { /* the next segment */
+			si++;
+			off = JSEG_HDR;
+		}
+	}
+	if (si < nsegs) { /* remembered: a call from js.last + 1 goes on here */
+		n->jpos[n->jpos_next++ % NOTES_JPOS] =
+			(struct ingest_jpos){ .next_lsn = js.last + 1, .seg = segs[si], .off = off };
+	}
+out:
+	free(segs);
+	free(buf);
+	free(rec);
+	*ret_got = js.got;
+	*ret_last = js.last;
+	*ret_cut = js.cut;
+	return e;
+}
+
+int ingest_cmd_triggers(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r)
+{
+	struct ingest_notes *n = ctx->notes;
+	struct wf_buf items = { 0 };
+	struct trig_args t;
+	uint32_t got = 0;
+	uint64_t last = 0;
+	int e = 0, cut = 0;
+	char msg[300];
+
+	ctx->tmp.len = 0;
+	if (trig_parse(r, &t, msg, sizeof(msg)) < 0) {
+		wf_resp_w_error(&ctx->tmp, "ERR %s", msg);
+		goto out;
+	}
+	if (t.cursor + 1 < n->recent_from) {
+		e = trig_journal(ctx, &t, &items, &got, &last, &cut);
+		if (e < 0) {
+			wf_resp_w_error(&ctx->tmp, "ERR TRIGGERS cannot read the journal: %s", strerror(-e));
+			goto out;
+		}
+		if (cut && !got) {
+			/* Bounded work: a long stretch without a transition. */
+			wf_resp_w_error(&ctx->tmp,
+					"ERR TRIGGERS read %u MiB of journal after %llu without a transition: go on "
+					"with TRIGGERS %llu",
+					TRIGGERS_READ_MAX >> 20, (unsigned long long)t.cursor, (unsigned long long)last);
+			goto out;
+		}
+		if (!cut && got < t.count) { /* the rest from the buffer */
+			t.cursor = WF_MAX(t.cursor, last);
+			t.count -= got;
+			got += trig_recent(n, &t, &items);
+		}
+	} else {
+		got = trig_recent(n, &t, &items);
+	}
+	wf_resp_w_array(&ctx->tmp, got);
+	wf_buf_append(&ctx->tmp, items.data ? items.data : "", items.len);
+out:
+	wf_buf_fini(&items);
+	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0);
+}
+
+void ingest_notes_info(struct ingest_ctx *ctx, struct wf_buf *b)
+{
+	struct ingest_notes *n = ctx->notes;
+
+	wf_buf_printf(b,
+		      "notes_journaled:%llu\r\nnotes_duplicate:%llu\r\nnotes_dropped:%llu\r\nnotes_bad:%llu\r\n"
+		      "notes_held:%llu\r\ntransitions_last_id:%llu\r\ntransitions_recent:%llu\r\n",
+		      (unsigned long long)n->journaled, (unsigned long long)n->duplicates,
+		      (unsigned long long)n->dropped, (unsigned long long)n->bad,
+		      (unsigned long long)(n->q_tail - n->q_head), (unsigned long long)n->published,
+		      (unsigned long long)(n->r_tail - n->r_head));
+}
