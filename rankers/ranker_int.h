@@ -121,6 +121,8 @@ struct ranker_ctx {
 	struct wf_ring_cons req;
 	struct wf_ring_prod rep;
 	int signal_fd;
+	int ingest_pidfd;               /* -1, or a pidfd of ingest_pidfd_pid: wake_ingest() by signal */
+	uint32_t ingest_pidfd_pid;
 	_Atomic int stop;               /* seq_cst: read by the loader thread too */
 
 	struct wf_rank_params params;
