@@ -19,6 +19,7 @@
 #define INGEST_STOP_NS 5000000000ull /* stopping: longest wait for owed replies */
 #define INGEST_SWEEP_NS 100000000ull /* timeouts: a sweep at most every 100 ms */
 #define INGEST_SWEEP_MAX 4096u       /* connections one sweep looks at */
+#define INGEST_NOFUTEX_NAP_NS 2000000ull /* woken by signal: longest sleep while a reply is owed */
 
 struct io_uring_sqe *ingest_get_sqe(struct ingest_ctx *ctx)
 {
@@ -357,6 +358,10 @@ static void idle(struct ingest_ctx *ctx, uint64_t due)
 	 * ring was over half full (EVENT batches send no replies): poll
 	 * stalled connections every ms as well. */
 	uint64_t nap = ctx->any_stalled ? 1000000ull : 50000000ull;
+	/* Woken by a ranker's signal: should one not come (a ranker that
+	 * cannot signal us logs why), an owed reply waits 2 ms at most. */
+	if (!ctx->futex_ok && ingest_owed(ctx))
+		nap = INGEST_NOFUTEX_NAP_NS;
 	arm_bell(ctx);
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)(due ? WF_MIN(due, nap) : nap) };
 	struct io_uring_cqe *cqe;

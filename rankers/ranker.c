@@ -119,8 +119,14 @@ static void signal_ingest(struct ranker_ctx *ctx)
 		ctx->ingest_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
 		ctx->ingest_pidfd_pid = pid;
 	}
-	if (ctx->ingest_pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, ctx->ingest_pidfd, WF_WAIT_WAKE_SIGNAL, NULL, 0);
+	if ((ctx->ingest_pidfd < 0 ||
+	     syscall(SYS_pidfd_send_signal, ctx->ingest_pidfd, WF_WAIT_WAKE_SIGNAL, NULL, 0) < 0) &&
+	    errno != ESRCH && !ctx->signal_warned) {
+		ctx->signal_warned = 1;
+		wf_warn("cannot signal weft-ingest (pid %u) to wake it: %s; its replies wait up to 2 ms "
+			"(run both as one user, or on Linux 6.7+ where it waits on a futex)",
+			pid, strerror(errno));
+	}
 }
 
 /* Ingest sleeps in its io_uring on a futex wait on ingest_wait (no
