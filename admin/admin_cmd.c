@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "admin/admin_int.h"
+#include "shm/reqlat.h"
 
 /* ---- structured reply builder ---- */
 
@@ -541,6 +542,29 @@ static int pid_alive(uint32_t pid)
 
 #define LOAD(x) (int64_t)atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* STATS' ingest "latency": per request latency series with samples (shm/
+ * layout.h, struct wf_reqlat), its count, p50 and p99 in ns (interpolated). */
+static void stats_latency(struct wf_admin_ctx *ctx, struct rmap *ing)
+{
+	struct rmap lat = { 0 };
+	uint64_t h[WF_LAT_BUCKETS];
+	char k[64];
+
+	for (uint32_t s = 0; s < WF_LAT_SERIES; s++) {
+		uint64_t n = wf_lat_snapshot(ctx->shm->reqlat->hist[s], h);
+
+		if (!n)
+			continue;
+		snprintf(k, sizeof(k), "%s_count", wf_reqlat_name(s)->info);
+		rm_int(&lat, k, (int64_t)n);
+		snprintf(k, sizeof(k), "%s_p50_ns", wf_reqlat_name(s)->info);
+		rm_int(&lat, k, (int64_t)wf_lat_quantile_est(h, 0.50));
+		snprintf(k, sizeof(k), "%s_p99_ns", wf_reqlat_name(s)->info);
+		rm_int(&lat, k, (int64_t)wf_lat_quantile_est(h, 0.99));
+	}
+	rm_sub(ing, "latency", &lat);
+}
+
 static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 {
 	/* Every load here is relaxed: counters and state for display only. */
@@ -571,6 +595,7 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 	rm_int(&ing, "next_lsn", LOAD(ctl->next_lsn));
 	rm_int(&ing, "journal_failed", LOAD(ctl->ingest_stats.journal_failed));
 	rm_int(&ing, "journal_errors", LOAD(ctl->ingest_stats.journal_errors));
+	stats_latency(ctx, &ing);
 	rm_sub(&m, "ingest", &ing);
 
 	for (uint32_t i = 0; i < ctx->nshards; i++) {

@@ -37,6 +37,8 @@ static void usage(FILE *f)
 		"  metrics                             Prometheus text exposition of every weft metric\n"
 		"  top [--once]                        live view, refreshed each second (q quits);\n"
 		"                                      --once prints one frame\n"
+		"  latency [--plot FILE.png]           every latency histogram (per command, event-to-visible,\n"
+		"                                      journal flush, run-queue wait): a table, or a picture\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
@@ -344,7 +346,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		}
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
-		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file"))
+		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
+		    !OPT("--plot"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -358,6 +361,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->snapshot = val;
 		} else if (OPT("--metrics-file")) {
 			o->metrics_file = val;
+		} else if (OPT("--plot")) {
+			o->plot = val;
 		} else if (OPT("--channel")) {
 			o->channel = val;
 		} else if (OPT("--out")) {
@@ -467,6 +472,8 @@ int main(int argc, char **argv)
 		rc = wf_cli_top(&o, o.once);
 	else if (IS(0, "metrics") && npos == 1)
 		rc = wf_cli_metrics(&o);
+	else if (IS(0, "latency") && npos == 1)
+		rc = wf_cli_latency(&o, o.plot);
 	else if (IS(0, "ping") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "PING" });
 	else if (IS(0, "snapshot") && IS(1, "load") && npos == 3) {

@@ -282,6 +282,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		return -ENOMEM;
 	ctx->recs_front++;
 	ctx->recs_quiet += quiet_hash != 0;
+	ctx->lat.series = WF_LAT_RECS_FRONT;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
@@ -394,6 +395,8 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 				      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),
 				      (unsigned long long)(ctx->shards[s].fifo_tail - ctx->shards[s].fifo_head));
 	}
+	if (info_wants(r, "latencystats"))
+		ingest_lat_info(ctx, &b);
 	if (b.len >= 4 && b.data[b.len - 1] == '\n' && b.data[b.len - 3] == '\n')
 		b.len -= 2; /* no blank line after the last section */
 	ctx->tmp.len = 0;
@@ -482,6 +485,8 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 	char q[300];
 
 	ctx->commands++;
+	/* Its local replies' latency series (front_recs() sets its own). */
+	ctx->lat.series = ci && ci->code == WF_CMD_EVENT ? WF_LAT_EVENT : WF_LAT_LOCAL;
 	if (ci && ci->code)
 		return forward(ctx, c, r, ci);
 	ctx->tmp.len = 0;

@@ -1,6 +1,6 @@
 /*
  * cmds.c - weft-ranker's client commands: RECS (with EXPLAIN), RERANK,
- * HISTORY, SEGMENTS, and the dispatch of every request (EVENT is
+ * HISTORY, SEGMENTS (SEGPREVIEW is segs.c's), and the dispatch of every request (EVENT is
  * sessions.c's). Scoring is the shared library (lib/rank). Linked only
  * into weft-ranker.
  */
@@ -249,49 +249,18 @@ static void cmd_history(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, u
 	}
 }
 
-/* high_intent: RANKER_HIGH_INTENT_PDP pdp views in one category during
- * this session (counted from its history). */
-static int high_intent(struct ranker_ctx *ctx, const struct ranker_session *s)
-{
-	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
-	struct {
-		uint32_t cat, n;
-	} seen[16];
-	struct ranker_hist_cur cur = { 0 };
-	uint32_t n, nseen = 0;
-	uint64_t ts;
-
-	if (!ctx->cur)
-		return 0;
-	while (ranker_hist_next(s, &cur, &ts, a, &n)) {
-		if (n < 3 || wf_event_from_name(a[1].p, a[1].len) != WF_EV_PDP)
-			continue;
-		int64_t it = ranker_item_index(ctx, a[2].p, a[2].len);
-		if (it < 0)
-			continue;
-		uint32_t cat = ctx->cur->snap->items[it].category, i;
-		if (cat == WF_SNAP_NO_CAT)
-			continue;
-		for (i = 0; i < nseen && seen[i].cat != cat; i++)
-			;
-		if (i == nseen) {
-			if (nseen == WF_ARRAY_SIZE(seen))
-				continue;
-			seen[nseen++] = (typeof(seen[0])){ cat, 0 };
-		}
-		if (++seen[i].n >= RANKER_HIGH_INTENT_PDP)
-			return 1;
-	}
-	return 0;
-}
-
+/* SEGMENTS session user: the user's batch lifecycle (new, active, loyal,
+ * vip, at_risk, lapsed: the snapshot's), then every defined segment
+ * (segs.c, docs/SEGMENTS.md) the shopper is in now, evaluated as the
+ * timers and events do; a name both are is listed once. */
 static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
 {
-	const char *names[8];
+	const char *names[WF_SEG_MAX + 1];
 	uint32_t n = 0;
 	struct ranker_session *s;
 	const struct wf_snap_cand *c;
 	uint32_t nc;
+	uint64_t bits;
 	int64_t u;
 
 	if (arity(out, WF_CMD_SEGMENTS, argc) < 0)
@@ -305,20 +274,11 @@ static void cmd_segments(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, 
 		uint16_t seg = ctx->cur->snap->users[u].segment;
 		if (seg > WF_SEG_NONE && seg < WF_SEG_COUNT)
 			names[n++] = segment_names[seg];
-		if (s && (seg == WF_SEG_AT_RISK || seg == WF_SEG_LAPSED))
-			names[n++] = "win_back"; /* a lapsing shopper is back right now */
 	}
-	if (s) {
-		int cart = 0;
-		for (uint32_t i = 0; i < WF_RANK_CART; i++)
-			cart |= s->model.cart[i] >= 0;
-		if (cart && wf_wall_ms() - s->last_event_ms > ctx->abandon_ms)
-			names[n++] = "cart_abandon";
-		if (high_intent(ctx, s))
-			names[n++] = "high_intent";
-		if (s->model.pivot)
-			names[n++] = "intent_pivot";
-	}
+	bits = ranker_segs_now(ctx, s, &argv[1]);
+	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
+		if (bits >> i & 1 && !(n && strcmp(names[0], wf_seg_set_name(ctx->segs, i)) == 0))
+			names[n++] = wf_seg_set_name(ctx->segs, i);
 	wf_resp_w_array(out, n);
 	for (uint32_t i = 0; i < n; i++)
 		wf_resp_w_bulk_str(out, names[i]);
@@ -364,6 +324,9 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		break;
 	case WF_CMD_SEGMENTS:
 		cmd_segments(ctx, v->argv, v->argc, out);
+		break;
+	case WF_CMD_SEGPREVIEW:
+		ranker_cmd_segpreview(ctx, v->argv, v->argc, out);
 		break;
 	default:
 		wf_resp_w_error(out, "ERR unknown command code %u", v->hdr->cmd);

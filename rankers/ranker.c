@@ -57,7 +57,9 @@ static void usage(FILE *f)
 /* ---- journal replay ---- */
 
 /* Rebuild the sessions of this shard from the journal tail covering the
- * session TTL, so a restarted ranker lost nothing that was acknowledged. */
+ * session TTL, so a restarted ranker lost nothing that was acknowledged;
+ * with them their segment states and, from this shard's WF_JREC_SEGMENT
+ * records, what was announced (segs.c reconciles at the end). */
 static void replay_journal(struct ranker_ctx *ctx)
 {
 	struct wf_journal_reader *r;
@@ -69,17 +71,24 @@ static void replay_journal(struct ranker_ctx *ctx)
 		wf_err("shard %u: no memory to replay the journal", ctx->shard);
 		return;
 	}
+	ranker_segs_replay_begin(ctx);
 	e = wf_journal_reader_open(ctx->journal_dir, 0, &r);
 	if (e < 0) {
 		if (e != -ENOENT)
 			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror(-e));
 		free(rec);
+		ranker_segs_replay_end(ctx);
 		return;
 	}
 	while ((e = wf_journal_reader_next(r, rec)) == 1) {
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 
 		last = rec->lsn;
+		if (rec->kind == WF_JREC_SEGMENT && rec->shard == ctx->shard) {
+			/* a transition this shard announced (segs.c) */
+			ranker_segs_replay_record(ctx, rec);
+			continue;
+		}
 		if (rec->kind != WF_JREC_EVENT || rec->shard != ctx->shard || rec->ts_ms < since)
 			continue;
 		for (uint32_t i = 0; i < rec->argc; i++)
@@ -93,6 +102,7 @@ static void replay_journal(struct ranker_ctx *ctx)
 	wf_journal_reader_close(r);
 	free(rec);
 	ctx->replayed_lsn = last;
+	ranker_segs_replay_end(ctx);
 	if (n)
 		wf_info("shard %u replayed %llu journal events (through lsn %llu)", ctx->shard,
 			(unsigned long long)n, (unsigned long long)last);
@@ -132,7 +142,7 @@ static void signal_ingest(struct ranker_ctx *ctx)
 /* Ingest sleeps in its io_uring on a futex wait on ingest_wait (no
  * socket: nothing another local user could take first), or, where its
  * io_uring cannot, on a signal. */
-static void wake_ingest(struct ranker_ctx *ctx)
+void ranker_wake_ingest(struct ranker_ctx *ctx)
 {
 	/* F2 inside wf_wait_needs_wake() orders our reply commit before the
 	 * load of sleeping: pairs with F1 in ingest's wf_wait_prepare_how(). */
@@ -157,6 +167,16 @@ static int should_stop(struct ranker_ctx *ctx)
 	return ctx->stop;
 }
 
+int ranker_reply_wait(struct ranker_ctx *ctx)
+{
+	wf_ring_prod_commit(&ctx->rep);
+	ranker_wake_ingest(ctx);
+	if (should_stop(ctx))
+		return -ECANCELED;
+	usleep(50);
+	return 0;
+}
+
 /* Push the reply in ctx->out. 0, or -ECANCELED when asked to stop while
  * the reply ring stayed full (the request is then not released, so the
  * next ranker redoes it). */
@@ -170,15 +190,11 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 		wf_resp_w_error(&ctx->out, "ERR reply too large: ask for fewer items");
 	}
 	/* Never drop: a full reply ring means ingest is behind; let it drain. */
-	while ((r = wf_msg_rep_push(&ctx->rep, &h, ctx->out.data, (uint32_t)ctx->out.len)) == -EAGAIN) {
-		wf_ring_prod_commit(&ctx->rep);
-		wake_ingest(ctx);
-		if (should_stop(ctx)) {
+	while ((r = wf_msg_rep_push(&ctx->rep, &h, ctx->out.data, (uint32_t)ctx->out.len)) == -EAGAIN)
+		if (ranker_reply_wait(ctx) < 0) {
 			ctx->out.len = 0;
 			return -ECANCELED;
 		}
-		usleep(50);
-	}
 	ctx->out.len = 0;
 	return 0;
 }
@@ -324,7 +340,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 	 * than half used) and waits for the space this release gives back.
 	 * Ingest also retries stalled connections at least every ms. */
 	if (replies || backlog > ctx->req.capacity / 2)
-		wake_ingest(ctx);
+		ranker_wake_ingest(ctx);
 	atomic_fetch_add_explicit(&ctx->sc->stats.requests, n, memory_order_relaxed); /* stats */
 	atomic_fetch_add_explicit(&ctx->sc->stats.busy_ns, wf_now_ns() - t0, memory_order_relaxed);
 	return (int)n;
@@ -346,12 +362,19 @@ static void housekeeping(struct ranker_ctx *ctx)
 	atomic_store_explicit(&ctx->sc->heartbeat_ms, now, memory_order_release);
 	ranker_check_generation(ctx);
 	ranker_take_generation(ctx);
+	ranker_segs_check(ctx);
 	/* Every pass, bounded steps (RANKER_EVICT_STEP sessions each), never
 	 * a walk of the table between two requests: one step, and up to 15
 	 * more while they find work and no request waits (an idle ranker
 	 * passes here at least every 100 ms). */
 	for (int i = 0; i < 16 && ranker_sessions_expire(ctx, now) && !wf_ring_readable(&ctx->req); i++)
 		;
+	/* Segment exits of the sessions forgotten above (segs.c): published
+	 * now, not with the next batch. */
+	if (wf_ring_prod_pending(&ctx->rep)) {
+		wf_ring_prod_commit(&ctx->rep);
+		ranker_wake_ingest(ctx);
+	}
 	if (now - ctx->last_expire_ms > 1000) {
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
@@ -359,6 +382,20 @@ static void housekeeping(struct ranker_ctx *ctx)
 		atomic_store_explicit(&ctx->sc->stats.sessions_evicted, ctx->sessions_evicted, memory_order_relaxed);
 	}
 	should_stop(ctx);
+}
+
+/* How long an idle loop may sleep: SLEEP_NS, or until the earliest
+ * segment deadline (rounded up to the ms it falls in, at least 1 us). */
+static uint64_t sleep_ns(struct ranker_ctx *ctx)
+{
+	uint64_t next = ranker_segs_next(ctx), now;
+
+	if (next == WF_SEG_NEVER)
+		return SLEEP_NS;
+	now = wf_wall_ms();
+	if (next <= now)
+		return 1000;
+	return (next - now) * 1000000ull < SLEEP_NS ? (next - now) * 1000000ull : SLEEP_NS;
 }
 
 static void run(struct ranker_ctx *ctx)
@@ -372,6 +409,10 @@ static void run(struct ranker_ctx *ctx)
 			housekeeping(ctx);
 			last_hk = now;
 		}
+		/* Segment deadlines (segs.c): a wall clock read only while
+		 * some session has one. */
+		if (ctx->seg_heap_n && ranker_segs_next(ctx) <= wf_wall_ms())
+			ranker_segs_timers(ctx, wf_wall_ms());
 		if (handle_batch(ctx))
 			continue;
 		/* Idle: spin briefly (cheap wake-up under load), then sleep on
@@ -399,7 +440,7 @@ static void run(struct ranker_ctx *ctx)
 			wf_wait_cancel(&ctx->sc->ranker_wait);
 			continue;
 		}
-		wf_wait_futex(&ctx->sc->ranker_wait, SLEEP_NS);
+		wf_wait_futex(&ctx->sc->ranker_wait, sleep_ns(ctx));
 		housekeeping(ctx);
 		last_hk = wf_now_ns();
 	}
@@ -440,7 +481,6 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	ctx->spin_iters = SPIN_ITERS;
 	ctx->session_ttl_ms = 1800 * 1000ull;
 	ctx->memory_budget = RANKER_MEMORY_BUDGET;
-	ctx->abandon_ms = 15 * 60 * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'i':
@@ -595,6 +635,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ranker_first_generation(&ctx);
+	if (ranker_segs_init(&ctx) < 0) {
+		wf_err("cannot set the segments up: out of memory");
+		return 1;
+	}
 	replay_journal(&ctx);
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
@@ -608,7 +652,9 @@ int main(int argc, char **argv)
 	pthread_join(loader, NULL);
 	/* AL1; the join already ordered it. */
 	ranker_gen_free(atomic_load_explicit(&ctx.ready, memory_order_acquire));
+	ctx.seg_replaying = 1; /* stopping: sessions leave without notes (a restart keeps them) */
 	ranker_sessions_fini(&ctx);
+	ranker_segs_fini(&ctx);
 	ranker_gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
 	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "

@@ -11,8 +11,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lib/journal.h"
 #include "lib/rank/rank.h"
 #include "lib/resp.h"
+#include "lib/seg/seg.h"
 #include "lib/snapshot.h"
 #include "lib/util.h"
 #include "shm/msg.h"
@@ -24,7 +26,6 @@
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_EVICT_STEP 64u          /* sessions examined per loop pass (idle) or per event (budget) */
 #define RANKER_MEMORY_BUDGET (2048ull << 20) /* --memory-budget default: sessions and generation, bytes */
-#define RANKER_HIGH_INTENT_PDP 3u       /* pdp views in one category: high_intent */
 #define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
 #define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
@@ -49,6 +50,36 @@ struct ranker_gen {
 	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
 };
 
+/* A session's segment state (segs.c), in the session arena: its place
+ * in ctx->seg_heap (0: no deadline, else index + 1), then lib/seg's state
+ * under ctx->segs (wf_seg_state_size bytes). */
+struct ranker_seg {
+	uint32_t heap_pos;
+	uint32_t pad;
+	struct wf_seg_state st;         /* followed by the rest of lib/seg's bytes */
+};
+
+/* A deadline: when, whose. */
+struct ranker_seg_timer {
+	uint64_t at;
+	struct ranker_session *s;
+};
+
+/* A snapshot user of this shard as a preview reads it (segs.c). */
+struct ranker_seg_user {
+	uint64_t key;                   /* as the owned table's: wf_hash64(id) | 1 */
+	uint32_t user;                  /* snapshot user index */
+	uint16_t lifecycle;             /* enum wf_snap_segment */
+	float ltv;
+};
+
+/* A preview's item cache entry (segs.c): id hash, snapshot index. */
+#define RANKER_SEG_ITEMS (1u << 16)
+struct ranker_seg_item {
+	uint64_t key;
+	int64_t item;
+};
+
 /* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
@@ -69,6 +100,7 @@ struct ranker_session {
 	uint16_t hist_n;                /* <= RANKER_HISTORY_MAX */
 	uint8_t id_len, user_len;       /* ids are at most WF_ID_MAX (128) bytes */
 	uint32_t hist_folded;           /* events folded out of hist (saturates); the model has them */
+	struct ranker_seg *seg;         /* segments (segs.c); NULL until an event a segment reads */
 	struct wf_rank_session model;
 	char id[];                      /* id_len bytes + NUL */
 };
@@ -112,7 +144,6 @@ struct ranker_ctx {
 	int recs_cache;                 /* --recs-cache */
 	int spin_iters;                 /* --spin: idle pause loops before sleeping */
 	uint64_t session_ttl_ms;
-	uint64_t abandon_ms;            /* cart_abandon after this idle time */
 
 	struct wf_shm *shm;
 	struct wf_shard_ctl *sc;
@@ -121,7 +152,7 @@ struct ranker_ctx {
 	struct wf_ring_cons req;
 	struct wf_ring_prod rep;
 	int signal_fd;
-	int ingest_pidfd;               /* -1, or a pidfd of ingest_pidfd_pid: wake_ingest() by signal */
+	int ingest_pidfd;               /* -1, or a pidfd of ingest_pidfd_pid: ranker_wake_ingest() by signal */
 	uint32_t ingest_pidfd_pid;
 	int signal_warned;              /* logged once that it could not */
 	_Atomic int stop;               /* seq_cst: read by the loader thread too */
@@ -182,6 +213,23 @@ struct ranker_ctx {
 		const struct wf_snap_cand *cands;
 		uint32_t ncands;
 	} hint;
+
+	/* Segments (segs.c): the live set (DIR/segments.conf, else the
+	 * built-in ones), the ctl->segdefs_gen it was loaded at, the bytes of
+	 * a session's state under it, the sessions with a deadline (a binary
+	 * heap by deadline), notes pushed (logged). seg_replaying: the
+	 * journal replay runs, states are fed but nothing is announced. */
+	struct wf_seg_set *segs;
+	uint64_t segdefs_gen;
+	size_t seg_size;                /* bytes of a struct ranker_seg */
+	struct ranker_seg_timer *seg_heap;
+	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
+	int seg_replaying;
+	uint64_t seg_notes;
+	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
+	uint32_t seg_nusers;
+	uint64_t seg_users_gen;         /* the generation it was built from */
+	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;
@@ -295,6 +343,50 @@ void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);
 /* cmds.c */
 /* Handle one request; writes its RESP reply to ctx->out. */
 void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v);
+
+/* segs.c (issue 16; docs/SEGMENTS.md) */
+/* Load the definitions (DIR/segments.conf, else the built-in ones):
+ * before the journal replay. 0 or -errno. */
+int ranker_segs_init(struct ranker_ctx *ctx);
+void ranker_segs_fini(struct ranker_ctx *ctx);
+/* Each loop pass: a new ctl->segdefs_gen reloads the definitions and
+ * moves every session onto them (exits for dropped or redefined
+ * segments, enters for new ones). */
+void ranker_segs_check(struct ranker_ctx *ctx);
+/* Before an EVENT at ts_ms is applied to s: s's deadlines before it fire
+ * (with the cart and model as they were). */
+void ranker_segs_before(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts_ms);
+/* After an EVENT (argv as its) was applied to s at ts_ms: the event is
+ * evaluated; transitions become notes on the reply ring. Nothing when no
+ * segment reads the event's type. */
+void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *argv,
+		       uint32_t argc, uint64_t ts_ms);
+/* s is being forgotten (reason: "expired", "evicted"): exits for the
+ * segments it was announced in, its state freed, its timer gone. */
+void ranker_segs_forget(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason);
+/* Fire the deadlines at or before now_ms (at most 256, each at its own
+ * time), publishing their notes. Returns how many fired. */
+uint32_t ranker_segs_timers(struct ranker_ctx *ctx, uint64_t now_ms);
+/* The earliest deadline (wall ms), or WF_SEG_NEVER. */
+uint64_t ranker_segs_next(const struct ranker_ctx *ctx);
+/* Replay: begin (waits, bounded, for the previous process's notes to
+ * leave the reply ring), a WF_JREC_SEGMENT record of this shard, end
+ * (every session evaluated, what differs from the journal announced). */
+void ranker_segs_replay_begin(struct ranker_ctx *ctx);
+void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_rec *rec);
+void ranker_segs_replay_end(struct ranker_ctx *ctx);
+/* The segments session s (may be NULL) of user is in now (bit i: the
+ * set's segment i). */
+uint64_t ranker_segs_now(struct ranker_ctx *ctx, struct ranker_session *s, const struct wf_msg_arg *user);
+/* SEGPREVIEW rule: writes the reply to out. */
+void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out);
+
+/* ranker.c: for a producer of the reply ring that found it full: publish
+ * what is pushed, wake ingest, wait a moment. 0, or -ECANCELED when the
+ * ranker is asked to stop. */
+int ranker_reply_wait(struct ranker_ctx *ctx);
+/* Ring ingest's doorbell if it sleeps. */
+void ranker_wake_ingest(struct ranker_ctx *ctx);
 
 /* sessions.c: allocation in a jemalloc arena, without the thread cache. */
 void *ranker_alloc(unsigned arena, size_t n);

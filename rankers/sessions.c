@@ -81,8 +81,9 @@ void ranker_session_touch(struct ranker_ctx *ctx, struct ranker_session *s, uint
 	lru_push_head(ctx, s);
 }
 
-static void session_free(struct ranker_ctx *ctx, struct ranker_session *s)
+static void session_free(struct ranker_ctx *ctx, struct ranker_session *s, const char *why)
 {
+	ranker_segs_forget(ctx, s, why);
 	wf_front_live_add(ctx->live, s->key, -1);
 	lru_unlink(ctx, s);
 	ctx->session_bytes -= session_size(s);
@@ -100,7 +101,7 @@ void ranker_sessions_fini(struct ranker_ctx *ctx)
 		while (ctx->sessions[b]) {
 			struct ranker_session *s = ctx->sessions[b];
 			ctx->sessions[b] = s->next;
-			session_free(ctx, s);
+			session_free(ctx, s, "stopped");
 		}
 	ranker_free(ctx->sessions);
 	ctx->sessions = NULL;
@@ -144,14 +145,14 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 }
 
 /* Unchain s from its bucket and free it: the chain's length, no more. */
-static void session_drop(struct ranker_ctx *ctx, struct ranker_session *s)
+static void session_drop(struct ranker_ctx *ctx, struct ranker_session *s, const char *why)
 {
 	struct ranker_session **pp = &ctx->sessions[s->key & (buckets - 1)];
 
 	while (*pp != s)
 		pp = &(*pp)->next;
 	*pp = s->next;
-	session_free(ctx, s);
+	session_free(ctx, s, why);
 }
 
 uint64_t ranker_sessions_allowance(const struct ranker_ctx *ctx)
@@ -181,7 +182,7 @@ static void sessions_trim(struct ranker_ctx *ctx, const struct ranker_session *k
 				(unsigned long long)((ctx->cur ? ctx->cur->bytes : 0) >> 20));
 			ctx->budget_warned = 1;
 		}
-		session_drop(ctx, s);
+		session_drop(ctx, s, "evicted");
 		ctx->sessions_evicted++;
 	}
 }
@@ -197,7 +198,7 @@ uint32_t ranker_sessions_expire(struct ranker_ctx *ctx, uint64_t now_ms)
 		struct ranker_session *s = ctx->lru_tail;
 		if (now_ms <= s->last_ms || now_ms - s->last_ms <= ctx->session_ttl_ms)
 			break;
-		session_drop(ctx, s);
+		session_drop(ctx, s, "expired");
 	}
 	sessions_trim(ctx, NULL);
 	return n + (uint32_t)(ctx->sessions_evicted - evicted);
@@ -538,6 +539,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 		return -ENOMEM;
 	}
 	ranker_session_fresh(ctx, s);
+	ranker_segs_before(ctx, s, ts_ms);
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
@@ -562,6 +564,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 	sessions_trim(ctx, s); /* this event may have grown the sessions past the budget */
 	if (ctx->cur)
 		model_apply(ctx, s, type, &argv[3], value);
+	ranker_segs_event(ctx, s, type, argv, argc, ts_ms); /* after the model: pivot is read */
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
 		wf_resp_w_int(out, 1);

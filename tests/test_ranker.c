@@ -19,7 +19,10 @@
  * items: stock, ANCHOR, cart, EXPLAIN, RERANK), a clean exit on
  * ctl->shutdown, a live session under 1 KiB with up to 10 events, a
  * session past 4,096 events keeping every acked one (HISTORY folds the
- * oldest), and the memory budget (least recently active sessions go).
+ * oldest), the memory budget (least recently active sessions go), and
+ * segments: a definition reloaded by its counter, an enter note from the
+ * ranker's own timer and an exit from an event (keys, fields), SEGMENTS
+ * and SEGPREVIEW, and kill -9 restarts announcing each transition once.
  * Round-trip times are measured by bench/rankerbench.c, not here.
  */
 #include <setjmp.h>
@@ -34,6 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/journal.h"
 #include "lib/proto.h"
 #include "lib/util.h"
 #include "shm/msg.h"
@@ -51,6 +55,14 @@ struct fx {
 	uint64_t next_lsn; /* the "journal LSN" of the next EVENT */
 	char reply[1 << 20];
 	size_t reply_len;
+	/* Segment notes read off the reply ring (as weft-ingest does), and
+	 * journaled as ingest would when j is open. */
+	struct tnote {
+		char key[256], seg[80], version[24], event[8], session[136], user[136], reason[40];
+		uint64_t ts;
+	} notes[512];
+	uint32_t nnotes;
+	struct wf_journal *j;
 };
 
 static struct fx F;
@@ -151,6 +163,45 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+static void copy_arg(char *dst, size_t cap, const struct wf_arg *a)
+{
+	snprintf(dst, cap, "%.*s", (int)a->len, a->p);
+}
+
+/* A WF_MSG_NOTE off the reply ring: recorded in F.notes, journaled into
+ * F.j (kind WF_JREC_SEGMENT, this shard) when open, released. */
+static void take_note(const void *p, uint32_t len)
+{
+	static struct wf_msg_note_view v;
+	const char *argv[WF_MSG_NOTE_MAX_ARGS];
+	uint32_t argl[WF_MSG_NOTE_MAX_ARGS];
+	uint64_t lsn;
+
+	assert_int_equal(wf_msg_note_decode(p, len, &v), 0);
+	assert_int_equal(v.hdr.jkind, WF_JREC_SEGMENT);
+	assert_int_equal(v.argc, 7);
+	assert_true(F.nnotes < sizeof(F.notes) / sizeof(F.notes[0]));
+	struct tnote *n = &F.notes[F.nnotes++];
+	copy_arg(n->key, sizeof(n->key), &v.argv[0]);
+	copy_arg(n->seg, sizeof(n->seg), &v.argv[1]);
+	copy_arg(n->version, sizeof(n->version), &v.argv[2]);
+	copy_arg(n->event, sizeof(n->event), &v.argv[3]);
+	copy_arg(n->session, sizeof(n->session), &v.argv[4]);
+	copy_arg(n->user, sizeof(n->user), &v.argv[5]);
+	copy_arg(n->reason, sizeof(n->reason), &v.argv[6]);
+	n->ts = v.hdr.ts_ms;
+	if (F.j) {
+		for (uint32_t i = 0; i < v.argc; i++) {
+			argv[i] = v.argv[i].p;
+			argl[i] = v.argv[i].len;
+		}
+		assert_int_equal(wf_journal_append_kind(F.j, WF_JREC_SEGMENT, v.hdr.ts_ms, (uint16_t)F.shard, v.argc, argv,
+							argl, &lsn), 0);
+		assert_int_equal(wf_journal_flush_sync(F.j), 0);
+	}
+	wf_ring_cons_release(&F.rep);
+}
+
 /* Send one request (args exclude the command) and wait for its reply
  * into F.reply. */
 static void call(int cmd, const char *const *argv, uint32_t argc)
@@ -168,9 +219,17 @@ static void call(int cmd, const char *const *argv, uint32_t argc)
 	wf_ring_prod_commit(&F.req);
 	if (wf_wait_needs_wake(&sc()->ranker_wait))
 		wf_wake_futex(&sc()->ranker_wait);
-	for (int i = 0; i < 4000000 && !(p = wf_ring_pop(&F.rep, &len, &kind)); i++)
+	for (int i = 0; i < 4000000; i++) {
+		if ((p = wf_ring_pop(&F.rep, &len, &kind)) && kind == WF_MSG_NOTE) {
+			take_note(p, len); /* a segment transition, ahead of replies */
+			p = NULL;
+			continue;
+		}
+		if (p)
+			break;
 		if (i > 200000)
 			usleep(10); /* spin first, then yield the core */
+	}
 	assert_non_null(p);
 	assert_int_equal(kind, WF_MSG_REP);
 	assert_int_equal(wf_msg_rep_decode(p, len, &rh, &resp), 0);
@@ -992,6 +1051,198 @@ static void test_ranker_restart_serves_previous_generation_when_current_fails(vo
 	assert_int_equal(items_of(it, 8), 3);
 }
 
+/* ---- segments (issue 16): notes on the reply ring, as ingest reads them ---- */
+
+/* DIR/segments.conf := text (NULL: removed, the built-in ones apply), and
+ * the bump weft-admin gives (R12). */
+static void define_segments(const char *text)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/segments.conf", F.dir);
+	if (text)
+		assert_int_equal(wf_write_file_atomic(path, text, strlen(text)), 0);
+	else
+		unlink(path);
+	/* R12: pairs with A12 in the ranker's segs.c. */
+	atomic_fetch_add_explicit(&F.shm->ctl->segdefs_gen, 1, memory_order_release);
+	wf_wake_futex(&sc()->ranker_wait);
+}
+
+static const char *preview_rule;
+
+/* SEGPREVIEW of preview_rule is answered (not an error): the definitions
+ * it names are loaded. */
+static int preview_ok(void)
+{
+	CALL(WF_CMD_SEGPREVIEW, preview_rule);
+	return F.reply[0] == '*';
+}
+
+/* The note with this key, waiting for it (bounded) while reading the
+ * reply ring as ingest does; NULL if it never came. */
+static const struct tnote *note_wait(const char *key, int max_ms)
+{
+	for (int ms = 0;; ms++) {
+		uint32_t len, kind;
+		const void *p;
+		for (uint32_t i = 0; i < F.nnotes; i++)
+			if (strcmp(F.notes[i].key, key) == 0)
+				return &F.notes[i];
+		if (ms >= max_ms)
+			return NULL;
+		while ((p = wf_ring_pop(&F.rep, &len, &kind))) {
+			assert_int_equal(kind, WF_MSG_NOTE); /* no request is out */
+			take_note(p, len);
+		}
+		usleep(1000);
+	}
+}
+
+/* How many notes have this key (exactly once: 1). */
+static int notes_with(const char *key)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < F.nnotes; i++)
+		n += strcmp(F.notes[i].key, key) == 0;
+	return n;
+}
+
+/* A rule from admin's file reaches the ranker by the counter; a shopper
+ * who adds to the cart and does nothing else enters the segment when the
+ * idle deadline passes (the ranker's own timer, nobody asking): a note
+ * with the key segment/version/1/session, reason "timer", its time the
+ * deadline; a purchase then is an exit with the next sequence number.
+ * SEGMENTS answers from the same evaluation; SEGPREVIEW counts live
+ * sessions and this shard's snapshot users, and names a bad rule's
+ * position. */
+static void test_ranker_segments_timer_enter_then_exit(void **state)
+{
+	const struct tnote *n;
+	uint64_t t0;
+
+	define_segments("abandon\t1\tdid(cart_add, 1h) and idle(1s) and not did(purchase, 1h)\n");
+	preview_rule = "in(abandon)";
+	assert_true(wait_for(preview_ok));
+	t0 = wf_wall_ms();
+	EVENT("sg1", "-", "cart_add", "i01");
+	barrier();
+	CALL(WF_CMD_SEGMENTS, "sg1", "-");
+	assert_string_equal(F.reply, "*0\r\n"); /* not idle yet */
+	n = note_wait("abandon/1/1/sg1", 5000);
+	assert_non_null(n);
+	assert_string_equal(n->seg, "abandon");
+	assert_string_equal(n->version, "1");
+	assert_string_equal(n->event, "enter");
+	assert_string_equal(n->session, "sg1");
+	assert_string_equal(n->user, "-");
+	assert_string_equal(n->reason, "timer");
+	assert_true(n->ts >= t0 + 1000);
+	CALL(WF_CMD_SEGMENTS, "sg1", "-");
+	assert_string_equal(F.reply, "*1\r\n$7\r\nabandon\r\n");
+	EVENT("sg1", "bob", "purchase", "i01");
+	barrier(); /* the exit note came before this reply */
+	n = note_wait("abandon/1/2/sg1", 0);
+	assert_non_null(n);
+	assert_string_equal(n->event, "exit");
+	assert_string_equal(n->reason, "purchase");
+	assert_string_equal(n->user, "bob");
+	assert_int_equal(notes_with("abandon/1/1/sg1"), 1);
+
+	/* Preview: the live session that carted, and alice (this shard's
+	 * snapshot user, loyal, no live session). */
+	CALL(WF_CMD_SEGPREVIEW, "did(cart_add, 1h)");
+	struct toks *t = flatten();
+	assert_string_equal(t->t[0], "*4");
+	long before = atol(t->t[1] + 1);
+	assert_true(before >= 1); /* sg1 at least */
+	EVENT("sg2", "-", "cart_add", "i02");
+	CALL(WF_CMD_SEGPREVIEW, "did(cart_add, 1h)");
+	t = flatten();
+	assert_int_equal(atol(t->t[1] + 1), before + 1);
+	assert_int_equal(atol(t->t[1] + 1), atol(t->t[2] + 1) + atol(t->t[3] + 1)); /* new + returning */
+	CALL(WF_CMD_SEGPREVIEW, "lifecycle = loyal");
+	t = flatten();
+	assert_true(atol(t->t[1] + 1) >= 1);
+	assert_string_equal(t->t[1], t->t[3]); /* all returning */
+	int alice = 0;
+	for (int i = 5; i < t->n; i++)
+		alice |= strlen(t->t[i]) > 6 && strcmp(t->t[i] + strlen(t->t[i]) - 6, " alice") == 0;
+	assert_true(alice);
+	CALL(WF_CMD_SEGPREVIEW, "did(cart, 1h)");
+	assert_string_equal(F.reply, "-ERR bad rule: at 5: expected an event type (view, click, pdp, hover, dwell, "
+				     "scroll, search, cart_add, cart_remove, purchase, or any)\r\n");
+	CALL(WF_CMD_SEGPREVIEW, "did(pdp, 30d)");
+	assert_non_null(strstr(F.reply, "at 10: window too long: at most 7d"));
+}
+
+/* An EVENT as ingest sends it: journaled (F.j, this shard, now), then on
+ * the ring with its LSN. */
+static void jevent(const char *sess, const char *user, const char *type, const char *item)
+{
+	const char *argv[4] = { sess, user, type, item };
+	uint32_t argl[4];
+	uint64_t lsn;
+	struct wf_msg_req h = { .req_id = ++F.next_id, .t_recv_ns = wf_now_ns(), .flags = WF_MSG_F_NOREPLY,
+				.cmd = WF_CMD_EVENT, .argc = 4 };
+
+	for (int i = 0; i < 4; i++)
+		argl[i] = (uint32_t)strlen(argv[i]);
+	assert_int_equal(wf_journal_append(F.j, wf_wall_ms(), (uint16_t)F.shard, 4, argv, argl, &lsn), 0);
+	assert_int_equal(wf_journal_flush_sync(F.j), 0);
+	h.lsn = lsn;
+	assert_int_equal(wf_msg_req_push(&F.req, &h, argv, argl), 0);
+	wf_ring_prod_commit(&F.req);
+	if (wf_wait_needs_wake(&sc()->ranker_wait))
+		wf_wake_futex(&sc()->ranker_wait);
+}
+
+static void restart_same(void)
+{
+	struct wf_snap_ref cur = { 0 }, prev = { 0 };
+
+	wf_ctl_snap_get(F.shm->ctl, &cur, &prev);
+	restart_with(&cur, &prev);
+}
+
+/* kill -9 of the ranker: an announced transition (journaled by the fake
+ * ingest) is not announced again after the replay; one whose deadline
+ * passed while no ranker ran arrives once, with the key it would have had
+ * (segment/version/1/session); another restart repeats nothing. */
+static void test_ranker_segments_survive_kill_exactly_once(void **state)
+{
+	char jdir[600], err[256];
+	const struct tnote *n;
+
+	snprintf(jdir, sizeof(jdir), "%s/journal", F.dir);
+	assert_int_equal(wf_journal_open(jdir, NULL, &F.j, err, sizeof(err)), 0);
+	ranker_ttl = "600";
+	jevent("sk1", "-", "cart_add", "i02");
+	assert_non_null(note_wait("abandon/1/1/sk1", 5000));
+	restart_same(); /* ready once the replay announced what it found (read by the calls below) */
+	barrier();
+	CALL(WF_CMD_SEGMENTS, "sk1", "-");
+	assert_string_equal(F.reply, "*1\r\n$7\r\nabandon\r\n"); /* replayed */
+	assert_int_equal(notes_with("abandon/1/1/sk1"), 1);
+
+	/* Killed before the deadline: the enter comes from the next ranker. */
+	jevent("sk2", "-", "cart_add", "i03");
+	restart_same(); /* its barrier: applied, then killed at once */
+	n = note_wait("abandon/1/1/sk2", 5000);
+	assert_non_null(n);
+	assert_string_equal(n->event, "enter");
+	restart_same();
+	barrier();
+	assert_int_equal(notes_with("abandon/1/1/sk1"), 1);
+	assert_int_equal(notes_with("abandon/1/1/sk2"), 1);
+	for (uint32_t i = 0; i < F.nnotes; i++)
+		assert_true(strstr(F.notes[i].key, "/sk") == NULL || strstr(F.notes[i].key, "/1/sk"));
+	wf_journal_close(F.j);
+	F.j = NULL;
+	define_segments(NULL); /* the built-in ones again */
+}
+
 /* Idle expiry, now a bounded step per loop pass from the least recently
  * active end (no walk of the table): with --session-ttl 1, 1,000
  * sessions (16 steps of 64) are all forgotten, the last one too. Bounded
@@ -1061,6 +1312,8 @@ int main(void)
 		cmocka_unit_test(test_ranker_long_session_history_bytes_bounded),
 		cmocka_unit_test(test_ranker_memory_budget_evicts_least_recently_active),
 		cmocka_unit_test(test_ranker_restart_serves_previous_generation_when_current_fails),
+		cmocka_unit_test(test_ranker_segments_timer_enter_then_exit),
+		cmocka_unit_test(test_ranker_segments_survive_kill_exactly_once),
 		cmocka_unit_test(test_ranker_idle_sessions_expire_in_steps),
 		cmocka_unit_test(test_ranker_exits_on_shutdown),
 	};

@@ -1,0 +1,776 @@
+/*
+ * segs.c - weft-ranker's real-time segments (issue 16; lib/seg evaluates,
+ * docs/SEGMENTS.md says what the rules mean): the live definitions
+ * (DIR/segments.conf, reloaded when weft-admin bumps ctl->segdefs_gen),
+ * each session's segment state (in the session arena), evaluation on
+ * every event and at every deadline (a binary heap of sessions by their
+ * next deadline), the enter/exit notes for ingest to journal and publish,
+ * the replay after a restart (announced membership and sequence numbers
+ * from this shard's WF_JREC_SEGMENT records), SEGMENTS' evaluated part and
+ * SEGPREVIEW. Linked only into weft-ranker.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jemalloc/jemalloc.h>
+#include <unistd.h>
+
+#include "lib/journal.h"
+#include "lib/proto.h"
+#include "rankers/ranker_int.h"
+
+#define TIMERS_STEP 256u /* deadlines fired per call, so requests wait for no more */
+
+/* ---- the heap of deadlines ---- */
+
+static void heap_swap(struct ranker_ctx *ctx, uint32_t a, uint32_t b)
+{
+	struct ranker_seg_timer t = ctx->seg_heap[a];
+
+	ctx->seg_heap[a] = ctx->seg_heap[b];
+	ctx->seg_heap[b] = t;
+	ctx->seg_heap[a].s->seg->heap_pos = a + 1;
+	ctx->seg_heap[b].s->seg->heap_pos = b + 1;
+}
+
+static void heap_fix(struct ranker_ctx *ctx, uint32_t i)
+{
+	struct ranker_seg_timer *h = ctx->seg_heap;
+
+	while (i > 0 && h[i].at < h[(i - 1) / 2].at) {
+		heap_swap(ctx, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = i;
+		if (l < ctx->seg_heap_n && h[l].at < h[m].at)
+			m = l;
+		if (l + 1 < ctx->seg_heap_n && h[l + 1].at < h[m].at)
+			m = l + 1;
+		if (m == i)
+			return;
+		heap_swap(ctx, i, m);
+		i = m;
+	}
+}
+
+static void heap_remove(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	uint32_t i;
+
+	if (!s->seg || !s->seg->heap_pos)
+		return;
+	i = s->seg->heap_pos - 1;
+	s->seg->heap_pos = 0;
+	if (i != --ctx->seg_heap_n) {
+		ctx->seg_heap[i] = ctx->seg_heap[ctx->seg_heap_n];
+		ctx->seg_heap[i].s->seg->heap_pos = i + 1;
+		heap_fix(ctx, i);
+	}
+}
+
+/* s's next deadline is at (WF_SEG_NEVER: none). On no memory the session
+ * keeps no timer (logged once): its membership follows its events only. */
+static void heap_set(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t at)
+{
+	if (at == WF_SEG_NEVER) {
+		heap_remove(ctx, s);
+		return;
+	}
+	if (s->seg->heap_pos) {
+		ctx->seg_heap[s->seg->heap_pos - 1].at = at;
+		heap_fix(ctx, s->seg->heap_pos - 1);
+		return;
+	}
+	if (ctx->seg_heap_n == ctx->seg_heap_cap) {
+		uint32_t cap = ctx->seg_heap_cap ? ctx->seg_heap_cap * 2 : 1024;
+		struct ranker_seg_timer *n = realloc(ctx->seg_heap, cap * sizeof(*n));
+		if (!n) {
+			if (!ctx->seg_heap_warned++)
+				wf_warn("shard %u: no memory for segment timers; idle() and windows follow events only",
+					ctx->shard);
+			return;
+		}
+		ctx->seg_heap = n;
+		ctx->seg_heap_cap = cap;
+	}
+	ctx->seg_heap[ctx->seg_heap_n] = (struct ranker_seg_timer){ at, s };
+	s->seg->heap_pos = ++ctx->seg_heap_n;
+	heap_fix(ctx, ctx->seg_heap_n - 1);
+}
+
+/* s's deadline, WF_SEG_NEVER: none. */
+static uint64_t deadline_of(const struct ranker_ctx *ctx, const struct ranker_session *s)
+{
+	return s->seg && s->seg->heap_pos ? ctx->seg_heap[s->seg->heap_pos - 1].at : WF_SEG_NEVER;
+}
+
+uint64_t ranker_segs_next(const struct ranker_ctx *ctx)
+{
+	return ctx->seg_heap_n ? ctx->seg_heap[0].at : WF_SEG_NEVER;
+}
+
+/* ---- notes ---- */
+
+struct emit {
+	struct ranker_ctx *ctx;
+	const struct wf_seg_set *set;
+	const struct ranker_session *s;
+	const char *reason;
+};
+
+/* Push one transition as a WF_MSG_NOTE on the reply ring (ahead of any
+ * reply pushed after it; committed with them, or by the caller). A full
+ * ring is waited on like a reply; asked to stop meanwhile, the note is
+ * dropped: the next ranker's replay finds it unannounced and sends it
+ * with the same key. */
+static void note_push(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
+		      uint32_t seg, int enter, uint32_t seq, uint64_t ts, const char *reason)
+{
+	char key[WF_SEG_NAME_MAX + 48 + WF_ID_MAX], ver[24];
+	const char *name = wf_seg_set_name(set, seg);
+	int kl = snprintf(key, sizeof(key), "%s/%llu/%u/%s", name, (unsigned long long)wf_seg_set_version(set, seg),
+			  seq, s->id);
+	int vl = snprintf(ver, sizeof(ver), "%llu", (unsigned long long)wf_seg_set_version(set, seg));
+	struct wf_arg a[7] = {
+		{ key, (uint32_t)kl },
+		{ name, (uint32_t)strlen(name) },
+		{ ver, (uint32_t)vl },
+		{ enter ? "enter" : "exit", enter ? 5u : 4u },
+		{ s->id, s->id_len },
+		{ s->user ? s->user : WF_ANON_USER, s->user ? s->user_len : 1u },
+		{ reason, (uint32_t)strlen(reason) },
+	};
+	struct wf_msg_note h = { .ts_ms = ts, .jkind = WF_JREC_SEGMENT };
+	int r;
+
+	if (ctx->seg_replaying)
+		return;
+	while ((r = wf_msg_note_push(&ctx->rep, &h, 7, a)) == -EAGAIN)
+		if (ranker_reply_wait(ctx) < 0)
+			return;
+	if (r < 0) {
+		atomic_fetch_add_explicit(&ctx->sc->stats.errors, 1, memory_order_relaxed); /* stats */
+		return;
+	}
+	ctx->seg_notes++;
+}
+
+static void on_transition(void *arg, uint32_t seg, int enter, uint32_t seq, uint64_t now)
+{
+	struct emit *e = arg;
+
+	note_push(e->ctx, e->set, e->s, seg, enter, seq, now, e->reason);
+}
+
+/* ---- a session's inputs ---- */
+
+/* What the rules read besides events (struct wf_seg_inputs): the
+ * session's cart and pivot from its model, and the user attributes of
+ * user id (when not NULL and the snapshot knows it), else of the user s
+ * logged in as, looked up only when uses (WF_SEG_USES_*) reads them. */
+static void seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, const char *id, size_t len,
+		       uint32_t uses, struct wf_seg_inputs *ret)
+{
+	const struct wf_snap_cand *c;
+	uint32_t nc;
+	int64_t u = -1;
+
+	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0 };
+	if (s && (uses & WF_SEG_USES_CART)) {
+		/* lib/rank's cart: snapshot items (priced) and live ones (not) */
+		for (uint32_t i = 0; i < WF_RANK_CART; i++) {
+			int32_t it = s->model.cart[i];
+			if (it < 0)
+				continue;
+			ret->cart_items++;
+			if (ctx->cur && (uint32_t)it < ctx->cur->snap->nitems)
+				ret->cart_cents += ctx->cur->snap->items[it].price_cents;
+		}
+		ret->cart_items += (uint32_t)__builtin_popcount(s->model.live_cart);
+	}
+	if (!(uses & WF_SEG_USES_USER))
+		return; /* no rule reads it: no lookup */
+	if (id)
+		u = ranker_user_lookup(ctx, id, len, &c, &nc);
+	if (u < 0 && s && s->user)
+		u = ranker_user_lookup(ctx, s->user, s->user_len, &c, &nc);
+	if (u < 0)
+		return;
+	ret->known = 1;
+	ret->lifecycle = ctx->cur->snap->users[u].segment;
+	ret->ltv = ctx->cur->snap->users[u].ltv;
+}
+
+/* The snapshot index of item (-1: none), through ctx->seg_items when a
+ * preview set it up: a direct-mapped cache by id hash (the same items come
+ * back across sessions; a hit costs a hash and one compare, a miss the
+ * snapshot's lookup). */
+static int64_t item_index(struct ranker_ctx *ctx, const struct wf_msg_arg *item)
+{
+	if (!ctx->seg_items || !ctx->cur)
+		return ranker_item_index(ctx, item->p, item->len);
+	uint64_t h = wf_hash64(item->p, item->len);
+	struct ranker_seg_item *c = &ctx->seg_items[h & (RANKER_SEG_ITEMS - 1)];
+	if (c->key == h)
+		return c->item;
+	c->key = h;
+	c->item = ranker_item_index(ctx, item->p, item->len);
+	return c->item;
+}
+
+/* An event (type, item id) as lib/seg takes it, item attributes resolved
+ * in the snapshot when set needs them. */
+static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
+			 const struct wf_msg_arg *item, struct wf_seg_event *ev)
+{
+	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
+	if (!wf_seg_set_needs_item(set, type))
+		return;
+	int64_t it = item_index(ctx, item);
+	if (it < 0)
+		return;
+	const struct wf_snap *snap = ctx->cur->snap;
+	const struct wf_snap_item *si = &snap->items[it];
+	if (si->category != WF_SNAP_NO_CAT && si->category < snap->ncats) {
+		ev->category = wf_snap_str(snap, snap->names[si->category].off);
+		ev->category_len = snap->names[si->category].len;
+	}
+	if (si->brand != WF_SNAP_NO_CAT && si->brand < snap->nbrands) {
+		ev->brand = wf_snap_str(snap, snap->names[snap->ncats + si->brand].off);
+		ev->brand_len = snap->names[snap->ncats + si->brand].len;
+	}
+	ev->price_cents = si->price_cents;
+}
+
+/* The type of a history record: its name is wf_event_name()'s own string
+ * (ranker_hist_next), found by address before any compare. */
+static int type_of(const struct wf_msg_arg *name)
+{
+	for (int t = 0; t < WF_EV_COUNT; t++)
+		if (name->p == wf_event_name(t))
+			return t;
+	return wf_event_from_name(name->p, name->len);
+}
+
+/* Feed s's history into st (a state of set), as the events came. */
+static void state_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
+			       struct wf_seg_state *st)
+{
+	struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS + 1];
+	struct ranker_hist_cur cur = { 0 };
+	struct wf_seg_event ev;
+	uint32_t argc;
+	uint64_t ts;
+
+	while (ranker_hist_next(s, &cur, &ts, a, &argc)) {
+		int type = type_of(&a[1]);
+		if (!wf_seg_set_affected(set, type))
+			continue;
+		seg_event_of(ctx, set, type, ts, &a[2], &ev);
+		wf_seg_apply(set, st, &ev);
+	}
+}
+
+static struct ranker_seg *state_alloc(struct ranker_ctx *ctx)
+{
+	struct ranker_seg *g = ranker_alloc(ctx->sess_arena, ctx->seg_size);
+
+	if (!g)
+		return NULL;
+	g->heap_pos = g->pad = 0;
+	wf_seg_state_init(ctx->segs, &g->st);
+	ctx->session_bytes += nallocx(ctx->seg_size, 0);
+	return g;
+}
+
+static void state_free(struct ranker_ctx *ctx, struct ranker_seg *g, size_t size)
+{
+	if (!g)
+		return;
+	ctx->session_bytes -= nallocx(size, 0);
+	ranker_free(g);
+}
+
+/* Step s at now and set its timer. */
+static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason)
+{
+	struct emit e = { ctx, ctx->segs, s, reason };
+	struct wf_seg_inputs u;
+
+	seg_inputs(ctx, s, NULL, 0, wf_seg_set_uses(ctx->segs), &u);
+	heap_set(ctx, s, wf_seg_step(ctx->segs, &s->seg->st, &u, now, on_transition, &e));
+}
+
+/* Fire s's deadlines up to until (at each deadline's own time). */
+static void session_catch_up(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t until)
+{
+	for (int i = 0; i < 64 && deadline_of(ctx, s) <= until; i++)
+		session_step(ctx, s, deadline_of(ctx, s), "timer");
+}
+
+void ranker_segs_before(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts_ms)
+{
+	/* Deadlines before this event first, at their own time, with the
+	 * cart and the model as they were (a late timer: a busy ranker). */
+	if (s->seg && s->seg->heap_pos && !ctx->seg_replaying)
+		session_catch_up(ctx, s, ts_ms > 0 ? ts_ms - 1 : 0);
+}
+
+void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *argv,
+		       uint32_t argc, uint64_t ts_ms)
+{
+	struct wf_seg_event ev;
+
+	if (!ctx->segs || !wf_seg_set_affected(ctx->segs, type))
+		return;
+	if (!s->seg && !(s->seg = state_alloc(ctx)))
+		return; /* out of memory: this session is in no segment */
+	if (ctx->seg_replaying) { /* the state only: membership is settled once the replay ends */
+		seg_event_of(ctx, ctx->segs, type, ts_ms, &argv[3], &ev);
+		wf_seg_apply(ctx->segs, &s->seg->st, &ev);
+		return;
+	}
+	seg_event_of(ctx, ctx->segs, type, ts_ms, &argv[3], &ev);
+	wf_seg_apply(ctx->segs, &s->seg->st, &ev);
+	session_step(ctx, s, ts_ms, wf_event_name(type));
+}
+
+void ranker_segs_forget(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason)
+{
+	heap_remove(ctx, s);
+	if (!s->seg)
+		return;
+	/* Announced members leave with the session (its key continues the sequence). */
+	for (uint32_t i = 0; ctx->segs && i < wf_seg_set_count(ctx->segs); i++)
+		if (s->seg->st.member >> i & 1) {
+			uint32_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
+			note_push(ctx, ctx->segs, s, i, 0, ++*seq, wf_wall_ms(), reason);
+		}
+	state_free(ctx, s->seg, ctx->seg_size);
+	s->seg = NULL;
+}
+
+uint32_t ranker_segs_timers(struct ranker_ctx *ctx, uint64_t now_ms)
+{
+	uint32_t n = 0;
+
+	while (n < TIMERS_STEP && ctx->seg_heap_n && ctx->seg_heap[0].at <= now_ms) {
+		session_step(ctx, ctx->seg_heap[0].s, ctx->seg_heap[0].at, "timer");
+		n++;
+	}
+	if (n) {
+		/* Timer notes answer no request: publish them now. */
+		wf_ring_prod_commit(&ctx->rep);
+		ranker_wake_ingest(ctx);
+	}
+	return n;
+}
+
+/* ---- definitions ---- */
+
+/* The live definitions: DIR/segments.conf, or the built-in ones when it
+ * does not exist. 0, or -errno (logged). */
+static int load_set(struct ranker_ctx *ctx, struct wf_seg_set **ret)
+{
+	struct wf_seg_defs d = { 0 };
+	struct wf_seg_error err = { 0 };
+	char path[WF_PATH_MAX], *buf = NULL;
+	size_t len = 0;
+	uint32_t bad = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/segments.conf", ctx->dir);
+	r = wf_read_file(path, &buf, &len);
+	if (r == -ENOENT) {
+		r = wf_seg_defs_default(&d);
+	} else if (r == 0) {
+		r = wf_seg_defs_parse(buf, len, &d, &bad);
+		if (r == -EINVAL)
+			wf_warn("shard %u: %s line %u is malformed; keeping the segments it had", ctx->shard, path, bad);
+	} else {
+		wf_warn("shard %u: cannot read %s: %s; keeping the segments it had", ctx->shard, path, strerror(-r));
+	}
+	free(buf);
+	if (r < 0)
+		return r;
+	r = wf_seg_set_build(&d, ret, &err, &bad);
+	if (r == -EINVAL)
+		wf_warn("shard %u: segment %s in %s: %s; keeping the segments it had", ctx->shard,
+			bad < d.n ? d.defs[bad].name : "?", path, err.msg);
+	wf_seg_defs_fini(&d);
+	return r;
+}
+
+/* Move every session onto set (ctx->segs replaced): its state rebuilt
+ * from its history; membership and sequence kept for each segment whose
+ * name and version stay, an exit for a member of one that went (dropped
+ * or redefined: its old version's key), then a step (enters into new
+ * ones). The old set is freed. One pass over the sessions: a definition
+ * change is rare and the rebuild bounded by the history (4,096 events). */
+static void switch_set(struct ranker_ctx *ctx, struct wf_seg_set *set)
+{
+	struct wf_seg_set *old = ctx->segs;
+	size_t old_size = ctx->seg_size;
+	uint64_t now = wf_wall_ms();
+
+	ctx->segs = set;
+	ctx->seg_size = offsetof(struct ranker_seg, st) + wf_seg_state_size(set);
+	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
+		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next) {
+			struct ranker_seg *prev = s->seg, *g = s->hist_n ? state_alloc(ctx) : NULL;
+			if (g)
+				state_from_history(ctx, set, s, &g->st);
+			for (uint32_t i = 0; prev && i < wf_seg_set_count(old); i++) {
+				const char *name = wf_seg_set_name(old, i);
+				int j = wf_seg_set_find(set, name, strlen(name));
+				uint32_t seq = *wf_seg_state_seq(old, &prev->st, i);
+				if (j >= 0 && wf_seg_set_version(set, (uint32_t)j) == wf_seg_set_version(old, i)) {
+					if (g) {
+						g->st.member |= (prev->st.member >> i & 1) << j;
+						*wf_seg_state_seq(set, &g->st, (uint32_t)j) = seq;
+						g->st.eval_ms = prev->st.eval_ms;
+					}
+				} else if (prev->st.member >> i & 1) {
+					note_push(ctx, old, s, i, 0, seq + 1, now, j >= 0 ? "redefined" : "dropped");
+				}
+			}
+			heap_remove(ctx, s);
+			state_free(ctx, prev, old_size);
+			s->seg = g;
+			if (g)
+				session_step(ctx, s, now, "defined");
+		}
+	wf_seg_set_free(old);
+	wf_ring_prod_commit(&ctx->rep);
+	ranker_wake_ingest(ctx);
+}
+
+int ranker_segs_init(struct ranker_ctx *ctx)
+{
+	struct wf_seg_set *set;
+	int r;
+
+	/* A12: pairs with R12 in weft-admin (the file is in place before the bump). */
+	ctx->segdefs_gen = atomic_load_explicit(&ctx->shm->ctl->segdefs_gen, memory_order_acquire);
+	r = load_set(ctx, &set);
+	if (r < 0) {
+		/* The built-in ones, rather than none. */
+		struct wf_seg_defs d;
+		if (wf_seg_defs_default(&d) < 0)
+			return -ENOMEM;
+		r = wf_seg_set_build(&d, &set, NULL, NULL);
+		wf_seg_defs_fini(&d);
+		if (r < 0)
+			return r;
+	}
+	ctx->segs = set;
+	ctx->seg_size = offsetof(struct ranker_seg, st) + wf_seg_state_size(set);
+	wf_info("shard %u: %u segments defined", ctx->shard, wf_seg_set_count(set));
+	return 0;
+}
+
+void ranker_segs_check(struct ranker_ctx *ctx)
+{
+	/* A12: pairs with R12 in weft-admin. */
+	uint64_t gen = atomic_load_explicit(&ctx->shm->ctl->segdefs_gen, memory_order_acquire);
+	struct wf_seg_set *set;
+
+	if (gen == ctx->segdefs_gen)
+		return;
+	ctx->segdefs_gen = gen;
+	if (load_set(ctx, &set) < 0)
+		return;
+	uint64_t t0 = wf_now_ns();
+	switch_set(ctx, set);
+	wf_info("shard %u: segment definitions %llu loaded: %u segments, %u sessions re-evaluated in %.1f ms",
+		ctx->shard, (unsigned long long)gen, wf_seg_set_count(set), ctx->nsessions, (wf_now_ns() - t0) / 1e6);
+}
+
+void ranker_segs_fini(struct ranker_ctx *ctx)
+{
+	wf_seg_set_free(ctx->segs);
+	ctx->segs = NULL;
+	free(ctx->seg_heap);
+	ctx->seg_heap = NULL;
+	free(ctx->seg_users);
+	ctx->seg_users = NULL;
+	ctx->seg_heap_n = ctx->seg_heap_cap = 0;
+}
+
+/* ---- replay ---- */
+
+void ranker_segs_replay_begin(struct ranker_ctx *ctx)
+{
+	/* Notes the previous process left on the reply ring reach the journal
+	 * first (ingest drains it), so the replay below reads them; bounded:
+	 * without a running ingest the ring is not read. */
+	for (int i = 0; i < 200 && wf_ring_used(ctx->rep.r); i++)
+		usleep(5000);
+	if (!wf_ring_used(ctx->rep.r))
+		usleep(20000); /* and its group commit */
+	ctx->seg_replaying = 1;
+}
+
+/* A WF_JREC_SEGMENT record of this shard: key segment version
+ * enter|exit session user reason. The session's announced membership and
+ * sequence, when it is live and the version is the one defined now. */
+void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_rec *rec)
+{
+	struct wf_msg_arg id;
+	struct ranker_session *s;
+	int64_t ver, seq;
+	const char *p;
+	int i;
+
+	if (!ctx->segs || rec->argc < 5)
+		return;
+	i = wf_seg_set_find(ctx->segs, rec->argv[1], rec->argl[1]);
+	if (i < 0 || wf_parse_i64(rec->argv[2], rec->argl[2], &ver) < 0 ||
+	    (uint64_t)ver != wf_seg_set_version(ctx->segs, (uint32_t)i))
+		return;
+	/* The key's third part: the sequence. */
+	p = memchr(rec->argv[0], '/', rec->argl[0]);
+	p = p ? memchr(p + 1, '/', rec->argl[0] - (size_t)(p + 1 - rec->argv[0])) : NULL;
+	if (!p)
+		return;
+	const char *q = memchr(p + 1, '/', rec->argl[0] - (size_t)(p + 1 - rec->argv[0]));
+	if (!q || wf_parse_i64(p + 1, (size_t)(q - p - 1), &seq) < 0 || seq <= 0 || seq > UINT32_MAX)
+		return;
+	id = (struct wf_msg_arg){ rec->argv[4], rec->argl[4] };
+	s = ranker_session_find(ctx, &id);
+	if (!s || (!s->seg && !(s->seg = state_alloc(ctx))))
+		return;
+	uint32_t *sq = wf_seg_state_seq(ctx->segs, &s->seg->st, (uint32_t)i);
+	if ((uint32_t)seq < *sq)
+		return; /* an older one (ingest journals each key once, in order) */
+	*sq = (uint32_t)seq;
+	if (rec->argl[3] == 5 && memcmp(rec->argv[3], "enter", 5) == 0)
+		s->seg->st.member |= 1ull << i;
+	else
+		s->seg->st.member &= ~(1ull << i);
+}
+
+/* After the replay: every session evaluated now; what differs from what
+ * was announced is announced (a deadline that passed while no ranker ran
+ * included), continuing each sequence, so a note the previous process
+ * pushed but ingest never journaled comes again with the same key. */
+void ranker_segs_replay_end(struct ranker_ctx *ctx)
+{
+	uint64_t now = wf_wall_ms(), n0 = ctx->seg_notes;
+
+	ctx->seg_replaying = 0;
+	if (!ctx->segs)
+		return;
+	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
+		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next)
+			if (s->seg)
+				session_step(ctx, s, now, "recovered");
+	wf_ring_prod_commit(&ctx->rep);
+	ranker_wake_ingest(ctx);
+	if (ctx->seg_notes > n0)
+		wf_info("shard %u: %llu segment transitions announced after the replay", ctx->shard,
+			(unsigned long long)(ctx->seg_notes - n0));
+}
+
+/* ---- SEGMENTS, SEGPREVIEW ---- */
+
+uint64_t ranker_segs_now(struct ranker_ctx *ctx, struct ranker_session *s, const struct wf_msg_arg *user)
+{
+	struct wf_seg_inputs u;
+	uint64_t bits;
+
+	if (!ctx->segs)
+		return 0;
+	seg_inputs(ctx, s, user->p, user->len, wf_seg_set_uses(ctx->segs), &u);
+	if (s && s->seg)
+		return wf_seg_eval(ctx->segs, &s->seg->st, &u, wf_wall_ms(), NULL);
+	/* No session (or none of its events mattered): its user's attributes alone. */
+	struct wf_seg_state *st = calloc(1, wf_seg_state_size(ctx->segs));
+	if (!st)
+		return 0;
+	wf_seg_state_init(ctx->segs, st);
+	bits = wf_seg_eval(ctx->segs, st, &u, wf_wall_ms(), NULL);
+	free(st);
+	return bits;
+}
+
+/* Open addressing set of user hashes (| 1; 0 empty). */
+struct hset {
+	uint64_t *k;
+	uint32_t mask;
+};
+
+static int hset_init(struct hset *h, uint32_t n)
+{
+	uint32_t cap = 1024;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	h->k = calloc(cap, sizeof(*h->k));
+	h->mask = cap - 1;
+	return h->k ? 0 : -ENOMEM;
+}
+
+static void hset_add(struct hset *h, uint64_t k)
+{
+	uint32_t i;
+
+	for (i = (uint32_t)k & h->mask; h->k[i] && h->k[i] != k; i = (i + 1) & h->mask)
+		;
+	h->k[i] = k;
+}
+
+static int hset_has(const struct hset *h, uint64_t k)
+{
+	for (uint32_t i = (uint32_t)k & h->mask; h->k[i]; i = (i + 1) & h->mask)
+		if (h->k[i] == k)
+			return 1;
+	return 0;
+}
+
+/* ctx->seg_users: this shard's snapshot users in user order, what a rule
+ * reads of them side by side (a preview scans it in order instead of
+ * hopping through the owned table and the users section), built at the
+ * first preview of a generation. 0, or -ENOMEM / -ENOENT (no generation). */
+static int users_table(struct ranker_ctx *ctx)
+{
+	const struct ranker_gen *g = ctx->cur;
+	uint32_t n = 0;
+
+	if (!g || !g->owned)
+		return -ENOENT;
+	if (ctx->seg_users && ctx->seg_users_gen == g->gen)
+		return 0;
+	free(ctx->seg_users);
+	ctx->seg_users = malloc((size_t)(g->nowned ? g->nowned : 1) * sizeof(*ctx->seg_users));
+	if (!ctx->seg_users)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= g->owned_mask; i++)
+		if (g->owned[i].key) {
+			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
+			ctx->seg_users[n++] = (struct ranker_seg_user){ g->owned[i].key, g->owned[i].user,
+									su->segment, su->ltv };
+		}
+	ctx->seg_nusers = n;
+	ctx->seg_users_gen = g->gen;
+	return 0;
+}
+
+#define PREVIEW_SAMPLE 10u
+
+struct preview {
+	uint64_t matched, fresh, returning;
+	uint32_t nsample;
+	struct {
+		const char *s, *u;
+		uint32_t sl, ul;
+	} sample[PREVIEW_SAMPLE];
+};
+
+static void preview_add(struct preview *p, int known, const char *s, uint32_t sl, const char *u, uint32_t ul)
+{
+	p->matched++;
+	if (known)
+		p->returning++;
+	else
+		p->fresh++;
+	if (p->nsample < PREVIEW_SAMPLE)
+		p->sample[p->nsample++] = (typeof(p->sample[0])){ s, u, sl, ul };
+}
+
+/*
+ * SEGPREVIEW rule: [matched, new, returning, ["session user"...]] for this
+ * shard: its live sessions that match now (their state built from their
+ * history for the rule and the segments it reads), and, when the rule
+ * reads user attributes, this shard's snapshot users without a live
+ * session, evaluated as an empty session. Nothing is defined or stored.
+ */
+void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	struct wf_seg_set *pv = NULL;
+	struct wf_seg_error err = { 0 };
+	struct wf_seg_state *st = NULL;
+	struct preview p = { 0 };
+	struct hset users = { 0 };
+	uint64_t now = wf_wall_ms();
+	uint32_t idx, uses;
+	int r;
+
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_SEGPREVIEW), argc) < 0) {
+		wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_SEGPREVIEW)->usage);
+		return;
+	}
+	r = wf_seg_set_with_rule(ctx->segs, argv[0].p, argv[0].len, &pv, &err);
+	if (r < 0) {
+		if (r == -EINVAL)
+			wf_resp_w_error(out, "ERR bad rule: %s", err.msg);
+		else
+			wf_resp_w_error(out, "ERR out of memory for the preview");
+		return;
+	}
+	idx = wf_seg_set_count(pv) - 1;
+	uses = wf_seg_set_uses(pv);
+	st = malloc(wf_seg_state_size(pv));
+	if (!st || ((uses & WF_SEG_USES_USER) && hset_init(&users, ctx->nsessions) < 0)) {
+		wf_resp_w_error(out, "ERR out of memory for the preview");
+		goto done;
+	}
+	/* Item lookups through a cache for this preview (keyed by a 64-bit
+	 * hash: two ids colliding, odds 2^-64 a pair, would share attributes). */
+	if ((uses & WF_SEG_USES_ITEM) && ctx->cur)
+		ctx->seg_items = calloc(RANKER_SEG_ITEMS, sizeof(*ctx->seg_items));
+	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
+		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next) {
+			struct wf_seg_inputs u;
+			wf_seg_state_init(pv, st);
+			if (uses & (WF_SEG_USES_EVENTS | WF_SEG_USES_IDLE | WF_SEG_USES_CART))
+				state_from_history(ctx, pv, s, st);
+			seg_inputs(ctx, s, NULL, 0, uses | WF_SEG_USES_USER, &u); /* new or returning */
+			if (users.k && s->user)
+				hset_add(&users, wf_hash64(s->user, s->user_len) | 1);
+			if (wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)
+				preview_add(&p, u.known, s->id, s->id_len, s->user ? s->user : WF_ANON_USER,
+					    s->user ? s->user_len : 1u);
+		}
+	/* This shard's snapshot users with no live session. */
+	if ((uses & WF_SEG_USES_USER) && users_table(ctx) == 0) {
+		const struct wf_snap *snap = ctx->cur->snap;
+		/* Without ltv an empty session's answer depends on the lifecycle
+		 * alone: once per value (0 unknown yet, 1 no, 2 yes). */
+		uint8_t memo[256] = { 0 };
+		int by_life = !(uses & WF_SEG_USES_LTV);
+		wf_seg_state_init(pv, st);
+		for (uint32_t i = 0; i < ctx->seg_nusers; i++) {
+			const struct ranker_seg_user *e = &ctx->seg_users[i];
+			struct wf_seg_inputs u = { .known = 1, .lifecycle = e->lifecycle, .ltv = e->ltv };
+			uint8_t *m = &memo[e->lifecycle & 0xff];
+			int hit;
+			if (by_life && *m)
+				hit = *m == 2;
+			else if ((hit = (int)(wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)), by_life)
+				*m = (uint8_t)(1 + hit);
+			if (!hit || hset_has(&users, e->key))
+				continue;
+			const struct wf_snap_user *su = &snap->users[e->user];
+			preview_add(&p, 1, WF_ANON_USER, 1, wf_snap_str(snap, su->id_off), su->id_len);
+		}
+	}
+	wf_resp_w_array(out, 4);
+	wf_resp_w_int(out, (int64_t)p.matched);
+	wf_resp_w_int(out, (int64_t)p.fresh);
+	wf_resp_w_int(out, (int64_t)p.returning);
+	wf_resp_w_array(out, p.nsample);
+	for (uint32_t i = 0; i < p.nsample; i++)
+		wf_resp_w_bulk_fmt(out, "%.*s %.*s", (int)p.sample[i].sl, p.sample[i].s, (int)p.sample[i].ul,
+				   p.sample[i].u);
+done:
+	free(ctx->seg_items);
+	ctx->seg_items = NULL;
+	free(users.k);
+	free(st);
+	wf_seg_set_free(pv);
+}
