@@ -272,16 +272,6 @@ static float kth_bound(const struct wf_rank_scratch *w, uint32_t k)
 	return bound;
 }
 
-/*
- * The popular and trending items (rank_pool_add_prior()), but only those
- * whose score could reach bound: an item the pool does not hold yet
- * would be an entry that nothing in the session leads to, scored by
- * score4() from item_parts4() and the repeat-look penalty, which is <= 0
- * (float sums and products are monotone: leaving it out gives a score at
- * or above the entry's). An item below bound is not added (one already
- * in the pool stays: the prior adds nothing to an entry). Returns the
- * first new entry.
- */
 /* The most term f can be for a value in the session's evidence rows
  * [from, to) or +0 (a lookup that finds no row): ew * the highest or the
  * lowest of them (a product is monotone in each factor). */
@@ -344,6 +334,17 @@ static float prior_bound(const struct wf_snap *snap, const struct consts *c, con
 	return sess + ub;
 }
 
+/*
+ * The popular and trending items (rank_pool_add_prior()), but only those
+ * whose score could reach bound: an item the pool does not hold yet
+ * would be an entry that nothing in the session leads to, scored by
+ * score4() from item_parts4() and the repeat-look penalty, which is <= 0
+ * (float sums and products are monotone: leaving it out gives a score at
+ * or above the entry's). An item below bound is not added (one already
+ * in the pool stays: the prior adds nothing to an entry). Returns the
+ * first new entry. With a weight that is not finite (its products
+ * with +0 are NaN, which order_key() puts first) nothing is left out.
+ */
 static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank_params *p,
 				const struct consts *c, struct wf_rank_scratch *w, float bound)
 {
@@ -351,7 +352,11 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 	const struct wf_snap_cand *const list[2] = { snap->popular, snap->trending };
 	const uint32_t len[2] = { WF_MIN(p->pool_popular, snap->npopular), WF_MIN(p->pool_trending, snap->ntrending) };
 
-	if (!(bound > -INFINITY)) { /* none can be left out */
+	int finite = 1;
+
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+		finite &= isfinite(c->ew[f]) != 0;
+	if (!(bound > -INFINITY) || !finite) { /* none can be left out */
 		rank_pool_add_prior(snap, p, w);
 		return from;
 	}
