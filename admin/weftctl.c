@@ -55,7 +55,7 @@ static void usage(FILE *f)
 		"options:\n"
 		"  --dir DIR         runtime directory (default %s)\n"
 		"  --json            one JSON object on stdout, for scripts\n"
-		"  --shards N        (up) number of rankers (default: online CPUs)\n"
+		"  --shards N        (up) number of rankers (default: one per core weftctl may use)\n"
 		"  --snapshot FILE   (up) snapshot to serve\n"
 		"  --durability M    (up) fsync: EVENT acknowledged after fdatasync (default); os: after write()\n"
 		"  --sessions N      (up) sessions weft-ingest's routing table holds per half TTL\n"

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/prctl.h>
@@ -51,6 +52,11 @@ struct up_ctx {
 	char shm_name[32];
 	char snapshot[PATH_MAX]; /* absolute, or "" */
 	char shards_arg[16];
+	/* The cores weftctl may run on (its affinity: a cpuset or taskset
+	 * narrows it), in order; ranker i is pinned to cpus[i % ncpus]. */
+	int cpus[CPU_SETSIZE];
+	int ncpus;
+	char cpu_arg[WF_SHM_MAX_SHARDS][12]; /* each ranker's --cpu */
 	char metrics_file[PATH_MAX]; /* absolute, for weft-observe */
 	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe ("": not built) */
 	uint32_t nshards;
@@ -175,6 +181,12 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	if (ch->kind == KIND_INGEST && u->o->socket_mode) {
 		argv[n++] = "--socket-mode";
 		argv[n++] = u->o->socket_mode;
+	}
+	if (ch->kind == KIND_RANKER && u->ncpus > 0) {
+		char *a = u->cpu_arg[(uint32_t)ch->shard % WF_SHM_MAX_SHARDS];
+		snprintf(a, sizeof(u->cpu_arg[0]), "%d", u->cpus[(uint32_t)ch->shard % (uint32_t)u->ncpus]);
+		argv[n++] = "--cpu";
+		argv[n++] = a;
 	}
 	if (ch->kind == KIND_RANKER && u->o->memory_budget) {
 		argv[n++] = "--memory-budget";
@@ -522,13 +534,48 @@ static int take_dir(struct up_ctx *u)
 	return u->lock_fd < 0 ? u->lock_fd : 0;
 }
 
+/*
+ * The process layout for the box: one shard per core weftctl may run on
+ * (its CPU affinity, which a cpuset, systemd's CPUAffinity= or taskset
+ * narrows; the online cores when it cannot be read), at most
+ * WF_SHM_MAX_SHARDS, unless --shards says; ranker i pinned to the i-th
+ * of those cores (mod their count), weft-ingest and the clients free to
+ * run anywhere. On two cores 1 and 2 shards measured alike within the
+ * shared box's noise (BENCHMARKS.md, issue 19): two stay the default.
+ * Says what it chose.
+ */
+static void choose_layout(struct up_ctx *u)
+{
+	cpu_set_t set;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	char list[256] = "";
+	size_t len = 0;
+
+	u->ncpus = 0;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (int c = 0; c < CPU_SETSIZE; c++)
+			if (CPU_ISSET(c, &set))
+				u->cpus[u->ncpus++] = c;
+	if (u->ncpus == 0) /* unreadable: every online core, as the rankers' default */
+		for (long c = 0; c < WF_MIN(online, (long)CPU_SETSIZE); c++)
+			u->cpus[u->ncpus++] = (int)c;
+	u->nshards = (uint32_t)(u->o->shards ? u->o->shards : WF_MAX(1, WF_MIN(u->ncpus, (int)WF_SHM_MAX_SHARDS)));
+	snprintf(u->shards_arg, sizeof(u->shards_arg), "%u", u->nshards);
+	for (uint32_t i = 0; i < u->nshards && len + 16 < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", i ? "," : "",
+					u->ncpus ? u->cpus[i % (uint32_t)u->ncpus] : 0);
+	say("layout: %u shard%s (%s), %d usable core%s of %ld online; rankers pinned to cores %s, "
+	    "weft-ingest unpinned",
+	    u->nshards, u->nshards == 1 ? "" : "s", u->o->shards ? "--shards" : "one per usable core", u->ncpus,
+	    u->ncpus == 1 ? "" : "s", online, list);
+}
+
 static int setup(struct up_ctx *u)
 {
 	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
 	static const char *const subdirs[] = { "admin", "rankers", "ingest", "observe" };
 	char tmp[PATH_MAX];
 	sigset_t set;
-	long ncpu;
 
 	/* mkdir -p */
 	snprintf(tmp, sizeof(tmp), "%s", u->o->dir);
@@ -558,9 +605,7 @@ static int setup(struct up_ctx *u)
 		say("snapshot %s: %s", u->o->snapshot, strerror(errno));
 		return -errno;
 	}
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	u->nshards = (uint32_t)(u->o->shards ? u->o->shards : WF_MAX(1, WF_MIN(ncpu, (long)WF_SHM_MAX_SHARDS)));
-	snprintf(u->shards_arg, sizeof(u->shards_arg), "%u", u->nshards);
+	choose_layout(u);
 	for (int k = 0; k < KIND_COUNT; k++)
 		if (find_bin(names[k], subdirs[k], u->bin[k], sizeof(u->bin[k])) < 0) {
 			if (k == KIND_OBSERVE) {

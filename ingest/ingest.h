@@ -27,7 +27,6 @@
 #define INGEST_IDLE_TIMEOUT_S 300u    /* --idle-timeout default */
 #define INGEST_IORING_OP_FUTEX_WAIT 51 /* Linux 6.7; liburing 2.3 has no name for it */
 #define INGEST_FUTEX2_SIZE_U32 0x02u   /* futex2 flags: 32-bit word, shared (not private) */
-#define INGEST_POLL_NOFUTEX_US 200u    /* without it: longest sleep while a reply is owed */
 #define INGEST_REQUEST_TIMEOUT_S 10u  /* --request-timeout default */
 /* An EVENT the journal could not store (commit.c, shard.c). */
 #define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"

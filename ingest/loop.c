@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #define INGEST_STOP_NS 5000000000ull /* stopping: longest wait for owed replies */
 #define INGEST_SWEEP_NS 100000000ull /* timeouts: a sweep at most every 100 ms */
 #define INGEST_SWEEP_MAX 4096u       /* connections one sweep looks at */
+#define INGEST_NOFUTEX_NAP_NS 2000000ull /* woken by signal: longest sleep while a reply is owed */
 
 struct io_uring_sqe *ingest_get_sqe(struct ingest_ctx *ctx)
 {
@@ -163,8 +165,14 @@ static int reap(struct ingest_ctx *ctx)
 			break;
 		case INGEST_OP_SIGNAL:
 			ctx->sig_armed = 0;
-			if (cqe->res > 0) {
-				wf_info("signal received: stopping");
+			for (int off = 0; off + (int)sizeof(struct signalfd_siginfo) <= cqe->res;
+			     off += (int)sizeof(struct signalfd_siginfo)) {
+				struct signalfd_siginfo si;
+				memcpy(&si, ctx->sig_buf + off, sizeof(si));
+				if (si.ssi_signo == WF_WAIT_WAKE_SIGNAL)
+					continue; /* a ranker's wake-up (idle()): this pass takes its replies */
+				if (!ctx->stopping)
+					wf_info("signal received: stopping");
 				ctx->stopping = 1;
 			}
 			break;
@@ -345,8 +353,10 @@ static void idle(struct ingest_ctx *ctx, uint64_t due)
 		__builtin_ia32_pause();
 	if (ingest_rings_readable(ctx))
 		return;
-	/* Dekker with the rankers (shm/wait.h): announce, then look again. */
-	wf_wait_prepare(&ctx->shm->ctl->ingest_wait);
+	/* Dekker with the rankers (shm/wait.h): announce, then look again.
+	 * Without the futex wait in the ring, a ranker with a reply signals
+	 * us (the signalfd's read is armed in the ring: arm_fixed()). */
+	wf_wait_prepare_how(&ctx->shm->ctl->ingest_wait, ctx->futex_ok ? WF_WAIT_FUTEX : WF_WAIT_SIGNAL);
 	if (ingest_rings_readable(ctx)) {
 		wf_wait_cancel(&ctx->shm->ctl->ingest_wait);
 		return;
@@ -356,8 +366,10 @@ static void idle(struct ingest_ctx *ctx, uint64_t due)
 	 * ring was over half full (EVENT batches send no replies): poll
 	 * stalled connections every ms as well. */
 	uint64_t nap = ctx->any_stalled ? 1000000ull : 50000000ull;
+	/* Woken by a ranker's signal: should one not come (a ranker that
+	 * cannot signal us logs why), an owed reply waits 2 ms at most. */
 	if (!ctx->futex_ok && ingest_owed(ctx))
-		nap = INGEST_POLL_NOFUTEX_US * 1000ull;
+		nap = INGEST_NOFUTEX_NAP_NS;
 	arm_bell(ctx);
 	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)(due ? WF_MIN(due, nap) : nap) };
 	struct io_uring_cqe *cqe;

@@ -81,17 +81,25 @@ static int open_listener(struct ingest_ctx *ctx)
  * (shm/wait.h), which ingest waits for in its ring (IORING_OP_FUTEX_WAIT,
  * Linux 6.7): nothing outside the segment, so no other local user can
  * take it. (It was an abstract socket, "weft-bell.<segment>", which any
- * user could bind first to keep ingest from starting.) */
+ * user could bind first to keep ingest from starting.) Without it (or
+ * with WEFT_INGEST_FUTEX=0 in the environment, to test that path) ingest
+ * sleeps on its signalfd's read in the ring and the rankers send it
+ * WF_WAIT_WAKE_SIGNAL: only its own user (or root) can signal it. */
 static void probe_futex(struct ingest_ctx *ctx)
 {
 	struct io_uring_probe *p = io_uring_get_probe_ring(&ctx->ring);
+	const char *force = getenv("WEFT_INGEST_FUTEX");
 
 	ctx->futex_ok = p && io_uring_opcode_supported(p, INGEST_IORING_OP_FUTEX_WAIT);
 	if (p)
 		io_uring_free_probe(p);
-	if (!ctx->futex_ok)
-		wf_warn("this kernel's io_uring cannot wait on a futex (Linux 6.7+): replies owed by a ranker "
-			"are polled every %u us instead", INGEST_POLL_NOFUTEX_US);
+	if (force && !strcmp(force, "0")) {
+		ctx->futex_ok = 0;
+		wf_info("WEFT_INGEST_FUTEX=0: the rankers wake ingest by a signal (SIGUSR1)");
+	} else if (!ctx->futex_ok) {
+		wf_warn("this kernel's io_uring cannot wait on a futex (Linux 6.7+): the rankers wake ingest by a "
+			"signal (SIGUSR1) instead");
+	}
 }
 
 /* Sessions pinned before a restart stay pinned: the journal says where
@@ -395,6 +403,7 @@ static int setup_io(struct ingest_ctx *ctx)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, WF_WAIT_WAKE_SIGNAL); /* a ranker's wake-up (shm/wait.h, WF_WAIT_SIGNAL) */
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* A file-size limit (LimitFSIZE=) makes journal writes fail with

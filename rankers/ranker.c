@@ -181,14 +181,48 @@ static void catch_up(struct ranker_ctx *ctx)
 
 /* ---- the loop ---- */
 
+/* Ingest sleeping on its signalfd (shm/wait.h WF_WAIT_SIGNAL): the
+ * wake-up signal by a pidfd of ctl->ingest_pid, opened when that pid
+ * first needs one (ingest was alive then: it announced its sleep) and
+ * kept while the pid stays, so a signal never reaches another process
+ * that took the pid of an ingest that died since (ESRCH: dropped; the
+ * next ingest announces itself with its own pid). */
+static void signal_ingest(struct ranker_ctx *ctx)
+{
+	/* relaxed: the pid is written once at ingest's start, before it sleeps */
+	uint32_t pid = atomic_load_explicit(&ctx->shm->ctl->ingest_pid, memory_order_relaxed);
+
+	if (!pid)
+		return;
+	if (pid != ctx->ingest_pidfd_pid) {
+		if (ctx->ingest_pidfd >= 0)
+			close(ctx->ingest_pidfd);
+		ctx->ingest_pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+		ctx->ingest_pidfd_pid = pid;
+	}
+	if ((ctx->ingest_pidfd < 0 ||
+	     syscall(SYS_pidfd_send_signal, ctx->ingest_pidfd, WF_WAIT_WAKE_SIGNAL, NULL, 0) < 0) &&
+	    errno != ESRCH && !ctx->signal_warned) {
+		ctx->signal_warned = 1;
+		wf_warn("cannot signal weft-ingest (pid %u) to wake it: %s; its replies wait up to 2 ms "
+			"(run both as one user, or on Linux 6.7+ where it waits on a futex)",
+			pid, strerror(errno));
+	}
+}
+
 /* Ingest sleeps in its io_uring on a futex wait on ingest_wait (no
- * socket: nothing another local user could take first). */
+ * socket: nothing another local user could take first), or, where its
+ * io_uring cannot, on a signal. */
 void ranker_wake_ingest(struct ranker_ctx *ctx)
 {
 	/* F2 inside wf_wait_needs_wake() orders our reply commit before the
-	 * load of sleeping: pairs with F1 in ingest's wf_wait_prepare(). */
-	if (wf_wait_needs_wake(&ctx->shm->ctl->ingest_wait))
+	 * load of sleeping: pairs with F1 in ingest's wf_wait_prepare_how(). */
+	uint32_t how = wf_wait_needs_wake(&ctx->shm->ctl->ingest_wait);
+
+	if (how == WF_WAIT_FUTEX)
 		wf_wake_futex(&ctx->shm->ctl->ingest_wait);
+	else if (how == WF_WAIT_SIGNAL)
+		signal_ingest(ctx);
 }
 
 /* Stop was asked for (signal or ctl->shutdown): sets ctx->stop. */
@@ -670,6 +704,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	ctx.signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	ctx.ingest_pidfd = -1;
 	ctx.scratch = calloc(1, sizeof(*ctx.scratch));
 	ctx.view = calloc(1, sizeof(*ctx.view));
 	ctx.explain = calloc(WF_RANK_MAX_K, sizeof(*ctx.explain));

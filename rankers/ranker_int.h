@@ -169,6 +169,9 @@ struct ranker_ctx {
 	struct wf_ring_cons req;
 	struct wf_ring_prod rep;
 	int signal_fd;
+	int ingest_pidfd;               /* -1, or a pidfd of ingest_pidfd_pid: ranker_wake_ingest() by signal */
+	uint32_t ingest_pidfd_pid;
+	int signal_warned;              /* logged once that it could not */
 	_Atomic int stop;               /* seq_cst: read by the loader thread too */
 
 	struct wf_rank_params params;

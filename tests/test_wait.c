@@ -7,7 +7,9 @@
  * shared memory, for many rounds each: the consumer is never left asleep
  * with work posted. A lost wake-up shows as the producer waiting for an
  * ack past a bound of yields (a count, not a time); it then wakes the
- * consumer itself, counts the loss, and the test fails.
+ * consumer itself, counts the loss, and the test fails. The same with a
+ * consumer that sleeps until a signal (WF_WAIT_SIGNAL: weft-ingest where
+ * its io_uring cannot wait on a futex), the producer sending it one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +20,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,7 +36,33 @@ struct shared {
 	_Atomic uint32_t posted; /* the "ring": items published so far */
 	_Atomic uint32_t acked;  /* items the consumer took */
 	_Atomic uint32_t lost;   /* acks that never came without a rescue */
+	uint32_t how;            /* how the consumer sleeps: WF_WAIT_FUTEX, WF_WAIT_SIGNAL */
+	pid_t consumer;          /* WF_WAIT_SIGNAL: whom to signal */
+	int sfd;                 /* WF_WAIT_SIGNAL: the consumer's signalfd */
 };
+
+/* The consumer sleeps: on the futex, or until the wake-up signal. */
+static void sleep_once(struct shared *sh)
+{
+	struct signalfd_siginfo si;
+
+	if (sh->how == WF_WAIT_FUTEX) {
+		wf_wait_futex(&sh->w, 0); /* until woken: a lost wake hangs here */
+		return;
+	}
+	assert_int_equal(read(sh->sfd, &si, sizeof(si)), sizeof(si)); /* likewise */
+	assert_int_equal(si.ssi_signo, WF_WAIT_WAKE_SIGNAL);
+	wf_wait_cancel(&sh->w);
+}
+
+/* The producer wakes the consumer as it sleeps. */
+static void wake(struct shared *sh, uint32_t how)
+{
+	if (how == WF_WAIT_FUTEX)
+		wf_wake_futex(&sh->w);
+	else if (how == WF_WAIT_SIGNAL)
+		kill(sh->consumer, WF_WAIT_WAKE_SIGNAL);
+}
 
 /* The consumer: takes items 1..n in order, sleeping whenever none waits. */
 static void consume(struct shared *sh, uint32_t n)
@@ -42,12 +72,12 @@ static void consume(struct shared *sh, uint32_t n)
 			/* acquire: pairs with the producer's release of posted. */
 			if (atomic_load_explicit(&sh->posted, memory_order_acquire) >= want)
 				break;
-			wf_wait_prepare(&sh->w);
+			wf_wait_prepare_how(&sh->w, sh->how);
 			if (atomic_load_explicit(&sh->posted, memory_order_acquire) >= want) {
 				wf_wait_cancel(&sh->w);
 				break;
 			}
-			wf_wait_futex(&sh->w, 0); /* until woken: a lost wake hangs here */
+			sleep_once(sh);
 		}
 		/* release: pairs with the producer's acquire of acked. */
 		atomic_store_explicit(&sh->acked, want, memory_order_release);
@@ -63,14 +93,13 @@ static void produce(struct shared *sh, uint32_t n)
 		uint32_t y = 0;
 
 		atomic_store_explicit(&sh->posted, i, memory_order_release);
-		if (wf_wait_needs_wake(&sh->w))
-			wf_wake_futex(&sh->w);
+		wake(sh, wf_wait_needs_wake(&sh->w));
 		while (atomic_load_explicit(&sh->acked, memory_order_acquire) < i) {
 			if (++y == ACK_YIELDS) {
 				/* The consumer sleeps with work posted: rescue it. */
 				atomic_fetch_add_explicit(&sh->lost, 1, memory_order_relaxed);
 				atomic_store_explicit(&sh->w.sleeping, 0, memory_order_relaxed);
-				wf_wake_futex(&sh->w);
+				wake(sh, sh->how);
 				y = 0;
 			}
 			sched_yield();
@@ -83,6 +112,7 @@ static struct shared *shared_new(void)
 	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	assert_true(sh != MAP_FAILED);
+	sh->how = WF_WAIT_FUTEX;
 	return sh; /* zero-filled: nobody sleeps, nothing posted */
 }
 
@@ -143,12 +173,49 @@ static void test_wait_processes_never_miss_a_wake(void **state)
 	munmap(sh, sizeof(*sh));
 }
 
+static void test_wait_signal_never_misses_a_wake(void **state)
+{
+	struct shared *sh = shared_new();
+	sigset_t set;
+	int status;
+
+	/* The sleep announced says how to wake: the one waker elected sends
+	 * the signal. */
+	wf_wait_prepare_how(&sh->w, WF_WAIT_SIGNAL);
+	assert_int_equal(wf_wait_needs_wake(&sh->w), WF_WAIT_SIGNAL);
+	assert_int_equal(wf_wait_needs_wake(&sh->w), 0);
+	/* A consumer process sleeping on its signalfd, as weft-ingest does
+	 * where its io_uring cannot wait on a futex. */
+	sigemptyset(&set);
+	sigaddset(&set, WF_WAIT_WAKE_SIGNAL);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &set, NULL), 0); /* before the fork: no signal is lost */
+	sh->how = WF_WAIT_SIGNAL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		sh->sfd = signalfd(-1, &set, 0);
+		if (sh->sfd < 0)
+			_exit(1);
+		consume(sh, ROUNDS / 4);
+		_exit(0);
+	}
+	sh->consumer = pid;
+	produce(sh, ROUNDS / 4);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(atomic_load(&sh->acked), ROUNDS / 4);
+	assert_int_equal(atomic_load(&sh->lost), 0);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	munmap(sh, sizeof(*sh));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wait_one_waker_is_elected),
 		cmocka_unit_test(test_wait_threads_never_miss_a_wake),
 		cmocka_unit_test(test_wait_processes_never_miss_a_wake),
+		cmocka_unit_test(test_wait_signal_never_misses_a_wake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

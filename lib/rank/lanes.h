@@ -139,14 +139,17 @@ struct parts4 {
 	v4f penalty;
 };
 
-static inline __attribute__((always_inline)) void parts4(const struct wf_snap *snap, const struct consts *k,
-							  const struct wf_rank_scratch *w, const uint32_t *x,
-							  int consecutive, struct parts4 *pt)
+/* The features of four snapshot items as parts4() has them for an entry
+ * that nothing in the session leads to (near features +0) and no
+ * repeat-look penalty: what the catalog and the session's evidence say. */
+static inline __attribute__((always_inline)) void item_parts4(const struct wf_snap *snap, const struct consts *k,
+							       const struct wf_rank_scratch *w, const uint32_t *item,
+							       struct parts4 *pt)
 {
 	const struct wf_snap_item *it[4];
 
 	for (uint32_t i = 0; i < 4; i++)
-		it[i] = &snap->items[w->item[x[i]]];
+		it[i] = &snap->items[item[i]];
 	v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
 	/* (the batch score of a listed item already holds popularity and trend) */
 	pt->f[WF_RANK_F_POP] = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
@@ -173,13 +176,22 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 		}
 		pt->f[WF_RANK_F_BAND] = (v4f){ w->band_ev[di[0]], w->band_ev[di[1]], w->band_ev[di[2]], w->band_ev[di[3]] };
 	}
+}
+
+static inline __attribute__((always_inline)) void parts4(const struct wf_snap *snap, const struct consts *k,
+							  const struct wf_rank_scratch *w, const uint32_t *x,
+							  int consecutive, struct parts4 *pt)
+{
+	const uint32_t item[4] = { w->item[x[0]], w->item[x[1]], w->item[x[2]], w->item[x[3]] };
+
+	item_parts4(snap, k, w, item, pt);
 	if (k->penalty) {
 		const struct wf_rank_session *s = k->s;
 		float seen[4] = { 0, 0, 0, 0 };
 		for (uint32_t i = 0; i < 4; i++) {
 			uint32_t n = 0;
 			for (uint32_t r = 0; r < s->recent_count; r++)
-				n += s->recent[recent_slot(s, r)].item == (int32_t)w->item[x[i]];
+				n += s->recent[recent_slot(s, r)].item == (int32_t)item[i];
 			seen[i] = (float)n;
 		}
 		pt->penalty = k->neg_penalty_seen * (v4f){ seen[0], seen[1], seen[2], seen[3] };

@@ -118,11 +118,22 @@ static inline __attribute__((always_inline)) void pool_add_compl(const struct wf
 	*pn = n;
 }
 
-/* What every query of this session shares: the neighbours of its recent
- * items and of the anchor, the recent items, the cart's complements, the
- * popular and trending items. */
-void rank_pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
-			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w)
+/* The catalog's prior: the popular and trending items. */
+void rank_pool_add_prior(const struct wf_snap *snap, const struct wf_rank_params *p, struct wf_rank_scratch *w)
+{
+	uint32_t n = w->n;
+
+	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
+		pool_add(w, &n, snap->popular[i].item);
+	for (uint32_t i = 0; i < WF_MIN(p->pool_trending, snap->ntrending); i++)
+		pool_add(w, &n, snap->trending[i].item);
+	w->n = n;
+}
+
+/* What the session and the anchor lead to: the neighbours of its recent
+ * items and of the anchor, the recent items, the cart's complements. */
+void rank_pool_add_near(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_session *s,
+			int64_t anchor, struct wf_rank_scratch *w)
 {
 	uint32_t n = w->n;
 
@@ -184,11 +195,16 @@ void rank_pool_add_session(const struct wf_snap *snap, const struct wf_rank_para
 				w->acc[k][WF_RANK_ACC_SEQ1] += snap->seq[x].score;
 		}
 	}
-	for (uint32_t i = 0; i < WF_MIN(p->pool_popular, snap->npopular); i++)
-		pool_add(w, &n, snap->popular[i].item);
-	for (uint32_t i = 0; i < WF_MIN(p->pool_trending, snap->ntrending); i++)
-		pool_add(w, &n, snap->trending[i].item);
 	w->n = n;
+}
+
+/* What every query of this session shares: what the session and the
+ * anchor lead to, then the popular and trending items. */
+void rank_pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
+			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w)
+{
+	rank_pool_add_near(snap, p, s, anchor, w);
+	rank_pool_add_prior(snap, p, w);
 }
 
 /* Start loading n bytes at a (every cache line they touch). The callers
@@ -265,12 +281,12 @@ static void prefetch_source_lists(const struct wf_snap *snap, const struct sessi
 }
 
 /* The pool: batch list, neighbours of recent items and the anchor, the
- * recent items, cart complements, popular and trending items. What it
- * reads of the snapshot is prefetched first (prefetches change no
- * result): the session, the batch list and the session's item rows,
- * then, once the rows are near, the lists they lead to. */
+ * recent items, cart complements, and (prior != 0) popular and trending
+ * items. What it reads of the snapshot is prefetched first (prefetches
+ * change no result): the session, the batch list and the session's item
+ * rows, then, once the rows are near, the lists they lead to. */
 void rank_build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w, uint32_t cap)
+		       struct wf_rank_scratch *w, uint32_t cap, int prior)
 {
 	struct session_sources src;
 
@@ -285,5 +301,7 @@ void rank_build_pool(const struct wf_snap *snap, const struct wf_rank_params *p,
 		rank_session_evidence(w, snap, q->sess, p);
 	prefetch_source_lists(snap, &src);
 	rank_pool_add_list(snap, q, w);
-	rank_pool_add_session(snap, p, q->sess, q->anchor, w);
+	rank_pool_add_near(snap, p, q->sess, q->anchor, w);
+	if (prior)
+		rank_pool_add_prior(snap, p, w);
 }

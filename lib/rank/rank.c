@@ -128,26 +128,31 @@ static float compl_top(const struct wf_rank_scratch *w)
 	return top;
 }
 
-/* With every pool entry scored in w->score (and w->batch the query's):
- * carted and bought items and the anchor get -inf (looked up once each,
- * not tested per entry), and the cart's complements their lift. */
-static void finish_scores(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-			  struct wf_rank_scratch *w)
+/* Carted and bought items and the anchor to -inf (looked up once each,
+ * not tested per entry). */
+static void exclude(const struct wf_rank_query *q, struct wf_rank_scratch *w)
 {
 	const struct wf_rank_session *s = q->sess;
 	uint32_t x;
 
 	if (q->anchor >= 0 && q->anchor <= UINT32_MAX && (x = pool_find(w, (uint32_t)q->anchor)) != UINT32_MAX)
 		w->score[x] = -INFINITY;
-	if (!s)
-		return;
-	for (uint32_t c = 0; c < WF_RANK_CART; c++) {
+	for (uint32_t c = 0; s && c < WF_RANK_CART; c++) {
 		if (s->cart[c] >= 0 && (x = pool_find(w, (uint32_t)s->cart[c])) != UINT32_MAX)
 			w->score[x] = -INFINITY;
 		if (s->bought[c] >= 0 && (x = pool_find(w, (uint32_t)s->bought[c])) != UINT32_MAX)
 			w->score[x] = -INFINITY;
 	}
-	if (!w->ncompl)
+}
+
+/* With every pool entry scored in w->score (and w->batch the query's):
+ * carted and bought items and the anchor get -inf, and the cart's
+ * complements their lift. */
+static void finish_scores(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+			  struct wf_rank_scratch *w)
+{
+	exclude(q, w);
+	if (!q->sess || !w->ncompl)
 		return;
 	/* The cart's complements are lifted by the best score of the rest
 	 * of the pool, so they reach the top whatever the scale of the
@@ -160,14 +165,14 @@ static void finish_scores(const struct wf_snap *snap, const struct wf_rank_param
 	score_list(snap, p, q, w, w->order, nc, w->score, NULL);
 }
 
-/* Score every pool entry for q. */
-static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w)
+/* Score pool entries [from, w->n) for q. */
+static void score_from(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w, uint32_t from)
 {
 	const struct consts c = consts_of(snap, p, q, w);
 	uint32_t x;
 
-	for (x = 0; x + 4 <= w->n; x += 4) {
+	for (x = from; x + 4 <= w->n; x += 4) {
 		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
 		for (uint32_t i = 0; i < 4; i++)
 			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
@@ -179,12 +184,22 @@ static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *
 	for (uint32_t i = x; i < w->n; i++) /* the last n % 4 */
 		w->order[i - x] = i;
 	score_list(snap, p, q, w, w->order, w->n - x, w->score, NULL);
+}
+
+/* Score every pool entry for q. */
+static void score_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
+		       struct wf_rank_scratch *w)
+{
+	score_from(snap, p, q, w, 0);
 	finish_scores(snap, p, q, w);
 }
 
-/* The best q->k scored entries, best first, through the filter. */
+/* The best q->k scored entries, best first, through the filter; when
+ * pruned (the pool left out entries that cannot reach the best k, see
+ * wf_rank_recs()) and the filter refuses one, -EAGAIN before any output. */
 static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
+		struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain,
+		int pruned)
 {
 	uint32_t k = WF_MIN(q->k, WF_RANK_MAX_K), n = 0, m, i, picked[WF_RANK_MAX_K];
 	int more, wide = 0;
@@ -207,8 +222,11 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 		uint32_t x = w->order[i];
 		if (w->score[x] == -INFINITY)
 			break;
-		if (q->filter && !q->filter(q->filter_ctx, w->item[x]))
+		if (q->filter && !q->filter(q->filter_ctx, w->item[x])) {
+			if (pruned)
+				return -EAGAIN;
 			continue;
+		}
 		out_items[n] = w->item[x];
 		out_scores[n] = w->score[x];
 		picked[n++] = x;
@@ -220,13 +238,182 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 	return (int)n;
 }
 
+/*
+ * A score the k-th best entry of w's pool that complements nothing
+ * cannot be below (-inf: none known): those entries in k groups (entry x
+ * in group x mod k, rounded up to four groups a vector), each group's
+ * best score above -inf; each group holds an entry at or above the
+ * lowest group best, so k entries are. (A complement's score is lifted
+ * later, by the best of the others: an entry below the bound is neither
+ * among the best k nor that best.)
+ */
+static float kth_bound(const struct wf_rank_scratch *w, uint32_t k)
+{
+	const v4f ninf4 = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+	v4f best[WF_RANK_MAX_K / 4 + 1];
+	uint32_t ng = (k + 3) / 4, j = 0;
+	float bound = INFINITY;
+
+	if (k == 0 || w->n < 4 * ng)
+		return -INFINITY;
+	for (uint32_t i = 0; i < ng; i++)
+		best[i] = ninf4;
+	for (uint32_t x = 0; x + 4 <= w->n; x += 4) { /* (a NaN never replaces) */
+		v4f v, cp;
+		memcpy(&v, &w->score[x], sizeof(v));
+		memcpy(&cp, &w->compl[x], sizeof(cp));
+		v4i gt = (v > best[j]) & (cp == zero4);
+		best[j] = (v4f)((gt & (v4i)v) | (~gt & (v4i)best[j]));
+		j = j + 1 == ng ? 0 : j + 1;
+	}
+	for (uint32_t i = 0; i < ng; i++)
+		for (uint32_t l = 0; l < 4; l++)
+			bound = best[i][l] < bound ? best[i][l] : bound;
+	return bound;
+}
+
+/* The most term f can be for a value in the session's evidence rows
+ * [from, to) or +0 (a lookup that finds no row): ew * the highest or the
+ * lowest of them (a product is monotone in each factor). */
+static float term_bound(const struct consts *c, uint32_t f, const uint32_t (*val)[4], uint32_t from, uint32_t to)
+{
+	float lo = 0, hi = 0;
+
+	for (uint32_t j = from; j < to; j++) {
+		float v;
+		memcpy(&v, &val[j][0], sizeof(v));
+		if (v != v)
+			return INFINITY;
+		lo = v < lo ? v : lo;
+		hi = v > hi ? v : hi;
+	}
+	return WF_MAX(c->ew[f] * lo, c->ew[f] * hi);
+}
+
+/* A score no popular or trending item can reach as an entry nothing in
+ * the session leads to (see add_prior_above()): score4()'s sum, in its
+ * order, of the most each part can be: the session's from its evidence
+ * (term_bound()), the prior's the highest pop + trend term among those
+ * items, computed as score4() does. */
+static float prior_bound(const struct wf_snap *snap, const struct consts *c, const struct wf_rank_scratch *w,
+			 const struct wf_snap_cand *const list[2], const uint32_t len[2])
+{
+	v4f top = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+	v4i nan = { 0, 0, 0, 0 };
+	float ub = -INFINITY, sess = 0;
+
+	for (uint32_t t = 0; t < 2; t++)
+		for (uint32_t i = 0; i < len[t]; i += 4) {
+			const struct wf_snap_item *it[4];
+			for (uint32_t l = 0; l < 4; l++)
+				it[l] = &snap->items[list[t][i + WF_MIN(l, len[t] - i - 1)].item];
+			v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+			v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+			v4f pr = c->ew[WF_RANK_F_POP] * pop + c->ew[WF_RANK_F_TREND] * (trend / (1.0f + trend));
+			v4i gt = pr > top;
+			nan |= pr != pr;
+			top = (v4f)((gt & (v4i)pr) | (~gt & (v4i)top));
+		}
+	for (uint32_t l = 0; l < 4; l++) {
+		if (nan[l])
+			return INFINITY;
+		ub = top[l] > ub ? top[l] : ub;
+	}
+	if (c->aff) {
+		float cat = term_bound(c, WF_RANK_F_CAT, w->ev_val, 0, c->cat_end);
+		float brand = term_bound(c, WF_RANK_F_BRAND, w->ev_val, c->cat_end, c->brand_end);
+		float band = -INFINITY;
+		for (uint32_t b = 0; b <= WF_RANK_BANDS; b++) {
+			float v = c->ew[WF_RANK_F_BAND] * w->band_ev[b];
+			if (v != v)
+				return INFINITY;
+			band = v > band ? v : band;
+		}
+		sess = (cat + brand) + band;
+	}
+	return sess + ub;
+}
+
+/*
+ * The popular and trending items (rank_pool_add_prior()), but only those
+ * whose score could reach bound: an item the pool does not hold yet
+ * would be an entry that nothing in the session leads to, scored by
+ * score4() from item_parts4() and the repeat-look penalty, which is <= 0
+ * (float sums and products are monotone: leaving it out gives a score at
+ * or above the entry's). An item below bound is not added (one already
+ * in the pool stays: the prior adds nothing to an entry). Returns the
+ * first new entry. With a weight that is not finite (its products
+ * with +0 are NaN, which order_key() puts first) nothing is left out.
+ */
+static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank_params *p,
+				const struct consts *c, struct wf_rank_scratch *w, float bound)
+{
+	uint32_t n = w->n, from = w->n;
+	const struct wf_snap_cand *const list[2] = { snap->popular, snap->trending };
+	const uint32_t len[2] = { WF_MIN(p->pool_popular, snap->npopular), WF_MIN(p->pool_trending, snap->ntrending) };
+
+	int finite = 1;
+
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+		finite &= isfinite(c->ew[f]) != 0;
+	if (!(bound > -INFINITY) || !finite) { /* none can be left out */
+		rank_pool_add_prior(snap, p, w);
+		return from;
+	}
+	if (prior_bound(snap, c, w, list, len) < bound)
+		return from; /* none can reach it */
+
+	for (uint32_t t = 0; t < 2; t++)
+		for (uint32_t i = 0; i < len[t]; i += 4) {
+			uint32_t it[4], m = WF_MIN(len[t] - i, 4u);
+			struct parts4 pt;
+			for (uint32_t l = 0; l < 4; l++)
+				it[l] = list[t][i + WF_MIN(l, m - 1)].item;
+			item_parts4(snap, c, w, it, &pt);
+			v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
+			for (uint32_t l = 0; l < m; l++)
+				if (!(up[l] < bound))
+					pool_add(w, &n, it[l]);
+		}
+	w->n = n;
+	return from;
+}
+
+/*
+ * A fresh query first scores what its list and session lead to, then
+ * adds only the popular and trending items that can reach the
+ * best k (kth_bound(), add_prior_above()): the same best k, the same
+ * scores, from fewer entries. Should the filter refuse one of the best
+ * (the pool may lack what comes after them), the rest of the prior joins
+ * (the complements' lift again, by the best of the whole pool).
+ */
 int wf_rank_recs(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
 		 struct wf_rank_scratch *w, uint32_t *out_items, float *out_scores, struct wf_rank_explain *out_explain)
 {
-	rank_build_pool(snap, p, q, w, WF_RANK_POOL);
-	score_pool(snap, p, q, w);
+	uint32_t nprior = WF_MIN(p->pool_popular, snap->npopular) + WF_MIN(p->pool_trending, snap->ntrending);
+	int ret;
+
+	rank_build_pool(snap, p, q, w, WF_RANK_POOL, 0);
+	if (w->n + nprior > w->cap) {
+		rank_pool_add_prior(snap, p, w);
+		score_pool(snap, p, q, w);
+	} else {
+		score_from(snap, p, q, w, 0); /* (complements not lifted yet: w->compl_top 0) */
+		exclude(q, w);
+		const struct consts c = consts_of(snap, p, q, w);
+		score_from(snap, p, q, w, add_prior_above(snap, p, &c, w, kth_bound(w, WF_MIN(q->k, WF_RANK_MAX_K))));
+		finish_scores(snap, p, q, w);
+		rank_live_entries(snap, p, q, w);
+		ret = emit(snap, p, q, w, out_items, out_scores, out_explain, 1);
+		if (ret != -EAGAIN)
+			return ret;
+		uint32_t from = w->n; /* the rest of the prior: the whole pool */
+		rank_pool_add_prior(snap, p, w);
+		score_from(snap, p, q, w, from);
+		finish_scores(snap, p, q, w);
+	}
 	rank_live_entries(snap, p, q, w);
-	return emit(snap, p, q, w, out_items, out_scores, out_explain);
+	return emit(snap, p, q, w, out_items, out_scores, out_explain, 0);
 }
 
 /*
@@ -327,7 +514,7 @@ int wf_rank_positions(const struct wf_snap *snap, const struct wf_rank_params *p
 	alone = nq == 1 || multi_score(snap, p, q, nq, w);
 	for (uint32_t i = 0; i < nq; i++) {
 		if (alone) {
-			rank_build_pool(snap, p, &q[i], w, WF_RANK_POOL);
+			rank_build_pool(snap, p, &q[i], w, WF_RANK_POOL, 1);
 			score_pool(snap, p, &q[i], w);
 		} else {
 			memcpy(w->batch, w->mbatch[i], w->n * sizeof(float));
@@ -347,7 +534,7 @@ int wf_rank_features(const struct wf_snap *snap, const struct wf_rank_params *p,
 	float sb, ss;
 	uint32_t out = 0, x;
 
-	rank_build_pool(snap, p, q, w, WF_RANK_POOL);
+	rank_build_pool(snap, p, q, w, WF_RANK_POOL, 1);
 	const struct consts c = consts_of(snap, p, q, w);
 	feature_scales(q, w, &sb, &ss);
 	/* Left out as wf_rank_recs() leaves them out: -inf in w->score. */
@@ -393,7 +580,7 @@ int wf_rank_rerank(const struct wf_snap *snap, const struct wf_rank_params *p, c
 	if (n > WF_RANK_POOL)
 		n = WF_RANK_POOL;
 	/* Same signals as RECS; the pool leaves room for every given item. */
-	rank_build_pool(snap, p, q, w, WF_RANK_POOL - n);
+	rank_build_pool(snap, p, q, w, WF_RANK_POOL - n, 1);
 	if (w->ncompl)
 		score_pool(snap, p, q, w); /* the complements' lift, as RECS has it */
 	ql.filter = NULL; /* the live items as RECS scores them; the filter below */

@@ -100,11 +100,16 @@ void rank_pool_reset(struct wf_rank_scratch *w, uint32_t cap);
 
 void rank_pool_add_list(const struct wf_snap *snap, const struct wf_rank_query *q, struct wf_rank_scratch *w);
 
+void rank_pool_add_near(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_session *s,
+			int64_t anchor, struct wf_rank_scratch *w);
+
+void rank_pool_add_prior(const struct wf_snap *snap, const struct wf_rank_params *p, struct wf_rank_scratch *w);
+
 void rank_pool_add_session(const struct wf_snap *snap, const struct wf_rank_params *p,
 			     const struct wf_rank_session *s, int64_t anchor, struct wf_rank_scratch *w);
 
 void rank_build_pool(const struct wf_snap *snap, const struct wf_rank_params *p, const struct wf_rank_query *q,
-		       struct wf_rank_scratch *w, uint32_t cap);
+		       struct wf_rank_scratch *w, uint32_t cap, int prior);
 
 /* ---- selection (select.c) ---- */
 

@@ -61,15 +61,16 @@ static inline uint32_t worst_of(const uint64_t *hk, uint32_t hn)
 	return v1 < v0 ? p1 : p0;
 }
 
-static uint32_t select_few(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
+static uint32_t select_few(struct wf_rank_scratch *w, const uint32_t *cand, uint32_t n, uint32_t m,
+			   int *ret_more)
 {
 	uint64_t hk[SELECT_FEW], root = 0, ninf = order_key(-INFINITY, 0); /* the highest key at -inf */
 	uint32_t hx[SELECT_FEW], hn = 0, more = 0, at = 0, x;
 
 	for (x = 0; x < n && hn < m; x++)
-		if (w->score[x] != -INFINITY) {
-			hk[hn] = w->key[x];
-			hx[hn++] = x;
+		if (w->score[cand[x]] != -INFINITY) {
+			hk[hn] = w->key[cand[x]];
+			hx[hn++] = cand[x];
 		}
 	if (hn) {
 		at = worst_of(hk, hn);
@@ -77,14 +78,14 @@ static uint32_t select_few(struct wf_rank_scratch *w, uint32_t n, uint32_t m, in
 	}
 	/* As rank_select_top()'s heap: most entries lose one comparison. */
 	for (; x < n; x++) {
-		uint64_t kx = w->key[x];
+		uint64_t kx = w->key[cand[x]];
 		if (kx <= root) {
 			more |= kx > ninf;
 			continue;
 		}
 		more = 1;
 		hk[at] = kx;
-		hx[at] = x;
+		hx[at] = cand[x];
 		at = worst_of(hk, hn);
 		root = hk[at];
 	}
@@ -96,6 +97,57 @@ static uint32_t select_few(struct wf_rank_scratch *w, uint32_t n, uint32_t m, in
 	}
 	*ret_more = (int)more;
 	return hn;
+}
+
+/*
+ * select_few() over a pool many times larger than m: first a score that
+ * the m-th best cannot be below, so that most entries are left out by
+ * one comparison, before their order key is even computed, and none is
+ * kept for a while and then replaced (in pool order the batch list's best
+ * come first and the session's entries replace them one by one, a scan
+ * of the kept keys each). Entries in g >= m groups (entry x in group x
+ * mod g, four groups a vector), each group's best score: each of the g
+ * groups holds an entry at or above the lowest group best, so the best m
+ * by order key (score first) all are (at -inf: no bound). The entries not
+ * below it are listed in pool order without branches (a NaN too, as
+ * order_key() puts it first), their keys computed and select_few() picks
+ * from them: the same m entries in the same order as over the whole pool.
+ * Entries scored above -inf and left out of the list are left out of the
+ * answer too: *ret_more.
+ */
+#define SELECT_GROUPS_FROM 4u /* select_groups() from pools of 4m entries */
+
+static uint32_t select_groups(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int *ret_more)
+{
+	typedef float v4f __attribute__((vector_size(16)));
+	typedef int32_t v4i __attribute__((vector_size(16)));
+	const v4f ninf4 = { -INFINITY, -INFINITY, -INFINITY, -INFINITY };
+	v4f best[SELECT_FEW / 4];
+	uint32_t *cand = w->order, nc = 0, live = 0, ng = (m + 3) / 4, got, x, j = 0; /* select_few() writes w->order once done with cand */
+	float bound = INFINITY;
+
+	for (uint32_t i = 0; i < ng; i++)
+		best[i] = ninf4;
+	for (x = 0; x + 4 <= n; x += 4) { /* (a NaN never replaces) */
+		v4f v;
+		memcpy(&v, &w->score[x], sizeof(v));
+		v4i gt = v > best[j];
+		best[j] = (v4f)((gt & (v4i)v) | (~gt & (v4i)best[j]));
+		j = j + 1 == ng ? 0 : j + 1;
+	}
+	for (uint32_t i = 0; i < ng; i++)
+		for (uint32_t l = 0; l < 4; l++)
+			bound = best[i][l] < bound ? best[i][l] : bound;
+	for (x = 0; x < n; x++) {
+		cand[nc] = x;
+		nc += !(w->score[x] < bound);
+		live += w->score[x] != -INFINITY;
+	}
+	for (uint32_t i = 0; i < nc; i++)
+		w->key[cand[i]] = order_key(w->score[cand[i]], w->item[cand[i]]);
+	got = select_few(w, cand, nc, m, ret_more);
+	*ret_more = *ret_more || live > got;
+	return got;
 }
 
 /* Put the m best scored pool entries (score > -inf) in order[0..ret),
@@ -116,11 +168,16 @@ uint32_t rank_select_top(struct wf_rank_scratch *w, uint32_t n, uint32_t m, int 
 		*ret_more = (int)more;
 		return 0;
 	}
+	if (m <= SELECT_FEW && n >= SELECT_GROUPS_FROM * m)
+		return select_groups(w, n, m, ret_more);
 	/* Every key first, in one loop without branches. */
 	for (x = 0; x < n; x++)
 		key[x] = order_key(w->score[x], w->item[x]);
-	if (m <= SELECT_FEW)
-		return select_few(w, n, m, ret_more);
+	if (m <= SELECT_FEW) {
+		for (x = 0; x < n; x++)
+			h[x] = x;
+		return select_few(w, h, n, m, ret_more);
+	}
 	/* Fill the heap with the first m entries scored above -inf. */
 	for (x = 0; x < n && hn < m; x++) {
 		uint32_t i;
