@@ -335,6 +335,12 @@ static void housekeeping(struct ranker_ctx *ctx)
 	 * passes here at least every 100 ms). */
 	for (int i = 0; i < 16 && ranker_sessions_expire(ctx, now) && !wf_ring_readable(&ctx->req); i++)
 		;
+	/* Segment exits of the sessions forgotten above (segs.c): published
+	 * now, not with the next batch. */
+	if (wf_ring_prod_pending(&ctx->rep)) {
+		wf_ring_prod_commit(&ctx->rep);
+		ranker_wake_ingest(ctx);
+	}
 	if (now - ctx->last_expire_ms > 1000) {
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);

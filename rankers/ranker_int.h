@@ -65,6 +65,21 @@ struct ranker_seg_timer {
 	struct ranker_session *s;
 };
 
+/* A snapshot user of this shard as a preview reads it (segs.c). */
+struct ranker_seg_user {
+	uint64_t key;                   /* as the owned table's: wf_hash64(id) | 1 */
+	uint32_t user;                  /* snapshot user index */
+	uint16_t lifecycle;             /* enum wf_snap_segment */
+	float ltv;
+};
+
+/* A preview's item cache entry (segs.c): id hash, snapshot index. */
+#define RANKER_SEG_ITEMS (1u << 16)
+struct ranker_seg_item {
+	uint64_t key;
+	int64_t item;
+};
+
 /* One session. Allocated in the session arena, sized to its id. */
 struct ranker_session {
 	struct ranker_session *next;    /* hash chain */
@@ -208,6 +223,10 @@ struct ranker_ctx {
 	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
 	int seg_replaying;
 	uint64_t seg_notes;
+	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
+	uint32_t seg_nusers;
+	uint64_t seg_users_gen;         /* the generation it was built from */
+	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;
@@ -331,9 +350,12 @@ void ranker_segs_fini(struct ranker_ctx *ctx);
  * moves every session onto them (exits for dropped or redefined
  * segments, enters for new ones). */
 void ranker_segs_check(struct ranker_ctx *ctx);
-/* After an EVENT (argv as its) was applied to s at ts_ms: the deadlines
- * before it fire, then the event is evaluated; transitions become notes
- * on the reply ring. Nothing when no segment reads the event's type. */
+/* Before an EVENT at ts_ms is applied to s: s's deadlines before it fire
+ * (with the cart and model as they were). */
+void ranker_segs_before(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts_ms);
+/* After an EVENT (argv as its) was applied to s at ts_ms: the event is
+ * evaluated; transitions become notes on the reply ring. Nothing when no
+ * segment reads the event's type. */
 void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *argv,
 		       uint32_t argc, uint64_t ts_ms);
 /* s is being forgotten (reason: "expired", "evicted"): exits for the

@@ -179,7 +179,7 @@ static void seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	uint32_t nc;
 	int64_t u = -1;
 
-	*ret = (struct wf_seg_inputs){ .pivot = s ? s->model.pivot : 0 };
+	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0 };
 	if (s && (uses & WF_SEG_USES_CART)) {
 		/* lib/rank's cart: snapshot items (priced) and live ones (not) */
 		for (uint32_t i = 0; i < WF_RANK_CART; i++) {
@@ -205,6 +205,23 @@ static void seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	ret->ltv = ctx->cur->snap->users[u].ltv;
 }
 
+/* The snapshot index of item (-1: none), through ctx->seg_items when a
+ * preview set it up: a direct-mapped cache by id hash (the same items come
+ * back across sessions; a hit costs a hash and one compare, a miss the
+ * snapshot's lookup). */
+static int64_t item_index(struct ranker_ctx *ctx, const struct wf_msg_arg *item)
+{
+	if (!ctx->seg_items || !ctx->cur)
+		return ranker_item_index(ctx, item->p, item->len);
+	uint64_t h = wf_hash64(item->p, item->len);
+	struct ranker_seg_item *c = &ctx->seg_items[h & (RANKER_SEG_ITEMS - 1)];
+	if (c->key == h)
+		return c->item;
+	c->key = h;
+	c->item = ranker_item_index(ctx, item->p, item->len);
+	return c->item;
+}
+
 /* An event (type, item id) as lib/seg takes it, item attributes resolved
  * in the snapshot when set needs them. */
 static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
@@ -213,7 +230,7 @@ static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, i
 	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
 	if (!wf_seg_set_needs_item(set, type))
 		return;
-	int64_t it = ranker_item_index(ctx, item->p, item->len);
+	int64_t it = item_index(ctx, item);
 	if (it < 0)
 		return;
 	const struct wf_snap *snap = ctx->cur->snap;
@@ -229,6 +246,16 @@ static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, i
 	ev->price_cents = si->price_cents;
 }
 
+/* The type of a history record: its name is wf_event_name()'s own string
+ * (ranker_hist_next), found by address before any compare. */
+static int type_of(const struct wf_msg_arg *name)
+{
+	for (int t = 0; t < WF_EV_COUNT; t++)
+		if (name->p == wf_event_name(t))
+			return t;
+	return wf_event_from_name(name->p, name->len);
+}
+
 /* Feed s's history into st (a state of set), as the events came. */
 static void state_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
 			       struct wf_seg_state *st)
@@ -240,7 +267,7 @@ static void state_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *
 	uint64_t ts;
 
 	while (ranker_hist_next(s, &cur, &ts, a, &argc)) {
-		int type = wf_event_from_name(a[1].p, a[1].len);
+		int type = type_of(&a[1]);
 		if (!wf_seg_set_affected(set, type))
 			continue;
 		seg_event_of(ctx, set, type, ts, &a[2], &ev);
@@ -285,6 +312,14 @@ static void session_catch_up(struct ranker_ctx *ctx, struct ranker_session *s, u
 		session_step(ctx, s, deadline_of(ctx, s), "timer");
 }
 
+void ranker_segs_before(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t ts_ms)
+{
+	/* Deadlines before this event first, at their own time, with the
+	 * cart and the model as they were (a late timer: a busy ranker). */
+	if (s->seg && s->seg->heap_pos && !ctx->seg_replaying)
+		session_catch_up(ctx, s, ts_ms > 0 ? ts_ms - 1 : 0);
+}
+
 void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *argv,
 		       uint32_t argc, uint64_t ts_ms)
 {
@@ -299,8 +334,6 @@ void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int typ
 		wf_seg_apply(ctx->segs, &s->seg->st, &ev);
 		return;
 	}
-	/* Deadlines before this event first: their transitions at their own time. */
-	session_catch_up(ctx, s, ts_ms > 0 ? ts_ms - 1 : 0);
 	seg_event_of(ctx, ctx->segs, type, ts_ms, &argv[3], &ev);
 	wf_seg_apply(ctx->segs, &s->seg->st, &ev);
 	session_step(ctx, s, ts_ms, wf_event_name(type));
@@ -463,6 +496,8 @@ void ranker_segs_fini(struct ranker_ctx *ctx)
 	ctx->segs = NULL;
 	free(ctx->seg_heap);
 	ctx->seg_heap = NULL;
+	free(ctx->seg_users);
+	ctx->seg_users = NULL;
 	ctx->seg_heap_n = ctx->seg_heap_cap = 0;
 }
 
@@ -597,6 +632,34 @@ static int hset_has(const struct hset *h, uint64_t k)
 	return 0;
 }
 
+/* ctx->seg_users: this shard's snapshot users in user order, what a rule
+ * reads of them side by side (a preview scans it in order instead of
+ * hopping through the owned table and the users section), built at the
+ * first preview of a generation. 0, or -ENOMEM / -ENOENT (no generation). */
+static int users_table(struct ranker_ctx *ctx)
+{
+	const struct ranker_gen *g = ctx->cur;
+	uint32_t n = 0;
+
+	if (!g || !g->owned)
+		return -ENOENT;
+	if (ctx->seg_users && ctx->seg_users_gen == g->gen)
+		return 0;
+	free(ctx->seg_users);
+	ctx->seg_users = malloc((size_t)(g->nowned ? g->nowned : 1) * sizeof(*ctx->seg_users));
+	if (!ctx->seg_users)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= g->owned_mask; i++)
+		if (g->owned[i].key) {
+			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
+			ctx->seg_users[n++] = (struct ranker_seg_user){ g->owned[i].key, g->owned[i].user,
+									su->segment, su->ltv };
+		}
+	ctx->seg_nusers = n;
+	ctx->seg_users_gen = g->gen;
+	return 0;
+}
+
 #define PREVIEW_SAMPLE 10u
 
 struct preview {
@@ -656,6 +719,10 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 		wf_resp_w_error(out, "ERR out of memory for the preview");
 		goto done;
 	}
+	/* Item lookups through a cache for this preview (keyed by a 64-bit
+	 * hash: two ids colliding, odds 2^-64 a pair, would share attributes). */
+	if ((uses & WF_SEG_USES_ITEM) && ctx->cur)
+		ctx->seg_items = calloc(RANKER_SEG_ITEMS, sizeof(*ctx->seg_items));
 	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
 		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next) {
 			struct wf_seg_inputs u;
@@ -670,16 +737,26 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 					    s->user ? s->user_len : 1u);
 		}
 	/* This shard's snapshot users with no live session. */
-	if ((uses & WF_SEG_USES_USER) && ctx->cur && ctx->cur->owned) {
-		const struct ranker_gen *g = ctx->cur;
+	if ((uses & WF_SEG_USES_USER) && users_table(ctx) == 0) {
+		const struct wf_snap *snap = ctx->cur->snap;
+		/* Without ltv an empty session's answer depends on the lifecycle
+		 * alone: once per value (0 unknown yet, 1 no, 2 yes). */
+		uint8_t memo[256] = { 0 };
+		int by_life = !(uses & WF_SEG_USES_LTV);
 		wf_seg_state_init(pv, st);
-		for (uint32_t i = 0; i <= g->owned_mask; i++) {
-			if (!g->owned[i].key || hset_has(&users, g->owned[i].key))
+		for (uint32_t i = 0; i < ctx->seg_nusers; i++) {
+			const struct ranker_seg_user *e = &ctx->seg_users[i];
+			struct wf_seg_inputs u = { .known = 1, .lifecycle = e->lifecycle, .ltv = e->ltv };
+			uint8_t *m = &memo[e->lifecycle & 0xff];
+			int hit;
+			if (by_life && *m)
+				hit = *m == 2;
+			else if ((hit = (int)(wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)), by_life)
+				*m = (uint8_t)(1 + hit);
+			if (!hit || hset_has(&users, e->key))
 				continue;
-			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
-			struct wf_seg_inputs u = { .known = 1, .lifecycle = su->segment, .ltv = su->ltv };
-			if (wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)
-				preview_add(&p, 1, WF_ANON_USER, 1, wf_snap_str(g->snap, su->id_off), su->id_len);
+			const struct wf_snap_user *su = &snap->users[e->user];
+			preview_add(&p, 1, WF_ANON_USER, 1, wf_snap_str(snap, su->id_off), su->id_len);
 		}
 	}
 	wf_resp_w_array(out, 4);
@@ -691,6 +768,8 @@ void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv
 		wf_resp_w_bulk_fmt(out, "%.*s %.*s", (int)p.sample[i].sl, p.sample[i].s, (int)p.sample[i].ul,
 				   p.sample[i].u);
 done:
+	free(ctx->seg_items);
+	ctx->seg_items = NULL;
 	free(users.k);
 	free(st);
 	wf_seg_set_free(pv);

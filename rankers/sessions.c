@@ -539,6 +539,7 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 		return -ENOMEM;
 	}
 	ranker_session_fresh(ctx, s);
+	ranker_segs_before(ctx, s, ts_ms);
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&

@@ -354,7 +354,7 @@ static int parse_count(struct parser *p, uint32_t at, int did)
 			break; /* the window */
 		if (a->nfilt == WF_SEG_FILTERS_MAX)
 			return fail(p, fat, "too many filters: at most %u", WF_SEG_FILTERS_MAX);
-		struct seg_filter *f = &a->filt[a->nfilt++];
+		struct seg_filter *f = &p->r->filt[a - p->r->atoms][a->nfilt++];
 		p->pos = fat + n;
 		f->kind = kind;
 		p->r->uses |= WF_SEG_USES_ITEM;
@@ -436,8 +436,8 @@ static int parse_primary(struct parser *p)
 		nn = peek_word(p, &nat);
 		if (!nn || !wf_seg_name_valid(p->s + nat, nn))
 			return fail(p, nat, "expected a segment name ([A-Za-z0-9_-], at most %u)", WF_SEG_NAME_MAX);
-		memcpy(a->in_name, p->s + nat, nn);
-		a->in_name[nn] = '\0';
+		memcpy(p->r->in_name[a - p->r->atoms], p->s + nat, nn);
+		p->r->in_name[a - p->r->atoms][nn] = '\0';
 		p->pos = nat + nn;
 		p->r->uses |= WF_SEG_USES_IN;
 		return expect(p, ')', "')'");
@@ -447,7 +447,7 @@ static int parse_primary(struct parser *p)
 		if (!(a = new_atom(p, at, cart ? SEG_A_CART_VALUE : SEG_A_LTV)) || parse_cmp(p, &a->op) < 0 ||
 		    parse_cents(p, cart ? "an amount" : "a lifetime value", &a->n) < 0)
 			return -EINVAL;
-		p->r->uses |= cart ? WF_SEG_USES_CART : WF_SEG_USES_USER;
+		p->r->uses |= cart ? WF_SEG_USES_CART : WF_SEG_USES_USER | WF_SEG_USES_LTV;
 		return 0;
 	}
 	if (word_is(p, at, n, "cart_items")) {

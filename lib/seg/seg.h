@@ -73,6 +73,7 @@ void wf_seg_rule_free(struct wf_seg_rule *r); /* accepts NULL */
 #define WF_SEG_USES_ITEM 0x10u   /* category=, brand=, price filters: the snapshot's items */
 #define WF_SEG_USES_IN 0x20u     /* in(SEGMENT) */
 #define WF_SEG_USES_PIVOT 0x40u  /* pivot */
+#define WF_SEG_USES_LTV 0x80u    /* ltv (with WF_SEG_USES_USER) */
 uint32_t wf_seg_rule_uses(const struct wf_seg_rule *r);
 
 /* ---- definitions ---- */
@@ -112,8 +113,8 @@ int wf_seg_defs_format(const struct wf_seg_defs *defs, char **ret, size_t *ret_l
  * appended. Returns the new version (> 0), or -ENOENT (drop of a name not
  * live), -EINVAL (bad name), -ENOMEM. */
 int64_t wf_seg_defs_put(struct wf_seg_defs *defs, const char *name, const char *rule, size_t len);
-/* The built-in definitions (cart_abandon, high_intent, intent_pivot,
- * at_risk, win_back), version 1 each: what applies while
+/* The built-in definitions (win_back, cart_abandon, high_intent,
+ * intent_pivot, at_risk: docs/SEGMENTS.md "Defaults"), version 1 each: what applies while
  * DIR/segments.conf does not exist. 0 or -ENOMEM. */
 int wf_seg_defs_default(struct wf_seg_defs *ret);
 void wf_seg_defs_fini(struct wf_seg_defs *defs); /* accepts a zeroed or half-built one */
@@ -214,15 +215,11 @@ typedef void (*wf_seg_transition_fn)(void *arg, uint32_t seg, int enter, uint32_
 uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, wf_seg_transition_fn fn, void *arg);
 
-/*
- * Evaluate one compiled rule alone (SEGPREVIEW) on a state built for
- * set_for_rule, a set that holds the rule as its last segment (built by
- * wf_seg_set_with_rule): bit of that segment. See wf_seg_set_with_rule.
- */
-/* A set holding base's segments and rule as one more (named "preview",
- * version 0, the last index), for previewing a rule that may use in() of
- * base's segments. Returns 0, -EINVAL (err filled: the rule does not
- * compile or names an unknown segment), -ENOMEM. base may be NULL. */
+/* For SEGPREVIEW: a set holding rule as its last segment (named
+ * "preview", version 0) and, before it, only the segments of base the rule
+ * reads through in() (transitively), so a preview pays for nothing else.
+ * Returns 0, -EINVAL (err filled: the rule does not compile or names an
+ * unknown segment), -ENOMEM. base may be NULL. */
 int wf_seg_set_with_rule(const struct wf_seg_set *base, const char *rule, size_t len, struct wf_seg_set **ret,
 			 struct wf_seg_error *err);
 

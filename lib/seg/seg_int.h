@@ -49,9 +49,10 @@ struct seg_atom {
 	int32_t in_idx;          /* in: the segment's index in the set, -1 unresolved */
 	uint32_t fill;           /* count: index of its fill byte in the state (set.c) */
 	uint32_t slot;           /* count: index of its first time slot in the state (set.c) */
-	struct seg_filter filt[WF_SEG_FILTERS_MAX];
-	char in_name[WF_SEG_NAME_MAX + 1];
 };
+/* An atom is what every evaluation reads (40 bytes, a rule's atoms a few
+ * cache lines); its filters and in() name, read only by events of its
+ * type and by the set build, are beside it in the rule by atom index. */
 
 /* ops[]: an atom's index, or one of these. */
 #define SEG_OP_AND 0xffffu
@@ -64,6 +65,8 @@ struct wf_seg_rule {
 	uint32_t uses;           /* WF_SEG_USES_* */
 	uint16_t ops[SEG_OPS_MAX];       /* postfix */
 	struct seg_atom atoms[WF_SEG_ATOMS_MAX];
+	struct seg_filter filt[WF_SEG_ATOMS_MAX][WF_SEG_FILTERS_MAX]; /* count: by atom index */
+	char in_name[WF_SEG_ATOMS_MAX][WF_SEG_NAME_MAX + 1];           /* in: by atom index */
 };
 
 /* A set's segment. */

@@ -66,9 +66,9 @@ static int set_finish(struct wf_seg_set *set, struct wf_seg_error *err, uint32_t
 		for (uint32_t a = 0; a < r->natoms; a++) {
 			struct seg_atom *at = &r->atoms[a];
 			if (at->kind == SEG_A_IN) {
-				at->in_idx = wf_seg_set_find(set, at->in_name, strlen(at->in_name));
+				at->in_idx = wf_seg_set_find(set, r->in_name[a], strlen(r->in_name[a]));
 				if (at->in_idx < 0) {
-					seg_error(err, 0, "in(%s): no segment of that name is defined", at->in_name);
+					seg_error(err, 0, "in(%s): no segment of that name is defined", r->in_name[a]);
 					*ret_bad = i;
 					return -EINVAL;
 				}
@@ -240,9 +240,9 @@ int wf_seg_set_with_rule(const struct wf_seg_set *base, const char *rule, size_t
 	for (uint32_t a = 0; a < r->natoms; a++) {
 		if (r->atoms[a].kind != SEG_A_IN)
 			continue;
-		int j = base ? wf_seg_set_find(base, r->atoms[a].in_name, strlen(r->atoms[a].in_name)) : -1;
+		int j = base ? wf_seg_set_find(base, r->in_name[a], strlen(r->in_name[a])) : -1;
 		if (j < 0) {
-			seg_error(err, 0, "in(%s): no segment of that name is defined", r->atoms[a].in_name);
+			seg_error(err, 0, "in(%s): no segment of that name is defined", r->in_name[a]);
 			e = -EINVAL;
 			goto fail;
 		}
@@ -384,9 +384,10 @@ void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const s
 	if (ev->ts_ms > st->last_ms)
 		st->last_ms = ev->ts_ms;
 	for (uint32_t i = 0; i < set->nrefs[t]; i++) {
-		const struct seg_atom *a = atom_of(set, set->refs[t][i].seg, set->refs[t][i].atom);
+		const struct wf_seg_rule *r = set->seg[set->refs[t][i].seg].rule;
+		const struct seg_atom *a = &r->atoms[set->refs[t][i].atom];
 		uint32_t f;
-		for (f = 0; f < a->nfilt && filter_ok(&a->filt[f], ev); f++)
+		for (f = 0; f < a->nfilt && filter_ok(&r->filt[set->refs[t][i].atom][f], ev); f++)
 			;
 		if (f == a->nfilt)
 			times_add(times + a->slot, &fill[a->fill], a->k, ev->ts_ms);
