@@ -526,6 +526,7 @@ static void ctx_fini(struct wf_admin_ctx *ctx)
 	if (ctx->lock_fd >= 0)
 		close(ctx->lock_fd);
 	free(ctx->req);
+	wf_admin_exp_fini(ctx);
 }
 
 int main(int argc, char **argv)
@@ -571,6 +572,9 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	restore_state(ctx);
+	r = wf_admin_exp_init(ctx);
+	if (r < 0)
+		goto out;
 	r = open_listener(ctx);
 	if (r < 0)
 		goto out;

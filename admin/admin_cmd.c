@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "admin/admin_int.h"
+#include "shm/reqlat.h"
 
 /* ---- structured reply builder ---- */
 
@@ -541,6 +542,29 @@ static int pid_alive(uint32_t pid)
 
 #define LOAD(x) (int64_t)atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* STATS' ingest "latency": per request latency series with samples (shm/
+ * layout.h, struct wf_reqlat), its count, p50 and p99 in ns (interpolated). */
+static void stats_latency(struct wf_admin_ctx *ctx, struct rmap *ing)
+{
+	struct rmap lat = { 0 };
+	uint64_t h[WF_LAT_BUCKETS];
+	char k[64];
+
+	for (uint32_t s = 0; s < WF_LAT_SERIES; s++) {
+		uint64_t n = wf_lat_snapshot(ctx->shm->reqlat->hist[s], h);
+
+		if (!n)
+			continue;
+		snprintf(k, sizeof(k), "%s_count", wf_reqlat_name(s)->info);
+		rm_int(&lat, k, (int64_t)n);
+		snprintf(k, sizeof(k), "%s_p50_ns", wf_reqlat_name(s)->info);
+		rm_int(&lat, k, (int64_t)wf_lat_quantile_est(h, 0.50));
+		snprintf(k, sizeof(k), "%s_p99_ns", wf_reqlat_name(s)->info);
+		rm_int(&lat, k, (int64_t)wf_lat_quantile_est(h, 0.99));
+	}
+	rm_sub(ing, "latency", &lat);
+}
+
 static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 {
 	/* Every load here is relaxed: counters and state for display only. */
@@ -571,6 +595,7 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 	rm_int(&ing, "next_lsn", LOAD(ctl->next_lsn));
 	rm_int(&ing, "journal_failed", LOAD(ctl->ingest_stats.journal_failed));
 	rm_int(&ing, "journal_errors", LOAD(ctl->ingest_stats.journal_errors));
+	stats_latency(ctx, &ing);
 	rm_sub(&m, "ingest", &ing);
 
 	for (uint32_t i = 0; i < ctx->nshards; i++) {
@@ -600,6 +625,9 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 		rm_int(&s, "session_bytes", LOAD(sh->stats.session_bytes));
 		rm_int(&s, "memory_budget", LOAD(sh->stats.memory_budget));
 		rm_int(&s, "sessions_evicted", LOAD(sh->stats.sessions_evicted));
+		rm_int(&s, "sessions_restored", LOAD(sh->stats.sessions_restored));
+		rm_int(&s, "spill_dropped", LOAD(sh->stats.spill_dropped));
+		rm_int(&s, "checkpoint_lsn", LOAD(sh->stats.checkpoint_lsn));
 		rm_int(&s, "snapshot_bytes", LOAD(sh->stats.snapshot_bytes));
 		rm_int(&s, "snapshot_users", LOAD(sh->stats.snapshot_users));
 		rm_int(&s, "swaps", LOAD(sh->stats.swaps));
@@ -651,6 +679,8 @@ int wf_admin_dispatch(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const
 			return n == 6 ? cmd_weights_set(ctx, c, &a[2])
 				      : usage_err(c, "WEIGHTS SET page visitor batch session");
 	}
+	if (wf_resp_arg_is(&a[0], "EXPERIMENT"))
+		return wf_admin_exp_dispatch(ctx, c, a + 1, n - 1);
 	if (wf_resp_arg_is(&a[0], "STATS"))
 		return n == 1 ? cmd_stats(ctx, c) : usage_err(c, "STATS");
 	if (wf_resp_arg_is(&a[0], "SEGMENT"))
@@ -669,6 +699,7 @@ int wf_admin_dispatch(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const
 	return wf_resp_w_error(&c->out,
 			       "ERR unknown command '%s' (or wrong subcommand); commands: PING, SNAPSHOT LOAD path | "
 			       "ROLLBACK | STATUS, WEIGHTS GET | SET page visitor batch session, SEGMENT DEFINE name rule | "
-			       "DROP name | LIST | PREVIEW rule, STATS, SHUTDOWN",
+			       "DROP name | LIST | PREVIEW rule, EXPERIMENT CREATE | START | STOP | LIST | STATUS, STATS, "
+			       "SHUTDOWN",
 			       esc);
 }

@@ -14,6 +14,8 @@
 #include "lib/util.h"
 #include "shm/shm.h"
 
+struct wf_exp_set;
+
 #define WF_ADMIN_MAX_CLIENTS 256
 #define WF_ADMIN_MAX_INPUT (1u << 20) /* unparsed bytes per client */
 
@@ -71,6 +73,7 @@ struct wf_admin_ctx {
 	struct wf_admin_pending pending;
 
 	struct wf_resp_req *req;    /* parse scratch (large: heap) */
+	struct wf_exp_set *exps;    /* experiment definitions (admin_exp.c), heap */
 };
 
 /* admin_cmd.c */
@@ -100,6 +103,16 @@ int wf_admin_seg_cmd(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const 
 /* At start: the state directory's segments.conf back into --dir (where
  * the rankers read it), when they differ. Logs a failure. */
 void wf_admin_seg_restore(struct wf_admin_ctx *ctx);
+
+/* admin_exp.c: EXPERIMENT commands (issue 17) */
+
+/* Load STATE/experiments.conf (refusing one it cannot parse) and, when
+ * STATE is not DIR, write the rankers' copy. 0 or -errno. */
+int wf_admin_exp_init(struct wf_admin_ctx *ctx);
+void wf_admin_exp_fini(struct wf_admin_ctx *ctx);
+/* EXPERIMENT's subcommand a[0] and its arguments (n of them). 0 or -ENOMEM. */
+int wf_admin_exp_dispatch(struct wf_admin_ctx *ctx, struct wf_admin_client *c, const struct wf_resp_arg *a,
+			  uint32_t n);
 
 /* admin_snapfile.c */
 

@@ -229,7 +229,8 @@ int wf_admin_snapstate_load(struct wf_admin_ctx *ctx)
 
 void wf_admin_state_sweep(struct wf_admin_ctx *ctx)
 {
-	static const char *const prefixes[] = { "weights.ini.tmp.", "snapshot.state.tmp.", "segments.conf.tmp." };
+	static const char *const prefixes[] = { "weights.ini.tmp.", "snapshot.state.tmp.", "segments.conf.tmp.",
+						"experiments.conf.tmp." };
 	DIR *d = opendir(ctx->state_dir);
 	struct dirent *de;
 

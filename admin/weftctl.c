@@ -39,8 +39,12 @@ static void usage(FILE *f)
 		"  segment preview RULE                how many shoppers match RULE now, and a sample\n"
 		"  shutdown                            stop every weft process\n"
 		"  metrics                             Prometheus text exposition of every weft metric\n"
+		"  experiment create|start|stop|list|status|report ...\n"
+		"                                      A/B experiments (weftctl experiment --help)\n"
 		"  top [--once]                        live view, refreshed each second (q quits);\n"
 		"                                      --once prints one frame\n"
+		"  latency [--plot FILE.png]           every latency histogram (per command, event-to-visible,\n"
+		"                                      journal flush, run-queue wait): a table, or a picture\n"
 		"\n"
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
@@ -351,7 +355,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
-		    !OPT("--pubsub-limit"))
+		    !OPT("--plot") && !OPT("--pubsub-limit"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -365,6 +369,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->snapshot = val;
 		} else if (OPT("--metrics-file")) {
 			o->metrics_file = val;
+		} else if (OPT("--plot")) {
+			o->plot = val;
 		} else if (OPT("--channel")) {
 			o->channel = val;
 		} else if (OPT("--out")) {
@@ -449,6 +455,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (!pos)
 		return 1;
+	/* `experiment` has options of its own (weftctl_exp.c). */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "experiment") == 0 && (i == 1 || argv[i - 1][0] != '-' || !strcmp(argv[i - 1], "--json"))) {
+			rc = wf_cli_experiment(&o, argc, argv);
+			goto out;
+		}
 	rc = parse_opts(argc, argv, &o, pos, &npos);
 	if (rc)
 		goto out;
@@ -476,6 +488,8 @@ int main(int argc, char **argv)
 		rc = wf_cli_top(&o, o.once);
 	else if (IS(0, "metrics") && npos == 1)
 		rc = wf_cli_metrics(&o);
+	else if (IS(0, "latency") && npos == 1)
+		rc = wf_cli_latency(&o, o.plot);
 	else if (IS(0, "ping") && npos == 1)
 		rc = run_one(&o, 1, (const char *[]){ "PING" });
 	else if (IS(0, "snapshot") && IS(1, "load") && npos == 3) {

@@ -89,7 +89,7 @@ int wf_cli_export(const struct wf_cli_opts *o)
 		fprintf(stderr, "weftctl: %s\n", err);
 		return 1;
 	}
-	if (seg[0] && wf_shm_attach(seg, &shm) < 0) {
+	if (seg[0] && wf_shm_attach_ro(seg, &shm) < 0) {
 		fprintf(stderr, "weftctl: cannot attach segment %s: using the snapshot's sold-out flags\n", seg);
 		shm = NULL;
 	}

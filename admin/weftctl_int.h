@@ -32,6 +32,7 @@ struct wf_cli_opts {
 	const char *metrics_file;
 	int once;   /* top --once */
 	int no_bpf; /* up: weft-observe --no-bpf */
+	const char *plot; /* latency --plot FILE.png */
 };
 
 /*
@@ -80,6 +81,20 @@ int wf_cli_observe_line(const struct wf_cli_opts *o, char *out, size_t len);
 
 /* weftctl top [--once] (weftctl_top.c). Returns the process exit code. */
 int wf_cli_top(const struct wf_cli_opts *o, int once);
+/* ns as "850ns", "12.3us", "1.25ms", "2.1s" (at most 7 characters; "-"
+ * for 0) into buf; returns buf. */
+const char *wf_cli_dur(double ns, char *buf, size_t len);
+
+/* `weftctl latency [--plot FILE.png]` (weftctl_latency.c): the histograms
+ * as a table on stdout, or drawn to png with gnuplot. Exit status. */
+int wf_cli_latency(const struct wf_cli_opts *o, const char *png);
+
+/* weftctl experiment ... (weftctl_exp.c): argv as main got it, parsed
+ * there (its own options). Returns the process exit code. */
+int wf_cli_experiment(struct wf_cli_opts *o, int argc, char **argv);
+/* weftctl experiment report NAME: attribution from the journal (journal
+ * NULL: DIR/journal), the statistics, and a plot when plot is a path. */
+int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char *journal, const char *plot);
 
 /* weftctl up. Returns the process exit code. */
 int wf_cli_up(const struct wf_cli_opts *o);

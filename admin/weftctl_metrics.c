@@ -17,6 +17,8 @@
 
 /* weft-observe rewrites its files every few seconds: older means gone. */
 #define OBS_STALE_S 30
+/* Where systemd's weft-observe writes the whole exposition, under DIR. */
+#define WF_CLI_METRICS_COPY "metrics/weft.prom"
 
 /* DIR/name's content if weft-observe wrote it lately, else NULL (free()). */
 static char *observe_file(const struct wf_cli_opts *o, const char *name)
@@ -69,7 +71,11 @@ int wf_cli_attach(const struct wf_cli_opts *o, struct wf_shm **ret)
 		fprintf(stderr, "weftctl: %s\n", st->str);
 	else if (!seg || !seg->str)
 		fprintf(stderr, "weftctl: weft-admin's STATS names no segment\n");
-	else if ((r = wf_shm_attach(seg->str, ret)) < 0)
+	else if ((r = wf_shm_attach_ro(seg->str, ret)) == -EACCES)
+		fprintf(stderr, "weftctl: cannot read segment %s: %s: only its group (weft) may, as it holds "
+				"sessions and users; other users read the aggregates weft-observe writes "
+				"(--metrics-file; /run/weft/metrics/weft.prom under systemd)\n", seg->str, strerror(-r));
+	else if (r < 0)
 		fprintf(stderr, "weftctl: cannot attach segment %s: %s\n", seg->str, strerror(-r));
 	freeReplyObject(st);
 	redisFree(c);
@@ -87,6 +93,27 @@ int wf_cli_metrics_render(const struct wf_cli_opts *o, const struct wf_shm *shm,
 	return r;
 }
 
+/*
+ * A user outside group weft cannot read the segment (it holds sessions,
+ * users and their lists) nor, outside the admin group, reach weft-admin:
+ * such a user gets the aggregates weft-observe writes world-readable for
+ * node_exporter, DIR/metrics/weft.prom (systemd's --metrics-file), when
+ * it is fresh. Exit status.
+ */
+static int metrics_copy(const struct wf_cli_opts *o)
+{
+	char *copy = observe_file(o, WF_CLI_METRICS_COPY);
+	int rc;
+
+	if (!copy)
+		return 1;
+	fprintf(stderr, "weftctl: printing %s/%s instead: weft-observe's copy for node_exporter, rewritten every "
+			"2 s\n", o->dir, WF_CLI_METRICS_COPY);
+	rc = fputs(copy, stdout) < 0 || fflush(stdout) != 0;
+	free(copy);
+	return rc;
+}
+
 int wf_cli_metrics(const struct wf_cli_opts *o)
 {
 	struct wf_buf b = { 0 };
@@ -94,7 +121,7 @@ int wf_cli_metrics(const struct wf_cli_opts *o)
 	int rc = 1;
 
 	if (wf_cli_attach(o, &shm) < 0)
-		return 1;
+		return metrics_copy(o);
 	if (wf_cli_metrics_render(o, shm, &b) == 0 && fwrite(b.data, 1, b.len, stdout) == b.len &&
 	    fflush(stdout) == 0)
 		rc = 0;

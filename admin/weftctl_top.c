@@ -20,11 +20,13 @@
 
 #include "admin/weftctl_int.h"
 #include "observe/prom.h"
+#include "shm/reqlat.h"
 
 #define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
 #define TOP_PROCS (WF_SHM_MAX_SHARDS + 2)
 #define TOP_RQ_BUCKETS 32
-#define TOP_SHARD_ROWS 6 /* shards shown (a frame stays within 24 lines) */
+#define TOP_SHARD_ROWS 6 /* shards shown at most */
+#define TOP_LINES 23      /* a frame's lines (24 with the live view's "q: quit") */
 
 /* What one frame reads; two samples make the rates. */
 struct top_sample {
@@ -32,6 +34,7 @@ struct top_sample {
 	uint64_t commands, errors, acked, front, conns;
 	uint64_t events[WF_SHM_MAX_SHARDS], recs[WF_SHM_MAX_SHARDS], reranks[WF_SHM_MAX_SHARDS];
 	uint64_t vis[WF_SHM_MAX_SHARDS][WF_LAT_BUCKETS];
+	uint64_t req[WF_LAT_SERIES][WF_LAT_BUCKETS]; /* weft-ingest's request latency */
 	struct wf_prom_proc procs[TOP_PROCS];
 	size_t nprocs;
 	uint64_t cpu_ns[TOP_PROCS], wait_ns[TOP_PROCS];
@@ -66,6 +69,8 @@ static void take(const struct wf_cli_opts *o, const struct wf_shm *shm, struct t
 		for (uint32_t b = 0; b < WF_LAT_BUCKETS; b++)
 			s->vis[i][b] = LOAD(sh->stats.visible_hist[b]);
 	}
+	for (uint32_t r = 0; r < WF_LAT_SERIES; r++)
+		wf_lat_snapshot(shm->reqlat->hist[r], s->req[r]);
 	s->nprocs = wf_prom_procs(shm, s->procs, TOP_PROCS);
 	for (size_t p = 0; p < s->nprocs; p++) {
 		s->h[0][p].n = s->h[1][p].n = 0;
@@ -101,23 +106,20 @@ static void take(const struct wf_cli_opts *o, const struct wf_shm *shm, struct t
 	free(prom);
 }
 
-/* q-quantile of the difference of two lathist snapshots (ns), 0 if empty. */
-static uint64_t vis_quantile(const uint64_t *now, const uint64_t *then, double q)
+/* q-quantile (ns, interpolated) of the difference of two lathist
+ * snapshots, 0 if empty; *ret_n (when not NULL) gets its sample count. */
+static double vis_quantile(const uint64_t *now, const uint64_t *then, double q, uint64_t *ret_n)
 {
-	uint64_t total = 0, acc = 0;
+	uint64_t d[WF_LAT_BUCKETS], n = 0;
 
 	for (uint32_t b = 0; b < WF_LAT_BUCKETS; b++)
-		total += now[b] - (then ? then[b] : 0);
-	for (uint32_t b = 0; b < WF_LAT_BUCKETS && total; b++) {
-		acc += now[b] - (then ? then[b] : 0);
-		if ((double)acc >= q * (double)total)
-			return wf_lat_bucket_upper(b);
-	}
-	return 0;
+		n += d[b] = now[b] - (then ? then[b] : 0);
+	if (ret_n)
+		*ret_n = n;
+	return wf_lat_quantile_est(d, q);
 }
 
-/* "850ns", "12.3us", "1.25ms", "2.1s" in at most 7 characters. */
-static const char *dur(double ns, char *buf, size_t len)
+const char *wf_cli_dur(double ns, char *buf, size_t len)
 {
 	if (ns <= 0)
 		snprintf(buf, len, "-");
@@ -185,6 +187,43 @@ static uint64_t rss_bytes(uint32_t pid)
 	return ok ? res * (uint64_t)sysconf(_SC_PAGESIZE) : 0;
 }
 
+/*
+ * The command rows from weft-ingest's request latency series (layout.h):
+ * replies per second over the frame, total, p50 and p99 over the frame
+ * ("-" when none came in it). EVENT, RECS (front and ranker) and RERANK
+ * always, the others once they have any. Returns the lines written.
+ */
+static int commands(FILE *f, const struct top_sample *a, const struct top_sample *s, double dt)
+{
+	char t1[16], t2[16];
+	uint64_t all = 0, all_then = 0;
+	int lines = 1;
+
+	fprintf(f, "%-12s %9s %10s %8s %8s\n", "command", "rate/s", "total", "p50", "p99");
+	for (uint32_t r = 0; r < WF_LAT_CMDS; r++) {
+		uint64_t n, total = 0, then = 0;
+
+		for (uint32_t b = 0; b < WF_LAT_BUCKETS; b++) {
+			total += s->req[r][b];
+			then += a ? a->req[r][b] : 0;
+		}
+		all += total;
+		all_then += then;
+		if (!total && r != WF_LAT_EVENT && r != WF_LAT_RECS_FRONT && r != WF_LAT_RECS && r != WF_LAT_RERANK)
+			continue;
+		vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.5, &n);
+		fprintf(f, "%-12s %9.0f %10" PRIu64 " %8s %8s\n", wf_reqlat_name(r)->display,
+			a && dt > 0 ? (double)(total - then) / dt : 0.0, total,
+			wf_cli_dur(n ? vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.50, NULL) : 0, t1, sizeof(t1)),
+			wf_cli_dur(n ? vis_quantile(s->req[r], a ? a->req[r] : NULL, 0.99, NULL) : 0, t2, sizeof(t2)));
+		lines++;
+	}
+	fprintf(f, "%-12s %9.0f %10" PRIu64 "  errors %.0f/s (%" PRIu64 ")\n", "all",
+		a && dt > 0 ? (double)(all - all_then) / dt : 0.0, all,
+		a && dt > 0 ? (double)(s->errors - a->errors) / dt : 0.0, s->errors);
+	return lines + 1;
+}
+
 #define SUM(s, f, n) ({ uint64_t t_ = 0; for (uint32_t i_ = 0; i_ < (n); i_++) t_ += (s)->f[i_]; t_; })
 
 /* One frame to f from samples a (earlier, NULL: none) and s. */
@@ -196,10 +235,8 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 	uint64_t vis_all[WF_LAT_BUCKETS] = { 0 }, vis_then[WF_LAT_BUCKETS] = { 0 }, sessions = 0, sbytes = 0;
 	char obs[512], t1[16], t2[16], t3[16], t4[16];
 	struct wf_snap_ref cur, prev;
-	int rows = 0;
+	int rows = 0, lines, left, shard_rows, proc_rows;
 
-#define RATE(f_) (a && dt > 0 ? (double)(s->f_ - a->f_) / dt : 0.0)
-#define RATE_SUM(f_) (a && dt > 0 ? (double)(SUM(s, f_, n) - SUM(a, f_, n)) / dt : 0.0)
 	wf_ctl_snap_get(shm->ctl, &cur, &prev);
 	wf_cli_observe_line(o, obs, sizeof(obs));
 	for (uint32_t i = 0; i < n; i++) {
@@ -220,24 +257,26 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 		fprintf(f, "%s\n", head);
 	}
 	fprintf(f, "observability: %.64s\n", obs);
-	fprintf(f, "%-8s %10s %10s  %s\n", "command", "rate/s", "total", "latency");
-	fprintf(f, "%-8s %10.0f %10" PRIu64 "  ack %.0f/s  visible p50 %s p99 %s\n", "EVENT", RATE_SUM(events),
-		SUM(s, events, n), RATE(acked), dur((double)vis_quantile(vis_all, vis_then, 0.50), t1, sizeof(t1)),
-		dur((double)vis_quantile(vis_all, vis_then, 0.99), t2, sizeof(t2)));
+	lines = 2 + commands(f, a, s, dt);
+	fprintf(f, "EVENT visible p50 %s p99 %s  journal flush p99 %s", wf_cli_dur(vis_quantile(vis_all, vis_then, 0.50, NULL), t1, sizeof(t1)),
+		wf_cli_dur(vis_quantile(vis_all, vis_then, 0.99, NULL), t2, sizeof(t2)),
+		wf_cli_dur(vis_quantile(s->req[WF_LAT_FLUSH], a ? a->req[WF_LAT_FLUSH] : NULL, 0.99, NULL), t3, sizeof(t3)));
 	for (size_t p = 0; p < s->nprocs; p++)
 		if (strcmp(s->procs[p].process, "weft-ingest") == 0)
-			fprintf(f, "%-8s %21s  journal fdatasync p99 %s\n", "", "",
-				dur(obs_p99(a, s, 1, p), t1, sizeof(t1)));
-	fprintf(f, "%-8s %10.0f %10" PRIu64 "  front %.0f/s (answered by ingest)\n", "RECS", RATE_SUM(recs) + RATE(front),
-		SUM(s, recs, n) + s->front, RATE(front));
-	fprintf(f, "%-8s %10.0f %10" PRIu64 "\n", "RERANK", RATE_SUM(reranks), SUM(s, reranks, n));
-	fprintf(f, "%-8s %10.0f %10" PRIu64 "  errors %.0f/s (%" PRIu64 ")\n", "all", RATE(commands), s->commands,
-		RATE(errors), s->errors);
-	fprintf(f, "connections %" PRIu64 "  sessions %" PRIu64 "  arenas %s\n", s->conns, sessions,
-		bytes((double)sbytes, t1, sizeof(t1)));
+			fprintf(f, " (fdatasync %s)", wf_cli_dur(obs_p99(a, s, 1, p), t1, sizeof(t1)));
+	fprintf(f, "\nconnections %" PRIu64 "  sessions %" PRIu64 "  arenas %s  ring wait p99 %s\n", s->conns, sessions,
+		bytes((double)sbytes, t1, sizeof(t1)),
+		wf_cli_dur(vis_quantile(s->req[WF_LAT_RING], a ? a->req[WF_LAT_RING] : NULL, 0.99, NULL), t2, sizeof(t2)));
+	lines += 2 + 4; /* and the two blank lines and headers below */
+	/* What is left of TOP_LINES: shards first (with their rankers below),
+	 * at least one of each. */
+	left = lines < TOP_LINES ? TOP_LINES - lines : 0;
+	shard_rows = (int)WF_MIN((uint32_t)WF_MAX(left - 3, 2) / 2, n);
+	shard_rows = WF_MIN(shard_rows, TOP_SHARD_ROWS);
+	proc_rows = WF_MAX(left - shard_rows - ((int)n > shard_rows), 1);
 	fprintf(f, "\n%-5s %8s %8s %8s %9s %9s %8s %9s\n", "shard", "events/s", "recs/s", "sessions", "req ring",
 		"rep ring", "vis p99", "arena");
-	for (uint32_t i = 0; i < n && rows < TOP_SHARD_ROWS; i++, rows++) {
+	for (uint32_t i = 0; i < n && rows < shard_rows; i++, rows++) {
 		struct wf_shard_ctl *sh = wf_shm_shard(shm, i);
 		double cap = (double)shm->hdr->ring_capacity;
 		char rq[16], rp[16];
@@ -247,14 +286,14 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 		fprintf(f, "%-5u %8.0f %8.0f %8" PRIu64 " %9s %9s %8s %9s\n", i,
 			a && dt > 0 ? (double)(s->events[i] - a->events[i]) / dt : 0.0,
 			a && dt > 0 ? (double)(s->recs[i] - a->recs[i]) / dt : 0.0, LOAD(sh->stats.sessions_live), rq, rp,
-			dur((double)vis_quantile(s->vis[i], a ? a->vis[i] : NULL, 0.99), t3, sizeof(t3)),
+			wf_cli_dur(vis_quantile(s->vis[i], a ? a->vis[i] : NULL, 0.99, NULL), t3, sizeof(t3)),
 			bytes((double)(LOAD(sh->stats.session_bytes) + LOAD(sh->stats.snapshot_bytes)), t4, sizeof(t4)));
 	}
-	if (n > TOP_SHARD_ROWS)
-		fprintf(f, "... %u more shards (weftctl metrics)\n", n - TOP_SHARD_ROWS);
+	if ((int)n > shard_rows)
+		fprintf(f, "... %u more shards (weftctl metrics)\n", n - (uint32_t)shard_rows);
 	fprintf(f, "\n%-14s %7s %6s %11s %11s %9s\n", "process", "pid", "cpu%", "runq p99", "runq ms/s", "rss");
 	rows = 0;
-	for (size_t p = 0; p < s->nprocs && rows < TOP_SHARD_ROWS + 2; p++, rows++) {
+	for (size_t p = 0; p < s->nprocs && rows < proc_rows; p++, rows++) {
 		char name[24];
 		double cpu = 0, wait = 0;
 
@@ -268,10 +307,8 @@ static void frame(FILE *f, const struct wf_cli_opts *o, const struct wf_shm *shm
 		else
 			snprintf(name, sizeof(name), "%s", s->procs[p].process + strlen("weft-"));
 		fprintf(f, "%-14s %7u %6.1f %11s %11.2f %9s\n", name, s->procs[p].pid, cpu,
-			dur(obs_p99(a, s, 0, p), t1, sizeof(t1)), wait, bytes((double)rss_bytes(s->procs[p].pid), t2, sizeof(t2)));
+			wf_cli_dur(obs_p99(a, s, 0, p), t1, sizeof(t1)), wait, bytes((double)rss_bytes(s->procs[p].pid), t2, sizeof(t2)));
 	}
-#undef RATE
-#undef RATE_SUM
 }
 
 /* Interactive: raw keys, 'q' or Ctrl-C quits, the terminal restored.

@@ -24,7 +24,9 @@
 #define FIT_MIN_POSITIVES 100u  /* next clicks found in the pool a visitor type needs to be fitted */
 #define FIT_TOP_NEG 30u      /* negatives per next click: the best others under the default weights... */
 #define FIT_SPREAD_NEG 20u   /* ... and others spread over the pool */
-#define FIT_L2 1.0           /* L2 penalty on the weights */
+#define FIT_VALID 0.25       /* the latest sessions of the window held back to choose λ and features */
+#define FIT_SEL_PAIRS 200000u /* pairs per visitor type the choice fits on (every n-th; λ scaled to match) */
+#define FIT_MAX_CAND 8u      /* weight vectors scored in one held-back replay */
 #define FIT_ROUND_PAIRS 500000u /* pairs collected per round and visitor type at most (Newton's cost) */
 #define FIT_ROUNDS 3u         /* of hard negatives */
 #define FIT_ITERS 12u        /* Newton steps (at most; it stops when no weight moves by 1e-5) */
@@ -35,7 +37,7 @@
 struct pairs {
 	double *d;
 	uint64_t n, cap;
-	uint64_t positives, positions, hits_default, hits_fit;
+	uint64_t positives;
 	uint64_t round_n0;  /* pairs before this round */
 };
 
@@ -96,21 +98,23 @@ static void solve(double *a, double *b, uint32_t n, double *x)
 	}
 }
 
-/* Pairwise logistic regression: minimise sum log(1 + exp(-w.d)) +
- * FIT_L2 / 2 |w|^2 by Newton's method from w (the defaults). The mean
- * log-loss per pair to *ret_loss. */
-static void logistic_fit(const struct pairs *p, double *w, double *ret_loss)
+/* Pairwise logistic regression over every stride-th pair: minimise
+ * sum log(1 + exp(-w.d)) + l2 / 2 |w|^2 by Newton's method from w. The
+ * mean log-loss per pair to *ret_loss. */
+static void logistic_fit(const struct pairs *p, uint64_t stride, double l2, double *w, double *ret_loss)
 {
 	double h[NF * NF], g[NF], step[NF], loss = 0;
+	uint64_t used = 0;
 
 	for (uint32_t it = 0; it < FIT_ITERS; it++) {
 		memset(h, 0, sizeof(h));
 		for (uint32_t f = 0; f < NF; f++) {
-			g[f] = FIT_L2 * w[f];
-			h[f * NF + f] = FIT_L2;
+			g[f] = l2 * w[f];
+			h[f * NF + f] = l2;
 		}
 		loss = 0;
-		for (uint64_t i = 0; i < p->n; i++) {
+		used = 0;
+		for (uint64_t i = 0; i < p->n; i += stride, used++) {
 			const double *d = &p->d[i * NF];
 			double z = 0, s;
 			for (uint32_t f = 0; f < NF; f++)
@@ -136,7 +140,7 @@ static void logistic_fit(const struct pairs *p, double *w, double *ret_loss)
 		if (moved < 1e-5)
 			break;
 	}
-	*ret_loss = p->n ? loss / (double)p->n : 0;
+	*ret_loss = used ? loss / (double)used : 0;
 }
 
 /* The fit's data: every session starting in the fit window, its events in
@@ -145,7 +149,9 @@ struct fit_sessions {
 	uint32_t *ev;   /* event numbers, grouped by session */
 	uint64_t nev;
 	uint64_t *off;  /* session k's events: ev[off[k], off[k + 1]) */
+	uint8_t *valid; /* session k is held back (the latest FIT_VALID by start): chooses, never fits */
 	uint32_t n;
+	uint32_t nvalid;
 };
 
 static int cmp_session_time(const void *x, const void *y, void *arg)
@@ -271,6 +277,37 @@ out:
 	return r;
 }
 
+static int cmp_i64(const void *x, const void *y)
+{
+	int64_t a = *(const int64_t *)x, c = *(const int64_t *)y;
+
+	return (a > c) - (a < c);
+}
+
+/* Mark the latest FIT_VALID of the window's sessions (by first event) as
+ * held back: they come after every fitted one in time, as tomorrow's
+ * shoppers come after the nightly. */
+static int hold_back(const struct wf_batch *b, struct fit_sessions *fs)
+{
+	int64_t *st = malloc(((size_t)fs->n + 1) * sizeof(*st)), cut;
+
+	fs->valid = calloc((size_t)fs->n + 1, 1);
+	if (!st || !fs->valid) {
+		free(st);
+		free(fs->valid);
+		return -ENOMEM;
+	}
+	for (uint32_t k = 0; k < fs->n; k++)
+		st[k] = b->ev[fs->ev[fs->off[k]]].ts_ms;
+	qsort(st, fs->n, sizeof(*st), cmp_i64);
+	cut = fs->n ? st[(uint32_t)((double)fs->n * (1.0 - FIT_VALID))] : 0;
+	for (uint32_t k = 0; k < fs->n; k++)
+		if (b->ev[fs->ev[fs->off[k]]].ts_ms >= cut)
+			fs->valid[k] = 1, fs->nvalid++;
+	free(st);
+	return 0;
+}
+
 static int fit_sessions_of(const struct wf_batch *b, const int64_t *start, int64_t cut, struct fit_sessions *ret)
 {
 	struct fit_sessions fs = { 0 };
@@ -296,6 +333,11 @@ static int fit_sessions_of(const struct wf_batch *b, const int64_t *start, int64
 		if (i == 0 || b->ev[fs.ev[i]].session != b->ev[fs.ev[i - 1]].session)
 			fs.off[fs.n++] = i;
 	fs.off[fs.n] = fs.nev;
+	if (hold_back(b, &fs) < 0) {
+		free(fs.ev);
+		free(fs.off);
+		return -ENOMEM;
+	}
 	*ret = fs;
 	return 0;
 }
@@ -323,6 +365,16 @@ static uint32_t rank_of(const double *sc, uint32_t n, uint32_t t)
 	return better;
 }
 
+/* Weight vectors scored on the held-back sessions in one replay, per
+ * visitor type: the next click's rank under each (HR@K, MRR@K). */
+struct scored {
+	uint32_t n;
+	double w[FIT_MAX_CAND][NF];
+	uint64_t hits[FIT_MAX_CAND];
+	double rr[FIT_MAX_CAND];  /* sum of 1 / (rank + 1) over the hits */
+	uint64_t positions;
+};
+
 struct replay {
 	const struct wf_batch *b;
 	const struct wf_snap *snap;
@@ -333,42 +385,50 @@ struct replay {
 	float *feat;
 	double *sc;          /* WF_RANK_POOL scores */
 	const double *wt_neg[2]; /* per visitor type: the weights that choose the negatives */
-	const double *wt_fit[2]; /* the fitted weights, or NULL (not fitted) */
-	int pass2;               /* 0: collect pairs (and the hits of wt_neg); 1: the fitted weights' hits */
+	int held;                /* 0: collect pairs on the fitted sessions; 1: score cand on the held-back ones */
 	uint32_t round;          /* of collecting: 0 the defaults choose the negatives */
 	struct pairs pr[2];
+	struct scored cand[2];
 };
 
-/* One next click: the pool's features; pairs of the next item against
- * the best others by the default weights and others spread over the
- * pool, or (rp->wt_fit) the fitted weights' hit. */
+/* A held-back position: its rank under every candidate weight vector. */
+static void score_position(struct replay *rp, struct scored *sc, uint32_t n, uint32_t t)
+{
+	sc->positions++;
+	if (t == UINT32_MAX)
+		return;
+	for (uint32_t c = 0; c < sc->n; c++) {
+		scores_by(sc->w[c], rp->feat, n, rp->sc);
+		uint32_t rank = rank_of(rp->sc, n, t);
+		if (rank < FIT_K) {
+			sc->hits[c]++;
+			sc->rr[c] += 1.0 / (rank + 1);
+		}
+	}
+}
+
+/* One next click: the pool's features; on a fitted session, pairs of the
+ * next item against the best others by wt_neg and others spread over the
+ * pool; on a held-back one, its rank under each candidate. */
 static int replay_position(struct replay *rp, const struct wf_rank_query *q, uint32_t target)
 {
 	int vis, n = wf_rank_features(rp->snap, rp->p, q, rp->w, rp->items, rp->feat, WF_RANK_POOL, &vis);
 	uint32_t t = UINT32_MAX, v = vis == WF_VISITOR_RETURNING ? 0 : 1;
 	struct pairs *pr = &rp->pr[v];
 
-	pr->positions++;
 	for (int i = 0; i < n; i++)
 		if (rp->items[i] == target)
 			t = (uint32_t)i;
-	int full = pr->n - pr->round_n0 >= FIT_ROUND_PAIRS; /* this round has its pairs */
-
-	if (t == UINT32_MAX || (!rp->pass2 && full && rp->round > 0))
-		return 0;
-	if (rp->pass2) {
-		if (!rp->wt_fit[v])
-			return 0;
-		scores_by(rp->wt_fit[v], rp->feat, (uint32_t)n, rp->sc);
-		pr->hits_fit += rank_of(rp->sc, (uint32_t)n, t) < FIT_K;
+	if (rp->held) {
+		score_position(rp, &rp->cand[v], (uint32_t)n, t);
 		return 0;
 	}
-	scores_by(rp->wt_neg[v], rp->feat, (uint32_t)n, rp->sc);
-	if (rp->round == 0) /* every position: the defaults' HR@K */
-		pr->hits_default += rank_of(rp->sc, (uint32_t)n, t) < FIT_K;
-	if (full)
+	int full = pr->n - pr->round_n0 >= FIT_ROUND_PAIRS; /* this round has its pairs */
+
+	if (t == UINT32_MAX || full)
 		return 0;
 	pr->positives++;
+	scores_by(rp->wt_neg[v], rp->feat, (uint32_t)n, rp->sc);
 	/* the FIT_TOP_NEG best others by wt_neg, kept in order
 	 * by insertion (most entries lose one comparison) */
 	uint32_t top[FIT_TOP_NEG], ntop = 0;
@@ -402,6 +462,8 @@ static int replay(struct replay *rp)
 	for (uint32_t k = 0; k < fs->n; k++) {
 		const struct wf_snap_cand *cands = NULL;
 		uint32_t ncands = 0;
+		if (fs->valid[k] != rp->held)
+			continue;
 		wf_rank_session_init(&sess);
 		for (uint64_t i = fs->off[k]; i < fs->off[k + 1]; i++) {
 			const struct wf_batch_event *e = &b->ev[fs->ev[i]];
@@ -436,6 +498,127 @@ static int replay(struct replay *rp)
 	return 0;
 }
 
+/* λ: a log-spaced grid, the same on every log (the held-back sessions
+ * choose); when they choose its end, it goes on by the same factor. */
+static const double fit_l2_grid[] = { 0.01, 0.1, 1, 10, 100, 1000, 10000 };
+#define FIT_L2_STEP 10.0
+#define FIT_L2_MAX 1e8
+_Static_assert(WF_ARRAY_SIZE(fit_l2_grid) <= FIT_MAX_CAND, "candidates of one replay");
+
+/* What the held-back sessions chose for one visitor type. */
+struct choice {
+	int fit;            /* enough next clicks to fit this type */
+	int done;           /* λ is chosen */
+	double l2;
+	double w[NF];       /* the best candidate's weights so far */
+};
+
+/* Score the candidates in rp->cand on the held-back sessions. */
+static int score_held(struct replay *rp)
+{
+	int r;
+
+	for (uint32_t v = 0; v < 2; v++) {
+		memset(rp->cand[v].hits, 0, sizeof(rp->cand[v].hits));
+		memset(rp->cand[v].rr, 0, sizeof(rp->cand[v].rr));
+		rp->cand[v].positions = 0;
+	}
+	rp->held = 1;
+	r = replay(rp);
+	rp->held = 0;
+	return r;
+}
+
+/* The candidate with the best MRR@K on the held-back sessions; ties go to
+ * the later one (the grid ascends: the stronger penalty). */
+static uint32_t best_of(const struct scored *sc)
+{
+	uint32_t best = 0;
+
+	for (uint32_t c = 1; c < sc->n; c++)
+		if (sc->rr[c] >= sc->rr[best])
+			best = c;
+	return best;
+}
+
+/* A candidate: from w, fitted on every stride-th pair (λ / stride keeps
+ * the penalty's weight against the data's). */
+static void add_candidate(struct replay *rp, uint32_t v, const double *w, double l2)
+{
+	struct scored *sc = &rp->cand[v];
+	const struct pairs *pr = &rp->pr[v];
+	uint64_t stride = WF_MAX(1, (pr->n + FIT_SEL_PAIRS - 1) / FIT_SEL_PAIRS);
+	double loss;
+
+	memcpy(sc->w[sc->n], w, sizeof(sc->w[0]));
+	logistic_fit(pr, stride, l2 / (double)stride, sc->w[sc->n], &loss);
+	sc->n++;
+}
+
+/* Choose λ on the held-back sessions: the grid, then on past its end
+ * while that helps. (Dropping features one at a time the same way was
+ * tried: it lowered HR@20 on all three logs of EVAL.md, so it is not done.) */
+static int choose(struct replay *rp, const double w0[2][NF], struct choice ch[2])
+{
+	int r;
+
+	for (uint32_t v = 0; v < 2; v++) {
+		rp->cand[v].n = 0;
+		for (uint32_t g = 0; ch[v].fit && g < WF_ARRAY_SIZE(fit_l2_grid); g++) /* each from the last */
+			add_candidate(rp, v, g ? rp->cand[v].w[g - 1] : w0[v], fit_l2_grid[g]);
+	}
+	if ((r = score_held(rp)) < 0)
+		return r;
+	for (uint32_t v = 0; v < 2; v++) {
+		if (!ch[v].fit || !rp->cand[v].positions) {
+			ch[v].fit = 0;
+			continue;
+		}
+		uint32_t c = best_of(&rp->cand[v]);
+		ch[v].l2 = fit_l2_grid[c];
+		memcpy(ch[v].w, rp->cand[v].w[c], sizeof(ch[v].w));
+		ch[v].done = c + 1 < rp->cand[v].n; /* inside the grid: λ is chosen */
+	}
+	/* The grid's end won: go on, one larger λ at a time, while it helps. */
+	while ((!ch[0].done && ch[0].fit) || (!ch[1].done && ch[1].fit)) {
+		for (uint32_t v = 0; v < 2; v++) {
+			rp->cand[v].n = 0;
+			if (!ch[v].fit || ch[v].done)
+				continue;
+			add_candidate(rp, v, ch[v].w, ch[v].l2);
+			add_candidate(rp, v, ch[v].w, ch[v].l2 * FIT_L2_STEP);
+		}
+		if ((r = score_held(rp)) < 0)
+			return r;
+		for (uint32_t v = 0; v < 2; v++) {
+			if (!ch[v].fit || ch[v].done)
+				continue;
+			if (best_of(&rp->cand[v]) == 0 || ch[v].l2 * FIT_L2_STEP > FIT_L2_MAX) {
+				ch[v].done = 1;
+				continue;
+			}
+			ch[v].l2 *= FIT_L2_STEP;
+			memcpy(ch[v].w, rp->cand[v].w[1], sizeof(ch[v].w));
+		}
+	}
+	return 0;
+}
+
+/* Progress: what the held-back sessions chose for visitor type v. */
+static void report_choice(const struct wf_batch *b, uint32_t v, const char *vis, const struct choice *ch,
+			  const struct pairs *pr, const double *w)
+{
+	if (b->opt.quiet)
+		return;
+	fprintf(stderr, "weft-batch: %6.1fs fit: %s: %" PRIu64 " pairs from %" PRIu64 " next clicks, λ %g,",
+		(double)(wf_now_ns() - b->t0_ns) / 1e9, vis, pr->n, pr->positives, ch->l2);
+	fprintf(stderr, " held-back HR@%u %.4f (defaults %.4f), weights", FIT_K, (double)b->model.hr_fit[v],
+		(double)b->model.hr_default[v]);
+	for (uint32_t f = 0; f < NF; f++)
+		fprintf(stderr, " %s %.4g", wf_rank_feature_name(f), w[f]);
+	fputc('\n', stderr);
+}
+
 int wf_batch_fit(struct wf_batch *b)
 {
 	static const char *const vis[2] = { "returning", "new" };
@@ -447,12 +630,15 @@ int wf_batch_fit(struct wf_batch *b)
 	struct wf_rank_params p;
 	float wd[NF];
 	double w0[2][NF], w1[2][NF];
-	struct replay rp = { 0 };
+	struct replay *rp = calloc(1, sizeof(*rp));
+	struct choice ch[2] = { 0 };
 	int r = 0;
 
 	wf_rank_params_default(&p);
-	if (!(start = session_starts(b)))
+	if (!rp || !(start = session_starts(b))) {
+		free(rp);
 		return -ENOMEM;
+	}
 	if (fit_window(b, start, &cut, &days) < 0) {
 		wf_batch_progress(b, "fit: too little data for a fit window, default weights", 0, 0);
 		goto out;
@@ -474,80 +660,84 @@ int wf_batch_fit(struct wf_batch *b)
 	if ((r = fit_sessions_of(b, start, cut, &fs)) < 0)
 		goto out;
 	if (!b->opt.quiet)
-		fprintf(stderr, "weft-batch: %6.1fs fit: replaying %u sessions of the fit window through lib/rank\n",
-			(double)(wf_now_ns() - b->t0_ns) / 1e9, fs.n);
+		fprintf(stderr, "weft-batch: %6.1fs fit: replaying %u sessions of the fit window through lib/rank (%u held back)\n",
+			(double)(wf_now_ns() - b->t0_ns) / 1e9, fs.n - fs.nvalid, fs.nvalid);
 	for (uint32_t v = 0; v < 2; v++) {
 		wf_rank_weights(snap, &p, v == 0 ? WF_VISITOR_RETURNING : WF_VISITOR_NEW, wd);
 		for (uint32_t f = 0; f < NF; f++)
 			w0[v][f] = w1[v][f] = wd[f];
 	}
-	rp = (struct replay){ .b = b, .snap = snap, .p = &p, .fs = &fs, .wt_neg = { w0[0], w0[1] } };
-	rp.w = malloc(sizeof(*rp.w));
-	rp.items = malloc(WF_RANK_POOL * sizeof(*rp.items));
-	rp.feat = malloc((size_t)WF_RANK_POOL * NF * sizeof(*rp.feat));
-	rp.sc = malloc(WF_RANK_POOL * sizeof(*rp.sc));
-	if (!rp.w || !rp.items || !rp.feat || !rp.sc) {
+	*rp = (struct replay){ .b = b, .snap = snap, .p = &p, .fs = &fs, .wt_neg = { w0[0], w0[1] } };
+	rp->w = malloc(sizeof(*rp->w));
+	rp->items = malloc(WF_RANK_POOL * sizeof(*rp->items));
+	rp->feat = malloc((size_t)WF_RANK_POOL * NF * sizeof(*rp->feat));
+	rp->sc = malloc(WF_RANK_POOL * sizeof(*rp->sc));
+	if (!rp->w || !rp->items || !rp->feat || !rp->sc) {
 		r = -ENOMEM;
 		goto out;
 	}
-	/* FIT_ROUNDS rounds: the negatives of the first are the best others
-	 * by the default weights, those of each later one by the previous
-	 * fit's (the entries a fitted model would put above the next click);
-	 * each fit learns from every round's pairs. */
-	for (rp.round = 0; rp.round < FIT_ROUNDS; rp.round++) {
+	/* FIT_ROUNDS rounds on the fitted sessions: the negatives of the
+	 * first are the best others by the default weights, those of each
+	 * later one by the previous fit's (the entries a fitted model would
+	 * put above the next click; λ 1 there, it only picks negatives). */
+	for (rp->round = 0; rp->round < FIT_ROUNDS; rp->round++) {
 		uint32_t nfit = 0;
 		for (uint32_t v = 0; v < 2; v++)
-			rp.pr[v].round_n0 = rp.pr[v].n;
-		if ((r = replay(&rp)) < 0)
+			rp->pr[v].round_n0 = rp->pr[v].n;
+		if ((r = replay(rp)) < 0)
 			goto out;
 		for (uint32_t v = 0; v < 2; v++) {
 			double loss = 0;
-			if (rp.pr[v].positives < FIT_MIN_POSITIVES * (rp.round + 1))
+			if (rp->pr[v].positives < FIT_MIN_POSITIVES * (rp->round + 1))
 				continue;
-			logistic_fit(&rp.pr[v], w1[v], &loss);
-			b->model.logloss[v] = (float)loss;
-			b->model.examples[v] = rp.pr[v].n;
-			b->model.positives[v] = rp.pr[v].positives / (rp.round + 1);
-			rp.wt_fit[v] = rp.wt_neg[v] = w1[v];
-			rp.pr[v].positions = 0;
+			logistic_fit(&rp->pr[v], 1, 1.0, w1[v], &loss);
+			rp->wt_neg[v] = w1[v];
+			ch[v].fit = 1;
 			nfit++;
 		}
 		if (!nfit)
 			break;
 	}
-	/* Again with the fitted weights: the fit window's HR@K, fitted and default. */
-	rp.pass2 = 1;
-	if ((rp.wt_fit[0] || rp.wt_fit[1]) && (r = replay(&rp)) < 0)
+	/* λ and the features, chosen on the held-back sessions; then the fit
+	 * on every pair with them, kept only if it beats the defaults there. */
+	if ((ch[0].fit || ch[1].fit) && (r = choose(rp, w0, ch)) < 0)
 		goto out;
 	for (uint32_t v = 0; v < 2; v++) {
-		struct pairs *pr = &rp.pr[v];
-		if (!rp.wt_fit[v]) {
+		double loss = 0;
+		rp->cand[v].n = 0;
+		if (!ch[v].fit)
+			continue;
+		memcpy(w1[v], ch[v].w, sizeof(w1[v]));
+		logistic_fit(&rp->pr[v], 1, ch[v].l2, w1[v], &loss);
+		b->model.logloss[v] = (float)loss;
+		b->model.examples[v] = rp->pr[v].n;
+		b->model.positives[v] = rp->pr[v].positives / FIT_ROUNDS;
+		memcpy(rp->cand[v].w[0], w0[v], sizeof(w0[v]));
+		memcpy(rp->cand[v].w[1], w1[v], sizeof(w1[v]));
+		rp->cand[v].n = 2;
+	}
+	if ((ch[0].fit || ch[1].fit) && (r = score_held(rp)) < 0)
+		goto out;
+	for (uint32_t v = 0; v < 2; v++) {
+		const struct scored *sc = &rp->cand[v];
+		if (!ch[v].fit || !sc->positions) {
 			if (!b->opt.quiet)
 				fprintf(stderr, "weft-batch: %6.1fs fit: %s: %" PRIu64 " next clicks in the pool, too few: default weights\n",
-					(double)(wf_now_ns() - b->t0_ns) / 1e9, vis[v], pr->positives);
+					(double)(wf_now_ns() - b->t0_ns) / 1e9, vis[v], rp->pr[v].positives);
 			continue;
 		}
-		b->model.hr_default[v] = pr->positions ? (float)((double)pr->hits_default / (double)pr->positions) : 0;
-		b->model.hr_fit[v] = pr->positions ? (float)((double)pr->hits_fit / (double)pr->positions) : 0;
-		if (pr->hits_fit < pr->hits_default) { /* no better than the defaults where it was fitted */
+		b->model.hr_default[v] = (float)((double)sc->hits[0] / (double)sc->positions);
+		b->model.hr_fit[v] = (float)((double)sc->hits[1] / (double)sc->positions);
+		if (sc->rr[1] < sc->rr[0]) { /* no better than the defaults on the held-back sessions */
 			if (!b->opt.quiet)
-				fprintf(stderr, "weft-batch: %6.1fs fit: %s: fitted HR@%u %.4f below the defaults' %.4f: default weights\n",
-					(double)(wf_now_ns() - b->t0_ns) / 1e9, vis[v], FIT_K, (double)b->model.hr_fit[v],
-					(double)b->model.hr_default[v]);
+				fprintf(stderr, "weft-batch: %6.1fs fit: %s: fitted MRR@%u below the defaults' on the held-back sessions: default weights\n",
+					(double)(wf_now_ns() - b->t0_ns) / 1e9, vis[v], FIT_K);
 			continue;
 		}
 		for (uint32_t f = 0; f < NF; f++)
 			b->model.weight[v][f] = (float)w1[v][f];
 		b->model.flags |= v == 0 ? WF_SNAP_MODEL_FITTED_RETURNING : WF_SNAP_MODEL_FITTED_NEW;
-		if (!b->opt.quiet) {
-			fprintf(stderr, "weft-batch: %6.1fs fit: %s: %" PRIu64 " pairs from %" PRIu64
-					" next clicks, HR@%u %.4f (defaults %.4f), weights",
-				(double)(wf_now_ns() - b->t0_ns) / 1e9, vis[v], pr->n, pr->positives, FIT_K,
-				(double)b->model.hr_fit[v], (double)b->model.hr_default[v]);
-			for (uint32_t f = 0; f < NF; f++)
-				fprintf(stderr, " %s %.4g", wf_rank_feature_name(f), w1[v][f]);
-			fputc('\n', stderr);
-		}
+		report_choice(b, v, vis[v], &ch[v], &rp->pr[v], w1[v]);
 	}
 	if (b->model.flags) {
 		b->model.version = WF_RANK_MODEL_VERSION;
@@ -557,14 +747,16 @@ int wf_batch_fit(struct wf_batch *b)
 	}
 out:
 	for (uint32_t v = 0; v < 2; v++)
-		free(rp.pr[v].d);
-	free(rp.w);
-	free(rp.items);
-	free(rp.feat);
-	free(rp.sc);
+		free(rp->pr[v].d);
+	free(rp->w);
+	free(rp->items);
+	free(rp->feat);
+	free(rp->sc);
+	free(rp);
 	wf_snap_close(snap);
 	free(fs.ev);
 	free(fs.off);
+	free(fs.valid);
 	free(start);
 	if (r < 0)
 		wf_err("fit: %s", strerror(-r));

@@ -8,6 +8,7 @@
  *   weft-batch verify FILE [--json]
  *   weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]
  *                      [--inventory FILE] [--keep N] [--candidates N] [--threads T] [--quiet]
+ *                      [--journal-retention DAYS] [--ranker-state DIR] [--session-ttl SEC]
  *
  * build and nightly run the same pipeline (wf_batch_run): nightly only
  * adds the journal as an input, names the output and loads it.
@@ -34,7 +35,12 @@ static void usage(FILE *f)
 	      "                        [--quiet]\n"
 	      "       weft-batch verify FILE [--json]\n"
 	      "       weft-batch nightly --state-dir DIR [--admin SOCK] [--history CSV]... [--catalog FILE]\n"
-	      "                          [--inventory FILE] [--keep N (7)] [--candidates N] [--threads T] [--quiet]\n",
+	      "                          [--inventory FILE] [--keep N (7)] [--candidates N] [--threads T] [--quiet]\n"
+	      "                          [--journal-retention DAYS (7; 0: never prune)] [--ranker-state DIR]\n"
+	      "                          [--session-ttl SEC (1800)]\n"
+	      "  After a successful night the journal is pruned: whole segments older than\n"
+	      "  --journal-retention days and the session TTL, all read by this night, and at\n"
+	      "  or below every ranker checkpoint in --ranker-state (default DIR/rankers).\n",
 	      f);
 }
 
@@ -431,6 +437,30 @@ static int admin_load(const char *admin, const char *path, char **ret_paths)
 	return rc;
 }
 
+/* Journal retention after a successful night (the rule: lib/journal.h,
+ * wf_journal_retain). Logs what it removed; a failure only warns. */
+static void prune_journal(const char *jdir, const char *state, const char *rstate, uint64_t days, uint64_t ttl_s,
+			  uint64_t consumed)
+{
+	char cdir[4200];
+	struct wf_journal_retention r = { .now_ms = wf_wall_ms(), .keep_ms = days * 86400000ull,
+					  .session_ttl_ms = ttl_s * 1000, .consumed_lsn = consumed, .ckpt_dir = cdir };
+	uint64_t keep = 0;
+	int n;
+
+	if (days == 0)
+		return;
+	snprintf(cdir, sizeof(cdir), "%s", rstate ? rstate : "");
+	if (!rstate)
+		snprintf(cdir, sizeof(cdir), "%s/rankers", state);
+	n = wf_journal_retain(jdir, &r, &keep);
+	if (n < 0)
+		wf_warn("journal retention: cannot prune %s: %s (it keeps growing until this works)", jdir, strerror(-n));
+	else
+		wf_info("journal retention: removed %d segment(s) of %s (kept: the last %" PRIu64 " days, lsn %" PRIu64
+			" and after)", n, jdir, days, keep);
+}
+
 static int cmd_nightly(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -439,10 +469,13 @@ static int cmd_nightly(int argc, char **argv)
 		{ "inventory", required_argument, NULL, 'i' }, { "keep", required_argument, NULL, 'k' },
 		{ "candidates", required_argument, NULL, 'n' }, { "threads", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },           { "help", no_argument, NULL, 'h' },
+		{ "journal-retention", required_argument, NULL, 'R' }, { "ranker-state", required_argument, NULL, 'S' },
+		{ "session-ttl", required_argument, NULL, 'T' },
 		{ 0 },
 	};
 	struct wf_batch *b = batch_new();
-	const char *state = NULL, *admin = NULL;
+	const char *state = NULL, *admin = NULL, *rstate = NULL;
+	uint64_t retention_days = 7, ttl_s = 1800, consumed = 0;
 	unsigned keep = 7;
 	int c, rc = 2;
 	char jdir[4096], sdir[4096], out[4200], stamp[32];
@@ -469,6 +502,19 @@ static int cmd_nightly(int argc, char **argv)
 			}
 			keep = (unsigned)v;
 			break;
+		case 'R':
+			if (parse_u64(optarg, 0, 36500, &retention_days) < 0) {
+				wf_err("--journal-retention wants days, 0..36500 (0: never prune), not '%s'", optarg);
+				goto out;
+			}
+			break;
+		case 'S': rstate = optarg; break;
+		case 'T':
+			if (parse_u64(optarg, 1, 86400 * 365, &ttl_s) < 0) {
+				wf_err("--session-ttl wants seconds, not '%s'", optarg);
+				goto out;
+			}
+			break;
 		case 'h': usage(stdout); rc = 0; goto out;
 		default: usage(stderr); goto out;
 		}
@@ -489,6 +535,10 @@ static int cmd_nightly(int argc, char **argv)
 	snprintf(out, sizeof(out), "%s/night-%s.snap", sdir, stamp);
 	b->opt.journal = jdir;
 	b->opt.out = out;
+	/* What this night consumes: every segment before the newest (the
+	 * build reads the journal to its end; the newest may still grow). */
+	if (wf_journal_head_lsn(jdir, &consumed) < 0)
+		consumed = 0;
 	/* The very same build as `weft-batch build`: history CSVs, then the journal. */
 	if (wf_batch_run(b) < 0) {
 		wf_err("nightly build failed (reason above); the current snapshot stays");
@@ -502,11 +552,14 @@ static int cmd_nightly(int argc, char **argv)
 		rc = admin_load(admin, out, serve);
 		if (rc == 0)
 			prune_snapshots(sdir, keep, serve, 2);
+		if (rc == 0 || rc == 2)
+			prune_journal(jdir, state, rstate, retention_days, ttl_s, consumed);
 		rc = rc == 2 ? 0 : rc;
 		free(serve[0]);
 		free(serve[1]);
 	} else {
 		prune_snapshots(sdir, keep, NULL, 0);
+		prune_journal(jdir, state, rstate, retention_days, ttl_s, consumed);
 		rc = 0;
 	}
 out:

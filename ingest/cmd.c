@@ -284,6 +284,7 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 		return -ENOMEM;
 	ctx->recs_front++;
 	ctx->recs_quiet += quiet_hash != 0;
+	ctx->lat.series = WF_LAT_RECS_FRONT;
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
@@ -396,6 +397,8 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 				      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),
 				      (unsigned long long)(ctx->shards[s].fifo_tail - ctx->shards[s].fifo_head));
 	}
+	if (info_wants(r, "latencystats"))
+		ingest_lat_info(ctx, &b);
 	if (info_wants(r, "segments")) {
 		if (b.len >= 4 && memcmp(b.data + b.len - 4, "\r\n\r\n", 4) != 0)
 			wf_buf_printf(&b, "\r\n"); /* after the stats section: a blank line */
@@ -493,6 +496,8 @@ int ingest_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 	int e;
 
 	ctx->commands++;
+	/* Its local replies' latency series (front_recs() sets its own). */
+	ctx->lat.series = ci && ci->code == WF_CMD_EVENT ? WF_LAT_EVENT : WF_LAT_LOCAL;
 	/* Pub/sub commands, and every command of a subscribed connection. */
 	if ((c->sub || (a->len && strchr("SsUuPpRr", a->p[0]))) && (e = ingest_pubsub_dispatch(ctx, c, r)) != 0)
 		return e < 0 ? e : 0;

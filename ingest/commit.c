@@ -222,6 +222,7 @@ void ingest_journal_done(struct ingest_ctx *ctx, uint32_t slot, int64_t res)
 	uint64_t took = wf_now_ns() - jf->t0, durable;
 
 	gc->inflight--;
+	ingest_lat_stage(ctx, WF_LAT_FLUSH, took);
 	/* EWMA, 1/4 weight on the newest: a spike moves it, one does not rule it */
 	gc->flush_ns = gc->flush_ns ? (3 * gc->flush_ns + took) / 4 : took;
 	gc->flushes++;

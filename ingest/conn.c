@@ -168,6 +168,7 @@ void ingest_conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
 		if (sl->wait_lsn > durable)
 			break;
 		wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
+		ingest_lat_queued(ctx, sl->lat_series, sl->lat_t0);
 		acked += sl->wait_lsn != 0 && !sl->note_held; /* an EVENT's :1 (not a reply behind a note) */
 		free(sl->data);
 		sl->data = NULL;
@@ -190,12 +191,18 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 	if (close)
 		c->last_queued = 1;
 	/* In order and nothing owed before it: straight to the output. */
-	if (c->head == c->tail && !close)
-		return wf_buf_append(&c->out, data, len) < 0 ? -ENOMEM : (ingest_mark_dirty(ctx, c), 0);
+	if (c->head == c->tail && !close) {
+		if (wf_buf_append(&c->out, data, len) < 0)
+			return -ENOMEM;
+		ingest_lat_queued(ctx, ctx->lat.series + 1, ctx->pass_ns); /* NONE + 1 = 0: not timed */
+		ingest_mark_dirty(ctx, c);
+		return 0;
+	}
 	sl = ingest_slot_new(c);
 	if (!sl || ingest_slot_fill(sl, data, len) < 0)
 		return -ENOMEM;
 	sl->close = (uint8_t)close;
+	ingest_lat_stamp(ctx, sl, ctx->lat.series);
 	ingest_conn_drain(ctx, c);
 	return 0;
 }
@@ -203,6 +210,7 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 /* Refuse a frame that cannot be parsed: the error reply m, then close. */
 static void conn_refuse(struct ingest_ctx *ctx, struct ingest_conn *c, const char *m, size_t len)
 {
+	ctx->lat.series = WF_LAT_LOCAL;
 	ingest_reply_local(ctx, c, m, len, 1);
 	/* relaxed: statistic */
 	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.errors, 1, memory_order_relaxed);

@@ -37,6 +37,8 @@
 struct ingest_slot {
 	uint8_t ready;      /* reply bytes present */
 	uint8_t close;      /* close the connection after this reply */
+	uint8_t lat_series; /* latency.c: its wf_reqlat series + 1 (0: not measured) */
+	uint64_t lat_t0;    /* latency.c: the pass clock when its request came */
 	uint8_t note_held;  /* a ranker's reply held for a note's durability (notes.c),
 	                     * not an EVENT's ack: a failed journal answers it apart */
 	uint64_t wait_lsn;  /* an EVENT's LSN (0 otherwise): sent once the journal is durable to here */
@@ -145,6 +147,19 @@ struct ingest_group_commit {
 	uint64_t flushes, flushed_events; /* totals, logged at exit */
 };
 
+/* Request latency (latency.c): replies queued this pass, by series and
+ * start; recorded in the segment's wf_reqlat at the pass end with one
+ * clock read (or earlier when the list is full). */
+#define INGEST_LAT_PENDING 512u
+#define INGEST_LAT_NONE UINT32_MAX /* series of a reply that answers no request (a push): not timed */
+struct ingest_lat {
+	uint32_t series;       /* of a reply ingest_reply_local() queues now
+	                        * (ingest_dispatch, front_recs set it; INGEST_LAT_NONE) */
+	uint32_t n;
+	uint64_t t0[INGEST_LAT_PENDING];
+	uint8_t ser[INGEST_LAT_PENDING];
+};
+
 struct ingest_ctx {
 	const char *dir, *shm_name, *sock_path, *journal_dir;
 	const char *socket_group;
@@ -196,6 +211,7 @@ struct ingest_ctx {
 	uint64_t recs_front;       /* RECS answered from a front table */
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
 	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
+	struct ingest_lat lat;     /* latency.c */
 	struct wf_msg_note_view *note_view; /* shard.c: decode scratch */
 	struct ingest_notes *notes; /* notes.c: journaled notes, transitions, TRIGGERS */
 	struct ingest_pubsub *pubsub; /* pubsub.c: subscribed connections, output limits */
@@ -286,6 +302,24 @@ uint64_t ingest_journal_kick(struct ingest_ctx *ctx);
 /* Flight slot ended with res (bytes written, or -errno): drain what it made durable. */
 void ingest_journal_done(struct ingest_ctx *ctx, uint32_t slot, int64_t res);
 
+/* latency.c: request latency histograms (shm/layout.h, struct wf_reqlat) */
+/* The series of a ranker command's reply (WF_LAT_*). */
+uint32_t ingest_lat_series_of(int cmd);
+/* Slot sl will hold the reply of a request of series ser received this pass. */
+static inline void ingest_lat_stamp(const struct ingest_ctx *ctx, struct ingest_slot *sl, uint32_t ser)
+{
+	sl->lat_series = ser < WF_LAT_SERIES ? (uint8_t)(ser + 1) : 0;
+	sl->lat_t0 = ctx->pass_ns;
+}
+/* A reply of series ser (+ 1; 0: not measured), whose request came at t0,
+ * was queued to its client now. */
+void ingest_lat_queued(struct ingest_ctx *ctx, uint32_t ser1, uint64_t t0);
+/* Record the replies queued so far this pass (one clock read): at the pass end. */
+void ingest_lat_flush(struct ingest_ctx *ctx);
+/* A stage sample (WF_LAT_FLUSH, WF_LAT_RING) of ns. */
+void ingest_lat_stage(struct ingest_ctx *ctx, uint32_t ser, uint64_t ns);
+/* INFO's "# Latencystats" section, in Redis 7's form, to b. */
+void ingest_lat_info(struct ingest_ctx *ctx, struct wf_buf *b);
 /* notes.c: the rankers' notes (segment transitions, exposures) */
 /* Set up (main.c, before the journal scan). 0 or -ENOMEM. */
 int ingest_notes_init(struct ingest_ctx *ctx);

@@ -386,6 +386,7 @@ void ingest_run(struct ingest_ctx *ctx)
 		ingest_shards_commit(ctx);
 		sweep_timeouts(ctx);
 		service_dirty(ctx);
+		ingest_lat_flush(ctx); /* the replies of this pass go out now */
 		arm_fixed(ctx);
 		/* A8: pairs with R8 in weft-admin's SHUTDOWN (admin_cmd.c). */
 		if (atomic_load_explicit(&ctx->shm->ctl->shutdown, memory_order_acquire))

@@ -437,11 +437,15 @@ void ingest_pubsub_publish(struct ingest_ctx *ctx, const char *channel, size_t c
 			}
 		}
 		if (b->len) {
+			uint32_t ser = ctx->lat.series;
+
 			ps->pushed++;
+			ctx->lat.series = INGEST_LAT_NONE; /* a push answers no request: not timed */
 			if (ingest_reply_local(ctx, c, b->data, b->len, 0) < 0)
 				ingest_conn_kill(ctx, c); /* out of memory: as over its limit */
 			else
 				over_limit(ctx, c);
+			ctx->lat.series = ser;
 		}
 		/* A killed connection may have left the list at once. */
 		if (i < ps->nsubs && ps->subs[i] == idx)

@@ -89,6 +89,7 @@ int ingest_forward(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t shard
 	sl = ingest_slot_new(c);
 	if (!sl)
 		return -ENOMEM;
+	ingest_lat_stamp(ctx, sl, ingest_lat_series_of(cmd));
 	sh->next_seq++;
 	sh->dirty = 1;
 	if (cmd == WF_CMD_EVENT && ctx->gc.failed) {
@@ -207,6 +208,8 @@ int ingest_poll_replies(struct ingest_ctx *ctx)
 				continue;
 			if ((uint32_t)(h->req_id >> 32) != ctx->epoch)
 				continue; /* for a previous weft-ingest: nobody waits */
+			if (h->t_recv_ns && h->t_done_ns >= h->t_recv_ns)
+				ingest_lat_stage(ctx, WF_LAT_RING, h->t_done_ns - h->t_recv_ns);
 			reply_one(ctx, sh, (uint32_t)h->req_id, resp, h->resp_len);
 		}
 		if (n) {

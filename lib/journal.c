@@ -16,6 +16,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH32_state_t on the stack */
 #include <xxhash.h>
 
+#include "lib/ckpt.h"
 #include "lib/util.h"
 
 #define SEG_MAGIC 0x314c4e4a54464557ull /* "WEFTJNL1" */
@@ -185,19 +186,6 @@ static void seg_path(char *out, size_t n, const char *dir, uint64_t lsn)
 	snprintf(out, n, "%s/%016llx.wfj", dir, (unsigned long long)lsn);
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 /*
  * Zero ahead (fsync mode). fdatasync after an append that grows the file
  * must also commit the new size, an ext4 journal commit each time; after
@@ -269,7 +257,7 @@ static int seg_create(struct wf_journal *j, uint64_t first_lsn)
 		unlink(path);
 		return e;
 	}
-	fsync_dir(j->dir);
+	wf_fsync_dir(j->dir);
 	if (j->fd >= 0)
 		close(j->fd);
 	j->fd = fd;
@@ -663,7 +651,21 @@ int wf_journal_reader_next(struct wf_journal_reader *r, struct wf_journal_rec *r
 {
 	while (r->cur < r->nsegs) {
 		if (r->off < r->len) {
-			int n = wf_journal_decode((uint8_t *)r->data + r->off, r->len - r->off, rec);
+			struct rec_hdr h;
+			int n;
+
+			/* Before from_lsn: skipped by its header, unchecked (a restart
+			 * after a checkpoint reads from the middle of a segment);
+			 * what is returned is always checked. */
+			if (r->len - r->off >= REC_HDR) {
+				memcpy(&h, r->data + r->off, sizeof(h));
+				if (h.lsn && h.lsn < r->from_lsn && h.len <= WF_JOURNAL_MAX_RECORD &&
+				    WF_ALIGN_UP((uint64_t)REC_HDR + h.len, 8) <= r->len - r->off) {
+					r->off += WF_ALIGN_UP((size_t)REC_HDR + h.len, 8);
+					continue;
+				}
+			}
+			n = wf_journal_decode((uint8_t *)r->data + r->off, r->len - r->off, rec);
 			if (n > 0) {
 				r->off += (size_t)n;
 				if (rec->lsn < r->from_lsn)
@@ -722,4 +724,48 @@ int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn)
 	}
 	free(segs);
 	return removed;
+}
+
+int wf_journal_head_lsn(const char *dir, uint64_t *ret)
+{
+	uint64_t *segs;
+	size_t n;
+	int r = list_segments(dir, &segs, &n);
+
+	if (r < 0)
+		return r;
+	*ret = n ? segs[n - 1] : 0;
+	free(segs);
+	return 0;
+}
+
+int wf_journal_retain(const char *dir, const struct wf_journal_retention *r, uint64_t *ret_keep_lsn)
+{
+	uint64_t keep = r->consumed_lsn, window = WF_MAX(r->keep_ms, r->session_ttl_ms);
+	DIR *d;
+	struct dirent *e;
+	int n;
+
+	if (r->ckpt_dir && (d = opendir(r->ckpt_dir))) {
+		while ((e = readdir(d))) {
+			char path[1200];
+			struct wf_ckpt_hdr h;
+			size_t l = strlen(e->d_name);
+
+			if (strncmp(e->d_name, "shard-", 6) != 0 || l < 5 || strcmp(e->d_name + l - 4, ".wfc") != 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", r->ckpt_dir, e->d_name);
+			if (wf_ckpt_read_hdr(path, &h) < 0)
+				keep = 0; /* unreadable: its ranker may need anything */
+			else if (h.lsn + 1 < keep)
+				keep = h.lsn + 1;
+		}
+		closedir(d);
+	}
+	if (r->now_ms <= window)
+		keep = 0;
+	n = keep ? wf_journal_prune(dir, r->now_ms - window, keep) : 0;
+	if (n >= 0)
+		*ret_keep_lsn = keep;
+	return n;
 }

@@ -47,7 +47,17 @@
 enum wf_journal_kind {
 	WF_JREC_EVENT = 0,      /* an EVENT (every record before kinds existed) */
 	WF_JREC_SEGMENT = 1,    /* a segment enter/exit transition (issue 16) */
-	WF_JREC_EXPOSURE = 2,   /* an experiment exposure (issue 17) */
+	/* An experiment exposure (issue 17): a RECS/RERANK reply shown to a
+	 * unit in an arm, journaled before the reply reaches its client.
+	 * Arguments: experiment, arm, unit ("u:" user or "s:" session,
+	 * lib/exp.h), session, user (as the request gave it, "-"
+	 * anonymous), page (RERANK: "search"), request id (decimal: a
+	 * ranker that redoes a request after a crash writes the same one,
+	 * so readers count it once), then the reply's item ids in their
+	 * positions. At most WF_JOURNAL_MAX_ARGS: a reply of more than 57
+	 * items lists its first 57 (the rest are not attributed). ts_ms: the
+	 * ranker's wall clock when it answered. shard: the ranker's. */
+	WF_JREC_EXPOSURE = 2,
 	WF_JREC_KINDS
 };
 
@@ -172,5 +182,35 @@ int wf_journal_decode(const uint8_t *buf, size_t len, struct wf_journal_rec *rec
 /* Remove whole segments whose records are all older than before_ms and
  * below keep_lsn. Returns the number removed or -errno. */
 int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn);
+
+/* The first LSN of the newest segment (0: no segment): a reader that read
+ * the journal to its end has consumed every record below it. 0 or -errno. */
+int wf_journal_head_lsn(const char *dir, uint64_t *ret);
+
+/*
+ * Journal retention (weft-batch nightly, after a successful night). A
+ * segment is removed only when all of these hold for every record in it:
+ *   - older than keep_ms (--journal-retention) and than session_ttl_ms
+ *     (a ranker without a checkpoint replays that window);
+ *   - below consumed_lsn (what the night read);
+ *   - at or below every ranker's checkpoint LSN (ckpt_dir's shard-*.wfc,
+ *     lib/ckpt.h): a restart replays after it. A checkpoint that cannot be
+ *     read (corrupt) keeps everything; a shard with none adds no bound
+ *     (its ranker replays the TTL window).
+ * Every reader of other record kinds (segment transitions, exposures)
+ * gets the same window: they state it in their own docs.
+ */
+struct wf_journal_retention {
+	uint64_t now_ms;
+	uint64_t keep_ms;
+	uint64_t session_ttl_ms;
+	uint64_t consumed_lsn;
+	const char *ckpt_dir; /* NULL: no checkpoints */
+};
+
+/* Apply the rule above to the journal in dir. Returns the segments
+ * removed, or -errno; *ret_keep_lsn: the LSN bound it used (records
+ * below it could go). */
+int wf_journal_retain(const char *dir, const struct wf_journal_retention *r, uint64_t *ret_keep_lsn);
 
 #endif

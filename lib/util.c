@@ -229,6 +229,18 @@ int wf_read_file(const char *path, char **ret, size_t *ret_len)
 	return 0;
 }
 
+int wf_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
 int wf_write_file_atomic(const char *path, const void *data, size_t len)
 {
 	char tmp[4096];

@@ -115,6 +115,9 @@ int wf_read_file(const char *path, char **ret, size_t *ret_len);
 /* Write data to path atomically (temp file, fsync, rename). 0 or -errno. */
 int wf_write_file_atomic(const char *path, const void *data, size_t len);
 
+/* fsync directory dir (a rename or unlink in it becomes durable). 0 or -errno. */
+int wf_fsync_dir(const char *dir);
+
 /* The gid of group name into *ret_gid. 0, or -ENOENT when there is no
  * such group (the caller says to create it). */
 int wf_group_gid(const char *name, unsigned int *ret_gid);

@@ -330,7 +330,7 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	r = wf_shm_attach(c->shm_name, &c->shm);
+	r = wf_shm_attach_ro(c->shm_name, &c->shm);
 	if (r < 0) {
 		wf_err("cannot attach segment %s: %s (is weft-admin running?)", c->shm_name, strerror(-r));
 		goto out;

@@ -13,6 +13,7 @@
 
 #include "observe/prom.h"
 #include "shm/lathist.h"
+#include "shm/reqlat.h"
 
 #define LOAD(x) ((uint64_t)atomic_load_explicit(&(x), memory_order_relaxed))
 
@@ -117,34 +118,80 @@ static int64_t journal_bytes(const char *dir)
 	return sum;
 }
 
-/* One event-to-visible histogram, folded to powers of two of ns. */
-static int visible_hist(struct wf_buf *b, struct wf_shard_ctl *sh, uint32_t shard)
+struct fam {
+	const char *name, *type, *help;
+};
+
+/* A lathist snapshot c (ns) as a Prometheus histogram, folded to powers
+ * of two of ns; sum_ns: its exact sum, or < 0 to estimate it from bucket
+ * midpoints. */
+static int lat_hist(struct wf_buf *b, const char *name, const char *labels, const uint64_t *c, double sum_ns)
 {
 	double bounds[VIS_N], sum = 0;
 	uint64_t counts[VIS_N] = { 0 };
-	char labels[32];
 
 	for (uint32_t k = 0; k < VIS_N; k++)
 		bounds[k] = k + 1 < VIS_N ? ldexp(1.0, (int)(VIS_LO + k)) * 1e-9 : INFINITY;
 	for (uint32_t i = 0; i < WF_LAT_BUCKETS; i++) {
-		uint64_t c = LOAD(sh->stats.visible_hist[i]);
-		uint64_t up = wf_lat_bucket_upper(i), lo = i ? wf_lat_bucket_upper(i - 1) : 0;
+		uint64_t up = wf_lat_bucket_upper(i);
 
-		if (!c)
+		if (!c[i])
 			continue;
-		sum += (double)c * (double)(lo + up) * 0.5e-9;
+		sum += (double)c[i] * (double)(wf_lat_bucket_lower(i) + up) * 0.5e-9;
 		/* Bucket i lies wholly at or below 2^k ns once up <= 2^k. */
 		for (uint32_t k = 0; k < VIS_N; k++)
 			if (k + 1 == VIS_N || up <= (1ull << (VIS_LO + k)))
-				counts[k] += c;
+				counts[k] += c[i];
 	}
-	snprintf(labels, sizeof(labels), "shard=\"%u\"", shard);
-	return wf_prom_hist(b, "weft_event_visible_seconds", labels, bounds, counts, VIS_N, sum);
+	return wf_prom_hist(b, name, labels, bounds, counts, VIS_N, sum_ns >= 0 ? sum_ns * 1e-9 : sum);
 }
 
-struct fam {
-	const char *name, *type, *help;
-};
+/* One event-to-visible histogram. */
+static int visible_hist(struct wf_buf *b, struct wf_shard_ctl *sh, uint32_t shard)
+{
+	uint64_t c[WF_LAT_BUCKETS];
+	char labels[32];
+
+	wf_lat_snapshot(sh->stats.visible_hist, c);
+	snprintf(labels, sizeof(labels), "shard=\"%u\"", shard);
+	return lat_hist(b, "weft_event_visible_seconds", labels, c, -1);
+}
+
+/* weft-ingest's request latency (struct wf_reqlat): per command and path,
+ * and the journal flush and ring wait stages. */
+static int render_reqlat(struct wf_buf *b, const struct wf_shm *shm)
+{
+	static const struct fam stage[2] = {
+		{ "weft_journal_flush_seconds", "histogram",
+		  "A journal flush (write and fdatasync) as weft-ingest saw it, start to completion." },
+		{ "weft_request_ring_wait_seconds", "histogram",
+		  "From weft-ingest forwarding a request to its ranker beginning the batch holding it (ring "
+		  "wait, the ranker's wake-up and run-queue wait)." },
+	};
+	struct wf_reqlat *rl = shm->reqlat;
+	uint64_t c[WF_LAT_BUCKETS];
+	char labels[64];
+	int r = wf_prom_head(b, "weft_request_duration_seconds", "histogram",
+			     "From the weft-ingest loop pass that received a request to the pass end that sent "
+			     "its reply (EVENT: its durable ack), by command and by who answered (path).");
+
+	for (uint32_t s = 0; s < WF_LAT_CMDS && r == 0; s++) {
+		const struct wf_reqlat_name *n = wf_reqlat_name(s);
+
+		wf_lat_snapshot(rl->hist[s], c);
+		snprintf(labels, sizeof(labels), "command=\"%s\",path=\"%s\"", n->command, n->path);
+		r = lat_hist(b, "weft_request_duration_seconds", labels, c, (double)LOAD(rl->sum_ns[s]));
+	}
+	for (uint32_t k = 0; k < 2 && r == 0; k++) {
+		uint32_t s = k ? WF_LAT_RING : WF_LAT_FLUSH;
+
+		r = wf_prom_head(b, stage[k].name, stage[k].type, stage[k].help);
+		wf_lat_snapshot(rl->hist[s], c);
+		if (r == 0)
+			r = lat_hist(b, stage[k].name, "", c, (double)LOAD(rl->sum_ns[s]));
+	}
+	return r;
+}
 
 /* Per-shard families: the value of shard i's field. */
 static int shard_family(struct wf_buf *b, const struct wf_shm *shm, const struct fam *f, uint64_t (*get)(
@@ -334,6 +381,8 @@ int wf_prom_render(struct wf_buf *b, const struct wf_shm *shm, const char *journ
 				 "from bucket midpoints).");
 	for (uint32_t i = 0; i < wf_shm_nshards(shm) && r == 0; i++)
 		r = visible_hist(b, wf_shm_shard(shm, i), i);
+	if (r == 0)
+		r = render_reqlat(b, shm);
 	if (r == 0)
 		r = render_rings(b, shm);
 	if (r == 0)

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "lib/exp.h"
 #include "lib/journal.h"
 #include "lib/proto.h"
 #include "rankers/ranker_int.h"
@@ -139,25 +140,44 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 		qe.f.size = ra.size->p;
 		qe.f.size_len = ra.size->len;
 	}
+	/* An experiment on this page (exps.c): the arm's policy; a unit in
+	 * an arm is never answered from the front table, so every answer it
+	 * gets comes here and is exposed. */
+	struct ranker_pick pk;
+	ranker_exp_pick(ctx, argv, qe.sess, ra.page, &pk);
+	const char *ids[WF_RANK_MAX_K];
+	uint32_t lens[WF_RANK_MAX_K], m = 0;
+
+	if (pk.policy == WF_EXP_STALE) {
+		n = ranker_exp_stale_recs(ctx, argv, ra.page, &qe, ra.anchor, ids, lens, ra.explain ? ex : NULL);
+		if (n >= 0) {
+			m = (uint32_t)n;
+			goto reply;
+		}
+		pk.arm = -1; /* no previous generation open yet: served as everyone else, not exposed */
+		pk.policy = WF_EXP_LIVE;
+	}
+	ranker_exp_apply(&pk, &qe);
 	/* EXPLAIN is always computed fresh (it needs every part of every score). */
 	n = -1;
 	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH && !qe.q.anchor_key)
 		n = ranker_recs_cached(ctx, &qe, ra.k, items, &c);
-	if (c && !ra.size)
+	if (c && !ra.size && ranker_exp_publishable(&pk))
 		ranker_front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess);
 	if (n < 0)
 		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &qe.q, ctx->scratch, items, scores,
 				 ra.explain ? ex : NULL);
 	/* Every id first (a live item's from the history; one that cannot
 	 * be named is left out), then the reply. */
-	const char *ids[WF_RANK_MAX_K];
-	uint32_t lens[WF_RANK_MAX_K], m = 0;
 	for (int i = 0; i < n; i++)
 		if (item_id(ctx, qe.sess, items[i], &ids[m], &lens[m]) == 0) {
 			if (ra.explain && (int)m != i)
 				ex[m] = ex[i];
 			m++;
 		}
+reply:
+	/* The exposure goes on the reply ring before its reply. */
+	ranker_exp_expose(ctx, &pk, hdr, argv, ra.page, m, ids, lens);
 	wf_resp_w_array(out, m);
 	for (uint32_t i = 0; i < m; i++) {
 		if (!ra.explain) {
@@ -168,11 +188,13 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	}
 }
 
-static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
+		       uint32_t argc, struct wf_buf *out)
 {
 	int64_t *items = ctx->rr_items;
 	uint32_t *pos = ctx->rr_pos, n = argc - 2;
 	struct ranker_query e;
+	struct ranker_pick pk;
 	int m;
 
 	if (wf_cmd_arity(wf_cmd_of(WF_CMD_RERANK), argc) < 0 || n > WF_RANK_POOL) {
@@ -188,13 +210,22 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 		return;
 	}
 	ranker_query_setup(ctx, argv, WF_PAGE_SEARCH, &e);
-	for (uint32_t i = 0; i < n; i++) {
-		items[i] = ranker_item_index(ctx, argv[2 + i].p, argv[2 + i].len);
-		/* one the session viewed: its live code, scored as RECS would */
-		if (items[i] < 0 && e.q.sess && e.q.sess->live)
-			items[i] = wf_rank_live_code(e.q.sess, wf_stock_key(argv[2 + i].p, argv[2 + i].len));
+	ranker_exp_pick(ctx, argv, e.sess, WF_PAGE_SEARCH, &pk);
+	m = pk.policy == WF_EXP_STALE ? ranker_exp_stale_rerank(ctx, argv, n, &e, pos) : -1;
+	if (m < 0 && pk.policy == WF_EXP_STALE) {
+		pk.arm = -1; /* no previous generation open yet: as everyone else, not exposed */
+		pk.policy = WF_EXP_LIVE;
 	}
-	m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
+	if (m < 0) {
+		ranker_exp_apply(&pk, &e);
+		for (uint32_t i = 0; i < n; i++) {
+			items[i] = ranker_item_index(ctx, argv[2 + i].p, argv[2 + i].len);
+			/* one the session viewed: its live code, scored as RECS would */
+			if (items[i] < 0 && e.q.sess && e.q.sess->live)
+				items[i] = wf_rank_live_code(e.q.sess, wf_stock_key(argv[2 + i].p, argv[2 + i].len));
+		}
+		m = wf_rank_rerank(ctx->cur->snap, &ctx->params, &e.q, ctx->scratch, items, n, pos, NULL);
+	}
 	/* Items the snapshot lacks can still be sold out in the live table
 	 * (a live one the library scored, the filter has checked). */
 	uint32_t keep = 0;
@@ -204,6 +235,15 @@ static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, ui
 		    wf_stock_state(ctx->shm->stock, wf_stock_key(a->p, a->len), NULL, 0) == WF_STOCK_OUT)
 			continue;
 		pos[keep++] = pos[i];
+	}
+	if (pk.e && pk.arm >= 0) {
+		const char *ids[WF_MSG_NOTE_MAX_ARGS];
+		uint32_t lens[WF_MSG_NOTE_MAX_ARGS], ne = WF_MIN(keep, WF_MSG_NOTE_MAX_ARGS);
+		for (uint32_t i = 0; i < ne; i++) {
+			ids[i] = argv[2 + pos[i]].p;
+			lens[i] = argv[2 + pos[i]].len;
+		}
+		ranker_exp_expose(ctx, &pk, hdr, argv, WF_PAGE_SEARCH, ne, ids, lens);
 	}
 	wf_resp_w_array(out, keep);
 	for (uint32_t i = 0; i < keep; i++)
@@ -299,7 +339,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 				wf_resp_w_int(eout, 1);
 			break;
 		}
-		if (ranker_event(ctx, v->argv, v->argc, wf_wall_ms(), eout) < 0) {
+		if (ranker_event_lsn(ctx, v->argv, v->argc, wf_wall_ms(), v->hdr->lsn, eout) < 0) {
 			/* Journaled and acked by ingest (WF_MSG_F_NOREPLY), but not
 			 * applied: malformed (ingest checks first) or out of
 			 * memory. Counted; the journal still holds it for the
@@ -317,7 +357,7 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		cmd_recs(ctx, v, out);
 		break;
 	case WF_CMD_RERANK:
-		cmd_rerank(ctx, v->argv, v->argc, out);
+		cmd_rerank(ctx, v->hdr, v->argv, v->argc, out);
 		break;
 	case WF_CMD_HISTORY:
 		cmd_history(ctx, v->argv, v->argc, out);

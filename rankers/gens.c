@@ -39,6 +39,7 @@ void ranker_gen_free(struct ranker_gen *g)
 	if (!g)
 		return;
 	wf_snap_close(g->snap);
+	wf_snap_close(g->prev);
 	arena_destroy(g->arena); /* every list of the generation, in one call */
 	free(g);
 }
@@ -149,6 +150,7 @@ void *ranker_loader_main(void *arg)
 		uint64_t want = atomic_load_explicit(&ctx->want_gen, memory_order_acquire);
 		struct wf_snap_ref cur;
 
+		ranker_exps_loader_step(ctx);
 		/* AL3: pairs with RL3 in ranker_take_generation(): the slot is empty
 		 * once the loop took (and stopped reading) the last one. */
 		if (want == built || atomic_load_explicit(&ctx->ready, memory_order_acquire)) {
@@ -195,7 +197,17 @@ void ranker_check_generation(struct ranker_ctx *ctx)
 static void serve_generation(struct ranker_ctx *ctx, struct ranker_gen *g)
 {
 	struct ranker_gen *old = ctx->cur;
+	struct wf_snap_ref cur, prev;
 
+	/* The generation g replaces is usually the one admin now lists as
+	 * previous: keep its file mapped for the stale arm (exps.c) instead
+	 * of opening it again; its arena (the copied lists) goes. */
+	wf_ctl_snap_get(ctx->shm->ctl, &cur, &prev);
+	if (old && !g->prev && prev.gen && old->gen == prev.gen && old->gen != g->gen) {
+		g->prev = old->snap;
+		g->prev_gen = old->gen;
+		old->snap = NULL;
+	}
 	ctx->cur = g;
 	ranker_gen_free(old);
 	atomic_store_explicit(&ctx->sc->stats.snapshot_bytes, g->bytes, memory_order_relaxed); /* stats */

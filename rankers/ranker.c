@@ -1,11 +1,14 @@
 /*
  * ranker.c - weft-ranker: owns one shard. Consumes its request ring,
  * answers on its reply ring, holds its sessions (session arena) and its
- * share of the snapshot (one jemalloc arena per generation), replays the
- * journal tail after a restart, and swaps generations between requests.
+ * share of the snapshot (one jemalloc arena per generation), loads its
+ * checkpoint and replays the journal after it at start, catches up on
+ * what a killed ingest had not sent, and swaps generations between
+ * requests.
  *
  *   weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]
  *               [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]
+ *               [--state DIR] [--spill-budget BYTES] [--checkpoint-interval SEC]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -38,6 +42,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: weft-ranker --shard I --dir DIR --shm NAME [--cpu C] [--session-ttl SEC]\n"
 	      "                   [--journal DIR] [--recs-cache 0|1] [--memory-budget BYTES]\n"
+	      "                   [--state DIR] [--spill-budget BYTES] [--checkpoint-interval SEC]\n"
 	      "  --shard I         the shard this ranker owns (0..N-1)\n"
 	      "  --dir DIR         the appliance's run directory\n"
 	      "  --shm NAME        shared segment (created by weft-admin)\n"
@@ -47,7 +52,12 @@ static void usage(FILE *f)
 	      "  --recs-cache 0|1  keep ranked lists between a session's events (default 1)\n"
 	      "  --memory-budget BYTES  sessions and snapshot lists together (suffix K, M or G;\n"
 	      "                    default 2G, at least 4M); past it the least recently active\n"
-	      "                    sessions are forgotten\n",
+	      "                    sessions go to the spill store\n"
+	      "  --state DIR       spill store and checkpoints (default DIR/rankers)\n"
+	      "  --spill-budget BYTES  disk for evicted sessions (default 1G; 0: evicted sessions\n"
+	      "                    are forgotten); past it the oldest are dropped\n"
+	      "  --checkpoint-interval SEC  checkpoint the sessions this often (default 300;\n"
+	      "                    0: never, a restart replays the journal's TTL window)\n",
 	      f);
 }
 
@@ -56,44 +66,44 @@ static void usage(FILE *f)
 
 /* ---- journal replay ---- */
 
-/* Rebuild the sessions of this shard from the journal tail covering the
- * session TTL, so a restarted ranker lost nothing that was acknowledged;
- * with them their segment states and, from this shard's WF_JREC_SEGMENT
- * records, what was announced (segs.c reconciles at the end). */
-static void replay_journal(struct ranker_ctx *ctx)
+/* Apply this shard's EVENTs of the journal from LSN events_from (those
+ * older than since_ms skipped), each with its LSN: one already in its
+ * session's state is not applied twice (a checkpoint's, a spilled one's,
+ * the ring's). Reading starts at from (<= events_from): during a
+ * restart's replay (ctx->seg_replaying) this shard's WF_JREC_SEGMENT
+ * records before events_from say what was announced (segs.c). Returns the
+ * events read, or -errno when the journal cannot be read; *ret_last: the
+ * last LSN read. */
+static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t events_from, uint64_t since_ms,
+			   uint64_t *ret_last)
 {
 	struct wf_journal_reader *r;
 	struct wf_journal_rec *rec = calloc(1, sizeof(*rec));
-	uint64_t since = wf_wall_ms() - ctx->session_ttl_ms, n = 0, last = 0;
+	uint64_t n = 0, last = 0;
 	int e;
 
-	if (!rec) {
-		wf_err("shard %u: no memory to replay the journal", ctx->shard);
-		return;
-	}
-	ranker_segs_replay_begin(ctx);
-	e = wf_journal_reader_open(ctx->journal_dir, 0, &r);
+	if (!rec)
+		return -ENOMEM;
+	e = wf_journal_reader_open(ctx->journal_dir, from, &r);
 	if (e < 0) {
-		if (e != -ENOENT)
-			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror(-e));
 		free(rec);
-		ranker_segs_replay_end(ctx);
-		return;
+		return e;
 	}
 	while ((e = wf_journal_reader_next(r, rec)) == 1) {
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 
 		last = rec->lsn;
 		if (rec->kind == WF_JREC_SEGMENT && rec->shard == ctx->shard) {
-			/* a transition this shard announced (segs.c) */
-			ranker_segs_replay_record(ctx, rec);
+			if (ctx->seg_replaying) /* a transition this shard announced (segs.c) */
+				ranker_segs_replay_record(ctx, rec);
 			continue;
 		}
-		if (rec->kind != WF_JREC_EVENT || rec->shard != ctx->shard || rec->ts_ms < since)
+		if (rec->kind != WF_JREC_EVENT || rec->shard != ctx->shard || rec->ts_ms < since_ms ||
+		    rec->lsn < events_from)
 			continue;
 		for (uint32_t i = 0; i < rec->argc; i++)
 			a[i] = (struct wf_msg_arg){ rec->argv[i], rec->argl[i] };
-		ranker_event(ctx, a, rec->argc, rec->ts_ms, NULL);
+		ranker_event_lsn(ctx, a, rec->argc, rec->ts_ms, rec->lsn, NULL);
 		n++;
 	}
 	if (e < 0)
@@ -101,11 +111,72 @@ static void replay_journal(struct ranker_ctx *ctx)
 			(unsigned long long)last);
 	wf_journal_reader_close(r);
 	free(rec);
+	if (last > ctx->applied_lsn)
+		ctx->applied_lsn = last;
+	*ret_last = last;
+	return (int64_t)n;
+}
+
+/* Rebuild the sessions of this shard: its checkpoint, then the journal
+ * after the checkpoint's LSN; without a usable checkpoint, the journal
+ * tail covering the session TTL. So a restarted ranker lost nothing that
+ * was acknowledged, in a time bounded by the checkpoint interval's events. */
+static void replay_journal(struct ranker_ctx *ctx)
+{
+	uint64_t t0 = wf_now_ns(), from = 0, last = 0, since = wf_wall_ms() - ctx->session_ttl_ms;
+	int c = ctx->ckpt_interval_ms ? ranker_ckpt_load(ctx, &from) : -ENOENT;
+	uint64_t t1 = wf_now_ns();
+	int64_t n;
+
+	if (c == 0)
+		since = 0; /* everything after the checkpoint */
+	else if (c != -ENOENT)
+		wf_warn("shard %u: checkpoint in %s unusable (%s): replaying the whole journal instead", ctx->shard,
+			ctx->state_dir, strerror(-c));
+	/* AI1: weft-ingest bumps ctl->ingest_epoch at start (ingest/main.c)
+	 * before it commits anything to a ring, so a pop's acquire (the
+	 * ring's commit release) makes the new epoch visible here; read before
+	 * the journal, so an ingest that restarts meanwhile is caught up after. */
+	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_epoch, memory_order_acquire);
+	/* From the start: the segment transitions announced before the
+	 * checkpoint are read too (the checkpoint does not hold them yet). */
+	ranker_segs_replay_begin(ctx);
+	n = replay_from(ctx, 0, c == 0 ? from + 1 : 0, since, &last);
+	if (n < 0) {
+		if (n != -ENOENT)
+			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror((int)-n));
+		ranker_segs_replay_end(ctx);
+		return;
+	}
 	ctx->replayed_lsn = last;
 	ranker_segs_replay_end(ctx);
-	if (n)
-		wf_info("shard %u replayed %llu journal events (through lsn %llu)", ctx->shard,
-			(unsigned long long)n, (unsigned long long)last);
+	wf_info("shard %u replayed %lld journal events (lsn %llu..%llu%s) in %.1f ms (checkpoint %.1f ms)", ctx->shard,
+		(long long)n, (unsigned long long)(c == 0 ? from + 1 : 0), (unsigned long long)last,
+		c == 0 ? ", after its checkpoint" : ", whole journal", (double)(wf_now_ns() - t1) / 1e6,
+		(double)(t1 - t0) / 1e6);
+}
+
+/* weft-ingest restarted since the journal was last read (its epoch
+ * moved): the EVENTs it had made durable but not yet put on this shard's
+ * ring when it died were never applied. They follow every event this
+ * ranker saw of the shard (the ring is FIFO in LSN order), so reading the
+ * journal after ctx->applied_lsn finds them; called before the batch that
+ * showed the new epoch is handled, and what the ring then brings again
+ * is skipped by its LSN. */
+static void catch_up(struct ranker_ctx *ctx)
+{
+	/* AI1, as in replay_journal(). */
+	uint32_t ep = atomic_load_explicit(&ctx->shm->ctl->ingest_epoch, memory_order_acquire);
+	uint64_t last = 0;
+	int64_t n;
+
+	if (ep == ctx->ingest_epoch)
+		return;
+	ctx->ingest_epoch = ep;
+	n = replay_from(ctx, ctx->applied_lsn + 1, ctx->applied_lsn + 1, 0, &last);
+	if (n > 0)
+		wf_info("shard %u: weft-ingest restarted; applied %lld journaled events it had not sent (through lsn %llu)",
+			ctx->shard, (long long)n, (unsigned long long)last);
 }
 
 /* ---- the loop ---- */
@@ -163,6 +234,16 @@ static int push_reply(struct ranker_ctx *ctx, uint64_t req_id, uint64_t t_recv, 
 		}
 	ctx->out.len = 0;
 	return 0;
+}
+
+int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv)
+{
+	int r;
+
+	while ((r = wf_msg_note_push(&ctx->rep, hdr, argc, argv)) == -EAGAIN)
+		if (ranker_reply_wait(ctx) < 0)
+			return -ECANCELED;
+	return r;
 }
 
 /* The hint for a request (struct ranker_hint): wf_hash64() of its session
@@ -260,6 +341,7 @@ static int handle_batch(struct ranker_ctx *ctx)
 	}
 	if (m)
 		prefetch_session(ctx, &hs[0]);
+	catch_up(ctx); /* after the pops: their acquire shows a new ingest's epoch */
 	for (; n < m; n++) {
 		p = ps[n];
 		len = ls[n];
@@ -329,6 +411,7 @@ static void housekeeping(struct ranker_ctx *ctx)
 	ranker_check_generation(ctx);
 	ranker_take_generation(ctx);
 	ranker_segs_check(ctx);
+	ranker_exps_check(ctx);
 	/* Every pass, bounded steps (RANKER_EVICT_STEP sessions each), never
 	 * a walk of the table between two requests: one step, and up to 15
 	 * more while they find work and no request waits (an idle ranker
@@ -341,11 +424,17 @@ static void housekeeping(struct ranker_ctx *ctx)
 		wf_ring_prod_commit(&ctx->rep);
 		ranker_wake_ingest(ctx);
 	}
+	/* A checkpoint being written: one bounded step (~64 KiB packed), up to
+	 * 63 more while no request waits. */
+	for (int i = 0; i < 64 && ranker_ckpt_step(ctx, now) && !wf_ring_readable(&ctx->req); i++)
+		;
 	if (now - ctx->last_expire_ms > 1000) {
 		ctx->last_expire_ms = now;
 		atomic_store_explicit(&ctx->sc->stats.sessions_live, ctx->nsessions, memory_order_relaxed);
 		atomic_store_explicit(&ctx->sc->stats.session_bytes, ctx->session_bytes, memory_order_relaxed);
 		atomic_store_explicit(&ctx->sc->stats.sessions_evicted, ctx->sessions_evicted, memory_order_relaxed);
+		atomic_store_explicit(&ctx->sc->stats.sessions_restored, ctx->sessions_restored, memory_order_relaxed);
+		atomic_store_explicit(&ctx->sc->stats.spill_dropped, ranker_spill_dropped(ctx), memory_order_relaxed);
 	}
 	should_stop(ctx);
 }
@@ -436,7 +525,8 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 		{ "shm", required_argument, NULL, 'm' },   { "cpu", required_argument, NULL, 'c' },
 		{ "session-ttl", required_argument, NULL, 't' }, { "journal", required_argument, NULL, 'j' },
 		{ "recs-cache", required_argument, NULL, 'r' }, { "spin", required_argument, NULL, 's' },
-		{ "memory-budget", required_argument, NULL, 'b' },
+		{ "memory-budget", required_argument, NULL, 'b' }, { "state", required_argument, NULL, 'S' },
+		{ "spill-budget", required_argument, NULL, 'B' }, { "checkpoint-interval", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
 	};
 	int64_t v;
@@ -447,6 +537,8 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	ctx->spin_iters = SPIN_ITERS;
 	ctx->session_ttl_ms = 1800 * 1000ull;
 	ctx->memory_budget = RANKER_MEMORY_BUDGET;
+	ctx->spill_budget = RANKER_SPILL_BUDGET;
+	ctx->ckpt_interval_ms = RANKER_CKPT_INTERVAL_S * 1000ull;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'i':
@@ -485,6 +577,22 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 				return -EINVAL;
 			}
 			break;
+		case 'S': ctx->state_dir = optarg; break;
+		case 'B':
+			if (strcmp(optarg, "0") != 0 && (parse_bytes(optarg, &ctx->spill_budget) < 0 ||
+							 ctx->spill_budget < (1ull << 20))) {
+				fprintf(stderr, "weft-ranker: --spill-budget wants bytes (suffix K, M or G), 0 or at least "
+						"1M, not '%s'\n", optarg);
+				return -EINVAL;
+			}
+			if (strcmp(optarg, "0") == 0)
+				ctx->spill_budget = 0;
+			break;
+		case 'C':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 0 || v > 86400 * 7)
+				goto bad;
+			ctx->ckpt_interval_ms = (uint64_t)v * 1000;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: goto bad;
 		}
@@ -494,6 +602,10 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 	if (!ctx->journal_dir) {
 		snprintf(ctx->journal_buf, sizeof(ctx->journal_buf), "%s/journal", ctx->dir);
 		ctx->journal_dir = ctx->journal_buf;
+	}
+	if (!ctx->state_dir) {
+		snprintf(ctx->state_buf, sizeof(ctx->state_buf), "%s/rankers", ctx->dir);
+		ctx->state_dir = ctx->state_buf;
 	}
 	return 0;
 bad:
@@ -595,6 +707,14 @@ int main(int argc, char **argv)
 	atomic_thread_fence(memory_order_release);
 	for (uint32_t i = 0; i < WF_FRONT_LIVE; i++)
 		atomic_store_explicit(&ctx.live->live[i], 0, memory_order_relaxed); /* ordered by F5 */
+	/* After the zeroing above: the spill store counts its sessions in. */
+	if ((ctx.spill_budget || ctx.ckpt_interval_ms) && mkdir(ctx.state_dir, 0750) < 0 && errno != EEXIST)
+		wf_warn("shard %u: cannot create %s: %s (evicted sessions are forgotten, no checkpoints)", ctx.shard,
+			ctx.state_dir, strerror(errno));
+	if (ctx.spill_budget && (errno = -ranker_spill_open(&ctx)) != 0)
+		wf_warn("shard %u: no spill store in %s: %s (evicted sessions will be forgotten)", ctx.shard,
+			ctx.state_dir, strerror(errno));
+	atomic_store_explicit(&ctx.sc->stats.checkpoint_lsn, 0, memory_order_relaxed); /* stats */
 	if (pthread_create(&loader, NULL, ranker_loader_main, &ctx) != 0) {
 		wf_err("cannot start the snapshot loader thread");
 		return 1;
@@ -604,6 +724,7 @@ int main(int argc, char **argv)
 		wf_err("cannot set the segments up: out of memory");
 		return 1;
 	}
+	ranker_exps_check(&ctx);
 	replay_journal(&ctx);
 	/* R5: pairs with A5 in weft-admin / weftctl up. */
 	atomic_store_explicit(&ctx.sc->ready, 1, memory_order_release);
@@ -617,16 +738,19 @@ int main(int argc, char **argv)
 	pthread_join(loader, NULL);
 	/* AL1; the join already ordered it. */
 	ranker_gen_free(atomic_load_explicit(&ctx.ready, memory_order_acquire));
+	ranker_ckpt_fini(&ctx);
 	ctx.seg_replaying = 1; /* stopping: sessions leave without notes (a restart keeps them) */
 	ranker_sessions_fini(&ctx);
 	ranker_segs_fini(&ctx);
+	ranker_spill_close(&ctx);
+	ranker_exps_fini(&ctx);
 	ranker_gen_free(ctx.cur);
 	wf_shm_detach(ctx.shm);
 	wf_info("shard %u stopped; sessions evicted by the memory budget %llu; RECS from the ranked-list cache %llu, computed and cached %llu, "
-		"computed (cached prefix too short) %llu, computed for k at first sight %llu", ctx.shard,
+		"computed (cached prefix too short) %llu, computed for k at first sight %llu; exposures %llu", ctx.shard,
 		(unsigned long long)ctx.sessions_evicted,
 		(unsigned long long)ctx.cache_hits, (unsigned long long)ctx.cache_fills, (unsigned long long)ctx.cache_short,
-		(unsigned long long)ctx.cache_ghosts);
+		(unsigned long long)ctx.cache_ghosts, (unsigned long long)ctx.exposures);
 	free(ctx.cache);
 	return 0;
 }

@@ -26,6 +26,8 @@
 #define RANKER_SESSION_TABLE (1u << 16) /* hash buckets (chained) */
 #define RANKER_EVICT_STEP 64u          /* sessions examined per loop pass (idle) or per event (budget) */
 #define RANKER_MEMORY_BUDGET (2048ull << 20) /* --memory-budget default: sessions and generation, bytes */
+#define RANKER_SPILL_BUDGET (1024ull << 20) /* --spill-budget default: disk for evicted sessions */
+#define RANKER_CKPT_INTERVAL_S 300u     /* --checkpoint-interval default, seconds */
 #define RANKER_CACHE_SLOTS (1u << 16)   /* ranked-list cache entries per shard (2-way sets) */
 #define RANKER_CACHE_DEPTH 64u          /* best items kept per entry, before the stock filter */
 
@@ -48,6 +50,18 @@ struct ranker_gen {
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
 	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
+	/* The previous generation's snapshot file (an experiment's `stale`
+	 * arm, exps.c): the mapping of the generation this one replaced, or
+	 * one the loader opened (struct ranker_prev); NULL until then. Read
+	 * from the file only: no lists copied, no arena bytes. */
+	struct wf_snap *prev;
+	uint64_t prev_gen;
+};
+
+/* A previous generation's file the loader opened for the loop (prev_ready). */
+struct ranker_prev {
+	uint64_t gen;
+	struct wf_snap *snap;
 };
 
 /* A session's segment state (segs.c), in the session arena: its place
@@ -91,6 +105,9 @@ struct ranker_session {
 	uint64_t last_event_ms;         /* wall clock of the last event (abandonment) */
 	uint64_t snap_gen;              /* generation its item indexes refer to */
 	uint64_t stamp;                 /* changes whenever model or user may have (cache key) */
+	uint64_t lsn;                   /* journal LSN of the newest event applied (0: none known);
+					 * an event at or below it is not applied again (replay,
+					 * catch-up, a restored session) */
 	char *user;                     /* user_len bytes + NUL, own allocation; NULL until known */
 	/* History (HISTORY, and the rebuild after a swap): compact records
 	 * appended, see hist_append() in sessions.c; NULL until the first event. */
@@ -179,6 +196,19 @@ struct ranker_ctx {
 	uint64_t memory_budget;
 	uint64_t sessions_evicted;      /* by the budget (not the idle TTL) */
 	int budget_warned;              /* logged once that eviction began */
+	/* Evicted sessions on disk (spill.c): NULL when --spill-budget 0. */
+	struct ranker_spill *spill;
+	uint64_t spill_budget;          /* --spill-budget, bytes */
+	uint64_t sessions_restored;     /* brought back from the spill store */
+	/* Checkpoints (checkpoint.c): NULL when --checkpoint-interval 0. */
+	struct ranker_ckpt *ckpt;
+	uint64_t ckpt_interval_ms;
+	const char *state_dir;          /* --state: spill files and checkpoints */
+	char state_buf[WF_PATH_MAX];    /* DIR/rankers when --state is not given */
+	/* Highest journal LSN of this shard's events seen (ring or journal):
+	 * a checkpoint covers what is at or below it when it begins. */
+	uint64_t applied_lsn;
+	uint32_t ingest_epoch;          /* ctl->ingest_epoch when the journal was last read */
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
 	struct ranker_cached *cache;
@@ -227,6 +257,17 @@ struct ranker_ctx {
 	uint32_t seg_nusers;
 	uint64_t seg_users_gen;         /* the generation it was built from */
 	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
+	/* Experiments (exps.c): the running ones, as of experiments_gen
+	 * exp_gen (A13); the loader opens the previous generation's file
+	 * for the stale arm (want_prev: loop -> loader, RL4/AL4; prev_ready:
+	 * loader -> loop, RL5/AL5). */
+	struct wf_exp_set *exps;
+	uint64_t exp_gen;
+	uint64_t exposures;             /* notes pushed (logged at exit) */
+	uint64_t prev_asked;            /* cur->gen the previous file was asked for */
+	_Atomic uint64_t want_prev;
+	uint64_t prev_built;            /* the loader's own: want_prev it last acted on */
+	_Atomic(struct ranker_prev *) prev_ready;
 
 	struct wf_buf out;              /* reply being built */
 	struct wf_msg_req_view *view;
@@ -284,7 +325,12 @@ static inline uint64_t ranker_session_key(const struct ranker_ctx *ctx, const st
 	return wf_hash64(id->p, id->len);
 }
 
-/* The session with this id, or NULL. */
+/* sessions.c: the session with key and id brought back from the spill
+ * store into the table, or NULL (none there, or unreadable). */
+struct ranker_session *ranker_session_restore(struct ranker_ctx *ctx, uint64_t key, const char *id, uint32_t len);
+
+/* The session with this id, or NULL. One evicted to the spill store comes
+ * back whole (history, user, model) before anything reads it. */
 static inline struct ranker_session *ranker_session_find(struct ranker_ctx *ctx, const struct wf_msg_arg *id)
 {
 	uint64_t key = ranker_session_key(ctx, id);
@@ -292,8 +338,57 @@ static inline struct ranker_session *ranker_session_find(struct ranker_ctx *ctx,
 	for (struct ranker_session *s = ctx->sessions[key & (RANKER_SESSION_TABLE - 1)]; s; s = s->next)
 		if (s->key == key && s->id_len == id->len && memcmp(s->id, id->p, id->len) == 0)
 			return s;
-	return NULL;
+	return ctx->spill ? ranker_session_restore(ctx, key, id->p, id->len) : NULL;
 }
+
+/* Session records: a session's durable state (id, user, LSN, times,
+ * history) as the spill store and checkpoints keep it. The model is not
+ * stored: it is rebuilt from the history when the session is next used
+ * (like after a generation swap). Layout in sessions.c. */
+#define RANKER_REC_HDR 64u
+/* Bytes of s's record (a multiple of 8). */
+uint32_t ranker_session_rec_size(const struct ranker_session *s);
+/* Write s's record to out (ranker_session_rec_size bytes). */
+void ranker_session_pack(const struct ranker_session *s, uint8_t *out);
+/* The record at p (n bytes available): its size, 0 if incomplete,
+ * -EBADMSG if it is not a valid record; its key and id. */
+int ranker_session_rec_check(const uint8_t *p, size_t n, uint64_t *ret_key, const char **ret_id,
+			     uint32_t *ret_id_len);
+/* Make the session of a checked record live (it must not be in the table):
+ * in_spill: the spill store holds its key (the live-session filter counts
+ * it already). The session, or NULL (no memory). */
+struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill);
+/* Apply an EVENT with its journal LSN (0: none); an event at or below the
+ * session's LSN is acknowledged without being applied again. */
+int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
+		     uint64_t lsn, struct wf_buf *out);
+
+/* spill.c: the store of evicted sessions, STATE/spill-<shard>-<seq>.wfs
+ * (two files: new records go to the newer; past half the budget the older
+ * is deleted, with the sessions only it held, counted as dropped). */
+int ranker_spill_open(struct ranker_ctx *ctx);
+void ranker_spill_close(struct ranker_ctx *ctx);
+/* Write s's record (s is being evicted). 0, or -errno (not stored). */
+int ranker_spill_put(struct ranker_ctx *ctx, const struct ranker_session *s);
+/* The record of the session key, id (len bytes), checked, in a buffer
+ * valid until the next call: 0 and *ret_p, -ENOENT or -errno. */
+int ranker_spill_get(struct ranker_ctx *ctx, uint64_t key, const char *id, uint32_t len, const uint8_t **ret_p);
+/* The store holds a record for key. */
+int ranker_spill_has(const struct ranker_ctx *ctx, uint64_t key);
+/* Bytes of memory the store's index takes (within the memory budget). */
+uint64_t ranker_spill_index_bytes(const struct ranker_ctx *ctx);
+/* Sessions dropped from the store by its disk budget. */
+uint64_t ranker_spill_dropped(const struct ranker_ctx *ctx);
+
+/* checkpoint.c */
+/* Load the shard's checkpoint: 0 and the LSN it covers (*ret_lsn), -ENOENT
+ * (none), or -errno (corrupt: nothing of it was kept, a full replay follows). */
+int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn);
+/* One bounded step of the periodic checkpoint (from housekeeping): about
+ * 64 KiB of sessions packed (a writer thread writes them). 1 when a checkpoint is being
+ * written and has more to write, else 0. */
+int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms);
+void ranker_ckpt_fini(struct ranker_ctx *ctx);
 
 /* cache.c */
 /* The live stock filter of a query (wf_rank_query.filter). */
@@ -336,6 +431,58 @@ void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
  * look in (with and without a session, no ANCHOR), so that those misses
  * overlap the current request's work. */
 void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);
+
+/* exps.c: experiments (issue 17) */
+struct wf_exp;
+/* What an experiment makes of one RECS/RERANK. */
+struct ranker_pick {
+	const struct wf_exp *e;         /* NULL: no running experiment on this page */
+	int arm;                        /* -1: the unit is outside the experiment */
+	int policy;                     /* enum wf_exp_policy of arm (WF_EXP_LIVE outside) */
+	int by_session;                 /* an experiment on the page split this request by its session */
+	uint32_t unit_len;
+	char unit[2 + 128 + 1];         /* wf_exp_unit_of() */
+};
+/* Each loop pass and at start: reload DIR/experiments.conf when
+ * experiments_gen moved (A13); ask the loader for the previous
+ * generation's file and take it when ready. */
+void ranker_exps_check(struct ranker_ctx *ctx);
+/* Loader thread: open the previous generation's file when asked. */
+void ranker_exps_loader_step(struct ranker_ctx *ctx);
+void ranker_exps_fini(struct ranker_ctx *ctx);
+/* The experiment of a request (argv: session user ...) on page, with the
+ * query's session s (its user when argv's is "-"): pk filled. 1 if an
+ * experiment runs on the page, else 0. */
+int ranker_exp_pick(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, const struct ranker_session *s, int page,
+		    struct ranker_pick *pk);
+/* 1 if the answer to a request with pick pk may go to the front table:
+ * no experiment on its page, or every one on it split the request by its
+ * user and left it outside (ingest may then give the entry, quiet ones
+ * too, only to requests of that user: outside as well). A unit in an arm
+ * never: each of its answers is an exposure. */
+static inline int ranker_exp_publishable(const struct ranker_pick *pk)
+{
+	return !pk->e || (pk->arm < 0 && !pk->by_session);
+}
+/* Apply pk's policy to the query e (weights; batch and stale: no session). */
+void ranker_exp_apply(const struct ranker_pick *pk, struct ranker_query *e);
+/* The stale arm's RECS: the previous generation's list for the query's
+ * user (q's k, anchor id, size), stock-filtered; ids point into that
+ * file. Returns the count, or -ENOENT when no previous generation is open
+ * (the caller serves the unit normally and exposes nothing). */
+int ranker_exp_stale_recs(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, int page, struct ranker_query *e,
+			  const struct wf_arg *anchor, const char **ids, uint32_t *lens, struct wf_rank_explain *ex);
+/* The stale arm's RERANK of argv[2..2+n): positions into pos, or -ENOENT. */
+int ranker_exp_stale_rerank(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t n,
+			    const struct ranker_query *e, uint32_t *pos);
+/* Journal the exposure of a reply (before the reply: the note goes on
+ * the reply ring first). n ids at ids/lens. */
+void ranker_exp_expose(struct ranker_ctx *ctx, const struct ranker_pick *pk, const struct wf_msg_req *hdr,
+		       const struct wf_msg_arg *argv, int page, uint32_t n, const char *const *ids, const uint32_t *lens);
+
+/* ranker.c: push a note on the reply ring (waits while it is full, as a
+ * reply does). 0, or -ECANCELED when stopping. */
+int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint32_t argc, const struct wf_arg *argv);
 
 /* cmds.c */
 /* Handle one request; writes its RESP reply to ctx->out. */

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
+#include <xxhash.h>
 #include <strings.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,10 +82,14 @@ void ranker_session_touch(struct ranker_ctx *ctx, struct ranker_session *s, uint
 	lru_push_head(ctx, s);
 }
 
-static void session_free(struct ranker_ctx *ctx, struct ranker_session *s, const char *why)
+/* Free s; keep_live: the spill store holds it now, so the live-session
+ * filter keeps counting it (ingest must not answer it as a session with
+ * no state). Its segments announce their exits (why: the reason). */
+static void session_free(struct ranker_ctx *ctx, struct ranker_session *s, const char *why, int keep_live)
 {
 	ranker_segs_forget(ctx, s, why);
-	wf_front_live_add(ctx->live, s->key, -1);
+	if (!keep_live)
+		wf_front_live_add(ctx->live, s->key, -1);
 	lru_unlink(ctx, s);
 	ctx->session_bytes -= session_size(s);
 	ranker_free(s->hist);
@@ -101,7 +106,7 @@ void ranker_sessions_fini(struct ranker_ctx *ctx)
 		while (ctx->sessions[b]) {
 			struct ranker_session *s = ctx->sessions[b];
 			ctx->sessions[b] = s->next;
-			session_free(ctx, s, "stopped");
+			session_free(ctx, s, "stopped", 0);
 		}
 	ranker_free(ctx->sessions);
 	ctx->sessions = NULL;
@@ -113,24 +118,23 @@ static int arg_eq(const struct wf_msg_arg *a, const char *s)
 	return a->len == n && strncasecmp(a->p, s, n) == 0;
 }
 
-static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct wf_msg_arg *id, uint64_t now_ms)
+/* A new empty session in the table (id not in it); counted: the
+ * live-session filter counts its key already (the spill store holds it). */
+static struct ranker_session *session_new(struct ranker_ctx *ctx, const char *id, uint32_t len, uint64_t key,
+					  uint64_t now_ms, int counted)
 {
-	struct ranker_session *s = ranker_session_find(ctx, id);
-	uint64_t key;
+	struct ranker_session *s;
 
-	if (s)
-		return s;
-	if (id->len > WF_ID_MAX)
+	if (len > WF_ID_MAX)
 		return NULL;
-	s = ranker_alloc(ctx->sess_arena, sizeof(*s) + id->len + 1);
+	s = ranker_alloc(ctx->sess_arena, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
 	memset(s, 0, sizeof(*s));
-	key = ranker_session_key(ctx, id);
 	s->key = key;
-	s->id_len = (uint8_t)id->len;
-	memcpy(s->id, id->p, id->len);
-	s->id[id->len] = '\0';
+	s->id_len = (uint8_t)len;
+	memcpy(s->id, id, len);
+	s->id[len] = '\0';
 	s->last_ms = now_ms; /* and the head of the activity list, below */
 	s->snap_gen = ctx->cur ? ctx->cur->gen : 0;
 	s->stamp = ++ctx->stamp_next;
@@ -140,24 +144,50 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 	lru_push_head(ctx, s);
 	ctx->nsessions++;
 	ctx->session_bytes += session_size(s);
-	wf_front_live_add(ctx->live, key, +1);
+	if (!counted)
+		wf_front_live_add(ctx->live, key, +1);
 	return s;
 }
 
-/* Unchain s from its bucket and free it: the chain's length, no more. */
+static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct wf_msg_arg *id, uint64_t now_ms)
+{
+	struct ranker_session *s = ranker_session_find(ctx, id);
+	uint64_t key = ranker_session_key(ctx, id);
+
+	if (s)
+		return s;
+	return session_new(ctx, id->p, id->len, key, now_ms, ranker_spill_has(ctx, key));
+}
+
+/* Unchain s from its bucket and free it: the chain's length, no more.
+ * Its record goes to the spill store first (when there is one), so it
+ * comes back whole if it returns. */
 static void session_drop(struct ranker_ctx *ctx, struct ranker_session *s, const char *why)
+{
+	struct ranker_session **pp = &ctx->sessions[s->key & (buckets - 1)];
+	int spilled = ctx->spill && ranker_spill_put(ctx, s) == 0;
+
+	while (*pp != s)
+		pp = &(*pp)->next;
+	*pp = s->next;
+	session_free(ctx, s, why, spilled);
+}
+
+/* Unchain and free s without spilling it (a restore that failed). */
+static void session_drop_nospill(struct ranker_ctx *ctx, struct ranker_session *s)
 {
 	struct ranker_session **pp = &ctx->sessions[s->key & (buckets - 1)];
 
 	while (*pp != s)
 		pp = &(*pp)->next;
 	*pp = s->next;
-	session_free(ctx, s, why);
+	session_free(ctx, s, "dropped", ranker_spill_has(ctx, s->key));
 }
 
 uint64_t ranker_sessions_allowance(const struct ranker_ctx *ctx)
 {
-	uint64_t fixed = (uint64_t)usable(buckets * sizeof(*ctx->sessions)) + (ctx->cur ? ctx->cur->bytes : 0);
+	uint64_t fixed = (uint64_t)usable(buckets * sizeof(*ctx->sessions)) + (ctx->cur ? ctx->cur->bytes : 0) +
+			 ranker_spill_index_bytes(ctx);
 	uint64_t floor = ctx->memory_budget / 4;
 
 	return ctx->memory_budget > fixed + floor ? ctx->memory_budget - fixed : floor;
@@ -165,7 +195,8 @@ uint64_t ranker_sessions_allowance(const struct ranker_ctx *ctx)
 
 /* Evict least recently active sessions (never keep) while the sessions
  * use more than their allowance, at most RANKER_EVICT_STEP. A session
- * that comes back starts fresh (rankers/README.md, "Memory budget"). */
+ * that comes back is restored from the spill store (rankers/README.md,
+ * "Memory budget"). */
 static void sessions_trim(struct ranker_ctx *ctx, const struct ranker_session *keep)
 {
 	uint64_t allow = ranker_sessions_allowance(ctx);
@@ -515,9 +546,15 @@ static int session_set_user(struct ranker_ctx *ctx, struct ranker_session *s, co
 int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
 		 struct wf_buf *out)
 {
+	return ranker_event_lsn(ctx, argv, argc, ts_ms, 0, out);
+}
+
+int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
+		     uint64_t lsn, struct wf_buf *out)
+{
 	struct ranker_session *s;
 	uint32_t value = 0;
-	int type, r, new_user;
+	int type, r, new_user, stale;
 
 	if (wf_cmd_arity(wf_cmd_of(WF_CMD_EVENT), argc) < 0 || argc > WF_JOURNAL_MAX_ARGS + 1) {
 		if (out)
@@ -538,7 +575,21 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 			wf_resp_w_error(out, "ERR out of memory for sessions");
 		return -ENOMEM;
 	}
-	ranker_session_fresh(ctx, s);
+	if (lsn > ctx->applied_lsn)
+		ctx->applied_lsn = lsn;
+	if (lsn && lsn <= s->lsn) { /* in its state already (replayed, restored, caught up) */
+		if (out)
+			wf_resp_w_int(out, 1);
+		return 0;
+	}
+	/* A model built for another generation (a swap, or a session restored
+	 * from the spill store or a checkpoint: snap_gen UINT64_MAX) is not
+	 * rebuilt for an event: the event joins the history, and the model is
+	 * rebuilt from it, this event included, when the session is next
+	 * queried (ranker_session_fresh). So a restart's replay after a
+	 * checkpoint costs a history append per event, not a rebuild per
+	 * session. */
+	stale = ctx->cur && s->snap_gen != ctx->cur->gen;
 	ranker_segs_before(ctx, s, ts_ms);
 	/* The user the history named last is the session's user (only
 	 * events set it). */
@@ -559,14 +610,135 @@ int ranker_event(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t
 			wf_resp_w_error(out, "ERR cannot record event: %s", strerror(-r));
 		return r;
 	}
+	if (lsn)
+		s->lsn = lsn;
 	s->last_event_ms = wf_wall_ms();
 	ranker_session_touch(ctx, s, s->last_event_ms);
 	sessions_trim(ctx, s); /* this event may have grown the sessions past the budget */
-	if (ctx->cur)
+	if (ctx->cur && !stale)
 		model_apply(ctx, s, type, &argv[3], value);
 	ranker_segs_event(ctx, s, type, argv, argc, ts_ms); /* after the model: pivot is read */
 	atomic_fetch_add_explicit(&ctx->sc->stats.events, 1, memory_order_relaxed); /* stats */
 	if (out)
 		wf_resp_w_int(out, 1);
 	return 0;
+}
+
+/*
+ * Session records (ranker_int.h), 8-byte aligned, native byte order (the
+ * files stay on the box that wrote them):
+ *   u32 len (the record's bytes, padded to 8)  u32 xxh32 (of what follows it)
+ *   u64 key, lsn, last_ms, last_event_ms, hist_last_ts
+ *   u32 hist_len, hist_folded  u16 hist_n  u8 id_len, user_len  u32 0
+ *   id bytes, user bytes, history bytes (the codec above), zero padding
+ */
+struct rec_hdr {
+	uint32_t len, xxh32;
+	uint64_t key, lsn, last_ms, last_event_ms, hist_last_ts;
+	uint32_t hist_len, hist_folded;
+	uint16_t hist_n;
+	uint8_t id_len, user_len;
+	uint32_t reserved;
+};
+_Static_assert(sizeof(struct rec_hdr) == RANKER_REC_HDR, "session record header");
+
+#define REC_SEED 0x73657373u
+
+uint32_t ranker_session_rec_size(const struct ranker_session *s)
+{
+	return (uint32_t)WF_ALIGN_UP((uint64_t)RANKER_REC_HDR + s->id_len + (s->user ? s->user_len : 0) + s->hist_len, 8);
+}
+
+void ranker_session_pack(const struct ranker_session *s, uint8_t *out)
+{
+	uint32_t n = ranker_session_rec_size(s), ul = s->user ? s->user_len : 0;
+	struct rec_hdr h = { .len = n, .key = s->key, .lsn = s->lsn, .last_ms = s->last_ms,
+			     .last_event_ms = s->last_event_ms, .hist_last_ts = s->hist_last_ts,
+			     .hist_len = s->hist_len, .hist_folded = s->hist_folded, .hist_n = s->hist_n,
+			     .id_len = s->id_len, .user_len = (uint8_t)ul };
+	uint8_t *p = out + RANKER_REC_HDR;
+
+	memcpy(p, s->id, s->id_len);
+	p += s->id_len;
+	if (ul)
+		memcpy(p, s->user, ul);
+	p += ul;
+	if (s->hist_len)
+		memcpy(p, s->hist, s->hist_len);
+	p += s->hist_len;
+	memset(p, 0, (size_t)(out + n - p));
+	memcpy(out, &h, sizeof(h));
+	h.xxh32 = XXH32(out + 8, n - 8, REC_SEED);
+	memcpy(out, &h, sizeof(h));
+}
+
+int ranker_session_rec_check(const uint8_t *p, size_t n, uint64_t *ret_key, const char **ret_id, uint32_t *ret_id_len)
+{
+	struct rec_hdr h;
+
+	if (n < sizeof(h))
+		return 0;
+	memcpy(&h, p, sizeof(h));
+	if (h.len < sizeof(h) || (h.len & 7) || h.reserved ||
+	    (uint64_t)RANKER_REC_HDR + h.id_len + h.user_len + h.hist_len > h.len || h.hist_n > RANKER_HISTORY_MAX ||
+	    h.hist_len > RANKER_HISTORY_BYTES + UINT16_MAX || h.id_len == 0 || h.id_len > WF_ID_MAX ||
+	    h.user_len > WF_ID_MAX)
+		return -EBADMSG;
+	if (h.len > n)
+		return 0;
+	if (XXH32(p + 8, h.len - 8, REC_SEED) != h.xxh32 || wf_hash64(p + sizeof(h), h.id_len) != h.key)
+		return -EBADMSG;
+	*ret_key = h.key;
+	*ret_id = (const char *)p + sizeof(h);
+	*ret_id_len = h.id_len;
+	return (int)h.len;
+}
+
+struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill)
+{
+	struct rec_hdr h;
+	struct ranker_session *s;
+	const char *q = (const char *)p + sizeof(h);
+
+	memcpy(&h, p, sizeof(h));
+	s = session_new(ctx, q, h.id_len, h.key, h.last_ms, in_spill);
+	if (!s)
+		return NULL;
+	q += h.id_len;
+	if (h.user_len && session_set_user(ctx, s, &(struct wf_msg_arg){ q, h.user_len }) < 0)
+		goto fail;
+	q += h.user_len;
+	if (h.hist_len && hist_reserve(ctx, s, h.hist_len) < 0)
+		goto fail;
+	if (h.hist_len)
+		memcpy(s->hist, q, h.hist_len);
+	s->hist_len = h.hist_len;
+	s->hist_n = h.hist_n;
+	s->hist_folded = h.hist_folded;
+	s->hist_last_ts = h.hist_last_ts;
+	s->lsn = h.lsn;
+	s->last_event_ms = h.last_event_ms;
+	/* The model is rebuilt from the history when the session is next used
+	 * (ranker_session_fresh), as after a generation swap. */
+	s->snap_gen = UINT64_MAX;
+	return s;
+fail:
+	session_drop_nospill(ctx, s);
+	return NULL;
+}
+
+struct ranker_session *ranker_session_restore(struct ranker_ctx *ctx, uint64_t key, const char *id, uint32_t len)
+{
+	const uint8_t *p;
+	struct ranker_session *s;
+
+	if (ranker_spill_get(ctx, key, id, len, &p) < 0)
+		return NULL;
+	s = ranker_session_unpack(ctx, p, 1);
+	if (!s)
+		return NULL;
+	ranker_session_touch(ctx, s, wf_wall_ms()); /* named now: active, whatever its record says */
+	ctx->sessions_restored++;
+	sessions_trim(ctx, s); /* it may have taken the sessions past the budget */
+	return s;
 }

@@ -11,6 +11,7 @@
  *   "shard.N"   struct wf_shard_ctl for shard N, followed by its request ring,
  *               its reply ring and its front table (struct wf_front)
  *   "stock"     struct wf_stock: size-level inventory
+ *   "reqlat"    struct wf_reqlat: weft-ingest's request latency histograms
  */
 #ifndef WF_SHM_LAYOUT_H
 #define WF_SHM_LAYOUT_H
@@ -26,7 +27,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 8u
+#define WF_SHM_LAYOUT_VERSION 9u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -195,6 +196,9 @@ struct wf_shard_ctl {
 		_Atomic uint64_t visible_hist[WF_LAT_BUCKETS];
 		_Atomic uint64_t memory_budget;    /* --memory-budget, bytes (set at start) */
 		_Atomic uint64_t sessions_evicted; /* by the memory budget (not the idle TTL) */
+		_Atomic uint64_t sessions_restored; /* evicted ones brought back from the spill store */
+		_Atomic uint64_t spill_dropped;    /* evicted ones the spill store's disk budget dropped */
+		_Atomic uint64_t checkpoint_lsn;   /* LSN the newest checkpoint covers (0: none) */
 	} stats;
 
 	/* Read-only after creation: offsets of this shard's rings and front table. */
@@ -208,7 +212,9 @@ _Static_assert(offsetof(struct wf_shard_ctl, loaded_gen) == 8 && offsetof(struct
 		       offsetof(struct wf_shard_ctl, front_off) == 1296,
 	       "shard block layout: waiter and stats each on their own lines");
 _Static_assert(sizeof(struct wf_shard_ctl) == 1344 && WF_LAT_BUCKETS == 128, "shard block size");
-_Static_assert(offsetof(struct wf_shard_ctl, stats.sessions_evicted) == 1248, "shard stats: in the line before the offsets");
+_Static_assert(offsetof(struct wf_shard_ctl, stats.sessions_evicted) == 1248 &&
+		       offsetof(struct wf_shard_ctl, stats.checkpoint_lsn) == 1272,
+	       "shard stats: in the line before the offsets");
 
 /*
  * Front table: RECS answers weft-ingest may give without a ring round trip.
@@ -344,5 +350,56 @@ struct wf_stock {
 	alignas(64) struct wf_stock_slot slot[];
 };
 _Static_assert(offsetof(struct wf_stock, slot) == 64, "stock header: one line");
+
+/*
+ * Request latency (issue 18): weft-ingest's histograms, one per series, in
+ * the lathist.h buckets (ns), with an exact sum each.
+ *
+ * Command series: from the loop pass that received the request (its
+ * pass clock, read once per pass) to the end of the pass that queued its
+ * reply to the client's socket (the sends of a pass are submitted at its
+ * end; one clock read per pass): what a client waits inside weft-ingest,
+ * the ranker's time included, the network not (a request parsed after a
+ * backpressure stall counts from the pass that parsed it).
+ *   EVENT         an EVENT's reply (:1 once durable, or its error)
+ *   RECS_FRONT    a RECS weft-ingest answered from a front table
+ *   RECS          a RECS its ranker answered
+ *   RERANK, HISTORY, SEGMENTS   answered by a ranker
+ *   RANKER_OTHER  any other ranker command (SEGPREVIEW, ...)
+ *   LOCAL         answered by weft-ingest alone (PING, INFO, STOCK, and the
+ *                 errors of any command but EVENT found before forwarding)
+ * Stage series (parts of the above, no requests of their own):
+ *   FLUSH         a journal flush (its write and fdatasync) as weft-ingest
+ *                 saw it, start to completion
+ *   RING          a request ingest forwarded to a ranker: from forwarding
+ *                 (t_recv_ns) to its ranker beginning the batch holding it
+ *                 (the reply's t_done_ns): ring wait, the ranker's wake-up
+ *                 and run-queue wait
+ *
+ * Writer: weft-ingest only (wf_lat_add_n: relaxed load and store, no
+ * locked instruction). Readers: weftctl (metrics, top, latency),
+ * weft-observe (--metrics-file), weft-ingest's INFO (relaxed: display).
+ */
+#define WF_LAT_EVENT 0u
+#define WF_LAT_RECS_FRONT 1u
+#define WF_LAT_RECS 2u
+#define WF_LAT_RERANK 3u
+#define WF_LAT_HISTORY 4u
+#define WF_LAT_SEGMENTS 5u
+#define WF_LAT_RANKER_OTHER 6u
+#define WF_LAT_LOCAL 7u
+#define WF_LAT_CMDS 8u          /* command series: 0 .. WF_LAT_CMDS - 1 */
+#define WF_LAT_FLUSH 8u
+#define WF_LAT_RING 9u
+#define WF_LAT_SERIES 10u
+
+struct wf_reqlat {
+	_Atomic uint64_t hist[WF_LAT_SERIES][WF_LAT_BUCKETS];
+	_Atomic uint64_t sum_ns[WF_LAT_SERIES];
+	uint8_t pad[48];
+};
+_Static_assert(sizeof(struct wf_reqlat) == WF_LAT_SERIES * (WF_LAT_BUCKETS + 1) * 8 + 48 &&
+		       sizeof(struct wf_reqlat) % 64 == 0,
+	       "request latency region: a change bumps WF_SHM_LAYOUT_VERSION");
 
 #endif

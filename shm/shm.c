@@ -96,7 +96,7 @@ void wf_wake_futex(struct wf_waiter *w)
 /* ---- segment ---- */
 
 struct layout_plan {
-	uint64_t ctl_off, stock_off, stock_size, shard_off[WF_SHM_MAX_SHARDS], shard_size, total;
+	uint64_t ctl_off, stock_off, stock_size, shard_off[WF_SHM_MAX_SHARDS], shard_size, reqlat_off, total;
 };
 
 static void plan_layout(const struct wf_shm_config *cfg, struct layout_plan *p)
@@ -116,6 +116,8 @@ static void plan_layout(const struct wf_shm_config *cfg, struct layout_plan *p)
 	p->stock_size = WF_ALIGN_UP(sizeof(struct wf_stock) + (uint64_t)cfg->stock_capacity * sizeof(struct wf_stock_slot),
 				    4096);
 	off += p->stock_size;
+	p->reqlat_off = off;
+	off += WF_ALIGN_UP(sizeof(struct wf_reqlat), 4096);
 	p->total = off;
 }
 
@@ -128,14 +130,14 @@ static void toc_add(struct wf_shm_hdr *h, const char *name, uint64_t off, uint64
 	e->size = size;
 }
 
-static int map_fd(int fd, uint64_t size, struct wf_shm **ret, const char *name)
+static int map_fd(int fd, uint64_t size, struct wf_shm **ret, const char *name, int prot)
 {
 	struct wf_shm *shm = calloc(1, sizeof(*shm));
 	void *p;
 
 	if (!shm)
 		return -ENOMEM;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
 		int e = -errno;
 		free(shm);
@@ -163,6 +165,9 @@ static int bind_regions(struct wf_shm *shm)
 		return -EPROTO;
 	shm->stock = wf_shm_region(shm, "stock", &sz);
 	if (!shm->stock || sz < sizeof(struct wf_stock))
+		return -EPROTO;
+	shm->reqlat = wf_shm_region(shm, "reqlat", &sz);
+	if (!shm->reqlat || sz < sizeof(struct wf_reqlat))
 		return -EPROTO;
 	if (shm->hdr->nshards == 0 || shm->hdr->nshards > WF_SHM_MAX_SHARDS)
 		return -EPROTO;
@@ -200,7 +205,7 @@ int wf_shm_create(const char *name, const struct wf_shm_config *cfg_in, struct w
 		r = -errno;
 		goto fail;
 	}
-	r = map_fd(fd, plan.total, &shm, name);
+	r = map_fd(fd, plan.total, &shm, name, PROT_READ | PROT_WRITE);
 	if (r < 0)
 		goto fail;
 
@@ -230,6 +235,7 @@ int wf_shm_create(const char *name, const struct wf_shm_config *cfg_in, struct w
 	struct wf_stock *st = (struct wf_stock *)(shm->base + plan.stock_off);
 	st->capacity = cfg.stock_capacity;
 	st->mask = cfg.stock_capacity - 1;
+	toc_add(h, "reqlat", plan.reqlat_off, sizeof(struct wf_reqlat)); /* zero: empty histograms */
 
 	r = bind_regions(shm);
 	if (r < 0)
@@ -252,7 +258,8 @@ fail:
 	return r;
 }
 
-int wf_shm_attach(const char *name, struct wf_shm **ret)
+/* Attach with open() flags oflags (O_RDWR, or O_RDONLY: a read-only map). */
+static int attach(const char *name, int oflags, struct wf_shm **ret)
 {
 	char path[512];
 	struct wf_shm_hdr h;
@@ -263,7 +270,7 @@ int wf_shm_attach(const char *name, struct wf_shm **ret)
 	if (!name_ok(name))
 		return -EINVAL;
 	snprintf(path, sizeof(path), SHM_DIR "%s", name);
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = open(path, oflags | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -279,7 +286,7 @@ int wf_shm_attach(const char *name, struct wf_shm **ret)
 		r = -EPROTO;
 		goto out;
 	}
-	r = map_fd(fd, h.total_size, &shm, name);
+	r = map_fd(fd, h.total_size, &shm, name, oflags == O_RDONLY ? PROT_READ : PROT_READ | PROT_WRITE);
 	if (r < 0)
 		goto out;
 	r = bind_regions(shm);
@@ -291,6 +298,16 @@ int wf_shm_attach(const char *name, struct wf_shm **ret)
 out:
 	close(fd);
 	return r;
+}
+
+int wf_shm_attach(const char *name, struct wf_shm **ret)
+{
+	return attach(name, O_RDWR, ret);
+}
+
+int wf_shm_attach_ro(const char *name, struct wf_shm **ret)
+{
+	return attach(name, O_RDONLY, ret);
 }
 
 int wf_shm_open(const char *name, const struct wf_shm_config *cfg, struct wf_shm **ret)

@@ -29,6 +29,7 @@ struct wf_shm {
 	struct wf_shm_hdr *hdr;
 	struct wf_ctl *ctl;
 	struct wf_stock *stock;
+	struct wf_reqlat *reqlat; /* weft-ingest's request latency histograms */
 	char name[256];
 };
 
@@ -42,6 +43,16 @@ int wf_shm_create(const char *name, const struct wf_shm_config *cfg, struct wf_s
 /* Attach to an existing segment. -ENOENT if absent, -EPROTO if its magic,
  * layout version or size do not match this build. */
 int wf_shm_attach(const char *name, struct wf_shm **ret);
+
+/*
+ * Attach read-only (PROT_READ): for readers that only display (weftctl
+ * metrics, top, latency, export; weft-observe). Needs only read permission
+ * on the segment (the daemons create it 0660 under UMask=0027: 0640, so
+ * group weft may read it, and only weft may write). Every store through
+ * the handle faults (SIGSEGV): use only loads (relaxed atomics, seqlock
+ * reads). Errors as wf_shm_attach(); -EACCES without read permission.
+ */
+int wf_shm_attach_ro(const char *name, struct wf_shm **ret);
 
 /* Attach, or create with cfg if absent (racing creators are fine). If the
  * segment exists with a different shard count, -ESTALE. */

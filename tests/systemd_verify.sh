@@ -3,7 +3,9 @@
 # binaries and check the deployment as shipped:
 #   * `systemd-analyze verify` is clean on every unit;
 #   * every service's `systemd-analyze security` exposure is <= 2.0;
-#   * weft.target starts the rankers (weft-ranker@0 and @1, WEFT_SHARDS=2);
+#   * weft.target starts as many rankers as WEFT_SHARDS says (weft-generator,
+#     run on a config of 3 and one of garbage), each given the config's
+#     memory budget, spill budget and checkpoint interval;
 #   * weft-batch.service passes the catalog, inventory and history named
 #     in the one config file, which every service reads;
 #   * sysusers.d creates the weft user and the weft-clients group, and
@@ -23,8 +25,10 @@ for p in admin/weft-admin ingest/weft-ingest rankers/weft-ranker batch/weft-batc
 	ln -s "$bld/$p" "$tmp/bin/"
 done
 for f in "$src"/systemd/*.in; do
-	sed -e "s|@bindir@|$tmp/bin|g" -e "s|@sysconfdir@|/etc|g" "$f" > "$tmp/$(basename "${f%.in}")"
+	sed -e "s|@bindir@|$tmp/bin|g" -e "s|@sysconfdir@|/etc|g" -e "s|@unitdir@|$tmp|g" "$f" > "$tmp/$(basename "${f%.in}")"
 done
+mv "$tmp/weft-generator" "$tmp/bin/weft-generator"
+chmod +x "$tmp/bin/weft-generator"
 cp "$src"/systemd/*.target "$src"/systemd/*.timer "$tmp/"
 cd "$tmp"
 # verify prints problems on stderr and exits non-zero on errors; an instance
@@ -50,9 +54,28 @@ else
 	echo "systemd-analyze security --offline unsupported here: exposure not checked"
 fi
 
-# What the units say.
-grep -q '^Wants=.*weft-ranker@0\.service.*weft-ranker@1\.service' weft.target ||
-	fail "weft.target does not start the rankers"
+# What the units say. The rankers: the generator's wants for WEFT_SHARDS=3,
+# verified through the unit path systemd would read them from.
+printf 'WEFT_SHARDS=3\n' > "$tmp/three.conf"
+WEFT_CONF="$tmp/three.conf" "$tmp/bin/weft-generator" "$tmp/gen"
+[ "$(ls "$tmp/gen/weft.target.wants" | tr '\n' ' ')" = "weft-ranker@0.service weft-ranker@1.service weft-ranker@2.service " ] ||
+	fail "weft-generator did not make weft.target want weft-ranker@0..2 for WEFT_SHARDS=3"
+rm -f weft-ranker@0.service
+out=$(SYSTEMD_UNIT_PATH="$tmp/gen:$tmp:" SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
+	weft.target 2>&1) || { echo "$out"; fail "weft.target with the generated rankers does not verify"; }
+bad=$(printf '%s\n' "$out" | grep -v -e '^$' -e "User=weft" -e "Group=weft" -e "weft-clients" || true)
+[ -z "$bad" ] || { echo "$bad"; fail "weft.target with the generated rankers: warnings"; }
+printf 'WEFT_SHARDS=lots\n' > "$tmp/bad.conf"
+WEFT_CONF="$tmp/bad.conf" "$tmp/bin/weft-generator" "$tmp/gen2" 2>"$tmp/gen2.err"
+[ "$(ls "$tmp/gen2/weft.target.wants" | wc -l)" = 2 ] && grep -q "not a number" "$tmp/gen2.err" ||
+	fail "weft-generator on a bad WEFT_SHARDS: not 2 rankers with a message"
+echo "weft-generator: WEFT_SHARDS=3 starts 3 rankers; a bad value 2, said"
+for k in MEMORY_BUDGET SESSION_TTL SPILL_BUDGET CHECKPOINT_INTERVAL; do
+	grep -q "^ExecStart=.*weft-ranker .*\${WEFT_$k}" weft-ranker@.service || fail "weft-ranker@ does not pass WEFT_$k"
+	grep -q "^WEFT_$k=" "$src/systemd/weft.conf" || fail "weft.conf does not name WEFT_$k"
+done
+grep -q "^ExecStart=.*weft-batch nightly .*--journal-retention \${WEFT_JOURNAL_RETENTION}" weft-batch.service ||
+	fail "weft-batch.service does not pass --journal-retention"
 for o in catalog inventory history; do
 	u=$(echo "$o" | tr a-z A-Z)
 	grep -q "^ExecStart=.*weft-batch nightly .*--$o \${WEFT_$u}" weft-batch.service ||

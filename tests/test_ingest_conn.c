@@ -6,7 +6,8 @@
  * error, so the connection does not wait forever; with no submission
  * entry to be had a send or receive is left for a later pass instead of
  * writing through NULL. malloc is wrapped (-Wl,--wrap=malloc) to fail
- * one chosen size.
+ * one chosen size. Each reply is timed (ingest/latency.c): into its
+ * request's series, from the pass it came in to the pass end.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -180,6 +181,32 @@ static void test_ingest_conn_no_sqe_leaves_send_and_recv_for_later(void **state)
 	assert_int_equal(c->recv_armed, 1);
 }
 
+/* A local reply and a forwarded request's reply, queued in one pass,
+ * land in their series at the pass end, timed from the pass clock. */
+static void test_ingest_conn_replies_are_timed_in_their_series(void **state)
+{
+	struct ingest_conn *c = ingest_conn_new(&F.ctx, F.sv[0]);
+	struct wf_reqlat *rl = F.ctx.shm->reqlat;
+	uint64_t h[WF_LAT_BUCKETS];
+	struct ingest_slot *sl;
+
+	assert_non_null(c);
+	F.ctx.pass_ns = wf_now_ns();
+	F.ctx.lat.series = WF_LAT_LOCAL;
+	assert_int_equal(ingest_reply_local(&F.ctx, c, "+PONG\r\n", 7, 0), 0);
+	sl = ingest_slot_new(c);
+	assert_non_null(sl);
+	ingest_lat_stamp(&F.ctx, sl, ingest_lat_series_of(WF_CMD_RECS));
+	assert_int_equal(wf_lat_snapshot(rl->hist[WF_LAT_LOCAL], h), 0); /* not before the pass end */
+	ingest_slot_answer(&F.ctx, c, 0, "*0\r\n", 4);
+	ingest_lat_flush(&F.ctx);
+	assert_int_equal(wf_lat_snapshot(rl->hist[WF_LAT_LOCAL], h), 1);
+	assert_int_equal(wf_lat_snapshot(rl->hist[WF_LAT_RECS], h), 1);
+	assert_int_equal(wf_lat_snapshot(rl->hist[WF_LAT_EVENT], h), 0);
+	assert_true(atomic_load(&rl->sum_ns[WF_LAT_RECS]) <= wf_now_ns() - F.ctx.pass_ns);
+	assert_int_equal(F.ctx.lat.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -187,6 +214,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest_conn_reply_without_memory_is_an_error_not_a_stall, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_conn_no_sqe_leaves_send_and_recv_for_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_conn_replies_are_timed_in_their_series, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lib/ckpt.h"
 #include "lib/journal.h"
 #include "lib/util.h"
 
@@ -579,6 +580,96 @@ static void test_journal_concurrent_recovery_is_independent(void **state)
 	assert_int_equal(job[1].wrong, 0);
 }
 
+/* A checkpoint of shard `shard` covering lsn (no sessions: header and END). */
+static void write_ckpt(const char *cdir, uint32_t shard, uint64_t lsn)
+{
+	char path[600];
+	struct wf_ckpt_hdr h;
+	struct wf_ckpt_end e = { .sections = 0, .bytes = sizeof(h) };
+	struct wf_ckpt_sec s;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/shard-%u.wfc", cdir, shard);
+	wf_ckpt_hdr_init(&h, shard, lsn, wf_wall_ms());
+	wf_ckpt_sec_init(&s, WF_CKPT_END, &e, sizeof(e));
+	assert_non_null(f = fopen(path, "wb"));
+	assert_int_equal(fwrite(&h, sizeof(h), 1, f), 1);
+	assert_int_equal(fwrite(&s, sizeof(s), 1, f), 1);
+	assert_int_equal(fwrite(&e, sizeof(e), 1, f), 1);
+	fclose(f);
+}
+
+/* The first LSN a reader from 0 finds. */
+static uint64_t first_lsn(void)
+{
+	struct wf_journal_reader *r;
+	struct wf_journal_rec rec;
+	uint64_t lsn = 0;
+
+	assert_int_equal(wf_journal_reader_open(dir, 0, &r), 0);
+	if (wf_journal_reader_next(r, &rec) == 1)
+		lsn = rec.lsn;
+	wf_journal_reader_close(r);
+	return lsn;
+}
+
+/* Issue 15 item 10: journal retention after a night. Nothing goes that
+ * is younger than the retention window (and the session TTL), that the
+ * night did not read, or that a ranker's checkpoint does not cover; an
+ * unreadable checkpoint keeps everything. */
+static void test_journal_retention_keeps_what_a_checkpoint_or_night_needs(void **state)
+{
+	struct wf_journal_opts o = { .segment_bytes = 4096, .durability = WF_JOURNAL_OS };
+	struct wf_journal *j;
+	char err[256], cdir[400], item[32], path[600];
+	uint64_t head, keep, day = 86400000ull;
+	struct wf_journal_retention r;
+	FILE *f;
+
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(item, sizeof(item), "item%d", i);
+		append_event(j, "sess", item, (uint16_t)(i % 2));
+		if (i % 37 == 0)
+			assert_int_equal(wf_journal_flush_sync(j), 0);
+	}
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	wf_journal_close(j);
+	assert_int_equal(wf_journal_head_lsn(dir, &head), 0);
+	assert_true(head > 1000);
+	snprintf(cdir, sizeof(cdir), "%s.ck", dir);
+	assert_int_equal(mkdir(cdir, 0700), 0);
+	write_ckpt(cdir, 0, 1500);
+	write_ckpt(cdir, 1, 800);
+	/* Written just now: inside a 7-day window, nothing goes. */
+	r = (struct wf_journal_retention){ .now_ms = wf_wall_ms(), .keep_ms = 7 * day, .session_ttl_ms = 1800000,
+					   .consumed_lsn = head, .ckpt_dir = cdir };
+	assert_int_equal(wf_journal_retain(dir, &r, &keep), 0);
+	assert_int_equal(first_lsn(), 1);
+	/* Ten days later: up to the lowest checkpoint (shard 1's 800). */
+	r.now_ms = wf_wall_ms() + 10 * day;
+	assert_true(wf_journal_retain(dir, &r, &keep) > 0);
+	assert_int_equal(keep, 801);
+	assert_true(first_lsn() > 1 && first_lsn() <= 801);
+	/* A corrupt checkpoint: nothing more goes. */
+	write_ckpt(cdir, 1, 1900);
+	snprintf(path, sizeof(path), "%s/shard-2.wfc", cdir);
+	assert_non_null(f = fopen(path, "wb"));
+	fputs("not a checkpoint", f);
+	fclose(f);
+	head = first_lsn();
+	assert_int_equal(wf_journal_retain(dir, &r, &keep), 0);
+	assert_int_equal(first_lsn(), head);
+	/* Without it: the night's bound (what it read) now. */
+	unlink(path);
+	r.consumed_lsn = 1200;
+	assert_true(wf_journal_retain(dir, &r, &keep) > 0);
+	assert_int_equal(keep, 1200);
+	assert_true(first_lsn() > head && first_lsn() <= 1200);
+	snprintf(path, sizeof(path), "rm -rf '%s'", cdir);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -595,6 +686,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_corrupt_middle_segment_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_sigkill_loses_no_acked_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_concurrent_recovery_is_independent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_retention_keeps_what_a_checkpoint_or_night_needs, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

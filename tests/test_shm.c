@@ -2,7 +2,8 @@
  * test_shm.c - the shared segment (shm/shm.h): create and attach by name,
  * refusal of foreign or mismatched segments, the table of contents,
  * weights and snapshot refs under their seqlocks, and the size-level stock
- * table (single writer, readers in another process).
+ * table (single writer, readers in another process), the read-only
+ * attach (sees every region, a store through it faults).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -244,6 +246,37 @@ static void test_lathist_buckets_and_quantiles(void **state)
 	assert_true(p50 < p99);
 }
 
+/* A read-only attach sees what the writer wrote, every region included;
+ * a store through it is a fault (the child dies of SIGSEGV), not a write. */
+static void test_shm_attach_ro_reads_and_cannot_write(void **state)
+{
+	struct wf_shm_config cfg = { .nshards = 2, .ring_capacity = 1 << 16, .stock_capacity = 64 };
+	struct wf_shm *a, *r;
+	int status;
+	pid_t pid;
+
+	assert_int_equal(wf_shm_create(name, &cfg, &a), 0);
+	atomic_store(&a->reqlat->sum_ns[WF_LAT_EVENT], 12345);
+	atomic_store(&wf_shm_shard(a, 1)->ready, 1);
+	assert_int_equal(wf_shm_attach_ro(name, &r), 0);
+	assert_int_equal(wf_shm_nshards(r), 2);
+	assert_int_equal(atomic_load(&r->reqlat->sum_ns[WF_LAT_EVENT]), 12345);
+	assert_int_equal(atomic_load(&wf_shm_shard(r, 1)->ready), 1);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL); /* not cmocka's handler */
+		atomic_store(&wf_shm_shard(r, 1)->ready, 2);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+	assert_int_equal(atomic_load(&wf_shm_shard(a, 1)->ready), 1);
+	assert_int_equal(wf_shm_attach_ro("weft.test.no.such", &r), -ENOENT);
+	wf_shm_detach(r);
+	wf_shm_detach(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +289,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stock_full_table_returns_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stock_reader_in_other_process_sees_writes, setup, teardown),
 		cmocka_unit_test(test_lathist_buckets_and_quantiles),
+		cmocka_unit_test_setup_teardown(test_shm_attach_ro_reads_and_cannot_write, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

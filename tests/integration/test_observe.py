@@ -13,16 +13,22 @@ Modes (argv[1]), one meson test each:
   unprivileged  the whole appliance as user nobody (setpriv, no
               capabilities): it serves, `weftctl status` says observability
               is degraded and why, and metrics still carry schedstat
+  latency     `weftctl latency` lists every command's request latency,
+              event-to-visible, the journal flush and (BPF) run-queue wait,
+              with counts; `weftctl latency --plot F.png` draws a real PNG
+              (magic bytes, IHDR, over 10 KB); a request latency sum agrees
+              with its count and mean
   runqlat     under redis-benchmark load, the BPF run-queue wait of
               weft-ingest and every weft-ranker has counts and its total
               agrees with /proc schedstat over the same interval (20 %);
               weft-ingest's journal fsyncs are timed when that program runs;
               every process has off-CPU sleep time
-Skips (77): metrics without promtool, textfile without
+Skips (77): latency without gnuplot, metrics without promtool, textfile without
 prometheus-node-exporter, top without tmux, unprivileged without setpriv or
 user nobody, runqlat when BPF cannot load here (says why).
 """
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -131,6 +137,18 @@ def test_metrics():
         ev = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in lab)
         assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
         assert m[("weft_snapshot_generation", frozenset())] >= 1
+        # weft-ingest's request latency: every EVENT ack and RECS reply timed, in base units.
+        def req(cmd, path, suffix):
+            return m.get((f"weft_request_duration_seconds_{suffix}",
+                          frozenset({("command", cmd), ("path", path)})), 0)
+        assert req("EVENT", "journal", "count") >= 50, "EVENT acks timed"
+        assert req("RECS", "front", "count") + req("RECS", "ranker", "count") >= 50, "RECS replies timed"
+        assert 0 < req("EVENT", "journal", "sum") < 50 * 10, "EVENT latency sum in seconds"
+        inf = m[("weft_request_duration_seconds_bucket",
+                 frozenset({("command", "EVENT"), ("path", "journal"), ("le", "+Inf")}))]
+        assert inf == req("EVENT", "journal", "count")
+        for fam in ("weft_journal_flush_seconds_count", "weft_request_ring_wait_seconds_count"):
+            assert m[(fam, frozenset())] > 0, fam
         assert m[("weft_journal_bytes", frozenset())] > 0
         # The file weft-observe writes for node_exporter: complete, valid.
         wait_for(lambda: os.path.exists(mfile), "the --metrics-file")
@@ -139,6 +157,17 @@ def test_metrics():
         r = subprocess.run([promtool, "check", "metrics"], input=ftext, capture_output=True, text=True)
         assert r.returncode == 0, f"promtool on {mfile} failed:\n{r.stdout}{r.stderr}"
         assert "weft_observe_bpf " in ftext and "weft_requests_total{" in ftext
+        # Without weft-admin or the segment (a user outside the weft and admin
+        # groups), `weftctl metrics` prints the copy systemd's weft-observe
+        # keeps in DIR/metrics/weft.prom.
+        other = os.path.join(td.path, "other")
+        os.makedirs(os.path.join(other, "metrics"))
+        shutil.copy(mfile, os.path.join(other, "metrics", "weft.prom"))
+        with open(os.path.join(other, "metrics", "weft.prom")) as f:
+            copied = f.read()
+        r = subprocess.run([harness.prog("weftctl"), "--dir", other, "metrics"], capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout == copied and "weft_requests_total{" in copied, r.stderr
+        assert "weft-observe's copy" in r.stderr, r.stderr
         st = app.weftctl("status").stdout
         line = [x for x in st.splitlines() if x.startswith("observability: ")]
         assert len(line) == 1, st
@@ -321,6 +350,57 @@ def test_top():
             subprocess.run(T + ["kill-server"], capture_output=True)
 
 
+def test_latency():
+    need("gnuplot", "gnuplot not installed (Debian package gnuplot-nox)")
+    with appliance("latency") as (td, store, app, mfile):
+        some_traffic(app, store)
+        c = app.client()
+        u, items = store.users()[0], store.items()
+        for i in range(10):
+            c.execute_command("RERANK", f"s{i % 7}", u, items[0]["item_id"], items[1]["item_id"])
+            c.execute_command("HISTORY", f"s{i % 7}")
+        out = app.weftctl("latency").stdout
+        log(out)
+        rows = {}
+        for line in out.splitlines():
+            m = re.match(r"^(\S.*?\S|\s+visible shard \d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$", line)
+            if m:
+                rows[m.group(1).strip()] = (int(m.group(2)), m.group(3), m.group(4), m.group(6))
+        for cmd in ("EVENT ack", "RECS front", "RECS ranker", "RERANK", "HISTORY", "SEGMENTS", "local",
+                    "jrnl flush", "ring wait", "event visible"):
+            assert cmd in rows, f"{cmd} missing from weftctl latency:\n{out}"
+        assert rows["EVENT ack"][0] >= 50 and rows["event visible"][0] >= 50, out
+        assert rows["RECS front"][0] + rows["RECS ranker"][0] >= 50, out
+        assert rows["RERANK"][0] >= 10 and rows["HISTORY"][0] >= 10, out
+        assert rows["jrnl flush"][0] >= 1 and rows["SEGMENTS"][0] == 0 and rows["SEGMENTS"][3] == "-", out
+        # The table agrees with the exposition: count, and mean = sum / count.
+        m = parse(metrics(app))
+        lab = frozenset({("command", "EVENT"), ("path", "journal")})
+        n, tot = m[("weft_request_duration_seconds_count", lab)], m[("weft_request_duration_seconds_sum", lab)]
+        assert n >= rows["EVENT ack"][0] >= 50
+        mean = rows["EVENT ack"][1]
+        unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1}[re.sub(r"[\d.]", "", mean)]
+        assert float(re.sub(r"[a-z]", "", mean)) * unit > 0 and tot > 0
+        # The same series in INFO latencystats (Redis 7's form) and STATS.
+        info = c.execute_command("INFO", "latencystats")
+        info = info if isinstance(info, dict) else harness.redis.client.parse_info(info)
+        assert "latency_percentiles_usec_event" in info and ("latency_percentiles_usec_recs" in info or
+                                                             "latency_percentiles_usec_recs_front" in info), info
+        st = json.loads(app.weftctl("--json", "stats").stdout)
+        lat = st["ingest"]["latency"]
+        assert lat["event_count"] >= 50 and 0 < lat["event_p50_ns"] <= lat["event_p99_ns"], lat
+        png = os.path.join(td.path, "latency.png")
+        r = app.weftctl("latency", "--plot", png)
+        assert png in r.stdout, r.stdout
+        with open(png, "rb") as f:
+            data = f.read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+        assert data[12:16] == b"IHDR" and int.from_bytes(data[16:20], "big") >= 800, "PNG header"
+        assert len(data) > 10000, f"{len(data)} bytes: an empty picture?"
+        bad = app.weftctl("latency", "--plot", os.path.join(td.path, "no", "such", "dir", "x.png"), check=False)
+        assert bad.returncode != 0 and "could not draw" in bad.stderr and "No such file" in bad.stderr, (bad.returncode, bad.stderr)
+
+
 def test_unprivileged():
     import pwd
     setpriv = need("setpriv", "setpriv not installed (util-linux)")
@@ -379,4 +459,4 @@ def test_unprivileged():
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "metrics"
     harness.run([{"metrics": test_metrics, "textfile": test_textfile, "runqlat": test_runqlat,
-                 "top": test_top, "unprivileged": test_unprivileged}[mode]])
+                 "top": test_top, "unprivileged": test_unprivileged, "latency": test_latency}[mode]])
