@@ -85,6 +85,8 @@ def main():
     ap.add_argument("--pipeline", type=int, default=16)
     ap.add_argument("--durability", default="fsync")
     ap.add_argument("--sessions", type=int, default=20000, help="the load's sessions (redis-benchmark -r)")
+    ap.add_argument("--preview-sessions", type=int, default=0,
+                    help="then time SEGMENT PREVIEW over this many more live sessions (0: not)")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     store = os.path.join(a.work, "store")
@@ -154,8 +156,39 @@ def main():
         missing = len(sent) - len(push), len(sent) - len(late)
         if missing != (0, 0):
             print(f"SEGPUSH missing probe={missing[0]} timer={missing[1]}")
+        if a.preview_sessions:
+            preview(w, a, item)
     finally:
         w.stop()
+
+
+def preview(w, a, item):
+    """SEGMENT PREVIEW through weft-admin (admin.sock -> weft.sock SEGPREVIEW
+    -> every ranker) with --preview-sessions live sessions of 3 pdps each."""
+    n = a.preview_sessions
+    say(f"segpush: {n} sessions of 3 pdp events for the preview")
+    subprocess.run(["redis-benchmark", "-s", w.sock, "-c", "8", "-P", "32", "-n", str(3 * n), "-r", str(n),
+                    "EVENT", "pv__rand_int__", "-", "pdp", item], stdout=subprocess.DEVNULL, check=True)
+    adm = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    adm.connect(os.path.join(w.dir, "admin.sock"))
+    rule = b"count(pdp, 10m) >= 3"
+    cmd = b"*3\r\n$7\r\nSEGMENT\r\n$7\r\nPREVIEW\r\n$%d\r\n%s\r\n" % (len(rule), rule)
+    times, matched = [], None
+    for _ in range(11):
+        t0 = time.monotonic()
+        adm.sendall(cmd)
+        buf = b""
+        while True:  # the map: 13 lines, then 9 a sample (a map of session, user)
+            buf += adm.recv(1 << 16)
+            if buf.startswith(b"-"):
+                sys.exit(f"segpush: preview refused: {buf!r}")
+            lines = buf.split(b"\r\n")
+            if len(lines) > 13 and len(lines) - 1 >= 13 + 9 * int(lines[12][1:]):
+                break
+        times.append((time.monotonic() - t0) * 1e3)
+        matched = int(lines[3][1:])
+    print(f"SEGPUSH preview sessions={n} matched={matched} ms p50={pct(times, 50):.1f} max={max(times):.1f} "
+          f"(SEGMENT PREVIEW on admin.sock, 11 runs)")
 
 
 def info_acked(sock):

@@ -69,12 +69,13 @@ struct note {
 	uint32_t argl[];
 };
 
-/* A durable transition, for TRIGGERS: the segment's name, then the JSON. */
+/* A durable transition, for TRIGGERS: its arguments as journaled (the
+ * JSON is built when a TRIGGERS reads it, so the start-up scan of the
+ * journal builds none). */
 struct recent {
-	uint64_t lsn;
-	char *seg;  /* NUL-terminated; json follows it in the same block */
-	char *json;
-	uint32_t json_len;
+	uint64_t lsn, ts_ms;
+	char *blob;                 /* the A_COUNT arguments back to back */
+	uint32_t argl[A_COUNT];
 };
 
 struct seen_gen {
@@ -204,30 +205,52 @@ static char *transition_json(uint64_t lsn, uint64_t ts_ms, const char *const *ar
 	return s;
 }
 
-/* Keep a durable transition for TRIGGERS (the oldest goes when full). */
-static const struct recent *recent_add(struct ingest_notes *n, uint64_t lsn, const char *seg, size_t seglen,
-				       const char *json)
+static size_t recent_bytes(const struct recent *e)
 {
-	size_t jl = strlen(json);
-	char *b = malloc(seglen + 1 + jl + 1);
-	struct recent *e;
+	size_t b = 0;
 
-	if (!b)
-		return NULL;
-	while (n->r_tail - n->r_head == n->recent_cap ||
-	       (n->r_tail > n->r_head && n->r_bytes + seglen + jl + 2 > NOTES_RECENT_BYTES)) {
-		e = &n->recent[n->r_head++ % n->recent_cap];
-		n->recent_from = e->lsn + 1;
-		n->r_bytes -= strlen(e->seg) + e->json_len + 2;
-		free(e->seg);
+	for (uint32_t i = 0; i < A_COUNT; i++)
+		b += e->argl[i];
+	return b;
+}
+
+/* Entry e's arguments, pointers into its blob. */
+static void recent_args(const struct recent *e, const char **argv)
+{
+	const char *p = e->blob;
+
+	for (uint32_t i = 0; i < A_COUNT; i++) {
+		argv[i] = p;
+		p += e->argl[i];
 	}
-	n->r_bytes += seglen + jl + 2;
-	memcpy(b, seg, seglen);
-	b[seglen] = '\0';
-	memcpy(b + seglen + 1, json, jl + 1);
-	e = &n->recent[n->r_tail++ % n->recent_cap];
-	*e = (struct recent){ .lsn = lsn, .seg = b, .json = b + seglen + 1, .json_len = (uint32_t)jl };
-	return e;
+}
+
+/* Keep a durable transition for TRIGGERS (the oldest go when full). 0 or -ENOMEM. */
+static int recent_add(struct ingest_notes *n, uint64_t lsn, uint64_t ts_ms, const char *const *argv,
+		      const uint32_t *argl)
+{
+	struct recent e = { .lsn = lsn, .ts_ms = ts_ms };
+	size_t bytes = 0;
+	char *p;
+
+	for (uint32_t i = 0; i < A_COUNT; i++)
+		bytes += e.argl[i] = argl[i];
+	if (!(e.blob = p = malloc(bytes ? bytes : 1)))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < A_COUNT; i++) {
+		memcpy(p, argv[i], argl[i]);
+		p += argl[i];
+	}
+	while (n->r_tail - n->r_head == n->recent_cap ||
+	       (n->r_tail > n->r_head && n->r_bytes + bytes > NOTES_RECENT_BYTES)) {
+		struct recent *old = &n->recent[n->r_head++ % n->recent_cap];
+		n->recent_from = old->lsn + 1;
+		n->r_bytes -= recent_bytes(old);
+		free(old->blob);
+	}
+	n->r_bytes += bytes;
+	n->recent[n->r_tail++ % n->recent_cap] = e;
+	return 0;
 }
 
 /* A durable transition: kept, then pushed to its subscribers. */
@@ -235,19 +258,18 @@ static void transition_durable(struct ingest_ctx *ctx, uint64_t lsn, uint64_t ts
 			       const uint32_t *argl, int publish)
 {
 	struct ingest_notes *n = ctx->notes;
-	char *json = transition_json(lsn, ts_ms, argv, argl);
-	const struct recent *e;
+	char *json;
 
 	n->published = WF_MAX(n->published, lsn);
-	if (!json) {
+	if (recent_add(n, lsn, ts_ms, argv, argl) < 0)
+		n->dropped++; /* out of memory: TRIGGERS finds it in the journal no more */
+	if (!publish)
+		return;
+	if (!(json = transition_json(lsn, ts_ms, argv, argl))) {
 		n->dropped++;
 		return;
 	}
-	e = recent_add(n, lsn, argv[A_SEGMENT], argl[A_SEGMENT], json);
-	if (!e)
-		n->dropped++;
-	if (publish)
-		ingest_pubsub_publish(ctx, argv[A_SEGMENT], argl[A_SEGMENT], json, strlen(json));
+	ingest_pubsub_publish(ctx, argv[A_SEGMENT], argl[A_SEGMENT], json, strlen(json));
 	free(json);
 }
 
@@ -282,7 +304,7 @@ void ingest_notes_fini(struct ingest_ctx *ctx)
 	for (uint64_t i = n->q_head; n->q && i < n->q_tail; i++)
 		free(note_at(n, i));
 	for (uint64_t i = n->r_head; n->recent && i < n->r_tail; i++)
-		free(n->recent[i % n->recent_cap].seg);
+		free(n->recent[i % n->recent_cap].blob);
 	free(n->q);
 	free(n->recent);
 	free(n->seen[0].slot);
@@ -521,9 +543,16 @@ static uint32_t trig_recent(struct ingest_notes *n, const struct trig_args *t, s
 	}
 	for (uint64_t i = lo; i < n->r_tail && got < t->count; i++) {
 		const struct recent *e = &n->recent[i % n->recent_cap];
-		if (!trig_wanted(t, e->seg, strlen(e->seg)))
+		const char *argv[A_COUNT];
+		char *json;
+
+		recent_args(e, argv);
+		if (!trig_wanted(t, argv[A_SEGMENT], e->argl[A_SEGMENT]))
 			continue;
-		wf_resp_w_bulk(items, e->json, e->json_len);
+		if (!(json = transition_json(e->lsn, e->ts_ms, argv, e->argl)))
+			break; /* out of memory: what came so far */
+		wf_resp_w_bulk(items, json, strlen(json));
+		free(json);
 		got++;
 	}
 	return got;

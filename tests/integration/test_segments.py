@@ -8,13 +8,17 @@ receive `enter` for a session some 2 s after its cart_add with nothing
 else sent, then `exit` after its purchase; TRIGGERS 0 returns both, and a
 cursor returns what follows it. kill -9 of the ranker owning a session
 between its cart_add and the deadline: the enter still arrives, exactly
-once by id. Definitions survive a restart of the whole appliance. Bad
+once by id. A journal that cannot write when a timer's enter comes
+(weft-ingest's file-size limit, as a full disk) pushes nothing meanwhile
+and the enter once it writes again. Definitions survive a restart of the
+whole appliance. Bad
 rules get errors naming the position (with a caret from weftctl). A
 subscriber that never reads is disconnected at --pubsub-limit while EVENT
 and RECS keep being served. No assertion on a time: the delays are logged.
 """
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -25,6 +29,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Appliance, Store, TestDir, log, sessions_of  # noqa: E402
+
+import redis  # noqa: E402
 
 RULE = "did(cart_add, 1h) and idle(2s) and not did(purchase, 1h)"
 T = TestDir("segments")
@@ -175,6 +181,44 @@ def test_kill_ranker_before_deadline_enter_once():
         cli.stop()
 
 
+def test_failing_journal_neither_loses_nor_doubles():
+    """The journal cannot write (weft-ingest's file-size limit at 1 byte:
+    every write gets EFBIG, as on a full disk) when a timer's enter comes:
+    nothing is pushed, a reply behind it on its ring is an error; once it
+    writes again, the enter is pushed once and TRIGGERS has it once."""
+    s = "abandon-full"
+    cli = Lines(["redis-cli", "-s", APP.sock, "SUBSCRIBE", "abandon"])
+    cli.wait_for(lambda x: x == "abandon", "subscription")
+    c = APP.client()
+    ingest = APP.pids("weft-ingest")
+    assert len(ingest) == 1, ingest
+    soft, hard = resource.prlimit(ingest[0], resource.RLIMIT_FSIZE)
+    try:
+        assert c.execute_command("EVENT", s, "-", "cart_add", ITEM) == 1
+        resource.prlimit(ingest[0], resource.RLIMIT_FSIZE, (1, hard))
+        time.sleep(3.5)  # past the deadline: the ranker sent its enter
+        assert not payloads(cli.lines, s), cli.lines[-3:]
+        try:
+            c.execute_command("SEGMENTS", s, "-")
+            held = None
+        except redis.ResponseError as e:
+            held = str(e)
+        log(f"SEGMENTS behind the unstored enter: {held}")
+        assert held and "journal cannot write" in held, held
+    finally:
+        resource.prlimit(ingest[0], resource.RLIMIT_FSIZE, (soft, hard))
+    try:
+        got = cli.wait_for(lambda x: f'"session":"{s}"' in x and '"enter"' in x, "enter once the journal writes")
+        assert len(got) == 1, got
+        assert "abandon" in c.execute_command("SEGMENTS", s, "-")
+        time.sleep(1.5)
+        assert len(payloads(cli.lines, s)) == 1, payloads(cli.lines, s)
+        trig = [json.loads(x) for x in c.execute_command("TRIGGERS", 0, "COUNT", 1000, "SEGMENT", "abandon")]
+        assert [x["id"] for x in trig if x["session"] == s] == [json.loads(got[0])["id"]], trig
+    finally:
+        cli.stop()
+
+
 def test_definitions_survive_restart():
     global APP
     APP.weftctl("segment", "define", "keeper", "count(view, 10m) >= 3")
@@ -248,6 +292,7 @@ TESTS = [
     test_bad_rules_name_the_position,
     test_abandon_enter_then_exit_to_every_client,
     test_kill_ranker_before_deadline_enter_once,
+    test_failing_journal_neither_loses_nor_doubles,
     test_definitions_survive_restart,
     test_transitions_survive_restart,
     test_preview_counts_live_sessions,
