@@ -383,6 +383,11 @@ static int setup_state(struct ingest_ctx *ctx)
 		wf_err("%s", err);
 		return 1;
 	}
+	/* R14: the rankers apply what the journal held before this ingest
+	 * (durable, maybe never sent by the one before) up to its first LSN;
+	 * published before anything is committed to a ring. */
+	atomic_store_explicit(&ctx->shm->ctl->ingest_start_lsn, wf_journal_next_lsn(ctx->journal), memory_order_relaxed);
+	atomic_store_explicit(&ctx->shm->ctl->ingest_started, ctx->epoch, memory_order_release);
 	if (ingest_notes_init(ctx) < 0 ||
 	    ingest_pubsub_init(ctx, ctx->pubsub_limit[0], ctx->pubsub_limit[1], (uint32_t)ctx->pubsub_limit[2]) < 0) {
 		wf_err("out of memory at start (segment notes)");

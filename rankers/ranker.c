@@ -71,11 +71,12 @@ static void usage(FILE *f)
  * session's state is not applied twice (a checkpoint's, a spilled one's,
  * the ring's). Reading starts at from (<= events_from): during a
  * restart's replay (ctx->seg_replaying) this shard's WF_JREC_SEGMENT
- * records before events_from say what was announced (segs.c). Returns the
+ * records before events_from say what was announced (segs.c). Reading
+ * stops at events_until (UINT64_MAX: the end). Returns the
  * events read, or -errno when the journal cannot be read; *ret_last: the
  * last LSN read. */
-static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t events_from, uint64_t since_ms,
-			   uint64_t *ret_last)
+static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t events_from, uint64_t events_until,
+			   uint64_t since_ms, uint64_t *ret_last)
 {
 	struct wf_journal_reader *r;
 	struct wf_journal_rec *rec = calloc(1, sizeof(*rec));
@@ -92,6 +93,8 @@ static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t event
 	while ((e = wf_journal_reader_next(r, rec)) == 1) {
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 
+		if (rec->lsn >= events_until)
+			break; /* the ring brings these, in order with the requests around them */
 		last = rec->lsn;
 		if (rec->kind == WF_JREC_SEGMENT && rec->shard == ctx->shard) {
 			if (ctx->seg_replaying) /* a transition this shard announced (segs.c) */
@@ -137,11 +140,11 @@ static void replay_journal(struct ranker_ctx *ctx)
 	 * before it commits anything to a ring, so a pop's acquire (the
 	 * ring's commit release) makes the new epoch visible here; read before
 	 * the journal, so an ingest that restarts meanwhile is caught up after. */
-	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_epoch, memory_order_acquire);
+	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_started, memory_order_acquire); /* A14 */
 	/* From the start: the segment transitions announced before the
 	 * checkpoint are read too (the checkpoint does not hold them yet). */
 	ranker_segs_replay_begin(ctx);
-	n = replay_from(ctx, 0, c == 0 ? from + 1 : 0, since, &last);
+	n = replay_from(ctx, 0, c == 0 ? from + 1 : 0, UINT64_MAX, since, &last);
 	if (n < 0) {
 		if (n != -ENOENT)
 			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror((int)-n));
@@ -156,24 +159,31 @@ static void replay_journal(struct ranker_ctx *ctx)
 		(double)(t1 - t0) / 1e6);
 }
 
-/* weft-ingest restarted since the journal was last read (its epoch
- * moved): the EVENTs it had made durable but not yet put on this shard's
- * ring when it died were never applied. They follow every event this
+/* weft-ingest restarted since the journal was last read (a new one
+ * started, R14): the EVENTs the dead one had made durable but not yet put
+ * on this shard's ring were never applied. They follow every event this
  * ranker saw of the shard (the ring is FIFO in LSN order), so reading the
  * journal after ctx->applied_lsn finds them; called before the batch that
  * showed the new epoch is handled, and what the ring then brings again
  * is skipped by its LSN. */
 static void catch_up(struct ranker_ctx *ctx)
 {
-	/* AI1, as in replay_journal(). */
-	uint32_t ep = atomic_load_explicit(&ctx->shm->ctl->ingest_epoch, memory_order_acquire);
-	uint64_t last = 0;
+	/* A14: pairs with R14 in ingest/main.c setup_state(): a new ingest's
+	 * epoch there, and its first LSN (written before it) with it. */
+	uint32_t ep = atomic_load_explicit(&ctx->shm->ctl->ingest_started, memory_order_acquire);
+	uint64_t last = 0, until;
 	int64_t n;
 
 	if (ep == ctx->ingest_epoch)
 		return;
 	ctx->ingest_epoch = ep;
-	n = replay_from(ctx, ctx->applied_lsn + 1, ctx->applied_lsn + 1, 0, &last);
+	/* Only what the journal held before that ingest started: its own
+	 * EVENTs come through the ring, in order with its other requests (a
+	 * RECS must not see an EVENT its client sent after it). */
+	until = atomic_load_explicit(&ctx->shm->ctl->ingest_start_lsn, memory_order_relaxed);
+	if (until <= ctx->applied_lsn + 1)
+		return;
+	n = replay_from(ctx, ctx->applied_lsn + 1, ctx->applied_lsn + 1, until, 0, &last);
 	if (n > 0)
 		wf_info("shard %u: weft-ingest restarted; applied %lld journaled events it had not sent (through lsn %llu)",
 			ctx->shard, (long long)n, (unsigned long long)last);

@@ -27,7 +27,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 9u
+#define WF_SHM_LAYOUT_VERSION 10u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -111,6 +111,12 @@ _Static_assert(sizeof(struct wf_weight) == 8, "weight pair");
  *                                a new value means reload the definitions)
  *   experiments_gen              writer weft-admin (R13 release, after DIR/experiments.conf
  *                                is renamed in place); readers rankers (A13 acquire, each loop)
+ *   ingest_start_lsn             writer weft-ingest at start, once its journal is recovered
+ *                                (relaxed, published by R14); readers rankers after A14
+ *   ingest_started               writer weft-ingest at start: its epoch, after
+ *                                ingest_start_lsn (R14 release); readers rankers (A14
+ *                                acquire: a new value means "apply the journal's events
+ *                                below ingest_start_lsn that you have not seen")
  */
 struct wf_ctl {
 	struct wf_seqlock weights_lock;
@@ -150,6 +156,10 @@ struct wf_ctl {
 	 * counter means "read that file again" (R12/A12, R13/A13 above). */
 	alignas(64) _Atomic uint64_t segdefs_gen;
 	_Atomic uint64_t experiments_gen;
+	/* The running weft-ingest's first LSN: everything below it was in the
+	 * journal before it started (R14/A14 above). */
+	_Atomic uint64_t ingest_start_lsn;
+	_Atomic uint32_t ingest_started;
 };
 _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, snap_lock) == 128 &&
 		       offsetof(struct wf_ctl, snap_cur) == 136 && offsetof(struct wf_ctl, snap_cur_gen) == 2216 &&
@@ -157,8 +167,9 @@ _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, 
 		       offsetof(struct wf_ctl, next_lsn) == 2264 && offsetof(struct wf_ctl, ingest_wait) == 2304 &&
 		       offsetof(struct wf_ctl, ingest_stats) == 2368,
 	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
-_Static_assert(offsetof(struct wf_ctl, segdefs_gen) == 2496 && offsetof(struct wf_ctl, experiments_gen) == 2504,
-	       "definition counters");
+_Static_assert(offsetof(struct wf_ctl, segdefs_gen) == 2496 && offsetof(struct wf_ctl, experiments_gen) == 2504 &&
+		       offsetof(struct wf_ctl, ingest_start_lsn) == 2512 && offsetof(struct wf_ctl, ingest_started) == 2520,
+	       "definition counters, ingest start");
 _Static_assert(sizeof(struct wf_ctl) == 2560, "control block size");
 _Static_assert(offsetof(struct wf_ctl, ingest_stats.timeouts) == 2456, "ingest stats layout");
 

@@ -1433,19 +1433,36 @@ static void test_ranker_checkpoint_then_replay_after_its_lsn(void **state)
 
 /* Issue 15 item 4's crash window: weft-ingest killed after an EVENT was
  * durable and before it reached the ring. The ranker sees the new
- * ingest's epoch with the next request and first applies what the journal
- * holds after the last event it saw; the ring's copies are not applied
- * twice. */
+ * ingest's start (R14) with the next request and first applies what the
+ * journal held before that ingest's first LSN after the last event it
+ * saw; the ring's copies are not applied twice. The new ingest's own
+ * EVENTs come through the ring only, in order with its other requests: a
+ * request sent before one of them does not see it, even once it is in
+ * the journal. */
 static void test_ranker_applies_what_a_killed_ingest_had_not_sent(void **state)
 {
+	const char *i08[4] = { "cu", "-", "view", "i08" };
+	uint32_t argl[4] = { 2, 1, 4, 3 };
+	uint64_t lsn8;
+
 	jevent_view("cu", "i05", 1);
 	jevent_view("cu", "i06", 0); /* durable, never sent */
 	jevent_view("cu", "i07", 0);
 	barrier();
 	CALL(WF_CMD_HISTORY, "cu");
 	assert_string_equal(flatten()->t[0], "*1");
-	atomic_fetch_add_explicit(&F.shm->ctl->ingest_epoch, 1, memory_order_relaxed); /* ordered by the ring's commit */
-	jevent_view("cu", "i08", 1);
+	/* A new ingest, as setup_state() starts: its first LSN, then its
+	 * epoch (R14, release). */
+	atomic_store_explicit(&F.shm->ctl->ingest_start_lsn, wf_journal_next_lsn(J), memory_order_relaxed);
+	atomic_fetch_add_explicit(&F.shm->ctl->ingest_started, 1, memory_order_release);
+	/* Its first EVENT is durable; a HISTORY its client sent before it
+	 * reaches the ranker first. */
+	assert_int_equal(wf_journal_append(J, wf_wall_ms(), (uint16_t)F.shard, 4, i08, argl, &lsn8), 0);
+	assert_int_equal(wf_journal_flush_sync(J), 0);
+	CALL(WF_CMD_HISTORY, "cu");
+	assert_string_equal(flatten()->t[0], "*3"); /* the dead ingest's two, not the new one's */
+	F.next_lsn = lsn8 - 1;
+	event(i08, 4);
 	CALL(WF_CMD_HISTORY, "cu");
 	assert_string_equal(flatten()->t[0], "*4");
 	wf_journal_close(J);
