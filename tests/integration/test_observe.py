@@ -308,14 +308,17 @@ def test_runqlat():
 
 def test_top():
     tmux = need("tmux", "tmux not installed")
-    T = [tmux, "-L", f"weft-top-{os.getpid()}", "-f", "/dev/null"]  # a private tmux server, ours to kill
+    # A private tmux server per mode, ours to kill: killing a server's last
+    # session makes it exit, and a new session started on the same socket
+    # meanwhile fails with "server exited unexpectedly".
+    servers = [[tmux, "-L", f"weft-top-{os.getpid()}-{n}", "-f", "/dev/null"] for n in range(2)]
     with appliance("top") as (td, store, app, mfile):
         try:
             some_traffic(app, store, 30)
             weftctl = harness.prog("weftctl")
             labels = ["observability:", "EVENT", "RECS", "RERANK", "visible p50", "shard", "req ring",
                       "vis p99", "process", "runq p99", "ingest", "ranker 0", f"ranker {SHARDS - 1}", "sessions"]
-            for mode in (["top", "--once"], ["top"]):
+            for T, mode in zip(servers, (["top", "--once"], ["top"])):
                 cmd = " ".join([weftctl, "--dir", app.dir] + mode) + ("; sleep 60" if "--once" in mode else "")
                 subprocess.run(T + ["new-session", "-d", "-s", "top", "-x", "80", "-y", "24", cmd], check=True)
 
@@ -347,7 +350,8 @@ def test_top():
                 wait_for(lambda: subprocess.run(T + ["has-session", "-t", "top"], capture_output=True).returncode,
                          "weftctl top to quit on q")
         finally:
-            subprocess.run(T + ["kill-server"], capture_output=True)
+            for T in servers:
+                subprocess.run(T + ["kill-server"], capture_output=True)
 
 
 def test_latency():
