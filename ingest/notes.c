@@ -261,6 +261,8 @@ static void transition_durable(struct ingest_ctx *ctx, uint64_t lsn, uint64_t ts
 	char *json;
 
 	n->published = WF_MAX(n->published, lsn);
+	/* relaxed: statistic */
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.segment_transitions, 1, memory_order_relaxed);
 	if (recent_add(n, lsn, ts_ms, argv, argl) < 0)
 		n->dropped++; /* out of memory: TRIGGERS finds it in the journal no more */
 	if (!publish)
@@ -358,6 +360,8 @@ static int note_append(struct ingest_ctx *ctx, struct ingest_shard *sh, struct n
 	}
 	nt->lsn = lsn;
 	ctx->notes->journaled++;
+	if (nt->kind == WF_JREC_EXPOSURE) /* relaxed: statistic */
+		atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.exposures, 1, memory_order_relaxed);
 	if (!ctx->gc.pending_n++)
 		ctx->gc.pending_ns = wf_now_ns();
 	/* relaxed: single writer; STATS shows it */

@@ -205,6 +205,8 @@ static struct ingest_sub *sub_get(struct ingest_ctx *ctx, struct ingest_conn *c)
 		return NULL;
 	c->sub->pos = ps->nsubs;
 	ps->subs[ps->nsubs++] = c->idx;
+	/* relaxed: a gauge for metrics */
+	atomic_store_explicit(&ctx->shm->ctl->ingest_stats.pubsub_clients, ps->nsubs, memory_order_relaxed);
 	return c->sub;
 }
 
@@ -227,6 +229,8 @@ void ingest_pubsub_drop(struct ingest_ctx *ctx, struct ingest_conn *c)
 		ctx->conns[ps->subs[sb->pos]]->sub->pos = sb->pos;
 	free(sb);
 	c->sub = NULL;
+	/* relaxed: a gauge for metrics */
+	atomic_store_explicit(&ctx->shm->ctl->ingest_stats.pubsub_clients, ps->nsubs, memory_order_relaxed);
 }
 
 /* ---- the commands ---- */
@@ -398,6 +402,8 @@ static int over_limit(struct ingest_ctx *ctx, struct ingest_conn *c)
 	if (q <= ps->hard && (!ps->soft_ns || ctx->pass_ns - c->sub->soft_since_ns < ps->soft_ns))
 		return 0;
 	ps->limit_closed++;
+	/* relaxed: statistic */
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.pubsub_disconnects, 1, memory_order_relaxed);
 	wf_warn("a subscriber holds %llu bytes it does not read (pubsub limits %llu, %llu for %llu s): "
 		"disconnected (%llu so far)", (unsigned long long)q, (unsigned long long)ps->hard,
 		(unsigned long long)ps->soft, (unsigned long long)(ps->soft_ns / 1000000000ull),

@@ -256,7 +256,17 @@ static int render_ingest(struct wf_buf *b, const struct wf_shm *shm)
 	CTR("weft_transmit_bytes_total", "Bytes written to clients.", LOAD(ctl->ingest_stats.bytes_out));
 	CTR("weft_backpressure_stalls_total", "Times a full request ring stalled weft-ingest.",
 	    LOAD(ctl->ingest_stats.backpressure_stalls));
+	CTR("weft_segment_transitions_total", "Segment enters and exits made durable and published.",
+	    LOAD(ctl->ingest_stats.segment_transitions));
+	CTR("weft_experiment_exposures_total", "Experiment exposures journaled (RECS and RERANK replies under an arm).",
+	    LOAD(ctl->ingest_stats.exposures));
+	CTR("weft_pubsub_disconnects_total", "Subscribers closed at their output limit.",
+	    LOAD(ctl->ingest_stats.pubsub_disconnects));
 #undef CTR
+	if (r == 0)
+		r = wf_prom_head(b, "weft_pubsub_clients", "gauge", "Connections subscribed to segment pushes.");
+	if (r == 0)
+		r = wf_buf_printf(b, "weft_pubsub_clients %" PRIu64 "\n", LOAD(ctl->ingest_stats.pubsub_clients));
 	if (r == 0)
 		r = wf_prom_head(b, "weft_connections", "gauge", "Client connections open.");
 	if (r == 0)

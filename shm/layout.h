@@ -27,7 +27,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 10u
+#define WF_SHM_LAYOUT_VERSION 11u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -150,6 +150,10 @@ struct wf_ctl {
 		                                   * (EVENTs get errors until it writes again) */
 		_Atomic uint64_t journal_errors;  /* failed journal writes, flushes or rolls */
 		_Atomic uint64_t timeouts;        /* connections closed by --idle/--request-timeout */
+		_Atomic uint64_t segment_transitions; /* segment enters/exits made durable (notes.c) */
+		_Atomic uint64_t exposures;       /* experiment exposures journaled (notes.c) */
+		_Atomic uint64_t pubsub_clients;  /* connections subscribed now (pubsub.c) */
+		_Atomic uint64_t pubsub_disconnects; /* subscribers closed at their output limit */
 	} ingest_stats;
 
 	/* Definitions weft-admin keeps in files under DIR: a new value of a

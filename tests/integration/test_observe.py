@@ -120,6 +120,9 @@ def test_metrics():
     promtool = need("promtool", "promtool not installed (Debian package prometheus)")
     with appliance("metrics") as (td, store, app, mfile):
         some_traffic(app, store)
+        sub = app.client().pubsub()  # a segment subscriber: the pubsub gauge counts it
+        sub.subscribe("cart_abandon")
+        assert sub.get_message(timeout=5)["type"] == "subscribe"
         text = metrics(app)
         r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
         assert r.returncode == 0, f"promtool check metrics failed:\n{r.stdout}{r.stderr}\n{text[:3000]}"
@@ -129,7 +132,9 @@ def test_metrics():
                     "weft_requests_total", "weft_event_visible_seconds_bucket", "weft_ring_used_bytes",
                     "weft_ring_fullness_ratio", "weft_sessions_live", "weft_session_arena_bytes",
                     "weft_snapshot_arena_bytes", "weft_snapshot_generation", "weft_snapshot_age_seconds",
-                    "weft_journal_bytes", "weft_schedstat_runqueue_wait_seconds_total"):
+                    "weft_journal_bytes", "weft_schedstat_runqueue_wait_seconds_total",
+                    "weft_segment_transitions_total", "weft_experiment_exposures_total",
+                    "weft_pubsub_clients", "weft_pubsub_disconnects_total"):
             assert fam in names, f"{fam} missing from weftctl metrics"
         assert all(n.startswith("weft_") for n in names)
         recs = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "RECS") in lab)
@@ -137,6 +142,8 @@ def test_metrics():
         ev = sum(v for (n, lab), v in m.items() if n == "weft_requests_total" and ("command", "EVENT") in lab)
         assert ev >= 50, f"EVENTs applied {ev}, want >= 50"
         assert m[("weft_snapshot_generation", frozenset())] >= 1
+        assert m[("weft_pubsub_clients", frozenset())] == 1, "the subscriber above"
+        sub.close()
         # weft-ingest's request latency: every EVENT ack and RECS reply timed, in base units.
         def req(cmd, path, suffix):
             return m.get((f"weft_request_duration_seconds_{suffix}",
