@@ -46,6 +46,24 @@ int wf_msg_req_push(struct wf_ring_prod *p, const struct wf_msg_req *hdr, const 
 	return wf_msg_req_push_parsed(p, hdr, argv, argl, NULL);
 }
 
+/* argc lengths (unaligned u32s at lens), their bytes from data to exactly
+ * end, into argv. 0 or -EPROTO (a length past end, or bytes left over). */
+static int args_decode(const uint8_t *lens, uint32_t argc, const uint8_t *data, const uint8_t *end,
+		       struct wf_arg *argv)
+{
+	for (uint32_t i = 0; i < argc; i++) {
+		uint32_t l;
+
+		memcpy(&l, lens + 4ull * i, 4);
+		if (l > (uint64_t)(end - data))
+			return -EPROTO;
+		argv[i].p = (const char *)data;
+		argv[i].len = l;
+		data += l;
+	}
+	return data == end ? 0 : -EPROTO;
+}
+
 int wf_msg_req_decode(const void *payload, uint32_t len, struct wf_msg_req_view *v)
 {
 	const uint8_t *p = payload;
@@ -67,17 +85,7 @@ int wf_msg_req_decode(const void *payload, uint32_t len, struct wf_msg_req_view 
 	}
 	v->hdr = h;
 	v->argc = h->argc;
-	for (uint32_t i = 0; i < h->argc; i++) {
-		uint32_t l;
-
-		memcpy(&l, p + sizeof(*h) + 4ull * i, 4);
-		if (l > (uint64_t)(end - data))
-			return -EPROTO;
-		v->argv[i].p = (const char *)data;
-		v->argv[i].len = l;
-		data += l;
-	}
-	return data == end ? 0 : -EPROTO;
+	return args_decode(p + sizeof(*h), h->argc, data, end, v->argv);
 }
 
 void wf_msg_recs_of(const struct wf_recs_args *ra, const struct wf_arg *argv, struct wf_msg_recs *ret)
@@ -178,15 +186,5 @@ int wf_msg_note_decode(const void *payload, uint32_t len, struct wf_msg_note_vie
 		return -EPROTO;
 	data = p + sizeof(v->hdr) + 4ull * v->hdr.argc;
 	v->argc = v->hdr.argc;
-	for (uint32_t i = 0; i < v->argc; i++) {
-		uint32_t l;
-
-		memcpy(&l, p + sizeof(v->hdr) + 4ull * i, 4);
-		if (l > (uint64_t)(end - data))
-			return -EPROTO;
-		v->argv[i].p = (const char *)data;
-		v->argv[i].len = l;
-		data += l;
-	}
-	return data == end ? 0 : -EPROTO;
+	return args_decode(p + sizeof(v->hdr), v->argc, data, end, v->argv);
 }
