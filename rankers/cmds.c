@@ -84,62 +84,94 @@ static void write_explained(struct wf_buf *out, const char *id, uint32_t len, co
 
 _Static_assert(WF_RECS_MAX_K <= WF_RANK_MAX_K, "a RECS k the ranker can answer");
 
-/* RECS; its arguments as ingest parsed them (WF_MSG_F_PARSED), else
- * parsed here (a test or another client of the ring). */
-static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, struct wf_buf *out)
+/* A RECS's arguments as ingest parsed them (WF_MSG_F_PARSED), else
+ * parsed here (a test or another client of the ring), into *ra; and a
+ * generation to answer from. 0, or -1 with the error (or an empty list
+ * before any snapshot) written to out. */
+static int recs_begin(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, struct wf_recs_args *ra,
+		      struct wf_buf *out)
 {
-	const struct wf_msg_req *hdr = v->hdr;
-	const struct wf_msg_arg *argv = v->argv;
-	uint32_t argc = v->argc;
-	const struct ranker_cached *c = NULL;
-	struct wf_recs_args ra;
-	uint32_t wseq, bad = 0;
-	int n, rc;
-	struct ranker_query qe;
-	uint32_t items[WF_RANK_MAX_K];
-	float scores[WF_RANK_MAX_K];
-	struct wf_rank_explain *ex = ctx->explain;
+	uint32_t bad = 0;
+	int rc = v->parsed ? wf_msg_recs_get(&v->recs, v->argv, v->argc, ra)
+			   : wf_recs_args_parse(v->argv, v->argc, ra, &bad);
 
-	rc = v->parsed ? wf_msg_recs_get(&v->recs, argv, argc, &ra) : wf_recs_args_parse(argv, argc, &ra, &bad);
 	if (rc == -EPROTO) {
 		wf_resp_w_error(out, "ERR corrupt request record");
-		return;
+		return -1;
 	}
 	if (rc < 0) {
 		/* Ingest refuses such a request first, with the same words; a
 		 * ranker sees one only from a test or another ring client. */
 		char msg[400];
-		wf_recs_args_error(rc, rc == -EINVAL ? NULL : &argv[bad], msg, sizeof(msg));
+		wf_recs_args_error(rc, rc == -EINVAL ? NULL : &v->argv[bad], msg, sizeof(msg));
 		wf_resp_w_error(out, "ERR %s", msg);
-		return;
+		return -1;
 	}
 	atomic_fetch_add_explicit(&ctx->sc->stats.recs, 1, memory_order_relaxed); /* stats */
-	if (!ctx->cur) {
-		/* relaxed: it only names the generation in the error below. */
-		uint64_t failed = atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed);
-		if (failed) /* never an empty list for a known user, silently */
-			wf_resp_w_error(out, "ERR shard %u has no snapshot to serve: generation %llu failed to load "
-					"(see its log); load a good one with weftctl snapshot load", ctx->shard,
-					(unsigned long long)failed);
-		else
-			wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
-		return;
+	if (ctx->cur)
+		return 0;
+	/* relaxed: it only names the generation in the error below. */
+	uint64_t failed = atomic_load_explicit(&ctx->sc->failed_gen, memory_order_relaxed);
+	if (failed) /* never an empty list for a known user, silently */
+		wf_resp_w_error(out, "ERR shard %u has no snapshot to serve: generation %llu failed to load "
+				"(see its log); load a good one with weftctl snapshot load", ctx->shard,
+				(unsigned long long)failed);
+	else
+		wf_resp_w_array(out, 0); /* no snapshot yet: nothing honest to recommend */
+	return -1;
+}
+
+/* The query's inputs (ranker_query_setup) with the RECS's k, ANCHOR and SIZE. */
+static void recs_query(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, const struct wf_recs_args *ra,
+		       struct ranker_query *qe)
+{
+	ranker_query_setup(ctx, argv, ra->page, qe);
+	qe->q.k = ra->k;
+	if (ra->anchor)
+		qe->q.anchor = ranker_item_index(ctx, ra->anchor->p, ra->anchor->len);
+	/* An anchor the snapshot lacks is never returned as a live item; the
+	 * ranked-list cache's entries do not hold that key: computed fresh. */
+	if (ra->anchor && qe->q.anchor < 0 && qe->q.sess && qe->q.sess->live)
+		qe->q.anchor_key = wf_stock_key(ra->anchor->p, ra->anchor->len);
+	if (ra->size) {
+		qe->f.size = ra->size->p;
+		qe->f.size_len = ra->size->len;
 	}
+}
+
+/* The reply: m ids, each with its EXPLAIN row when asked. */
+static void recs_reply(struct wf_buf *out, const struct wf_recs_args *ra, uint32_t m, const char *const *ids,
+		       const uint32_t *lens, const struct wf_rank_explain *ex)
+{
+	wf_resp_w_array(out, m);
+	for (uint32_t i = 0; i < m; i++) {
+		if (!ra->explain) {
+			wf_resp_w_bulk(out, ids[i], lens[i]);
+			continue;
+		}
+		write_explained(out, ids[i], lens[i], &ex[i]);
+	}
+}
+
+static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, struct wf_buf *out)
+{
+	const struct wf_msg_req *hdr = v->hdr;
+	const struct wf_msg_arg *argv = v->argv;
+	const struct ranker_cached *c = NULL;
+	struct wf_recs_args ra;
+	uint32_t wseq;
+	int n;
+	struct ranker_query qe;
+	uint32_t items[WF_RANK_MAX_K];
+	float scores[WF_RANK_MAX_K];
+	struct wf_rank_explain *ex = ctx->explain;
+
+	if (recs_begin(ctx, v, &ra, out) < 0)
+		return;
 	/* acquire: pairs with the release in wf_seq_write_end(); read before
 	 * the weights themselves (ranker_query_setup), checked again in ranker_front_publish(). */
 	wseq = atomic_load_explicit(&ctx->shm->ctl->weights_lock.seq, memory_order_acquire);
-	ranker_query_setup(ctx, argv, ra.page, &qe);
-	qe.q.k = ra.k;
-	if (ra.anchor)
-		qe.q.anchor = ranker_item_index(ctx, ra.anchor->p, ra.anchor->len);
-	/* An anchor the snapshot lacks is never returned as a live item; the
-	 * ranked-list cache's entries do not hold that key: computed fresh. */
-	if (ra.anchor && qe.q.anchor < 0 && qe.q.sess && qe.q.sess->live)
-		qe.q.anchor_key = wf_stock_key(ra.anchor->p, ra.anchor->len);
-	if (ra.size) {
-		qe.f.size = ra.size->p;
-		qe.f.size_len = ra.size->len;
-	}
+	recs_query(ctx, argv, &ra, &qe);
 	/* An experiment on this page (exps.c): the arm's policy; a unit in
 	 * an arm is never answered from the front table, so every answer it
 	 * gets comes here and is exposed. */
@@ -163,7 +195,7 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 	if (ctx->cache && !ra.explain && ra.k <= RANKER_CACHE_DEPTH && !qe.q.anchor_key)
 		n = ranker_recs_cached(ctx, &qe, ra.k, items, &c);
 	if (c && !ra.size && ranker_exp_publishable(&pk))
-		ranker_front_publish(ctx, hdr, argv, argc, c, wseq, qe.sess);
+		ranker_front_publish(ctx, hdr, argv, v->argc, c, wseq, qe.sess);
 	if (n < 0)
 		n = wf_rank_recs(ctx->cur->snap, &ctx->params, &qe.q, ctx->scratch, items, scores,
 				 ra.explain ? ex : NULL);
@@ -178,14 +210,7 @@ static void cmd_recs(struct ranker_ctx *ctx, const struct wf_msg_req_view *v, st
 reply:
 	/* The exposure goes on the reply ring before its reply. */
 	ranker_exp_expose(ctx, &pk, hdr, argv, ra.page, m, ids, lens);
-	wf_resp_w_array(out, m);
-	for (uint32_t i = 0; i < m; i++) {
-		if (!ra.explain) {
-			wf_resp_w_bulk(out, ids[i], lens[i]);
-			continue;
-		}
-		write_explained(out, ids[i], lens[i], &ex[i]);
-	}
+	recs_reply(out, &ra, m, ids, lens, ex);
 }
 
 static void cmd_rerank(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, const struct wf_msg_arg *argv,
