@@ -283,12 +283,13 @@ static int event(struct attr *a, const struct wf_journal_rec *r)
 								: 0;
 	if (!bit)
 		return 0;
-	struct wf_exp_unit_day *d = day_rec(a, idx, r->ts_ms);
-	if (!d)
-		return -ENOMEM;
+	/* the day's record, made only when something counts */
+	struct wf_exp_unit_day *d;
 	if (type == WF_EV_PURCHASE) {
 		double v = revenue(r);
 
+		if (!(d = day_rec(a, idx, r->ts_ms)))
+			return -ENOMEM;
 		d->converted += u->converted ? 0 : 1;
 		u->converted = 1;
 		d->revenue += v;
@@ -302,6 +303,8 @@ static int event(struct attr *a, const struct wf_journal_rec *r)
 	struct shown *sh = &a->shown[*s];
 	if ((sh->done & bit) || r->ts_ms < sh->ms || r->ts_ms - sh->ms > e->window_ms)
 		return 0;
+	if (!(d = day_rec(a, idx, r->ts_ms)))
+		return -ENOMEM;
 	sh->done |= bit;
 	if (bit == DONE_CLICK) {
 		u->clicks += 1;
