@@ -4,8 +4,10 @@
  * per-unit outcomes (most units never click or buy, revenue heavy-tailed)
  * whose 95 % intervals must cover zero 93-97 % of the time on every
  * metric, and whose always-valid p-value, looked at after every simulated
- * day, must keep the false-positive rate at 5 % while the classic p-value
- * looked at daily does not; a known lift detected, with exact arm
+ * day (the daily series from what each day added to each unit), must
+ * keep the false-positive rate at 5 % while the classic p-value looked at
+ * daily does not; each day's point equal to the report of that day's
+ * data, and blind to later outcomes; a known lift detected, with exact arm
  * totals; the sample-ratio-mismatch flag on a skewed split and not on
  * fair ones; CUPED's variance reduction with a correlated covariate;
  * JSON, text and PNG rendering; bad input. Every random stream is seeded:
@@ -544,6 +546,75 @@ static void test_expstats_daily_point_excludes_later_outcomes(void **state)
 	assert_null(rep);
 }
 
+/* Every day's point equals the report of that day's data: the units
+ * exposed by day d with their records of days <= d summed into totals,
+ * given to wf_exp_report_build() (the p_always_valid running minimum
+ * aside). */
+static void test_expstats_daily_point_is_the_report_of_that_day(void **state)
+{
+	static const double half[2] = { 0.5, 0.5 };
+	struct world w = { .ndays = 7, .lift_ctr = 0.1, .with_pre = 1 };
+	struct rng r = { 77 };
+	size_t n = 3000, nud;
+	struct wf_exp_unit *u = units_gen(&r, &w, n, half, 2), *t = calloc(n, sizeof(*t));
+	struct wf_exp_unit_day *ud = days_gen(&r, &w, u, n, &nud);
+	struct wf_exp_report *rep = NULL, *cut = NULL;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(wf_exp_report_build_daily(u, n, ud, nud, 2, NULL, half, &rep), 0);
+	assert_int_equal(rep->ndays, w.ndays);
+	for (uint32_t d = 0; d < w.ndays; d++) {
+		size_t m = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			t[i] = u[i];
+			t[i].arm = u[i].first_day <= d ? u[i].arm : 99; /* not yet exposed: ignored */
+			t[i].exposures = t[i].clicks = t[i].carts = t[i].purchases = 0;
+			t[i].converted = t[i].revenue = 0;
+		}
+		for (size_t k = 0; k < nud && ud[k].day <= d; k++) {
+			struct wf_exp_unit *x = &t[ud[k].unit];
+
+			x->exposures += ud[k].exposures;
+			x->clicks += ud[k].clicks;
+			x->carts += ud[k].carts;
+			x->purchases += ud[k].purchases;
+			x->converted += ud[k].converted;
+			x->revenue += ud[k].revenue;
+		}
+		for (size_t i = 0; i < n; i++)
+			m += t[i].arm < 2;
+		assert_int_equal(wf_exp_report_build(t, n, 2, NULL, half, &cut), 0);
+		assert_int_equal(rep->days[d].units, m);
+		for (size_t i = 0; i < rep->ncmp; i++) {
+			const struct wf_exp_cmp *a = &rep->days[d].cmp[i], *b = &cut->cmp[i];
+			double look;
+
+			NEAR(a->control, b->control, 1e-9);
+			NEAR(a->treatment, b->treatment, 1e-9);
+			NEAR(a->se, b->se, 1e-9);
+			NEAR(a->p, b->p, 1e-6);
+			/* this look's mSPRT p, and the minimum over the looks before */
+			look = wf_exp_msprt_p(b->abs, b->se * b->se,
+					      pow(rep->tau_rel * b->control, 2));
+			assert_true(a->p_always_valid <= look * (1 + 1e-9));
+			if (d > 0)
+				assert_true(a->p_always_valid <= rep->days[d - 1].cmp[i].p_always_valid);
+			assert_true(fabs(a->abs - b->abs) <= 1e-9 * b->se);
+			assert_int_equal(a->has_cuped, b->has_cuped);
+			if (b->has_cuped)
+				assert_true(fabs(a->cuped_abs - b->cuped_abs) <= 1e-9 * b->se);
+		}
+		wf_exp_report_free(cut);
+		cut = NULL;
+	}
+	wf_exp_report_free(rep);
+	free(ud);
+	free(t);
+	free(u);
+}
+
 static void test_expstats_bad_input_and_empty_arms(void **state)
 {
 	static const double neg[2] = { 0.5, -0.1 }, zero[2] = { 0, 0 };
@@ -594,6 +665,7 @@ int main(void)
 		cmocka_unit_test(test_expstats_cuped_reduces_variance_with_correlated_covariate),
 		cmocka_unit_test(test_expstats_render_json_and_text),
 		cmocka_unit_test(test_expstats_daily_point_excludes_later_outcomes),
+		cmocka_unit_test(test_expstats_daily_point_is_the_report_of_that_day),
 		cmocka_unit_test(test_expstats_bad_input_and_empty_arms),
 	};
 
