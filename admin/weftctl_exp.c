@@ -185,8 +185,9 @@ int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char 
 	struct wf_exp_attr_stats st;
 	struct wf_exp_report *rep = NULL;
 	struct wf_exp_unit *u = NULL;
+	struct wf_exp_unit_day *ud = NULL;
 	struct wf_exp e;
-	size_t n = 0;
+	size_t n = 0, nud = 0;
 	int r, rc = 1;
 
 	if (exp_load(o, name, &e))
@@ -196,7 +197,7 @@ int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char 
 		journal = jdir;
 	}
 	/* Read-only, in this process: weft-admin and the serving path never wait for it. */
-	r = wf_exp_attr_run(journal, &e, &u, &n, &st);
+	r = wf_exp_attr_run_daily(journal, &e, &u, &n, &ud, &nud, &st);
 	if (r < 0) {
 		fprintf(stderr, "weftctl: cannot read the journal %s: %s%s\n", journal, strerror(-r),
 			r == -ENOENT ? " (give its directory with --journal DIR)" : "");
@@ -206,7 +207,7 @@ int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char 
 		names[i] = e.arms[i].name;
 		share[i] = e.arms[i].share / (double)WF_EXP_SHARE_SCALE;
 	}
-	r = wf_exp_report_build(u, n, e.narms, names, share, &rep);
+	r = wf_exp_report_build_daily(u, n, ud, nud, e.narms, names, share, &rep);
 	if (r < 0) {
 		fprintf(stderr, "weftctl: cannot build the report: %s\n", strerror(-r));
 		goto out;
@@ -247,5 +248,6 @@ int wf_cli_exp_report(const struct wf_cli_opts *o, const char *name, const char 
 out:
 	wf_exp_report_free(rep);
 	free(u);
+	free(ud);
 	return rc;
 }

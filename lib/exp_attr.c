@@ -1,5 +1,6 @@
 /*
- * exp_attr.c - an experiment's per-unit totals from the journal (see
+ * exp_attr.c - an experiment's per-unit totals, and what each day added
+ * to them, from the journal (see
  * exp_attr.h for the rules). One pass over the journal in LSN order with
  * a few hash tables keyed by 64-bit hashes. Linked into libweftexp
  * (weftctl, tests). Never logs.
@@ -93,7 +94,10 @@ struct attr {
 	struct wf_exp_unit *u;
 	uint64_t *last_ms;     /* per unit: its latest exposure */
 	uint64_t *user_key;    /* per unit: hash of its user id (unit user), else 0 */
+	size_t *lastrec;       /* per unit: its latest record in days, SIZE_MAX none */
 	size_t n, cap;
+	struct wf_exp_unit_day *days; /* what each day added to each unit */
+	size_t ndays, capdays;
 	struct shown *shown;
 	size_t nshown, capshown;
 	struct map units, sessions, items, reqs, pre;
@@ -116,6 +120,26 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	*p = q;
 	*cap = c;
 	return 0;
+}
+
+/* The record of what the day of ts adds to unit idx, or NULL when out of
+ * memory. A day is whole days since the start; an outcome stamped before
+ * its unit's first day (clocks of two shards) counts on that first day. */
+static struct wf_exp_unit_day *day_rec(struct attr *a, uint32_t idx, uint64_t ts)
+{
+	uint64_t d = (ts - a->e->started_ms) / 86400000u;
+	uint32_t day = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+	size_t k = a->lastrec[idx];
+
+	if (day < a->u[idx].first_day)
+		day = a->u[idx].first_day;
+	if (k != SIZE_MAX && a->days[k].day == day)
+		return &a->days[k];
+	if (grow((void **)&a->days, &a->capdays, a->ndays + 1, sizeof(*a->days)) < 0)
+		return NULL;
+	a->lastrec[idx] = a->ndays;
+	a->days[a->ndays] = (struct wf_exp_unit_day){ .unit = idx, .day = day };
+	return &a->days[a->ndays++];
 }
 
 static int arg_is(const struct wf_journal_rec *r, uint32_t i, const char *s)
@@ -151,11 +175,13 @@ static int exposure(struct attr *a, const struct wf_journal_rec *r)
 	if (*slot == UINT32_MAX) {
 		if (grow((void **)&a->u, &a->cap, a->n + 1, sizeof(*a->u)) < 0 ||
 		    !(a->last_ms = realloc(a->last_ms, a->cap * sizeof(*a->last_ms))) ||
-		    !(a->user_key = realloc(a->user_key, a->cap * sizeof(*a->user_key))))
+		    !(a->user_key = realloc(a->user_key, a->cap * sizeof(*a->user_key))) ||
+		    !(a->lastrec = realloc(a->lastrec, a->cap * sizeof(*a->lastrec))))
 			return -ENOMEM;
 		*slot = (uint32_t)a->n;
 		a->u[a->n] = (struct wf_exp_unit){ .arm = arm,
 						   .first_day = (uint32_t)((r->ts_ms - e->started_ms) / 86400000u) };
+		a->lastrec[a->n] = SIZE_MAX;
 		a->user_key[a->n] = r->argl[2] > 2 && r->argv[2][0] == 'u'
 					    ? wf_hash64(r->argv[2] + 2, r->argl[2] - 2) : 0;
 		a->n++;
@@ -163,6 +189,10 @@ static int exposure(struct attr *a, const struct wf_journal_rec *r)
 			a->st.first_ms = r->ts_ms;
 	}
 	idx = *slot;
+	struct wf_exp_unit_day *d = day_rec(a, idx, r->ts_ms);
+	if (!d)
+		return -ENOMEM;
+	d->exposures += 1;
 	a->u[idx].exposures += 1;
 	a->last_ms[idx] = r->ts_ms;
 	/* The session's later events belong to this unit. */
@@ -253,9 +283,17 @@ static int event(struct attr *a, const struct wf_journal_rec *r)
 								: 0;
 	if (!bit)
 		return 0;
+	/* the day's record, made only when something counts */
+	struct wf_exp_unit_day *d;
 	if (type == WF_EV_PURCHASE) {
+		double v = revenue(r);
+
+		if (!(d = day_rec(a, idx, r->ts_ms)))
+			return -ENOMEM;
+		d->converted += u->converted ? 0 : 1;
 		u->converted = 1;
-		u->revenue += revenue(r);
+		d->revenue += v;
+		u->revenue += v;
 	}
 	/* Through a recommendation: an item shown to the unit, within the
 	 * window after that showing, once per showing. */
@@ -265,13 +303,19 @@ static int event(struct attr *a, const struct wf_journal_rec *r)
 	struct shown *sh = &a->shown[*s];
 	if ((sh->done & bit) || r->ts_ms < sh->ms || r->ts_ms - sh->ms > e->window_ms)
 		return 0;
+	if (!(d = day_rec(a, idx, r->ts_ms)))
+		return -ENOMEM;
 	sh->done |= bit;
-	if (bit == DONE_CLICK)
+	if (bit == DONE_CLICK) {
 		u->clicks += 1;
-	else if (bit == DONE_CART)
+		d->clicks += 1;
+	} else if (bit == DONE_CART) {
 		u->carts += 1;
-	else
+		d->carts += 1;
+	} else {
 		u->purchases += 1;
+		d->purchases += 1;
+	}
 	return 0;
 }
 
@@ -280,6 +324,8 @@ static void attr_fini(struct attr *a)
 	free(a->u);
 	free(a->last_ms);
 	free(a->user_key);
+	free(a->lastrec);
+	free(a->days);
 	free(a->shown);
 	free(a->pre_rev);
 	map_fini(&a->units);
@@ -289,8 +335,41 @@ static void attr_fini(struct attr *a)
 	map_fini(&a->pre);
 }
 
-int wf_exp_attr_run(const char *dir, const struct wf_exp *e, struct wf_exp_unit **ret_units, size_t *ret_n,
-		    struct wf_exp_attr_stats *ret_stats)
+static int rec_cmp(const void *x, const void *y)
+{
+	const struct wf_exp_unit_day *p = x, *q = y;
+
+	if (p->day != q->day)
+		return p->day < q->day ? -1 : 1;
+	return p->unit < q->unit ? -1 : p->unit > q->unit;
+}
+
+/* The records in order of (day, unit), one per unit and day: a unit's
+ * activity can come back to an earlier day when shards' clocks differ. */
+static void days_sort(struct attr *a)
+{
+	size_t m = 0;
+
+	qsort(a->days, a->ndays, sizeof(*a->days), rec_cmp);
+	for (size_t k = 0; k < a->ndays; k++) {
+		struct wf_exp_unit_day *p = &a->days[m - (m > 0)], *q = &a->days[k];
+
+		if (m > 0 && p->day == q->day && p->unit == q->unit) {
+			p->exposures += q->exposures;
+			p->clicks += q->clicks;
+			p->carts += q->carts;
+			p->purchases += q->purchases;
+			p->converted += q->converted;
+			p->revenue += q->revenue;
+		} else {
+			a->days[m++] = *q;
+		}
+	}
+	a->ndays = m;
+}
+
+int wf_exp_attr_run_daily(const char *dir, const struct wf_exp *e, struct wf_exp_unit **ret_units, size_t *ret_n,
+			  struct wf_exp_unit_day **ret_days, size_t *ret_ndays, struct wf_exp_attr_stats *ret_stats)
 {
 	struct attr a = { .e = e, .end_ms = e->stopped_ms ? e->stopped_ms + e->window_ms : UINT64_MAX };
 	struct wf_journal_reader *jr = NULL;
@@ -326,10 +405,22 @@ int wf_exp_attr_run(const char *dir, const struct wf_exp *e, struct wf_exp_unit 
 			a.u[i].pre_revenue = a.pre_rev[*s];
 		}
 	}
+	days_sort(&a);
 	*ret_units = a.u;
 	*ret_n = a.n;
+	if (ret_days) {
+		*ret_days = a.days;
+		*ret_ndays = a.ndays;
+		a.days = NULL;
+	}
 	*ret_stats = a.st;
 	a.u = NULL;
 	attr_fini(&a);
 	return 0;
+}
+
+int wf_exp_attr_run(const char *dir, const struct wf_exp *e, struct wf_exp_unit **ret_units, size_t *ret_n,
+		    struct wf_exp_attr_stats *ret_stats)
+{
+	return wf_exp_attr_run_daily(dir, e, ret_units, ret_n, NULL, NULL, ret_stats);
 }

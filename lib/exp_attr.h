@@ -1,8 +1,9 @@
 /*
  * exp_attr.h - attribution of an experiment from the journal: its
  * exposures (WF_JREC_EXPOSURE, lib/journal.h) and the EVENTs after them,
- * summed per unit into struct wf_exp_unit (lib/expstats.h), the input of
- * the report.
+ * summed per unit into struct wf_exp_unit (lib/expstats.h), and per unit
+ * and day into struct wf_exp_unit_day (what the day added), the input of
+ * the report and of its daily series.
  *
  * Rules (README.md, "Experiments"):
  *  - an exposure counts when it names the experiment and one of its arms,
@@ -55,5 +56,17 @@ struct wf_exp_attr_stats {
  */
 int wf_exp_attr_run(const char *dir, const struct wf_exp *e, struct wf_exp_unit **ret_units, size_t *ret_n,
 		    struct wf_exp_attr_stats *ret_stats);
+
+/*
+ * wf_exp_attr_run() and also what each day added to each unit: with
+ * ret_days, *ret_days (malloc'd, *ret_ndays records; the caller frees)
+ * holds one struct wf_exp_unit_day per unit and day with activity, sorted
+ * by (day, unit), the input of wf_exp_report_build_daily(). The day of an
+ * exposure or an outcome is whole days from started_ms to its timestamp
+ * (an outcome stamped before its unit's first day counts on that day).
+ * ret_days NULL: the totals alone.
+ */
+int wf_exp_attr_run_daily(const char *dir, const struct wf_exp *e, struct wf_exp_unit **ret_units, size_t *ret_n,
+			  struct wf_exp_unit_day **ret_days, size_t *ret_ndays, struct wf_exp_attr_stats *ret_stats);
 
 #endif

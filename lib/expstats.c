@@ -4,11 +4,14 @@
  * experiment report (formulas and sources: docs/EXPERIMENTS.md). Linked
  * into libweftexp (admin, weftctl, tests). Library code: never logs.
  *
- * One pass finds each arm's means (a shift, for precision); a second adds
- * every unit's shifted values and their cross-products into a bucket per
- * (first day, arm); prefix sums over the days give each day's cumulative
- * means and covariances, from which every estimate below follows. Cost:
- * O(n + days * arms * V^2) for V = 7 per-unit variables.
+ * One pass finds each arm's means (a shift, for precision); then a walk
+ * over the days keeps, per arm, the sums of the units' shifted values and
+ * their cross-products as of the end of the day: a unit enters on its
+ * first day, each record of what a day added to a unit moves its terms
+ * (old out, new in). Each day's sums give its cumulative means and
+ * covariances, from which every estimate below follows; the last day's
+ * are summed afresh from the units' totals. Cost: O((n + records) * V^2
+ * + days * arms * V^2) for V = 7 per-unit variables; memory O(n * V).
  */
 #include <errno.h>
 #include <math.h>
@@ -72,16 +75,6 @@ static void mom_add(struct mom *m, const double v[NV], const double shift[NV])
 		for (int j = i; j < NV; j++)
 			m->ss[i][j] += d[i] * d[j];
 	m->n += 1;
-}
-
-static void mom_sum(struct mom *acc, const struct mom *b)
-{
-	acc->n += b->n;
-	for (int i = 0; i < NV; i++) {
-		acc->s[i] += b->s[i];
-		for (int j = i; j < NV; j++)
-			acc->ss[i][j] += b->ss[i][j];
-	}
 }
 
 static void mom_stat(const struct mom *m, const double shift[NV], struct stat *st)
@@ -336,15 +329,76 @@ static void arm_total(struct wf_exp_arm *ar, const struct wf_exp_unit *u)
 	ar->revenue += u->revenue;
 }
 
-/* The daily series and the final comparisons from the buckets b[day][arm]:
- * prefix sums day by day; p_always_valid is the running minimum. */
-static int days_fill(struct wf_exp_report *r, const struct mom *b, const double (*shift)[NV])
+/* Move one unit's variables from old to now in the shifted sums m (a
+ * later day added to its outcomes). */
+static void mom_move(struct mom *m, const double old[NV], const double now[NV],
+		     const double shift[NV])
+{
+	double o[NV], d[NV];
+
+	for (int i = 0; i < NV; i++) {
+		o[i] = old[i] - shift[i];
+		d[i] = now[i] - shift[i];
+		m->s[i] += d[i] - o[i];
+	}
+	for (int i = 0; i < NV; i++)
+		for (int j = i; j < NV; j++)
+			m->ss[i][j] += d[i] * d[j] - o[i] * o[j];
+}
+
+/* The state of the daily walk: each unit's variables as of the day. */
+struct walk {
+	const struct wf_exp_unit *u;
+	size_t n;
+	const struct wf_exp_unit_day *ud; /* NULL: units enter with their totals */
+	size_t nud, k;                    /* k: the next record */
+	size_t *order, *first;            /* units by first_day; first[d] its start */
+	double (*cur)[NV];
+	struct mom cum[WF_EXP_MAX_ARMS];
+};
+
+/* Day d of the walk: the units first exposed that day enter (with nothing
+ * yet but their pre-period covariates, or their totals without records),
+ * then the day's records move their units. */
+static void walk_day(struct walk *w, uint32_t d, uint32_t narms, const double (*shift)[NV])
+{
+	for (size_t o = w->first[d]; o < w->first[d + 1]; o++) {
+		size_t i = w->order[o];
+
+		unit_vars(&w->u[i], w->cur[i]);
+		if (w->ud)
+			for (int k = V_E; k <= V_REV; k++)
+				w->cur[i][k] = 0;
+		mom_add(&w->cum[w->u[i].arm], w->cur[i], shift[w->u[i].arm]);
+	}
+	for (; w->k < w->nud && w->ud[w->k].day == d; w->k++) {
+		const struct wf_exp_unit_day *r = &w->ud[w->k];
+		uint32_t arm = w->u[r->unit].arm;
+		double now[NV];
+
+		if (arm >= narms)
+			continue;
+		memcpy(now, w->cur[r->unit], sizeof(now));
+		now[V_E] += r->exposures;
+		now[V_C] += r->clicks;
+		now[V_K] += r->carts;
+		now[V_CONV] += r->converted;
+		now[V_REV] += r->revenue;
+		mom_move(&w->cum[arm], w->cur[r->unit], now, shift[arm]);
+		memcpy(w->cur[r->unit], now, sizeof(now));
+	}
+}
+
+/* The daily series and the final comparisons: each day's cumulative sums
+ * from the walk; the last day's from the units' totals afresh (the final
+ * report, free of the walk's rounding); p_always_valid is the running
+ * minimum. */
+static int days_fill(struct wf_exp_report *r, struct walk *w, const double (*shift)[NV])
 {
 	uint32_t na = r->narms;
-	struct mom cum[WF_EXP_MAX_ARMS];
 	struct stat st[WF_EXP_MAX_ARMS];
+	double v[NV];
 
-	memset(cum, 0, sizeof(cum));
 	for (uint32_t d = 0; d < r->ndays; d++) {
 		struct wf_exp_day *day = &r->days[d];
 
@@ -352,10 +406,19 @@ static int days_fill(struct wf_exp_report *r, const struct mom *b, const double 
 		day->cmp = calloc(r->ncmp ? r->ncmp : 1, sizeof(*day->cmp));
 		if (!day->cmp)
 			return -ENOMEM;
+		walk_day(w, d, na, shift);
+		if (d + 1 == r->ndays) {
+			memset(w->cum, 0, sizeof(w->cum));
+			for (size_t i = 0; i < w->n; i++) {
+				if (w->u[i].arm >= na)
+					continue;
+				unit_vars(&w->u[i], v);
+				mom_add(&w->cum[w->u[i].arm], v, shift[w->u[i].arm]);
+			}
+		}
 		for (uint32_t a = 0; a < na; a++) {
-			mom_sum(&cum[a], &b[(size_t)d * na + a]);
-			mom_stat(&cum[a], shift[a], &st[a]);
-			day->units += (uint64_t)cum[a].n;
+			mom_stat(&w->cum[a], shift[a], &st[a]);
+			day->units += (uint64_t)w->cum[a].n;
 		}
 		compare_all(st, na, r->has_pre, day->cmp);
 		for (size_t i = 0; d > 0 && i < r->ncmp; i++) {
@@ -370,7 +433,7 @@ static int days_fill(struct wf_exp_report *r, const struct mom *b, const double 
 		}
 	}
 	for (uint32_t a = 0; a < na; a++)
-		mom_stat(&cum[a], shift[a], &st[a]);
+		mom_stat(&w->cum[a], shift[a], &st[a]);
 	arms_fill(r, st);
 	if (r->ndays > 0)
 		memcpy(r->cmp, r->days[r->ndays - 1].cmp, r->ncmp * sizeof(*r->cmp));
@@ -379,17 +442,59 @@ static int days_fill(struct wf_exp_report *r, const struct mom *b, const double 
 	return 0;
 }
 
-int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
-			const char *const *arm_names, const double *planned_share,
-			struct wf_exp_report **ret)
+/* Check the records (see wf_exp_report_build_daily()) and widen *ndays to
+ * the last day they name. */
+static int records_check(const struct wf_exp_unit *u, size_t n, const struct wf_exp_unit_day *ud,
+			 size_t nud, uint32_t *ndays)
+{
+	for (size_t k = 0; k < nud; k++) {
+		if (ud[k].unit >= n || ud[k].day >= WF_EXP_MAX_DAYS ||
+		    ud[k].day < u[ud[k].unit].first_day || (k > 0 && ud[k].day < ud[k - 1].day))
+			return -EINVAL;
+		if (ud[k].day + 1 > *ndays)
+			*ndays = ud[k].day + 1;
+	}
+	return 0;
+}
+
+/* The units in the order of their first_day (a counting sort). */
+static int walk_init(struct walk *w, uint32_t ndays, uint32_t narms)
+{
+	w->order = calloc(w->n ? w->n : 1, sizeof(*w->order));
+	w->first = calloc((size_t)ndays + 2, sizeof(*w->first));
+	w->cur = calloc(w->n ? w->n : 1, sizeof(*w->cur));
+	if (!w->order || !w->first || !w->cur)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->u[i].arm < narms)
+			w->first[w->u[i].first_day + 2]++;
+	for (uint32_t d = 0; d < ndays; d++)
+		w->first[d + 2] += w->first[d + 1];
+	for (size_t i = 0; i < w->n; i++)
+		if (w->u[i].arm < narms)
+			w->order[w->first[w->u[i].first_day + 1]++] = i;
+	return 0;
+}
+
+static void walk_fini(struct walk *w)
+{
+	free(w->order);
+	free(w->first);
+	free(w->cur);
+}
+
+int wf_exp_report_build_daily(const struct wf_exp_unit *u, size_t n,
+			      const struct wf_exp_unit_day *ud, size_t nud, uint32_t narms,
+			      const char *const *arm_names, const double *planned_share,
+			      struct wf_exp_report **ret)
 {
 	struct wf_exp_report *r = NULL;
-	struct mom *b = NULL;
+	struct walk w = { .u = u, .n = n, .ud = ud, .nud = ud ? nud : 0 };
 	double shift[WF_EXP_MAX_ARMS][NV], cnt[WF_EXP_MAX_ARMS], v[NV];
 	uint32_t ndays = 0;
 	int err;
 
-	if (narms < 2 || narms > WF_EXP_MAX_ARMS || (n > 0 && !u) || !ret)
+	if (narms < 2 || narms > WF_EXP_MAX_ARMS || (n > 0 && !u) || (nud > 0 && !ud) || !ret)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -399,7 +504,7 @@ int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
 		goto fail;
 	r->tau_rel = EXP_TAU_REL;
 	r->ncmp = (size_t)(narms - 1) * WF_EXP_NMETRICS;
-	/* pass 1: each arm's means, the shift; the number of days */
+	/* each arm's means, the shift; the number of days */
 	memset(shift, 0, sizeof(shift));
 	memset(cnt, 0, sizeof(cnt));
 	for (size_t i = 0; i < n; i++) {
@@ -420,31 +525,33 @@ int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
 			r->has_pre = 1;
 		r->units++;
 	}
+	err = records_check(u, n, w.ud, w.nud, &ndays);
+	if (err < 0)
+		goto fail;
 	r->ndays = ndays;
 	err = -ENOMEM;
 	r->cmp = calloc(r->ncmp, sizeof(*r->cmp));
 	r->days = calloc(ndays ? ndays : 1, sizeof(*r->days));
-	b = calloc((size_t)(ndays ? ndays : 1) * narms, sizeof(*b));
-	if (!r->cmp || !r->days || !b)
+	if (!r->cmp || !r->days || walk_init(&w, ndays, narms) < 0)
 		goto fail;
-	/* pass 2: shifted sums per (day, arm) */
-	for (size_t i = 0; i < n; i++) {
-		if (u[i].arm >= narms)
-			continue;
-		unit_vars(&u[i], v);
-		mom_add(&b[(size_t)u[i].first_day * narms + u[i].arm], v, shift[u[i].arm]);
-	}
-	err = days_fill(r, b, (const double(*)[NV])shift);
+	err = days_fill(r, &w, (const double(*)[NV])shift);
 	if (err < 0)
 		goto fail;
 	srm_fill(r);
-	free(b);
+	walk_fini(&w);
 	*ret = r;
 	return 0;
 fail:
-	free(b);
+	walk_fini(&w);
 	wf_exp_report_free(r);
 	return err;
+}
+
+int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
+			const char *const *arm_names, const double *planned_share,
+			struct wf_exp_report **ret)
+{
+	return wf_exp_report_build_daily(u, n, NULL, 0, narms, arm_names, planned_share, ret);
 }
 
 void wf_exp_report_free(struct wf_exp_report *r)

@@ -2,8 +2,9 @@
  * expstats.h - the statistics of an online experiment and its report.
  *
  * Input: one struct wf_exp_unit per randomized unit (a user or a session),
- * the per-unit totals that attribution (admin, from the exposure journal)
- * sums up. Output: struct wf_exp_report, per arm the units, exposures and
+ * the per-unit totals that attribution (lib/exp_attr.h, from the journal)
+ * sums up, and for the daily series what each day added to them (struct
+ * wf_exp_unit_day). Output: struct wf_exp_report, per arm the units, exposures and
  * four metrics, and for each arm against the first (the control) the
  * absolute and relative lift with a 95 % interval, a two-sided p-value and
  * an always-valid p-value (mixture SPRT), CUPED-adjusted estimates beside
@@ -44,6 +45,18 @@ struct wf_exp_unit {
 	uint8_t has_pre;
 };
 
+/* What one day added to one unit's totals (the contract with attribution
+ * for the daily series): one record per unit and day with activity, day
+ * = whole days since the experiment start. A unit's records over all its
+ * days sum to its struct wf_exp_unit totals (exposures, clicks, carts,
+ * purchases, converted, revenue); converted is 1 on the day of its first
+ * purchase only. Memory: units x active days. */
+struct wf_exp_unit_day {
+	uint32_t unit; /* index into the units array */
+	uint32_t day;  /* >= that unit's first_day, < WF_EXP_MAX_DAYS */
+	double exposures, clicks, carts, purchases, converted, revenue;
+};
+
 enum wf_exp_metric {
 	WF_EXP_CTR = 0,
 	WF_EXP_ATC,
@@ -55,7 +68,7 @@ enum wf_exp_metric {
 #define WF_EXP_MAX_ARMS 16
 #define WF_EXP_ARM_NAME 64
 #define WF_EXP_SRM_ALPHA 0.001 /* SRM flagged below this p */
-#define WF_EXP_MAX_DAYS 4096  /* first_day must be below this */
+#define WF_EXP_MAX_DAYS 4096  /* first_day and record days must be below this */
 
 /* A metric's estimate in one arm: the mean (or the ratio) and its
  * standard error. */
@@ -87,7 +100,10 @@ struct wf_exp_cmp {
 	double theta;                   /* CUPED coefficient on pre_revenue */
 };
 
-/* The cumulative comparison after day d: units with first_day <= d. */
+/* The cumulative comparison at the end of day d, what a report run then
+ * would have shown: the units first exposed on or before day d, each with
+ * its outcomes up to the end of day d (its records of days <= d). The
+ * last day's comparisons are the report's. */
 struct wf_exp_day {
 	uint32_t day;
 	uint64_t units;
@@ -125,6 +141,20 @@ const char *wf_exp_metric_name(uint32_t metric);
 int wf_exp_report_build(const struct wf_exp_unit *u, size_t n, uint32_t narms,
 			const char *const *arm_names, const double *planned_share,
 			struct wf_exp_report **ret);
+
+/* The same report with the daily series from what each day added: ud,
+ * nud records sorted by day (attribution's output, wf_exp_attr_run_daily()
+ * in lib/exp_attr.h), so day d's point uses only outcomes up to day d.
+ * The final estimates come from the units' totals, as in
+ * wf_exp_report_build(), which is this with one record per unit holding
+ * its totals on its first day (a series that is only right when every
+ * outcome falls on the unit's first day). Records of units whose arm >=
+ * narms are ignored. -EINVAL also for a record out of order, of a unit >=
+ * n, or of a day before its unit's first_day or >= WF_EXP_MAX_DAYS. */
+int wf_exp_report_build_daily(const struct wf_exp_unit *u, size_t n,
+			      const struct wf_exp_unit_day *ud, size_t nud, uint32_t narms,
+			      const char *const *arm_names, const double *planned_share,
+			      struct wf_exp_report **ret);
 
 /* The report as JSON: {"units", "arms": {name: {units, exposures, ctr, atc,
  * conversion, revenue_per_unit, ...}}, "comparisons": [{metric, arm,

@@ -277,6 +277,75 @@ static void test_exp_attr_counts_from_journal(void **state)
 	assert_int_equal(wf_exp_attr_run("/nonexistent/journal", &e, &u, &n, &st) < 0, 1);
 }
 
+#define DAY 86400000ull
+
+/* Outcomes days after the exposure: each lands in the record of its own
+ * day, and day 0 of the report holds none of them. */
+static void test_exp_attr_daily_records_by_day(void **state)
+{
+	struct wf_exp e = two_arms("e", "a=50:live", "b=50:stale");
+	struct wf_journal_opts jo = { .durability = WF_JOURNAL_OS };
+	struct wf_journal *j;
+	struct wf_exp_unit *u;
+	struct wf_exp_unit_day *ud;
+	struct wf_exp_attr_stats st;
+	struct wf_exp_report *rep = NULL, *tot = NULL;
+	char dir[] = "/tmp/weft.test.exp.XXXXXX", err[256], cmd[64];
+	size_t n, nud;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(wf_journal_open(dir, &jo, &j, err, sizeof(err)), 0);
+	e.started_ms = T0;
+	e.window_ms = 2 * DAY;
+	JPUT(WF_JREC_EXPOSURE, T0 + 100, 0, "e", "a", "u:alice", "s1", "alice", "home", "1", "i1", "i2");
+	JPUT(WF_JREC_EXPOSURE, T0 + 110, 0, "e", "a", "u:amy", "s5", "amy", "home", "2", "i1");
+	JPUT(WF_JREC_EXPOSURE, T0 + 120, 1, "e", "b", "u:bob", "s2", "bob", "home", "3", "i1");
+	JPUT(WF_JREC_EXPOSURE, T0 + 130, 1, "e", "b", "u:ben", "s6", "ben", "home", "4", "i1");
+	JPUT(WF_JREC_EVENT, T0 + 200, 0, "s1", "alice", "click", "i1");
+	JPUT(WF_JREC_EVENT, T0 + DAY + 500, 0, "s1", "alice", "purchase", "i2", "value", "30");
+	JPUT(WF_JREC_EVENT, T0 + DAY + 600, 1, "s2", "bob", "click", "i1");
+	JPUT(WF_JREC_EXPOSURE, T0 + 2 * DAY + 10, 0, "e", "a", "u:cleo", "s7", "cleo", "home", "5", "i1");
+	JPUT(WF_JREC_EXPOSURE, T0 + 2 * DAY + 20, 0, "e", "a", "u:alice", "s1", "alice", "home", "6", "i3");
+	/* another shard's clock: stamped on day 1, journaled after day 2's */
+	JPUT(WF_JREC_EVENT, T0 + DAY + 900, 1, "s1", "alice", "purchase", "i9", "value", "5");
+	assert_int_equal(wf_journal_flush_sync(j), 0);
+	wf_journal_close(j);
+
+	assert_int_equal(wf_exp_attr_run_daily(dir, &e, &u, &n, &ud, &nud, &st), 0);
+	assert_int_equal(n, 5);
+	assert_true(u[0].exposures == 2 && u[0].clicks == 1 && u[0].purchases == 1 && u[0].revenue == 35);
+	assert_int_equal(u[4].first_day, 2);
+	assert_int_equal(nud, 8);
+	for (size_t k = 0; k < 4; k++)
+		assert_true(ud[k].day == 0 && ud[k].unit == k && ud[k].exposures == 1 && ud[k].converted == 0);
+	assert_true(ud[0].clicks == 1 && ud[2].clicks == 0);
+	assert_true(ud[4].day == 1 && ud[4].unit == 0 && ud[4].exposures == 0);
+	assert_true(ud[4].purchases == 1 && ud[4].converted == 1 && ud[4].revenue == 35);
+	assert_true(ud[5].day == 1 && ud[5].unit == 2 && ud[5].clicks == 1);
+	assert_true(ud[6].day == 2 && ud[6].unit == 0 && ud[6].exposures == 1 && ud[6].revenue == 0);
+	assert_true(ud[7].day == 2 && ud[7].unit == 4 && ud[7].exposures == 1);
+
+	assert_int_equal(wf_exp_report_build_daily(u, n, ud, nud, 2, NULL, NULL, &rep), 0);
+	assert_int_equal(rep->ndays, 3);
+	assert_int_equal(rep->days[0].units, 4);
+	assert_true(rep->days[0].cmp[WF_EXP_CONVERSION].control == 0);
+	assert_true(rep->days[0].cmp[WF_EXP_REVENUE].control == 0);
+	assert_true(rep->days[1].cmp[WF_EXP_CONVERSION].control == 0.5);
+	assert_true(rep->days[1].cmp[WF_EXP_CTR].treatment == 0.5);
+	assert_true(fabs(rep->days[2].cmp[WF_EXP_CONVERSION].control - 1.0 / 3) < 1e-15);
+	/* the series from totals alone puts day 1's purchase on day 0 */
+	assert_int_equal(wf_exp_report_build(u, n, 2, NULL, NULL, &tot), 0);
+	assert_true(tot->days[0].cmp[WF_EXP_CONVERSION].control == 0.5);
+	assert_true(tot->cmp[WF_EXP_REVENUE].control == rep->cmp[WF_EXP_REVENUE].control);
+	wf_exp_report_free(tot);
+	wf_exp_report_free(rep);
+	free(ud);
+	free(u);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_exp_conf_round_trip),
 		cmocka_unit_test(test_exp_assign_binomial_and_stable),
 		cmocka_unit_test(test_exp_attr_counts_from_journal),
+		cmocka_unit_test(test_exp_attr_daily_records_by_day),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

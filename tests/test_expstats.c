@@ -4,8 +4,10 @@
  * per-unit outcomes (most units never click or buy, revenue heavy-tailed)
  * whose 95 % intervals must cover zero 93-97 % of the time on every
  * metric, and whose always-valid p-value, looked at after every simulated
- * day, must keep the false-positive rate at 5 % while the classic p-value
- * looked at daily does not; a known lift detected, with exact arm
+ * day (the daily series from what each day added to each unit), must
+ * keep the false-positive rate at 5 % while the classic p-value looked at
+ * daily does not; each day's point equal to the report of that day's
+ * data, and blind to later outcomes; a known lift detected, with exact arm
  * totals; the sample-ratio-mismatch flag on a skewed split and not on
  * fair ones; CUPED's variance reduction with a correlated covariate;
  * JSON, text and PNG rendering; bad input. Every random stream is seeded:
@@ -128,6 +130,63 @@ static struct wf_exp_unit *units_gen(struct rng *r, const struct world *w, size_
 	return u;
 }
 
+static int rec_cmp(const void *x, const void *y)
+{
+	const struct wf_exp_unit_day *p = x, *q = y;
+
+	if (p->day != q->day)
+		return p->day < q->day ? -1 : 1;
+	return p->unit < q->unit ? -1 : p->unit > q->unit;
+}
+
+/* What each day added to each unit, as attribution writes it: a unit is
+ * active from its first day to a uniform last day; its first exposure
+ * falls on its first day, every other exposure, click, cart and purchase
+ * on a uniform active day, its conversion and revenue on one of them.
+ * Sorted by (day, unit); *ret_n records. */
+static struct wf_exp_unit_day *days_gen(struct rng *r, const struct world *w,
+					const struct wf_exp_unit *u, size_t n, size_t *ret_n)
+{
+	struct wf_exp_unit_day *ud = NULL, *t = calloc(w->ndays, sizeof(*t));
+	size_t m = 0, cap = 0;
+
+	assert_non_null(t);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t f = u[i].first_day, span = 1 + (uint32_t)(unif(r) * (w->ndays - f)), cd;
+
+		memset(t, 0, span * sizeof(*t));
+		t[0].exposures = 1;
+		for (double k = 1; k < u[i].exposures; k++)
+			t[(uint32_t)(unif(r) * span)].exposures += 1;
+		for (double k = 0; k < u[i].clicks; k++)
+			t[(uint32_t)(unif(r) * span)].clicks += 1;
+		for (double k = 0; k < u[i].carts; k++)
+			t[(uint32_t)(unif(r) * span)].carts += 1;
+		for (double k = 0; k < u[i].purchases; k++)
+			t[(uint32_t)(unif(r) * span)].purchases += 1;
+		cd = (uint32_t)(unif(r) * span);
+		t[cd].converted = u[i].converted;
+		t[cd].revenue = u[i].revenue;
+		for (uint32_t d = 0; d < span; d++) {
+			if (!(t[d].exposures || t[d].clicks || t[d].carts || t[d].purchases ||
+			      t[d].converted || t[d].revenue))
+				continue;
+			if (m == cap) {
+				cap = cap ? 2 * cap : 4096;
+				ud = realloc(ud, cap * sizeof(*ud));
+				assert_non_null(ud);
+			}
+			ud[m] = t[d];
+			ud[m].unit = (uint32_t)i;
+			ud[m++].day = f + d;
+		}
+	}
+	free(t);
+	qsort(ud, m, sizeof(*ud), rec_cmp);
+	*ret_n = m;
+	return ud;
+}
+
 #define NEAR(a, b, rel) assert_true(fabs((a) - (b)) <= (rel) * fabs(b) + 1e-300)
 
 static void test_expstats_distributions_match_reference_values(void **state)
@@ -167,11 +226,13 @@ static void test_expstats_distributions_match_reference_values(void **state)
 #define AA_UNITS 4000
 #define AA_DAYS 14
 
-/* 1,000 A/A experiments of 4,000 units over 14 days. Fixed horizon: the
- * 95 % interval of the absolute lift covers 0 in 93-97 % (SD of the rate
- * at 1,000 runs is 0.7 points). Daily peeking: rejecting when any day's
- * p_always_valid < 0.05 stays at most 5 % + 2.33 SD; rejecting when any
- * day's classic p < 0.05 goes far above that. */
+/* 1,000 A/A experiments of 4,000 units over 14 days, their outcomes
+ * spread over the days after each unit's first (days_gen()), the daily
+ * series from what each day added (wf_exp_report_build_daily()). Fixed
+ * horizon: the 95 % interval of the absolute lift covers 0 in 93-97 % (SD
+ * of the rate at 1,000 runs is 0.7 points). Daily peeking: rejecting when
+ * any day's p_always_valid < 0.05 stays at most 5 % + 2.33 SD; rejecting
+ * when any day's classic p < 0.05 goes far above that. */
 static void test_expstats_aa_covers_zero_and_always_valid_survives_peeking(void **state)
 {
 	static const double half[2] = { 0.5, 0.5 };
@@ -185,8 +246,11 @@ static void test_expstats_aa_covers_zero_and_always_valid_survives_peeking(void 
 	for (int s = 0; s < AA_SIMS; s++) {
 		struct wf_exp_unit *u = units_gen(&r, &w, AA_UNITS, half, 2);
 		struct wf_exp_report *rep = NULL;
+		size_t nud;
+		struct wf_exp_unit_day *ud = days_gen(&r, &w, u, AA_UNITS, &nud);
 
-		assert_int_equal(wf_exp_report_build(u, AA_UNITS, 2, NULL, half, &rep), 0);
+		assert_int_equal(wf_exp_report_build_daily(u, AA_UNITS, ud, nud, 2, NULL, half, &rep),
+				 0);
 		assert_int_equal(rep->ndays, AA_DAYS);
 		srm += rep->srm_flag;
 		for (uint32_t m = 0; m < WF_EXP_NMETRICS; m++) {
@@ -204,6 +268,7 @@ static void test_expstats_aa_covers_zero_and_always_valid_survives_peeking(void 
 			peek_av[m] += c->p_always_valid < 0.05;
 		}
 		wf_exp_report_free(rep);
+		free(ud);
 		free(u);
 	}
 	print_message("A/A %d runs x %d units x %d days: metric cover rel-cover cuped-cover "
@@ -412,6 +477,144 @@ static void test_expstats_render_json_and_text(void **state)
 	free(u);
 }
 
+/* Four units, all exposed on day 0; the control's two buy on day 1 and
+ * one treated unit clicks on day 2. Day 0's point holds none of it (as a
+ * report run at the end of day 0 would), day 1 the purchases, day 2
+ * everything and equals the report; the series from totals alone
+ * (wf_exp_report_build()) puts the purchases on day 0. */
+static void test_expstats_daily_point_excludes_later_outcomes(void **state)
+{
+	struct wf_exp_unit u[4] = {
+		{ .arm = 0, .exposures = 2, .purchases = 1, .converted = 1, .revenue = 30 },
+		{ .arm = 0, .exposures = 2, .purchases = 1, .converted = 1, .revenue = 10 },
+		{ .arm = 1, .exposures = 2, .clicks = 1 },
+		{ .arm = 1, .exposures = 2 },
+	};
+	const struct wf_exp_unit_day ud[] = {
+		{ .unit = 0, .day = 0, .exposures = 2 },
+		{ .unit = 1, .day = 0, .exposures = 1 },
+		{ .unit = 2, .day = 0, .exposures = 2 },
+		{ .unit = 3, .day = 0, .exposures = 2 },
+		{ .unit = 0, .day = 1, .purchases = 1, .converted = 1, .revenue = 30 },
+		{ .unit = 1, .day = 1, .exposures = 1, .purchases = 1, .converted = 1, .revenue = 10 },
+		{ .unit = 2, .day = 2, .clicks = 1 },
+	};
+	const struct wf_exp_unit_day late[] = { { .unit = 0, .day = 1 }, { .unit = 1, .day = 0 } };
+	const struct wf_exp_unit_day early[] = { { .unit = 0, .day = 0 } };
+	const struct wf_exp_unit_day far[] = { { .unit = 0, .day = WF_EXP_MAX_DAYS } };
+	const struct wf_exp_unit_day none[] = { { .unit = 4, .day = 0 } };
+	struct wf_exp_report *rep = NULL, *tot = NULL;
+	const struct wf_exp_cmp *c;
+
+	(void)state;
+	assert_int_equal(wf_exp_report_build_daily(u, 4, ud, sizeof(ud) / sizeof(ud[0]), 2, NULL, NULL, &rep), 0);
+	assert_int_equal(rep->ndays, 3);
+	assert_int_equal(rep->days[0].units, 4);
+	c = &rep->days[0].cmp[WF_EXP_CONVERSION];
+	assert_true(c->control == 0 && c->treatment == 0);
+	assert_true(rep->days[0].cmp[WF_EXP_REVENUE].control == 0);
+	assert_true(rep->days[0].cmp[WF_EXP_CTR].control == 0);
+	assert_true(rep->days[0].cmp[WF_EXP_CTR].treatment == 0);
+	assert_true(rep->days[1].cmp[WF_EXP_CONVERSION].control == 1);
+	assert_true(rep->days[1].cmp[WF_EXP_REVENUE].control == 20);
+	assert_true(rep->days[1].cmp[WF_EXP_CTR].treatment == 0);
+	assert_true(rep->days[2].cmp[WF_EXP_CTR].treatment == 0.25);
+	assert_memory_equal(&rep->days[2].cmp[0], &rep->cmp[0], rep->ncmp * sizeof(*rep->cmp));
+	/* the same final report as from the totals; only the series differs */
+	assert_int_equal(wf_exp_report_build(u, 4, 2, NULL, NULL, &tot), 0);
+	assert_int_equal(tot->ndays, 1);
+	assert_true(tot->days[0].cmp[WF_EXP_CONVERSION].control == 1);
+	for (size_t i = 0; i < rep->ncmp; i++) {
+		const struct wf_exp_cmp *a = &rep->cmp[i], *b = &tot->cmp[i];
+
+		assert_true(a->control == b->control && a->treatment == b->treatment);
+		assert_true(a->abs == b->abs && (a->se == b->se || (isnan(a->se) && isnan(b->se))));
+	}
+	for (uint32_t a = 0; a < 2; a++)
+		assert_true(rep->arm[a].revenue == tot->arm[a].revenue &&
+			    rep->arm[a].units == tot->arm[a].units);
+	wf_exp_report_free(tot);
+	wf_exp_report_free(rep);
+	rep = NULL;
+	/* records out of order, before the unit's first day, too late, of no unit */
+	u[0].first_day = 1;
+	assert_int_equal(wf_exp_report_build_daily(u, 4, late, 2, 2, NULL, NULL, &rep), -EINVAL);
+	assert_int_equal(wf_exp_report_build_daily(u, 4, early, 1, 2, NULL, NULL, &rep), -EINVAL);
+	assert_int_equal(wf_exp_report_build_daily(u, 4, far, 1, 2, NULL, NULL, &rep), -EINVAL);
+	assert_int_equal(wf_exp_report_build_daily(u, 4, none, 1, 2, NULL, NULL, &rep), -EINVAL);
+	assert_int_equal(wf_exp_report_build_daily(u, 4, NULL, 1, 2, NULL, NULL, &rep), -EINVAL);
+	assert_null(rep);
+}
+
+/* Every day's point equals the report of that day's data: the units
+ * exposed by day d with their records of days <= d summed into totals,
+ * given to wf_exp_report_build() (the p_always_valid running minimum
+ * aside). */
+static void test_expstats_daily_point_is_the_report_of_that_day(void **state)
+{
+	static const double half[2] = { 0.5, 0.5 };
+	struct world w = { .ndays = 7, .lift_ctr = 0.1, .with_pre = 1 };
+	struct rng r = { 77 };
+	size_t n = 3000, nud;
+	struct wf_exp_unit *u = units_gen(&r, &w, n, half, 2), *t = calloc(n, sizeof(*t));
+	struct wf_exp_unit_day *ud = days_gen(&r, &w, u, n, &nud);
+	struct wf_exp_report *rep = NULL, *cut = NULL;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(wf_exp_report_build_daily(u, n, ud, nud, 2, NULL, half, &rep), 0);
+	assert_int_equal(rep->ndays, w.ndays);
+	for (uint32_t d = 0; d < w.ndays; d++) {
+		size_t m = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			t[i] = u[i];
+			t[i].arm = u[i].first_day <= d ? u[i].arm : 99; /* not yet exposed: ignored */
+			t[i].exposures = t[i].clicks = t[i].carts = t[i].purchases = 0;
+			t[i].converted = t[i].revenue = 0;
+		}
+		for (size_t k = 0; k < nud && ud[k].day <= d; k++) {
+			struct wf_exp_unit *x = &t[ud[k].unit];
+
+			x->exposures += ud[k].exposures;
+			x->clicks += ud[k].clicks;
+			x->carts += ud[k].carts;
+			x->purchases += ud[k].purchases;
+			x->converted += ud[k].converted;
+			x->revenue += ud[k].revenue;
+		}
+		for (size_t i = 0; i < n; i++)
+			m += t[i].arm < 2;
+		assert_int_equal(wf_exp_report_build(t, n, 2, NULL, half, &cut), 0);
+		assert_int_equal(rep->days[d].units, m);
+		for (size_t i = 0; i < rep->ncmp; i++) {
+			const struct wf_exp_cmp *a = &rep->days[d].cmp[i], *b = &cut->cmp[i];
+			double look;
+
+			NEAR(a->control, b->control, 1e-9);
+			NEAR(a->treatment, b->treatment, 1e-9);
+			NEAR(a->se, b->se, 1e-9);
+			NEAR(a->p, b->p, 1e-6);
+			/* this look's mSPRT p, and the minimum over the looks before */
+			look = wf_exp_msprt_p(b->abs, b->se * b->se,
+					      pow(rep->tau_rel * b->control, 2));
+			assert_true(a->p_always_valid <= look * (1 + 1e-9));
+			if (d > 0)
+				assert_true(a->p_always_valid <= rep->days[d - 1].cmp[i].p_always_valid);
+			assert_true(fabs(a->abs - b->abs) <= 1e-9 * b->se);
+			assert_int_equal(a->has_cuped, b->has_cuped);
+			if (b->has_cuped)
+				assert_true(fabs(a->cuped_abs - b->cuped_abs) <= 1e-9 * b->se);
+		}
+		wf_exp_report_free(cut);
+		cut = NULL;
+	}
+	wf_exp_report_free(rep);
+	free(ud);
+	free(t);
+	free(u);
+}
+
 static void test_expstats_bad_input_and_empty_arms(void **state)
 {
 	static const double neg[2] = { 0.5, -0.1 }, zero[2] = { 0, 0 };
@@ -461,6 +664,8 @@ int main(void)
 		cmocka_unit_test(test_expstats_srm_flags_skewed_split_only),
 		cmocka_unit_test(test_expstats_cuped_reduces_variance_with_correlated_covariate),
 		cmocka_unit_test(test_expstats_render_json_and_text),
+		cmocka_unit_test(test_expstats_daily_point_excludes_later_outcomes),
+		cmocka_unit_test(test_expstats_daily_point_is_the_report_of_that_day),
 		cmocka_unit_test(test_expstats_bad_input_and_empty_arms),
 	};
 
