@@ -9,7 +9,14 @@ find what the simulator knows to be true: live's CTR and conversion lift
 have 95 % intervals above zero, and the simulator's own count of exposures
 per arm (by lib/exp's assignment) is the report's. Then an A/A experiment
 (`live` vs `live`) on fresh sessions: no always-valid p-value below 0.05,
-no sample ratio mismatch, the CTR interval covers zero. Seeds fixed.
+no fixed-horizon p-value below 0.001 (a 95 % interval would miss zero in
+one A/A run of twenty by design: a test must not), no sample ratio
+mismatch. Seeds fixed, but the appliance's answers depend on timing (a
+session's clock), so runs differ: 250,000 page views give the conversion
+lift (~+17 %) a z of about 4 where 140,000 gave 2-4.
+
+Under the sanitizers it is skipped: it measures statistics, not memory
+safety, and it-experiments drives the same serving and attribution code.
 
 Exposures reach the journal through weft-ingest's notes: without them the
 report has no exposures and the test is skipped (77) with that reason.
@@ -24,6 +31,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Appliance, SkipTest, Store, TestDir, prog  # noqa: E402
 
+if os.environ.get("WEFT_SANITIZED"):
+    print("skip: the closed loop measures statistics; it-experiments covers its code under the sanitizers")
+    sys.exit(77)
 T = TestDir("expsim")
 STORE = Store(T.path, users=600, items=1000, days=10)
 EV_Y = os.path.join(T.path, "events_y.csv")
@@ -43,7 +53,7 @@ APP.weftctl("snapshot", "load", SNAP_T)
 
 def sim(tag, seed):
     r = subprocess.run([prog("weft-sim"), "--dir", APP.dir, "--store", STORE.dir, "--quiet", "--shoppers", "8000",
-                        "--returning", "0.2", "--pageviews", "140000", "--seed", str(seed), "--tag", tag],
+                        "--returning", "0.2", "--pageviews", "250000", "--seed", str(seed), "--tag", tag],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"weft-sim exit {r.returncode}: {r.stdout} {r.stderr}"
     harness.log(r.stdout)
@@ -84,8 +94,7 @@ def test_aa_finds_nothing():
     rep = report("aa")
     for c in rep["comparisons"]:
         assert c["p_always_valid"] > 0.05, c
-    ctr = cmp(rep, "ctr")
-    assert ctr["ci"]["absolute"][0] < 0 < ctr["ci"]["absolute"][1], ctr
+        assert c["p"] > 0.001, c
     assert not rep["srm_flag"], rep["srm_p"]
 
 
