@@ -295,10 +295,17 @@ static void state_free(struct ranker_ctx *ctx, struct ranker_seg *g, size_t size
 	ranker_free(g);
 }
 
-/* A restored session's model, rebuilt when a rule reads it (cart, pivot). */
+/* Rules read cart or pivot: a session's model must be current. */
+static int reads_model(const struct ranker_ctx *ctx)
+{
+	return (wf_seg_set_uses(ctx->segs) & (WF_SEG_USES_CART | WF_SEG_USES_PIVOT)) != 0;
+}
+
+/* A session's model (restored ones rebuild it lazily), rebuilt when a
+ * rule reads it. */
 static void model_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
 {
-	if (wf_seg_set_uses(ctx->segs) & (WF_SEG_USES_CART | WF_SEG_USES_PIVOT))
+	if (reads_model(ctx))
 		ranker_session_fresh(ctx, s);
 }
 
@@ -308,6 +315,7 @@ static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint6
 	struct emit e = { ctx, ctx->segs, s, reason };
 	struct wf_seg_inputs u;
 
+	model_fresh(ctx, s);
 	seg_inputs(ctx, s, NULL, 0, wf_seg_set_uses(ctx->segs), &u);
 	heap_set(ctx, s, wf_seg_step(ctx->segs, &s->seg->st, &u, now, on_transition, &e));
 }
@@ -470,12 +478,10 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 		}
 	}
 	s->seg = g;
-	if (!ctx->seg_replaying) { /* a replay steps every session at its end */
-		model_fresh(ctx, s);
+	/* Its notes go with the reply (or batch) that restored it; a replay
+	 * steps every session at its end. */
+	if (!ctx->seg_replaying)
 		session_step(ctx, s, wf_wall_ms(), "restored");
-		wf_ring_prod_commit(&ctx->rep);
-		ranker_wake_ingest(ctx);
-	}
 	return exact;
 }
 
@@ -742,7 +748,11 @@ void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_r
 /* After the replay: every session evaluated now; what differs from what
  * was announced is announced (a deadline that passed while no ranker ran
  * included), continuing each sequence, so a note the previous process
- * pushed but ingest never journaled comes again with the same key. */
+ * pushed but ingest never journaled comes again with the same key. A
+ * session whose model a rule reads and which came back without it (a
+ * checkpoint's, rebuilt lazily) is evaluated by a timer due now instead,
+ * so the rebuilds (100,000 sessions: seconds) come after serving began,
+ * 256 a loop pass; an event for it first fires that timer. */
 void ranker_segs_replay_end(struct ranker_ctx *ctx)
 {
 	uint64_t now = wf_wall_ms(), n0 = ctx->seg_notes;
@@ -752,10 +762,10 @@ void ranker_segs_replay_end(struct ranker_ctx *ctx)
 		return;
 	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
 		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next)
-			if (s->seg) {
-				model_fresh(ctx, s);
+			if (s->seg && reads_model(ctx) && ctx->cur && s->snap_gen != ctx->cur->gen)
+				heap_set(ctx, s, now); /* its model first: by the timers, once serving */
+			else if (s->seg)
 				session_step(ctx, s, now, "recovered");
-			}
 	wf_ring_prod_commit(&ctx->rep);
 	ranker_wake_ingest(ctx);
 	if (ctx->seg_notes > n0)
