@@ -523,9 +523,10 @@ void ranker_segs_forget(struct ranker_ctx *ctx, struct ranker_session *s, const 
 void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason);
 /* A session record's segment part (sessions.c places it after the
  * header): u64 the set's hash (ctx->seg_fp), u32 state bytes, u32 seqs,
- * the state (lib/seg's bytes, as they are), then for each segment with a
+ * the state (lib/seg's bytes, as they are; left out, state bytes 0, when
+ * the part would pass RANKER_SEG_REC_MAX), then for each segment with a
  * sequence number u32 hash of (name, version) and u32 seq, padded to 8.
- * Its bytes for s (0: s has no segment state), at most RANKER_SEG_REC_MAX. */
+ * Its bytes for s (0: s has no segment state). */
 #define RANKER_SEG_REC_MAX 32768u
 uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_session *s);
 void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session *s, uint8_t *out);

@@ -418,9 +418,18 @@ uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_
 
 	if (!s->seg || !ctx->segs)
 		return 0;
-	n = WF_ALIGN_UP(sizeof(struct seg_rec_hdr) + wf_seg_state_size(ctx->segs) +
-				8ull * seqs_used(ctx->segs, &s->seg->st), 8);
-	return n <= RANKER_SEG_REC_MAX ? (uint32_t)n : 0; /* too big (thousands of atoms): not kept */
+	n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st); /* at most 528 */
+	if (n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX)
+		n += wf_seg_state_size(ctx->segs); /* else (thousands of count terms) the sequences alone */
+	return (uint32_t)WF_ALIGN_UP(n, 8);
+}
+
+/* The state's bytes a record of s holds (0: the sequences only). */
+static uint32_t state_kept(const struct ranker_ctx *ctx, const struct ranker_session *s)
+{
+	size_t n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st);
+
+	return n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX ? (uint32_t)wf_seg_state_size(ctx->segs) : 0;
 }
 
 void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session *s, uint8_t *out)
@@ -431,8 +440,7 @@ void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session 
 
 	if (!n)
 		return;
-	h = (struct seg_rec_hdr){ ctx->seg_fp, (uint32_t)wf_seg_state_size(ctx->segs),
-				  seqs_used(ctx->segs, &s->seg->st) };
+	h = (struct seg_rec_hdr){ ctx->seg_fp, state_kept(ctx, s), seqs_used(ctx->segs, &s->seg->st) };
 	memcpy(out, &h, sizeof(h));
 	memcpy(p, &s->seg->st, h.state_len);
 	p += h.state_len;
@@ -457,10 +465,10 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 	if (len >= sizeof(h))
 		memcpy(&h, p, sizeof(h));
 	if (len < sizeof(h) || (uint64_t)sizeof(h) + h.state_len + 8ull * h.nseq > len)
-		h = (struct seg_rec_hdr){ 0 }; /* none (rec_check bounds len only) */
-	exact = h.state_len && h.fp == ctx->seg_fp && h.state_len == wf_seg_state_size(ctx->segs);
-	if (!exact && ((!h.state_len && !rebuild) || (!s->hist_n && !h.nseq)))
-		return !h.state_len;
+		len = 0; /* none (rec_check bounds len only) */
+	if (!len && (!rebuild || !s->hist_n))
+		return 1; /* no state, none to rebuild */
+	exact = len && h.state_len && h.fp == ctx->seg_fp && h.state_len == wf_seg_state_size(ctx->segs);
 	if (!(g = state_alloc(ctx)))
 		return 0;
 	if (exact) {
@@ -469,7 +477,7 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 		/* Other definitions: rebuilt (as switch_set does), in no segment,
 		 * each sequence whose segment and version stay continued. */
 		state_from_history(ctx, ctx->segs, s, &g->st);
-		for (uint32_t k = 0; k < h.nseq; k++) {
+		for (uint32_t k = 0; len && k < h.nseq; k++) {
 			uint32_t e[2];
 			memcpy(e, p + sizeof(h) + h.state_len + 8ull * k, sizeof(e));
 			for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
