@@ -593,9 +593,11 @@ int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 	 * rebuilt from it, this event included, when the session is next
 	 * queried (ranker_session_fresh). So a restart's replay after a
 	 * checkpoint costs a history append per event, not a rebuild per
-	 * session. */
-	stale = ctx->cur && s->snap_gen != ctx->cur->gen;
+	 * session. Read after the deadlines before the event fired: a step
+	 * rebuilds a stale model when a segment reads it (segs.c), and then
+	 * this event must be applied to it. */
 	ranker_segs_before(ctx, s, ts_ms);
+	stale = ctx->cur && s->snap_gen != ctx->cur->gen;
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
