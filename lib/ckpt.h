@@ -31,6 +31,9 @@
 enum wf_ckpt_type {
 	WF_CKPT_END = 0,      /* last section: struct wf_ckpt_end */
 	WF_CKPT_SESSIONS = 1, /* session records (rankers/sessions.c, ranker_session_pack) */
+	WF_CKPT_SEGDEFS = 2,  /* the segment definitions (name, version) the records' segment
+			       * states were built under, before any SESSIONS (rankers/segs.c,
+			       * ranker_segs_defs_pack); without it a record holds no segment state */
 	WF_CKPT_TYPES
 };
 

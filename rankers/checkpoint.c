@@ -217,7 +217,21 @@ static int ckpt_begin(struct ranker_ctx *ctx, uint64_t now_ms)
 		return -errno;
 	c->lsn = ctx->applied_lsn;
 	wf_ckpt_hdr_init(&h, ctx->shard, c->lsn, now_ms);
-	if ((r = write_all(c->fd, &h, sizeof(h))) < 0) { /* 48 bytes: the page cache */
+	/* The header and the segment definitions (a few KiB: the page cache). */
+	size_t dl = ranker_segs_defs_size(ctx);
+	struct ckpt_buf d = { .cap = sizeof(struct wf_ckpt_sec) + dl + 8 };
+	r = -ENOMEM;
+	if ((d.p = malloc(d.cap))) {
+		/* packed in place after its header's room, as the SESSIONS are */
+		ranker_segs_defs_pack(ctx, d.p + sizeof(struct wf_ckpt_sec));
+		r = pack_section(&d, WF_CKPT_SEGDEFS, d.p + sizeof(struct wf_ckpt_sec), dl);
+	}
+	if (r == 0)
+		r = write_all(c->fd, &h, sizeof(h));
+	if (r == 0)
+		r = write_all(c->fd, d.p, d.len);
+	free(d.p);
+	if (r < 0) {
 		close(c->fd);
 		unlink(c->tmp);
 		return r;
@@ -225,8 +239,9 @@ static int ckpt_begin(struct ranker_ctx *ctx, uint64_t now_ms)
 	c->t0_ns = wf_now_ns();
 	c->bucket = 0;
 	c->next = 0;
-	c->off = sizeof(h);
-	c->sections = c->sessions = c->step_max_ns = 0;
+	c->off = sizeof(h) + d.len;
+	c->sections = 1;
+	c->sessions = c->step_max_ns = 0;
 	c->finish = c->werr = 0;
 	c->bufs[0].full = c->bufs[1].full = 0;
 	atomic_store_explicit(&c->done, 0, memory_order_relaxed); /* no writer runs now */
@@ -291,7 +306,7 @@ int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 		size_t len = 0, at = sizeof(struct wf_ckpt_sec);
 		while (c->bucket < RANKER_SESSION_TABLE && len < CHUNK) {
 			for (const struct ranker_session *s = ctx->sessions[c->bucket]; s; s = s->next) {
-				uint32_t n = ranker_session_rec_size(s);
+				uint32_t n = ranker_session_rec_size(ctx, s);
 				if (at + len + n + 8 > b->cap) {
 					uint8_t *nb = realloc(b->p, at + len + n + 8 + CHUNK);
 					if (!nb)
@@ -299,7 +314,7 @@ int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 					b->p = nb;
 					b->cap = at + len + n + 8 + CHUNK;
 				}
-				ranker_session_pack(s, b->p + at + len);
+				ranker_session_pack(ctx, s, b->p + at + len);
 				len += n;
 				c->sessions++;
 			}
@@ -363,7 +378,7 @@ static int table_has(const struct ranker_ctx *ctx, uint64_t key, const char *id,
 	return 0;
 }
 
-int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn)
+int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn, int *ret_segs)
 {
 	char path[WF_PATH_MAX + 32];
 	struct wf_ckpt_hdr h;
@@ -371,7 +386,7 @@ int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn)
 	const uint8_t *m, *body;
 	uint64_t off = 0, len, n = 0;
 	uint32_t type;
-	int fd, r;
+	int fd, r, segdefs = 0, segs = 1;
 
 	snprintf(path, sizeof(path), "%s/shard-%u.wfc", ctx->state_dir, ctx->shard);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
@@ -389,8 +404,15 @@ int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn)
 	if (r == 0 && h.shard != ctx->shard)
 		r = -EBADMSG;
 	while (r == 0 && wf_ckpt_next(m, (size_t)st.st_size, &off, &type, &body, &len)) {
+		if (type == WF_CKPT_SEGDEFS) {
+			/* the definitions its segment states were built under */
+			segdefs = 1;
+			segs = ranker_segs_defs_match(ctx, body, len);
+			continue;
+		}
 		if (type != WF_CKPT_SESSIONS)
 			continue; /* a section of a kind this ranker does not know */
+		segs &= segdefs; /* an older checkpoint: no segment state */
 		for (uint64_t p = 0; p < len;) {
 			const char *id;
 			uint32_t idl;
@@ -401,10 +423,15 @@ int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn)
 				r = -EBADMSG;
 				break;
 			}
-			if (!table_has(ctx, key, id, idl) && !ranker_session_unpack(ctx, body + p, ranker_spill_has(ctx, key))) {
+			/* A state not restored as it was: rebuilt from the history,
+			 * and what was announced read from the journal's start. */
+			int exact = segs ? 1 : -1;
+			if (!table_has(ctx, key, id, idl) &&
+			    !ranker_session_unpack(ctx, body + p, ranker_spill_has(ctx, key), &exact)) {
 				r = -ENOMEM;
 				break;
 			}
+			segs &= exact == 1;
 			ranker_sessions_expire(ctx, 0); /* the budget's evictions only */
 			p += (uint64_t)k;
 			n++;
@@ -413,10 +440,12 @@ int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn)
 	munmap((void *)m, (size_t)st.st_size);
 	if (r < 0)
 		return r;
-	wf_info("shard %u loaded checkpoint %s: %llu sessions through lsn %llu", ctx->shard, path,
-		(unsigned long long)n, (unsigned long long)h.lsn);
+	wf_info("shard %u loaded checkpoint %s: %llu sessions through lsn %llu%s", ctx->shard, path,
+		(unsigned long long)n, (unsigned long long)h.lsn,
+		segs ? "" : " (segment states rebuilt: other definitions or an older checkpoint)");
 	ctx->applied_lsn = WF_MAX(ctx->applied_lsn, h.lsn);
 	atomic_store_explicit(&ctx->sc->stats.checkpoint_lsn, h.lsn, memory_order_relaxed); /* stats */
 	*ret_lsn = h.lsn;
+	*ret_segs = segs;
 	return 0;
 }

@@ -126,25 +126,31 @@ static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t event
  * was acknowledged, in a time bounded by the checkpoint interval's events. */
 static void replay_journal(struct ranker_ctx *ctx)
 {
-	uint64_t t0 = wf_now_ns(), from = 0, last = 0, since = wf_wall_ms() - ctx->session_ttl_ms;
-	int c = ctx->ckpt_interval_ms ? ranker_ckpt_load(ctx, &from) : -ENOENT;
-	uint64_t t1 = wf_now_ns();
+	uint64_t t0, t1, from = 0, last = 0, since = wf_wall_ms() - ctx->session_ttl_ms;
 	int64_t n;
+	int c, segs = 0;
+
+	/* Sessions come back without notes; what differs from what was
+	 * announced is announced once the replay ends (segs.c). */
+	ranker_segs_replay_begin(ctx);
+	t0 = wf_now_ns();
+	c = ctx->ckpt_interval_ms ? ranker_ckpt_load(ctx, &from, &segs) : -ENOENT;
+	t1 = wf_now_ns();
 
 	if (c == 0)
 		since = 0; /* everything after the checkpoint */
 	else if (c != -ENOENT)
 		wf_warn("shard %u: checkpoint in %s unusable (%s): replaying the whole journal instead", ctx->shard,
 			ctx->state_dir, strerror(-c));
-	/* AI1: weft-ingest bumps ctl->ingest_epoch at start (ingest/main.c)
-	 * before it commits anything to a ring, so a pop's acquire (the
-	 * ring's commit release) makes the new epoch visible here; read before
-	 * the journal, so an ingest that restarts meanwhile is caught up after. */
-	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_started, memory_order_acquire); /* A14 */
-	/* From the start: the segment transitions announced before the
-	 * checkpoint are read too (the checkpoint does not hold them yet). */
-	ranker_segs_replay_begin(ctx);
-	n = replay_from(ctx, 0, c == 0 ? from + 1 : 0, UINT64_MAX, since, &last);
+	/* A14: pairs with R14 in ingest/main.c setup_state() (the running
+	 * ingest's epoch, published once its journal is recovered); read
+	 * before the journal, so an ingest that starts meanwhile is caught up
+	 * after (catch_up). */
+	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_started, memory_order_acquire);
+	/* After the checkpoint's LSN when its segment states were restored as
+	 * they were; else from the start, so the segment transitions announced
+	 * before it are known before the sessions are evaluated again. */
+	n = replay_from(ctx, c == 0 && segs ? from + 1 : 0, c == 0 ? from + 1 : 0, UINT64_MAX, since, &last);
 	if (n < 0) {
 		if (n != -ENOENT)
 			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror((int)-n));
@@ -155,8 +161,8 @@ static void replay_journal(struct ranker_ctx *ctx)
 	ranker_segs_replay_end(ctx);
 	wf_info("shard %u replayed %lld journal events (lsn %llu..%llu%s) in %.1f ms (checkpoint %.1f ms)", ctx->shard,
 		(long long)n, (unsigned long long)(c == 0 ? from + 1 : 0), (unsigned long long)last,
-		c == 0 ? ", after its checkpoint" : ", whole journal", (double)(wf_now_ns() - t1) / 1e6,
-		(double)(t1 - t0) / 1e6);
+		c != 0 ? ", whole journal" : segs ? ", after its checkpoint" : ", after its checkpoint; segment records from the start",
+		(double)(wf_now_ns() - t1) / 1e6, (double)(t1 - t0) / 1e6);
 }
 
 /* weft-ingest restarted since the journal was last read (a new one

@@ -252,6 +252,7 @@ struct ranker_ctx {
 	struct wf_seg_set *segs;
 	uint64_t segdefs_gen;
 	size_t seg_size;                /* bytes of a struct ranker_seg */
+	uint64_t seg_fp;                /* the set's names and versions, in order, hashed (segs.c) */
 	struct ranker_seg_timer *seg_heap;
 	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
 	int seg_replaying;
@@ -350,17 +351,20 @@ static inline struct ranker_session *ranker_session_find(struct ranker_ctx *ctx,
  * (like after a generation swap). Layout in sessions.c. */
 #define RANKER_REC_HDR 64u
 /* Bytes of s's record (a multiple of 8). */
-uint32_t ranker_session_rec_size(const struct ranker_session *s);
+uint32_t ranker_session_rec_size(const struct ranker_ctx *ctx, const struct ranker_session *s);
 /* Write s's record to out (ranker_session_rec_size bytes). */
-void ranker_session_pack(const struct ranker_session *s, uint8_t *out);
+void ranker_session_pack(const struct ranker_ctx *ctx, const struct ranker_session *s, uint8_t *out);
 /* The record at p (n bytes available): its size, 0 if incomplete,
  * -EBADMSG if it is not a valid record; its key and id. */
 int ranker_session_rec_check(const uint8_t *p, size_t n, uint64_t *ret_key, const char **ret_id,
 			     uint32_t *ret_id_len);
 /* Make the session of a checked record live (it must not be in the table):
  * in_spill: the spill store holds its key (the live-session filter counts
- * it already). The session, or NULL (no memory). */
-struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill);
+ * it already). *seg_exact: in, < 0 to rebuild the segment state from the
+ * history when the record has none (ranker_segs_unpack's rebuild); out,
+ * ranker_segs_unpack's result. The session, or NULL (no memory). */
+struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill,
+					     int *seg_exact);
 /* Apply an EVENT with its journal LSN (0: none); an event at or below the
  * session's LSN is acknowledged without being applied again. */
 int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, uint64_t ts_ms,
@@ -385,8 +389,13 @@ uint64_t ranker_spill_dropped(const struct ranker_ctx *ctx);
 
 /* checkpoint.c */
 /* Load the shard's checkpoint: 0 and the LSN it covers (*ret_lsn), -ENOENT
- * (none), or -errno (corrupt: nothing of it was kept, a full replay follows). */
-int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn);
+ * (none), or -errno (corrupt: nothing of it was kept, a full replay follows).
+ * *ret_segs: 1 when every session's segment state was restored as it was
+ * (its definitions are the live ones), so the SEGMENT records at or below
+ * the LSN need not be read; 0: the states were rebuilt from the histories
+ * and what was announced must be read from the journal's start. Call
+ * during the replay (ranker_segs_replay_begin). */
+int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn, int *ret_segs);
 /* One bounded step of the periodic checkpoint (from housekeeping): about
  * 64 KiB of sessions packed (a writer thread writes them). 1 when a checkpoint is being
  * written and has more to write, else 0. */
@@ -511,6 +520,35 @@ void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int typ
 /* s is being forgotten (reason: "expired", "evicted"): exits for the
  * segments it was announced in, its state freed, its timer gone. */
 void ranker_segs_forget(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason);
+/* s leaves every segment it was announced in (exits pushed, membership
+ * cleared, sequences advanced; nothing during a replay), its state kept:
+ * what an evicted session's spill record holds. */
+void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason);
+/* A session record's segment part (sessions.c places it after the
+ * header): u64 the set's hash (ctx->seg_fp), u32 state bytes, u32 seqs,
+ * the state (lib/seg's bytes, as they are; left out, state bytes 0, when
+ * the part would pass RANKER_SEG_REC_MAX), then for each segment with a
+ * sequence number u32 hash of (name, version) and u32 seq, padded to 8.
+ * Its bytes for s (0: s has no segment state). */
+#define RANKER_SEG_REC_MAX 32768u
+uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_session *s);
+void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session *s, uint8_t *out);
+/* Give s (unpacked, its history in place) the segment state of a record's
+ * part p (len bytes; 0: none): the state as it was when the hash matches
+ * the live set; otherwise rebuilt from s's history (as a definition reload
+ * does) with the sequence of each segment whose name and version stay, and
+ * in no segment (a replay from the journal's start restores what was
+ * announced). rebuild: rebuild from the history also when len is 0 (a
+ * record of a checkpoint without segment state). Returns 1 when the state
+ * was restored as it was (or there was none to restore), 0 otherwise. */
+int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const uint8_t *p, uint32_t len, int rebuild);
+/* The checkpoint's list of the set (its SEGDEFS section: u64 hash, u32
+ * count, u32 0, then per segment u64 version, u32 name length, the name,
+ * padded to 8): its bytes, and writing it (to out, that many bytes). */
+size_t ranker_segs_defs_size(const struct ranker_ctx *ctx);
+void ranker_segs_defs_pack(const struct ranker_ctx *ctx, uint8_t *out);
+/* 1 when a SEGDEFS body (len bytes) is the live set's list. */
+int ranker_segs_defs_match(const struct ranker_ctx *ctx, const uint8_t *p, uint64_t len);
 /* Fire the deadlines at or before now_ms (at most 256, each at its own
  * time), publishing their notes. Returns how many fired. */
 uint32_t ranker_segs_timers(struct ranker_ctx *ctx, uint64_t now_ms);

@@ -295,12 +295,27 @@ static void state_free(struct ranker_ctx *ctx, struct ranker_seg *g, size_t size
 	ranker_free(g);
 }
 
+/* Rules read cart or pivot: a session's model must be current. */
+static int reads_model(const struct ranker_ctx *ctx)
+{
+	return (wf_seg_set_uses(ctx->segs) & (WF_SEG_USES_CART | WF_SEG_USES_PIVOT)) != 0;
+}
+
+/* A session's model (restored ones rebuild it lazily), rebuilt when a
+ * rule reads it. */
+static void model_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
+{
+	if (reads_model(ctx))
+		ranker_session_fresh(ctx, s);
+}
+
 /* Step s at now and set its timer. */
 static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason)
 {
 	struct emit e = { ctx, ctx->segs, s, reason };
 	struct wf_seg_inputs u;
 
+	model_fresh(ctx, s);
 	seg_inputs(ctx, s, NULL, 0, wf_seg_set_uses(ctx->segs), &u);
 	heap_set(ctx, s, wf_seg_step(ctx->segs, &s->seg->st, &u, now, on_transition, &e));
 }
@@ -339,19 +354,201 @@ void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int typ
 	session_step(ctx, s, ts_ms, wf_event_name(type));
 }
 
+void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason)
+{
+	if (!s->seg || !ctx->segs || ctx->seg_replaying)
+		return;
+	/* Announced members leave with the session (its key continues the
+	 * sequence; a spill record keeps the advanced one). */
+	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
+		if (s->seg->st.member >> i & 1) {
+			uint32_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
+			note_push(ctx, ctx->segs, s, i, 0, ++*seq, wf_wall_ms(), reason);
+			s->seg->st.member &= ~(1ull << i);
+		}
+}
+
 void ranker_segs_forget(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason)
 {
 	heap_remove(ctx, s);
 	if (!s->seg)
 		return;
-	/* Announced members leave with the session (its key continues the sequence). */
-	for (uint32_t i = 0; ctx->segs && i < wf_seg_set_count(ctx->segs); i++)
-		if (s->seg->st.member >> i & 1) {
-			uint32_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
-			note_push(ctx, ctx->segs, s, i, 0, ++*seq, wf_wall_ms(), reason);
-		}
+	ranker_segs_leave(ctx, s, reason);
 	state_free(ctx, s->seg, ctx->seg_size);
 	s->seg = NULL;
+}
+
+/* ---- session records, checkpoints ---- */
+
+/* Segment i of set by name and version (a record's sequence list). */
+static uint64_t seg_hash(const struct wf_seg_set *set, uint32_t i)
+{
+	const char *name = wf_seg_set_name(set, i);
+
+	return wf_hash64(name, strlen(name)) + wf_seg_set_version(set, i) * 0x9e3779b97f4a7c15ull;
+}
+
+/* The set's names and versions, in order (ctx->seg_fp). */
+static uint64_t set_fp(const struct wf_seg_set *set)
+{
+	uint64_t h = wf_seg_set_count(set);
+
+	for (uint32_t i = 0; i < wf_seg_set_count(set); i++)
+		h = (h ^ seg_hash(set, i)) * 0x100000001b3ull;
+	return h;
+}
+
+struct seg_rec_hdr {
+	uint64_t fp;
+	uint32_t state_len, nseq;
+};
+
+static uint32_t seqs_used(const struct wf_seg_set *set, struct wf_seg_state *st)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < wf_seg_set_count(set); i++)
+		n += *wf_seg_state_seq(set, st, i) != 0;
+	return n;
+}
+
+uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_session *s)
+{
+	uint64_t n;
+
+	if (!s->seg || !ctx->segs)
+		return 0;
+	n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st); /* at most 528 */
+	if (n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX)
+		n += wf_seg_state_size(ctx->segs); /* else (thousands of count terms) the sequences alone */
+	return (uint32_t)WF_ALIGN_UP(n, 8);
+}
+
+/* The state's bytes a record of s holds (0: the sequences only). */
+static uint32_t state_kept(const struct ranker_ctx *ctx, const struct ranker_session *s)
+{
+	size_t n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st);
+
+	return n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX ? (uint32_t)wf_seg_state_size(ctx->segs) : 0;
+}
+
+void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session *s, uint8_t *out)
+{
+	uint32_t n = ranker_segs_rec_size(ctx, s);
+	struct seg_rec_hdr h;
+	uint8_t *p = out + sizeof(h);
+
+	if (!n)
+		return;
+	h = (struct seg_rec_hdr){ ctx->seg_fp, state_kept(ctx, s), seqs_used(ctx->segs, &s->seg->st) };
+	memcpy(out, &h, sizeof(h));
+	memcpy(p, &s->seg->st, h.state_len);
+	p += h.state_len;
+	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++) {
+		uint32_t e[2] = { (uint32_t)seg_hash(ctx->segs, i), *wf_seg_state_seq(ctx->segs, &s->seg->st, i) };
+		if (e[1]) {
+			memcpy(p, e, sizeof(e));
+			p += sizeof(e);
+		}
+	}
+	memset(p, 0, (size_t)(out + n - p));
+}
+
+int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const uint8_t *p, uint32_t len, int rebuild)
+{
+	struct seg_rec_hdr h = { 0 };
+	struct ranker_seg *g;
+	int exact;
+
+	if (!ctx->segs || s->seg)
+		return 1;
+	if (len >= sizeof(h))
+		memcpy(&h, p, sizeof(h));
+	if (len < sizeof(h) || (uint64_t)sizeof(h) + h.state_len + 8ull * h.nseq > len)
+		len = 0; /* none (rec_check bounds len only) */
+	if (!len && (!rebuild || !s->hist_n))
+		return 1; /* no state, none to rebuild */
+	exact = len && h.state_len && h.fp == ctx->seg_fp && h.state_len == wf_seg_state_size(ctx->segs);
+	if (!(g = state_alloc(ctx)))
+		return 0;
+	if (exact) {
+		memcpy(&g->st, p + sizeof(h), h.state_len);
+	} else {
+		/* Other definitions: rebuilt (as switch_set does), in no segment,
+		 * each sequence whose segment and version stay continued. */
+		state_from_history(ctx, ctx->segs, s, &g->st);
+		for (uint32_t k = 0; len && k < h.nseq; k++) {
+			uint32_t e[2];
+			memcpy(e, p + sizeof(h) + h.state_len + 8ull * k, sizeof(e));
+			for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
+				if ((uint32_t)seg_hash(ctx->segs, i) == e[0])
+					*wf_seg_state_seq(ctx->segs, &g->st, i) = e[1];
+		}
+	}
+	s->seg = g;
+	/* Its notes go with the reply (or batch) that restored it; a replay
+	 * steps every session at its end. */
+	if (!ctx->seg_replaying)
+		session_step(ctx, s, wf_wall_ms(), "restored");
+	return exact;
+}
+
+struct seg_def_hdr {
+	uint64_t version;
+	uint32_t name_len, pad;
+};
+
+size_t ranker_segs_defs_size(const struct ranker_ctx *ctx)
+{
+	size_t n = 16;
+
+	for (uint32_t i = 0; ctx->segs && i < wf_seg_set_count(ctx->segs); i++)
+		n += WF_ALIGN_UP(sizeof(struct seg_def_hdr) + strlen(wf_seg_set_name(ctx->segs, i)), 8);
+	return n;
+}
+
+void ranker_segs_defs_pack(const struct ranker_ctx *ctx, uint8_t *out)
+{
+	uint32_t cnt = ctx->segs ? wf_seg_set_count(ctx->segs) : 0, zero = 0;
+	uint8_t *p = out + 16;
+
+	memcpy(out, &ctx->seg_fp, 8);
+	memcpy(out + 8, &cnt, 4);
+	memcpy(out + 12, &zero, 4);
+	for (uint32_t i = 0; i < cnt; i++) {
+		const char *name = wf_seg_set_name(ctx->segs, i);
+		struct seg_def_hdr d = { wf_seg_set_version(ctx->segs, i), (uint32_t)strlen(name), 0 };
+		size_t n = WF_ALIGN_UP(sizeof(d) + d.name_len, 8);
+		memset(p, 0, n);
+		memcpy(p, &d, sizeof(d));
+		memcpy(p + sizeof(d), name, d.name_len);
+		p += n;
+	}
+}
+
+int ranker_segs_defs_match(const struct ranker_ctx *ctx, const uint8_t *p, uint64_t len)
+{
+	uint64_t fp, off = 16;
+	uint32_t cnt;
+
+	if (!ctx->segs || len < 16)
+		return 0;
+	memcpy(&fp, p, 8);
+	memcpy(&cnt, p + 8, 4);
+	if (fp != ctx->seg_fp || cnt != wf_seg_set_count(ctx->segs))
+		return 0;
+	for (uint32_t i = 0; i < cnt; i++) {
+		const char *name = wf_seg_set_name(ctx->segs, i);
+		struct seg_def_hdr d;
+		if (off + sizeof(d) > len)
+			return 0;
+		memcpy(&d, p + off, sizeof(d));
+		if (d.version != wf_seg_set_version(ctx->segs, i) || d.name_len != strlen(name) ||
+		    off + sizeof(d) + d.name_len > len || memcmp(p + off + sizeof(d), name, d.name_len) != 0)
+			return 0;
+		off += WF_ALIGN_UP(sizeof(d) + d.name_len, 8);
+	}
+	return 1;
 }
 
 uint32_t ranker_segs_timers(struct ranker_ctx *ctx, uint64_t now_ms)
@@ -419,6 +616,7 @@ static void switch_set(struct ranker_ctx *ctx, struct wf_seg_set *set)
 
 	ctx->segs = set;
 	ctx->seg_size = offsetof(struct ranker_seg, st) + wf_seg_state_size(set);
+	ctx->seg_fp = set_fp(set);
 	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
 		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next) {
 			struct ranker_seg *prev = s->seg, *g = s->hist_n ? state_alloc(ctx) : NULL;
@@ -469,6 +667,7 @@ int ranker_segs_init(struct ranker_ctx *ctx)
 	}
 	ctx->segs = set;
 	ctx->seg_size = offsetof(struct ranker_seg, st) + wf_seg_state_size(set);
+	ctx->seg_fp = set_fp(set);
 	wf_info("shard %u: %u segments defined", ctx->shard, wf_seg_set_count(set));
 	return 0;
 }
@@ -557,7 +756,11 @@ void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_r
 /* After the replay: every session evaluated now; what differs from what
  * was announced is announced (a deadline that passed while no ranker ran
  * included), continuing each sequence, so a note the previous process
- * pushed but ingest never journaled comes again with the same key. */
+ * pushed but ingest never journaled comes again with the same key. A
+ * session whose model a rule reads and which came back without it (a
+ * checkpoint's, rebuilt lazily) is evaluated by a timer due now instead,
+ * so the rebuilds (100,000 sessions: seconds) come after serving began,
+ * 256 a loop pass; an event for it first fires that timer. */
 void ranker_segs_replay_end(struct ranker_ctx *ctx)
 {
 	uint64_t now = wf_wall_ms(), n0 = ctx->seg_notes;
@@ -567,7 +770,9 @@ void ranker_segs_replay_end(struct ranker_ctx *ctx)
 		return;
 	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
 		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next)
-			if (s->seg)
+			if (s->seg && reads_model(ctx) && ctx->cur && s->snap_gen != ctx->cur->gen)
+				heap_set(ctx, s, now); /* its model first: by the timers, once serving */
+			else if (s->seg)
 				session_step(ctx, s, now, "recovered");
 	wf_ring_prod_commit(&ctx->rep);
 	ranker_wake_ingest(ctx);

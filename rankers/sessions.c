@@ -165,7 +165,12 @@ static struct ranker_session *session_get(struct ranker_ctx *ctx, const struct w
 static void session_drop(struct ranker_ctx *ctx, struct ranker_session *s, const char *why)
 {
 	struct ranker_session **pp = &ctx->sessions[s->key & (buckets - 1)];
-	int spilled = ctx->spill && ranker_spill_put(ctx, s) == 0;
+	int spilled;
+
+	/* Its exits first, so the record holds the state after them (the
+	 * sequences advanced: a restored session's next key is new). */
+	ranker_segs_leave(ctx, s, why);
+	spilled = ctx->spill && ranker_spill_put(ctx, s) == 0;
 
 	while (*pp != s)
 		pp = &(*pp)->next;
@@ -588,9 +593,11 @@ int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
 	 * rebuilt from it, this event included, when the session is next
 	 * queried (ranker_session_fresh). So a restart's replay after a
 	 * checkpoint costs a history append per event, not a rebuild per
-	 * session. */
-	stale = ctx->cur && s->snap_gen != ctx->cur->gen;
+	 * session. Read after the deadlines before the event fired: a step
+	 * rebuilds a stale model when a segment reads it (segs.c), and then
+	 * this event must be applied to it. */
 	ranker_segs_before(ctx, s, ts_ms);
+	stale = ctx->cur && s->snap_gen != ctx->cur->gen;
 	/* The user the history named last is the session's user (only
 	 * events set it). */
 	new_user = !wf_user_is_anon(argv[1].p, argv[1].len) &&
@@ -629,7 +636,9 @@ int ranker_event_lsn(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint
  * files stay on the box that wrote them):
  *   u32 len (the record's bytes, padded to 8)  u32 xxh32 (of what follows it)
  *   u64 key, lsn, last_ms, last_event_ms, hist_last_ts
- *   u32 hist_len, hist_folded  u16 hist_n  u8 id_len, user_len  u32 0
+ *   u32 hist_len, hist_folded  u16 hist_n  u8 id_len, user_len  u32 seg_len
+ *   segment bytes (seg_len, a multiple of 8: segs.c, ranker_segs_pack; 0:
+ *   no segment state, as in the records written before it existed)
  *   id bytes, user bytes, history bytes (the codec above), zero padding
  */
 struct rec_hdr {
@@ -638,25 +647,29 @@ struct rec_hdr {
 	uint32_t hist_len, hist_folded;
 	uint16_t hist_n;
 	uint8_t id_len, user_len;
-	uint32_t reserved;
+	uint32_t seg_len;
 };
 _Static_assert(sizeof(struct rec_hdr) == RANKER_REC_HDR, "session record header");
 
 #define REC_SEED 0x73657373u
 
-uint32_t ranker_session_rec_size(const struct ranker_session *s)
+uint32_t ranker_session_rec_size(const struct ranker_ctx *ctx, const struct ranker_session *s)
 {
-	return (uint32_t)WF_ALIGN_UP((uint64_t)RANKER_REC_HDR + s->id_len + (s->user ? s->user_len : 0) + s->hist_len, 8);
+	return (uint32_t)WF_ALIGN_UP((uint64_t)RANKER_REC_HDR + ranker_segs_rec_size(ctx, s) + s->id_len +
+					     (s->user ? s->user_len : 0) + s->hist_len, 8);
 }
 
-void ranker_session_pack(const struct ranker_session *s, uint8_t *out)
+void ranker_session_pack(const struct ranker_ctx *ctx, const struct ranker_session *s, uint8_t *out)
 {
-	uint32_t n = ranker_session_rec_size(s), ul = s->user ? s->user_len : 0;
+	uint32_t n = ranker_session_rec_size(ctx, s), ul = s->user ? s->user_len : 0;
 	struct rec_hdr h = { .len = n, .key = s->key, .lsn = s->lsn, .last_ms = s->last_ms,
 			     .last_event_ms = s->last_event_ms, .hist_last_ts = s->hist_last_ts,
 			     .hist_len = s->hist_len, .hist_folded = s->hist_folded, .hist_n = s->hist_n,
-			     .id_len = s->id_len, .user_len = (uint8_t)ul };
+			     .id_len = s->id_len, .user_len = (uint8_t)ul, .seg_len = ranker_segs_rec_size(ctx, s) };
 	uint8_t *p = out + RANKER_REC_HDR;
+
+	ranker_segs_pack(ctx, s, p);
+	p += h.seg_len;
 
 	memcpy(p, s->id, s->id_len);
 	p += s->id_len;
@@ -679,28 +692,30 @@ int ranker_session_rec_check(const uint8_t *p, size_t n, uint64_t *ret_key, cons
 	if (n < sizeof(h))
 		return 0;
 	memcpy(&h, p, sizeof(h));
-	if (h.len < sizeof(h) || (h.len & 7) || h.reserved ||
-	    (uint64_t)RANKER_REC_HDR + h.id_len + h.user_len + h.hist_len > h.len || h.hist_n > RANKER_HISTORY_MAX ||
+	if (h.len < sizeof(h) || (h.len & 7) || (h.seg_len & 7) || h.seg_len > RANKER_SEG_REC_MAX ||
+	    (uint64_t)RANKER_REC_HDR + h.seg_len + h.id_len + h.user_len + h.hist_len > h.len ||
+	    h.hist_n > RANKER_HISTORY_MAX ||
 	    h.hist_len > RANKER_HISTORY_BYTES + UINT16_MAX || h.id_len == 0 || h.id_len > WF_ID_MAX ||
 	    h.user_len > WF_ID_MAX)
 		return -EBADMSG;
 	if (h.len > n)
 		return 0;
-	if (XXH32(p + 8, h.len - 8, REC_SEED) != h.xxh32 || wf_hash64(p + sizeof(h), h.id_len) != h.key)
+	if (XXH32(p + 8, h.len - 8, REC_SEED) != h.xxh32 || wf_hash64(p + sizeof(h) + h.seg_len, h.id_len) != h.key)
 		return -EBADMSG;
 	*ret_key = h.key;
-	*ret_id = (const char *)p + sizeof(h);
+	*ret_id = (const char *)p + sizeof(h) + h.seg_len;
 	*ret_id_len = h.id_len;
 	return (int)h.len;
 }
 
-struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill)
+struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8_t *p, int in_spill, int *seg_exact)
 {
 	struct rec_hdr h;
 	struct ranker_session *s;
-	const char *q = (const char *)p + sizeof(h);
+	const char *q;
 
 	memcpy(&h, p, sizeof(h));
+	q = (const char *)p + sizeof(h) + h.seg_len;
 	s = session_new(ctx, q, h.id_len, h.key, h.last_ms, in_spill);
 	if (!s)
 		return NULL;
@@ -721,6 +736,8 @@ struct ranker_session *ranker_session_unpack(struct ranker_ctx *ctx, const uint8
 	/* The model is rebuilt from the history when the session is next used
 	 * (ranker_session_fresh), as after a generation swap. */
 	s->snap_gen = UINT64_MAX;
+	/* Its segment state: as it was, or rebuilt from the history just put back. */
+	*seg_exact = ranker_segs_unpack(ctx, s, p + sizeof(h), h.seg_len, *seg_exact < 0);
 	return s;
 fail:
 	session_drop_nospill(ctx, s);
@@ -734,7 +751,7 @@ struct ranker_session *ranker_session_restore(struct ranker_ctx *ctx, uint64_t k
 
 	if (ranker_spill_get(ctx, key, id, len, &p) < 0)
 		return NULL;
-	s = ranker_session_unpack(ctx, p, 1);
+	s = ranker_session_unpack(ctx, p, 1, &(int){ 1 });
 	if (!s)
 		return NULL;
 	ranker_session_touch(ctx, s, wf_wall_ms()); /* named now: active, whatever its record says */

@@ -31,7 +31,7 @@
 
 #define SLOT_OFF_BITS 40u
 #define SLOT_SEQ_BITS 8u
-#define MAX_REC (RANKER_REC_HDR + 2u * 255u + RANKER_HISTORY_BYTES + 65536u)
+#define MAX_REC (RANKER_REC_HDR + RANKER_SEG_REC_MAX + 2u * 255u + RANKER_HISTORY_BYTES + 65536u)
 
 /* loc = offset (40 bits) | seq mod 256 (8) | length / 8 (16); 0: empty;
  * key != 0 and loc 0: removed. */
@@ -331,7 +331,7 @@ void ranker_spill_close(struct ranker_ctx *ctx)
 int ranker_spill_put(struct ranker_ctx *ctx, const struct ranker_session *s)
 {
 	struct ranker_spill *sp = ctx->spill;
-	uint32_t n = ranker_session_rec_size(s);
+	uint32_t n = ranker_session_rec_size(ctx, s);
 	struct spill_slot *e;
 	ssize_t w;
 
@@ -339,7 +339,7 @@ int ranker_spill_put(struct ranker_ctx *ctx, const struct ranker_session *s)
 		goto fail;
 	if (sp->size[0] + n > sp->half && sp->size[0] > 0 && rotate(sp) < 0)
 		goto fail;
-	ranker_session_pack(s, sp->buf);
+	ranker_session_pack(ctx, s, sp->buf);
 	w = pwrite(sp->fd[0], sp->buf, n, (off_t)sp->size[0]);
 	if (w != (ssize_t)n)
 		goto fail; /* a full disk: the session is not kept */

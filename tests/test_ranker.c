@@ -1469,6 +1469,144 @@ static void test_ranker_applies_what_a_killed_ingest_had_not_sent(void **state)
 	J = NULL;
 }
 
+/* ---- segment keys across eviction, restore and restart (issue 16 with issue 15) ---- */
+
+/* Each key (segment/version/seq/session) of the notes about session sid
+ * came once. */
+static void keys_once(const char *sid)
+{
+	char suffix[64];
+
+	snprintf(suffix, sizeof(suffix), "/%s", sid);
+	for (uint32_t i = 0; i < F.nnotes; i++) {
+		size_t kl = strlen(F.notes[i].key), sl = strlen(suffix);
+		if (kl > sl && strcmp(F.notes[i].key + kl - sl, suffix) == 0 && notes_with(F.notes[i].key) != 1)
+			fail_msg("key %s came %d times", F.notes[i].key, notes_with(F.notes[i].key));
+	}
+}
+
+/* A session in a segment evicted by the memory budget leaves it (an exit
+ * with the next sequence number); its spill record holds that state, so
+ * when an event brings it back its enter continues the sequence: no key
+ * is used twice. */
+static void test_ranker_segments_keys_continue_across_eviction(void **state)
+{
+	char sid[32], jdir[600], err[256];
+	const struct tnote *n = NULL;
+
+	/* ev1's events and the notes journaled, as ingest does (the next
+	 * test's restarts replay them); the others only sent. */
+	snprintf(jdir, sizeof(jdir), "%s/journal", F.dir);
+	assert_int_equal(wf_journal_open(jdir, NULL, &F.j, err, sizeof(err)), 0);
+	define_segments("carted\t1\tdid(cart_add, 1h) and not did(purchase, 1h)\n");
+	preview_rule = "in(carted)";
+	assert_true(wait_for(preview_ok));
+	jevent("ev1", "-", "cart_add", "i01");
+	assert_non_null(note_wait("carted/1/1/ev1", 5000));
+	/* New sessions until ev1, the least recently active, is evicted. */
+	for (int i = 0; i < 40000 && !n; i++) {
+		snprintf(sid, sizeof(sid), "evf%d", i);
+		EVENT(sid, "-", "view", "i05");
+		EVENT(sid, "-", "pdp", "i06");
+		if (i % 1000 == 999) {
+			barrier();
+			n = note_wait("carted/1/2/ev1", 0);
+		}
+	}
+	assert_non_null(n);
+	assert_string_equal(n->event, "exit");
+	jevent("ev1", "-", "view", "i02"); /* restored from the spill store, still carted */
+	n = note_wait("carted/1/3/ev1", 5000);
+	assert_non_null(n);
+	assert_string_equal(n->event, "enter");
+	CALL(WF_CMD_HISTORY, "ev1");
+	assert_string_equal(flatten()->t[0], "*2");
+	CALL(WF_CMD_SEGMENTS, "ev1", "-");
+	assert_string_equal(F.reply, "*1\r\n$6\r\ncarted\r\n");
+	jevent("ev1", "-", "purchase", "i01");
+	assert_non_null(note_wait("carted/1/4/ev1", 5000));
+	keys_once("ev1");
+	wf_journal_close(F.j);
+	F.j = NULL;
+}
+
+static uint64_t jlsn_want;
+
+static int ckpt_covers(void)
+{
+	barrier();
+	return atomic_load_explicit(&sc()->stats.checkpoint_lsn, memory_order_relaxed) >= jlsn_want;
+}
+
+/* A restart from a checkpoint (every second here) restores each session's
+ * segment state from it and reads the SEGMENT records only after its LSN:
+ * a record planted before the LSN (a sequence 7 exit the ranker never
+ * sent) is not read, which the old replay from the journal's start would
+ * have followed with an enter numbered 8. Transitions on both sides of
+ * the LSN are announced exactly once across two restarts, a session
+ * evicted before the checkpoint continues its sequence, and one whose
+ * enter came after it (journaled) is not announced again. */
+static void test_ranker_segments_restart_from_checkpoint_exactly_once(void **state)
+{
+	char jdir[600], err[256];
+	const char *pa[7] = { "carted/1/7/cs1", "carted", "1", "exit", "cs1", "-", "planted" };
+	uint32_t pl[7];
+	uint64_t lsn;
+
+	snprintf(jdir, sizeof(jdir), "%s/journal", F.dir);
+	assert_int_equal(wf_journal_open(jdir, NULL, &F.j, err, sizeof(err)), 0);
+	ranker_ttl = "600";
+	ranker_ckpt = "1";
+	restart_same();
+	jevent("cs1", "-", "cart_add", "i01");
+	assert_non_null(note_wait("carted/1/1/cs1", 5000));
+	jevent("cs2", "-", "cart_add", "i02");
+	assert_non_null(note_wait("carted/1/1/cs2", 5000));
+	for (int i = 0; i < 7; i++)
+		pl[i] = (uint32_t)strlen(pa[i]);
+	assert_int_equal(wf_journal_append_kind(F.j, WF_JREC_SEGMENT, wf_wall_ms(), (uint16_t)F.shard, 7, pa, pl, &lsn),
+			 0);
+	assert_int_equal(wf_journal_flush_sync(F.j), 0);
+	jlsn_want = wf_journal_next_lsn(F.j);
+	jevent("cs3", "-", "view", "i03"); /* moves the applied LSN past the planted record */
+	assert_true(wait_for(ckpt_covers));
+	/* After the checkpoint: an exit of cs2 and an enter of cs4, journaled. */
+	ranker_ckpt = "300"; /* no new one: the restarts below load that one */
+	jevent("cs2", "-", "purchase", "i02");
+	assert_non_null(note_wait("carted/1/2/cs2", 5000));
+	jevent("cs4", "-", "cart_add", "i04");
+	assert_non_null(note_wait("carted/1/1/cs4", 5000));
+	restart_same();
+	barrier();
+	CALL(WF_CMD_SEGMENTS, "cs1", "-");
+	assert_string_equal(F.reply, "*1\r\n$6\r\ncarted\r\n"); /* from the checkpoint */
+	CALL(WF_CMD_SEGMENTS, "cs2", "-");
+	assert_string_equal(F.reply, "*0\r\n");
+	CALL(WF_CMD_SEGMENTS, "cs4", "-");
+	assert_string_equal(F.reply, "*1\r\n$6\r\ncarted\r\n");
+	restart_same();
+	barrier();
+	assert_int_equal(notes_with("carted/1/8/cs1"), 0);
+	jevent("cs1", "-", "purchase", "i01");
+	assert_non_null(note_wait("carted/1/2/cs1", 5000)); /* its sequence, from the checkpoint */
+	keys_once("cs1");
+	keys_once("cs2");
+	keys_once("cs4");
+	assert_int_equal(notes_with("carted/1/1/cs4"), 1);
+	assert_int_equal(notes_with("carted/1/2/cs2"), 1);
+	/* ev1 (the test before: in, evicted, back in, out by its purchase;
+	 * replayed from the whole journal, spilled or checkpointed since):
+	 * another event repeats no key. */
+	jevent("ev1", "-", "view", "i03");
+	barrier();
+	CALL(WF_CMD_SEGMENTS, "ev1", "-");
+	assert_string_equal(F.reply, "*0\r\n");
+	keys_once("ev1");
+	wf_journal_close(F.j);
+	F.j = NULL;
+	define_segments(NULL); /* the built-in ones again */
+}
+
 /* The spill store within --spill-budget (1M here): the oldest evicted
  * sessions are dropped (counted), the recent ones still come back, and
  * the files stay within the budget. */
@@ -1699,6 +1837,8 @@ int main(void)
 		cmocka_unit_test(test_ranker_idle_sessions_expire_in_steps),
 		cmocka_unit_test(test_ranker_checkpoint_then_replay_after_its_lsn),
 		cmocka_unit_test(test_ranker_applies_what_a_killed_ingest_had_not_sent),
+		cmocka_unit_test(test_ranker_segments_keys_continue_across_eviction),
+		cmocka_unit_test(test_ranker_segments_restart_from_checkpoint_exactly_once),
 		cmocka_unit_test(test_ranker_spill_store_within_its_disk_budget),
 		cmocka_unit_test(test_ranker_experiment_batch_arm_exposed_before_reply),
 		cmocka_unit_test(test_ranker_experiment_outside_share_not_exposed_rerank_exposed),
