@@ -153,7 +153,8 @@ int wf_buf_append(struct wf_buf *b, const void *p, size_t n)
 
 	if (r < 0)
 		return r;
-	memcpy(b->data + b->len, p, n);
+	if (n) /* an empty buffer's data may be NULL: memcpy must not see it */
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;

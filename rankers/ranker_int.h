@@ -396,6 +396,11 @@ uint64_t ranker_spill_dropped(const struct ranker_ctx *ctx);
  * and what was announced must be read from the journal's start. Call
  * during the replay (ranker_segs_replay_begin). */
 int ranker_ckpt_load(struct ranker_ctx *ctx, uint64_t *ret_lsn, int *ret_segs);
+
+/* replay.c: a restart's replay (checkpoint, then the journal after it),
+ * and the catch-up after a new weft-ingest started (R14/A14). */
+void ranker_replay_journal(struct ranker_ctx *ctx);
+void ranker_catch_up(struct ranker_ctx *ctx);
 /* One bounded step of the periodic checkpoint (from housekeeping): about
  * 64 KiB of sessions packed (a writer thread writes them). 1 when a checkpoint is being
  * written and has more to write, else 0. */
