@@ -565,6 +565,13 @@ uint64_t ranker_segs_next(const struct ranker_ctx *ctx);
 void ranker_segs_replay_begin(struct ranker_ctx *ctx);
 void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_rec *rec);
 void ranker_segs_replay_end(struct ranker_ctx *ctx);
+/* segs.c, for segquery.c: what the rules read besides events (the
+ * session's cart and pivot, the user's attributes: id when not NULL, else
+ * the user s logged in as), and a session's history fed into a state. */
+void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, const char *id, size_t len,
+		       uint32_t uses, struct wf_seg_inputs *ret);
+void ranker_seg_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
+			     struct wf_seg_state *st);
 /* The segments session s (may be NULL) of user is in now (bit i: the
  * set's segment i). */
 uint64_t ranker_segs_now(struct ranker_ctx *ctx, struct ranker_session *s, const struct wf_msg_arg *user);

@@ -1,0 +1,228 @@
+/*
+ * segquery.c - what weft-ranker's commands ask of segments: the segments
+ * a shopper is in now (SEGMENTS), and SEGPREVIEW: how many of this shard's
+ * live sessions, and of its snapshot users without one, a rule matches
+ * now (weft-ingest asks every shard and adds the answers up). The rule is
+ * compiled beside the defined segments (wf_seg_set_with_rule) and each
+ * session's state rebuilt from its history, as segs.c does on a reload.
+ * Linked only into weft-ranker.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/proto.h"
+#include "rankers/ranker_int.h"
+
+uint64_t ranker_segs_now(struct ranker_ctx *ctx, struct ranker_session *s, const struct wf_msg_arg *user)
+{
+	struct wf_seg_inputs u;
+	uint64_t bits;
+
+	if (!ctx->segs)
+		return 0;
+	ranker_seg_inputs(ctx, s, user->p, user->len, wf_seg_set_uses(ctx->segs), &u);
+	if (s && s->seg)
+		return wf_seg_eval(ctx->segs, &s->seg->st, &u, wf_wall_ms(), NULL);
+	/* No session (or none of its events mattered): its user's attributes alone. */
+	struct wf_seg_state *st = calloc(1, wf_seg_state_size(ctx->segs));
+	if (!st)
+		return 0;
+	wf_seg_state_init(ctx->segs, st);
+	bits = wf_seg_eval(ctx->segs, st, &u, wf_wall_ms(), NULL);
+	free(st);
+	return bits;
+}
+
+/* Open addressing set of user hashes (| 1; 0 empty). */
+struct hset {
+	uint64_t *k;
+	uint32_t mask;
+};
+
+static int hset_init(struct hset *h, uint32_t n)
+{
+	uint32_t cap = 1024;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	h->k = calloc(cap, sizeof(*h->k));
+	h->mask = cap - 1;
+	return h->k ? 0 : -ENOMEM;
+}
+
+static void hset_add(struct hset *h, uint64_t k)
+{
+	uint32_t i;
+
+	for (i = (uint32_t)k & h->mask; h->k[i] && h->k[i] != k; i = (i + 1) & h->mask)
+		;
+	h->k[i] = k;
+}
+
+static int hset_has(const struct hset *h, uint64_t k)
+{
+	for (uint32_t i = (uint32_t)k & h->mask; h->k[i]; i = (i + 1) & h->mask)
+		if (h->k[i] == k)
+			return 1;
+	return 0;
+}
+
+/* ctx->seg_users: this shard's snapshot users in user order, what a rule
+ * reads of them side by side (a preview scans it in order instead of
+ * hopping through the owned table and the users section), built at the
+ * first preview of a generation. 0, or -ENOMEM / -ENOENT (no generation). */
+static int users_table(struct ranker_ctx *ctx)
+{
+	const struct ranker_gen *g = ctx->cur;
+	uint32_t n = 0;
+
+	if (!g || !g->owned)
+		return -ENOENT;
+	if (ctx->seg_users && ctx->seg_users_gen == g->gen)
+		return 0;
+	free(ctx->seg_users);
+	ctx->seg_users = malloc((size_t)(g->nowned ? g->nowned : 1) * sizeof(*ctx->seg_users));
+	if (!ctx->seg_users)
+		return -ENOMEM;
+	for (uint32_t i = 0; i <= g->owned_mask; i++)
+		if (g->owned[i].key) {
+			const struct wf_snap_user *su = &g->snap->users[g->owned[i].user];
+			ctx->seg_users[n++] = (struct ranker_seg_user){ g->owned[i].key, g->owned[i].user,
+									su->segment, su->ltv };
+		}
+	ctx->seg_nusers = n;
+	ctx->seg_users_gen = g->gen;
+	return 0;
+}
+
+#define PREVIEW_SAMPLE 10u
+
+struct preview {
+	uint64_t matched, fresh, returning;
+	uint32_t nsample;
+	struct {
+		const char *s, *u;
+		uint32_t sl, ul;
+	} sample[PREVIEW_SAMPLE];
+};
+
+static void preview_add(struct preview *p, int known, const char *s, uint32_t sl, const char *u, uint32_t ul)
+{
+	p->matched++;
+	if (known)
+		p->returning++;
+	else
+		p->fresh++;
+	if (p->nsample < PREVIEW_SAMPLE)
+		p->sample[p->nsample++] = (typeof(p->sample[0])){ s, u, sl, ul };
+}
+
+/*
+ * SEGPREVIEW rule: [matched, new, returning, ["session user"...]] for this
+ * shard: its live sessions that match now (their state built from their
+ * history for the rule and the segments it reads), and, when the rule
+ * reads user attributes, this shard's snapshot users without a live
+ * session, evaluated as an empty session. Nothing is defined or stored.
+ */
+/* SEGPREVIEW over this shard's live sessions: rule idx of pv, evaluated
+ * now on each one's state rebuilt from its history; their users noted in
+ * users (when the rule reads user attributes). */
+static void preview_sessions(struct ranker_ctx *ctx, const struct wf_seg_set *pv, struct wf_seg_state *st,
+			     uint32_t idx, uint32_t uses, uint64_t now, struct hset *users, struct preview *p)
+{
+	for (uint32_t b = 0; b < RANKER_SESSION_TABLE; b++)
+		for (struct ranker_session *s = ctx->sessions[b]; s; s = s->next) {
+			struct wf_seg_inputs u;
+			wf_seg_state_init(pv, st);
+			if (uses & (WF_SEG_USES_EVENTS | WF_SEG_USES_IDLE | WF_SEG_USES_CART))
+				ranker_seg_from_history(ctx, pv, s, st);
+			ranker_seg_inputs(ctx, s, NULL, 0, uses | WF_SEG_USES_USER, &u); /* new or returning */
+			if (users->k && s->user)
+				hset_add(users, wf_hash64(s->user, s->user_len) | 1);
+			if (wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)
+				preview_add(p, u.known, s->id, s->id_len, s->user ? s->user : WF_ANON_USER,
+					    s->user ? s->user_len : 1u);
+		}
+}
+
+/* SEGPREVIEW over this shard's snapshot users with no live session (a rule
+ * on user attributes), each as an empty session. */
+static void preview_users(struct ranker_ctx *ctx, const struct wf_seg_set *pv, struct wf_seg_state *st, uint32_t idx,
+			  uint32_t uses, uint64_t now, const struct hset *users, struct preview *p)
+{
+	const struct wf_snap *snap = ctx->cur->snap;
+	/* Without ltv an empty session's answer depends on the lifecycle
+	 * alone: once per value (0 unknown yet, 1 no, 2 yes). */
+	uint8_t memo[256] = { 0 };
+	int by_life = !(uses & WF_SEG_USES_LTV);
+
+	wf_seg_state_init(pv, st);
+	for (uint32_t i = 0; i < ctx->seg_nusers; i++) {
+		const struct ranker_seg_user *e = &ctx->seg_users[i];
+		struct wf_seg_inputs u = { .known = 1, .lifecycle = e->lifecycle, .ltv = e->ltv };
+		uint8_t *m = &memo[e->lifecycle & 0xff];
+		int hit;
+		if (by_life && *m)
+			hit = *m == 2;
+		else if ((hit = (int)(wf_seg_eval(pv, st, &u, now, NULL) >> idx & 1)), by_life)
+			*m = (uint8_t)(1 + hit);
+		if (!hit || hset_has(users, e->key))
+			continue;
+		const struct wf_snap_user *su = &snap->users[e->user];
+		preview_add(p, 1, WF_ANON_USER, 1, wf_snap_str(snap, su->id_off), su->id_len);
+	}
+}
+
+void ranker_cmd_segpreview(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, uint32_t argc, struct wf_buf *out)
+{
+	struct wf_seg_set *pv = NULL;
+	struct wf_seg_error err = { 0 };
+	struct wf_seg_state *st = NULL;
+	struct preview p = { 0 };
+	struct hset users = { 0 };
+	uint64_t now = wf_wall_ms();
+	uint32_t idx, uses;
+	int r;
+
+	if (wf_cmd_arity(wf_cmd_of(WF_CMD_SEGPREVIEW), argc) < 0) {
+		wf_resp_w_error(out, "ERR %s", wf_cmd_of(WF_CMD_SEGPREVIEW)->usage);
+		return;
+	}
+	r = wf_seg_set_with_rule(ctx->segs, argv[0].p, argv[0].len, &pv, &err);
+	if (r < 0) {
+		if (r == -EINVAL)
+			wf_resp_w_error(out, "ERR bad rule: %s", err.msg);
+		else
+			wf_resp_w_error(out, "ERR out of memory for the preview");
+		return;
+	}
+	idx = wf_seg_set_count(pv) - 1;
+	uses = wf_seg_set_uses(pv);
+	st = malloc(wf_seg_state_size(pv));
+	if (!st || ((uses & WF_SEG_USES_USER) && hset_init(&users, ctx->nsessions) < 0)) {
+		wf_resp_w_error(out, "ERR out of memory for the preview");
+		goto done;
+	}
+	/* Item lookups through a cache for this preview (keyed by a 64-bit
+	 * hash: two ids colliding, odds 2^-64 a pair, would share attributes). */
+	if ((uses & WF_SEG_USES_ITEM) && ctx->cur)
+		ctx->seg_items = calloc(RANKER_SEG_ITEMS, sizeof(*ctx->seg_items));
+	preview_sessions(ctx, pv, st, idx, uses, now, &users, &p);
+	if ((uses & WF_SEG_USES_USER) && users_table(ctx) == 0)
+		preview_users(ctx, pv, st, idx, uses, now, &users, &p);
+	wf_resp_w_array(out, 4);
+	wf_resp_w_int(out, (int64_t)p.matched);
+	wf_resp_w_int(out, (int64_t)p.fresh);
+	wf_resp_w_int(out, (int64_t)p.returning);
+	wf_resp_w_array(out, p.nsample);
+	for (uint32_t i = 0; i < p.nsample; i++)
+		wf_resp_w_bulk_fmt(out, "%.*s %.*s", (int)p.sample[i].sl, p.sample[i].s, (int)p.sample[i].ul,
+				   p.sample[i].u);
+done:
+	free(ctx->seg_items);
+	ctx->seg_items = NULL;
+	free(users.k);
+	free(st);
+	wf_seg_set_free(pv);
+}
