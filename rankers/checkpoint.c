@@ -254,6 +254,42 @@ static int ckpt_begin(struct ranker_ctx *ctx, uint64_t now_ms)
 	return 0;
 }
 
+/* The next buckets, whole, until about CHUNK bytes, into b: one SESSIONS
+ * section, packed in place after its header's room. 0 or -ENOMEM. */
+static int pack_buckets(struct ranker_ctx *ctx, struct ranker_ckpt *c, struct ckpt_buf *b)
+{
+	size_t len = 0, at = sizeof(struct wf_ckpt_sec);
+
+	b->len = 0;
+	if (b->cap < CHUNK + sizeof(struct wf_ckpt_sec)) {
+		uint8_t *n = realloc(b->p, CHUNK * 2);
+		if (!n)
+			return -ENOMEM;
+		b->p = n;
+		b->cap = CHUNK * 2;
+	}
+	while (c->bucket < RANKER_SESSION_TABLE && len < CHUNK) {
+		for (const struct ranker_session *s = ctx->sessions[c->bucket]; s; s = s->next) {
+			uint32_t n = ranker_session_rec_size(ctx, s);
+			if (at + len + n + 8 > b->cap) {
+				uint8_t *nb = realloc(b->p, at + len + n + 8 + CHUNK);
+				if (!nb)
+					return -ENOMEM;
+				b->p = nb;
+				b->cap = at + len + n + 8 + CHUNK;
+			}
+			ranker_session_pack(ctx, s, b->p + at + len);
+			len += n;
+			c->sessions++;
+		}
+		c->bucket++;
+	}
+	if (len && pack_section(b, WF_CKPT_SESSIONS, b->p + at, len) < 0)
+		return -ENOMEM;
+	c->sections += len != 0;
+	return 0;
+}
+
 int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 {
 	struct ranker_ckpt *c;
@@ -292,38 +328,8 @@ int ranker_ckpt_step(struct ranker_ctx *ctx, uint64_t now_ms)
 	if (full)
 		return 0; /* the writer is behind: next pass */
 	t0 = thread_cpu_ns();
-	/* The next buckets, whole, until about CHUNK bytes: one SESSIONS
-	 * section, packed in place after its header's room. */
-	b->len = 0;
-	if (b->cap < CHUNK + sizeof(struct wf_ckpt_sec)) {
-		uint8_t *n = realloc(b->p, CHUNK * 2);
-		if (!n)
-			goto nomem;
-		b->p = n;
-		b->cap = CHUNK * 2;
-	}
-	{
-		size_t len = 0, at = sizeof(struct wf_ckpt_sec);
-		while (c->bucket < RANKER_SESSION_TABLE && len < CHUNK) {
-			for (const struct ranker_session *s = ctx->sessions[c->bucket]; s; s = s->next) {
-				uint32_t n = ranker_session_rec_size(ctx, s);
-				if (at + len + n + 8 > b->cap) {
-					uint8_t *nb = realloc(b->p, at + len + n + 8 + CHUNK);
-					if (!nb)
-						goto nomem;
-					b->p = nb;
-					b->cap = at + len + n + 8 + CHUNK;
-				}
-				ranker_session_pack(ctx, s, b->p + at + len);
-				len += n;
-				c->sessions++;
-			}
-			c->bucket++;
-		}
-		if (len && pack_section(b, WF_CKPT_SESSIONS, b->p + at, len) < 0)
-			goto nomem;
-		c->sections += len != 0;
-	}
+	if (pack_buckets(ctx, c, b) < 0)
+		goto nomem;
 	if (c->bucket == RANKER_SESSION_TABLE) {
 		struct wf_ckpt_end e = { .sections = c->sections, .bytes = c->off + b->len };
 		if (pack_section(b, WF_CKPT_END, &e, sizeof(e)) < 0)
