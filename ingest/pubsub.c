@@ -50,6 +50,52 @@ struct ingest_pubsub {
 
 /* ---- Redis's stringmatch ---- */
 
+/* A [...] class at *pp (just past its '['), against c: whether it
+ * matches (a leading ^ negates). *pp, *plp are left on its closing ']'
+ * (an unclosed one: on its last byte), which the caller's loop end steps
+ * past. */
+static int glob_class(const char **pp, size_t *plp, char c)
+{
+	const char *p = *pp;
+	size_t pl = *plp;
+	int neg = pl && p[0] == '^', match = 0;
+
+	if (neg) {
+		p++;
+		pl--;
+	}
+	for (;;) {
+		if (pl >= 2 && p[0] == '\\') {
+			p++;
+			pl--;
+			match |= p[0] == c;
+		} else if (pl == 0) {
+			p--; /* an unclosed [: the loop end steps past it */
+			pl++;
+			break;
+		} else if (p[0] == ']') {
+			break;
+		} else if (pl >= 3 && p[1] == '-') {
+			unsigned char lo = (unsigned char)p[0], hi = (unsigned char)p[2], ch = (unsigned char)c;
+			if (lo > hi) {
+				unsigned char t = lo;
+				lo = hi;
+				hi = t;
+			}
+			match |= ch >= lo && ch <= hi;
+			p += 2;
+			pl -= 2;
+		} else {
+			match |= p[0] == c;
+		}
+		p++;
+		pl--;
+	}
+	*pp = p;
+	*plp = pl;
+	return neg ? !match : match;
+}
+
 static int glob_impl(const char *p, size_t pl, const char *s, size_t sl, int *skip_longer, int nesting)
 {
 	if (nesting > GLOB_NESTING)
@@ -77,51 +123,14 @@ static int glob_impl(const char *p, size_t pl, const char *s, size_t sl, int *sk
 			s++;
 			sl--;
 			break;
-		case '[': {
-			int neg, match = 0;
-
+		case '[':
 			p++;
 			pl--;
-			neg = pl && p[0] == '^';
-			if (neg) {
-				p++;
-				pl--;
-			}
-			for (;;) {
-				if (pl >= 2 && p[0] == '\\') {
-					p++;
-					pl--;
-					match |= p[0] == s[0];
-				} else if (pl == 0) {
-					p--; /* an unclosed [: the loop end steps past it */
-					pl++;
-					break;
-				} else if (p[0] == ']') {
-					break;
-				} else if (pl >= 3 && p[1] == '-') {
-					unsigned char lo = (unsigned char)p[0], hi = (unsigned char)p[2], ch = (unsigned char)s[0];
-					if (lo > hi) {
-						unsigned char t = lo;
-						lo = hi;
-						hi = t;
-					}
-					match |= ch >= lo && ch <= hi;
-					p += 2;
-					pl -= 2;
-				} else {
-					match |= p[0] == s[0];
-				}
-				p++;
-				pl--;
-			}
-			if (neg)
-				match = !match;
-			if (!match)
+			if (!glob_class(&p, &pl, s[0]))
 				return 0;
 			s++;
 			sl--;
 			break;
-		}
 		case '\\':
 			if (pl >= 2) {
 				p++;
