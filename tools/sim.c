@@ -768,7 +768,7 @@ int main(int argc, char **argv)
 	struct sim S = { 0 };
 	char err[512], path[4096];
 	double secs = 0;
-	int e;
+	int e, rc;
 
 	if (parse_opts(argc, argv, &S.o) < 0)
 		return 2;
@@ -781,7 +781,8 @@ int main(int argc, char **argv)
 	S.perm = malloc((S.st.nusers ? S.st.nusers : 1) * sizeof(*S.perm));
 	if (!S.perm) {
 		fprintf(stderr, "weft-sim: out of memory\n");
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	{
 		struct gen_rng r;
@@ -804,20 +805,26 @@ int main(int argc, char **argv)
 	if (!S.c || S.c->err) {
 		fprintf(stderr, "weft-sim: cannot connect to %s: %s (is weft running? weftctl up --dir %s)\n",
 			path, S.c ? S.c->errstr : "out of memory", S.o.dir);
-		return 1;
+		rc = 1;
+		goto out;
 	}
-	if (exp_find(&S) < 0)
-		return 2;
+	if (exp_find(&S) < 0) {
+		rc = 2;
+		goto out;
+	}
 	e = run(&S, &secs);
 	if (e < 0)
 		fprintf(stderr, "weft-sim: stopped early: %s\n", strerror(-e));
 	report(&S, secs);
 	if (S.o.units_out && (e = units_write(&S, S.o.units_out)) < 0)
 		fprintf(stderr, "weft-sim: cannot write %s: %s\n", S.o.units_out, strerror(-e));
-	redisFree(S.c);
+	rc = e < 0 || S.s.errors ? 1 : 0;
+out: /* everything freed on every way out (LeakSanitizer checks the error paths too) */
+	if (S.c)
+		redisFree(S.c);
 	sim_store_fini(&S.st);
 	free(S.perm);
 	free(S.units);
 	free(S.exps);
-	return e < 0 || S.s.errors ? 1 : 0;
+	return rc;
 }
