@@ -33,7 +33,6 @@
  * weft-ingest itself died is gone (the ranker does not send it again);
  * the shopper's membership is right, the announcement is missing.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -569,47 +568,9 @@ static uint32_t trig_recent(struct ingest_notes *n, const struct trig_args *t, s
  * is remembered (a few positions: LSN -> segment, offset), so a consumer
  * paging on from its last id, or from the cursor an error named, goes on
  * from there; any other cursor starts at the beginning of its segment.
- * Files: lib/journal.h's (DIR/<first LSN, 16 hex>.wfj, a 32-byte header,
- * records wf_journal_decode() reads).
+ * Files: lib/journal.h's (wf_journal_segments, wf_journal_segment_path,
+ * WF_JOURNAL_SEG_HDR; records wf_journal_decode() reads).
  */
-#define JSEG_HDR 32u
-
-/* The segments' first LSNs, sorted, into *ret (malloc'd). Count or -errno. */
-static int jsegs(const char *dir, uint64_t **ret)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	uint64_t *v = NULL, x;
-	size_t n = 0, cap = 0;
-	char tail[8];
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		if (strlen(de->d_name) != 20 || sscanf(de->d_name, "%16" SCNx64 "%7s", &x, tail) != 2 ||
-		    strcmp(tail, ".wfj") != 0)
-			continue;
-		if (n == cap) {
-			uint64_t *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		v[n++] = x;
-	}
-	closedir(d);
-	for (size_t a = 1; a < n; a++) /* few: insertion sort */
-		for (size_t b = a; b > 0 && v[b - 1] > v[b]; b--) {
-			x = v[b];
-			v[b] = v[b - 1];
-			v[b - 1] = x;
-		}
-	*ret = v;
-	return (int)n;
-}
 
 /* Where a scan starts for LSN want: a remembered position, else the
  * segment holding it (its header's end). */
@@ -625,7 +586,7 @@ static void jstart(struct ingest_notes *n, const uint64_t *segs, int nsegs, uint
 	*seg = segs[0];
 	for (int i = 0; i < nsegs && segs[i] <= want; i++)
 		*seg = segs[i];
-	*off = JSEG_HDR;
+	*off = WF_JOURNAL_SEG_HDR;
 }
 
 struct jscan {
@@ -666,10 +627,12 @@ static int trig_journal(struct ingest_ctx *ctx, const struct trig_args *t, struc
 	size_t cap = TRIGGERS_CHUNK + WF_JOURNAL_MAX_RECORD + 64, budget = TRIGGERS_READ_MAX;
 	char *buf = malloc(cap), path[WF_PATH_MAX + 32];
 	uint64_t *segs = NULL, seg, off;
-	int nsegs = jsegs(ctx->journal_dir, &segs), si, fd = -1, e = 0;
+	size_t nseg = 0;
+	int ls = wf_journal_segments(ctx->journal_dir, &segs, &nseg), nsegs = (int)WF_MIN(nseg, (size_t)INT32_MAX);
+	int si, fd = -1, e = 0;
 
-	if (nsegs < 0 || !rec || !buf) {
-		e = nsegs < 0 ? nsegs : -ENOMEM;
+	if (ls < 0 || !rec || !buf) {
+		e = ls < 0 ? ls : -ENOMEM;
 		goto out;
 	}
 	if (nsegs == 0)
@@ -681,9 +644,9 @@ static int trig_journal(struct ingest_ctx *ctx, const struct trig_args *t, struc
 		size_t len = 0, p = 0;
 		ssize_t r;
 
-		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".wfj", ctx->journal_dir, segs[si]);
+		wf_journal_segment_path(path, sizeof(path), ctx->journal_dir, segs[si]);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-			off = JSEG_HDR; /* pruned meanwhile: the next one */
+			off = WF_JOURNAL_SEG_HDR; /* pruned meanwhile: the next one */
 			si++;
 			continue;
 		}
@@ -718,7 +681,7 @@ static int trig_journal(struct ingest_ctx *ctx, const struct trig_args *t, struc
 		off += p;
 		if (!js.done && !js.cut) { /* the next segment */
 			si++;
-			off = JSEG_HDR;
+			off = WF_JOURNAL_SEG_HDR;
 		}
 	}
 	if (si < nsegs) { /* remembered: a call from js.last + 1 goes on here */

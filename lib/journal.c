@@ -20,7 +20,7 @@
 #include "lib/util.h"
 
 #define SEG_MAGIC 0x314c4e4a54464557ull /* "WEFTJNL1" */
-#define SEG_HDR 32u
+#define SEG_HDR WF_JOURNAL_SEG_HDR
 #define REC_HDR 32u
 #define DEFAULT_SEGMENT (64ull << 20)
 #define ZERO_AHEAD (4ull << 20) /* zeros written past the data, in fsync mode */
@@ -148,8 +148,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Sorted first-LSNs of the segments in dir. */
-static int list_segments(const char *dir, uint64_t **ret, size_t *ret_n)
+int wf_journal_segments(const char *dir, uint64_t **ret, size_t *ret_n)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -181,7 +180,7 @@ static int list_segments(const char *dir, uint64_t **ret, size_t *ret_n)
 	return 0;
 }
 
-static void seg_path(char *out, size_t n, const char *dir, uint64_t lsn)
+void wf_journal_segment_path(char *out, size_t n, const char *dir, uint64_t lsn)
 {
 	snprintf(out, n, "%s/%016llx.wfj", dir, (unsigned long long)lsn);
 }
@@ -247,7 +246,7 @@ static int seg_create(struct wf_journal *j, uint64_t first_lsn)
 	if ((r = seg_cut_zero_tail(j)) < 0)
 		return r;
 	h.xxh32 = XXH32(&h, offsetof(struct seg_hdr, xxh32), 0);
-	seg_path(path, sizeof(path), j->dir, first_lsn);
+	wf_journal_segment_path(path, sizeof(path), j->dir, first_lsn);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
@@ -324,7 +323,7 @@ int wf_journal_open(const char *dir, const struct wf_journal_opts *opts, struct 
 	j->opts.flights = opts && opts->flights ? WF_MIN(opts->flights, WF_JOURNAL_FLIGHTS_MAX) : WF_JOURNAL_FLIGHTS;
 	j->next_lsn = 1;
 
-	r = list_segments(dir, &segs, &nsegs);
+	r = wf_journal_segments(dir, &segs, &nsegs);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot list journal directory %s: %s", dir, strerror(-r));
 		goto fail;
@@ -335,7 +334,7 @@ int wf_journal_open(const char *dir, const struct wf_journal_opts *opts, struct 
 		char path[1200];
 		uint64_t last = 0, end = 0, first = 0;
 
-		seg_path(path, sizeof(path), dir, segs[nsegs - 1]);
+		wf_journal_segment_path(path, sizeof(path), dir, segs[nsegs - 1]);
 		r = seg_scan(path, &last, &end, &first);
 		if (r == -ENODATA) {
 			unlink(path);
@@ -601,7 +600,7 @@ static int reader_load(struct wf_journal_reader *r)
 
 	free(r->data);
 	r->data = NULL;
-	seg_path(path, sizeof(path), r->dir, r->segs[r->cur]);
+	wf_journal_segment_path(path, sizeof(path), r->dir, r->segs[r->cur]);
 	e = wf_read_file(path, &r->data, &r->len);
 	if (e == -ENOENT) { /* pruned meanwhile */
 		r->len = 0;
@@ -628,7 +627,7 @@ int wf_journal_reader_open(const char *dir, uint64_t from_lsn, struct wf_journal
 		return -ENOMEM;
 	snprintf(r->dir, sizeof(r->dir), "%s", dir);
 	r->from_lsn = from_lsn;
-	e = list_segments(dir, &r->segs, &r->nsegs);
+	e = wf_journal_segments(dir, &r->segs, &r->nsegs);
 	if (e < 0) {
 		free(r);
 		return e;
@@ -701,7 +700,7 @@ int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn)
 	uint64_t *segs;
 	size_t n;
 	int removed = 0;
-	int r = list_segments(dir, &segs, &n);
+	int r = wf_journal_segments(dir, &segs, &n);
 
 	if (r < 0)
 		return r;
@@ -714,7 +713,7 @@ int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn)
 
 		if (segs[i + 1] > keep_lsn)
 			break;
-		seg_path(path, sizeof(path), dir, segs[i]);
+		wf_journal_segment_path(path, sizeof(path), dir, segs[i]);
 		if (stat(path, &st) < 0)
 			continue;
 		if ((uint64_t)st.st_mtim.tv_sec * 1000 >= before_ms)
@@ -730,7 +729,7 @@ int wf_journal_head_lsn(const char *dir, uint64_t *ret)
 {
 	uint64_t *segs;
 	size_t n;
-	int r = list_segments(dir, &segs, &n);
+	int r = wf_journal_segments(dir, &segs, &n);
 
 	if (r < 0)
 		return r;

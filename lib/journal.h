@@ -179,6 +179,16 @@ void wf_journal_reader_close(struct wf_journal_reader *r);
  * record, -EBADMSG if it is not a valid record. */
 int wf_journal_decode(const uint8_t *buf, size_t len, struct wf_journal_rec *rec);
 
+/* Segment files, for readers that page through them themselves
+ * (weft-ingest's TRIGGERS): each starts with a header of this many bytes,
+ * then records (wf_journal_decode). */
+#define WF_JOURNAL_SEG_HDR 32u
+/* The first LSNs of the segments in dir, sorted, into *ret (malloc'd; the
+ * caller frees) and their count into *ret_n. 0 or -errno. */
+int wf_journal_segments(const char *dir, uint64_t **ret, size_t *ret_n);
+/* The path of the segment whose first LSN is lsn. */
+void wf_journal_segment_path(char *out, size_t n, const char *dir, uint64_t lsn);
+
 /* Remove whole segments whose records are all older than before_ms and
  * below keep_lsn. Returns the number removed or -errno. */
 int wf_journal_prune(const char *dir, uint64_t before_ms, uint64_t keep_lsn);
