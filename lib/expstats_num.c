@@ -125,25 +125,36 @@ static double gamma_cf(double a, double x)
 	return exp(-x + a * log(x) - lgam(a)) * h;
 }
 
-double wf_exp_gamma_p(double a, double x)
+/* P(a, x) where it is decided without a sum: NAN outside the domain, 0 at
+ * x = 0, 1 at x = inf. 1 and *ret_p then, else 0. */
+static int gamma_edge(double a, double x, double *ret_p)
 {
 	if (isnan(a) || isnan(x) || a <= 0 || x < 0)
-		return NAN;
-	if (x == 0)
+		*ret_p = NAN;
+	else if (x == 0 || isinf(x))
+		*ret_p = x == 0 ? 0 : 1;
+	else
 		return 0;
-	if (isinf(x))
-		return 1;
+	return 1;
+}
+
+/* Each from the series or the continued fraction, whichever converges
+ * there (Numerical Recipes' split at x = a + 1), the other one as 1 - it. */
+double wf_exp_gamma_p(double a, double x)
+{
+	double p;
+
+	if (gamma_edge(a, x, &p))
+		return p;
 	return x < a + 1 ? gamma_series(a, x) : 1 - gamma_cf(a, x);
 }
 
 double wf_exp_gamma_q(double a, double x)
 {
-	if (isnan(a) || isnan(x) || a <= 0 || x < 0)
-		return NAN;
-	if (x == 0)
-		return 1;
-	if (isinf(x))
-		return 0;
+	double p;
+
+	if (gamma_edge(a, x, &p))
+		return 1 - p; /* NAN stays NAN */
 	return x < a + 1 ? 1 - gamma_series(a, x) : gamma_cf(a, x);
 }
 

@@ -108,6 +108,19 @@ static int name_index(char ***names, uint32_t *n, const struct wf_csv_field *f, 
 	return 0;
 }
 
+/* DIR/name, a weft-gen output's CSV, opened into c (its path in path).
+ * 0, or -errno with the error in err. */
+static int store_csv_open(struct wf_csv *c, const char *dir, const char *name, char *path, size_t pathlen, char *err,
+			  size_t errlen)
+{
+	int e;
+
+	snprintf(path, pathlen, "%s/%s", dir, name);
+	if ((e = wf_csv_open(c, path, ',')) < 0)
+		snprintf(err, errlen, "cannot open %s: %s (is --store a weft-gen output?)", path, strerror(-e));
+	return e;
+}
+
 static int load_catalog(struct sim_store *st, const char *dir, char *err, size_t errlen)
 {
 	char path[4096], **cats = NULL;
@@ -115,13 +128,8 @@ static int load_catalog(struct sim_store *st, const char *dir, char *err, size_t
 	uint32_t cap = 0;
 	int e;
 
-	snprintf(path, sizeof(path), "%s/catalog.csv", dir);
-	e = wf_csv_open(&c, path, ',');
-	if (e < 0) {
-		snprintf(err, errlen, "cannot open %s: %s (is --store a weft-gen output?)", path,
-			 strerror(-e));
+	if ((e = store_csv_open(&c, dir, "catalog.csv", path, sizeof(path), err, errlen)) < 0)
 		return e;
-	}
 	while ((e = wf_csv_next(&c)) == 1) {
 		struct sim_item *it;
 		double price = 0;
@@ -229,13 +237,8 @@ static int load_events(struct sim_store *st, const char *dir, char *err, size_t 
 	uint32_t cap = 0;
 	int e;
 
-	snprintf(path, sizeof(path), "%s/events.csv", dir);
-	e = wf_csv_open(&c, path, ',');
-	if (e < 0) {
-		snprintf(err, errlen, "cannot open %s: %s (is --store a weft-gen output?)", path,
-			 strerror(-e));
+	if ((e = store_csv_open(&c, dir, "events.csv", path, sizeof(path), err, errlen)) < 0)
 		return e;
-	}
 	while ((e = wf_csv_next(&c)) == 1) {
 		uint32_t it, u;
 
