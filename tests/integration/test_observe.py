@@ -425,9 +425,18 @@ def test_unprivileged():
     try:
         store = Store(td.path)
         os.chmod(td.path, 0o777)  # nobody creates run/ here
+        # The programs where nobody can reach them: a clone in a private
+        # directory (mktemp -d is 0700) has a build nobody cannot enter.
+        bindir = os.path.join(td.path, "bin")
+        os.mkdir(bindir)
+        for name in ("weftctl", "weft-admin", "weft-ingest", "weft-ranker"):
+            shutil.copy2(harness.prog(name), bindir)
+        shutil.copy2(os.path.join(harness.BUILD, "observe", "weft-observe"), bindir)
+        os.chmod(bindir, 0o755)
+        weftctl = os.path.join(bindir, "weftctl")
         rundir = os.path.join(td.path, "run")
         logf = open(os.path.join(td.path, "up.log"), "w+")
-        up = subprocess.Popen(drop + [harness.prog("weftctl"), "up", "--dir", rundir, "--shards", str(SHARDS),
+        up = subprocess.Popen(drop + [weftctl, "up", "--dir", rundir, "--shards", str(SHARDS),
                                       "--sessions", "262144", "--snapshot", store.snapshot],
                               stdout=subprocess.PIPE, stderr=logf, text=True)
         try:
@@ -436,7 +445,7 @@ def test_unprivileged():
                 logf.seek(0)
                 log(logf.read()[-4000:])
                 raise AssertionError(f"unprivileged weftctl up did not become ready: {line!r}")
-            wctl = [harness.prog("weftctl"), "--dir", rundir]
+            wctl = [weftctl, "--dir", rundir]
 
             def status():
                 out = subprocess.run(wctl + ["status"], capture_output=True, text=True).stdout
