@@ -24,6 +24,7 @@ struct wf_cli_opts {
 	const char *idle_timeout, *request_timeout, *socket_mode; /* NULL = weft-ingest's defaults */
 	const char *pubsub_limit; /* NULL = weft-ingest's default (--pubsub-limit) */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
+	const char *spill_budget, *checkpoint_interval, *session_ttl; /* NULL: weft-ranker's defaults */
 	/* export only */
 	const char *channel, *out;
 	long k;

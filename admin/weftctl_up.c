@@ -147,7 +147,7 @@ static char *abs_path(const char *path, char *out, size_t len)
 static int spawn(struct up_ctx *u, struct up_child *ch)
 {
 	char shard[16];
-	const char *argv[24];
+	const char *argv[32];
 	int n = 0;
 	pid_t parent = getpid(), pid;
 
@@ -191,6 +191,18 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	if (ch->kind == KIND_RANKER && u->o->memory_budget) {
 		argv[n++] = "--memory-budget";
 		argv[n++] = u->o->memory_budget;
+	}
+	if (ch->kind == KIND_RANKER && u->o->spill_budget) {
+		argv[n++] = "--spill-budget";
+		argv[n++] = u->o->spill_budget;
+	}
+	if (ch->kind == KIND_RANKER && u->o->checkpoint_interval) {
+		argv[n++] = "--checkpoint-interval";
+		argv[n++] = u->o->checkpoint_interval;
+	}
+	if (ch->kind == KIND_RANKER && u->o->session_ttl) {
+		argv[n++] = "--session-ttl";
+		argv[n++] = u->o->session_ttl;
 	}
 	if (ch->kind == KIND_INGEST && u->o->sessions) {
 		argv[n++] = "--sessions";

@@ -430,23 +430,6 @@ static void run(struct ranker_ctx *ctx)
 	}
 }
 
-/* "N" or "N" with a K, M or G suffix (powers of 1024). 0 or -EINVAL. */
-static int parse_bytes(const char *s, uint64_t *ret)
-{
-	size_t n = strlen(s);
-	unsigned shift = 0;
-	int64_t v;
-
-	if (n > 1 && strchr("kKmMgG", s[n - 1])) {
-		shift = strchr("kK", s[n - 1]) ? 10 : strchr("mM", s[n - 1]) ? 20 : 30;
-		n--;
-	}
-	if (wf_parse_i64(s, n, &v) < 0 || v <= 0 || (uint64_t)v > (UINT64_MAX >> 1) >> shift)
-		return -EINVAL;
-	*ret = (uint64_t)v << shift;
-	return 0;
-}
-
 static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -500,7 +483,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			ctx->spin_iters = (int)v;
 			break;
 		case 'b':
-			if (parse_bytes(optarg, &ctx->memory_budget) < 0 || ctx->memory_budget < (4ull << 20)) {
+			if (wf_parse_bytes(optarg, &ctx->memory_budget) < 0 || ctx->memory_budget < (4ull << 20)) {
 				fprintf(stderr, "weft-ranker: --memory-budget wants bytes (suffix K, M or G), at least 4M, "
 						"not '%s'\n", optarg);
 				return -EINVAL;
@@ -508,7 +491,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			break;
 		case 'S': ctx->state_dir = optarg; break;
 		case 'B':
-			if (strcmp(optarg, "0") != 0 && (parse_bytes(optarg, &ctx->spill_budget) < 0 ||
+			if (strcmp(optarg, "0") != 0 && (wf_parse_bytes(optarg, &ctx->spill_budget) < 0 ||
 							 ctx->spill_budget < (1ull << 20))) {
 				fprintf(stderr, "weft-ranker: --spill-budget wants bytes (suffix K, M or G), 0 or at least "
 						"1M, not '%s'\n", optarg);
