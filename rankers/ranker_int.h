@@ -211,6 +211,9 @@ struct ranker_ctx {
 	/* Highest journal LSN of this shard's events seen (ring or journal):
 	 * a checkpoint covers what is at or below it when it begins. */
 	uint64_t applied_lsn;
+	/* Newest EVENT LSN taken from the request ring (sc->ring_lsn when
+	 * given back; starts from it, so it only grows). */
+	uint64_t ring_lsn;
 	uint32_t ingest_epoch;          /* ctl->ingest_epoch when the journal was last read */
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
