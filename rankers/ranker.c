@@ -169,7 +169,10 @@ int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint
  * id (its first argument) and, for a RECS, of its user id (its second),
  * read from the record as wf_msg_req_decode() will lay it out; p NULL
  * where the record has no such argument. */
-static void req_hint(const void *p, uint32_t len, uint32_t kind, struct ranker_hint *ret)
+/* A request's hint: its session id hashed, and the user argument of a
+ * RECS, or of an EVENT when event_user (a segment rule reads the user's
+ * attributes: segs.c looks the event's user up for every step). */
+static void req_hint(const void *p, uint32_t len, uint32_t kind, int event_user, struct ranker_hint *ret)
 {
 	const struct wf_msg_req *h = p;
 	const char *data;
@@ -184,8 +187,9 @@ static void req_hint(const void *p, uint32_t len, uint32_t kind, struct ranker_h
 	if (l0 > len - sizeof(*h) - 4ull * h->argc)
 		return;
 	*ret = (struct ranker_hint){ .sess_p = data, .sess_len = l0, .sess_key = wf_hash64(data, l0) };
-	if (h->cmd != WF_CMD_RECS || h->argc < 2)
+	if ((h->cmd != WF_CMD_RECS && !(h->cmd == WF_CMD_EVENT && event_user)) || h->argc < 2)
 		return;
+	ret->recs = h->cmd == WF_CMD_RECS;
 	memcpy(&l1, (const uint8_t *)p + sizeof(*h) + 4, 4);
 	if (l1 > len - sizeof(*h) - 4ull * h->argc - l0)
 		return;
@@ -241,13 +245,14 @@ static void prefetch_session(struct ranker_ctx *ctx, const struct ranker_hint *h
 static uint32_t pop_batch(struct ranker_ctx *ctx, const void **ps, uint32_t *ls, uint32_t *ks, struct ranker_hint *hs)
 {
 	uint32_t m = 0, len, kind;
+	int event_user = ctx->segs && (wf_seg_set_uses(ctx->segs) & WF_SEG_USES_USER);
 	const void *p;
 
 	while (m < BATCH && (p = wf_ring_pop(&ctx->req, &len, &kind))) {
 		ps[m] = p;
 		ls[m] = len;
 		ks[m] = kind;
-		req_hint(p, len, kind, &hs[m]);
+		req_hint(p, len, kind, event_user, &hs[m]);
 		prefetch_lookups(ctx, &hs[m]);
 		m++;
 	}

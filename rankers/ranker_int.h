@@ -230,7 +230,8 @@ struct ranker_ctx {
 	uint32_t *rr_pos;               /* WF_RANK_POOL */
 
 	/* The request being handled: wf_hash64() of its first two arguments
-	 * (session id; user id, RECS only), computed once when its batch was
+	 * (session id; user id of a RECS, or of an EVENT when a segment rule
+	 * reads user attributes), computed once when its batch was
 	 * popped (for prefetching); session_find() and user_lookup() take them
 	 * when their argument is that very id (the same bytes in the ring),
 	 * instead of hashing it again. p NULL: none. ranker_lookahead(), run
@@ -245,6 +246,7 @@ struct ranker_ctx {
 		int64_t user;
 		const struct wf_snap_cand *cands;
 		uint32_t ncands;
+		int recs;                       /* a RECS (else an EVENT's user, for segs.c) */
 	} hint;
 
 	/* Segments (segs.c): the live set (DIR/segments.conf, else the
@@ -447,7 +449,7 @@ void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq,
 			  const struct ranker_session *sess);
 /* For the request after the one being handled (its hint h): resolve its
- * user into h and start loading the ranked-list cache sets its RECS will
+ * user into h and, for a RECS, start loading the ranked-list cache sets it will
  * look in (with and without a session, no ANCHOR), so that those misses
  * overlap the current request's work. */
 void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);

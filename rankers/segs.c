@@ -196,7 +196,7 @@ void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 		return; /* no rule reads it: no lookup */
 	if (id)
 		u = ranker_user_lookup(ctx, id, len, &c, &nc);
-	if (u < 0 && s && s->user)
+	if (u < 0 && s && s->user && !(id && len == s->user_len && memcmp(id, s->user, len) == 0))
 		u = ranker_user_lookup(ctx, s->user, s->user_len, &c, &nc);
 	if (u < 0)
 		return;
@@ -309,15 +309,25 @@ static void model_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
 		ranker_session_fresh(ctx, s);
 }
 
-/* Step s at now and set its timer. */
-static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason)
+/* Step s at now and set its timer. uid: the user argument of the event
+ * being applied (NULL: none), which is s's user unless anonymous: looked
+ * up by it, the request's own bytes, ranker_lookahead() has resolved it
+ * (ranker_user_lookup's hint) while the request before was handled. */
+static void session_step_as(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason,
+			    const struct wf_msg_arg *uid)
 {
 	struct emit e = { ctx, ctx->segs, s, reason };
 	struct wf_seg_inputs u;
+	int own = uid && !wf_user_is_anon(uid->p, uid->len);
 
 	model_fresh(ctx, s);
-	ranker_seg_inputs(ctx, s, NULL, 0, wf_seg_set_uses(ctx->segs), &u);
+	ranker_seg_inputs(ctx, s, own ? uid->p : NULL, own ? uid->len : 0, wf_seg_set_uses(ctx->segs), &u);
 	heap_set(ctx, s, wf_seg_step(ctx->segs, &s->seg->st, &u, now, on_transition, &e));
+}
+
+static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason)
+{
+	session_step_as(ctx, s, now, reason, NULL);
 }
 
 /* Fire s's deadlines up to until (at each deadline's own time). */
@@ -351,7 +361,7 @@ void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int typ
 	}
 	seg_event_of(ctx, ctx->segs, type, ts_ms, &argv[3], &ev);
 	wf_seg_apply(ctx->segs, &s->seg->st, &ev);
-	session_step(ctx, s, ts_ms, wf_event_name(type));
+	session_step_as(ctx, s, ts_ms, wf_event_name(type), &argv[1]);
 }
 
 void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason)
