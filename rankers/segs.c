@@ -205,33 +205,9 @@ void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	ret->ltv = ctx->cur->snap->users[u].ltv;
 }
 
-/* The snapshot index of item (-1: none), through ctx->seg_items when a
- * preview set it up: a direct-mapped cache by id hash (the same items come
- * back across sessions; a hit costs a hash and one compare, a miss the
- * snapshot's lookup). */
-static int64_t item_index(struct ranker_ctx *ctx, const struct wf_msg_arg *item)
+void ranker_seg_item_attrs(const struct ranker_ctx *ctx, int64_t it, struct wf_seg_event *ev)
 {
-	if (!ctx->seg_items || !ctx->cur)
-		return ranker_item_index(ctx, item->p, item->len);
-	uint64_t h = wf_hash64(item->p, item->len);
-	struct ranker_seg_item *c = &ctx->seg_items[h & (RANKER_SEG_ITEMS - 1)];
-	if (c->key == h)
-		return c->item;
-	c->key = h;
-	c->item = ranker_item_index(ctx, item->p, item->len);
-	return c->item;
-}
-
-/* An event (type, item id) as lib/seg takes it, item attributes resolved
- * in the snapshot when set needs them. */
-static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
-			 const struct wf_msg_arg *item, struct wf_seg_event *ev)
-{
-	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
-	if (!wf_seg_set_needs_item(set, type))
-		return;
-	int64_t it = item_index(ctx, item);
-	if (it < 0)
+	if (it < 0 || !ctx->cur)
 		return;
 	const struct wf_snap *snap = ctx->cur->snap;
 	const struct wf_snap_item *si = &snap->items[it];
@@ -244,6 +220,16 @@ static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, i
 		ev->brand_len = snap->names[snap->ncats + si->brand].len;
 	}
 	ev->price_cents = si->price_cents;
+}
+
+/* An event (type, item id) as lib/seg takes it, item attributes resolved
+ * in the snapshot when set needs them. */
+static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
+			 const struct wf_msg_arg *item, struct wf_seg_event *ev)
+{
+	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
+	if (wf_seg_set_needs_item(set, type))
+		ranker_seg_item_attrs(ctx, ranker_item_index(ctx, item->p, item->len), ev);
 }
 
 /* The type of a history record: its name is wf_event_name()'s own string

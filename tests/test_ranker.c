@@ -384,6 +384,98 @@ static void test_ranker_started_and_loaded_generation(void **state)
 			 (wf_shard_of("bob", 3, 4) == F.shard) + 1); /* alice, and bob if he is ours */
 }
 
+/* SEGPREVIEW's count equals a brute-force count over the same events.
+ * On a ranker of another shard started for it, so these are the shard's
+ * only live sessions: 400 anonymous ones of 0..23 events each (pdp, view, hover, cart_add; items of every
+ * category, brand and price, and one the snapshot lacks), each event's
+ * time of record (its ts field) 0..9 or 11..20 minutes ago, so the 10m
+ * windows cut through sessions and no time sits near their edge while
+ * the test runs. Every rule counted here by hand: category = and !=,
+ * brand, price, an unknown item (matches neither = nor !=), >=, >, =,
+ * did, not, or. */
+#define PV_SESS 400
+#define PV_EV 24
+
+struct pv_ev {
+	int type, item; /* item -1: "zz9", unknown to the snapshot */
+	uint64_t ts;
+};
+
+static const char *const pv_types[4] = { "pdp", "view", "hover", "cart_add" };
+
+/* Events of type t, of items passing ok, within 10 minutes of now. */
+static int pv_count(const struct pv_ev *e, int n, uint64_t now, int t, int (*ok)(int item))
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += (t < 0 || e[i].type == t) && (!ok || (e[i].item >= 0 && ok(e[i].item))) &&
+		     e[i].ts + 600000 > now;
+	return c;
+}
+
+static int pv_bags(int i) { return i / 10 == 2; }
+static int pv_not_bags_20(int i) { return i / 10 != 2 && 1000 + 100 * i >= 2000; }
+static int pv_acme(int i) { return i % 2 == 0; }
+static int pv_hats(int i) { return i / 10 == 1; }
+
+static void test_ranker_segpreview_equals_brute_force(void **state)
+{
+	static struct pv_ev ev[PV_SESS][PV_EV];
+	static const char *const rules[] = {
+		"count(pdp, category=bags, 10m) >= 3",
+		"count(pdp, category!=bags, price>=20, 10m) > 1",
+		"did(cart_add, brand=acme, 10m) and not did(view, 10m)",
+		"count(any, 10m) >= 4 or count(hover, category=hats, 10m) = 2",
+	};
+	int nev[PV_SESS], want[4] = { 0 };
+	uint64_t seed = 16, now = wf_wall_ms();
+	char sid[16], item[8], ts[24];
+	uint32_t shard = F.shard;
+	pid_t pid = F.pid;
+
+	F.shard = (shard + 1) % 4;
+	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
+	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
+	assert_int_equal(start_ranker(exe_path), 0);
+	for (int s = 0; s < PV_SESS; s++) {
+		snprintf(sid, sizeof(sid), "pv%d", s);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		nev[s] = (int)(seed >> 33) % PV_EV;
+		for (int k = 0; k < nev[s]; k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			uint64_t ago = (seed >> 20) % 540000; /* 0..9 minutes */
+			struct pv_ev *e = &ev[s][k];
+			static const int types[8] = { 0, 0, 0, 0, 1, 2, 3, 3 };
+			e->type = types[(seed >> 40) % 8];
+			e->item = (int)((seed >> 44) % 9) * 5 - 1; /* zz9, i04, i09, ... i39 */
+			e->ts = now - ((seed >> 60) & 3 ? ago : ago + 660000); /* or 11..20 */
+			snprintf(item, sizeof(item), e->item < 0 ? "zz9" : "i%02d", e->item);
+			snprintf(ts, sizeof(ts), "%llu", (unsigned long long)e->ts);
+			EVENT(sid, "-", pv_types[e->type], item, "ts", ts);
+		}
+		want[0] += pv_count(ev[s], nev[s], now, 0, pv_bags) >= 3;
+		want[1] += pv_count(ev[s], nev[s], now, 0, pv_not_bags_20) > 1;
+		want[2] += pv_count(ev[s], nev[s], now, 3, pv_acme) >= 1 && pv_count(ev[s], nev[s], now, 1, NULL) == 0;
+		want[3] += pv_count(ev[s], nev[s], now, -1, NULL) >= 4 || pv_count(ev[s], nev[s], now, 2, pv_hats) == 2;
+	}
+	for (int r = 0; r < 4; r++) {
+		CALL(WF_CMD_SEGPREVIEW, rules[r]);
+		struct toks *t = flatten();
+		assert_string_equal(t->t[0], "*4");
+		print_message("%s: %d of %d sessions\n", rules[r], want[r], PV_SESS);
+		assert_int_equal(atol(t->t[1] + 1), want[r]);
+		assert_int_equal(atol(t->t[2] + 1), want[r]); /* all new: no user */
+		assert_true(want[r] > 5 && want[r] < PV_SESS - 5); /* the rule tells sessions apart */
+	}
+	kill(F.pid, SIGKILL);
+	waitpid(F.pid, NULL, 0);
+	F.pid = pid;
+	F.shard = shard;
+	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
+	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
+}
+
 static void test_ranker_recs_is_batch_list_then_cart_changes_it(void **state)
 {
 	char it[64][16];
@@ -1817,6 +1909,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ranker_started_and_loaded_generation),
+		cmocka_unit_test(test_ranker_segpreview_equals_brute_force),
 		cmocka_unit_test(test_ranker_recs_is_batch_list_then_cart_changes_it),
 		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
 		cmocka_unit_test(test_ranker_size_filter_drops_only_what_live_stock_says),

@@ -602,6 +602,34 @@ static void test_seg_eval_matches_brute_force_reference(void **state)
 						 ref_bits(nodes, NSEG, evs, i + 1, at, &ru));
 			}
 		}
+		/* A preview's state (SEGPREVIEW): every event applied with its
+		 * item's match bits, for one evaluation time only (times out of
+		 * the windows then dropped, items out of them not resolved):
+		 * the same answer at that time. */
+		for (int k = 0; k < 4 && wf_seg_set_count_atoms(set) <= 64; k++) {
+			uint64_t at = k == 0 ? t : evs[0].ts + (uint64_t)(rand() % (int)(t + 200000 - evs[0].ts));
+			int n = 0;
+			while (n < NEV && evs[n].ts <= at)
+				n++;
+			wf_seg_state_init(set, st);
+			for (int i = 0; i < n; i++) {
+				struct wf_seg_event we = { .type = evs[i].type, .ts_ms = evs[i].ts,
+							   .price_cents = evs[i].price };
+				uint64_t m = 0;
+				if (evs[i].cat >= 0) {
+					we.category = cats[evs[i].cat];
+					we.category_len = (uint32_t)strlen(cats[evs[i].cat]);
+				}
+				if (evs[i].ts + wf_seg_item_window(set, evs[i].type) > at)
+					m = wf_seg_item_match(set, &we);
+				wf_seg_apply_matched(set, st, evs[i].type, evs[i].ts, m, at);
+			}
+			uint64_t items, cents;
+			ref_cart(evs, n, at, &items, &cents);
+			u.cart_items = (uint32_t)items;
+			u.cart_cents = cents;
+			assert_int_equal(wf_seg_eval(set, st, &u, at, NULL), ref_bits(nodes, NSEG, evs, n, at, &ru));
+		}
 		free(st);
 		wf_seg_set_free(set);
 		wf_seg_defs_fini(&d);

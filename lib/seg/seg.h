@@ -215,6 +215,26 @@ typedef void (*wf_seg_transition_fn)(void *arg, uint32_t seg, int enter, uint32_
 uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, wf_seg_transition_fn fn, void *arg);
 
+/* ---- previews: a session's events replayed for one evaluation time ---- */
+
+/* The set's count()/did() atoms (wf_seg_item_match answers the first 64). */
+uint32_t wf_seg_set_count_atoms(const struct wf_seg_set *set);
+/* Which count atoms an item's attributes pass (ev's category, brand,
+ * price; its type and time are not read): bit i for the i-th count atom of
+ * the set (atoms without a filter always), i < 64. Computed once per item,
+ * it answers every event of that item for wf_seg_apply_matched. */
+uint64_t wf_seg_item_match(const struct wf_seg_set *set, const struct wf_seg_event *ev);
+/* The longest window of a count atom with filters that an event of type
+ * feeds (0: none): an event at or before now minus it needs no item. */
+uint64_t wf_seg_item_window(const struct wf_seg_set *set, int type);
+/* wf_seg_apply of an event whose item answered match (wf_seg_item_match;
+ * needs wf_seg_set_count_atoms(set) <= 64), for an evaluation at now only
+ * (now 0: for any time): a time out of an atom's window at now is not
+ * kept, so wf_seg_eval at now answers as after wf_seg_apply of every
+ * event, but its next deadline may be later. */
+void wf_seg_apply_matched(const struct wf_seg_set *set, struct wf_seg_state *st, int type, uint64_t ts_ms,
+			  uint64_t match, uint64_t now);
+
 /* For SEGPREVIEW: a set holding rule as its last segment (named
  * "preview", version 0) and, before it, only the segments of base the rule
  * reads through in() (transitively), so a preview pays for nothing else.

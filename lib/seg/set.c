@@ -394,6 +394,65 @@ void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const s
 	}
 }
 
+uint32_t wf_seg_set_count_atoms(const struct wf_seg_set *set)
+{
+	return set->nfill;
+}
+
+uint64_t wf_seg_item_match(const struct wf_seg_set *set, const struct wf_seg_event *ev)
+{
+	uint64_t m = 0;
+
+	for (uint32_t i = 0; i < set->n; i++) {
+		const struct wf_seg_rule *r = set->seg[i].rule;
+		for (uint32_t a = 0; a < r->natoms; a++) {
+			const struct seg_atom *at = &r->atoms[a];
+			uint32_t f;
+			if (at->kind != SEG_A_COUNT || at->fill >= 64)
+				continue;
+			for (f = 0; f < at->nfilt && filter_ok(&r->filt[a][f], ev); f++)
+				;
+			if (f == at->nfilt)
+				m |= 1ull << at->fill;
+		}
+	}
+	return m;
+}
+
+uint64_t wf_seg_item_window(const struct wf_seg_set *set, int type)
+{
+	uint64_t w = 0;
+
+	if (type < 0 || type >= WF_EV_COUNT)
+		return 0;
+	for (uint32_t i = 0; i < set->nrefs[type]; i++) {
+		const struct seg_atom *a = atom_of(set, set->refs[type][i].seg, set->refs[type][i].atom);
+		if (a->nfilt && a->window_ms > w)
+			w = a->window_ms;
+	}
+	return w;
+}
+
+void wf_seg_apply_matched(const struct wf_seg_set *set, struct wf_seg_state *st, int type, uint64_t ts_ms,
+			  uint64_t match, uint64_t now)
+{
+	uint8_t *fill = fills(set, st);
+	uint64_t *times = slots(set, st);
+
+	if (type < 0 || type >= WF_EV_COUNT)
+		return;
+	if (ts_ms > st->last_ms)
+		st->last_ms = ts_ms;
+	for (uint32_t i = 0; i < set->nrefs[type]; i++) {
+		const struct seg_atom *a = atom_of(set, set->refs[type][i].seg, set->refs[type][i].atom);
+		/* Out of the window at now: it cannot count then (the k newest
+		 * in the window are kept either way). */
+		if ((a->nfilt && !(match >> a->fill & 1)) || (now && ts_ms + a->window_ms <= now))
+			continue;
+		times_add(times + a->slot, &fill[a->fill], a->k, ts_ms);
+	}
+}
+
 /* A value and the next time it may change with no event. */
 struct tv {
 	uint8_t v;
