@@ -128,12 +128,12 @@ struct emit {
  * dropped: the next ranker's replay finds it unannounced and sends it
  * with the same key. */
 static void note_push(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
-		      uint32_t seg, int enter, uint32_t seq, uint64_t ts, const char *reason)
+		      uint32_t seg, int enter, uint64_t seq, uint64_t ts, const char *reason)
 {
 	char key[WF_SEG_NAME_MAX + 48 + WF_ID_MAX], ver[24];
 	const char *name = wf_seg_set_name(set, seg);
-	int kl = snprintf(key, sizeof(key), "%s/%llu/%u/%s", name, (unsigned long long)wf_seg_set_version(set, seg),
-			  seq, s->id);
+	int kl = snprintf(key, sizeof(key), "%s/%llu/%llu/%s", name, (unsigned long long)wf_seg_set_version(set, seg),
+			  (unsigned long long)seq, s->id);
 	int vl = snprintf(ver, sizeof(ver), "%llu", (unsigned long long)wf_seg_set_version(set, seg));
 	struct wf_arg a[7] = {
 		{ key, (uint32_t)kl },
@@ -159,7 +159,7 @@ static void note_push(struct ranker_ctx *ctx, const struct wf_seg_set *set, cons
 	ctx->seg_notes++;
 }
 
-static void on_transition(void *arg, uint32_t seg, int enter, uint32_t seq, uint64_t now)
+static void on_transition(void *arg, uint32_t seg, int enter, uint64_t seq, uint64_t now)
 {
 	struct emit *e = arg;
 
@@ -179,7 +179,8 @@ void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	uint32_t nc;
 	int64_t u = -1;
 
-	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0 };
+	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0,
+				       .lsn = s ? s->lsn : 0 };
 	if (s && (uses & WF_SEG_USES_CART)) {
 		/* lib/rank's cart: snapshot items (priced) and live ones (not) */
 		for (uint32_t i = 0; i < WF_RANK_CART; i++) {
@@ -348,8 +349,9 @@ void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const c
 	 * sequence; a spill record keeps the advanced one). */
 	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
 		if (s->seg->st.member >> i & 1) {
-			uint32_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
-			note_push(ctx, ctx->segs, s, i, 0, ++*seq, wf_wall_ms(), reason);
+			uint64_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
+			*seq = wf_seg_seq_next(*seq, s->lsn);
+			note_push(ctx, ctx->segs, s, i, 0, *seq, wf_wall_ms(), reason);
 			s->seg->st.member &= ~(1ull << i);
 		}
 }
@@ -386,8 +388,10 @@ static uint64_t set_fp(const struct wf_seg_set *set)
 
 struct seg_rec_hdr {
 	uint64_t fp;
-	uint32_t state_len, nseq;
+	uint32_t state_len, nseq; /* nseq | SEQ64: (u32 hash, u32 0, u64 seq) each, else (u32 hash, u32 seq) */
 };
+
+#define SEQ64 0x80000000u /* records written since sequences are 64-bit (wf_seg_seq_next) */
 
 static uint32_t seqs_used(const struct wf_seg_set *set, struct wf_seg_state *st)
 {
@@ -404,7 +408,7 @@ uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_
 
 	if (!s->seg || !ctx->segs)
 		return 0;
-	n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st); /* at most 528 */
+	n = sizeof(struct seg_rec_hdr) + 16ull * seqs_used(ctx->segs, &s->seg->st); /* at most 1,040 */
 	if (n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX)
 		n += wf_seg_state_size(ctx->segs); /* else (thousands of count terms) the sequences alone */
 	return (uint32_t)WF_ALIGN_UP(n, 8);
@@ -413,7 +417,7 @@ uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_
 /* The state's bytes a record of s holds (0: the sequences only). */
 static uint32_t state_kept(const struct ranker_ctx *ctx, const struct ranker_session *s)
 {
-	size_t n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st);
+	size_t n = sizeof(struct seg_rec_hdr) + 16ull * seqs_used(ctx->segs, &s->seg->st);
 
 	return n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX ? (uint32_t)wf_seg_state_size(ctx->segs) : 0;
 }
@@ -426,15 +430,17 @@ void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session 
 
 	if (!n)
 		return;
-	h = (struct seg_rec_hdr){ ctx->seg_fp, state_kept(ctx, s), seqs_used(ctx->segs, &s->seg->st) };
+	h = (struct seg_rec_hdr){ ctx->seg_fp, state_kept(ctx, s), seqs_used(ctx->segs, &s->seg->st) | SEQ64 };
 	memcpy(out, &h, sizeof(h));
 	memcpy(p, &s->seg->st, h.state_len);
 	p += h.state_len;
 	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++) {
-		uint32_t e[2] = { (uint32_t)seg_hash(ctx->segs, i), *wf_seg_state_seq(ctx->segs, &s->seg->st, i) };
-		if (e[1]) {
+		uint32_t e[2] = { (uint32_t)seg_hash(ctx->segs, i), 0 };
+		uint64_t seq = *wf_seg_state_seq(ctx->segs, &s->seg->st, i);
+		if (seq) {
 			memcpy(p, e, sizeof(e));
-			p += sizeof(e);
+			memcpy(p + sizeof(e), &seq, sizeof(seq));
+			p += sizeof(e) + sizeof(seq);
 		}
 	}
 	memset(p, 0, (size_t)(out + n - p));
@@ -444,13 +450,18 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 {
 	struct seg_rec_hdr h = { 0 };
 	struct ranker_seg *g;
+	uint32_t esize = 8;
 	int exact;
 
 	if (!ctx->segs || s->seg)
 		return 1;
 	if (len >= sizeof(h))
 		memcpy(&h, p, sizeof(h));
-	if (len < sizeof(h) || (uint64_t)sizeof(h) + h.state_len + 8ull * h.nseq > len)
+	if (h.nseq & SEQ64) {
+		h.nseq &= ~SEQ64;
+		esize = 16;
+	}
+	if (len < sizeof(h) || (uint64_t)sizeof(h) + h.state_len + (uint64_t)esize * h.nseq > len)
 		len = 0; /* none (rec_check bounds len only) */
 	if (!len && (!rebuild || !s->hist_n))
 		return 1; /* no state, none to rebuild */
@@ -464,11 +475,17 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 		 * each sequence whose segment and version stay continued. */
 		ranker_seg_from_history(ctx, ctx->segs, s, &g->st);
 		for (uint32_t k = 0; len && k < h.nseq; k++) {
+			const uint8_t *q = p + sizeof(h) + h.state_len + (uint64_t)esize * k;
 			uint32_t e[2];
-			memcpy(e, p + sizeof(h) + h.state_len + 8ull * k, sizeof(e));
+			uint64_t seq;
+			memcpy(e, q, sizeof(e));
+			if (esize == 16)
+				memcpy(&seq, q + sizeof(e), sizeof(seq));
+			else
+				seq = e[1];
 			for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
 				if ((uint32_t)seg_hash(ctx->segs, i) == e[0])
-					*wf_seg_state_seq(ctx->segs, &g->st, i) = e[1];
+					*wf_seg_state_seq(ctx->segs, &g->st, i) = seq;
 		}
 	}
 	s->seg = g;
@@ -611,7 +628,7 @@ static void switch_set(struct ranker_ctx *ctx, struct wf_seg_set *set)
 			for (uint32_t i = 0; prev && i < wf_seg_set_count(old); i++) {
 				const char *name = wf_seg_set_name(old, i);
 				int j = wf_seg_set_find(set, name, strlen(name));
-				uint32_t seq = *wf_seg_state_seq(old, &prev->st, i);
+				uint64_t seq = *wf_seg_state_seq(old, &prev->st, i);
 				if (j >= 0 && wf_seg_set_version(set, (uint32_t)j) == wf_seg_set_version(old, i)) {
 					if (g) {
 						g->st.member |= (prev->st.member >> i & 1) << j;
@@ -619,7 +636,8 @@ static void switch_set(struct ranker_ctx *ctx, struct wf_seg_set *set)
 						g->st.eval_ms = prev->st.eval_ms;
 					}
 				} else if (prev->st.member >> i & 1) {
-					note_push(ctx, old, s, i, 0, seq + 1, now, j >= 0 ? "redefined" : "dropped");
+					note_push(ctx, old, s, i, 0, wf_seg_seq_next(seq, s->lsn), now,
+						  j >= 0 ? "redefined" : "dropped");
 				}
 			}
 			heap_remove(ctx, s);
@@ -723,16 +741,16 @@ void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_r
 	if (!p)
 		return;
 	const char *q = memchr(p + 1, '/', rec->argl[0] - (size_t)(p + 1 - rec->argv[0]));
-	if (!q || wf_parse_i64(p + 1, (size_t)(q - p - 1), &seq) < 0 || seq <= 0 || seq > UINT32_MAX)
+	if (!q || wf_parse_i64(p + 1, (size_t)(q - p - 1), &seq) < 0 || seq <= 0)
 		return;
 	id = (struct wf_msg_arg){ rec->argv[4], rec->argl[4] };
 	s = ranker_session_find(ctx, &id);
 	if (!s || (!s->seg && !(s->seg = state_alloc(ctx))))
 		return;
-	uint32_t *sq = wf_seg_state_seq(ctx->segs, &s->seg->st, (uint32_t)i);
-	if ((uint32_t)seq < *sq)
+	uint64_t *sq = wf_seg_state_seq(ctx->segs, &s->seg->st, (uint32_t)i);
+	if ((uint64_t)seq < *sq)
 		return; /* an older one (ingest journals each key once, in order) */
-	*sq = (uint32_t)seq;
+	*sq = (uint64_t)seq;
 	if (rec->argl[3] == 5 && memcmp(rec->argv[3], "enter", 5) == 0)
 		s->seg->st.member |= 1ull << i;
 	else
