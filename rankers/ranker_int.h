@@ -50,6 +50,12 @@ struct ranker_gen {
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
 	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
+	/* SEGPREVIEW's view of the owned users, in user order, in the arena
+	 * (built with the generation by the loader, so no preview pays for
+	 * it): pv_users[i] and its lifecycle pv_life[i] (a rule on the
+	 * lifecycle alone scans those nowned bytes only). */
+	struct ranker_seg_user *pv_users;
+	uint8_t *pv_life;
 	/* The previous generation's snapshot file (an experiment's `stale`
 	 * arm, exps.c): the mapping of the generation this one replaced, or
 	 * one the loader opened (struct ranker_prev); NULL until then. Read
@@ -79,11 +85,10 @@ struct ranker_seg_timer {
 	struct ranker_session *s;
 };
 
-/* A snapshot user of this shard as a preview reads it (segs.c). */
+/* A snapshot user of this shard as a preview reads it (segquery.c). */
 struct ranker_seg_user {
 	uint64_t key;                   /* as the owned table's: wf_hash64(id) | 1 */
 	uint32_t user;                  /* snapshot user index */
-	uint16_t lifecycle;             /* enum wf_snap_segment */
 	float ltv;
 };
 
@@ -250,9 +255,6 @@ struct ranker_ctx {
 	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
 	int seg_replaying;
 	uint64_t seg_notes;
-	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
-	uint32_t seg_nusers;
-	uint64_t seg_users_gen;         /* the generation it was built from */
 	/* Experiments (exps.c): the running ones, as of experiments_gen
 	 * exp_gen (A13); the loader opens the previous generation's file
 	 * for the stale arm (want_prev: loop -> loader, RL4/AL4; prev_ready:

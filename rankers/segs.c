@@ -699,8 +699,6 @@ void ranker_segs_fini(struct ranker_ctx *ctx)
 	ctx->segs = NULL;
 	free(ctx->seg_heap);
 	ctx->seg_heap = NULL;
-	free(ctx->seg_users);
-	ctx->seg_users = NULL;
 	ctx->seg_heap_n = ctx->seg_heap_cap = 0;
 }
 
