@@ -9,7 +9,9 @@
  * Linked into weft-ingest only.
  *
  * A transition's argv (rankers, contract of issue 16): key segment version
- * enter|exit session user reason, key = "<segment>/<version>/<seq>/<session>".
+ * enter|exit session user reason, key = "<segment>/<version>/<seq>/<session>"
+ * (unique per transition and the same across a ranker's restarts:
+ * docs/SEGMENTS.md "Transitions"; here only hashed for the seen set).
  * Its id is its journal LSN, a decimal string: ids grow with time and one
  * is a TRIGGERS cursor.
  *

@@ -50,6 +50,12 @@ struct ranker_gen {
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
 	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
+	/* SEGPREVIEW's view of the owned users, in user order, in the arena
+	 * (built with the generation by the loader, so no preview pays for
+	 * it): pv_users[i] and its lifecycle pv_life[i] (a rule on the
+	 * lifecycle alone scans those nowned bytes only). */
+	struct ranker_seg_user *pv_users;
+	uint8_t *pv_life;
 	/* The previous generation's snapshot file (an experiment's `stale`
 	 * arm, exps.c): the mapping of the generation this one replaced, or
 	 * one the loader opened (struct ranker_prev); NULL until then. Read
@@ -79,19 +85,11 @@ struct ranker_seg_timer {
 	struct ranker_session *s;
 };
 
-/* A snapshot user of this shard as a preview reads it (segs.c). */
+/* A snapshot user of this shard as a preview reads it (segquery.c). */
 struct ranker_seg_user {
 	uint64_t key;                   /* as the owned table's: wf_hash64(id) | 1 */
 	uint32_t user;                  /* snapshot user index */
-	uint16_t lifecycle;             /* enum wf_snap_segment */
 	float ltv;
-};
-
-/* A preview's item cache entry (segs.c): id hash, snapshot index. */
-#define RANKER_SEG_ITEMS (1u << 16)
-struct ranker_seg_item {
-	uint64_t key;
-	int64_t item;
 };
 
 /* One session. Allocated in the session arena, sized to its id. */
@@ -262,10 +260,6 @@ struct ranker_ctx {
 	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
 	int seg_replaying;
 	uint64_t seg_notes;
-	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
-	uint32_t seg_nusers;
-	uint64_t seg_users_gen;         /* the generation it was built from */
-	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
 	/* Experiments (exps.c): the running ones, as of experiments_gen
 	 * exp_gen (A13); the loader opens the previous generation's file
 	 * for the stale arm (want_prev: loop -> loader, RL4/AL4; prev_ready:
@@ -325,6 +319,12 @@ struct ranker_hist_cur {
  * session id (user type item [f v]...). Returns 1, or 0 past the end. */
 int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts,
 		     struct wf_msg_arg *a, uint32_t *ret_argc);
+
+/* ranker_hist_next for readers of the type and item only (SEGPREVIEW):
+ * the type as recorded (enum wf_event_type), the item pointing into the
+ * history; no user and no fields decoded. 1, or 0 past the end. */
+int ranker_hist_scan(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts, int *ret_type,
+		     struct wf_msg_arg *ret_item);
 
 /* wf_hash64() of a session id: the hint's when id is the request's own. */
 static inline uint64_t ranker_session_key(const struct ranker_ctx *ctx, const struct wf_msg_arg *id)
@@ -575,6 +575,9 @@ void ranker_segs_replay_end(struct ranker_ctx *ctx);
  * the user s logged in as), and a session's history fed into a state. */
 void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, const char *id, size_t len,
 		       uint32_t uses, struct wf_seg_inputs *ret);
+/* The snapshot attributes of item index it (-1: none, nothing set) into
+ * ev's category, brand and price. */
+void ranker_seg_item_attrs(const struct ranker_ctx *ctx, int64_t it, struct wf_seg_event *ev);
 void ranker_seg_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
 			     struct wf_seg_state *st);
 /* The segments session s (may be NULL) of user is in now (bit i: the
