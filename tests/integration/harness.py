@@ -8,6 +8,9 @@ Unix socket, redis-cli and redis-benchmark as subprocesses.
 Exit code 77 means skipped (meson's convention), e.g. io_uring unavailable.
 """
 import csv
+import fcntl
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -34,16 +37,82 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-class Store:
-    """A generated store and its snapshot, shared by a test file."""
+FIXTURES = os.path.join(BUILD, "test-fixtures")
 
-    def __init__(self, root, users=300, items=600, days=10, seed=7):
+
+def _digest(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, str) and os.path.isfile(p):
+            st = os.stat(p)
+            if p.startswith(BUILD):  # a program: rebuilt means regenerate
+                h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+            else:
+                with open(p, "rb") as f:
+                    h.update(f.read())
+        else:
+            h.update(repr(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:20]
+
+
+def fixture(key, make):
+    """make(dir) once per build tree for key; returns that dir, which callers only read.
+
+    Tests run in parallel, so the first one to want a fixture makes it under a
+    lock and the others wait for it; a fixture is complete once renamed into
+    place. The key covers the programs' size and mtime, so a rebuild makes it
+    again."""
+    d = os.path.join(FIXTURES, key)
+    os.makedirs(FIXTURES, exist_ok=True)
+    with open(d + ".lock", "w") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        if not os.path.isdir(d):
+            tmp = d + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            make(tmp)
+            os.rename(tmp, d)
+    return d
+
+
+def batch_build(events, catalog, out, *args):
+    """`weft-batch build --events EVENTS --catalog CATALOG --out OUT ARGS --quiet`, built
+    once per build tree for the same inputs (by content) and arguments, then
+    copied to OUT (and OUT.manifest.json, its "file" naming OUT)."""
+    batch = prog("weft-batch")
+
+    def make(d):
+        subprocess.run([batch, "build", "--events", events, "--catalog", catalog, "--out",
+                        os.path.join(d, "snap"), *args, "--quiet"], check=True)
+
+    d = fixture("snap-" + _digest(batch, events, catalog, *args), make)
+    shutil.copyfile(os.path.join(d, "snap"), out)
+    with open(os.path.join(d, "snap.manifest.json")) as f:
+        man = json.load(f)
+    man["file"] = out
+    with open(out + ".manifest.json", "w") as f:
+        json.dump(man, f, indent=2)
+        f.write("\n")
+
+
+class Store:
+    """A generated store and its snapshot, shared by a test file.
+
+    weft-gen and weft-batch run once per build tree for each set of
+    arguments (fixture(), batch_build()); each test gets its own copy in
+    root, so what it writes there stays its own."""
+
+    def __init__(self, root, users=300, items=600, days=10, seed=7, snapshot=True):
         self.dir = os.path.join(root, "store")
-        subprocess.run([prog("weft-gen"), "--out", self.dir, "--users", str(users), "--items",
-                        str(items), "--days", str(days), "--seed", str(seed), "--quiet"], check=True)
+        gen = prog("weft-gen")
+        args = ["--users", str(users), "--items", str(items), "--days", str(days), "--seed", str(seed)]
+        src = fixture("store-" + _digest(gen, *args), lambda d: subprocess.run(
+            [gen, "--out", os.path.join(d, "store"), *args, "--quiet"], check=True))
+        shutil.copytree(os.path.join(src, "store"), self.dir)
         self.snapshot = os.path.join(root, "store.snap")
-        subprocess.run([prog("weft-batch"), "build", "--events", self.events, "--catalog",
-                        self.catalog, "--out", self.snapshot, "--quiet"], check=True)
+        if snapshot:
+            batch_build(self.events, self.catalog, self.snapshot)
 
     @property
     def events(self):

@@ -35,7 +35,7 @@ if os.environ.get("WEFT_SANITIZED"):
     print("skip: the closed loop measures statistics; it-experiments covers its code under the sanitizers")
     sys.exit(77)
 T = TestDir("expsim")
-STORE = Store(T.path, users=600, items=1000, days=10)
+STORE = Store(T.path, users=600, items=1000, days=10, snapshot=False)
 EV_Y = os.path.join(T.path, "events_y.csv")
 SNAP_Y = os.path.join(T.path, "y.snap")
 SNAP_T = os.path.join(T.path, "t.snap")
@@ -45,8 +45,7 @@ with open(STORE.events) as f, open(EV_Y, "w") as out:
     out.write(rows[0])
     out.writelines(r for r in rows[1:] if int(r.split(",")[0]) < last - 86400000)
 for ev, snap, gen in ((EV_Y, SNAP_Y, "1"), (STORE.events, SNAP_T, "2")):
-    subprocess.run([prog("weft-batch"), "build", "--events", ev, "--catalog", STORE.catalog, "--out", snap,
-                    "--generation", gen, "--quiet"], check=True)
+    harness.batch_build(ev, STORE.catalog, snap, "--generation", gen)
 APP = Appliance(T.path, shards=2, snapshot=SNAP_Y)
 APP.weftctl("snapshot", "load", SNAP_T)
 

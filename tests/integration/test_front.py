@@ -27,8 +27,7 @@ from harness import Appliance, Store, TestDir, prog  # noqa: E402
 T = TestDir("front")
 STORE = Store(T.path, users=300, items=600, days=10)
 SNAP_B = os.path.join(T.path, "b.snap")
-subprocess.run([prog("weft-batch"), "build", "--events", STORE.events, "--catalog", STORE.catalog,
-                "--out", SNAP_B, "--candidates", "40", "--quiet"], check=True)
+harness.batch_build(STORE.events, STORE.catalog, SNAP_B, "--candidates", "40")
 APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot)
 USERS = STORE.users()
 ITEMS = [r["item_id"] for r in STORE.items()]

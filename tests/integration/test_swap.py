@@ -25,9 +25,9 @@ T = TestDir("swap")
 STORE = Store(T.path, users=300, items=600, days=10)
 SNAP_A = os.path.join(T.path, "a.snap")
 SNAP_B = os.path.join(T.path, "b.snap")
-for path, n in ((SNAP_A, 3), (SNAP_B, 200)):
-    subprocess.run([prog("weft-batch"), "build", "--events", STORE.events, "--catalog", STORE.catalog,
-                    "--out", path, "--candidates", str(n), "--quiet"], check=True)
+# B is the store's own snapshot (weft-batch's default --candidates 200), copied.
+harness.batch_build(STORE.events, STORE.catalog, SNAP_B)
+harness.batch_build(STORE.events, STORE.catalog, SNAP_A, "--candidates", "3")
 APP = Appliance(T.path, shards=2, snapshot=SNAP_A)
 USERS = STORE.users()
 
