@@ -26,14 +26,14 @@
 #include "admin/weftctl_int.h"
 #include "shm/shm.h"
 
-#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 3)
+#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 4)
 #define UP_START_TIMEOUT_MS 120000u /* everything ready, or give up */
 #define UP_ADMIN_TIMEOUT_MS 15000u  /* admin.sock answers PING */
 #define UP_GRACE_MS 10000u          /* SIGTERM -> SIGKILL */
 #define UP_STABLE_MS 10000u         /* a child that lived this long resets its backoff */
 #define UP_TICK_MS 100
 
-enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST, KIND_OBSERVE, KIND_COUNT };
+enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST, KIND_OBSERVE, KIND_KAFKA, KIND_COUNT };
 
 struct up_child {
 	int kind;
@@ -58,7 +58,7 @@ struct up_ctx {
 	int ncpus;
 	char cpu_arg[WF_SHM_MAX_SHARDS][12]; /* each ranker's --cpu */
 	char metrics_file[PATH_MAX]; /* absolute, for weft-observe */
-	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe ("": not built) */
+	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe, kafka ("": not built) */
 	uint32_t nshards;
 	int sfd;
 	int lock_fd;             /* DIR/weft.lock: DIR is ours while it is held */
@@ -196,6 +196,16 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 		argv[n++] = "--sessions";
 		argv[n++] = u->o->sessions;
 	}
+	if (ch->kind == KIND_KAFKA) {
+		argv[n++] = "--kafka-brokers";
+		argv[n++] = u->o->kafka_brokers;
+		argv[n++] = "--kafka-topic";
+		argv[n++] = u->o->kafka_topic;
+		if (u->o->kafka_group) {
+			argv[n++] = "--kafka-group";
+			argv[n++] = u->o->kafka_group;
+		}
+	}
 	if (ch->kind == KIND_OBSERVE && u->o->no_bpf)
 		argv[n++] = "--no-bpf";
 	if (ch->kind == KIND_OBSERVE && u->o->metrics_file) {
@@ -251,7 +261,8 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 
 static struct up_child *child_add(struct up_ctx *u, int kind, int shard)
 {
-	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe",
+					      "weft-kafka" };
 	struct up_child *ch = &u->child[u->nchild++];
 
 	ch->kind = kind;
@@ -572,8 +583,9 @@ static void choose_layout(struct up_ctx *u)
 
 static int setup(struct up_ctx *u)
 {
-	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
-	static const char *const subdirs[] = { "admin", "rankers", "ingest", "observe" };
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe",
+					      "weft-kafka" };
+	static const char *const subdirs[] = { "admin", "rankers", "ingest", "observe", "kafka" };
 	char tmp[PATH_MAX];
 	sigset_t set;
 
@@ -608,8 +620,9 @@ static int setup(struct up_ctx *u)
 	choose_layout(u);
 	for (int k = 0; k < KIND_COUNT; k++)
 		if (find_bin(names[k], subdirs[k], u->bin[k], sizeof(u->bin[k])) < 0) {
-			if (k == KIND_OBSERVE) {
-				/* Optional: weft serves without it, status says so. */
+			if (k == KIND_OBSERVE || (k == KIND_KAFKA && !u->o->kafka_brokers)) {
+				/* Optional: weft serves without it, status says so
+				 * (weft-kafka: wanted only with --kafka-brokers). */
 				u->bin[k][0] = '\0';
 				continue;
 			}
@@ -665,6 +678,9 @@ static int start(struct up_ctx *u)
 	for (uint32_t i = 0; i < u->nshards; i++)
 		spawn(u, child_add(u, KIND_RANKER, (int)i));
 	spawn(u, child_add(u, KIND_INGEST, -1));
+	/* weft-kafka waits for weft-ingest's socket itself. */
+	if (u->o->kafka_brokers)
+		spawn(u, child_add(u, KIND_KAFKA, -1));
 
 	deadline = wf_now_ns() + UP_START_TIMEOUT_MS * 1000000ull;
 	for (;;) {
