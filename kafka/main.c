@@ -17,6 +17,7 @@
  * shared memory. Run by weftctl up (--kafka-*) or systemd/weft-kafka.service.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <ini.h>
 #include <limits.h>
@@ -52,7 +53,7 @@ struct kafka_pending {
 struct kafka_ctx {
 	const char *dir, *socket, *journal, *brokers, *topic, *group, *config, *instance;
 	char socket_buf[PATH_MAX], journal_buf[PATH_MAX], status_path[PATH_MAX];
-	char group_buf[256], brokers_buf[1024], topic_buf[256], instance_buf[256];
+	char group_buf[256], brokers_buf[256], topic_buf[256], instance_buf[256]; /* from --config */
 	uint32_t batch_max;
 	rd_kafka_t *rk;
 	redisContext *rc;
@@ -76,31 +77,38 @@ static void usage(void)
 		"                  [--kafka-instance ID] [--batch N]\n"
 		"  --kafka-group G  consumer group (default weft)\n"
 		"  --kafka-instance ID  static group member id (default HOST:hash of DIR)\n"
-		"  --config FILE    ini file; section [kafka]: brokers, topic, group, instance\n"
-		"                   (flags win)\n"
+		"  --config FILE    weft.conf: WEFT_KAFKA_BROKERS, _TOPIC, _GROUP, _INSTANCE (flags win)\n"
 		"  --socket PATH    weft-ingest's socket (default DIR/weft.sock)\n"
 		"  --journal DIR    the journal weft-ingest writes (default DIR/journal)\n"
 		"  --batch N        messages per batch, 1..%u (default %u)\n",
 		KAFKA_BATCH_MAX, KAFKA_BATCH_DEFAULT);
 }
 
+/* /etc/weft/weft.conf: KEY=VALUE lines every unit reads (inih: section
+ * ""). Only WEFT_KAFKA_* are ours; a flag given wins. */
 static int config_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct kafka_ctx *ctx = user;
+	static const struct {
+		const char *key;
+		size_t off, buf;
+	} keys[] = {
+		{ "WEFT_KAFKA_BROKERS", offsetof(struct kafka_ctx, brokers), offsetof(struct kafka_ctx, brokers_buf) },
+		{ "WEFT_KAFKA_TOPIC", offsetof(struct kafka_ctx, topic), offsetof(struct kafka_ctx, topic_buf) },
+		{ "WEFT_KAFKA_GROUP", offsetof(struct kafka_ctx, group), offsetof(struct kafka_ctx, group_buf) },
+		{ "WEFT_KAFKA_INSTANCE", offsetof(struct kafka_ctx, instance), offsetof(struct kafka_ctx, instance_buf) },
+	};
 
-	if (strcmp(section, "kafka") != 0)
+	if (section[0])
 		return 1;
-	if (strcmp(name, "brokers") == 0 && !ctx->brokers)
-		ctx->brokers = strncpy(ctx->brokers_buf, value, sizeof(ctx->brokers_buf) - 1);
-	else if (strcmp(name, "topic") == 0 && !ctx->topic)
-		ctx->topic = strncpy(ctx->topic_buf, value, sizeof(ctx->topic_buf) - 1);
-	else if (strcmp(name, "group") == 0 && !ctx->group)
-		ctx->group = strncpy(ctx->group_buf, value, sizeof(ctx->group_buf) - 1);
-	else if (strcmp(name, "instance") == 0 && !ctx->instance)
-		ctx->instance = strncpy(ctx->instance_buf, value, sizeof(ctx->instance_buf) - 1);
-	else if (strcmp(name, "brokers") && strcmp(name, "topic") && strcmp(name, "group") && strcmp(name, "instance")) {
-		wf_err("%s: unknown key '%s' in [kafka]", ctx->config, name);
-		return 0;
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char **dst = (const char **)((char *)ctx + keys[i].off);
+		char *buf = (char *)ctx + keys[i].buf;
+
+		if (strcmp(name, keys[i].key) != 0 || *dst || !*value)
+			continue;
+		snprintf(buf, 256, "%s", value);
+		*dst = buf;
 	}
 	return 1;
 }
