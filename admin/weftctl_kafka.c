@@ -1,7 +1,7 @@
 /*
  * weftctl_kafka.c - weft-kafka's state (issue 20) for `weftctl status` and
- * `weftctl metrics`: DIR/kafka.status, the JSON weft-kafka rewrites every
- * second (kafka/main.c). Reads that file only. Linked into weftctl.
+ * `weftctl metrics`: DIR/kafka.status, the JSON weft-kafka rewrites 5 times
+ * a second (kafka/main.c). Reads that file only. Linked into weftctl.
  */
 #include <jansson.h>
 #include <limits.h>
