@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "kafka/event.h"
+#include "lib/util.h"
 
 /* The string at key into out (cap bytes with the NUL): 1 copied, 0
  * absent or null (when may_miss), -EINVAL with err written. */
@@ -59,7 +60,11 @@ int wf_kevent_parse(const void *buf, size_t len, struct wf_kevent *ret, char *er
 	/* JSON_REJECT_DUPLICATES: {"event":"view","event":"buy"} has no one meaning. */
 	o = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (!o) {
-		snprintf(err, errlen, "not JSON: %s (at byte %d)", je.text, je.position);
+		char esc[JSON_ERROR_TEXT_LENGTH * 4];
+
+		/* jansson's text may quote the message: escaped (wf_escape) */
+		wf_escape(esc, sizeof(esc), je.text, strnlen(je.text, sizeof(je.text)));
+		snprintf(err, errlen, "not JSON: %s (at byte %d)", esc, je.position);
 		return -EINVAL;
 	}
 	if (!json_is_object(o)) {
