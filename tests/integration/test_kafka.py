@@ -10,7 +10,9 @@ weft-kafka is killed with SIGKILL, then weft-ingest; the supervisor
 restarts both. At the end every good event is in its session's HISTORY
 exactly once (each carries a unique value), no bad one is, the bad ones
 were counted and logged, `weftctl status` shows the consumer with lag 0
-on every partition, and RECS answers for the Kafka shoppers.
+on every partition, and RECS answers for the Kafka shoppers. Then two
+replicas (two appliances, two consumer groups, one topic) give
+byte-identical HISTORY and RECS for every shopper.
 
 Scaled down under the sanitizers (WEFT_SANITIZED=1). Skips (77) without
 kcat or librdkafka.
@@ -169,5 +171,58 @@ def test_kafka_exactly_once_across_kill9():
             T.cleanup()
 
 
+def test_two_replicas_give_identical_recs():
+    """Two appliances, each its own consumer group, read the same topic
+    (the partitions interleave differently in each); once both hold every
+    event, RECS (and HISTORY) are byte-identical for every shopper."""
+    if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
+        raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
+    n = N // 3
+    T = TestDir("kafka-replicas")
+    mock = subprocess.Popen([MOCK, TOPIC, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    apps = []
+    try:
+        bootstrap = mock.stdout.readline().strip()
+        store = Store(T.path, users=100, items=200, days=3)
+        users = store.users()
+        items = [r["item_id"] for r in store.items()]
+        lines = []
+        for k in range(n):
+            s = k % SESSIONS
+            u = users[s % len(users)] if s % 5 else ""
+            ev = {"ts": 1700000000000 + k * 1000, "user_id": u, "session_id": f"ks{s}",
+                  "event": ["view", "click", "pdp", "cart_add", "purchase"][k % 5 if k % 3 else 0],
+                  "item_id": items[(k * 7) % len(items)], "value": f"e{k}"}
+            lines.append((u or f"ks{s}").encode() + b"|" + json.dumps(ev).encode())
+        produce(bootstrap, lines)
+        for name in ("a", "b"):
+            os.makedirs(os.path.join(T.path, name))
+            apps.append(Appliance(os.path.join(T.path, name), shards=2, snapshot=store.snapshot,
+                                  extra=["--kafka-brokers", bootstrap, "--kafka-topic", TOPIC,
+                                         "--kafka-group", "replica-" + name]))
+        for app in apps:
+            wait_for("every event in this replica", lambda: len(history_values(app.client())) == n, tries=2400)
+        answers = []
+        for app in apps:
+            c = app.client()
+            got = []
+            for s in range(SESSIONS):
+                u = users[s % len(users)] if s % 5 else "-"
+                got.append(("HISTORY", s, c.execute_command("HISTORY", f"ks{s}")))
+                got.append(("RECS", s, c.execute_command("RECS", f"ks{s}", u, 20)))
+                got.append(("RECS PAGE", s, c.execute_command("RECS", f"ks{s}", u, 10, "PAGE", "pdp", "ANCHOR", items[s])))
+            answers.append(got)
+        diff = [(a[0], a[1]) for a, b in zip(*answers) if a != b]
+        assert not diff, f"replicas differ: {diff[:10]}"
+        assert all(len(r[2]) == 20 for r in answers[0] if r[0] == "RECS"), "a RECS short of 20"
+    finally:
+        for app in apps:
+            app.stop()
+        mock.stdin.close()
+        mock.wait(timeout=30)
+        if not os.environ.get("WEFT_KEEP"):
+            T.cleanup()
+
+
 if __name__ == "__main__":
-    harness.run([test_kafka_exactly_once_across_kill9])
+    harness.run([test_kafka_exactly_once_across_kill9, test_two_replicas_give_identical_recs])
