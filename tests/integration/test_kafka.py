@@ -157,6 +157,13 @@ def test_kafka_exactly_once_across_kill9():
         assert "bad message" in up_log and "unknown event type" in up_log and "not JSON" in up_log
         out = app.weftctl("status").stdout
         assert "kafka" in out and "lag" in out, out
+        metrics = app.weftctl("metrics").stdout
+        for p in range(4):
+            assert f'weft_kafka_lag{{partition="{p}"}} 0' in metrics, metrics[-2000:]
+        assert "weft_kafka_bad_total" in metrics
+        if shutil.which("promtool"):
+            r = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout + r.stderr
         c = app.client()
         for s in ("sx", "sy", "sz"):
             assert c.execute_command("HISTORY", s) == [], s
