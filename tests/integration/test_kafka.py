@@ -32,7 +32,7 @@ from harness import Appliance, SkipTest, Store, TestDir, log  # noqa: E402
 BUILD = harness.BUILD
 MOCK = os.path.join(BUILD, "tests", "weft-test-kafka-mock")
 TOPIC = "weft-events"
-N = 1200 if os.environ.get("WEFT_SANITIZED") else 6000
+N = 600 if os.environ.get("WEFT_SANITIZED") else 6000
 SESSIONS = 40
 BAD = [b"this is not json", b'{"ts": 1, "session_id": "sx", "event": "view"}',
        b'{"ts": 1, "user_id": "", "session_id": "sy", "event": "teleport", "item_id": "i1"}',
