@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
 		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
-		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G]]\n"
+		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G] [--kafka-partitions L]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -74,7 +74,8 @@ static void usage(FILE *f)
 		"  --no-bpf          (up) weft-observe loads no BPF program (schedstat only)\n"
 		"  --foreground-log  (up) debug-level logs from every process\n"
 		"  --kafka-brokers H:P, --kafka-topic T, --kafka-group G\n"
-		"                    (up) also run weft-kafka: events from topic T (group G, default weft)\n",
+		"                    (up) also run weft-kafka: events from topic T (group G, default weft)\n"
+		"  --kafka-partitions L  (up) this box owns only partitions L (\"0,1\"), never rebalanced\n",
 		WF_CLI_DEFAULT_DIR);
 }
 
@@ -360,7 +361,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
 		    !OPT("--plot") && !OPT("--pubsub-limit") && !OPT("--kafka-brokers") && !OPT("--kafka-topic") &&
-		    !OPT("--kafka-group"))
+		    !OPT("--kafka-group") && !OPT("--kafka-partitions"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -425,6 +426,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->kafka_topic = val;
 		} else if (OPT("--kafka-group")) {
 			o->kafka_group = val;
+		} else if (OPT("--kafka-partitions")) {
+			o->kafka_partitions = val;
 		} else if (OPT("--pubsub-limit")) {
 			o->pubsub_limit = val; /* weft-ingest checks it (and refuses to start on a bad one) */
 		} else if (OPT("--socket-mode")) {
@@ -450,8 +453,9 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 	}
 	if (!*o->dir)
 		return bad_usage("%s--dir must not be empty", "");
-	if (!o->kafka_brokers != !o->kafka_topic || (o->kafka_group && !o->kafka_brokers))
-		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group with them)", "");
+	if (!o->kafka_brokers != !o->kafka_topic || ((o->kafka_group || o->kafka_partitions) && !o->kafka_brokers))
+		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group, --kafka-partitions "
+				 "with them)", "");
 	return 0;
 }
 

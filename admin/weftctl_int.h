@@ -25,7 +25,7 @@ struct wf_cli_opts {
 	const char *pubsub_limit; /* NULL = weft-ingest's default (--pubsub-limit) */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
 	/* up: weft-kafka (issue 20) runs when kafka_brokers is set */
-	const char *kafka_brokers, *kafka_topic, *kafka_group;
+	const char *kafka_brokers, *kafka_topic, *kafka_group, *kafka_partitions;
 	/* export only */
 	const char *channel, *out;
 	long k;

@@ -205,6 +205,10 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 			argv[n++] = "--kafka-group";
 			argv[n++] = u->o->kafka_group;
 		}
+		if (u->o->kafka_partitions) {
+			argv[n++] = "--kafka-partitions";
+			argv[n++] = u->o->kafka_partitions;
+		}
 	}
 	if (ch->kind == KIND_OBSERVE && u->o->no_bpf)
 		argv[n++] = "--no-bpf";

@@ -11,7 +11,8 @@
  *
  *   weft-kafka --dir DIR --kafka-brokers HOST:PORT --kafka-topic T
  *              [--kafka-group G] [--config FILE] [--socket PATH]
- *              [--journal DIR] [--kafka-instance ID] [--batch N]
+ *              [--journal DIR] [--kafka-instance ID] [--kafka-partitions L]
+ *              [--batch N]
  *
  * Writes DIR/kafka.status (JSON: counters, per partition position, high
  * watermark, lag) 5 times a second for weftctl status and metrics. Touches no
@@ -52,9 +53,9 @@ struct kafka_pending {
 
 /* The process's one context. */
 struct kafka_ctx {
-	const char *dir, *socket, *journal, *brokers, *topic, *group, *config, *instance;
+	const char *dir, *socket, *journal, *brokers, *topic, *group, *config, *instance, *partitions;
 	char socket_buf[PATH_MAX], journal_buf[PATH_MAX], status_path[PATH_MAX];
-	char group_buf[256], brokers_buf[256], topic_buf[256], instance_buf[256]; /* from --config */
+	char group_buf[256], brokers_buf[256], topic_buf[256], instance_buf[256], partitions_buf[256]; /* --config */
 	uint32_t batch_max;
 	rd_kafka_t *rk;
 	redisContext *rc;
@@ -76,10 +77,12 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: weft-kafka --dir DIR --kafka-brokers HOST:PORT[,...] --kafka-topic TOPIC\n"
 		"                  [--kafka-group GROUP] [--config FILE] [--socket PATH] [--journal DIR]\n"
-		"                  [--kafka-instance ID] [--batch N]\n"
+		"                  [--kafka-instance ID] [--kafka-partitions L] [--batch N]\n"
 		"  --kafka-group G  consumer group (default weft)\n"
 		"  --kafka-instance ID  static group member id (default HOST:hash of DIR)\n"
-		"  --config FILE    weft.conf: WEFT_KAFKA_BROKERS, _TOPIC, _GROUP, _INSTANCE (flags win)\n"
+		"  --kafka-partitions L  own only these partitions (\"0,1\"): assigned, never rebalanced\n"
+		"  --config FILE    weft.conf: WEFT_KAFKA_BROKERS, _TOPIC, _GROUP, _INSTANCE,\n"
+		"                   _PARTITIONS (flags win)\n"
 		"  --socket PATH    weft-ingest's socket (default DIR/weft.sock)\n"
 		"  --journal DIR    the journal weft-ingest writes (default DIR/journal)\n"
 		"  --batch N        messages per batch, 1..%u (default %u)\n",
@@ -99,6 +102,8 @@ static int config_key(void *user, const char *section, const char *name, const c
 		{ "WEFT_KAFKA_TOPIC", offsetof(struct kafka_ctx, topic), offsetof(struct kafka_ctx, topic_buf) },
 		{ "WEFT_KAFKA_GROUP", offsetof(struct kafka_ctx, group), offsetof(struct kafka_ctx, group_buf) },
 		{ "WEFT_KAFKA_INSTANCE", offsetof(struct kafka_ctx, instance), offsetof(struct kafka_ctx, instance_buf) },
+		{ "WEFT_KAFKA_PARTITIONS", offsetof(struct kafka_ctx, partitions),
+		  offsetof(struct kafka_ctx, partitions_buf) },
 	};
 
 	if (section[0])
@@ -123,7 +128,7 @@ static int parse_args(struct kafka_ctx *ctx, int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },        { "socket", required_argument, NULL, 's' },
 		{ "journal", required_argument, NULL, 'j' },       { "batch", required_argument, NULL, 'B' },
 		{ "shm", required_argument, NULL, 'S' },           { "help", no_argument, NULL, 'h' },
-		{ "kafka-instance", required_argument, NULL, 'i' },
+		{ "kafka-instance", required_argument, NULL, 'i' }, { "kafka-partitions", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int64_t n;
@@ -138,6 +143,7 @@ static int parse_args(struct kafka_ctx *ctx, int argc, char **argv)
 		case 'g': ctx->group = optarg; break;
 		case 'c': ctx->config = optarg; break;
 		case 'i': ctx->instance = optarg; break;
+		case 'P': ctx->partitions = optarg; break;
 		case 's': ctx->socket = optarg; break;
 		case 'j': ctx->journal = optarg; break;
 		case 'S': break; /* weftctl up passes every child its segment; no shm here */
@@ -504,6 +510,44 @@ static int connect_ingest(struct kafka_ctx *ctx)
 	return -ECONNREFUSED;
 }
 
+/*
+ * --kafka-partitions: this box owns these partitions; they are assigned
+ * (no group balancing moves them), read from the group's committed
+ * offsets (else the start). A box that is down holds its partitions'
+ * events back; no other box takes them, so no two journals share one.
+ */
+static int assign_owned(struct kafka_ctx *ctx)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	const char *p = ctx->partitions;
+	rd_kafka_resp_err_t ke;
+	char *end;
+
+	while (*p) {
+		long v = strtol(p, &end, 10);
+
+		if (end == p || v < 0 || v >= (long)WF_KSEEN_MAX_PARTITIONS || (*end && *end != ',')) {
+			wf_err("--kafka-partitions wants partition numbers 0..%u separated by commas, not '%s'",
+			       WF_KSEEN_MAX_PARTITIONS - 1, ctx->partitions);
+			rd_kafka_topic_partition_list_destroy(l);
+			return -EINVAL;
+		}
+		rd_kafka_topic_partition_list_add(l, ctx->topic, (int32_t)v)->offset = RD_KAFKA_OFFSET_STORED;
+		p = *end ? end + 1 : end;
+	}
+	ke = rd_kafka_assign(ctx->rk, l);
+	if (ke == RD_KAFKA_RESP_ERR_NO_ERROR && rd_kafka_committed(ctx->rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		for (int i = 0; i < l->cnt; i++)
+			if (l->elems[i].offset >= 0)
+				ctx->committed[l->elems[i].partition] = l->elems[i].offset;
+	if (ke == RD_KAFKA_RESP_ERR_NO_ERROR)
+		wf_info("owns %d partition%s of %s: %s", l->cnt, l->cnt == 1 ? "" : "s", ctx->topic, ctx->partitions);
+	else
+		wf_err("rd_kafka_assign(%s) failed: %s", ctx->partitions, rd_kafka_err2str(ke));
+	rd_kafka_topic_partition_list_destroy(l);
+	return ke == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -EINVAL;
+}
+
 static int make_consumer(struct kafka_ctx *ctx)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -520,7 +564,6 @@ static int make_consumer(struct kafka_ctx *ctx)
 		 * without a rebalance, as long as it is back within the session
 		 * timeout; so a partition stays with the box whose journal holds
 		 * its offsets. */
-		{ "group.instance.id", ctx->instance },
 		/* A member that died without leaving (kill -9) holds its
 		 * partitions this long: Kafka's smallest default
 		 * (group.min.session.timeout.ms), not librdkafka's 45 s. */
@@ -537,6 +580,17 @@ static int make_consumer(struct kafka_ctx *ctx)
 			rd_kafka_conf_destroy(conf);
 			return -EINVAL;
 		}
+	/* Static membership (KIP-345): a restarted weft-kafka (kill -9,
+	 * the supervisor's restart) takes its partitions back without a
+	 * rebalance while it is back within the session timeout, so a
+	 * partition stays with the box whose journal holds its offsets.
+	 * Not with --kafka-partitions: those are assigned, never balanced. */
+	if (!ctx->partitions && rd_kafka_conf_set(conf, "group.instance.id", ctx->instance, err, sizeof(err)) !=
+					RD_KAFKA_CONF_OK) {
+		wf_err("librdkafka group.instance.id: %s", err);
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
 	rd_kafka_conf_set_opaque(conf, ctx);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance);
 	ctx->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
@@ -545,6 +599,8 @@ static int make_consumer(struct kafka_ctx *ctx)
 		return -EINVAL;
 	}
 	rd_kafka_poll_set_consumer(ctx->rk);
+	if (ctx->partitions)
+		return assign_owned(ctx);
 	sub = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(sub, ctx->topic, RD_KAFKA_PARTITION_UA);
 	ke = rd_kafka_subscribe(ctx->rk, sub);

@@ -12,7 +12,9 @@ exactly once (each carries a unique value), no bad one is, the bad ones
 were counted and logged, `weftctl status` shows the consumer with lag 0
 on every partition, and RECS answers for the Kafka shoppers. Then two
 replicas (two appliances, two consumer groups, one topic) give
-byte-identical HISTORY and RECS for every shopper.
+byte-identical HISTORY and RECS for every shopper. Then two boxes split
+the partitions (--kafka-partitions) and one's weft-kafka is killed with
+SIGKILL: every event in exactly one box, exactly once.
 
 Scaled down under the sanitizers (WEFT_SANITIZED=1). Skips (77) without
 kcat or librdkafka.
@@ -231,5 +233,77 @@ def test_two_replicas_give_identical_recs():
             T.cleanup()
 
 
+def test_two_boxes_split_partitions_exactly_once():
+    """Two appliances in one group, each owning two partitions
+    (--kafka-partitions 0,1 and 2,3); weft-kafka of the first is killed
+    with SIGKILL while events flow. Every event is in exactly one
+    appliance's HISTORY, exactly once, and only in the box owning its
+    partition."""
+    if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
+        raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
+    n = N // 2
+    T = TestDir("kafka-split")
+    mock = subprocess.Popen([MOCK, TOPIC, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    apps = []
+    try:
+        bootstrap = mock.stdout.readline().strip()
+        store = Store(T.path, users=100, items=200, days=3)
+        users = store.users()
+        items = [r["item_id"] for r in store.items()]
+        lines = []
+        for k in range(n):
+            s = k % SESSIONS
+            u = users[s % len(users)] if s % 5 else ""
+            ev = {"ts": 1700000000000 + k, "user_id": u, "session_id": f"ks{s}", "event": "view",
+                  "item_id": items[k % len(items)], "value": f"e{k}"}
+            lines.append((u or f"ks{s}").encode() + b"|" + json.dumps(ev).encode())
+        produce(bootstrap, lines[:n // 2])
+        owned = {"a": {0, 1}, "b": {2, 3}}
+        for name in ("a", "b"):
+            os.makedirs(os.path.join(T.path, name))
+            apps.append(Appliance(os.path.join(T.path, name), shards=2, snapshot=store.snapshot,
+                                  extra=["--kafka-brokers", bootstrap, "--kafka-topic", TOPIC, "--kafka-group",
+                                         "split", "--kafka-partitions",
+                                         ",".join(str(p) for p in sorted(owned[name]))]))
+        producer = subprocess.Popen(["kcat", "-b", bootstrap, "-t", TOPIC, "-P", "-K", "|", "-q"],
+                                    stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        producer.stdin.write(b"\n".join(lines[n // 2:]) + b"\n")
+        kpid = wait_for("box a's weft-kafka", lambda: apps[0].pids("weft-kafka"))[0]
+        wait_for("box a journaling", lambda: (status_of(apps[0]) or {}).get("journaled", 0) > 0, tries=20000)
+        os.kill(kpid, signal.SIGKILL)
+        producer.stdin.close()
+        assert producer.wait(timeout=120) == 0, producer.stderr.read()
+
+        def tags(app):
+            out = {}
+            for s in range(SESSIONS):
+                for e in app.client().execute_command("HISTORY", f"ks{s}"):
+                    kv = dict(zip(e[3::2], e[4::2]))
+                    out.setdefault(kv["value"], []).append(int(kv["kafka"].split(":")[1]))
+            return out
+
+        def total():
+            try:
+                return sum(len(v) for app in apps for v in tags(app).values()) >= n
+            except Exception:  # noqa: BLE001 - a restart in progress
+                return False
+        wait_for("every event in one box", total, tries=2400)
+        ta, tb = tags(apps[0]), tags(apps[1])
+        assert not set(ta) & set(tb), f"events in both boxes: {sorted(set(ta) & set(tb))[:10]}"
+        for name, t in (("a", ta), ("b", tb)):
+            assert all(len(v) == 1 for v in t.values()), f"box {name}: an event twice"
+            assert {p for v in t.values() for p in v} <= owned[name], f"box {name} took another's partition"
+        assert set(ta) | set(tb) == {f"e{k}" for k in range(n)}
+        assert ta and tb
+    finally:
+        for app in apps:
+            app.stop()
+        mock.stdin.close()
+        mock.wait(timeout=30)
+        if not os.environ.get("WEFT_KEEP"):
+            T.cleanup()
+
+
 if __name__ == "__main__":
-    harness.run([test_kafka_exactly_once_across_kill9, test_two_replicas_give_identical_recs])
+    harness.run([test_kafka_exactly_once_across_kill9, test_two_replicas_give_identical_recs,
+                 test_two_boxes_split_partitions_exactly_once])
