@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"  up [--shards N] [--snapshot FILE] [--durability fsync|os] [--sessions N]\n"
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
 		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
+		"     [--session-ttl S] [--spill-budget BYTES] [--checkpoint-interval S]\n"
 		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G] [--kafka-partitions L]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
@@ -63,7 +64,13 @@ static void usage(FILE *f)
 		"                    (default 4194304, 384 MiB; a small store needs far fewer)\n"
 		"  --memory-budget B (up) per ranker: its sessions and snapshot lists (suffix K, M or G;\n"
 		"                    default 2G, at least 4M); past it the least recently active\n"
-		"                    sessions are forgotten\n"
+		"                    sessions are forgotten (to the spill store)\n"
+		"  --session-ttl S   (up) each ranker forgets a session idle this long (default 1800,\n"
+		"                    at most 3600)\n"
+		"  --spill-budget B  (up) per ranker: disk for evicted sessions under DIR/rankers\n"
+		"                    (default 1G; 0: an evicted session is lost)\n"
+		"  --checkpoint-interval S  (up) each ranker checkpoints its sessions this often\n"
+		"                    (default 300; 0: never, a restart replays the journal)\n"
 		"  --idle-timeout S, --request-timeout S, --socket-mode M\n"
 		"                    (up) weft-ingest's: close idle clients (default 300 s), unfinished\n"
 		"                    requests (10 s; 0: never); weft.sock's mode (default 0660)\n"
@@ -360,8 +367,9 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		if (!OPT("--dir") && !OPT("--shards") && !OPT("--snapshot") && !OPT("--durability") &&
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
-		    !OPT("--plot") && !OPT("--pubsub-limit") && !OPT("--kafka-brokers") && !OPT("--kafka-topic") &&
-		    !OPT("--kafka-group") && !OPT("--kafka-partitions"))
+		    !OPT("--plot") && !OPT("--pubsub-limit") && !OPT("--spill-budget") && !OPT("--checkpoint-interval") &&
+		    !OPT("--session-ttl") && !OPT("--kafka-brokers") && !OPT("--kafka-topic") && !OPT("--kafka-group") &&
+		    !OPT("--kafka-partitions"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -398,19 +406,31 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 				return bad_usage("--sessions wants a number in 1024..268435456, not '%s'", val);
 			o->sessions = val;
 		} else if (OPT("--memory-budget")) {
-			char *end;
-			long v;
+			uint64_t v;
 
-			errno = 0;
-			v = strtol(val, &end, 10);
-			if (*end && strchr("kKmMgG", *end) && !end[1] && v > 0 && v < (1l << 30))
-				v <<= strchr("kK", *end) ? 10 : strchr("mM", *end) ? 20 : 30;
-			else if (*end)
-				v = 0;
-			if (errno || end == val || v < (4l << 20))
+			if (wf_parse_bytes(val, &v) < 0 || v < (4ull << 20))
 				return bad_usage("--memory-budget wants bytes (an optional K, M or G), at least 4M, not '%s'",
 						 val);
-			o->memory_budget = val; /* weft-ranker parses it the same way */
+			o->memory_budget = val; /* weft-ranker parses it with the same wf_parse_bytes */
+		} else if (OPT("--spill-budget")) {
+			uint64_t v;
+
+			if (strcmp(val, "0") != 0 && (wf_parse_bytes(val, &v) < 0 || v < (1ull << 20)))
+				return bad_usage("--spill-budget wants bytes (an optional K, M or G), 0 or at least 1M, not '%s'",
+						 val);
+			o->spill_budget = val;
+		} else if (OPT("--checkpoint-interval") || OPT("--session-ttl")) {
+			int ttl = OPT("--session-ttl");
+			int64_t v;
+
+			/* A session idle longer than weft-ingest's routing TTL (an hour)
+			 * could come back on another shard: the ranker's TTL stays inside it. */
+			if (wf_parse_i64(val, strlen(val), &v) < 0 || v < ttl || v > (ttl ? 3600 : 86400 * 7))
+				return bad_usage(ttl ? "--session-ttl wants seconds in 1..3600 (weft-ingest routes a session "
+						       "to its shard for an hour), not '%s'"
+						  : "--checkpoint-interval wants seconds in 0..604800 (0: never), not '%s'",
+						 val);
+			*(ttl ? &o->session_ttl : &o->checkpoint_interval) = val;
 		} else if (OPT("--idle-timeout") || OPT("--request-timeout")) {
 			char *end;
 			long v;

@@ -144,10 +144,33 @@ static char *abs_path(const char *path, char *out, size_t len)
 
 /* ---- children ---- */
 
+/* The options `weftctl up` hands to a daemon as they were given (weftctl
+ * checked each with the daemon's rule first, weftctl.c). */
+static const struct {
+	int kind;
+	const char *flag;
+	size_t field; /* a const char * in struct wf_cli_opts; NULL: not given */
+} passed[] = {
+	{ KIND_INGEST, "--durability", offsetof(struct wf_cli_opts, durability) },
+	{ KIND_INGEST, "--idle-timeout", offsetof(struct wf_cli_opts, idle_timeout) },
+	{ KIND_INGEST, "--request-timeout", offsetof(struct wf_cli_opts, request_timeout) },
+	{ KIND_INGEST, "--pubsub-limit", offsetof(struct wf_cli_opts, pubsub_limit) },
+	{ KIND_INGEST, "--socket-mode", offsetof(struct wf_cli_opts, socket_mode) },
+	{ KIND_INGEST, "--sessions", offsetof(struct wf_cli_opts, sessions) },
+	{ KIND_RANKER, "--memory-budget", offsetof(struct wf_cli_opts, memory_budget) },
+	{ KIND_RANKER, "--spill-budget", offsetof(struct wf_cli_opts, spill_budget) },
+	{ KIND_RANKER, "--checkpoint-interval", offsetof(struct wf_cli_opts, checkpoint_interval) },
+	{ KIND_RANKER, "--session-ttl", offsetof(struct wf_cli_opts, session_ttl) },
+	{ KIND_KAFKA, "--kafka-brokers", offsetof(struct wf_cli_opts, kafka_brokers) },
+	{ KIND_KAFKA, "--kafka-topic", offsetof(struct wf_cli_opts, kafka_topic) },
+	{ KIND_KAFKA, "--kafka-group", offsetof(struct wf_cli_opts, kafka_group) },
+	{ KIND_KAFKA, "--kafka-partitions", offsetof(struct wf_cli_opts, kafka_partitions) },
+};
+
 static int spawn(struct up_ctx *u, struct up_child *ch)
 {
 	char shard[16];
-	const char *argv[24];
+	const char *argv[32];
 	int n = 0;
 	pid_t parent = getpid(), pid;
 
@@ -162,53 +185,19 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	argv[n++] = u->dir;
 	argv[n++] = "--shm";
 	argv[n++] = u->shm_name;
-	if (ch->kind == KIND_INGEST && u->o->durability) {
-		argv[n++] = "--durability";
-		argv[n++] = u->o->durability;
-	}
-	if (ch->kind == KIND_INGEST && u->o->idle_timeout) {
-		argv[n++] = "--idle-timeout";
-		argv[n++] = u->o->idle_timeout;
-	}
-	if (ch->kind == KIND_INGEST && u->o->request_timeout) {
-		argv[n++] = "--request-timeout";
-		argv[n++] = u->o->request_timeout;
-	}
-	if (ch->kind == KIND_INGEST && u->o->pubsub_limit) {
-		argv[n++] = "--pubsub-limit";
-		argv[n++] = u->o->pubsub_limit;
-	}
-	if (ch->kind == KIND_INGEST && u->o->socket_mode) {
-		argv[n++] = "--socket-mode";
-		argv[n++] = u->o->socket_mode;
+	for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
+		const char *v = *(const char *const *)((const char *)u->o + passed[i].field);
+
+		if (ch->kind == passed[i].kind && v) {
+			argv[n++] = passed[i].flag;
+			argv[n++] = v;
+		}
 	}
 	if (ch->kind == KIND_RANKER && u->ncpus > 0) {
 		char *a = u->cpu_arg[(uint32_t)ch->shard % WF_SHM_MAX_SHARDS];
 		snprintf(a, sizeof(u->cpu_arg[0]), "%d", u->cpus[(uint32_t)ch->shard % (uint32_t)u->ncpus]);
 		argv[n++] = "--cpu";
 		argv[n++] = a;
-	}
-	if (ch->kind == KIND_RANKER && u->o->memory_budget) {
-		argv[n++] = "--memory-budget";
-		argv[n++] = u->o->memory_budget;
-	}
-	if (ch->kind == KIND_INGEST && u->o->sessions) {
-		argv[n++] = "--sessions";
-		argv[n++] = u->o->sessions;
-	}
-	if (ch->kind == KIND_KAFKA) {
-		argv[n++] = "--kafka-brokers";
-		argv[n++] = u->o->kafka_brokers;
-		argv[n++] = "--kafka-topic";
-		argv[n++] = u->o->kafka_topic;
-		if (u->o->kafka_group) {
-			argv[n++] = "--kafka-group";
-			argv[n++] = u->o->kafka_group;
-		}
-		if (u->o->kafka_partitions) {
-			argv[n++] = "--kafka-partitions";
-			argv[n++] = u->o->kafka_partitions;
-		}
 	}
 	if (ch->kind == KIND_OBSERVE && u->o->no_bpf)
 		argv[n++] = "--no-bpf";

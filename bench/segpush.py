@@ -97,7 +97,10 @@ def main():
                         "7", "--seed", "5", "--quiet"], check=True)
         subprocess.run([prog(a.build, "weft-batch"), "build", "--events", os.path.join(store, "events.csv"),
                         "--catalog", os.path.join(store, "catalog.csv"), "--out", snap, "--quiet"], check=True)
-    item = open(os.path.join(store, "catalog.csv")).readlines()[1].split(",")[0]
+    cat_lines = open(os.path.join(store, "catalog.csv")).readlines()
+    item = cat_lines[1].split(",")[0]
+    head = cat_lines[0].strip().split(",")
+    category = cat_lines[1].split(",")[head.index("category")] if "category" in head else None
     w = Weft(a.build, a.work, snap, 2, extra=("--durability", a.durability, "--sessions", "262144"))
     try:
         for d in json.loads(w.ctl("--json", "segment", "list", check=True)):
@@ -157,21 +160,32 @@ def main():
         if missing != (0, 0):
             print(f"SEGPUSH missing probe={missing[0]} timer={missing[1]}")
         if a.preview_sessions:
-            preview(w, a, item)
+            preview(w, a, item, category)
     finally:
         w.stop()
 
 
-def preview(w, a, item):
+def preview(w, a, item, category):
     """SEGMENT PREVIEW through weft-admin (admin.sock -> weft.sock SEGPREVIEW
-    -> every ranker) with --preview-sessions live sessions of 3 pdps each."""
+    -> every ranker) with --preview-sessions live sessions of 3 pdps each,
+    for each rule of the Issue 16 preview table (the category one on the
+    probe item's category)."""
     n = a.preview_sessions
     say(f"segpush: {n} sessions of 3 pdp events for the preview")
     subprocess.run(["redis-benchmark", "-s", w.sock, "-c", "8", "-P", "32", "-n", str(3 * n), "-r", str(n),
                     "EVENT", "pv__rand_int__", "-", "pdp", item], stdout=subprocess.DEVNULL, check=True)
     adm = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     adm.connect(os.path.join(w.dir, "admin.sock"))
-    rule = b"count(pdp, 10m) >= 3"
+    rules = ["count(pdp, 10m) >= 3"]
+    if category:
+        rules.append(f"count(pdp, category={category}, 10m) >= 3")
+    rules += ["did(cart_add, 1h) and idle(2s)", "lifecycle = at_risk", "lifecycle = vip and ltv >= 400"]
+    for rule in rules:
+        preview_rule(adm, n, rule.encode())
+
+
+def preview_rule(adm, n, rule):
+    """11 SEGMENT PREVIEWs of rule: p50 and max of the round trip."""
     cmd = b"*3\r\n$7\r\nSEGMENT\r\n$7\r\nPREVIEW\r\n$%d\r\n%s\r\n" % (len(rule), rule)
     times, matched = [], None
     for _ in range(11):
@@ -188,7 +202,7 @@ def preview(w, a, item):
         times.append((time.monotonic() - t0) * 1e3)
         matched = int(lines[3][1:])
     print(f"SEGPUSH preview sessions={n} matched={matched} ms p50={pct(times, 50):.1f} max={max(times):.1f} "
-          f"(SEGMENT PREVIEW on admin.sock, 11 runs)")
+          f"rule={rule.decode()!r} (SEGMENT PREVIEW on admin.sock, 11 runs)")
 
 
 def info_acked(sock):

@@ -356,6 +356,9 @@ void ingest_pubsub_fini(struct ingest_ctx *ctx);
  * it was one and its reply is queued, 0 when not one (dispatch it),
  * -ENOMEM. */
 int ingest_pubsub_dispatch(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r);
+/* 1 when a live subscriber's channel or pattern takes channel (a push
+ * would reach someone), else 0: the payload need not be made. */
+int ingest_pubsub_wanted(const struct ingest_ctx *ctx, const char *channel, size_t chlen);
 /* Push a transition's payload on channel (its segment) to every
  * subscriber of it or of a pattern matching it. */
 void ingest_pubsub_publish(struct ingest_ctx *ctx, const char *channel, size_t chlen, const char *payload,

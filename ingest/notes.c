@@ -9,7 +9,9 @@
  * Linked into weft-ingest only.
  *
  * A transition's argv (rankers, contract of issue 16): key segment version
- * enter|exit session user reason, key = "<segment>/<version>/<seq>/<session>".
+ * enter|exit session user reason, key = "<segment>/<version>/<seq>/<session>"
+ * (unique per transition and the same across a ranker's restarts:
+ * docs/SEGMENTS.md "Transitions"; here only hashed for the seen set).
  * Its id is its journal LSN, a decimal string: ids grow with time and one
  * is a TRIGGERS cursor.
  *
@@ -264,7 +266,11 @@ static void transition_durable(struct ingest_ctx *ctx, uint64_t lsn, uint64_t ts
 	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.segment_transitions, 1, memory_order_relaxed);
 	if (recent_add(n, lsn, ts_ms, argv, argl) < 0)
 		n->dropped++; /* out of memory: TRIGGERS finds it in the journal no more */
-	if (!publish)
+	/* The JSON payload only when a subscriber takes this segment: with
+	 * none (the usual case) a transition costs no jansson objects, no
+	 * dump and no malloc (0.5 transitions an EVENT under bench/run's
+	 * EVENT load, whose random users flip at_risk and win_back). */
+	if (!publish || !ingest_pubsub_wanted(ctx, argv[A_SEGMENT], argl[A_SEGMENT]))
 		return;
 	if (!(json = transition_json(lsn, ts_ms, argv, argl))) {
 		n->dropped++;

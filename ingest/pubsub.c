@@ -421,6 +421,26 @@ static int over_limit(struct ingest_ctx *ctx, struct ingest_conn *c)
 	return 1;
 }
 
+int ingest_pubsub_wanted(const struct ingest_ctx *ctx, const char *channel, size_t chlen)
+{
+	const struct ingest_pubsub *ps = ctx->pubsub;
+
+	for (uint32_t i = 0; i < ps->nsubs; i++) {
+		const struct ingest_conn *c = ctx->conns[ps->subs[i]];
+		const struct ingest_sub *sb = c->sub;
+
+		if (c->fd < 0 || c->dead || c->closing)
+			continue;
+		for (uint32_t k = 0; k < sb->nchan; k++)
+			if (sb->chan[k]->len == chlen && memcmp(sb->chan[k]->s, channel, chlen) == 0)
+				return 1;
+		for (uint32_t k = 0; k < sb->npat; k++)
+			if (ingest_glob_match(sb->pat[k]->s, sb->pat[k]->len, channel, chlen))
+				return 1;
+	}
+	return 0;
+}
+
 void ingest_pubsub_publish(struct ingest_ctx *ctx, const char *channel, size_t chlen, const char *payload, size_t plen)
 {
 	struct ingest_pubsub *ps = ctx->pubsub;

@@ -110,6 +110,22 @@ int wf_parse_i64(const char *s, size_t len, int64_t *ret)
 	return 0;
 }
 
+int wf_parse_bytes(const char *s, uint64_t *ret)
+{
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	int64_t v;
+
+	if (n > 1 && strchr("kKmMgG", s[n - 1])) {
+		shift = strchr("kK", s[n - 1]) ? 10 : strchr("mM", s[n - 1]) ? 20 : 30;
+		n--;
+	}
+	if (wf_parse_i64(s, n, &v) < 0 || v <= 0 || (uint64_t)v > (UINT64_MAX >> 1) >> shift)
+		return -EINVAL;
+	*ret = (uint64_t)v << shift;
+	return 0;
+}
+
 int wf_parse_double(const char *s, size_t len, double *ret)
 {
 	char tmp[64];

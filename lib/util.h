@@ -93,6 +93,11 @@ void wf_escape(char *out, size_t out_len, const char *s, size_t len);
 int wf_parse_i64(const char *s, size_t len, int64_t *ret);
 int wf_parse_double(const char *s, size_t len, double *ret);
 
+/* A size on a command line: "N", or N with a K, M or G suffix (powers of
+ * 1024), N > 0. Returns 0 or -EINVAL; *ret untouched on failure. The one
+ * rule for --memory-budget and --spill-budget in weft-ranker and weftctl. */
+int wf_parse_bytes(const char *s, uint64_t *ret);
+
 /*
  * Growable byte buffer. Owner: whoever declares it. wf_buf_fini() frees.
  * Append functions return 0 or -ENOMEM.

@@ -152,6 +152,8 @@ void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h)
 	u = user_find(ctx, g, h->user_p, h->user_len, h->user_key, &h->cands, &h->ncands);
 	h->user = u;
 	h->g = g;
+	if (!h->recs)
+		return; /* an EVENT's user, for its segment step: no list read */
 	cache_set_prefetch(cache_set(ctx, h->sess_key, u, -1));
 	cache_set_prefetch(cache_set(ctx, CACHE_NO_SESSION, u, -1));
 }

@@ -358,6 +358,16 @@ void ranker_handle(struct ranker_ctx *ctx, const struct wf_msg_req_view *v)
 		/* Ingest acks an EVENT itself (WF_MSG_F_NOREPLY): nothing to write. */
 		struct wf_buf *eout = v->hdr->flags & WF_MSG_F_NOREPLY ? NULL : out;
 
+		/* Before it is applied (and any segment note of it published):
+		 * a ranker started after this one replays the journal through
+		 * it, and what is later still comes through the ring
+		 * (replay.c). relaxed: read by the next ranker of this shard,
+		 * once this one has exited (layout.h). */
+		if (v->hdr->lsn > ctx->ring_lsn) {
+			ctx->ring_lsn = v->hdr->lsn;
+			atomic_store_explicit(&ctx->sc->ring_lsn, ctx->ring_lsn, memory_order_relaxed);
+		}
+
 		/* Replayed at start already: acknowledge without applying twice. */
 		if (v->hdr->lsn && v->hdr->lsn <= ctx->replayed_lsn) {
 			if (eout)

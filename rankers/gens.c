@@ -107,9 +107,13 @@ static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const 
 	if (ncands && !(block = ranker_alloc(g->arena, ncands * sizeof(*block))))
 		goto nomem;
 	g->bytes = nallocx((size_t)slots * sizeof(*g->owned), 0) + ncands * sizeof(*block);
+	if (!(g->pv_users = ranker_alloc(g->arena, (size_t)(g->nowned + 1) * sizeof(*g->pv_users))) ||
+	    !(g->pv_life = ranker_alloc(g->arena, (size_t)g->nowned + 1)))
+		goto nomem;
+	g->bytes += nallocx((size_t)(g->nowned + 1) * sizeof(*g->pv_users), 0) + nallocx((size_t)g->nowned + 1, 0);
 	if (gen_stock_keys(g) < 0)
 		goto nomem;
-	for (uint32_t u = 0; u < g->snap->nusers; u++) {
+	for (uint32_t u = 0, n = 0; u < g->snap->nusers; u++) {
 		const struct wf_snap_user *su = &g->snap->users[u];
 		const char *id = wf_snap_str(g->snap, su->id_off);
 		uint64_t key;
@@ -123,6 +127,8 @@ static struct ranker_gen *gen_build(struct ranker_ctx *ctx, uint64_t gen, const 
 		g->owned[i].key = key;
 		g->owned[i].user = u;
 		g->owned[i].ncands = su->cand_cnt;
+		g->pv_users[n] = (struct ranker_seg_user){ key, u, su->ltv };
+		g->pv_life[n++] = (uint8_t)su->segment;
 		if (su->cand_cnt) {
 			g->owned[i].cands = block;
 			memcpy(block, g->snap->cands + su->cand_off, su->cand_cnt * sizeof(*block));

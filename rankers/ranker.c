@@ -169,7 +169,10 @@ int ranker_push_note(struct ranker_ctx *ctx, const struct wf_msg_note *hdr, uint
  * id (its first argument) and, for a RECS, of its user id (its second),
  * read from the record as wf_msg_req_decode() will lay it out; p NULL
  * where the record has no such argument. */
-static void req_hint(const void *p, uint32_t len, uint32_t kind, struct ranker_hint *ret)
+/* A request's hint: its session id hashed, and the user argument of a
+ * RECS, or of an EVENT when event_user (a segment rule reads the user's
+ * attributes: segs.c looks the event's user up for every step). */
+static void req_hint(const void *p, uint32_t len, uint32_t kind, int event_user, struct ranker_hint *ret)
 {
 	const struct wf_msg_req *h = p;
 	const char *data;
@@ -184,8 +187,9 @@ static void req_hint(const void *p, uint32_t len, uint32_t kind, struct ranker_h
 	if (l0 > len - sizeof(*h) - 4ull * h->argc)
 		return;
 	*ret = (struct ranker_hint){ .sess_p = data, .sess_len = l0, .sess_key = wf_hash64(data, l0) };
-	if (h->cmd != WF_CMD_RECS || h->argc < 2)
+	if ((h->cmd != WF_CMD_RECS && !(h->cmd == WF_CMD_EVENT && event_user)) || h->argc < 2)
 		return;
+	ret->recs = h->cmd == WF_CMD_RECS;
 	memcpy(&l1, (const uint8_t *)p + sizeof(*h) + 4, 4);
 	if (l1 > len - sizeof(*h) - 4ull * h->argc - l0)
 		return;
@@ -241,13 +245,14 @@ static void prefetch_session(struct ranker_ctx *ctx, const struct ranker_hint *h
 static uint32_t pop_batch(struct ranker_ctx *ctx, const void **ps, uint32_t *ls, uint32_t *ks, struct ranker_hint *hs)
 {
 	uint32_t m = 0, len, kind;
+	int event_user = ctx->segs && (wf_seg_set_uses(ctx->segs) & WF_SEG_USES_USER);
 	const void *p;
 
 	while (m < BATCH && (p = wf_ring_pop(&ctx->req, &len, &kind))) {
 		ps[m] = p;
 		ls[m] = len;
 		ks[m] = kind;
-		req_hint(p, len, kind, &hs[m]);
+		req_hint(p, len, kind, event_user, &hs[m]);
 		prefetch_lookups(ctx, &hs[m]);
 		m++;
 	}
@@ -430,23 +435,6 @@ static void run(struct ranker_ctx *ctx)
 	}
 }
 
-/* "N" or "N" with a K, M or G suffix (powers of 1024). 0 or -EINVAL. */
-static int parse_bytes(const char *s, uint64_t *ret)
-{
-	size_t n = strlen(s);
-	unsigned shift = 0;
-	int64_t v;
-
-	if (n > 1 && strchr("kKmMgG", s[n - 1])) {
-		shift = strchr("kK", s[n - 1]) ? 10 : strchr("mM", s[n - 1]) ? 20 : 30;
-		n--;
-	}
-	if (wf_parse_i64(s, n, &v) < 0 || v <= 0 || (uint64_t)v > (UINT64_MAX >> 1) >> shift)
-		return -EINVAL;
-	*ret = (uint64_t)v << shift;
-	return 0;
-}
-
 static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -500,7 +488,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			ctx->spin_iters = (int)v;
 			break;
 		case 'b':
-			if (parse_bytes(optarg, &ctx->memory_budget) < 0 || ctx->memory_budget < (4ull << 20)) {
+			if (wf_parse_bytes(optarg, &ctx->memory_budget) < 0 || ctx->memory_budget < (4ull << 20)) {
 				fprintf(stderr, "weft-ranker: --memory-budget wants bytes (suffix K, M or G), at least 4M, "
 						"not '%s'\n", optarg);
 				return -EINVAL;
@@ -508,7 +496,7 @@ static int parse_args(struct ranker_ctx *ctx, int argc, char **argv)
 			break;
 		case 'S': ctx->state_dir = optarg; break;
 		case 'B':
-			if (strcmp(optarg, "0") != 0 && (parse_bytes(optarg, &ctx->spill_budget) < 0 ||
+			if (strcmp(optarg, "0") != 0 && (wf_parse_bytes(optarg, &ctx->spill_budget) < 0 ||
 							 ctx->spill_budget < (1ull << 20))) {
 				fprintf(stderr, "weft-ranker: --spill-budget wants bytes (suffix K, M or G), 0 or at least "
 						"1M, not '%s'\n", optarg);

@@ -50,6 +50,12 @@ struct ranker_gen {
 	uint32_t nowned;
 	uint64_t bytes;                 /* allocated in the arena */
 	uint64_t *stock_keys;           /* wf_stock_key() of every item, in the arena */
+	/* SEGPREVIEW's view of the owned users, in user order, in the arena
+	 * (built with the generation by the loader, so no preview pays for
+	 * it): pv_users[i] and its lifecycle pv_life[i] (a rule on the
+	 * lifecycle alone scans those nowned bytes only). */
+	struct ranker_seg_user *pv_users;
+	uint8_t *pv_life;
 	/* The previous generation's snapshot file (an experiment's `stale`
 	 * arm, exps.c): the mapping of the generation this one replaced, or
 	 * one the loader opened (struct ranker_prev); NULL until then. Read
@@ -79,19 +85,11 @@ struct ranker_seg_timer {
 	struct ranker_session *s;
 };
 
-/* A snapshot user of this shard as a preview reads it (segs.c). */
+/* A snapshot user of this shard as a preview reads it (segquery.c). */
 struct ranker_seg_user {
 	uint64_t key;                   /* as the owned table's: wf_hash64(id) | 1 */
 	uint32_t user;                  /* snapshot user index */
-	uint16_t lifecycle;             /* enum wf_snap_segment */
 	float ltv;
-};
-
-/* A preview's item cache entry (segs.c): id hash, snapshot index. */
-#define RANKER_SEG_ITEMS (1u << 16)
-struct ranker_seg_item {
-	uint64_t key;
-	int64_t item;
 };
 
 /* One session. Allocated in the session arena, sized to its id. */
@@ -211,6 +209,9 @@ struct ranker_ctx {
 	/* Highest journal LSN of this shard's events seen (ring or journal):
 	 * a checkpoint covers what is at or below it when it begins. */
 	uint64_t applied_lsn;
+	/* Newest EVENT LSN taken from the request ring (sc->ring_lsn when
+	 * given back; starts from it, so it only grows). */
+	uint64_t ring_lsn;
 	uint32_t ingest_epoch;          /* ctl->ingest_epoch when the journal was last read */
 
 	/* Ranked-list cache (NULL: --recs-cache 0); counters logged at exit. */
@@ -227,7 +228,8 @@ struct ranker_ctx {
 	uint32_t *rr_pos;               /* WF_RANK_POOL */
 
 	/* The request being handled: wf_hash64() of its first two arguments
-	 * (session id; user id, RECS only), computed once when its batch was
+	 * (session id; user id of a RECS, or of an EVENT when a segment rule
+	 * reads user attributes), computed once when its batch was
 	 * popped (for prefetching); session_find() and user_lookup() take them
 	 * when their argument is that very id (the same bytes in the ring),
 	 * instead of hashing it again. p NULL: none. ranker_lookahead(), run
@@ -242,6 +244,7 @@ struct ranker_ctx {
 		int64_t user;
 		const struct wf_snap_cand *cands;
 		uint32_t ncands;
+		int recs;                       /* a RECS (else an EVENT's user, for segs.c) */
 	} hint;
 
 	/* Segments (segs.c): the live set (DIR/segments.conf, else the
@@ -257,10 +260,6 @@ struct ranker_ctx {
 	uint32_t seg_heap_n, seg_heap_cap, seg_heap_warned;
 	int seg_replaying;
 	uint64_t seg_notes;
-	struct ranker_seg_user *seg_users; /* SEGPREVIEW's table of this shard's users (segs.c) */
-	uint32_t seg_nusers;
-	uint64_t seg_users_gen;         /* the generation it was built from */
-	struct ranker_seg_item *seg_items; /* during a SEGPREVIEW only: item lookups cached */
 	/* Experiments (exps.c): the running ones, as of experiments_gen
 	 * exp_gen (A13); the loader opens the previous generation's file
 	 * for the stale arm (want_prev: loop -> loader, RL4/AL4; prev_ready:
@@ -320,6 +319,12 @@ struct ranker_hist_cur {
  * session id (user type item [f v]...). Returns 1, or 0 past the end. */
 int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts,
 		     struct wf_msg_arg *a, uint32_t *ret_argc);
+
+/* ranker_hist_next for readers of the type and item only (SEGPREVIEW):
+ * the type as recorded (enum wf_event_type), the item pointing into the
+ * history; no user and no fields decoded. 1, or 0 past the end. */
+int ranker_hist_scan(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts, int *ret_type,
+		     struct wf_msg_arg *ret_item);
 
 /* wf_hash64() of a session id: the hint's when id is the request's own. */
 static inline uint64_t ranker_session_key(const struct ranker_ctx *ctx, const struct wf_msg_arg *id)
@@ -444,7 +449,7 @@ void ranker_front_publish(struct ranker_ctx *ctx, const struct wf_msg_req *hdr, 
 			  uint32_t argc, const struct ranker_cached *c, uint32_t wseq,
 			  const struct ranker_session *sess);
 /* For the request after the one being handled (its hint h): resolve its
- * user into h and start loading the ranked-list cache sets its RECS will
+ * user into h and, for a RECS, start loading the ranked-list cache sets it will
  * look in (with and without a session, no ANCHOR), so that those misses
  * overlap the current request's work. */
 void ranker_lookahead(struct ranker_ctx *ctx, struct ranker_hint *h);
@@ -570,6 +575,9 @@ void ranker_segs_replay_end(struct ranker_ctx *ctx);
  * the user s logged in as), and a session's history fed into a state. */
 void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, const char *id, size_t len,
 		       uint32_t uses, struct wf_seg_inputs *ret);
+/* The snapshot attributes of item index it (-1: none, nothing set) into
+ * ev's category, brand and price. */
+void ranker_seg_item_attrs(const struct ranker_ctx *ctx, int64_t it, struct wf_seg_event *ev);
 void ranker_seg_from_history(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
 			     struct wf_seg_state *st);
 /* The segments session s (may be NULL) of user is in now (bit i: the

@@ -17,8 +17,9 @@
  * session's state is not applied twice (a checkpoint's, a spilled one's,
  * the ring's). Reading starts at from (<= events_from): during a
  * restart's replay (ctx->seg_replaying) this shard's WF_JREC_SEGMENT
- * records before events_from say what was announced (segs.c). Reading
- * stops at events_until (UINT64_MAX: the end). Returns the
+ * records before events_from say what was announced (segs.c). EVENTs
+ * are applied below events_until (UINT64_MAX: the end); a restart reads
+ * on to the end for the segment records only. Returns the
  * events read, or -errno when the journal cannot be read; *ret_last: the
  * last LSN read. */
 static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t events_from, uint64_t events_until,
@@ -39,8 +40,17 @@ static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t event
 	while ((e = wf_journal_reader_next(r, rec)) == 1) {
 		struct wf_msg_arg a[WF_JOURNAL_MAX_ARGS];
 
-		if (rec->lsn >= events_until)
-			break; /* the ring brings these, in order with the requests around them */
+		if (rec->lsn >= events_until) {
+			/* The ring brings these EVENTs, in order with the requests
+			 * around them; a restart still reads what was announced
+			 * after them (a dead ranker's notes for an EVENT it
+			 * had not given back, a timer's). */
+			if (!ctx->seg_replaying)
+				break;
+			if (rec->kind == WF_JREC_SEGMENT && rec->shard == ctx->shard)
+				ranker_segs_replay_record(ctx, rec);
+			continue;
+		}
 		last = rec->lsn;
 		if (rec->kind == WF_JREC_SEGMENT && rec->shard == ctx->shard) {
 			if (ctx->seg_replaying) /* a transition this shard announced (segs.c) */
@@ -66,13 +76,35 @@ static int64_t replay_from(struct ranker_ctx *ctx, uint64_t from, uint64_t event
 	return (int64_t)n;
 }
 
+/* Where a restart's replay stops: the request ring still holds (or will
+ * hold) every EVENT of this shard that the running weft-ingest journaled
+ * after the newest one a ranker took from it (sc->ring_lsn), in order
+ * with the RECS around them; applied now, a RECS the dead ranker had not
+ * answered would see an EVENT its client sent after it. (One taken but
+ * not given back, in the batch the ranker died in, is replayed and then
+ * skipped when the ring brings it again.) What the journal
+ * has below the running ingest's first LSN never comes through the ring.
+ * With no ingest started yet in this segment the ring holds nothing: the
+ * whole journal (an ingest that starts later is caught up, catch_up). */
+static uint64_t replay_until(struct ranker_ctx *ctx)
+{
+	/* relaxed: the ranker that wrote it has exited (see layout.h) */
+	uint64_t ring = atomic_load_explicit(&ctx->sc->ring_lsn, memory_order_relaxed);
+
+	ctx->ring_lsn = ring;
+	if (!ctx->ingest_epoch)
+		return UINT64_MAX;
+	/* relaxed: published by R14 (the acquire of ingest_started above) */
+	return WF_MAX(ring + 1, atomic_load_explicit(&ctx->shm->ctl->ingest_start_lsn, memory_order_relaxed));
+}
+
 /* Rebuild the sessions of this shard: its checkpoint, then the journal
  * after the checkpoint's LSN; without a usable checkpoint, the journal
  * tail covering the session TTL. So a restarted ranker lost nothing that
  * was acknowledged, in a time bounded by the checkpoint interval's events. */
 void ranker_replay_journal(struct ranker_ctx *ctx)
 {
-	uint64_t t0, t1, from = 0, last = 0, since = wf_wall_ms() - ctx->session_ttl_ms;
+	uint64_t t0, t1, from = 0, last = 0, until, since = wf_wall_ms() - ctx->session_ttl_ms;
 	int64_t n;
 	int c, segs = 0;
 
@@ -93,10 +125,11 @@ void ranker_replay_journal(struct ranker_ctx *ctx)
 	 * before the journal, so an ingest that starts meanwhile is caught up
 	 * after (ranker_catch_up). */
 	ctx->ingest_epoch = atomic_load_explicit(&ctx->shm->ctl->ingest_started, memory_order_acquire);
+	until = replay_until(ctx);
 	/* After the checkpoint's LSN when its segment states were restored as
 	 * they were; else from the start, so the segment transitions announced
 	 * before it are known before the sessions are evaluated again. */
-	n = replay_from(ctx, c == 0 && segs ? from + 1 : 0, c == 0 ? from + 1 : 0, UINT64_MAX, since, &last);
+	n = replay_from(ctx, c == 0 && segs ? from + 1 : 0, c == 0 ? from + 1 : 0, until, since, &last);
 	if (n < 0) {
 		if (n != -ENOENT)
 			wf_warn("shard %u: cannot read journal %s: %s", ctx->shard, ctx->journal_dir, strerror((int)-n));

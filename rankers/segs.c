@@ -128,12 +128,12 @@ struct emit {
  * dropped: the next ranker's replay finds it unannounced and sends it
  * with the same key. */
 static void note_push(struct ranker_ctx *ctx, const struct wf_seg_set *set, const struct ranker_session *s,
-		      uint32_t seg, int enter, uint32_t seq, uint64_t ts, const char *reason)
+		      uint32_t seg, int enter, uint64_t seq, uint64_t ts, const char *reason)
 {
 	char key[WF_SEG_NAME_MAX + 48 + WF_ID_MAX], ver[24];
 	const char *name = wf_seg_set_name(set, seg);
-	int kl = snprintf(key, sizeof(key), "%s/%llu/%u/%s", name, (unsigned long long)wf_seg_set_version(set, seg),
-			  seq, s->id);
+	int kl = snprintf(key, sizeof(key), "%s/%llu/%llu/%s", name, (unsigned long long)wf_seg_set_version(set, seg),
+			  (unsigned long long)seq, s->id);
 	int vl = snprintf(ver, sizeof(ver), "%llu", (unsigned long long)wf_seg_set_version(set, seg));
 	struct wf_arg a[7] = {
 		{ key, (uint32_t)kl },
@@ -159,7 +159,7 @@ static void note_push(struct ranker_ctx *ctx, const struct wf_seg_set *set, cons
 	ctx->seg_notes++;
 }
 
-static void on_transition(void *arg, uint32_t seg, int enter, uint32_t seq, uint64_t now)
+static void on_transition(void *arg, uint32_t seg, int enter, uint64_t seq, uint64_t now)
 {
 	struct emit *e = arg;
 
@@ -179,7 +179,8 @@ void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	uint32_t nc;
 	int64_t u = -1;
 
-	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0 };
+	*ret = (struct wf_seg_inputs){ .pivot = s && (uses & WF_SEG_USES_PIVOT) ? s->model.pivot : 0,
+				       .lsn = s ? s->lsn : 0 };
 	if (s && (uses & WF_SEG_USES_CART)) {
 		/* lib/rank's cart: snapshot items (priced) and live ones (not) */
 		for (uint32_t i = 0; i < WF_RANK_CART; i++) {
@@ -196,7 +197,7 @@ void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 		return; /* no rule reads it: no lookup */
 	if (id)
 		u = ranker_user_lookup(ctx, id, len, &c, &nc);
-	if (u < 0 && s && s->user)
+	if (u < 0 && s && s->user && !(id && len == s->user_len && memcmp(id, s->user, len) == 0))
 		u = ranker_user_lookup(ctx, s->user, s->user_len, &c, &nc);
 	if (u < 0)
 		return;
@@ -205,33 +206,9 @@ void ranker_seg_inputs(struct ranker_ctx *ctx, const struct ranker_session *s, c
 	ret->ltv = ctx->cur->snap->users[u].ltv;
 }
 
-/* The snapshot index of item (-1: none), through ctx->seg_items when a
- * preview set it up: a direct-mapped cache by id hash (the same items come
- * back across sessions; a hit costs a hash and one compare, a miss the
- * snapshot's lookup). */
-static int64_t item_index(struct ranker_ctx *ctx, const struct wf_msg_arg *item)
+void ranker_seg_item_attrs(const struct ranker_ctx *ctx, int64_t it, struct wf_seg_event *ev)
 {
-	if (!ctx->seg_items || !ctx->cur)
-		return ranker_item_index(ctx, item->p, item->len);
-	uint64_t h = wf_hash64(item->p, item->len);
-	struct ranker_seg_item *c = &ctx->seg_items[h & (RANKER_SEG_ITEMS - 1)];
-	if (c->key == h)
-		return c->item;
-	c->key = h;
-	c->item = ranker_item_index(ctx, item->p, item->len);
-	return c->item;
-}
-
-/* An event (type, item id) as lib/seg takes it, item attributes resolved
- * in the snapshot when set needs them. */
-static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
-			 const struct wf_msg_arg *item, struct wf_seg_event *ev)
-{
-	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
-	if (!wf_seg_set_needs_item(set, type))
-		return;
-	int64_t it = item_index(ctx, item);
-	if (it < 0)
+	if (it < 0 || !ctx->cur)
 		return;
 	const struct wf_snap *snap = ctx->cur->snap;
 	const struct wf_snap_item *si = &snap->items[it];
@@ -244,6 +221,16 @@ static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, i
 		ev->brand_len = snap->names[snap->ncats + si->brand].len;
 	}
 	ev->price_cents = si->price_cents;
+}
+
+/* An event (type, item id) as lib/seg takes it, item attributes resolved
+ * in the snapshot when set needs them. */
+static void seg_event_of(struct ranker_ctx *ctx, const struct wf_seg_set *set, int type, uint64_t ts,
+			 const struct wf_msg_arg *item, struct wf_seg_event *ev)
+{
+	*ev = (struct wf_seg_event){ .type = type, .ts_ms = ts };
+	if (wf_seg_set_needs_item(set, type))
+		ranker_seg_item_attrs(ctx, ranker_item_index(ctx, item->p, item->len), ev);
 }
 
 /* The type of a history record: its name is wf_event_name()'s own string
@@ -309,15 +296,25 @@ static void model_fresh(struct ranker_ctx *ctx, struct ranker_session *s)
 		ranker_session_fresh(ctx, s);
 }
 
-/* Step s at now and set its timer. */
-static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason)
+/* Step s at now and set its timer. uid: the user argument of the event
+ * being applied (NULL: none), which is s's user unless anonymous: looked
+ * up by it, the request's own bytes, ranker_lookahead() has resolved it
+ * (ranker_user_lookup's hint) while the request before was handled. */
+static void session_step_as(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason,
+			    const struct wf_msg_arg *uid)
 {
 	struct emit e = { ctx, ctx->segs, s, reason };
 	struct wf_seg_inputs u;
+	int own = uid && !wf_user_is_anon(uid->p, uid->len);
 
 	model_fresh(ctx, s);
-	ranker_seg_inputs(ctx, s, NULL, 0, wf_seg_set_uses(ctx->segs), &u);
+	ranker_seg_inputs(ctx, s, own ? uid->p : NULL, own ? uid->len : 0, wf_seg_set_uses(ctx->segs), &u);
 	heap_set(ctx, s, wf_seg_step(ctx->segs, &s->seg->st, &u, now, on_transition, &e));
+}
+
+static void session_step(struct ranker_ctx *ctx, struct ranker_session *s, uint64_t now, const char *reason)
+{
+	session_step_as(ctx, s, now, reason, NULL);
 }
 
 /* Fire s's deadlines up to until (at each deadline's own time). */
@@ -351,7 +348,7 @@ void ranker_segs_event(struct ranker_ctx *ctx, struct ranker_session *s, int typ
 	}
 	seg_event_of(ctx, ctx->segs, type, ts_ms, &argv[3], &ev);
 	wf_seg_apply(ctx->segs, &s->seg->st, &ev);
-	session_step(ctx, s, ts_ms, wf_event_name(type));
+	session_step_as(ctx, s, ts_ms, wf_event_name(type), &argv[1]);
 }
 
 void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const char *reason)
@@ -362,8 +359,9 @@ void ranker_segs_leave(struct ranker_ctx *ctx, struct ranker_session *s, const c
 	 * sequence; a spill record keeps the advanced one). */
 	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
 		if (s->seg->st.member >> i & 1) {
-			uint32_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
-			note_push(ctx, ctx->segs, s, i, 0, ++*seq, wf_wall_ms(), reason);
+			uint64_t *seq = wf_seg_state_seq(ctx->segs, &s->seg->st, i);
+			*seq = wf_seg_seq_next(*seq, s->lsn);
+			note_push(ctx, ctx->segs, s, i, 0, *seq, wf_wall_ms(), reason);
 			s->seg->st.member &= ~(1ull << i);
 		}
 }
@@ -400,8 +398,10 @@ static uint64_t set_fp(const struct wf_seg_set *set)
 
 struct seg_rec_hdr {
 	uint64_t fp;
-	uint32_t state_len, nseq;
+	uint32_t state_len, nseq; /* nseq | SEQ64: (u32 hash, u32 0, u64 seq) each, else (u32 hash, u32 seq) */
 };
+
+#define SEQ64 0x80000000u /* records written since sequences are 64-bit (wf_seg_seq_next) */
 
 static uint32_t seqs_used(const struct wf_seg_set *set, struct wf_seg_state *st)
 {
@@ -418,7 +418,7 @@ uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_
 
 	if (!s->seg || !ctx->segs)
 		return 0;
-	n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st); /* at most 528 */
+	n = sizeof(struct seg_rec_hdr) + 16ull * seqs_used(ctx->segs, &s->seg->st); /* at most 1,040 */
 	if (n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX)
 		n += wf_seg_state_size(ctx->segs); /* else (thousands of count terms) the sequences alone */
 	return (uint32_t)WF_ALIGN_UP(n, 8);
@@ -427,7 +427,7 @@ uint32_t ranker_segs_rec_size(const struct ranker_ctx *ctx, const struct ranker_
 /* The state's bytes a record of s holds (0: the sequences only). */
 static uint32_t state_kept(const struct ranker_ctx *ctx, const struct ranker_session *s)
 {
-	size_t n = sizeof(struct seg_rec_hdr) + 8ull * seqs_used(ctx->segs, &s->seg->st);
+	size_t n = sizeof(struct seg_rec_hdr) + 16ull * seqs_used(ctx->segs, &s->seg->st);
 
 	return n + wf_seg_state_size(ctx->segs) <= RANKER_SEG_REC_MAX ? (uint32_t)wf_seg_state_size(ctx->segs) : 0;
 }
@@ -440,15 +440,17 @@ void ranker_segs_pack(const struct ranker_ctx *ctx, const struct ranker_session 
 
 	if (!n)
 		return;
-	h = (struct seg_rec_hdr){ ctx->seg_fp, state_kept(ctx, s), seqs_used(ctx->segs, &s->seg->st) };
+	h = (struct seg_rec_hdr){ ctx->seg_fp, state_kept(ctx, s), seqs_used(ctx->segs, &s->seg->st) | SEQ64 };
 	memcpy(out, &h, sizeof(h));
 	memcpy(p, &s->seg->st, h.state_len);
 	p += h.state_len;
 	for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++) {
-		uint32_t e[2] = { (uint32_t)seg_hash(ctx->segs, i), *wf_seg_state_seq(ctx->segs, &s->seg->st, i) };
-		if (e[1]) {
+		uint32_t e[2] = { (uint32_t)seg_hash(ctx->segs, i), 0 };
+		uint64_t seq = *wf_seg_state_seq(ctx->segs, &s->seg->st, i);
+		if (seq) {
 			memcpy(p, e, sizeof(e));
-			p += sizeof(e);
+			memcpy(p + sizeof(e), &seq, sizeof(seq));
+			p += sizeof(e) + sizeof(seq);
 		}
 	}
 	memset(p, 0, (size_t)(out + n - p));
@@ -458,13 +460,18 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 {
 	struct seg_rec_hdr h = { 0 };
 	struct ranker_seg *g;
+	uint32_t esize = 8;
 	int exact;
 
 	if (!ctx->segs || s->seg)
 		return 1;
 	if (len >= sizeof(h))
 		memcpy(&h, p, sizeof(h));
-	if (len < sizeof(h) || (uint64_t)sizeof(h) + h.state_len + 8ull * h.nseq > len)
+	if (h.nseq & SEQ64) {
+		h.nseq &= ~SEQ64;
+		esize = 16;
+	}
+	if (len < sizeof(h) || (uint64_t)sizeof(h) + h.state_len + (uint64_t)esize * h.nseq > len)
 		len = 0; /* none (rec_check bounds len only) */
 	if (!len && (!rebuild || !s->hist_n))
 		return 1; /* no state, none to rebuild */
@@ -478,11 +485,17 @@ int ranker_segs_unpack(struct ranker_ctx *ctx, struct ranker_session *s, const u
 		 * each sequence whose segment and version stay continued. */
 		ranker_seg_from_history(ctx, ctx->segs, s, &g->st);
 		for (uint32_t k = 0; len && k < h.nseq; k++) {
+			const uint8_t *q = p + sizeof(h) + h.state_len + (uint64_t)esize * k;
 			uint32_t e[2];
-			memcpy(e, p + sizeof(h) + h.state_len + 8ull * k, sizeof(e));
+			uint64_t seq;
+			memcpy(e, q, sizeof(e));
+			if (esize == 16)
+				memcpy(&seq, q + sizeof(e), sizeof(seq));
+			else
+				seq = e[1];
 			for (uint32_t i = 0; i < wf_seg_set_count(ctx->segs); i++)
 				if ((uint32_t)seg_hash(ctx->segs, i) == e[0])
-					*wf_seg_state_seq(ctx->segs, &g->st, i) = e[1];
+					*wf_seg_state_seq(ctx->segs, &g->st, i) = seq;
 		}
 	}
 	s->seg = g;
@@ -625,7 +638,7 @@ static void switch_set(struct ranker_ctx *ctx, struct wf_seg_set *set)
 			for (uint32_t i = 0; prev && i < wf_seg_set_count(old); i++) {
 				const char *name = wf_seg_set_name(old, i);
 				int j = wf_seg_set_find(set, name, strlen(name));
-				uint32_t seq = *wf_seg_state_seq(old, &prev->st, i);
+				uint64_t seq = *wf_seg_state_seq(old, &prev->st, i);
 				if (j >= 0 && wf_seg_set_version(set, (uint32_t)j) == wf_seg_set_version(old, i)) {
 					if (g) {
 						g->st.member |= (prev->st.member >> i & 1) << j;
@@ -633,7 +646,8 @@ static void switch_set(struct ranker_ctx *ctx, struct wf_seg_set *set)
 						g->st.eval_ms = prev->st.eval_ms;
 					}
 				} else if (prev->st.member >> i & 1) {
-					note_push(ctx, old, s, i, 0, seq + 1, now, j >= 0 ? "redefined" : "dropped");
+					note_push(ctx, old, s, i, 0, wf_seg_seq_next(seq, s->lsn), now,
+						  j >= 0 ? "redefined" : "dropped");
 				}
 			}
 			heap_remove(ctx, s);
@@ -695,8 +709,6 @@ void ranker_segs_fini(struct ranker_ctx *ctx)
 	ctx->segs = NULL;
 	free(ctx->seg_heap);
 	ctx->seg_heap = NULL;
-	free(ctx->seg_users);
-	ctx->seg_users = NULL;
 	ctx->seg_heap_n = ctx->seg_heap_cap = 0;
 }
 
@@ -737,16 +749,16 @@ void ranker_segs_replay_record(struct ranker_ctx *ctx, const struct wf_journal_r
 	if (!p)
 		return;
 	const char *q = memchr(p + 1, '/', rec->argl[0] - (size_t)(p + 1 - rec->argv[0]));
-	if (!q || wf_parse_i64(p + 1, (size_t)(q - p - 1), &seq) < 0 || seq <= 0 || seq > UINT32_MAX)
+	if (!q || wf_parse_i64(p + 1, (size_t)(q - p - 1), &seq) < 0 || seq <= 0)
 		return;
 	id = (struct wf_msg_arg){ rec->argv[4], rec->argl[4] };
 	s = ranker_session_find(ctx, &id);
 	if (!s || (!s->seg && !(s->seg = state_alloc(ctx))))
 		return;
-	uint32_t *sq = wf_seg_state_seq(ctx->segs, &s->seg->st, (uint32_t)i);
-	if ((uint32_t)seq < *sq)
+	uint64_t *sq = wf_seg_state_seq(ctx->segs, &s->seg->st, (uint32_t)i);
+	if ((uint64_t)seq < *sq)
 		return; /* an older one (ingest journals each key once, in order) */
-	*sq = (uint32_t)seq;
+	*sq = (uint64_t)seq;
 	if (rec->argl[3] == 5 && memcmp(rec->argv[3], "enter", 5) == 0)
 		s->seg->st.member |= 1ull << i;
 	else

@@ -428,6 +428,38 @@ int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur
 	return 1;
 }
 
+int ranker_hist_scan(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts, int *ret_type,
+		     struct wf_msg_arg *ret_item)
+{
+	const uint8_t *h = s->hist;
+	uint32_t p = cur->off, shift = 0, nx;
+	uint64_t z = 0;
+	uint8_t flags;
+
+	if (p >= s->hist_len)
+		return 0;
+	do {
+		z |= (uint64_t)(h[p] & 0x7f) << shift;
+		shift += 7;
+	} while (h[p++] & 0x80);
+	cur->ts += (z & 1) ? ~(z >> 1) : (z >> 1);
+	*ret_type = h[p++];
+	flags = h[p++];
+	if (flags & HIST_NEWUSER)
+		p += 1u + h[p];
+	*ret_item = (struct wf_msg_arg){ (const char *)h + p + 1, h[p] };
+	p += 1u + h[p];
+	nx = h[p++];
+	for (uint32_t i = 0; i < nx; i++) {
+		uint16_t l;
+		memcpy(&l, h + p, 2);
+		p += 2u + l;
+	}
+	cur->off = p;
+	*ret_ts = cur->ts;
+	return 1;
+}
+
 /* Apply one event of item id to s's model: an item the snapshot lacks
  * by its key (lib/rank's live items: wf_stock_key(), the stock table's). */
 static void model_apply(struct ranker_ctx *ctx, struct ranker_session *s, int type, const struct wf_msg_arg *id,

@@ -27,7 +27,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 11u
+#define WF_SHM_LAYOUT_VERSION 12u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -190,6 +190,13 @@ struct wf_shard_ctl {
 					   * the stats of earlier passes (A11 in test_ranker) */
 	_Atomic uint32_t ready;           /* R5 release when serving; A5 acquire in admin */
 	_Atomic uint32_t cpu;             /* core it is pinned to */
+	/* The newest EVENT LSN a ranker of this shard took from the request
+	 * ring, stored before applying it: every later one of the running
+	 * weft-ingest is still in the ring (or will be). Relaxed store (before
+	 * the tail's release R2 that gives it back); read relaxed by the next
+	 * ranker of the shard at start, once the one before has exited. Kept
+	 * across ranker restarts, zero in a new segment. */
+	_Atomic uint64_t ring_lsn;
 
 	/* Owner ranker sleeps here; waker weft-ingest after committing requests. */
 	alignas(64) struct wf_waiter ranker_wait;
@@ -222,6 +229,7 @@ struct wf_shard_ctl {
 	uint64_t front_off;
 };
 _Static_assert(offsetof(struct wf_shard_ctl, loaded_gen) == 8 && offsetof(struct wf_shard_ctl, ready) == 32 &&
+		       offsetof(struct wf_shard_ctl, ring_lsn) == 40 &&
 		       offsetof(struct wf_shard_ctl, ranker_wait) == 64 && offsetof(struct wf_shard_ctl, stats) == 128 &&
 		       offsetof(struct wf_shard_ctl, req_ring_off) == 1280 &&
 		       offsetof(struct wf_shard_ctl, front_off) == 1296,

@@ -384,6 +384,98 @@ static void test_ranker_started_and_loaded_generation(void **state)
 			 (wf_shard_of("bob", 3, 4) == F.shard) + 1); /* alice, and bob if he is ours */
 }
 
+/* SEGPREVIEW's count equals a brute-force count over the same events.
+ * On a ranker of another shard started for it, so these are the shard's
+ * only live sessions: 400 anonymous ones of 0..23 events each (pdp, view, hover, cart_add; items of every
+ * category, brand and price, and one the snapshot lacks), each event's
+ * time of record (its ts field) 0..9 or 11..20 minutes ago, so the 10m
+ * windows cut through sessions and no time sits near their edge while
+ * the test runs. Every rule counted here by hand: category = and !=,
+ * brand, price, an unknown item (matches neither = nor !=), >=, >, =,
+ * did, not, or. */
+#define PV_SESS 400
+#define PV_EV 24
+
+struct pv_ev {
+	int type, item; /* item -1: "zz9", unknown to the snapshot */
+	uint64_t ts;
+};
+
+static const char *const pv_types[4] = { "pdp", "view", "hover", "cart_add" };
+
+/* Events of type t, of items passing ok, within 10 minutes of now. */
+static int pv_count(const struct pv_ev *e, int n, uint64_t now, int t, int (*ok)(int item))
+{
+	int c = 0;
+
+	for (int i = 0; i < n; i++)
+		c += (t < 0 || e[i].type == t) && (!ok || (e[i].item >= 0 && ok(e[i].item))) &&
+		     e[i].ts + 600000 > now;
+	return c;
+}
+
+static int pv_bags(int i) { return i / 10 == 2; }
+static int pv_not_bags_20(int i) { return i / 10 != 2 && 1000 + 100 * i >= 2000; }
+static int pv_acme(int i) { return i % 2 == 0; }
+static int pv_hats(int i) { return i / 10 == 1; }
+
+static void test_ranker_segpreview_equals_brute_force(void **state)
+{
+	static struct pv_ev ev[PV_SESS][PV_EV];
+	static const char *const rules[] = {
+		"count(pdp, category=bags, 10m) >= 3",
+		"count(pdp, category!=bags, price>=20, 10m) > 1",
+		"did(cart_add, brand=acme, 10m) and not did(view, 10m)",
+		"count(any, 10m) >= 4 or count(hover, category=hats, 10m) = 2",
+	};
+	int nev[PV_SESS], want[4] = { 0 };
+	uint64_t seed = 16, now = wf_wall_ms();
+	char sid[16], item[8], ts[24];
+	uint32_t shard = F.shard;
+	pid_t pid = F.pid;
+
+	F.shard = (shard + 1) % 4;
+	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
+	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
+	assert_int_equal(start_ranker(exe_path), 0);
+	for (int s = 0; s < PV_SESS; s++) {
+		snprintf(sid, sizeof(sid), "pv%d", s);
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		nev[s] = (int)(seed >> 33) % PV_EV;
+		for (int k = 0; k < nev[s]; k++) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			uint64_t ago = (seed >> 20) % 540000; /* 0..9 minutes */
+			struct pv_ev *e = &ev[s][k];
+			static const int types[8] = { 0, 0, 0, 0, 1, 2, 3, 3 };
+			e->type = types[(seed >> 40) % 8];
+			e->item = (int)((seed >> 44) % 9) * 5 - 1; /* zz9, i04, i09, ... i39 */
+			e->ts = now - ((seed >> 60) & 3 ? ago : ago + 660000); /* or 11..20 */
+			snprintf(item, sizeof(item), e->item < 0 ? "zz9" : "i%02d", e->item);
+			snprintf(ts, sizeof(ts), "%llu", (unsigned long long)e->ts);
+			EVENT(sid, "-", pv_types[e->type], item, "ts", ts);
+		}
+		want[0] += pv_count(ev[s], nev[s], now, 0, pv_bags) >= 3;
+		want[1] += pv_count(ev[s], nev[s], now, 0, pv_not_bags_20) > 1;
+		want[2] += pv_count(ev[s], nev[s], now, 3, pv_acme) >= 1 && pv_count(ev[s], nev[s], now, 1, NULL) == 0;
+		want[3] += pv_count(ev[s], nev[s], now, -1, NULL) >= 4 || pv_count(ev[s], nev[s], now, 2, pv_hats) == 2;
+	}
+	for (int r = 0; r < 4; r++) {
+		CALL(WF_CMD_SEGPREVIEW, rules[r]);
+		struct toks *t = flatten();
+		assert_string_equal(t->t[0], "*4");
+		print_message("%s: %d of %d sessions\n", rules[r], want[r], PV_SESS);
+		assert_int_equal(atol(t->t[1] + 1), want[r]);
+		assert_int_equal(atol(t->t[2] + 1), want[r]); /* all new: no user */
+		assert_true(want[r] > 5 && want[r] < PV_SESS - 5); /* the rule tells sessions apart */
+	}
+	kill(F.pid, SIGKILL);
+	waitpid(F.pid, NULL, 0);
+	F.pid = pid;
+	F.shard = shard;
+	wf_ring_prod_attach(&F.req, wf_shm_req_ring(F.shm, F.shard));
+	wf_ring_cons_attach(&F.rep, wf_shm_rep_ring(F.shm, F.shard));
+}
+
 static void test_ranker_recs_is_batch_list_then_cart_changes_it(void **state)
 {
 	char it[64][16];
@@ -1150,28 +1242,43 @@ static int notes_with(const char *key)
 	return n;
 }
 
+/* The key of the n-th transition of version 1 of seg for session sid,
+ * whose first came when its newest event had LSN lsn
+ * (wf_seg_seq_next: sequences start at lsn * 2^20 + 1). Four buffers. */
+static const char *K(const char *seg, uint64_t lsn, uint64_t n, const char *sid)
+{
+	static char buf[4][160];
+	static unsigned next;
+	char *b = buf[next++ % 4];
+
+	snprintf(b, sizeof(buf[0]), "%s/1/%llu/%s", seg, (unsigned long long)((lsn << 20) + n), sid);
+	return b;
+}
+
 /* A rule from admin's file reaches the ranker by the counter; a shopper
  * who adds to the cart and does nothing else enters the segment when the
  * idle deadline passes (the ranker's own timer, nobody asking): a note
- * with the key segment/version/1/session, reason "timer", its time the
- * deadline; a purchase then is an exit with the next sequence number.
+ * with the key segment/version/seq/session (seq from the cart_add's LSN),
+ * reason "timer", its time the deadline; a purchase then is an exit with
+ * the next sequence number.
  * SEGMENTS answers from the same evaluation; SEGPREVIEW counts live
  * sessions and this shard's snapshot users, and names a bad rule's
  * position. */
 static void test_ranker_segments_timer_enter_then_exit(void **state)
 {
 	const struct tnote *n;
-	uint64_t t0;
+	uint64_t t0, l1;
 
 	define_segments("abandon\t1\tdid(cart_add, 1h) and idle(1s) and not did(purchase, 1h)\n");
 	preview_rule = "in(abandon)";
 	assert_true(wait_for(preview_ok));
 	t0 = wf_wall_ms();
 	EVENT("sg1", "-", "cart_add", "i01");
+	l1 = F.next_lsn;
 	barrier();
 	CALL(WF_CMD_SEGMENTS, "sg1", "-");
 	assert_string_equal(F.reply, "*0\r\n"); /* not idle yet */
-	n = note_wait("abandon/1/1/sg1", 5000);
+	n = note_wait(K("abandon", l1, 1, "sg1"), 5000);
 	assert_non_null(n);
 	assert_string_equal(n->seg, "abandon");
 	assert_string_equal(n->version, "1");
@@ -1184,12 +1291,12 @@ static void test_ranker_segments_timer_enter_then_exit(void **state)
 	assert_string_equal(F.reply, "*1\r\n$7\r\nabandon\r\n");
 	EVENT("sg1", "bob", "purchase", "i01");
 	barrier(); /* the exit note came before this reply */
-	n = note_wait("abandon/1/2/sg1", 0);
+	n = note_wait(K("abandon", l1, 2, "sg1"), 0);
 	assert_non_null(n);
 	assert_string_equal(n->event, "exit");
 	assert_string_equal(n->reason, "purchase");
 	assert_string_equal(n->user, "bob");
-	assert_int_equal(notes_with("abandon/1/1/sg1"), 1);
+	assert_int_equal(notes_with(K("abandon", l1, 1, "sg1")), 1);
 
 	/* Preview: the live session that carted, and alice (this shard's
 	 * snapshot user, loyal, no live session). */
@@ -1220,7 +1327,7 @@ static void test_ranker_segments_timer_enter_then_exit(void **state)
 
 /* An EVENT as ingest sends it: journaled (F.j, this shard, now), then on
  * the ring with its LSN. */
-static void jevent(const char *sess, const char *user, const char *type, const char *item)
+static uint64_t jevent(const char *sess, const char *user, const char *type, const char *item)
 {
 	const char *argv[4] = { sess, user, type, item };
 	uint32_t argl[4];
@@ -1237,6 +1344,7 @@ static void jevent(const char *sess, const char *user, const char *type, const c
 	wf_ring_prod_commit(&F.req);
 	if (wf_wait_needs_wake(&sc()->ranker_wait))
 		wf_wake_futex(&sc()->ranker_wait);
+	return lsn;
 }
 
 static void restart_same(void)
@@ -1250,35 +1358,37 @@ static void restart_same(void)
 /* kill -9 of the ranker: an announced transition (journaled by the fake
  * ingest) is not announced again after the replay; one whose deadline
  * passed while no ranker ran arrives once, with the key it would have had
- * (segment/version/1/session); another restart repeats nothing. */
+ * (its first sequence number); another restart repeats nothing. */
 static void test_ranker_segments_survive_kill_exactly_once(void **state)
 {
 	char jdir[600], err[256];
 	const struct tnote *n;
+	uint64_t l1, l2;
 
 	snprintf(jdir, sizeof(jdir), "%s/journal", F.dir);
 	assert_int_equal(wf_journal_open(jdir, NULL, &F.j, err, sizeof(err)), 0);
 	ranker_ttl = "600";
-	jevent("sk1", "-", "cart_add", "i02");
-	assert_non_null(note_wait("abandon/1/1/sk1", 5000));
+	l1 = jevent("sk1", "-", "cart_add", "i02");
+	assert_non_null(note_wait(K("abandon", l1, 1, "sk1"), 5000));
 	restart_same(); /* ready once the replay announced what it found (read by the calls below) */
 	barrier();
 	CALL(WF_CMD_SEGMENTS, "sk1", "-");
 	assert_string_equal(F.reply, "*1\r\n$7\r\nabandon\r\n"); /* replayed */
-	assert_int_equal(notes_with("abandon/1/1/sk1"), 1);
+	assert_int_equal(notes_with(K("abandon", l1, 1, "sk1")), 1);
 
 	/* Killed before the deadline: the enter comes from the next ranker. */
-	jevent("sk2", "-", "cart_add", "i03");
+	l2 = jevent("sk2", "-", "cart_add", "i03");
 	restart_same(); /* its barrier: applied, then killed at once */
-	n = note_wait("abandon/1/1/sk2", 5000);
+	n = note_wait(K("abandon", l2, 1, "sk2"), 5000);
 	assert_non_null(n);
 	assert_string_equal(n->event, "enter");
 	restart_same();
 	barrier();
-	assert_int_equal(notes_with("abandon/1/1/sk1"), 1);
-	assert_int_equal(notes_with("abandon/1/1/sk2"), 1);
+	assert_int_equal(notes_with(K("abandon", l1, 1, "sk1")), 1);
+	assert_int_equal(notes_with(K("abandon", l2, 1, "sk2")), 1);
 	for (uint32_t i = 0; i < F.nnotes; i++)
-		assert_true(strstr(F.notes[i].key, "/sk") == NULL || strstr(F.notes[i].key, "/1/sk"));
+		assert_true(strstr(F.notes[i].key, "/sk") == NULL || !strcmp(F.notes[i].key, K("abandon", l1, 1, "sk1")) ||
+			    !strcmp(F.notes[i].key, K("abandon", l2, 1, "sk2")));
 	wf_journal_close(F.j);
 	F.j = NULL;
 	define_segments(NULL); /* the built-in ones again */
@@ -1493,6 +1603,7 @@ static void test_ranker_segments_keys_continue_across_eviction(void **state)
 {
 	char sid[32], jdir[600], err[256];
 	const struct tnote *n = NULL;
+	uint64_t l1;
 
 	/* ev1's events and the notes journaled, as ingest does (the next
 	 * test's restarts replay them); the others only sent. */
@@ -1501,8 +1612,8 @@ static void test_ranker_segments_keys_continue_across_eviction(void **state)
 	define_segments("carted\t1\tdid(cart_add, 1h) and not did(purchase, 1h)\n");
 	preview_rule = "in(carted)";
 	assert_true(wait_for(preview_ok));
-	jevent("ev1", "-", "cart_add", "i01");
-	assert_non_null(note_wait("carted/1/1/ev1", 5000));
+	l1 = jevent("ev1", "-", "cart_add", "i01");
+	assert_non_null(note_wait(K("carted", l1, 1, "ev1"), 5000));
 	/* New sessions until ev1, the least recently active, is evicted. */
 	for (int i = 0; i < 40000 && !n; i++) {
 		snprintf(sid, sizeof(sid), "evf%d", i);
@@ -1510,13 +1621,13 @@ static void test_ranker_segments_keys_continue_across_eviction(void **state)
 		EVENT(sid, "-", "pdp", "i06");
 		if (i % 1000 == 999) {
 			barrier();
-			n = note_wait("carted/1/2/ev1", 0);
+			n = note_wait(K("carted", l1, 2, "ev1"), 0);
 		}
 	}
 	assert_non_null(n);
 	assert_string_equal(n->event, "exit");
 	jevent("ev1", "-", "view", "i02"); /* restored from the spill store, still carted */
-	n = note_wait("carted/1/3/ev1", 5000);
+	n = note_wait(K("carted", l1, 3, "ev1"), 5000);
 	assert_non_null(n);
 	assert_string_equal(n->event, "enter");
 	CALL(WF_CMD_HISTORY, "ev1");
@@ -1524,7 +1635,7 @@ static void test_ranker_segments_keys_continue_across_eviction(void **state)
 	CALL(WF_CMD_SEGMENTS, "ev1", "-");
 	assert_string_equal(F.reply, "*1\r\n$6\r\ncarted\r\n");
 	jevent("ev1", "-", "purchase", "i01");
-	assert_non_null(note_wait("carted/1/4/ev1", 5000));
+	assert_non_null(note_wait(K("carted", l1, 4, "ev1"), 5000));
 	keys_once("ev1");
 	wf_journal_close(F.j);
 	F.j = NULL;
@@ -1549,19 +1660,22 @@ static int ckpt_covers(void)
 static void test_ranker_segments_restart_from_checkpoint_exactly_once(void **state)
 {
 	char jdir[600], err[256];
-	const char *pa[7] = { "carted/1/7/cs1", "carted", "1", "exit", "cs1", "-", "planted" };
+	const char *pa[7] = { NULL, "carted", "1", "exit", "cs1", "-", "planted" };
 	uint32_t pl[7];
-	uint64_t lsn;
+	uint64_t lsn, l1, l2, l4;
+	char planted[160];
 
 	snprintf(jdir, sizeof(jdir), "%s/journal", F.dir);
 	assert_int_equal(wf_journal_open(jdir, NULL, &F.j, err, sizeof(err)), 0);
 	ranker_ttl = "600";
 	ranker_ckpt = "1";
 	restart_same();
-	jevent("cs1", "-", "cart_add", "i01");
-	assert_non_null(note_wait("carted/1/1/cs1", 5000));
-	jevent("cs2", "-", "cart_add", "i02");
-	assert_non_null(note_wait("carted/1/1/cs2", 5000));
+	l1 = jevent("cs1", "-", "cart_add", "i01");
+	assert_non_null(note_wait(K("carted", l1, 1, "cs1"), 5000));
+	l2 = jevent("cs2", "-", "cart_add", "i02");
+	assert_non_null(note_wait(K("carted", l2, 1, "cs2"), 5000));
+	snprintf(planted, sizeof(planted), "%s", K("carted", l1, 7, "cs1"));
+	pa[0] = planted;
 	for (int i = 0; i < 7; i++)
 		pl[i] = (uint32_t)strlen(pa[i]);
 	assert_int_equal(wf_journal_append_kind(F.j, WF_JREC_SEGMENT, wf_wall_ms(), (uint16_t)F.shard, 7, pa, pl, &lsn),
@@ -1573,9 +1687,9 @@ static void test_ranker_segments_restart_from_checkpoint_exactly_once(void **sta
 	/* After the checkpoint: an exit of cs2 and an enter of cs4, journaled. */
 	ranker_ckpt = "300"; /* no new one: the restarts below load that one */
 	jevent("cs2", "-", "purchase", "i02");
-	assert_non_null(note_wait("carted/1/2/cs2", 5000));
-	jevent("cs4", "-", "cart_add", "i04");
-	assert_non_null(note_wait("carted/1/1/cs4", 5000));
+	assert_non_null(note_wait(K("carted", l2, 2, "cs2"), 5000));
+	l4 = jevent("cs4", "-", "cart_add", "i04");
+	assert_non_null(note_wait(K("carted", l4, 1, "cs4"), 5000));
 	restart_same();
 	barrier();
 	CALL(WF_CMD_SEGMENTS, "cs1", "-");
@@ -1586,14 +1700,14 @@ static void test_ranker_segments_restart_from_checkpoint_exactly_once(void **sta
 	assert_string_equal(F.reply, "*1\r\n$6\r\ncarted\r\n");
 	restart_same();
 	barrier();
-	assert_int_equal(notes_with("carted/1/8/cs1"), 0);
+	assert_int_equal(notes_with(K("carted", l1, 8, "cs1")), 0);
 	jevent("cs1", "-", "purchase", "i01");
-	assert_non_null(note_wait("carted/1/2/cs1", 5000)); /* its sequence, from the checkpoint */
+	assert_non_null(note_wait(K("carted", l1, 2, "cs1"), 5000)); /* its sequence, from the checkpoint */
 	keys_once("cs1");
 	keys_once("cs2");
 	keys_once("cs4");
-	assert_int_equal(notes_with("carted/1/1/cs4"), 1);
-	assert_int_equal(notes_with("carted/1/2/cs2"), 1);
+	assert_int_equal(notes_with(K("carted", l4, 1, "cs4")), 1);
+	assert_int_equal(notes_with(K("carted", l2, 2, "cs2")), 1);
 	/* ev1 (the test before: in, evicted, back in, out by its purchase;
 	 * replayed from the whole journal, spilled or checkpointed since):
 	 * another event repeats no key. */
@@ -1605,6 +1719,84 @@ static void test_ranker_segments_restart_from_checkpoint_exactly_once(void **sta
 	wf_journal_close(F.j);
 	F.j = NULL;
 	define_segments(NULL); /* the built-in ones again */
+}
+
+/* Issue 16, transition keys: a session forgotten with no spill record
+ * (--spill-budget 0: an evicted session is dropped; as when the store
+ * deletes its file, or an expired session is not kept) loses its segment
+ * state; when it comes back its sequences start again, from the LSN of
+ * the event that brought it back, so no key of the first life repeats
+ * (before: carted/1/1/fs1 a second time, which ingest would have dropped
+ * as a duplicate). */
+/* Wait (bounded) until n notes of session sid are of event ev ("enter",
+ * "exit"), whatever their keys; 1 if they came. */
+static int notes_of_wait(const char *sid, const char *ev, uint32_t n, int max_ms)
+{
+	for (int ms = 0;; ms++) {
+		uint32_t c = 0, len, kind;
+		const void *p;
+		for (uint32_t i = 0; i < F.nnotes; i++)
+			c += !strcmp(F.notes[i].session, sid) && !strcmp(F.notes[i].event, ev);
+		if (c >= n)
+			return 1;
+		if (ms >= max_ms)
+			return 0;
+		while ((p = wf_ring_pop(&F.rep, &len, &kind))) {
+			assert_int_equal(kind, WF_MSG_NOTE);
+			take_note(p, len);
+		}
+		usleep(1000);
+	}
+}
+
+static void test_ranker_segments_keys_unique_after_forgotten_session(void **state)
+{
+	char sid[32], jdir[600], err[256];
+	const struct tnote *n = NULL;
+	uint64_t l1, l2;
+
+	snprintf(jdir, sizeof(jdir), "%s/journal", F.dir);
+	assert_int_equal(wf_journal_open(jdir, NULL, &F.j, err, sizeof(err)), 0);
+	ranker_spill = "0";
+	restart_same();
+	define_segments("carted\t1\tdid(cart_add, 1h) and not did(purchase, 1h)\n");
+	preview_rule = "in(carted)";
+	assert_true(wait_for(preview_ok));
+	int out = 0;
+
+	l1 = jevent("fs1", "-", "cart_add", "i01");
+	assert_true(notes_of_wait("fs1", "enter", 1, 5000));
+	for (int i = 0; i < 40000 && !out; i++) {
+		snprintf(sid, sizeof(sid), "fsf%d", i);
+		EVENT(sid, "-", "view", "i05");
+		EVENT(sid, "-", "pdp", "i06");
+		if (i % 1000 == 999) {
+			barrier();
+			out = notes_of_wait("fs1", "exit", 1, 0);
+		}
+	}
+	assert_true(out);
+	n = &F.notes[F.nnotes - 1];
+	for (uint32_t i = 0; i < F.nnotes; i++)
+		if (!strcmp(F.notes[i].session, "fs1") && !strcmp(F.notes[i].event, "exit"))
+			n = &F.notes[i];
+	assert_string_equal(n->reason, "evicted");
+	CALL(WF_CMD_HISTORY, "fs1");
+	assert_string_equal(F.reply, "*0\r\n"); /* forgotten: nothing to restore */
+	l2 = jevent("fs1", "-", "cart_add", "i02");
+	assert_true(l2 > l1);
+	assert_true(notes_of_wait("fs1", "enter", 2, 5000)); /* back in, whatever its key */
+	jevent("fs1", "-", "purchase", "i02");
+	assert_true(notes_of_wait("fs1", "exit", 2, 5000));
+	keys_once("fs1"); /* four transitions, four keys */
+	assert_int_equal(notes_with(K("carted", l1, 1, "fs1")), 1);
+	assert_int_equal(notes_with(K("carted", l2, 1, "fs1")), 1); /* numbered from the LSN that brought it back */
+	assert_int_equal(notes_with(K("carted", l2, 2, "fs1")), 1);
+	wf_journal_close(F.j);
+	F.j = NULL;
+	define_segments(NULL);
+	ranker_spill = "1G";
+	restart_same();
 }
 
 /* The spill store within --spill-budget (1M here): the oldest evicted
@@ -1817,6 +2009,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ranker_started_and_loaded_generation),
+		cmocka_unit_test(test_ranker_segpreview_equals_brute_force),
 		cmocka_unit_test(test_ranker_recs_is_batch_list_then_cart_changes_it),
 		cmocka_unit_test(test_ranker_stock_filters_items_and_sizes),
 		cmocka_unit_test(test_ranker_size_filter_drops_only_what_live_stock_says),
@@ -1839,6 +2032,7 @@ int main(void)
 		cmocka_unit_test(test_ranker_applies_what_a_killed_ingest_had_not_sent),
 		cmocka_unit_test(test_ranker_segments_keys_continue_across_eviction),
 		cmocka_unit_test(test_ranker_segments_restart_from_checkpoint_exactly_once),
+		cmocka_unit_test(test_ranker_segments_keys_unique_after_forgotten_session),
 		cmocka_unit_test(test_ranker_spill_store_within_its_disk_budget),
 		cmocka_unit_test(test_ranker_experiment_batch_arm_exposed_before_reply),
 		cmocka_unit_test(test_ranker_experiment_outside_share_not_exposed_rerank_exposed),

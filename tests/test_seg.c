@@ -512,11 +512,11 @@ static uint64_t ref_bits(struct node **nodes, int nseg, const struct ev *evs, in
 
 struct seen {
 	uint64_t bits;
-	uint32_t last_seq[8];
+	uint64_t last_seq[8];
 	int calls;
 };
 
-static void on_transition(void *arg, uint32_t seg, int enter, uint32_t seq, uint64_t now)
+static void on_transition(void *arg, uint32_t seg, int enter, uint64_t seq, uint64_t now)
 {
 	struct seen *s = arg;
 	(void)now;
@@ -549,7 +549,7 @@ static void test_seg_eval_matches_brute_force_reference(void **state)
 		if (wf_seg_set_build(&d, &set, &err, NULL) < 0)
 			fail_msg("build: %s (%s)", err.msg, d.defs[0].rule);
 		struct refuser ru = { rand() % 2, 1 + rand() % 6, rand() % 2, (float)(rand() % 100) };
-		struct wf_seg_inputs u = { ru.known, ru.life, ru.ltv, ru.pivot, 0, 0 };
+		struct wf_seg_inputs u = { ru.known, ru.life, ru.ltv, ru.pivot, 0, 0, 0 };
 		struct ev evs[NEV];
 		uint64_t t = 1000000;
 		for (int i = 0; i < NEV; i++) {
@@ -602,12 +602,77 @@ static void test_seg_eval_matches_brute_force_reference(void **state)
 						 ref_bits(nodes, NSEG, evs, i + 1, at, &ru));
 			}
 		}
+		/* A preview's state (SEGPREVIEW): every event applied with its
+		 * item's match bits, for one evaluation time only (times out of
+		 * the windows then dropped, items out of them not resolved):
+		 * the same answer at that time. */
+		for (int k = 0; k < 4 && wf_seg_set_count_atoms(set) <= 64; k++) {
+			uint64_t at = k == 0 ? t : evs[0].ts + (uint64_t)(rand() % (int)(t + 200000 - evs[0].ts));
+			int n = 0;
+			while (n < NEV && evs[n].ts <= at)
+				n++;
+			wf_seg_state_init(set, st);
+			for (int i = 0; i < n; i++) {
+				struct wf_seg_event we = { .type = evs[i].type, .ts_ms = evs[i].ts,
+							   .price_cents = evs[i].price };
+				uint64_t m = 0;
+				if (evs[i].cat >= 0) {
+					we.category = cats[evs[i].cat];
+					we.category_len = (uint32_t)strlen(cats[evs[i].cat]);
+				}
+				if (evs[i].ts + wf_seg_item_window(set, evs[i].type) > at)
+					m = wf_seg_item_match(set, &we);
+				wf_seg_apply_matched(set, st, evs[i].type, evs[i].ts, m, at);
+			}
+			uint64_t items, cents;
+			ref_cart(evs, n, at, &items, &cents);
+			u.cart_items = (uint32_t)items;
+			u.cart_cents = cents;
+			assert_int_equal(wf_seg_eval(set, st, &u, at, NULL), ref_bits(nodes, NSEG, evs, n, at, &ru));
+		}
 		free(st);
 		wf_seg_set_free(set);
 		wf_seg_defs_fini(&d);
 		for (int i = 0; i < NSEG; i++)
 			node_free(nodes[i]);
 	}
+}
+
+static void first_seq(void *arg, uint32_t seg, int enter, uint64_t seq, uint64_t now)
+{
+	(void)seg;
+	(void)now;
+	assert_true(enter);
+	*(uint64_t *)arg = seq;
+}
+
+/* Sequence numbers: a segment's first transition is numbered from the
+ * LSN of the session's newest event (a forgotten state that comes back
+ * with a later event numbers above everything it used), the next ones
+ * continue by one. */
+static void test_seg_seq_first_from_lsn_then_by_one(void **state)
+{
+	struct wf_seg_defs d = { 0 };
+	struct wf_seg_set *set;
+	uint64_t got = 0;
+
+	(void)state;
+	assert_int_equal(wf_seg_seq_next(0, 0), 1);
+	assert_int_equal(wf_seg_seq_next(0, 7), (7ull << 20) + 1);
+	assert_int_equal(wf_seg_seq_next((7ull << 20) + 1, 9), (7ull << 20) + 2);
+	assert_true(wf_seg_seq_next(0, 8) > (7ull << 20) + 1000);
+	assert_true(wf_seg_defs_put(&d, "v", "did(view, 1h)", 13) > 0);
+	assert_int_equal(wf_seg_set_build(&d, &set, NULL, NULL), 0);
+	struct wf_seg_state *st = calloc(1, wf_seg_state_size(set));
+	struct wf_seg_inputs u = { .lsn = 42 };
+	wf_seg_state_init(set, st);
+	wf_seg_apply(set, st, &(struct wf_seg_event){ .type = WF_EV_VIEW, .ts_ms = 1000 });
+	wf_seg_step(set, st, &u, 1000, first_seq, &got);
+	assert_int_equal(got, (42ull << 20) + 1);
+	assert_int_equal(*wf_seg_state_seq(set, st, 0), got);
+	free(st);
+	wf_seg_set_free(set);
+	wf_seg_defs_fini(&d);
 }
 
 int main(void)
@@ -620,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_seg_set_in_resolution_and_cycles),
 		cmocka_unit_test(test_seg_defaults_reproduce_builtin_segments),
 		cmocka_unit_test(test_seg_eval_matches_brute_force_reference),
+		cmocka_unit_test(test_seg_seq_first_from_lsn_then_by_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,6 +173,9 @@ struct wf_seg_inputs {
 	int pivot;               /* the session model's intent pivot */
 	uint32_t cart_items;     /* distinct items in the cart */
 	uint64_t cart_cents;     /* their prices (unknown ones count 0) */
+	uint64_t lsn;            /* journal LSN of the session's newest event (0: none
+				  * known): wf_seg_step numbers a segment's first
+				  * transition from it (wf_seg_seq_next) */
 };
 
 /* The fixed head of a session's state; the set's per-segment sequence
@@ -190,7 +193,19 @@ size_t wf_seg_state_size(const struct wf_seg_set *set);
 /* A fresh state (no events, in no segment). */
 void wf_seg_state_init(const struct wf_seg_set *set, struct wf_seg_state *st);
 /* The sequence number of segment i's last announced transition (0: none). */
-uint32_t *wf_seg_state_seq(const struct wf_seg_set *set, struct wf_seg_state *st, uint32_t i);
+uint64_t *wf_seg_state_seq(const struct wf_seg_set *set, struct wf_seg_state *st, uint32_t i);
+
+/*
+ * The sequence number of the transition after prev (0: none yet) of a
+ * session whose newest event has journal LSN lsn: prev + 1, or, for the
+ * first, lsn * 2^20 + 1 (odd: the first transition is an enter). A state
+ * that is lost (a session forgotten with no record) starts again from an
+ * event journaled after every transition it made, so its numbers are above
+ * every number the lost one used (while a segment makes fewer than 2^20
+ * transitions per event of the session, and LSNs stay below 2^44): the key
+ * (segment, version, session, sequence) is never used twice.
+ */
+uint64_t wf_seg_seq_next(uint64_t prev, uint64_t lsn);
 
 /* Take an event: the times of the atoms it matches, idle's. */
 void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_event *ev);
@@ -206,14 +221,35 @@ uint64_t wf_seg_eval(const struct wf_seg_set *set, const struct wf_seg_state *st
 
 /*
  * Evaluate at now and announce: for each segment whose bit differs from
- * st->member, bump its sequence number and call fn(arg, i, enter, seq),
+ * st->member, advance its sequence number (wf_seg_seq_next, from
+ * user->lsn) and call fn(arg, i, enter, seq),
  * then store the new membership. now is raised to st->eval_ms if it is
  * older (time never goes back for a session). Returns the next deadline
  * (as wf_seg_eval's *ret_next). fn may be NULL.
  */
-typedef void (*wf_seg_transition_fn)(void *arg, uint32_t seg, int enter, uint32_t seq, uint64_t now);
+typedef void (*wf_seg_transition_fn)(void *arg, uint32_t seg, int enter, uint64_t seq, uint64_t now);
 uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, const struct wf_seg_inputs *user,
 		     uint64_t now, wf_seg_transition_fn fn, void *arg);
+
+/* ---- previews: a session's events replayed for one evaluation time ---- */
+
+/* The set's count()/did() atoms (wf_seg_item_match answers the first 64). */
+uint32_t wf_seg_set_count_atoms(const struct wf_seg_set *set);
+/* Which count atoms an item's attributes pass (ev's category, brand,
+ * price; its type and time are not read): bit i for the i-th count atom of
+ * the set (atoms without a filter always), i < 64. Computed once per item,
+ * it answers every event of that item for wf_seg_apply_matched. */
+uint64_t wf_seg_item_match(const struct wf_seg_set *set, const struct wf_seg_event *ev);
+/* The longest window of a count atom with filters that an event of type
+ * feeds (0: none): an event at or before now minus it needs no item. */
+uint64_t wf_seg_item_window(const struct wf_seg_set *set, int type);
+/* wf_seg_apply of an event whose item answered match (wf_seg_item_match;
+ * needs wf_seg_set_count_atoms(set) <= 64), for an evaluation at now only
+ * (now 0: for any time): a time out of an atom's window at now is not
+ * kept, so wf_seg_eval at now answers as after wf_seg_apply of every
+ * event, but its next deadline may be later. */
+void wf_seg_apply_matched(const struct wf_seg_set *set, struct wf_seg_state *st, int type, uint64_t ts_ms,
+			  uint64_t match, uint64_t now);
 
 /* For SEGPREVIEW: a set holding rule as its last segment (named
  * "preview", version 0) and, before it, only the segments of base the rule

@@ -6,7 +6,7 @@
  * weft-admin validates a whole set).
  *
  * A session's state (struct wf_seg_state, then):
- *   uint32_t seq[n]           per segment, its last announced sequence
+ *   uint64_t seq[n]           per segment, its last announced sequence
  *   uint8_t  fill[nfill]      per count atom, event times held (<= k)
  *   (padding to 8)
  *   uint64_t slots[nslots]    per count atom, its k newest matching event
@@ -101,7 +101,7 @@ static int set_finish(struct wf_seg_set *set, struct wf_seg_error *err, uint32_t
 				deps[i] |= deps[j];
 	}
 	set->seq_off = sizeof(struct wf_seg_state);
-	set->fill_off = set->seq_off + 4u * set->n;
+	set->fill_off = set->seq_off + 8u * set->n;
 	set->slots_off = (set->fill_off + set->nfill + 7u) & ~(size_t)7;
 	set->size = set->slots_off + 8u * set->nslots;
 	/* What an event of each type may change, and the atoms it feeds. */
@@ -313,9 +313,14 @@ void wf_seg_state_init(const struct wf_seg_set *set, struct wf_seg_state *st)
 	memset(st, 0, set->size);
 }
 
-uint32_t *wf_seg_state_seq(const struct wf_seg_set *set, struct wf_seg_state *st, uint32_t i)
+uint64_t *wf_seg_state_seq(const struct wf_seg_set *set, struct wf_seg_state *st, uint32_t i)
 {
-	return (uint32_t *)((char *)st + set->seq_off) + i;
+	return (uint64_t *)((char *)st + set->seq_off) + i;
+}
+
+uint64_t wf_seg_seq_next(uint64_t prev, uint64_t lsn)
+{
+	return prev ? prev + 1 : (lsn << 20) + 1;
 }
 
 static uint8_t *fills(const struct wf_seg_set *set, const struct wf_seg_state *st)
@@ -391,6 +396,65 @@ void wf_seg_apply(const struct wf_seg_set *set, struct wf_seg_state *st, const s
 			;
 		if (f == a->nfilt)
 			times_add(times + a->slot, &fill[a->fill], a->k, ev->ts_ms);
+	}
+}
+
+uint32_t wf_seg_set_count_atoms(const struct wf_seg_set *set)
+{
+	return set->nfill;
+}
+
+uint64_t wf_seg_item_match(const struct wf_seg_set *set, const struct wf_seg_event *ev)
+{
+	uint64_t m = 0;
+
+	for (uint32_t i = 0; i < set->n; i++) {
+		const struct wf_seg_rule *r = set->seg[i].rule;
+		for (uint32_t a = 0; a < r->natoms; a++) {
+			const struct seg_atom *at = &r->atoms[a];
+			uint32_t f;
+			if (at->kind != SEG_A_COUNT || at->fill >= 64)
+				continue;
+			for (f = 0; f < at->nfilt && filter_ok(&r->filt[a][f], ev); f++)
+				;
+			if (f == at->nfilt)
+				m |= 1ull << at->fill;
+		}
+	}
+	return m;
+}
+
+uint64_t wf_seg_item_window(const struct wf_seg_set *set, int type)
+{
+	uint64_t w = 0;
+
+	if (type < 0 || type >= WF_EV_COUNT)
+		return 0;
+	for (uint32_t i = 0; i < set->nrefs[type]; i++) {
+		const struct seg_atom *a = atom_of(set, set->refs[type][i].seg, set->refs[type][i].atom);
+		if (a->nfilt && a->window_ms > w)
+			w = a->window_ms;
+	}
+	return w;
+}
+
+void wf_seg_apply_matched(const struct wf_seg_set *set, struct wf_seg_state *st, int type, uint64_t ts_ms,
+			  uint64_t match, uint64_t now)
+{
+	uint8_t *fill = fills(set, st);
+	uint64_t *times = slots(set, st);
+
+	if (type < 0 || type >= WF_EV_COUNT)
+		return;
+	if (ts_ms > st->last_ms)
+		st->last_ms = ts_ms;
+	for (uint32_t i = 0; i < set->nrefs[type]; i++) {
+		const struct seg_atom *a = atom_of(set, set->refs[type][i].seg, set->refs[type][i].atom);
+		/* Out of the window at now: it cannot count then (the k newest
+		 * in the window are kept either way). */
+		if ((a->nfilt && !(match >> a->fill & 1)) || (now && ts_ms + a->window_ms <= now))
+			continue;
+		times_add(times + a->slot, &fill[a->fill], a->k, ts_ms);
 	}
 }
 
@@ -527,8 +591,8 @@ uint64_t wf_seg_step(const struct wf_seg_set *set, struct wf_seg_state *st, cons
 	for (uint32_t i = 0; diff && i < set->n; i++) {
 		if (!(diff >> i & 1))
 			continue;
-		uint32_t *seq = wf_seg_state_seq(set, st, i);
-		++*seq;
+		uint64_t *seq = wf_seg_state_seq(set, st, i);
+		*seq = wf_seg_seq_next(*seq, user ? user->lsn : 0);
 		if (fn)
 			fn(arg, i, (int)(bits >> i & 1), *seq, now);
 	}

@@ -2,8 +2,13 @@
 """test_recovery.py - sessions survive eviction and restarts (issue 15 items 7, 10).
 
 One appliance (`weftctl up`, 2 shards, --memory-budget 4M so a flood of
-sessions evicts):
+sessions evicts; --checkpoint-interval 1 and --spill-budget 64M, so the
+rankers' options pass through `weftctl up`):
 
+0. `weftctl up` refuses a bad --spill-budget, --checkpoint-interval or
+   --session-ttl with a usage error before starting anything; the good ones
+   reach the rankers (each shard checkpoints within seconds: STATS
+   checkpoint_lsn).
 1. A session with three events, then 30,000 other sessions: the first is
    evicted (STATS sessions_evicted) and comes back whole: HISTORY has its
    three events, and an EVENT after that lands on them (four), not on an
@@ -16,6 +21,7 @@ sessions evicts):
 """
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -25,7 +31,8 @@ from harness import Appliance, Store, TestDir  # noqa: E402
 
 T = TestDir("recovery")
 STORE = Store(T.path, users=200, items=400, days=5)
-APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot, extra=("--memory-budget", "4M"))
+APP = Appliance(T.path, shards=2, snapshot=STORE.snapshot,
+                extra=("--memory-budget", "4M", "--checkpoint-interval", "1", "--spill-budget", "64M"))
 ITEMS = [r["item_id"] for r in STORE.items()][:50]
 CHECK = {}  # session -> events it holds
 
@@ -61,6 +68,27 @@ def wait_serving(old, name):
                 pass
         time.sleep(0.2)
     raise AssertionError(f"{name} did not come back: {old} -> {APP.pids(name)}")
+
+
+def test_up_passes_ranker_options():
+    for bad, says in ((("--spill-budget", "12x"), "--spill-budget wants bytes"),
+                      (("--checkpoint-interval", "-1"), "--checkpoint-interval wants seconds"),
+                      (("--session-ttl", "7200"), "--session-ttl wants seconds in 1..3600")):
+        r = subprocess.run([harness.prog("weftctl"), "up", "--dir", os.path.join(T.path, "never"), *bad],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and says in r.stderr, (bad, r.returncode, r.stderr)
+    c = APP.client(socket_timeout=10)
+    for i in range(32):  # sessions on every shard (a shard without events has nothing to checkpoint)
+        assert c.execute_command("EVENT", f"ckpt{i}", "-", "view", ITEMS[i]) == 1
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        st = APP.admin().execute_command("STATS")
+        shards = dict(zip(st[::2], st[1::2]))["shards"]
+        lsns = [int(dict(zip(sh[::2], sh[1::2]))["checkpoint_lsn"]) for sh in shards]
+        if all(lsns):
+            break
+        time.sleep(0.2)
+    assert all(lsns), lsns
 
 
 def test_evicted_session_comes_back_whole():
@@ -115,7 +143,7 @@ def test_ingest_killed_sessions_unchanged():
 
 if __name__ == "__main__":
     try:
-        harness.run([test_evicted_session_comes_back_whole, test_rankers_killed_keep_every_session_once,
+        harness.run([test_up_passes_ranker_options, test_evicted_session_comes_back_whole, test_rankers_killed_keep_every_session_once,
                      test_ingest_killed_sessions_unchanged])
     finally:
         if APP.proc.poll() is None:
