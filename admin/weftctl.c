@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
 		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
 		"     [--session-ttl S] [--spill-budget BYTES] [--checkpoint-interval S]\n"
+		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G] [--kafka-partitions L]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -78,7 +79,10 @@ static void usage(FILE *f)
 		"  --metrics-file P  (up) weft-observe writes `weftctl metrics` to P every 2 s\n"
 		"                    (atomically; for node_exporter's textfile collector)\n"
 		"  --no-bpf          (up) weft-observe loads no BPF program (schedstat only)\n"
-		"  --foreground-log  (up) debug-level logs from every process\n",
+		"  --foreground-log  (up) debug-level logs from every process\n"
+		"  --kafka-brokers H:P, --kafka-topic T, --kafka-group G\n"
+		"                    (up) also run weft-kafka: events from topic T (group G, default weft)\n"
+		"  --kafka-partitions L  (up) this box owns only partitions L (\"0,1\"), never rebalanced\n",
 		WF_CLI_DEFAULT_DIR);
 }
 
@@ -312,6 +316,7 @@ static int cmd_status(const struct wf_cli_opts *o)
 			wf_cli_observe_line(o, obs, sizeof(obs));
 			printf("observability: %s\n", obs);
 		}
+		wf_cli_kafka_status(o);
 		rc = 0;
 	}
 out:
@@ -363,7 +368,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		    !OPT("--sessions") && !OPT("--memory-budget") && !OPT("--channel") && !OPT("--k") && !OPT("--out") &&
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
 		    !OPT("--plot") && !OPT("--pubsub-limit") && !OPT("--spill-budget") && !OPT("--checkpoint-interval") &&
-		    !OPT("--session-ttl"))
+		    !OPT("--session-ttl") && !OPT("--kafka-brokers") && !OPT("--kafka-topic") && !OPT("--kafka-group") &&
+		    !OPT("--kafka-partitions"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -434,6 +440,14 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			if (errno || *end || end == val || v < 0 || v > 31536000)
 				return bad_usage("timeouts want seconds in 0..31536000 (0: never), not '%s'", val);
 			*(OPT("--idle-timeout") ? &o->idle_timeout : &o->request_timeout) = val;
+		} else if (OPT("--kafka-brokers")) {
+			o->kafka_brokers = val; /* weft-kafka checks these three */
+		} else if (OPT("--kafka-topic")) {
+			o->kafka_topic = val;
+		} else if (OPT("--kafka-group")) {
+			o->kafka_group = val;
+		} else if (OPT("--kafka-partitions")) {
+			o->kafka_partitions = val;
 		} else if (OPT("--pubsub-limit")) {
 			o->pubsub_limit = val; /* weft-ingest checks it (and refuses to start on a bad one) */
 		} else if (OPT("--socket-mode")) {
@@ -459,6 +473,9 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 	}
 	if (!*o->dir)
 		return bad_usage("%s--dir must not be empty", "");
+	if (!o->kafka_brokers != !o->kafka_topic || ((o->kafka_group || o->kafka_partitions) && !o->kafka_brokers))
+		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group, --kafka-partitions "
+				 "with them)", "");
 	return 0;
 }
 
@@ -491,8 +508,9 @@ int main(int argc, char **argv)
 	}
 #define IS(i, s) (npos > (i) && strcasecmp(pos[i], s) == 0)
 	if (!IS(0, "up") &&
-	    (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log || o.metrics_file || o.no_bpf)) {
-		rc = bad_usage("%s--shards, --snapshot, --metrics-file, --no-bpf and --foreground-log belong to "
+	    (o.shards || (o.snapshot && !IS(0, "export")) || o.foreground_log || o.metrics_file || o.no_bpf ||
+	     o.kafka_brokers)) {
+		rc = bad_usage("%s--shards, --snapshot, --metrics-file, --no-bpf, --foreground-log and --kafka-* belong to "
 			       "`weftctl up`", "");
 		goto out;
 	}

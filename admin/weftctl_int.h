@@ -24,6 +24,8 @@ struct wf_cli_opts {
 	const char *idle_timeout, *request_timeout, *socket_mode; /* NULL = weft-ingest's defaults */
 	const char *pubsub_limit; /* NULL = weft-ingest's default (--pubsub-limit) */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
+	/* up: weft-kafka (issue 20) runs when kafka_brokers is set */
+	const char *kafka_brokers, *kafka_topic, *kafka_group, *kafka_partitions;
 	const char *spill_budget, *checkpoint_interval, *session_ttl; /* NULL: weft-ranker's defaults */
 	/* export only */
 	const char *channel, *out;
@@ -69,6 +71,12 @@ int wf_cli_stock_load(const struct wf_cli_opts *o, const char *file);
 /* weftctl segment define|drop|list|preview (weftctl_seg.c): pos[0] is
  * "segment". Returns the process exit code. */
 int wf_cli_segment(const struct wf_cli_opts *o, int npos, const char **pos);
+
+/* weft-kafka's DIR/kafka.status (weftctl_kafka.c): lines for `status`
+ * (nothing when it is absent), Prometheus families appended to b (0 or
+ * -ENOMEM). */
+void wf_cli_kafka_status(const struct wf_cli_opts *o);
+int wf_cli_kafka_metrics(const struct wf_cli_opts *o, struct wf_buf *b);
 
 /* weftctl metrics (weftctl_metrics.c). Returns the process exit code. */
 int wf_cli_metrics(const struct wf_cli_opts *o);

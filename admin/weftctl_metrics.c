@@ -89,6 +89,8 @@ int wf_cli_metrics_render(const struct wf_cli_opts *o, const struct wf_shm *shm,
 
 	snprintf(journal, sizeof(journal), "%s/journal", o->dir);
 	r = wf_prom_render(b, shm, journal, extra);
+	if (r == 0)
+		r = wf_cli_kafka_metrics(o, b);
 	free(extra);
 	return r;
 }

@@ -26,14 +26,14 @@
 #include "admin/weftctl_int.h"
 #include "shm/shm.h"
 
-#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 3)
+#define UP_MAX_CHILDREN (WF_SHM_MAX_SHARDS + 4)
 #define UP_START_TIMEOUT_MS 120000u /* everything ready, or give up */
 #define UP_ADMIN_TIMEOUT_MS 15000u  /* admin.sock answers PING */
 #define UP_GRACE_MS 10000u          /* SIGTERM -> SIGKILL */
 #define UP_STABLE_MS 10000u         /* a child that lived this long resets its backoff */
 #define UP_TICK_MS 100
 
-enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST, KIND_OBSERVE, KIND_COUNT };
+enum { KIND_ADMIN, KIND_RANKER, KIND_INGEST, KIND_OBSERVE, KIND_KAFKA, KIND_COUNT };
 
 struct up_child {
 	int kind;
@@ -58,7 +58,7 @@ struct up_ctx {
 	int ncpus;
 	char cpu_arg[WF_SHM_MAX_SHARDS][12]; /* each ranker's --cpu */
 	char metrics_file[PATH_MAX]; /* absolute, for weft-observe */
-	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe ("": not built) */
+	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe, kafka ("": not built) */
 	uint32_t nshards;
 	int sfd;
 	int lock_fd;             /* DIR/weft.lock: DIR is ours while it is held */
@@ -161,6 +161,10 @@ static const struct {
 	{ KIND_RANKER, "--spill-budget", offsetof(struct wf_cli_opts, spill_budget) },
 	{ KIND_RANKER, "--checkpoint-interval", offsetof(struct wf_cli_opts, checkpoint_interval) },
 	{ KIND_RANKER, "--session-ttl", offsetof(struct wf_cli_opts, session_ttl) },
+	{ KIND_KAFKA, "--kafka-brokers", offsetof(struct wf_cli_opts, kafka_brokers) },
+	{ KIND_KAFKA, "--kafka-topic", offsetof(struct wf_cli_opts, kafka_topic) },
+	{ KIND_KAFKA, "--kafka-group", offsetof(struct wf_cli_opts, kafka_group) },
+	{ KIND_KAFKA, "--kafka-partitions", offsetof(struct wf_cli_opts, kafka_partitions) },
 };
 
 static int spawn(struct up_ctx *u, struct up_child *ch)
@@ -250,7 +254,8 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 
 static struct up_child *child_add(struct up_ctx *u, int kind, int shard)
 {
-	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe",
+					      "weft-kafka" };
 	struct up_child *ch = &u->child[u->nchild++];
 
 	ch->kind = kind;
@@ -571,8 +576,9 @@ static void choose_layout(struct up_ctx *u)
 
 static int setup(struct up_ctx *u)
 {
-	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe" };
-	static const char *const subdirs[] = { "admin", "rankers", "ingest", "observe" };
+	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe",
+					      "weft-kafka" };
+	static const char *const subdirs[] = { "admin", "rankers", "ingest", "observe", "kafka" };
 	char tmp[PATH_MAX];
 	sigset_t set;
 
@@ -607,8 +613,9 @@ static int setup(struct up_ctx *u)
 	choose_layout(u);
 	for (int k = 0; k < KIND_COUNT; k++)
 		if (find_bin(names[k], subdirs[k], u->bin[k], sizeof(u->bin[k])) < 0) {
-			if (k == KIND_OBSERVE) {
-				/* Optional: weft serves without it, status says so. */
+			if (k == KIND_OBSERVE || (k == KIND_KAFKA && !u->o->kafka_brokers)) {
+				/* Optional: weft serves without it, status says so
+				 * (weft-kafka: wanted only with --kafka-brokers). */
 				u->bin[k][0] = '\0';
 				continue;
 			}
@@ -664,6 +671,9 @@ static int start(struct up_ctx *u)
 	for (uint32_t i = 0; i < u->nshards; i++)
 		spawn(u, child_add(u, KIND_RANKER, (int)i));
 	spawn(u, child_add(u, KIND_INGEST, -1));
+	/* weft-kafka waits for weft-ingest's socket itself. */
+	if (u->o->kafka_brokers)
+		spawn(u, child_add(u, KIND_KAFKA, -1));
 
 	deadline = wf_now_ns() + UP_START_TIMEOUT_MS * 1000000ull;
 	for (;;) {

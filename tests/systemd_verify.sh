@@ -24,6 +24,8 @@ for p in admin/weft-admin ingest/weft-ingest rankers/weft-ranker batch/weft-batc
 	[ -x "$bld/$p" ] || { echo "missing $bld/$p: build first"; exit 1; }
 	ln -s "$bld/$p" "$tmp/bin/"
 done
+# weft-kafka is built only with librdkafka; its unit is checked either way.
+if [ -x "$bld/kafka/weft-kafka" ]; then ln -s "$bld/kafka/weft-kafka" "$tmp/bin/"; else ln -s /bin/true "$tmp/bin/weft-kafka"; fi
 for f in "$src"/systemd/*.in; do
 	sed -e "s|@bindir@|$tmp/bin|g" -e "s|@sysconfdir@|/etc|g" -e "s|@unitdir@|$tmp|g" "$f" > "$tmp/$(basename "${f%.in}")"
 done
@@ -43,7 +45,8 @@ echo "systemd units verify clean"
 
 # Exposure (needs --offline, systemd >= 250).
 if systemd-analyze security --offline=yes ./weft-admin.service >/dev/null 2>&1; then
-	for u in weft-admin.service weft-ingest.service weft-ranker@0.service weft-batch.service weft-observe.service; do
+	for u in weft-admin.service weft-ingest.service weft-ranker@0.service weft-batch.service weft-observe.service \
+		weft-kafka.service; do
 		level=$(systemd-analyze security --offline=yes "./$u" 2>&1 |
 			sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
 		[ -n "$level" ] || fail "no exposure level for $u"
