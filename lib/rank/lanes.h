@@ -141,34 +141,61 @@ struct parts4 {
 
 /* The features of four snapshot items as parts4() has them for an entry
  * that nothing in the session leads to (near features +0) and no
- * repeat-look penalty: what the catalog and the session's evidence say. */
+ * repeat-look penalty: what the catalog and the session's evidence say.
+ * From the items' 16-byte rows (snap->rows: four loads, transposed to
+ * one vector per field) when the snapshot has them, else from the items
+ * (the same values: a row holds the item's own floats, its names and
+ * band mapped as the clamps below map them). */
+_Static_assert(WF_SNAP_ROW_BANDS == WF_RANK_BANDS, "a row's unknown band is the evidence's 0 after the bands");
+
 static inline __attribute__((always_inline)) void item_parts4(const struct wf_snap *snap, const struct consts *k,
 							       const struct wf_rank_scratch *w, const uint32_t *item,
 							       struct parts4 *pt)
 {
-	const struct wf_snap_item *it[4];
+	v4f pop, trend;
+	v4u ci, bi, di;
 
-	for (uint32_t i = 0; i < 4; i++)
-		it[i] = &snap->items[item[i]];
-	v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
-	/* (the batch score of a listed item already holds popularity and trend) */
-	pt->f[WF_RANK_F_POP] = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
-	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
-	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
-	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
-	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
-	if (k->aff) {
-		uint32_t ci[4], bi[4], di[4];
+	if (snap->rows) {
+		v4f r0, r1, r2, r3;
+		memcpy(&r0, &snap->rows[item[0]], sizeof(r0));
+		memcpy(&r1, &snap->rows[item[1]], sizeof(r1));
+		memcpy(&r2, &snap->rows[item[2]], sizeof(r2));
+		memcpy(&r3, &snap->rows[item[3]], sizeof(r3));
+		v4f t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+		v4f t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+		pop = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+		trend = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+		ci = (v4u)__builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+		v4u bb = (v4u)__builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+		bi = bb >> 3;
+		di = bb & 7;
+	} else {
+		const struct wf_snap_item *it[4];
+		for (uint32_t i = 0; i < 4; i++)
+			it[i] = &snap->items[item[i]];
+		trend = (v4f){ it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+		pop = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
 		for (uint32_t i = 0; i < 4; i++) { /* out of range (WF_SNAP_NO_CAT, no band): the 0 after the rows */
 			ci[i] = WF_MIN(it[i]->category, k->dcats);
 			bi[i] = WF_MIN(it[i]->brand, k->dbrands);
 			di[i] = WF_MIN((uint32_t)it[i]->price_band, WF_RANK_BANDS);
 		}
-		if (k->direct) {
+	}
+	/* (the batch score of a listed item already holds popularity and trend) */
+	pt->f[WF_RANK_F_POP] = pop;
+	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
+	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
+	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
+	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
+	if (k->aff) {
+		if (k->direct) { /* (direct: the snapshot's own ncats and nbrands, as its rows map them) */
 			const float *t = w->ev_direct, *b = t + k->dcats + 1;
 			pt->f[WF_RANK_F_CAT] = (v4f){ t[ci[0]], t[ci[1]], t[ci[2]], t[ci[3]] };
 			pt->f[WF_RANK_F_BRAND] = (v4f){ b[bi[0]], b[bi[1]], b[bi[2]], b[bi[3]] };
 		} else {
+			const struct wf_snap_item *it[4];
+			for (uint32_t i = 0; i < 4; i++)
+				it[i] = &snap->items[item[i]];
 			v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
 			v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
 			pt->f[WF_RANK_F_CAT] = v4_lookup(w, 0, k->cat_end, cat);

@@ -176,7 +176,8 @@ static void score_from(const struct wf_snap *snap, const struct wf_rank_params *
 		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
 		for (uint32_t i = 0; i < 4; i++)
 			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-				wf_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+				wf_prefetch(snap->rows ? (const void *)&snap->rows[w->item[x + RANK_PREFETCH + i]]
+							: (const void *)&snap->items[w->item[x + RANK_PREFETCH + i]]);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
 		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL, NULL);
