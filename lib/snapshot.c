@@ -388,6 +388,17 @@ static void make_rows(struct wf_snap *s)
 		};
 	}
 	s->rows = r;
+	r = malloc(((size_t)s->npopular + s->ntrending + 1) * sizeof(*r));
+	if (!r) {
+		free((void *)s->rows);
+		s->rows = NULL;
+		return;
+	}
+	for (uint32_t i = 0; i < s->npopular; i++)
+		r[i] = s->rows[s->popular[i].item];
+	for (uint32_t i = 0; i < s->ntrending; i++)
+		r[s->npopular + i] = s->rows[s->trending[i].item];
+	s->prior_rows = r;
 }
 
 int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errlen)
@@ -459,6 +470,7 @@ void wf_snap_close(struct wf_snap *s)
 	if (!s)
 		return;
 	free((void *)s->rows);
+	free((void *)s->prior_rows);
 	if (s->base)
 		munmap((void *)s->base, s->size);
 	free(s);

@@ -243,6 +243,10 @@ struct wf_snap {
 	 * wf_snap_close(); NULL in a snapshot built in memory (a test's),
 	 * or when a brand index does not fit: lib/rank reads items then */
 	const struct wf_snap_row *rows;
+	/* the rows of popular[0, npopular) then trending[0, ntrending), in
+	 * list order (lib/rank scans them every query), allocated and freed
+	 * with rows; NULL when rows is */
+	const struct wf_snap_row *prior_rows;
 	char path[1024];
 };
 

@@ -150,17 +150,17 @@ _Static_assert(WF_SNAP_ROW_BANDS == WF_RANK_BANDS, "a row's unknown band is the 
 
 static inline __attribute__((always_inline)) void item_parts4(const struct wf_snap *snap, const struct consts *k,
 							       const struct wf_rank_scratch *w, const uint32_t *item,
-							       struct parts4 *pt)
+							       const struct wf_snap_row *const *rp, struct parts4 *pt)
 {
 	v4f pop, trend;
 	v4u ci, bi, di;
 
-	if (snap->rows) {
+	if (rp || snap->rows) { /* rp: the items' rows (snap->prior_rows'), else snap->rows' */
 		v4f r0, r1, r2, r3;
-		memcpy(&r0, &snap->rows[item[0]], sizeof(r0));
-		memcpy(&r1, &snap->rows[item[1]], sizeof(r1));
-		memcpy(&r2, &snap->rows[item[2]], sizeof(r2));
-		memcpy(&r3, &snap->rows[item[3]], sizeof(r3));
+		memcpy(&r0, rp ? rp[0] : &snap->rows[item[0]], sizeof(r0));
+		memcpy(&r1, rp ? rp[1] : &snap->rows[item[1]], sizeof(r1));
+		memcpy(&r2, rp ? rp[2] : &snap->rows[item[2]], sizeof(r2));
+		memcpy(&r3, rp ? rp[3] : &snap->rows[item[3]], sizeof(r3));
 		v4f t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
 		v4f t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
 		pop = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
@@ -211,7 +211,7 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 {
 	const uint32_t item[4] = { w->item[x[0]], w->item[x[1]], w->item[x[2]], w->item[x[3]] };
 
-	item_parts4(snap, k, w, item, pt);
+	item_parts4(snap, k, w, item, NULL, pt);
 	if (k->penalty) {
 		const struct wf_rank_session *s = k->s;
 		float seen[4] = { 0, 0, 0, 0 };

@@ -305,11 +305,21 @@ static float prior_bound(const struct wf_snap *snap, const struct consts *c, con
 
 	for (uint32_t t = 0; t < 2; t++)
 		for (uint32_t i = 0; i < len[t]; i += 4) {
-			const struct wf_snap_item *it[4];
-			for (uint32_t l = 0; l < 4; l++)
-				it[l] = &snap->items[list[t][i + WF_MIN(l, len[t] - i - 1)].item];
-			v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
-			v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+			v4f pop, trend;
+			if (snap->prior_rows) { /* the same floats, in list order */
+				const struct wf_snap_row *r = snap->prior_rows + (t ? snap->npopular : 0) + i;
+				uint32_t e = len[t] - i - 1;
+				pop = (v4f){ r[0].popularity, r[WF_MIN(1u, e)].popularity, r[WF_MIN(2u, e)].popularity,
+					     r[WF_MIN(3u, e)].popularity };
+				trend = (v4f){ r[0].trend, r[WF_MIN(1u, e)].trend, r[WF_MIN(2u, e)].trend,
+					       r[WF_MIN(3u, e)].trend };
+			} else {
+				const struct wf_snap_item *it[4];
+				for (uint32_t l = 0; l < 4; l++)
+					it[l] = &snap->items[list[t][i + WF_MIN(l, len[t] - i - 1)].item];
+				pop = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+				trend = (v4f){ it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+			}
 			v4f pr = c->ew[WF_RANK_F_POP] * pop + c->ew[WF_RANK_F_TREND] * (trend / (1.0f + trend));
 			v4i gt = pr > top;
 			nan |= pr != pr;
@@ -367,10 +377,14 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 	for (uint32_t t = 0; t < 2; t++)
 		for (uint32_t i = 0; i < len[t]; i += 4) {
 			uint32_t it[4], m = WF_MIN(len[t] - i, 4u);
+			const struct wf_snap_row *rp[4];
 			struct parts4 pt;
-			for (uint32_t l = 0; l < 4; l++)
+			for (uint32_t l = 0; l < 4; l++) {
 				it[l] = list[t][i + WF_MIN(l, m - 1)].item;
-			item_parts4(snap, c, w, it, &pt);
+				if (snap->prior_rows)
+					rp[l] = &snap->prior_rows[(t ? snap->npopular : 0) + i + WF_MIN(l, m - 1)];
+			}
+			item_parts4(snap, c, w, it, snap->prior_rows ? rp : NULL, &pt);
 			v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
 			for (uint32_t l = 0; l < m; l++)
 				if (!(up[l] < bound))
