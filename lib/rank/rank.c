@@ -371,7 +371,12 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 		rank_pool_add_prior(snap, p, w);
 		return from;
 	}
-	if (prior_bound(snap, c, w, list, len) < bound)
+	/* One bound for all (prior_bound()) only without session evidence:
+	 * with it, the session's best category, brand and band terms plus
+	 * the best pop + trend term exclude the whole prior too rarely to pay
+	 * for the scan (never in weft-rankbench's session case); each item's
+	 * own score below bounds it instead. Either way the same items join. */
+	if (!c->aff && prior_bound(snap, c, w, list, len) < bound)
 		return from; /* none can reach it */
 
 	for (uint32_t t = 0; t < 2; t++)
