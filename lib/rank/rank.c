@@ -172,19 +172,24 @@ static void score_from(const struct wf_snap *snap, const struct wf_rank_params *
 	const struct consts c = consts_of(snap, p, q, w);
 	uint32_t x;
 
-	for (x = from; x + 4 <= w->n; x += 4) {
+	const struct wf_snap_row *rows = snap->rows;
+	uint32_t n = w->n;
+
+	for (x = from; x + 4 <= n; x += 4) {
 		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
-		for (uint32_t i = 0; i < 4; i++)
-			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-				wf_prefetch(snap->rows ? (const void *)&snap->rows[w->item[x + RANK_PREFETCH + i]]
-							: (const void *)&snap->items[w->item[x + RANK_PREFETCH + i]]);
+		/* item rows are a cache miss per entry: fetched ahead, four at
+		 * once (the last few entries' are not) */
+		if (x + RANK_PREFETCH + 4 <= n)
+			for (uint32_t i = 0; i < 4; i++)
+				wf_prefetch(rows ? (const void *)&rows[w->item[x + RANK_PREFETCH + i]]
+						 : (const void *)&snap->items[w->item[x + RANK_PREFETCH + i]]);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
 		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL, NULL);
 	}
-	for (uint32_t i = x; i < w->n; i++) /* the last n % 4 */
+	for (uint32_t i = x; i < n; i++) /* the last n % 4 */
 		w->order[i - x] = i;
-	score_list(snap, p, q, w, w->order, w->n - x, w->score, NULL);
+	score_list(snap, p, q, w, w->order, n - x, w->score, NULL);
 }
 
 /* Score every pool entry for q. */
@@ -379,22 +384,28 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 	if (!c->aff && prior_bound(snap, c, w, list, len) < bound)
 		return from; /* none can reach it */
 
-	for (uint32_t t = 0; t < 2; t++)
-		for (uint32_t i = 0; i < len[t]; i += 4) {
-			uint32_t it[4], m = WF_MIN(len[t] - i, 4u);
+	for (uint32_t t = 0; t < 2; t++) {
+		/* (in locals: a store to the pool might alias snap's fields, as
+		 * far as the compiler knows, and each block would load them again) */
+		const struct wf_snap_cand *lt = list[t];
+		const struct wf_snap_row *rt = snap->prior_rows ? snap->prior_rows + (t ? snap->npopular : 0) : NULL;
+		uint32_t lent = len[t];
+		for (uint32_t i = 0; i < lent; i += 4) {
+			uint32_t it[4], m = WF_MIN(lent - i, 4u);
 			const struct wf_snap_row *rp[4];
 			struct parts4 pt;
 			for (uint32_t l = 0; l < 4; l++) {
-				it[l] = list[t][i + WF_MIN(l, m - 1)].item;
-				if (snap->prior_rows)
-					rp[l] = &snap->prior_rows[(t ? snap->npopular : 0) + i + WF_MIN(l, m - 1)];
+				uint32_t j = i + WF_MIN(l, m - 1);
+				it[l] = lt[j].item;
+				rp[l] = rt ? rt + j : NULL;
 			}
-			item_parts4(snap, c, w, it, snap->prior_rows ? rp : NULL, &pt);
+			item_parts4(snap, c, w, it, rt ? rp : NULL, &pt);
 			v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
 			for (uint32_t l = 0; l < m; l++)
 				if (!(up[l] < bound))
 					pool_add(w, &n, it[l]);
 		}
+	}
 	w->n = n;
 	return from;
 }

@@ -138,7 +138,23 @@ static uint32_t select_groups(struct wf_rank_scratch *w, uint32_t n, uint32_t m,
 	for (uint32_t i = 0; i < ng; i++)
 		for (uint32_t l = 0; l < 4; l++)
 			bound = best[i][l] < bound ? best[i][l] : bound;
-	for (x = 0; x < n; x++) {
+	/* Four at a time: most blocks hold no entry at or above the bound
+	 * (one test), and those that do list theirs without branches. */
+	const v4f b4 = { bound, bound, bound, bound };
+	v4i lv = { 0, 0, 0, 0 };
+	for (x = 0; x + 4 <= n; x += 4) {
+		v4f v;
+		memcpy(&v, &w->score[x], sizeof(v));
+		v4i in = ~(v < b4);
+		lv -= v != ninf4; /* (a true compare is -1) */
+		if (in[0] | in[1] | in[2] | in[3])
+			for (uint32_t l = 0; l < 4; l++) {
+				cand[nc] = x + l;
+				nc += in[l] & 1;
+			}
+	}
+	live = (uint32_t)(lv[0] + lv[1] + lv[2] + lv[3]);
+	for (; x < n; x++) {
 		cand[nc] = x;
 		nc += !(w->score[x] < bound);
 		live += w->score[x] != -INFINITY;
