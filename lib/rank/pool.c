@@ -15,35 +15,23 @@
 
 /*
  * The pool hash's slots to 0 (empty). Only entries' items ever fill a
- * slot (pool_add()), so the previous pool's w->item[0, w->n) name every
- * slot in use: each is found again from its item's hash (skipping slots
- * already cleared) and zeroed, a few hundred stores instead of the whole
- * 32 KiB table (the size of L1D: its memset evicted the snapshot rows
- * the query was about to read). The scratch starts zeroed (rank.h); a
- * pool past half the table, or an item not found (not expected), clears
+ * slot, and pool_add() notes each entry's slot in w->slotix, so the
+ * previous pool's w->slotix[0, w->n) name every slot in use: a few
+ * hundred stores instead of the whole 32 KiB table (the size of L1D:
+ * its memset evicted the snapshot rows the query was about to read).
+ * The scratch starts zeroed (rank.h); a pool past half the table clears
  * it all.
  */
 static void pool_clear(struct wf_rank_scratch *w)
 {
-	uint32_t mask = WF_RANK_POOL * 2 - 1, n = w->n;
+	uint32_t n = w->n;
 
-	if (n > WF_RANK_POOL / 2)
-		goto all;
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t item = w->item[i], h = pool_hash(item), probes = 0;
-		for (;; h = (h + 1) & mask) {
-			uint64_t v = w->slot[h];
-			if (v != 0 && (uint32_t)(v >> 32) == item) {
-				w->slot[h] = 0;
-				break;
-			}
-			if (++probes > mask)
-				goto all;
-		}
+	if (n > WF_RANK_POOL / 2) {
+		memset(w->slot, 0, sizeof(w->slot));
+		return;
 	}
-	return;
-all:
-	memset(w->slot, 0, sizeof(w->slot));
+	for (uint32_t i = 0; i < n; i++)
+		w->slot[w->slotix[i]] = 0;
 }
 
 /* An empty pool of at most cap entries. */
