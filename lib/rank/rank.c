@@ -390,20 +390,26 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 		const struct wf_snap_cand *lt = list[t];
 		const struct wf_snap_row *rt = snap->prior_rows ? snap->prior_rows + (t ? snap->npopular : 0) : NULL;
 		uint32_t lent = len[t];
+		/* item_parts4() reads the items' indexes only without rows or
+		 * for evidence not indexed directly */
+		int need = !rt || (c->aff && !c->direct);
 		for (uint32_t i = 0; i < lent; i += 4) {
-			uint32_t it[4], m = WF_MIN(lent - i, 4u);
+			uint32_t it[4] = { 0, 0, 0, 0 }, m = WF_MIN(lent - i, 4u);
 			const struct wf_snap_row *rp[4];
 			struct parts4 pt;
 			for (uint32_t l = 0; l < 4; l++) {
 				uint32_t j = i + WF_MIN(l, m - 1);
-				it[l] = lt[j].item;
+				if (need)
+					it[l] = lt[j].item;
 				rp[l] = rt ? rt + j : NULL;
 			}
 			item_parts4(snap, c, w, it, rt ? rp : NULL, &pt);
 			v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
-			for (uint32_t l = 0; l < m; l++)
-				if (!(up[l] < bound))
-					pool_add(w, &n, it[l]);
+			v4i in = ~(up < (v4f){ bound, bound, bound, bound }); /* (a NaN too) */
+			if (in[0] | in[1] | in[2] | in[3]) /* rare: most of the prior cannot reach the bound */
+				for (uint32_t l = 0; l < m; l++)
+					if (in[l])
+						pool_add(w, &n, lt[i + l].item);
 		}
 	}
 	w->n = n;
