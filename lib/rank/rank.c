@@ -172,7 +172,9 @@ static void score_from(const struct wf_snap *snap, const struct wf_rank_params *
 	const struct consts c = consts_of(snap, p, q, w);
 	uint32_t x;
 
-	const struct wf_snap_row *rows = snap->rows;
+	/* each entry's row: snap->rows' (16 bytes), else its item's */
+	const char *rows = snap->rows ? (const char *)snap->rows : (const char *)snap->items;
+	size_t stride = snap->rows ? sizeof(*snap->rows) : sizeof(*snap->items);
 	uint32_t n = w->n;
 
 	for (x = from; x + 4 <= n; x += 4) {
@@ -181,8 +183,7 @@ static void score_from(const struct wf_snap *snap, const struct wf_rank_params *
 		 * once (the last few entries' are not) */
 		if (x + RANK_PREFETCH + 4 <= n)
 			for (uint32_t i = 0; i < 4; i++)
-				wf_prefetch(rows ? (const void *)&rows[w->item[x + RANK_PREFETCH + i]]
-						 : (const void *)&snap->items[w->item[x + RANK_PREFETCH + i]]);
+				wf_prefetch(rows + w->item[x + RANK_PREFETCH + i] * stride);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
 		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL, NULL);
