@@ -263,7 +263,7 @@ struct wf_rank_query {
 
 enum { WF_RANK_ACC_NEIGH, WF_RANK_ACC_SEQ1, WF_RANK_ACC_SEQ, WF_RANK_ACC_SEEN };
 
-/* Scratch memory for one query at a time (one per thread, ~153 KiB),
+/* Scratch memory for one query at a time (one per thread, ~165 KiB),
  * zeroed before its first use (calloc): each query clears only the pool
  * hash slots the previous one filled. */
 struct wf_rank_scratch {
