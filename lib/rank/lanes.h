@@ -89,6 +89,7 @@ struct consts {
 	uint32_t direct, dcats, dbrands; /* evidence by index (w->ev_direct) */
 	float neg_penalty_seen, c_lift; /* c_lift: as score4() multiplies by it */
 	float ew[WF_RANK_NFEAT];
+	v4f ew4[WF_RANK_NFEAT]; /* ew[f] in four lanes: score4() multiplies by these (not a broadcast per block) */
 };
 
 
@@ -127,8 +128,10 @@ static inline __attribute__((always_inline)) struct consts consts_of(const struc
 
 	wf_rank_weights(snap, p, query_visitor(q), wt);
 	feature_scales(q, w, &sb, &ss);
-	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++) {
 		c.ew[f] = (f == WF_RANK_F_BATCH ? sb : ss) * wt[f];
+		c.ew4[f] = (v4f){ c.ew[f], c.ew[f], c.ew[f], c.ew[f] };
+	}
 	return c;
 }
 
@@ -262,22 +265,22 @@ static inline __attribute__((always_inline)) v4f score4(const struct consts *k, 
 
 	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
 		t[f] = zero4;
-	t[WF_RANK_F_BATCH] = v4_keep(listed, k->ew[WF_RANK_F_BATCH] * batch);
+	t[WF_RANK_F_BATCH] = v4_keep(listed, k->ew4[WF_RANK_F_BATCH] * batch);
 	e.batch = t[WF_RANK_F_BATCH];
 	if (k->aff) {
-		t[WF_RANK_F_CAT] = k->ew[WF_RANK_F_CAT] * pt->f[WF_RANK_F_CAT];
-		t[WF_RANK_F_BRAND] = k->ew[WF_RANK_F_BRAND] * pt->f[WF_RANK_F_BRAND];
-		t[WF_RANK_F_BAND] = k->ew[WF_RANK_F_BAND] * pt->f[WF_RANK_F_BAND];
+		t[WF_RANK_F_CAT] = k->ew4[WF_RANK_F_CAT] * pt->f[WF_RANK_F_CAT];
+		t[WF_RANK_F_BRAND] = k->ew4[WF_RANK_F_BRAND] * pt->f[WF_RANK_F_BRAND];
+		t[WF_RANK_F_BAND] = k->ew4[WF_RANK_F_BAND] * pt->f[WF_RANK_F_BAND];
 		e.session = (t[WF_RANK_F_CAT] + t[WF_RANK_F_BRAND]) + t[WF_RANK_F_BAND];
 		e.penalty = pt->penalty;
 	}
 	if (k->near) {
 		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
-			t[f] = k->ew[f] * pt->f[f];
+			t[f] = k->ew4[f] * pt->f[f];
 		e.neighbours = ((t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ1]) + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT];
 	}
-	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
-	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);
+	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew4[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
+	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew4[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);
 	e.trend = t[WF_RANK_F_POP] + t[WF_RANK_F_TREND];
 	if (ex) {
 		*ex = e;
