@@ -41,6 +41,15 @@ static inline v4f v4_keep(v4i m, v4f a)
 	return (v4f)(m & (v4i)a);
 }
 
+/* Whether any lane of the mask m is set: two shuffles and ors (reading
+ * the four lanes one by one cost a shuffle and a move each) */
+static inline int v4_any(v4i m)
+{
+	m |= __builtin_shufflevector(m, m, 2, 3, 0, 1);
+	m |= __builtin_shufflevector(m, m, 1, 0, 3, 2);
+	return m[0] != 0;
+}
+
 /* WF_MIN(a, 1.0f) per lane */
 static inline v4f v4_min1(v4f a)
 {

@@ -407,7 +407,7 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 			item_parts4(snap, c, w, it, rt ? rp : NULL, &pt);
 			v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
 			v4i in = ~(up < (v4f){ bound, bound, bound, bound }); /* (a NaN too) */
-			if (in[0] | in[1] | in[2] | in[3]) /* rare: most of the prior cannot reach the bound */
+			if (v4_any(in)) /* rare: most of the prior cannot reach the bound */
 				for (uint32_t l = 0; l < m; l++)
 					if (in[l])
 						pool_add(w, &n, lt[i + l].item);

@@ -147,7 +147,9 @@ static uint32_t select_groups(struct wf_rank_scratch *w, uint32_t n, uint32_t m,
 		memcpy(&v, &w->score[x], sizeof(v));
 		v4i in = ~(v < b4);
 		lv -= v != ninf4; /* (a true compare is -1) */
-		if (in[0] | in[1] | in[2] | in[3])
+		v4i any = in | __builtin_shufflevector(in, in, 2, 3, 0, 1); /* (lanes.h's v4_any()) */
+		any |= __builtin_shufflevector(any, any, 1, 0, 3, 2);
+		if (any[0])
 			for (uint32_t l = 0; l < 4; l++) {
 				cand[nc] = x + l;
 				nc += in[l] & 1;
