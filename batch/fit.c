@@ -668,7 +668,7 @@ int wf_batch_fit(struct wf_batch *b)
 			w0[v][f] = w1[v][f] = wd[f];
 	}
 	*rp = (struct replay){ .b = b, .snap = snap, .p = &p, .fs = &fs, .wt_neg = { w0[0], w0[1] } };
-	rp->w = malloc(sizeof(*rp->w));
+	rp->w = calloc(1, sizeof(*rp->w)); /* zeroed before its first query (lib/rank/rank.h) */
 	rp->items = malloc(WF_RANK_POOL * sizeof(*rp->items));
 	rp->feat = malloc((size_t)WF_RANK_POOL * NF * sizeof(*rp->feat));
 	rp->sc = malloc(WF_RANK_POOL * sizeof(*rp->sc));

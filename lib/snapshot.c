@@ -366,6 +366,41 @@ static int check_header(struct vctx *v, uint64_t size)
 	return 0;
 }
 
+/* s->rows from s->items (left NULL when memory is short or a brand index
+ * does not fit in brand_band: lib/rank then reads the items). */
+static void make_rows(struct wf_snap *s)
+{
+	struct wf_snap_row *r;
+
+	if (s->nitems == 0 || s->nbrands >= (1u << 29))
+		return;
+	r = malloc((size_t)s->nitems * sizeof(*r));
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < s->nitems; i++) {
+		const struct wf_snap_item *it = &s->items[i];
+		uint32_t brand = it->brand < s->nbrands ? it->brand : s->nbrands;
+		uint32_t band = it->price_band < WF_SNAP_ROW_BANDS ? it->price_band : WF_SNAP_ROW_BANDS;
+		r[i] = (struct wf_snap_row){
+			.popularity = it->popularity, .trend = it->trend,
+			.category = it->category < s->ncats ? it->category : s->ncats,
+			.brand_band = brand << 3 | band,
+		};
+	}
+	s->rows = r;
+	r = malloc(((size_t)s->npopular + s->ntrending + 1) * sizeof(*r));
+	if (!r) {
+		free((void *)s->rows);
+		s->rows = NULL;
+		return;
+	}
+	for (uint32_t i = 0; i < s->npopular; i++)
+		r[i] = s->rows[s->popular[i].item];
+	for (uint32_t i = 0; i < s->ntrending; i++)
+		r[s->npopular + i] = s->rows[s->trending[i].item];
+	s->prior_rows = r;
+}
+
 int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errlen)
 {
 	struct vctx v = { .path = path, .err = err, .errlen = errlen };
@@ -422,6 +457,7 @@ int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errle
 	if ((r = check_header(&v, s->size)) < 0 || (r = check_sections(&v)) < 0 || (r = check_contents(&v)) < 0)
 		goto bad;
 	(void)madvise(map, s->size, MADV_RANDOM);
+	make_rows(s);
 	*ret = s;
 	return 0;
 bad:
@@ -433,6 +469,8 @@ void wf_snap_close(struct wf_snap *s)
 {
 	if (!s)
 		return;
+	free((void *)s->rows);
+	free((void *)s->prior_rows);
 	if (s->base)
 		munmap((void *)s->base, s->size);
 	free(s);

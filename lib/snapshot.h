@@ -128,6 +128,20 @@ struct wf_snap_item {
 };
 
 /*
+ * An item's fields that lib/rank reads for every pool entry, packed in
+ * 16 bytes (four items' rows are four vector loads): derived from ITEMS
+ * by wf_snap_open(), not stored in the file. Values as ITEMS has them,
+ * out-of-range names and bands mapped to one index past the end.
+ */
+#define WF_SNAP_ROW_BANDS 5u /* price bands 0..4; 5: unknown */
+struct wf_snap_row {
+	float popularity, trend;
+	uint32_t category;   /* category, or ncats when none */
+	uint32_t brand_band; /* (brand, or nbrands when none) << 3 | (price band, or WF_SNAP_ROW_BANDS when unknown) */
+};
+_Static_assert(sizeof(struct wf_snap_row) == 16, "wf_snap_row: four to a vector load each");
+
+/*
  * The scoring model weft-batch learned from the training days (lib/rank
  * reads it; lib/rank/README.md "The model"). version 0: none, lib/rank
  * uses its defaults. A model whose feature_set or nfeat is not the
@@ -225,6 +239,14 @@ struct wf_snap {
 	uint64_t nseq;
 	const uint32_t *seq_off;            /* nitems + 1 */
 	const struct wf_snap_model *model;
+	/* items' rows (nitems), allocated by wf_snap_open() and freed by
+	 * wf_snap_close(); NULL in a snapshot built in memory (a test's),
+	 * or when a brand index does not fit: lib/rank reads items then */
+	const struct wf_snap_row *rows;
+	/* the rows of popular[0, npopular) then trending[0, ntrending), in
+	 * list order (lib/rank scans them every query), allocated and freed
+	 * with rows; NULL when rows is */
+	const struct wf_snap_row *prior_rows;
 	char path[1024];
 };
 

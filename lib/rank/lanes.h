@@ -41,6 +41,15 @@ static inline v4f v4_keep(v4i m, v4f a)
 	return (v4f)(m & (v4i)a);
 }
 
+/* Whether any lane of the mask m is set: two shuffles and ors (reading
+ * the four lanes one by one cost a shuffle and a move each) */
+static inline int v4_any(v4i m)
+{
+	m |= __builtin_shufflevector(m, m, 2, 3, 0, 1);
+	m |= __builtin_shufflevector(m, m, 1, 0, 3, 2);
+	return m[0] != 0;
+}
+
 /* WF_MIN(a, 1.0f) per lane */
 static inline v4f v4_min1(v4f a)
 {
@@ -89,6 +98,7 @@ struct consts {
 	uint32_t direct, dcats, dbrands; /* evidence by index (w->ev_direct) */
 	float neg_penalty_seen, c_lift; /* c_lift: as score4() multiplies by it */
 	float ew[WF_RANK_NFEAT];
+	v4f ew4[WF_RANK_NFEAT]; /* ew[f] in four lanes: score4() multiplies by these (not a broadcast per block) */
 };
 
 
@@ -127,8 +137,10 @@ static inline __attribute__((always_inline)) struct consts consts_of(const struc
 
 	wf_rank_weights(snap, p, query_visitor(q), wt);
 	feature_scales(q, w, &sb, &ss);
-	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
+	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++) {
 		c.ew[f] = (f == WF_RANK_F_BATCH ? sb : ss) * wt[f];
+		c.ew4[f] = (v4f){ c.ew[f], c.ew[f], c.ew[f], c.ew[f] };
+	}
 	return c;
 }
 
@@ -141,34 +153,61 @@ struct parts4 {
 
 /* The features of four snapshot items as parts4() has them for an entry
  * that nothing in the session leads to (near features +0) and no
- * repeat-look penalty: what the catalog and the session's evidence say. */
+ * repeat-look penalty: what the catalog and the session's evidence say.
+ * From the items' 16-byte rows (snap->rows: four loads, transposed to
+ * one vector per field) when the snapshot has them, else from the items
+ * (the same values: a row holds the item's own floats, its names and
+ * band mapped as the clamps below map them). */
+_Static_assert(WF_SNAP_ROW_BANDS == WF_RANK_BANDS, "a row's unknown band is the evidence's 0 after the bands");
+
 static inline __attribute__((always_inline)) void item_parts4(const struct wf_snap *snap, const struct consts *k,
 							       const struct wf_rank_scratch *w, const uint32_t *item,
-							       struct parts4 *pt)
+							       const struct wf_snap_row *const *rp, struct parts4 *pt)
 {
-	const struct wf_snap_item *it[4];
+	v4f pop, trend;
+	v4u ci, bi, di;
 
-	for (uint32_t i = 0; i < 4; i++)
-		it[i] = &snap->items[item[i]];
-	v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
-	/* (the batch score of a listed item already holds popularity and trend) */
-	pt->f[WF_RANK_F_POP] = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
-	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
-	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
-	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
-	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
-	if (k->aff) {
-		uint32_t ci[4], bi[4], di[4];
+	if (rp || snap->rows) { /* rp: the items' rows (snap->prior_rows'), else snap->rows' */
+		v4f r0, r1, r2, r3;
+		memcpy(&r0, rp ? rp[0] : &snap->rows[item[0]], sizeof(r0));
+		memcpy(&r1, rp ? rp[1] : &snap->rows[item[1]], sizeof(r1));
+		memcpy(&r2, rp ? rp[2] : &snap->rows[item[2]], sizeof(r2));
+		memcpy(&r3, rp ? rp[3] : &snap->rows[item[3]], sizeof(r3));
+		v4f t0 = __builtin_shufflevector(r0, r1, 0, 4, 1, 5), t1 = __builtin_shufflevector(r0, r1, 2, 6, 3, 7);
+		v4f t2 = __builtin_shufflevector(r2, r3, 0, 4, 1, 5), t3 = __builtin_shufflevector(r2, r3, 2, 6, 3, 7);
+		pop = __builtin_shufflevector(t0, t2, 0, 1, 4, 5);
+		trend = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+		ci = (v4u)__builtin_shufflevector(t1, t3, 0, 1, 4, 5);
+		v4u bb = (v4u)__builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+		bi = bb >> 3;
+		di = bb & 7;
+	} else {
+		const struct wf_snap_item *it[4];
+		for (uint32_t i = 0; i < 4; i++)
+			it[i] = &snap->items[item[i]];
+		trend = (v4f){ it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+		pop = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
 		for (uint32_t i = 0; i < 4; i++) { /* out of range (WF_SNAP_NO_CAT, no band): the 0 after the rows */
 			ci[i] = WF_MIN(it[i]->category, k->dcats);
 			bi[i] = WF_MIN(it[i]->brand, k->dbrands);
 			di[i] = WF_MIN((uint32_t)it[i]->price_band, WF_RANK_BANDS);
 		}
-		if (k->direct) {
+	}
+	/* (the batch score of a listed item already holds popularity and trend) */
+	pt->f[WF_RANK_F_POP] = pop;
+	pt->f[WF_RANK_F_TREND] = trend / (1.0f + trend);
+	pt->f[WF_RANK_F_CAT] = pt->f[WF_RANK_F_BRAND] = pt->f[WF_RANK_F_BAND] = zero4;
+	pt->f[WF_RANK_F_NEIGH] = pt->f[WF_RANK_F_SEQ1] = pt->f[WF_RANK_F_SEQ] = pt->f[WF_RANK_F_REPEAT] = zero4;
+	pt->f[WF_RANK_F_BATCH] = pt->penalty = zero4;
+	if (k->aff) {
+		if (k->direct) { /* (direct: the snapshot's own ncats and nbrands, as its rows map them) */
 			const float *t = w->ev_direct, *b = t + k->dcats + 1;
 			pt->f[WF_RANK_F_CAT] = (v4f){ t[ci[0]], t[ci[1]], t[ci[2]], t[ci[3]] };
 			pt->f[WF_RANK_F_BRAND] = (v4f){ b[bi[0]], b[bi[1]], b[bi[2]], b[bi[3]] };
 		} else {
+			const struct wf_snap_item *it[4];
+			for (uint32_t i = 0; i < 4; i++)
+				it[i] = &snap->items[item[i]];
 			v4u cat = { it[0]->category, it[1]->category, it[2]->category, it[3]->category };
 			v4u brand = { it[0]->brand, it[1]->brand, it[2]->brand, it[3]->brand };
 			pt->f[WF_RANK_F_CAT] = v4_lookup(w, 0, k->cat_end, cat);
@@ -184,7 +223,7 @@ static inline __attribute__((always_inline)) void parts4(const struct wf_snap *s
 {
 	const uint32_t item[4] = { w->item[x[0]], w->item[x[1]], w->item[x[2]], w->item[x[3]] };
 
-	item_parts4(snap, k, w, item, pt);
+	item_parts4(snap, k, w, item, NULL, pt);
 	if (k->penalty) {
 		const struct wf_rank_session *s = k->s;
 		float seen[4] = { 0, 0, 0, 0 };
@@ -235,22 +274,22 @@ static inline __attribute__((always_inline)) v4f score4(const struct consts *k, 
 
 	for (uint32_t f = 0; f < WF_RANK_NFEAT; f++)
 		t[f] = zero4;
-	t[WF_RANK_F_BATCH] = v4_keep(listed, k->ew[WF_RANK_F_BATCH] * batch);
+	t[WF_RANK_F_BATCH] = v4_keep(listed, k->ew4[WF_RANK_F_BATCH] * batch);
 	e.batch = t[WF_RANK_F_BATCH];
 	if (k->aff) {
-		t[WF_RANK_F_CAT] = k->ew[WF_RANK_F_CAT] * pt->f[WF_RANK_F_CAT];
-		t[WF_RANK_F_BRAND] = k->ew[WF_RANK_F_BRAND] * pt->f[WF_RANK_F_BRAND];
-		t[WF_RANK_F_BAND] = k->ew[WF_RANK_F_BAND] * pt->f[WF_RANK_F_BAND];
+		t[WF_RANK_F_CAT] = k->ew4[WF_RANK_F_CAT] * pt->f[WF_RANK_F_CAT];
+		t[WF_RANK_F_BRAND] = k->ew4[WF_RANK_F_BRAND] * pt->f[WF_RANK_F_BRAND];
+		t[WF_RANK_F_BAND] = k->ew4[WF_RANK_F_BAND] * pt->f[WF_RANK_F_BAND];
 		e.session = (t[WF_RANK_F_CAT] + t[WF_RANK_F_BRAND]) + t[WF_RANK_F_BAND];
 		e.penalty = pt->penalty;
 	}
 	if (k->near) {
 		for (uint32_t f = WF_RANK_F_NEIGH; f <= WF_RANK_F_REPEAT; f++)
-			t[f] = k->ew[f] * pt->f[f];
+			t[f] = k->ew4[f] * pt->f[f];
 		e.neighbours = ((t[WF_RANK_F_NEIGH] + t[WF_RANK_F_SEQ1]) + t[WF_RANK_F_SEQ]) + t[WF_RANK_F_REPEAT];
 	}
-	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
-	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);
+	t[WF_RANK_F_POP] = v4_keep(~listed, k->ew4[WF_RANK_F_POP] * pt->f[WF_RANK_F_POP]);
+	t[WF_RANK_F_TREND] = v4_keep(~listed, k->ew4[WF_RANK_F_TREND] * pt->f[WF_RANK_F_TREND]);
 	e.trend = t[WF_RANK_F_POP] + t[WF_RANK_F_TREND];
 	if (ex) {
 		*ex = e;

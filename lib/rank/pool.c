@@ -13,10 +13,31 @@
 #include <math.h>
 #include <string.h>
 
+/*
+ * The pool hash's slots to 0 (empty). Only entries' items ever fill a
+ * slot, and pool_add() notes each entry's slot in w->slotix, so the
+ * previous pool's w->slotix[0, w->n) name every slot in use: a few
+ * hundred stores instead of the whole 32 KiB table (the size of L1D:
+ * its memset evicted the snapshot rows the query was about to read).
+ * The scratch starts zeroed (rank.h); a pool past half the table clears
+ * it all.
+ */
+static void pool_clear(struct wf_rank_scratch *w)
+{
+	uint32_t n = w->n;
+
+	if (n > WF_RANK_POOL / 2) {
+		memset(w->slot, 0, sizeof(w->slot));
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		w->slot[w->slotix[i]] = 0;
+}
+
 /* An empty pool of at most cap entries. */
 void rank_pool_reset(struct wf_rank_scratch *w, uint32_t cap)
 {
-	memset(w->slot, 0, sizeof(w->slot));
+	pool_clear(w);
 	w->n = 0;
 	w->cap = WF_MIN(cap, WF_RANK_POOL);
 	w->ncompl = 0;

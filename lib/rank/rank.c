@@ -172,18 +172,25 @@ static void score_from(const struct wf_snap *snap, const struct wf_rank_params *
 	const struct consts c = consts_of(snap, p, q, w);
 	uint32_t x;
 
-	for (x = from; x + 4 <= w->n; x += 4) {
+	/* each entry's row: snap->rows' (16 bytes), else its item's */
+	const char *rows = snap->rows ? (const char *)snap->rows : (const char *)snap->items;
+	size_t stride = snap->rows ? sizeof(*snap->rows) : sizeof(*snap->items);
+	uint32_t n = w->n;
+
+	for (x = from; x + 4 <= n; x += 4) {
 		const uint32_t xs[4] = { x, x + 1, x + 2, x + 3 };
-		for (uint32_t i = 0; i < 4; i++)
-			if (x + RANK_PREFETCH + i < w->n) /* item metadata is a cache miss per entry: fetch ahead */
-				wf_prefetch(&snap->items[w->item[x + RANK_PREFETCH + i]]);
+		/* item rows are a cache miss per entry: fetched ahead, four at
+		 * once (the last few entries' are not) */
+		if (x + RANK_PREFETCH + 4 <= n)
+			for (uint32_t i = 0; i < 4; i++)
+				wf_prefetch(rows + w->item[x + RANK_PREFETCH + i] * stride);
 		/* stored as floats (memcpy's store would alias every table, as
 		 * far as the compiler knows, and their bounds would be loaded again) */
 		*(v4f_u *)&w->score[x] = score_entries4(snap, &c, w, xs, 1, NULL, NULL);
 	}
-	for (uint32_t i = x; i < w->n; i++) /* the last n % 4 */
+	for (uint32_t i = x; i < n; i++) /* the last n % 4 */
 		w->order[i - x] = i;
-	score_list(snap, p, q, w, w->order, w->n - x, w->score, NULL);
+	score_list(snap, p, q, w, w->order, n - x, w->score, NULL);
 }
 
 /* Score every pool entry for q. */
@@ -304,11 +311,21 @@ static float prior_bound(const struct wf_snap *snap, const struct consts *c, con
 
 	for (uint32_t t = 0; t < 2; t++)
 		for (uint32_t i = 0; i < len[t]; i += 4) {
-			const struct wf_snap_item *it[4];
-			for (uint32_t l = 0; l < 4; l++)
-				it[l] = &snap->items[list[t][i + WF_MIN(l, len[t] - i - 1)].item];
-			v4f pop = { it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
-			v4f trend = { it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+			v4f pop, trend;
+			if (snap->prior_rows) { /* the same floats, in list order */
+				const struct wf_snap_row *r = snap->prior_rows + (t ? snap->npopular : 0) + i;
+				uint32_t e = len[t] - i - 1;
+				pop = (v4f){ r[0].popularity, r[WF_MIN(1u, e)].popularity, r[WF_MIN(2u, e)].popularity,
+					     r[WF_MIN(3u, e)].popularity };
+				trend = (v4f){ r[0].trend, r[WF_MIN(1u, e)].trend, r[WF_MIN(2u, e)].trend,
+					       r[WF_MIN(3u, e)].trend };
+			} else {
+				const struct wf_snap_item *it[4];
+				for (uint32_t l = 0; l < 4; l++)
+					it[l] = &snap->items[list[t][i + WF_MIN(l, len[t] - i - 1)].item];
+				pop = (v4f){ it[0]->popularity, it[1]->popularity, it[2]->popularity, it[3]->popularity };
+				trend = (v4f){ it[0]->trend, it[1]->trend, it[2]->trend, it[3]->trend };
+			}
 			v4f pr = c->ew[WF_RANK_F_POP] * pop + c->ew[WF_RANK_F_TREND] * (trend / (1.0f + trend));
 			v4i gt = pr > top;
 			nan |= pr != pr;
@@ -360,21 +377,42 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 		rank_pool_add_prior(snap, p, w);
 		return from;
 	}
-	if (prior_bound(snap, c, w, list, len) < bound)
+	/* One bound for all (prior_bound()) only without session evidence:
+	 * with it, the session's best category, brand and band terms plus
+	 * the best pop + trend term exclude the whole prior too rarely to pay
+	 * for the scan (never in weft-rankbench's session case); each item's
+	 * own score below bounds it instead. Either way the same items join. */
+	if (!c->aff && prior_bound(snap, c, w, list, len) < bound)
 		return from; /* none can reach it */
 
-	for (uint32_t t = 0; t < 2; t++)
-		for (uint32_t i = 0; i < len[t]; i += 4) {
-			uint32_t it[4], m = WF_MIN(len[t] - i, 4u);
+	for (uint32_t t = 0; t < 2; t++) {
+		/* (in locals: a store to the pool might alias snap's fields, as
+		 * far as the compiler knows, and each block would load them again) */
+		const struct wf_snap_cand *lt = list[t];
+		const struct wf_snap_row *rt = snap->prior_rows ? snap->prior_rows + (t ? snap->npopular : 0) : NULL;
+		uint32_t lent = len[t];
+		/* item_parts4() reads the items' indexes only without rows or
+		 * for evidence not indexed directly */
+		int need = !rt || (c->aff && !c->direct);
+		for (uint32_t i = 0; i < lent; i += 4) {
+			uint32_t it[4] = { 0, 0, 0, 0 }, m = WF_MIN(lent - i, 4u);
+			const struct wf_snap_row *rp[4];
 			struct parts4 pt;
-			for (uint32_t l = 0; l < 4; l++)
-				it[l] = list[t][i + WF_MIN(l, m - 1)].item;
-			item_parts4(snap, c, w, it, &pt);
+			for (uint32_t l = 0; l < 4; l++) {
+				uint32_t j = i + WF_MIN(l, m - 1);
+				if (need)
+					it[l] = lt[j].item;
+				rp[l] = rt ? rt + j : NULL;
+			}
+			item_parts4(snap, c, w, it, rt ? rp : NULL, &pt);
 			v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
-			for (uint32_t l = 0; l < m; l++)
-				if (!(up[l] < bound))
-					pool_add(w, &n, it[l]);
+			v4i in = ~(up < (v4f){ bound, bound, bound, bound }); /* (a NaN too) */
+			if (v4_any(in)) /* rare: most of the prior cannot reach the bound */
+				for (uint32_t l = 0; l < m; l++)
+					if (in[l])
+						pool_add(w, &n, lt[i + l].item);
 		}
+	}
 	w->n = n;
 	return from;
 }

@@ -263,10 +263,13 @@ struct wf_rank_query {
 
 enum { WF_RANK_ACC_NEIGH, WF_RANK_ACC_SEQ1, WF_RANK_ACC_SEQ, WF_RANK_ACC_SEEN };
 
-/* Scratch memory for one query at a time (one per thread, ~153 KiB). */
+/* Scratch memory for one query at a time (one per thread, ~165 KiB),
+ * zeroed before its first use (calloc): each query clears only the pool
+ * hash slots the previous one filled. */
 struct wf_rank_scratch {
 	uint64_t slot[WF_RANK_POOL * 2];     /* pool hash: item << 32 | pool index + 1, 0 empty */
 	uint32_t item[WF_RANK_POOL];
+	uint16_t slotix[WF_RANK_POOL];       /* each entry's slot in slot[] (the next query clears those) */
 	float batch[WF_RANK_POOL];           /* normalised batch score, < 0: not in the list */
 	/* per entry its neighbour, newest-item transition, transition and
 	 * repeat sums (WF_RANK_ACC_*), side by side: one store clears them */

@@ -35,6 +35,7 @@ void rank_session_evidence(struct wf_rank_scratch *w, const struct wf_snap *snap
  * depend on the item's low bits only). */
 #define POOL_SLOT_BITS 12u
 _Static_assert(1u << POOL_SLOT_BITS == WF_RANK_POOL * 2, "the pool hash has 2 * WF_RANK_POOL slots");
+_Static_assert(POOL_SLOT_BITS <= 16, "a slot's index fits wf_rank_scratch.slotix");
 
 static inline uint32_t pool_hash(uint32_t item)
 {
@@ -71,6 +72,7 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 		uint64_t keep = (uint64_t)fresh - 1;
 		uint32_t k = (uint32_t)((n & ~keep) | (((uint32_t)v - 1) & keep));
 		w->item[n] = item;
+		w->slotix[n] = (uint16_t)h;
 		w->batch[n] = -1.0f;
 		acc_clear(w, n);
 		w->compl[n] = 0;
@@ -85,6 +87,7 @@ static inline __attribute__((always_inline)) uint32_t pool_add(struct wf_rank_sc
 				return UINT32_MAX;
 			w->slot[h] = (uint64_t)item << 32 | (n + 1);
 			w->item[n] = item;
+			w->slotix[n] = (uint16_t)h;
 			w->batch[n] = -1.0f;
 			acc_clear(w, n);
 			w->compl[n] = 0;

@@ -138,7 +138,25 @@ static uint32_t select_groups(struct wf_rank_scratch *w, uint32_t n, uint32_t m,
 	for (uint32_t i = 0; i < ng; i++)
 		for (uint32_t l = 0; l < 4; l++)
 			bound = best[i][l] < bound ? best[i][l] : bound;
-	for (x = 0; x < n; x++) {
+	/* Four at a time: most blocks hold no entry at or above the bound
+	 * (one test), and those that do list theirs without branches. */
+	const v4f b4 = { bound, bound, bound, bound };
+	v4i lv = { 0, 0, 0, 0 };
+	for (x = 0; x + 4 <= n; x += 4) {
+		v4f v;
+		memcpy(&v, &w->score[x], sizeof(v));
+		v4i in = ~(v < b4);
+		lv -= v != ninf4; /* (a true compare is -1) */
+		v4i any = in | __builtin_shufflevector(in, in, 2, 3, 0, 1); /* (lanes.h's v4_any()) */
+		any |= __builtin_shufflevector(any, any, 1, 0, 3, 2);
+		if (any[0])
+			for (uint32_t l = 0; l < 4; l++) {
+				cand[nc] = x + l;
+				nc += in[l] & 1;
+			}
+	}
+	live = (uint32_t)(lv[0] + lv[1] + lv[2] + lv[3]);
+	for (; x < n; x++) {
 		cand[nc] = x;
 		nc += !(w->score[x] < bound);
 		live += w->score[x] != -INFINITY;
