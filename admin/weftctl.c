@@ -52,7 +52,7 @@ static void usage(FILE *f)
 		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
 		"     [--session-ttl S] [--spill-budget BYTES] [--checkpoint-interval S]\n"
 		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G] [--kafka-partitions L\n"
-		"      [--kafka-peers \"L=ADDR ...\"]]]\n"
+		"      [--kafka-peers \"L=ADDR ...\"]] [--kafka-out-topic T]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -86,7 +86,8 @@ static void usage(FILE *f)
 		"                    (up) also run weft-kafka: events from topic T (group G, default weft)\n"
 		"  --kafka-partitions L  (up) this box owns only partitions L (\"0,1\"), never rebalanced\n"
 		"  --kafka-peers \"L=ADDR ...\"  (up) the box of every other partition (socket path or\n"
-		"                    host:port): a command for its shoppers gets -MOVED <partition> <ADDR>\n",
+		"                    host:port): a command for its shoppers gets -MOVED <partition> <ADDR>\n"
+		"  --kafka-out-topic T  (up) weft-kafka produces every segment transition to topic T\n",
 		WF_CLI_DEFAULT_DIR);
 }
 
@@ -376,7 +377,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
 		    !OPT("--plot") && !OPT("--pubsub-limit") && !OPT("--spill-budget") && !OPT("--checkpoint-interval") &&
 		    !OPT("--session-ttl") && !OPT("--kafka-brokers") && !OPT("--kafka-topic") && !OPT("--kafka-group") &&
-		    !OPT("--kafka-partitions") && !OPT("--kafka-peers"))
+		    !OPT("--kafka-partitions") && !OPT("--kafka-peers") && !OPT("--kafka-out-topic"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -455,6 +456,8 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->kafka_group = val;
 		} else if (OPT("--kafka-partitions")) {
 			o->kafka_partitions = val;
+		} else if (OPT("--kafka-out-topic")) {
+			o->kafka_out_topic = val;
 		} else if (OPT("--kafka-peers")) {
 			o->kafka_peers = val; /* checked below, with --kafka-partitions */
 		} else if (OPT("--pubsub-limit")) {
@@ -482,9 +485,9 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 	}
 	if (!*o->dir)
 		return bad_usage("%s--dir must not be empty", "");
-	if (!o->kafka_brokers != !o->kafka_topic || ((o->kafka_group || o->kafka_partitions) && !o->kafka_brokers))
-		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group, --kafka-partitions "
-				 "with them)", "");
+	if (!o->kafka_brokers != !o->kafka_topic || ((o->kafka_group || o->kafka_partitions || o->kafka_out_topic) && !o->kafka_brokers))
+		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group, --kafka-partitions, "
+				 "--kafka-out-topic with them)", "");
 	if (o->kafka_peers) {
 		struct wf_part_map *m = calloc(1, sizeof(*m));
 		char why[256] = "out of memory";

@@ -372,6 +372,72 @@ def check_redirects(apps, owned, socks, users):
         assert "weft_redirects_total" in app.weftctl("metrics").stdout
 
 
+def test_out_topic_transitions_at_least_once():
+    """--kafka-out-topic: weft-kafka reads the segment transitions with
+    TRIGGERS and produces each to the out topic keyed by its shopper; it is
+    killed with SIGKILL after its first produced round and restarted by the
+    supervisor. At the end kcat reads the out topic: every transition
+    TRIGGERS 0 knows is there (by id), nothing else is, copies only from
+    the one at-least-once window (a round acked but its cursor not yet
+    written), and the cursor file holds the last id."""
+    if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
+        raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
+    out = "weft-out"
+    ns = 20 if os.environ.get("WEFT_SANITIZED") else 60
+    T = TestDir("kafka-out")
+    mock = subprocess.Popen([MOCK, f"{TOPIC},{out}", "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    app = None
+    try:
+        bootstrap = mock.stdout.readline().strip()
+        store = Store(T.path, users=100, items=200, days=3)
+        items = [r["item_id"] for r in store.items()]
+        app = Appliance(T.path, shards=2, snapshot=store.snapshot,
+                        extra=["--kafka-brokers", bootstrap, "--kafka-topic", TOPIC, "--kafka-out-topic", out])
+        app.weftctl("segment", "define", "twice", "count(view, 10m) >= 2")
+        now = int(time.time() * 1000)
+
+        def views(lo, hi):
+            return [f"os{s}".encode() + b"|" + json.dumps(
+                {"ts": now + s, "user_id": "", "session_id": f"os{s}", "event": "view",
+                 "item_id": items[(s + v) % len(items)]}).encode() for s in range(lo, hi) for v in range(2)]
+        produce(bootstrap, views(0, ns // 2))
+        wait_for("a round produced", lambda: (status_of(app) or {}).get("out_produced", 0) > 0, tries=2400)
+        os.kill(app.pids("weft-kafka")[0], signal.SIGKILL)
+        produce(bootstrap, views(ns // 2, ns))
+
+        def all_trig():
+            return app.client().execute_command("TRIGGERS", "0", "COUNT", "1000")
+        wait_for("every session entered", lambda: len(all_trig()) >= ns, tries=2400)
+        want = {json.loads(t)["id"]: json.loads(t) for t in all_trig()}
+        last = max(int(i) for i in want)
+        wait_for("the cursor at the last transition",
+                 lambda: (status_of(app) or {}).get("out_cursor") == last, tries=2400)
+        with open(os.path.join(app.dir, "kafka-out.cursor")) as f:
+            assert int(f.read()) == last
+        r = subprocess.run(["kcat", "-b", bootstrap, "-t", out, "-C", "-e", "-q", "-f", "%k|%s\\n"],
+                           capture_output=True, timeout=60, text=True)
+        assert r.returncode == 0, r.stderr
+        got = {}
+        for line in r.stdout.splitlines():
+            key, msg = line.split("|", 1)
+            t = json.loads(msg)
+            assert t == want[t["id"]], t
+            assert key == (t["user"] if t["user"] != "-" else t["session"]), (key, t)
+            got[t["id"]] = got.get(t["id"], 0) + 1
+        assert set(got) == set(want), f"missing {sorted(set(want) - set(got))[:5]}, extra {sorted(set(got) - set(want))[:5]}"
+        dup = sum(v - 1 for v in got.values())
+        assert dup <= 512, f"{dup} copies: more than one round"
+        log(f"     {len(want)} transitions in the out topic, {dup} produced twice (the at-least-once window)")
+    finally:
+        if app:
+            app.stop()
+        mock.stdin.close()
+        mock.wait(timeout=30)
+        if not os.environ.get("WEFT_KEEP"):
+            T.cleanup()
+
+
 if __name__ == "__main__":
     harness.run([test_kafka_exactly_once_across_kill9, test_two_replicas_give_identical_recs,
-                 test_two_boxes_split_partitions_exactly_once])
+                 test_two_boxes_split_partitions_exactly_once, test_out_topic_transitions_at_least_once])
