@@ -415,6 +415,7 @@ def test_out_topic_transitions_at_least_once():
                  lambda: (status_of(app) or {}).get("out_cursor") == last, tries=2400)
         with open(os.path.join(app.dir, "kafka-out.cursor")) as f:
             assert int(f.read()) == last
+        assert f"out topic {out}:" in app.weftctl("status").stdout
         r = subprocess.run(["kcat", "-b", bootstrap, "-t", out, "-C", "-e", "-q", "-f", "%k|%s\\n"],
                            capture_output=True, timeout=60, text=True)
         assert r.returncode == 0, r.stderr
