@@ -595,6 +595,7 @@ static int cmd_stats(struct wf_admin_ctx *ctx, struct wf_admin_client *c)
 	rm_int(&ing, "next_lsn", LOAD(ctl->next_lsn));
 	rm_int(&ing, "journal_failed", LOAD(ctl->ingest_stats.journal_failed));
 	rm_int(&ing, "journal_errors", LOAD(ctl->ingest_stats.journal_errors));
+	rm_int(&ing, "redirects", LOAD(ctl->ingest_stats.redirects));
 	stats_latency(ctx, &ing);
 	rm_sub(&m, "ingest", &ing);
 

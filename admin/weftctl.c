@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "admin/weftctl_int.h"
+#include "lib/part.h"
 
 static void usage(FILE *f)
 {
@@ -50,7 +51,8 @@ static void usage(FILE *f)
 		"     [--memory-budget BYTES] [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]\n"
 		"     [--metrics-file PATH] [--no-bpf] [--foreground-log] [--pubsub-limit HARD[,SOFT,S]]\n"
 		"     [--session-ttl S] [--spill-budget BYTES] [--checkpoint-interval S]\n"
-		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G] [--kafka-partitions L]]\n"
+		"     [--kafka-brokers H:P --kafka-topic T [--kafka-group G] [--kafka-partitions L\n"
+		"      [--kafka-peers \"L=ADDR ...\"]] [--kafka-out-topic T]]\n"
 		"                                      run the whole appliance in the foreground\n"
 		"                                      (no systemd); Ctrl-C stops it\n"
 		"\n"
@@ -82,7 +84,10 @@ static void usage(FILE *f)
 		"  --foreground-log  (up) debug-level logs from every process\n"
 		"  --kafka-brokers H:P, --kafka-topic T, --kafka-group G\n"
 		"                    (up) also run weft-kafka: events from topic T (group G, default weft)\n"
-		"  --kafka-partitions L  (up) this box owns only partitions L (\"0,1\"), never rebalanced\n",
+		"  --kafka-partitions L  (up) this box owns only partitions L (\"0,1\"), never rebalanced\n"
+		"  --kafka-peers \"L=ADDR ...\"  (up) the box of every other partition (socket path or\n"
+		"                    host:port): a command for its shoppers gets -MOVED <partition> <ADDR>\n"
+		"  --kafka-out-topic T  (up) weft-kafka produces every segment transition to topic T\n",
 		WF_CLI_DEFAULT_DIR);
 }
 
@@ -284,6 +289,9 @@ static int cmd_status(const struct wf_cli_opts *o)
 			printf("journal  FAILING: %s: EVENTs get errors until it writes again (%lld failures)\n",
 			       strerror((int)wf_cli_get_int(ing, "journal_failed", 0)),
 			       wf_cli_get_int(ing, "journal_errors", 0));
+		if (wf_cli_get_int(ing, "redirects", 0))
+			printf("redirects %lld -MOVED replies (shoppers of another box, --kafka-peers)\n",
+			       wf_cli_get_int(ing, "redirects", 0));
 		printf("rankers  %lld/%lld ready, %lld running\n", ready, n, alive);
 		if (gen && cur && cur->type == REDIS_REPLY_ARRAY) {
 			const redisReply *p = wf_cli_get(cur, "path");
@@ -369,7 +377,7 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 		    !OPT("--idle-timeout") && !OPT("--request-timeout") && !OPT("--socket-mode") && !OPT("--metrics-file") &&
 		    !OPT("--plot") && !OPT("--pubsub-limit") && !OPT("--spill-budget") && !OPT("--checkpoint-interval") &&
 		    !OPT("--session-ttl") && !OPT("--kafka-brokers") && !OPT("--kafka-topic") && !OPT("--kafka-group") &&
-		    !OPT("--kafka-partitions"))
+		    !OPT("--kafka-partitions") && !OPT("--kafka-peers") && !OPT("--kafka-out-topic"))
 			return bad_usage("unknown option %s", a);
 		if (eq)
 			val = eq + 1;
@@ -448,6 +456,10 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 			o->kafka_group = val;
 		} else if (OPT("--kafka-partitions")) {
 			o->kafka_partitions = val;
+		} else if (OPT("--kafka-out-topic")) {
+			o->kafka_out_topic = val;
+		} else if (OPT("--kafka-peers")) {
+			o->kafka_peers = val; /* checked below, with --kafka-partitions */
 		} else if (OPT("--pubsub-limit")) {
 			o->pubsub_limit = val; /* weft-ingest checks it (and refuses to start on a bad one) */
 		} else if (OPT("--socket-mode")) {
@@ -473,9 +485,18 @@ static int parse_opts(int argc, char **argv, struct wf_cli_opts *o, const char *
 	}
 	if (!*o->dir)
 		return bad_usage("%s--dir must not be empty", "");
-	if (!o->kafka_brokers != !o->kafka_topic || ((o->kafka_group || o->kafka_partitions) && !o->kafka_brokers))
-		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group, --kafka-partitions "
-				 "with them)", "");
+	if (!o->kafka_brokers != !o->kafka_topic || ((o->kafka_group || o->kafka_partitions || o->kafka_out_topic) && !o->kafka_brokers))
+		return bad_usage("%s--kafka-brokers and --kafka-topic go together (--kafka-group, --kafka-partitions, "
+				 "--kafka-out-topic with them)", "");
+	if (o->kafka_peers) {
+		struct wf_part_map *m = calloc(1, sizeof(*m));
+		char why[256] = "out of memory";
+		int e = m ? wf_part_map_parse(m, o->kafka_partitions, o->kafka_peers, why, sizeof(why)) : -ENOMEM;
+
+		free(m);
+		if (e < 0)
+			return bad_usage("--kafka-partitions/--kafka-peers: %s", why);
+	}
 	return 0;
 }
 

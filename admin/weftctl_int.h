@@ -25,7 +25,7 @@ struct wf_cli_opts {
 	const char *pubsub_limit; /* NULL = weft-ingest's default (--pubsub-limit) */
 	const char *memory_budget; /* NULL = weft-ranker's default (--memory-budget) */
 	/* up: weft-kafka (issue 20) runs when kafka_brokers is set */
-	const char *kafka_brokers, *kafka_topic, *kafka_group, *kafka_partitions;
+	const char *kafka_brokers, *kafka_topic, *kafka_group, *kafka_partitions, *kafka_peers, *kafka_out_topic;
 	const char *spill_budget, *checkpoint_interval, *session_ttl; /* NULL: weft-ranker's defaults */
 	/* export only */
 	const char *channel, *out;

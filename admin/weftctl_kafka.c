@@ -53,6 +53,10 @@ void wf_cli_kafka_status(const struct wf_cli_opts *o)
 	json_array_foreach(parts, i, p)
 		printf("  partition %lld: committed %lld, high %lld, lag %lld\n", num(p, "partition"),
 		       num(p, "committed"), num(p, "high"), num(p, "lag"));
+	if (json_string_value(json_object_get(j, "out_topic")))
+		printf("  out topic %s: %lld transitions produced, cursor %lld, %lld failed rounds\n",
+		       json_string_value(json_object_get(j, "out_topic")), num(j, "out_produced"), num(j, "out_cursor"),
+		       num(j, "out_errors"));
 	json_decref(j);
 }
 

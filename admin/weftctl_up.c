@@ -165,6 +165,9 @@ static const struct {
 	{ KIND_KAFKA, "--kafka-topic", offsetof(struct wf_cli_opts, kafka_topic) },
 	{ KIND_KAFKA, "--kafka-group", offsetof(struct wf_cli_opts, kafka_group) },
 	{ KIND_KAFKA, "--kafka-partitions", offsetof(struct wf_cli_opts, kafka_partitions) },
+	{ KIND_KAFKA, "--kafka-out-topic", offsetof(struct wf_cli_opts, kafka_out_topic) },
+	{ KIND_INGEST, "--kafka-partitions", offsetof(struct wf_cli_opts, kafka_partitions) },
+	{ KIND_INGEST, "--kafka-peers", offsetof(struct wf_cli_opts, kafka_peers) },
 };
 
 static int spawn(struct up_ctx *u, struct up_child *ch)

@@ -288,9 +288,48 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
+/*
+ * Partitioned boxes (--kafka-partitions with --kafka-peers, lib/part.h):
+ * the partition of the command's shopper if another box owns it, else -1.
+ * The key is the Kafka message key, the user, or the session for an
+ * anonymous visitor. HISTORY names only a session: keyed by it, and asked
+ * only when this box holds no EVENT of it (the caller's route probe), so a
+ * logged-in shopper's session is answered by the box of the user.
+ * An EVENT weft-kafka sends (field kafka) came from a partition this box
+ * was assigned: it is never redirected (a producer with another
+ * partitioner is not refused here). One CRC-32 and one table lookup.
+ */
+static int64_t moved_partition(const struct ingest_ctx *ctx, const struct wf_resp_req *r, int cmd)
+{
+	const struct wf_resp_arg *k = &r->argv[1];
+	uint32_t p;
+
+	if (cmd != WF_CMD_HISTORY && !wf_user_is_anon(r->argv[2].p, r->argv[2].len))
+		k = &r->argv[2];
+	p = wf_part_of(k->p, k->len, ctx->part.n);
+	if (!wf_part_owner(&ctx->part, p))
+		return -1;
+	if (cmd == WF_CMD_EVENT)
+		for (uint32_t i = 5; i + 1 < r->argc; i += 2)
+			if (is(&r->argv[i], "kafka"))
+				return -1;
+	return p;
+}
+
+/* Reply -MOVED <partition> <address> (as Redis Cluster), counted. */
+static int moved(struct ingest_ctx *ctx, struct ingest_conn *c, uint32_t p)
+{
+	ctx->tmp.len = 0;
+	wf_resp_w_error(&ctx->tmp, "MOVED %u %s", p, wf_part_owner(&ctx->part, p));
+	/* relaxed: statistics for INFO/STATS readers, no ordering. */
+	atomic_fetch_add_explicit(&ctx->shm->ctl->ingest_stats.redirects, 1, memory_order_relaxed);
+	return reply(ctx, c);
+}
+
 static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct wf_resp_req *r,
 		   const struct wf_cmd_info *ci)
 {
+	int64_t mp;
 	struct front_key fk = { .shard = UINT32_MAX, .k = 0 };
 	struct wf_route_hit hit;
 	const char *user = NULL;
@@ -303,6 +342,8 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 
 	if (check_args(ctx, c, r, ci, &fk.k, &recs) < 0)
 		return 0;
+	if (wf_unlikely(ctx->part.n) && cmd != WF_CMD_HISTORY && (mp = moved_partition(ctx, r, cmd)) >= 0)
+		return moved(ctx, c, (uint32_t)mp);
 	if (cmd != WF_CMD_HISTORY) {
 		user = r->argv[2].p;
 		ulen = r->argv[2].len;
@@ -316,6 +357,8 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	now_ms = wf_wall_ms();
 	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
 				&hit);
+	if (wf_unlikely(ctx->part.n) && cmd == WF_CMD_HISTORY && !hit.evented && (mp = moved_partition(ctx, r, cmd)) >= 0)
+		return moved(ctx, c, (uint32_t)mp);
 	if (cmd == WF_CMD_RECS) {
 		/* A session with no EVENT routed may have no state: try the
 		 * user's quiet answer; a session pinned just now has a version
@@ -378,7 +421,8 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			      "# Stats\r\ntotal_commands_processed:%llu\r\nevents_acked:%llu\r\nerrors:%llu\r\n"
 			      "backpressure_stalls:%llu\r\nsessions_routed:%llu\r\njournal_durable_lsn:%llu\r\n"
 			      "journal_durability:%s\r\njournal_failed:%s\r\njournal_errors:%llu\r\n"
-			      "recs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\n",
+			      "recs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\nkafka_partitions:%u\r\n"
+			      "redirects:%llu\r\n",
 			      (unsigned long long)ctx->commands,
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked,
 								       memory_order_relaxed), /* display */
@@ -391,7 +435,9 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.journal_errors,
 								       memory_order_relaxed),
 			      (unsigned long long)ctx->recs_front,
-			      (unsigned long long)ctx->recs_quiet);
+			      (unsigned long long)ctx->recs_quiet, ctx->part.n,
+			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.redirects,
+								       memory_order_relaxed)); /* display */
 		for (uint32_t s = 0; s < ctx->nshards; s++)
 			wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,
 				      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),

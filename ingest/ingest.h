@@ -10,6 +10,7 @@
 
 #include "ingest/route.h"
 #include "lib/journal.h"
+#include "lib/part.h"
 #include "lib/proto.h"
 #include "lib/resp.h"
 #include "lib/util.h"
@@ -209,6 +210,7 @@ struct ingest_ctx {
 	struct wf_front_stock *front_stock; /* cmd.c: item-level stock states, for front answers */
 	uint64_t recs_front;       /* RECS answered from a front table */
 	uint64_t recs_quiet;       /* of those, quiet answers (a session without state) */
+	struct wf_part_map part;   /* --kafka-partitions/--kafka-peers (n 0: off); cmd.c redirects */
 	uint64_t fwd_ns;           /* when the last request was forwarded (CLOCK_MONOTONIC) */
 	struct ingest_lat lat;     /* latency.c */
 	struct wf_msg_note_view *note_view; /* shard.c: decode scratch */

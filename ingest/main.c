@@ -14,6 +14,7 @@
  *               [--idle-timeout S] [--request-timeout S] [--socket-mode MODE]
  *               [--journal DIR] [--durability fsync|os] [--socket-group G]
  *               [--pubsub-limit HARD[,SOFT,SECONDS]] [--triggers-recent N]
+ *               [--kafka-partitions L --kafka-peers "L=ADDR ..."]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -135,6 +136,7 @@ static void usage(FILE *f)
 	      "                   [--journal DIR] [--durability fsync|os] [--journal-flights N]\n"
 	      "                   [--sessions N] [--socket-group G] [--socket-mode MODE]\n"
 	      "                   [--idle-timeout S] [--request-timeout S]\n"
+	      "                   [--kafka-partitions L --kafka-peers \"L=ADDR ...\"]\n"
 	      "  --socket PATH     client socket (default DIR/weft.sock; systemd socket activation wins)\n"
 	      "  --journal DIR     event journal (default DIR/journal)\n"
 	      "  --durability M    fsync: acknowledge after fdatasync (default); os: after write()\n"
@@ -153,7 +155,12 @@ static void usage(FILE *f)
 	      "                    Redis's client-output-buffer-limit pubsub)\n"
 	      "  --triggers-recent N  the last N segment transitions (at most 32 MiB of them) are\n"
 	      "                    kept in memory for TRIGGERS; older ones are read from the journal\n"
-	      "                    (default 131072)\n",
+	      "                    (default 131072)\n"
+	      "  --kafka-partitions L  this box owns Kafka partitions L (\"0,1\", \"0-1\"; default\n"
+	      "                    $WEFT_KAFKA_PARTITIONS)\n"
+	      "  --kafka-peers \"L=ADDR ...\"  the box owning each other partition (a socket path or\n"
+	      "                    host:port; default $WEFT_KAFKA_PEERS): with both, a command for a\n"
+	      "                    shopper of another box gets -MOVED <partition> <ADDR>\n",
 	      f);
 }
 
@@ -169,9 +176,12 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		{ "request-timeout", required_argument, NULL, 'R' },
 		{ "pubsub-limit", required_argument, NULL, 'P' },
 		{ "triggers-recent", required_argument, NULL, 'T' },
+		{ "kafka-partitions", required_argument, NULL, 'K' }, { "kafka-peers", required_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int o;
+	const char *own = getenv("WEFT_KAFKA_PARTITIONS"), *peers = getenv("WEFT_KAFKA_PEERS"); /* the config file */
+	char why[256];
+	int o, e;
 	int64_t v;
 
 	ctx->max_clients = 10000;
@@ -262,6 +272,8 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 			}
 			ctx->triggers_recent = (uint32_t)v;
 			break;
+		case 'K': own = optarg; break;
+		case 'k': peers = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -270,6 +282,11 @@ static int parse_args(struct ingest_ctx *ctx, int argc, char **argv)
 		fprintf(stderr, "weft-ingest: --dir and --shm are required\n");
 		usage(stderr);
 		return -EINVAL;
+	}
+	if ((e = wf_part_map_parse(&ctx->part, own, peers, why, sizeof(why))) < 0) {
+		fprintf(stderr, "weft-ingest: --kafka-partitions/--kafka-peers: %s\n",
+			e == -ENOMEM ? "out of memory" : why);
+		return e;
 	}
 	if (!ctx->sock_path) {
 		snprintf(ctx->sock_buf, sizeof(ctx->sock_buf), "%s/weft.sock", ctx->dir);

@@ -35,6 +35,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kafka/event.h"
+#include "kafka/out.h"
 #include "kafka/seen.h"
 #include "lib/util.h"
 
@@ -53,15 +54,18 @@ struct kafka_pending {
 
 /* The process's one context. */
 struct kafka_ctx {
-	const char *dir, *socket, *journal, *brokers, *topic, *group, *config, *instance, *partitions;
+	const char *dir, *socket, *journal, *brokers, *topic, *group, *config, *instance, *partitions, *out_topic,
+		*out_cursor;
 	char socket_buf[PATH_MAX], journal_buf[PATH_MAX], status_path[PATH_MAX];
-	char group_buf[256], brokers_buf[256], topic_buf[256], instance_buf[256], partitions_buf[256]; /* --config */
+	char group_buf[256], brokers_buf[256], topic_buf[256], instance_buf[256], partitions_buf[256], /* --config */
+		out_topic_buf[256];
 	uint32_t batch_max;
 	rd_kafka_t *rk;
 	redisContext *rc;
 	int sfd;
 	int stop;
 	struct wf_kseen seen;
+	struct kafka_out out; /* --kafka-out-topic (out.c) */
 	struct kafka_pending *batch;
 	uint32_t nbatch;
 	uint64_t next_status_ns;
@@ -77,12 +81,16 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: weft-kafka --dir DIR --kafka-brokers HOST:PORT[,...] --kafka-topic TOPIC\n"
 		"                  [--kafka-group GROUP] [--config FILE] [--socket PATH] [--journal DIR]\n"
-		"                  [--kafka-instance ID] [--kafka-partitions L] [--batch N]\n"
+		"                  [--kafka-instance ID] [--kafka-partitions L] [--kafka-out-topic T]\n"
+		"                  [--kafka-out-cursor PATH] [--batch N]\n"
 		"  --kafka-group G  consumer group (default weft)\n"
 		"  --kafka-instance ID  static group member id (default HOST:hash of DIR)\n"
 		"  --kafka-partitions L  own only these partitions (\"0,1\"): assigned, never rebalanced\n"
+		"  --kafka-out-topic T  produce every segment transition (TRIGGERS) to topic T,\n"
+		"                   at least once, with its id\n"
+		"  --kafka-out-cursor PATH  its cursor file (default DIR/kafka-out.cursor)\n"
 		"  --config FILE    weft.conf: WEFT_KAFKA_BROKERS, _TOPIC, _GROUP, _INSTANCE,\n"
-		"                   _PARTITIONS (flags win)\n"
+		"                   _PARTITIONS, _OUT_TOPIC (flags win)\n"
 		"  --socket PATH    weft-ingest's socket (default DIR/weft.sock)\n"
 		"  --journal DIR    the journal weft-ingest writes (default DIR/journal)\n"
 		"  --batch N        messages per batch, 1..%u (default %u)\n",
@@ -104,6 +112,7 @@ static int config_key(void *user, const char *section, const char *name, const c
 		{ "WEFT_KAFKA_INSTANCE", offsetof(struct kafka_ctx, instance), offsetof(struct kafka_ctx, instance_buf) },
 		{ "WEFT_KAFKA_PARTITIONS", offsetof(struct kafka_ctx, partitions),
 		  offsetof(struct kafka_ctx, partitions_buf) },
+		{ "WEFT_KAFKA_OUT_TOPIC", offsetof(struct kafka_ctx, out_topic), offsetof(struct kafka_ctx, out_topic_buf) },
 	};
 
 	if (section[0])
@@ -129,6 +138,7 @@ static int parse_args(struct kafka_ctx *ctx, int argc, char **argv)
 		{ "journal", required_argument, NULL, 'j' },       { "batch", required_argument, NULL, 'B' },
 		{ "shm", required_argument, NULL, 'S' },           { "help", no_argument, NULL, 'h' },
 		{ "kafka-instance", required_argument, NULL, 'i' }, { "kafka-partitions", required_argument, NULL, 'P' },
+		{ "kafka-out-topic", required_argument, NULL, 'o' }, { "kafka-out-cursor", required_argument, NULL, 'C' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int64_t n;
@@ -144,6 +154,8 @@ static int parse_args(struct kafka_ctx *ctx, int argc, char **argv)
 		case 'c': ctx->config = optarg; break;
 		case 'i': ctx->instance = optarg; break;
 		case 'P': ctx->partitions = optarg; break;
+		case 'o': ctx->out_topic = optarg; break;
+		case 'C': ctx->out_cursor = optarg; break;
 		case 's': ctx->socket = optarg; break;
 		case 'j': ctx->journal = optarg; break;
 		case 'S': break; /* weftctl up passes every child its segment; no shm here */
@@ -213,6 +225,12 @@ static void status_write(struct kafka_ctx *ctx)
 	json_object_set_new(o, "commits", json_integer((json_int_t)ctx->commits));
 	json_object_set_new(o, "commit_errors", json_integer((json_int_t)ctx->commit_errors));
 	json_object_set_new(o, "ingest_recoveries", json_integer((json_int_t)ctx->ingest_recoveries));
+	if (ctx->out.topic) {
+		json_object_set_new(o, "out_topic", json_string(ctx->out.topic));
+		json_object_set_new(o, "out_produced", json_integer((json_int_t)ctx->out.produced));
+		json_object_set_new(o, "out_errors", json_integer((json_int_t)ctx->out.errors));
+		json_object_set_new(o, "out_cursor", json_integer((json_int_t)ctx->out.cursor));
+	}
 	if (rd_kafka_assignment(ctx->rk, &as) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		for (int i = 0; i < as->cnt; i++) {
 			int32_t p = as->elems[i].partition;
@@ -655,6 +673,9 @@ int main(int argc, char **argv)
 	wf_info("the journal holds %d event%s of topic %s", n, n == 1 ? "" : "s", ctx->topic);
 	if (make_consumer(ctx) < 0)
 		return 1;
+	ctx->out.topic = ctx->out_topic;
+	if (ctx->out.topic && kafka_out_start(&ctx->out, ctx->brokers, ctx->dir, ctx->socket, ctx->out_cursor) < 0)
+		return 1;
 	while (!ctx->stop) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->rk, 100);
 
@@ -670,6 +691,7 @@ int main(int argc, char **argv)
 			m = rd_kafka_consumer_poll(ctx->rk, 0);
 		}
 		batch_flush(ctx);
+		kafka_out_pump(&ctx->out);
 		if (wf_now_ns() - ctx->last_sent_ns > 60000000000ull) {
 			redisReply *r = redisCommand(ctx->rc, "PING");
 
@@ -689,6 +711,7 @@ int main(int argc, char **argv)
 	wf_info("stopping: %llu consumed, %llu journaled, %llu already journaled, %llu bad",
 		(unsigned long long)ctx->consumed, (unsigned long long)ctx->journaled,
 		(unsigned long long)ctx->skipped, (unsigned long long)ctx->bad);
+	kafka_out_stop(&ctx->out);
 	rd_kafka_consumer_close(ctx->rk);
 	rd_kafka_destroy(ctx->rk);
 	redisFree(ctx->rc);

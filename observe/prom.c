@@ -262,6 +262,8 @@ static int render_ingest(struct wf_buf *b, const struct wf_shm *shm)
 	    LOAD(ctl->ingest_stats.exposures));
 	CTR("weft_pubsub_disconnects_total", "Subscribers closed at their output limit.",
 	    LOAD(ctl->ingest_stats.pubsub_disconnects));
+	CTR("weft_redirects_total", "-MOVED replies: commands for a shopper another box owns (--kafka-peers).",
+	    LOAD(ctl->ingest_stats.redirects));
 #undef CTR
 	if (r == 0)
 		r = wf_prom_head(b, "weft_pubsub_clients", "gauge", "Connections subscribed to segment pushes.");

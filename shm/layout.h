@@ -27,7 +27,7 @@
 #include "shm/wait.h"
 
 #define WF_SHM_MAGIC 0x4d48535446455721ull /* "!WEFTSHM" */
-#define WF_SHM_LAYOUT_VERSION 12u
+#define WF_SHM_LAYOUT_VERSION 13u
 #define WF_SHM_MAX_SHARDS 64u
 #define WF_SHM_TOC_MAX (WF_SHM_MAX_SHARDS + 8u)
 #define WF_SHM_NAME_MAX 24u
@@ -154,6 +154,7 @@ struct wf_ctl {
 		_Atomic uint64_t exposures;       /* experiment exposures journaled (notes.c) */
 		_Atomic uint64_t pubsub_clients;  /* connections subscribed now (pubsub.c) */
 		_Atomic uint64_t pubsub_disconnects; /* subscribers closed at their output limit */
+		_Atomic uint64_t redirects;       /* -MOVED replies: a shopper another box owns (cmd.c) */
 	} ingest_stats;
 
 	/* Definitions weft-admin keeps in files under DIR: a new value of a
@@ -171,10 +172,10 @@ _Static_assert(offsetof(struct wf_ctl, weights) == 4 && offsetof(struct wf_ctl, 
 		       offsetof(struct wf_ctl, next_lsn) == 2264 && offsetof(struct wf_ctl, ingest_wait) == 2304 &&
 		       offsetof(struct wf_ctl, ingest_stats) == 2368,
 	       "control block layout: a change bumps WF_SHM_LAYOUT_VERSION");
-_Static_assert(offsetof(struct wf_ctl, segdefs_gen) == 2496 && offsetof(struct wf_ctl, experiments_gen) == 2504 &&
-		       offsetof(struct wf_ctl, ingest_start_lsn) == 2512 && offsetof(struct wf_ctl, ingest_started) == 2520,
+_Static_assert(offsetof(struct wf_ctl, segdefs_gen) == 2560 && offsetof(struct wf_ctl, experiments_gen) == 2568 &&
+		       offsetof(struct wf_ctl, ingest_start_lsn) == 2576 && offsetof(struct wf_ctl, ingest_started) == 2584,
 	       "definition counters, ingest start");
-_Static_assert(sizeof(struct wf_ctl) == 2560, "control block size");
+_Static_assert(sizeof(struct wf_ctl) == 2624, "control block size");
 _Static_assert(offsetof(struct wf_ctl, ingest_stats.timeouts) == 2456, "ingest stats layout");
 
 /*

@@ -14,7 +14,12 @@ on every partition, and RECS answers for the Kafka shoppers. Then two
 replicas (two appliances, two consumer groups, one topic) give
 byte-identical HISTORY and RECS for every shopper. Then two boxes split
 the partitions (--kafka-partitions) and one's weft-kafka is killed with
-SIGKILL: every event in exactly one box, exactly once.
+SIGKILL: every event in exactly one box, exactly once, in the partition
+CRC-32 of its key gives (lib/part.c, Python's zlib.crc32); each box names
+the other (--kafka-peers), so a RECS, HISTORY or EVENT for the other's
+shopper gets -MOVED naming that box (counted in INFO, STATS, `weftctl
+status`, metrics), and the redis-py routing example
+(kafka/examples/weft_route.py) follows it to the owner's answer.
 
 Scaled down under the sanitizers (WEFT_SANITIZED=1). Skips (77) without
 kcat or librdkafka.
@@ -28,7 +33,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "kafka", "examples"))
 import harness  # noqa: E402
+import redis  # noqa: E402
+import weft_route  # noqa: E402
 from harness import Appliance, SkipTest, Store, TestDir, log  # noqa: E402
 
 BUILD = harness.BUILD
@@ -235,10 +243,12 @@ def test_two_replicas_give_identical_recs():
 
 def test_two_boxes_split_partitions_exactly_once():
     """Two appliances in one group, each owning two partitions
-    (--kafka-partitions 0,1 and 2,3); weft-kafka of the first is killed
-    with SIGKILL while events flow. Every event is in exactly one
-    appliance's HISTORY, exactly once, and only in the box owning its
-    partition."""
+    (--kafka-partitions 0,1 and 2,3, each naming the other with
+    --kafka-peers); weft-kafka of the first is killed with SIGKILL while
+    events flow. Every event is in exactly one appliance's HISTORY,
+    exactly once, and only in the box owning its partition, which is
+    CRC-32 of its key mod 4. Then the redirect: a box asked for the other's
+    shopper answers -MOVED naming it, and the routing example follows."""
     if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
         raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
     n = N // 2
@@ -259,12 +269,15 @@ def test_two_boxes_split_partitions_exactly_once():
             lines.append((u or f"ks{s}").encode() + b"|" + json.dumps(ev).encode())
         produce(bootstrap, lines[:n // 2])
         owned = {"a": {0, 1}, "b": {2, 3}}
-        for name in ("a", "b"):
+        socks = {name: os.path.join(T.path, name, "run", "weft.sock") for name in owned}
+        for name, other in (("a", "b"), ("b", "a")):
             os.makedirs(os.path.join(T.path, name))
             apps.append(Appliance(os.path.join(T.path, name), shards=2, snapshot=store.snapshot,
                                   extra=["--kafka-brokers", bootstrap, "--kafka-topic", TOPIC, "--kafka-group",
                                          "split", "--kafka-partitions",
-                                         ",".join(str(p) for p in sorted(owned[name]))]))
+                                         ",".join(str(p) for p in sorted(owned[name])),
+                                         "--kafka-peers",
+                                         ",".join(str(p) for p in sorted(owned[other])) + "=" + socks[other]]))
         producer = subprocess.Popen(["kcat", "-b", bootstrap, "-t", TOPIC, "-P", "-K", "|", "-q"],
                                     stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         producer.stdin.write(b"\n".join(lines[n // 2:]) + b"\n")
@@ -274,10 +287,18 @@ def test_two_boxes_split_partitions_exactly_once():
         producer.stdin.close()
         assert producer.wait(timeout=120) == 0, producer.stderr.read()
 
+        def history(app, s):
+            """A session's HISTORY; [] where the box redirects (no event of it here)."""
+            try:
+                return app.client().execute_command("HISTORY", f"ks{s}")
+            except redis.ResponseError as e:
+                assert str(e).startswith("MOVED "), e
+                return []
+
         def tags(app):
             out = {}
             for s in range(SESSIONS):
-                for e in app.client().execute_command("HISTORY", f"ks{s}"):
+                for e in history(app, s):
                     kv = dict(zip(e[3::2], e[4::2]))
                     out.setdefault(kv["value"], []).append(int(kv["kafka"].split(":")[1]))
             return out
@@ -295,6 +316,7 @@ def test_two_boxes_split_partitions_exactly_once():
             assert {p for v in t.values() for p in v} <= owned[name], f"box {name} took another's partition"
         assert set(ta) | set(tb) == {f"e{k}" for k in range(n)}
         assert ta and tb
+        check_redirects(apps, owned, socks, users)
     finally:
         for app in apps:
             app.stop()
@@ -304,6 +326,119 @@ def test_two_boxes_split_partitions_exactly_once():
             T.cleanup()
 
 
+def check_redirects(apps, owned, socks, users):
+    """Each session's events went to the partition CRC-32 of its key gives
+    (kcat's partitioner is lib/part.c's and zlib's); a box asked for the
+    other's shopper answers -MOVED <partition> <the other's socket>; the
+    routing example, started at the wrong box, gets the owner's answer."""
+    box = {"a": apps[0], "b": apps[1]}
+    name_of = {p: name for name, ps in owned.items() for p in ps}
+    router = weft_route.WeftRouter({p: socks["a"] for p in range(4)})  # all wrong for b's shoppers
+    moved = 0
+    before = sum(int(app.client().info("stats")["redirects"]) for app in apps)
+    for s in range(SESSIONS):
+        u = users[s % len(users)] if s % 5 else "-"
+        key = f"ks{s}" if u == "-" else u
+        p = weft_route.partition(key, 4)
+        owner, other = name_of[p], "b" if name_of[p] == "a" else "a"
+        hist = box[owner].client().execute_command("HISTORY", f"ks{s}")
+        assert hist, f"session ks{s} (partition {p}) has no events in its owner {owner}"
+        assert all(int(dict(zip(e[3::2], e[4::2]))["kafka"].split(":")[1]) == p for e in hist), \
+            f"ks{s}: kcat's partition is not CRC-32 of the key"
+        for cmd in (["RECS", f"ks{s}", u, "5"], ["EVENT", f"ks{s}", u, "view", "i1"]):
+            try:
+                box[other].client().execute_command(*cmd)
+                raise AssertionError(f"{cmd} on box {other} was not redirected")
+            except redis.ResponseError as e:
+                assert str(e) == f"MOVED {p} {socks[owner]}", (cmd, str(e))
+            moved += 1
+        if u == "-":  # HISTORY names a session: keyed by it (anonymous visitors)
+            try:
+                box[other].client().execute_command("HISTORY", f"ks{s}")
+                raise AssertionError(f"HISTORY ks{s} on box {other} was not redirected")
+            except redis.ResponseError as e:
+                assert str(e) == f"MOVED {p} {socks[owner]}", str(e)
+            moved += 1
+        want = box[owner].client().execute_command("RECS", f"ks{s}", u, "5")
+        assert want, f"no RECS for ks{s}"
+        assert router.execute("RECS", f"ks{s}", u, "5") == want
+        assert router.execute("HISTORY", f"ks{s}", user=u) == hist
+    assert router.redirects >= 1 and router.boxes[2] == socks["b"] and router.boxes[3] == socks["b"]
+    got = sum(int(app.client().info("stats")["redirects"]) for app in apps) - before
+    assert got == moved + router.redirects, (got, moved, router.redirects)
+    for app in apps:
+        st = app.weftctl("status").stdout
+        assert "-MOVED replies" in st, st
+        assert "weft_redirects_total" in app.weftctl("metrics").stdout
+
+
+def test_out_topic_transitions_at_least_once():
+    """--kafka-out-topic: weft-kafka reads the segment transitions with
+    TRIGGERS and produces each to the out topic keyed by its shopper; it is
+    killed with SIGKILL after its first produced round and restarted by the
+    supervisor. At the end kcat reads the out topic: every transition
+    TRIGGERS 0 knows is there (by id), nothing else is, copies only from
+    the one at-least-once window (a round acked but its cursor not yet
+    written), and the cursor file holds the last id."""
+    if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
+        raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
+    out = "weft-out"
+    ns = 20 if os.environ.get("WEFT_SANITIZED") else 60
+    T = TestDir("kafka-out")
+    mock = subprocess.Popen([MOCK, f"{TOPIC},{out}", "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    app = None
+    try:
+        bootstrap = mock.stdout.readline().strip()
+        store = Store(T.path, users=100, items=200, days=3)
+        items = [r["item_id"] for r in store.items()]
+        app = Appliance(T.path, shards=2, snapshot=store.snapshot,
+                        extra=["--kafka-brokers", bootstrap, "--kafka-topic", TOPIC, "--kafka-out-topic", out])
+        app.weftctl("segment", "define", "twice", "count(view, 10m) >= 2")
+        now = int(time.time() * 1000)
+
+        def views(lo, hi):
+            return [f"os{s}".encode() + b"|" + json.dumps(
+                {"ts": now + s, "user_id": "", "session_id": f"os{s}", "event": "view",
+                 "item_id": items[(s + v) % len(items)]}).encode() for s in range(lo, hi) for v in range(2)]
+        produce(bootstrap, views(0, ns // 2))
+        wait_for("a round produced", lambda: (status_of(app) or {}).get("out_produced", 0) > 0, tries=2400)
+        os.kill(app.pids("weft-kafka")[0], signal.SIGKILL)
+        produce(bootstrap, views(ns // 2, ns))
+
+        def all_trig():
+            return app.client().execute_command("TRIGGERS", "0", "COUNT", "1000")
+        wait_for("every session entered", lambda: len(all_trig()) >= ns, tries=2400)
+        want = {json.loads(t)["id"]: json.loads(t) for t in all_trig()}
+        last = max(int(i) for i in want)
+        wait_for("the cursor at the last transition",
+                 lambda: (status_of(app) or {}).get("out_cursor") == last, tries=2400)
+        with open(os.path.join(app.dir, "kafka-out.cursor")) as f:
+            assert int(f.read()) == last
+        assert f"out topic {out}:" in app.weftctl("status").stdout
+        r = subprocess.run(["kcat", "-b", bootstrap, "-t", out, "-C", "-e", "-q", "-f", "%k|%s\\n"],
+                           capture_output=True, timeout=60, text=True)
+        assert r.returncode == 0, r.stderr
+        got = {}
+        for line in r.stdout.splitlines():
+            key, msg = line.split("|", 1)
+            t = json.loads(msg)
+            assert t == want[t["id"]], t
+            assert key == (t["user"] if t["user"] != "-" else t["session"]), (key, t)
+            got[t["id"]] = got.get(t["id"], 0) + 1
+        assert set(got) == set(want), f"missing {sorted(set(want) - set(got))[:5]}, extra {sorted(set(got) - set(want))[:5]}"
+        dup = sum(v - 1 for v in got.values())
+        assert dup <= 512, f"{dup} copies: more than one round"
+        log(f"     {len(want)} transitions in the out topic, {dup} produced twice (the at-least-once window)")
+    finally:
+        if app:
+            app.stop()
+        mock.stdin.close()
+        mock.wait(timeout=30)
+        if not os.environ.get("WEFT_KEEP"):
+            T.cleanup()
+
+
 if __name__ == "__main__":
     harness.run([test_kafka_exactly_once_across_kill9, test_two_replicas_give_identical_recs,
-                 test_two_boxes_split_partitions_exactly_once])
+                 test_two_boxes_split_partitions_exactly_once, test_out_topic_transitions_at_least_once])

@@ -6,13 +6,15 @@
  *
  *   weft-test-kafka-mock TOPIC PARTITIONS [BROKERS]
  *
- * Creates TOPIC with PARTITIONS partitions, prints the bootstrap address
+ * Creates TOPIC (or each of a comma-separated list: the out topic of
+ * --kafka-out-topic too) with PARTITIONS partitions, prints the bootstrap address
  * on one line, and serves until its stdin closes (the test's pipe: the
  * cluster dies with the test) or SIGTERM.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -43,10 +45,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rd_kafka_mock_cluster_new() failed\n");
 		return 1;
 	}
-	if (rd_kafka_mock_topic_create(mc, argv[1], parts, 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		fprintf(stderr, "rd_kafka_mock_topic_create(%s) failed\n", argv[1]);
-		return 1;
-	}
+	for (char *save = NULL, *t = strtok_r(argv[1], ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (rd_kafka_mock_topic_create(mc, t, parts, 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			fprintf(stderr, "rd_kafka_mock_topic_create(%s) failed\n", t);
+			return 1;
+		}
 	printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	signal(SIGTERM, SIG_DFL);

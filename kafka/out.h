@@ -1,0 +1,45 @@
+/*
+ * out.h - weft-kafka's --kafka-out-topic (issue 20): the segment
+ * transitions weft-ingest made durable, read with TRIGGERS on weft.sock and
+ * produced to a Kafka topic, the cursor kept in DIR/kafka-out.cursor.
+ * At least once: each message carries the transition's stable id
+ * (kafka/README.md, "Produced back"). Linked only into weft-kafka.
+ */
+#ifndef WF_KAFKA_OUT_H
+#define WF_KAFKA_OUT_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+
+/* Owner: weft-kafka's context (main.c), one. */
+struct kafka_out {
+	const char *topic;          /* NULL: off */
+	const char *socket;         /* weft.sock */
+	char cursor_path[PATH_MAX]; /* --kafka-out-cursor, default DIR/kafka-out.cursor */
+	rd_kafka_t *rk;             /* the producer (idempotent) */
+	redisContext *rc;           /* its own connection to weft.sock; NULL: reconnect */
+	uint64_t cursor;            /* the last id Kafka acked (and the file holds) */
+	uint64_t next_ns;           /* the next round, at most 10 a second */
+	uint64_t produced, errors;  /* kafka.status: messages acked; failed rounds */
+	uint32_t failed;            /* delivery reports of this round that failed */
+};
+
+/* Start: the cursor file (cursor_path, NULL: DIR/kafka-out.cursor) read (absent: 0, every transition the journal
+ * retains), the producer made. 0, -EINVAL (librdkafka's configuration,
+ * logged), -EIO (an unreadable cursor file, logged). */
+int kafka_out_start(struct kafka_out *o, const char *brokers, const char *dir, const char *socket,
+		    const char *cursor_path);
+
+/* One round, when due: TRIGGERS after the cursor (at most 512), each
+ * produced keyed by its shopper, all flushed; only when every one was
+ * acked is the cursor advanced and written (atomically). A failure leaves
+ * the cursor: the next round produces the same again. Logs its errors. */
+void kafka_out_pump(struct kafka_out *o);
+
+/* Flush and free; accepts an object never started. */
+void kafka_out_stop(struct kafka_out *o);
+
+#endif /* WF_KAFKA_OUT_H */
