@@ -383,25 +383,36 @@ folded:
 	return 0;
 }
 
+/* A record's head at p: the zigzag varint time delta (applied to
+ * cur->ts), the type and the flags. Returns the offset after them. */
+static inline uint32_t hist_head(const uint8_t *h, uint32_t p, struct ranker_hist_cur *cur, uint8_t *ret_type,
+				 uint8_t *ret_flags)
+{
+	uint64_t z = 0;
+	uint32_t shift = 0;
+
+	do {
+		z |= (uint64_t)(h[p] & 0x7f) << shift;
+		shift += 7;
+	} while (h[p++] & 0x80);
+	cur->ts += (z & 1) ? ~(z >> 1) : (z >> 1);
+	*ret_type = h[p++];
+	*ret_flags = h[p++];
+	return p;
+}
+
 /* Decode the record at cur: ts and args laid out as the EVENT's after the
  * session id (user type item [f v]...). Returns 1, or 0 past the end. */
 int ranker_hist_next(const struct ranker_session *s, struct ranker_hist_cur *cur, uint64_t *ret_ts, struct wf_msg_arg *a,
 		     uint32_t *ret_argc)
 {
 	const uint8_t *h = s->hist;
-	uint32_t p = cur->off, argc = 3, shift = 0, nx;
-	uint64_t z = 0;
+	uint32_t p = cur->off, argc = 3, nx;
 	uint8_t type, flags, l8;
 
 	if (p >= s->hist_len)
 		return 0;
-	do {
-		z |= (uint64_t)(h[p] & 0x7f) << shift;
-		shift += 7;
-	} while (h[p++] & 0x80);
-	cur->ts += (z & 1) ? ~(z >> 1) : (z >> 1);
-	type = h[p++];
-	flags = h[p++];
+	p = hist_head(h, p, cur, &type, &flags);
 	if (flags & HIST_NEWUSER) {
 		cur->user_len = h[p];
 		cur->user = (const char *)h + p + 1;
@@ -432,19 +443,13 @@ int ranker_hist_scan(const struct ranker_session *s, struct ranker_hist_cur *cur
 		     struct wf_msg_arg *ret_item)
 {
 	const uint8_t *h = s->hist;
-	uint32_t p = cur->off, shift = 0, nx;
-	uint64_t z = 0;
-	uint8_t flags;
+	uint32_t p = cur->off, nx;
+	uint8_t type, flags;
 
 	if (p >= s->hist_len)
 		return 0;
-	do {
-		z |= (uint64_t)(h[p] & 0x7f) << shift;
-		shift += 7;
-	} while (h[p++] & 0x80);
-	cur->ts += (z & 1) ? ~(z >> 1) : (z >> 1);
-	*ret_type = h[p++];
-	flags = h[p++];
+	p = hist_head(h, p, cur, &type, &flags);
+	*ret_type = type;
 	if (flags & HIST_NEWUSER)
 		p += 1u + h[p];
 	*ret_item = (struct wf_msg_arg){ (const char *)h + p + 1, h[p] };
