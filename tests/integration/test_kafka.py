@@ -56,6 +56,26 @@ def produce(bootstrap, lines):
     assert r.returncode == 0, r.stderr.decode(errors="replace")
 
 
+def keyed(ev):
+    """A kcat line for event ev, keyed as a store's producer keys it: by
+    the user, or by the session for an anonymous visitor."""
+    return (ev["user_id"] or ev["session_id"]).encode() + b"|" + json.dumps(ev).encode()
+
+
+def start_mock(topics):
+    """librdkafka's mock cluster (4 partitions a topic) and its bootstrap
+    address; stop_mock() ends it."""
+    mock = subprocess.Popen([MOCK, topics, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    bootstrap = mock.stdout.readline().strip()
+    assert bootstrap, "the mock cluster printed no bootstrap address"
+    return mock, bootstrap
+
+
+def stop_mock(mock):
+    mock.stdin.close()
+    mock.wait(timeout=30)
+
+
 def status_of(app):
     p = os.path.join(app.dir, "kafka.status")
     try:
@@ -93,11 +113,9 @@ def test_kafka_exactly_once_across_kill9():
     if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
         raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
     T = TestDir("kafka")
-    mock = subprocess.Popen([MOCK, TOPIC, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    mock, bootstrap = start_mock(TOPIC)
     app = None
     try:
-        bootstrap = mock.stdout.readline().strip()
-        assert bootstrap, "the mock cluster printed no bootstrap address"
         store = Store(T.path, users=100, items=200, days=3)
         users = store.users()
         items = [r["item_id"] for r in store.items()]
@@ -108,7 +126,7 @@ def test_kafka_exactly_once_across_kill9():
             ev = {"ts": 1700000000000 + k, "user_id": u, "session_id": f"ks{s}",
                   "event": "view" if k % 7 else "cart_add", "item_id": items[k % len(items)],
                   "value": f"e{k}"}
-            events.append((u or f"ks{s}").encode() + b"|" + json.dumps(ev).encode())
+            events.append(keyed(ev))
         third = N // 3
         produce(bootstrap, events[:third] + [b"bad|" + b for b in BAD])
         app = Appliance(T.path, shards=2, snapshot=store.snapshot,
@@ -182,8 +200,7 @@ def test_kafka_exactly_once_across_kill9():
     finally:
         if app:
             app.stop()
-        mock.stdin.close()
-        mock.wait(timeout=30)
+        stop_mock(mock)
         if not os.environ.get("WEFT_KEEP"):
             T.cleanup()
 
@@ -196,10 +213,9 @@ def test_two_replicas_give_identical_recs():
         raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
     n = N // 3
     T = TestDir("kafka-replicas")
-    mock = subprocess.Popen([MOCK, TOPIC, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    mock, bootstrap = start_mock(TOPIC)
     apps = []
     try:
-        bootstrap = mock.stdout.readline().strip()
         store = Store(T.path, users=100, items=200, days=3)
         users = store.users()
         items = [r["item_id"] for r in store.items()]
@@ -210,7 +226,7 @@ def test_two_replicas_give_identical_recs():
             ev = {"ts": 1700000000000 + k * 1000, "user_id": u, "session_id": f"ks{s}",
                   "event": ["view", "click", "pdp", "cart_add", "purchase"][k % 5 if k % 3 else 0],
                   "item_id": items[(k * 7) % len(items)], "value": f"e{k}"}
-            lines.append((u or f"ks{s}").encode() + b"|" + json.dumps(ev).encode())
+            lines.append(keyed(ev))
         produce(bootstrap, lines)
         for name in ("a", "b"):
             os.makedirs(os.path.join(T.path, name))
@@ -235,8 +251,7 @@ def test_two_replicas_give_identical_recs():
     finally:
         for app in apps:
             app.stop()
-        mock.stdin.close()
-        mock.wait(timeout=30)
+        stop_mock(mock)
         if not os.environ.get("WEFT_KEEP"):
             T.cleanup()
 
@@ -253,10 +268,9 @@ def test_two_boxes_split_partitions_exactly_once():
         raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
     n = N // 2
     T = TestDir("kafka-split")
-    mock = subprocess.Popen([MOCK, TOPIC, "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    mock, bootstrap = start_mock(TOPIC)
     apps = []
     try:
-        bootstrap = mock.stdout.readline().strip()
         store = Store(T.path, users=100, items=200, days=3)
         users = store.users()
         items = [r["item_id"] for r in store.items()]
@@ -266,7 +280,7 @@ def test_two_boxes_split_partitions_exactly_once():
             u = users[s % len(users)] if s % 5 else ""
             ev = {"ts": 1700000000000 + k, "user_id": u, "session_id": f"ks{s}", "event": "view",
                   "item_id": items[k % len(items)], "value": f"e{k}"}
-            lines.append((u or f"ks{s}").encode() + b"|" + json.dumps(ev).encode())
+            lines.append(keyed(ev))
         produce(bootstrap, lines[:n // 2])
         owned = {"a": {0, 1}, "b": {2, 3}}
         socks = {name: os.path.join(T.path, name, "run", "weft.sock") for name in owned}
@@ -320,8 +334,7 @@ def test_two_boxes_split_partitions_exactly_once():
     finally:
         for app in apps:
             app.stop()
-        mock.stdin.close()
-        mock.wait(timeout=30)
+        stop_mock(mock)
         if not os.environ.get("WEFT_KEEP"):
             T.cleanup()
 
@@ -385,11 +398,9 @@ def test_out_topic_transitions_at_least_once():
     out = "weft-out"
     ns = 20 if os.environ.get("WEFT_SANITIZED") else 60
     T = TestDir("kafka-out")
-    mock = subprocess.Popen([MOCK, f"{TOPIC},{out}", "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    mock, bootstrap = start_mock(f"{TOPIC},{out}")
     app = None
     try:
-        bootstrap = mock.stdout.readline().strip()
         store = Store(T.path, users=100, items=200, days=3)
         items = [r["item_id"] for r in store.items()]
         app = Appliance(T.path, shards=2, snapshot=store.snapshot,
@@ -398,9 +409,8 @@ def test_out_topic_transitions_at_least_once():
         now = int(time.time() * 1000)
 
         def views(lo, hi):
-            return [f"os{s}".encode() + b"|" + json.dumps(
-                {"ts": now + s, "user_id": "", "session_id": f"os{s}", "event": "view",
-                 "item_id": items[(s + v) % len(items)]}).encode() for s in range(lo, hi) for v in range(2)]
+            return [keyed({"ts": now + s, "user_id": "", "session_id": f"os{s}", "event": "view",
+                           "item_id": items[(s + v) % len(items)]}) for s in range(lo, hi) for v in range(2)]
         produce(bootstrap, views(0, ns // 2))
         wait_for("a round produced", lambda: (status_of(app) or {}).get("out_produced", 0) > 0, tries=2400)
         os.kill(app.pids("weft-kafka")[0], signal.SIGKILL)
@@ -433,8 +443,7 @@ def test_out_topic_transitions_at_least_once():
     finally:
         if app:
             app.stop()
-        mock.stdin.close()
-        mock.wait(timeout=30)
+        stop_mock(mock)
         if not os.environ.get("WEFT_KEEP"):
             T.cleanup()
 
