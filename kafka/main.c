@@ -53,12 +53,14 @@ struct kafka_pending {
 };
 
 /* The process's one context. */
+#define CONF_VALUE_MAX 256 /* a weft.conf value weft-kafka keeps (each *_buf below) */
+
 struct kafka_ctx {
 	const char *dir, *socket, *journal, *brokers, *topic, *group, *config, *instance, *partitions, *out_topic,
 		*out_cursor;
 	char socket_buf[PATH_MAX], journal_buf[PATH_MAX], status_path[PATH_MAX];
-	char group_buf[256], brokers_buf[256], topic_buf[256], instance_buf[256], partitions_buf[256], /* --config */
-		out_topic_buf[256];
+	char group_buf[CONF_VALUE_MAX], brokers_buf[CONF_VALUE_MAX], topic_buf[CONF_VALUE_MAX], /* --config */
+		instance_buf[CONF_VALUE_MAX], partitions_buf[CONF_VALUE_MAX], out_topic_buf[CONF_VALUE_MAX];
 	uint32_t batch_max;
 	rd_kafka_t *rk;
 	redisContext *rc;
@@ -123,7 +125,7 @@ static int config_key(void *user, const char *section, const char *name, const c
 
 		if (strcmp(name, keys[i].key) != 0 || *dst || !*value)
 			continue;
-		snprintf(buf, 256, "%s", value);
+		snprintf(buf, CONF_VALUE_MAX, "%s", value); /* inih's lines are shorter */
 		*dst = buf;
 	}
 	return 1;
