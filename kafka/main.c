@@ -37,6 +37,7 @@
 #include "kafka/event.h"
 #include "kafka/out.h"
 #include "kafka/seen.h"
+#include "lib/part.h"
 #include "lib/util.h"
 
 #define KAFKA_BATCH_DEFAULT 512u
@@ -538,22 +539,27 @@ static int connect_ingest(struct kafka_ctx *ctx)
  */
 static int assign_owned(struct kafka_ctx *ctx)
 {
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-	const char *p = ctx->partitions;
+	uint8_t seen[WF_PART_MAX] = { 0 };
+	rd_kafka_topic_partition_list_t *l;
 	rd_kafka_resp_err_t ke;
-	char *end;
+	char why[256];
 
-	while (*p) {
-		long v = strtol(p, &end, 10);
-
-		if (end == p || v < 0 || v >= (long)WF_KSEEN_MAX_PARTITIONS || (*end && *end != ',')) {
-			wf_err("--kafka-partitions wants partition numbers 0..%u separated by commas, not '%s'",
-			       WF_KSEEN_MAX_PARTITIONS - 1, ctx->partitions);
+	/* The rule weft-ingest's --kafka-partitions takes (lib/part.h). */
+	if (wf_part_list_parse(ctx->partitions, seen, why, sizeof(why)) < 0) {
+		wf_err("--kafka-partitions: %s", why);
+		return -EINVAL;
+	}
+	l = rd_kafka_topic_partition_list_new(8);
+	for (uint32_t i = 0; i < WF_PART_MAX; i++) {
+		if (!seen[i])
+			continue;
+		if (i >= WF_KSEEN_MAX_PARTITIONS) {
+			wf_err("--kafka-partitions: partition %u is past the %u weft-kafka follows", i,
+			       WF_KSEEN_MAX_PARTITIONS);
 			rd_kafka_topic_partition_list_destroy(l);
 			return -EINVAL;
 		}
-		rd_kafka_topic_partition_list_add(l, ctx->topic, (int32_t)v)->offset = RD_KAFKA_OFFSET_STORED;
-		p = *end ? end + 1 : end;
+		rd_kafka_topic_partition_list_add(l, ctx->topic, (int32_t)i)->offset = RD_KAFKA_OFFSET_STORED;
 	}
 	ke = rd_kafka_assign(ctx->rk, l);
 	if (ke == RD_KAFKA_RESP_ERR_NO_ERROR && rd_kafka_committed(ctx->rk, l, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)

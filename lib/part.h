@@ -37,7 +37,7 @@ struct wf_part_map {
 	char addr[WF_PART_MAX_PEERS][WF_PART_ADDR_MAX];
 };
 
-/* CRC-32 (IEEE 802.3, reflected, zlib's crc32(0, p, len)). */
+/* CRC-32 (IEEE 802.3, reflected): zlib's crc32(0, p, len). */
 uint32_t wf_part_crc32(const void *p, size_t len);
 
 /* The partition of a key among n (n > 0): librdkafka's consistent_random. */
@@ -58,6 +58,12 @@ static inline uint32_t wf_part_of(const char *key, size_t len, uint32_t n)
  * written only on success.
  */
 int wf_part_map_parse(struct wf_part_map *m, const char *own, const char *peers, char *errbuf, size_t errlen);
+
+/* One partition list as --kafka-partitions takes it ("0,1", "2-3"): each
+ * partition named sets seen[p] (seen: WF_PART_MAX bytes, zeroed by the
+ * caller). 0, or -EINVAL (a bad list, a partition named twice) with why
+ * in errbuf. The rule weft-ingest's map and weft-kafka's assignment share. */
+int wf_part_list_parse(const char *list, uint8_t *seen, char *errbuf, size_t errlen);
 
 /* The address of the box owning partition p (< m->n), or NULL: this box. */
 static inline const char *wf_part_owner(const struct wf_part_map *m, uint32_t p)

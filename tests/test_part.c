@@ -77,12 +77,32 @@ static void test_part_map_parse_bad_returns_einval(void **state)
 	assert_string_equal(wf_part_owner(&m, 1), "/keep");
 }
 
+/* weft-kafka's --kafka-partitions reads the list by the same rule as
+ * weft-ingest's map: ranges too, each partition once. */
+static void test_part_list_parse_sets_seen(void **state)
+{
+	uint8_t seen[WF_PART_MAX] = { 0 };
+	char why[128];
+
+	(void)state;
+	assert_int_equal(wf_part_list_parse("0-1,3", seen, why, sizeof(why)), 0);
+	assert_true(seen[0] && seen[1] && !seen[2] && seen[3] && !seen[4]);
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(wf_part_list_parse("1,1", seen, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "twice"));
+	memset(seen, 0, sizeof(seen));
+	assert_int_equal(wf_part_list_parse("x", seen, why, sizeof(why)), -EINVAL);
+	assert_int_equal(wf_part_list_parse("", seen, why, sizeof(why)), -EINVAL);
+	assert_int_equal(wf_part_list_parse(NULL, seen, why, sizeof(why)), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_part_crc32_matches_zlib),
 		cmocka_unit_test(test_part_map_parse_names_owners),
 		cmocka_unit_test(test_part_map_parse_bad_returns_einval),
+		cmocka_unit_test(test_part_list_parse_sets_seen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
