@@ -54,24 +54,14 @@ static int cursor_read(struct kafka_out *o)
 	return 0;
 }
 
-/* DIR/kafka-out.cursor = cursor, atomically (a temporary file, fsync,
- * rename): a crash leaves the old value or the new one. */
+/* DIR/kafka-out.cursor = cursor, atomically (lib/util's temporary file,
+ * fsync, rename): a crash leaves the old value or the new one. */
 static int cursor_write(struct kafka_out *o, uint64_t cursor)
 {
-	char tmp[PATH_MAX + 8], buf[32];
-	int fd, n, e = 0;
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", cursor);
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", o->cursor_path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-	if (fd < 0)
-		return -errno;
-	n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", cursor);
-	if (write(fd, buf, (size_t)n) != n || fsync(fd) < 0)
-		e = errno ? -errno : -EIO;
-	close(fd);
-	if (e == 0 && rename(tmp, o->cursor_path) < 0)
-		e = -errno;
-	return e;
+	return wf_write_file_atomic(o->cursor_path, buf, (size_t)n);
 }
 
 int kafka_out_start(struct kafka_out *o, const char *brokers, const char *dir, const char *socket,
