@@ -288,6 +288,15 @@ static int front_recs(struct ingest_ctx *ctx, struct ingest_conn *c, const struc
 	return ingest_reply_local(ctx, c, ctx->tmp.data, ctx->tmp.len, 0) < 0 ? -ENOMEM : 0;
 }
 
+/* An EVENT with the field kafka: weft-kafka's, from a Kafka partition. */
+static int event_from_kafka(const struct wf_resp_req *r)
+{
+	for (uint32_t i = 5; i + 1 < r->argc; i += 2)
+		if (is(&r->argv[i], "kafka"))
+			return 1;
+	return 0;
+}
+
 /*
  * Partitioned boxes (--kafka-partitions with --kafka-peers, lib/part.h):
  * the partition of the command's shopper if another box owns it, else -1.
@@ -309,10 +318,8 @@ static int64_t moved_partition(const struct ingest_ctx *ctx, const struct wf_res
 	p = wf_part_of(k->p, k->len, ctx->part.n);
 	if (!wf_part_owner(&ctx->part, p))
 		return -1;
-	if (cmd == WF_CMD_EVENT)
-		for (uint32_t i = 5; i + 1 < r->argc; i += 2)
-			if (is(&r->argv[i], "kafka"))
-				return -1;
+	if (cmd == WF_CMD_EVENT && event_from_kafka(r))
+		return -1;
 	return p;
 }
 
@@ -342,6 +349,12 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 
 	if (check_args(ctx, c, r, ci, &fk.k, &recs) < 0)
 		return 0;
+	/* weft-kafka's connection: a restarted weft-kafka reads the journal
+	 * only once no such connection is left (INFO kafka_conns, kafka/README). */
+	if (cmd == WF_CMD_EVENT && !c->kafka && event_from_kafka(r)) {
+		c->kafka = 1;
+		ctx->kafka_conns++;
+	}
 	if (wf_unlikely(ctx->part.n) && cmd != WF_CMD_HISTORY && (mp = moved_partition(ctx, r, cmd)) >= 0)
 		return moved(ctx, c, (uint32_t)mp);
 	if (cmd != WF_CMD_HISTORY) {
@@ -422,7 +435,7 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			      "backpressure_stalls:%llu\r\nsessions_routed:%llu\r\njournal_durable_lsn:%llu\r\n"
 			      "journal_durability:%s\r\njournal_failed:%s\r\njournal_errors:%llu\r\n"
 			      "recs_front_answers:%llu\r\nrecs_quiet_answers:%llu\r\nkafka_partitions:%u\r\n"
-			      "redirects:%llu\r\n",
+			      "redirects:%llu\r\njournal_next_lsn:%llu\r\nkafka_conns:%u\r\n",
 			      (unsigned long long)ctx->commands,
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.events_acked,
 								       memory_order_relaxed), /* display */
@@ -437,7 +450,8 @@ static int cmd_info(struct ingest_ctx *ctx, struct ingest_conn *c, const struct 
 			      (unsigned long long)ctx->recs_front,
 			      (unsigned long long)ctx->recs_quiet, ctx->part.n,
 			      (unsigned long long)atomic_load_explicit(&ctl->ingest_stats.redirects,
-								       memory_order_relaxed)); /* display */
+								       memory_order_relaxed), /* display */
+			      (unsigned long long)wf_journal_next_lsn(ctx->journal), ctx->kafka_conns);
 		for (uint32_t s = 0; s < ctx->nshards; s++)
 			wf_buf_printf(&b, "shard%u:requests_queued_bytes=%u,replies_queued_bytes=%u,pending=%llu\r\n", s,
 				      wf_ring_used(ctx->shards[s].req.r), wf_ring_used(ctx->shards[s].rep.r),

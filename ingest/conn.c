@@ -52,7 +52,7 @@ struct ingest_conn *ingest_conn_new(struct ingest_ctx *ctx, int fd)
 	c->gen++;
 	c->in.len = c->out.len = c->sendbuf.len = 0;
 	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
-	c->recv_cancel = 0;
+	c->recv_cancel = c->kafka = 0;
 	c->head = c->tail = 0;
 	c->active_ns = ctx->pass_ns;
 	c->partial_ns = 0;
@@ -90,6 +90,7 @@ static void conn_release(struct ingest_ctx *ctx, struct ingest_conn *c)
 		wf_buf_fini(&c->out);
 	if (c->sendbuf.cap > (1u << 20))
 		wf_buf_fini(&c->sendbuf);
+	ctx->kafka_conns -= c->kafka;
 	ctx->free_idx[ctx->nfree++] = c->idx;
 	ctx->nconns--;
 	/* relaxed: statistic, as in ingest_conn_new(). */

@@ -60,6 +60,7 @@ struct ingest_conn {
 	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
 	                      * protocol error): parse nothing after it */
 	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
+	uint8_t kafka;       /* sent an EVENT with the field kafka (weft-kafka's): counted in kafka_conns */
 	uint64_t active_ns;  /* pass time of its last byte received or sent (idle timeout) */
 	uint64_t partial_ns; /* pass time its unfinished request began, 0: none (request timeout) */
 	/* Reply slots: absolute sequence numbers head..tail, ring of cap. */
@@ -197,6 +198,7 @@ struct ingest_ctx {
 
 	struct ingest_conn **conns;
 	uint32_t nconns_cap, nconns;
+	uint32_t kafka_conns;      /* open connections with kafka=1 (INFO: weft-kafka waits for 0 after a restart) */
 	uint32_t *free_idx;
 	uint32_t nfree;
 

@@ -390,6 +390,7 @@ static int batch_send(struct kafka_ctx *ctx)
 }
 
 static int connect_ingest(struct kafka_ctx *ctx);
+static int load_seen(struct kafka_ctx *ctx);
 static void check_signals(struct kafka_ctx *ctx);
 
 /*
@@ -415,7 +416,7 @@ static void ingest_recover(struct kafka_ctx *ctx)
 		if (connect_ingest(ctx) < 0)
 			continue;
 		wf_kseen_fini(&ctx->seen);
-		n = wf_kseen_load(&ctx->seen, ctx->journal, ctx->topic);
+		n = load_seen(ctx);
 		if (n >= 0)
 			break;
 		wf_err("cannot read the journal %s: %s; trying again", ctx->journal, strerror(-n));
@@ -529,6 +530,72 @@ static int connect_ingest(struct kafka_ctx *ctx)
 	}
 	wf_err("cannot reach weft-ingest at %s", ctx->socket);
 	return -ECONNREFUSED;
+}
+
+/* A number field of weft-ingest's INFO stats (journal_failed: 0 "no",
+ * else 1); 0 and -1 when absent. */
+static int info_field(struct kafka_ctx *ctx, const char *key, uint64_t *v)
+{
+	redisReply *r = redisCommand(ctx->rc, "INFO stats");
+	size_t kl = strlen(key);
+	int rc = -1;
+
+	*v = 0;
+	if (r && r->type == REDIS_REPLY_STRING)
+		for (const char *l = r->str; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if (!strncmp(l, key, kl) && l[kl] == ':') {
+				*v = strcmp(key, "journal_failed") ? strtoull(l + kl + 1, NULL, 10)
+								   : strncmp(l + kl + 1, "no\r", 3) != 0;
+				rc = 0;
+				break;
+			}
+	freeReplyObject(r);
+	return rc;
+}
+
+/*
+ * What the journal holds of our topic (seen.h), read only once no EVENT
+ * of an earlier weft-kafka connection (one killed, or our own before a
+ * recovery) can still reach it: weft-ingest has closed every such
+ * connection (INFO kafka_conns 0: it read each to its end, and every
+ * EVENT it took from one is in the journal's LSNs), and the journal holds
+ * every LSN given out by then (journal_durable_lsn reaches
+ * journal_next_lsn - 1). Read earlier, an EVENT still in a dead
+ * connection's socket would be journaled after the read, and sent again
+ * by us: twice. Each wait is bounded (30 s, then a warning: a client that
+ * keeps a connection with a kafka-tagged EVENT open would hold us forever).
+ */
+static int load_seen(struct kafka_ctx *ctx)
+{
+	uint64_t conns = 1, next = 0, durable = 0, failed = 0;
+	int i;
+
+	for (i = 0; i < 300 && !ctx->stop; i++) {
+		if (info_field(ctx, "kafka_conns", &conns) < 0 || !conns)
+			break; /* absent: a weft-ingest without the field */
+		if (i == 10)
+			wf_info("waiting for weft-ingest to finish %llu earlier weft-kafka connection%s",
+				(unsigned long long)conns, conns == 1 ? "" : "s");
+		usleep(100000);
+		check_signals(ctx);
+	}
+	if (conns)
+		wf_warn("weft-ingest still holds %llu weft-kafka connection%s after 30 s: reading the journal "
+			"anyway (an EVENT still in one could be journaled twice)",
+			(unsigned long long)conns, conns == 1 ? "" : "s");
+	/* A failing journal makes nothing more durable: what it refused is
+	 * not in it, and is sent again. */
+	if (info_field(ctx, "journal_next_lsn", &next) == 0)
+		for (i = 0; i < 300 && !ctx->stop && info_field(ctx, "journal_durable_lsn", &durable) == 0 &&
+			    durable + 1 < next && (info_field(ctx, "journal_failed", &failed), !failed);
+		     i++) {
+			usleep(100000);
+			check_signals(ctx);
+		}
+	if (durable + 1 < next && !failed)
+		wf_warn("the journal holds LSNs up to %llu of %llu given out after 30 s (failing?): reading it anyway",
+			(unsigned long long)durable, (unsigned long long)next - 1);
+	return wf_kseen_load(&ctx->seen, ctx->journal, ctx->topic);
 }
 
 /*
@@ -673,7 +740,7 @@ int main(int argc, char **argv)
 	if (connect_ingest(ctx) < 0)
 		return 1;
 	/* After weft-ingest answers: it recovered the journal's tail. */
-	n = wf_kseen_load(&ctx->seen, ctx->journal, ctx->topic);
+	n = load_seen(ctx);
 	if (n < 0) {
 		wf_err("cannot read the journal %s: %s", ctx->journal, strerror(-n));
 		return 1;
