@@ -21,7 +21,9 @@ is produced after both kills; the supervisor restarts both. At the end:
   and -MOVED <partition> <the other's socket> for a sample of the other's
   (RECS and EVENT);
 * each box's kafka.status shows lag 0 on its two partitions and nothing
-  else.
+  else;
+* stopped, each supervisor saw no death but the test's kills, and no
+  sanitizer report is in its log.
 
 Setup, measured (BENCHMARKS.md, issue 20): the mock answers a fetch with
 one message set per partition, finds it by walking the partition's sets
@@ -45,6 +47,7 @@ Not scaled down under the sanitizers: the ASan/UBSan build (build-asan,
 -O1) ran all 100,000 in 8.0 s. Skips (77) without kcat or librdkafka.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -137,8 +140,8 @@ def kill_kafka(app, name, tries=4):
     """kill -9 the box's weft-kafka while it works through a backlog; again
     (at most tries times: the supervisor's backoff grows with each quick
     death) until a restarted one skips messages its journal already holds,
-    i.e. a kill fell between a batch's :1s and its commit. Returns how
-    many it skipped (0: no kill fell there; the checks hold either way)."""
+    i.e. a kill fell between a batch's :1s and its commit (the checks hold
+    either way). Returns how many kills it took."""
     for k in range(1, tries + 1):
         pid = wait_for(f"box {name}'s weft-kafka journaling", lambda: working(app))
         log(f"     kill -9 box {name}'s weft-kafka ({k}) at {journaled(app)} journaled by it")
@@ -146,11 +149,25 @@ def kill_kafka(app, name, tries=4):
         st = wait_for(f"box {name}'s weft-kafka restarted", lambda: restarted(app, pid))
         if st["skipped"]:
             log(f"     the restarted weft-kafka skipped {st['skipped']} already journaled")
-            return st["skipped"]
+            return k
         if not st["journaled"]:
             break  # caught up: nothing left to kill it in the middle of
     log(f"     no kill of box {name}'s weft-kafka fell between a batch's :1s and its commit")
-    return 0
+    return k
+
+
+def check_deaths(app, label, kills):
+    """After stop(): the supervisor saw no death but the test's kills of
+    label, every child stopped with 0, and no sanitizer spoke."""
+    with open(app.logf.name) as f:
+        up = f.read()
+    deaths = re.findall(r"^weftctl: (.*) \(pid \d+\) (was killed by signal \d+|exited with code \d+)(.*)$",
+                        up, re.M)
+    ours = [d for d in deaths if d[0] == label and d[1] == "was killed by signal 9" and "restarting" in d[2]]
+    assert len(ours) == kills, (label, kills, deaths)
+    others = [d for d in deaths if d not in ours and d[1] != "exited with code 0"]
+    assert not others, others
+    assert "Sanitizer" not in up and "runtime error" not in up, up[-4000:]
 
 
 def histories(app, sessions):
@@ -203,7 +220,7 @@ def test_two_boxes_100k_exactly_once_across_kill9():
         log(f"     kill -9 box b's weft-ingest at {journaled(b)} of its {share['b']} journaled")
         os.kill(ipid, signal.SIGKILL)
         wait_for("box a journaling", lambda: journaled(a) >= share["a"] // 5)
-        kill_kafka(a, "a")
+        kafka_kills = kill_kafka(a, "a")
         assert producer.wait(timeout=300) == 0, producer.stderr.read()
         wait_for("box b's weft-ingest restarted", lambda: [p for p in b.pids("weft-ingest") if p != ipid])
 
@@ -269,6 +286,9 @@ def test_two_boxes_100k_exactly_once_across_kill9():
         for name, app in apps.items():
             out = app.weftctl("status").stdout
             assert "lag" in out and "-MOVED replies" in out, out
+            app.stop()
+        check_deaths(a, "weft-kafka", kafka_kills)
+        check_deaths(b, "weft-ingest", 1)
     finally:
         for app in apps.values():
             app.stop()
