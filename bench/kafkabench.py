@@ -21,7 +21,8 @@ walks its sets to find it); --kcat-default uses kcat's defaults instead.
 Latency: afterwards, one event at a time, each by its own kcat run
 (linger.ms=0; kcat sends what it read from a pipe only at EOF, so a kept
 kcat cannot be handed one event): a view by a fresh anonymous session
-(keyed by it). From kcat's start (kcat's own start, ~ms, is inside every
+(keyed by it), each after a random pause of 0-100 ms (else each would
+start in step with weft-kafka's fetch cycle). From kcat's start (kcat's own start, ~ms, is inside every
 sample; its run time to the mock's ack is reported beside), HISTORY and
 RECS of that session are polled until HISTORY holds the event and RECS differs from what every session
 without state gets (the front table's answer): the model applied it. The
@@ -33,6 +34,7 @@ Not a test: figures for BENCHMARKS.md.
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -103,7 +105,12 @@ def latency(a, app, bootstrap, items):
     assert good, "no item's view changes the empty session's RECS"
     print(f"latency probes: {len(good)} of 200 items change the empty session's RECS ({len(empty)} items)")
     hist, recs, acked = [], [], []
+    rnd = random.Random(20)
     for i in range(a.probes):
+        # A probe started just as the last became visible would start just
+        # after weft-kafka's fetch came back, in step with its fetch cycle
+        # (the mock holds an empty fetch 50 ms): start at a random phase.
+        time.sleep(rnd.uniform(0, 0.1))
         s, it = f"lat{i}", good[i % len(good)]
         msg = f'{s}|{{"ts":{ts},"user_id":"","session_id":"{s}","event":"view","item_id":"{it}"}}\n'
         t = time.time()
