@@ -52,11 +52,13 @@ def shopper_key(args, user=None):
 class WeftRouter:
     """Send each command to the box owning its shopper; follow -MOVED."""
 
-    def __init__(self, boxes, default=None):
-        """boxes: {partition: address} for every partition (or {} and a
-        default address: the map is learnt from the redirects)."""
+    def __init__(self, boxes, default=None, partitions=None):
+        """boxes: {partition: address} for every partition (or {}, a
+        default address and partitions, the topic's partition count: the
+        map is learnt from the redirects; without the count every command
+        goes to the default box first)."""
         self.boxes = dict(boxes)
-        self.n = len(self.boxes)
+        self.n = partitions or len(self.boxes)
         self.default = default or next(iter(self.boxes.values()))
         self.conns = {}
         self.redirects = 0
