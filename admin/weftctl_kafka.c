@@ -54,9 +54,10 @@ void wf_cli_kafka_status(const struct wf_cli_opts *o)
 		printf("  partition %lld: committed %lld, high %lld, lag %lld\n", num(p, "partition"),
 		       num(p, "committed"), num(p, "high"), num(p, "lag"));
 	if (json_string_value(json_object_get(j, "out_topic")))
-		printf("  out topic %s: %lld transitions produced, cursor %lld, %lld failed rounds\n",
+		printf("  out topic %s: %lld transitions produced (cursor %lld), %lld exposures (cursor %lld), "
+		       "%lld failed rounds\n",
 		       json_string_value(json_object_get(j, "out_topic")), num(j, "out_produced"), num(j, "out_cursor"),
-		       num(j, "out_errors"));
+		       num(j, "out_exposures"), num(j, "out_exposure_cursor"), num(j, "out_errors"));
 	json_decref(j);
 }
 
@@ -70,6 +71,9 @@ int wf_cli_kafka_metrics(const struct wf_cli_opts *o, struct wf_buf *b)
 		{ "bad", "Kafka messages refused (not JSON, missing fields, unknown event type)" },
 		{ "rebalances", "consumer group rebalances seen by this weft-kafka run" },
 		{ "commit_errors", "offset commits that failed (the journal still skips what it holds)" },
+		{ "out_produced", "segment transitions produced to --kafka-out-topic and acked, this run" },
+		{ "out_exposures", "experiment exposures produced to --kafka-out-topic and acked, this run" },
+		{ "out_errors", "--kafka-out-topic rounds not acked whole (produced again)" },
 	};
 	size_t i;
 	int e = 0;

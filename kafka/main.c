@@ -233,6 +233,8 @@ static void status_write(struct kafka_ctx *ctx)
 		json_object_set_new(o, "out_produced", json_integer((json_int_t)ctx->out.produced));
 		json_object_set_new(o, "out_errors", json_integer((json_int_t)ctx->out.errors));
 		json_object_set_new(o, "out_cursor", json_integer((json_int_t)ctx->out.cursor));
+		json_object_set_new(o, "out_exposures", json_integer((json_int_t)ctx->out.eproduced));
+		json_object_set_new(o, "out_exposure_cursor", json_integer((json_int_t)ctx->out.ecursor));
 	}
 	if (rd_kafka_assignment(ctx->rk, &as) == RD_KAFKA_RESP_ERR_NO_ERROR) {
 		for (int i = 0; i < as->cnt; i++) {
@@ -532,27 +534,6 @@ static int connect_ingest(struct kafka_ctx *ctx)
 	return -ECONNREFUSED;
 }
 
-/* A number field of weft-ingest's INFO stats (journal_failed: 0 "no",
- * else 1); 0 and -1 when absent. */
-static int info_field(struct kafka_ctx *ctx, const char *key, uint64_t *v)
-{
-	redisReply *r = redisCommand(ctx->rc, "INFO stats");
-	size_t kl = strlen(key);
-	int rc = -1;
-
-	*v = 0;
-	if (r && r->type == REDIS_REPLY_STRING)
-		for (const char *l = r->str; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (!strncmp(l, key, kl) && l[kl] == ':') {
-				*v = strcmp(key, "journal_failed") ? strtoull(l + kl + 1, NULL, 10)
-								   : strncmp(l + kl + 1, "no\r", 3) != 0;
-				rc = 0;
-				break;
-			}
-	freeReplyObject(r);
-	return rc;
-}
-
 /*
  * What the journal holds of our topic (seen.h), read only once no EVENT
  * of an earlier weft-kafka connection (one killed, or our own before a
@@ -571,7 +552,7 @@ static int load_seen(struct kafka_ctx *ctx)
 	int i;
 
 	for (i = 0; i < 300 && !ctx->stop; i++) {
-		if (info_field(ctx, "kafka_conns", &conns) < 0 || !conns)
+		if (kafka_ingest_info(ctx->rc, "kafka_conns", &conns) < 0 || !conns)
 			break; /* absent: a weft-ingest without the field */
 		if (i == 10)
 			wf_info("waiting for weft-ingest to finish %llu earlier weft-kafka connection%s",
@@ -585,9 +566,9 @@ static int load_seen(struct kafka_ctx *ctx)
 			(unsigned long long)conns, conns == 1 ? "" : "s");
 	/* A failing journal makes nothing more durable: what it refused is
 	 * not in it, and is sent again. */
-	if (info_field(ctx, "journal_next_lsn", &next) == 0)
-		for (i = 0; i < 300 && !ctx->stop && info_field(ctx, "journal_durable_lsn", &durable) == 0 &&
-			    durable + 1 < next && (info_field(ctx, "journal_failed", &failed), !failed);
+	if (kafka_ingest_info(ctx->rc, "journal_next_lsn", &next) == 0)
+		for (i = 0; i < 300 && !ctx->stop && kafka_ingest_info(ctx->rc, "journal_durable_lsn", &durable) == 0 &&
+			    durable + 1 < next && (kafka_ingest_info(ctx->rc, "journal_failed", &failed), !failed);
 		     i++) {
 			usleep(100000);
 			check_signals(ctx);
@@ -749,7 +730,8 @@ int main(int argc, char **argv)
 	if (make_consumer(ctx) < 0)
 		return 1;
 	ctx->out.topic = ctx->out_topic;
-	if (ctx->out.topic && kafka_out_start(&ctx->out, ctx->brokers, ctx->dir, ctx->socket, ctx->out_cursor) < 0)
+	if (ctx->out.topic &&
+	    kafka_out_start(&ctx->out, ctx->brokers, ctx->dir, ctx->socket, ctx->journal, ctx->out_cursor) < 0)
 		return 1;
 	while (!ctx->stop) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(ctx->rk, 100);

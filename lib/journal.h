@@ -174,6 +174,19 @@ int wf_journal_reader_open(const char *dir, uint64_t from_lsn, struct wf_journal
 int wf_journal_reader_next(struct wf_journal_reader *r, struct wf_journal_rec *rec);
 void wf_journal_reader_close(struct wf_journal_reader *r);
 
+/*
+ * A tail: records in order from from_lsn as the journal grows, read a
+ * chunk at a time (lib/journal_tail.c). wf_journal_tail_next: 1 a record
+ * (valid until the next call), 0 none more now with lsn <= max_lsn (call
+ * again later: it goes on from there), -errno. A record above max_lsn is
+ * left for a later call: pass the durable LSN to read only what is
+ * durable.
+ */
+struct wf_journal_tail;
+int wf_journal_tail_open(const char *dir, uint64_t from_lsn, struct wf_journal_tail **ret);
+int wf_journal_tail_next(struct wf_journal_tail *t, struct wf_journal_rec *rec, uint64_t max_lsn);
+void wf_journal_tail_close(struct wf_journal_tail *t); /* accepts NULL */
+
 /* Decode one record from buf (for the fuzz target and the reader).
  * Returns the record's total size (> 0), 0 if buf holds an incomplete
  * record, -EBADMSG if it is not a valid record. */

@@ -299,6 +299,45 @@ static void test_journal_rolls_segments_and_reads_across(void **state)
 	wf_journal_reader_close(r);
 }
 
+/* A tail follows the journal as it is written: in fsync mode (zeros ahead
+ * of the data), across segment rolls, never past max_lsn (a record above
+ * it comes at a later call), and on from where it stopped with records
+ * appended since; records below from_lsn are skipped. */
+static void test_journal_tail_follows_writes_and_rolls(void **state)
+{
+	struct wf_journal_opts o = { .segment_bytes = 4096, .durability = WF_JOURNAL_FSYNC };
+	struct wf_journal *j;
+	struct wf_journal_tail *t;
+	struct wf_journal_rec rec;
+	char err[256], item[32];
+	uint64_t want = 5, last = 0;
+
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	assert_int_equal(wf_journal_tail_open(dir, want, &t), 0);
+	assert_int_equal(wf_journal_tail_next(t, &rec, UINT64_MAX), 0); /* nothing written yet */
+	for (int round = 0; round < 40; round++) {
+		for (int i = 0; i < 25; i++) {
+			snprintf(item, sizeof(item), "item%d", round * 25 + i);
+			last = append_event(j, "sess", item, 0);
+		}
+		assert_int_equal(wf_journal_flush_sync(j), 0);
+		/* Bounded: only up to half of this round. */
+		while (wf_journal_tail_next(t, &rec, last - 12) == 1) {
+			assert_int_equal(rec.lsn, want);
+			snprintf(item, sizeof(item), "item%d", (int)(want - 1));
+			assert_memory_equal(rec.argv[3], item, rec.argl[3]);
+			want++;
+		}
+		assert_int_equal(want, last - 11);
+		while (wf_journal_tail_next(t, &rec, last) == 1)
+			assert_int_equal(rec.lsn, want++);
+		assert_int_equal(want, last + 1);
+	}
+	assert_true(last == 1000);
+	wf_journal_tail_close(t);
+	wf_journal_close(j);
+}
+
 /* Size of dir/name, and where its records end (the offset past the last
  * record that decodes). */
 static void seg_sizes(const char *name, uint64_t *ret_size, uint64_t *ret_data_end)
@@ -690,6 +729,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_journal_decode_rejects_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_corrupt_middle_segment_is_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_tail_follows_writes_and_rolls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_sigkill_loses_no_acked_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_concurrent_recovery_is_independent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_retention_keeps_what_a_checkpoint_or_night_needs, setup,

@@ -466,12 +466,15 @@ def check_redirects(apps, owned, socks, users):
 
 def test_out_topic_transitions_at_least_once():
     """--kafka-out-topic: weft-kafka reads the segment transitions with
-    TRIGGERS and produces each to the out topic keyed by its shopper; it is
-    killed with SIGKILL after its first produced round and restarted by the
-    supervisor. At the end kcat reads the out topic: every transition
-    TRIGGERS 0 knows is there (by id), nothing else is, copies only from
-    the one at-least-once window (a round acked but its cursor not yet
-    written), and the cursor file holds the last id."""
+    TRIGGERS, and the experiment exposures from the journal up to its
+    durable LSN, and produces each to the out topic keyed by its shopper;
+    it is killed with SIGKILL after its first produced round and restarted
+    by the supervisor. At the end kcat reads the out topic: every
+    transition TRIGGERS 0 knows is there (by id), every exposure the
+    experiment report counts is there once or more (by id: its journal
+    LSN), nothing else is, copies only from the one at-least-once window
+    (a round acked but its cursor not yet written), and the cursor files
+    hold the last ids."""
     if not shutil.which("kcat") or not os.access(MOCK, os.X_OK):
         raise SkipTest("kcat or librdkafka (weft-test-kafka-mock) missing")
     out = "weft-out"
@@ -485,15 +488,24 @@ def test_out_topic_transitions_at_least_once():
         app = Appliance(T.path, shards=2, snapshot=store.snapshot,
                         extra=["--kafka-brokers", bootstrap, "--kafka-topic", TOPIC, "--kafka-out-topic", out])
         app.weftctl("segment", "define", "twice", "count(view, 10m) >= 2")
+        app.weftctl("experiment", "create", "ox", "--arm", "a=50:live", "--arm", "b=50:live")
+        app.weftctl("experiment", "start", "ox")
         now = int(time.time() * 1000)
+
+        def recs(lo, hi):
+            c = app.client()
+            for s in range(lo, hi):
+                assert c.execute_command("RECS", f"os{s}", "-", 5)
 
         def views(lo, hi):
             return [keyed({"ts": now + s, "user_id": "", "session_id": f"os{s}", "event": "view",
                            "item_id": items[(s + v) % len(items)]}) for s in range(lo, hi) for v in range(2)]
         produce(bootstrap, views(0, ns // 2))
+        recs(0, ns // 2)
         wait_for("a round produced", lambda: (status_of(app) or {}).get("out_produced", 0) > 0, tries=2400)
         os.kill(app.pids("weft-kafka")[0], signal.SIGKILL)
         produce(bootstrap, views(ns // 2, ns))
+        recs(ns // 2, ns)
 
         def all_trig():
             return app.client().execute_command("TRIGGERS", "0", "COUNT", "1000")
@@ -504,14 +516,30 @@ def test_out_topic_transitions_at_least_once():
                  lambda: (status_of(app) or {}).get("out_cursor") == last, tries=2400)
         with open(os.path.join(app.dir, "kafka-out.cursor")) as f:
             assert int(f.read()) == last
+        rep = json.loads(app.weftctl("--json", "experiment", "report", "ox").stdout)
+        nexp = int(sum(a["exposures"] for a in rep["arms"].values()))
+        assert nexp >= ns, f"the experiment counted {nexp} exposures for {ns} RECS"
+        durable = app.client().info("stats")["journal_durable_lsn"]
+        wait_for("the exposure cursor past every exposure",
+                 lambda: (status_of(app) or {}).get("out_exposure_cursor", 0) >= durable, tries=2400)
         assert f"out topic {out}:" in app.weftctl("status").stdout
+        metrics = app.weftctl("metrics").stdout
+        assert "weft_kafka_out_exposures_total" in metrics and "weft_kafka_out_produced_total" in metrics
+        if shutil.which("promtool"):
+            r = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
+            assert r.returncode == 0, r.stdout + r.stderr
         r = subprocess.run(["kcat", "-b", bootstrap, "-t", out, "-C", "-e", "-q", "-f", "%k|%s\\n"],
                            capture_output=True, timeout=60, text=True)
         assert r.returncode == 0, r.stderr
-        got = {}
+        got, exposures = {}, {}
         for line in r.stdout.splitlines():
             key, msg = line.split("|", 1)
             t = json.loads(msg)
+            if t.get("kind") == "exposure":
+                assert t["experiment"] == "ox" and t["arm"] in ("a", "b") and t["items"], t
+                assert t["unit"] == "s:" + t["session"] and t["user"] == "-" and key == t["session"], (key, t)
+                exposures[t["id"]] = exposures.get(t["id"], 0) + 1
+                continue
             assert t == want[t["id"]], t
             assert key == (t["user"] if t["user"] != "-" else t["session"]), (key, t)
             got[t["id"]] = got.get(t["id"], 0) + 1
@@ -519,6 +547,12 @@ def test_out_topic_transitions_at_least_once():
         dup = sum(v - 1 for v in got.values())
         assert dup <= 512, f"{dup} copies: more than one round"
         log(f"     {len(want)} transitions in the out topic, {dup} produced twice (the at-least-once window)")
+        assert len(exposures) == nexp, f"{len(exposures)} exposures in the out topic, the report counts {nexp}"
+        edup = sum(v - 1 for v in exposures.values())
+        assert edup <= 512, f"{edup} exposure copies: more than one round"
+        with open(os.path.join(app.dir, "kafka-out.cursor.exposures")) as f:
+            assert int(f.read()) >= max(int(i) for i in exposures)
+        log(f"     {nexp} exposures in the out topic, {edup} produced twice")
     finally:
         if app:
             app.stop()
