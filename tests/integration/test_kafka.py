@@ -75,6 +75,25 @@ def start_mock(topics):
     return mock, bootstrap
 
 
+def teardown(T, mock, *apps):
+    """After a test: its appliances stopped, the mock ended, its directory
+    removed (kept with WEFT_KEEP=1)."""
+    for app in apps:
+        if app:
+            app.stop()
+    stop_mock(mock)
+    if not os.environ.get("WEFT_KEEP"):
+        T.cleanup()
+
+
+def caught_up(app, pid=None):
+    """kafka.status once it shows lag 0 on all 4 partitions (written by
+    weft-kafka pid, if given), else None."""
+    st = status_of(app)
+    return st if st and (pid is None or st.get("pid") == pid) and len(st["partitions"]) == 4 and \
+        all(p["lag"] == 0 for p in st["partitions"]) else None
+
+
 def stop_mock(mock):
     mock.stdin.close()
     mock.wait(timeout=30)
@@ -177,11 +196,7 @@ def test_kafka_exactly_once_across_kill9():
         assert set(seen) == {f"e{k}" for k in range(N)}
 
         # lag 0 everywhere once the status catches up; bad ones counted, logged
-        def caught_up():
-            st = status_of(app)
-            return st if st and len(st["partitions"]) == 4 and all(p["lag"] == 0 for p in st["partitions"]) \
-                else None
-        st = wait_for("lag 0 on every partition", caught_up)
+        st = wait_for("lag 0 on every partition", lambda: caught_up(app))
         log(f"kafka.status: {json.dumps(st)}")
         app.logf.flush()
         with open(app.logf.name) as f:
@@ -202,11 +217,7 @@ def test_kafka_exactly_once_across_kill9():
         recs = c.execute_command("RECS", "ks1", users[1], 10)
         assert len(recs) == 10, recs
     finally:
-        if app:
-            app.stop()
-        stop_mock(mock)
-        if not os.environ.get("WEFT_KEEP"):
-            T.cleanup()
+        teardown(T, mock, app)
 
 
 def test_restart_while_ingest_stalled_no_double():
@@ -257,14 +268,10 @@ def test_restart_while_ingest_stalled_no_double():
         assert sorted(app.pids("weft-ranker")) == sorted(rpids), "a ranker was restarted: the window was not tested"
         knew = [p for p in app.pids("weft-kafka") if p != kpid][0]
 
-        def caught_up():
-            st = status_of(app)
-            return st if st and st.get("pid") == knew and len(st["partitions"]) == 4 and \
-                all(p["lag"] == 0 for p in st["partitions"]) else None
         # the new consumer rejoins the group (the dead member's session
         # times out first), is given the unfinished batch again, and must
         # skip what the dead connection made durable
-        st = wait_for("the restarted weft-kafka caught up, lag 0", caught_up, tries=2400)
+        st = wait_for("the restarted weft-kafka caught up, lag 0", lambda: caught_up(app, knew), tries=2400)
         log(f"kafka.status after the window: {json.dumps(st)}")
         c = app.client()
         seen = {}
@@ -277,11 +284,7 @@ def test_restart_while_ingest_stalled_no_double():
         assert set(seen) == {f"e{k}" for k in range(n)}, f"{n - len(seen)} events missing"
         assert st["skipped"] > 0, f"the restarted weft-kafka was given nothing again: the window was not tested: {st}"
     finally:
-        if app:
-            app.stop()
-        stop_mock(mock)
-        if not os.environ.get("WEFT_KEEP"):
-            T.cleanup()
+        teardown(T, mock, app)
 
 
 def test_two_replicas_give_identical_recs():
@@ -328,11 +331,7 @@ def test_two_replicas_give_identical_recs():
         assert not diff, f"replicas differ: {diff[:10]}"
         assert all(len(r[2]) == 20 for r in answers[0] if r[0] == "RECS"), "a RECS short of 20"
     finally:
-        for app in apps:
-            app.stop()
-        stop_mock(mock)
-        if not os.environ.get("WEFT_KEEP"):
-            T.cleanup()
+        teardown(T, mock, *apps)
 
 
 def test_two_boxes_split_partitions_exactly_once():
@@ -411,11 +410,7 @@ def test_two_boxes_split_partitions_exactly_once():
         assert ta and tb
         check_redirects(apps, owned, socks, users)
     finally:
-        for app in apps:
-            app.stop()
-        stop_mock(mock)
-        if not os.environ.get("WEFT_KEEP"):
-            T.cleanup()
+        teardown(T, mock, *apps)
 
 
 def check_redirects(apps, owned, socks, users):
@@ -554,11 +549,7 @@ def test_out_topic_transitions_at_least_once():
             assert int(f.read()) >= max(int(i) for i in exposures)
         log(f"     {nexp} exposures in the out topic, {edup} produced twice")
     finally:
-        if app:
-            app.stop()
-        stop_mock(mock)
-        if not os.environ.get("WEFT_KEEP"):
-            T.cleanup()
+        teardown(T, mock, app)
 
 
 if __name__ == "__main__":
