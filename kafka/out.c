@@ -318,15 +318,26 @@ static void exposures_round(struct kafka_out *o)
 	if (wf_now_ns() < o->enext_ns)
 		return;
 	o->enext_ns = wf_now_ns() + OUT_EVERY_NS;
-	if (ensure_rc(o) < 0 || kafka_ingest_info(o->rc, "journal_durable_lsn", &durable) < 0 ||
-	    durable <= o->ecursor)
+	if (ensure_rc(o) < 0 || kafka_ingest_info(o->rc, "journal_durable_lsn", &durable) < 0)
+		return;
+	if (durable < o->ecursor && !o->ewarned) {
+		wf_warn("out topic %s: %s says LSN %" PRIu64 " but the journal is durable only to %" PRIu64
+			" (a journal replaced underneath?): no exposure is produced until it passes the cursor; "
+			"remove the file to start again from the journal's start",
+			o->topic, o->ecursor_path, o->ecursor, durable);
+		o->ewarned = 1;
+	}
+	if (durable <= o->ecursor)
 		return;
 	if (!o->tail && (e = wf_journal_tail_open(o->journal, o->ecursor + 1, &o->tail)) < 0) {
-		wf_warn("out topic %s: cannot read the journal %s: %s", o->topic, o->journal, strerror(-e));
+		wf_warn("out topic %s: cannot read the journal %s: %s (trying again in 5 s)", o->topic, o->journal,
+			strerror(-e));
+		o->enext_ns = wf_now_ns() + 50 * OUT_EVERY_NS;
 		return;
 	}
 	o->failed = 0;
-	while (queued < OUT_ROUND && scanned++ < OUT_SCAN_MAX && (r = wf_journal_tail_next(o->tail, &rec, durable)) == 1) {
+	while (queued < OUT_ROUND && scanned++ < OUT_SCAN_MAX &&
+	       (r = wf_journal_tail_next(o->tail, &rec, durable)) == 1) {
 		char *s;
 		const char *key;
 		size_t klen;
@@ -348,8 +359,11 @@ static void exposures_round(struct kafka_out *o)
 			break;
 		queued++;
 	}
-	if (r < 0)
-		wf_warn("out topic %s: reading the journal %s: %s", o->topic, o->journal, strerror(-r));
+	if (r < 0) { /* what came before it is still produced below; then a pause */
+		wf_warn("out topic %s: reading the journal %s: %s (trying again in 5 s)", o->topic, o->journal,
+			strerror(-r));
+		exposures_rewind(o);
+	}
 	if (e < 0 || (queued && (rd_kafka_flush(o->rk, OUT_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR || o->failed))) {
 		o->errors++;
 		wf_warn("out topic %s: exposures after LSN %" PRIu64 " were not acked whole: produced again", o->topic,
@@ -358,7 +372,9 @@ static void exposures_round(struct kafka_out *o)
 		o->enext_ns = wf_now_ns() + 10 * OUT_EVERY_NS; /* back off: 1 s */
 		return;
 	}
-	if (queued == OUT_ROUND || scanned > OUT_SCAN_MAX)
+	if (r < 0)
+		o->enext_ns = wf_now_ns() + 50 * OUT_EVERY_NS;
+	else if (queued == OUT_ROUND || scanned > OUT_SCAN_MAX)
 		o->enext_ns = 0; /* more waiting: at once */
 	if (queued && (e = cursor_write(o->ecursor_path, last)) < 0) {
 		wf_warn("cannot write %s: %s (this round is produced again after a restart)", o->ecursor_path,

@@ -36,6 +36,7 @@ struct kafka_out {
 	struct wf_journal_tail *tail; /* NULL: opened at ecursor + 1 by the next round */
 	uint64_t enext_ns;          /* the next exposure round */
 	uint64_t eproduced;         /* kafka.status: exposures acked */
+	int ewarned;                /* the cursor-ahead-of-the-journal warning was logged */
 };
 
 /* Start: the cursor file (cursor_path, NULL: DIR/kafka-out.cursor) read (absent: 0, every transition the journal
