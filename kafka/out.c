@@ -77,19 +77,18 @@ int kafka_ingest_info(redisContext *rc, const char *key, uint64_t *v)
 {
 	redisReply *r = rc ? redisCommand(rc, "INFO stats") : NULL;
 	size_t kl = strlen(key);
-	int rc_ = -1;
+	const char *l = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+	int found;
 
 	*v = 0;
-	if (r && r->type == REDIS_REPLY_STRING)
-		for (const char *l = r->str; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-			if (!strncmp(l, key, kl) && l[kl] == ':') {
-				*v = strcmp(key, "journal_failed") ? strtoull(l + kl + 1, NULL, 10)
-								   : strncmp(l + kl + 1, "no\r", 3) != 0;
-				rc_ = 0;
-				break;
-			}
-	freeReplyObject(r);
-	return rc_;
+	for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (!strncmp(l, key, kl) && l[kl] == ':')
+			break;
+	found = l && *l;
+	if (found)
+		*v = strcmp(key, "journal_failed") ? strtoull(l + kl + 1, NULL, 10) : strncmp(l + kl + 1, "no\r", 3) != 0;
+	freeReplyObject(r); /* l pointed into it */
+	return found ? 0 : -1;
 }
 
 int kafka_out_start(struct kafka_out *o, const char *brokers, const char *dir, const char *socket,
