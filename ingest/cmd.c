@@ -299,7 +299,8 @@ static int event_from_kafka(const struct wf_resp_req *r)
 
 /*
  * Partitioned boxes (--kafka-partitions with --kafka-peers, lib/part.h):
- * the partition of the command's shopper if another box owns it, else -1.
+ * the partition of the command's shopper if another box owns it, else -1
+ * (always for an EVENT from_kafka).
  * The key is the Kafka message key, the user, or the session for an
  * anonymous visitor. HISTORY names only a session: keyed by it, and asked
  * only when this box holds no EVENT of it (the caller's route probe), so a
@@ -308,7 +309,7 @@ static int event_from_kafka(const struct wf_resp_req *r)
  * was assigned: it is never redirected (a producer with another
  * partitioner is not refused here). One CRC-32 and one table lookup.
  */
-static int64_t moved_partition(const struct ingest_ctx *ctx, const struct wf_resp_req *r, int cmd)
+static int64_t moved_partition(const struct ingest_ctx *ctx, const struct wf_resp_req *r, int cmd, int from_kafka)
 {
 	const struct wf_resp_arg *k = &r->argv[1];
 	uint32_t p;
@@ -318,9 +319,7 @@ static int64_t moved_partition(const struct ingest_ctx *ctx, const struct wf_res
 	p = wf_part_of(k->p, k->len, ctx->part.n);
 	if (!wf_part_owner(&ctx->part, p))
 		return -1;
-	if (cmd == WF_CMD_EVENT && event_from_kafka(r))
-		return -1;
-	return p;
+	return from_kafka ? -1 : (int64_t)p;
 }
 
 /* Reply -MOVED <partition> <address> (as Redis Cluster), counted. */
@@ -343,7 +342,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	size_t ulen = 0;
 	uint64_t now_ms;
 	uint32_t shard;
-	int cmd = ci->code;
+	int cmd = ci->code, from_kafka;
 
 	struct wf_msg_recs recs;
 
@@ -351,11 +350,12 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		return 0;
 	/* weft-kafka's connection: a restarted weft-kafka reads the journal
 	 * only once no such connection is left (INFO kafka_conns, kafka/README). */
-	if (cmd == WF_CMD_EVENT && !c->kafka && event_from_kafka(r)) {
+	from_kafka = cmd == WF_CMD_EVENT && event_from_kafka(r);
+	if (from_kafka && !c->kafka) {
 		c->kafka = 1;
 		ctx->kafka_conns++;
 	}
-	if (wf_unlikely(ctx->part.n) && cmd != WF_CMD_HISTORY && (mp = moved_partition(ctx, r, cmd)) >= 0)
+	if (wf_unlikely(ctx->part.n) && cmd != WF_CMD_HISTORY && (mp = moved_partition(ctx, r, cmd, from_kafka)) >= 0)
 		return moved(ctx, c, (uint32_t)mp);
 	if (cmd != WF_CMD_HISTORY) {
 		user = r->argv[2].p;
@@ -370,7 +370,7 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 	now_ms = wf_wall_ms();
 	shard = wf_route_lookup(&ctx->route, r->argv[1].p, r->argv[1].len, user, ulen, now_ms, cmd == WF_CMD_EVENT,
 				&hit);
-	if (wf_unlikely(ctx->part.n) && cmd == WF_CMD_HISTORY && !hit.evented && (mp = moved_partition(ctx, r, cmd)) >= 0)
+	if (wf_unlikely(ctx->part.n) && cmd == WF_CMD_HISTORY && !hit.evented && (mp = moved_partition(ctx, r, cmd, 0)) >= 0)
 		return moved(ctx, c, (uint32_t)mp);
 	if (cmd == WF_CMD_RECS) {
 		/* A session with no EVENT routed may have no state: try the
