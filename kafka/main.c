@@ -548,34 +548,35 @@ static int connect_ingest(struct kafka_ctx *ctx)
  */
 static int load_seen(struct kafka_ctx *ctx)
 {
-	uint64_t conns = 1, next = 0, durable = 0, failed = 0;
+	struct kafka_ingest_stats st = { .kafka_conns = 1 };
+	uint64_t next;
 	int i;
 
 	for (i = 0; i < 300 && !ctx->stop; i++) {
-		if (kafka_ingest_info(ctx->rc, "kafka_conns", &conns) < 0 || !conns)
-			break; /* absent: a weft-ingest without the field */
+		if (kafka_ingest_stats(ctx->rc, &st) < 0 || !st.kafka_conns)
+			break; /* 0 also from a weft-ingest without the field */
 		if (i == 10)
 			wf_info("waiting for weft-ingest to finish %llu earlier weft-kafka connection%s",
-				(unsigned long long)conns, conns == 1 ? "" : "s");
+				(unsigned long long)st.kafka_conns, st.kafka_conns == 1 ? "" : "s");
 		usleep(100000);
 		check_signals(ctx);
 	}
-	if (conns)
+	if (st.kafka_conns)
 		wf_warn("weft-ingest still holds %llu weft-kafka connection%s after 30 s: reading the journal "
 			"anyway (an EVENT still in one could be journaled twice)",
-			(unsigned long long)conns, conns == 1 ? "" : "s");
-	/* A failing journal makes nothing more durable: what it refused is
-	 * not in it, and is sent again. */
-	if (kafka_ingest_info(ctx->rc, "journal_next_lsn", &next) == 0)
-		for (i = 0; i < 300 && !ctx->stop && kafka_ingest_info(ctx->rc, "journal_durable_lsn", &durable) == 0 &&
-			    durable + 1 < next && (kafka_ingest_info(ctx->rc, "journal_failed", &failed), !failed);
-		     i++) {
-			usleep(100000);
-			check_signals(ctx);
-		}
-	if (durable + 1 < next && !failed)
+			(unsigned long long)st.kafka_conns, st.kafka_conns == 1 ? "" : "s");
+	/* Every LSN given out by then durable. A failing journal makes nothing
+	 * more durable: what it refused is not in it, and is sent again. */
+	next = st.next_lsn;
+	for (i = 0; i < 300 && !ctx->stop && st.durable_lsn + 1 < next && !st.journal_failed; i++) {
+		usleep(100000);
+		check_signals(ctx);
+		if (kafka_ingest_stats(ctx->rc, &st) < 0)
+			break;
+	}
+	if (st.durable_lsn + 1 < next && !st.journal_failed)
 		wf_warn("the journal holds LSNs up to %llu of %llu given out after 30 s (failing?): reading it anyway",
-			(unsigned long long)durable, (unsigned long long)next - 1);
+			(unsigned long long)st.durable_lsn, (unsigned long long)next - 1);
 	return wf_kseen_load(&ctx->seen, ctx->journal, ctx->topic);
 }
 

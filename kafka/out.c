@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "kafka/out.h"
+#include "lib/proto.h"
 #include "lib/util.h"
 
 #define OUT_ROUND 512u               /* TRIGGERS COUNT */
@@ -73,22 +74,29 @@ static int cursor_write(const char *path, uint64_t cursor)
 	return wf_write_file_atomic(path, buf, (size_t)n);
 }
 
-int kafka_ingest_info(redisContext *rc, const char *key, uint64_t *v)
+int kafka_ingest_stats(redisContext *rc, struct kafka_ingest_stats *st)
 {
 	redisReply *r = rc ? redisCommand(rc, "INFO stats") : NULL;
-	size_t kl = strlen(key);
-	const char *l = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
-	int found;
+	int ok = r && r->type == REDIS_REPLY_STRING;
 
-	*v = 0;
-	for (; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-		if (!strncmp(l, key, kl) && l[kl] == ':')
-			break;
-	found = l && *l;
-	if (found)
-		*v = strcmp(key, "journal_failed") ? strtoull(l + kl + 1, NULL, 10) : strncmp(l + kl + 1, "no\r", 3) != 0;
-	freeReplyObject(r); /* l pointed into it */
-	return found ? 0 : -1;
+	*st = (struct kafka_ingest_stats){ 0 };
+	for (const char *l = ok ? r->str : NULL; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *v = strchr(l, ':');
+		size_t kl = v ? (size_t)(v - l) : 0;
+
+		if (!v)
+			continue;
+		if (kl == 11 && !strncmp(l, "kafka_conns", kl))
+			st->kafka_conns = strtoull(v + 1, NULL, 10);
+		else if (kl == 16 && !strncmp(l, "journal_next_lsn", kl))
+			st->next_lsn = strtoull(v + 1, NULL, 10);
+		else if (kl == 19 && !strncmp(l, "journal_durable_lsn", kl))
+			st->durable_lsn = strtoull(v + 1, NULL, 10);
+		else if (kl == 14 && !strncmp(l, "journal_failed", kl))
+			st->journal_failed = strncmp(v + 1, "no\r", 3) != 0;
+	}
+	freeReplyObject(r);
+	return ok ? 0 : -1;
 }
 
 int kafka_out_start(struct kafka_out *o, const char *brokers, const char *dir, const char *socket,
@@ -136,9 +144,14 @@ int kafka_out_start(struct kafka_out *o, const char *brokers, const char *dir, c
 	return 0;
 }
 
-/* Queue one message keyed by its shopper: 0, or -EIO (not queued, logged). */
-static int produce_keyed(struct kafka_out *o, const char *key, size_t klen, const char *s, size_t len)
+/* Queue one message keyed by its shopper: the user, or the session for an
+ * anonymous visitor (lib/proto's wf_user_is_anon; the key its events have
+ * in the input topic). 0, or -EIO (not queued, logged). */
+static int produce_for_shopper(struct kafka_out *o, const char *session, size_t slen, const char *user,
+			       size_t ulen, const char *s, size_t len)
 {
+	const char *key = wf_user_is_anon(user, ulen) ? session : user;
+	size_t klen = key == session ? slen : ulen;
 	rd_kafka_resp_err_t ke;
 
 	for (int tries = 0;; tries++) {
@@ -162,7 +175,6 @@ static int produce_one(struct kafka_out *o, const char *s, size_t len, uint64_t 
 	const char *id = j ? json_string_value(json_object_get(j, "id")) : NULL;
 	const char *user = j ? json_string_value(json_object_get(j, "user")) : NULL;
 	const char *session = j ? json_string_value(json_object_get(j, "session")) : NULL;
-	const char *key;
 	char *end;
 	int e;
 
@@ -177,8 +189,7 @@ static int produce_one(struct kafka_out *o, const char *s, size_t len, uint64_t 
 		wf_warn("out topic %s: a transition id that is not a number: skipped", o->topic);
 		return -EPROTO;
 	}
-	key = strcmp(user, "-") != 0 ? user : session;
-	e = produce_keyed(o, key, strlen(key), s, len);
+	e = produce_for_shopper(o, session, strlen(session), user, strlen(user), s, len);
 	json_decref(j);
 	return e;
 }
@@ -309,6 +320,7 @@ static void exposures_rewind(struct kafka_out *o)
  */
 static void exposures_round(struct kafka_out *o)
 {
+	struct kafka_ingest_stats st;
 	struct wf_journal_rec rec;
 	uint64_t durable, last = o->ecursor;
 	uint32_t queued = 0, scanned = 0;
@@ -317,8 +329,9 @@ static void exposures_round(struct kafka_out *o)
 	if (wf_now_ns() < o->enext_ns)
 		return;
 	o->enext_ns = wf_now_ns() + OUT_EVERY_NS;
-	if (ensure_rc(o) < 0 || kafka_ingest_info(o->rc, "journal_durable_lsn", &durable) < 0)
+	if (ensure_rc(o) < 0 || kafka_ingest_stats(o->rc, &st) < 0)
 		return;
+	durable = st.durable_lsn;
 	if (durable < o->ecursor && !o->ewarned) {
 		wf_warn("out topic %s: %s says LSN %" PRIu64 " but the journal is durable only to %" PRIu64
 			" (a journal replaced underneath?): no exposure is produced until it passes the cursor; "
@@ -338,8 +351,6 @@ static void exposures_round(struct kafka_out *o)
 	while (queued < OUT_ROUND && scanned++ < OUT_SCAN_MAX &&
 	       (r = wf_journal_tail_next(o->tail, &rec, durable)) == 1) {
 		char *s;
-		const char *key;
-		size_t klen;
 
 		last = rec.lsn;
 		if (rec.kind != WF_JREC_EXPOSURE)
@@ -349,10 +360,7 @@ static void exposures_round(struct kafka_out *o)
 				o->topic, rec.lsn);
 			continue;
 		}
-		/* the shopper: the user, or the session when anonymous */
-		key = rec.argl[4] == 1 && rec.argv[4][0] == '-' ? rec.argv[3] : rec.argv[4];
-		klen = key == rec.argv[3] ? rec.argl[3] : rec.argl[4];
-		e = produce_keyed(o, key, klen, s, strlen(s));
+		e = produce_for_shopper(o, rec.argv[3], rec.argl[3], rec.argv[4], rec.argl[4], s, strlen(s));
 		free(s);
 		if (e < 0)
 			break;

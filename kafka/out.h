@@ -53,9 +53,17 @@ int kafka_out_start(struct kafka_out *o, const char *brokers, const char *dir, c
  * errors. */
 void kafka_out_pump(struct kafka_out *o);
 
-/* A number field of weft-ingest's INFO stats on rc (journal_failed: 0
- * for "no", else 1): 0, or -1 (no answer, or no such field; *v 0). */
-int kafka_ingest_info(redisContext *rc, const char *key, uint64_t *v);
+/* The fields of weft-ingest's INFO stats weft-kafka reads (0 where a
+ * weft-ingest does not have one). */
+struct kafka_ingest_stats {
+	uint64_t kafka_conns;  /* open connections that sent an EVENT with the kafka field */
+	uint64_t next_lsn;     /* journal_next_lsn: the LSN the next record gets */
+	uint64_t durable_lsn;  /* journal_durable_lsn */
+	int journal_failed;    /* journal_failed is not "no" */
+};
+
+/* One INFO stats on rc into *st: 0, or -1 (no answer; *st zeroed). */
+int kafka_ingest_stats(redisContext *rc, struct kafka_ingest_stats *st);
 
 /* Flush and free; accepts an object never started. */
 void kafka_out_stop(struct kafka_out *o);
