@@ -1,5 +1,5 @@
 /*
- * test_routing.c - weft-ingest's session table (ingest/route.h): a session
+ * test_routing.c - weft-ingest's session table (ingest/shard.c): a session
  * is pinned at its first request (user's shard if known, else the
  * session's), follows the user it is asked for until its first EVENT,
  * keeps its shard from then on when the shopper logs in halfway, is
@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ingest/route.h"
+#include "ingest/ingest.h"
 #include "lib/util.h"
 
 #define NSHARDS 8u
