@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "shm/front.h"
 
 static int setup_buffers(struct ingest_ctx *ctx)
 {
@@ -380,6 +381,12 @@ static int setup_state(struct ingest_ctx *ctx)
 		struct ingest_shard *sh = &ctx->shards[s];
 		sh->sc = wf_shm_shard(ctx->shm, s);
 		sh->front = wf_shm_front(ctx->shm, s);
+		if ((r = wf_front_prefault(sh->front, 0)) < 0 && r != -EINVAL) {
+			wf_err("shard %u's front table (%zu MiB of shared memory) cannot be allocated: %s; /dev/shm is "
+			       "probably full (df -h /dev/shm): free space there or give it more, then start again",
+			       s, sizeof(*sh->front) >> 20, strerror(-r));
+			return 1;
+		}
 		wf_ring_prod_attach(&sh->req, wf_shm_req_ring(ctx->shm, s));
 		wf_ring_cons_attach(&sh->rep, wf_shm_rep_ring(ctx->shm, s));
 		sh->fifo_cap = 1u << 17;

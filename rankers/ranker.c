@@ -550,6 +550,12 @@ static int attach(struct ranker_ctx *ctx)
 	 * ours moves); one it died writing stays odd until our next complete
 	 * write of it (wf_seq_write_begin keeps odd odd): no reset needed. */
 	ctx->live = wf_shm_front(ctx->shm, ctx->shard);
+	if ((r = wf_front_prefault(ctx->live, 1)) < 0 && r != -EINVAL) {
+		wf_err("the front table (%zu MiB of shared memory) cannot be allocated: %s; /dev/shm is probably full "
+		       "(df -h /dev/shm): free space there or give it more, then start again",
+		       sizeof(*ctx->live) >> 20, strerror(-r));
+		return r;
+	}
 	if (ctx->recs_cache)
 		ctx->front = ctx->live;
 	wf_ring_cons_attach(&ctx->req, wf_shm_req_ring(ctx->shm, ctx->shard));

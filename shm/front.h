@@ -41,6 +41,20 @@ int wf_front_key_add(struct wf_front_key *k, const char *p, uint32_t len);
 /* After the last argument: its hash. */
 void wf_front_key_seal(struct wf_front_key *k);
 
+/*
+ * Map the whole table into this process now, allocating its pages in the
+ * segment if no process has yet (write: MADV_POPULATE_WRITE, for the
+ * shard's ranker; else MADV_POPULATE_READ, for weft-ingest). The table is
+ * probed at random by key hash, so under load every page is touched
+ * within minutes; left to fault on use, each first touch was a page fault
+ * in each process (a quarter of weft-ingest's CPU under the page-view load
+ * of a freshly started weft). 0; -EINVAL when the kernel has no populate
+ * (< 5.14: pages fault in on use); another -errno (-EFAULT, -ENOMEM) when
+ * the segment cannot hold the pages (/dev/shm full: the caller stops
+ * rather than take a SIGBUS on a missing page under load).
+ */
+int wf_front_prefault(struct wf_front *f, int write);
+
 /* ---- writer (weft-ranker@N) ---- */
 
 /* Everything an entry's answer depended on, as the ranker read it (see

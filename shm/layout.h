@@ -257,7 +257,7 @@ _Static_assert(offsetof(struct wf_shard_ctl, stats.sessions_evicted) == 1248 &&
  * ingest filters the prefix by live stock the ranker's way and takes k,
  * or, when the prefix runs short, forwards the request.
  */
-#define WF_FRONT_SLOTS 131072u /* 1,856 B each, 2-way sets: 232 MiB per shard (reserved, touched as used) */
+#define WF_FRONT_SLOTS 131072u /* 1,856 B each, 2-way sets: 232 MiB per shard, mapped in at start (wf_front_prefault) */
 #define WF_FRONT_ITEMS 64u
 #define WF_FRONT_ARGS 160u
 #define WF_FRONT_DATA 1800u

@@ -12,6 +12,11 @@ follows the journal); once the disk
 has room again EVENT works without a restart; after a restart the session
 holds exactly the acknowledged events.
 
+And a /dev/shm too small for the shared segment (a private mount
+namespace with a 64 MiB tmpfs there: root only): weft-ranker and
+weft-ingest say so at start, name the fix and do not start, instead of
+dying of SIGBUS under load when a front-table page cannot be allocated.
+
 Exit 77 when neither way to fill the disk is available.
 """
 import os
@@ -184,8 +189,38 @@ def cleanup():
     T.cleanup()
 
 
+def test_full_dev_shm_is_a_clear_error_at_start():
+    d = os.path.join(T.path, "shm-small")
+    script = ("mount -t tmpfs -o size=64m tmpfs /dev/shm || exit 77; "
+              f"exec {harness.prog('weftctl')} up --dir {d} --shards 2 --snapshot {STORE.snapshot}")
+    p = subprocess.Popen(["unshare", "-m", "sh", "-c", script], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    seen, lines = set(), []
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            assert "ready" not in line, f"weft started on a /dev/shm it cannot fill: {line}"
+            for who in ("weft-ranker", "weft-ingest"):
+                if f"{who}: error:" in line and "cannot be allocated" in line and "df -h /dev/shm" in line:
+                    seen.add(who)
+            if seen == {"weft-ranker", "weft-ingest"}:
+                break
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=60)
+        lines.append(out or "")
+    if p.returncode == 77 and not seen:
+        harness.log("note test_full_dev_shm_is_a_clear_error_at_start: cannot mount a tmpfs on /dev/shm in a "
+                    "private namespace here (root only); not checked")
+        return
+    text = "".join(lines)
+    assert seen == {"weft-ranker", "weft-ingest"}, f"no clear /dev/shm error from both:\n{text}"
+    assert "SIGBUS" not in text and "signal 7" not in text, text
+
+
 if __name__ == "__main__":
     try:
-        harness.run([test_full_disk_refuses_applies_nothing_and_clears_itself])
+        harness.run([test_full_disk_refuses_applies_nothing_and_clears_itself,
+                     test_full_dev_shm_is_a_clear_error_at_start])
     finally:
         cleanup()
