@@ -53,9 +53,11 @@ struct up_ctx {
 	char snapshot[PATH_MAX]; /* absolute, or "" */
 	char shards_arg[16];
 	/* The cores weftctl may run on (its affinity: a cpuset or taskset
-	 * narrows it), in order; ranker i is pinned to cpus[i % ncpus]. */
+	 * narrows it), in order; ranker i is pinned to cpus[(i + pin_base) %
+	 * ncpus]. */
 	int cpus[CPU_SETSIZE];
 	int ncpus;
+	int pin_base; /* 1 when there are fewer shards than cores: cpus[0] is left to weft-ingest */
 	char cpu_arg[WF_SHM_MAX_SHARDS][12]; /* each ranker's --cpu */
 	char metrics_file[PATH_MAX]; /* absolute, for weft-observe */
 	char bin[KIND_COUNT][PATH_MAX]; /* admin, ranker, ingest, observe, kafka ("": not built) */
@@ -198,7 +200,7 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	}
 	if (ch->kind == KIND_RANKER && u->ncpus > 0) {
 		char *a = u->cpu_arg[(uint32_t)ch->shard % WF_SHM_MAX_SHARDS];
-		snprintf(a, sizeof(u->cpu_arg[0]), "%d", u->cpus[(uint32_t)ch->shard % (uint32_t)u->ncpus]);
+		snprintf(a, sizeof(u->cpu_arg[0]), "%d", u->cpus[((uint32_t)ch->shard + (uint32_t)u->pin_base) % (uint32_t)u->ncpus]);
 		argv[n++] = "--cpu";
 		argv[n++] = a;
 	}
@@ -544,11 +546,15 @@ static int take_dir(struct up_ctx *u)
 /*
  * The process layout for the box: one shard per core weftctl may run on
  * (its CPU affinity, which a cpuset, systemd's CPUAffinity= or taskset
- * narrows; the online cores when it cannot be read), at most
- * WF_SHM_MAX_SHARDS, unless --shards says; ranker i pinned to the i-th
- * of those cores (mod their count), weft-ingest and the clients free to
- * run anywhere. On two cores 1 and 2 shards measured alike within the
- * shared box's noise (BENCHMARKS.md, issue 19): two stay the default.
+ * narrows; the online cores when it cannot be read) but one, which is
+ * left to weft-ingest (every request passes through it, and a ranker
+ * that shares its core makes both wait on each other's wake-ups); one
+ * shard on a single core; at most WF_SHM_MAX_SHARDS; --shards overrides.
+ * With fewer shards than cores, ranker i is pinned to the (i+1)-th of
+ * those cores, else to the i-th (mod their count); weft-ingest and the
+ * clients are free to run anywhere. On two cores one shard measured
+ * ahead of two (BENCHMARKS.md, issue 19: page views 0.91 against
+ * 0.63-0.72 of Redis, RECS mixed -P 16 0.61 against 0.19-0.21).
  * Says what it chose.
  */
 static void choose_layout(struct up_ctx *u)
@@ -566,15 +572,19 @@ static void choose_layout(struct up_ctx *u)
 	if (u->ncpus == 0) /* unreadable: every online core, as the rankers' default */
 		for (long c = 0; c < WF_MIN(online, (long)CPU_SETSIZE); c++)
 			u->cpus[u->ncpus++] = (int)c;
-	u->nshards = (uint32_t)(u->o->shards ? u->o->shards : WF_MAX(1, WF_MIN(u->ncpus, (int)WF_SHM_MAX_SHARDS)));
+	u->nshards = (uint32_t)(u->o->shards ? u->o->shards
+					     : WF_MAX(1, WF_MIN(u->ncpus - 1, (int)WF_SHM_MAX_SHARDS)));
+	u->pin_base = u->nshards < (uint32_t)u->ncpus;
 	snprintf(u->shards_arg, sizeof(u->shards_arg), "%u", u->nshards);
 	for (uint32_t i = 0; i < u->nshards && len + 16 < sizeof(list); i++)
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", i ? "," : "",
-					u->ncpus ? u->cpus[i % (uint32_t)u->ncpus] : 0);
-	say("layout: %u shard%s (%s), %d usable core%s of %ld online; rankers pinned to cores %s, "
+					u->ncpus ? u->cpus[(i + (uint32_t)u->pin_base) % (uint32_t)u->ncpus] : 0);
+	say("layout: %u shard%s (%s), %d usable core%s of %ld online; %s pinned to core%s %s, "
 	    "weft-ingest unpinned",
-	    u->nshards, u->nshards == 1 ? "" : "s", u->o->shards ? "--shards" : "one per usable core", u->ncpus,
-	    u->ncpus == 1 ? "" : "s", online, list);
+	    u->nshards, u->nshards == 1 ? "" : "s",
+	    u->o->shards ? "--shards" : u->ncpus > 1 ? "one per usable core but one, left to weft-ingest" : "one core",
+	    u->ncpus, u->ncpus == 1 ? "" : "s", online, u->nshards == 1 ? "the ranker" : "rankers",
+	    u->nshards == 1 ? "" : "s", list);
 }
 
 static int setup(struct up_ctx *u)
@@ -651,7 +661,7 @@ static int start(struct up_ctx *u)
 	char why[PATH_MAX + 128];
 	int r;
 
-	say("starting weft in %s (segment %s, %u shards)", u->dir, u->shm_name, u->nshards);
+	say("starting weft in %s (segment %s, %u shard%s)", u->dir, u->shm_name, u->nshards, u->nshards == 1 ? "" : "s");
 	if (spawn(u, admin) < 0)
 		return -1;
 	while (!admin_answers(u)) {

@@ -149,7 +149,7 @@ class Weft:
         self.dir = os.path.join(work, name)
         shutil.rmtree(self.dir, ignore_errors=True)
         self.log = open(os.path.join(work, "weft.log"), "a")
-        cmd = [prog(build, "weftctl"), "up", "--dir", self.dir, "--shards", str(shards)]
+        cmd = [prog(build, "weftctl"), "up", "--dir", self.dir] + (["--shards", str(shards)] if shards else [])
         if snap:
             cmd += ["--snapshot", snap]
         self.proc = subprocess.Popen(cmd + list(extra), stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -161,6 +161,9 @@ class Weft:
                 break
         self.sock = os.path.join(self.dir, "weft.sock")
         self.procs = {p: pids(p, self.dir) for p in ("weft-ingest", "weft-ranker")}
+        self.log.flush()
+        with open(self.log.name) as f:  # weftctl's "layout: ..." line, the last one is this start's
+            self.layout = ([x.split("layout: ", 1)[1].strip() for x in f if "layout: " in x] or ["?"])[-1]
 
     def ctl(self, *a, check=False):
         """weftctl's stdout; check: raise if it fails."""
