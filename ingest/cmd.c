@@ -374,10 +374,12 @@ static int forward(struct ingest_ctx *ctx, struct ingest_conn *c, const struct w
 		return moved(ctx, c, (uint32_t)mp);
 	if (cmd == WF_CMD_RECS) {
 		/* A session with no EVENT routed may have no state: try the
-		 * user's quiet answer; a session pinned just now has a version
-		 * nothing was published for. */
+		 * user's quiet answer; then the session's own key, unless no
+		 * request was routed at its version yet (pinned just now, or an
+		 * EVENT since: a page view's RECS), so nothing can have been
+		 * published for it and the lookup's cache misses are saved. */
 		int f = hit.evented ? -ENOENT : front_recs(ctx, c, r, shard, 0, hit.key, now_ms, &fk);
-		if (f == -ENOENT && !hit.pinned) {
+		if (f == -ENOENT && hit.asked) {
 			fk.shard = UINT32_MAX; /* the session's own key */
 			f = front_recs(ctx, c, r, shard, hit.ver, 0, now_ms, &fk);
 		}

@@ -60,11 +60,19 @@
 struct wf_route_entry {
 	uint64_t key;    /* wf_hash64(session id) | 1; 0 = empty */
 	uint8_t shard;   /* < WF_SHM_MAX_SHARDS */
-	uint8_t evented; /* 1 once an EVENT was routed for it (or it came from the journal) */
+	uint8_t flags;   /* WF_ROUTE_EVENTED, WF_ROUTE_ASKED */
 	uint16_t gen;    /* the generation that wrote it: any other reads as empty */
 	uint32_t last_s; /* wall-clock seconds of the last use */
 	uint64_t ver;    /* version: new on creation and on every EVENT (front table) */
 };
+
+/* An EVENT was routed for the session since it was pinned (or it came
+ * from the journal). */
+#define WF_ROUTE_EVENTED 1u
+/* A request other than an EVENT was routed for it at its current version:
+ * until then no front entry can hold that version (a ranker publishes one
+ * only in answer to a RECS stamped with it), so a lookup would miss. */
+#define WF_ROUTE_ASKED 2u
 
 struct wf_route {
 	struct wf_route_entry *cur, *prev;
@@ -89,6 +97,10 @@ struct wf_route_hit {
 	 * (r->forgets moved) may have had events: the caller must know those
 	 * have reached their ranker before treating the session as quiet. */
 	int evented;
+	/* 1: a request other than an EVENT was routed for the session at
+	 * ver before this one (WF_ROUTE_ASKED); 0: a front entry of the
+	 * session's own key cannot hold ver yet. */
+	int asked;
 };
 
 /* max_entries per generation (rounded up to a power of two / 2). 0 or -ENOMEM. */
@@ -100,7 +112,8 @@ uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, co
 			uint64_t now_ms);
 
 /* The same, and what *hit says (see struct wf_route_hit); event=1 for an
- * EVENT being routed, so equal versions mean no event in between. */
+ * EVENT being routed, so equal versions mean no event in between; any
+ * other request marks the version asked. */
 uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, const char *user, size_t ulen,
 			 uint64_t now_ms, int event, struct wf_route_hit *hit);
 

@@ -410,7 +410,7 @@ static int fresh(const struct wf_route *r, const struct wf_route_entry *e, uint1
 }
 
 /* ver 0: a new version. Returns the entry. */
-static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t ver, int evented,
+static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t shard, uint64_t ver, uint8_t flags,
 				  uint64_t now_ms)
 {
 	struct wf_route_entry *e;
@@ -424,7 +424,7 @@ static struct wf_route_entry *put(struct wf_route *r, uint64_t key, uint32_t sha
 		r->ncur++;
 	}
 	e->shard = (uint8_t)shard;
-	e->evented = (uint8_t)evented;
+	e->flags = flags;
 	e->last_s = (uint32_t)(now_ms / 1000);
 	e->ver = ver ? ver : ++r->ver_next;
 	return e;
@@ -450,12 +450,12 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 			e = probe(r->prev, r->mask, key, g);
 		}
 		if (fresh(r, e, g, now_ms)) {
-			e = put(r, key, e->shard, e->ver, e->evented, now_ms); /* used again: keep it */
+			e = put(r, key, e->shard, e->ver, e->flags, now_ms); /* used again: keep it */
 		} else {
 			/* New, or idle past the TTL: a new visit, pinned afresh.
 			 * The events of an idle entry are forgotten like a dropped
 			 * generation's. */
-			if (live(e, g) && e->evented)
+			if (live(e, g) && (e->flags & WF_ROUTE_EVENTED))
 				r->forgets++;
 			e = put(r, key,
 				by_user ? wf_shard_of(user, ulen, r->nshards) : wf_shard_of(session, slen, r->nshards), 0,
@@ -466,18 +466,21 @@ uint32_t wf_route_lookup(struct wf_route *r, const char *session, size_t slen, c
 	/* A session no EVENT was routed for has no context to keep: it goes
 	 * where its user's list is owned (in that ranker's arena; the others
 	 * read it from the mapped file), until its first EVENT pins it. */
-	if (!pinned && !e->evented && by_user)
+	if (!pinned && !(e->flags & WF_ROUTE_EVENTED) && by_user)
 		e->shard = (uint8_t)wf_shard_of(user, ulen, r->nshards);
 	if (event) {
 		e->ver = ++r->ver_next;
-		e->evented = 1;
+		e->flags = WF_ROUTE_EVENTED; /* a new version: not asked */
 	}
 	if (hit) {
 		hit->key = key;
 		hit->ver = e->ver;
 		hit->pinned = pinned;
-		hit->evented = e->evented;
+		hit->evented = (e->flags & WF_ROUTE_EVENTED) != 0;
+		hit->asked = (e->flags & WF_ROUTE_ASKED) != 0;
 	}
+	if (!event)
+		e->flags |= WF_ROUTE_ASKED;
 	return e->shard;
 }
 
@@ -490,7 +493,7 @@ uint32_t wf_route_shard(struct wf_route *r, const char *session, size_t slen, co
 void wf_route_pin(struct wf_route *r, const char *session, size_t slen, uint32_t shard, uint64_t now_ms)
 {
 	if (shard < r->nshards)
-		put(r, wf_hash64(session, slen) | 1, shard, 0, 1, now_ms);
+		put(r, wf_hash64(session, slen) | 1, shard, 0, WF_ROUTE_EVENTED, now_ms);
 }
 
 uint64_t wf_route_count(const struct wf_route *r)

@@ -266,6 +266,43 @@ static void test_route_evented_and_forgets(void **state)
 	wf_route_fini(&r);
 }
 
+/* asked: a request other than an EVENT was routed at the session's
+ * current version (cmd.c skips the front lookup of the session's own key
+ * until then: nothing can have been published for that version). */
+static void test_route_asked_until_the_next_event(void **state)
+{
+	struct wf_route r;
+	struct wf_route_hit h;
+	uint64_t v;
+
+	assert_int_equal(wf_route_init(&r, NSHARDS, 1024, TTL, 0), 0);
+	wf_route_lookup(&r, "a1", 2, "amy", 3, 1, 0, &h); /* pinned by a RECS */
+	assert_true(h.pinned);
+	assert_false(h.asked);
+	wf_route_lookup(&r, "a1", 2, "amy", 3, 2, 0, &h); /* the same RECS again */
+	assert_true(h.asked);
+	v = h.ver;
+	wf_route_lookup(&r, "a1", 2, "amy", 3, 3, 1, &h); /* an EVENT: a new version */
+	assert_false(h.asked);
+	assert_true(h.ver != v);
+	v = h.ver;
+	wf_route_lookup(&r, "a1", 2, "amy", 3, 4, 0, &h); /* the page view's RECS */
+	assert_false(h.asked);
+	assert_int_equal(h.ver, v);
+	wf_route_lookup(&r, "a1", 2, "amy", 3, 5, 0, &h); /* asked again at that version */
+	assert_true(h.asked);
+	/* Moved forward by a rotation with its flags. */
+	wf_route_lookup(&r, "a1", 2, "amy", 3, TTL / 2 + 10, 0, &h);
+	assert_true(h.asked);
+	assert_int_equal(h.ver, v);
+	/* Rebuilt from the journal: evented, nothing asked yet. */
+	wf_route_pin(&r, "a2", 2, 1, TTL / 2 + 11);
+	wf_route_lookup(&r, "a2", 2, NULL, 0, TTL / 2 + 12, 0, &h);
+	assert_true(h.evented);
+	assert_false(h.asked);
+	wf_route_fini(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_route_bounded_under_many_sessions),
 		cmocka_unit_test(test_route_session_without_events_follows_its_user),
 		cmocka_unit_test(test_route_evented_and_forgets),
+		cmocka_unit_test(test_route_asked_until_the_next_event),
 		cmocka_unit_test(test_route_dropped_generation_stays_dropped),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
