@@ -305,10 +305,6 @@ int ingest_owed(const struct ingest_ctx *ctx)
 
 /* --- the session table: which shard a session lives on (ingest.h) --- */
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
-
 /*
  * A generation's table: anonymous memory in huge pages where the kernel
  * gives them (a lookup is a random probe into hundreds of MiB: 4 KiB pages
@@ -326,7 +322,7 @@ static struct wf_route_entry *table_new(size_t bytes)
 	if (p == MAP_FAILED)
 		return NULL;
 	(void)madvise(p, bytes, MADV_HUGEPAGE);
-	(void)madvise(p, bytes, MADV_POPULATE_WRITE);
+	(void)wf_populate(p, bytes, 1);
 	return p;
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <math.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -325,4 +326,19 @@ fail:
 	r = -errno;
 	close(fd);
 	return r;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int wf_populate(void *p, size_t len, int write)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)p & ~(pg - 1);
+
+	return madvise((void *)a, (uintptr_t)p + len - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) < 0 ? -errno
+														  : 0;
 }

@@ -114,6 +114,14 @@ int wf_buf_printf(struct wf_buf *b, const char *fmt, ...) __attribute__((format(
 void wf_buf_consume(struct wf_buf *b, size_t n); /* drop n bytes from the front */
 void wf_buf_fini(struct wf_buf *b);
 
+/* Fault [p, p + len) into this process now (rounded out to whole pages):
+ * MADV_POPULATE_WRITE when write, else MADV_POPULATE_READ, so a hot path
+ * takes no first-touch faults later; for a shared mapping it also
+ * allocates the pages in the segment. 0; -EINVAL when the kernel has no
+ * populate (< 5.14: pages fault in on use); another -errno (-EFAULT,
+ * -ENOMEM) when the memory cannot be had (say, /dev/shm full). */
+int wf_populate(void *p, size_t len, int write);
+
 /* Read a whole file into a malloc'd buffer (NUL-terminated). 0 or -errno. */
 int wf_read_file(const char *path, char **ret, size_t *ret_len);
 

@@ -14,21 +14,11 @@
 
 #include "lib/util.h"
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 /* Linux 5.14 */
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-
 /* ---- keys ---- */
 
 int wf_front_prefault(struct wf_front *f, int write)
 {
-	/* The segment's regions are page aligned (shm.c plan_layout). */
-	uintptr_t a = (uintptr_t)f & ~(uintptr_t)4095, end = (uintptr_t)f + sizeof(*f);
-
-	return madvise((void *)a, end - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ) < 0 ? -errno : 0;
+	return wf_populate(f, sizeof(*f), write);
 }
 
 void wf_front_key_init(struct wf_front_key *k, int quiet)
