@@ -172,6 +172,12 @@ static const struct {
 	{ KIND_INGEST, "--kafka-peers", offsetof(struct wf_cli_opts, kafka_peers) },
 };
 
+/* The core ranker i is pinned to (u->ncpus > 0; see choose_layout()). */
+static int ranker_cpu(const struct up_ctx *u, uint32_t i)
+{
+	return u->cpus[(i + (uint32_t)u->pin_base) % (uint32_t)u->ncpus];
+}
+
 static int spawn(struct up_ctx *u, struct up_child *ch)
 {
 	char shard[16];
@@ -200,7 +206,7 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	}
 	if (ch->kind == KIND_RANKER && u->ncpus > 0) {
 		char *a = u->cpu_arg[(uint32_t)ch->shard % WF_SHM_MAX_SHARDS];
-		snprintf(a, sizeof(u->cpu_arg[0]), "%d", u->cpus[((uint32_t)ch->shard + (uint32_t)u->pin_base) % (uint32_t)u->ncpus]);
+		snprintf(a, sizeof(u->cpu_arg[0]), "%d", ranker_cpu(u, (uint32_t)ch->shard));
 		argv[n++] = "--cpu";
 		argv[n++] = a;
 	}
@@ -578,7 +584,7 @@ static void choose_layout(struct up_ctx *u)
 	snprintf(u->shards_arg, sizeof(u->shards_arg), "%u", u->nshards);
 	for (uint32_t i = 0; i < u->nshards && len + 16 < sizeof(list); i++)
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", i ? "," : "",
-					u->ncpus ? u->cpus[(i + (uint32_t)u->pin_base) % (uint32_t)u->ncpus] : 0);
+					u->ncpus ? ranker_cpu(u, i) : 0);
 	say("layout: %u shard%s (%s), %d usable core%s of %ld online; %s pinned to core%s %s, "
 	    "weft-ingest unpinned",
 	    u->nshards, u->nshards == 1 ? "" : "s",
