@@ -74,6 +74,7 @@ struct load_opt {
 	char prefix[32]; /* of the session ids: unique to this process */
 	uint32_t conns, pipeline, rounds, sessions, k;
 	double seconds, warmup, drain, anon; /* anon < 0: the log's share */
+	double rate; /* page views per second, all shoppers together; 0: each as fast as replies come */
 	uint64_t count, seed;
 	int quiet;
 };
@@ -424,7 +425,8 @@ struct shopper {
 	struct gen_rng rng;
 	uint32_t tmpl, pos;   /* the session's template; its next event */
 	uint32_t nsess;       /* sessions this shopper started */
-	uint64_t t0;          /* the page view in flight: sent at */
+	uint64_t t0;          /* the page view in flight: sent at (--rate: due at) */
+	uint64_t next;        /* --rate: when its next page view is due */
 	uint16_t due;         /* its replies still due */
 	uint8_t bad, page;    /* any bad reply; the last page type */
 	uint8_t meas;         /* issued after the warm-up: measured */
@@ -457,6 +459,7 @@ struct conn {
 	uint32_t qhead, qtail, qmask; /* free-running, masked */
 	struct shopper *sh;
 	uint32_t *fresh, nfresh; /* shoppers whose page view waits for the next write */
+	uint32_t *parked, nparked; /* --rate: shoppers waiting for their next page view to be due */
 };
 
 struct driver {
@@ -466,6 +469,8 @@ struct driver {
 	struct conn *c;
 	uint64_t start, deadline, issued; /* measured page views issued */
 	uint64_t last_done;
+	uint64_t interval; /* --rate: ns between one shopper's page views; 0: none */
+	uint32_t nparked;  /* shoppers parked on all connections */
 	int stopping;
 	struct load_run *run;
 	int shown;
@@ -702,6 +707,7 @@ static void check(struct driver *d, struct conn *c, const struct due *w)
 }
 
 static void conn_lost(struct driver *d, struct conn *c, const char *why);
+static void flush_out(struct driver *d, struct conn *c);
 
 static void done_page(struct driver *d, struct conn *c, uint32_t si, uint64_t now)
 {
@@ -716,8 +722,50 @@ static void done_page(struct driver *d, struct conn *c, uint32_t si, uint64_t no
 			d->run->anon++;
 		d->last_done = now;
 	}
+	if (d->interval) {
+		s->next += d->interval;
+		if (s->next > now && !d->stopping) { /* early: wait until due (drive()) */
+			c->parked[c->nparked++] = si;
+			d->nparked++;
+			return;
+		}
+	}
 	if (issue(d, (uint32_t)(c - d->c), si, now) < 0)
 		conn_lost(d, c, "out of memory");
+}
+
+/* --rate: the parked shoppers whose page view is due by now go out;
+ * returns ns until the next one is due (UINT64_MAX: none parked). */
+static uint64_t release_due(struct driver *d, uint64_t now)
+{
+	uint64_t wait = UINT64_MAX;
+
+	for (uint32_t i = 0; d->nparked && i < d->o->conns; i++) {
+		struct conn *c = &d->c[i];
+		uint32_t kept = 0;
+		if (c->dead) {
+			d->nparked -= c->nparked;
+			c->nparked = 0;
+			continue;
+		}
+		for (uint32_t j = 0; j < c->nparked; j++) {
+			uint32_t si = c->parked[j];
+			if (c->sh[si].next > now && !d->stopping) {
+				wait = WF_MIN(wait, c->sh[si].next - now);
+				c->parked[kept++] = si;
+			} else if (issue(d, i, si, now) < 0) {
+				conn_lost(d, c, "out of memory");
+				break;
+			}
+		}
+		if (c->dead)
+			continue;
+		d->nparked -= c->nparked - kept;
+		c->nparked = kept;
+		if (c->nfresh)
+			flush_out(d, c);
+	}
+	return wait;
 }
 
 static void conn_lost(struct driver *d, struct conn *c, const char *why)
@@ -741,8 +789,11 @@ static void flush_out(struct driver *d, struct conn *c)
 	uint64_t now = wf_now_ns();
 	int need;
 
+	/* Paced (--rate), a page view's time runs from when it was due, not
+	 * from when it went out: one that waited for the previous to finish
+	 * counts the wait (no coordinated omission). */
 	for (uint32_t i = 0; i < c->nfresh; i++)
-		c->sh[c->fresh[i]].t0 = now;
+		c->sh[c->fresh[i]].t0 = d->interval ? c->sh[c->fresh[i]].next : now;
 	c->nfresh = 0;
 	while (c->out_off < c->out.len) {
 		ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
@@ -856,6 +907,7 @@ static void free_conns(struct driver *d)
 		free(c->q);
 		free(c->sh);
 		free(c->fresh);
+		free(c->parked);
 	}
 	free(d->c);
 	d->c = NULL;
@@ -884,8 +936,9 @@ static int setup_conns(struct driver *d)
 		c->q = calloc(qcap, sizeof(*c->q));
 		c->sh = calloc(o->pipeline, sizeof(*c->sh));
 		c->fresh = calloc(o->pipeline, sizeof(*c->fresh));
+		c->parked = calloc(o->pipeline, sizeof(*c->parked));
 		c->qmask = qcap - 1;
-		if (!c->rd || !c->q || !c->sh || !c->fresh)
+		if (!c->rd || !c->q || !c->sh || !c->fresh || !c->parked)
 			return -ENOMEM;
 		c->rd->privdata = &c->rs;
 		if ((r = connect_unix(o->sock[d->target], &c->fd)) < 0)
@@ -929,7 +982,19 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
 	d.start = wf_now_ns() + (uint64_t)(o->warmup * 1e9);
 	d.deadline = d.start + (uint64_t)(o->seconds * 1e9);
 	hard = d.deadline + (uint64_t)(o->drain * 1e9);
-	for (uint32_t i = 0; i < o->conns; i++) {
+	if (o->rate > 0) {
+		/* Each shopper a page view every interval, their first ones
+		 * spread evenly over the first interval. */
+		uint64_t now = wf_now_ns(), nsh = (uint64_t)o->conns * o->pipeline;
+		d.interval = (uint64_t)((double)nsh * 1e9 / o->rate);
+		for (uint32_t i = 0; i < o->conns; i++)
+			for (uint32_t s = 0; s < o->pipeline; s++) {
+				d.c[i].sh[s].next = now + ((uint64_t)i * o->pipeline + s) * d.interval / nsh;
+				d.c[i].parked[d.c[i].nparked++] = s;
+				d.nparked++;
+			}
+	}
+	for (uint32_t i = 0; i < o->conns && !d.interval; i++) {
 		for (uint32_t s = 0; s < o->pipeline; s++)
 			if (issue(&d, i, s, wf_now_ns()) < 0) {
 				free_conns(&d);
@@ -938,8 +1003,8 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
 		flush_out(&d, &d.c[i]);
 	}
 	for (;;) {
-		uint64_t now = wf_now_ns();
-		int n, busy = 0;
+		uint64_t now = wf_now_ns(), wait = d.nparked ? release_due(&d, now) : UINT64_MAX;
+		int n, busy = d.nparked != 0;
 
 		if (!measuring && now >= d.start) {
 			measuring = 1;
@@ -952,7 +1017,10 @@ static int drive(const struct load_opt *o, const struct tmpls *ts, int target, i
 			busy = !d.c[i].dead && d.c[i].qhead != d.c[i].qtail;
 		if (!busy || now >= hard)
 			break;
-		n = epoll_wait(d.ep, evs, 256, 20);
+		/* At most 20 ms, and no later than the next page view due
+		 * (--rate: to the ns, so pacing adds no ms of lateness). */
+		struct timespec tmo = { .tv_sec = 0, .tv_nsec = (long)WF_MIN(wait, 20000000ull) };
+		n = epoll_pwait2(d.ep, evs, 256, &tmo, NULL);
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
 			break;
@@ -1038,6 +1106,8 @@ static void usage(FILE *f)
 		"  -c N               connections (default 50)\n"
 		"  -P N               shoppers per connection, so page views in flight on it (default 1)\n"
 		"  -d SECONDS         measure this long (default 5)\n"
+		"  --rate PV/S        page views per second in all (each shopper paced, its latency counted from\n"
+		"                     when its page view was due); default: each shopper as fast as replies come\n"
 		"  -n PAGEVIEWS       or stop after this many page views (each target, each round)\n"
 		"  --warmup SECONDS   run unmeasured first (default 0.5)\n"
 		"  --rounds R         alternating rounds, weft then redis (default 1)\n"
@@ -1079,6 +1149,7 @@ static int parse_args(int argc, char **argv, struct load_opt *o)
 		{ "redis-pids", required_argument, NULL, 2 }, { "key-prefix", required_argument, NULL, 3 },
 		{ "anon-key", required_argument, NULL, 4 }, { "stream", required_argument, NULL, 5 },
 		{ "drain", required_argument, NULL, 6 },    { "quiet", no_argument, NULL, 'q' },
+		{ "rate", required_argument, NULL, 7 },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 }
 	};
 	double v;
@@ -1114,6 +1185,7 @@ static int parse_args(int argc, char **argv, struct load_opt *o)
 		case 'S': r = parse_num(optarg, 1, 1e7, &v); o->sessions = (uint32_t)v; break;
 		case 'a': r = parse_num(optarg, 0, 1, &o->anon); break;
 		case 6: r = parse_num(optarg, 0, 3600, &o->drain); break;
+		case 7: r = parse_num(optarg, 1, 1e9, &o->rate); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}

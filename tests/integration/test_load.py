@@ -135,6 +135,27 @@ def test_load_count_bound_stops_each_target_exactly():
     assert sum(int(x["median"]) for x in rows if x["op"] == "pageview") == 2  # one round, both targets
 
 
+def test_load_rate_paces_the_page_views():
+    # --rate: 200 page views a second over 1.5 s among 6 shoppers; no
+    # more may go out than were due (each shopper's first is due in the
+    # first interval), and every one is answered without error. (A slow
+    # box sends fewer, never more: no time is asserted.)
+    code, out, err, rows = load("-c", "3", "-P", "2", "-d", "1.5", "--warmup", "0", "--rate", "200",
+                                "--sessions", "400")
+    assert code == 0, f"weft-load exit {code}"
+    for target, e, r in (("weft", "EVENT", "RECS"), ("redis", "XADD", "LRANGE")):
+        n, _ = check_counts(rows, target, e, r)
+        assert n <= 200 * 1.5 + 6, f"{target}: {n} page views at --rate 200 over 1.5 s"
+    # Unpaced, the same shoppers send far more than 300 in 1.5 s
+    # (hundreds a second each on any box that runs this suite): the
+    # bound above is a test of the pacing, not of a slow box.
+    code, out, err, rows = load("-c", "3", "-P", "2", "-d", "1.5", "--warmup", "0", "--sessions", "400",
+                                targets=["--redis", RSOCK])
+    assert code == 0, f"weft-load exit {code}"
+    n, _ = check_counts(rows, "redis", "XADD", "LRANGE")
+    assert n > 2 * 306, f"unpaced: only {n} page views in 1.5 s; the paced bound above proves nothing"
+
+
 def test_load_bad_replies_are_errors():
     # Lists under keys that do not exist: every returning user's LRANGE is
     # empty, an error; an anonymous visitor's popular list is still there.
@@ -156,7 +177,7 @@ def test_load_bad_replies_are_errors():
 try:
     start_redis()
     harness.run([test_load_duration_both_targets_no_errors, test_load_count_bound_stops_each_target_exactly,
-                 test_load_bad_replies_are_errors])
+                 test_load_rate_paces_the_page_views, test_load_bad_replies_are_errors])
 finally:
     REDIS.terminate()
     REDIS.wait()
