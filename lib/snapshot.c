@@ -366,9 +366,64 @@ static int check_header(struct vctx *v, uint64_t size)
 	return 0;
 }
 
-/* s->rows from s->items (left NULL when memory is short or a brand index
- * does not fit in brand_band: lib/rank then reads the items). */
-static void make_rows(struct wf_snap *s)
+/* s->prior_groups and s->prior_order from s->prior_rows: a counting sort
+ * by category (none: ncats, as the rows have it), stable, and each
+ * category's bounds (left NULL when memory is short: lib/rank scans every
+ * entry then). trend / (1 + trend) is computed as lib/rank computes the
+ * feature (lanes.h item_parts4()), so the bounds hold its floats. */
+static void make_prior_groups(struct wf_snap *s)
+{
+	uint32_t n = s->npopular + s->ntrending, ng = 0, *order, *start;
+	struct wf_snap_prior_group *g;
+
+	if (!n)
+		return;
+	start = calloc((size_t)s->ncats + 2, sizeof(*start));
+	order = malloc((size_t)n * sizeof(*order));
+	g = malloc(((size_t)s->ncats + 1) * sizeof(*g));
+	if (!start || !order || !g) {
+		free(start);
+		free(order);
+		free(g);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		start[s->prior_rows[i].category + 1]++;
+	for (uint32_t c = 0; c <= s->ncats; c++)
+		start[c + 1] += start[c];
+	for (uint32_t c = 0; c <= s->ncats; c++) {
+		if (start[c + 1] == start[c])
+			continue;
+		g[ng++] = (struct wf_snap_prior_group){ .category = c, .first = start[c], .n = start[c + 1] - start[c],
+							.pop_lo = INFINITY, .pop_hi = -INFINITY,
+							.tr_lo = INFINITY, .tr_hi = -INFINITY };
+	}
+	for (uint32_t i = 0; i < n; i++) { /* (start[] becomes each group's fill position) */
+		const struct wf_snap_row *r = &s->prior_rows[i];
+		order[start[r->category]++] = i;
+	}
+	for (uint32_t gi = 0; gi < ng; gi++) {
+		struct wf_snap_prior_group *x = &g[gi];
+		int nan = 0;
+		for (uint32_t j = x->first; j < x->first + x->n; j++) {
+			const struct wf_snap_row *r = &s->prior_rows[order[j]];
+			float tr = r->trend / (1.0f + r->trend);
+			nan |= r->popularity != r->popularity || tr != tr;
+			x->pop_lo = fminf(x->pop_lo, r->popularity);
+			x->pop_hi = fmaxf(x->pop_hi, r->popularity);
+			x->tr_lo = fminf(x->tr_lo, tr);
+			x->tr_hi = fmaxf(x->tr_hi, tr);
+		}
+		if (nan)
+			x->pop_lo = x->pop_hi = x->tr_lo = x->tr_hi = NAN;
+	}
+	free(start);
+	s->prior_groups = g;
+	s->nprior_groups = ng;
+	s->prior_order = order;
+}
+
+void wf_snap_derive(struct wf_snap *s)
 {
 	struct wf_snap_row *r;
 
@@ -399,6 +454,7 @@ static void make_rows(struct wf_snap *s)
 	for (uint32_t i = 0; i < s->ntrending; i++)
 		r[s->npopular + i] = s->rows[s->trending[i].item];
 	s->prior_rows = r;
+	make_prior_groups(s);
 }
 
 int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errlen)
@@ -457,7 +513,7 @@ int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errle
 	if ((r = check_header(&v, s->size)) < 0 || (r = check_sections(&v)) < 0 || (r = check_contents(&v)) < 0)
 		goto bad;
 	(void)madvise(map, s->size, MADV_RANDOM);
-	make_rows(s);
+	wf_snap_derive(s);
 	*ret = s;
 	return 0;
 bad:
@@ -465,12 +521,23 @@ bad:
 	return r;
 }
 
+void wf_snap_underive(struct wf_snap *s)
+{
+	free((void *)s->rows);
+	free((void *)s->prior_rows);
+	free((void *)s->prior_groups);
+	free((void *)s->prior_order);
+	s->rows = s->prior_rows = NULL;
+	s->prior_groups = NULL;
+	s->prior_order = NULL;
+	s->nprior_groups = 0;
+}
+
 void wf_snap_close(struct wf_snap *s)
 {
 	if (!s)
 		return;
-	free((void *)s->rows);
-	free((void *)s->prior_rows);
+	wf_snap_underive(s);
 	if (s->base)
 		munmap((void *)s->base, s->size);
 	free(s);

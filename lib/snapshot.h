@@ -141,6 +141,16 @@ struct wf_snap_row {
 };
 _Static_assert(sizeof(struct wf_snap_row) == 16, "wf_snap_row: four to a vector load each");
 
+/* The popular and trending items of one category (derived, see
+ * wf_snap.prior_groups): their prior_rows indexes are
+ * prior_order[first, first + n); the lowest and highest popularity and
+ * trend / (1 + trend) among them (all four NaN when one is). */
+struct wf_snap_prior_group {
+	uint32_t category; /* as a row has it: ncats for none */
+	uint32_t first, n;
+	float pop_lo, pop_hi, tr_lo, tr_hi;
+};
+
 /*
  * The scoring model weft-batch learned from the training days (lib/rank
  * reads it; lib/rank/README.md "The model"). version 0: none, lib/rank
@@ -247,6 +257,13 @@ struct wf_snap {
 	 * list order (lib/rank scans them every query), allocated and freed
 	 * with rows; NULL when rows is */
 	const struct wf_snap_row *prior_rows;
+	/* the same entries grouped by category, in category order, each
+	 * group's in prior_rows order: lib/rank skips a category whose best
+	 * could not reach a query's k best, instead of scoring each of its
+	 * items; allocated and freed with rows; NULL when prior_rows is */
+	const struct wf_snap_prior_group *prior_groups;
+	uint32_t nprior_groups;
+	const uint32_t *prior_order;
 	char path[1024];
 };
 
@@ -261,6 +278,15 @@ int wf_snap_open(const char *path, struct wf_snap **ret, char *err, size_t errle
 
 /* Unmap. Accepts NULL. */
 void wf_snap_close(struct wf_snap *s);
+
+/* The tables wf_snap_open() derives from the items and lists for
+ * lib/rank (rows, prior_rows, prior_groups and prior_order), each left
+ * NULL when memory is short or a brand index does not fit a row (lib/rank
+ * reads the items then, for the same results); a snapshot built in
+ * memory (a test's, a bench's) may derive them too, and frees them with
+ * wf_snap_underive() (wf_snap_close() does for an opened one). */
+void wf_snap_derive(struct wf_snap *s);
+void wf_snap_underive(struct wf_snap *s);
 
 /* Index of an item / user id, or -1. */
 int64_t wf_snap_item_find(const struct wf_snap *s, const char *id, size_t len);

@@ -802,6 +802,64 @@ static void test_rank_evidence_by_index_equals_by_rows(void **state)
 	synth_free(&y);
 }
 
+/* The popular and trending items scanned by category (the tables
+ * wf_snap_derive() adds: a category whose best could not reach the k
+ * best is skipped) and item by item from the items (no derived tables)
+ * give the same lists, scores and parts, bit for bit: sessions of a few
+ * categories and many, with and without a batch list and an anchor, k 20
+ * and 50, a popularity weight below 0 (the categories' lowest bound it
+ * then), and an item whose trend is NaN (its score too: never skipped). */
+static void test_rank_prior_by_category_equals_every_entry(void **state)
+{
+	enum { NI = 3000, NC = 100, NT = 50 };
+	struct fx *f = *state;
+	struct wf_snap_cand trending[NT];
+	struct synth y;
+
+	synth_make(&y, NI, NC, 11, 1);
+	y.s.ncats = 300;
+	y.s.nbrands = 90;
+	for (uint32_t i = 0; i < NI; i++)
+		y.items[i].trend = (float)((i * 37) % 23) / 4.0f;
+	y.items[(5 * 13) % NI].trend = NAN; /* popular[5] */
+	for (uint32_t i = 0; i < 200; i++) /* popularity decreasing, as a snapshot lists it */
+		y.pop[i] = (struct wf_snap_cand){ (i * 13) % NI, 1.0f - (float)i / 200 };
+	for (uint32_t i = 0; i < NT; i++)
+		trending[i] = (struct wf_snap_cand){ (i * 61 + 5) % NI, 1.0f };
+	y.s.popular = y.pop;
+	y.s.npopular = 200;
+	y.s.trending = trending;
+	y.s.ntrending = NT;
+	for (uint32_t round = 0; round < 12; round++) {
+		struct wf_rank_session sess;
+		uint32_t nev = 1 + round * 3, k = round % 2 ? 50 : 20;
+		wf_rank_session_init(&sess);
+		for (uint32_t e = 0; e < nev; e++) /* round < 6: items of a few categories; then any */
+			wf_rank_session_apply(&sess, &y.s, &f->p, e % 3 ? WF_EV_VIEW : WF_EV_PDP,
+					      round < 6 ? (e % 3) * 300 + round : (e * 7919 + round) % NI, 0);
+		f->p.w_pop = round % 4 == 3 ? -0.5f : 0.3f;
+		struct wf_rank_query q = { .sess = &sess, .cands = round % 3 ? y.cands : NULL, .ncands = round % 3 ? NC : 0,
+					   .w_batch = 0.4f, .w_session = 0.6f, .anchor = round % 5 == 1 ? 11 : -1, .k = k };
+		uint32_t out[2][50];
+		float sc[2][50];
+		struct wf_rank_explain ex[2][50];
+		int n[2];
+		for (int derived = 0; derived < 2; derived++) {
+			if (derived)
+				wf_snap_derive(&y.s);
+			assert_true(!derived || y.s.prior_groups);
+			n[derived] = wf_rank_recs(&y.s, &f->p, &q, f->w, out[derived], sc[derived], ex[derived]);
+			wf_snap_underive(&y.s);
+		}
+		assert_int_equal(n[0], (int)k);
+		assert_int_equal(n[0], n[1]);
+		assert_memory_equal(out[0], out[1], k * sizeof(out[0][0]));
+		assert_memory_equal(sc[0], sc[1], k * sizeof(sc[0][0]));
+		assert_memory_equal(ex[0], ex[1], k * sizeof(ex[0][0]));
+	}
+	synth_free(&y);
+}
+
 /* A 200-candidate list with a 12-event session on a 20,000-item
  * synthetic snapshot (the size weft-rankbench times): k distinct items,
  * scores not increasing, every one above zero; the session keeps
@@ -858,6 +916,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rank_unknown_items_and_bad_types_are_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_positions_match_single_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_evidence_by_index_equals_by_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rank_prior_by_category_equals_every_entry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rank_recs_200_candidates_gives_k_distinct_sorted, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("rank", tests, NULL, NULL);

@@ -297,6 +297,21 @@ static float term_bound(const struct consts *c, uint32_t f, const uint32_t (*val
 	return WF_MAX(c->ew[f] * lo, c->ew[f] * hi);
 }
 
+/* The most the band term can be: ew * the session's evidence for any
+ * band (the unknown band's +0 too); +inf when one is NaN. */
+static float band_bound(const struct consts *c, const struct wf_rank_scratch *w)
+{
+	float band = -INFINITY;
+
+	for (uint32_t b = 0; b <= WF_RANK_BANDS; b++) {
+		float v = c->ew[WF_RANK_F_BAND] * w->band_ev[b];
+		if (v != v)
+			return INFINITY;
+		band = v > band ? v : band;
+	}
+	return band;
+}
+
 /* A score no popular or trending item can reach as an entry nothing in
  * the session leads to (see add_prior_above()): score4()'s sum, in its
  * order, of the most each part can be: the session's from its evidence
@@ -339,16 +354,74 @@ static float prior_bound(const struct wf_snap *snap, const struct consts *c, con
 	if (c->aff) {
 		float cat = term_bound(c, WF_RANK_F_CAT, w->ev_val, 0, c->cat_end);
 		float brand = term_bound(c, WF_RANK_F_BRAND, w->ev_val, c->cat_end, c->brand_end);
-		float band = -INFINITY;
-		for (uint32_t b = 0; b <= WF_RANK_BANDS; b++) {
-			float v = c->ew[WF_RANK_F_BAND] * w->band_ev[b];
-			if (v != v)
-				return INFINITY;
-			band = v > band ? v : band;
-		}
-		sess = (cat + brand) + band;
+		sess = (cat + brand) + band_bound(c, w);
 	}
 	return sess + ub;
+}
+
+/* Prior entries e[0, m) (prior_rows indexes; 1 <= m <= 4) scored as fresh
+ * entries in one block; those that can reach bound join the pool. */
+static inline __attribute__((always_inline)) void prior_block(const struct wf_snap *snap, const struct consts *c,
+							       struct wf_rank_scratch *w, const uint32_t *e,
+							       uint32_t m, float bound, uint32_t *pn)
+{
+	const struct wf_snap_row *rp[4];
+	const uint32_t it[4] = { 0, 0, 0, 0 }; /* (read only without direct evidence: never here) */
+	struct parts4 pt;
+
+	for (uint32_t l = 0; l < 4; l++)
+		rp[l] = snap->prior_rows + e[WF_MIN(l, m - 1)]; /* the last lanes repeat the last entry */
+	item_parts4(snap, c, w, it, rp, &pt);
+	v4f up = score4(c, (v4f){ -1.0f, -1.0f, -1.0f, -1.0f }, zero4, &pt, NULL);
+	v4i in = ~(up < (v4f){ bound, bound, bound, bound }); /* (a NaN too) */
+	if (v4_any(in))
+		for (uint32_t l = 0; l < m; l++)
+			if (in[l])
+				pool_add(w, pn, e[l] < snap->npopular ? snap->popular[e[l]].item
+								 : snap->trending[e[l] - snap->npopular].item);
+}
+
+/*
+ * add_prior_above()'s scan by category, for a session whose evidence is
+ * indexed directly (snap->prior_groups): a category's entries are scored
+ * only when the most any of them could score as a fresh entry reaches
+ * bound: the category's own term (the product score4() computes), the
+ * session's best brand and band terms, and the category's highest
+ * popularity and trend terms (its lowest, for a weight below 0), summed in
+ * score4()'s order, so that no entry of it scores above that (float sums
+ * and products are monotone). The same items join as when each entry is
+ * scored, in another order, which changes no score and no list. On the
+ * generated store ~15 of the 250 entries are in a category that passes,
+ * and ~3 join.
+ */
+static void add_prior_groups(const struct wf_snap *snap, const struct consts *c, struct wf_rank_scratch *w,
+			     const uint32_t len[2], float bound, uint32_t *pn)
+{
+	const float brand = term_bound(c, WF_RANK_F_BRAND, w->ev_val, c->cat_end, c->brand_end);
+	const float band = band_bound(c, w);
+	const float wpop = c->ew[WF_RANK_F_POP], wtr = c->ew[WF_RANK_F_TREND];
+	const uint32_t npop = snap->npopular;
+
+	for (uint32_t gi = 0; gi < snap->nprior_groups; gi++) {
+		const struct wf_snap_prior_group *g = &snap->prior_groups[gi];
+		float cat = c->ew[WF_RANK_F_CAT] * w->ev_direct[g->category];
+		float trend = wpop * (wpop < 0 ? g->pop_lo : g->pop_hi) + wtr * (wtr < 0 ? g->tr_lo : g->tr_hi);
+		if (((cat + brand) + band) + trend < bound) /* (a NaN never skips) */
+			continue;
+		uint32_t e[4], m = 0;
+		for (uint32_t j = g->first; j < g->first + g->n; j++) {
+			uint32_t x = snap->prior_order[j], t = x >= npop;
+			if (x - (t ? npop : 0) >= len[t]) /* past the query's pool_popular / pool_trending */
+				continue;
+			e[m++] = x;
+			if (m == 4) {
+				prior_block(snap, c, w, e, m, bound, pn);
+				m = 0;
+			}
+		}
+		if (m)
+			prior_block(snap, c, w, e, m, bound, pn);
+	}
 }
 
 /*
@@ -384,6 +457,11 @@ static uint32_t add_prior_above(const struct wf_snap *snap, const struct wf_rank
 	 * own score below bounds it instead. Either way the same items join. */
 	if (!c->aff && prior_bound(snap, c, w, list, len) < bound)
 		return from; /* none can reach it */
+	if (c->aff && c->direct && snap->prior_groups) {
+		add_prior_groups(snap, c, w, len, bound, &n);
+		w->n = n;
+		return from;
+	}
 
 	for (uint32_t t = 0; t < 2; t++) {
 		/* (in locals: a store to the pool might alias snap's fields, as
