@@ -168,9 +168,11 @@ void ingest_conn_drain(struct ingest_ctx *ctx, struct ingest_conn *c)
 		 * such reply into an error: commit.c journal_failed()). */
 		if (sl->wait_lsn > durable)
 			break;
+		int ack = sl->wait_lsn != 0 && !sl->note_held; /* an EVENT's :1 */
+		c->out_acks = (uint8_t)(ack && (c->out.len == 0 || c->out_acks));
 		wf_buf_append(&c->out, sl->data ? sl->data : sl->inl, sl->len);
 		ingest_lat_queued(ctx, sl->lat_series, sl->lat_t0);
-		acked += sl->wait_lsn != 0 && !sl->note_held; /* an EVENT's :1 (not a reply behind a note) */
+		acked += (uint64_t)ack; /* (not a reply behind a note) */
 		free(sl->data);
 		sl->data = NULL;
 		if (sl->close)
@@ -195,6 +197,7 @@ int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char
 	if (c->head == c->tail && !close) {
 		if (wf_buf_append(&c->out, data, len) < 0)
 			return -ENOMEM;
+		c->out_acks = 0;
 		ingest_lat_queued(ctx, ctx->lat.series + 1, ctx->pass_ns); /* NONE + 1 = 0: not timed */
 		ingest_mark_dirty(ctx, c);
 		return 0;
@@ -324,6 +327,26 @@ void ingest_recv_stop(struct ingest_ctx *ctx, struct ingest_conn *c)
 	c->recv_cancel = 1;
 }
 
+/*
+ * Hold c's output for now: it is EVENT acks only, a few, and the reply
+ * right after them is a ranker's, not in yet (or in, and held for the
+ * durability of a note it wrote: notes.c). A page view pipelines
+ * its EVENTs and then its RECS; the acks are durable at once (durability
+ * os) or after the flush, the RECS reply a ranking later. Sent apart,
+ * that was two sends, and two wake-ups and reads of the client, per
+ * page view; held, they go out with the reply (as Redis writes a
+ * pipeline's replies together). An ack waits no longer than the reply
+ * queued behind it, which its client waits for anyway; never more than
+ * INGEST_ACK_HOLD_MAX bytes, so a bulk load of EVENTs is not held.
+ */
+static int ack_hold(struct ingest_ctx *ctx, const struct ingest_conn *c)
+{
+	const struct ingest_slot *sl = &c->slots[c->head % c->cap];
+
+	return c->out_acks && c->out.len <= INGEST_ACK_HOLD_MAX && c->head != c->tail && !c->closing &&
+	       (!sl->ready || (sl->note_held && sl->wait_lsn > wf_journal_durable_lsn(ctx->journal)));
+}
+
 void ingest_arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
 	struct io_uring_sqe *sqe;
@@ -332,7 +355,7 @@ void ingest_arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
 	if (c->send_armed || c->dead)
 		return;
 	if (c->sendbuf.len == 0) {
-		if (c->out.len == 0)
+		if (c->out.len == 0 || ack_hold(ctx, c))
 			return;
 		t = c->sendbuf;
 		c->sendbuf = c->out;

@@ -31,6 +31,7 @@
 /* An EVENT the journal could not store (commit.c, shard.c). */
 #define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
 #define INGEST_SLOT_INLINE 24u
+#define INGEST_ACK_HOLD_MAX 1024u /* EVENT acks held for the reply a ranker owes after them (conn.c) */
 
 /*
  * The session table (shard.c): which shard a session lives on.
@@ -151,6 +152,7 @@ struct ingest_conn {
 	uint8_t last_queued; /* a reply that closes the connection is queued (QUIT,
 	                      * protocol error): parse nothing after it */
 	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
+	uint8_t out_acks;    /* out holds EVENT acks only (meaningful while out.len > 0) */
 	uint8_t kafka;       /* sent an EVENT with the field kafka (weft-kafka's): counted in kafka_conns */
 	uint64_t active_ns;  /* pass time of its last byte received or sent (idle timeout) */
 	uint64_t partial_ns; /* pass time its unfinished request began, 0: none (request timeout) */

@@ -83,6 +83,36 @@ def test_pipeline_across_shards_keeps_order():
             assert o == e or (e == "PONG" and o is True), (e, o)
 
 
+def test_page_view_acks_go_out_with_its_recs():
+    # A page view pipelines its EVENTs and then its RECS: the acks wait
+    # for the ranker's reply and leave in the same send, so the client's
+    # first read holds them all and the list (before, the acks went out
+    # alone as soon as they were durable, the list a ranking later). An
+    # EVENT sent alone is acked by itself.
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(APP.sock)
+    items = sorted(ITEM_IDS)
+    try:
+        for i in range(30):
+            sid = f"pv-ack-{i}"
+            cmds = [("EVENT", sid, USERS[3], "hover", items[i]), ("EVENT", sid, USERS[3], "pdp", items[i + 1]),
+                    ("RECS", sid, USERS[3], "5", "PAGE", "pdp", "ANCHOR", items[i + 1])]
+            s.sendall(b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode())
+                                                               for a in c) for c in cmds))
+            first = s.recv(65536)
+            got = first
+            while got.count(b"\r\n") < 2 + 1 + 2 * 5:
+                got += s.recv(65536)
+            assert got.startswith(b":1\r\n:1\r\n*5\r\n"), got
+            assert first == got, f"page view {i}: the acks came apart from the list: first read {first!r}"
+        s.sendall(b"*5\r\n$5\r\nEVENT\r\n$6\r\nalone1\r\n$1\r\n-\r\n$4\r\nview\r\n$%d\r\n%s\r\n"
+                  % (len(items[0]), items[0].encode()))
+        assert s.recv(65536) == b":1\r\n"
+    finally:
+        s.close()
+
+
 def test_login_midway_keeps_session_context():
     it = sorted(ITEM_IDS)[7]
     assert C.execute_command("EVENT", "login-s", "-", "pdp", it) == 1
@@ -180,6 +210,7 @@ if __name__ == "__main__":
     try:
         harness.run([test_ping_and_info, test_recs_returns_k_snapshot_items, test_cart_add_removes_item,
                      test_history_lists_events_in_order, test_pipeline_across_shards_keeps_order,
+                     test_page_view_acks_go_out_with_its_recs,
                      test_login_midway_keeps_session_context,
                      test_bad_commands_get_err_and_connection_survives, test_weight_change_seen_by_next_query,
                      test_stock_load_from_inventory_csv,
