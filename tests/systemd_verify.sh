@@ -4,7 +4,8 @@
 #   * `systemd-analyze verify` is clean on every unit;
 #   * every service's `systemd-analyze security` exposure is <= 2.0;
 #   * weft.target starts as many rankers as WEFT_SHARDS says (weft-generator,
-#     run on a config of 3 and one of garbage), each given the config's
+#     run on a config of 3, auto and garbage, on given online cores), weft-admin
+#     gets that count and each ranker its core as weftctl up pins them, each given the config's
 #     memory budget, spill budget and checkpoint interval;
 #   * weft-batch.service passes the catalog, inventory and history named
 #     in the one config file, which every service reads;
@@ -60,19 +61,42 @@ fi
 # What the units say. The rankers: the generator's wants for WEFT_SHARDS=3,
 # verified through the unit path systemd would read them from.
 printf 'WEFT_SHARDS=3\n' > "$tmp/three.conf"
-WEFT_CONF="$tmp/three.conf" "$tmp/bin/weft-generator" "$tmp/gen"
+WEFT_CONF="$tmp/three.conf" WEFT_CPU_ONLINE=0-7 "$tmp/bin/weft-generator" "$tmp/gen"
 [ "$(ls "$tmp/gen/weft.target.wants" | tr '\n' ' ')" = "weft-ranker@0.service weft-ranker@1.service weft-ranker@2.service " ] ||
 	fail "weft-generator did not make weft.target want weft-ranker@0..2 for WEFT_SHARDS=3"
+# What weft-admin and each ranker are told (drop-ins): the count, and the
+# cores weftctl up would choose; shards: "rankers admin cpus" for a config
+# and the online cores.
+layout() {
+	local d="$tmp/lay" cpus=""
+	rm -rf "$d"
+	printf '%s\n' "$1" > "$tmp/lay.conf"
+	WEFT_CONF="$tmp/lay.conf" WEFT_CPU_ONLINE="$2" "$tmp/bin/weft-generator" "$d" 2>"$tmp/lay.err"
+	for i in $(seq 0 $(($(ls "$d/weft.target.wants" | wc -l) - 1))); do
+		cpus="$cpus$(sed -n 's/^Environment=WEFT_RANKER_CPU=//p' "$d/weft-ranker@$i.service.d/50-weft-cpu.conf"),"
+	done
+	echo "$(ls "$d/weft.target.wants" | wc -l) $(sed -n 's/^Environment=WEFT_SHARDS_RESOLVED=//p' "$d/weft-admin.service.d/50-weft-shards.conf") ${cpus%,}"
+}
+[ "$(layout WEFT_SHARDS=3 0-7)" = "3 3 1,2,3" ] || fail "WEFT_SHARDS=3 on 8 cores: $(layout WEFT_SHARDS=3 0-7)"
+[ "$(layout WEFT_SHARDS=auto 0-1)" = "1 1 1" ] || fail "auto on 2 cores: $(layout WEFT_SHARDS=auto 0-1)"
+[ "$(layout WEFT_SHARDS=auto 0,2-3,6)" = "3 3 2,3,6" ] || fail "auto on cores 0,2,3,6: $(layout WEFT_SHARDS=auto 0,2-3,6)"
+[ "$(layout '# no WEFT_SHARDS' 0)" = "1 1 0" ] || fail "unset on 1 core: $(layout '# no WEFT_SHARDS' 0)"
+[ "$(layout WEFT_SHARDS=2 0-1)" = "2 2 0,1" ] || fail "WEFT_SHARDS=2 on 2 cores: $(layout WEFT_SHARDS=2 0-1)"
+[ "$(layout WEFT_SHARDS=99 0-3)" = "3 3 1,2,3" ] && grep -q "outside 1..64" "$tmp/lay.err" ||
+	fail "WEFT_SHARDS=99: not auto with a message"
+grep -q '^ExecStart=.*weft-admin .*--shards ${WEFT_SHARDS_RESOLVED}' weft-admin.service || fail "weft-admin does not take the generator's count"
+grep -q '^ExecStart=.*weft-ranker .*--cpu ${WEFT_RANKER_CPU}' weft-ranker@.service || fail "weft-ranker@ does not take the generator's core"
+echo "weft-generator: the count and cores weftctl up would choose, told to weft-admin and each ranker"
 rm -f weft-ranker@0.service
 out=$(SYSTEMD_UNIT_PATH="$tmp/gen:$tmp:" SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
 	weft.target 2>&1) || { echo "$out"; fail "weft.target with the generated rankers does not verify"; }
 bad=$(printf '%s\n' "$out" | grep -v -e '^$' -e "User=weft" -e "Group=weft" -e "weft-clients" || true)
 [ -z "$bad" ] || { echo "$bad"; fail "weft.target with the generated rankers: warnings"; }
 printf 'WEFT_SHARDS=lots\n' > "$tmp/bad.conf"
-WEFT_CONF="$tmp/bad.conf" "$tmp/bin/weft-generator" "$tmp/gen2" 2>"$tmp/gen2.err"
-[ "$(ls "$tmp/gen2/weft.target.wants" | wc -l)" = 2 ] && grep -q "not a number" "$tmp/gen2.err" ||
-	fail "weft-generator on a bad WEFT_SHARDS: not 2 rankers with a message"
-echo "weft-generator: WEFT_SHARDS=3 starts 3 rankers; a bad value 2, said"
+WEFT_CONF="$tmp/bad.conf" WEFT_CPU_ONLINE=0-4 "$tmp/bin/weft-generator" "$tmp/gen2" 2>"$tmp/gen2.err"
+[ "$(ls "$tmp/gen2/weft.target.wants" | wc -l)" = 4 ] && grep -q "not a number or auto" "$tmp/gen2.err" ||
+	fail "weft-generator on a bad WEFT_SHARDS: not auto's 4 rankers on 5 cores with a message"
+echo "weft-generator: WEFT_SHARDS=3 starts 3 rankers; a bad value auto's count, said"
 for k in MEMORY_BUDGET SESSION_TTL SPILL_BUDGET CHECKPOINT_INTERVAL; do
 	grep -q "^ExecStart=.*weft-ranker .*\${WEFT_$k}" weft-ranker@.service || fail "weft-ranker@ does not pass WEFT_$k"
 	grep -q "^WEFT_$k=" "$src/systemd/weft.conf" || fail "weft.conf does not name WEFT_$k"
