@@ -550,10 +550,14 @@ static int load_seen(struct kafka_ctx *ctx)
 {
 	struct kafka_ingest_stats st = { .kafka_conns = 1 };
 	uint64_t next;
-	int i;
+	int i, asked = 1; /* 0: an INFO failed (st is then all 0, not weft-ingest's word) */
 
 	for (i = 0; i < 300 && !ctx->stop; i++) {
-		if (kafka_ingest_stats(ctx->rc, &st) < 0 || !st.kafka_conns)
+		if (kafka_ingest_stats(ctx->rc, &st) < 0) {
+			asked = 0;
+			break;
+		}
+		if (!st.kafka_conns)
 			break; /* 0 also from a weft-ingest without the field */
 		if (i == 10)
 			wf_info("waiting for weft-ingest to finish %llu earlier weft-kafka connection%s",
@@ -561,20 +565,26 @@ static int load_seen(struct kafka_ctx *ctx)
 		usleep(100000);
 		check_signals(ctx);
 	}
-	if (st.kafka_conns)
+	if (!asked)
+		wf_warn("cannot read weft-ingest's INFO stats on %s: reading the journal without waiting for earlier "
+			"weft-kafka connections and flushes (an EVENT still in one could be journaled twice)", ctx->socket);
+	else if (st.kafka_conns)
 		wf_warn("weft-ingest still holds %llu weft-kafka connection%s after 30 s: reading the journal "
 			"anyway (an EVENT still in one could be journaled twice)",
 			(unsigned long long)st.kafka_conns, st.kafka_conns == 1 ? "" : "s");
 	/* Every LSN given out by then durable. A failing journal makes nothing
 	 * more durable: what it refused is not in it, and is sent again. */
 	next = st.next_lsn;
-	for (i = 0; i < 300 && !ctx->stop && st.durable_lsn + 1 < next && !st.journal_failed; i++) {
+	for (i = 0; i < 300 && asked && !ctx->stop && st.durable_lsn + 1 < next && !st.journal_failed; i++) {
 		usleep(100000);
 		check_signals(ctx);
-		if (kafka_ingest_stats(ctx->rc, &st) < 0)
-			break;
+		if (kafka_ingest_stats(ctx->rc, &st) < 0) {
+			wf_warn("cannot read weft-ingest's INFO stats on %s while waiting for LSN %llu to be durable: "
+				"reading the journal anyway", ctx->socket, (unsigned long long)next - 1);
+			asked = 0;
+		}
 	}
-	if (st.durable_lsn + 1 < next && !st.journal_failed)
+	if (asked && st.durable_lsn + 1 < next && !st.journal_failed)
 		wf_warn("the journal holds LSNs up to %llu of %llu given out after 30 s (failing?): reading it anyway",
 			(unsigned long long)st.durable_lsn, (unsigned long long)next - 1);
 	return wf_kseen_load(&ctx->seen, ctx->journal, ctx->topic);
