@@ -53,6 +53,7 @@ struct ingest_conn *ingest_conn_new(struct ingest_ctx *ctx, int fd)
 	c->in.len = c->out.len = c->sendbuf.len = 0;
 	c->recv_armed = c->send_armed = c->closing = c->dead = c->stalled = c->dirty = c->last_queued = 0;
 	c->recv_cancel = c->kafka = 0;
+	c->ack_hold_ns = 0;
 	c->head = c->tail = 0;
 	c->active_ns = ctx->pass_ns;
 	c->partial_ns = 0;
@@ -336,15 +337,49 @@ void ingest_recv_stop(struct ingest_ctx *ctx, struct ingest_conn *c)
  * that was two sends, and two wake-ups and reads of the client, per
  * page view; held, they go out with the reply (as Redis writes a
  * pipeline's replies together). An ack waits no longer than the reply
- * queued behind it, which its client waits for anyway; never more than
- * INGEST_ACK_HOLD_MAX bytes, so a bulk load of EVENTs is not held.
+ * queued behind it, which its client waits for anyway, and never longer
+ * than INGEST_ACK_HOLD_NS (a stopped or slow ranker, a stopping ingest,
+ * a request timeout: a durable EVENT's ack still goes out, and its client
+ * does not send it twice); never more than INGEST_ACK_HOLD_MAX bytes, so
+ * a bulk load of EVENTs is not held. The first hold of c's output starts
+ * its clock and tells ingest_acks_due() when to look again.
  */
-static int ack_hold(struct ingest_ctx *ctx, const struct ingest_conn *c)
+static int ack_hold(struct ingest_ctx *ctx, struct ingest_conn *c)
 {
 	const struct ingest_slot *sl = &c->slots[c->head % c->cap];
 
-	return c->out_acks && c->out.len <= INGEST_ACK_HOLD_MAX && c->head != c->tail && !c->closing &&
-	       (!sl->ready || (sl->note_held && sl->wait_lsn > wf_journal_durable_lsn(ctx->journal)));
+	if (!c->out_acks || c->out.len > INGEST_ACK_HOLD_MAX || c->head == c->tail || c->closing || ctx->stopping ||
+	    (sl->ready && !(sl->note_held && sl->wait_lsn > wf_journal_durable_lsn(ctx->journal))))
+		return 0;
+	if (!c->ack_hold_ns) {
+		uint64_t due = ctx->pass_ns + INGEST_ACK_HOLD_NS;
+		c->ack_hold_ns = ctx->pass_ns;
+		if (!ctx->ack_hold_next || due < ctx->ack_hold_next)
+			ctx->ack_hold_next = due;
+		return 1;
+	}
+	return ctx->pass_ns - c->ack_hold_ns < INGEST_ACK_HOLD_NS;
+}
+
+void ingest_acks_due(struct ingest_ctx *ctx)
+{
+	uint64_t next = 0;
+
+	if (!ctx->ack_hold_next || ctx->pass_ns < ctx->ack_hold_next)
+		return;
+	/* Due: each connection whose hold ran out is looked at again (its
+	 * output goes out in this pass's service_dirty()); the others'
+	 * holds set the next time. Rare: a ranker's reply came in 2 ms. */
+	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
+		struct ingest_conn *c = ctx->conns[i];
+		if (!c || c->fd < 0 || !c->ack_hold_ns)
+			continue;
+		if (ctx->pass_ns - c->ack_hold_ns >= INGEST_ACK_HOLD_NS)
+			ingest_mark_dirty(ctx, c);
+		else if (!next || c->ack_hold_ns + INGEST_ACK_HOLD_NS < next)
+			next = c->ack_hold_ns + INGEST_ACK_HOLD_NS;
+	}
+	ctx->ack_hold_next = next;
 }
 
 void ingest_arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
@@ -361,6 +396,7 @@ void ingest_arm_send(struct ingest_ctx *ctx, struct ingest_conn *c)
 		c->sendbuf = c->out;
 		c->out = t;
 		c->out.len = 0;
+		c->ack_hold_ns = 0;
 	}
 	if (!(sqe = ingest_get_sqe(ctx)))
 		return; /* sent on a later pass (sqe_short); sendbuf keeps the bytes */

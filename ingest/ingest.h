@@ -32,6 +32,7 @@
 #define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
 #define INGEST_SLOT_INLINE 24u
 #define INGEST_ACK_HOLD_MAX 1024u /* EVENT acks held for the reply a ranker owes after them (conn.c) */
+#define INGEST_ACK_HOLD_NS 2000000ull /* and for at most this long */
 
 /*
  * The session table (shard.c): which shard a session lives on.
@@ -153,6 +154,7 @@ struct ingest_conn {
 	                      * protocol error): parse nothing after it */
 	uint8_t dirty;       /* on ctx->dirty: has output or input to look at */
 	uint8_t out_acks;    /* out holds EVENT acks only (meaningful while out.len > 0) */
+	uint64_t ack_hold_ns; /* conn.c ack_hold(): the pass clock when out's hold began; 0: none */
 	uint8_t kafka;       /* sent an EVENT with the field kafka (weft-kafka's): counted in kafka_conns */
 	uint64_t active_ns;  /* pass time of its last byte received or sent (idle timeout) */
 	uint64_t partial_ns; /* pass time its unfinished request began, 0: none (request timeout) */
@@ -296,6 +298,7 @@ struct ingest_ctx {
 	uint32_t nfree;
 
 	uint32_t any_stalled;      /* some connection may have stalled=1 */
+	uint64_t ack_hold_next;    /* conn.c: when the earliest held acks are due out (pass clock); 0: none held */
 	uint32_t *dirty;           /* connections to look at this pass */
 	uint32_t ndirty;
 	struct wf_resp_req *req;   /* parse scratch */
@@ -354,6 +357,11 @@ int ingest_recv_allowed(const struct ingest_ctx *ctx, const struct ingest_conn *
 void ingest_arm_recv(struct ingest_ctx *ctx, struct ingest_conn *c);
 void ingest_recv_stop(struct ingest_ctx *ctx, struct ingest_conn *c);
 void ingest_arm_send(struct ingest_ctx *ctx, struct ingest_conn *c);
+/* Connections whose EVENT acks were held (ack_hold()) for INGEST_ACK_HOLD_NS
+ * marked dirty, so this pass's service_dirty() sends them; once per pass,
+ * before it. ctx->ack_hold_next: when to look again (the loop sleeps no
+ * longer). */
+void ingest_acks_due(struct ingest_ctx *ctx);
 /* Queue a reply produced here (in order with the connection's others). */
 int ingest_reply_local(struct ingest_ctx *ctx, struct ingest_conn *c, const char *data, size_t len, int close);
 

@@ -397,7 +397,14 @@ void ingest_run(struct ingest_ctx *ctx)
 		uint64_t due = ingest_journal_kick(ctx);
 		ingest_shards_commit(ctx);
 		sweep_timeouts(ctx);
+		ingest_acks_due(ctx);
 		service_dirty(ctx);
+		/* Held acks (conn.c ack_hold()) go out by their due time even
+		 * if nothing else wakes the loop. */
+		if (ctx->ack_hold_next) {
+			uint64_t hold = ctx->ack_hold_next > ctx->pass_ns ? ctx->ack_hold_next - ctx->pass_ns : 1;
+			due = due && due < hold ? due : hold;
+		}
 		ingest_lat_flush(ctx); /* the replies of this pass go out now */
 		arm_fixed(ctx);
 		/* A8: pairs with R8 in weft-admin's SHUTDOWN (admin_cmd.c). */

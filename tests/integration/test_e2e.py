@@ -113,6 +113,45 @@ def test_page_view_acks_go_out_with_its_recs():
         s.close()
 
 
+def test_held_acks_go_out_while_a_ranker_is_stopped():
+    # The acks wait for the list only so long (2 ms): with every ranker
+    # stopped (SIGSTOP), a page view's durable acks still reach the
+    # client, and the list follows once the rankers run again. (Held for
+    # good, a client that gave up on the list would never learn its
+    # EVENTs were stored, and would send them again.)
+    import select
+    import signal
+    import socket
+    rankers = APP.pids("weft-ranker")
+    assert rankers
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(APP.sock)
+    items = sorted(ITEM_IDS)
+    cmds = [("EVENT", "held-1", USERS[4], "view", items[3]), ("EVENT", "held-1", USERS[4], "pdp", items[4]),
+            ("RECS", "held-1", USERS[4], "5")]
+    try:
+        for p in rankers:
+            os.kill(p, signal.SIGSTOP)
+        s.sendall(b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a.encode()), a.encode())
+                                                           for a in c) for c in cmds))
+        got = b""
+        for _ in range(100):  # up to 10 s; the acks are due in 2 ms
+            if select.select([s], [], [], 0.1)[0]:
+                got += s.recv(65536)
+            if got.count(b"\r\n") >= 2:
+                break
+        assert got == b":1\r\n:1\r\n", f"with the rankers stopped the acks did not come: {got!r}"
+    finally:
+        for p in rankers:
+            os.kill(p, signal.SIGCONT)
+    try:
+        while got.count(b"\r\n") < 2 + 1 + 2 * 5:
+            got += s.recv(65536)
+        assert got.startswith(b":1\r\n:1\r\n*5\r\n"), got
+    finally:
+        s.close()
+
+
 def test_login_midway_keeps_session_context():
     it = sorted(ITEM_IDS)[7]
     assert C.execute_command("EVENT", "login-s", "-", "pdp", it) == 1
@@ -210,7 +249,7 @@ if __name__ == "__main__":
     try:
         harness.run([test_ping_and_info, test_recs_returns_k_snapshot_items, test_cart_add_removes_item,
                      test_history_lists_events_in_order, test_pipeline_across_shards_keeps_order,
-                     test_page_view_acks_go_out_with_its_recs,
+                     test_page_view_acks_go_out_with_its_recs, test_held_acks_go_out_while_a_ranker_is_stopped,
                      test_login_midway_keeps_session_context,
                      test_bad_commands_get_err_and_connection_survives, test_weight_change_seen_by_next_query,
                      test_stock_load_from_inventory_csv,
