@@ -369,7 +369,7 @@ void ingest_acks_due(struct ingest_ctx *ctx)
 		return;
 	/* Due: each connection whose hold ran out is looked at again (its
 	 * output goes out in this pass's service_dirty()); the others'
-	 * holds set the next time. Rare: a ranker's reply came in 2 ms. */
+	 * holds set the next time. Rare: a ranker's reply comes in well under 50 ms. */
 	for (uint32_t i = 0; i < ctx->nconns_cap; i++) {
 		struct ingest_conn *c = ctx->conns[i];
 		if (!c || c->fd < 0 || !c->ack_hold_ns)

@@ -32,7 +32,7 @@
 #define INGEST_ERR_JOURNAL "-ERR the journal cannot write (disk full or failing): event not stored, retry later\r\n"
 #define INGEST_SLOT_INLINE 24u
 #define INGEST_ACK_HOLD_MAX 1024u /* EVENT acks held for the reply a ranker owes after them (conn.c) */
-#define INGEST_ACK_HOLD_NS 2000000ull /* and for at most this long */
+#define INGEST_ACK_HOLD_NS 50000000ull /* and for at most this long (a ranking takes microseconds; a loaded box, ms) */
 
 /*
  * The session table (shard.c): which shard a session lives on.
