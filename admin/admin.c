@@ -7,6 +7,7 @@
  *
  *   weft-admin --dir DIR --shm NAME --shards N [--snapshot FILE]
  *              [--socket PATH] [--state-dir DIR] [--load-timeout SEC]
+ *              [--admin-group G] [--supervisor PID]
  *
  * Program: weft-admin (links libweft, libinih, libsystemd).
  */
@@ -42,7 +43,9 @@ static void usage(FILE *f)
 		   "  --state-dir DIR    where weights.ini and snapshot.state live (default --dir)\n"
 		   "  --load-timeout SEC how long SNAPSHOT LOAD waits for the rankers (default 300)\n"
 		   "  --admin-group G    group owning admin.sock; only root, our user and members of\n"
-		   "                     G may use it (default: our own group)\n",
+		   "                     G may use it (default: our own group)\n"
+		   "  --supervisor PID   our parent, the `weftctl up` that restarts us; stopped after\n"
+		   "                     it is gone (SIGKILLed), no one will, and the segment is removed\n",
 		WF_SHM_MAX_SHARDS);
 }
 
@@ -53,7 +56,7 @@ static int parse_args(struct wf_admin_ctx *ctx, int argc, char **argv)
 		{ "shards", required_argument, NULL, 'n' },   { "snapshot", required_argument, NULL, 's' },
 		{ "socket", required_argument, NULL, 'S' },   { "load-timeout", required_argument, NULL, 't' },
 		{ "state-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
-		{ "admin-group", required_argument, NULL, 'g' },
+		{ "admin-group", required_argument, NULL, 'g' }, { "supervisor", required_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sock = NULL;
@@ -83,6 +86,13 @@ static int parse_args(struct wf_admin_ctx *ctx, int argc, char **argv)
 				return -EINVAL;
 			}
 			ctx->load_timeout_ms = (uint64_t)v * 1000;
+			break;
+		case 'P':
+			if (wf_parse_i64(optarg, strlen(optarg), &v) < 0 || v < 2 || v > INT32_MAX) {
+				fprintf(stderr, "weft-admin: --supervisor wants a pid, not '%s'\n", optarg);
+				return -EINVAL;
+			}
+			ctx->supervisor = (pid_t)v;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -529,6 +539,24 @@ static void ctx_fini(struct wf_admin_ctx *ctx)
 	wf_admin_exp_fini(ctx);
 }
 
+/*
+ * Stopping after our supervisor is gone. `weftctl up` gives every child
+ * PR_SET_PDEATHSIG SIGTERM, so a SIGKILLed weftctl stops us all, and no
+ * one is left to restart a process or to remove the segment: left in
+ * /dev/shm it would hold its whole size (its tables are faulted in at
+ * start) until the same DIR is started again. The name goes now; the
+ * processes that have it mapped keep it until they exit. A supervisor
+ * still there (we are its child) restarts us or removes it itself.
+ */
+static void orphan_cleanup(struct wf_admin_ctx *ctx)
+{
+	if (!ctx->supervisor || !ctx->shm || getppid() == ctx->supervisor)
+		return;
+	if (wf_shm_unlink(ctx->shm_name) == 0)
+		wf_info("weftctl up (pid %d) is gone and no one will restart weft: removed segment /dev/shm/%s",
+			(int)ctx->supervisor, ctx->shm_name);
+}
+
 int main(int argc, char **argv)
 {
 	struct wf_admin_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -582,6 +610,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "READY=1");
 	r = run(ctx);
 out:
+	orphan_cleanup(ctx);
 	ctx_fini(ctx);
 	free(ctx);
 	return r < 0 ? 1 : 0;

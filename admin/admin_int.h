@@ -51,6 +51,7 @@ struct wf_admin_ctx {
 	uint64_t load_timeout_ms;
 	const char *admin_group;    /* --admin-group: socket group, allowed peers */
 	gid_t admin_gid;            /* resolved admin_group, or our egid */
+	pid_t supervisor;           /* --supervisor: the weftctl up that started us, or 0 */
 
 	struct wf_shm *shm;
 	int created;                /* 1 if this process created the segment */

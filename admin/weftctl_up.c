@@ -180,7 +180,7 @@ static int ranker_cpu(const struct up_ctx *u, uint32_t i)
 
 static int spawn(struct up_ctx *u, struct up_child *ch)
 {
-	char shard[16];
+	char shard[16], sup[16];
 	const char *argv[32];
 	int n = 0;
 	pid_t parent = getpid(), pid;
@@ -219,6 +219,10 @@ static int spawn(struct up_ctx *u, struct up_child *ch)
 	if (ch->kind == KIND_ADMIN) {
 		argv[n++] = "--shards";
 		argv[n++] = u->shards_arg;
+		/* Removes the segment if it outlives us (we were SIGKILLed). */
+		snprintf(sup, sizeof(sup), "%d", (int)parent);
+		argv[n++] = "--supervisor";
+		argv[n++] = sup;
 		if (u->snapshot[0]) {
 			argv[n++] = "--snapshot";
 			argv[n++] = u->snapshot;

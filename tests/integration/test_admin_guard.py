@@ -11,11 +11,16 @@ One appliance (`weftctl up`, 2 shards, a generated store) and:
   * truncating the file that was loaded (`truncate -s 100000`) does not
     reach the rankers (weft-admin serves its own copy): same pids, known
     users still get answers, status says loaded by 2/2.
+
+And a second appliance whose `weftctl up` is SIGKILLed: its processes
+stop (PR_SET_PDEATHSIG), and the segment does not stay behind in
+/dev/shm holding its whole size.
 """
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -99,8 +104,34 @@ def test_truncating_the_loaded_file_does_not_reach_the_rankers():
     assert mine in st, st
 
 
+def test_sigkilled_up_leaves_no_segment():
+    root = os.path.join(T.path, "killed")
+    os.makedirs(root)
+    app = Appliance(root, shards=1, snapshot=STORE.snapshot)
+    seg = "weft.none"
+    try:
+        seg = dict(zip(*[iter(app.admin().execute_command("STATS"))] * 2))["segment"]
+        assert os.path.exists(f"/dev/shm/{seg}")
+        app.proc.kill()
+        app.proc.wait()
+        deadline = time.time() + 30
+        while app.pids("weft-") and time.time() < deadline:
+            time.sleep(0.1)
+        assert not app.pids("weft-"), "weft processes outlived their SIGKILLed weftctl up"
+        assert not os.path.exists(f"/dev/shm/{seg}"), \
+            f"/dev/shm/{seg} left behind by a SIGKILLed weftctl up ({os.path.getsize(f'/dev/shm/{seg}')} bytes)"
+        app.logf.flush()
+        app.logf.seek(0)
+        assert f"removed segment /dev/shm/{seg}" in app.logf.read()
+    finally:
+        if app.proc.poll() is None:
+            app.stop()
+        subprocess.run(["rm", "-f", f"/dev/shm/{seg}"])
+
+
 TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses,
-         test_snapshot_load_of_a_fifo_is_refused_at_once, test_truncating_the_loaded_file_does_not_reach_the_rankers]
+         test_snapshot_load_of_a_fifo_is_refused_at_once, test_truncating_the_loaded_file_does_not_reach_the_rankers,
+         test_sigkilled_up_leaves_no_segment]
 
 if __name__ == "__main__":
     try:
