@@ -597,6 +597,52 @@ static void choose_layout(struct up_ctx *u)
 	    u->nshards == 1 ? "" : "s", list);
 }
 
+/* 1 if pid runs a program given "--shm NAME" (a weft process of that
+ * segment; not one that took a dead one's pid). */
+static int serves_segment(pid_t pid, const char *name)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (const char *a = buf; a < buf + n; a += strlen(a) + 1)
+		if (strcmp(a, "--shm") == 0 && a + strlen(a) + 1 < buf + n && strcmp(a + strlen(a) + 1, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A process still running on segment name, as the pids it records say
+ * (weft-admin, weft-ingest, each ranker), or 0. */
+static pid_t segment_user(const char *name)
+{
+	struct wf_shm *shm;
+	pid_t pids[WF_SHM_MAX_SHARDS + 2], found = 0;
+	uint32_t n = 0;
+
+	if (wf_shm_attach_ro(name, &shm) < 0)
+		return 0;
+	/* relaxed: each is written once by its process at start; a stale
+	 * value only names a process that is checked below. */
+	pids[n++] = (pid_t)atomic_load_explicit(&shm->ctl->admin_pid, memory_order_relaxed);
+	pids[n++] = (pid_t)atomic_load_explicit(&shm->ctl->ingest_pid, memory_order_relaxed);
+	for (uint32_t i = 0; i < wf_shm_nshards(shm) && i < WF_SHM_MAX_SHARDS; i++)
+		pids[n++] = (pid_t)atomic_load_explicit(&wf_shm_shard(shm, i)->ranker_pid, memory_order_relaxed);
+	for (uint32_t i = 0; i < n && !found; i++)
+		if (pids[i] > 0 && serves_segment(pids[i], name))
+			found = pids[i];
+	wf_shm_detach(shm);
+	return found;
+}
+
 static int setup(struct up_ctx *u)
 {
 	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe",
@@ -657,7 +703,16 @@ static int setup(struct up_ctx *u)
 	if (u->sfd < 0)
 		return -errno;
 	signal(SIGPIPE, SIG_IGN);
-	/* A stale segment of a previous run that was SIGKILLed. */
+	/* A stale segment of a previous run that was SIGKILLed, unless its
+	 * processes still run: DIR (and the lock in it) was removed under a
+	 * running weft. */
+	pid_t owner = segment_user(u->shm_name);
+	if (owner > 0) {
+		say("segment /dev/shm/%s is in use by pid %d, a weft still running on an earlier %s that was "
+		    "removed; stop that weft first (kill %d and the other processes given --shm %s)",
+		    u->shm_name, (int)owner, u->dir, (int)owner, u->shm_name);
+		return -EBUSY;
+	}
 	if (wf_shm_unlink(u->shm_name) == 0)
 		say("removed stale segment /dev/shm/%s", u->shm_name);
 	return 0;

@@ -14,7 +14,9 @@ One appliance (`weftctl up`, 2 shards, a generated store) and:
 
 And a second appliance whose `weftctl up` is SIGKILLed: its processes
 stop (PR_SET_PDEATHSIG), and the segment does not stay behind in
-/dev/shm holding its whole size.
+/dev/shm holding its whole size. And a third whose DIR is removed while
+it runs: a `weftctl up` of a new DIR of that path refuses, naming a pid
+that still uses the segment, and removes nothing.
 """
 import os
 import shutil
@@ -115,9 +117,9 @@ def test_sigkilled_up_leaves_no_segment():
         app.proc.kill()
         app.proc.wait()
         deadline = time.time() + 30
-        while app.pids("weft-") and time.time() < deadline:
+        while app.pids("weft-[a-z]*") and time.time() < deadline:
             time.sleep(0.1)
-        assert not app.pids("weft-"), "weft processes outlived their SIGKILLed weftctl up"
+        assert not app.pids("weft-[a-z]*"), "weft processes outlived their SIGKILLed weftctl up"
         assert not os.path.exists(f"/dev/shm/{seg}"), \
             f"/dev/shm/{seg} left behind by a SIGKILLed weftctl up ({os.path.getsize(f'/dev/shm/{seg}')} bytes)"
         app.logf.flush()
@@ -129,9 +131,29 @@ def test_sigkilled_up_leaves_no_segment():
         subprocess.run(["rm", "-f", f"/dev/shm/{seg}"])
 
 
+def test_up_on_a_removed_running_dir_refuses():
+    root = os.path.join(T.path, "removed")
+    os.makedirs(root)
+    app = Appliance(root, shards=1, snapshot=STORE.snapshot)
+    try:
+        st = dict(zip(*[iter(app.admin().execute_command("STATS"))] * 2))
+        seg = st["segment"]
+        shutil.rmtree(app.dir)
+        r = subprocess.run([prog("weftctl"), "up", "--dir", app.dir, "--shards", "1", "--sessions", "262144"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0, r
+        assert f"/dev/shm/{seg} is in use by pid" in r.stderr, r.stderr
+        pid = int(r.stderr.split(" is in use by pid ")[1].split(",")[0])
+        assert pid in app.pids("weft-[a-z]*"), (pid, app.pids("weft-[a-z]*"))
+        assert os.path.exists(f"/dev/shm/{seg}"), "the running weft's segment was removed"
+        assert not os.path.exists(os.path.join(app.dir, "weft.sock")), "a second weft started"
+    finally:
+        app.stop()
+
+
 TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses,
          test_snapshot_load_of_a_fifo_is_refused_at_once, test_truncating_the_loaded_file_does_not_reach_the_rankers,
-         test_sigkilled_up_leaves_no_segment]
+         test_sigkilled_up_leaves_no_segment, test_up_on_a_removed_running_dir_refuses]
 
 if __name__ == "__main__":
     try:
