@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -383,14 +384,65 @@ static void stop_all(struct up_ctx *u)
 	}
 }
 
+/* 1 if pid runs a program given "--shm NAME" (a weft process of that
+ * segment; not one that took a dead one's pid). */
+static int serves_segment(pid_t pid, const char *name)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (const char *a = buf; a < buf + n; a += strlen(a) + 1)
+		if (strcmp(a, "--shm") == 0 && a + strlen(a) + 1 < buf + n && strcmp(a + strlen(a) + 1, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A process still running on segment name, as the pids it records say
+ * (weft-admin, weft-ingest, each ranker), or 0. */
+static pid_t segment_user(const char *name)
+{
+	struct wf_shm *shm;
+	pid_t pids[WF_SHM_MAX_SHARDS + 2], found = 0;
+	uint32_t n = 0;
+
+	if (wf_shm_attach_ro(name, &shm) < 0)
+		return 0;
+	/* relaxed: each is written once by its process at start; a stale
+	 * value only names a process that is checked below. */
+	pids[n++] = (pid_t)atomic_load_explicit(&shm->ctl->admin_pid, memory_order_relaxed);
+	pids[n++] = (pid_t)atomic_load_explicit(&shm->ctl->ingest_pid, memory_order_relaxed);
+	for (uint32_t i = 0; i < wf_shm_nshards(shm) && i < WF_SHM_MAX_SHARDS; i++)
+		pids[n++] = (pid_t)atomic_load_explicit(&wf_shm_shard(shm, i)->ranker_pid, memory_order_relaxed);
+	for (uint32_t i = 0; i < n && !found; i++)
+		if (pids[i] > 0 && serves_segment(pids[i], name))
+			found = pids[i];
+	wf_shm_detach(shm);
+	return found;
+}
+
 /* Remove the segment and sockets, if they were ours: a weft-admin of
  * ours that never answered may have found DIR served by another. */
 static void cleanup_files(struct up_ctx *u)
 {
 	char p[PATH_MAX + 32];
 
-	if (!u->admin_up)
+	if (!u->admin_up) {
+		/* One that failed after creating the segment (it could not
+		 * listen, say) left it: ours, unless a process still uses it. */
+		if (segment_user(u->shm_name) == 0 && wf_shm_unlink(u->shm_name) == 0)
+			say("removed segment /dev/shm/%s, which weft-admin made before it failed", u->shm_name);
 		return;
+	}
 	wf_shm_unlink(u->shm_name);
 	snprintf(p, sizeof(p), "%s/admin.sock", u->dir);
 	unlink(p);
@@ -597,52 +649,6 @@ static void choose_layout(struct up_ctx *u)
 	    u->nshards == 1 ? "" : "s", list);
 }
 
-/* 1 if pid runs a program given "--shm NAME" (a weft process of that
- * segment; not one that took a dead one's pid). */
-static int serves_segment(pid_t pid, const char *name)
-{
-	char path[64], buf[4096];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	for (const char *a = buf; a < buf + n; a += strlen(a) + 1)
-		if (strcmp(a, "--shm") == 0 && a + strlen(a) + 1 < buf + n && strcmp(a + strlen(a) + 1, name) == 0)
-			return 1;
-	return 0;
-}
-
-/* A process still running on segment name, as the pids it records say
- * (weft-admin, weft-ingest, each ranker), or 0. */
-static pid_t segment_user(const char *name)
-{
-	struct wf_shm *shm;
-	pid_t pids[WF_SHM_MAX_SHARDS + 2], found = 0;
-	uint32_t n = 0;
-
-	if (wf_shm_attach_ro(name, &shm) < 0)
-		return 0;
-	/* relaxed: each is written once by its process at start; a stale
-	 * value only names a process that is checked below. */
-	pids[n++] = (pid_t)atomic_load_explicit(&shm->ctl->admin_pid, memory_order_relaxed);
-	pids[n++] = (pid_t)atomic_load_explicit(&shm->ctl->ingest_pid, memory_order_relaxed);
-	for (uint32_t i = 0; i < wf_shm_nshards(shm) && i < WF_SHM_MAX_SHARDS; i++)
-		pids[n++] = (pid_t)atomic_load_explicit(&wf_shm_shard(shm, i)->ranker_pid, memory_order_relaxed);
-	for (uint32_t i = 0; i < n && !found; i++)
-		if (pids[i] > 0 && serves_segment(pids[i], name))
-			found = pids[i];
-	wf_shm_detach(shm);
-	return found;
-}
-
 static int setup(struct up_ctx *u)
 {
 	static const char *const names[] = { "weft-admin", "weft-ranker", "weft-ingest", "weft-observe",
@@ -666,6 +672,20 @@ static int setup(struct up_ctx *u)
 	if (!realpath(u->o->dir, u->dir)) {
 		say("cannot resolve %s: %s", u->o->dir, strerror(errno));
 		return -errno;
+	}
+	struct stat st;
+	if (stat(u->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		say("--dir %s exists and is not a directory; name a directory (it is made if absent)", u->o->dir);
+		return -ENOTDIR;
+	}
+	/* The sockets' paths must fit a struct sockaddr_un: say so now, not
+	 * through a weft-admin that cannot listen and is restarted. */
+	size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	if (strlen(u->dir) + strlen("/admin.sock") > sun_max) {
+		say("--dir %s is too long for its sockets: %s/admin.sock would be %zu bytes, a Unix socket path "
+		    "holds at most %zu; use a shorter directory",
+		    u->o->dir, u->dir, strlen(u->dir) + strlen("/admin.sock"), sun_max);
+		return -ENAMETOOLONG;
 	}
 	if (take_dir(u) < 0)
 		return -EBUSY;

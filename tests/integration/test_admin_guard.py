@@ -16,7 +16,9 @@ And a second appliance whose `weftctl up` is SIGKILLed: its processes
 stop (PR_SET_PDEATHSIG), and the segment does not stay behind in
 /dev/shm holding its whole size. And a third whose DIR is removed while
 it runs: a `weftctl up` of a new DIR of that path refuses, naming a pid
-that still uses the segment, and removes nothing.
+that still uses the segment, and removes nothing. And `weftctl up` given
+a DIR that is a file, one too long for its sockets, or one where
+weft-admin cannot listen: a clear error, exit 1, no segment left behind.
 """
 import os
 import shutil
@@ -151,9 +153,35 @@ def test_up_on_a_removed_running_dir_refuses():
         app.stop()
 
 
+def weft_segments():
+    return {n for n in os.listdir("/dev/shm") if n.startswith("weft.")}
+
+
+def up_fails(d, *words):
+    before = weft_segments()
+    r = subprocess.run([prog("weftctl"), "up", "--dir", d, "--shards", "1", "--sessions", "262144"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+    assert weft_segments() <= before, f"segments left behind: {weft_segments() - before}"
+    return r.stderr
+
+
+def test_up_refuses_a_bad_dir_clearly_and_leaves_nothing():
+    f = os.path.join(T.path, "a-file")
+    open(f, "w").close()
+    up_fails(f, "is not a directory")
+    up_fails(os.path.join(T.path, "d" * 120), "too long for its sockets", "at most 107")
+    x = os.path.join(T.path, "sock-is-a-dir")
+    os.makedirs(os.path.join(x, "admin.sock"))
+    up_fails(x, "cannot listen on", "removed segment /dev/shm/weft.")
+
+
 TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses,
          test_snapshot_load_of_a_fifo_is_refused_at_once, test_truncating_the_loaded_file_does_not_reach_the_rankers,
-         test_sigkilled_up_leaves_no_segment, test_up_on_a_removed_running_dir_refuses]
+         test_sigkilled_up_leaves_no_segment, test_up_on_a_removed_running_dir_refuses,
+         test_up_refuses_a_bad_dir_clearly_and_leaves_nothing]
 
 if __name__ == "__main__":
     try:
