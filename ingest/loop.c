@@ -8,6 +8,7 @@
  * Linked into weft-ingest only.
  */
 #include <errno.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -18,6 +19,8 @@
 #define INGEST_SPIN_ITERS 200 /* idle pause loops before sleeping (~5 us) */
 #define INGEST_STOP_NS 5000000000ull /* stopping: longest wait for owed replies */
 #define INGEST_SWEEP_NS 100000000ull /* timeouts: a sweep at most every 100 ms */
+#define INGEST_ACCEPT_PAUSE_NS 100000000ull  /* accepting paused after running out of descriptors */
+#define INGEST_ACCEPT_WARN_NS 10000000000ull /* an "accept failed" warning at most this often */
 #define INGEST_SWEEP_MAX 4096u       /* connections one sweep looks at */
 #define INGEST_NOFUTEX_NAP_NS 2000000ull /* woken by signal: longest sleep while a reply is owed */
 
@@ -42,13 +45,42 @@ static void buf_return(struct ingest_ctx *ctx, uint16_t bid)
 	io_uring_buf_ring_advance(ctx->br, 1);
 }
 
+/*
+ * accept() failed with err. Out of descriptors or memory (a flood of
+ * connections, a low open-file limit), accepting again at once fails
+ * again at once: the loop would spin on it and write a warning each time
+ * (23 million lines in seconds, seen). So accepting pauses for
+ * INGEST_ACCEPT_PAUSE_NS (the clients wait in the listen backlog, and are
+ * taken once connections close), and the warning says how often, at
+ * most every INGEST_ACCEPT_WARN_NS.
+ */
+static void accept_failed(struct ingest_ctx *ctx, int err)
+{
+	struct rlimit rl = { 0 };
+
+	ctx->accept_failures++;
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+		ctx->accept_resume_ns = ctx->pass_ns + INGEST_ACCEPT_PAUSE_NS;
+	if (ctx->accept_warned_ns && ctx->pass_ns - ctx->accept_warned_ns < INGEST_ACCEPT_WARN_NS)
+		return;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	wf_warn("accept failed: %s (%llu time%s since the last warning; %u clients connected, open-file limit %llu)%s",
+		strerror(err), (unsigned long long)ctx->accept_failures, ctx->accept_failures == 1 ? "" : "s",
+		ctx->nconns, (unsigned long long)rl.rlim_cur,
+		err == EMFILE || err == ENFILE ? "; new clients wait in the listen backlog until connections close: "
+						 "raise the limit (LimitNOFILE=, ulimit -n) or connect fewer clients"
+					       : "");
+	ctx->accept_warned_ns = ctx->pass_ns;
+	ctx->accept_failures = 0;
+}
+
 static void on_accept(struct ingest_ctx *ctx, struct io_uring_cqe *cqe)
 {
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		ctx->accept_armed = 0;
 	if (cqe->res < 0) {
 		if (cqe->res != -EINTR && cqe->res != -ECANCELED)
-			wf_warn("accept failed: %s", strerror(-cqe->res));
+			accept_failed(ctx, -cqe->res);
 		return;
 	}
 	if (ctx->stopping) {
@@ -194,7 +226,9 @@ static void arm_fixed(struct ingest_ctx *ctx)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!ctx->accept_armed && !ctx->stopping && (sqe = ingest_get_sqe(ctx))) {
+	if (ctx->accept_resume_ns && ctx->pass_ns >= ctx->accept_resume_ns)
+		ctx->accept_resume_ns = 0;
+	if (!ctx->accept_armed && !ctx->accept_resume_ns && !ctx->stopping && (sqe = ingest_get_sqe(ctx))) {
 		io_uring_prep_multishot_accept(sqe, ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		io_uring_sqe_set_data64(sqe, ingest_ud(INGEST_OP_ACCEPT, 0, 0));
 		ctx->accept_armed = 1;
@@ -404,6 +438,11 @@ void ingest_run(struct ingest_ctx *ctx)
 		if (ctx->ack_hold_next) {
 			uint64_t hold = ctx->ack_hold_next > ctx->pass_ns ? ctx->ack_hold_next - ctx->pass_ns : 1;
 			due = due && due < hold ? due : hold;
+		}
+		/* So does accepting again after a pause (accept_failed()). */
+		if (ctx->accept_resume_ns) {
+			uint64_t resume = ctx->accept_resume_ns > ctx->pass_ns ? ctx->accept_resume_ns - ctx->pass_ns : 1;
+			due = due && due < resume ? due : resume;
 		}
 		ingest_lat_flush(ctx); /* the replies of this pass go out now */
 		arm_fixed(ctx);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -344,6 +345,31 @@ static int claim_segment(struct ingest_ctx *ctx)
 	}
 }
 
+/* One descriptor a client, and a few of our own (journal segments,
+ * pidfds, the ring): the soft open-file limit raised as far as the hard
+ * one allows (a shell's 1024 would refuse clients long before
+ * --max-clients), and a warning when that is still short. */
+#define INGEST_OWN_FDS 64u
+
+static void raise_fd_limit(const struct ingest_ctx *ctx)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)ctx->max_clients + INGEST_OWN_FDS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		rl.rlim_cur = was;
+	if (rl.rlim_cur < want)
+		wf_warn("the open-file limit is %llu (hard limit %llu): at most about %llu clients at once, not "
+			"--max-clients %u; raise it (LimitNOFILE=, ulimit -Hn) or lower --max-clients",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+			(unsigned long long)(rl.rlim_cur > INGEST_OWN_FDS ? rl.rlim_cur - INGEST_OWN_FDS : 0),
+			ctx->max_clients);
+}
+
 /* The segment (waiting up to 10 s for weft-admin to create it), the
  * shards' rings and front tables, the connection tables, the route
  * table and the journal. 0, or 1 (logged). */
@@ -368,6 +394,7 @@ static int setup_state(struct ingest_ctx *ctx)
 	ctx->shards = calloc(ctx->nshards, sizeof(*ctx->shards));
 	ctx->req = malloc(sizeof(*ctx->req));
 	ctx->nconns_cap = ctx->max_clients;
+	raise_fd_limit(ctx);
 	ctx->conns = calloc(ctx->nconns_cap, sizeof(*ctx->conns));
 	ctx->free_idx = malloc(ctx->nconns_cap * sizeof(*ctx->free_idx));
 	ctx->dirty = malloc(ctx->nconns_cap * sizeof(*ctx->dirty));

@@ -138,7 +138,7 @@ class Store:
 class Appliance:
     """`weftctl up` in the background; stop() shuts it down cleanly."""
 
-    def __init__(self, root, shards=2, snapshot=None, extra=()):
+    def __init__(self, root, shards=2, snapshot=None, extra=(), preexec_fn=None):
         self.dir = os.path.join(root, "run")
         self.shards = shards
         # A test store has far fewer live sessions than the routing table's
@@ -148,7 +148,8 @@ class Appliance:
             args += ["--snapshot", snapshot]
         args += list(extra)
         self.logf = open(os.path.join(root, "up.log"), "w+")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.logf, text=True)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.logf, text=True,
+                                     preexec_fn=preexec_fn)
         deadline = time.time() + 60
         while True:
             line = self.proc.stdout.readline()

@@ -9,8 +9,15 @@ request is older than the request timeout, with an error line, while
 another client is served throughout; a connection that sends nothing
 past the idle timeout is closed, one that keeps talking is not; INFO counts
 the connections closed so.
+
+And a second appliance under an open-file limit of 100 (soft and hard): a
+flood of 150 connections is served up to the limit, the rest wait in the
+listen backlog and are served once others close, weft-ingest warns at
+start that the limit is short of --max-clients, and its "accept failed"
+warnings stay few (before: one per failed accept, millions a second).
 """
 import os
+import resource
 import socket
 import stat
 import sys
@@ -90,10 +97,50 @@ def test_idle_connection_is_closed_talking_one_is_not():
     assert int(info["request_timeout_s"]) == 1 and int(info["idle_timeout_s"]) == 3, info
 
 
+def test_connection_flood_past_the_fd_limit():
+    root = os.path.join(T.path, "fdlimit")
+    os.makedirs(root)
+    app = Appliance(root, shards=1, snapshot=STORE.snapshot,
+                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100)))
+    try:
+        conns = []
+        for _ in range(150):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(app.sock)  # the listen backlog takes what is not accepted
+            conns.append(s)
+        time.sleep(1.5)
+        served = []
+        for s in conns:
+            s.settimeout(0.05)
+            try:
+                s.sendall(b"PING\r\n")
+                if s.recv(64) == b"+PONG\r\n":
+                    served.append(s)
+            except (socket.timeout, OSError):
+                pass
+        assert 20 <= len(served) < 100, f"{len(served)} of 150 served under a limit of 100 descriptors"
+        waiting = [s for s in conns if s not in served]
+        for s in served:
+            s.close()
+        for s in waiting:  # their PING was sent above; the answer comes once accepted
+            s.settimeout(5)
+            assert s.recv(64) == b"+PONG\r\n", "a connection from the backlog was not served"
+            s.close()
+        app.logf.flush()
+        app.logf.seek(0)
+        log = app.logf.read()
+        assert "the open-file limit is 100 (hard limit 100)" in log, log[-3000:]
+        n = log.count("accept failed")
+        assert 1 <= n <= 3, f"{n} 'accept failed' warnings in ~2 s"
+        assert "wait in the listen backlog" in log
+    finally:
+        app.stop()
+
+
 if __name__ == "__main__":
     try:
         harness.run([test_socket_is_owner_and_group_only, test_half_requests_are_closed_while_others_are_served,
-                     test_idle_connection_is_closed_talking_one_is_not])
+                     test_idle_connection_is_closed_talking_one_is_not, test_connection_flood_past_the_fd_limit])
     finally:
         APP.stop()
         T.cleanup()
