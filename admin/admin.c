@@ -30,6 +30,8 @@
 #define TICK_MS 20          /* loop tick while a SNAPSHOT reply is pending */
 #define IDLE_TICK_MS 250    /* otherwise: notice ctl->shutdown set elsewhere */
 #define EXIT_FLUSH_MS 2000  /* how long SHUTDOWN waits for replies to drain */
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: the listener rests this long */
+#define ACCEPT_WARN_MS 10000 /* a refused or failed accept: a warning at most this often */
 
 static void usage(FILE *f)
 {
@@ -303,6 +305,23 @@ static int peer_allowed(const struct wf_admin_ctx *ctx, int fd, char *why, size_
 	return 0;
 }
 
+/*
+ * A warning that a flood would repeat (refused peers, failed accepts):
+ * written at most every ACCEPT_WARN_MS, with how many there were since,
+ * so a local user who connects in a loop cannot fill the log.
+ */
+static void accept_warn(struct wf_admin_ctx *ctx, const char *what)
+{
+	uint64_t now = wf_now_ns();
+
+	ctx->accept_warn_n++;
+	if (ctx->accept_warn_ns && now - ctx->accept_warn_ns < ACCEPT_WARN_MS * 1000000ull)
+		return;
+	wf_warn("%s (%llu such since the last warning)", what, (unsigned long long)ctx->accept_warn_n);
+	ctx->accept_warn_ns = now;
+	ctx->accept_warn_n = 0;
+}
+
 static void accept_clients(struct wf_admin_ctx *ctx)
 {
 	for (;;) {
@@ -310,8 +329,16 @@ static void accept_clients(struct wf_admin_ctx *ctx)
 		int i;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR)
-				wf_warn("accept() on %s failed: %s", ctx->sock_path, strerror(errno));
+			char what[WF_PATH_MAX + 128];
+
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			/* Out of descriptors the listener stays readable: poll it
+			 * again only after a pause, or the loop spins. */
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				ctx->accept_resume_ns = wf_now_ns() + ACCEPT_PAUSE_MS * 1000000ull;
+			snprintf(what, sizeof(what), "accept() on %s failed: %s", ctx->sock_path, strerror(errno));
+			accept_warn(ctx, what);
 			return;
 		}
 		char why[256];
@@ -324,7 +351,9 @@ static void accept_clients(struct wf_admin_ctx *ctx)
 				/* nothing more to do for a client we refuse */
 			}
 			close(fd);
-			wf_warn("refused an admin client: %s", why);
+			char what[320];
+			snprintf(what, sizeof(what), "refused an admin client: %s", why);
+			accept_warn(ctx, what);
 			continue;
 		}
 		for (i = 0; i < WF_ADMIN_MAX_CLIENTS && ctx->clients[i].fd >= 0; i++)
@@ -452,7 +481,9 @@ static int run(struct wf_admin_ctx *ctx)
 
 		pfd[n] = (struct pollfd){ .fd = ctx->signal_fd, .events = POLLIN };
 		idx[n++] = -1;
-		if (!ctx->exiting) {
+		if (ctx->accept_resume_ns && wf_now_ns() >= ctx->accept_resume_ns)
+			ctx->accept_resume_ns = 0;
+		if (!ctx->exiting && !ctx->accept_resume_ns) {
 			pfd[n] = (struct pollfd){ .fd = ctx->listen_fd, .events = POLLIN };
 			idx[n++] = -2;
 		}
@@ -469,7 +500,8 @@ static int run(struct wf_admin_ctx *ctx)
 			pfd[n] = (struct pollfd){ .fd = c->fd, .events = ev };
 			idx[n++] = i;
 		}
-		timeout = (ctx->pending.active || ctx->exiting) ? TICK_MS : IDLE_TICK_MS;
+		timeout = (ctx->pending.active || ctx->exiting) ? TICK_MS
+			  : ctx->accept_resume_ns ? ACCEPT_PAUSE_MS : IDLE_TICK_MS;
 		if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) {
 			wf_err("poll() failed: %s", strerror(errno));
 			return -errno;

@@ -52,6 +52,9 @@ struct wf_admin_ctx {
 	const char *admin_group;    /* --admin-group: socket group, allowed peers */
 	gid_t admin_gid;            /* resolved admin_group, or our egid */
 	pid_t supervisor;           /* --supervisor: the weftctl up that started us, or 0 */
+	uint64_t accept_resume_ns;  /* listener not polled until then (out of descriptors); 0: polled */
+	uint64_t accept_warn_ns;    /* the last refused/failed accept warning */
+	uint64_t accept_warn_n;     /* refused/failed accepts since it */
 
 	struct wf_shm *shm;
 	int created;                /* 1 if this process created the segment */

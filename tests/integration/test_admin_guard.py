@@ -19,8 +19,13 @@ it runs: a `weftctl up` of a new DIR of that path refuses, naming a pid
 that still uses the segment, and removes nothing. And `weftctl up` given
 a DIR that is a file, one too long for its sockets, or one where
 weft-admin cannot listen: a clear error, exit 1, no segment left behind.
+And under an open-file limit of 100, a flood of admin connections: its
+"accept() failed" warnings stay few, and weft-admin answers once they
+close.
 """
 import os
+import resource
+import socket
 import shutil
 import subprocess
 import sys
@@ -178,10 +183,34 @@ def test_up_refuses_a_bad_dir_clearly_and_leaves_nothing():
     up_fails(x, "cannot listen on", "removed segment /dev/shm/weft.")
 
 
+def test_admin_connection_flood_past_the_fd_limit():
+    root = os.path.join(T.path, "fdlimit")
+    os.makedirs(root)
+    app = Appliance(root, shards=1, snapshot=STORE.snapshot,
+                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100)))
+    try:
+        conns = []
+        for _ in range(150):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(app.admin_sock)
+            conns.append(s)
+        time.sleep(2)
+        for s in conns:
+            s.close()
+        time.sleep(0.5)
+        assert app.admin().ping()
+        app.logf.flush()
+        app.logf.seek(0)
+        n = app.logf.read().count("weft-admin: warning: accept() on")
+        assert 1 <= n <= 3, f"{n} 'accept() failed' warnings from weft-admin in ~2 s"
+    finally:
+        app.stop()
+
+
 TESTS = [test_second_up_on_running_dir_refuses_naming_the_owner, test_second_admin_on_same_socket_refuses,
          test_snapshot_load_of_a_fifo_is_refused_at_once, test_truncating_the_loaded_file_does_not_reach_the_rankers,
          test_sigkilled_up_leaves_no_segment, test_up_on_a_removed_running_dir_refuses,
-         test_up_refuses_a_bad_dir_clearly_and_leaves_nothing]
+         test_up_refuses_a_bad_dir_clearly_and_leaves_nothing, test_admin_connection_flood_past_the_fd_limit]
 
 if __name__ == "__main__":
     try:
