@@ -36,7 +36,6 @@
  * the shopper's membership is right, the announcement is missing.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -53,7 +52,6 @@
 #define TRIGGERS_COUNT 100u           /* TRIGGERS COUNT default */
 #define TRIGGERS_COUNT_MAX 1000u
 #define TRIGGERS_READ_MAX (4u << 20)  /* journal bytes one TRIGGERS reads at most */
-#define TRIGGERS_CHUNK (1u << 20)     /* read at a time */
 #define NOTES_JPOS 16u                /* journal positions remembered for TRIGGERS */
 #define TRIGGERS_SEGMENTS_MAX 64u
 
@@ -568,32 +566,14 @@ static uint32_t trig_recent(struct ingest_notes *n, const struct trig_args *t, s
 }
 
 /*
- * From the journal (a cursor older than the recent buffer), reading the
- * segment files itself, a chunk at a time, at most TRIGGERS_READ_MAX bytes
- * a call: a TRIGGERS never stalls the loop for long. Where a call stopped
- * is remembered (a few positions: LSN -> segment, offset), so a consumer
+ * From the journal (a cursor older than the recent buffer): a journal tail
+ * (lib/journal_tail.c) reading at most TRIGGERS_READ_MAX bytes a call, so
+ * a TRIGGERS never stalls the loop for long. Where a call stopped is
+ * remembered (a few positions: LSN -> segment, offset), so a consumer
  * paging on from its last id, or from the cursor an error named, goes on
  * from there; any other cursor starts at the beginning of its segment.
- * Files: lib/journal.h's (wf_journal_segments, wf_journal_segment_path,
- * WF_JOURNAL_SEG_HDR; records wf_journal_decode() reads).
+ * No tail is kept open between calls: it would keep pruned segments.
  */
-
-/* Where a scan starts for LSN want: a remembered position, else the
- * segment holding it (its header's end). */
-static void jstart(struct ingest_notes *n, const uint64_t *segs, int nsegs, uint64_t want, uint64_t *seg,
-		   uint64_t *off)
-{
-	for (uint32_t i = 0; i < NOTES_JPOS; i++)
-		if (n->jpos[i].next_lsn == want && n->jpos[i].next_lsn) {
-			*seg = n->jpos[i].seg;
-			*off = n->jpos[i].off;
-			return;
-		}
-	*seg = segs[0];
-	for (int i = 0; i < nsegs && segs[i] <= want; i++)
-		*seg = segs[i];
-	*off = WF_JOURNAL_SEG_HDR;
-}
 
 struct jscan {
 	const struct trig_args *t;
@@ -601,18 +581,14 @@ struct jscan {
 	uint32_t got;
 	uint64_t last;   /* the last LSN read */
 	int cut;         /* the byte budget ran out first */
-	int done;        /* reached COUNT, the buffer's range or the end */
+	int done;        /* reached COUNT (or out of memory) */
 };
 
 /* One record: 1 to stop (done). */
-static int jrec(struct ingest_notes *n, struct jscan *js, const struct wf_journal_rec *rec)
+static int jrec(struct jscan *js, const struct wf_journal_rec *rec)
 {
 	char *json;
 
-	if (rec->lsn <= js->t->cursor)
-		return 0;
-	if (rec->lsn > n->published || rec->lsn >= n->recent_from)
-		return js->done = 1; /* not published yet, or the buffer has it from here */
 	js->last = rec->lsn;
 	if (rec->kind != WF_JREC_SEGMENT || rec->argc != A_COUNT ||
 	    !trig_wanted(js->t, rec->argv[A_SEGMENT], rec->argl[A_SEGMENT]))
@@ -630,73 +606,37 @@ static int trig_journal(struct ingest_ctx *ctx, const struct trig_args *t, struc
 	struct ingest_notes *n = ctx->notes;
 	struct jscan js = { .t = t, .items = items, .last = t->cursor };
 	struct wf_journal_rec *rec = malloc(sizeof(*rec));
-	size_t cap = TRIGGERS_CHUNK + WF_JOURNAL_MAX_RECORD + 64, budget = TRIGGERS_READ_MAX;
-	char *buf = malloc(cap), path[WF_PATH_MAX + 32];
-	uint64_t *segs = NULL, seg, off;
-	size_t nseg = 0;
-	int ls = wf_journal_segments(ctx->journal_dir, &segs, &nseg), nsegs = (int)WF_MIN(nseg, (size_t)INT32_MAX);
-	int si, fd = -1, e = 0;
+	struct wf_journal_tail *tail = NULL;
+	uint64_t seg = 0, off = 0, want = t->cursor + 1;
+	/* Published, and older than the recent buffer (which has the rest). */
+	uint64_t upto = WF_MIN(n->published, n->recent_from ? n->recent_from - 1 : 0);
+	int e = 0;
 
-	if (ls < 0 || !rec || !buf) {
-		e = ls < 0 ? ls : -ENOMEM;
+	for (uint32_t i = 0; i < NOTES_JPOS; i++)
+		if (n->jpos[i].next_lsn == want) {
+			seg = n->jpos[i].seg;
+			off = n->jpos[i].off;
+		}
+	if (!rec || (e = wf_journal_tail_open_at(ctx->journal_dir, want, seg, off, &tail)) < 0) {
+		e = rec ? e : -ENOMEM;
 		goto out;
 	}
-	if (nsegs == 0)
-		goto out;
-	jstart(n, segs, nsegs, t->cursor + 1, &seg, &off);
-	for (si = 0; si < nsegs && segs[si] != seg; si++)
-		;
-	while (si < nsegs && !js.done && !js.cut) {
-		size_t len = 0, p = 0;
-		ssize_t r;
-
-		wf_journal_segment_path(path, sizeof(path), ctx->journal_dir, segs[si]);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-			off = WF_JOURNAL_SEG_HDR; /* pruned meanwhile: the next one */
-			si++;
-			continue;
-		}
-		for (;;) {
-			int k;
-
-			if (p == len || (k = wf_journal_decode((uint8_t *)buf + p, len - p, rec)) == 0) {
-				/* More of the file: what is left of the chunk first. */
-				memmove(buf, buf + p, len - p);
-				len -= p;
-				off += p;
-				p = 0;
-				if (!budget) {
-					js.cut = 1;
-					break;
-				}
-				r = pread(fd, buf + len, WF_MIN(TRIGGERS_CHUNK, budget), (off_t)(off + len));
-				if (r <= 0)
-					break; /* its end (a torn tail being written ends it too) */
-				len += (size_t)r;
-				budget -= WF_MIN((size_t)r, budget);
-				continue;
-			}
-			if (k < 0)
-				break; /* not a record: the end of what was written */
-			p += (size_t)k;
-			if (jrec(n, &js, rec))
-				break;
-		}
-		close(fd);
-		fd = -1;
-		off += p;
-		if (!js.done && !js.cut) { /* the next segment */
-			si++;
-			off = WF_JOURNAL_SEG_HDR;
-		}
+	wf_journal_tail_budget(tail, TRIGGERS_READ_MAX);
+	while (!js.done) {
+		int r = wf_journal_tail_next(tail, rec, upto);
+		if (r == -EAGAIN)
+			js.cut = 1;
+		else if (r < 0)
+			e = r;
+		if (r <= 0)
+			break; /* cut, failed, or every record up to upto read */
+		jrec(&js, rec);
 	}
-	if (si < nsegs) { /* remembered: a call from js.last + 1 goes on here */
-		n->jpos[n->jpos_next++ % NOTES_JPOS] =
-			(struct ingest_jpos){ .next_lsn = js.last + 1, .seg = segs[si], .off = off };
-	}
+	wf_journal_tail_pos(tail, &seg, &off);
+	if (seg) /* remembered: a call from js.last + 1 goes on here */
+		n->jpos[n->jpos_next++ % NOTES_JPOS] = (struct ingest_jpos){ .next_lsn = js.last + 1, .seg = seg, .off = off };
 out:
-	free(segs);
-	free(buf);
+	wf_journal_tail_close(tail);
 	free(rec);
 	*ret_got = js.got;
 	*ret_last = js.last;

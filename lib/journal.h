@@ -186,15 +186,26 @@ struct wf_journal_tail;
 int wf_journal_tail_open(const char *dir, uint64_t from_lsn, struct wf_journal_tail **ret);
 int wf_journal_tail_next(struct wf_journal_tail *t, struct wf_journal_rec *rec, uint64_t max_lsn);
 void wf_journal_tail_close(struct wf_journal_tail *t); /* accepts NULL */
+/* Where the next record is: segment *seg (its first LSN) at byte *off;
+ * *seg 0 when no segment is open yet. A tail opened later at this place
+ * (wf_journal_tail_open_at, the same from_lsn) goes on without looking
+ * for it, and holds no file between (a parked tail would keep a pruned
+ * segment on disk). */
+void wf_journal_tail_pos(const struct wf_journal_tail *t, uint64_t *seg, uint64_t *off);
+int wf_journal_tail_open_at(const char *dir, uint64_t from_lsn, uint64_t seg, uint64_t off,
+			    struct wf_journal_tail **ret);
+/* At most bytes more read from the files (a caller that must not stall
+ * on a long read: weft-ingest's loop): past them wf_journal_tail_next()
+ * returns -EAGAIN, and wf_journal_tail_pos() says where it stopped. */
+void wf_journal_tail_budget(struct wf_journal_tail *t, size_t bytes);
 
 /* Decode one record from buf (for the fuzz target and the reader).
  * Returns the record's total size (> 0), 0 if buf holds an incomplete
  * record, -EBADMSG if it is not a valid record. */
 int wf_journal_decode(const uint8_t *buf, size_t len, struct wf_journal_rec *rec);
 
-/* Segment files, for readers that page through them themselves
- * (weft-ingest's TRIGGERS): each starts with a header of this many bytes,
- * then records (wf_journal_decode). */
+/* Segment files: each starts with a header of this many bytes, then
+ * records (wf_journal_decode). */
 #define WF_JOURNAL_SEG_HDR 32u
 /* The first LSNs of the segments in dir, sorted, into *ret (malloc'd; the
  * caller frees) and their count into *ret_n. 0 or -errno. */

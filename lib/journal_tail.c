@@ -4,7 +4,9 @@
  * chunk at a time with pread (never a whole segment in memory, as
  * wf_journal_reader does), and on from the same place at the next call,
  * records appended since included. Read only; any process may hold one
- * (weft-kafka's out topic reads experiment exposures with it).
+ * (weft-kafka's out topic reads experiment exposures with it). Or parked
+ * between calls as a position (wf_journal_tail_pos, _open_at) with a byte
+ * budget per call: weft-ingest's TRIGGERS pages through the journal so.
  *
  * The end of what is written is where a record does not decode: the
  * preallocated zeros past the tail, or a record being written. The bytes
@@ -15,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,8 @@ struct wf_journal_tail {
 	size_t len, p;  /* bytes in buf; the next record's position in it */
 	size_t cap;
 	uint8_t *buf;
+	size_t budget;  /* bytes it may still read (SIZE_MAX: no bound) */
+	uint64_t start_seg, start_off; /* open_at's place, until opened there */
 };
 
 int wf_journal_tail_open(const char *dir, uint64_t from_lsn, struct wf_journal_tail **ret)
@@ -53,8 +58,32 @@ int wf_journal_tail_open(const char *dir, uint64_t from_lsn, struct wf_journal_t
 		return -ENAMETOOLONG;
 	}
 	t->from = from_lsn;
+	t->budget = SIZE_MAX;
 	*ret = t;
 	return 0;
+}
+
+int wf_journal_tail_open_at(const char *dir, uint64_t from_lsn, uint64_t seg, uint64_t off,
+			    struct wf_journal_tail **ret)
+{
+	int e = wf_journal_tail_open(dir, from_lsn, ret);
+
+	if (e == 0 && seg && off >= WF_JOURNAL_SEG_HDR) {
+		(*ret)->start_seg = seg;
+		(*ret)->start_off = off;
+	}
+	return e;
+}
+
+void wf_journal_tail_pos(const struct wf_journal_tail *t, uint64_t *seg, uint64_t *off)
+{
+	*seg = t->fd >= 0 ? t->seg : t->start_seg;
+	*off = t->fd >= 0 ? t->off + t->p : t->start_off;
+}
+
+void wf_journal_tail_budget(struct wf_journal_tail *t, size_t bytes)
+{
+	t->budget = bytes;
 }
 
 void wf_journal_tail_close(struct wf_journal_tail *t)
@@ -93,9 +122,19 @@ static int tail_next_seg(struct wf_journal_tail *t, uint64_t max_lsn)
 {
 	uint64_t *segs = NULL, pick = 0;
 	size_t n = 0;
-	int e = wf_journal_segments(t->dir, &segs, &n);
+	int e;
 
-	if (e < 0)
+	if (t->fd < 0 && t->start_seg) { /* open_at's place, unless pruned since */
+		uint64_t seg = t->start_seg, off = t->start_off;
+		t->start_seg = 0;
+		if ((e = tail_open_seg(t, seg)) == 0) {
+			t->off = off;
+			return 1;
+		}
+		if (e != -ENOENT)
+			return e;
+	}
+	if ((e = wf_journal_segments(t->dir, &segs, &n)) < 0)
 		return e;
 	for (size_t i = 0; i < n; i++) {
 		if (t->fd < 0) {
@@ -139,12 +178,16 @@ int wf_journal_tail_next(struct wf_journal_tail *t, struct wf_journal_rec *rec, 
 			t->off += t->p;
 			t->p = 0;
 			if (t->len < t->cap) {
-				r = pread(t->fd, t->buf + t->len, WF_MIN((size_t)TAIL_CHUNK, t->cap - t->len),
+				if (!t->budget)
+					return -EAGAIN; /* wf_journal_tail_budget() */
+				r = pread(t->fd, t->buf + t->len,
+					  WF_MIN(WF_MIN((size_t)TAIL_CHUNK, t->cap - t->len), t->budget),
 					  (off_t)(t->off + t->len));
 				if (r < 0)
 					return -errno;
 				if (r > 0) {
 					t->len += (size_t)r;
+					t->budget -= (size_t)r;
 					continue;
 				}
 			}

@@ -338,6 +338,62 @@ static void test_journal_tail_follows_writes_and_rolls(void **state)
 	wf_journal_close(j);
 }
 
+/* A tail parked between calls (weft-ingest's TRIGGERS): read with a
+ * byte budget it stops (-EAGAIN) where the budget ran out, and a tail
+ * opened at wf_journal_tail_pos()'s place goes on with the very next
+ * record, across segment rolls, until all are read once in order. A
+ * place in a segment pruned since falls back to a search. */
+static void test_journal_tail_parks_at_a_position(void **state)
+{
+	struct wf_journal_opts o = { .segment_bytes = 4096, .durability = WF_JOURNAL_FSYNC };
+	struct wf_journal *j;
+	struct wf_journal_tail *t;
+	struct wf_journal_rec rec;
+	char err[256], item[32];
+	uint64_t want = 1, last = 0, seg = 0, off = 0;
+	int calls = 0, r;
+
+	(void)state;
+	assert_int_equal(wf_journal_open(dir, &o, &j, err, sizeof(err)), 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(item, sizeof(item), "item%d", i);
+		last = append_event(j, "sess", item, 0);
+		if (i % 100 == 99) /* a segment rolls at a flush */
+			assert_int_equal(wf_journal_flush_sync(j), 0);
+	}
+	while (want <= last) {
+		assert_int_equal(wf_journal_tail_open_at(dir, want, seg, off, &t), 0);
+		wf_journal_tail_budget(t, 7000); /* ~100 records a call, cut mid-record */
+		while ((r = wf_journal_tail_next(t, &rec, last)) == 1) {
+			assert_int_equal(rec.lsn, want);
+			snprintf(item, sizeof(item), "item%d", (int)(want - 1));
+			assert_memory_equal(rec.argv[3], item, rec.argl[3]);
+			want++;
+		}
+		assert_true(r == -EAGAIN || (r == 0 && want == last + 1));
+		wf_journal_tail_pos(t, &seg, &off);
+		assert_true(seg >= 1 && off >= WF_JOURNAL_SEG_HDR);
+		wf_journal_tail_close(t);
+		calls++;
+	}
+	assert_true(calls > 20);
+	/* Read across rolls (the journal made several segments); a place in
+	 * a segment removed since: found again by LSN, at the next one. */
+	uint64_t *segs = NULL;
+	size_t nseg = 0;
+	char path[600];
+	assert_int_equal(wf_journal_segments(dir, &segs, &nseg), 0);
+	assert_true(nseg >= 3);
+	assert_int_equal(wf_journal_tail_open_at(dir, segs[1] - 1, segs[0], 64, &t), 0);
+	wf_journal_segment_path(path, sizeof(path), dir, segs[0]);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(wf_journal_tail_next(t, &rec, last), 1);
+	assert_int_equal(rec.lsn, segs[1]);
+	free(segs);
+	wf_journal_tail_close(t);
+	wf_journal_close(j);
+}
+
 /* Size of dir/name, and where its records end (the offset past the last
  * record that decodes). */
 static void seg_sizes(const char *name, uint64_t *ret_size, uint64_t *ret_data_end)
@@ -730,6 +786,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_decode_rejects_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_corrupt_middle_segment_is_reported, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_tail_follows_writes_and_rolls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_tail_parks_at_a_position, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_sigkill_loses_no_acked_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_concurrent_recovery_is_independent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_retention_keeps_what_a_checkpoint_or_night_needs, setup,
