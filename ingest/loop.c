@@ -49,7 +49,7 @@ static void buf_return(struct ingest_ctx *ctx, uint16_t bid)
  * accept() failed with err. Out of descriptors or memory (a flood of
  * connections, a low open-file limit), accepting again at once fails
  * again at once: the loop would spin on it and write a warning each time
- * (23 million lines in seconds, seen). So accepting pauses for
+ * (23 million lines in two minutes, seen). So accepting pauses for
  * INGEST_ACCEPT_PAUSE_NS (the clients wait in the listen backlog, and are
  * taken once connections close), and the warning says how often, at
  * most every INGEST_ACCEPT_WARN_NS.
