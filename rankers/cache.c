@@ -36,6 +36,19 @@ static int stock_ok(void *p, uint32_t item)
 			   f->size_len);
 }
 
+/* stock_ok()'s reads of item, started: its snapshot row and its stock
+ * slot (a snapshot item: a live one is rare and resolved through the
+ * session). */
+static void stock_prefetch(void *p, uint32_t item)
+{
+	const struct ranker_stock_filter *f = p;
+
+	if (wf_rank_is_live(item))
+		return;
+	wf_prefetch(&f->snap->items[item]); /* its sold-out flag and size count */
+	wf_stock_prefetch(f->stock, f->keys[item]);
+}
+
 /* The snapshot user id (len bytes, wf_hash64() h) names in generation g,
  * with their batch list: from this shard's owned table, or the mapped file
  * for another shard's user. -1 (no list) when g does not know it. */
@@ -108,6 +121,7 @@ void ranker_query_setup(struct ranker_ctx *ctx, const struct wf_msg_arg *argv, i
 	e->f.sess = e->q.sess;
 	e->q.filter = stock_ok;
 	e->q.filter_ctx = &e->f;
+	e->q.filter_prefetch = stock_prefetch;
 	if (e->sess)
 		ranker_session_touch(ctx, e->sess, wf_wall_ms());
 }

@@ -258,6 +258,7 @@ static struct wf_rank_query stale_query(struct ranker_ctx *ctx, const struct wf_
 	*f = (struct stale_filter){ ps, ctx->shm->stock, e->f.size, e->f.size_len };
 	q.filter = stale_stock_ok;
 	q.filter_ctx = f;
+	q.filter_prefetch = NULL; /* e->q's reads e->f, not f */
 	return q;
 }
 

@@ -217,6 +217,11 @@ static int emit(const struct wf_snap *snap, const struct wf_rank_params *p, cons
 	 * whole pool after all. Each try lists the same entries in the same
 	 * order as far as it reaches, so the output is the same. */
 	m = rank_select_top(w, w->n, WF_MIN(w->n, k), &more);
+	/* The filter reads shared state per item (the stock table, a cache
+	 * miss each): its reads for the k best start together. */
+	if (q->filter && q->filter_prefetch)
+		for (i = 0; i < m; i++)
+			q->filter_prefetch(q->filter_ctx, w->item[w->order[i]]);
 	for (i = 0; n < k; i++) {
 		if (i == m) {
 			if (!more)

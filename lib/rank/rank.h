@@ -259,6 +259,10 @@ struct wf_rank_query {
 	uint32_t k;                          /* 1..WF_RANK_MAX_K */
 	wf_rank_filter_fn filter;            /* may be NULL */
 	void *filter_ctx;
+	/* May be NULL: told the best few items before filter is asked about
+	 * them one by one, to start loading what it will read (its answers
+	 * must not depend on it). */
+	void (*filter_prefetch)(void *ctx, uint32_t item);
 };
 
 enum { WF_RANK_ACC_NEIGH, WF_RANK_ACC_SEQ1, WF_RANK_ACC_SEQ, WF_RANK_ACC_SEEN };
