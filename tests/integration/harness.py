@@ -12,8 +12,10 @@ import fcntl
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -133,6 +135,25 @@ class Store:
     def items(self):
         with open(self.catalog) as f:
             return [r for r in csv.DictReader(f)]
+
+
+def fd_limited_appliance(root, snapshot, nofile=100):
+    """A one-shard appliance in root/ whose processes run under an
+    open-file limit of nofile, soft and hard."""
+    os.makedirs(root)
+    return Appliance(root, shards=1, snapshot=snapshot,
+                     preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+
+
+def connect_many(path, n):
+    """n connections to the Unix socket path (the listen backlog takes
+    those the server has not accepted)."""
+    conns = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        conns.append(s)
+    return conns
 
 
 class Appliance:

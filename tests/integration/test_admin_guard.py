@@ -24,8 +24,6 @@ And under an open-file limit of 100, a flood of admin connections: its
 close.
 """
 import os
-import resource
-import socket
 import shutil
 import subprocess
 import sys
@@ -184,16 +182,9 @@ def test_up_refuses_a_bad_dir_clearly_and_leaves_nothing():
 
 
 def test_admin_connection_flood_past_the_fd_limit():
-    root = os.path.join(T.path, "fdlimit")
-    os.makedirs(root)
-    app = Appliance(root, shards=1, snapshot=STORE.snapshot,
-                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100)))
+    app = harness.fd_limited_appliance(os.path.join(T.path, "fdlimit"), STORE.snapshot)
     try:
-        conns = []
-        for _ in range(150):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(app.admin_sock)
-            conns.append(s)
+        conns = harness.connect_many(app.admin_sock, 150)
         time.sleep(2)
         for s in conns:
             s.close()

@@ -17,7 +17,6 @@ start that the limit is short of --max-clients, and its "accept failed"
 warnings stay few (before: one per failed accept, millions a second).
 """
 import os
-import resource
 import socket
 import stat
 import sys
@@ -98,16 +97,9 @@ def test_idle_connection_is_closed_talking_one_is_not():
 
 
 def test_connection_flood_past_the_fd_limit():
-    root = os.path.join(T.path, "fdlimit")
-    os.makedirs(root)
-    app = Appliance(root, shards=1, snapshot=STORE.snapshot,
-                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100)))
+    app = harness.fd_limited_appliance(os.path.join(T.path, "fdlimit"), STORE.snapshot)
     try:
-        conns = []
-        for _ in range(150):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(app.sock)  # the listen backlog takes what is not accepted
-            conns.append(s)
+        conns = harness.connect_many(app.sock, 150)
         time.sleep(1.5)
         served = []
         for s in conns:
