@@ -24,6 +24,7 @@ And under an open-file limit of 100, a flood of admin connections: its
 close.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,29 +157,31 @@ def test_up_on_a_removed_running_dir_refuses():
         app.stop()
 
 
-def weft_segments():
-    return {n for n in os.listdir("/dev/shm") if n.startswith("weft.")}
-
-
 def up_fails(d, *words):
-    before = weft_segments()
+    """`weftctl up` of d exits 1 with words in its stderr, and the segment
+    it named (if it got that far) is not in /dev/shm. (Other tests run
+    beside this one: only its own segment is looked for.)"""
     r = subprocess.run([prog("weftctl"), "up", "--dir", d, "--shards", "1", "--sessions", "262144"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r
     for w in words:
         assert w in r.stderr, (w, r.stderr)
-    assert weft_segments() <= before, f"segments left behind: {weft_segments() - before}"
-    return r.stderr
+    m = re.search(r"\(segment (weft\.[0-9a-f]+),", r.stderr)
+    assert not m or not os.path.exists(f"/dev/shm/{m.group(1)}"), f"{m.group(1)} left behind"
+    return r.stderr, m
 
 
 def test_up_refuses_a_bad_dir_clearly_and_leaves_nothing():
     f = os.path.join(T.path, "a-file")
     open(f, "w").close()
-    up_fails(f, "is not a directory")
-    up_fails(os.path.join(T.path, "d" * 120), "too long for its sockets", "at most 107")
+    for d, words in ((f, ("is not a directory",)),
+                     (os.path.join(T.path, "d" * 120), ("too long for its sockets", "at most 107"))):
+        _, seg = up_fails(d, *words)
+        assert not seg, "refused after it named a segment: before, not after"
     x = os.path.join(T.path, "sock-is-a-dir")
     os.makedirs(os.path.join(x, "admin.sock"))
-    up_fails(x, "cannot listen on", "removed segment /dev/shm/weft.")
+    _, seg = up_fails(x, "cannot listen on", "removed segment /dev/shm/weft.")
+    assert seg, "no segment named: weft-admin did not get as far as making one"
 
 
 def test_admin_connection_flood_past_the_fd_limit():
