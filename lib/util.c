@@ -317,8 +317,15 @@ int wf_unix_listen(const char *path, int backlog, unsigned int mode, int64_t gid
 	 * shm segment it would have to own). */
 	if (unlink(path) < 0 && errno != ENOENT)
 		goto fail;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, (mode_t)mode) < 0 ||
-	    (gid >= 0 && chown(path, (uid_t)-1, (gid_t)gid) < 0) || listen(fd, backlog) < 0)
+	/* The mode given at creation (the umask bind() applies), not by a
+	 * chmod(path) after it: in a directory others can write, the path
+	 * could be a symlink by then, and chmod would follow it. lchown for
+	 * the same reason (a swapped-in symlink is changed, not its target).
+	 * The process is single-threaded while it listens (ingest, admin). */
+	mode_t um = umask((mode_t)(~mode & 0777));
+	int b = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(um);
+	if (b < 0 || (gid >= 0 && lchown(path, (uid_t)-1, (gid_t)gid) < 0) || listen(fd, backlog) < 0)
 		goto fail;
 	*ret_fd = fd;
 	return 0;
