@@ -312,14 +312,10 @@ static int peer_allowed(const struct wf_admin_ctx *ctx, int fd, char *why, size_
  */
 static void accept_warn(struct wf_admin_ctx *ctx, const char *what)
 {
-	uint64_t now = wf_now_ns();
+	uint64_t n = wf_ratelimit(&ctx->accept_warns, wf_now_ns(), ACCEPT_WARN_MS * 1000000ull);
 
-	ctx->accept_warn_n++;
-	if (ctx->accept_warn_ns && now - ctx->accept_warn_ns < ACCEPT_WARN_MS * 1000000ull)
-		return;
-	wf_warn("%s (%llu such since the last warning)", what, (unsigned long long)ctx->accept_warn_n);
-	ctx->accept_warn_ns = now;
-	ctx->accept_warn_n = 0;
+	if (n)
+		wf_warn("%s (%llu such since the last warning)", what, (unsigned long long)n);
 }
 
 static void accept_clients(struct wf_admin_ctx *ctx)
@@ -335,7 +331,7 @@ static void accept_clients(struct wf_admin_ctx *ctx)
 				return;
 			/* Out of descriptors the listener stays readable: poll it
 			 * again only after a pause, or the loop spins. */
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			if (wf_accept_starved(errno))
 				ctx->accept_resume_ns = wf_now_ns() + ACCEPT_PAUSE_MS * 1000000ull;
 			snprintf(what, sizeof(what), "accept() on %s failed: %s", ctx->sock_path, strerror(errno));
 			accept_warn(ctx, what);

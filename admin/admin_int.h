@@ -53,8 +53,7 @@ struct wf_admin_ctx {
 	gid_t admin_gid;            /* resolved admin_group, or our egid */
 	pid_t supervisor;           /* --supervisor: the weftctl up that started us, or 0 */
 	uint64_t accept_resume_ns;  /* listener not polled until then (out of descriptors); 0: polled */
-	uint64_t accept_warn_ns;    /* the last refused/failed accept warning */
-	uint64_t accept_warn_n;     /* refused/failed accepts since it */
+	struct wf_ratelimit accept_warns; /* refused/failed accepts (accept_warn()) */
 
 	struct wf_shm *shm;
 	int created;                /* 1 if this process created the segment */

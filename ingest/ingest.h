@@ -289,8 +289,7 @@ struct ingest_ctx {
 	int futex_ok;              /* the ring can wait on ctl->ingest_wait (main.c probe_futex()) */
 	int accept_armed, bell_armed, sig_armed; /* bell: that futex wait */
 	uint64_t accept_resume_ns;  /* accept paused (out of descriptors) until then; 0: not */
-	uint64_t accept_warned_ns;  /* the last "accept failed" warning */
-	uint64_t accept_failures;   /* since that warning */
+	struct wf_ratelimit accept_warns; /* "accept failed" warnings (loop.c accept_failed()) */
 	int stopping;
 	int sqe_short;             /* an operation found no SQE: look at every connection next pass */
 

@@ -8,8 +8,8 @@
  * Linked into weft-ingest only.
  */
 #include <errno.h>
-#include <sys/resource.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -57,21 +57,18 @@ static void buf_return(struct ingest_ctx *ctx, uint16_t bid)
 static void accept_failed(struct ingest_ctx *ctx, int err)
 {
 	struct rlimit rl = { 0 };
+	uint64_t n;
 
-	ctx->accept_failures++;
-	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+	if (wf_accept_starved(err))
 		ctx->accept_resume_ns = ctx->pass_ns + INGEST_ACCEPT_PAUSE_NS;
-	if (ctx->accept_warned_ns && ctx->pass_ns - ctx->accept_warned_ns < INGEST_ACCEPT_WARN_NS)
+	if (!(n = wf_ratelimit(&ctx->accept_warns, ctx->pass_ns, INGEST_ACCEPT_WARN_NS)))
 		return;
 	getrlimit(RLIMIT_NOFILE, &rl);
 	wf_warn("accept failed: %s (%llu time%s since the last warning; %u clients connected, open-file limit %llu)%s",
-		strerror(err), (unsigned long long)ctx->accept_failures, ctx->accept_failures == 1 ? "" : "s",
-		ctx->nconns, (unsigned long long)rl.rlim_cur,
+		strerror(err), (unsigned long long)n, n == 1 ? "" : "s", ctx->nconns, (unsigned long long)rl.rlim_cur,
 		err == EMFILE || err == ENFILE ? "; new clients wait in the listen backlog until connections close: "
 						 "raise the limit (LimitNOFILE=, ulimit -n) or connect fewer clients"
 					       : "");
-	ctx->accept_warned_ns = ctx->pass_ns;
-	ctx->accept_failures = 0;
 }
 
 static void on_accept(struct ingest_ctx *ctx, struct io_uring_cqe *cqe)
@@ -411,6 +408,16 @@ static void idle(struct ingest_ctx *ctx, uint64_t due)
 	wf_wait_cancel(&ctx->shm->ctl->ingest_wait);
 }
 
+/* The loop's sleep bound `due` (ns from now, 0: none), made no later
+ * than the time `at` (pass clock, 0: none). */
+static uint64_t due_by(uint64_t due, uint64_t at, uint64_t now)
+{
+	if (!at)
+		return due;
+	uint64_t in = at > now ? at - now : 1;
+	return due && due < in ? due : in;
+}
+
 void ingest_run(struct ingest_ctx *ctx)
 {
 	uint64_t stop_deadline = 0;
@@ -435,15 +442,9 @@ void ingest_run(struct ingest_ctx *ctx)
 		service_dirty(ctx);
 		/* Held acks (conn.c ack_hold()) go out by their due time even
 		 * if nothing else wakes the loop. */
-		if (ctx->ack_hold_next) {
-			uint64_t hold = ctx->ack_hold_next > ctx->pass_ns ? ctx->ack_hold_next - ctx->pass_ns : 1;
-			due = due && due < hold ? due : hold;
-		}
+		due = due_by(due, ctx->ack_hold_next, ctx->pass_ns);
 		/* So does accepting again after a pause (accept_failed()). */
-		if (ctx->accept_resume_ns) {
-			uint64_t resume = ctx->accept_resume_ns > ctx->pass_ns ? ctx->accept_resume_ns - ctx->pass_ns : 1;
-			due = due && due < resume ? due : resume;
-		}
+		due = due_by(due, ctx->accept_resume_ns, ctx->pass_ns);
 		ingest_lat_flush(ctx); /* the replies of this pass go out now */
 		arm_fixed(ctx);
 		/* A8: pairs with R8 in weft-admin's SHUTDOWN (admin_cmd.c). */

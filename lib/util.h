@@ -49,6 +49,32 @@ static inline uint64_t wf_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* A warning a flood would repeat (failed or refused accepts): written at
+ * most once per `every` ns, saying how many there were. Zeroed to start;
+ * wf_ratelimit() counts one and returns 0 to stay quiet, else the count
+ * the warning should give (then starts counting again). */
+struct wf_ratelimit {
+	uint64_t last_ns, n;
+};
+
+static inline uint64_t wf_ratelimit(struct wf_ratelimit *r, uint64_t now, uint64_t every)
+{
+	uint64_t n = ++r->n;
+
+	if (r->last_ns && now - r->last_ns < every)
+		return 0;
+	r->last_ns = now;
+	r->n = 0;
+	return n;
+}
+
+/* accept() failed for want of descriptors or memory: it fails again at
+ * once until some are freed, so a listener should rest, not retry. */
+static inline int wf_accept_starved(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
+
 static inline uint64_t wf_wall_ms(void)
 {
 	struct timespec ts;

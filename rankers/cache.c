@@ -242,10 +242,9 @@ int ranker_recs_cached(struct ranker_ctx *ctx, const struct ranker_query *e, uin
 		ctx->cache_fills++;
 	}
 	c->used = ++ctx->cache_tick;
-	/* Overlap the stock table's cache misses: load the slots first. */
+	/* Overlap stock_ok()'s cache misses: start its reads first. */
 	for (uint32_t i = 0; i < c->n && i < k + 8; i++)
-		if (!wf_rank_is_live(c->items[i]))
-			wf_stock_prefetch(e->f.stock, e->f.keys[c->items[i]]);
+		stock_prefetch((void *)&e->f, c->items[i]);
 	for (uint32_t i = 0; i < c->n && n < k; i++)
 		if (stock_ok((void *)&e->f, c->items[i]))
 			out[n++] = c->items[i];
